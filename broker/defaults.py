@@ -1,0 +1,71 @@
+"""Documented defaults. Every one can be changed through `broker.settings.Settings`."""
+
+#: Seconds before each attempt of a delivery: the first is immediate, then 5 s, 30 s,
+#: 2 min, 10 min, 30 min, 1 h, 3 h, 6 h and 12 h, about 23 h in all (SPEC section 5).
+RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200)
+
+#: Each retry delay is moved at random by up to this fraction, either way, so that
+#: a crowd of failed deliveries does not come back at the same instant.
+RETRY_JITTER = 0.2
+
+#: The longest wait a `Retry-After` header can impose, in seconds.
+RETRY_AFTER_CAP = 3600.0
+
+#: Outbound HTTP timeouts, in seconds: to connect, and for the whole attempt.
+CONNECT_TIMEOUT = 3.0
+TOTAL_TIMEOUT = 10.0
+
+#: How much of an endpoint's answer the attempt log keeps, in bytes.
+RESPONSE_EXCERPT_BYTES = 4096
+
+#: An endpoint that fails this long without a single success is disabled (seconds).
+DISABLE_AFTER = 24 * 3600.0
+
+#: The circuit breaker opens after this many failures in a row ...
+CIRCUIT_THRESHOLD = 10
+#: ... for this long at first (seconds), doubling on each failed probe up to the cap.
+CIRCUIT_COOLDOWN = 30.0
+CIRCUIT_COOLDOWN_MAX = 600.0
+
+#: Attempt logs and delivered deliveries are kept this long (seconds).
+LOG_RETENTION = 7 * 24 * 3600.0
+#: Dead letters are kept this long (seconds), unless replayed sooner.
+DEAD_RETENTION = 30 * 24 * 3600.0
+
+#: A worker holds a session or a delivery queue for this long (seconds) before the
+#: scheduler assumes it died and hands the work to another; renewed while it works.
+CLAIM_LEASE = 30.0
+
+#: How often the scheduler looks for due retries and expired claims (seconds).
+SCHEDULER_INTERVAL = 0.2
+#: How many due queues the scheduler hands to one delivery task.
+SCHEDULER_BATCH = 50
+
+#: A bot turn reads at most this many waiting messages of its session at once.
+TURN_BATCH = 50
+#: A delivery task sends at most this many deliveries of one queue before yielding.
+DELIVERIES_PER_CLAIM = 100
+#: Attempts a delivery worker process keeps in flight at once.
+DELIVERY_CONCURRENCY = 32
+
+#: Idempotency keys are remembered this long (seconds).
+IDEMPOTENCY_TTL = 24 * 3600
+
+#: Largest request body the ingress accepts, in bytes.
+MAX_BODY_BYTES = 1024 * 1024
+
+#: Inbound messages a channel may send per second, and the burst above it.
+RATE_LIMIT_PER_SECOND = 100
+RATE_LIMIT_BURST = 200
+
+#: A signing secret that was rotated out still signs for this long (seconds).
+SECRET_ROTATION_OVERLAP = 24 * 3600
+
+#: Where `switchboard run` keeps its embedded Redis when no REDIS_URL is given.
+DATA_DIR = "switchboard-data"
+
+#: Web port of `switchboard run` and `switchboard web`.
+PORT = 8080
+
+#: Heartbeats older than this (seconds) mean the process is gone, for /readyz.
+HEARTBEAT_TTL = 15

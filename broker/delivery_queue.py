@@ -1,0 +1,262 @@
+"""Working through one delivery queue: the head is attempted, and only when it is
+delivered or dead-lettered does the next one go. Waiting work sits in Redis.
+
+Every non-empty queue is, at any moment, in one of three places: on `sb:due` with the
+time someone must look at it (a due retry, or the end of a worker's claim); in its
+endpoint's parked set while the endpoint is disabled; or on its way in a task that
+was sent while it was on `sb:due`. A worker that dies leaves its claim to expire on
+`sb:due`, and the scheduler hands the queue to another.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from broker import clock, endpoints, keys, retry, scripts, signing
+from broker.defaults import DELIVERIES_PER_CLAIM
+from broker.deliveries import queue_ref, split_ref
+from broker.endpoints import Endpoint
+from broker.errors import NotFound
+from broker.http_client import AttemptResult, DeliveryClient
+from broker.locks import Lock
+from broker.redis_conn import Redis
+from broker.retry import Verdict
+from broker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueueRun:
+    delivered: int = 0
+    attempts: int = 0
+
+
+def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -> QueueRun:
+    """Attempt the ready head of one queue, and what follows it, until it must wait."""
+    session, endpoint_id = split_ref(ref)
+    lease = settings.claim_lease + settings.total_timeout
+    lock = Lock(r, keys.fifo_lock(session, endpoint_id), lease)
+    if not lock.acquire():
+        return QueueRun()  # another worker holds it and looks again before letting go
+    delivered = attempts = 0
+    try:
+        for _ in range(DELIVERIES_PER_CLAIM):
+            try:
+                endpoint = endpoints.load(r, endpoint_id)
+            except NotFound:
+                if _dead_letter_orphan(r, settings, session, endpoint_id):
+                    continue
+                r.zrem(keys.DUE, ref)
+                return QueueRun(delivered, attempts)
+            lease = settings.claim_lease + endpoint.timeouts(settings)[1]
+            lock.extend(lease)
+            r.zadd(keys.DUE, {ref: clock.now() + lease})
+            head = r.lindex(keys.fifo(session, endpoint_id), 0)
+            if head is None:
+                r.zrem(keys.DUE, ref)
+                if scripts.run(
+                    r,
+                    "queue_release",
+                    [keys.fifo(session, endpoint_id), keys.fifo_lock(session, endpoint_id)],
+                    [lock.token],
+                ):
+                    return QueueRun(delivered, attempts)
+                continue
+            record = r.hgetall(keys.delivery(session, head))
+            if not record:
+                r.lpop(keys.fifo(session, endpoint_id))
+                continue
+            now = clock.now()
+            not_before = float(record.get("nextAttemptAt") or 0)
+            if not_before > now:
+                r.zadd(keys.DUE, {ref: not_before})
+                return QueueRun(delivered, attempts)
+            gate = scripts.run(
+                r, "endpoint_gate", [keys.endpoint_health(endpoint_id)], [now, lease]
+            )
+            if gate[0] == "disabled":
+                park(r, ref)
+                return QueueRun(delivered, attempts)
+            if gate[0] == "wait":
+                r.zadd(keys.DUE, {ref: float(gate[1])})
+                return QueueRun(delivered, attempts)
+            verdict = _attempt(r, settings, client, endpoint, session, record)
+            attempts += 1
+            if verdict is Verdict.DELIVERED:
+                delivered += 1
+            elif verdict is Verdict.RETRY:
+                return QueueRun(delivered, attempts)
+        # Out of this claim's share: the scheduler hands the queue on, after others.
+        r.zadd(keys.DUE, {ref: clock.now()})
+        return QueueRun(delivered, attempts)
+    finally:
+        lock.release()
+
+
+def _attempt(
+    r: Redis,
+    settings: Settings,
+    client: DeliveryClient,
+    endpoint: Endpoint,
+    session: str,
+    record: dict[str, str],
+) -> Verdict:
+    delivery_id = record["id"]
+    started = clock.now()
+    timestamp = int(started)
+    body = record["body"].encode()
+    headers = {
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.signature_header(
+            endpoint.signing_secrets(started), delivery_id, timestamp, body
+        ),
+    }
+    connect_timeout, total_timeout = endpoint.timeouts(settings)
+    result = client.post(
+        endpoint.url, body, headers, connect_timeout=connect_timeout, total_timeout=total_timeout
+    )
+    now = clock.now()
+    attempts_made = int(record.get("attemptCount") or 0) - int(record.get("attemptBase") or 0) + 1
+    decision = retry.decide(
+        status_code=result.status_code,
+        attempts_made=attempts_made,
+        schedule=endpoint.schedule(settings),
+        jitter=settings.retry_jitter,
+        retry_after=retry.parse_retry_after(result.retry_after, now),
+        retry_after_cap=settings.retry_after_cap,
+    )
+    _record_health(r, settings, endpoint.id, result, now)
+    if decision.verdict is Verdict.DELIVERED:
+        fields = ["status", "delivered", "deliveredAt", repr(now)]
+        _record_attempt(
+            r, session, record, started, result, pop=True, ttl=settings.log_retention, fields=fields
+        )
+    elif decision.verdict is Verdict.RETRY:
+        due = now + decision.delay
+        _record_attempt(
+            r,
+            session,
+            record,
+            started,
+            result,
+            pop=False,
+            ttl=0,
+            fields=["nextAttemptAt", repr(due)],
+        )
+        r.zadd(keys.DUE, {queue_ref(session, endpoint.id): due})
+    elif decision.verdict is Verdict.DEAD:
+        _record_attempt(
+            r,
+            session,
+            record,
+            started,
+            result,
+            pop=True,
+            ttl=settings.dead_retention,
+            fields=["status", "dead", "deadAt", repr(now)],
+        )
+        r.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
+        log.warning(
+            "delivery %s to %s is dead after %d attempts", delivery_id, endpoint.id, attempts_made
+        )
+    else:
+        _record_attempt(r, session, record, started, result, pop=False, ttl=0, fields=[])
+        endpoints.set_disabled(r, endpoint.id, f"the endpoint answered {result.status_code} Gone")
+    return decision.verdict
+
+
+def _record_attempt(
+    r: Redis,
+    session: str,
+    record: dict[str, str],
+    started: float,
+    result: AttemptResult,
+    *,
+    pop: bool,
+    ttl: float,
+    fields: list[str],
+) -> None:
+    attempt: dict[str, object] = {"at": clock.iso(started), "durationMs": result.duration_ms}
+    if result.status_code is not None:
+        attempt["statusCode"] = result.status_code
+    if result.error:
+        attempt["error"] = result.error
+    if result.response:
+        attempt["response"] = result.response
+    delivery_id = record["id"]
+    scripts.run(
+        r,
+        "attempt_record",
+        [
+            keys.delivery(session, delivery_id),
+            keys.delivery_attempts(session, delivery_id),
+            keys.fifo(session, record["endpointId"]),
+        ],
+        [
+            delivery_id,
+            json.dumps(attempt, ensure_ascii=False),
+            "1" if pop else "0",
+            int(ttl),
+            *fields,
+        ],
+    )
+
+
+def _record_health(
+    r: Redis, settings: Settings, endpoint_id: str, result: AttemptResult, now: float
+) -> None:
+    error = result.error or f"HTTP {result.status_code}"
+    scripts.run(
+        r,
+        "endpoint_outcome",
+        [keys.endpoint_health(endpoint_id), keys.endpoint_recent(endpoint_id)],
+        [
+            now,
+            "1" if result.ok else "0",
+            error,
+            settings.circuit_threshold,
+            settings.circuit_cooldown,
+            settings.circuit_cooldown_max,
+            settings.disable_after,
+        ],
+    )
+
+
+def park(r: Redis, ref: str) -> None:
+    """Hold a queue while its endpoint is disabled; `endpoints.enable` wakes it."""
+    _, endpoint_id = split_ref(ref)
+    r.zrem(keys.DUE, ref)
+    r.sadd(keys.endpoint_parked(endpoint_id), ref)
+    # An operator may have enabled the endpoint meanwhile, and found nothing parked.
+    if r.hget(keys.endpoint_health(endpoint_id), "state") != "disabled":
+        r.srem(keys.endpoint_parked(endpoint_id), ref)
+        r.zadd(keys.DUE, {ref: clock.now()})
+
+
+def _dead_letter_orphan(r: Redis, settings: Settings, session: str, endpoint_id: str) -> bool:
+    """The endpoint was removed: the head of its queue ends in the dead-letter list.
+    Returns False when the queue is empty."""
+    delivery_id = r.lindex(keys.fifo(session, endpoint_id), 0)
+    if delivery_id is None:
+        return False
+    now = clock.now()
+    record = r.hgetall(keys.delivery(session, delivery_id))
+    if record:
+        _record_attempt(
+            r,
+            session,
+            record,
+            now,
+            AttemptResult(None, 0, error="the endpoint was removed"),
+            pop=True,
+            ttl=settings.dead_retention,
+            fields=["status", "dead", "deadAt", repr(now)],
+        )
+        r.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
+    else:
+        r.lpop(keys.fifo(session, endpoint_id))
+    return True

@@ -1,0 +1,76 @@
+"""The one error tree of Switchboard. Web handlers map these to HTTP answers."""
+
+from __future__ import annotations
+
+
+class SwitchboardError(Exception):
+    """Root of every error Switchboard raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationFailed(SwitchboardError):
+    status = 422
+    code = "validation_failed"
+
+
+class BadRequest(SwitchboardError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(SwitchboardError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(SwitchboardError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(SwitchboardError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(SwitchboardError):
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(SwitchboardError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnsafeURL(ValidationFailed):
+    """An endpoint URL points where outbound safety does not let us go."""
+
+    code = "unsafe_url"
+
+
+class ConfigError(SwitchboardError):
+    """The environment holds a setting that cannot be used."""
+
+    code = "config_error"
+
+
+class Retry(SwitchboardError):
+    """An expected, scheduled retry: not a bug, so never logged as one."""
+
+    code = "retry"
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay

@@ -1,0 +1,119 @@
+"""Every Redis key Switchboard uses, and nothing else names one.
+
+Keys that one script touches together share a hash tag, so that the same scripts
+can run on Redis Cluster: a session's keys carry `{s:<session hash>}`.
+"""
+
+from __future__ import annotations
+
+PREFIX = "sb"
+
+# --- global indexes -------------------------------------------------------------
+BOTS = f"{PREFIX}:bots"  # zset: bot id -> created (ms)
+ENDPOINTS = f"{PREFIX}:endpoints"  # zset: endpoint id -> created (ms)
+ADMIN_TOKENS = f"{PREFIX}:admin-tokens"  # hash: sha256(token) -> JSON description
+#: zset of delivery queues ("<session hash>|<endpoint id>") by the time someone must
+#: look at them: a due retry, or the end of a worker's claim.
+DUE = f"{PREFIX}:due"
+#: zset of sessions with a bot turn pending, by the end of the current claim.
+TURNS = f"{PREFIX}:turns"
+DELIVERIES = f"{PREFIX}:deliveries"  # zset: delivery id -> created (ms)
+DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
+
+
+def bot(bot_id: str) -> str:
+    return f"{PREFIX}:bot:{bot_id}"
+
+
+def bot_channels(bot_id: str) -> str:
+    return f"{PREFIX}:bot:{bot_id}:channels"
+
+
+def bot_sessions(bot_id: str, version: str) -> str:
+    """zset: session id -> last activity (ms)."""
+    return f"{PREFIX}:bot:{bot_id}:{version}:sessions"
+
+
+def channel(channel_id: str) -> str:
+    return f"{PREFIX}:channel:{channel_id}"
+
+
+def endpoint(endpoint_id: str) -> str:
+    return f"{PREFIX}:endpoint:{endpoint_id}"
+
+
+def endpoint_health(endpoint_id: str) -> str:
+    return f"{PREFIX}:endpoint:{endpoint_id}:health"
+
+
+def endpoint_recent(endpoint_id: str) -> str:
+    """list of the latest outcomes, "1" for success, "0" for failure."""
+    return f"{PREFIX}:endpoint:{endpoint_id}:recent"
+
+
+def endpoint_parked(endpoint_id: str) -> str:
+    """set of delivery queues held while the endpoint is disabled."""
+    return f"{PREFIX}:endpoint:{endpoint_id}:parked"
+
+
+def endpoint_deliveries(endpoint_id: str) -> str:
+    return f"{PREFIX}:endpoint:{endpoint_id}:deliveries"
+
+
+def heartbeat(role: str, name: str) -> str:
+    return f"{PREFIX}:heartbeat:{role}:{name}"
+
+
+def heartbeat_pattern(role: str) -> str:
+    return f"{PREFIX}:heartbeat:{role}:*"
+
+
+def rate_limit(channel_id: str) -> str:
+    return f"{PREFIX}:ratelimit:{channel_id}"
+
+
+# --- per session (hash tag {s:<hash>}) --------------------------------------------
+def _session(session_hash: str) -> str:
+    return f"{PREFIX}:{{s:{session_hash}}}"
+
+
+def session_meta(session_hash: str) -> str:
+    """hash: bot, version, session id, channel, dialogue state, variables, counters."""
+    return f"{_session(session_hash)}:meta"
+
+
+def session_inbox(session_hash: str) -> str:
+    return f"{_session(session_hash)}:inbox"
+
+
+def session_pending(session_hash: str) -> str:
+    """Set while the session has a bot turn queued or running."""
+    return f"{_session(session_hash)}:pending"
+
+
+def session_lock(session_hash: str) -> str:
+    return f"{_session(session_hash)}:lock"
+
+
+def session_transcript(session_hash: str) -> str:
+    return f"{_session(session_hash)}:transcript"
+
+
+def idempotency(session_hash: str, key: str) -> str:
+    return f"{_session(session_hash)}:idem:{key}"
+
+
+def fifo(session_hash: str, endpoint_id: str) -> str:
+    return f"{_session(session_hash)}:fifo:{endpoint_id}"
+
+
+def fifo_lock(session_hash: str, endpoint_id: str) -> str:
+    return f"{_session(session_hash)}:fifolock:{endpoint_id}"
+
+
+def delivery(session_hash: str, delivery_id: str) -> str:
+    return f"{_session(session_hash)}:delivery:{delivery_id}"
+
+
+def delivery_attempts(session_hash: str, delivery_id: str) -> str:
+    return f"{_session(session_hash)}:delivery:{delivery_id}:attempts"

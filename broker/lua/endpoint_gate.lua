@@ -1,0 +1,23 @@
+-- May we attempt a delivery to this endpoint now?
+-- KEYS: health hash.  ARGV: now (s), probe lease (s).
+-- Returns {'go'}, {'disabled'}, or {'wait', until} while the circuit is open or
+-- another worker is probing it.
+local h = KEYS[1]
+local now = tonumber(ARGV[1])
+local state = redis.call('HGET', h, 'state')
+if state == 'disabled' then
+  return {'disabled'}
+end
+if state ~= 'circuit_open' then
+  return {'go'}
+end
+local open_until = tonumber(redis.call('HGET', h, 'circuitOpenUntil') or '0')
+if now < open_until then
+  return {'wait', tostring(open_until)}
+end
+local probe_until = tonumber(redis.call('HGET', h, 'probeUntil') or '0')
+if now < probe_until then
+  return {'wait', tostring(probe_until)}
+end
+redis.call('HSET', h, 'probeUntil', now + tonumber(ARGV[2]))
+return {'go'}

@@ -1,0 +1,72 @@
+"""Retry policy: what to do after an attempt. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+
+class Verdict(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    DEAD = "dead"
+    #: The endpoint said it is gone (410): disable it and hold its deliveries.
+    DISABLE = "disable"
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    #: Seconds until the next attempt, for RETRY.
+    delay: float = 0.0
+
+
+def jittered(delay: float, jitter: float, rng: random.Random | None = None) -> float:
+    """`delay` moved at random by up to `jitter` (a fraction) either way."""
+    if delay <= 0 or jitter <= 0:
+        return max(delay, 0.0)
+    spread = (rng or random).uniform(-jitter, jitter)
+    return delay * (1 + spread)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def decide(
+    *,
+    status_code: int | None,
+    attempts_made: int,
+    schedule: Sequence[float],
+    jitter: float,
+    retry_after: float | None = None,
+    retry_after_cap: float = 3600.0,
+    rng: random.Random | None = None,
+) -> Decision:
+    """Judge one attempt.
+
+    `status_code` is None for a timeout or a connection error. `attempts_made`
+    counts this attempt. `schedule[i]` is the delay before attempt i+1.
+    """
+    if status_code is not None and 200 <= status_code < 300:
+        return Decision(Verdict.DELIVERED)
+    if status_code == 410:
+        return Decision(Verdict.DISABLE)
+    if attempts_made >= len(schedule):
+        return Decision(Verdict.DEAD)
+    delay = jittered(schedule[attempts_made], jitter, rng)
+    if status_code in (429, 503) and retry_after is not None:
+        delay = max(delay, min(retry_after, retry_after_cap))
+    return Decision(Verdict.RETRY, delay)

@@ -1,0 +1,14 @@
+"""How the core asks for work to be done elsewhere; the Celery app implements it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class TaskSender(Protocol):
+    def bot_turn(self, session_hash: str) -> None:
+        """Run the waiting messages of one session."""
+
+    def deliver(self, queues: Sequence[str]) -> None:
+        """Work through the ready heads of these delivery queues ("<session>|<endpoint>")."""

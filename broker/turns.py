@@ -1,0 +1,165 @@
+"""Bot turns: one session's waiting messages, run through its bot, in order.
+
+A turn holds the session's lock, reads a batch from the inbox, runs the engine,
+and commits the new state, the transcript and the outbound deliveries in one
+script, trimming the inbox in the same step. A crash before the commit leaves the
+messages in the inbox for the next try; a crash after it leaves nothing to redo.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker import bots, channels, clock, deliveries, ids, keys, outbound, scripts, transcript
+from broker.defaults import TURN_BATCH
+from broker.engine import Engine, Output, SessionState
+from broker.errors import NotFound
+from broker.locks import Lock
+from broker.redis_conn import Redis
+from broker.sender import TaskSender
+from broker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: The transcript keeps this many items per session.
+TRANSCRIPT_MAX = 5000
+
+
+@dataclass
+class _Plan:
+    """Everything one commit writes."""
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[deliveries.NewDelivery] = field(default_factory=list)
+
+
+def run_pending(r: Redis, settings: Settings, sender: TaskSender, session: str) -> int:
+    """Work through everything waiting in one session's inbox; returns messages processed."""
+    lock = Lock(r, keys.session_lock(session), settings.claim_lease)
+    if not lock.acquire():
+        return 0  # another worker has the session; it drains the inbox before letting go
+    processed = 0
+    try:
+        while True:
+            lock.extend()
+            r.zadd(keys.TURNS, {session: clock.now() + settings.claim_lease}, xx=True)
+            batch = r.lrange(keys.session_inbox(session), 0, TURN_BATCH - 1)
+            if not batch:
+                # Leave the schedule first: an ingress that finds the flag still set
+                # puts the session back on it.
+                r.zrem(keys.TURNS, session)
+                if scripts.run(
+                    r,
+                    "turn_finish",
+                    [keys.session_inbox(session), keys.session_pending(session)],
+                    [],
+                ):
+                    return processed
+                r.zadd(keys.TURNS, {session: clock.now() + settings.claim_lease})
+                continue
+            processed += _run_batch(r, settings, sender, session, [json.loads(m) for m in batch])
+    finally:
+        lock.release()
+
+
+def _run_batch(
+    r: Redis, settings: Settings, sender: TaskSender, session: str, messages: list[dict[str, Any]]
+) -> int:
+    meta = r.hgetall(keys.session_meta(session))
+    bot_id, version = meta["botId"], meta["version"]
+    state = SessionState.from_json(meta.get("state"))
+    counters: dict[str, int] = {
+        name.removeprefix("counter:"): int(value)
+        for name, value in meta.items()
+        if name.startswith("counter:")
+    }
+    plan = _Plan()
+    try:
+        engine: Engine | None = Engine(bots.definition_of(r, bot_id, version))
+    except NotFound:
+        log.warning(
+            "bot %s is gone; %d message(s) of its session are dropped", bot_id, len(messages)
+        )
+        engine = None
+    for message in messages:
+        plan.transcript.append(
+            transcript.item("user", message["receivedAt"], transcript.user_message(message, bot_id))
+        )
+        if engine is None:
+            continue
+        turn = engine.step(state, message, can_offload=False)
+        state = turn.state
+        channel_id = message["channelId"]
+        for output in turn.outputs:
+            _emit(
+                r,
+                plan,
+                output,
+                session=session,
+                bot_id=bot_id,
+                channel_id=channel_id,
+                session_id=meta["sessionId"],
+                counters=counters,
+            )
+    plan.meta["state"] = state.to_json()
+    plan.meta["lastActivityAt"] = repr(clock.now())
+    for endpoint_id, count in counters.items():
+        plan.meta[f"counter:{endpoint_id}"] = count
+    deliveries.commit_turn(
+        r,
+        settings,
+        sender,
+        session,
+        trim=len(messages),
+        meta=plan.meta,
+        transcript_items=plan.transcript,
+        new=plan.deliveries,
+        transcript_max=TRANSCRIPT_MAX,
+    )
+    return len(messages)
+
+
+def _emit(
+    r: Redis,
+    plan: _Plan,
+    output: Output,
+    *,
+    session: str,
+    bot_id: str,
+    channel_id: str,
+    session_id: str,
+    counters: dict[str, int],
+) -> None:
+    now = clock.now()
+    if output.kind != "message":
+        return
+    plan.transcript.append(transcript.item("bot", now, output.body))
+    try:
+        channel = channels.get_raw(r, channel_id)
+    except NotFound:
+        log.warning("channel %s is gone; a reply of session %s is not sent", channel_id, session)
+        return
+    counters[channel_id] = counters.get(channel_id, 0) + 1
+    body = outbound.channel_message(
+        session_id=session_id,
+        verify_token=channel["verifyToken"],
+        message=output.body,
+        counter=counters[channel_id],
+        bot_id=bot_id,
+        at=now,
+    )
+    plan.deliveries.append(
+        deliveries.NewDelivery(
+            id=ids.delivery_id(session),
+            endpoint_id=channel_id,
+            kind="message",
+            bot_id=bot_id,
+            session_id=session_id,
+            body=body,
+            created_at=now,
+        )
+    )

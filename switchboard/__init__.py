@@ -1,0 +1,1 @@
+"""The `switchboard` command: run the services, the demo, and the operators' tools."""

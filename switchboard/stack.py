@@ -1,0 +1,86 @@
+"""Starting the web, worker and scheduler roles as child processes, and stopping them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO
+
+import requests
+
+
+class Stack:
+    """The three roles of Switchboard, each in its own process, sharing one environment."""
+
+    def __init__(self, env: Mapping[str, str], *, port: int, log: IO[bytes] | None = None) -> None:
+        self.env = {**os.environ, **env}
+        self.port = port
+        self.log = log
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, roles: tuple[str, ...] = ("web", "worker", "scheduler")) -> None:
+        commands = {
+            "web": ["web", "--host", "127.0.0.1", "--port", str(self.port)],
+            "worker": ["worker"],
+            "scheduler": ["scheduler"],
+        }
+        for role in roles:
+            self.processes[role] = self.spawn(commands[role])
+
+    def spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
+        output = self.log if self.log is not None else None
+        return subprocess.Popen(
+            [sys.executable, "-m", "switchboard", *args],
+            env=self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output is not None else None,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until /readyz says Redis, a worker and a scheduler are alive."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for role, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"the {role} process exited with {process.returncode}")
+            try:
+                answer = requests.get(f"{self.url}/readyz", timeout=2)
+                if answer.status_code == 200:
+                    return
+                last = answer.text
+            except requests.RequestException as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise RuntimeError(f"Switchboard was not ready within {timeout:g} s: {last}")
+
+    def first_exit(self) -> tuple[str, int] | None:
+        for role, process in self.processes.items():
+            code = process.poll()
+            if code is not None:
+                return role, code
+        return None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def data_dir(path: str | None) -> Path:
+    return Path(path or os.environ.get("SWITCHBOARD_DATA_DIR") or "switchboard-data").resolve()

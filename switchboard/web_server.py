@@ -1,0 +1,39 @@
+"""Serving the Flask app with gunicorn, from inside the `switchboard web` command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from broker.settings import Settings
+from web import create_app
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, options: dict[str, Any], settings: Settings) -> None:
+        self.options = options
+        self.settings_ = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return create_app(self.settings_)
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "timeout": 30,
+        "keepalive": 5,
+    }
+    _Gunicorn(options, settings).run()

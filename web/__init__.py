@@ -1,0 +1,29 @@
+"""The Flask app: inbound message API, management API, health, and the operators' pages."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from broker.settings import Settings
+from web import errors
+from web.services import Services
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    from web.blueprints import health, inbound, manage, operations
+
+    app = Flask(__name__)
+    if services is None:
+        settings = settings or Settings.from_env()
+        services = Services.from_settings(settings)
+    app.extensions["switchboard"] = services
+    app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
+    errors.register(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(inbound.bp)
+    app.register_blueprint(manage.bp)
+    app.register_blueprint(operations.bp)
+    return app
+
+
+__all__ = ["Services", "create_app"]

@@ -1,0 +1,36 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from redis.exceptions import RedisError
+
+from broker import __version__
+from web.services import services
+from workers import heartbeat
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok", "version": __version__})
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    r = services().redis
+    checks: dict[str, object] = {}
+    try:
+        r.ping()
+        checks["redis"] = "ok"
+        checks["workers"] = heartbeat.alive(r, "worker")
+        checks["schedulers"] = heartbeat.alive(r, "scheduler")
+    except (RedisError, OSError) as exc:
+        checks["redis"] = f"unreachable: {exc}"
+    ready = (
+        checks["redis"] == "ok" and bool(checks.get("workers")) and bool(checks.get("schedulers"))
+    )
+    return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (
+        200 if ready else 503
+    )

@@ -1,0 +1,33 @@
+"""The Webhook message API (SPEC 1a): authenticate, validate, queue, answer 202."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from broker import channels, ingress
+from broker.inbound import InboundMessage, normalize
+from broker.validation import parse
+from web.request_body import json_object
+from web.services import services
+
+bp = Blueprint("inbound", __name__)
+
+
+@bp.post("/v1/channels/webhook/<channel_id>/messages")
+def post_message(channel_id: str) -> tuple[Response, int]:
+    s = services()
+    channel = channels.authenticate(s.redis, channel_id, request.headers.get("Authorization"))
+    body = parse(InboundMessage, json_object())
+    accepted = ingress.accept(
+        s.redis,
+        s.settings,
+        s.sender,
+        channel=channel,
+        session_id=body.session_id,
+        message=normalize(body),
+        message_id=body.messageId,
+        idempotency_key=request.headers.get("Idempotency-Key") or None,
+    )
+    return jsonify(
+        {"messageId": accepted.message_id, "sessionId": accepted.session_id, "status": "queued"}
+    ), 202

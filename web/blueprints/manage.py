@@ -1,0 +1,114 @@
+"""Management API for bots and their Webhook channels (SPEC section 6)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from broker import bots, channels
+from broker.errors import NotFound
+from broker.validation import parse
+from web.auth import require_admin
+from web.request_body import json_object, listing, page_args
+from web.schemas import CreateBot, CreateChannel, PatchChannel, PutDraft
+from web.services import services
+
+bp = Blueprint("manage", __name__)
+bp.before_request(require_admin)
+
+
+@bp.post("/v1/bots")
+def create_bot() -> tuple[Response, int]:
+    body = parse(CreateBot, json_object())
+    return jsonify(bots.create(services().redis, body.name, body.definition)), 201
+
+
+@bp.get("/v1/bots")
+def list_bots() -> Response:
+    page, limit = page_args()
+    items, total = bots.list_page(services().redis, (page - 1) * limit, limit)
+    return jsonify(listing(items, total, page, limit))
+
+
+@bp.get("/v1/bots/<bot_id>")
+def get_bot(bot_id: str) -> Response:
+    return jsonify(bots.get(services().redis, bot_id))
+
+
+@bp.delete("/v1/bots/<bot_id>")
+def delete_bot(bot_id: str) -> tuple[str, int]:
+    r = services().redis
+    for channel_id in bots.delete(r, bot_id):
+        channels.delete(r, channel_id)
+    return "", 204
+
+
+@bp.put("/v1/bots/<bot_id>/draft")
+def put_draft(bot_id: str) -> Response:
+    body = parse(PutDraft, json_object())
+    return jsonify(bots.put_draft(services().redis, bot_id, body.definition))
+
+
+@bp.post("/v1/bots/<bot_id>/publish")
+def publish(bot_id: str) -> Response:
+    return jsonify(bots.publish(services().redis, bot_id))
+
+
+@bp.post("/v1/bots/<bot_id>/channels/webhook")
+def create_channel(bot_id: str) -> tuple[Response, int]:
+    body = parse(CreateChannel, json_object())
+    s = services()
+    created = channels.create(
+        s.redis,
+        s.settings,
+        bot_id,
+        body.webhookUrl,
+        verify_token=body.verifyToken,
+        version=body.version,
+    )
+    return jsonify(created), 201
+
+
+@bp.get("/v1/bots/<bot_id>/channels/webhook")
+def list_channels(bot_id: str) -> Response:
+    s = services()
+    bots.get(s.redis, bot_id)
+    items = channels.list_for_bot(s.redis, s.settings, bot_id)
+    return jsonify(listing(items, len(items), 1, max(len(items), 1)))
+
+
+def _channel_of(bot_id: str, channel_id: str) -> None:
+    """404 unless the channel belongs to the bot."""
+    raw = channels.get_raw(services().redis, channel_id)
+    if raw["botId"] != bot_id:
+        raise NotFound(f"bot {bot_id!r} has no channel {channel_id!r}")
+
+
+@bp.get("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
+def get_channel(bot_id: str, channel_id: str) -> Response:
+    _channel_of(bot_id, channel_id)
+    s = services()
+    return jsonify(channels.view(s.redis, s.settings, channel_id))
+
+
+@bp.patch("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
+def patch_channel(bot_id: str, channel_id: str) -> Response:
+    _channel_of(bot_id, channel_id)
+    body = parse(PatchChannel, json_object())
+    s = services()
+    return jsonify(
+        channels.update(s.redis, s.settings, channel_id, body.model_dump(exclude_none=True))
+    )
+
+
+@bp.delete("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
+def delete_channel(bot_id: str, channel_id: str) -> tuple[str, int]:
+    _channel_of(bot_id, channel_id)
+    channels.delete(services().redis, channel_id)
+    return "", 204
+
+
+@bp.post("/v1/bots/<bot_id>/channels/webhook/<channel_id>/rotate-secret")
+def rotate_secret(bot_id: str, channel_id: str) -> Response:
+    _channel_of(bot_id, channel_id)
+    s = services()
+    return jsonify(channels.rotate_secret(s.redis, s.settings, channel_id))

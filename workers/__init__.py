@@ -1,0 +1,1 @@
+"""Celery workers: bot turns, deliveries, and the scheduler that feeds them."""

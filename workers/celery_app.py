@@ -1,0 +1,65 @@
+"""The Celery app. Tasks are thin wrappers around `broker/`; see `workers.tasks`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+
+from broker.defaults import SCHEDULER_BATCH
+from broker.settings import Settings
+
+TURN_QUEUE = "switchboard.turns"
+DELIVERY_QUEUE = "switchboard.deliveries"
+TURN_TASK = "switchboard.bot_turn"
+DELIVER_TASK = "switchboard.deliver"
+
+#: Celery's broker gives an unacknowledged task to another worker after this long;
+#: far longer than any task, since the scheduler recovers dead workers' work sooner.
+VISIBILITY_TIMEOUT = 3600
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("switchboard", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_pool_limit=16,
+        task_routes={TURN_TASK: {"queue": TURN_QUEUE}, DELIVER_TASK: {"queue": DELIVERY_QUEUE}},
+        task_default_queue=TURN_QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    if settings.broker_url.startswith("sentinel://"):
+        app.conf.broker_transport_options["master_name"] = settings.sentinel_master
+    app.conf.switchboard_settings = settings
+    return app
+
+
+class CelerySender:
+    """`broker.sender.TaskSender` through Celery."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def bot_turn(self, session_hash: str) -> None:
+        self._app.send_task(TURN_TASK, args=[session_hash], queue=TURN_QUEUE)
+
+    def deliver(self, queues: Sequence[str]) -> None:
+        refs = list(queues)
+        for start in range(0, len(refs), SCHEDULER_BATCH):
+            self._app.send_task(
+                DELIVER_TASK, args=[refs[start : start + SCHEDULER_BATCH]], queue=DELIVERY_QUEUE
+            )
+
+
+def settings_of(app: Any) -> Settings:
+    return app.conf.switchboard_settings  # type: ignore[no-any-return]

@@ -1,0 +1,54 @@
+"""The scheduler process: promotes due retries, recovers dead workers' work, keeps house."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from redis.exceptions import RedisError
+
+from broker import dispatch
+from broker.redis_conn import connect
+from broker.settings import Settings
+from workers import heartbeat
+from workers.celery_app import CelerySender, make_celery
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two housekeeping passes.
+HOUSEKEEPING_INTERVAL = 300.0
+
+
+def run(settings: Settings, stop: threading.Event | None = None) -> None:
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
+    sender = CelerySender(make_celery(settings))
+    beating = heartbeat.start_thread(r, "scheduler")
+    log.info("scheduler started (every %.2f s)", settings.scheduler_interval)
+    next_housekeeping = time.monotonic()
+    try:
+        while not stop.is_set():
+            try:
+                tick = dispatch.tick(r, settings, sender)
+                if tick.queues or tick.turns:
+                    log.debug("handed out %d queue(s), %d turn(s)", tick.queues, tick.turns)
+                if time.monotonic() >= next_housekeeping:
+                    dispatch.housekeep(r, settings)
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+            except (RedisError, OSError) as exc:
+                log.warning("scheduler pass failed, trying again: %s", exc)
+                stop.wait(1.0)
+            stop.wait(settings.scheduler_interval)
+    finally:
+        beating.set()
+        log.info("scheduler stopped")
