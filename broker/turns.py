@@ -70,6 +70,10 @@ def _run_batch(
     r: Redis, settings: Settings, sender: TaskSender, session: str, messages: list[dict[str, Any]]
 ) -> int:
     meta = r.hgetall(keys.session_meta(session))
+    if not meta:
+        # The session was deleted while its messages waited.
+        r.delete(keys.session_inbox(session))
+        return len(messages)
     bot_id, version = meta["botId"], meta["version"]
     state = SessionState.from_json(meta.get("state"))
     counters: dict[str, int] = {

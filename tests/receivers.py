@@ -1,0 +1,117 @@
+"""Customer endpoints for tests: real local HTTP servers that fail on purpose.
+
+A `Receiver` records every request and answers what its `behaviour` says. The
+behaviour is a function of the request (with the number of the try for that
+webhook-id), so a test says exactly how the endpoint misbehaves.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Hit:
+    """One request that reached the receiver."""
+
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+    at: float
+    try_number: int
+    status: int
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return json.loads(self.raw)  # type: ignore[no-any-return]
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers.get("webhook-id", "")
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    #: Seconds to wait before answering.
+    delay: float = 0.0
+
+
+Behaviour = Callable[[Hit], Answer]
+
+
+def always(status: int = 200, **kwargs: Any) -> Behaviour:
+    return lambda hit: Answer(status, **kwargs)
+
+
+class Receiver:
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
+        self.behaviour = behaviour or always(200)
+        self.hits: list[Hit] = []
+        self._tries: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                receiver._handle(self)
+
+            def do_GET(self) -> None:
+                receiver._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        raw = request.rfile.read(length)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        with self._lock:
+            webhook_id = headers.get("webhook-id", "")
+            self._tries[webhook_id] = self._tries.get(webhook_id, 0) + 1
+            hit = Hit(request.path, headers, raw, time.time(), self._tries[webhook_id], 0)
+        answer = self.behaviour(hit)
+        if answer.delay:
+            self._stopping.wait(answer.delay)
+        hit.status = answer.status
+        with self._lock:
+            self.hits.append(hit)
+        try:
+            request.send_response(answer.status)
+            for name, value in answer.headers.items():
+                request.send_header(name, value)
+            request.send_header("Content-Length", str(len(answer.body)))
+            request.end_headers()
+            request.wfile.write(answer.body)
+        except OSError:
+            pass  # the broker gave up waiting
+
+    def delivered(self) -> list[Hit]:
+        """Requests answered 2xx, in arrival order."""
+        with self._lock:
+            return [hit for hit in self.hits if 200 <= hit.status < 300]
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
