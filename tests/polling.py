@@ -9,7 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.02, what: str = "") -> T:
+def wait_until(
+    check: Callable[[], T], timeout: float = 15.0, interval: float = 0.02, what: str = ""
+) -> T:
     """Call `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

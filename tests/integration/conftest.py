@@ -39,16 +39,24 @@ class Api:
     admin: dict[str, str]
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.post(self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs)
+        return requests.post(
+            self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs
+        )
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.get(self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs)
+        return requests.get(
+            self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs
+        )
 
     def patch(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.patch(self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs)
+        return requests.patch(
+            self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs
+        )
 
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
-        return requests.delete(self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs)
+        return requests.delete(
+            self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs
+        )
 
     def echo_channel(self, webhook_url: str, **channel: Any) -> dict[str, Any]:
         """An echo bot with one Webhook channel; the answer holds the channel's secrets."""
@@ -66,7 +74,9 @@ class Api:
             assert patched.status_code == 200, patched.text
         return result
 
-    def send(self, channel: dict[str, Any], conversation: str, text: str | None = None, **extra: Any) -> requests.Response:
+    def send(
+        self, channel: dict[str, Any], conversation: str, text: str | None = None, **extra: Any
+    ) -> requests.Response:
         message = {"textMessage": {"text": text}} if text is not None else {"introMessage": {}}
         return requests.post(
             channel["messagesUrl"],
@@ -85,7 +95,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = free_port()
     log_path: Path = tmp_path_factory.mktemp("stack") / "stack.log"
     with log_path.open("ab") as log:
-        running = Stack({**STACK_ENV, "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{port}"}, port=port, log=log)
+        running = Stack(
+            {**STACK_ENV, "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{port}"}, port=port, log=log
+        )
         running.start()
         try:
             running.wait_ready()

@@ -10,7 +10,11 @@ import sys
 def test_demo_runs_the_whole_pipeline_and_exits_0() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "SWITCHBOARD_"))}
     done = subprocess.run(
-        [sys.executable, "-m", "switchboard", "demo"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "switchboard", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Redis: embedded" in done.stdout

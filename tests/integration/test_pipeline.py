@@ -36,7 +36,9 @@ def test_a_conversation_arrives_in_order(api: Api, receiver: Receiver) -> None:
     for n in range(5):
         assert api.send(channel, "user-7", f"message {n}").status_code == 202
 
-    hits = wait_until(lambda: len(receiver.delivered()) == 6 and receiver.delivered(), what="6 replies")
+    hits = wait_until(
+        lambda: len(receiver.delivered()) == 6 and receiver.delivered(), what="6 replies"
+    )
 
     texts = [hit.body["message"]["text"] for hit in hits]
     assert texts == ["Hello! I repeat what you say."] + [f"You said: message {n}" for n in range(5)]
@@ -51,4 +53,7 @@ def test_a_repeated_idempotency_key_is_processed_once(api: Api, receiver: Receiv
 
     wait_until(lambda: len(receiver.delivered()) == 2, what="2 replies")
     assert first.json()["messageId"] == again.json()["messageId"] == "m-1"
-    assert [h.body["message"]["text"] for h in receiver.delivered()] == ["You said: once", "You said: twice"]
+    assert [h.body["message"]["text"] for h in receiver.delivered()] == [
+        "You said: once",
+        "You said: twice",
+    ]

@@ -1,0 +1,186 @@
+"""The dialogue engine: pure, so tested without Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from broker import definition
+from broker.engine import Engine, SessionState, decode_payload, encode_payload
+from broker.errors import ValidationFailed
+
+PIZZA: dict[str, Any] = {
+    "startState": "welcome",
+    "fallbackState": "sorry",
+    "routes": [{"match": "menu", "next": "menu"}],
+    "states": [
+        {
+            "id": "welcome",
+            "messages": [
+                {
+                    "text": "Hi {{user.firstName}}! Which pizza?",
+                    "quick_replies": [
+                        {
+                            "title": "Margherita",
+                            "goto": "size",
+                            "params": [{"key": "pizza", "value": "margherita"}],
+                        }
+                    ],
+                }
+            ],
+        },
+        {
+            "id": "size",
+            "messages": [{"text": "What size for your {{pizza}}?"}],
+            "input": {"variable": "size", "next": "done"},
+        },
+        {
+            "id": "done",
+            "actions": [{"type": "setVariable", "key": "order", "value": "{{size}} {{pizza}}"}],
+            "messages": [{"text": "One {{order}} coming up."}],
+            "next": "bye",
+        },
+        {"id": "bye", "messages": [{"text": "Bye!"}]},
+        {"id": "menu", "messages": [{"text": "Margherita or Funghi."}]},
+        {"id": "sorry", "messages": [{"text": "Sorry, I did not get that."}]},
+    ],
+}
+
+
+def texts(turn: Any) -> list[str]:
+    return [output.body.get("text") for output in turn.outputs]
+
+
+def test_intro_enters_the_start_state_with_variables_filled_in() -> None:
+    engine = Engine(definition.validate(PIZZA))
+    turn = engine.step(
+        SessionState(), {"kind": "intro", "user": {"firstName": "Ann"}}, can_offload=False
+    )
+    assert texts(turn) == ["Hi Ann! Which pizza?"]
+    assert turn.state.state == "welcome"
+
+
+def test_a_quick_reply_payload_leads_to_its_state_and_sets_its_params() -> None:
+    engine = Engine(definition.validate(PIZZA))
+    first = engine.step(SessionState(), {"kind": "intro"}, can_offload=False)
+    payload = first.outputs[0].body["quick_replies"][0]["payload"]
+    assert isinstance(payload, str) and "goto" not in first.outputs[0].body["quick_replies"][0]
+
+    turn = engine.step(
+        first.state,
+        {"kind": "postback", "payload": payload, "title": "Margherita"},
+        can_offload=False,
+    )
+
+    assert texts(turn) == ["What size for your margherita?"]
+    assert turn.state.variables["pizza"] == "margherita"
+
+
+def test_input_is_stored_and_next_states_chain() -> None:
+    engine = Engine(definition.validate(PIZZA))
+    state = SessionState(
+        state="size", variables={"pizza": "funghi"}, awaiting={"variable": "size", "next": "done"}
+    )
+    turn = engine.step(state, {"kind": "text", "text": "large"}, can_offload=False)
+    assert texts(turn) == ["One large funghi coming up.", "Bye!"]
+    assert turn.state.awaiting is None
+
+
+def test_routes_then_fallback() -> None:
+    engine = Engine(definition.validate(PIZZA))
+    assert texts(
+        engine.step(
+            SessionState("bye"), {"kind": "text", "text": "show the MENU"}, can_offload=False
+        )
+    ) == ["Margherita or Funghi."]
+    assert texts(
+        engine.step(SessionState("bye"), {"kind": "text", "text": "??"}, can_offload=False)
+    ) == ["Sorry, I did not get that."]
+
+
+def test_postback_with_next_dialogstate_and_session_data_to_set() -> None:
+    engine = Engine(definition.validate(PIZZA))
+    message = {
+        "kind": "postback",
+        "nextDialogstateId": "size",
+        "sessionDataToSet": [{"key": "pizza", "value": "diavola"}],
+    }
+    assert texts(engine.step(SessionState(), message, can_offload=False)) == [
+        "What size for your diavola?"
+    ]
+
+
+def test_session_data_is_merged_before_the_turn() -> None:
+    engine = Engine(definition.validate(PIZZA))
+    state = SessionState(state="size", awaiting={"variable": "size", "next": "done"})
+    turn = engine.step(
+        state,
+        {"kind": "text", "text": "small", "sessionData": {"pizza": "tonno"}},
+        can_offload=False,
+    )
+    assert texts(turn)[0] == "One small tonno coming up."
+
+
+def test_echo_offload_without_an_offloading_webhook_goes_to_the_failed_state() -> None:
+    engine = Engine(definition.validate({"template": "echo"}))
+    turn = engine.step(SessionState(), {"kind": "text", "text": "human"}, can_offload=False)
+    assert texts(turn) == ["No agent is available right now."]
+    offloading = engine.step(SessionState(), {"kind": "text", "text": "human"}, can_offload=True)
+    assert [(o.kind, o.body) for o in offloading.outputs] == [
+        ("offload", {"payload": {"reason": "user asked"}})
+    ]
+
+
+def test_echo_template_answers() -> None:
+    engine = Engine(definition.validate({"template": "echo"}))
+    assert texts(engine.step(SessionState(), {"kind": "intro"}, can_offload=False)) == [
+        "Hello! I repeat what you say."
+    ]
+    assert texts(
+        engine.step(SessionState(), {"kind": "text", "text": "hi"}, can_offload=False)
+    ) == ["You said: hi"]
+
+
+def test_a_state_that_loops_through_next_stops() -> None:
+    looping = {
+        "startState": "a",
+        "states": [
+            {"id": "a", "messages": [{"text": "a"}], "next": "b"},
+            {"id": "b", "messages": [{"text": "b"}], "next": "a"},
+        ],
+    }
+    turn = Engine(definition.validate(looping)).step(
+        SessionState(), {"kind": "intro"}, can_offload=False
+    )
+    assert 0 < len(turn.outputs) <= 25
+
+
+def test_payloads_round_trip_and_foreign_ones_are_not_ours() -> None:
+    payload = encode_payload("size", [{"key": "pizza", "value": 1}])
+    assert decode_payload(payload) == ("size", [{"key": "pizza", "value": 1}])
+    assert decode_payload("SOME_CLIENT_PAYLOAD") is None
+    assert decode_payload("sb1.!!notbase64") is None
+
+
+@pytest.mark.parametrize(
+    ("broken", "field"),
+    [
+        ({**PIZZA, "startState": "nowhere"}, "definition.startState"),
+        (
+            {**PIZZA, "states": [*PIZZA["states"], {"id": "x", "next": "missing"}]},
+            "definition.states[6].next",
+        ),
+        (
+            {**PIZZA, "states": [{"id": "welcome", "messages": [{"text": ""}]}]},
+            "definition.states[0].messages[0].text",
+        ),
+        ({"template": "nope"}, "definition.template"),
+    ],
+)
+def test_definitions_that_do_not_validate_name_the_faulty_path(
+    broken: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        definition.validate(broken)
+    assert caught.value.field == field
