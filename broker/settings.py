@@ -51,7 +51,7 @@ class Settings:
     """Every tunable of Switchboard. Build it with `Settings.from_env()`."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    #: Celery's broker; the same Redis as the data unless told otherwise.
+    #: Celery's broker; the data's Redis unless told otherwise.
     broker_url: str = ""
     admin_token: str = ""
     public_url: str = "http://127.0.0.1:8080"
@@ -76,6 +76,10 @@ class Settings:
     metrics_token: str = ""
     sentinel_master: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.broker_url:
+            object.__setattr__(self, "broker_url", self.redis_url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
