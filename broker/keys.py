@@ -12,6 +12,8 @@ PREFIX = "sb"
 BOTS = f"{PREFIX}:bots"  # zset: bot id -> created (ms)
 ENDPOINTS = f"{PREFIX}:endpoints"  # zset: endpoint id -> created (ms)
 ADMIN_TOKENS = f"{PREFIX}:admin-tokens"  # hash: sha256(token) -> JSON description
+#: hash: sha256(bot-scoped API token) -> JSON {"id", "botId", "description", "createdAt"}
+API_TOKENS = f"{PREFIX}:api-tokens"
 #: zset of delivery queues ("<session hash>|<endpoint id>") by the time someone must
 #: look at them: a due retry, or the end of a worker's claim.
 DUE = f"{PREFIX}:due"
@@ -27,6 +29,16 @@ def bot(bot_id: str) -> str:
 
 def bot_channels(bot_id: str) -> str:
     return f"{PREFIX}:bot:{bot_id}:channels"
+
+
+def bot_api_tokens(bot_id: str) -> str:
+    """hash: API token id -> sha256(token), the bot's entries of API_TOKENS."""
+    return f"{PREFIX}:bot:{bot_id}:api-tokens"
+
+
+def bot_offloading(bot_id: str) -> str:
+    """hash: the bot's offloading integration (apiUrl, verifyToken, endpointId, times)."""
+    return f"{PREFIX}:bot:{bot_id}:offloading"
 
 
 def bot_sessions(bot_id: str, version: str) -> str:
@@ -78,7 +90,7 @@ def _session(session_hash: str) -> str:
 
 
 def session_meta(session_hash: str) -> str:
-    """hash: bot, version, session id, channel, dialogue state, variables, counters."""
+    """hash: bot, version, session id, channel, dialogue state, variables, counters, paused."""
     return f"{_session(session_hash)}:meta"
 
 
