@@ -10,7 +10,7 @@ from web.services import Services
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    from web.blueprints import health, inbound, manage, operations
+    from web.blueprints import docs, health, inbound, manage, operations
 
     app = Flask(__name__)
     if services is None:
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(inbound.bp)
     app.register_blueprint(manage.bp)
     app.register_blueprint(operations.bp)
+    app.register_blueprint(docs.bp)
     return app
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import request
+from pydantic import BaseModel
 
 from broker.errors import BadRequest, SwitchboardError, ValidationFailed
+from broker.validation import parse
+from web.queries import Pagination
+
+Q = TypeVar("Q", bound=BaseModel)
 
 
 class UnsupportedMediaType(SwitchboardError):
@@ -33,22 +38,16 @@ def json_object() -> dict[str, Any]:
     return body
 
 
+def query_args(model: type[Q]) -> Q:
+    """The query string, validated by `model`; an empty value counts as absent."""
+    given = {name: value for name, value in request.args.items() if value != ""}
+    return parse(model, given)
+
+
 def page_args() -> tuple[int, int]:
     """`page` (from 1) and `limit` (default 50, at most 500)."""
-    return _int_arg("page", 1, 1, 1_000_000), _int_arg("limit", 50, 1, 500)
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValidationFailed(f"{name} must be a whole number", field=name) from exc
-    if not low <= value <= high:
-        raise ValidationFailed(f"{name} must be between {low} and {high}", field=name)
-    return value
+    pagination = query_args(Pagination)
+    return pagination.page, pagination.limit
 
 
 def listing(items: list[Any], total: int, page: int, limit: int) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from flask import Blueprint, Response, jsonify
 from redis.exceptions import RedisError
 
 from broker import __version__
+from web.answers import Health, Readiness
+from web.apidoc import documented
 from web.services import services
 from workers import heartbeat
 
@@ -13,11 +15,18 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@documented("Liveness", auth="none", answers={200: Health}, tags=["health"])
 def healthz() -> Response:
     return jsonify({"status": "ok", "version": __version__})
 
 
 @bp.get("/readyz")
+@documented(
+    "Readiness: Redis, a worker and the scheduler alive",
+    auth="none",
+    answers={200: Readiness, 503: Readiness},
+    tags=["health"],
+)
 def readyz() -> tuple[Response, int]:
     r = services().redis
     checks: dict[str, object] = {}

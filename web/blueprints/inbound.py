@@ -7,6 +7,8 @@ from flask import Blueprint, Response, jsonify, request
 from broker import channels, ingress
 from broker.inbound import InboundMessage, normalize
 from broker.validation import parse
+from web.answers import Queued
+from web.apidoc import documented
 from web.request_body import json_object
 from web.services import services
 
@@ -14,6 +16,15 @@ bp = Blueprint("inbound", __name__)
 
 
 @bp.post("/v1/channels/webhook/<channel_id>/messages")
+@documented(
+    "Send a user message to the channel's bot (SPEC 1a)",
+    auth="channel",
+    body=InboundMessage,
+    answers={202: Queued},
+    description="Answers once the message is durably queued. An `Idempotency-Key` header "
+    "or a `messageId` seen in the last 24 h is acknowledged again and not processed twice.",
+    tags=["inbound"],
+)
 def post_message(channel_id: str) -> tuple[Response, int]:
     s = services()
     channel = channels.authenticate(s.redis, channel_id, request.headers.get("Authorization"))

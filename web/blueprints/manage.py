@@ -7,7 +7,10 @@ from flask import Blueprint, Response, jsonify
 from broker import bots, channels
 from broker.errors import NotFound
 from broker.validation import parse
+from web.answers import Bot, BotList, Channel, ChannelList, CreatedChannel
+from web.apidoc import documented
 from web.auth import require_admin
+from web.queries import Pagination
 from web.request_body import json_object, listing, page_args
 from web.schemas import CreateBot, CreateChannel, PatchChannel, PutDraft
 from web.services import services
@@ -17,12 +20,22 @@ bp.before_request(require_admin)
 
 
 @bp.post("/v1/bots")
+@documented(
+    "Create a bot; the definition becomes its DRAFT and LIVE version",
+    auth="admin",
+    body=CreateBot,
+    answers={201: Bot},
+    tags=["bots"],
+)
 def create_bot() -> tuple[Response, int]:
     body = parse(CreateBot, json_object())
     return jsonify(bots.create(services().redis, body.name, body.definition)), 201
 
 
 @bp.get("/v1/bots")
+@documented(
+    "List bots, newest first", auth="admin", query=Pagination, answers={200: BotList}, tags=["bots"]
+)
 def list_bots() -> Response:
     page, limit = page_args()
     items, total = bots.list_page(services().redis, (page - 1) * limit, limit)
@@ -30,11 +43,13 @@ def list_bots() -> Response:
 
 
 @bp.get("/v1/bots/<bot_id>")
+@documented("Read a bot", auth="admin", answers={200: Bot}, tags=["bots"])
 def get_bot(bot_id: str) -> Response:
     return jsonify(bots.get(services().redis, bot_id))
 
 
 @bp.delete("/v1/bots/<bot_id>")
+@documented("Delete a bot and its channels", auth="admin", answers={204: None}, tags=["bots"])
 def delete_bot(bot_id: str) -> tuple[str, int]:
     r = services().redis
     for channel_id in bots.delete(r, bot_id):
@@ -43,17 +58,32 @@ def delete_bot(bot_id: str) -> tuple[str, int]:
 
 
 @bp.put("/v1/bots/<bot_id>/draft")
+@documented(
+    "Replace the DRAFT definition; 422 names the faulty path",
+    auth="admin",
+    body=PutDraft,
+    answers={200: Bot},
+    tags=["bots"],
+)
 def put_draft(bot_id: str) -> Response:
     body = parse(PutDraft, json_object())
     return jsonify(bots.put_draft(services().redis, bot_id, body.definition))
 
 
 @bp.post("/v1/bots/<bot_id>/publish")
+@documented("DRAFT becomes LIVE", auth="admin", answers={200: Bot}, tags=["bots"])
 def publish(bot_id: str) -> Response:
     return jsonify(bots.publish(services().redis, bot_id))
 
 
 @bp.post("/v1/bots/<bot_id>/channels/webhook")
+@documented(
+    "Add a Webhook channel (a missing verify token is generated)",
+    auth="admin",
+    body=CreateChannel,
+    answers={201: CreatedChannel},
+    tags=["channels"],
+)
 def create_channel(bot_id: str) -> tuple[Response, int]:
     body = parse(CreateChannel, json_object())
     s = services()
@@ -69,6 +99,9 @@ def create_channel(bot_id: str) -> tuple[Response, int]:
 
 
 @bp.get("/v1/bots/<bot_id>/channels/webhook")
+@documented(
+    "List a bot's Webhook channels", auth="admin", answers={200: ChannelList}, tags=["channels"]
+)
 def list_channels(bot_id: str) -> Response:
     s = services()
     bots.get(s.redis, bot_id)
@@ -84,6 +117,7 @@ def _channel_of(bot_id: str, channel_id: str) -> None:
 
 
 @bp.get("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
+@documented("Read a Webhook channel", auth="admin", answers={200: Channel}, tags=["channels"])
 def get_channel(bot_id: str, channel_id: str) -> Response:
     _channel_of(bot_id, channel_id)
     s = services()
@@ -91,6 +125,13 @@ def get_channel(bot_id: str, channel_id: str) -> Response:
 
 
 @bp.patch("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
+@documented(
+    "Change a channel's URL, verify token, version, retry schedule or timeouts",
+    auth="admin",
+    body=PatchChannel,
+    answers={200: Channel},
+    tags=["channels"],
+)
 def patch_channel(bot_id: str, channel_id: str) -> Response:
     _channel_of(bot_id, channel_id)
     body = parse(PatchChannel, json_object())
@@ -101,6 +142,7 @@ def patch_channel(bot_id: str, channel_id: str) -> Response:
 
 
 @bp.delete("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
+@documented("Remove a Webhook channel", auth="admin", answers={204: None}, tags=["channels"])
 def delete_channel(bot_id: str, channel_id: str) -> tuple[str, int]:
     _channel_of(bot_id, channel_id)
     channels.delete(services().redis, channel_id)
@@ -108,6 +150,12 @@ def delete_channel(bot_id: str, channel_id: str) -> tuple[str, int]:
 
 
 @bp.post("/v1/bots/<bot_id>/channels/webhook/<channel_id>/rotate-secret")
+@documented(
+    "New signing secret; the old one still signs for 24 h",
+    auth="admin",
+    answers={200: Channel},
+    tags=["channels"],
+)
 def rotate_secret(bot_id: str, channel_id: str) -> Response:
     _channel_of(bot_id, channel_id)
     s = services()

@@ -7,18 +7,34 @@ from flask import Blueprint, Response, jsonify, request
 from broker import clock, deliveries, delivery_index, endpoints
 from broker.errors import ValidationFailed
 from broker.validation import parse
+from web.answers import (
+    BulkReplayed,
+    Delivery,
+    DeliveryList,
+    EnabledEndpoint,
+    Endpoint,
+    EndpointList,
+    Replayed,
+)
+from web.apidoc import documented
 from web.auth import require_admin
-from web.request_body import json_object, listing, page_args
+from web.queries import DeadLetterFilter, DeliveryFilter, Pagination
+from web.request_body import json_object, listing, page_args, query_args
 from web.schemas import DeadLetterReplay
 from web.services import services
 
 bp = Blueprint("operations", __name__)
 bp.before_request(require_admin)
 
-_STATUSES = ("queued", "waiting", "delivered", "dead")
-
 
 @bp.get("/v1/endpoints")
+@documented(
+    "Endpoint health and state",
+    auth="admin",
+    query=Pagination,
+    answers={200: EndpointList},
+    tags=["endpoints"],
+)
 def list_endpoints() -> Response:
     r = services().redis
     page, limit = page_args()
@@ -28,12 +44,19 @@ def list_endpoints() -> Response:
 
 
 @bp.get("/v1/endpoints/<endpoint_id>")
+@documented("Read an endpoint", auth="admin", answers={200: Endpoint}, tags=["endpoints"])
 def get_endpoint(endpoint_id: str) -> Response:
     r = services().redis
     return jsonify(endpoints.view(r, endpoints.load(r, endpoint_id)))
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/enable")
+@documented(
+    "Enable an endpoint and resume its queues",
+    auth="admin",
+    answers={200: EnabledEndpoint},
+    tags=["endpoints"],
+)
 def enable_endpoint(endpoint_id: str) -> Response:
     r = services().redis
     woken = endpoints.enable(r, endpoint_id)
@@ -41,6 +64,7 @@ def enable_endpoint(endpoint_id: str) -> Response:
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/disable")
+@documented("Disable an endpoint", auth="admin", answers={200: Endpoint}, tags=["endpoints"])
 def disable_endpoint(endpoint_id: str) -> Response:
     r = services().redis
     endpoints.disable(r, endpoint_id)
@@ -48,28 +72,35 @@ def disable_endpoint(endpoint_id: str) -> Response:
 
 
 @bp.get("/v1/deliveries")
+@documented(
+    "Deliveries, each with its attempts",
+    auth="admin",
+    query=DeliveryFilter,
+    answers={200: DeliveryList},
+    tags=["deliveries"],
+)
 def list_deliveries() -> Response:
-    page, limit = page_args()
-    status = request.args.get("status") or None
-    if status is not None and status not in _STATUSES:
-        raise ValidationFailed(f"status is one of {', '.join(_STATUSES)}", field="status")
+    query = query_args(DeliveryFilter)
+    page, limit = query.page, query.limit
     items, total = delivery_index.list_page(
         services().redis,
         offset=(page - 1) * limit,
         limit=limit,
-        status=status,
-        endpoint_id=request.args.get("endpointId") or None,
-        session_id=request.args.get("sessionId") or None,
+        status=query.status,
+        endpoint_id=query.endpointId,
+        session_id=query.sessionId,
     )
     return jsonify(listing(items, total, page, limit))
 
 
 @bp.get("/v1/deliveries/<delivery_id>")
+@documented("Read a delivery", auth="admin", answers={200: Delivery}, tags=["deliveries"])
 def get_delivery(delivery_id: str) -> Response:
     return jsonify(deliveries.view(services().redis, delivery_id))
 
 
 @bp.post("/v1/deliveries/<delivery_id>/replay")
+@documented("Send a delivery again", auth="admin", answers={202: Replayed}, tags=["deliveries"])
 def replay_delivery(delivery_id: str) -> tuple[Response, int]:
     r = services().redis
     replayed = deliveries.replay(r, delivery_id)
@@ -86,14 +117,22 @@ def _time_arg(value: str | None, name: str) -> int | None:
 
 
 @bp.get("/v1/dead-letters")
+@documented(
+    "The dead-letter list",
+    auth="admin",
+    query=DeadLetterFilter,
+    answers={200: DeliveryList},
+    tags=["deliveries"],
+)
 def list_dead_letters() -> Response:
     r = services().redis
-    page, limit = page_args()
+    query = query_args(DeadLetterFilter)
+    page, limit = query.page, query.limit
     found = delivery_index.dead_letter_ids(
         r,
-        endpoint_id=request.args.get("endpointId") or None,
-        since_ms=_time_arg(request.args.get("since"), "since"),
-        until_ms=_time_arg(request.args.get("until"), "until"),
+        endpoint_id=query.endpointId,
+        since_ms=_time_arg(query.since, "since"),
+        until_ms=_time_arg(query.until, "until"),
     )
     found.reverse()
     chosen = found[(page - 1) * limit : page * limit]
@@ -101,6 +140,14 @@ def list_dead_letters() -> Response:
 
 
 @bp.post("/v1/dead-letters/replay")
+@documented(
+    "Replay dead letters, by endpoint and time range",
+    auth="admin",
+    body=DeadLetterReplay,
+    body_required=False,
+    answers={202: BulkReplayed},
+    tags=["deliveries"],
+)
 def replay_dead_letters() -> tuple[Response, int]:
     r = services().redis
     body = parse(DeadLetterReplay, json_object() if request.content_length else {})

@@ -1,0 +1,57 @@
+"""The API document: every route is documented, and /openapi.json and /docs are served."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.web_app import WebApp, web_app
+from web.apidoc import undocumented
+
+
+@pytest.fixture
+def web() -> Iterator[WebApp]:
+    with web_app() as made:
+        yield made
+
+
+def test_every_route_is_documented(web: WebApp) -> None:
+    assert undocumented(web.app) == []
+
+
+def test_openapi_document_lists_every_route_of_the_app(web: WebApp) -> None:
+    answer = web.client.get("/openapi.json")
+    assert answer.status_code == 200
+    document = answer.json
+    assert document["openapi"] == "3.1.0"
+    served = {
+        (rule.rule.replace("<", "{").replace(">", "}"), method.lower())
+        for rule in web.app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+    }
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert documented == served
+
+
+def test_inbound_route_names_its_body_auth_and_answers(web: WebApp) -> None:
+    document = web.client.get("/openapi.json").json
+    operation = document["paths"]["/v1/channels/webhook/{channel_id}/messages"]["post"]
+    body_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body_ref == "#/components/schemas/InboundMessage"
+    assert operation["security"] == [{"channelAccessToken": []}]
+    assert {"202", "400", "401", "404", "413", "415", "422", "429"} <= set(operation["responses"])
+    assert operation["responses"]["429"]["headers"]["Retry-After"]
+
+
+def test_reference_page_is_html_without_external_resources(web: WebApp) -> None:
+    answer = web.client.get("/docs")
+    assert answer.status_code == 200
+    assert answer.content_type.startswith("text/html")
+    page = answer.get_data(as_text=True)
+    assert "/v1/channels/webhook/{channel_id}/messages" in page
+    assert "the channel&#39;s access token" in page or "the channel's access token" in page
+    assert "InboundMessage" in page
+    assert "<script" not in page and "<link" not in page

@@ -1,0 +1,80 @@
+"""The Flask app in-process, on a real Redis database of its own, with a recording task sender."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from broker import keys
+from broker.redis_conn import Redis
+from broker.settings import Settings
+from tests.conftest import LOOPBACK, redis_url, require_redis
+from tests.fakes import RecordingSender
+from web import create_app
+from web.services import Services
+
+#: The database of the in-process API tests.
+WEB_DB = 11
+ADMIN_TOKEN = "web-test-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@dataclass
+class WebApp:
+    app: Flask
+    client: FlaskClient
+    redis: Redis
+    sender: RecordingSender
+    settings: Settings
+
+    def bot(self, definition: dict[str, Any] | None = None) -> dict[str, Any]:
+        answer = self.client.post(
+            "/v1/bots",
+            json={"name": "test", "definition": definition or {"template": "echo"}},
+            headers=ADMIN,
+        )
+        assert answer.status_code == 201, answer.json
+        return answer.json  # type: ignore[no-any-return]
+
+    def channel(self, bot_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """A channel (of a new echo bot unless `bot_id` is given), with its access token."""
+        bot_id = bot_id or self.bot()["id"]
+        answer = self.client.post(
+            f"/v1/bots/{bot_id}/channels/webhook",
+            json={"webhookUrl": "http://127.0.0.1:9/hook", **fields},
+            headers=ADMIN,
+        )
+        assert answer.status_code == 201, answer.json
+        return answer.json  # type: ignore[no-any-return]
+
+    def queued_keys(self) -> list[str]:
+        """Session inboxes that hold something: what a bot turn would take."""
+        return sorted(self.redis.scan_iter(match=keys.session_inbox("*"), count=1000))
+
+
+@contextmanager
+def web_app(**changes: Any) -> Iterator[WebApp]:
+    """The app on database WEB_DB, flushed before and after."""
+    require_redis()
+    url = redis_url(WEB_DB)
+    settings = Settings(
+        redis_url=url,
+        broker_url=url,
+        admin_token=ADMIN_TOKEN,
+        outbound_allowlist=LOOPBACK,
+    ).with_changes(**changes)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    sender = RecordingSender()
+    app = create_app(services=Services(settings, client, sender))
+    try:
+        yield WebApp(app, app.test_client(), client, sender, settings)
+    finally:
+        client.flushdb()
+        client.close()

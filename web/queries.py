@@ -1,0 +1,26 @@
+"""Query strings of the API. The same models parse requests and describe them in /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Pagination(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: int = Field(default=1, ge=1, le=1_000_000, description="The page, from 1.")
+    limit: int = Field(default=50, ge=1, le=500, description="Items per page, at most 500.")
+
+
+class DeliveryFilter(Pagination):
+    status: Literal["queued", "waiting", "delivered", "dead"] | None = None
+    endpointId: str | None = None
+    sessionId: str | None = None
+
+
+class DeadLetterFilter(Pagination):
+    endpointId: str | None = None
+    since: str | None = Field(default=None, description="ISO 8601 time; dead since then.")
+    until: str | None = Field(default=None, description="ISO 8601 time; dead until then.")
