@@ -82,6 +82,8 @@ def _run_batch(
         if name.startswith("counter:")
     }
     plan = _Plan()
+    # A paused session belongs to a human agent: its messages are kept, the bot is silent.
+    paused = meta.get("paused") == "1"
     try:
         engine: Engine | None = Engine(bots.definition_of(r, bot_id, version))
     except NotFound:
@@ -93,7 +95,7 @@ def _run_batch(
         plan.transcript.append(
             transcript.item("user", message["receivedAt"], transcript.user_message(message, bot_id))
         )
-        if engine is None:
+        if engine is None or paused:
             continue
         turn = engine.step(state, message, can_offload=False)
         state = turn.state
