@@ -1,0 +1,165 @@
+"""Agent messages and hand-back against fakeredis: deliveries, counters, transcript, pause."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from broker import agent, bots, channels, conversations, ids, ingress, keys, turns
+from broker.errors import Conflict, NotFound, ValidationFailed
+from broker.locks import Lock
+from broker.redis_conn import Redis
+from broker.settings import Settings
+from tests.fakes import RecordingSender
+
+MENU = {
+    "startState": "welcome",
+    "states": [
+        {"id": "welcome", "messages": [{"text": "Hi"}]},
+        {"id": "menu", "messages": [{"text": "Back with the bot. Pizza or pasta?"}]},
+    ],
+}
+
+
+def _talked(
+    r: Redis, settings: Settings, definition: dict[str, object]
+) -> tuple[dict[str, str], conversations.Session]:
+    """A bot whose session u1 said hello and got its welcome."""
+    bot = bots.create(r, "b", definition)
+    created = channels.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
+    channel = channels.get_raw(r, created["id"])
+    sender = RecordingSender()
+    ingress.accept(r, settings, sender, channel=channel, session_id="u1", message={"kind": "intro"})
+    turns.run_pending(r, settings, sender, ids.session_hash(bot["id"], "LIVE", "u1"))
+    return channel, conversations.find(r, bot["id"], "LIVE", "u1")
+
+
+def _bodies(r: Redis, session: conversations.Session, channel_id: str) -> list[dict[str, object]]:
+    queue = r.lrange(keys.fifo(session.key, channel_id), 0, -1)
+    return [json.loads(r.hget(keys.delivery(session.key, d), "body")) for d in queue]
+
+
+def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings: Settings) -> None:
+    channel, session = _talked(fake_redis, settings, MENU)
+    sender = RecordingSender()
+
+    answer = agent.act(
+        fake_redis,
+        settings,
+        sender,
+        session,
+        messages=[{"text": "Agent here"}, {"text": "How can I help?"}],
+    )
+
+    bodies = _bodies(fake_redis, session, channel["id"])
+    assert [b["message"] for b in bodies] == [
+        {"text": "Hi"},
+        {"text": "Agent here"},
+        {"text": "How can I help?"},
+    ]
+    assert [b["messageCounter"] for b in bodies] == [1, 2, 3]
+    assert bodies[1]["verifyToken"] == channel["verifyToken"]
+    assert answer["deliveryIds"] == [
+        b for b in fake_redis.lrange(keys.fifo(session.key, channel["id"]), 1, -1)
+    ]
+    assert answer["paused"] is False
+
+
+def test_agent_messages_are_bot_items_of_agent_origin_in_the_transcript(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    _, session = _talked(fake_redis, settings, MENU)
+    agent.act(fake_redis, settings, RecordingSender(), session, messages=[{"text": "Agent here"}])
+    items, total = conversations.transcript_page(fake_redis, session, 0, 50)
+    assert total == 3
+    assert [i["actor"] for i in items] == ["user", "bot", "bot"]
+    assert items[2]["origin"] == "agent"
+    assert items[2]["message"] == {"text": "Agent here"}
+    assert "origin" not in items[1]
+
+
+def test_a_paused_session_keeps_user_messages_but_the_bot_is_silent(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    channel, session = _talked(fake_redis, settings, {"template": "echo"})
+    fake_redis.hset(keys.session_meta(session.key), "paused", "1")
+    sender = RecordingSender()
+    ingress.accept(
+        fake_redis,
+        settings,
+        sender,
+        channel=channel,
+        session_id="u1",
+        message={"kind": "text", "text": "hello?"},
+    )
+    turns.run_pending(fake_redis, settings, sender, session.key)
+    assert len(_bodies(fake_redis, session, channel["id"])) == 1
+    items, _ = conversations.transcript_page(fake_redis, session, 0, 50)
+    assert items[-1]["actor"] == "user"
+
+
+def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    channel, session = _talked(fake_redis, settings, MENU)
+    fake_redis.hset(keys.session_meta(session.key), "paused", "1")
+
+    answer = agent.act(
+        fake_redis, settings, RecordingSender(), session, messages=[], resume=True, go_to="menu"
+    )
+
+    assert answer["paused"] is False
+    bodies = _bodies(fake_redis, session, channel["id"])
+    assert bodies[-1]["message"] == {"text": "Back with the bot. Pizza or pasta?"}
+    assert bodies[-1]["messageCounter"] == 2
+    meta = fake_redis.hgetall(keys.session_meta(session.key))
+    assert meta["paused"] == "0"
+    assert json.loads(meta["state"])["state"] == "menu"
+
+
+def test_hand_back_to_an_unknown_state_is_refused_before_anything_is_sent(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    channel, session = _talked(fake_redis, settings, MENU)
+    with pytest.raises(ValidationFailed) as raised:
+        agent.act(
+            fake_redis,
+            settings,
+            RecordingSender(),
+            session,
+            messages=[{"text": "x"}],
+            resume=True,
+            go_to="nowhere",
+        )
+    assert raised.value.field == "goToDialogstate"
+    assert len(_bodies(fake_redis, session, channel["id"])) == 1
+
+
+def test_a_session_held_by_a_bot_turn_is_busy(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, session = _talked(fake_redis, settings, MENU)
+    monkeypatch.setattr(conversations, "LOCK_WAIT", 0.05)
+    assert Lock(fake_redis, keys.session_lock(session.key), 10).acquire()
+    with pytest.raises(Conflict):
+        agent.act(fake_redis, settings, RecordingSender(), session, messages=[{"text": "x"}])
+
+
+def test_a_session_whose_channel_was_removed_is_a_conflict(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    channel, session = _talked(fake_redis, settings, MENU)
+    channels.delete(fake_redis, channel["id"])
+    with pytest.raises(Conflict):
+        agent.act(fake_redis, settings, RecordingSender(), session, messages=[{"text": "x"}])
+
+
+def test_an_unknown_session_is_not_found(fake_redis: Redis, settings: Settings) -> None:
+    _, session = _talked(fake_redis, settings, MENU)
+    with pytest.raises(NotFound):
+        conversations.find(fake_redis, session.bot_id, "LIVE", "nobody")
+    with pytest.raises(NotFound):
+        conversations.find(fake_redis, session.bot_id, "DRAFT", "u1")
+    with pytest.raises(NotFound):
+        conversations.find(fake_redis, "bot_missing", "LIVE", "u1")
