@@ -6,11 +6,12 @@ from flask import Flask
 
 from broker.settings import Settings
 from web import errors
+from web.request_body import refuse_large_bodies
 from web.services import Services
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    from web.blueprints import docs, health, inbound, manage, operations
+    from web.blueprints import docs, health, inbound, legacy, manage, operations
 
     app = Flask(__name__)
     if services is None:
@@ -19,8 +20,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.extensions["switchboard"] = services
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
     errors.register(app)
+    app.before_request(refuse_large_bodies)
     app.register_blueprint(health.bp)
     app.register_blueprint(inbound.bp)
+    app.register_blueprint(legacy.bp)
     app.register_blueprint(manage.bp)
     app.register_blueprint(operations.bp)
     app.register_blueprint(docs.bp)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from broker import channels, ingress
+from broker import channels, ingress, ratelimit
 from broker.inbound import InboundMessage, normalize
 from broker.validation import parse
 from web.answers import Queued
@@ -29,6 +29,7 @@ def post_message(channel_id: str) -> tuple[Response, int]:
     s = services()
     channel = channels.authenticate(s.redis, channel_id, request.headers.get("Authorization"))
     body = parse(InboundMessage, json_object())
+    ratelimit.check(s.redis, s.settings, channel_id)
     accepted = ingress.accept(
         s.redis,
         s.settings,

@@ -1,0 +1,46 @@
+"""The legacy Webhook message API (SPEC 1b), for clients written against the old route."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from broker import ingress, legacy, ratelimit
+from broker.validation import parse
+from web.apidoc import Content, documented
+from web.request_body import json_object
+from web.services import services
+
+bp = Blueprint("legacy", __name__)
+
+EVENT_RECEIVED = "EVENT_RECEIVED"
+
+
+@bp.post("/api/webhookMessage/<bot_id>")
+@documented(
+    "Send a user message, legacy form (SPEC 1b)",
+    auth="verify_token",
+    body=legacy.LegacyMessage,
+    answers={200: Content("text/plain", "The message is queued.", example=EVENT_RECEIVED)},
+    errors=[401, 429],
+    description="No access token: the verify token in the body names which of the bot's "
+    "Webhook channels the message comes from, and the bot answers on that channel's webhook. "
+    "`sender.id` names the session; `locale` becomes the session variable `locale`. A button "
+    "press arrives as `text` holding a JSON string with `params`, `nextDialogstateId`, "
+    "`type` and `caption`, and is taken as a postback.",
+    tags=["inbound"],
+)
+def post_legacy_message(bot_id: str) -> Response:
+    s = services()
+    body = parse(legacy.LegacyMessage, json_object())
+    channel = legacy.find_channel(s.redis, bot_id, body.verifyToken)
+    ratelimit.check(s.redis, s.settings, channel["id"])
+    ingress.accept(
+        s.redis,
+        s.settings,
+        s.sender,
+        channel=channel,
+        session_id=body.sender.id,
+        message=legacy.normalize(body),
+        idempotency_key=request.headers.get("Idempotency-Key") or None,
+    )
+    return Response(EVENT_RECEIVED, status=200, mimetype="text/plain")
