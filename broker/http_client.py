@@ -95,6 +95,9 @@ class DeliveryClient:
 
     def __init__(self, allowlist: Sequence[Network], user_agent: str, pool_size: int = 32) -> None:
         self._session = requests.Session()
+        # Proxies, .netrc and CA bundles named by the environment are not ours to follow: a
+        # proxy would reach the endpoint on our behalf, past the connect-time checks.
+        self._session.trust_env = False
         adapter = _SafeAdapter(allowlist, pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)

@@ -17,13 +17,20 @@ from broker.settings import Network
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+#: The well-known NAT64 prefix: its last 32 bits are the IPv4 address reached.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
 
 def is_forbidden(address: IPAddress, allowlist: Sequence[Network]) -> bool:
     """True for loopback, private, link-local, multicast, reserved or other non-global addresses."""
     if any(address in network for network in allowlist):
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_forbidden(address.ipv4_mapped, allowlist)
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None and is_forbidden(embedded, allowlist):
+            return True
+        if address.ipv4_mapped is not None:
+            return False
     return (
         address.is_loopback
         or address.is_private
@@ -33,6 +40,19 @@ def is_forbidden(address: IPAddress, allowlist: Sequence[Network]) -> bool:
         or address.is_unspecified
         or not address.is_global
     )
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries to (mapped, 6to4, Teredo or NAT64), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def resolve(host: str, port: int) -> list[tuple[socket.AddressFamily, IPAddress]]:

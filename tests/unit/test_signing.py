@@ -1,0 +1,64 @@
+"""Standard Webhooks signatures, checked against values the `standardwebhooks` package made."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import standardwebhooks
+
+from broker import signing
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OTHER = "whsec_YW5vdGhlciBzZWNyZXQga2V5IDAxMjM0NTY3ODk="
+MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+TIMESTAMP = 1700000000
+BODY = b'{"test": 2432232314}'
+# Computed once with standardwebhooks.Webhook(secret).sign(MSG_ID, 1700000000, BODY).
+EXPECTED = "v1,hw6D+jquXiPwVQiZTwb2ek9FSrOofldv7tv4JVMsFUY="
+EXPECTED_OTHER = "v1,meUgpNw38dViciq9vYJ3rWAefCCEHmpnKkUlotrnjyE="
+
+
+def test_sign_matches_a_known_signature() -> None:
+    assert signing.sign(SECRET, MSG_ID, TIMESTAMP, BODY) == EXPECTED
+    assert signing.sign(OTHER, MSG_ID, TIMESTAMP, BODY) == EXPECTED_OTHER
+
+
+def test_a_secret_without_padding_or_prefix_works() -> None:
+    assert signing.sign(SECRET.removeprefix("whsec_"), MSG_ID, TIMESTAMP, BODY) == EXPECTED
+    assert signing.sign(OTHER.rstrip("="), MSG_ID, TIMESTAMP, BODY) == EXPECTED_OTHER
+
+
+def test_the_header_lists_one_signature_per_secret() -> None:
+    assert signing.signature_header([SECRET], MSG_ID, TIMESTAMP, BODY) == EXPECTED
+    assert (
+        signing.signature_header([SECRET, OTHER], MSG_ID, TIMESTAMP, BODY)
+        == f"{EXPECTED} {EXPECTED_OTHER}"
+    )
+
+
+def test_verify_accepts_any_listed_signature_and_refuses_tampering() -> None:
+    header = f"{EXPECTED} {EXPECTED_OTHER}"
+    assert signing.verify(SECRET, MSG_ID, TIMESTAMP, BODY, header)
+    assert signing.verify(OTHER, MSG_ID, TIMESTAMP, BODY, header)
+    assert not signing.verify(SECRET, MSG_ID, TIMESTAMP, BODY + b" ", header)
+    assert not signing.verify(SECRET, MSG_ID, TIMESTAMP + 1, BODY, header)
+    assert not signing.verify(SECRET, "msg_other", TIMESTAMP, BODY, header)
+
+
+@pytest.mark.parametrize("secrets", [[SECRET], [SECRET, OTHER], [OTHER, SECRET]])
+def test_the_standardwebhooks_package_verifies_our_headers(secrets: list[str]) -> None:
+    now = int(time.time())
+    body = '{"message":{"text":"Grüße"}}'.encode()
+    headers = {
+        "webhook-id": MSG_ID,
+        "webhook-timestamp": str(now),
+        "webhook-signature": signing.signature_header(secrets, MSG_ID, now, body),
+    }
+    for secret in secrets:
+        assert standardwebhooks.Webhook(secret).verify(body, headers) == {
+            "message": {"text": "Grüße"}
+        }
+    stranger = "whsec_" + "QUJD" * 8
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(stranger).verify(body, headers)
