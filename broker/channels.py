@@ -157,8 +157,10 @@ def delete(r: Redis, channel_id: str) -> None:
     endpoints.delete(r, channel_id)
 
 
-def list_for_bot(r: Redis, settings: Settings, bot_id: str) -> list[dict[str, Any]]:
-    return [
-        view(r, settings, channel_id)
-        for channel_id in sorted(r.smembers(keys.bot_channels(bot_id)))
-    ]
+def list_page(
+    r: Redis, settings: Settings, bot_id: str, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the bot's channels, oldest first (channel ids sort by creation time)."""
+    channel_ids = sorted(r.smembers(keys.bot_channels(bot_id)))
+    chosen = channel_ids[offset : offset + limit]
+    return [view(r, settings, channel_id) for channel_id in chosen], len(channel_ids)

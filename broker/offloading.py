@@ -44,6 +44,8 @@ def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
     """GET the API URL with the challenge; anything but 200 `{"status": "ok"}` raises
     ValidationFailed (field `apiUrl`) quoting the endpoint's answer."""
     session = requests.Session()
+    # Environment proxies would reach the URL past the connect-time checks.
+    session.trust_env = False
     adapter = _SafeAdapter(settings.outbound_allowlist, pool_size=1)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

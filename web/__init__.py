@@ -11,7 +11,18 @@ from web.services import Services
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    from web.blueprints import docs, health, inbound, legacy, manage, operations
+    from web.blueprints import (
+        agent,
+        api_tokens,
+        conversations,
+        docs,
+        health,
+        inbound,
+        legacy,
+        manage,
+        offloading,
+        operations,
+    )
 
     app = Flask(__name__)
     if services is None:
@@ -25,6 +36,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(inbound.bp)
     app.register_blueprint(legacy.bp)
     app.register_blueprint(manage.bp)
+    app.register_blueprint(conversations.bp)
+    app.register_blueprint(agent.bp)
+    app.register_blueprint(offloading.bp)
+    app.register_blueprint(api_tokens.bp)
     app.register_blueprint(operations.bp)
     app.register_blueprint(docs.bp)
     return app

@@ -1,11 +1,14 @@
-"""Request bodies of the management API. The same models validate requests and
-describe them in /openapi.json."""
+"""Request bodies and query strings of the management API, and the answers of its
+conversation, agent, offloading and API-token routes. The same models validate
+requests and describe them in /openapi.json."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from web.queries import Pagination
 
 
 class _Body(BaseModel):
@@ -44,3 +47,133 @@ class DeadLetterReplay(_Body):
     endpointId: StrictStr | None = None
     since: StrictStr | None = None
     until: StrictStr | None = None
+
+
+# --- conversations, agent actions, offloading, API tokens -------------------------
+
+Version = Literal["DRAFT", "LIVE"]
+
+
+class VersionQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: Version = Field(default="LIVE", description="The bot version: DRAFT or LIVE.")
+
+
+class VersionPageQuery(Pagination):
+    version: Version = Field(default="LIVE", description="The bot version: DRAFT or LIVE.")
+
+
+class ConversationAction(_Body):
+    """Agent messages and/or hand-back (SPEC 4). Each `sendMessages` item is a BotMessage
+    or one of Chatlayer's conversation-action forms (`textMessageTemplate`,
+    `buttonTemplate`, `quickReplyTemplate`, `attachmentTemplate`, `carouselTemplate`,
+    `listTemplate`)."""
+
+    sendMessages: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=50)
+    resumeBot: bool | None = None
+    goToDialogstate: StrictStr | None = Field(default=None, min_length=1, max_length=256)
+
+
+class ConfigureOffloading(_Body):
+    apiUrl: StrictStr = Field(min_length=1, max_length=2048)
+    verifyToken: StrictStr = Field(min_length=1, max_length=256)
+
+
+class CreateApiToken(_Body):
+    description: StrictStr = Field(default="", max_length=200)
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConversationSummary(_Answer):
+    sessionId: str
+    version: Version
+    channelId: str | None
+    state: str | None = Field(description="The dialogue state the session is in.")
+    paused: bool = Field(description="True while a human agent has the conversation.")
+    messageCount: int = Field(description="Items in the transcript.")
+    lastActivityAt: str
+
+
+class ConversationList(_Answer):
+    """A page of a bot version's sessions, the most recently active first."""
+
+    items: list[ConversationSummary]
+    total: int
+    page: int
+    limit: int
+
+
+class TranscriptItem(_Answer):
+    actor: Literal["user", "bot"]
+    timestamp: str
+    message: dict[str, Any]
+    origin: Literal["agent"] | None = Field(
+        default=None, description="`agent` on the messages a human agent sent."
+    )
+
+
+class Transcript(_Answer):
+    """A page of the session's transcript, oldest first."""
+
+    items: list[TranscriptItem]
+    total: int
+    page: int
+    limit: int
+
+
+class SessionData(_Answer):
+    """The session's variables."""
+
+    sessionId: str
+    version: Version
+    sessionData: dict[str, Any]
+
+
+class ActionDone(_Answer):
+    """The agent's messages are queued for the channel webhook, in this order."""
+
+    botId: str
+    sessionId: str
+    version: Version
+    paused: bool
+    deliveryIds: list[str]
+
+
+class Offloading(_Answer):
+    """The bot's offloading integration; its endpoint signs with its own secret."""
+
+    botId: str
+    apiUrl: str
+    verifyToken: str
+    endpointId: str
+    signingSecret: str
+    createdAt: str
+    updatedAt: str
+
+
+class ApiToken(_Answer):
+    """A bot-scoped API token (the token itself is shown only when it is made)."""
+
+    id: str
+    botId: str
+    description: str
+    createdAt: str
+
+
+class CreatedApiToken(ApiToken):
+    """The new API token, with the token (shown this once)."""
+
+    token: str
+
+
+class ApiTokenList(_Answer):
+    """A bot's API tokens."""
+
+    items: list[ApiToken]
+    total: int
+    page: int
+    limit: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from broker import bots, channels
+from broker import api_tokens, bots, channels, offloading
 from broker.errors import NotFound
 from broker.validation import parse
 from web.answers import Bot, BotList, Channel, ChannelList, CreatedChannel
@@ -49,11 +49,18 @@ def get_bot(bot_id: str) -> Response:
 
 
 @bp.delete("/v1/bots/<bot_id>")
-@documented("Delete a bot and its channels", auth="admin", answers={204: None}, tags=["bots"])
+@documented(
+    "Delete a bot with its channels, offloading integration and API tokens",
+    auth="admin",
+    answers={204: None},
+    tags=["bots"],
+)
 def delete_bot(bot_id: str) -> tuple[str, int]:
     r = services().redis
     for channel_id in bots.delete(r, bot_id):
         channels.delete(r, channel_id)
+    offloading.remove_if_any(r, bot_id)
+    api_tokens.revoke_all(r, bot_id)
     return "", 204
 
 
@@ -85,8 +92,9 @@ def publish(bot_id: str) -> Response:
     tags=["channels"],
 )
 def create_channel(bot_id: str) -> tuple[Response, int]:
-    body = parse(CreateChannel, json_object())
     s = services()
+    bots.get(s.redis, bot_id)
+    body = parse(CreateChannel, json_object())
     created = channels.create(
         s.redis,
         s.settings,
@@ -100,13 +108,18 @@ def create_channel(bot_id: str) -> tuple[Response, int]:
 
 @bp.get("/v1/bots/<bot_id>/channels/webhook")
 @documented(
-    "List a bot's Webhook channels", auth="admin", answers={200: ChannelList}, tags=["channels"]
+    "List a bot's Webhook channels, oldest first",
+    auth="admin",
+    query=Pagination,
+    answers={200: ChannelList},
+    tags=["channels"],
 )
 def list_channels(bot_id: str) -> Response:
     s = services()
     bots.get(s.redis, bot_id)
-    items = channels.list_for_bot(s.redis, s.settings, bot_id)
-    return jsonify(listing(items, len(items), 1, max(len(items), 1)))
+    page, limit = page_args()
+    items, total = channels.list_page(s.redis, s.settings, bot_id, (page - 1) * limit, limit)
+    return jsonify(listing(items, total, page, limit))
 
 
 def _channel_of(bot_id: str, channel_id: str) -> None:

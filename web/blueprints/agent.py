@@ -1,0 +1,62 @@
+"""The agent route of SPEC 4: a human agent's messages into a conversation, and hand-back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from broker import agent, conversations
+from broker.agent_messages import to_bot_messages
+from broker.errors import ValidationFailed
+from broker.validation import parse
+from web.apidoc import documented
+from web.auth import require_admin_or_bot_token
+from web.request_body import json_object, query_args
+from web.schemas import ActionDone, ConversationAction, VersionQuery
+from web.services import services
+
+bp = Blueprint("agent", __name__)
+
+
+@bp.post("/v1/bots/<bot_id>/conversations/<session_id>/actions")
+@documented(
+    "Send an agent's messages to the user, and/or hand the conversation back to the bot",
+    auth="admin_or_bot_token",
+    body=ConversationAction,
+    query=VersionQuery,
+    answers={202: ActionDone},
+    errors=[409],
+    description=(
+        "`sendMessages` items are BotMessages or Chatlayer conversation-action forms; they "
+        "reach the user through the session's channel webhook, after what the bot already "
+        "sent. `resumeBot: true` unpauses the session; `goToDialogstate` then moves the "
+        "dialogue to that state and sends its messages."
+    ),
+    tags=["conversations"],
+)
+def conversation_action(bot_id: str, session_id: str) -> tuple[Response, int]:
+    require_admin_or_bot_token(bot_id)
+    s = services()
+    session = conversations.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
+    body = parse(ConversationAction, json_object())
+    if body.sendMessages is None and not body.resumeBot:
+        raise ValidationFailed(
+            "send sendMessages, or resumeBot: true to hand the conversation back",
+            field="sendMessages",
+        )
+    if body.goToDialogstate is not None and not body.resumeBot:
+        raise ValidationFailed("goToDialogstate needs resumeBot: true", field="resumeBot")
+    messages: list[dict[str, Any]] = []
+    for index, item in enumerate(body.sendMessages or []):
+        messages += to_bot_messages(item, f"sendMessages[{index}]")
+    done = agent.act(
+        s.redis,
+        s.settings,
+        s.sender,
+        session,
+        messages=messages,
+        resume=bool(body.resumeBot),
+        go_to=body.goToDialogstate,
+    )
+    return jsonify(done), 202

@@ -1,0 +1,79 @@
+"""Conversations of a bot version: sessions, transcripts and session data (SPEC 6)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from broker import conversations
+from web.apidoc import documented
+from web.auth import require_admin
+from web.request_body import listing, query_args
+from web.schemas import ConversationList, SessionData, Transcript, VersionPageQuery, VersionQuery
+from web.services import services
+
+bp = Blueprint("conversations", __name__)
+bp.before_request(require_admin)
+
+
+@bp.get("/v1/bots/<bot_id>/conversations")
+@documented(
+    "A bot version's sessions, the most recently active first",
+    auth="admin",
+    query=VersionPageQuery,
+    answers={200: ConversationList},
+    tags=["conversations"],
+)
+def list_conversations(bot_id: str) -> Response:
+    query = query_args(VersionPageQuery)
+    items, total = conversations.list_page(
+        services().redis, bot_id, query.version, (query.page - 1) * query.limit, query.limit
+    )
+    return jsonify(listing(items, total, query.page, query.limit))
+
+
+@bp.get("/v1/bots/<bot_id>/conversations/<session_id>/messages")
+@documented(
+    "The session's transcript, oldest first",
+    auth="admin",
+    query=VersionPageQuery,
+    answers={200: Transcript},
+    tags=["conversations"],
+)
+def transcript(bot_id: str, session_id: str) -> Response:
+    query = query_args(VersionPageQuery)
+    r = services().redis
+    session = conversations.find(r, bot_id, query.version, session_id)
+    items, total = conversations.transcript_page(
+        r, session, (query.page - 1) * query.limit, query.limit
+    )
+    return jsonify(listing(items, total, query.page, query.limit))
+
+
+@bp.get("/v1/bots/<bot_id>/conversations/<session_id>/session-data")
+@documented(
+    "The session's variables",
+    auth="admin",
+    query=VersionQuery,
+    answers={200: SessionData},
+    tags=["conversations"],
+)
+def get_session_data(bot_id: str, session_id: str) -> Response:
+    r = services().redis
+    session = conversations.find(r, bot_id, query_args(VersionQuery).version, session_id)
+    return jsonify(conversations.session_data(r, session))
+
+
+@bp.delete("/v1/bots/<bot_id>/conversations/<session_id>/session-data")
+@documented(
+    "Forget the session's variables (where it is in the dialogue is kept)",
+    auth="admin",
+    query=VersionQuery,
+    answers={204: None},
+    errors=[409],
+    tags=["conversations"],
+)
+def clear_session_data(bot_id: str, session_id: str) -> tuple[str, int]:
+    s = services()
+    session = conversations.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
+    conversations.clear_session_data(s.redis, s.settings, session)
+    return "", 204

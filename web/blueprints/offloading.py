@@ -1,0 +1,51 @@
+"""A bot's offloading (human handover) integration (SPEC 4 and 6)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from broker import offloading
+from broker.validation import parse
+from web.apidoc import documented
+from web.auth import require_admin
+from web.request_body import json_object
+from web.schemas import ConfigureOffloading, Offloading
+from web.services import services
+
+bp = Blueprint("offloading", __name__)
+bp.before_request(require_admin)
+
+
+@bp.put("/v1/bots/<bot_id>/offloading")
+@documented(
+    "Configure handover; the health check runs first (422 with the endpoint's answer)",
+    auth="admin",
+    body=ConfigureOffloading,
+    answers={200: Offloading},
+    description=(
+        "Sends `GET <apiUrl>?challenge.verifyToken=<verifyToken>` and expects `200` with "
+        '`{"status": "ok"}`. The API URL becomes an endpoint of kind `offloading`.'
+    ),
+    tags=["offloading"],
+)
+def configure(bot_id: str) -> Response:
+    body = parse(ConfigureOffloading, json_object())
+    s = services()
+    return jsonify(offloading.configure(s.redis, s.settings, bot_id, body.apiUrl, body.verifyToken))
+
+
+@bp.get("/v1/bots/<bot_id>/offloading")
+@documented(
+    "Read the offloading integration", auth="admin", answers={200: Offloading}, tags=["offloading"]
+)
+def get_offloading(bot_id: str) -> Response:
+    return jsonify(offloading.view(services().redis, bot_id))
+
+
+@bp.delete("/v1/bots/<bot_id>/offloading")
+@documented(
+    "Remove the offloading integration", auth="admin", answers={204: None}, tags=["offloading"]
+)
+def delete_offloading(bot_id: str) -> tuple[str, int]:
+    offloading.remove(services().redis, bot_id)
+    return "", 204
