@@ -6,9 +6,19 @@ and `params` instead of a `payload`; the engine turns those into an opaque paylo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictStr,
+    Tag,
+    TypeAdapter,
+    model_validator,
+)
 
 _TITLE = Field(min_length=1, max_length=640)
 _URL = Field(min_length=1, max_length=2048, pattern=r"^(https?://|tel:|\{\{)")
@@ -16,6 +26,25 @@ _URL = Field(min_length=1, max_length=2048, pattern=r"^(https?://|tel:|\{\{)")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def chosen_by(field: str, tags: Mapping[str, str]) -> Callable[[Any], str | None]:
+    """Pick a union member by the value of `field`, so that a fault names that member's
+    fields only. Tags start with a capital: `validation.field_path` leaves them out."""
+
+    def choose(value: Any) -> str | None:
+        given = value.get(field) if isinstance(value, dict) else getattr(value, field, None)
+        return tags.get(given) if isinstance(given, str) else None
+
+    return choose
+
+
+def _one_of(field: str, tags: Mapping[str, str]) -> Discriminator:
+    return Discriminator(
+        chosen_by(field, tags),
+        custom_error_type="unknown_kind",
+        custom_error_message=f"{field} is one of {', '.join(tags)}",
+    )
 
 
 class Param(_Model):
@@ -60,7 +89,19 @@ class ShareButton(_Model):
 
 
 Button = Annotated[
-    PostbackButton | UrlButton | PhoneButton | ShareButton, Field(discriminator="type")
+    Annotated[PostbackButton, Tag("Postback")]
+    | Annotated[UrlButton, Tag("WebUrl")]
+    | Annotated[PhoneButton, Tag("Phone")]
+    | Annotated[ShareButton, Tag("Share")],
+    _one_of(
+        "type",
+        {
+            "postback": "Postback",
+            "web_url": "WebUrl",
+            "phone_number": "Phone",
+            "element_share": "Share",
+        },
+    ),
 ]
 
 
@@ -68,6 +109,12 @@ class QuickReply(_Targeted):
     content_type: Literal["text"] = "text"
     title: StrictStr = _TITLE
     image_url: StrictStr | None = Field(default=None, max_length=2048)
+
+    @model_validator(mode="after")
+    def _needs_target(self) -> QuickReply:
+        if self.payload is None and self.goto is None:
+            raise ValueError("a quick reply needs a payload or a goto")
+        return self
 
 
 class TextMessage(_Model):
@@ -107,7 +154,10 @@ class ListPayload(_Model):
 
 
 TemplatePayload = Annotated[
-    ButtonPayload | GenericPayload | ListPayload, Field(discriminator="template_type")
+    Annotated[ButtonPayload, Tag("Button")]
+    | Annotated[GenericPayload, Tag("Generic")]
+    | Annotated[ListPayload, Tag("List")],
+    _one_of("template_type", {"button": "Button", "generic": "Generic", "list": "List"}),
 ]
 
 
@@ -126,7 +176,19 @@ class MediaAttachment(_Model):
     payload: MediaPayload
 
 
-Attachment = Annotated[TemplateAttachment | MediaAttachment, Field(discriminator="type")]
+Attachment = Annotated[
+    Annotated[TemplateAttachment, Tag("Template")] | Annotated[MediaAttachment, Tag("Media")],
+    _one_of(
+        "type",
+        {
+            "template": "Template",
+            "image": "Media",
+            "video": "Media",
+            "audio": "Media",
+            "file": "Media",
+        },
+    ),
+]
 
 
 class AttachmentMessage(_Model):
@@ -140,6 +202,22 @@ class EventMessage(_Model):
     data: Any = None
 
 
-BotMessage = TextMessage | AttachmentMessage | EventMessage
+def _message_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        if "attachment" in value:
+            return "Attachment"
+        return "Event" if value.get("type") == "event" else "Text"
+    if isinstance(value, AttachmentMessage):
+        return "Attachment"
+    return "Event" if isinstance(value, EventMessage) else "Text"
+
+
+#: A text (with quick replies or not), an attachment, or an event.
+BotMessage = Annotated[
+    Annotated[TextMessage, Tag("Text")]
+    | Annotated[AttachmentMessage, Tag("Attachment")]
+    | Annotated[EventMessage, Tag("Event")],
+    Discriminator(_message_kind),
+]
 
 bot_message_adapter: TypeAdapter[BotMessage] = TypeAdapter(BotMessage)

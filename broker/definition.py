@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictStr, Tag, ValidationError
 
-from broker.botmessages import BotMessage
+from broker.botmessages import BotMessage, chosen_by
 from broker.engine import validate_references
 from broker.errors import ValidationFailed
 from broker.templates import TEMPLATES
@@ -49,7 +49,16 @@ class Event(_Model):
     data: Any = None
 
 
-Action = Annotated[SetVariable | Offload | Event, Field(discriminator="type")]
+Action = Annotated[
+    Annotated[SetVariable, Tag("SetVariable")]
+    | Annotated[Offload, Tag("Offload")]
+    | Annotated[Event, Tag("Event")],
+    Discriminator(
+        chosen_by("type", {"setVariable": "SetVariable", "offload": "Offload", "event": "Event"}),
+        custom_error_type="unknown_kind",
+        custom_error_message="type is one of setVariable, offload, event",
+    ),
+]
 
 
 class State(_Model):

@@ -1,0 +1,125 @@
+"""BotMessage models (SPEC section 3), checked against fixtures written from the SPEC."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from broker.botmessages import bot_message_adapter
+from broker.validation import first_fault
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "botmessages"
+KINDS = sorted(path.stem for path in FIXTURES.glob("*.json"))
+
+
+def fixture(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return loaded
+
+
+def fault_of(message: Any) -> str | None:
+    with pytest.raises(ValidationError) as raised:
+        bot_message_adapter.validate_python(message)
+    return first_fault(raised.value).field
+
+
+def test_there_is_a_fixture_for_every_kind_of_the_spec() -> None:
+    assert KINDS == [
+        "button_template",
+        "event",
+        "generic_template",
+        "list_template",
+        "media_audio",
+        "media_file",
+        "media_image",
+        "media_video",
+        "quick_replies",
+        "text",
+    ]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_spec_message_validates_and_keeps_its_exact_fields(kind: str) -> None:
+    message = fixture(kind)
+    model = bot_message_adapter.validate_python(message)
+    assert bot_message_adapter.dump_python(model, exclude_none=True) == message
+
+
+def _generic_with_four_buttons() -> dict[str, Any]:
+    message = fixture("generic_template")
+    element = message["attachment"]["payload"]["elements"][1]
+    element["buttons"].append(copy.deepcopy(element["buttons"][0]))
+    return message
+
+
+def _list_with(count: int) -> dict[str, Any]:
+    message = fixture("list_template")
+    first = message["attachment"]["payload"]["elements"][0]
+    message["attachment"]["payload"]["elements"] = [copy.deepcopy(first) for _ in range(count)]
+    return message
+
+
+def _without(name: str, *path: str | int) -> dict[str, Any]:
+    message = fixture(name)
+    holder: Any = message
+    for step in path[:-1]:
+        holder = holder[step]
+    del holder[path[-1]]
+    return message
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"text": ""}, "text"),
+        ({}, "text"),
+        (_generic_with_four_buttons(), "attachment.payload.elements[1].buttons"),
+        (_list_with(1), "attachment.payload.elements"),
+        (_list_with(5), "attachment.payload.elements"),
+        (_without("button_template", "attachment", "payload", "buttons"), None),
+        (_without("media_image", "attachment", "payload", "url"), "attachment.payload.url"),
+        (_without("quick_replies", "quick_replies", 0, "payload"), "quick_replies[0]"),
+        (_without("quick_replies", "quick_replies", 0, "title"), "quick_replies[0].title"),
+        (_without("event", "name"), "name"),
+        ({"attachment": {"type": "gif", "payload": {"url": "https://x"}}}, "attachment"),
+        (
+            {"attachment": {"type": "template", "payload": {"template_type": "receipt"}}},
+            "attachment.payload",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "button",
+                        "text": "t",
+                        "buttons": [{"type": "postback", "title": "no target"}],
+                    },
+                }
+            },
+            "attachment.payload.buttons[0]",
+        ),
+        ({"text": "hi", "colour": "red"}, "colour"),
+    ],
+)
+def test_an_invalid_message_is_refused_naming_the_faulty_path(
+    message: dict[str, Any], field: str | None
+) -> None:
+    found = fault_of(message)
+    if field is None:
+        assert found is not None and found.startswith("attachment.payload.buttons")
+    else:
+        assert found == field
+
+
+def test_a_definition_button_may_name_its_target_instead_of_a_payload() -> None:
+    message = {
+        "text": "Pick",
+        "quick_replies": [{"title": "Yes", "goto": "yes", "params": [{"key": "a", "value": 1}]}],
+    }
+    bot_message_adapter.validate_python(message)
