@@ -12,6 +12,7 @@ from broker import clock, defaults
 from broker.errors import SwitchboardError
 from broker.redis_conn import Redis, connect
 from broker.settings import Settings
+from switchboard import admin_cli
 
 
 def _settings() -> Settings:
@@ -64,9 +65,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from broker import admin_tokens
+    import redis
 
-    print(admin_tokens.create(_redis(), args.description))
+    from broker import admin_tokens, api_tokens
+
+    try:
+        if args.bot:
+            print(api_tokens.create(_redis(), args.bot, args.description)["token"])
+        else:
+            print(admin_tokens.create(_redis(), args.description))
+    except redis.RedisError as exc:
+        raise SwitchboardError(f"cannot reach Redis (REDIS_URL): {exc}") from None
     return 0
 
 
@@ -165,9 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="admin tokens").add_subparsers(
         dest="action", required=True
     )
-    p = token.add_parser("create", help="make an admin token and print it")
+    p = token.add_parser("create", help="make an admin token (or a bot's API token) and print it")
     p.add_argument("--description", default="")
+    p.add_argument("--bot", help="make an API token of this bot, for its conversation actions")
     p.set_defaults(func=cmd_token_create)
+    admin_cli.register(sub)
 
     dlq = sub.add_parser("dlq", help="dead-lettered deliveries").add_subparsers(
         dest="action", required=True
