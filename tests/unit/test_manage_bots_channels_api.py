@@ -1,0 +1,254 @@
+"""Bots and Webhook channels over the API (SPEC 6): shapes, statuses and error fields."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.web_app import ADMIN, WebApp, web_app
+
+CHANNEL_FIELDS = {
+    "id",
+    "accessToken",
+    "verifyToken",
+    "signingSecret",
+    "webhookUrl",
+    "messagesUrl",
+    "version",
+}
+
+
+@pytest.fixture
+def web() -> Iterator[WebApp]:
+    with web_app(max_body_bytes=4096) as made:
+        yield made
+
+
+def _error(answer: object, status: int, code: str, field: str | None = None) -> None:
+    assert answer.status_code == status, answer.json  # type: ignore[attr-defined]
+    error = answer.json["error"]  # type: ignore[attr-defined]
+    assert error["code"] == code
+    assert error["message"]
+    assert error.get("field") == field
+
+
+def test_bot_lifecycle(web: WebApp) -> None:
+    bot = web.bot()
+    assert {"id", "name", "createdAt", "updatedAt", "publishedAt", "draft", "live"} <= set(bot)
+    new = {"startState": "a", "states": [{"id": "a", "messages": [{"text": "new"}]}]}
+    draft = web.client.put(f"/v1/bots/{bot['id']}/draft", json={"definition": new}, headers=ADMIN)
+    assert draft.status_code == 200
+    assert draft.json["draft"]["states"][0]["messages"] == [{"text": "new"}]
+    assert draft.json["live"] != draft.json["draft"]
+    published = web.client.post(f"/v1/bots/{bot['id']}/publish", headers=ADMIN)
+    assert published.json["live"] == draft.json["draft"]
+    listed = web.client.get("/v1/bots?limit=1", headers=ADMIN).json
+    assert listed["total"] == 1 and listed["page"] == 1 and listed["limit"] == 1
+    assert [b["id"] for b in listed["items"]] == [bot["id"]]
+    assert web.client.delete(f"/v1/bots/{bot['id']}", headers=ADMIN).status_code == 204
+    _error(web.client.get(f"/v1/bots/{bot['id']}", headers=ADMIN), 404, "not_found")
+
+
+def test_a_faulty_draft_names_the_path(web: WebApp) -> None:
+    bot = web.bot()
+    bad = {"startState": "a", "states": [{"id": "a", "next": "nowhere"}]}
+    answer = web.client.put(f"/v1/bots/{bot['id']}/draft", json={"definition": bad}, headers=ADMIN)
+    _error(answer, 422, "validation_failed", "definition.states[0].next")
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({}, 401, "unauthorized"),
+        ({"Authorization": "Bearer wrong"}, 401, "unauthorized"),
+        ({"Authorization": "Basic abc"}, 401, "unauthorized"),
+    ],
+)
+def test_management_routes_need_the_admin_token(
+    web: WebApp, headers: dict[str, str], status: int, code: str
+) -> None:
+    _error(web.client.get("/v1/bots", headers=headers), status, code)
+
+
+def test_bad_bodies_get_400_413_415_422(web: WebApp) -> None:
+    post = web.client.post
+    _error(
+        post("/v1/bots", data="{", content_type="application/json", headers=ADMIN),
+        400,
+        "bad_request",
+    )
+    _error(
+        post("/v1/bots", data="name=x", content_type="text/plain", headers=ADMIN),
+        415,
+        "unsupported_media_type",
+    )
+    big = {"name": "x", "definition": {"template": "echo", "pad": "x" * 5000}}
+    _error(post("/v1/bots", json=big, headers=ADMIN), 413, "body_too_large")
+    _error(post("/v1/bots", json=[1], headers=ADMIN), 422, "validation_failed", "body")
+    _error(
+        post("/v1/bots", json={"definition": {"template": "echo"}}, headers=ADMIN),
+        422,
+        "validation_failed",
+        "name",
+    )
+    _error(
+        post("/v1/bots", json={"name": "x", "definition": {"template": "nope"}}, headers=ADMIN),
+        422,
+        "validation_failed",
+        "definition.template",
+    )
+
+
+def test_a_wrong_method_gets_405(web: WebApp) -> None:
+    _error(web.client.put("/v1/bots", json={}, headers=ADMIN), 405, "method_not_allowed")
+
+
+def test_creating_a_channel_answers_its_secrets_once(web: WebApp) -> None:
+    bot = web.bot()
+    answer = web.client.post(
+        f"/v1/bots/{bot['id']}/channels/webhook",
+        json={"webhookUrl": "http://127.0.0.1:9/hook"},
+        headers=ADMIN,
+    )
+    assert answer.status_code == 201
+    created = answer.json
+    assert set(created) >= CHANNEL_FIELDS
+    assert created["version"] == "LIVE"
+    assert created["signingSecret"].startswith("whsec_")
+    assert created["verifyToken"]
+    assert created["messagesUrl"].endswith(f"/v1/channels/webhook/{created['id']}/messages")
+    read = web.client.get(
+        f"/v1/bots/{bot['id']}/channels/webhook/{created['id']}", headers=ADMIN
+    ).json
+    assert "accessToken" not in read
+    assert read["signingSecret"] == created["signingSecret"]
+    stored = web.redis.hgetall(f"sb:channel:{created['id']}")
+    assert created["accessToken"] not in stored.values()
+
+
+def test_a_channel_keeps_the_verify_token_and_version_given(web: WebApp) -> None:
+    created = web.channel(verifyToken="8wMsLZkdDPT64nqh", version="DRAFT")
+    assert created["verifyToken"] == "8wMsLZkdDPT64nqh"
+    assert created["version"] == "DRAFT"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "webhookUrl"),
+        ({"webhookUrl": "http://10.0.0.5/hook"}, "webhookUrl"),
+        ({"webhookUrl": "ftp://example.com/hook"}, "webhookUrl"),
+        ({"webhookUrl": "http://127.0.0.1:9/hook", "version": "BETA"}, "version"),
+        ({"webhookUrl": "http://127.0.0.1:9/hook", "verifyToken": ""}, "verifyToken"),
+        ({"webhookUrl": "http://127.0.0.1:9/hook", "colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_channel_is_refused_naming_the_field(
+    web: WebApp, body: dict[str, str], field: str
+) -> None:
+    bot = web.bot()
+    answer = web.client.post(f"/v1/bots/{bot['id']}/channels/webhook", json=body, headers=ADMIN)
+    assert answer.status_code == 422
+    assert answer.json["error"]["field"] == field
+
+
+def test_a_channel_of_an_unknown_bot_is_404(web: WebApp) -> None:
+    answer = web.client.post(
+        "/v1/bots/bot_nope/channels/webhook",
+        json={"webhookUrl": "http://127.0.0.1:9/h"},
+        headers=ADMIN,
+    )
+    _error(answer, 404, "not_found")
+
+
+def test_patching_a_channel(web: WebApp) -> None:
+    channel = web.channel()
+    path = f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}"
+    change = {
+        "webhookUrl": "http://127.0.0.1:10/other",
+        "verifyToken": "new-token",
+        "version": "DRAFT",
+        "retrySchedule": [0, 1, 2],
+        "connectTimeout": 1.5,
+        "totalTimeout": 4,
+    }
+    answer = web.client.patch(path, json=change, headers=ADMIN)
+    assert answer.status_code == 200
+    for name, value in change.items():
+        assert answer.json[name] == value
+    assert web.client.get(path, headers=ADMIN).json["webhookUrl"] == "http://127.0.0.1:10/other"
+    _error(
+        web.client.patch(path, json={"webhookUrl": "http://192.168.1.1/"}, headers=ADMIN),
+        422,
+        "unsafe_url",
+        "webhookUrl",
+    )
+    _error(
+        web.client.patch(path, json={"retrySchedule": []}, headers=ADMIN),
+        422,
+        "validation_failed",
+        "retrySchedule",
+    )
+    _error(
+        web.client.patch(path, json={"totalTimeout": 0}, headers=ADMIN),
+        422,
+        "validation_failed",
+        "totalTimeout",
+    )
+
+
+def test_rotating_the_secret_keeps_the_old_one_signing(web: WebApp) -> None:
+    channel = web.channel()
+    path = f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}/rotate-secret"
+    rotated = web.client.post(path, headers=ADMIN)
+    assert rotated.status_code == 200
+    assert rotated.json["signingSecret"].startswith("whsec_")
+    assert rotated.json["signingSecret"] != channel["signingSecret"]
+    assert (
+        web.redis.hget(f"sb:endpoint:{channel['id']}", "previousSecret") == channel["signingSecret"]
+    )
+
+
+def test_another_bots_channel_is_404_on_every_route(web: WebApp) -> None:
+    channel = web.channel()
+    other = web.bot()
+    path = f"/v1/bots/{other['id']}/channels/webhook/{channel['id']}"
+    _error(web.client.get(path, headers=ADMIN), 404, "not_found")
+    _error(web.client.patch(path, json={"version": "DRAFT"}, headers=ADMIN), 404, "not_found")
+    _error(web.client.post(path + "/rotate-secret", headers=ADMIN), 404, "not_found")
+    _error(web.client.delete(path, headers=ADMIN), 404, "not_found")
+    assert (
+        web.client.delete(
+            f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}", headers=ADMIN
+        ).status_code
+        == 204
+    )
+    _error(
+        web.client.get(
+            f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}", headers=ADMIN
+        ),
+        404,
+        "not_found",
+    )
+
+
+def test_channel_list_is_paged(web: WebApp) -> None:
+    bot = web.bot()
+    made = [web.channel(bot["id"])["id"] for _ in range(3)]
+    path = f"/v1/bots/{bot['id']}/channels/webhook"
+    first = web.client.get(path + "?limit=2", headers=ADMIN).json
+    second = web.client.get(path + "?limit=2&page=2", headers=ADMIN).json
+    assert (first["total"], first["page"], first["limit"]) == (3, 1, 2)
+    assert [c["id"] for c in first["items"] + second["items"]] == made
+    assert all("accessToken" not in c for c in first["items"])
+    _error(web.client.get(path + "?limit=501", headers=ADMIN), 422, "validation_failed", "limit")
+    _error(web.client.get(path + "?page=0", headers=ADMIN), 422, "validation_failed", "page")
+    _error(web.client.get("/v1/bots/bot_nope/channels/webhook", headers=ADMIN), 404, "not_found")
+
+
+def test_deleting_a_bot_removes_its_channels_and_endpoints(web: WebApp) -> None:
+    channel = web.channel()
+    assert web.client.delete(f"/v1/bots/{channel['botId']}", headers=ADMIN).status_code == 204
+    assert not web.redis.exists(f"sb:channel:{channel['id']}")
+    _error(web.client.get(f"/v1/endpoints/{channel['id']}", headers=ADMIN), 404, "not_found")
