@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from web.queries import Pagination
 
@@ -71,7 +71,7 @@ class ConversationAction(_Body):
     `listTemplate`)."""
 
     sendMessages: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=50)
-    resumeBot: bool | None = None
+    resumeBot: StrictBool | None = None
     goToDialogstate: StrictStr | None = Field(default=None, min_length=1, max_length=256)
 
 

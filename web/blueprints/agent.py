@@ -40,13 +40,13 @@ def conversation_action(bot_id: str, session_id: str) -> tuple[Response, int]:
     s = services()
     session = conversations.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
     body = parse(ConversationAction, json_object())
+    if body.goToDialogstate is not None and not body.resumeBot:
+        raise ValidationFailed("goToDialogstate needs resumeBot: true", field="resumeBot")
     if body.sendMessages is None and not body.resumeBot:
         raise ValidationFailed(
             "send sendMessages, or resumeBot: true to hand the conversation back",
             field="sendMessages",
         )
-    if body.goToDialogstate is not None and not body.resumeBot:
-        raise ValidationFailed("goToDialogstate needs resumeBot: true", field="resumeBot")
     messages: list[dict[str, Any]] = []
     for index, item in enumerate(body.sendMessages or []):
         messages += to_bot_messages(item, f"sendMessages[{index}]")

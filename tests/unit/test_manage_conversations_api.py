@@ -1,0 +1,290 @@
+"""Conversations, transcripts, session data, agent actions and API tokens over the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from broker import ids, keys, turns
+from tests.web_app import ADMIN, WebApp, web_app
+
+
+@pytest.fixture
+def web() -> Iterator[WebApp]:
+    with web_app() as made:
+        yield made
+
+
+def _say(
+    web: WebApp, channel: dict[str, Any], session_id: str, text: str | None = None, **extra: Any
+) -> None:
+    message = {"textMessage": {"text": text}} if text else {"introMessage": {}}
+    answer = web.client.post(
+        f"/v1/channels/webhook/{channel['id']}/messages",
+        json={"conversationId": session_id, "message": message, **extra},
+        headers={"Authorization": f"Bearer {channel['accessToken']}"},
+    )
+    assert answer.status_code == 202, answer.json
+    session = ids.session_hash(channel["botId"], channel["version"], session_id)
+    turns.run_pending(web.redis, web.settings, web.sender, session)
+
+
+def _error(answer: Any, status: int, code: str, field: str | None = None) -> None:
+    assert answer.status_code == status, answer.json
+    assert answer.json["error"]["code"] == code
+    assert answer.json["error"].get("field") == field
+
+
+def _token(web: WebApp, bot_id: str) -> dict[str, str]:
+    created = web.client.post(
+        f"/v1/bots/{bot_id}/api-tokens", json={"description": "agents"}, headers=ADMIN
+    )
+    assert created.status_code == 201
+    return {"Authorization": f"Bearer {created.json['token']}"}
+
+
+def test_conversations_are_listed_newest_first_per_version(web: WebApp) -> None:
+    live = web.channel()
+    draft = web.channel(live["botId"], version="DRAFT")
+    _say(web, live, "alice")
+    _say(web, live, "bob", "hi", sessionData={"email": "b@example.com"})
+    _say(web, draft, "carol")
+    path = f"/v1/bots/{live['botId']}/conversations"
+
+    listed = web.client.get(path, headers=ADMIN).json
+
+    assert (listed["total"], listed["page"], listed["limit"]) == (2, 1, 50)
+    bob, alice = listed["items"]
+    assert set(bob) == {
+        "sessionId",
+        "version",
+        "channelId",
+        "state",
+        "paused",
+        "messageCount",
+        "lastActivityAt",
+    }
+    assert (bob["sessionId"], alice["sessionId"]) == ("bob", "alice")
+    assert bob["version"] == "LIVE" and bob["channelId"] == live["id"]
+    assert bob["state"] == "echo" and bob["paused"] is False and bob["messageCount"] == 2
+    assert bob["lastActivityAt"].endswith("Z")
+    drafts = web.client.get(path + "?version=DRAFT", headers=ADMIN).json
+    assert [s["sessionId"] for s in drafts["items"]] == ["carol"]
+    assert (
+        web.client.get(path + "?limit=1&page=2", headers=ADMIN).json["items"][0]["sessionId"]
+        == "alice"
+    )
+
+
+def test_the_transcript_and_session_data(web: WebApp) -> None:
+    channel = web.channel()
+    _say(web, channel, "bob", "hi", sessionData={"email": "b@example.com"})
+    base = f"/v1/bots/{channel['botId']}/conversations/bob"
+
+    transcript = web.client.get(base + "/messages", headers=ADMIN).json
+    assert transcript["total"] == 2
+    user, bot = transcript["items"]
+    assert user["actor"] == "user" and user["message"]["text"] == "hi"
+    assert user["message"]["messageType"] == "text"
+    assert bot == {
+        "actor": "bot",
+        "timestamp": bot["timestamp"],
+        "message": {"text": "You said: hi"},
+    }
+
+    data = web.client.get(base + "/session-data", headers=ADMIN).json
+    assert data["sessionId"] == "bob" and data["version"] == "LIVE"
+    assert data["sessionData"]["email"] == "b@example.com"
+    assert web.client.delete(base + "/session-data?version=LIVE", headers=ADMIN).status_code == 204
+    assert web.client.get(base + "/session-data", headers=ADMIN).json["sessionData"] == {}
+    listed = web.client.get(f"/v1/bots/{channel['botId']}/conversations", headers=ADMIN).json
+    assert listed["items"][0]["state"] == "echo"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/conversations?version=BETA",
+        "/conversations/bob/messages?version=live",
+        "/conversations/bob/session-data?version=x",
+    ],
+)
+def test_a_version_that_is_not_draft_or_live_is_422(web: WebApp, path: str) -> None:
+    channel = web.channel()
+    _say(web, channel, "bob", "hi")
+    _error(
+        web.client.get(f"/v1/bots/{channel['botId']}{path}", headers=ADMIN),
+        422,
+        "validation_failed",
+        "version",
+    )
+
+
+def test_unknown_bots_and_sessions_are_404(web: WebApp) -> None:
+    channel = web.channel()
+    _say(web, channel, "bob", "hi")
+    bot = channel["botId"]
+    get = web.client.get
+    _error(get("/v1/bots/bot_nope/conversations", headers=ADMIN), 404, "not_found")
+    _error(get(f"/v1/bots/{bot}/conversations/nobody/messages", headers=ADMIN), 404, "not_found")
+    _error(
+        get(f"/v1/bots/{bot}/conversations/bob/messages?version=DRAFT", headers=ADMIN),
+        404,
+        "not_found",
+    )
+    _error(
+        get(f"/v1/bots/{bot}/conversations/nobody/session-data", headers=ADMIN), 404, "not_found"
+    )
+    _error(
+        web.client.delete(f"/v1/bots/{bot}/conversations/nobody/session-data", headers=ADMIN),
+        404,
+        "not_found",
+    )
+    _error(get(f"/v1/bots/{bot}/conversations", headers={}), 401, "unauthorized")
+
+
+def test_an_agent_message_is_queued_for_the_channel_webhook(web: WebApp) -> None:
+    channel = web.channel()
+    _say(web, channel, "bob")
+    path = f"/v1/bots/{channel['botId']}/conversations/bob/actions?version=LIVE"
+    body = {
+        "sendMessages": [
+            {"text": "Agent here"},
+            {"textMessageTemplate": {"textMessages": [{"text": "Two"}]}},
+        ]
+    }
+
+    answer = web.client.post(path, json=body, headers=_token(web, channel["botId"]))
+
+    assert answer.status_code == 202, answer.json
+    assert set(answer.json) == {"botId", "sessionId", "version", "paused", "deliveryIds"}
+    assert len(answer.json["deliveryIds"]) == 2
+    delivery = web.client.get(f"/v1/deliveries/{answer.json['deliveryIds'][1]}", headers=ADMIN).json
+    assert delivery["endpointId"] == channel["id"]
+    assert delivery["body"]["message"] == {"text": "Two"}
+    assert delivery["body"]["messageCounter"] == 3
+    session = ids.session_hash(channel["botId"], "LIVE", "bob")
+    assert f"{session}|{channel['id']}" in web.sender.deliveries
+
+
+def test_the_admin_token_opens_the_agent_route_too(web: WebApp) -> None:
+    channel = web.channel()
+    _say(web, channel, "bob")
+    path = f"/v1/bots/{channel['botId']}/conversations/bob/actions"
+    assert (
+        web.client.post(path, json={"sendMessages": [{"text": "x"}]}, headers=ADMIN).status_code
+        == 202
+    )
+
+
+def test_hand_back_unpauses_and_continues_at_the_state(web: WebApp) -> None:
+    channel = web.channel()
+    _say(web, channel, "bob")
+    session = ids.session_hash(channel["botId"], "LIVE", "bob")
+    web.redis.hset(keys.session_meta(session), "paused", "1")
+    base = f"/v1/bots/{channel['botId']}/conversations"
+    assert web.client.get(base, headers=ADMIN).json["items"][0]["paused"] is True
+
+    answer = web.client.post(
+        f"{base}/bob/actions",
+        json={"resumeBot": True, "goToDialogstate": "no_agent"},
+        headers=ADMIN,
+    )
+
+    assert answer.status_code == 202
+    assert answer.json["paused"] is False
+    (delivery_id,) = answer.json["deliveryIds"]
+    delivery = web.client.get(f"/v1/deliveries/{delivery_id}", headers=ADMIN).json
+    assert delivery["body"]["message"] == {"text": "No agent is available right now."}
+    assert web.client.get(base, headers=ADMIN).json["items"][0]["paused"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "sendMessages"),
+        ({"resumeBot": False}, "sendMessages"),
+        ({"sendMessages": []}, "sendMessages"),
+        ({"sendMessages": "hi"}, "sendMessages"),
+        ({"sendMessages": [{"text": "ok"}, {"text": 5}]}, "sendMessages[1].text"),
+        (
+            {"sendMessages": [{"buttonTemplate": {"textMessages": [{"text": "x"}]}}]},
+            "sendMessages[0].buttonTemplate.buttons",
+        ),
+        ({"goToDialogstate": "echo"}, "resumeBot"),
+        ({"resumeBot": True, "goToDialogstate": "nowhere"}, "goToDialogstate"),
+        ({"resumeBot": "yes"}, "resumeBot"),
+        ({"sendMessages": [{"text": "x"}], "extra": 1}, "extra"),
+    ],
+)
+def test_a_bad_action_is_422_naming_the_field(
+    web: WebApp, body: dict[str, Any], field: str
+) -> None:
+    channel = web.channel()
+    _say(web, channel, "bob")
+    answer = web.client.post(
+        f"/v1/bots/{channel['botId']}/conversations/bob/actions", json=body, headers=ADMIN
+    )
+    _error(answer, 422, "validation_failed", field)
+
+
+def test_agent_route_errors(web: WebApp) -> None:
+    channel = web.channel()
+    other = web.bot()
+    _say(web, channel, "bob")
+    path = f"/v1/bots/{channel['botId']}/conversations/bob/actions"
+    body = {"sendMessages": [{"text": "x"}]}
+    post = web.client.post
+    _error(post(path, json=body), 401, "unauthorized")
+    _error(post(path, json=body, headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+    _error(post(path, json=body, headers=_token(web, other["id"])), 403, "forbidden")
+    _error(
+        post(path + "?version=BETA", json=body, headers=ADMIN), 422, "validation_failed", "version"
+    )
+    _error(post(path + "?version=DRAFT", json=body, headers=ADMIN), 404, "not_found")
+    _error(post(path.replace("/bob/", "/nobody/"), json=body, headers=ADMIN), 404, "not_found")
+    _error(post(path, data="{", content_type="application/json", headers=ADMIN), 400, "bad_request")
+    _error(
+        post(path, data="x", content_type="text/plain", headers=ADMIN),
+        415,
+        "unsupported_media_type",
+    )
+    _error(web.client.get(path, headers=ADMIN), 405, "method_not_allowed")
+
+
+def test_api_tokens_are_shown_once_stored_hashed_listed_and_revoked(web: WebApp) -> None:
+    bot = web.bot()
+    path = f"/v1/bots/{bot['id']}/api-tokens"
+    created = web.client.post(path, headers=ADMIN)
+    assert created.status_code == 201
+    token = created.json["token"]
+    assert set(created.json) == {"id", "botId", "description", "createdAt", "token"}
+    assert not any(token in str(v) for v in web.redis.hgetall(keys.API_TOKENS).values())
+    assert token not in web.redis.hgetall(keys.API_TOKENS)
+
+    listed = web.client.get(path, headers=ADMIN).json
+    assert listed["total"] == 1 and "token" not in listed["items"][0]
+    bearer = {"Authorization": f"Bearer {token}"}
+    _error(web.client.get("/v1/bots", headers=bearer), 403, "forbidden")
+    _error(web.client.post(path, headers=bearer), 403, "forbidden")
+
+    assert web.client.delete(f"{path}/{created.json['id']}", headers=ADMIN).status_code == 204
+    _error(web.client.delete(f"{path}/{created.json['id']}", headers=ADMIN), 404, "not_found")
+    _error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
+    _error(web.client.post("/v1/bots/bot_nope/api-tokens", headers=ADMIN), 404, "not_found")
+    _error(
+        web.client.post(path, json={"description": 5}, headers=ADMIN),
+        422,
+        "validation_failed",
+        "description",
+    )
+
+
+def test_deleting_a_bot_revokes_its_api_tokens(web: WebApp) -> None:
+    bot = web.bot()
+    bearer = _token(web, bot["id"])
+    assert web.client.delete(f"/v1/bots/{bot['id']}", headers=ADMIN).status_code == 204
+    assert web.redis.hlen(keys.API_TOKENS) == 0
+    _error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
