@@ -1,0 +1,195 @@
+"""The offloading integration over the API: the health check, the endpoint, read and remove."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.receivers import Answer, Receiver, always
+from tests.web_app import ADMIN, WebApp, web_app
+
+HEALTHY = always(200, body=b'{"status": "ok"}', headers={"Content-Type": "application/json"})
+
+
+@pytest.fixture
+def web() -> Iterator[WebApp]:
+    with web_app() as made:
+        yield made
+
+
+@pytest.fixture
+def agent_server() -> Iterator[Receiver]:
+    made = Receiver(HEALTHY)
+    yield made
+    made.stop()
+
+
+def _error(answer: Any, status: int, code: str, field: str | None = None) -> str:
+    assert answer.status_code == status, answer.json
+    assert answer.json["error"]["code"] == code
+    assert answer.json["error"].get("field") == field
+    return str(answer.json["error"]["message"])
+
+
+def test_configuring_runs_the_health_check_and_makes_an_endpoint(
+    web: WebApp, agent_server: Receiver
+) -> None:
+    bot = web.bot()
+    path = f"/v1/bots/{bot['id']}/offloading"
+
+    answer = web.client.put(
+        path, json={"apiUrl": agent_server.url, "verifyToken": "s3cret tok"}, headers=ADMIN
+    )
+
+    assert answer.status_code == 200, answer.json
+    saved = answer.json
+    assert set(saved) == {
+        "botId",
+        "apiUrl",
+        "verifyToken",
+        "endpointId",
+        "signingSecret",
+        "createdAt",
+        "updatedAt",
+    }
+    assert saved["apiUrl"] == agent_server.url and saved["verifyToken"] == "s3cret tok"
+    assert saved["endpointId"] == f"off_{bot['id']}"
+    assert saved["signingSecret"].startswith("whsec_")
+    (hit,) = agent_server.hits
+    assert hit.path == "/hook?challenge.verifyToken=s3cret+tok"
+    assert hit.headers["user-agent"].startswith("Switchboard-Webhooks/")
+    endpoint = web.client.get(f"/v1/endpoints/{saved['endpointId']}", headers=ADMIN).json
+    assert (endpoint["kind"], endpoint["botId"], endpoint["url"]) == (
+        "offloading",
+        bot["id"],
+        agent_server.url,
+    )
+    listed = web.client.get("/v1/endpoints", headers=ADMIN).json["items"]
+    assert saved["endpointId"] in [e["id"] for e in listed]
+    assert web.client.get(path, headers=ADMIN).json == saved
+
+
+def test_saving_again_keeps_the_signing_secret(web: WebApp, agent_server: Receiver) -> None:
+    bot = web.bot()
+    path = f"/v1/bots/{bot['id']}/offloading"
+    first = web.client.put(
+        path, json={"apiUrl": agent_server.url, "verifyToken": "a"}, headers=ADMIN
+    ).json
+    again = web.client.put(
+        path, json={"apiUrl": agent_server.url + "?x=1", "verifyToken": "b"}, headers=ADMIN
+    ).json
+    assert again["signingSecret"] == first["signingSecret"]
+    assert again["createdAt"] == first["createdAt"]
+    assert (again["apiUrl"], again["verifyToken"]) == (agent_server.url + "?x=1", "b")
+    assert agent_server.hits[-1].path == "/hook?x=1&challenge.verifyToken=b"
+
+
+def _answering(status: int, body: bytes, **headers: str) -> Any:
+    return lambda hit: Answer(status, body=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "quoted"),
+    [
+        (_answering(500, b"database down"), "500 'database down'"),
+        (_answering(200, b'{"status": "maintenance"}'), "maintenance"),
+        (_answering(200, b"ok"), "200 'ok'"),
+        (_answering(302, b"", Location="http://127.0.0.1:1/"), "302"),
+        (_answering(403, b'{"error": "bad verify token"}'), "bad verify token"),
+    ],
+)
+def test_a_failed_health_check_is_422_with_the_answer(
+    web: WebApp, behaviour: Any, quoted: str
+) -> None:
+    bot = web.bot()
+    server = Receiver(behaviour)
+    try:
+        answer = web.client.put(
+            f"/v1/bots/{bot['id']}/offloading",
+            json={"apiUrl": server.url, "verifyToken": "t"},
+            headers=ADMIN,
+        )
+    finally:
+        server.stop()
+    assert quoted in _error(answer, 422, "validation_failed", "apiUrl")
+    _error(web.client.get(f"/v1/bots/{bot['id']}/offloading", headers=ADMIN), 404, "not_found")
+    _error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
+
+
+def test_an_endpoint_that_does_not_answer_is_422(web: WebApp) -> None:
+    bot = web.bot()
+    server = Receiver()
+    url = server.url
+    server.stop()
+    answer = web.client.put(
+        f"/v1/bots/{bot['id']}/offloading", json={"apiUrl": url, "verifyToken": "t"}, headers=ADMIN
+    )
+    assert "could not connect" in _error(answer, 422, "validation_failed", "apiUrl")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ({"apiUrl": "http://10.1.2.3/agent", "verifyToken": "t"}, "unsafe_url", "apiUrl"),
+        ({"apiUrl": "file:///etc/passwd", "verifyToken": "t"}, "unsafe_url", "apiUrl"),
+        ({"apiUrl": "http://127.0.0.1:9/"}, "validation_failed", "verifyToken"),
+        ({"verifyToken": "t"}, "validation_failed", "apiUrl"),
+        ({"apiUrl": "http://127.0.0.1:9/", "verifyToken": ""}, "validation_failed", "verifyToken"),
+    ],
+)
+def test_a_bad_configuration_is_422_naming_the_field(
+    web: WebApp, body: dict[str, str], code: str, field: str
+) -> None:
+    bot = web.bot()
+    _error(
+        web.client.put(f"/v1/bots/{bot['id']}/offloading", json=body, headers=ADMIN),
+        422,
+        code,
+        field,
+    )
+
+
+def test_removing_the_integration_removes_its_endpoint(web: WebApp, agent_server: Receiver) -> None:
+    bot = web.bot()
+    path = f"/v1/bots/{bot['id']}/offloading"
+    web.client.put(path, json={"apiUrl": agent_server.url, "verifyToken": "t"}, headers=ADMIN)
+    assert web.client.delete(path, headers=ADMIN).status_code == 204
+    _error(web.client.get(path, headers=ADMIN), 404, "not_found")
+    _error(web.client.delete(path, headers=ADMIN), 404, "not_found")
+    _error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
+
+
+def test_deleting_the_bot_removes_its_integration(web: WebApp, agent_server: Receiver) -> None:
+    bot = web.bot()
+    web.client.put(
+        f"/v1/bots/{bot['id']}/offloading",
+        json={"apiUrl": agent_server.url, "verifyToken": "t"},
+        headers=ADMIN,
+    )
+    assert web.client.delete(f"/v1/bots/{bot['id']}", headers=ADMIN).status_code == 204
+    _error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
+
+
+def test_other_errors(web: WebApp, agent_server: Receiver) -> None:
+    body = {"apiUrl": agent_server.url, "verifyToken": "t"}
+    _error(
+        web.client.put("/v1/bots/bot_nope/offloading", json=body, headers=ADMIN), 404, "not_found"
+    )
+    _error(web.client.get("/v1/bots/bot_nope/offloading", headers=ADMIN), 404, "not_found")
+    bot = web.bot()
+    path = f"/v1/bots/{bot['id']}/offloading"
+    _error(web.client.put(path, json=body), 401, "unauthorized")
+    _error(
+        web.client.put(path, data="{", content_type="application/json", headers=ADMIN),
+        400,
+        "bad_request",
+    )
+    _error(
+        web.client.put(path, data="x", content_type="text/plain", headers=ADMIN),
+        415,
+        "unsupported_media_type",
+    )
+    _error(web.client.post(path, json=body, headers=ADMIN), 405, "method_not_allowed")
+    assert agent_server.hits == []
