@@ -1,0 +1,173 @@
+"""The legacy Webhook message API (SPEC 1b), in-process on a real Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker import ids, keys, legacy
+from broker.engine import encode_payload
+from tests.web_app import WebApp, web_app
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+@pytest.fixture
+def web() -> Iterator[WebApp]:
+    with web_app() as made:
+        yield made
+
+
+def spec_example(channel: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((FIXTURES / "inbound_legacy.json").read_text())
+    return {**body, "verifyToken": channel["verifyToken"], **changes}
+
+
+def inbox(web: WebApp, channel: dict[str, Any], session_id: str) -> list[dict[str, Any]]:
+    session = ids.session_hash(channel["botId"], channel["version"], session_id)
+    return [json.loads(item) for item in web.redis.lrange(keys.session_inbox(session), 0, -1)]
+
+
+def test_the_spec_example_answers_event_received_and_is_queued(web: WebApp) -> None:
+    channel = web.channel(verifyToken="8wMsLZkdDPT64nqh")
+    answer = web.client.post(f"/api/webhookMessage/{channel['botId']}", json=spec_example(channel))
+    assert answer.status_code == 200
+    assert answer.content_type.startswith("text/plain")
+    assert answer.get_data(as_text=True) == "EVENT_RECEIVED"
+    [queued] = inbox(web, channel, "a7355930-fa92-11e7-8308-2f056e75d1ee")
+    assert queued["kind"] == "text" and queued["text"] == "hi"
+    assert queued["sessionData"] == {"locale": "fr"}
+    assert queued["channelId"] == channel["id"]
+
+
+def test_the_verify_token_picks_the_channel_among_several(web: WebApp) -> None:
+    first = web.channel(verifyToken="token-one")
+    second = web.channel(first["botId"], verifyToken="token-two", webhookUrl="http://127.0.0.1:9/b")
+    answer = web.client.post(
+        f"/api/webhookMessage/{first['botId']}",
+        json={"text": "hi", "sender": {"id": "s1"}, "verifyToken": "token-two"},
+    )
+    assert answer.status_code == 200
+    [queued] = inbox(web, second, "s1")
+    assert queued["channelId"] == second["id"]
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong", "token-one "])
+def test_a_missing_or_wrong_verify_token_is_401_and_nothing_is_queued(
+    web: WebApp, token: str | None
+) -> None:
+    channel = web.channel(verifyToken="token-one")
+    body: dict[str, Any] = {"text": "hi", "sender": {"id": "s1"}}
+    if token is not None:
+        body["verifyToken"] = token
+    answer = web.client.post(f"/api/webhookMessage/{channel['botId']}", json=body)
+    assert answer.status_code == 401
+    assert answer.json["error"]["code"] == "unauthorized"
+    assert web.queued_keys() == []
+
+
+def test_an_unknown_bot_is_404(web: WebApp) -> None:
+    answer = web.client.post(
+        "/api/webhookMessage/bot_nope",
+        json={"text": "hi", "sender": {"id": "s"}, "verifyToken": "t"},
+    )
+    assert answer.status_code == 404
+    assert answer.json["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"sender": {"id": "s1"}}, "text"),
+        ({"text": "hi"}, "sender"),
+        ({"text": "hi", "sender": {}}, "sender.id"),
+        ({"text": 5, "sender": {"id": "s1"}}, "text"),
+        ({"text": "hi", "sender": {"id": "s1"}, "locale": ""}, "locale"),
+    ],
+)
+def test_an_invalid_body_is_422(web: WebApp, body: dict[str, Any], field: str) -> None:
+    channel = web.channel()
+    answer = web.client.post(
+        f"/api/webhookMessage/{channel['botId']}",
+        json={**body, "verifyToken": channel["verifyToken"]},
+    )
+    assert answer.status_code == 422
+    assert answer.json["error"]["field"] == field
+    assert web.queued_keys() == []
+
+
+def test_a_body_that_is_not_json_is_415(web: WebApp) -> None:
+    channel = web.channel()
+    answer = web.client.post(f"/api/webhookMessage/{channel['botId']}", data="text=hi")
+    assert answer.status_code == 415
+
+
+def test_a_button_press_as_json_text_becomes_a_postback(web: WebApp) -> None:
+    channel = web.channel()
+    pressed = {
+        "params": [{"key": "size", "value": "large"}],
+        "nextDialogstateId": "pick-size",
+        "type": "postback",
+        "caption": "Large",
+    }
+    answer = web.client.post(
+        f"/api/webhookMessage/{channel['botId']}",
+        json=spec_example(channel, text=json.dumps(pressed)),
+    )
+    assert answer.status_code == 200
+    [queued] = inbox(web, channel, "a7355930-fa92-11e7-8308-2f056e75d1ee")
+    assert queued["kind"] == "postback"
+    assert queued["title"] == "Large"
+    assert queued["nextDialogstateId"] == "pick-size"
+    assert queued["sessionDataToSet"] == [{"key": "size", "value": "large"}]
+
+
+def test_the_idempotency_key_header_also_works_on_the_legacy_route(web: WebApp) -> None:
+    channel = web.channel()
+    for _ in range(2):
+        answer = web.client.post(
+            f"/api/webhookMessage/{channel['botId']}",
+            json={"text": "hi", "sender": {"id": "s1"}, "verifyToken": channel["verifyToken"]},
+            headers={"Idempotency-Key": "k1"},
+        )
+        assert answer.status_code == 200
+    assert len(inbox(web, channel, "s1")) == 1
+
+
+def _body(text: str) -> legacy.LegacyMessage:
+    return legacy.LegacyMessage(text=text, sender=legacy.Sender(id="s"), verifyToken="t")
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("hello", {"kind": "text", "text": "hello"}),
+        ("{not json", {"kind": "text", "text": "{not json"}),
+        ('{"caption": "no target"}', {"kind": "text", "text": '{"caption": "no target"}'}),
+        ("[1, 2]", {"kind": "text", "text": "[1, 2]"}),
+        (
+            '{"nextDialogstateId": "s2", "params": "oops", "caption": 7}',
+            {"kind": "postback", "title": None, "payload": None, "nextDialogstateId": "s2"},
+        ),
+        (
+            '{"payload": "OPAQUE", "type": "postback", "caption": "Go"}',
+            {"kind": "postback", "title": "Go", "payload": "OPAQUE"},
+        ),
+        (
+            encode_payload("s3", [{"key": "a", "value": 1}]),
+            {
+                "kind": "postback",
+                "title": None,
+                "payload": encode_payload("s3", [{"key": "a", "value": 1}]),
+            },
+        ),
+    ],
+)
+def test_text_is_read_as_a_button_press_only_when_it_is_one(
+    text: str, normal: dict[str, Any]
+) -> None:
+    assert legacy.normalize(_body(text)) == normal
