@@ -1,0 +1,108 @@
+"""The agent route end to end: web process -> Redis -> worker process -> the channel's receiver."""
+
+from __future__ import annotations
+
+import redis
+import standardwebhooks
+
+from broker import ids, keys
+from tests.integration.conftest import Api
+from tests.polling import wait_until
+from tests.receivers import Receiver
+
+BUTTONS = {
+    "buttonTemplate": {
+        "textMessages": [{"text": "Pick one"}],
+        "buttons": [
+            {"postBackButton": {"title": "Menu", "payload": {"nextDialogstateId": "welcome"}}}
+        ],
+    }
+}
+
+
+def test_agent_messages_reach_the_user_signed_after_the_bots(api: Api, receiver: Receiver) -> None:
+    channel = api.echo_channel(receiver.url)
+    api.send(channel, "user-9")
+    wait_until(lambda: len(receiver.delivered()) == 1, what="the welcome")
+    token = api.post(
+        f"/v1/bots/{channel['botId']}/api-tokens", json={"description": "desk"}
+    ).json()["token"]
+
+    answer = api.post(
+        f"/v1/bots/{channel['botId']}/conversations/user-9/actions?version=LIVE",
+        json={
+            "sendMessages": [
+                {"textMessageTemplate": {"textMessages": [{"text": "Hi, Ann here"}]}},
+                BUTTONS,
+            ]
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+    assert answer.status_code == 202, answer.text
+    hits = wait_until(
+        lambda: len(receiver.delivered()) == 3 and receiver.delivered(), what="the agent's messages"
+    )
+    webhook = standardwebhooks.Webhook(channel["signingSecret"])
+    bodies = [webhook.verify(hit.raw, hit.headers) for hit in hits]
+    assert [b["messageCounter"] for b in bodies] == [1, 2, 3]
+    assert bodies[1]["message"] == {"text": "Hi, Ann here"}
+    assert bodies[2]["message"]["attachment"]["payload"]["buttons"][0]["title"] == "Menu"
+    assert [hit.webhook_id for hit in hits[1:]] == answer.json()["deliveryIds"]
+    transcript = api.get(f"/v1/bots/{channel['botId']}/conversations/user-9/messages").json()
+    assert [(i["actor"], i.get("origin")) for i in transcript["items"]] == [
+        ("user", None),
+        ("bot", None),
+        ("bot", "agent"),
+        ("bot", "agent"),
+    ]
+
+
+def test_a_paused_session_is_silent_until_handed_back(
+    api: Api, receiver: Receiver, data: redis.Redis
+) -> None:
+    channel = api.echo_channel(receiver.url)
+    api.send(channel, "user-5")
+    wait_until(lambda: len(receiver.delivered()) == 1, what="the welcome")
+    data.hset(
+        keys.session_meta(ids.session_hash(channel["botId"], "LIVE", "user-5")), "paused", "1"
+    )
+    messages = f"/v1/bots/{channel['botId']}/conversations/user-5/messages"
+
+    api.send(channel, "user-5", "is anyone there?")
+    wait_until(
+        lambda: api.get(messages).json()["total"] == 3, what="the paused message in the transcript"
+    )
+    answer = api.post(
+        f"/v1/bots/{channel['botId']}/conversations/user-5/actions",
+        json={"resumeBot": True, "goToDialogstate": "welcome"},
+    )
+    assert answer.status_code == 202, answer.text
+    api.send(channel, "user-5", "thanks")
+
+    hits = wait_until(
+        lambda: len(receiver.delivered()) == 3 and receiver.delivered(), what="hand-back and echo"
+    )
+    assert [h.body["message"]["text"] for h in hits] == [
+        "Hello! I repeat what you say.",
+        "Hello! I repeat what you say.",
+        "You said: thanks",
+    ]
+    assert [h.body["messageCounter"] for h in hits] == [1, 2, 3]
+    listed = api.get(f"/v1/bots/{channel['botId']}/conversations").json()["items"]
+    assert listed[0]["paused"] is False
+
+
+def test_another_bots_token_is_refused(api: Api, receiver: Receiver) -> None:
+    channel = api.echo_channel(receiver.url)
+    other = api.post("/v1/bots", json={"name": "other", "definition": {"template": "echo"}}).json()
+    token = api.post(f"/v1/bots/{other['id']}/api-tokens").json()["token"]
+    api.send(channel, "user-1")
+    wait_until(lambda: len(receiver.delivered()) == 1, what="the welcome")
+    answer = api.post(
+        f"/v1/bots/{channel['botId']}/conversations/user-1/actions",
+        json={"sendMessages": [{"text": "x"}]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 403
+    assert answer.json()["error"]["code"] == "forbidden"
