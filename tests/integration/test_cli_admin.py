@@ -1,0 +1,175 @@
+"""The admin commands against the running stack: bots, channels, send, tokens, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from switchboard.cli import main
+from tests.conftest import INTEGRATION_DB, redis_url
+from tests.integration.conftest import ADMIN_TOKEN, Api
+from tests.receivers import Receiver
+
+
+@pytest.fixture
+def cli_env(api: Api, monkeypatch: pytest.MonkeyPatch) -> Api:
+    monkeypatch.setenv("SWITCHBOARD_URL", api.base)
+    monkeypatch.setenv("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("REDIS_URL", redis_url(INTEGRATION_DB))
+    return api
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bots_and_channels_through_the_cli(
+    cli_env: Api, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "bots", "create", "--name", "pizza", "--template", "echo")
+    assert code == 0
+    bot_id = out.strip()
+    assert bot_id.startswith("bot_")
+
+    code, out, _ = run(capsys, "bots", "list")
+    assert code == 0 and f"{bot_id}  pizza" in out and "1 bot(s)" in out
+
+    code, out, _ = run(capsys, "bots", "publish", bot_id)
+    assert code == 0 and "published as LIVE" in out
+
+    code, out, err = run(capsys, "channels", "create", bot_id, "--webhook-url", receiver.url)
+    assert code == 0 and "accessToken" in err
+    channel = json.loads(out)
+    assert channel["accessToken"] and channel["signingSecret"].startswith("whsec_")
+
+    code, out, _ = run(capsys, "channels", "list", bot_id)
+    assert code == 0 and f"{channel['id']}  LIVE  {receiver.url}" in out
+
+    code, out, _ = run(capsys, "channels", "rotate-secret", bot_id, channel["id"])
+    assert (
+        code == 0 and out.strip().startswith("whsec_") and out.strip() != channel["signingSecret"]
+    )
+
+    code, out, err = run(
+        capsys,
+        "send",
+        bot_id,
+        channel["id"],
+        "--intro",
+        "--session",
+        "u1",
+        "--access-token",
+        channel["accessToken"],
+        "--wait",
+        "1",
+    )
+    assert code == 0, err
+    assert out.splitlines() == ["bot: Hello! I repeat what you say."]
+    code, out, _ = run(
+        capsys,
+        "send",
+        bot_id,
+        channel["id"],
+        "pizza please",
+        "--session",
+        "u1",
+        "--access-token",
+        channel["accessToken"],
+        "--wait",
+        "1",
+    )
+    assert code == 0 and out.splitlines() == ["bot: You said: pizza please"]
+
+
+def test_a_definition_file(
+    cli_env: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bot.json"
+    path.write_text(
+        json.dumps({"startState": "a", "states": [{"id": "a", "messages": [{"text": "hi"}]}]})
+    )
+    code, out, _ = run(capsys, "bots", "create", "--name", "file", "--definition", str(path))
+    assert code == 0
+    assert cli_env.get(f"/v1/bots/{out.strip()}").json()["live"]["startState"] == "a"
+
+
+def test_token_create_for_a_bot_opens_its_agent_route(
+    cli_env: Api, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    channel = cli_env.echo_channel(receiver.url)
+    code, out, _ = run(
+        capsys, "token", "create", "--bot", channel["botId"], "--description", "desk"
+    )
+    assert code == 0
+    token = out.strip()
+    assert token.startswith("sbapi_")
+    listed = cli_env.get(f"/v1/bots/{channel['botId']}/api-tokens").json()["items"]
+    assert [t["description"] for t in listed] == ["desk"]
+    refused = cli_env.get("/v1/bots", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bots", "publish", "bot_nope"], "404 not_found"),
+        (
+            ["bots", "create", "--name", "x", "--definition", "/no/such/file.json"],
+            "cannot read /no/such/file.json",
+        ),
+        (
+            ["channels", "create", "bot_nope", "--webhook-url", "http://127.0.0.1:9/"],
+            "404 not_found",
+        ),
+        (["channels", "list", "bot_nope"], "404 not_found"),
+        (["channels", "rotate-secret", "bot_nope", "ch_nope"], "404 not_found"),
+        (["send", "bot_nope", "ch_nope", "hi"], "--access-token"),
+        (["send", "bot_nope", "ch_nope", "--access-token", "t"], "--intro"),
+        (["token", "create", "--bot", "bot_nope"], "no bot 'bot_nope'"),
+        (["bots", "list", "--token", "wrong"], "401 unauthorized"),
+        (["bots", "list", "--limit", "501"], "(field limit)"),
+    ],
+)
+def test_bad_input_is_a_message_and_a_nonzero_exit(
+    cli_env: Api, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code != 0
+    assert message in err
+    assert "Traceback" not in err and out == ""
+
+
+def test_a_bad_channel_url_names_the_field(
+    cli_env: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot = cli_env.post("/v1/bots", json={"name": "b", "definition": {"template": "echo"}}).json()
+    code, _, err = run(capsys, "channels", "create", bot["id"], "--webhook-url", "http://10.0.0.1/")
+    assert code != 0 and "(field webhookUrl)" in err
+
+
+def test_the_command_itself_prints_no_traceback(api: Api) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "switchboard",
+            "bots",
+            "list",
+            "--url",
+            "http://127.0.0.1:1",
+            "--token",
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "cannot reach http://127.0.0.1:1/v1/bots" in done.stderr
+    assert "Traceback" not in done.stderr
