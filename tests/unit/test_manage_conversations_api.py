@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from broker import ids, keys, turns
+from broker import conversations, ids, keys, turns
+from broker.locks import Lock
 from tests.web_app import ADMIN, WebApp, web_app
 
 
@@ -288,3 +289,29 @@ def test_deleting_a_bot_revokes_its_api_tokens(web: WebApp) -> None:
     assert web.client.delete(f"/v1/bots/{bot['id']}", headers=ADMIN).status_code == 204
     assert web.redis.hlen(keys.API_TOKENS) == 0
     _error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
+
+
+def test_a_session_held_by_a_bot_turn_is_409(web: WebApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    channel = web.channel()
+    _say(web, channel, "bob", "hi")
+    monkeypatch.setattr(conversations, "LOCK_WAIT", 0.05)
+    session = ids.session_hash(channel["botId"], "LIVE", "bob")
+    assert Lock(web.redis, keys.session_lock(session), 10).acquire()
+    base = f"/v1/bots/{channel['botId']}/conversations/bob"
+    _error(web.client.delete(base + "/session-data", headers=ADMIN), 409, "conflict")
+    answer = web.client.post(
+        base + "/actions", json={"sendMessages": [{"text": "x"}]}, headers=ADMIN
+    )
+    _error(answer, 409, "conflict")
+
+
+def test_an_action_over_the_body_limit_is_413() -> None:
+    with web_app(max_body_bytes=2048) as web:
+        channel = web.channel()
+        _say(web, channel, "bob")
+        answer = web.client.post(
+            f"/v1/bots/{channel['botId']}/conversations/bob/actions",
+            json={"sendMessages": [{"text": "x" * 3000}]},
+            headers=ADMIN,
+        )
+        _error(answer, 413, "body_too_large")
