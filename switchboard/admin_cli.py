@@ -166,9 +166,10 @@ def cmd_send(args: argparse.Namespace) -> int:
         token=args.access_token,
         body={"conversationId": args.session, "message": message},
     )
-    quiet_until = time.monotonic() + args.wait
+    # Wait up to --timeout for the first reply, then until --wait passes without another.
+    stop_at = time.monotonic() + args.timeout
     replies = 0
-    while time.monotonic() < quiet_until:
+    while time.monotonic() < stop_at:
         found = api.call("GET", "/v1/deliveries", params=query)["items"]
         fresh = sorted(
             (d for d in found if d["id"] not in seen), key=lambda d: d["body"]["messageCounter"]
@@ -177,10 +178,10 @@ def cmd_send(args: argparse.Namespace) -> int:
             seen.add(delivery["id"])
             print(f"bot: {_shown(delivery['body']['message'])}", flush=True)
             replies += 1
-            quiet_until = time.monotonic() + args.wait
+            stop_at = time.monotonic() + args.wait
         time.sleep(_POLL)
     if not replies:
-        print(f"(no reply within {args.wait:g} s)", file=sys.stderr)
+        print(f"(no reply within {args.timeout:g} s)", file=sys.stderr)
     return 0
 
 
@@ -263,10 +264,16 @@ def register(sub: Any) -> None:
         help="the channel's access token (default SWITCHBOARD_ACCESS_TOKEN)",
     )
     p.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        help="how long to wait for the first reply (default 30 s)",
+    )
+    p.add_argument(
         "--wait",
         type=float,
-        default=5.0,
-        help="stop after this many seconds without a new reply (default 5)",
+        default=2.0,
+        help="after a reply, stop once this many seconds pass without another (default 2 s)",
     )
     _connection(p)
     p.set_defaults(func=cmd_send)

@@ -67,7 +67,7 @@ def test_bots_and_channels_through_the_cli(
         "--access-token",
         channel["accessToken"],
         "--wait",
-        "1",
+        "0.5",
     )
     assert code == 0, err
     assert out.splitlines() == ["bot: Hello! I repeat what you say."]
@@ -82,7 +82,7 @@ def test_bots_and_channels_through_the_cli(
         "--access-token",
         channel["accessToken"],
         "--wait",
-        "1",
+        "0.5",
     )
     assert code == 0 and out.splitlines() == ["bot: You said: pizza please"]
 
