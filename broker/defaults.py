@@ -26,6 +26,9 @@ CIRCUIT_THRESHOLD = 10
 #: ... for this long at first (seconds), doubling on each failed probe up to the cap.
 CIRCUIT_COOLDOWN = 30.0
 CIRCUIT_COOLDOWN_MAX = 600.0
+#: While one worker probes an endpoint whose circuit is open, the others ask again this
+#: often (seconds), so that they go on as soon as the probe succeeds.
+CIRCUIT_PROBE_POLL = 1.0
 
 #: Attempt logs and delivered deliveries are kept this long (seconds).
 LOG_RETENTION = 7 * 24 * 3600.0
@@ -45,8 +48,14 @@ SCHEDULER_BATCH = 50
 TURN_BATCH = 50
 #: A delivery task sends at most this many deliveries of one queue before yielding.
 DELIVERIES_PER_CLAIM = 100
-#: Attempts a delivery worker process keeps in flight at once.
-DELIVERY_CONCURRENCY = 32
+#: Delivery queues a worker process works at once, each in a thread of its own (so this
+#: many attempts in flight, over keep-alive connections).
+DELIVERY_CONCURRENCY = 128
+#: At most this many of them go to one endpoint, so that an endpoint that hangs
+#: leaves the others room; the rest of its queues wait their turn.
+ENDPOINT_CONCURRENCY = 64
+#: A worker process that is full hands a queue back to the scheduler for this long (seconds).
+DELIVERY_BUSY_RETRY = 1.0
 
 #: Idempotency keys are remembered this long (seconds).
 IDEMPOTENCY_TTL = 24 * 3600

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from broker import clock, endpoints, keys, retry, scripts, signing
 from broker.defaults import DELIVERIES_PER_CLAIM
-from broker.deliveries import queue_ref, split_ref
+from broker.deliveries import split_ref
 from broker.endpoints import Endpoint
 from broker.errors import NotFound
 from broker.http_client import AttemptResult, DeliveryClient
@@ -42,6 +42,10 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
     if not lock.acquire():
         return QueueRun()  # another worker holds it and looks again before letting go
     delivered = attempts = 0
+    # When the scheduler must hand the queue out next. It is written only once the lock
+    # is let go: a task sent at that time must find the queue free, not still held by
+    # us on our way out (it would give up, and the queue would wait for a whole lease).
+    wake_at: float | None = None
     try:
         for _ in range(DELIVERIES_PER_CLAIM):
             try:
@@ -53,6 +57,7 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
                 return QueueRun(delivered, attempts)
             lease = settings.claim_lease + endpoint.timeouts(settings)[1]
             lock.extend(lease)
+            # Our claim: if this process dies, the scheduler hands the queue on after it.
             r.zadd(keys.DUE, {ref: clock.now() + lease})
             head = r.lindex(keys.fifo(session, endpoint_id), 0)
             if head is None:
@@ -72,28 +77,29 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
             now = clock.now()
             not_before = float(record.get("nextAttemptAt") or 0)
             if not_before > now:
-                r.zadd(keys.DUE, {ref: not_before})
+                wake_at = not_before
                 return QueueRun(delivered, attempts)
-            gate = scripts.run(
-                r, "endpoint_gate", [keys.endpoint_health(endpoint_id)], [now, lease]
-            )
-            if gate[0] == "disabled":
+            gate = endpoints.gate(r, settings, endpoint_id, now, lease)
+            if gate.verdict == "disabled":
                 park(r, ref)
                 return QueueRun(delivered, attempts)
-            if gate[0] == "wait":
-                r.zadd(keys.DUE, {ref: float(gate[1])})
+            if gate.verdict == "wait":
+                wake_at = gate.until
                 return QueueRun(delivered, attempts)
-            verdict = _attempt(r, settings, client, endpoint, session, record)
+            verdict, retry_at = _attempt(r, settings, client, endpoint, session, record)
             attempts += 1
             if verdict is Verdict.DELIVERED:
                 delivered += 1
             elif verdict is Verdict.RETRY:
+                wake_at = retry_at
                 return QueueRun(delivered, attempts)
         # Out of this claim's share: the scheduler hands the queue on, after others.
-        r.zadd(keys.DUE, {ref: clock.now()})
+        wake_at = clock.now()
         return QueueRun(delivered, attempts)
     finally:
         lock.release()
+        if wake_at is not None:
+            r.zadd(keys.DUE, {ref: wake_at})
 
 
 def _attempt(
@@ -103,7 +109,8 @@ def _attempt(
     endpoint: Endpoint,
     session: str,
     record: dict[str, str],
-) -> Verdict:
+) -> tuple[Verdict, float]:
+    """Attempt one delivery and record it; returns the verdict and, for RETRY, when next."""
     delivery_id = record["id"]
     started = clock.now()
     timestamp = int(started)
@@ -147,7 +154,7 @@ def _attempt(
             ttl=0,
             fields=["nextAttemptAt", repr(due)],
         )
-        r.zadd(keys.DUE, {queue_ref(session, endpoint.id): due})
+        return decision.verdict, due
     elif decision.verdict is Verdict.DEAD:
         _record_attempt(
             r,
@@ -166,7 +173,7 @@ def _attempt(
     else:
         _record_attempt(r, session, record, started, result, pop=False, ttl=0, fields=[])
         endpoints.set_disabled(r, endpoint.id, f"the endpoint answered {result.status_code} Gone")
-    return decision.verdict
+    return decision.verdict, 0.0
 
 
 def _record_attempt(
@@ -210,20 +217,13 @@ def _record_health(
     r: Redis, settings: Settings, endpoint_id: str, result: AttemptResult, now: float
 ) -> None:
     error = result.error or f"HTTP {result.status_code}"
-    scripts.run(
-        r,
-        "endpoint_outcome",
-        [keys.endpoint_health(endpoint_id), keys.endpoint_recent(endpoint_id)],
-        [
-            now,
-            "1" if result.ok else "0",
-            error,
-            settings.circuit_threshold,
-            settings.circuit_cooldown,
-            settings.circuit_cooldown_max,
-            settings.disable_after,
-        ],
-    )
+    endpoints.record_outcome(r, settings, endpoint_id, ok=result.ok, error=error, now=now)
+
+
+def defer(r: Redis, refs: list[str], until: float) -> None:
+    """Ask the scheduler to hand these queues out again by `until` (sooner than their claim
+    would). A queue that was let go meanwhile, or is due sooner, is left as it is."""
+    r.zadd(keys.DUE, dict.fromkeys(refs, until), xx=True, lt=True)
 
 
 def park(r: Redis, ref: str) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from broker import clock, keys
+from broker import clock, keys, scripts
+from broker.defaults import CIRCUIT_PROBE_POLL
 from broker.errors import NotFound
 from broker.redis_conn import Redis
 from broker.settings import Settings
@@ -145,6 +146,52 @@ def list_ids(r: Redis, offset: int, limit: int) -> tuple[Sequence[str], int]:
     pipe.zcard(keys.ENDPOINTS)
     ids, total = pipe.execute()
     return ids, total
+
+
+@dataclass(frozen=True)
+class Gate:
+    """May a delivery to the endpoint be attempted now?"""
+
+    verdict: Literal["go", "wait", "disabled"]
+    #: For "wait": when to ask again.
+    until: float = 0.0
+
+
+def gate(r: Redis, settings: Settings, endpoint_id: str, now: float, probe_lease: float) -> Gate:
+    """Go, wait (circuit open, or another worker is probing it) or disabled.
+
+    When the circuit's cool-down is over, the first caller gets "go" and probes the
+    endpoint for everyone; the others ask again every little while until its outcome
+    is known, so that a good probe lets them through at once.
+    """
+    poll = min(settings.circuit_cooldown, CIRCUIT_PROBE_POLL)
+    answer = scripts.run(
+        r, "endpoint_gate", [keys.endpoint_health(endpoint_id)], [now, probe_lease, poll]
+    )
+    if answer[0] == "wait":
+        return Gate("wait", float(answer[1]))
+    return Gate(answer[0])
+
+
+def record_outcome(
+    r: Redis, settings: Settings, endpoint_id: str, *, ok: bool, error: str, now: float
+) -> EndpointState:
+    """Fold one attempt into the endpoint's health: circuit breaker and auto-disable."""
+    state: EndpointState = scripts.run(
+        r,
+        "endpoint_outcome",
+        [keys.endpoint_health(endpoint_id), keys.endpoint_recent(endpoint_id)],
+        [
+            now,
+            "1" if ok else "0",
+            error,
+            settings.circuit_threshold,
+            settings.circuit_cooldown,
+            settings.circuit_cooldown_max,
+            settings.disable_after,
+        ],
+    )
+    return state
 
 
 def set_disabled(r: Redis, endpoint_id: str, reason: str) -> None:

@@ -70,6 +70,7 @@ class Settings:
     claim_lease: float = defaults.CLAIM_LEASE
     scheduler_interval: float = defaults.SCHEDULER_INTERVAL
     delivery_concurrency: int = defaults.DELIVERY_CONCURRENCY
+    endpoint_concurrency: int = defaults.ENDPOINT_CONCURRENCY
     max_body_bytes: int = defaults.MAX_BODY_BYTES
     rate_limit_per_second: float = defaults.RATE_LIMIT_PER_SECOND
     rate_limit_burst: float = defaults.RATE_LIMIT_BURST
@@ -115,6 +116,9 @@ class Settings:
             ),
             delivery_concurrency=int(
                 _number(env, "SWITCHBOARD_DELIVERY_CONCURRENCY", defaults.DELIVERY_CONCURRENCY)
+            ),
+            endpoint_concurrency=int(
+                _number(env, "SWITCHBOARD_ENDPOINT_CONCURRENCY", defaults.ENDPOINT_CONCURRENCY)
             ),
             max_body_bytes=int(_number(env, "SWITCHBOARD_MAX_BODY_BYTES", defaults.MAX_BODY_BYTES)),
             rate_limit_per_second=_number(

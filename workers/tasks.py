@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 from celery import shared_task
@@ -12,10 +11,11 @@ from broker.http_client import DeliveryClient
 from broker.redis_conn import Redis, connect
 from broker.settings import Settings
 from workers.celery_app import DELIVER_TASK, TURN_TASK, CelerySender, settings_of
+from workers.delivery_pool import DeliveryPool
 
 
 @cache
-def _process() -> tuple[Settings, Redis, CelerySender, DeliveryClient, ThreadPoolExecutor]:
+def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool]:
     """What one worker process shares between its tasks and threads."""
     from celery import current_app
 
@@ -26,19 +26,28 @@ def _process() -> tuple[Settings, Redis, CelerySender, DeliveryClient, ThreadPoo
         user_agent=f"Switchboard-Webhooks/{__version__}",
         pool_size=settings.delivery_concurrency,
     )
-    executor = ThreadPoolExecutor(settings.delivery_concurrency, thread_name_prefix="deliver")
-    return settings, r, CelerySender(current_app), client, executor
+    pool = DeliveryPool(
+        r,
+        lambda ref: delivery_queue.work_queue(r, settings, client, ref),
+        size=settings.delivery_concurrency,
+        per_endpoint=settings.endpoint_concurrency,
+    )
+    return settings, r, CelerySender(current_app), pool
 
 
 @shared_task(name=TURN_TASK)
 def bot_turn(session_hash: str) -> int:
-    settings, r, sender, _, _ = _process()
+    settings, r, sender, _ = _process()
     return turns.run_pending(r, settings, sender, session_hash)
 
 
 @shared_task(name=DELIVER_TASK)
 def deliver(queues: list[str]) -> int:
-    """Work through several delivery queues at once, each in its own thread."""
-    settings, r, _, client, executor = _process()
-    runs = executor.map(lambda ref: delivery_queue.work_queue(r, settings, client, ref), queues)
-    return sum(run.attempts for run in runs)
+    """Hand several delivery queues to this process's delivery threads, and return at once.
+
+    One task moves many deliveries: each queue is worked, in order, until it must wait.
+    The task does not wait for the attempts; their queues' claims on `sb:due` (not
+    this task's acknowledgement) bring them back if the process dies.
+    """
+    _, _, _, pool = _process()
+    return len(queues) - pool.offer(queues)
