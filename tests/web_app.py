@@ -19,8 +19,9 @@ from tests.fakes import RecordingSender
 from web import create_app
 from web.services import Services
 
-#: The database of the in-process API tests.
-WEB_DB = 11
+#: Databases of the in-process API tests and of the property-based test.
+WEB_DB = 9
+FUZZ_DB = 8
 ADMIN_TOKEN = "web-test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -59,10 +60,10 @@ class WebApp:
 
 
 @contextmanager
-def web_app(**changes: Any) -> Iterator[WebApp]:
-    """The app on database WEB_DB, flushed before and after."""
+def web_app(db: int = WEB_DB, **changes: Any) -> Iterator[WebApp]:
+    """The app on database `db`, flushed before and after."""
     require_redis()
-    url = redis_url(WEB_DB)
+    url = redis_url(db)
     settings = Settings(
         redis_url=url,
         broker_url=url,

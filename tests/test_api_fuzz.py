@@ -1,0 +1,188 @@
+"""Property-based test of the whole API against its own document (/openapi.json).
+
+Schemathesis generates valid and malformed requests for every inbound and
+management route from the document; the app runs in-process on a real Redis.
+Every answer must be documented (status, content type, body schema, headers),
+none may be a 5xx, malformed input must be refused, and a refused inbound
+message must leave the session inboxes and the task queue untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis
+import hypothesis.errors
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from schemathesis import Case, GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.core.parameters import ParameterLocation
+
+from broker import bots, channels, ids, keys, netsafety
+from broker.settings import Settings
+from tests.conftest import LOOPBACK
+from tests.web_app import ADMIN, FUZZ_DB, WebApp, web_app
+
+#: Examples per operation and generation mode; the inbound routes get the most.
+EXAMPLES = {
+    "/v1/channels/webhook/{channel_id}/messages": 500,
+    "/api/webhookMessage/{bot_id}": 300,
+}
+DEFAULT_EXAMPLES = 22
+#: Not inbound or management routes: the document (tests/unit/test_apidoc.py) and
+#: health (/readyz is 503 here by design: no worker runs).
+SKIPPED = {"/docs", "/openapi.json", "/healthz", "/readyz"}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+INBOUND = {"channel", "verify_token"}
+
+
+@dataclass
+class World:
+    """A bot with a channel that the generated requests are pointed at, most of the time."""
+
+    web: WebApp
+    setup: Settings
+    bot_id: str = ""
+    channel: dict[str, Any] = field(default_factory=dict)
+    tried: int = 0
+
+    def ensure(self) -> None:
+        r = self.web.redis
+        if self.channel and r.exists(keys.channel(self.channel["id"])):
+            return
+        if not self.bot_id or not bots.exists(r, self.bot_id):
+            self.bot_id = bots.create(r, "fuzz", {"template": "echo"})["id"]
+        self.channel = channels.create(r, self.setup, self.bot_id, "http://127.0.0.1:9/hook")
+
+    def aim(self, case: Case, auth: str, *, negative: bool) -> None:
+        """Point three requests in four at the real bot and channel, with valid credentials."""
+        self.ensure()
+        if self.tried % 4 == 0:
+            return
+        real = {
+            "bot_id": self.bot_id,
+            "channel_id": self.channel["id"],
+            "endpoint_id": self.channel["id"],
+        }
+        # Generated values are replaced, never changed in place: Hypothesis may share them.
+        case.path_parameters = {
+            name: real.get(name, value) for name, value in (case.path_parameters or {}).items()
+        }
+        if auth == "channel":
+            case.headers = {
+                **(case.headers or {}),
+                "Authorization": f"Bearer {self.channel['accessToken']}",
+            }
+        elif auth != "none":
+            case.headers = {**(case.headers or {}), **ADMIN}
+        body = case.body
+        # A malformed token stays malformed: the request must still be refused.
+        if (
+            auth == "verify_token"
+            and isinstance(body, dict)
+            and isinstance(body.get("verifyToken"), str)
+        ):
+            case.body = {**body, "verifyToken": self.channel["verifyToken"]}
+
+    def queued(self) -> tuple[int, int]:
+        """Messages in the inboxes of the bot's sessions, and bot turns asked for."""
+        r = self.web.redis
+        version = self.channel["version"]
+        sessions = r.zrange(keys.bot_sessions(self.bot_id, version), 0, -1)
+        pipe = r.pipeline(transaction=False)
+        for session_id in sessions:
+            pipe.llen(keys.session_inbox(ids.session_hash(self.bot_id, version, session_id)))
+        return sum(pipe.execute()), len(self.web.sender.turns)
+
+
+def _malformed_body(case: Case) -> bool:
+    """Only a malformed body must be refused: aim() replaces the credentials, and every
+    query value is a string on the wire whatever type the generator meant."""
+    data = case.meta.phase.data if case.meta is not None else None
+    mutations = getattr(data, "mutations", ())
+    return bool(mutations) and all(
+        m.parameter_location == ParameterLocation.BODY for m in mutations
+    )
+
+
+def _literal_only(host: str, port: int) -> list[tuple[socket.AddressFamily, netsafety.IPAddress]]:
+    """Addresses as they are; no name lookups, so generated host names cost nothing."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise netsafety.UnsafeURL(f"the fuzz test resolves no names ({host!r})") from exc
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    return [(family, address)]
+
+
+def _run(world: World, case_strategy: Any, examples: int, check: Callable[[Case], None]) -> None:
+    @hypothesis.given(case=case_strategy)
+    @hypothesis.settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Case) -> None:
+        check(case)
+
+    # Unsatisfiable: nothing of the operation can be made malformed (no parameters, no body).
+    with contextlib.suppress(hypothesis.errors.Unsatisfiable):
+        run()
+
+
+def test_generated_requests_get_documented_answers_and_refusals_queue_nothing(
+    monkeypatch: pytest.MonkeyPatch, record_property: Callable[[str, object], None]
+) -> None:
+    monkeypatch.setattr(netsafety, "resolve", _literal_only)
+    with web_app(FUZZ_DB, outbound_allowlist=(), rate_limit_per_second=0) as web:
+        world = World(web, web.settings.with_changes(outbound_allowlist=LOOPBACK))
+        document = web.client.get("/openapi.json").json
+        schema = schemathesis.openapi.from_wsgi("/openapi.json", web.app)
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            if operation.path in SKIPPED:
+                continue
+            auth = document["paths"][operation.path][operation.method.lower()]["x-auth"]
+            examples = EXAMPLES.get(operation.path, DEFAULT_EXAMPLES)
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+                def check(case: Case, auth: str = auth, mode: GenerationMode = mode) -> None:
+                    world.aim(case, auth, negative=mode.is_negative)
+                    before = world.queued()
+                    response = case.call()
+                    world.tried += 1
+                    checks = CHECKS + ([negative_data_rejection] if _malformed_body(case) else [])
+                    case.validate_response(response, checks=checks)
+                    if auth in INBOUND and response.status_code >= 400:
+                        # Less is fine: another run of the suite may flush the database.
+                        (inbox, turns), (inbox_before, turns_before) = world.queued(), before
+                        assert inbox <= inbox_before, "a refused message was queued"
+                        assert turns == turns_before, "a refused message woke a bot turn"
+
+                _run(world, operation.as_strategy(generation_mode=mode), examples, check)
+        record_property("generated_requests", world.tried)
+        print(f"\n{world.tried} generated requests tried")
+        assert world.tried >= 2000
