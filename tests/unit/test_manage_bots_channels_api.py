@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from broker import keys
 from tests.web_app import ADMIN, WebApp, web_app
 
 CHANNEL_FIELDS = {
@@ -123,7 +124,7 @@ def test_creating_a_channel_answers_its_secrets_once(web: WebApp) -> None:
     ).json
     assert "accessToken" not in read
     assert read["signingSecret"] == created["signingSecret"]
-    stored = web.redis.hgetall(f"sb:channel:{created['id']}")
+    stored = web.redis.hgetall(keys.channel(created["id"]))
     assert created["accessToken"] not in stored.values()
 
 
@@ -206,7 +207,7 @@ def test_rotating_the_secret_keeps_the_old_one_signing(web: WebApp) -> None:
     assert rotated.json["signingSecret"].startswith("whsec_")
     assert rotated.json["signingSecret"] != channel["signingSecret"]
     assert (
-        web.redis.hget(f"sb:endpoint:{channel['id']}", "previousSecret") == channel["signingSecret"]
+        web.redis.hget(keys.endpoint(channel["id"]), "previousSecret") == channel["signingSecret"]
     )
 
 
@@ -250,5 +251,5 @@ def test_channel_list_is_paged(web: WebApp) -> None:
 def test_deleting_a_bot_removes_its_channels_and_endpoints(web: WebApp) -> None:
     channel = web.channel()
     assert web.client.delete(f"/v1/bots/{channel['botId']}", headers=ADMIN).status_code == 204
-    assert not web.redis.exists(f"sb:channel:{channel['id']}")
+    assert not web.redis.exists(keys.channel(channel["id"]))
     _error(web.client.get(f"/v1/endpoints/{channel['id']}", headers=ADMIN), 404, "not_found")
