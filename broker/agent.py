@@ -26,7 +26,6 @@ class _Outbox:
     """What one action writes: transcript items and deliveries to the session's channel."""
 
     session: Session
-    bot_id: str
     channel: dict[str, str]
     counter: int
     transcript: list[dict[str, Any]] = field(default_factory=list)
@@ -44,7 +43,7 @@ class _Outbox:
             verify_token=self.channel["verifyToken"],
             message=message,
             counter=self.counter,
-            bot_id=self.bot_id,
+            bot_id=self.session.bot_id,
             at=now,
         )
         self.deliveries.append(
@@ -52,7 +51,7 @@ class _Outbox:
                 id=ids.delivery_id(self.session.key),
                 endpoint_id=self.channel["id"],
                 kind="message",
-                bot_id=self.bot_id,
+                bot_id=self.session.bot_id,
                 session_id=self.session.session_id,
                 body=body,
                 created_at=now,
@@ -82,9 +81,7 @@ def act(
                 f"the channel {channel_id!r} of session {session.session_id!r} was removed"
             ) from None
         state = SessionState.from_json(meta.get("state"))
-        outbox = _Outbox(
-            session, session.bot_id, channel, int(meta.get(f"counter:{channel_id}") or 0)
-        )
+        outbox = _Outbox(session, channel, int(meta.get(f"counter:{channel_id}") or 0))
         for message in messages:
             outbox.send(render_message(message, state.variables), origin="agent")
         paused = conversations.is_paused(meta)
