@@ -14,7 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from flask import Flask
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from broker import __version__
 
@@ -259,8 +259,14 @@ def error_statuses(route: Route) -> list[int]:
     return sorted(s for s in statuses if s not in doc.answers)
 
 
-def _models(found: list[Route]) -> tuple[dict[tuple[type[BaseModel], str], Any], dict[str, Any]]:
-    wanted: dict[tuple[type[BaseModel], str], None] = {(ErrorAnswer, "serialization"): None}
+#: A model and the side it is seen from: what a client sends, or what it is answered.
+ModelKey = tuple[Any, JsonSchemaMode]
+
+
+def _models(found: list[Route]) -> tuple[dict[ModelKey, Any], dict[str, Any]]:
+    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
+        (ErrorAnswer, "serialization"): None
+    }
     for route in found:
         for model in (route.doc.body, route.doc.query):
             if model is not None:
@@ -268,14 +274,11 @@ def _models(found: list[Route]) -> tuple[dict[tuple[type[BaseModel], str], Any],
         for answer in route.doc.answers.values():
             if isinstance(answer, type):
                 wanted[(answer, "serialization")] = None
-    refs, defs = models_json_schema(
-        list(wanted),  # type: ignore[arg-type]
-        ref_template="#/components/schemas/{model}",
-    )
-    return {(m, mode): ref for (m, mode), ref in refs.items()}, dict(defs.get("$defs", {}))  # type: ignore[misc]
+    refs, defs = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
+    return dict(refs), dict(defs.get("$defs", {}))
 
 
-def _content(answer: Answer, refs: Mapping[tuple[type[BaseModel], str], Any]) -> dict[str, Any]:
+def _content(answer: Answer, refs: Mapping[ModelKey, Any]) -> dict[str, Any]:
     if answer is None:
         return {}
     if isinstance(answer, Content):
@@ -318,7 +321,7 @@ def _parameters(route: Route, query_schema: dict[str, Any] | None) -> list[dict[
 
 def _operation(
     route: Route,
-    refs: Mapping[tuple[type[BaseModel], str], Any],
+    refs: Mapping[ModelKey, Any],
     defs: Mapping[str, Any],
 ) -> dict[str, Any]:
     doc = route.doc
