@@ -91,21 +91,25 @@ def commit_turn(
     ]
     for d in new:
         turn_keys += [keys.fifo(session, d.endpoint_id), keys.delivery(session, d.id)]
+    refs = sorted({queue_ref(session, d.endpoint_id) for d in new})
+    if new:
+        # Written before the turn, since the indexes are not in the session's hash slot:
+        # should we die between the two, the scheduler still finds the queues (a queue
+        # found empty is let go), and the listings skip ids whose record never came.
+        claim = clock.now() + settings.claim_lease
+
+        def index(pipe: Pipeline) -> None:
+            for d in new:
+                pipe.zadd(keys.DELIVERIES, {d.id: int(d.created_at * 1000)})
+                pipe.zadd(keys.endpoint_deliveries(d.endpoint_id), {d.id: int(d.created_at * 1000)})
+            # nx: a queue that already waits (a retry, a claim) keeps its time.
+            pipe.zadd(keys.DUE, dict.fromkeys(refs, claim), nx=True)
+
+        scripts.execute(r, index)
     fresh = scripts.run(r, "turn_commit", turn_keys, [json.dumps(plan)])
-    if not new:
-        return
-    now = clock.now()
     woken = sorted({queue_ref(session, new[i - 1].endpoint_id) for i in fresh})
-
-    def index(pipe: Pipeline) -> None:
-        for d in new:
-            pipe.zadd(keys.DELIVERIES, {d.id: int(d.created_at * 1000)})
-            pipe.zadd(keys.endpoint_deliveries(d.endpoint_id), {d.id: int(d.created_at * 1000)})
-        for ref in woken:
-            pipe.zadd(keys.DUE, {ref: now + settings.claim_lease})
-
-    scripts.execute(r, index)
     if woken:
+        r.zadd(keys.DUE, dict.fromkeys(woken, clock.now() + settings.claim_lease))
         sender.deliver(woken)
 
 
@@ -181,6 +185,11 @@ def replay(r: Redis, delivery_id: str) -> bool:
     """Send a delivered or dead-lettered delivery again; False if it is already under way."""
     session, raw = _record(r, delivery_id)
     endpoint_id = raw["endpointId"]
+    ref = queue_ref(session, endpoint_id)
+    # The scheduler is told first (sb:due is not in the session's hash slot): should we
+    # die right after, the queue is looked at anyway; a queue that holds nothing new is
+    # simply let go again.
+    r.zadd(keys.DUE, {ref: clock.now()}, lt=True)
     result = scripts.run(
         r,
         "replay",
@@ -195,9 +204,17 @@ def replay(r: Redis, delivery_id: str) -> bool:
         raise NotFound(f"no delivery {delivery_id!r}")
     if result == 0:
         return False
-    ref = queue_ref(session, endpoint_id)
-    pipe = r.pipeline()
-    pipe.zrem(keys.DEAD, delivery_id)
-    pipe.zadd(keys.DUE, {ref: clock.now()})
-    pipe.execute()
+    r.zrem(keys.DEAD, delivery_id)
     return True
+
+
+def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
+    """Replay several deliveries; returns how many were queued again. A delivery whose
+    record expired meanwhile is passed over."""
+    replayed = 0
+    for delivery_id in delivery_ids:
+        try:
+            replayed += replay(r, delivery_id)
+        except NotFound:
+            continue
+    return replayed

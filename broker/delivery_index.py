@@ -80,10 +80,20 @@ def dead_letter_ids(
     since_ms: int | None = None,
     until_ms: int | None = None,
 ) -> list[str]:
-    """Dead-lettered delivery ids, oldest first, in a time range and for one endpoint if asked."""
+    """Dead-lettered delivery ids, oldest first, in a time range and for one endpoint if asked.
+
+    Only deliveries that are dead now: the index may briefly hold one that is being
+    replayed, or one whose record has expired.
+    """
     low: float | str = since_ms if since_ms is not None else "-inf"
     high: float | str = until_ms if until_ms is not None else "+inf"
-    found = r.zrangebyscore(keys.DEAD, low, high)
-    if endpoint_id is None:
-        return list(found)
-    return [item["id"] for item in deliveries.views(r, found) if item["endpointId"] == endpoint_id]
+    found: list[str] = r.zrangebyscore(keys.DEAD, low, high)
+    chosen: list[str] = []
+    for start in range(0, len(found), _CHUNK):
+        chosen += [
+            item["id"]
+            for item in deliveries.views(r, found[start : start + _CHUNK])
+            if item["status"] == "dead"
+            and (endpoint_id is None or item["endpointId"] == endpoint_id)
+        ]
+    return chosen

@@ -156,6 +156,9 @@ def _attempt(
         )
         return decision.verdict, due
     elif decision.verdict is Verdict.DEAD:
+        # Listed first (sb:dead is not in the session's hash slot): should we die before
+        # the record, the delivery is tried again and the listing skips it until it is dead.
+        r.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
         _record_attempt(
             r,
             session,
@@ -166,7 +169,6 @@ def _attempt(
             ttl=settings.dead_retention,
             fields=["status", "dead", "deadAt", repr(now)],
         )
-        r.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
         log.warning(
             "delivery %s to %s is dead after %d attempts", delivery_id, endpoint.id, attempts_made
         )
@@ -246,6 +248,7 @@ def _dead_letter_orphan(r: Redis, settings: Settings, session: str, endpoint_id:
     now = clock.now()
     record = r.hgetall(keys.delivery(session, delivery_id))
     if record:
+        r.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
         _record_attempt(
             r,
             session,
@@ -256,7 +259,6 @@ def _dead_letter_orphan(r: Redis, settings: Settings, session: str, endpoint_id:
             ttl=settings.dead_retention,
             fields=["status", "dead", "deadAt", repr(now)],
         )
-        r.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
     else:
         r.lpop(keys.fifo(session, endpoint_id))
     return True

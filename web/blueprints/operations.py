@@ -157,5 +157,5 @@ def replay_dead_letters() -> tuple[Response, int]:
         since_ms=_time_arg(body.since, "since"),
         until_ms=_time_arg(body.until, "until"),
     )
-    replayed = sum(1 for delivery_id in found if deliveries.replay(r, delivery_id))
+    replayed = deliveries.replay_many(r, found)
     return jsonify({"replayed": replayed, "matched": len(found)}), 202

@@ -1,0 +1,155 @@
+"""The delivery core on fakeredis with a scripted client: fan-out, order, outcomes, replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from broker import deliveries, delivery_index, delivery_queue, endpoints, ids, keys, scripts
+from broker.deliveries import NewDelivery, queue_ref
+from broker.endpoints import Endpoint
+from broker.http_client import AttemptResult
+from broker.redis_conn import Redis
+from broker.settings import Settings
+from tests.fakes import RecordingSender
+
+EP = "ch_core"
+
+
+class ScriptedClient:
+    """Answers each POST with the next result; remembers what was sent."""
+
+    def __init__(self, *results: AttemptResult) -> None:
+        self.results = list(results)
+        self.sent: list[tuple[str, dict[str, str]]] = []
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], **_: Any) -> AttemptResult:
+        self.sent.append((body.decode(), dict(headers)))
+        return self.results.pop(0) if self.results else AttemptResult(200, 1)
+
+
+@pytest.fixture
+def r(fake_redis: Redis) -> Iterator[Redis]:
+    endpoints.save(
+        fake_redis,
+        Endpoint(id=EP, kind="channel", bot_id="b", url="http://x/", secret="whsec_QUJD"),
+    )
+    yield fake_redis
+
+
+def fan_out(r: Redis, settings: Settings, session: str, texts: list[str]) -> list[str]:
+    new = [
+        NewDelivery(
+            id=ids.delivery_id(session),
+            endpoint_id=EP,
+            kind="message",
+            bot_id="b",
+            session_id="user",
+            body={"text": text},
+            created_at=1000.0 + i,
+        )
+        for i, text in enumerate(texts)
+    ]
+    deliveries.commit_turn(
+        r,
+        settings,
+        RecordingSender(),
+        session,
+        trim=0,
+        meta={"state": "x"},
+        transcript_items=[],
+        new=new,
+        transcript_max=10,
+    )
+    return [d.id for d in new]
+
+
+def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
+    r: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = scripts.run
+
+    def dies_after_the_turn(client: Redis, name: str, *args: Any) -> Any:
+        answer = real(client, name, *args)
+        if name == "turn_commit":
+            raise ConnectionError("the worker died here")
+        return answer
+
+    monkeypatch.setattr(scripts, "run", dies_after_the_turn)
+    session = "a" * 20
+    with pytest.raises(ConnectionError):
+        fan_out(r, settings, session, ["one", "two"])
+    ref = queue_ref(session, EP)
+    assert r.zscore(keys.DUE, ref) is not None
+    assert r.llen(keys.fifo(session, EP)) == 2
+    monkeypatch.setattr(scripts, "run", real)
+    client = ScriptedClient()
+    delivery_queue.work_queue(r, settings, client, ref)  # type: ignore[arg-type]
+    assert [body for body, _ in client.sent] == ['{"text":"one"}', '{"text":"two"}']
+    assert r.zscore(keys.DUE, ref) is None
+
+
+def test_a_queue_already_waiting_keeps_its_time_when_more_arrives(
+    r: Redis, settings: Settings
+) -> None:
+    session = "b" * 20
+    ref = queue_ref(session, EP)
+    fan_out(r, settings, session, ["one"])
+    r.zadd(keys.DUE, {ref: 5e9})  # a retry far ahead
+    fan_out(r, settings, session, ["two"])
+    assert r.zscore(keys.DUE, ref) == 5e9
+
+
+def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> None:
+    session = "c" * 20
+    ref = queue_ref(session, EP)
+    first, second = fan_out(r, settings, session, ["one", "two"])
+    failing = ScriptedClient(*[AttemptResult(500, 3, response="no") for _ in range(3)])
+    run = delivery_queue.work_queue(r, settings, failing, ref)  # type: ignore[arg-type]
+    assert run.attempts == 1
+    view = deliveries.view(r, first)
+    assert view["status"] == "queued" and "nextAttemptAt" in view
+    assert deliveries.view(r, second)["status"] == "waiting"
+    due = r.zscore(keys.DUE, ref)
+    assert due is not None and float(view["attempts"][0]["durationMs"]) == 3
+    # The retries, due at once for the test: the head dies, then the next one goes.
+    for _ in range(2):
+        r.hset(keys.delivery(session, first), "nextAttemptAt", "0")
+        delivery_queue.work_queue(r, settings, failing, ref)  # type: ignore[arg-type]
+    assert deliveries.view(r, first)["status"] == "dead"
+    assert deliveries.view(r, second)["status"] == "delivered"
+    assert delivery_index.dead_letter_ids(r) == [first]
+    assert [body for body, _ in failing.sent] == ['{"text":"one"}'] * 3 + ['{"text":"two"}']
+
+    assert deliveries.replay(r, first) is True
+    assert deliveries.replay(r, first) is False  # already on its way
+    assert delivery_index.dead_letter_ids(r) == []
+    fixed = ScriptedClient()
+    delivery_queue.work_queue(r, settings, fixed, ref)  # type: ignore[arg-type]
+    again = deliveries.view(r, first)
+    assert again["status"] == "delivered" and len(again["attempts"]) == 4
+    assert fixed.sent[0][1]["webhook-id"] == first
+
+
+def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Settings) -> None:
+    session = "d" * 20
+    ref = queue_ref(session, EP)
+    first, _second = fan_out(r, settings, session, ["one", "two"])
+    gone = ScriptedClient(AttemptResult(410, 1))
+    delivery_queue.work_queue(r, settings, gone, ref)  # type: ignore[arg-type]
+    assert len(gone.sent) == 1
+    view = endpoints.view(r, endpoints.load(r, EP))
+    assert view["state"] == "disabled" and "410" in view["disabledReason"]
+    assert r.sismember(keys.endpoint_parked(EP), ref)
+    assert r.zscore(keys.DUE, ref) is None
+    assert deliveries.view(r, first)["status"] == "waiting"
+    assert endpoints.enable(r, EP) == 1
+    back = ScriptedClient()
+    delivery_queue.work_queue(r, settings, back, ref)  # type: ignore[arg-type]
+    assert [body for body, _ in back.sent] == ['{"text":"one"}', '{"text":"two"}']
+
+
+def test_replay_of_a_record_that_expired_is_passed_over(r: Redis, settings: Settings) -> None:
+    assert deliveries.replay_many(r, [ids.delivery_id("e" * 20)]) == 0
