@@ -1,0 +1,116 @@
+"""Dead letters by endpoint and time range, listed and replayed through the API and the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+from broker import clock
+from tests.conftest import INTEGRATION_DB, redis_url
+from tests.integration.conftest import STACK_ENV, Api
+from tests.polling import wait_until
+from tests.receivers import Receiver, always
+
+
+def dead_letters(api: Api, **query: str) -> list[dict[str, Any]]:
+    answer = api.get("/v1/dead-letters", params=query)
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **STACK_ENV, "REDIS_URL": redis_url(INTEGRATION_DB)}
+    return subprocess.run(
+        [sys.executable, "-m", "switchboard", "dlq", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def kill_some(api: Api, channel: dict[str, Any], session: str, count: int) -> list[str]:
+    before = {item["id"] for item in dead_letters(api, endpointId=channel["id"])}
+    for n in range(count):
+        api.send(channel, session, f"{session} {n}")
+
+    def dead() -> list[str]:
+        now = {item["id"] for item in dead_letters(api, endpointId=channel["id"])}
+        return sorted(now - before) if len(now - before) == count else []
+
+    return wait_until(dead, what=f"{count} dead letters")
+
+
+def test_dead_letters_by_endpoint_and_time_range_through_the_api(
+    api: Api, make_receiver: type[Receiver]
+) -> None:
+    broken_a = make_receiver(always(500))
+    broken_b = make_receiver(always(500))
+    a = api.echo_channel(broken_a.url, retrySchedule=[0])
+    b = api.echo_channel(broken_b.url, retrySchedule=[0])
+    early_a = kill_some(api, a, "early", 2)
+    kill_some(api, b, "early", 1)
+    middle = clock.iso(clock.now())
+    wait_until(lambda: clock.now() > clock.parse_iso(middle) + 0.01)
+    late_a = kill_some(api, a, "late", 2)
+
+    assert len(dead_letters(api)) == 5
+    assert sorted(i["id"] for i in dead_letters(api, endpointId=a["id"])) == sorted(
+        early_a + late_a
+    )
+    assert sorted(i["id"] for i in dead_letters(api, endpointId=a["id"], until=middle)) == early_a
+    assert sorted(i["id"] for i in dead_letters(api, since=middle)) == late_a
+    assert api.get("/v1/dead-letters", params={"since": "yesterday"}).status_code == 422
+    page = api.get("/v1/dead-letters", params={"limit": "2"}).json()
+    assert page["total"] == 5 and len(page["items"]) == 2
+
+    broken_a.behaviour = always(200)
+    answer = api.post("/v1/dead-letters/replay", json={"endpointId": a["id"], "since": middle})
+    assert answer.status_code == 202 and answer.json() == {"replayed": 2, "matched": 2}
+    wait_until(lambda: len(broken_a.delivered()) == 2, what="the late replays")
+    assert {hit.webhook_id for hit in broken_a.delivered()} == set(late_a)
+    assert sorted(i["id"] for i in dead_letters(api, endpointId=a["id"])) == early_a
+
+    one = api.post(f"/v1/deliveries/{early_a[0]}/replay")
+    assert one.status_code == 202 and one.json() == {"id": early_a[0], "replayed": True}
+    wait_until(lambda: len(broken_a.delivered()) == 3, what="the single replay")
+    assert broken_a.delivered()[-1].webhook_id == early_a[0]
+    assert api.post("/v1/deliveries/msg_nope/replay").status_code == 404
+    assert len(dead_letters(api)) == 2  # early_a[1] and b's
+
+
+def test_dead_letters_through_the_cli(api: Api, make_receiver: type[Receiver]) -> None:
+    broken = make_receiver(always(500))
+    other = make_receiver(always(500))
+    channel = api.echo_channel(broken.url, retrySchedule=[0])
+    elsewhere = api.echo_channel(other.url, retrySchedule=[0])
+    first = kill_some(api, channel, "cli", 3)
+    kill_some(api, elsewhere, "cli", 1)
+    middle = clock.iso(clock.now())
+    wait_until(lambda: clock.now() > clock.parse_iso(middle) + 0.01)
+    later = kill_some(api, channel, "cli-late", 2)
+
+    listed = cli("list", "--endpoint", channel["id"])
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[-1] == "5 dead letter(s)"
+    assert {line.split()[0] for line in lines[:-1]} == set(first + later)
+    assert all("attempts=1  last=500" in line for line in lines[:-1])
+    assert cli("list", "--until", middle).stdout.splitlines()[-1] == "4 dead letter(s)"
+    assert cli("list", "--since", "not a time").returncode == 2
+
+    broken.behaviour = always(200)
+    replayed = cli("replay", "--endpoint", channel["id"], "--until", middle)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.strip() == "3 of 3 deliveries queued again"
+    assert "replaying [" in replayed.stderr and "3/3" in replayed.stderr  # the progress bar
+    wait_until(lambda: len(broken.delivered()) == 3, what="the replays")
+    assert {hit.webhook_id for hit in broken.delivered()} == set(first)
+
+    by_id = cli("replay", later[0])
+    assert by_id.stdout.strip() == "1 of 1 deliveries queued again"
+    wait_until(lambda: len(broken.delivered()) == 4, what="the replay by id")
+    assert cli("list").stdout.splitlines()[-1] == "2 dead letter(s)"
