@@ -1,0 +1,60 @@
+"""kill -9 of a worker in the middle of deliveries: another worker finishes them, at least once."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import defaultdict
+
+import pytest
+
+from tests.conftest import require_redis
+from tests.integration.delivery_helpers import own_stack
+from tests.polling import wait_until
+from tests.receivers import Answer, Receiver
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Receiver
+) -> None:
+    require_redis()
+    receiver.behaviour = lambda hit: Answer(200, delay=0.25)
+    with own_stack(tmp_path_factory.mktemp("crash") / "stack.log") as own:
+        # Short claims, so that the dead worker's queues come back quickly.
+        env = own.env(SWITCHBOARD_CLAIM_LEASE="1", SWITCHBOARD_TOTAL_TIMEOUT="1.5")
+        own.start("web", env)
+        own.start("scheduler", env)
+        doomed = own.start("worker", env).processes["worker"]
+        own.wait_ready()
+        channel = own.api.echo_channel(receiver.url)
+        sessions = [f"user-{n}" for n in range(8)]
+        for n in range(6):
+            for session in sessions:
+                assert own.api.send(channel, session, f"{session} #{n}").status_code == 202
+
+        wait_until(lambda: len(receiver.hits) >= 12, what="the first worker to be under way")
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait(timeout=10)
+        in_flight_when_killed = len(receiver.hits)
+        own.start("worker", env)
+
+        expected = {f"You said: {s} #{n}" for s in sessions for n in range(6)}
+
+        def all_arrived() -> bool:
+            return {hit.body["message"]["text"] for hit in receiver.delivered()} == expected
+
+        wait_until(all_arrived, timeout=30, what="every reply")
+        assert in_flight_when_killed < len(expected)  # it was killed in the middle
+
+        ids_by_text: dict[str, set[str]] = defaultdict(set)
+        for hit in receiver.hits:
+            ids_by_text[hit.body["message"]["text"]].add(hit.webhook_id)
+        assert all(len(found) == 1 for found in ids_by_text.values()), ids_by_text
+        for session in sessions:
+            firsts: list[int] = []
+            for hit in receiver.hits:
+                if hit.body["sessionId"] == session and hit.body["messageCounter"] not in firsts:
+                    firsts.append(hit.body["messageCounter"])
+            assert firsts == [1, 2, 3, 4, 5, 6]
+        repeats = len(receiver.hits) - len(expected)
+        print(f"{repeats} repeated deliveries after kill -9")
