@@ -71,7 +71,7 @@ def test_bots_and_channels_through_the_cli(
     )
     assert code == 0, err
     assert out.splitlines() == ["bot: Hello! I repeat what you say."]
-    code, out, _ = run(
+    code, out, err = run(
         capsys,
         "send",
         bot_id,
@@ -84,7 +84,8 @@ def test_bots_and_channels_through_the_cli(
         "--wait",
         "0.5",
     )
-    assert code == 0 and out.splitlines() == ["bot: You said: pizza please"]
+    assert code == 0, err
+    assert out.splitlines() == ["bot: You said: pizza please"]
 
 
 def test_a_definition_file(
