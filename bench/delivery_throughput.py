@@ -1,0 +1,248 @@
+"""How many delivery attempts one worker process sustains.
+
+    python -m bench.delivery_throughput [--deliveries N] [--sessions S] [--db D]
+
+Starts ONE `switchboard worker` process (threads pool) and a scheduler, against
+databases of their own on the local Redis (127.0.0.1:6379, `--db` and the one after
+it, flushed first), and a local receiver. It loads N deliveries across S sessions
+straight into the core (`broker.deliveries.commit_turn`, without waking anyone), then
+hands every queue to the scheduler at once and times until the receiver has them all:
+first against a receiver that answers at once, then against one that takes 200 ms.
+Loopback only; each case stops by itself after `--timeout` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import redis
+
+from broker import clock, deliveries, endpoints, ids, keys
+from broker.deliveries import NewDelivery, queue_ref
+from broker.endpoints import Endpoint
+from broker.settings import Settings
+
+
+class _Receiver:
+    """A local endpoint that answers 200 after `delay` seconds and counts what it got."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.count = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                with receiver._lock:
+                    receiver.count += 1
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 512
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _Silent:
+    """A TaskSender that sends nothing: the queues are handed out all at once later."""
+
+    def bot_turn(self, session_hash: str) -> None:
+        pass
+
+    def deliver(self, queues: Sequence[str]) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Result:
+    label: str
+    deliveries: int
+    attempts: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.attempts / self.seconds if self.seconds else 0.0
+
+
+def _load(
+    r: redis.Redis, settings: Settings, endpoint_id: str, sessions: int, per_session: int
+) -> list[str]:
+    refs = []
+    body = {"message": {"text": "benchmark"}, "senderId": "bench"}
+    for s in range(sessions):
+        session = ids.session_hash("bench", "LIVE", f"{endpoint_id}-{s}")
+        new = [
+            NewDelivery(
+                id=ids.delivery_id(session),
+                endpoint_id=endpoint_id,
+                kind="message",
+                bot_id="bench",
+                session_id=f"user-{s}",
+                body={**body, "messageCounter": n + 1},
+                created_at=clock.now(),
+            )
+            for n in range(per_session)
+        ]
+        deliveries.commit_turn(
+            r,
+            settings,
+            _Silent(),
+            session,
+            trim=0,
+            meta={"botId": "bench"},
+            transcript_items=[],
+            new=new,
+            transcript_max=1,
+        )
+        refs.append(queue_ref(session, endpoint_id))
+    # Nobody looks at them before we say go.
+    r.zadd(keys.DUE, dict.fromkeys(refs, clock.now() + 3600))
+    return refs
+
+
+def run_case(
+    r: redis.Redis,
+    settings: Settings,
+    label: str,
+    delay: float,
+    total: int,
+    sessions: int,
+    timeout: float,
+) -> Result:
+    receiver = _Receiver(delay)
+    try:
+        endpoint_id = ids.new_id("ch")
+        endpoints.save(
+            r,
+            Endpoint(
+                id=endpoint_id,
+                kind="channel",
+                bot_id="bench",
+                url=receiver.url,
+                secret=ids.new_signing_secret(),
+            ),
+        )
+        per_session = max(total // sessions, 1)
+        refs = _load(r, settings, endpoint_id, sessions, per_session)
+        expected = per_session * len(refs)
+        started = time.monotonic()
+        r.zadd(keys.DUE, dict.fromkeys(refs, clock.now()))
+        deadline = started + timeout
+        while receiver.count < expected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        elapsed = time.monotonic() - started
+        return Result(label, expected, receiver.count, elapsed)
+    finally:
+        receiver.stop()
+
+
+def _spawn(role: str, env: dict[str, str], extra: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "switchboard", role, *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_for_worker(r: redis.Redis, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(r.scan_iter(match=keys.heartbeat_pattern("worker"))) and any(
+            r.scan_iter(match=keys.heartbeat_pattern("scheduler"))
+        ):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the worker or the scheduler did not start")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.delivery_throughput")
+    parser.add_argument("--deliveries", type=int, default=3000, help="per case")
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--db", type=int, default=8, help="data database; the next is Celery's")
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds per case, at most")
+    parser.add_argument("--celery-threads", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    data_url = f"redis://127.0.0.1:6379/{args.db}"
+    broker_url = f"redis://127.0.0.1:6379/{args.db + 1}"
+    env = {
+        **os.environ,
+        "REDIS_URL": data_url,
+        "SWITCHBOARD_BROKER_URL": broker_url,
+        "SWITCHBOARD_OUTBOUND_ALLOWLIST": "127.0.0.0/8",
+        "SWITCHBOARD_SCHEDULER_INTERVAL": "0.05",
+        "SWITCHBOARD_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings.from_env(env)
+    r = redis.Redis.from_url(data_url, decode_responses=True)
+    r.flushdb()
+    redis.Redis.from_url(broker_url).flushdb()
+    processes = [
+        _spawn("worker", env, ["--pool", "threads", "--concurrency", str(args.celery_threads)]),
+        _spawn("scheduler", env, []),
+    ]
+    results = []
+    try:
+        _wait_for_worker(r, 30)
+        print(
+            f"one worker process: {settings.delivery_concurrency} delivery threads, at most "
+            f"{settings.endpoint_concurrency} per endpoint; {args.deliveries} deliveries "
+            f"over {args.sessions} sessions per case",
+            flush=True,
+        )
+        for label, delay in (("receiver answers at once", 0.0), ("receiver takes 200 ms", 0.2)):
+            result = run_case(
+                r, settings, label, delay, args.deliveries, args.sessions, args.timeout
+            )
+            results.append(result)
+            note = "" if result.attempts >= result.deliveries else " (stopped at the time limit)"
+            print(
+                f"{label:<26} {result.attempts:>6} attempts in {result.seconds:6.2f} s = "
+                f"{result.per_second:7.1f} attempts/s{note}",
+                flush=True,
+            )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        r.flushdb()
+        redis.Redis.from_url(broker_url).flushdb()
+    return 0 if all(result.attempts >= result.deliveries for result in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
