@@ -16,7 +16,7 @@ import requests
 from broker import __version__, bots, clock, endpoints, ids, keys
 from broker.endpoints import Endpoint
 from broker.errors import NotFound, ValidationFailed
-from broker.http_client import _SafeAdapter
+from broker.http_client import safe_session
 from broker.netsafety import check_url
 from broker.redis_conn import Redis
 from broker.settings import Settings
@@ -43,12 +43,7 @@ def with_challenge(api_url: str, verify_token: str) -> str:
 def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
     """GET the API URL with the challenge; anything but 200 `{"status": "ok"}` raises
     ValidationFailed (field `apiUrl`) quoting the endpoint's answer."""
-    session = requests.Session()
-    # Environment proxies would reach the URL past the connect-time checks.
-    session.trust_env = False
-    adapter = _SafeAdapter(settings.outbound_allowlist, pool_size=1)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    session = safe_session(settings.outbound_allowlist, pool_size=1)
     url = with_challenge(api_url, verify_token)
     try:
         with session:

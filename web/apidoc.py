@@ -250,7 +250,8 @@ def error_statuses(route: Route) -> list[int]:
         statuses.add(422)
     if doc.auth not in ("none", "metrics"):
         statuses.add(401)
-    if doc.auth in ("admin_or_bot_token",):
+    if doc.auth in ("admin", "admin_or_bot_token"):
+        # A bot's API token on a route it does not open.
         statuses.add(403)
     if route.params:
         statuses.add(404)
