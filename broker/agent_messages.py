@@ -34,7 +34,7 @@ _URL = Field(min_length=1, max_length=2048, pattern=r"^https?://")
 
 
 class _Form(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Text(_Form):

@@ -25,7 +25,7 @@ _URL = Field(min_length=1, max_length=2048, pattern=r"^(https?://|tel:|\{\{)")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def chosen_by(field: str, tags: Mapping[str, str]) -> Callable[[Any], str | None]:

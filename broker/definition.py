@@ -16,7 +16,7 @@ _STATE_ID = Field(min_length=1, max_length=256)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Route(_Model):

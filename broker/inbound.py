@@ -47,6 +47,8 @@ class IntroMessage(_Strict):
 
 
 class Coordinates(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     lat: float = Field(ge=-90, le=90)
     long: float = Field(ge=-180, le=180)
 

@@ -12,7 +12,8 @@ from web.queries import Pagination
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON `true` is no number and "5" no float.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateBot(_Body):
