@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +12,18 @@ class Pagination(BaseModel):
 
     page: int = Field(default=1, ge=1, le=1_000_000, description="The page, from 1.")
     limit: int = Field(default=50, ge=1, le=500, description="Items per page, at most 500.")
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+    def of(self, items: list[Any]) -> list[Any]:
+        """This page of a list held whole."""
+        return items[self.offset : self.offset + self.limit]
+
+    def listing(self, items: list[Any], total: int) -> dict[str, Any]:
+        """A list answer of SPEC section 6: `{"items", "total", "page", "limit"}`."""
+        return {"items": items, "total": total, "page": self.page, "limit": self.limit}
 
 
 class DeliveryFilter(Pagination):

@@ -11,7 +11,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from broker.errors import BadRequest, SwitchboardError, ValidationFailed
 from broker.validation import parse
-from web.queries import Pagination
 
 Q = TypeVar("Q", bound=BaseModel)
 
@@ -76,13 +75,3 @@ def query_args(model: type[Q]) -> Q:
     """The query string, validated by `model`; an empty value counts as absent."""
     given = {name: value for name, value in request.args.items() if value != ""}
     return parse(model, given)
-
-
-def page_args() -> tuple[int, int]:
-    """`page` (from 1) and `limit` (default 50, at most 500)."""
-    pagination = query_args(Pagination)
-    return pagination.page, pagination.limit
-
-
-def listing(items: list[Any], total: int, page: int, limit: int) -> dict[str, Any]:
-    return {"items": items, "total": total, "page": page, "limit": limit}

@@ -9,7 +9,7 @@ from broker.validation import parse
 from web.apidoc import documented
 from web.auth import require_admin
 from web.queries import Pagination
-from web.request_body import json_object, listing, page_args
+from web.request_body import json_object, query_args
 from web.schemas import ApiTokenList, CreateApiToken, CreatedApiToken
 from web.services import services
 
@@ -42,9 +42,9 @@ def create_api_token(bot_id: str) -> tuple[Response, int]:
 def list_api_tokens(bot_id: str) -> Response:
     r = services().redis
     bots.get(r, bot_id)
-    page, limit = page_args()
+    query = query_args(Pagination)
     found = api_tokens.list_for_bot(r, bot_id)
-    return jsonify(listing(found[(page - 1) * limit : page * limit], len(found), page, limit))
+    return jsonify(query.listing(query.of(found), len(found)))
 
 
 @bp.delete("/v1/bots/<bot_id>/api-tokens/<token_id>")

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify
 from broker import conversations
 from web.apidoc import documented
 from web.auth import require_admin
-from web.request_body import listing, query_args
+from web.request_body import query_args
 from web.schemas import ConversationList, SessionData, Transcript, VersionPageQuery, VersionQuery
 from web.services import services
 
@@ -26,9 +26,9 @@ bp.before_request(require_admin)
 def list_conversations(bot_id: str) -> Response:
     query = query_args(VersionPageQuery)
     items, total = conversations.list_page(
-        services().redis, bot_id, query.version, (query.page - 1) * query.limit, query.limit
+        services().redis, bot_id, query.version, query.offset, query.limit
     )
-    return jsonify(listing(items, total, query.page, query.limit))
+    return jsonify(query.listing(items, total))
 
 
 @bp.get("/v1/bots/<bot_id>/conversations/<session_id>/messages")
@@ -43,10 +43,8 @@ def transcript(bot_id: str, session_id: str) -> Response:
     query = query_args(VersionPageQuery)
     r = services().redis
     session = conversations.find(r, bot_id, query.version, session_id)
-    items, total = conversations.transcript_page(
-        r, session, (query.page - 1) * query.limit, query.limit
-    )
-    return jsonify(listing(items, total, query.page, query.limit))
+    items, total = conversations.transcript_page(r, session, query.offset, query.limit)
+    return jsonify(query.listing(items, total))
 
 
 @bp.get("/v1/bots/<bot_id>/conversations/<session_id>/session-data")

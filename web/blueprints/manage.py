@@ -11,7 +11,7 @@ from web.answers import Bot, BotList, Channel, ChannelList, CreatedChannel
 from web.apidoc import documented
 from web.auth import require_admin
 from web.queries import Pagination
-from web.request_body import json_object, listing, page_args
+from web.request_body import json_object, query_args
 from web.schemas import CreateBot, CreateChannel, PatchChannel, PutDraft
 from web.services import services
 
@@ -37,9 +37,9 @@ def create_bot() -> tuple[Response, int]:
     "List bots, newest first", auth="admin", query=Pagination, answers={200: BotList}, tags=["bots"]
 )
 def list_bots() -> Response:
-    page, limit = page_args()
-    items, total = bots.list_page(services().redis, (page - 1) * limit, limit)
-    return jsonify(listing(items, total, page, limit))
+    query = query_args(Pagination)
+    items, total = bots.list_page(services().redis, query.offset, query.limit)
+    return jsonify(query.listing(items, total))
 
 
 @bp.get("/v1/bots/<bot_id>")
@@ -117,9 +117,9 @@ def create_channel(bot_id: str) -> tuple[Response, int]:
 def list_channels(bot_id: str) -> Response:
     s = services()
     bots.get(s.redis, bot_id)
-    page, limit = page_args()
-    items, total = channels.list_page(s.redis, s.settings, bot_id, (page - 1) * limit, limit)
-    return jsonify(listing(items, total, page, limit))
+    query = query_args(Pagination)
+    items, total = channels.list_page(s.redis, s.settings, bot_id, query.offset, query.limit)
+    return jsonify(query.listing(items, total))
 
 
 def _channel_of(bot_id: str, channel_id: str) -> None:

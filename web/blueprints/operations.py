@@ -19,7 +19,7 @@ from web.answers import (
 from web.apidoc import documented
 from web.auth import require_admin
 from web.queries import DeadLetterFilter, DeliveryFilter, Pagination
-from web.request_body import json_object, listing, page_args, query_args
+from web.request_body import json_object, query_args
 from web.schemas import DeadLetterReplay
 from web.services import services
 
@@ -37,10 +37,10 @@ bp.before_request(require_admin)
 )
 def list_endpoints() -> Response:
     r = services().redis
-    page, limit = page_args()
-    endpoint_ids, total = endpoints.list_ids(r, (page - 1) * limit, limit)
+    query = query_args(Pagination)
+    endpoint_ids, total = endpoints.list_ids(r, query.offset, query.limit)
     items = [endpoints.view(r, endpoints.load(r, e)) for e in endpoint_ids]
-    return jsonify(listing(items, total, page, limit))
+    return jsonify(query.listing(items, total))
 
 
 @bp.get("/v1/endpoints/<endpoint_id>")
@@ -81,16 +81,15 @@ def disable_endpoint(endpoint_id: str) -> Response:
 )
 def list_deliveries() -> Response:
     query = query_args(DeliveryFilter)
-    page, limit = query.page, query.limit
     items, total = delivery_index.list_page(
         services().redis,
-        offset=(page - 1) * limit,
-        limit=limit,
+        offset=query.offset,
+        limit=query.limit,
         status=query.status,
         endpoint_id=query.endpointId,
         session_id=query.sessionId,
     )
-    return jsonify(listing(items, total, page, limit))
+    return jsonify(query.listing(items, total))
 
 
 @bp.get("/v1/deliveries/<delivery_id>")
@@ -127,7 +126,6 @@ def _time_arg(value: str | None, name: str) -> int | None:
 def list_dead_letters() -> Response:
     r = services().redis
     query = query_args(DeadLetterFilter)
-    page, limit = query.page, query.limit
     found = delivery_index.dead_letter_ids(
         r,
         endpoint_id=query.endpointId,
@@ -135,8 +133,7 @@ def list_dead_letters() -> Response:
         until_ms=_time_arg(query.until, "until"),
     )
     found.reverse()
-    chosen = found[(page - 1) * limit : page * limit]
-    return jsonify(listing(deliveries.views(r, chosen), len(found), page, limit))
+    return jsonify(query.listing(deliveries.views(r, query.of(found)), len(found)))
 
 
 @bp.post("/v1/dead-letters/replay")
