@@ -13,6 +13,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
+
+from redis.client import Pipeline
 
 from broker import clock, endpoints, keys, retry, scripts, signing
 from broker.defaults import DELIVERIES_PER_CLAIM
@@ -47,19 +50,17 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
     # us on our way out (it would give up, and the queue would wait for a whole lease).
     wake_at: float | None = None
     try:
+        try:
+            endpoint = endpoints.load(r, endpoint_id)
+        except NotFound:
+            _dead_letter_all(r, settings, ref)
+            return QueueRun()
+        lease = settings.claim_lease + endpoint.timeouts(settings)[1]
         for _ in range(DELIVERIES_PER_CLAIM):
-            try:
-                endpoint = endpoints.load(r, endpoint_id)
-            except NotFound:
-                if _dead_letter_orphan(r, settings, session, endpoint_id):
-                    continue
-                r.zrem(keys.DUE, ref)
+            still_ours, _, head = scripts.execute(r, partial(_claim, lock, ref, lease))
+            if not still_ours:
+                # Our lease ran out and the queue may be another worker's now: leave it.
                 return QueueRun(delivered, attempts)
-            lease = settings.claim_lease + endpoint.timeouts(settings)[1]
-            lock.extend(lease)
-            # Our claim: if this process dies, the scheduler hands the queue on after it.
-            r.zadd(keys.DUE, {ref: clock.now() + lease})
-            head = r.lindex(keys.fifo(session, endpoint_id), 0)
             if head is None:
                 r.zrem(keys.DUE, ref)
                 if scripts.run(
@@ -70,7 +71,17 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
                 ):
                     return QueueRun(delivered, attempts)
                 continue
-            record = r.hgetall(keys.delivery(session, head))
+            pipe = r.pipeline(transaction=False)
+            pipe.hgetall(keys.delivery(session, head))
+            pipe.hget(keys.endpoint_health(endpoint_id), "state")
+            # Read again each time, at no cost in round trips: a new URL applies at once.
+            pipe.hgetall(keys.endpoint(endpoint_id))
+            record, state, endpoint_raw = pipe.execute()
+            if not endpoint_raw:
+                _dead_letter_all(r, settings, ref)
+                return QueueRun(delivered, attempts)
+            endpoint = endpoints.Endpoint.from_redis(endpoint_raw)
+            lease = settings.claim_lease + endpoint.timeouts(settings)[1]
             if not record:
                 r.lpop(keys.fifo(session, endpoint_id))
                 continue
@@ -79,7 +90,13 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
             if not_before > now:
                 wake_at = not_before
                 return QueueRun(delivered, attempts)
-            gate = endpoints.gate(r, settings, endpoint_id, now, lease)
+            # Only a disabled endpoint or an open circuit needs the gate, which may also
+            # make this attempt the circuit's probe.
+            gate = (
+                endpoints.gate(r, settings, endpoint_id, now, lease)
+                if state in ("disabled", "circuit_open")
+                else endpoints.Gate("go")
+            )
             if gate.verdict == "disabled":
                 park(r, ref)
                 return QueueRun(delivered, attempts)
@@ -100,6 +117,15 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
         lock.release()
         if wake_at is not None:
             r.zadd(keys.DUE, {ref: wake_at})
+
+
+def _claim(lock: Lock, ref: str, lease: float, pipe: Pipeline) -> None:
+    """Renew our hold on a queue and read its head."""
+    session, endpoint_id = split_ref(ref)
+    lock.extend_on(pipe, lease)
+    # Our claim: if this process dies, the scheduler hands the queue on after it.
+    pipe.zadd(keys.DUE, {ref: clock.now() + lease})
+    pipe.lindex(keys.fifo(session, endpoint_id), 0)
 
 
 def _attempt(
@@ -136,50 +162,46 @@ def _attempt(
         retry_after=retry.parse_retry_after(result.retry_after, now),
         retry_after_cap=settings.retry_after_cap,
     )
-    _record_health(r, settings, endpoint.id, result, now)
+    # What the record gets, whether the delivery leaves its queue, and how long it is kept.
+    fields: list[str] = []
+    pop, ttl = False, 0.0
     if decision.verdict is Verdict.DELIVERED:
         fields = ["status", "delivered", "deliveredAt", repr(now)]
-        _record_attempt(
-            r, session, record, started, result, pop=True, ttl=settings.log_retention, fields=fields
-        )
+        pop, ttl = True, settings.log_retention
     elif decision.verdict is Verdict.RETRY:
-        due = now + decision.delay
-        _record_attempt(
-            r,
-            session,
-            record,
-            started,
-            result,
-            pop=False,
-            ttl=0,
-            fields=["nextAttemptAt", repr(due)],
-        )
-        return decision.verdict, due
+        fields = ["nextAttemptAt", repr(now + decision.delay)]
     elif decision.verdict is Verdict.DEAD:
-        # Listed first (sb:dead is not in the session's hash slot): should we die before
-        # the record, the delivery is tried again and the listing skips it until it is dead.
-        r.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
-        _record_attempt(
-            r,
-            session,
-            record,
-            started,
-            result,
-            pop=True,
-            ttl=settings.dead_retention,
-            fields=["status", "dead", "deadAt", repr(now)],
-        )
+        fields = ["status", "dead", "deadAt", repr(now)]
+        pop, ttl = True, settings.dead_retention
         log.warning(
             "delivery %s to %s is dead after %d attempts", delivery_id, endpoint.id, attempts_made
         )
-    else:
-        _record_attempt(r, session, record, started, result, pop=False, ttl=0, fields=[])
-        endpoints.set_disabled(r, endpoint.id, f"the endpoint answered {result.status_code} Gone")
-    return decision.verdict, 0.0
+
+    def record_all(pipe: Pipeline) -> None:
+        if decision.verdict is Verdict.DEAD:
+            # Listed first (sb:dead is not in the session's hash slot): should we die before
+            # the record, the delivery is tried again and the listing skips it until it is dead.
+            pipe.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
+        endpoints.add_outcome(
+            pipe,
+            settings,
+            endpoint.id,
+            ok=result.ok,
+            error=result.error or f"HTTP {result.status_code}",
+            now=now,
+        )
+        _add_attempt(pipe, session, record, started, result, pop=pop, ttl=ttl, fields=fields)
+        if decision.verdict is Verdict.DISABLE:
+            endpoints.add_disabled(
+                pipe, endpoint.id, f"the endpoint answered {result.status_code} Gone"
+            )
+
+    scripts.execute(r, record_all)
+    return decision.verdict, now + decision.delay
 
 
-def _record_attempt(
-    r: Redis,
+def _add_attempt(
+    pipe: Pipeline,
     session: str,
     record: dict[str, str],
     started: float,
@@ -189,6 +211,8 @@ def _record_attempt(
     ttl: float,
     fields: list[str],
 ) -> None:
+    """Queue the attempt's log entry and the delivery's new fields on a pipeline; `pop`
+    takes the delivery off its queue."""
     attempt: dict[str, object] = {"at": clock.iso(started), "durationMs": result.duration_ms}
     if result.status_code is not None:
         attempt["statusCode"] = result.status_code
@@ -197,8 +221,8 @@ def _record_attempt(
     if result.response:
         attempt["response"] = result.response
     delivery_id = record["id"]
-    scripts.run(
-        r,
+    scripts.add(
+        pipe,
         "attempt_record",
         [
             keys.delivery(session, delivery_id),
@@ -213,13 +237,6 @@ def _record_attempt(
             *fields,
         ],
     )
-
-
-def _record_health(
-    r: Redis, settings: Settings, endpoint_id: str, result: AttemptResult, now: float
-) -> None:
-    error = result.error or f"HTTP {result.status_code}"
-    endpoints.record_outcome(r, settings, endpoint_id, ok=result.ok, error=error, now=now)
 
 
 def defer(r: Redis, refs: list[str], until: float) -> None:
@@ -239,6 +256,14 @@ def park(r: Redis, ref: str) -> None:
         r.zadd(keys.DUE, {ref: clock.now()})
 
 
+def _dead_letter_all(r: Redis, settings: Settings, ref: str) -> None:
+    """The endpoint was removed: its queue ends in the dead-letter list."""
+    session, endpoint_id = split_ref(ref)
+    while _dead_letter_orphan(r, settings, session, endpoint_id):
+        pass
+    r.zrem(keys.DUE, ref)
+
+
 def _dead_letter_orphan(r: Redis, settings: Settings, session: str, endpoint_id: str) -> bool:
     """The endpoint was removed: the head of its queue ends in the dead-letter list.
     Returns False when the queue is empty."""
@@ -248,17 +273,21 @@ def _dead_letter_orphan(r: Redis, settings: Settings, session: str, endpoint_id:
     now = clock.now()
     record = r.hgetall(keys.delivery(session, delivery_id))
     if record:
-        r.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
-        _record_attempt(
-            r,
-            session,
-            record,
-            now,
-            AttemptResult(None, 0, error="the endpoint was removed"),
-            pop=True,
-            ttl=settings.dead_retention,
-            fields=["status", "dead", "deadAt", repr(now)],
-        )
+
+        def dead_letter(pipe: Pipeline) -> None:
+            pipe.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
+            _add_attempt(
+                pipe,
+                session,
+                record,
+                now,
+                AttemptResult(None, 0, error="the endpoint was removed"),
+                pop=True,
+                ttl=settings.dead_retention,
+                fields=["status", "dead", "deadAt", repr(now)],
+            )
+
+        scripts.execute(r, dead_letter)
     else:
         r.lpop(keys.fifo(session, endpoint_id))
     return True

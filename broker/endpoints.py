@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from redis.client import Pipeline
+
 from broker import clock, keys, scripts
 from broker.defaults import CIRCUIT_PROBE_POLL
 from broker.errors import NotFound
@@ -173,12 +175,13 @@ def gate(r: Redis, settings: Settings, endpoint_id: str, now: float, probe_lease
     return Gate(answer[0])
 
 
-def record_outcome(
-    r: Redis, settings: Settings, endpoint_id: str, *, ok: bool, error: str, now: float
-) -> EndpointState:
-    """Fold one attempt into the endpoint's health: circuit breaker and auto-disable."""
-    state: EndpointState = scripts.run(
-        r,
+def add_outcome(
+    pipe: Pipeline, settings: Settings, endpoint_id: str, *, ok: bool, error: str, now: float
+) -> None:
+    """Queue the folding of one attempt into the endpoint's health (circuit breaker and
+    auto-disable) on a pipeline; its answer is the endpoint's state after it."""
+    scripts.add(
+        pipe,
         "endpoint_outcome",
         [keys.endpoint_health(endpoint_id), keys.endpoint_recent(endpoint_id)],
         [
@@ -191,11 +194,19 @@ def record_outcome(
             settings.disable_after,
         ],
     )
-    return state
 
 
-def set_disabled(r: Redis, endpoint_id: str, reason: str) -> None:
-    r.hset(
+def record_outcome(
+    r: Redis, settings: Settings, endpoint_id: str, *, ok: bool, error: str, now: float
+) -> EndpointState:
+    (state,) = scripts.execute(
+        r, lambda pipe: add_outcome(pipe, settings, endpoint_id, ok=ok, error=error, now=now)
+    )
+    return state  # type: ignore[no-any-return]
+
+
+def add_disabled(pipe: Pipeline, endpoint_id: str, reason: str) -> None:
+    pipe.hset(
         keys.endpoint_health(endpoint_id),
         mapping={"state": "disabled", "disabledReason": reason, "disabledAt": repr(clock.now())},
     )
@@ -203,7 +214,7 @@ def set_disabled(r: Redis, endpoint_id: str, reason: str) -> None:
 
 def disable(r: Redis, endpoint_id: str, reason: str = "disabled by an operator") -> None:
     load(r, endpoint_id)
-    set_disabled(r, endpoint_id, reason)
+    scripts.execute(r, lambda pipe: add_disabled(pipe, endpoint_id, reason))
 
 
 def enable(r: Redis, endpoint_id: str) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from redis.client import Pipeline
+
 from broker import scripts
 from broker.redis_conn import Redis
 
@@ -23,6 +25,11 @@ class Lock:
         return bool(
             scripts.run(self._r, "lock_extend", [self.key], [self.token, int(self.lease * 1000)])
         )
+
+    def extend_on(self, pipe: Pipeline, lease: float) -> None:
+        """Queue the extension on a pipeline; its answer is 1 while the lock is still ours."""
+        self.lease = lease
+        scripts.add(pipe, "lock_extend", [self.key], [self.token, int(self.lease * 1000)])
 
     def release(self) -> None:
         scripts.run(self._r, "lock_release", [self.key], [self.token])
