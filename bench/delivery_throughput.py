@@ -1,6 +1,6 @@
 """How many delivery attempts one worker process sustains.
 
-    python -m bench.delivery_throughput [--deliveries N] [--sessions S] [--db D]
+    python -m bench.delivery_throughput [--deliveries N] [--sessions S] [--endpoints E] [--db D]
 
 Starts ONE `switchboard worker` process (threads pool) and a scheduler, against
 databases of their own on the local Redis (127.0.0.1:6379, `--db` and the one after
@@ -136,22 +136,25 @@ def run_case(
     total: int,
     sessions: int,
     timeout: float,
+    endpoint_count: int,
 ) -> Result:
     receiver = _Receiver(delay)
     try:
-        endpoint_id = ids.new_id("ch")
-        endpoints.save(
-            r,
-            Endpoint(
-                id=endpoint_id,
-                kind="channel",
-                bot_id="bench",
-                url=receiver.url,
-                secret=ids.new_signing_secret(),
-            ),
-        )
         per_session = max(total // sessions, 1)
-        refs = _load(r, settings, endpoint_id, sessions, per_session)
+        refs: list[str] = []
+        for n in range(endpoint_count):
+            endpoint_id = ids.new_id("ch")
+            endpoints.save(
+                r,
+                Endpoint(
+                    id=endpoint_id,
+                    kind="channel",
+                    bot_id="bench",
+                    url=f"{receiver.url}/{n}",
+                    secret=ids.new_signing_secret(),
+                ),
+            )
+            refs += _load(r, settings, endpoint_id, sessions // endpoint_count, per_session)
         expected = per_session * len(refs)
         started = time.monotonic()
         r.zadd(keys.DUE, dict.fromkeys(refs, clock.now()))
@@ -191,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", type=int, default=8, help="data database; the next is Celery's")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds per case, at most")
     parser.add_argument("--celery-threads", type=int, default=8)
+    parser.add_argument(
+        "--endpoints", type=int, default=1, help="endpoints the sessions are spread over"
+    )
     args = parser.parse_args(argv)
 
     data_url = f"redis://127.0.0.1:6379/{args.db}"
@@ -217,12 +223,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"one worker process: {settings.delivery_concurrency} delivery threads, at most "
             f"{settings.endpoint_concurrency} per endpoint; {args.deliveries} deliveries "
-            f"over {args.sessions} sessions per case",
+            f"over {args.sessions} sessions and {args.endpoints} endpoint(s) per case",
             flush=True,
         )
         for label, delay in (("receiver answers at once", 0.0), ("receiver takes 200 ms", 0.2)):
             result = run_case(
-                r, settings, label, delay, args.deliveries, args.sessions, args.timeout
+                r,
+                settings,
+                label,
+                delay,
+                args.deliveries,
+                args.sessions,
+                args.timeout,
+                args.endpoints,
             )
             results.append(result)
             note = "" if result.attempts >= result.deliveries else " (stopped at the time limit)"

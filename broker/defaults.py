@@ -78,3 +78,8 @@ PORT = 8080
 
 #: Heartbeats older than this (seconds) mean the process is gone, for /readyz.
 HEARTBEAT_TTL = 15
+
+#: Redis connections one process keeps at most; a thread past them waits ...
+REDIS_CONNECTIONS = 512
+#: ... this long (seconds) for a free one before it fails.
+REDIS_CONNECTION_WAIT = 20.0

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.sentinel import Sentinel
 
+from broker.defaults import REDIS_CONNECTION_WAIT, REDIS_CONNECTIONS
 from broker.errors import ConfigError
 
 #: redis-py types every answer as `bytes | str`, whatever `decode_responses` says;
@@ -27,9 +28,22 @@ def connect(url: str, *, sentinel_master: str = "mymaster") -> Redis:
         db = int(parts.path.strip("/") or 0)
         sentinel = Sentinel(hosts, socket_timeout=5, password=parts.password)  # type: ignore[no-untyped-call]
         return sentinel.master_for(  # type: ignore[no-untyped-call]
-            sentinel_master, db=db, decode_responses=True, password=parts.password
+            sentinel_master,
+            db=db,
+            decode_responses=True,
+            password=parts.password,
+            max_connections=REDIS_CONNECTIONS,
         )
     try:
-        return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        # A blocking pool: a thread past the limit waits for a free connection instead of
+        # failing (redis-py's default pool raises past 100, fewer than a worker's threads).
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_CONNECTION_WAIT,
+            decode_responses=True,
+            health_check_interval=30,
+        )
+        return redis.Redis(connection_pool=pool)
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc
