@@ -1,0 +1,29 @@
+"""Redis connections: enough of them for every thread of a worker process."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from broker.defaults import DELIVERY_CONCURRENCY
+from broker.errors import ConfigError
+from broker.redis_conn import connect
+from tests.conftest import CORE_DB, redis_url, require_redis
+
+
+def test_more_threads_than_redis_py_s_default_pool_all_get_a_connection() -> None:
+    require_redis()
+    r = connect(redis_url(CORE_DB))
+    threads = DELIVERY_CONCURRENCY + 30  # above redis-py's default limit of 100
+    with ThreadPoolExecutor(threads) as pool:
+        # Each holds its connection for a moment, so they overlap.
+        answers = list(
+            pool.map(lambda n: r.blpop([f"sb:test:empty:{n}"], timeout=0.3), range(threads))
+        )
+    assert answers == [None] * threads
+
+
+def test_a_url_that_is_not_redis_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        connect("http://127.0.0.1:6379")
