@@ -23,7 +23,8 @@ from broker.errors import ValidationFailed
 MAX_HOPS = 25
 _PAYLOAD_PREFIX = "sb1."
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
-_RENDERED_FIELDS = ("text", "title", "subtitle")
+#: Fields whose `{{variables}}` are filled in; a URL may start with one (see botmessages).
+_RENDERED_FIELDS = ("text", "title", "subtitle", "url", "image_url", "item_url")
 
 
 @dataclass

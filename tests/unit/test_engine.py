@@ -184,3 +184,32 @@ def test_definitions_that_do_not_validate_name_the_faulty_path(
     with pytest.raises(ValidationFailed) as caught:
         definition.validate(broken)
     assert caught.value.field == field
+
+
+def test_variables_are_filled_into_urls_too() -> None:
+    bot = {
+        "startState": "a",
+        "states": [
+            {
+                "id": "a",
+                "messages": [
+                    {
+                        "attachment": {
+                            "type": "template",
+                            "payload": {
+                                "template_type": "button",
+                                "text": "Your order",
+                                "buttons": [
+                                    {"type": "web_url", "title": "Track", "url": "{{trackUrl}}"}
+                                ],
+                            },
+                        }
+                    }
+                ],
+            }
+        ],
+    }
+    message = {"kind": "intro", "sessionData": {"trackUrl": "https://example.com/t/1"}}
+    turn = Engine(definition.validate(bot)).step(SessionState(), message, can_offload=False)
+    button = turn.outputs[0].body["attachment"]["payload"]["buttons"][0]
+    assert button["url"] == "https://example.com/t/1"
