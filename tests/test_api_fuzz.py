@@ -39,8 +39,8 @@ from tests.web_app import ADMIN, FUZZ_DB, WebApp, web_app
 
 #: Examples per operation and generation mode; the inbound routes get the most.
 EXAMPLES = {
-    "/v1/channels/webhook/{channel_id}/messages": 500,
-    "/api/webhookMessage/{bot_id}": 300,
+    "/v1/channels/webhook/{channelId}/messages": 500,
+    "/api/webhookMessage/{botId}": 300,
 }
 DEFAULT_EXAMPLES = 22
 #: Not inbound or management routes: the document (tests/unit/test_apidoc.py) and
@@ -80,9 +80,9 @@ class World:
         if self.tried % 4 == 0:
             return
         real = {
-            "bot_id": self.bot_id,
-            "channel_id": self.channel["id"],
-            "endpoint_id": self.channel["id"],
+            "botId": self.bot_id,
+            "channelId": self.channel["id"],
+            "endpointId": self.channel["id"],
         }
         # Generated values are replaced, never changed in place: Hypothesis may share them.
         case.path_parameters = {

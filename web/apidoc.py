@@ -145,9 +145,15 @@ _SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 _RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
+def _camel(name: str) -> str:
+    """`bot_id` -> `botId`: path parameters are named as SPEC names them."""
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
 def _openapi_path(rule: str) -> str:
-    """`/v1/bots/<bot_id>` -> `/v1/bots/{bot_id}`."""
-    return _RULE_VARIABLE.sub(r"{\1}", rule)
+    """`/v1/bots/<bot_id>` -> `/v1/bots/{botId}`."""
+    return _RULE_VARIABLE.sub(lambda m: "{" + _camel(m.group(1)) + "}", rule)
 
 
 def routes(app: Flask) -> list[Route]:
@@ -165,7 +171,7 @@ def routes(app: Flask) -> list[Route]:
                     path=_openapi_path(rule.rule),
                     method=method.lower(),
                     endpoint=rule.endpoint,
-                    params=tuple(sorted(rule.arguments)),
+                    params=tuple(sorted(_camel(name) for name in rule.arguments)),
                     doc=doc,
                 )
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,17 @@ def web() -> Iterator[WebApp]:
         yield made
 
 
+#: Path parameters as SPEC names them.
+SPEC_NAMES = {
+    "bot_id": "botId",
+    "channel_id": "channelId",
+    "session_id": "sessionId",
+    "delivery_id": "deliveryId",
+    "endpoint_id": "endpointId",
+    "token_id": "tokenId",
+}
+
+
 def test_every_route_is_documented(web: WebApp) -> None:
     assert undocumented(web.app) == []
 
@@ -26,7 +38,10 @@ def test_openapi_document_lists_every_route_of_the_app(web: WebApp) -> None:
     document = answer.json
     assert document["openapi"] == "3.1.0"
     served = {
-        (rule.rule.replace("<", "{").replace(">", "}"), method.lower())
+        (
+            re.sub(r"<(\w+)>", lambda m: "{" + SPEC_NAMES[m.group(1)] + "}", rule.rule),
+            method.lower(),
+        )
         for rule in web.app.url_map.iter_rules()
         if rule.endpoint != "static"
         for method in rule.methods or ()
@@ -38,7 +53,7 @@ def test_openapi_document_lists_every_route_of_the_app(web: WebApp) -> None:
 
 def test_inbound_route_names_its_body_auth_and_answers(web: WebApp) -> None:
     document = web.client.get("/openapi.json").json
-    operation = document["paths"]["/v1/channels/webhook/{channel_id}/messages"]["post"]
+    operation = document["paths"]["/v1/channels/webhook/{channelId}/messages"]["post"]
     body_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body_ref == "#/components/schemas/InboundMessage"
     assert operation["security"] == [{"channelAccessToken": []}]
@@ -51,7 +66,7 @@ def test_reference_page_is_html_without_external_resources(web: WebApp) -> None:
     assert answer.status_code == 200
     assert answer.content_type.startswith("text/html")
     page = answer.get_data(as_text=True)
-    assert "/v1/channels/webhook/{channel_id}/messages" in page
+    assert "/v1/channels/webhook/{channelId}/messages" in page
     assert "the channel&#39;s access token" in page or "the channel's access token" in page
     assert "InboundMessage" in page
     assert "<script" not in page and "<link" not in page

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template
+from markupsafe import Markup, escape
 
 from web import apidoc
 from web.apidoc import HTML, documented
@@ -38,7 +40,16 @@ def reference_page() -> str:
         auth=apidoc.AUTH_DESCRIPTIONS,
         pretty=_pretty,
         ref_name=_ref_name,
+        prose=_prose,
     )
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def _prose(text: str) -> Markup:
+    """Escaped text, with `code` spans shown as code, as the route descriptions write them."""
+    return Markup(_CODE_SPAN.sub(r"<code>\1</code>", str(escape(text))))
 
 
 def _pretty(value: Any) -> str:
