@@ -8,55 +8,17 @@ items (the actor the offloading webhook knows) marked `"origin": "agent"`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from broker import bots, channels, clock, conversations, deliveries, ids, outbound, transcript
+from broker import bots, channels, clock, conversations, deliveries
 from broker.conversations import Session
 from broker.engine import Engine, SessionState, render_message
 from broker.errors import Conflict, NotFound, ValidationFailed
+from broker.outbox import Outbox
 from broker.redis_conn import Redis
 from broker.sender import TaskSender
 from broker.settings import Settings
 from broker.turns import TRANSCRIPT_MAX
-
-
-@dataclass
-class _Outbox:
-    """What one action writes: transcript items and deliveries to the session's channel."""
-
-    session: Session
-    channel: dict[str, str]
-    counter: int
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-    deliveries: list[deliveries.NewDelivery] = field(default_factory=list)
-
-    def send(self, message: dict[str, Any], *, origin: str | None = None) -> None:
-        now = clock.now()
-        item = transcript.item("bot", now, message)
-        if origin:
-            item["origin"] = origin
-        self.transcript.append(item)
-        self.counter += 1
-        body = outbound.channel_message(
-            session_id=self.session.session_id,
-            verify_token=self.channel["verifyToken"],
-            message=message,
-            counter=self.counter,
-            bot_id=self.session.bot_id,
-            at=now,
-        )
-        self.deliveries.append(
-            deliveries.NewDelivery(
-                id=ids.delivery_id(self.session.key),
-                endpoint_id=self.channel["id"],
-                kind="message",
-                bot_id=self.session.bot_id,
-                session_id=self.session.session_id,
-                body=body,
-                created_at=now,
-            )
-        )
 
 
 def act(
@@ -81,9 +43,9 @@ def act(
                 f"the channel {channel_id!r} of session {session.session_id!r} was removed"
             ) from None
         state = SessionState.from_json(meta.get("state"))
-        outbox = _Outbox(session, channel, int(meta.get(f"counter:{channel_id}") or 0))
+        outbox = Outbox.for_session(session.key, meta)
         for message in messages:
-            outbox.send(render_message(message, state.variables), origin="agent")
+            outbox.send(channel, render_message(message, state.variables), origin="agent")
         paused = conversations.is_paused(meta)
         if resume:
             paused = False
@@ -92,10 +54,10 @@ def act(
                 state = turn.state
                 for output in turn.outputs:
                     if output.kind == "message":
-                        outbox.send(output.body)
+                        outbox.send(channel, output.body)
         now = clock.now()
         new_meta: dict[str, Any] = {
-            f"counter:{channel_id}": outbox.counter,
+            **outbox.counter_fields(),
             "lastActivityAt": repr(now),
             "paused": "1" if paused else "0",
             "state": state.to_json(),

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-from broker import bots, channels, clock, deliveries, ids, keys, outbound, scripts, transcript
+from broker import bots, channels, clock, deliveries, keys, scripts, transcript
 from broker.defaults import TURN_BATCH
-from broker.engine import Engine, Output, SessionState
+from broker.engine import Engine, SessionState
 from broker.errors import NotFound
 from broker.locks import Lock
+from broker.outbox import Outbox
 from broker.redis_conn import Redis
 from broker.sender import TaskSender
 from broker.settings import Settings
@@ -26,15 +26,6 @@ log = logging.getLogger(__name__)
 
 #: The transcript keeps this many items per session.
 TRANSCRIPT_MAX = 5000
-
-
-@dataclass
-class _Plan:
-    """Everything one commit writes."""
-
-    meta: dict[str, Any] = field(default_factory=dict)
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-    deliveries: list[deliveries.NewDelivery] = field(default_factory=list)
 
 
 def run_pending(r: Redis, settings: Settings, sender: TaskSender, session: str) -> int:
@@ -76,12 +67,7 @@ def _run_batch(
         return len(messages)
     bot_id, version = meta["botId"], meta["version"]
     state = SessionState.from_json(meta.get("state"))
-    counters: dict[str, int] = {
-        name.removeprefix("counter:"): int(value)
-        for name, value in meta.items()
-        if name.startswith("counter:")
-    }
-    plan = _Plan()
+    outbox = Outbox.for_session(session, meta)
     # A paused session belongs to a human agent: its messages are kept, the bot is silent.
     paused = meta.get("paused") == "1"
     try:
@@ -91,81 +77,45 @@ def _run_batch(
             "bot %s is gone; %d message(s) of its session are dropped", bot_id, len(messages)
         )
         engine = None
+    channels_seen: dict[str, dict[str, str] | None] = {}
     for message in messages:
-        plan.transcript.append(
+        outbox.note(
             transcript.item("user", message["receivedAt"], transcript.user_message(message, bot_id))
         )
         if engine is None or paused:
             continue
         turn = engine.step(state, message, can_offload=False)
         state = turn.state
-        channel_id = message["channelId"]
+        channel = _channel(r, channels_seen, message["channelId"])
         for output in turn.outputs:
-            _emit(
-                r,
-                plan,
-                output,
-                session=session,
-                bot_id=bot_id,
-                channel_id=channel_id,
-                session_id=meta["sessionId"],
-                counters=counters,
-            )
-    plan.meta["state"] = state.to_json()
-    plan.meta["lastActivityAt"] = repr(clock.now())
-    for endpoint_id, count in counters.items():
-        plan.meta[f"counter:{endpoint_id}"] = count
+            if output.kind == "message":
+                outbox.send(channel, output.body)
     deliveries.commit_turn(
         r,
         settings,
         sender,
         session,
         trim=len(messages),
-        meta=plan.meta,
-        transcript_items=plan.transcript,
-        new=plan.deliveries,
+        meta={
+            "state": state.to_json(),
+            "lastActivityAt": repr(clock.now()),
+            **outbox.counter_fields(),
+        },
+        transcript_items=outbox.transcript,
+        new=outbox.deliveries,
         transcript_max=TRANSCRIPT_MAX,
     )
     return len(messages)
 
 
-def _emit(
-    r: Redis,
-    plan: _Plan,
-    output: Output,
-    *,
-    session: str,
-    bot_id: str,
-    channel_id: str,
-    session_id: str,
-    counters: dict[str, int],
-) -> None:
-    now = clock.now()
-    if output.kind != "message":
-        return
-    plan.transcript.append(transcript.item("bot", now, output.body))
-    try:
-        channel = channels.get_raw(r, channel_id)
-    except NotFound:
-        log.warning("channel %s is gone; a reply of session %s is not sent", channel_id, session)
-        return
-    counters[channel_id] = counters.get(channel_id, 0) + 1
-    body = outbound.channel_message(
-        session_id=session_id,
-        verify_token=channel["verifyToken"],
-        message=output.body,
-        counter=counters[channel_id],
-        bot_id=bot_id,
-        at=now,
-    )
-    plan.deliveries.append(
-        deliveries.NewDelivery(
-            id=ids.delivery_id(session),
-            endpoint_id=channel_id,
-            kind="message",
-            bot_id=bot_id,
-            session_id=session_id,
-            body=body,
-            created_at=now,
-        )
-    )
+def _channel(
+    r: Redis, seen: dict[str, dict[str, str] | None], channel_id: str
+) -> dict[str, str] | None:
+    """The channel a message came in on, or None (logged) when it was removed since."""
+    if channel_id not in seen:
+        try:
+            seen[channel_id] = channels.get_raw(r, channel_id)
+        except NotFound:
+            log.warning("channel %s is gone; the replies to its messages are not sent", channel_id)
+            seen[channel_id] = None
+    return seen[channel_id]
