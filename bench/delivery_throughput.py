@@ -120,7 +120,6 @@ def _load(
             meta={"botId": "bench"},
             transcript_items=[],
             new=new,
-            transcript_max=1,
         )
         refs.append(queue_ref(session, endpoint_id))
     # Nobody looks at them before we say go.

@@ -18,7 +18,6 @@ from broker.outbox import Outbox
 from broker.redis_conn import Redis
 from broker.sender import TaskSender
 from broker.settings import Settings
-from broker.turns import TRANSCRIPT_MAX
 
 
 def act(
@@ -71,7 +70,6 @@ def act(
             meta=new_meta,
             transcript_items=outbox.transcript,
             new=outbox.deliveries,
-            transcript_max=TRANSCRIPT_MAX,
         )
     conversations.touch(r, session, now)
     return {

@@ -83,3 +83,6 @@ HEARTBEAT_TTL = 15
 REDIS_CONNECTIONS = 512
 #: ... this long (seconds) for a free one before it fails.
 REDIS_CONNECTION_WAIT = 20.0
+
+#: A session's transcript keeps this many items, the newest.
+TRANSCRIPT_MAX = 5000

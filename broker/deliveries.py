@@ -14,6 +14,7 @@ from typing import Any
 from redis.client import Pipeline
 
 from broker import clock, ids, keys, scripts
+from broker.defaults import TRANSCRIPT_MAX
 from broker.errors import NotFound
 from broker.redis_conn import Redis
 from broker.sender import TaskSender
@@ -74,14 +75,13 @@ def commit_turn(
     meta: dict[str, Any],
     transcript_items: list[dict[str, Any]],
     new: Sequence[NewDelivery],
-    transcript_max: int,
 ) -> None:
     """Save a turn and its deliveries at once, then wake the queues that were idle."""
     plan = {
         "meta": [str(part) for pair in meta.items() for part in pair],
         "trim": trim,
         "transcript": [json.dumps(item, ensure_ascii=False) for item in transcript_items],
-        "transcriptMax": transcript_max,
+        "transcriptMax": TRANSCRIPT_MAX,
         "deliveries": [{"id": d.id, "fields": d.fields()} for d in new],
     }
     turn_keys = [

@@ -24,9 +24,6 @@ from broker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: The transcript keeps this many items per session.
-TRANSCRIPT_MAX = 5000
-
 
 def run_pending(r: Redis, settings: Settings, sender: TaskSender, session: str) -> int:
     """Work through everything waiting in one session's inbox; returns messages processed."""
@@ -103,7 +100,6 @@ def _run_batch(
         },
         transcript_items=outbox.transcript,
         new=outbox.deliveries,
-        transcript_max=TRANSCRIPT_MAX,
     )
     return len(messages)
 

@@ -61,7 +61,6 @@ def fan_out(r: Redis, settings: Settings, session: str, texts: list[str]) -> lis
         meta={"state": "x"},
         transcript_items=[],
         new=new,
-        transcript_max=10,
     )
     return [d.id for d in new]
 
