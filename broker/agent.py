@@ -33,7 +33,7 @@ def act(
     """Send `messages` (BotMessages) to the user; then, if asked, unpause the session and
     move the dialogue to `go_to`, sending that state's messages."""
     engine = _engine_for(r, session, go_to)
-    with conversations.locked(r, settings, session) as meta:
+    with conversations.locked(r, settings, sender, session) as meta:
         channel_id = meta["channelId"]
         try:
             channel = channels.get_raw(r, channel_id)

@@ -15,6 +15,7 @@ from broker.engine import SessionState
 from broker.errors import Conflict, NotFound
 from broker.locks import Lock
 from broker.redis_conn import Redis
+from broker.sender import TaskSender
 from broker.settings import Settings
 
 #: How long a management request waits for a bot turn to let go of its session.
@@ -42,10 +43,14 @@ def find(r: Redis, bot_id: str, version: Version, session_id: str) -> Session:
 
 
 @contextmanager
-def locked(r: Redis, settings: Settings, session: Session) -> Iterator[dict[str, str]]:
+def locked(
+    r: Redis, settings: Settings, sender: TaskSender, session: Session
+) -> Iterator[dict[str, str]]:
     """Hold the session's lock, as a bot turn does, and yield its meta read under it.
 
     Waits up to LOCK_WAIT for a running turn; after that the session is busy (409).
+    A bot turn woken meanwhile found the session held and gave up, so one is woken
+    again on the way out if messages wait.
     """
     lock = Lock(r, keys.session_lock(session.key), max(settings.claim_lease, LOCK_WAIT))
     deadline = time.monotonic() + LOCK_WAIT
@@ -60,6 +65,8 @@ def locked(r: Redis, settings: Settings, session: Session) -> Iterator[dict[str,
         yield meta
     finally:
         lock.release()
+        if r.exists(keys.session_pending(session.key)):
+            sender.bot_turn(session.key)
 
 
 def is_paused(meta: dict[str, str]) -> bool:
@@ -127,9 +134,9 @@ def session_data(r: Redis, session: Session) -> dict[str, Any]:
     }
 
 
-def clear_session_data(r: Redis, settings: Settings, session: Session) -> None:
+def clear_session_data(r: Redis, settings: Settings, sender: TaskSender, session: Session) -> None:
     """Forget the session's variables; where it stands in the dialogue is kept."""
-    with locked(r, settings, session) as meta:
+    with locked(r, settings, sender, session) as meta:
         state = SessionState.from_json(meta.get("state"))
         state.variables = {}
         r.hset(keys.session_meta(session.key), "state", state.to_json())

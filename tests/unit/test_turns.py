@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from broker import bots, channels, ids, ingress, keys, turns
+from broker import bots, channels, conversations, ids, ingress, keys, turns
 from broker.deliveries import queue_ref
 from broker.redis_conn import Redis
 from broker.settings import Settings
@@ -130,3 +130,22 @@ def test_a_deleted_session_s_messages_are_dropped_quietly(
     fake_redis.delete(keys.session_meta(session))
     assert turns.run_pending(fake_redis, settings, sender, session) == 1
     assert not fake_redis.exists(keys.session_pending(session))
+
+
+def test_a_message_that_came_while_an_agent_held_the_session_still_gets_its_turn(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    sender = RecordingSender()
+    channel = _channel(fake_redis, settings)
+    _send(fake_redis, settings, sender, channel, "a")
+    session = sender.turns[0]
+    turns.run_pending(fake_redis, settings, sender, session)
+    found = conversations.find(fake_redis, channel["botId"], "LIVE", "u1")
+
+    with conversations.locked(fake_redis, settings, sender, found):
+        _send(fake_redis, settings, sender, channel, "b")
+        # The turn this woke finds the session held, and gives up.
+        assert turns.run_pending(fake_redis, settings, sender, session) == 0
+
+    assert sender.turns == [session, session, session]
+    assert turns.run_pending(fake_redis, settings, sender, session) == 1

@@ -73,5 +73,5 @@ def get_session_data(bot_id: str, session_id: str) -> Response:
 def clear_session_data(bot_id: str, session_id: str) -> tuple[str, int]:
     s = services()
     session = conversations.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
-    conversations.clear_session_data(s.redis, s.settings, session)
+    conversations.clear_session_data(s.redis, s.settings, s.sender, session)
     return "", 204
