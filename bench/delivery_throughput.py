@@ -14,7 +14,6 @@ Loopback only; each case stops by itself after `--timeout` seconds.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 
 import redis
 
+from bench.databases import BenchDatabases
 from broker import clock, deliveries, endpoints, ids, keys
 from broker.deliveries import NewDelivery, queue_ref
 from broker.endpoints import Endpoint
@@ -198,20 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    data_url = f"redis://127.0.0.1:6379/{args.db}"
-    broker_url = f"redis://127.0.0.1:6379/{args.db + 1}"
-    env = {
-        **os.environ,
-        "REDIS_URL": data_url,
-        "SWITCHBOARD_BROKER_URL": broker_url,
-        "SWITCHBOARD_OUTBOUND_ALLOWLIST": "127.0.0.0/8",
-        "SWITCHBOARD_SCHEDULER_INTERVAL": "0.05",
-        "SWITCHBOARD_LOG_LEVEL": "WARNING",
-    }
+    databases = BenchDatabases(args.db)
+    env = databases.env(SWITCHBOARD_SCHEDULER_INTERVAL="0.05", SWITCHBOARD_LOG_LEVEL="WARNING")
     settings = Settings.from_env(env)
-    r = redis.Redis.from_url(data_url, decode_responses=True)
-    r.flushdb()
-    redis.Redis.from_url(broker_url).flushdb()
+    r = databases.fresh()
     processes = [
         _spawn("worker", env, ["--pool", "threads", "--concurrency", str(args.celery_threads)]),
         _spawn("scheduler", env, []),
@@ -251,8 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-        r.flushdb()
-        redis.Redis.from_url(broker_url).flushdb()
+        databases.fresh()
     return 0 if all(result.attempts >= result.deliveries for result in results) else 1
 
 

@@ -18,14 +18,12 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 
-import redis
-
+from bench.databases import BenchDatabases
 from broker import bots, channels
 from broker.settings import Settings
 from switchboard.embedded_redis import free_port
@@ -95,19 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", type=int, default=6, help="data database; the next is Celery's")
     args = parser.parse_args(argv)
 
-    data_url = f"redis://127.0.0.1:6379/{args.db}"
-    broker_url = f"redis://127.0.0.1:6379/{args.db + 1}"
-    env = {
-        **os.environ,
-        "REDIS_URL": data_url,
-        "SWITCHBOARD_BROKER_URL": broker_url,
-        "SWITCHBOARD_RATE_LIMIT": "0",
-        "SWITCHBOARD_OUTBOUND_ALLOWLIST": "127.0.0.0/8",
-    }
+    databases = BenchDatabases(args.db)
+    env = databases.env(SWITCHBOARD_RATE_LIMIT="0")
     settings = Settings.from_env(env)
-    r = redis.Redis.from_url(data_url, decode_responses=True)
-    r.flushdb()
-    redis.Redis.from_url(broker_url).flushdb()
+    r = databases.fresh()
     bot = bots.create(r, "bench", {"template": "echo"})
     channel = channels.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
     path = f"/v1/channels/webhook/{channel['id']}/messages"
@@ -136,8 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         web.terminate()
         web.wait(timeout=15)
-        r.flushdb()
-        redis.Redis.from_url(broker_url).flushdb()
+        databases.fresh()
     return 0
 
 
