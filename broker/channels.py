@@ -86,15 +86,14 @@ def view(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
     }
 
 
-def authenticate(r: Redis, channel_id: str, authorization: str | None) -> dict[str, str]:
-    """The channel, if `authorization` is `Bearer <its access token>`."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+def authenticate(r: Redis, channel_id: str, token: str | None) -> dict[str, str]:
+    """The channel, if `token` (the request's bearer token) is its access token."""
+    if token is None:
         raise Unauthorized("send the channel's access token as 'Authorization: Bearer <token>'")
     raw = r.hgetall(keys.channel(channel_id))
     if not raw:
         raise NotFound(f"no channel {channel_id!r}")
-    if not hmac.compare_digest(raw["accessTokenHash"], ids.token_hash(token.strip())):
+    if not hmac.compare_digest(raw["accessTokenHash"], ids.token_hash(token)):
         raise Unauthorized("the access token is not this channel's")
     return raw  # type: ignore[no-any-return]
 

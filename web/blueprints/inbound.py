@@ -9,6 +9,7 @@ from broker.inbound import InboundMessage, normalize
 from broker.validation import parse
 from web.answers import Queued
 from web.apidoc import documented
+from web.auth import bearer_token
 from web.request_body import json_object
 from web.services import services
 
@@ -27,7 +28,7 @@ bp = Blueprint("inbound", __name__)
 )
 def post_message(channel_id: str) -> tuple[Response, int]:
     s = services()
-    channel = channels.authenticate(s.redis, channel_id, request.headers.get("Authorization"))
+    channel = channels.authenticate(s.redis, channel_id, bearer_token())
     body = parse(InboundMessage, json_object())
     ratelimit.check(s.redis, s.settings, channel_id)
     accepted = ingress.accept(
