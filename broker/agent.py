@@ -2,18 +2,20 @@
 
 Agent messages go out as the bot's do: deliveries on the session's channel webhook,
 their `messageCounter` continuing the session's count, written under the session's
-lock so they never interleave with a bot turn. In the transcript they are `bot`
-items (the actor the offloading webhook knows) marked `"origin": "agent"`.
+lock so they never interleave with a bot turn. In the transcript, and in the `messages`
+events the offloading webhook gets, they are items of actor `agent`. A hand-back tells
+the offloading webhook so with a `bot_resumed` event message.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from broker import bots, channels, clock, conversations, deliveries
+from broker import bots, channels, clock, conversations, deliveries, offloading, transcript
 from broker.conversations import Session
 from broker.engine import Engine, SessionState, render_message
 from broker.errors import Conflict, NotFound, ValidationFailed
+from broker.handover import Handover, resumed_notice
 from broker.outbox import Outbox
 from broker.redis_conn import Redis
 from broker.sender import TaskSender
@@ -30,8 +32,8 @@ def act(
     resume: bool = False,
     go_to: str | None = None,
 ) -> dict[str, Any]:
-    """Send `messages` (BotMessages) to the user; then, if asked, unpause the session and
-    move the dialogue to `go_to`, sending that state's messages."""
+    """Send `messages` (BotMessages) to the user; then, if asked, give the conversation back
+    to the bot and move the dialogue to `go_to`, sending that state's messages."""
     engine = _engine_for(r, session, go_to)
     with conversations.locked(r, settings, sender, session) as meta:
         channel_id = meta["channelId"]
@@ -41,43 +43,49 @@ def act(
             raise Conflict(
                 f"the channel {channel_id!r} of session {session.session_id!r} was removed"
             ) from None
+        now = clock.now()
         state = SessionState.from_json(meta.get("state"))
-        outbox = Outbox.for_session(session.key, meta)
+        outbox = Outbox.for_session(session.key, meta, offloading.endpoint_of(r, session.bot_id))
+        handover = Handover.of(settings, session.key, meta)
         for message in messages:
-            outbox.send(channel, render_message(message, state.variables), origin="agent")
-        paused = conversations.is_paused(meta)
+            outbox.send(channel, render_message(message, state.variables), actor="agent")
+        if messages:
+            handover.agent_acted(now)
         if resume:
-            paused = False
+            if handover.paused:
+                outbox.note(transcript.item("bot", now, resumed_notice("agent")))
+            handover.resume()
             if engine is not None and go_to is not None:
                 turn = engine.go_to(state, go_to, can_offload=False)
                 state = turn.state
                 for output in turn.outputs:
                     if output.kind == "message":
                         outbox.send(channel, output.body)
-        now = clock.now()
-        new_meta: dict[str, Any] = {
-            **outbox.counter_fields(),
-            "lastActivityAt": repr(now),
-            "paused": "1" if paused else "0",
-            "state": state.to_json(),
-        }
+        outbox.flush()
+        handover.changes.write_adds(r)
         deliveries.commit_turn(
             r,
             settings,
             sender,
             session.key,
             trim=0,
-            meta=new_meta,
+            meta={
+                **outbox.counter_fields(),
+                **handover.fields(),
+                "lastActivityAt": repr(now),
+                "state": state.to_json(),
+            },
             transcript_items=outbox.transcript,
             new=outbox.deliveries,
         )
+        handover.changes.write_removes(r)
     conversations.touch(r, session, now)
     return {
         "botId": session.bot_id,
         "sessionId": session.session_id,
         "version": session.version,
-        "paused": paused,
-        "deliveryIds": [d.id for d in outbox.deliveries],
+        "paused": handover.paused,
+        "deliveryIds": outbox.channel_delivery_ids,
     }
 
 

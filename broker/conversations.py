@@ -74,16 +74,19 @@ def is_paused(meta: dict[str, str]) -> bool:
 
 
 def list_page(
-    r: Redis, bot_id: str, version: Version, offset: int, limit: int
+    r: Redis,
+    bot_id: str,
+    version: Version,
+    offset: int,
+    limit: int,
+    *,
+    paused: bool | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A bot version's sessions, the most recently active first."""
+    """A bot version's sessions, the most recently active first; only the paused ones (or
+    only the others) when `paused` says so."""
     if not bots.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
-    index = keys.bot_sessions(bot_id, version)
-    pipe = r.pipeline()
-    pipe.zrevrange(index, offset, offset + limit - 1, withscores=True)
-    pipe.zcard(index)
-    found, total = pipe.execute()
+    found, total = _page_of_ids(r, bot_id, version, offset, limit, paused)
     pipe = r.pipeline()
     for session_id, _ in found:
         key = ids.session_hash(bot_id, version, session_id)
@@ -93,8 +96,30 @@ def list_page(
     items = [
         _summary(session_id, version, score, answers[2 * i], answers[2 * i + 1])
         for i, (session_id, score) in enumerate(found)
+        if answers[2 * i]
     ]
-    return items, int(total)
+    return items, total
+
+
+def _page_of_ids(
+    r: Redis, bot_id: str, version: Version, offset: int, limit: int, paused: bool | None
+) -> tuple[list[tuple[str, float]], int]:
+    """Session ids with their last activity (ms), newest first, and how many there are."""
+    index = keys.bot_sessions(bot_id, version)
+    if paused is None:
+        pipe = r.pipeline()
+        pipe.zrevrange(index, offset, offset + limit - 1, withscores=True)
+        pipe.zcard(index)
+        found, total = pipe.execute()
+        return found, int(total)
+    paused_index = keys.bot_paused(bot_id, version)
+    if paused:
+        # Paused sessions are few (each has an agent): scored by their last activity.
+        chosen = r.zinter({index: 1, paused_index: 0}, withscores=True)
+    else:
+        chosen = r.zdiff([index, paused_index], withscores=True)
+    ordered = sorted(chosen, key=lambda item: item[1], reverse=True)
+    return ordered[offset : offset + limit], len(ordered)
 
 
 def _summary(
@@ -108,6 +133,7 @@ def _summary(
         "channelId": meta.get("channelId"),
         "state": state.state,
         "paused": is_paused(meta),
+        "offloadPending": bool(meta.get("offloadPending")),
         "messageCount": messages,
         "lastActivityAt": clock.iso(last),
     }

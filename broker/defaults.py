@@ -84,5 +84,14 @@ REDIS_CONNECTIONS = 512
 #: ... this long (seconds) for a free one before it fails.
 REDIS_CONNECTION_WAIT = 20.0
 
+#: An offload that has no answer this long after the dialogue asked for it has failed
+#: (seconds): the user gets the bot's "offloading failed" state, and the offload, if it
+#: was not sent yet, is dead-lettered instead.
+OFFLOAD_TIMEOUT = 60.0
+
+#: A paused conversation whose agent has said nothing for this long goes back to the bot
+#: (seconds).
+RESUME_AFTER = 24 * 3600.0
+
 #: A session's transcript keeps this many items, the newest.
 TRANSCRIPT_MAX = 5000

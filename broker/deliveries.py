@@ -30,9 +30,19 @@ class NewDelivery:
     session_id: str
     body: dict[str, Any]
     created_at: float
+    #: Whether the session's next bot turn is told how the delivery ended (its answer,
+    #: or its death): an offload waits for one.
+    notify: bool = False
+    #: When it is dead if not delivered by then (0: never); an offload's answer is awaited
+    #: only so long.
+    expires_at: float = 0.0
 
     def fields(self) -> list[str]:
+        extra = ["notify", "1"] if self.notify else []
+        if self.expires_at:
+            extra += ["expiresAt", repr(self.expires_at)]
         return [
+            *extra,
             "id",
             self.id,
             "endpointId",
@@ -72,14 +82,19 @@ def commit_turn(
     session: str,
     *,
     trim: int,
+    trim_signals: int = 0,
     meta: dict[str, Any],
     transcript_items: list[dict[str, Any]],
     new: Sequence[NewDelivery],
 ) -> None:
-    """Save a turn and its deliveries at once, then wake the queues that were idle."""
+    """Save a turn and its deliveries at once, then wake the queues that were idle.
+
+    `trim` and `trim_signals` are how many inbox messages and signals the turn used up.
+    """
     plan = {
         "meta": [str(part) for pair in meta.items() for part in pair],
         "trim": trim,
+        "trimSignals": trim_signals,
         "transcript": [json.dumps(item, ensure_ascii=False) for item in transcript_items],
         "transcriptMax": TRANSCRIPT_MAX,
         "deliveries": [{"id": d.id, "fields": d.fields()} for d in new],
@@ -88,6 +103,7 @@ def commit_turn(
         keys.session_meta(session),
         keys.session_inbox(session),
         keys.session_transcript(session),
+        keys.session_signals(session),
     ]
     for d in new:
         turn_keys += [keys.fifo(session, d.endpoint_id), keys.delivery(session, d.id)]

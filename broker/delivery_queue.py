@@ -26,6 +26,7 @@ from broker.http_client import AttemptResult, DeliveryClient
 from broker.locks import Lock
 from broker.redis_conn import Redis
 from broker.retry import Verdict
+from broker.sender import TaskSender
 from broker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,13 @@ class QueueRun:
     attempts: int = 0
 
 
-def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -> QueueRun:
-    """Attempt the ready head of one queue, and what follows it, until it must wait."""
+def work_queue(
+    r: Redis, settings: Settings, sender: TaskSender, client: DeliveryClient, ref: str
+) -> QueueRun:
+    """Attempt the ready head of one queue, and what follows it, until it must wait.
+
+    `sender` wakes the bot turn of a session that waits for a delivery's end (an offload).
+    """
     session, endpoint_id = split_ref(ref)
     lease = settings.claim_lease + settings.total_timeout
     lock = Lock(r, keys.fifo_lock(session, endpoint_id), lease)
@@ -53,7 +59,7 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
         try:
             endpoint = endpoints.load(r, endpoint_id)
         except NotFound:
-            _dead_letter_all(r, settings, ref)
+            _dead_letter_all(r, settings, sender, ref)
             return QueueRun()
         lease = settings.claim_lease + endpoint.timeouts(settings)[1]
         for _ in range(DELIVERIES_PER_CLAIM):
@@ -78,7 +84,7 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
             pipe.hgetall(keys.endpoint(endpoint_id))
             record, state, endpoint_raw = pipe.execute()
             if not endpoint_raw:
-                _dead_letter_all(r, settings, ref)
+                _dead_letter_all(r, settings, sender, ref)
                 return QueueRun(delivered, attempts)
             endpoint = endpoints.Endpoint.from_redis(endpoint_raw)
             lease = settings.claim_lease + endpoint.timeouts(settings)[1]
@@ -86,6 +92,12 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
                 r.lpop(keys.fifo(session, endpoint_id))
                 continue
             now = clock.now()
+            expires_at = float(record.get("expiresAt") or 0)
+            if expires_at and now >= expires_at:
+                _dead_letter(
+                    r, settings, sender, session, record, "expired before it was delivered"
+                )
+                continue
             not_before = float(record.get("nextAttemptAt") or 0)
             if not_before > now:
                 wake_at = not_before
@@ -98,12 +110,16 @@ def work_queue(r: Redis, settings: Settings, client: DeliveryClient, ref: str) -
                 else endpoints.Gate("go")
             )
             if gate.verdict == "disabled":
+                if expires_at:
+                    # Its answer is awaited now, not whenever an operator enables the endpoint.
+                    _dead_letter(r, settings, sender, session, record, "the endpoint is disabled")
+                    continue
                 park(r, ref)
                 return QueueRun(delivered, attempts)
             if gate.verdict == "wait":
-                wake_at = gate.until
+                wake_at = min(gate.until, expires_at) if expires_at else gate.until
                 return QueueRun(delivered, attempts)
-            verdict, retry_at = _attempt(r, settings, client, endpoint, session, record)
+            verdict, retry_at = _attempt(r, settings, sender, client, endpoint, session, record)
             attempts += 1
             if verdict is Verdict.DELIVERED:
                 delivered += 1
@@ -131,6 +147,7 @@ def _claim(lock: Lock, ref: str, lease: float, pipe: Pipeline) -> None:
 def _attempt(
     r: Redis,
     settings: Settings,
+    sender: TaskSender,
     client: DeliveryClient,
     endpoint: Endpoint,
     session: str,
@@ -150,7 +167,11 @@ def _attempt(
     }
     connect_timeout, total_timeout = endpoint.timeouts(settings)
     result = client.post(
-        endpoint.url, body, headers, connect_timeout=connect_timeout, total_timeout=total_timeout
+        endpoint.request_url(),
+        body,
+        headers,
+        connect_timeout=connect_timeout,
+        total_timeout=total_timeout,
     )
     now = clock.now()
     attempts_made = int(record.get("attemptCount") or 0) - int(record.get("attemptBase") or 0) + 1
@@ -161,6 +182,8 @@ def _attempt(
         jitter=settings.retry_jitter,
         retry_after=retry.parse_retry_after(result.retry_after, now),
         retry_after_cap=settings.retry_after_cap,
+        now=now,
+        deadline=float(record.get("expiresAt") or 0) or None,
     )
     # What the record gets, whether the delivery leaves its queue, and how long it is kept.
     fields: list[str] = []
@@ -190,18 +213,21 @@ def _attempt(
             error=result.error or f"HTTP {result.status_code}",
             now=now,
         )
-        _add_attempt(pipe, session, record, started, result, pop=pop, ttl=ttl, fields=fields)
         if decision.verdict is Verdict.DISABLE:
             endpoints.add_disabled(
                 pipe, endpoint.id, f"the endpoint answered {result.status_code} Gone"
             )
+        _add_attempt(
+            pipe, settings, session, record, started, result, pop=pop, ttl=ttl, fields=fields
+        )
 
-    scripts.execute(r, record_all)
+    _wake_if_told(sender, session, scripts.execute(r, record_all))
     return decision.verdict, now + decision.delay
 
 
 def _add_attempt(
     pipe: Pipeline,
+    settings: Settings,
     session: str,
     record: dict[str, str],
     started: float,
@@ -211,8 +237,9 @@ def _add_attempt(
     ttl: float,
     fields: list[str],
 ) -> None:
-    """Queue the attempt's log entry and the delivery's new fields on a pipeline; `pop`
-    takes the delivery off its queue."""
+    """Queue the attempt's log entry and the delivery's new fields on a pipeline, last;
+    `pop` takes the delivery off its queue. When the delivery's session waits for its end,
+    the session gets a signal, and the script's answer is 2 if a bot turn must be woken."""
     attempt: dict[str, object] = {"at": clock.iso(started), "durationMs": result.duration_ms}
     if result.status_code is not None:
         attempt["statusCode"] = result.status_code
@@ -221,22 +248,53 @@ def _add_attempt(
     if result.response:
         attempt["response"] = result.response
     delivery_id = record["id"]
+    script_keys = [
+        keys.delivery(session, delivery_id),
+        keys.delivery_attempts(session, delivery_id),
+        keys.fifo(session, record["endpointId"]),
+    ]
+    signal = ""
+    if pop and record.get("notify") == "1":
+        signal = _end_signal(record, result)
+        script_keys += [keys.session_signals(session), keys.session_pending(session)]
+        # Listed first (sb:turns is not in the session's hash slot): should we die before
+        # the wake-up, the scheduler runs the turn when this entry comes due.
+        pipe.zadd(keys.TURNS, {session: clock.now() + settings.claim_lease}, nx=True)
     scripts.add(
         pipe,
         "attempt_record",
-        [
-            keys.delivery(session, delivery_id),
-            keys.delivery_attempts(session, delivery_id),
-            keys.fifo(session, record["endpointId"]),
-        ],
+        script_keys,
         [
             delivery_id,
             json.dumps(attempt, ensure_ascii=False),
             "1" if pop else "0",
             int(ttl),
+            signal,
             *fields,
         ],
     )
+
+
+def _end_signal(record: dict[str, str], result: AttemptResult) -> str:
+    """What the session is told when a delivery it waits for leaves its queue."""
+    return json.dumps(
+        {
+            "kind": "delivery",
+            "deliveryId": record["id"],
+            "deliveryKind": record["kind"],
+            "delivered": result.ok,
+            "statusCode": result.status_code,
+            "response": result.response,
+            "error": result.error,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _wake_if_told(sender: TaskSender, session: str, answers: list[object]) -> None:
+    """Wake the session's bot turn if the attempt's record (the pipeline's last answer) says so."""
+    if answers and answers[-1] == 2:
+        sender.bot_turn(session)
 
 
 def defer(r: Redis, refs: list[str], until: float) -> None:
@@ -256,38 +314,42 @@ def park(r: Redis, ref: str) -> None:
         r.zadd(keys.DUE, {ref: clock.now()})
 
 
-def _dead_letter_all(r: Redis, settings: Settings, ref: str) -> None:
+def _dead_letter_all(r: Redis, settings: Settings, sender: TaskSender, ref: str) -> None:
     """The endpoint was removed: its queue ends in the dead-letter list."""
     session, endpoint_id = split_ref(ref)
-    while _dead_letter_orphan(r, settings, session, endpoint_id):
-        pass
+    while (delivery_id := r.lindex(keys.fifo(session, endpoint_id), 0)) is not None:
+        record = r.hgetall(keys.delivery(session, delivery_id))
+        if record:
+            _dead_letter(r, settings, sender, session, record, "the endpoint was removed")
+        else:
+            r.lpop(keys.fifo(session, endpoint_id))
     r.zrem(keys.DUE, ref)
 
 
-def _dead_letter_orphan(r: Redis, settings: Settings, session: str, endpoint_id: str) -> bool:
-    """The endpoint was removed: the head of its queue ends in the dead-letter list.
-    Returns False when the queue is empty."""
-    delivery_id = r.lindex(keys.fifo(session, endpoint_id), 0)
-    if delivery_id is None:
-        return False
+def _dead_letter(
+    r: Redis,
+    settings: Settings,
+    sender: TaskSender,
+    session: str,
+    record: dict[str, str],
+    error: str,
+) -> None:
+    """End the head of a queue in the dead-letter list without an attempt, saying why."""
     now = clock.now()
-    record = r.hgetall(keys.delivery(session, delivery_id))
-    if record:
 
-        def dead_letter(pipe: Pipeline) -> None:
-            pipe.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
-            _add_attempt(
-                pipe,
-                session,
-                record,
-                now,
-                AttemptResult(None, 0, error="the endpoint was removed"),
-                pop=True,
-                ttl=settings.dead_retention,
-                fields=["status", "dead", "deadAt", repr(now)],
-            )
+    def dead_letter(pipe: Pipeline) -> None:
+        pipe.zadd(keys.DEAD, {record["id"]: int(now * 1000)})
+        _add_attempt(
+            pipe,
+            settings,
+            session,
+            record,
+            now,
+            AttemptResult(None, 0, error=error),
+            pop=True,
+            ttl=settings.dead_retention,
+            fields=["status", "dead", "deadAt", repr(now)],
+        )
 
-        scripts.execute(r, dead_letter)
-    else:
-        r.lpop(keys.fifo(session, endpoint_id))
-    return True
+    log.warning("delivery %s is dead: %s", record["id"], error)
+    _wake_if_told(sender, session, scripts.execute(r, dead_letter))

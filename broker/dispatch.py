@@ -1,10 +1,11 @@
-"""The scheduler's side of the queues: hand out due retries, expired claims and stalled turns."""
+"""The scheduler's side of the queues: hand out due retries, expired claims and stalled turns,
+and fire the conversations' timers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker import clock, keys, scripts
+from broker import clock, handover, keys, scripts
 from broker.defaults import SCHEDULER_BATCH
 from broker.redis_conn import Redis
 from broker.sender import TaskSender
@@ -15,6 +16,7 @@ from broker.settings import Settings
 class Tick:
     queues: int
     turns: int
+    timers: int = 0
 
 
 def claim(r: Redis, schedule_key: str, lease: float, limit: int) -> list[str]:
@@ -24,7 +26,7 @@ def claim(r: Redis, schedule_key: str, lease: float, limit: int) -> list[str]:
 
 
 def tick(r: Redis, settings: Settings, sender: TaskSender, *, max_batches: int = 20) -> Tick:
-    """One pass of the scheduler; returns how many queues and sessions it handed out."""
+    """One pass of the scheduler; returns how many queues, sessions and timers it handed out."""
     queues = turns = 0
     for _ in range(max_batches):
         refs = claim(r, keys.DUE, settings.claim_lease + settings.total_timeout, SCHEDULER_BATCH)
@@ -35,7 +37,9 @@ def tick(r: Redis, settings: Settings, sender: TaskSender, *, max_batches: int =
     for session in claim(r, keys.TURNS, settings.claim_lease, SCHEDULER_BATCH * max_batches):
         sender.bot_turn(session)
         turns += 1
-    return Tick(queues, turns)
+    timers = claim(r, keys.TIMERS, settings.claim_lease, SCHEDULER_BATCH * max_batches)
+    handover.fire_timers(r, settings, sender, timers)
+    return Tick(queues, turns, len(timers))
 
 
 def housekeep(r: Redis, settings: Settings) -> None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.client import Pipeline
 
@@ -34,6 +35,13 @@ class Endpoint:
     connect_timeout: float = 0.0
     total_timeout: float = 0.0
     created_at: float = field(default_factory=clock.now)
+    #: Sent as `challenge.verifyToken` in the query of every request (SPEC 4); offloading
+    #: endpoints have one.
+    verify_token: str = ""
+
+    def request_url(self) -> str:
+        """Where requests go: the URL, with the challenge where the endpoint has a token."""
+        return with_challenge(self.url, self.verify_token) if self.verify_token else self.url
 
     def signing_secrets(self, now: float) -> list[str]:
         if self.previous_secret and now < self.previous_secret_until:
@@ -62,6 +70,7 @@ class Endpoint:
             "connectTimeout": repr(self.connect_timeout),
             "totalTimeout": repr(self.total_timeout),
             "createdAt": repr(self.created_at),
+            "verifyToken": self.verify_token,
         }
 
     @classmethod
@@ -78,7 +87,18 @@ class Endpoint:
             connect_timeout=float(raw.get("connectTimeout") or 0),
             total_timeout=float(raw.get("totalTimeout") or 0),
             created_at=float(raw.get("createdAt") or 0),
+            verify_token=raw.get("verifyToken", ""),
         )
+
+
+def with_challenge(url: str, verify_token: str) -> str:
+    """`url` with `challenge.verifyToken=<token>` added to its query."""
+    parts = urlsplit(url)
+    query = [
+        *parse_qsl(parts.query, keep_blank_values=True),
+        ("challenge.verifyToken", verify_token),
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def save(r: Redis, endpoint: Endpoint) -> None:
@@ -108,6 +128,10 @@ def delete(r: Redis, endpoint_id: str) -> None:
 
 def health(r: Redis, endpoint_id: str) -> dict[str, str]:
     return r.hgetall(keys.endpoint_health(endpoint_id))  # type: ignore[no-any-return]
+
+
+def is_disabled(r: Redis, endpoint_id: str) -> bool:
+    return r.hget(keys.endpoint_health(endpoint_id), "state") == "disabled"  # type: ignore[no-any-return]
 
 
 def state_of(raw_health: dict[str, str], now: float) -> EndpointState:

@@ -63,6 +63,18 @@ class Turn:
     outputs: list[Output] = field(default_factory=list)
 
 
+def absorb(session: SessionState, message: dict[str, Any]) -> SessionState:
+    """The session after what a message tells without a dialogue step: its `sessionData`
+    and the user's names. Also what a paused bot keeps of the messages it does not answer."""
+    variables = dict(session.variables)
+    variables.update(message.get("sessionData") or {})
+    user = message.get("user") or {}
+    for name in ("firstName", "lastName", "preferredLanguage"):
+        if user.get(name):
+            variables[f"user.{name}"] = user[name]
+    return SessionState(session.state, variables, session.awaiting)
+
+
 def encode_payload(goto: str | None, params: list[dict[str, Any]] | None) -> str:
     raw = json.dumps({"g": goto, "p": params or []}, separators=(",", ":")).encode()
     return _PAYLOAD_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -94,15 +106,7 @@ class Engine:
         self.states: dict[str, dict[str, Any]] = {s["id"]: s for s in definition.get("states", [])}
 
     def step(self, session: SessionState, message: dict[str, Any], *, can_offload: bool) -> Turn:
-        turn = Turn(
-            SessionState(session.state, dict(session.variables), session.awaiting), outputs=[]
-        )
-        variables = turn.state.variables
-        variables.update(message.get("sessionData") or {})
-        user = message.get("user") or {}
-        for name in ("firstName", "lastName", "preferredLanguage"):
-            if user.get(name):
-                variables[f"user.{name}"] = user[name]
+        turn = Turn(absorb(session, message))
         target = self._target(turn.state, message)
         if target is not None:
             self._enter(turn, target, can_offload=can_offload)

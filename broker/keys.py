@@ -21,6 +21,9 @@ DUE = f"{PREFIX}:due"
 TURNS = f"{PREFIX}:turns"
 DELIVERIES = f"{PREFIX}:deliveries"  # zset: delivery id -> created (ms)
 DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
+#: zset of conversation timers ("<session hash>|offload" or "<session hash>|resume") by
+#: when they fire: an offload answer that is late, an agent who has been silent too long.
+TIMERS = f"{PREFIX}:timers"
 
 
 def bot(bot_id: str) -> str:
@@ -44,6 +47,11 @@ def bot_offloading(bot_id: str) -> str:
 def bot_sessions(bot_id: str, version: str) -> str:
     """zset: session id -> last activity (ms)."""
     return f"{PREFIX}:bot:{bot_id}:{version}:sessions"
+
+
+def bot_paused(bot_id: str, version: str) -> str:
+    """zset: session id -> when the bot was paused for it (ms)."""
+    return f"{PREFIX}:bot:{bot_id}:{version}:paused"
 
 
 def channel(channel_id: str) -> str:
@@ -90,7 +98,8 @@ def _session(session_hash: str) -> str:
 
 
 def session_meta(session_hash: str) -> str:
-    """hash: bot, version, session id, channel, dialogue state, variables, counters, paused."""
+    """hash: bot, version, session id, channel, dialogue state, variables, counters, and
+    where the handover stands (paused, offloadPending, offloadPendingAt, agentActiveAt)."""
     return f"{_session(session_hash)}:meta"
 
 
@@ -101,6 +110,11 @@ def session_inbox(session_hash: str) -> str:
 def session_pending(session_hash: str) -> str:
     """Set while the session has a bot turn queued or running."""
     return f"{_session(session_hash)}:pending"
+
+
+def session_signals(session_hash: str) -> str:
+    """list of JSON signals for the next bot turn: offload answers, timers that fired."""
+    return f"{_session(session_hash)}:signals"
 
 
 def session_lock(session_hash: str) -> str:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
 from broker import __version__, bots, clock, endpoints, ids, keys
-from broker.endpoints import Endpoint
+from broker.endpoints import Endpoint, with_challenge
 from broker.errors import NotFound, ValidationFailed
 from broker.http_client import safe_session
 from broker.netsafety import check_url
@@ -28,16 +27,6 @@ _QUOTED = 300
 
 def endpoint_id(bot_id: str) -> str:
     return f"off_{bot_id}"
-
-
-def with_challenge(api_url: str, verify_token: str) -> str:
-    """`api_url` with `challenge.verifyToken=<token>` added to its query."""
-    parts = urlsplit(api_url)
-    query = [
-        *parse_qsl(parts.query, keep_blank_values=True),
-        ("challenge.verifyToken", verify_token),
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
@@ -94,7 +83,9 @@ def configure(
     health_check(settings, api_url, verify_token)
     now = clock.now()
     try:
-        endpoint = replace(endpoints.load(r, endpoint_id(bot_id)), url=api_url)
+        endpoint = replace(
+            endpoints.load(r, endpoint_id(bot_id)), url=api_url, verify_token=verify_token
+        )
     except NotFound:
         endpoint = Endpoint(
             id=endpoint_id(bot_id),
@@ -103,6 +94,7 @@ def configure(
             url=api_url,
             secret=ids.new_signing_secret(),
             created_at=now,
+            verify_token=verify_token,
         )
     endpoints.save(r, endpoint)
     key = keys.bot_offloading(bot_id)
@@ -117,6 +109,12 @@ def configure(
         },
     )
     return view(r, bot_id)
+
+
+def endpoint_of(r: Redis, bot_id: str) -> str | None:
+    """The id of the bot's offloading endpoint, or None when the bot hands over to no one."""
+    found: str | None = r.hget(keys.bot_offloading(bot_id), "endpointId")
+    return found
 
 
 def view(r: Redis, bot_id: str) -> dict[str, Any]:

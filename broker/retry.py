@@ -53,12 +53,15 @@ def decide(
     jitter: float,
     retry_after: float | None = None,
     retry_after_cap: float = 3600.0,
+    now: float = 0.0,
+    deadline: float | None = None,
     rng: random.Random | None = None,
 ) -> Decision:
     """Judge one attempt.
 
     `status_code` is None for a timeout or a connection error. `attempts_made`
-    counts this attempt. `schedule[i]` is the delay before attempt i+1.
+    counts this attempt. `schedule[i]` is the delay before attempt i+1. A delivery
+    with a `deadline` that the next attempt would come after is dead now.
     """
     if status_code is not None and 200 <= status_code < 300:
         return Decision(Verdict.DELIVERED)
@@ -69,4 +72,6 @@ def decide(
     delay = jittered(schedule[attempts_made], jitter, rng)
     if status_code in (429, 503) and retry_after is not None:
         delay = max(delay, min(retry_after, retry_after_cap))
+    if deadline is not None and now + delay >= deadline:
+        return Decision(Verdict.DEAD)
     return Decision(Verdict.RETRY, delay)

@@ -27,6 +27,7 @@ _NAMES = (
     "queue_release",
     "rate_limit",
     "replay",
+    "signal",
     "turn_commit",
     "turn_finish",
 )

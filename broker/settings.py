@@ -72,6 +72,8 @@ class Settings:
     delivery_concurrency: int = defaults.DELIVERY_CONCURRENCY
     endpoint_concurrency: int = defaults.ENDPOINT_CONCURRENCY
     max_body_bytes: int = defaults.MAX_BODY_BYTES
+    offload_timeout: float = defaults.OFFLOAD_TIMEOUT
+    resume_after: float = defaults.RESUME_AFTER
     rate_limit_per_second: float = defaults.RATE_LIMIT_PER_SECOND
     rate_limit_burst: float = defaults.RATE_LIMIT_BURST
     metrics_token: str = ""
@@ -121,6 +123,8 @@ class Settings:
                 _number(env, "SWITCHBOARD_ENDPOINT_CONCURRENCY", defaults.ENDPOINT_CONCURRENCY)
             ),
             max_body_bytes=int(_number(env, "SWITCHBOARD_MAX_BODY_BYTES", defaults.MAX_BODY_BYTES)),
+            offload_timeout=_number(env, "SWITCHBOARD_OFFLOAD_TIMEOUT", defaults.OFFLOAD_TIMEOUT),
+            resume_after=_number(env, "SWITCHBOARD_RESUME_AFTER", defaults.RESUME_AFTER),
             rate_limit_per_second=_number(
                 env, "SWITCHBOARD_RATE_LIMIT", defaults.RATE_LIMIT_PER_SECOND
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from broker import clock
+from broker.outbound import CHANNEL_TYPE
 
 _MESSAGE_TYPES = {"text": "text", "postback": "postback", "intro": "intro", "location": "location"}
 
@@ -13,7 +14,7 @@ def user_message(record: dict[str, Any], bot_id: str) -> dict[str, Any]:
     """A queued inbound message as a UserMessage (SPEC section 4)."""
     out: dict[str, Any] = {
         "messageType": _MESSAGE_TYPES[record["kind"]],
-        "channelType": "webhook",
+        "channelType": CHANNEL_TYPE,
         "sender": {"id": record["sessionId"], "botId": bot_id},
         "timestamp": clock.iso(record["receivedAt"]),
         "id": record["messageId"],

@@ -26,6 +26,7 @@ class Hit:
     at: float
     try_number: int
     status: int
+    method: str = "POST"
 
     @property
     def body(self) -> dict[str, Any]:
@@ -91,7 +92,15 @@ class Receiver:
         with self._lock:
             webhook_id = headers.get("webhook-id", "")
             self._tries[webhook_id] = self._tries.get(webhook_id, 0) + 1
-            hit = Hit(request.path, headers, raw, time.time(), self._tries[webhook_id], 0)
+            hit = Hit(
+                request.path,
+                headers,
+                raw,
+                time.time(),
+                self._tries[webhook_id],
+                0,
+                request.command,
+            )
         answer = self.behaviour(hit)
         if answer.delay:
             self._stopping.wait(answer.delay)

@@ -65,6 +65,13 @@ class VersionPageQuery(Pagination):
     version: Version = Field(default="LIVE", description="The bot version: DRAFT or LIVE.")
 
 
+class ConversationListQuery(VersionPageQuery):
+    paused: bool | None = Field(
+        default=None,
+        description="`true`: only conversations a human agent has; `false`: only the others.",
+    )
+
+
 class ConversationAction(_Body):
     """Agent messages and/or hand-back (SPEC 4). Each `sendMessages` item is a BotMessage
     or one of Chatlayer's conversation-action forms (`textMessageTemplate`,
@@ -95,6 +102,10 @@ class ConversationSummary(_Answer):
     channelId: str | None
     state: str | None = Field(description="The dialogue state the session is in.")
     paused: bool = Field(description="True while a human agent has the conversation.")
+    offloadPending: bool = Field(
+        description="True while an offload waits for the offloading webhook's answer; the "
+        "user's new messages wait for it."
+    )
     messageCount: int = Field(description="Items in the transcript.")
     lastActivityAt: str
 
@@ -109,11 +120,12 @@ class ConversationList(_Answer):
 
 
 class TranscriptItem(_Answer):
-    actor: Literal["user", "bot"]
+    actor: Literal["user", "bot", "agent"] = Field(
+        description="Who said it: the user, the bot, or a human agent."
+    )
     timestamp: str
-    message: dict[str, Any]
-    origin: Literal["agent"] | None = Field(
-        default=None, description="`agent` on the messages a human agent sent."
+    message: dict[str, Any] = Field(
+        description="A UserMessage (actor `user`) or a BotMessage (actors `bot` and `agent`)."
     )
 
 

@@ -40,8 +40,13 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         while not stop.is_set():
             try:
                 tick = dispatch.tick(r, settings, sender)
-                if tick.queues or tick.turns:
-                    log.debug("handed out %d queue(s), %d turn(s)", tick.queues, tick.turns)
+                if tick.queues or tick.turns or tick.timers:
+                    log.debug(
+                        "handed out %d queue(s), %d turn(s), %d timer(s)",
+                        tick.queues,
+                        tick.turns,
+                        tick.timers,
+                    )
                 if time.monotonic() >= next_housekeeping:
                     dispatch.housekeep(r, settings)
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL

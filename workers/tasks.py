@@ -26,13 +26,14 @@ def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool]:
         user_agent=f"Switchboard-Webhooks/{__version__}",
         pool_size=settings.delivery_concurrency,
     )
+    sender = CelerySender(current_app)
     pool = DeliveryPool(
         r,
-        lambda ref: delivery_queue.work_queue(r, settings, client, ref),
+        lambda ref: delivery_queue.work_queue(r, settings, sender, client, ref),
         size=settings.delivery_concurrency,
         per_endpoint=settings.endpoint_concurrency,
     )
-    return settings, r, CelerySender(current_app), pool
+    return settings, r, sender, pool
 
 
 @shared_task(name=TURN_TASK)

@@ -48,6 +48,11 @@ class Api:
             self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs
         )
 
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.put(
+            self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs
+        )
+
     def patch(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.patch(
             self.base + path, headers=kwargs.pop("headers", self.admin), timeout=10, **kwargs

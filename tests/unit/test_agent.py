@@ -66,17 +66,15 @@ def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings
     assert answer["paused"] is False
 
 
-def test_agent_messages_are_bot_items_of_agent_origin_in_the_transcript(
+def test_agent_messages_are_agent_items_in_the_transcript(
     fake_redis: Redis, settings: Settings
 ) -> None:
     _, session = _talked(fake_redis, settings, MENU)
     agent.act(fake_redis, settings, RecordingSender(), session, messages=[{"text": "Agent here"}])
     items, total = conversations.transcript_page(fake_redis, session, 0, 50)
     assert total == 3
-    assert [i["actor"] for i in items] == ["user", "bot", "bot"]
-    assert items[2]["origin"] == "agent"
+    assert [i["actor"] for i in items] == ["user", "bot", "agent"]
     assert items[2]["message"] == {"text": "Agent here"}
-    assert "origin" not in items[1]
 
 
 def test_a_paused_session_keeps_user_messages_but_the_bot_is_silent(

@@ -85,7 +85,7 @@ def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
     assert r.llen(keys.fifo(session, EP)) == 2
     monkeypatch.setattr(scripts, "run", real)
     client = ScriptedClient()
-    delivery_queue.work_queue(r, settings, client, ref)  # type: ignore[arg-type]
+    delivery_queue.work_queue(r, settings, RecordingSender(), client, ref)  # type: ignore[arg-type]
     assert [body for body, _ in client.sent] == ['{"text":"one"}', '{"text":"two"}']
     assert r.zscore(keys.DUE, ref) is None
 
@@ -106,7 +106,7 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     ref = queue_ref(session, EP)
     first, second = fan_out(r, settings, session, ["one", "two"])
     failing = ScriptedClient(*[AttemptResult(500, 3, response="no") for _ in range(3)])
-    run = delivery_queue.work_queue(r, settings, failing, ref)  # type: ignore[arg-type]
+    run = delivery_queue.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
     assert run.attempts == 1
     view = deliveries.view(r, first)
     assert view["status"] == "queued" and "nextAttemptAt" in view
@@ -116,7 +116,7 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     # The retries, due at once for the test: the head dies, then the next one goes.
     for _ in range(2):
         r.hset(keys.delivery(session, first), "nextAttemptAt", "0")
-        delivery_queue.work_queue(r, settings, failing, ref)  # type: ignore[arg-type]
+        delivery_queue.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
     assert deliveries.view(r, first)["status"] == "dead"
     assert deliveries.view(r, second)["status"] == "delivered"
     assert delivery_index.dead_letter_ids(r) == [first]
@@ -126,7 +126,7 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     assert deliveries.replay(r, first) is False  # already on its way
     assert delivery_index.dead_letter_ids(r) == []
     fixed = ScriptedClient()
-    delivery_queue.work_queue(r, settings, fixed, ref)  # type: ignore[arg-type]
+    delivery_queue.work_queue(r, settings, RecordingSender(), fixed, ref)  # type: ignore[arg-type]
     again = deliveries.view(r, first)
     assert again["status"] == "delivered" and len(again["attempts"]) == 4
     assert fixed.sent[0][1]["webhook-id"] == first
@@ -137,7 +137,7 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
     ref = queue_ref(session, EP)
     first, _second = fan_out(r, settings, session, ["one", "two"])
     gone = ScriptedClient(AttemptResult(410, 1))
-    delivery_queue.work_queue(r, settings, gone, ref)  # type: ignore[arg-type]
+    delivery_queue.work_queue(r, settings, RecordingSender(), gone, ref)  # type: ignore[arg-type]
     assert len(gone.sent) == 1
     view = endpoints.view(r, endpoints.load(r, EP))
     assert view["state"] == "disabled" and "410" in view["disabledReason"]
@@ -146,7 +146,7 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
     assert deliveries.view(r, first)["status"] == "waiting"
     assert endpoints.enable(r, EP) == 1
     back = ScriptedClient()
-    delivery_queue.work_queue(r, settings, back, ref)  # type: ignore[arg-type]
+    delivery_queue.work_queue(r, settings, RecordingSender(), back, ref)  # type: ignore[arg-type]
     assert [body for body, _ in back.sent] == ['{"text":"one"}', '{"text":"two"}']
 
 

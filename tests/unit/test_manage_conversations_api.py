@@ -64,6 +64,7 @@ def test_conversations_are_listed_newest_first_per_version(web: WebApp) -> None:
         "channelId",
         "state",
         "paused",
+        "offloadPending",
         "messageCount",
         "lastActivityAt",
     }

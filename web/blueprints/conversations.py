@@ -8,7 +8,14 @@ from broker import conversations
 from web.apidoc import documented
 from web.auth import require_admin
 from web.request_body import query_args
-from web.schemas import ConversationList, SessionData, Transcript, VersionPageQuery, VersionQuery
+from web.schemas import (
+    ConversationList,
+    ConversationListQuery,
+    SessionData,
+    Transcript,
+    VersionPageQuery,
+    VersionQuery,
+)
 from web.services import services
 
 bp = Blueprint("conversations", __name__)
@@ -19,21 +26,21 @@ bp.before_request(require_admin)
 @documented(
     "A bot version's sessions, the most recently active first",
     auth="admin",
-    query=VersionPageQuery,
+    query=ConversationListQuery,
     answers={200: ConversationList},
     tags=["conversations"],
 )
 def list_conversations(bot_id: str) -> Response:
-    query = query_args(VersionPageQuery)
+    query = query_args(ConversationListQuery)
     items, total = conversations.list_page(
-        services().redis, bot_id, query.version, query.offset, query.limit
+        services().redis, bot_id, query.version, query.offset, query.limit, paused=query.paused
     )
     return jsonify(query.listing(items, total))
 
 
 @bp.get("/v1/bots/<bot_id>/conversations/<session_id>/messages")
 @documented(
-    "The session's transcript, oldest first",
+    "The session's transcript, oldest first: who said what (user, bot, agent)",
     auth="admin",
     query=VersionPageQuery,
     answers={200: Transcript},

@@ -1,0 +1,419 @@
+"""Human handover against fakeredis: events, the offload's answer, pause, hand-back, timers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from broker import (
+    agent,
+    bots,
+    channels,
+    clock,
+    conversations,
+    delivery_queue,
+    dispatch,
+    handover,
+    ids,
+    ingress,
+    keys,
+    offloading,
+    turns,
+)
+from broker.deliveries import queue_ref
+from broker.http_client import AttemptResult
+from broker.redis_conn import Redis
+from broker.settings import Settings
+from tests.fakes import RecordingSender
+
+TAKEN = json.dumps({"offloadSuccess": True, "pauseBot": True})
+
+
+class ScriptedClient:
+    """Answers each POST with the next result; remembers the URLs and bodies it was sent."""
+
+    def __init__(self, *results: AttemptResult) -> None:
+        self.results = list(results)
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], **_: Any) -> AttemptResult:
+        self.sent.append((url, json.loads(body)))
+        return self.results.pop(0) if self.results else AttemptResult(200, 1)
+
+
+@dataclass
+class Desk:
+    """An echo bot with a channel and an offloading integration, and user u1's session."""
+
+    r: Redis
+    settings: Settings
+    channel: dict[str, str]
+    session: str
+    sender: RecordingSender = field(default_factory=RecordingSender)
+
+    @property
+    def bot_id(self) -> str:
+        return self.channel["botId"]
+
+    @property
+    def offloading(self) -> str:
+        return offloading.endpoint_id(self.bot_id)
+
+    def say(self, text: str | None = None, **extra: Any) -> None:
+        message = {"kind": "text", "text": text} if text is not None else {"kind": "intro"}
+        ingress.accept(
+            self.r,
+            self.settings,
+            self.sender,
+            channel=self.channel,
+            session_id="u1",
+            message={**message, **extra},
+        )
+
+    def turn(self) -> int:
+        return turns.run_pending(self.r, self.settings, self.sender, self.session)
+
+    def bodies(self, endpoint_id: str) -> list[dict[str, Any]]:
+        """Everything queued for an endpoint, delivered or not, oldest first."""
+        found = self.r.zrange(keys.endpoint_deliveries(endpoint_id), 0, -1)
+        records = [self.r.hgetall(keys.delivery(self.session, d)) for d in found]
+        return [
+            {"kind": rec["kind"], **json.loads(rec["body"])}
+            for rec in sorted(records, key=lambda rec: (float(rec["createdAt"]), rec["id"]))
+        ]
+
+    def texts(self) -> list[str]:
+        return [b["message"].get("text", "") for b in self.bodies(self.channel["id"])]
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.bodies(self.offloading)
+
+    def answer_offload(self, *results: AttemptResult) -> ScriptedClient:
+        """Work the offloading queue with scripted answers; returns what it was sent."""
+        client = ScriptedClient(*results)
+        ref = queue_ref(self.session, self.offloading)
+        delivery_queue.work_queue(self.r, self.settings, self.sender, client, ref)  # type: ignore[arg-type]
+        return client
+
+    def meta(self) -> dict[str, str]:
+        return self.r.hgetall(keys.session_meta(self.session))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def desk(fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Desk:
+    monkeypatch.setattr(offloading, "health_check", lambda *args: None)
+    bot = bots.create(fake_redis, "echo", {"template": "echo"})
+    created = channels.create(fake_redis, settings, bot["id"], "http://127.0.0.1:9/hook")
+    offloading.configure(fake_redis, settings, bot["id"], "http://127.0.0.1:9/desk", "vt-123")
+    channel = channels.get_raw(fake_redis, created["id"])
+    return Desk(fake_redis, settings, channel, ids.session_hash(bot["id"], "LIVE", "u1"))
+
+
+def _users(event: dict[str, Any]) -> list[str]:
+    return [m["message"].get("text", "") for m in event["messages"] if m["actor"] == "user"]
+
+
+def test_a_turn_sends_one_messages_event_with_the_user_and_bot_messages(desk: Desk) -> None:
+    desk.say()
+    desk.say("hello", sessionData={"plan": "gold"})
+    desk.turn()
+
+    (event,) = desk.events()
+    assert {k: event[k] for k in ("kind", "event", "type", "channel", "sessionId", "version")} == {
+        "kind": "messages",
+        "event": "messages",
+        "type": "messages",
+        "channel": "webhook",
+        "sessionId": "u1",
+        "version": "LIVE",
+    }
+    assert event["botId"] == desk.bot_id and event["timestamp"].endswith("Z")
+    assert [m["actor"] for m in event["messages"]] == ["user", "bot", "user", "bot"]
+    intro, _, text, reply = event["messages"]
+    assert intro["message"]["messageType"] == "intro"
+    assert text["message"] == {
+        "messageType": "text",
+        "channelType": "webhook",
+        "sender": {"id": "u1", "botId": desk.bot_id},
+        "timestamp": text["message"]["timestamp"],
+        "id": text["message"]["id"],
+        "text": "hello",
+    }
+    assert reply["message"] == {"text": "You said: hello"}
+
+
+def test_no_events_without_an_offloading_integration(desk: Desk) -> None:
+    offloading.remove(desk.r, desk.bot_id)
+    desk.say("human")
+    desk.turn()
+    assert desk.events() == []
+    assert desk.texts() == ["No agent is available right now."]
+
+
+def test_an_offload_sends_the_whole_transcript_and_later_messages_wait(desk: Desk) -> None:
+    desk.say()
+    desk.turn()
+    desk.say("human")
+    desk.say("are you there?")
+    desk.turn()
+
+    first, second, offload = desk.events()
+    assert (first["kind"], second["kind"], offload["kind"]) == ("messages", "messages", "offload")
+    assert _users(second) == ["human"]
+    assert offload["event"] == offload["type"] == "offload"
+    assert offload["payload"] == {"reason": "user asked"}
+    assert [m["actor"] for m in offload["transcript"]] == ["user", "bot", "user"]
+    assert offload["transcript"][2]["message"]["text"] == "human"
+    meta = desk.meta()
+    assert meta["offloadPending"].startswith("msg_")
+    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is not None
+    # The message after the offload waits, unanswered, for the answer.
+    assert desk.r.llen(keys.session_inbox(desk.session)) == 1
+    assert desk.turn() == 0
+    assert desk.texts() == ["Hello! I repeat what you say."]
+    assert not desk.r.exists(keys.session_pending(desk.session))
+
+
+def test_the_offload_goes_to_the_api_url_and_its_end_signals_the_session(desk: Desk) -> None:
+    desk.say("human")
+    desk.turn()
+    offload_id = desk.meta()["offloadPending"]
+    record = desk.r.hgetall(keys.delivery(desk.session, offload_id))
+    assert record["notify"] == "1"
+    expires = float(record["expiresAt"]) - float(record["createdAt"])
+    assert expires == pytest.approx(desk.settings.offload_timeout, abs=0.1)
+
+    client = desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
+
+    assert [url for url, _ in client.sent] == [
+        "http://127.0.0.1:9/desk?challenge.verifyToken=vt-123"
+    ] * 2
+    (signal,) = desk.r.lrange(keys.session_signals(desk.session), 0, -1)
+    assert json.loads(signal) == {
+        "kind": "delivery",
+        "deliveryId": offload_id,
+        "deliveryKind": "offload",
+        "delivered": True,
+        "statusCode": 200,
+        "response": TAKEN,
+        "error": None,
+    }
+    assert desk.r.zscore(keys.TURNS, desk.session) is not None
+
+
+def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk: Desk) -> None:
+    desk.say("human")
+    desk.turn()
+    desk.say("still there?", sessionData={"email": "a@b.c"})
+    desk.turn()
+    desk.sender.turns.clear()
+
+    desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
+    assert desk.sender.turns == [desk.session]  # the answer woke the turn
+    assert desk.turn() == 1
+
+    meta = desk.meta()
+    assert meta["paused"] == "1" and meta["offloadPending"] == ""
+    assert desk.texts() == []  # the bot said nothing to the user
+    assert _users(desk.events()[-1]) == ["still there?"]
+    state = json.loads(meta["state"])
+    assert state["variables"]["email"] == "a@b.c"
+    assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), "u1") is not None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") is not None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is None
+    items, _ = conversations.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=True)
+    assert [(i["sessionId"], i["paused"]) for i in items] == [("u1", True)]
+    assert conversations.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=False) == ([], 0)
+
+    desk.say("hello agent")
+    desk.turn()
+    assert desk.texts() == []
+    assert _users(desk.events()[-1]) == ["hello agent"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        AttemptResult(200, 1, response=json.dumps({"offloadSuccess": False, "pauseBot": True})),
+        AttemptResult(200, 1, response="<html>ok</html>"),
+        AttemptResult(200, 1, response=json.dumps({"offloadSuccess": "yes"})),
+        AttemptResult(200, 1, response=json.dumps({"offloadSuccess": True, "pauseBot": 1})),
+        AttemptResult(200, 1, response="[true]"),
+    ],
+    ids=["refused", "not-json", "malformed", "bad-pause", "not-an-object"],
+)
+def test_a_refused_or_malformed_answer_goes_to_the_failure_state(
+    desk: Desk, answer: AttemptResult
+) -> None:
+    desk.say("human")
+    desk.turn()
+    desk.say("hello?")
+    desk.answer_offload(AttemptResult(200, 1), answer)
+    desk.turn()
+
+    assert desk.texts() == ["No agent is available right now.", "You said: hello?"]
+    meta = desk.meta()
+    assert meta["paused"] == "0" and meta["offloadPending"] == ""
+    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is None
+    last = desk.events()[-1]
+    assert [m["actor"] for m in last["messages"]] == ["bot", "user", "bot"]
+
+
+def test_an_offload_that_finally_fails_goes_to_the_failure_state(desk: Desk) -> None:
+    desk.say("human")
+    desk.turn()
+    failing = [AttemptResult(500, 1, response="down")] * 5
+    desk.answer_offload(AttemptResult(200, 1), *failing)  # messages event, then the offload
+    offload_id = desk.meta()["offloadPending"]
+    for _ in range(len(desk.settings.retry_schedule)):
+        desk.r.hset(keys.delivery(desk.session, offload_id), "nextAttemptAt", "0")
+        desk.answer_offload(*failing)
+    assert desk.r.hget(keys.delivery(desk.session, offload_id), "status") == "dead"
+    desk.turn()
+    assert desk.texts() == ["No agent is available right now."]
+
+
+def test_an_offload_to_a_disabled_endpoint_fails_at_once(desk: Desk) -> None:
+    from broker import endpoints
+
+    endpoints.disable(desk.r, desk.offloading)
+    desk.say("human")
+    desk.turn()
+    client = desk.answer_offload()
+    assert client.sent == []
+    desk.turn()
+    assert desk.texts() == ["No agent is available right now."]
+    # The `messages` events wait for the operator; the offload does not.
+    assert desk.r.sismember(
+        keys.endpoint_parked(desk.offloading), queue_ref(desk.session, desk.offloading)
+    )
+
+
+def test_an_expired_offload_is_dead_lettered_unsent(desk: Desk) -> None:
+    desk.say("human")
+    desk.turn()
+    desk.answer_offload(AttemptResult(500, 1))  # the messages event fails: the offload waits
+    offload_id = desk.meta()["offloadPending"]
+    desk.r.hset(keys.delivery(desk.session, offload_id), "expiresAt", repr(clock.now() - 1))
+    first = desk.bodies(desk.offloading)[0]
+    assert first["kind"] == "messages"
+    messages_id = desk.r.lindex(keys.fifo(desk.session, desk.offloading), 0)
+    desk.r.hset(keys.delivery(desk.session, messages_id), "nextAttemptAt", "0")
+    client = desk.answer_offload()
+    assert [body["event"] for _, body in client.sent] == ["messages"]
+    record = desk.r.hgetall(keys.delivery(desk.session, offload_id))
+    assert record["status"] == "dead"
+    desk.turn()
+    assert desk.texts() == ["No agent is available right now."]
+
+
+def test_a_late_answer_fails_the_offload_by_its_timer(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    desk.settings = desk.settings.with_changes(offload_timeout=0.0)
+    desk.say("human")
+    desk.turn()
+    tick = dispatch.tick(desk.r, desk.settings, desk.sender)
+    assert tick.timers == 1
+    assert json.loads(desk.r.lindex(keys.session_signals(desk.session), 0)) == {
+        "kind": "timer",
+        "name": "offload",
+    }
+    desk.turn()
+    assert desk.texts() == ["No agent is available right now."]
+    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is None
+    # The answer that comes after all is not acted on.
+    desk.settings = desk.settings.with_changes(offload_timeout=60.0)
+    desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
+    desk.turn()
+    assert desk.meta()["paused"] == "0"
+
+
+def _paused(desk: Desk) -> conversations.Session:
+    desk.say("human")
+    desk.turn()
+    desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
+    desk.turn()
+    assert desk.meta()["paused"] == "1"
+    return conversations.find(desk.r, desk.bot_id, "LIVE", "u1")
+
+
+def test_agent_messages_reach_the_channel_and_the_offloading_webhook(desk: Desk) -> None:
+    session = _paused(desk)
+    answer = agent.act(desk.r, desk.settings, desk.sender, session, messages=[{"text": "Ann here"}])
+    assert desk.texts() == ["Ann here"]
+    assert answer["deliveryIds"] == [desk.r.lindex(keys.fifo(desk.session, desk.channel["id"]), -1)]
+    last = desk.events()[-1]
+    assert [(m["actor"], m["message"]) for m in last["messages"]] == [
+        ("agent", {"text": "Ann here"})
+    ]
+
+
+def test_hand_back_tells_the_offloading_webhook_and_the_bot_answers_again(desk: Desk) -> None:
+    session = _paused(desk)
+    agent.act(
+        desk.r, desk.settings, desk.sender, session, messages=[], resume=True, go_to="welcome"
+    )
+
+    last = desk.events()[-1]
+    assert [m["message"] for m in last["messages"]] == [
+        {"type": "event", "name": "bot_resumed", "data": {"by": "agent"}},
+        {"text": "Hello! I repeat what you say."},
+    ]
+    assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), "u1") is None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") is None
+    desk.say("back?")
+    desk.turn()
+    assert desk.texts()[-1] == "You said: back?"
+
+
+def test_a_silent_agent_hands_back_by_itself(desk: Desk) -> None:
+    desk.settings = desk.settings.with_changes(resume_after=0.0)
+    _paused(desk)
+    dispatch.tick(desk.r, desk.settings, desk.sender)
+    desk.turn()
+    assert desk.meta()["paused"] == "0"
+    notice = desk.events()[-1]["messages"][-1]
+    assert notice["actor"] == "bot"
+    assert notice["message"] == {
+        "type": "event",
+        "name": "bot_resumed",
+        "data": {"by": "timeout", "agentSilentSeconds": 0.0},
+    }
+    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") is None
+    desk.say("hi")
+    desk.turn()
+    assert desk.texts()[-1] == "You said: hi"
+
+
+def test_an_agent_who_speaks_pushes_the_auto_resume_back(desk: Desk) -> None:
+    desk.settings = desk.settings.with_changes(resume_after=3600.0)
+    session = _paused(desk)
+    before = desk.r.zscore(keys.TIMERS, f"{desk.session}|resume")
+    agent.act(desk.r, desk.settings, desk.sender, session, messages=[{"text": "one moment"}])
+    after = desk.r.zscore(keys.TIMERS, f"{desk.session}|resume")
+    assert before is not None and after is not None and after > before
+    # A timer that fires early (another scheduler's clock) is put back, not acted on.
+    desk.r.zadd(keys.TIMERS, {f"{desk.session}|resume": 0})
+    dispatch.tick(desk.r, desk.settings, desk.sender)
+    desk.turn()
+    assert desk.meta()["paused"] == "1"
+    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") == pytest.approx(after, abs=1)
+
+
+@pytest.mark.parametrize(
+    ("signal", "success", "pause"),
+    [
+        ({"delivered": True, "response": TAKEN}, True, True),
+        ({"delivered": True, "response": '{"offloadSuccess": true}'}, True, False),
+        ({"delivered": False, "error": "timeout after 10 s"}, False, False),
+        ({"delivered": True, "response": None}, False, False),
+    ],
+)
+def test_reading_an_offload_answer(signal: dict[str, Any], success: bool, pause: bool) -> None:
+    answer = handover.read_answer(signal)
+    assert (answer.success, answer.pause) == (success, pause)
+    assert bool(answer.reason) is not success
