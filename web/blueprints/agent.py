@@ -30,8 +30,10 @@ bp = Blueprint("agent", __name__)
     description=(
         "`sendMessages` items are BotMessages or Chatlayer conversation-action forms; they "
         "reach the user through the session's channel webhook, after what the bot already "
-        "sent. `resumeBot: true` unpauses the session; `goToDialogstate` then moves the "
-        "dialogue to that state and sends its messages."
+        "sent, and the offloading webhook as a `messages` event (actor `agent`). "
+        "`resumeBot: true` gives the conversation back to the bot (the offloading webhook "
+        "gets a `bot_resumed` event message); `goToDialogstate` then moves the dialogue "
+        "to that state and sends its messages (`422` for a state the bot does not have)."
     ),
     tags=["conversations"],
 )
