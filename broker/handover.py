@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 OFFLOAD_TIMER = "offload"
 RESUME_TIMER = "resume"
+TIMER_NAMES = (OFFLOAD_TIMER, RESUME_TIMER)
 #: A timer is taken as due this much before its time: the clocks of the scheduler's
 #: machine and the worker's may differ a little.
 _CLOCK_SLACK = 1.0

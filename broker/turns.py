@@ -31,7 +31,7 @@ from broker.bots import Version
 from broker.defaults import TURN_BATCH
 from broker.engine import Engine, SessionState, Turn, absorb
 from broker.errors import NotFound
-from broker.handover import Handover, Settled, resumed_notice
+from broker.handover import TIMER_NAMES, Handover, Settled, resumed_notice, timer_member
 from broker.locks import Lock
 from broker.outbox import Outbox
 from broker.redis_conn import Redis
@@ -100,8 +100,9 @@ def _read(r: Redis, session: str) -> _Work:
 
 def _run(r: Redis, settings: Settings, sender: TaskSender, session: str, work: _Work) -> int:
     if not work.meta:
-        # The session was deleted while its messages waited.
+        # The session was deleted while its messages waited: its timers go too.
         r.delete(keys.session_inbox(session), keys.session_signals(session))
+        r.zrem(keys.TIMERS, *(timer_member(session, name) for name in TIMER_NAMES))
         return len(work.messages)
     bot_id, version = work.meta["botId"], cast(Version, work.meta["version"])
     try:

@@ -417,3 +417,14 @@ def test_reading_an_offload_answer(signal: dict[str, Any], success: bool, pause:
     answer = handover.read_answer(signal)
     assert (answer.success, answer.pause) == (success, pause)
     assert bool(answer.reason) is not success
+
+
+def test_the_timers_of_a_deleted_session_go_with_it(desk: Desk) -> None:
+    desk.settings = desk.settings.with_changes(resume_after=0.0)
+    _paused(desk)
+    desk.r.delete(keys.session_meta(desk.session))
+    dispatch.tick(desk.r, desk.settings, desk.sender)
+    desk.turn()
+    assert desk.r.zcard(keys.TIMERS) == 0
+    assert not desk.r.exists(keys.session_signals(desk.session))
+    assert not desk.r.exists(keys.session_pending(desk.session))
