@@ -26,10 +26,11 @@ from typing import Any
 import redis
 
 from bench.databases import BenchDatabases
-from broker import clock, deliveries, endpoints, ids, keys
-from broker.deliveries import NewDelivery, queue_ref
-from broker.endpoints import Endpoint
-from broker.settings import Settings
+from broker.core import clock, ids, keys
+from broker.core.settings import Settings
+from broker.delivery import endpoint_store, fanout
+from broker.delivery.endpoint import Endpoint
+from broker.delivery.records import NewDelivery, queue_ref
 
 
 class _Receiver:
@@ -111,7 +112,7 @@ def _load(
             )
             for n in range(per_session)
         ]
-        deliveries.commit_turn(
+        fanout.commit_turn(
             r,
             settings,
             _Silent(),
@@ -143,7 +144,7 @@ def run_case(
         refs: list[str] = []
         for n in range(endpoint_count):
             endpoint_id = ids.new_id("ch")
-            endpoints.save(
+            endpoint_store.save(
                 r,
                 Endpoint(
                     id=endpoint_id,

@@ -24,8 +24,9 @@ import time
 from collections.abc import Sequence
 
 from bench.databases import BenchDatabases
-from broker import bots, channels
-from broker.settings import Settings
+from broker.bots import bot_store
+from broker.channels import channel_store
+from broker.core.settings import Settings
 from switchboard.embedded_redis import free_port
 
 
@@ -97,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = databases.env(SWITCHBOARD_RATE_LIMIT="0")
     settings = Settings.from_env(env)
     r = databases.fresh()
-    bot = bots.create(r, "bench", {"template": "echo"})
-    channel = channels.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
+    bot = bot_store.create(r, "bench", {"template": "echo"})
+    channel = channel_store.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
     path = f"/v1/channels/webhook/{channel['id']}/messages"
     port = free_port()
     web = subprocess.Popen(

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from broker.errors import SwitchboardError
+from broker.core.errors import SwitchboardError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 #: Seconds `send` polls between looks at the session's deliveries.

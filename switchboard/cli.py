@@ -8,10 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from broker import clock, defaults
-from broker.errors import SwitchboardError
-from broker.redis_conn import Redis, connect
-from broker.settings import Settings
+from broker.core import clock, defaults
+from broker.core.connection import Redis, connect
+from broker.core.errors import SwitchboardError
+from broker.core.settings import Settings
 from switchboard import admin_cli
 
 
@@ -67,7 +67,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     import redis
 
-    from broker import admin_tokens, api_tokens
+    from broker.auth import admin_tokens, api_tokens
 
     try:
         if args.bot:
@@ -91,7 +91,7 @@ def _time_ms(value: str | None, name: str) -> int | None:
 
 
 def _dead_ids(args: argparse.Namespace) -> list[str]:
-    from broker import delivery_index
+    from broker.delivery import delivery_index
 
     return delivery_index.dead_letter_ids(
         _redis(),
@@ -102,10 +102,10 @@ def _dead_ids(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_dlq_list(args: argparse.Namespace) -> int:
-    from broker import deliveries
+    from broker.delivery import records
 
     found = _dead_ids(args)
-    shown = deliveries.views(_redis(), found[-args.limit :])
+    shown = records.views(_redis(), found[-args.limit :])
     for item in shown:
         last = item["attempts"][-1] if item["attempts"] else {}
         outcome = last.get("statusCode") or last.get("error", "")
@@ -119,7 +119,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
-    from broker import deliveries
+    from broker.delivery import replay
     from switchboard.progress import Progress
 
     r = _redis()
@@ -130,7 +130,7 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     replayed = 0
     with Progress(len(found), "replaying") as progress:
         for delivery_id in found:
-            replayed += deliveries.replay(r, delivery_id)
+            replayed += replay.replay(r, delivery_id)
             progress.advance()
     print(f"{replayed} of {len(found)} deliveries queued again")
     return 0

@@ -8,7 +8,7 @@ import signal
 import threading
 from types import FrameType
 
-from broker.settings import Settings
+from broker.core.settings import Settings
 from switchboard.embedded_redis import EmbeddedRedis
 from switchboard.stack import Stack, data_dir
 

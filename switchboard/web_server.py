@@ -6,7 +6,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from broker.settings import Settings
+from broker.core.settings import Settings
 from web import create_app
 
 

@@ -9,8 +9,8 @@ import fakeredis
 import pytest
 import redis
 
-from broker.redis_conn import Redis
-from broker.settings import Settings, parse_allowlist
+from broker.core.connection import Redis
+from broker.core.settings import Settings, parse_allowlist
 
 REDIS_HOST = os.environ.get("SWITCHBOARD_TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("SWITCHBOARD_TEST_REDIS_PORT", "6379"))

@@ -32,8 +32,11 @@ from schemathesis.checks import (
 )
 from schemathesis.core.parameters import ParameterLocation
 
-from broker import bots, channels, ids, keys, netsafety
-from broker.settings import Settings
+from broker.bots import bot_store
+from broker.channels import channel_store
+from broker.core import ids, keys
+from broker.core.settings import Settings
+from broker.delivery import netsafety
 from tests.conftest import LOOPBACK
 from tests.web_app import ADMIN, FUZZ_DB, WebApp, web_app
 
@@ -70,9 +73,9 @@ class World:
         r = self.web.redis
         if self.channel and r.exists(keys.channel(self.channel["id"])):
             return
-        if not self.bot_id or not bots.exists(r, self.bot_id):
-            self.bot_id = bots.create(r, "fuzz", {"template": "echo"})["id"]
-        self.channel = channels.create(r, self.setup, self.bot_id, "http://127.0.0.1:9/hook")
+        if not self.bot_id or not bot_store.exists(r, self.bot_id):
+            self.bot_id = bot_store.create(r, "fuzz", {"template": "echo"})["id"]
+        self.channel = channel_store.create(r, self.setup, self.bot_id, "http://127.0.0.1:9/hook")
 
     def aim(self, case: Case, auth: str, *, negative: bool) -> None:
         """Point three requests in four at the real bot and channel, with valid credentials."""

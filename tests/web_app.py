@@ -11,9 +11,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from broker import keys
-from broker.redis_conn import Redis
-from broker.settings import Settings
+from broker.core import keys
+from broker.core.connection import Redis
+from broker.core.settings import Settings
 from tests.conftest import LOOPBACK, redis_url, require_redis
 from tests.fakes import RecordingSender
 from web import create_app

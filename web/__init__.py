@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from broker.settings import Settings
+from broker.core.settings import Settings
 from web import errors
 from web.request_body import refuse_large_bodies
 from web.services import Services

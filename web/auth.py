@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import request
 
-from broker import admin_tokens, api_tokens
-from broker.errors import Forbidden, Unauthorized
+from broker.auth import admin_tokens, api_tokens
+from broker.core.errors import Forbidden, Unauthorized
 from web.services import services
 
 

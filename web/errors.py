@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from broker.errors import RateLimited, SwitchboardError
+from broker.core.errors import RateLimited, SwitchboardError
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from flask import current_app, request
 from pydantic import BaseModel
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from broker.errors import BadRequest, SwitchboardError, ValidationFailed
-from broker.validation import parse
+from broker.core.errors import BadRequest, SwitchboardError, ValidationFailed
+from broker.core.validation import parse
 
 Q = TypeVar("Q", bound=BaseModel)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from broker.redis_conn import Redis, connect
-from broker.sender import TaskSender
-from broker.settings import Settings
+from broker.core.connection import Redis, connect
+from broker.core.sender import TaskSender
+from broker.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 from celery import Celery
 
-from broker.defaults import SCHEDULER_BATCH
-from broker.settings import Settings
+from broker.core.defaults import SCHEDULER_BATCH
+from broker.core.settings import Settings
 
 TURN_QUEUE = "switchboard.turns"
 DELIVERY_QUEUE = "switchboard.deliveries"

@@ -16,10 +16,11 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from broker import clock, delivery_queue
-from broker.defaults import DELIVERY_BUSY_RETRY
-from broker.deliveries import split_ref
-from broker.redis_conn import Redis
+from broker.core import clock
+from broker.core.connection import Redis
+from broker.core.defaults import DELIVERY_BUSY_RETRY
+from broker.delivery import queues
+from broker.delivery.records import split_ref
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class DeliveryPool:
                 else:
                     busy.append(ref)
         if busy:
-            delivery_queue.defer(self._r, busy, clock.now() + DELIVERY_BUSY_RETRY)
+            queues.defer(self._r, busy, clock.now() + DELIVERY_BUSY_RETRY)
         return len(busy)
 
     def _start(self, ref: str, endpoint_id: str) -> None:

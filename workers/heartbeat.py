@@ -7,9 +7,9 @@ import os
 import socket
 import threading
 
-from broker import clock, keys
-from broker.defaults import HEARTBEAT_TTL
-from broker.redis_conn import Redis
+from broker.core import clock, keys
+from broker.core.connection import Redis
+from broker.core.defaults import HEARTBEAT_TTL
 
 
 def process_name() -> str:

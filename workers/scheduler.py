@@ -1,4 +1,5 @@
-"""The scheduler process: promotes due retries, recovers dead workers' work, keeps house."""
+"""The scheduler process: promotes due retries, recovers dead workers' work, fires
+conversation timers, keeps house."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from types import FrameType
 
 from redis.exceptions import RedisError
 
-from broker import dispatch
-from broker.redis_conn import connect
-from broker.settings import Settings
+from broker.conversations import scheduler as conversation_scheduler
+from broker.core.connection import Redis, connect
+from broker.core.sender import TaskSender
+from broker.core.settings import Settings
+from broker.delivery import scheduler as delivery_scheduler
 from workers import heartbeat
 from workers.celery_app import CelerySender, make_celery
 
@@ -20,6 +23,15 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two housekeeping passes.
 HOUSEKEEPING_INTERVAL = 300.0
+
+
+def tick(r: Redis, settings: Settings, sender: TaskSender) -> None:
+    """One pass: due delivery queues, stalled bot turns, due conversation timers."""
+    queues = delivery_scheduler.hand_out_queues(r, settings, sender)
+    turns = conversation_scheduler.hand_out_turns(r, settings, sender)
+    timers = conversation_scheduler.fire_timers(r, settings, sender)
+    if queues or turns or timers:
+        log.debug("handed out %d queue(s), %d turn(s), %d timer(s)", queues, turns, timers)
 
 
 def run(settings: Settings, stop: threading.Event | None = None) -> None:
@@ -39,16 +51,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
     try:
         while not stop.is_set():
             try:
-                tick = dispatch.tick(r, settings, sender)
-                if tick.queues or tick.turns or tick.timers:
-                    log.debug(
-                        "handed out %d queue(s), %d turn(s), %d timer(s)",
-                        tick.queues,
-                        tick.turns,
-                        tick.timers,
-                    )
+                tick(r, settings, sender)
                 if time.monotonic() >= next_housekeeping:
-                    dispatch.housekeep(r, settings)
+                    delivery_scheduler.housekeep(r, settings)
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
             except (RedisError, OSError) as exc:
                 log.warning("scheduler pass failed, trying again: %s", exc)

@@ -6,10 +6,12 @@ from functools import cache
 
 from celery import shared_task
 
-from broker import __version__, delivery_queue, turns
-from broker.http_client import DeliveryClient
-from broker.redis_conn import Redis, connect
-from broker.settings import Settings
+from broker import __version__
+from broker.conversations import turns
+from broker.core.connection import Redis, connect
+from broker.core.settings import Settings
+from broker.delivery import queues
+from broker.delivery.http_client import DeliveryClient
 from workers.celery_app import DELIVER_TASK, TURN_TASK, CelerySender, settings_of
 from workers.delivery_pool import DeliveryPool
 
@@ -29,7 +31,7 @@ def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool]:
     sender = CelerySender(current_app)
     pool = DeliveryPool(
         r,
-        lambda ref: delivery_queue.work_queue(r, settings, sender, client, ref),
+        lambda ref: queues.work_queue(r, settings, sender, client, ref),
         size=settings.delivery_concurrency,
         per_endpoint=settings.endpoint_concurrency,
     )

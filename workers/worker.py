@@ -7,8 +7,8 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from broker.redis_conn import connect
-from broker.settings import Settings
+from broker.core.connection import connect
+from broker.core.settings import Settings
 from workers import heartbeat
 from workers.celery_app import DELIVERY_QUEUE, TURN_QUEUE, make_celery
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from broker import clock
+from broker.core import clock
 from switchboard.embedded_redis import free_port
 from switchboard.stack import Stack
 from tests.conftest import redis_url

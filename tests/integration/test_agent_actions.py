@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 import standardwebhooks
 
-from broker import ids, keys
+from broker.core import ids, keys
 from tests.integration.conftest import Api
 from tests.polling import wait_until
 from tests.receivers import Receiver

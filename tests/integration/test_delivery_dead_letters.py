@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from broker import clock
+from broker.core import clock
 from tests.conftest import INTEGRATION_DB, redis_url
 from tests.integration.conftest import STACK_ENV, Api
 from tests.polling import wait_until

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from broker import keys
+from broker.core import keys
 from tests.integration.conftest import Api
 from tests.integration.delivery_helpers import deliveries, endpoint, of_session, texts
 from tests.polling import wait_until

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker import clock
+from broker.core import clock
 from tests.integration.conftest import Api
 from tests.integration.delivery_helpers import deliveries, delivery
 from tests.polling import wait_until

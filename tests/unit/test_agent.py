@@ -6,11 +6,14 @@ import json
 
 import pytest
 
-from broker import agent, bots, channels, conversations, ids, ingress, keys, turns
-from broker.errors import Conflict, NotFound, ValidationFailed
-from broker.locks import Lock
-from broker.redis_conn import Redis
-from broker.settings import Settings
+from broker.bots import bot_store
+from broker.channels import channel_store, ingress
+from broker.conversations import agent_actions, conversation_store, turns
+from broker.core import ids, keys
+from broker.core.connection import Redis
+from broker.core.errors import Conflict, NotFound, ValidationFailed
+from broker.core.locks import Lock
+from broker.core.settings import Settings
 from tests.fakes import RecordingSender
 
 MENU = {
@@ -24,18 +27,20 @@ MENU = {
 
 def _talked(
     r: Redis, settings: Settings, definition: dict[str, object]
-) -> tuple[dict[str, str], conversations.Session]:
+) -> tuple[dict[str, str], conversation_store.Session]:
     """A bot whose session u1 said hello and got its welcome."""
-    bot = bots.create(r, "b", definition)
-    created = channels.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
-    channel = channels.get_raw(r, created["id"])
+    bot = bot_store.create(r, "b", definition)
+    created = channel_store.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
+    channel = channel_store.get_raw(r, created["id"])
     sender = RecordingSender()
     ingress.accept(r, settings, sender, channel=channel, session_id="u1", message={"kind": "intro"})
     turns.run_pending(r, settings, sender, ids.session_hash(bot["id"], "LIVE", "u1"))
-    return channel, conversations.find(r, bot["id"], "LIVE", "u1")
+    return channel, conversation_store.find(r, bot["id"], "LIVE", "u1")
 
 
-def _bodies(r: Redis, session: conversations.Session, channel_id: str) -> list[dict[str, object]]:
+def _bodies(
+    r: Redis, session: conversation_store.Session, channel_id: str
+) -> list[dict[str, object]]:
     queue = r.lrange(keys.fifo(session.key, channel_id), 0, -1)
     return [json.loads(r.hget(keys.delivery(session.key, d), "body")) for d in queue]
 
@@ -44,7 +49,7 @@ def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings
     channel, session = _talked(fake_redis, settings, MENU)
     sender = RecordingSender()
 
-    answer = agent.act(
+    answer = agent_actions.act(
         fake_redis,
         settings,
         sender,
@@ -70,8 +75,10 @@ def test_agent_messages_are_agent_items_in_the_transcript(
     fake_redis: Redis, settings: Settings
 ) -> None:
     _, session = _talked(fake_redis, settings, MENU)
-    agent.act(fake_redis, settings, RecordingSender(), session, messages=[{"text": "Agent here"}])
-    items, total = conversations.transcript_page(fake_redis, session, 0, 50)
+    agent_actions.act(
+        fake_redis, settings, RecordingSender(), session, messages=[{"text": "Agent here"}]
+    )
+    items, total = conversation_store.transcript_page(fake_redis, session, 0, 50)
     assert total == 3
     assert [i["actor"] for i in items] == ["user", "bot", "agent"]
     assert items[2]["message"] == {"text": "Agent here"}
@@ -93,7 +100,7 @@ def test_a_paused_session_keeps_user_messages_but_the_bot_is_silent(
     )
     turns.run_pending(fake_redis, settings, sender, session.key)
     assert len(_bodies(fake_redis, session, channel["id"])) == 1
-    items, _ = conversations.transcript_page(fake_redis, session, 0, 50)
+    items, _ = conversation_store.transcript_page(fake_redis, session, 0, 50)
     assert items[-1]["actor"] == "user"
 
 
@@ -103,7 +110,7 @@ def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
     channel, session = _talked(fake_redis, settings, MENU)
     fake_redis.hset(keys.session_meta(session.key), "paused", "1")
 
-    answer = agent.act(
+    answer = agent_actions.act(
         fake_redis, settings, RecordingSender(), session, messages=[], resume=True, go_to="menu"
     )
 
@@ -121,7 +128,7 @@ def test_hand_back_to_an_unknown_state_is_refused_before_anything_is_sent(
 ) -> None:
     channel, session = _talked(fake_redis, settings, MENU)
     with pytest.raises(ValidationFailed) as raised:
-        agent.act(
+        agent_actions.act(
             fake_redis,
             settings,
             RecordingSender(),
@@ -138,26 +145,30 @@ def test_a_session_held_by_a_bot_turn_is_busy(
     fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, session = _talked(fake_redis, settings, MENU)
-    monkeypatch.setattr(conversations, "LOCK_WAIT", 0.05)
+    monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)
     assert Lock(fake_redis, keys.session_lock(session.key), 10).acquire()
     with pytest.raises(Conflict):
-        agent.act(fake_redis, settings, RecordingSender(), session, messages=[{"text": "x"}])
+        agent_actions.act(
+            fake_redis, settings, RecordingSender(), session, messages=[{"text": "x"}]
+        )
 
 
 def test_a_session_whose_channel_was_removed_is_a_conflict(
     fake_redis: Redis, settings: Settings
 ) -> None:
     channel, session = _talked(fake_redis, settings, MENU)
-    channels.delete(fake_redis, channel["id"])
+    channel_store.delete(fake_redis, channel["id"])
     with pytest.raises(Conflict):
-        agent.act(fake_redis, settings, RecordingSender(), session, messages=[{"text": "x"}])
+        agent_actions.act(
+            fake_redis, settings, RecordingSender(), session, messages=[{"text": "x"}]
+        )
 
 
 def test_an_unknown_session_is_not_found(fake_redis: Redis, settings: Settings) -> None:
     _, session = _talked(fake_redis, settings, MENU)
     with pytest.raises(NotFound):
-        conversations.find(fake_redis, session.bot_id, "LIVE", "nobody")
+        conversation_store.find(fake_redis, session.bot_id, "LIVE", "nobody")
     with pytest.raises(NotFound):
-        conversations.find(fake_redis, session.bot_id, "DRAFT", "u1")
+        conversation_store.find(fake_redis, session.bot_id, "DRAFT", "u1")
     with pytest.raises(NotFound):
-        conversations.find(fake_redis, "bot_missing", "LIVE", "u1")
+        conversation_store.find(fake_redis, "bot_missing", "LIVE", "u1")

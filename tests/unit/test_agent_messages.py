@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from broker.agent_messages import to_bot_messages
-from broker.engine import decode_payload
-from broker.errors import ValidationFailed
+from broker.bots.payloads import decode_payload
+from broker.conversations.agent_forms import to_bot_messages
+from broker.core.errors import ValidationFailed
 
 URL_BUTTON = {"urlButton": {"title": "Docs", "url": "https://docs.example.com"}}
 PHONE_BUTTON = {"phoneNumberButton": {"title": "Call", "phoneNumber": "+3212345678"}}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from broker.botmessages import bot_message_adapter
-from broker.validation import first_fault
+from broker.bots.botmessages import bot_message_adapter
+from broker.core.validation import first_fault
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "botmessages"
 KINDS = sorted(path.stem for path in FIXTURES.glob("*.json"))

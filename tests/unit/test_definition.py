@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from broker import definition
-from broker.errors import ValidationFailed
+from broker.bots import definition
+from broker.core.errors import ValidationFailed
 from tests.web_app import ADMIN, WebApp, web_app
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "botmessages"

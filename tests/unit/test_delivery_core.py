@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from broker import deliveries, delivery_index, delivery_queue, endpoints, ids, keys, scripts
-from broker.deliveries import NewDelivery, queue_ref
-from broker.endpoints import Endpoint
-from broker.http_client import AttemptResult
-from broker.redis_conn import Redis
-from broker.settings import Settings
+from broker.core import ids, keys, scripts
+from broker.core.connection import Redis
+from broker.core.settings import Settings
+from broker.delivery import delivery_index, endpoint_store, fanout, health, queues, records, replay
+from broker.delivery.endpoint import Endpoint
+from broker.delivery.http_client import AttemptResult
+from broker.delivery.records import NewDelivery, queue_ref
 from tests.fakes import RecordingSender
 
 EP = "ch_core"
@@ -32,7 +33,7 @@ class ScriptedClient:
 
 @pytest.fixture
 def r(fake_redis: Redis) -> Iterator[Redis]:
-    endpoints.save(
+    endpoint_store.save(
         fake_redis,
         Endpoint(id=EP, kind="channel", bot_id="b", url="http://x/", secret="whsec_QUJD"),
     )
@@ -52,7 +53,7 @@ def fan_out(r: Redis, settings: Settings, session: str, texts: list[str]) -> lis
         )
         for i, text in enumerate(texts)
     ]
-    deliveries.commit_turn(
+    fanout.commit_turn(
         r,
         settings,
         RecordingSender(),
@@ -85,7 +86,7 @@ def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
     assert r.llen(keys.fifo(session, EP)) == 2
     monkeypatch.setattr(scripts, "run", real)
     client = ScriptedClient()
-    delivery_queue.work_queue(r, settings, RecordingSender(), client, ref)  # type: ignore[arg-type]
+    queues.work_queue(r, settings, RecordingSender(), client, ref)  # type: ignore[arg-type]
     assert [body for body, _ in client.sent] == ['{"text":"one"}', '{"text":"two"}']
     assert r.zscore(keys.DUE, ref) is None
 
@@ -106,28 +107,28 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     ref = queue_ref(session, EP)
     first, second = fan_out(r, settings, session, ["one", "two"])
     failing = ScriptedClient(*[AttemptResult(500, 3, response="no") for _ in range(3)])
-    run = delivery_queue.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
+    run = queues.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
     assert run.attempts == 1
-    view = deliveries.view(r, first)
+    view = records.view(r, first)
     assert view["status"] == "queued" and "nextAttemptAt" in view
-    assert deliveries.view(r, second)["status"] == "waiting"
+    assert records.view(r, second)["status"] == "waiting"
     due = r.zscore(keys.DUE, ref)
     assert due is not None and float(view["attempts"][0]["durationMs"]) == 3
     # The retries, due at once for the test: the head dies, then the next one goes.
     for _ in range(2):
         r.hset(keys.delivery(session, first), "nextAttemptAt", "0")
-        delivery_queue.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
-    assert deliveries.view(r, first)["status"] == "dead"
-    assert deliveries.view(r, second)["status"] == "delivered"
+        queues.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
+    assert records.view(r, first)["status"] == "dead"
+    assert records.view(r, second)["status"] == "delivered"
     assert delivery_index.dead_letter_ids(r) == [first]
     assert [body for body, _ in failing.sent] == ['{"text":"one"}'] * 3 + ['{"text":"two"}']
 
-    assert deliveries.replay(r, first) is True
-    assert deliveries.replay(r, first) is False  # already on its way
+    assert replay.replay(r, first) is True
+    assert replay.replay(r, first) is False  # already on its way
     assert delivery_index.dead_letter_ids(r) == []
     fixed = ScriptedClient()
-    delivery_queue.work_queue(r, settings, RecordingSender(), fixed, ref)  # type: ignore[arg-type]
-    again = deliveries.view(r, first)
+    queues.work_queue(r, settings, RecordingSender(), fixed, ref)  # type: ignore[arg-type]
+    again = records.view(r, first)
     assert again["status"] == "delivered" and len(again["attempts"]) == 4
     assert fixed.sent[0][1]["webhook-id"] == first
 
@@ -137,18 +138,18 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
     ref = queue_ref(session, EP)
     first, _second = fan_out(r, settings, session, ["one", "two"])
     gone = ScriptedClient(AttemptResult(410, 1))
-    delivery_queue.work_queue(r, settings, RecordingSender(), gone, ref)  # type: ignore[arg-type]
+    queues.work_queue(r, settings, RecordingSender(), gone, ref)  # type: ignore[arg-type]
     assert len(gone.sent) == 1
-    view = endpoints.view(r, endpoints.load(r, EP))
+    view = health.view(r, endpoint_store.load(r, EP))
     assert view["state"] == "disabled" and "410" in view["disabledReason"]
     assert r.sismember(keys.endpoint_parked(EP), ref)
     assert r.zscore(keys.DUE, ref) is None
-    assert deliveries.view(r, first)["status"] == "waiting"
-    assert endpoints.enable(r, EP) == 1
+    assert records.view(r, first)["status"] == "waiting"
+    assert health.enable(r, EP) == 1
     back = ScriptedClient()
-    delivery_queue.work_queue(r, settings, RecordingSender(), back, ref)  # type: ignore[arg-type]
+    queues.work_queue(r, settings, RecordingSender(), back, ref)  # type: ignore[arg-type]
     assert [body for body, _ in back.sent] == ['{"text":"one"}', '{"text":"two"}']
 
 
 def test_replay_of_a_record_that_expired_is_passed_over(r: Redis, settings: Settings) -> None:
-    assert deliveries.replay_many(r, [ids.delivery_id("e" * 20)]) == 0
+    assert replay.replay_many(r, [ids.delivery_id("e" * 20)]) == 0

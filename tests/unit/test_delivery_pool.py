@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from broker import keys
-from broker.redis_conn import Redis
+from broker.core import keys
+from broker.core.connection import Redis
 from tests.polling import wait_until
 from workers.delivery_pool import DeliveryPool
 

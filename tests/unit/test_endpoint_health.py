@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from broker import endpoints, keys
-from broker.endpoints import Endpoint
-from broker.redis_conn import Redis
-from broker.settings import Settings
+from broker.core import keys
+from broker.core.connection import Redis
+from broker.core.settings import Settings
+from broker.delivery import endpoint_store, health
+from broker.delivery.endpoint import Endpoint
 
 SETTINGS = Settings(
     circuit_threshold=3,
@@ -21,34 +22,34 @@ LEASE = 15.0
 
 @pytest.fixture
 def r(fake_redis: Redis) -> Redis:
-    endpoints.save(
+    endpoint_store.save(
         fake_redis, Endpoint(id=EP, kind="channel", bot_id="b", url="http://x/", secret="whsec_")
     )
     return fake_redis
 
 
 def fail(r: Redis, now: float, error: str = "HTTP 500") -> str:
-    return endpoints.record_outcome(r, SETTINGS, EP, ok=False, error=error, now=now)
+    return health.record_outcome(r, SETTINGS, EP, ok=False, error=error, now=now)
 
 
 def succeed(r: Redis, now: float) -> str:
-    return endpoints.record_outcome(r, SETTINGS, EP, ok=True, error="", now=now)
+    return health.record_outcome(r, SETTINGS, EP, ok=True, error="", now=now)
 
 
-def gate(r: Redis, now: float) -> endpoints.Gate:
-    return endpoints.gate(r, SETTINGS, EP, now, LEASE)
+def gate(r: Redis, now: float) -> health.Gate:
+    return health.gate(r, SETTINGS, EP, now, LEASE)
 
 
 def test_a_new_endpoint_is_healthy_and_open(r: Redis) -> None:
-    assert gate(r, 0) == endpoints.Gate("go")
-    view = endpoints.view(r, endpoints.load(r, EP))
+    assert gate(r, 0) == health.Gate("go")
+    view = health.view(r, endpoint_store.load(r, EP))
     assert view["state"] == "healthy" and view["successRate"] is None
 
 
 def test_failures_below_the_threshold_leave_it_failing_but_open(r: Redis) -> None:
     assert fail(r, 100) == "failing"
     assert fail(r, 101) == "failing"
-    assert gate(r, 102) == endpoints.Gate("go")
+    assert gate(r, 102) == health.Gate("go")
     assert succeed(r, 103) == "healthy"
     assert fail(r, 104) == "failing"  # the count starts again after a success
     assert fail(r, 105) == "failing"
@@ -58,54 +59,54 @@ def test_the_circuit_opens_at_the_threshold_then_one_probe_goes(r: Redis) -> Non
     for now in (100, 101):
         fail(r, now)
     assert fail(r, 102, "connection refused") == "circuit_open"
-    assert gate(r, 102.5) == endpoints.Gate("wait", 112.0)
-    assert gate(r, 111.9) == endpoints.Gate("wait", 112.0)
-    view = endpoints.view(r, endpoints.load(r, EP))
+    assert gate(r, 102.5) == health.Gate("wait", 112.0)
+    assert gate(r, 111.9) == health.Gate("wait", 112.0)
+    view = health.view(r, endpoint_store.load(r, EP))
     assert view["lastError"] == "connection refused"
     # The cool-down is over: one caller probes, the others poll until it is done.
-    assert gate(r, 112.0) == endpoints.Gate("go")
-    assert gate(r, 112.1) == endpoints.Gate("wait", 113.1)
-    assert gate(r, 126.9) == endpoints.Gate("wait", 127.0)  # never past the probe's lease
+    assert gate(r, 112.0) == health.Gate("go")
+    assert gate(r, 112.1) == health.Gate("wait", 113.1)
+    assert gate(r, 126.9) == health.Gate("wait", 127.0)  # never past the probe's lease
 
 
 def test_a_failed_probe_doubles_the_cooldown_up_to_the_cap(r: Redis) -> None:
     for now in (100, 101, 102):
         fail(r, now)
-    assert gate(r, 112) == endpoints.Gate("go")
+    assert gate(r, 112) == health.Gate("go")
     assert fail(r, 113) == "circuit_open"
-    assert gate(r, 114) == endpoints.Gate("wait", 133.0)  # 20 s
-    assert gate(r, 133) == endpoints.Gate("go")
+    assert gate(r, 114) == health.Gate("wait", 133.0)  # 20 s
+    assert gate(r, 133) == health.Gate("go")
     fail(r, 134)
-    assert gate(r, 135) == endpoints.Gate("wait", 169.0)  # 35 s, the cap, not 40
-    assert gate(r, 169) == endpoints.Gate("go")
+    assert gate(r, 135) == health.Gate("wait", 169.0)  # 35 s, the cap, not 40
+    assert gate(r, 169) == health.Gate("go")
     fail(r, 170)
-    assert gate(r, 171) == endpoints.Gate("wait", 205.0)
+    assert gate(r, 171) == health.Gate("wait", 205.0)
 
 
 def test_a_good_probe_closes_the_circuit(r: Redis) -> None:
     for now in (100, 101, 102):
         fail(r, now)
-    assert gate(r, 112) == endpoints.Gate("go")
+    assert gate(r, 112) == health.Gate("go")
     assert gate(r, 112.5).verdict == "wait"
     assert succeed(r, 113) == "healthy"
-    assert gate(r, 113.1) == endpoints.Gate("go")
-    assert gate(r, 113.2) == endpoints.Gate("go")
-    health = endpoints.health(r, EP)
-    assert health["consecutiveFailures"] == "0" and float(health["lastSuccessAt"]) == 113
+    assert gate(r, 113.1) == health.Gate("go")
+    assert gate(r, 113.2) == health.Gate("go")
+    now_health = health.health(r, EP)
+    assert now_health["consecutiveFailures"] == "0" and float(now_health["lastSuccessAt"]) == 113
 
 
 def test_an_attempt_that_began_before_the_circuit_opened_does_not_extend_it(r: Redis) -> None:
     for now in (100, 101, 102):
         fail(r, now)
     assert fail(r, 103) == "circuit_open"
-    assert gate(r, 104) == endpoints.Gate("wait", 112.0)
+    assert gate(r, 104) == health.Gate("wait", 112.0)
 
 
 def test_the_state_shown_after_the_cooldown_is_failing(r: Redis) -> None:
     for now in (100, 101, 102):
         fail(r, now)
-    assert endpoints.state_of(endpoints.health(r, EP), 105) == "circuit_open"
-    assert endpoints.state_of(endpoints.health(r, EP), 112) == "failing"
+    assert health.state_of(health.health(r, EP), 105) == "circuit_open"
+    assert health.state_of(health.health(r, EP), 112) == "failing"
 
 
 def test_failing_without_success_for_the_configured_time_disables(r: Redis) -> None:
@@ -113,37 +114,37 @@ def test_failing_without_success_for_the_configured_time_disables(r: Redis) -> N
     assert succeed(r, 1500) == "healthy"
     assert fail(r, 1600) == "failing"  # failing since 1600 now, not 1000
     assert fail(r, 2599) == "failing"
-    assert gate(r, 2599) == endpoints.Gate("go")
+    assert gate(r, 2599) == health.Gate("go")
     assert fail(r, 2600) == "disabled"
-    assert gate(r, 2601) == endpoints.Gate("disabled")
+    assert gate(r, 2601) == health.Gate("disabled")
     assert succeed(r, 2602) == "disabled"  # an attempt under way does not re-enable it
-    view = endpoints.view(r, endpoints.load(r, EP))
+    view = health.view(r, endpoint_store.load(r, EP))
     assert view["state"] == "disabled"
     assert view["disabledReason"] == "no successful attempt for 1000.0 s"
 
 
 def test_an_operator_disables_and_enables_and_parked_queues_wake(r: Redis) -> None:
-    endpoints.disable(r, EP)
-    assert gate(r, 10) == endpoints.Gate("disabled")
-    assert endpoints.view(r, endpoints.load(r, EP))["disabledReason"] == "disabled by an operator"
+    health.disable(r, EP)
+    assert gate(r, 10) == health.Gate("disabled")
+    assert health.view(r, endpoint_store.load(r, EP))["disabledReason"] == "disabled by an operator"
     r.sadd(keys.endpoint_parked(EP), f"s1|{EP}", f"s2|{EP}")
-    assert endpoints.enable(r, EP) == 2
-    assert gate(r, 11) == endpoints.Gate("go")
+    assert health.enable(r, EP) == 2
+    assert gate(r, 11) == health.Gate("go")
     assert sorted(r.zrange(keys.DUE, 0, -1)) == [f"s1|{EP}", f"s2|{EP}"]
     assert r.scard(keys.endpoint_parked(EP)) == 0
-    view = endpoints.view(r, endpoints.load(r, EP))
+    view = health.view(r, endpoint_store.load(r, EP))
     assert view["state"] == "healthy" and "disabledReason" not in view
 
 
 def test_enable_after_auto_disable_starts_the_clock_again(r: Redis) -> None:
     fail(r, 0)
     assert fail(r, 1000) == "disabled"
-    endpoints.enable(r, EP)
+    health.enable(r, EP)
     assert fail(r, 1001) == "failing"
     assert fail(r, 1500) == "failing"
 
 
 def test_the_success_rate_counts_the_last_hundred_outcomes(r: Redis) -> None:
     for i in range(150):
-        endpoints.record_outcome(r, SETTINGS, EP, ok=i % 4 != 0, error="x", now=i)
-    assert endpoints.view(r, endpoints.load(r, EP))["successRate"] == 0.75
+        health.record_outcome(r, SETTINGS, EP, ok=i % 4 != 0, error="x", now=i)
+    assert health.view(r, endpoint_store.load(r, EP))["successRate"] == 0.75

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from broker import definition
-from broker.engine import Engine, SessionState, decode_payload, encode_payload
-from broker.errors import ValidationFailed
+from broker.bots import definition
+from broker.bots.engine import Engine, SessionState
+from broker.bots.payloads import decode_payload, encode_payload
+from broker.core.errors import ValidationFailed
 
 PIZZA: dict[str, Any] = {
     "startState": "welcome",

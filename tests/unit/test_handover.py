@@ -8,25 +8,15 @@ from typing import Any
 
 import pytest
 
-from broker import (
-    agent,
-    bots,
-    channels,
-    clock,
-    conversations,
-    delivery_queue,
-    dispatch,
-    handover,
-    ids,
-    ingress,
-    keys,
-    offloading,
-    turns,
-)
-from broker.deliveries import queue_ref
-from broker.http_client import AttemptResult
-from broker.redis_conn import Redis
-from broker.settings import Settings
+from broker.bots import bot_store
+from broker.channels import channel_store, ingress
+from broker.conversations import agent_actions, conversation_store, handover, scheduler, turns
+from broker.core import clock, ids, keys
+from broker.core.connection import Redis
+from broker.core.settings import Settings
+from broker.delivery import offloading, queues
+from broker.delivery.http_client import AttemptResult
+from broker.delivery.records import queue_ref
 from tests.fakes import RecordingSender
 
 TAKEN = json.dumps({"offloadSuccess": True, "pauseBot": True})
@@ -95,7 +85,7 @@ class Desk:
         """Work the offloading queue with scripted answers; returns what it was sent."""
         client = ScriptedClient(*results)
         ref = queue_ref(self.session, self.offloading)
-        delivery_queue.work_queue(self.r, self.settings, self.sender, client, ref)  # type: ignore[arg-type]
+        queues.work_queue(self.r, self.settings, self.sender, client, ref)  # type: ignore[arg-type]
         return client
 
     def meta(self) -> dict[str, str]:
@@ -105,10 +95,10 @@ class Desk:
 @pytest.fixture
 def desk(fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Desk:
     monkeypatch.setattr(offloading, "health_check", lambda *args: None)
-    bot = bots.create(fake_redis, "echo", {"template": "echo"})
-    created = channels.create(fake_redis, settings, bot["id"], "http://127.0.0.1:9/hook")
+    bot = bot_store.create(fake_redis, "echo", {"template": "echo"})
+    created = channel_store.create(fake_redis, settings, bot["id"], "http://127.0.0.1:9/hook")
     offloading.configure(fake_redis, settings, bot["id"], "http://127.0.0.1:9/desk", "vt-123")
-    channel = channels.get_raw(fake_redis, created["id"])
+    channel = channel_store.get_raw(fake_redis, created["id"])
     return Desk(fake_redis, settings, channel, ids.session_hash(bot["id"], "LIVE", "u1"))
 
 
@@ -224,9 +214,9 @@ def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk
     assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), "u1") is not None
     assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") is not None
     assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is None
-    items, _ = conversations.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=True)
+    items, _ = conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=True)
     assert [(i["sessionId"], i["paused"]) for i in items] == [("u1", True)]
-    assert conversations.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=False) == ([], 0)
+    assert conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=False) == ([], 0)
 
     desk.say("hello agent")
     desk.turn()
@@ -277,9 +267,9 @@ def test_an_offload_that_finally_fails_goes_to_the_failure_state(desk: Desk) -> 
 
 
 def test_an_offload_to_a_disabled_endpoint_fails_at_once(desk: Desk) -> None:
-    from broker import endpoints
+    from broker.delivery import health
 
-    endpoints.disable(desk.r, desk.offloading)
+    health.disable(desk.r, desk.offloading)
     desk.say("human")
     desk.turn()
     client = desk.answer_offload()
@@ -316,8 +306,7 @@ def test_a_late_answer_fails_the_offload_by_its_timer(
     desk.settings = desk.settings.with_changes(offload_timeout=0.0)
     desk.say("human")
     desk.turn()
-    tick = dispatch.tick(desk.r, desk.settings, desk.sender)
-    assert tick.timers == 1
+    assert scheduler.fire_timers(desk.r, desk.settings, desk.sender) == 1
     assert json.loads(desk.r.lindex(keys.session_signals(desk.session), 0)) == {
         "kind": "timer",
         "name": "offload",
@@ -332,18 +321,20 @@ def test_a_late_answer_fails_the_offload_by_its_timer(
     assert desk.meta()["paused"] == "0"
 
 
-def _paused(desk: Desk) -> conversations.Session:
+def _paused(desk: Desk) -> conversation_store.Session:
     desk.say("human")
     desk.turn()
     desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
     desk.turn()
     assert desk.meta()["paused"] == "1"
-    return conversations.find(desk.r, desk.bot_id, "LIVE", "u1")
+    return conversation_store.find(desk.r, desk.bot_id, "LIVE", "u1")
 
 
 def test_agent_messages_reach_the_channel_and_the_offloading_webhook(desk: Desk) -> None:
     session = _paused(desk)
-    answer = agent.act(desk.r, desk.settings, desk.sender, session, messages=[{"text": "Ann here"}])
+    answer = agent_actions.act(
+        desk.r, desk.settings, desk.sender, session, messages=[{"text": "Ann here"}]
+    )
     assert desk.texts() == ["Ann here"]
     assert answer["deliveryIds"] == [desk.r.lindex(keys.fifo(desk.session, desk.channel["id"]), -1)]
     last = desk.events()[-1]
@@ -354,7 +345,7 @@ def test_agent_messages_reach_the_channel_and_the_offloading_webhook(desk: Desk)
 
 def test_hand_back_tells_the_offloading_webhook_and_the_bot_answers_again(desk: Desk) -> None:
     session = _paused(desk)
-    agent.act(
+    agent_actions.act(
         desk.r, desk.settings, desk.sender, session, messages=[], resume=True, go_to="welcome"
     )
 
@@ -373,7 +364,7 @@ def test_hand_back_tells_the_offloading_webhook_and_the_bot_answers_again(desk: 
 def test_a_silent_agent_hands_back_by_itself(desk: Desk) -> None:
     desk.settings = desk.settings.with_changes(resume_after=0.0)
     _paused(desk)
-    dispatch.tick(desk.r, desk.settings, desk.sender)
+    scheduler.fire_timers(desk.r, desk.settings, desk.sender)
     desk.turn()
     assert desk.meta()["paused"] == "0"
     notice = desk.events()[-1]["messages"][-1]
@@ -393,12 +384,14 @@ def test_an_agent_who_speaks_pushes_the_auto_resume_back(desk: Desk) -> None:
     desk.settings = desk.settings.with_changes(resume_after=3600.0)
     session = _paused(desk)
     before = desk.r.zscore(keys.TIMERS, f"{desk.session}|resume")
-    agent.act(desk.r, desk.settings, desk.sender, session, messages=[{"text": "one moment"}])
+    agent_actions.act(
+        desk.r, desk.settings, desk.sender, session, messages=[{"text": "one moment"}]
+    )
     after = desk.r.zscore(keys.TIMERS, f"{desk.session}|resume")
     assert before is not None and after is not None and after > before
     # A timer that fires early (another scheduler's clock) is put back, not acted on.
     desk.r.zadd(keys.TIMERS, {f"{desk.session}|resume": 0})
-    dispatch.tick(desk.r, desk.settings, desk.sender)
+    scheduler.fire_timers(desk.r, desk.settings, desk.sender)
     desk.turn()
     assert desk.meta()["paused"] == "1"
     assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") == pytest.approx(after, abs=1)
@@ -423,7 +416,7 @@ def test_the_timers_of_a_deleted_session_go_with_it(desk: Desk) -> None:
     desk.settings = desk.settings.with_changes(resume_after=0.0)
     _paused(desk)
     desk.r.delete(keys.session_meta(desk.session))
-    dispatch.tick(desk.r, desk.settings, desk.sender)
+    scheduler.fire_timers(desk.r, desk.settings, desk.sender)
     desk.turn()
     assert desk.r.zcard(keys.TIMERS) == 0
     assert not desk.r.exists(keys.session_signals(desk.session))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from broker import signing
+from broker.delivery import signing
 from switchboard.demo import load_example
 
 desk_module: Any = load_example("handover_desk")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from broker.http_client import DeliveryClient
-from broker.settings import parse_allowlist
+from broker.core.settings import parse_allowlist
+from broker.delivery.http_client import DeliveryClient
 from tests.receivers import Answer, Receiver, always
 
 LOOPBACK = parse_allowlist("127.0.0.0/8")
@@ -137,7 +137,7 @@ def test_a_closed_port_is_a_connection_error() -> None:
 
 
 def test_connections_are_kept_alive(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
-    from broker import http_client
+    from broker.delivery import http_client
 
     opened: list[str] = []
     real = http_client.checked_addresses

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker import ids, keys
+from broker.core import ids, keys
 from tests.web_app import WebApp, web_app
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from broker import ids, keys, legacy
-from broker.engine import encode_payload
+from broker.bots.payloads import encode_payload
+from broker.channels import legacy_form
+from broker.core import ids, keys
 from tests.web_app import WebApp, web_app
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -138,8 +139,8 @@ def test_the_idempotency_key_header_also_works_on_the_legacy_route(web: WebApp) 
     assert len(inbox(web, channel, "s1")) == 1
 
 
-def _body(text: str) -> legacy.LegacyMessage:
-    return legacy.LegacyMessage(text=text, sender=legacy.Sender(id="s"), verifyToken="t")
+def _body(text: str) -> legacy_form.LegacyMessage:
+    return legacy_form.LegacyMessage(text=text, sender=legacy_form.Sender(id="s"), verifyToken="t")
 
 
 @pytest.mark.parametrize(
@@ -170,4 +171,4 @@ def _body(text: str) -> legacy.LegacyMessage:
 def test_text_is_read_as_a_button_press_only_when_it_is_one(
     text: str, normal: dict[str, Any]
 ) -> None:
-    assert legacy.normalize(_body(text)) == normal
+    assert legacy_form.normalize(_body(text)) == normal

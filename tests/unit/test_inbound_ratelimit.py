@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from broker import ratelimit
+from broker.channels import rate_limit
 from tests.fakes import RecordingSender
 from tests.web_app import WebApp, web_app
 from web import create_app
@@ -85,4 +85,4 @@ def test_the_bucket_is_shared_by_every_web_process_through_redis(web: WebApp) ->
 def test_a_rate_of_zero_turns_the_limit_off(web: WebApp) -> None:
     settings = web.settings.with_changes(rate_limit_per_second=0)
     for _ in range(50):
-        ratelimit.check(web.redis, settings, "ch_any")
+        rate_limit.check(web.redis, settings, "ch_any")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker import keys
+from broker.core import keys
 from tests.web_app import ADMIN, WebApp, web_app
 
 CHANNEL_FIELDS = {

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from broker import conversations, ids, keys, turns
-from broker.locks import Lock
+from broker.conversations import conversation_store, turns
+from broker.core import ids, keys
+from broker.core.locks import Lock
 from tests.web_app import ADMIN, WebApp, web_app
 
 
@@ -295,7 +296,7 @@ def test_deleting_a_bot_revokes_its_api_tokens(web: WebApp) -> None:
 def test_a_session_held_by_a_bot_turn_is_409(web: WebApp, monkeypatch: pytest.MonkeyPatch) -> None:
     channel = web.channel()
     _say(web, channel, "bob", "hi")
-    monkeypatch.setattr(conversations, "LOCK_WAIT", 0.05)
+    monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)
     session = ids.session_hash(channel["botId"], "LIVE", "bob")
     assert Lock(web.redis, keys.session_lock(session), 10).acquire()
     base = f"/v1/bots/{channel['botId']}/conversations/bob"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from broker.errors import UnsafeURL
-from broker.netsafety import check_url, checked_addresses, is_forbidden
-from broker.settings import parse_allowlist
+from broker.core.errors import UnsafeURL
+from broker.core.settings import parse_allowlist
+from broker.delivery.netsafety import check_url, checked_addresses, is_forbidden
 
 FORBIDDEN = [
     "10.0.0.1",

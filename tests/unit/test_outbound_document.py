@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from broker import delivery_index, ids, outbound, turns
+from broker.conversations import documents, turns
+from broker.core import ids
+from broker.delivery import delivery_index
 from tests.web_app import WebApp, web_app
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -32,7 +34,7 @@ def same_shape(document: dict[str, Any], example: dict[str, Any]) -> None:
 
 def test_channel_message_has_exactly_the_fields_of_the_spec() -> None:
     example = spec_example()
-    document = outbound.channel_message(
+    document = documents.channel_message(
         session_id="user-42",
         verify_token="8wMsLZkdDPT64nqh",
         message={"text": "Which pizza would you like?"},

@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from broker.defaults import DELIVERY_CONCURRENCY
-from broker.errors import ConfigError
-from broker.redis_conn import connect
+from broker.core.connection import connect
+from broker.core.defaults import DELIVERY_CONCURRENCY
+from broker.core.errors import ConfigError
 from tests.conftest import CORE_DB, redis_url, require_redis
 
 

@@ -8,8 +8,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from broker import defaults, retry
-from broker.retry import Verdict
+from broker.core import defaults
+from broker.delivery import retry
+from broker.delivery.retry import Verdict
 
 SCHEDULE = defaults.RETRY_SCHEDULE
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import standardwebhooks
 
-from broker import signing
+from broker.delivery import signing
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER = "whsec_YW5vdGhlciBzZWNyZXQga2V5IDAxMjM0NTY3ODk="

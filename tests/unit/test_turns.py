@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 
-from broker import bots, channels, conversations, ids, ingress, keys, turns
-from broker.deliveries import queue_ref
-from broker.redis_conn import Redis
-from broker.settings import Settings
+from broker.bots import bot_store
+from broker.channels import channel_store, ingress
+from broker.conversations import conversation_store, turns
+from broker.core import ids, keys
+from broker.core.connection import Redis
+from broker.core.settings import Settings
+from broker.delivery.records import queue_ref
 from tests.fakes import RecordingSender
 
 
 def _channel(r: Redis, settings: Settings) -> dict[str, str]:
-    bot = bots.create(r, "echo", {"template": "echo"})
-    created = channels.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
-    return channels.get_raw(r, created["id"])
+    bot = bot_store.create(r, "echo", {"template": "echo"})
+    created = channel_store.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
+    return channel_store.get_raw(r, created["id"])
 
 
 def _send(
@@ -140,9 +143,9 @@ def test_a_message_that_came_while_an_agent_held_the_session_still_gets_its_turn
     _send(fake_redis, settings, sender, channel, "a")
     session = sender.turns[0]
     turns.run_pending(fake_redis, settings, sender, session)
-    found = conversations.find(fake_redis, channel["botId"], "LIVE", "u1")
+    found = conversation_store.find(fake_redis, channel["botId"], "LIVE", "u1")
 
-    with conversations.locked(fake_redis, settings, sender, found):
+    with conversation_store.locked(fake_redis, settings, sender, found):
         _send(fake_redis, settings, sender, channel, "b")
         # The turn this woke finds the session held, and gives up.
         assert turns.run_pending(fake_redis, settings, sender, session) == 0

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from broker import agent, conversations
-from broker.agent_messages import to_bot_messages
-from broker.errors import ValidationFailed
-from broker.validation import parse
+from broker.conversations import agent_actions, conversation_store
+from broker.conversations.agent_forms import to_bot_messages
+from broker.core.errors import ValidationFailed
+from broker.core.validation import parse
 from web.apidoc import documented
 from web.auth import require_admin_or_bot_token
 from web.request_body import json_object, query_args
@@ -40,7 +40,7 @@ bp = Blueprint("agent", __name__)
 def conversation_action(bot_id: str, session_id: str) -> tuple[Response, int]:
     require_admin_or_bot_token(bot_id)
     s = services()
-    session = conversations.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
+    session = conversation_store.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
     body = parse(ConversationAction, json_object())
     if body.goToDialogstate is not None and not body.resumeBot:
         raise ValidationFailed("goToDialogstate needs resumeBot: true", field="resumeBot")
@@ -52,7 +52,7 @@ def conversation_action(bot_id: str, session_id: str) -> tuple[Response, int]:
     messages: list[dict[str, Any]] = []
     for index, item in enumerate(body.sendMessages or []):
         messages += to_bot_messages(item, f"sendMessages[{index}]")
-    done = agent.act(
+    done = agent_actions.act(
         s.redis,
         s.settings,
         s.sender,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from broker import api_tokens, bots
-from broker.validation import parse
+from broker.auth import api_tokens
+from broker.bots import bot_store
+from broker.core.validation import parse
 from web.apidoc import documented
 from web.auth import require_admin
 from web.queries import Pagination
@@ -41,7 +42,7 @@ def create_api_token(bot_id: str) -> tuple[Response, int]:
 )
 def list_api_tokens(bot_id: str) -> Response:
     r = services().redis
-    bots.get(r, bot_id)
+    bot_store.get(r, bot_id)
     query = query_args(Pagination)
     found = api_tokens.list_for_bot(r, bot_id)
     return jsonify(query.listing(query.of(found), len(found)))

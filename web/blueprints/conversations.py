@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from broker import conversations
+from broker.conversations import conversation_store
 from web.apidoc import documented
 from web.auth import require_admin
 from web.request_body import query_args
@@ -32,7 +32,7 @@ bp.before_request(require_admin)
 )
 def list_conversations(bot_id: str) -> Response:
     query = query_args(ConversationListQuery)
-    items, total = conversations.list_page(
+    items, total = conversation_store.list_page(
         services().redis, bot_id, query.version, query.offset, query.limit, paused=query.paused
     )
     return jsonify(query.listing(items, total))
@@ -49,8 +49,8 @@ def list_conversations(bot_id: str) -> Response:
 def transcript(bot_id: str, session_id: str) -> Response:
     query = query_args(VersionPageQuery)
     r = services().redis
-    session = conversations.find(r, bot_id, query.version, session_id)
-    items, total = conversations.transcript_page(r, session, query.offset, query.limit)
+    session = conversation_store.find(r, bot_id, query.version, session_id)
+    items, total = conversation_store.transcript_page(r, session, query.offset, query.limit)
     return jsonify(query.listing(items, total))
 
 
@@ -64,8 +64,8 @@ def transcript(bot_id: str, session_id: str) -> Response:
 )
 def get_session_data(bot_id: str, session_id: str) -> Response:
     r = services().redis
-    session = conversations.find(r, bot_id, query_args(VersionQuery).version, session_id)
-    return jsonify(conversations.session_data(r, session))
+    session = conversation_store.find(r, bot_id, query_args(VersionQuery).version, session_id)
+    return jsonify(conversation_store.session_data(r, session))
 
 
 @bp.delete("/v1/bots/<bot_id>/conversations/<session_id>/session-data")
@@ -79,6 +79,6 @@ def get_session_data(bot_id: str, session_id: str) -> Response:
 )
 def clear_session_data(bot_id: str, session_id: str) -> tuple[str, int]:
     s = services()
-    session = conversations.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
-    conversations.clear_session_data(s.redis, s.settings, s.sender, session)
+    session = conversation_store.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
+    conversation_store.clear_session_data(s.redis, s.settings, s.sender, session)
     return "", 204

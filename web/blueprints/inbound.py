@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from broker import channels, ingress, ratelimit
-from broker.inbound import InboundMessage, normalize
-from broker.validation import parse
+from broker.channels import channel_store, ingress, rate_limit
+from broker.channels.message_form import InboundMessage, normalize
+from broker.core.validation import parse
 from web.answers import Queued
 from web.apidoc import documented
 from web.auth import bearer_token
@@ -28,9 +28,9 @@ bp = Blueprint("inbound", __name__)
 )
 def post_message(channel_id: str) -> tuple[Response, int]:
     s = services()
-    channel = channels.authenticate(s.redis, channel_id, bearer_token())
+    channel = channel_store.authenticate(s.redis, channel_id, bearer_token())
     body = parse(InboundMessage, json_object())
-    ratelimit.check(s.redis, s.settings, channel_id)
+    rate_limit.check(s.redis, s.settings, channel_id)
     accepted = ingress.accept(
         s.redis,
         s.settings,

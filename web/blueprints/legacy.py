@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from broker import ingress, legacy, ratelimit
-from broker.validation import parse
+from broker.channels import ingress, legacy_form, rate_limit
+from broker.core.validation import parse
 from web.apidoc import Content, documented
 from web.request_body import json_object
 from web.services import services
@@ -19,7 +19,7 @@ EVENT_RECEIVED = "EVENT_RECEIVED"
 @documented(
     "Send a user message, legacy form (SPEC 1b)",
     auth="verify_token",
-    body=legacy.LegacyMessage,
+    body=legacy_form.LegacyMessage,
     answers={200: Content("text/plain", "The message is queued.", example=EVENT_RECEIVED)},
     errors=[401, 429],
     description="No access token: the verify token in the body names which of the bot's "
@@ -31,16 +31,16 @@ EVENT_RECEIVED = "EVENT_RECEIVED"
 )
 def post_legacy_message(bot_id: str) -> Response:
     s = services()
-    body = parse(legacy.LegacyMessage, json_object())
-    channel = legacy.find_channel(s.redis, bot_id, body.verifyToken)
-    ratelimit.check(s.redis, s.settings, channel["id"])
+    body = parse(legacy_form.LegacyMessage, json_object())
+    channel = legacy_form.find_channel(s.redis, bot_id, body.verifyToken)
+    rate_limit.check(s.redis, s.settings, channel["id"])
     ingress.accept(
         s.redis,
         s.settings,
         s.sender,
         channel=channel,
         session_id=body.sender.id,
-        message=legacy.normalize(body),
+        message=legacy_form.normalize(body),
         idempotency_key=request.headers.get("Idempotency-Key") or None,
     )
     return Response(EVENT_RECEIVED, status=200, mimetype="text/plain")

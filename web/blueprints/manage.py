@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from broker import api_tokens, bots, channels, offloading
-from broker.errors import NotFound
-from broker.validation import parse
+from broker.auth import api_tokens
+from broker.bots import bot_store
+from broker.channels import channel_store
+from broker.core.errors import NotFound
+from broker.core.validation import parse
+from broker.delivery import offloading
 from web.answers import Bot, BotList, Channel, ChannelList, CreatedChannel
 from web.apidoc import documented
 from web.auth import require_admin
@@ -29,7 +32,7 @@ bp.before_request(require_admin)
 )
 def create_bot() -> tuple[Response, int]:
     body = parse(CreateBot, json_object())
-    return jsonify(bots.create(services().redis, body.name, body.definition)), 201
+    return jsonify(bot_store.create(services().redis, body.name, body.definition)), 201
 
 
 @bp.get("/v1/bots")
@@ -38,14 +41,14 @@ def create_bot() -> tuple[Response, int]:
 )
 def list_bots() -> Response:
     query = query_args(Pagination)
-    items, total = bots.list_page(services().redis, query.offset, query.limit)
+    items, total = bot_store.list_page(services().redis, query.offset, query.limit)
     return jsonify(query.listing(items, total))
 
 
 @bp.get("/v1/bots/<bot_id>")
 @documented("Read a bot", auth="admin", answers={200: Bot}, tags=["bots"])
 def get_bot(bot_id: str) -> Response:
-    return jsonify(bots.get(services().redis, bot_id))
+    return jsonify(bot_store.get(services().redis, bot_id))
 
 
 @bp.delete("/v1/bots/<bot_id>")
@@ -57,8 +60,8 @@ def get_bot(bot_id: str) -> Response:
 )
 def delete_bot(bot_id: str) -> tuple[str, int]:
     r = services().redis
-    for channel_id in bots.delete(r, bot_id):
-        channels.delete(r, channel_id)
+    for channel_id in bot_store.delete(r, bot_id):
+        channel_store.delete(r, channel_id)
     offloading.remove_if_any(r, bot_id)
     api_tokens.revoke_all(r, bot_id)
     return "", 204
@@ -74,13 +77,13 @@ def delete_bot(bot_id: str) -> tuple[str, int]:
 )
 def put_draft(bot_id: str) -> Response:
     body = parse(PutDraft, json_object())
-    return jsonify(bots.put_draft(services().redis, bot_id, body.definition))
+    return jsonify(bot_store.put_draft(services().redis, bot_id, body.definition))
 
 
 @bp.post("/v1/bots/<bot_id>/publish")
 @documented("DRAFT becomes LIVE", auth="admin", answers={200: Bot}, tags=["bots"])
 def publish(bot_id: str) -> Response:
-    return jsonify(bots.publish(services().redis, bot_id))
+    return jsonify(bot_store.publish(services().redis, bot_id))
 
 
 @bp.post("/v1/bots/<bot_id>/channels/webhook")
@@ -93,9 +96,9 @@ def publish(bot_id: str) -> Response:
 )
 def create_channel(bot_id: str) -> tuple[Response, int]:
     s = services()
-    bots.get(s.redis, bot_id)
+    bot_store.get(s.redis, bot_id)
     body = parse(CreateChannel, json_object())
-    created = channels.create(
+    created = channel_store.create(
         s.redis,
         s.settings,
         bot_id,
@@ -116,15 +119,15 @@ def create_channel(bot_id: str) -> tuple[Response, int]:
 )
 def list_channels(bot_id: str) -> Response:
     s = services()
-    bots.get(s.redis, bot_id)
+    bot_store.get(s.redis, bot_id)
     query = query_args(Pagination)
-    items, total = channels.list_page(s.redis, s.settings, bot_id, query.offset, query.limit)
+    items, total = channel_store.list_page(s.redis, s.settings, bot_id, query.offset, query.limit)
     return jsonify(query.listing(items, total))
 
 
 def _channel_of(bot_id: str, channel_id: str) -> None:
     """404 unless the channel belongs to the bot."""
-    raw = channels.get_raw(services().redis, channel_id)
+    raw = channel_store.get_raw(services().redis, channel_id)
     if raw["botId"] != bot_id:
         raise NotFound(f"bot {bot_id!r} has no channel {channel_id!r}")
 
@@ -134,7 +137,7 @@ def _channel_of(bot_id: str, channel_id: str) -> None:
 def get_channel(bot_id: str, channel_id: str) -> Response:
     _channel_of(bot_id, channel_id)
     s = services()
-    return jsonify(channels.view(s.redis, s.settings, channel_id))
+    return jsonify(channel_store.view(s.redis, s.settings, channel_id))
 
 
 @bp.patch("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
@@ -150,7 +153,7 @@ def patch_channel(bot_id: str, channel_id: str) -> Response:
     body = parse(PatchChannel, json_object())
     s = services()
     return jsonify(
-        channels.update(s.redis, s.settings, channel_id, body.model_dump(exclude_none=True))
+        channel_store.update(s.redis, s.settings, channel_id, body.model_dump(exclude_none=True))
     )
 
 
@@ -158,7 +161,7 @@ def patch_channel(bot_id: str, channel_id: str) -> Response:
 @documented("Remove a Webhook channel", auth="admin", answers={204: None}, tags=["channels"])
 def delete_channel(bot_id: str, channel_id: str) -> tuple[str, int]:
     _channel_of(bot_id, channel_id)
-    channels.delete(services().redis, channel_id)
+    channel_store.delete(services().redis, channel_id)
     return "", 204
 
 
@@ -172,4 +175,4 @@ def delete_channel(bot_id: str, channel_id: str) -> tuple[str, int]:
 def rotate_secret(bot_id: str, channel_id: str) -> Response:
     _channel_of(bot_id, channel_id)
     s = services()
-    return jsonify(channels.rotate_secret(s.redis, s.settings, channel_id))
+    return jsonify(channel_store.rotate_secret(s.redis, s.settings, channel_id))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from broker import offloading
-from broker.validation import parse
+from broker.core.validation import parse
+from broker.delivery import offloading
 from web.apidoc import documented
 from web.auth import require_admin
 from web.request_body import json_object

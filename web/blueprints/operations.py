@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from broker import clock, deliveries, delivery_index, endpoints
-from broker.errors import ValidationFailed
-from broker.validation import parse
+from broker.core import clock
+from broker.core.errors import ValidationFailed
+from broker.core.validation import parse
+from broker.delivery import delivery_index, endpoint_store, health, records, replay
 from web.answers import (
     BulkReplayed,
     Delivery,
@@ -38,8 +39,8 @@ bp.before_request(require_admin)
 def list_endpoints() -> Response:
     r = services().redis
     query = query_args(Pagination)
-    endpoint_ids, total = endpoints.list_ids(r, query.offset, query.limit)
-    items = [endpoints.view(r, endpoints.load(r, e)) for e in endpoint_ids]
+    endpoint_ids, total = endpoint_store.list_ids(r, query.offset, query.limit)
+    items = [health.view(r, endpoint_store.load(r, e)) for e in endpoint_ids]
     return jsonify(query.listing(items, total))
 
 
@@ -47,7 +48,7 @@ def list_endpoints() -> Response:
 @documented("Read an endpoint", auth="admin", answers={200: Endpoint}, tags=["endpoints"])
 def get_endpoint(endpoint_id: str) -> Response:
     r = services().redis
-    return jsonify(endpoints.view(r, endpoints.load(r, endpoint_id)))
+    return jsonify(health.view(r, endpoint_store.load(r, endpoint_id)))
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/enable")
@@ -59,16 +60,16 @@ def get_endpoint(endpoint_id: str) -> Response:
 )
 def enable_endpoint(endpoint_id: str) -> Response:
     r = services().redis
-    woken = endpoints.enable(r, endpoint_id)
-    return jsonify({**endpoints.view(r, endpoints.load(r, endpoint_id)), "queuesResumed": woken})
+    woken = health.enable(r, endpoint_id)
+    return jsonify({**health.view(r, endpoint_store.load(r, endpoint_id)), "queuesResumed": woken})
 
 
 @bp.post("/v1/endpoints/<endpoint_id>/disable")
 @documented("Disable an endpoint", auth="admin", answers={200: Endpoint}, tags=["endpoints"])
 def disable_endpoint(endpoint_id: str) -> Response:
     r = services().redis
-    endpoints.disable(r, endpoint_id)
-    return jsonify(endpoints.view(r, endpoints.load(r, endpoint_id)))
+    health.disable(r, endpoint_id)
+    return jsonify(health.view(r, endpoint_store.load(r, endpoint_id)))
 
 
 @bp.get("/v1/deliveries")
@@ -95,14 +96,14 @@ def list_deliveries() -> Response:
 @bp.get("/v1/deliveries/<delivery_id>")
 @documented("Read a delivery", auth="admin", answers={200: Delivery}, tags=["deliveries"])
 def get_delivery(delivery_id: str) -> Response:
-    return jsonify(deliveries.view(services().redis, delivery_id))
+    return jsonify(records.view(services().redis, delivery_id))
 
 
 @bp.post("/v1/deliveries/<delivery_id>/replay")
 @documented("Send a delivery again", auth="admin", answers={202: Replayed}, tags=["deliveries"])
 def replay_delivery(delivery_id: str) -> tuple[Response, int]:
     r = services().redis
-    replayed = deliveries.replay(r, delivery_id)
+    replayed = replay.replay(r, delivery_id)
     return jsonify({"id": delivery_id, "replayed": replayed}), 202
 
 
@@ -133,7 +134,7 @@ def list_dead_letters() -> Response:
         until_ms=_time_arg(query.until, "until"),
     )
     found.reverse()
-    return jsonify(query.listing(deliveries.views(r, query.of(found)), len(found)))
+    return jsonify(query.listing(records.views(r, query.of(found)), len(found)))
 
 
 @bp.post("/v1/dead-letters/replay")
@@ -154,5 +155,5 @@ def replay_dead_letters() -> tuple[Response, int]:
         since_ms=_time_arg(body.since, "since"),
         until_ms=_time_arg(body.until, "until"),
     )
-    replayed = deliveries.replay_many(r, found)
+    replayed = replay.replay_many(r, found)
     return jsonify({"replayed": replayed, "matched": len(found)}), 202

@@ -1,0 +1,1 @@
+"""Admin tokens and bot API tokens."""

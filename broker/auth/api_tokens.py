@@ -1,0 +1,68 @@
+"""Bot-scoped API tokens: what an agent server sends to the conversation-actions route.
+
+Only a token's SHA-256 is kept; the token itself is shown once, when it is made.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from broker.bots import bot_store
+from broker.core import clock, ids, keys
+from broker.core.connection import Redis
+from broker.core.errors import NotFound
+
+
+def create(r: Redis, bot_id: str, description: str = "") -> dict[str, Any]:
+    """A new API token of one bot; the answer is the only place the token is shown."""
+    if not bot_store.exists(r, bot_id):
+        raise NotFound(f"no bot {bot_id!r}")
+    token = ids.new_token("sbapi")
+    token_id = ids.new_id("tok")
+    record = {
+        "id": token_id,
+        "botId": bot_id,
+        "description": description,
+        "createdAt": clock.iso(clock.now()),
+    }
+    digest = ids.token_hash(token)
+    pipe = r.pipeline()
+    pipe.hset(keys.API_TOKENS, digest, json.dumps(record))
+    pipe.hset(keys.bot_api_tokens(bot_id), token_id, digest)
+    pipe.execute()
+    return {**record, "token": token}
+
+
+def bot_of(r: Redis, token: str) -> str | None:
+    """The bot a token belongs to, or None when it is no API token."""
+    raw = r.hget(keys.API_TOKENS, ids.token_hash(token))
+    return str(json.loads(raw)["botId"]) if raw else None
+
+
+def list_for_bot(r: Redis, bot_id: str) -> list[dict[str, Any]]:
+    """The bot's tokens (without the tokens themselves), oldest first."""
+    digests = r.hvals(keys.bot_api_tokens(bot_id))
+    if not digests:
+        return []
+    records = r.hmget(keys.API_TOKENS, digests)
+    return sorted((json.loads(raw) for raw in records if raw), key=lambda t: t["id"])
+
+
+def revoke(r: Redis, bot_id: str, token_id: str) -> None:
+    digest = r.hget(keys.bot_api_tokens(bot_id), token_id)
+    if digest is None:
+        raise NotFound(f"bot {bot_id!r} has no API token {token_id!r}")
+    pipe = r.pipeline()
+    pipe.hdel(keys.API_TOKENS, digest)
+    pipe.hdel(keys.bot_api_tokens(bot_id), token_id)
+    pipe.execute()
+
+
+def revoke_all(r: Redis, bot_id: str) -> None:
+    digests = r.hvals(keys.bot_api_tokens(bot_id))
+    pipe = r.pipeline()
+    if digests:
+        pipe.hdel(keys.API_TOKENS, *digests)
+    pipe.delete(keys.bot_api_tokens(bot_id))
+    pipe.execute()

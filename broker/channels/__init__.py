@@ -1,0 +1,1 @@
+"""Webhook channels: the channel store, the two inbound forms, ingress and rate limits."""

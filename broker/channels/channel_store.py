@@ -1,0 +1,167 @@
+"""Webhook channels: how a customer's integration talks to a bot, both ways."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import replace
+from typing import Any
+
+from broker.bots import bot_store
+from broker.bots.bot_store import Version
+from broker.core import clock, ids, keys
+from broker.core.connection import Redis
+from broker.core.defaults import SECRET_ROTATION_OVERLAP
+from broker.core.errors import NotFound, Unauthorized
+from broker.core.settings import Settings
+from broker.delivery import endpoint_store
+from broker.delivery.endpoint import Endpoint
+from broker.delivery.netsafety import check_url
+
+
+def create(
+    r: Redis,
+    settings: Settings,
+    bot_id: str,
+    webhook_url: str,
+    *,
+    verify_token: str | None = None,
+    version: Version = "LIVE",
+) -> dict[str, Any]:
+    """Add a Webhook channel. The answer is the only place the access token is shown."""
+    if not bot_store.exists(r, bot_id):
+        raise NotFound(f"no bot {bot_id!r}")
+    check_url(webhook_url, settings.outbound_allowlist, field="webhookUrl")
+    channel_id = ids.new_id("ch")
+    access_token = ids.new_token("sbat")
+    verify_token = verify_token or secrets.token_urlsafe(12)
+    now = clock.now()
+    endpoint = Endpoint(
+        id=channel_id,
+        kind="channel",
+        bot_id=bot_id,
+        url=webhook_url,
+        secret=ids.new_signing_secret(),
+        created_at=now,
+    )
+    pipe = r.pipeline()
+    pipe.hset(
+        keys.channel(channel_id),
+        mapping={
+            "id": channel_id,
+            "botId": bot_id,
+            "accessTokenHash": ids.token_hash(access_token),
+            "verifyToken": verify_token,
+            "version": version,
+            "createdAt": repr(now),
+        },
+    )
+    pipe.sadd(keys.bot_channels(bot_id), channel_id)
+    pipe.execute()
+    endpoint_store.save(r, endpoint)
+    return {**view(r, settings, channel_id), "accessToken": access_token}
+
+
+def _raw(r: Redis, channel_id: str) -> dict[str, str]:
+    raw: dict[str, str] = r.hgetall(keys.channel(channel_id))
+    if not raw:
+        raise NotFound(f"no channel {channel_id!r}")
+    return raw
+
+
+def view(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
+    raw = _raw(r, channel_id)
+    endpoint = endpoint_store.load(r, channel_id)
+    connect, total = endpoint.timeouts(settings)
+    return {
+        "id": channel_id,
+        "botId": raw["botId"],
+        "webhookUrl": endpoint.url,
+        "verifyToken": raw["verifyToken"],
+        "signingSecret": endpoint.secret,
+        "version": raw["version"],
+        "messagesUrl": f"{settings.public_url}/v1/channels/webhook/{channel_id}/messages",
+        "retrySchedule": list(endpoint.schedule(settings)),
+        "connectTimeout": connect,
+        "totalTimeout": total,
+        "createdAt": clock.iso(float(raw["createdAt"])),
+    }
+
+
+def authenticate(r: Redis, channel_id: str, token: str | None) -> dict[str, str]:
+    """The channel, if `token` (the request's bearer token) is its access token."""
+    if token is None:
+        raise Unauthorized("send the channel's access token as 'Authorization: Bearer <token>'")
+    raw = r.hgetall(keys.channel(channel_id))
+    if not raw:
+        raise NotFound(f"no channel {channel_id!r}")
+    if not hmac.compare_digest(raw["accessTokenHash"], ids.token_hash(token)):
+        raise Unauthorized("the access token is not this channel's")
+    return raw  # type: ignore[no-any-return]
+
+
+def get_raw(r: Redis, channel_id: str) -> dict[str, str]:
+    return _raw(r, channel_id)
+
+
+def update(
+    r: Redis, settings: Settings, channel_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change a channel's URL, verify token, version, retry schedule or timeouts."""
+    _raw(r, channel_id)
+    endpoint = endpoint_store.load(r, channel_id)
+    channel_fields: dict[str, str] = {}
+    if changes.get("verifyToken") is not None:
+        channel_fields["verifyToken"] = changes["verifyToken"]
+    if changes.get("version") is not None:
+        channel_fields["version"] = changes["version"]
+    endpoint_changes: dict[str, Any] = {}
+    if changes.get("webhookUrl") is not None:
+        endpoint_changes["url"] = check_url(
+            changes["webhookUrl"], settings.outbound_allowlist, field="webhookUrl"
+        )
+    if changes.get("retrySchedule") is not None:
+        endpoint_changes["retry_schedule"] = tuple(changes["retrySchedule"])
+    if changes.get("connectTimeout") is not None:
+        endpoint_changes["connect_timeout"] = float(changes["connectTimeout"])
+    if changes.get("totalTimeout") is not None:
+        endpoint_changes["total_timeout"] = float(changes["totalTimeout"])
+    if channel_fields:
+        r.hset(keys.channel(channel_id), mapping=channel_fields)
+    if endpoint_changes:
+        endpoint_store.save(r, replace(endpoint, **endpoint_changes))
+    return view(r, settings, channel_id)
+
+
+def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
+    """A new signing secret; the old one keeps signing beside it for a day."""
+    _raw(r, channel_id)
+    endpoint = endpoint_store.load(r, channel_id)
+    endpoint_store.save(
+        r,
+        replace(
+            endpoint,
+            secret=ids.new_signing_secret(),
+            previous_secret=endpoint.secret,
+            previous_secret_until=clock.now() + SECRET_ROTATION_OVERLAP,
+        ),
+    )
+    return view(r, settings, channel_id)
+
+
+def delete(r: Redis, channel_id: str) -> None:
+    raw = _raw(r, channel_id)
+    pipe = r.pipeline()
+    pipe.delete(keys.channel(channel_id))
+    pipe.srem(keys.bot_channels(raw["botId"]), channel_id)
+    pipe.execute()
+    endpoint_store.delete(r, channel_id)
+
+
+def list_page(
+    r: Redis, settings: Settings, bot_id: str, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the bot's channels, oldest first (channel ids sort by creation time)."""
+    channel_ids = sorted(r.smembers(keys.bot_channels(bot_id)))
+    chosen = channel_ids[offset : offset + limit]
+    return [view(r, settings, channel_id) for channel_id in chosen], len(channel_ids)

@@ -1,0 +1,85 @@
+"""Accepting a user message: de-duplicate, queue it in its session's inbox, wake a bot turn."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.client import Pipeline
+
+from broker.core import clock, ids, keys, scripts
+from broker.core.connection import Redis
+from broker.core.defaults import IDEMPOTENCY_TTL
+from broker.core.sender import TaskSender
+from broker.core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_id: str
+    session_id: str
+    #: False when the idempotency key was seen before and nothing new was queued.
+    queued: bool
+
+
+def accept(
+    r: Redis,
+    settings: Settings,
+    sender: TaskSender,
+    *,
+    channel: dict[str, str],
+    session_id: str,
+    message: dict[str, Any],
+    message_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> Accepted:
+    """Queue `message` (in normal form) for the channel's bot, in one round trip to Redis.
+
+    A bot turn is enqueued only when the session has none pending; a running turn
+    works through everything that arrives meanwhile.
+    """
+    bot_id, version = channel["botId"], channel["version"]
+    session = ids.session_hash(bot_id, version, session_id)
+    message_id = message_id or ids.new_id("in")
+    now = clock.now()
+    record = {
+        **message,
+        "messageId": message_id,
+        "sessionId": session_id,
+        "channelId": channel["id"],
+        "receivedAt": now,
+    }
+    dedupe_key = idempotency_key or message_id
+
+    def build(pipe: Pipeline) -> None:
+        scripts.add(
+            pipe,
+            "ingress",
+            [
+                keys.idempotency(session, dedupe_key),
+                keys.session_inbox(session),
+                keys.session_pending(session),
+                keys.session_meta(session),
+            ],
+            [
+                message_id,
+                json.dumps(record),
+                IDEMPOTENCY_TTL,
+                "botId",
+                bot_id,
+                "version",
+                version,
+                "sessionId",
+                session_id,
+                "channelId",
+                channel["id"],
+            ],
+        )
+        pipe.zadd(keys.TURNS, {session: now + settings.claim_lease}, nx=True)
+        pipe.zadd(keys.bot_sessions(bot_id, version), {session_id: int(now * 1000)})
+
+    (queued, recorded_id, wake), _, _ = scripts.execute(r, build)
+    if wake:
+        sender.bot_turn(session)
+    return Accepted(message_id=str(recorded_id), session_id=session_id, queued=bool(queued))

@@ -1,0 +1,105 @@
+"""The legacy Webhook message API (SPEC 1b): its body, its channel lookup, its normal form.
+
+Existing clients post `{"text", "sender": {"id"}, "verifyToken", "locale"?}` to
+`/api/webhookMessage/{botId}`. A button press arrives as `text` holding a JSON string
+(`params`, `nextDialogstateId`, `type`, `caption`), or as the opaque payload of one
+of our buttons; both become postbacks.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from broker.bots import bot_store
+from broker.bots.payloads import decode_payload
+from broker.core import keys
+from broker.core.connection import Redis
+from broker.core.errors import NotFound, Unauthorized
+
+
+class Sender(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: StrictStr = Field(min_length=1, max_length=256)
+
+
+class LegacyMessage(BaseModel):
+    """POST /api/webhookMessage/{botId}: the verify token authenticates, in the body."""
+
+    model_config = ConfigDict(extra="allow")
+
+    text: StrictStr = Field(min_length=1, max_length=10_000)
+    sender: Sender
+    #: Optional here so that a missing token is answered 401, as a wrong one is.
+    verifyToken: StrictStr | None = Field(default=None, max_length=256)
+    locale: StrictStr | None = Field(default=None, min_length=1, max_length=35)
+
+
+def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> dict[str, str]:
+    """The bot's Webhook channel whose verify token is `verify_token`.
+
+    Every channel is compared, in constant time, so the answer's timing does not
+    tell how many channels there are or which one nearly matched.
+    """
+    if not bot_store.exists(r, bot_id):
+        raise NotFound(f"no bot {bot_id!r}")
+    if not verify_token:
+        raise Unauthorized("send the channel's verify token as verifyToken in the body")
+    channel_ids = sorted(r.smembers(keys.bot_channels(bot_id)))
+    pipe = r.pipeline(transaction=False)
+    for channel_id in channel_ids:
+        pipe.hgetall(keys.channel(channel_id))
+    found: dict[str, str] | None = None
+    wanted = verify_token.encode()
+    for raw in pipe.execute():
+        if raw and hmac.compare_digest(raw.get("verifyToken", "").encode(), wanted):
+            found = found or raw
+    if found is None:
+        raise Unauthorized("that verify token is not one of this bot's channels")
+    return found
+
+
+def normalize(body: LegacyMessage) -> dict[str, Any]:
+    """The message in Switchboard's own form (see broker.inbound.normalize)."""
+    out = _button_press(body.text) or {"kind": "text", "text": body.text}
+    if body.locale is not None:
+        out["sessionData"] = {"locale": body.locale}
+    return out
+
+
+def _button_press(text: str) -> dict[str, Any] | None:
+    if decode_payload(text) is not None:
+        return {"kind": "postback", "title": None, "payload": text}
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        pressed = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(pressed, dict):
+        return None
+    target = pressed.get("nextDialogstateId")
+    payload = pressed.get("payload")
+    if not isinstance(target, str) or not target:
+        target = None
+    if not isinstance(payload, str) or not payload:
+        payload = None
+    if target is None and payload is None:
+        return None
+    caption = pressed.get("caption") if isinstance(pressed.get("caption"), str) else None
+    out: dict[str, Any] = {"kind": "postback", "title": caption, "payload": payload}
+    if target is not None:
+        out["nextDialogstateId"] = target
+    given = pressed.get("params")
+    params = [
+        {"key": p["key"], "value": p.get("value")}
+        for p in (given if isinstance(given, list) else [])
+        if isinstance(p, dict) and isinstance(p.get("key"), str) and p["key"]
+    ]
+    if params:
+        out["sessionDataToSet"] = params
+    return out

@@ -1,0 +1,73 @@
+"""The documents Switchboard POSTs to endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.core import clock
+
+#: The channel type the offloading webhook is told about: every conversation comes in
+#: through a Webhook channel.
+CHANNEL_TYPE = "webhook"
+
+
+def channel_message(
+    *,
+    session_id: str,
+    verify_token: str,
+    message: dict[str, Any],
+    counter: int,
+    bot_id: str,
+    at: float,
+) -> dict[str, Any]:
+    """One bot message for a channel's webhook URL (SPEC section 2)."""
+    return {
+        "recipient": {"id": session_id},
+        "senderId": session_id,
+        "verifyToken": verify_token,
+        "message": message,
+        "messageCounter": counter,
+        "botId": bot_id,
+        "sessionId": session_id,
+        "timestamp": clock.iso(at),
+    }
+
+
+def messages_event(
+    *, items: list[dict[str, Any]], session_id: str, version: str, bot_id: str, at: float
+) -> dict[str, Any]:
+    """A `messages` event for the offloading webhook (SPEC section 4): transcript items."""
+    return {
+        "event": "messages",
+        "type": "messages",
+        "timestamp": clock.iso(at),
+        "messages": items,
+        "channel": CHANNEL_TYPE,
+        "sessionId": session_id,
+        "version": version,
+        "botId": bot_id,
+    }
+
+
+def offload_event(
+    *,
+    payload: dict[str, Any],
+    transcript: list[dict[str, Any]],
+    session_id: str,
+    version: str,
+    bot_id: str,
+    at: float,
+) -> dict[str, Any]:
+    """An `offload` event for the offloading webhook (SPEC section 4): the action's payload
+    and the whole conversation."""
+    return {
+        "event": "offload",
+        "type": "offload",
+        "payload": payload,
+        "transcript": transcript,
+        "channel": CHANNEL_TYPE,
+        "timestamp": clock.iso(at),
+        "sessionId": session_id,
+        "version": version,
+        "botId": bot_id,
+    }

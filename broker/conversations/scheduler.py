@@ -1,0 +1,50 @@
+"""The scheduler's side of conversations: bot turns whose worker died, and timers that fire
+(an offload's answer that is late, an agent who has been silent too long)."""
+
+from __future__ import annotations
+
+import json
+
+from redis.client import Pipeline
+
+from broker.conversations.handover import split_timer
+from broker.core import clock, keys, schedules, scripts
+from broker.core.connection import Redis
+from broker.core.defaults import SCHEDULER_BATCH
+from broker.core.sender import TaskSender
+from broker.core.settings import Settings
+
+#: At most this many turns or timers are handed out in one pass.
+_PER_PASS = SCHEDULER_BATCH * 20
+
+
+def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
+    """Wake the bot turns whose claim ran out; returns how many."""
+    sessions = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
+    for session in sessions:
+        sender.bot_turn(session)
+    return len(sessions)
+
+
+def fire_timers(r: Redis, settings: Settings, sender: TaskSender) -> int:
+    """Give each due timer's session a signal and wake its bot turn; returns how many."""
+    members = schedules.claim(r, keys.TIMERS, settings.claim_lease, _PER_PASS)
+    for member in members:
+        session_key, name = split_timer(member)
+        signal = json.dumps({"kind": "timer", "name": name})
+
+        def build(pipe: Pipeline, session_key: str = session_key, signal: str = signal) -> None:
+            # Listed first (sb:turns is not in the session's hash slot): should we die before
+            # the wake-up, the scheduler runs the turn when this entry comes due.
+            pipe.zadd(keys.TURNS, {session_key: clock.now() + settings.claim_lease}, nx=True)
+            scripts.add(
+                pipe,
+                "signal",
+                [keys.session_signals(session_key), keys.session_pending(session_key)],
+                [signal],
+            )
+
+        _, wake = scripts.execute(r, build)
+        if wake:
+            sender.bot_turn(session_key)
+    return len(members)

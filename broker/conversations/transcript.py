@@ -1,0 +1,34 @@
+"""Transcript items: `{"actor", "timestamp", "message"}`, as the offloading webhook sends them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.conversations.documents import CHANNEL_TYPE
+from broker.core import clock
+
+_MESSAGE_TYPES = {"text": "text", "postback": "postback", "intro": "intro", "location": "location"}
+
+
+def user_message(record: dict[str, Any], bot_id: str) -> dict[str, Any]:
+    """A queued inbound message as a UserMessage (SPEC section 4)."""
+    out: dict[str, Any] = {
+        "messageType": _MESSAGE_TYPES[record["kind"]],
+        "channelType": CHANNEL_TYPE,
+        "sender": {"id": record["sessionId"], "botId": bot_id},
+        "timestamp": clock.iso(record["receivedAt"]),
+        "id": record["messageId"],
+    }
+    if record["kind"] == "text":
+        out["text"] = record["text"]
+    elif record["kind"] == "postback":
+        out["title"] = record.get("title")
+        out["nextDialogstateId"] = record.get("nextDialogstateId")
+        out["payload"] = record.get("payload")
+    elif record["kind"] == "location":
+        out["coordinates"] = record["coordinates"]
+    return out
+
+
+def item(actor: str, timestamp: float, message: dict[str, Any]) -> dict[str, Any]:
+    return {"actor": actor, "timestamp": clock.iso(timestamp), "message": message}

@@ -1,0 +1,230 @@
+"""Bot turns: one session's signals and waiting messages, run through its bot, in order.
+
+A turn holds the session's lock and reads its meta, its signals and a batch of its inbox
+in one round trip. Signals come first (an offload's answer, a timer that fired: see
+`broker.handover`), then the messages, one by one, until the dialogue waits for an
+offload's answer. It commits the new state, the transcript and the outbound deliveries
+in one script, trimming what it used of the inbox and the signals in the same step. A
+crash before the commit leaves everything for the next try; a crash after it leaves
+nothing to redo.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, cast
+
+from broker.bots import bot_store
+from broker.bots.bot_store import Version
+from broker.bots.engine import Engine, SessionState, Turn, absorb
+from broker.channels import channel_store
+from broker.conversations import transcript
+from broker.conversations.handover import (
+    TIMER_NAMES,
+    Handover,
+    Settled,
+    resumed_notice,
+    timer_member,
+)
+from broker.conversations.outbox import Outbox
+from broker.core import clock, keys, scripts
+from broker.core.connection import Redis
+from broker.core.defaults import TURN_BATCH
+from broker.core.errors import NotFound
+from broker.core.locks import Lock
+from broker.core.sender import TaskSender
+from broker.core.settings import Settings
+from broker.delivery import fanout, health, offloading
+
+log = logging.getLogger(__name__)
+
+
+def run_pending(r: Redis, settings: Settings, sender: TaskSender, session: str) -> int:
+    """Work through everything waiting for one session; returns messages processed."""
+    lock = Lock(r, keys.session_lock(session), settings.claim_lease)
+    if not lock.acquire():
+        return 0  # another worker has the session; it drains the inbox before letting go
+    processed = 0
+    try:
+        while True:
+            lock.extend()
+            r.zadd(keys.TURNS, {session: clock.now() + settings.claim_lease}, xx=True)
+            work = _read(r, session)
+            if work.idle:
+                # Leave the schedule first: an ingress that finds the flag still set
+                # puts the session back on it.
+                r.zrem(keys.TURNS, session)
+                if scripts.run(
+                    r,
+                    "turn_finish",
+                    [
+                        keys.session_inbox(session),
+                        keys.session_pending(session),
+                        keys.session_signals(session),
+                        keys.session_meta(session),
+                    ],
+                    [],
+                ):
+                    return processed
+                r.zadd(keys.TURNS, {session: clock.now() + settings.claim_lease})
+                continue
+            processed += _run(r, settings, sender, session, work)
+    finally:
+        lock.release()
+
+
+@dataclass(frozen=True)
+class _Work:
+    meta: dict[str, str]
+    signals: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to do: no signal, and no message or only ones that wait for an answer."""
+        if self.signals:
+            return False
+        return not self.messages or bool(self.meta.get("offloadPending"))
+
+
+def _read(r: Redis, session: str) -> _Work:
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.session_meta(session))
+    pipe.lrange(keys.session_signals(session), 0, TURN_BATCH - 1)
+    pipe.lrange(keys.session_inbox(session), 0, TURN_BATCH - 1)
+    meta, signals, messages = pipe.execute()
+    return _Work(meta, [json.loads(s) for s in signals], [json.loads(m) for m in messages])
+
+
+def _run(r: Redis, settings: Settings, sender: TaskSender, session: str, work: _Work) -> int:
+    if not work.meta:
+        # The session was deleted while its messages waited: its timers go too.
+        r.delete(keys.session_inbox(session), keys.session_signals(session))
+        r.zrem(keys.TIMERS, *(timer_member(session, name) for name in TIMER_NAMES))
+        return len(work.messages)
+    bot_id, version = work.meta["botId"], cast(Version, work.meta["version"])
+    try:
+        engine: Engine | None = Engine(bot_store.definition_of(r, bot_id, version))
+    except NotFound:
+        log.warning("bot %s is gone; the messages of its session are not answered", bot_id)
+        engine = None
+    turn = _BotTurn(r, settings, session, work.meta, engine, offloading.endpoint_of(r, bot_id))
+    for signal in work.signals:
+        turn.settle(signal)
+    used = 0
+    for message in work.messages:
+        if turn.handover.waiting:
+            break  # the rest wait for the offload's answer, in the inbox
+        turn.take(message)
+        used += 1
+    turn.commit(sender, trim=used, trim_signals=len(work.signals))
+    return used
+
+
+class _BotTurn:
+    """One pass of a session's bot turn: what it changes, gathered for one commit."""
+
+    def __init__(
+        self,
+        r: Redis,
+        settings: Settings,
+        session: str,
+        meta: dict[str, str],
+        engine: Engine | None,
+        offloading_endpoint: str | None,
+    ) -> None:
+        self.r = r
+        self.settings = settings
+        self.session = session
+        self.meta = meta
+        self.engine = engine
+        self.state = SessionState.from_json(meta.get("state"))
+        self.outbox = Outbox.for_session(session, meta, offloading_endpoint)
+        self.handover = Handover.of(settings, session, meta)
+        self._channels: dict[str, dict[str, str] | None] = {}
+
+    def settle(self, signal: dict[str, Any]) -> None:
+        """Act on one signal: an offload's answer, or a timer."""
+        now = clock.now()
+        settled = self.handover.settle(signal, now)
+        if settled is Settled.OFFLOAD_FAILED and self.engine is not None:
+            self._apply(self.engine.offload_failed(self.state), self.meta["channelId"])
+        elif settled is Settled.RESUMED:
+            notice = resumed_notice("timeout", self.settings.resume_after)
+            self.outbox.note(transcript.item("bot", now, notice))
+
+    def take(self, message: dict[str, Any]) -> None:
+        """One user message: answered by the bot, or only kept while an agent has the
+        conversation (it still reaches the offloading webhook)."""
+        bot_id = self.meta["botId"]
+        user_item = transcript.user_message(message, bot_id)
+        self.outbox.note(transcript.item("user", message["receivedAt"], user_item))
+        if self.engine is None or self.handover.paused:
+            self.state = absorb(self.state, message)
+            return
+        turn = self.engine.step(self.state, message, can_offload=self.outbox.can_offload)
+        self._apply(turn, message["channelId"])
+
+    def _apply(self, turn: Turn, channel_id: str) -> None:
+        self.state = turn.state
+        channel = self._channel(channel_id)
+        for output in turn.outputs:
+            if output.kind == "message":
+                self.outbox.send(channel, output.body)
+            elif output.kind == "offload":
+                if self._offloading_disabled():
+                    # No one takes it until an operator enables the endpoint: fail now.
+                    assert self.engine is not None
+                    self._apply(self.engine.offload_failed(self.state), channel_id)
+                    return
+                now = clock.now()
+                delivery_id = self.outbox.offload(
+                    output.body["payload"],
+                    self._history,
+                    expires_at=now + self.settings.offload_timeout,
+                )
+                self.handover.offload_sent(delivery_id, now)
+
+    def commit(self, sender: TaskSender, *, trim: int, trim_signals: int) -> None:
+        self.outbox.flush()
+        self.handover.changes.write_adds(self.r)
+        fanout.commit_turn(
+            self.r,
+            self.settings,
+            sender,
+            self.session,
+            trim=trim,
+            trim_signals=trim_signals,
+            meta={
+                "state": self.state.to_json(),
+                "lastActivityAt": repr(clock.now()),
+                **self.outbox.counter_fields(),
+                **self.handover.fields(),
+            },
+            transcript_items=self.outbox.transcript,
+            new=self.outbox.deliveries,
+        )
+        self.handover.changes.write_removes(self.r)
+
+    def _offloading_disabled(self) -> bool:
+        endpoint_id = self.outbox.offloading_endpoint
+        return endpoint_id is not None and health.is_disabled(self.r, endpoint_id)
+
+    def _history(self) -> list[dict[str, Any]]:
+        """The transcript committed before this turn."""
+        items = self.r.lrange(keys.session_transcript(self.session), 0, -1)
+        return [json.loads(item) for item in items]
+
+    def _channel(self, channel_id: str) -> dict[str, str] | None:
+        """A channel of the session, or None (logged) when it was removed since."""
+        if channel_id not in self._channels:
+            try:
+                self._channels[channel_id] = channel_store.get_raw(self.r, channel_id)
+            except NotFound:
+                log.warning(
+                    "channel %s is gone; the replies to its messages are not sent", channel_id
+                )
+                self._channels[channel_id] = None
+        return self._channels[channel_id]

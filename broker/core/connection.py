@@ -1,0 +1,49 @@
+"""Redis connections from one URL: `redis://`, `rediss://`, `unix://` or `sentinel://`."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+from urllib.parse import urlsplit
+
+import redis
+from redis.sentinel import Sentinel
+
+from broker.core.defaults import REDIS_CONNECTION_WAIT, REDIS_CONNECTIONS
+from broker.core.errors import ConfigError
+
+#: redis-py types every answer as `bytes | str`, whatever `decode_responses` says;
+#: our clients always decode, so the client is typed loosely and our functions
+#: declare the `str` types they return.
+Redis: TypeAlias = Any
+
+
+def connect(url: str, *, sentinel_master: str = "mymaster") -> Redis:
+    """A client answering strings; `sentinel://h1:26379,h2:26379/0` asks Sentinel for the master."""
+    if url.startswith("sentinel://"):
+        parts = urlsplit(url)
+        hosts = []
+        for item in parts.netloc.split("@")[-1].split(","):
+            host, _, port = item.partition(":")
+            hosts.append((host, int(port or 26379)))
+        db = int(parts.path.strip("/") or 0)
+        sentinel = Sentinel(hosts, socket_timeout=5, password=parts.password)  # type: ignore[no-untyped-call]
+        return sentinel.master_for(  # type: ignore[no-untyped-call]
+            sentinel_master,
+            db=db,
+            decode_responses=True,
+            password=parts.password,
+            max_connections=REDIS_CONNECTIONS,
+        )
+    try:
+        # A blocking pool: a thread past the limit waits for a free connection instead of
+        # failing (redis-py's default pool raises past 100, fewer than a worker's threads).
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_CONNECTION_WAIT,
+            decode_responses=True,
+            health_check_interval=30,
+        )
+        return redis.Redis(connection_pool=pool)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc

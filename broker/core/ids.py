@@ -1,0 +1,46 @@
+"""Identifiers and secrets."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+
+from broker.core.errors import NotFound
+
+_DELIVERY_PREFIX = "msg_"
+
+
+def new_id(prefix: str) -> str:
+    """A sortable, unguessable id: milliseconds in hex, then 64 random bits."""
+    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
+
+
+def session_hash(bot_id: str, version: str, session_id: str) -> str:
+    """The short name of a session inside Redis keys; 80 bits of SHA-256."""
+    raw = f"{bot_id}\x00{version}\x00{session_id}".encode()
+    return hashlib.sha256(raw).hexdigest()[:20]
+
+
+def delivery_id(session_hash_: str) -> str:
+    """A delivery id names its session, so the id alone finds the delivery's keys."""
+    return f"{_DELIVERY_PREFIX}{session_hash_}{secrets.token_hex(8)}"
+
+
+def session_of_delivery(delivery_id_: str) -> str:
+    if not delivery_id_.startswith(_DELIVERY_PREFIX) or len(delivery_id_) != 40:
+        raise NotFound(f"no delivery {delivery_id_!r}")
+    return delivery_id_[len(_DELIVERY_PREFIX) : len(_DELIVERY_PREFIX) + 20]
+
+
+def new_token(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def new_signing_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,100 @@
+"""Finding deliveries: newest first, by status, endpoint, session or dead-letter time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from broker.core import keys
+from broker.core.connection import Redis
+from broker.delivery import records
+
+#: A filtered listing reads at most this many index entries before it stops counting.
+SCAN_LIMIT = 20_000
+_CHUNK = 500
+
+
+def _newest_first(
+    r: Redis, key: str, low: float | str = "-inf", high: float | str = "+inf"
+) -> Iterator[str]:
+    offset = 0
+    while offset < SCAN_LIMIT:
+        chunk = r.zrevrangebyscore(key, high, low, start=offset, num=_CHUNK)
+        if not chunk:
+            return
+        yield from chunk
+        offset += len(chunk)
+
+
+def list_page(
+    r: Redis,
+    *,
+    offset: int,
+    limit: int,
+    status: str | None = None,
+    endpoint_id: str | None = None,
+    session_id: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    index = (
+        keys.DEAD
+        if status == "dead"
+        else (keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES)
+    )
+    if not status and not session_id and (endpoint_id is None or index != keys.DEAD):
+        total = int(r.zcard(index))
+        return records.views(r, r.zrevrange(index, offset, offset + limit - 1)), total
+    matched: list[dict[str, Any]] = []
+    total = 0
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal total
+        for item in records.views(r, batch):
+            if _matches(item, status, endpoint_id, session_id):
+                if offset <= total < offset + limit:
+                    matched.append(item)
+                total += 1
+        batch.clear()
+
+    for delivery_id in _newest_first(r, index):
+        batch.append(delivery_id)
+        if len(batch) >= 100:
+            flush()
+    flush()
+    return matched, total
+
+
+def _matches(
+    item: dict[str, Any], status: str | None, endpoint_id: str | None, session_id: str | None
+) -> bool:
+    return (
+        (status is None or item["status"] == status)
+        and (endpoint_id is None or item["endpointId"] == endpoint_id)
+        and (session_id is None or item["sessionId"] == session_id)
+    )
+
+
+def dead_letter_ids(
+    r: Redis,
+    *,
+    endpoint_id: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> list[str]:
+    """Dead-lettered delivery ids, oldest first, in a time range and for one endpoint if asked.
+
+    Only deliveries that are dead now: the index may briefly hold one that is being
+    replayed, or one whose record has expired.
+    """
+    low: float | str = since_ms if since_ms is not None else "-inf"
+    high: float | str = until_ms if until_ms is not None else "+inf"
+    found: list[str] = r.zrangebyscore(keys.DEAD, low, high)
+    chosen: list[str] = []
+    for start in range(0, len(found), _CHUNK):
+        chosen += [
+            item["id"]
+            for item in records.views(r, found[start : start + _CHUNK])
+            if item["status"] == "dead"
+            and (endpoint_id is None or item["endpointId"] == endpoint_id)
+        ]
+    return chosen

@@ -1,0 +1,94 @@
+"""An endpoint: a customer URL that deliveries go to, with its settings and secrets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from broker.core import clock
+from broker.core.settings import Settings
+
+EndpointKind = Literal["channel", "offloading"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    kind: EndpointKind
+    bot_id: str
+    url: str
+    secret: str
+    #: The secret rotated out, and until when it still signs.
+    previous_secret: str = ""
+    previous_secret_until: float = 0.0
+    #: Per-endpoint overrides; empty or 0 means the settings' defaults.
+    retry_schedule: tuple[float, ...] = ()
+    connect_timeout: float = 0.0
+    total_timeout: float = 0.0
+    created_at: float = field(default_factory=clock.now)
+    #: Sent as `challenge.verifyToken` in the query of every request (SPEC 4); offloading
+    #: endpoints have one.
+    verify_token: str = ""
+
+    def request_url(self) -> str:
+        """Where requests go: the URL, with the challenge where the endpoint has a token."""
+        return with_challenge(self.url, self.verify_token) if self.verify_token else self.url
+
+    def signing_secrets(self, now: float) -> list[str]:
+        if self.previous_secret and now < self.previous_secret_until:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
+
+    def schedule(self, settings: Settings) -> tuple[float, ...]:
+        return self.retry_schedule or settings.retry_schedule
+
+    def timeouts(self, settings: Settings) -> tuple[float, float]:
+        return (
+            self.connect_timeout or settings.connect_timeout,
+            self.total_timeout or settings.total_timeout,
+        )
+
+    def to_redis(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "botId": self.bot_id,
+            "url": self.url,
+            "secret": self.secret,
+            "previousSecret": self.previous_secret,
+            "previousSecretUntil": repr(self.previous_secret_until),
+            "retrySchedule": json.dumps(list(self.retry_schedule)),
+            "connectTimeout": repr(self.connect_timeout),
+            "totalTimeout": repr(self.total_timeout),
+            "createdAt": repr(self.created_at),
+            "verifyToken": self.verify_token,
+        }
+
+    @classmethod
+    def from_redis(cls, raw: dict[str, str]) -> Endpoint:
+        return cls(
+            id=raw["id"],
+            kind=raw["kind"],  # type: ignore[arg-type]
+            bot_id=raw["botId"],
+            url=raw["url"],
+            secret=raw["secret"],
+            previous_secret=raw.get("previousSecret", ""),
+            previous_secret_until=float(raw.get("previousSecretUntil") or 0),
+            retry_schedule=tuple(json.loads(raw.get("retrySchedule") or "[]")),
+            connect_timeout=float(raw.get("connectTimeout") or 0),
+            total_timeout=float(raw.get("totalTimeout") or 0),
+            created_at=float(raw.get("createdAt") or 0),
+            verify_token=raw.get("verifyToken", ""),
+        )
+
+
+def with_challenge(url: str, verify_token: str) -> str:
+    """`url` with `challenge.verifyToken=<token>` added to its query."""
+    parts = urlsplit(url)
+    query = [
+        *parse_qsl(parts.query, keep_blank_values=True),
+        ("challenge.verifyToken", verify_token),
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -1,0 +1,43 @@
+"""Endpoints in Redis: save, load, delete, list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from broker.core import keys
+from broker.core.connection import Redis
+from broker.core.errors import NotFound
+from broker.delivery.endpoint import Endpoint
+
+
+def save(r: Redis, endpoint: Endpoint) -> None:
+    pipe = r.pipeline()
+    pipe.hset(keys.endpoint(endpoint.id), mapping=endpoint.to_redis())
+    pipe.zadd(keys.ENDPOINTS, {endpoint.id: int(endpoint.created_at * 1000)}, nx=True)
+    pipe.execute()
+
+
+def load(r: Redis, endpoint_id: str) -> Endpoint:
+    raw = r.hgetall(keys.endpoint(endpoint_id))
+    if not raw:
+        raise NotFound(f"no endpoint {endpoint_id!r}")
+    return Endpoint.from_redis(raw)
+
+
+def delete(r: Redis, endpoint_id: str) -> None:
+    pipe = r.pipeline()
+    pipe.delete(
+        keys.endpoint(endpoint_id),
+        keys.endpoint_health(endpoint_id),
+        keys.endpoint_recent(endpoint_id),
+    )
+    pipe.zrem(keys.ENDPOINTS, endpoint_id)
+    pipe.execute()
+
+
+def list_ids(r: Redis, offset: int, limit: int) -> tuple[Sequence[str], int]:
+    pipe = r.pipeline()
+    pipe.zrange(keys.ENDPOINTS, offset, offset + limit - 1)
+    pipe.zcard(keys.ENDPOINTS)
+    ids, total = pipe.execute()
+    return ids, total

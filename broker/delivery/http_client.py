@@ -1,0 +1,195 @@
+"""The outbound HTTP client: keep-alive pools, no redirects, and outbound safety at connect time."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
+
+from broker.core import defaults
+from broker.core.errors import UnsafeURL
+from broker.core.settings import Network
+from broker.delivery.netsafety import checked_addresses
+
+#: An answer body past this is not read: the connection is closed instead.
+_MAX_DRAIN_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one HTTP request of a delivery came to."""
+
+    status_code: int | None
+    duration_ms: int
+    error: str | None = None
+    response: str | None = None
+    retry_after: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _safe_connection_classes(
+    allowlist: Sequence[Network],
+) -> tuple[type[HTTPConnection], type[HTTPSConnection]]:
+    """Connection classes that resolve once, check every address, and connect to a checked one."""
+
+    def new_conn(conn: HTTPConnection) -> socket.socket:
+        try:
+            addresses = checked_addresses(conn.host, conn.port or 80, allowlist)
+        except UnsafeURL as exc:
+            raise NewConnectionError(conn, exc.message) from exc
+        last_error: OSError | None = None
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(conn.timeout if isinstance(conn.timeout, (int, float)) else None)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.connect((str(address), conn.port or 80))
+                return sock
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {last_error}")
+
+    class SafeHTTPConnection(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            return new_conn(self)
+
+    class SafeHTTPSConnection(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            return new_conn(self)
+
+    return SafeHTTPConnection, SafeHTTPSConnection
+
+
+class _SafeAdapter(HTTPAdapter):
+    def __init__(self, allowlist: Sequence[Network], pool_size: int) -> None:
+        self._allowlist = tuple(allowlist)
+        super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http_conn, https_conn = _safe_connection_classes(self._allowlist)
+
+        class SafeHTTPPool(HTTPConnectionPool):
+            ConnectionCls = http_conn
+
+        class SafeHTTPSPool(HTTPSConnectionPool):
+            ConnectionCls = https_conn
+
+        self.poolmanager.pool_classes_by_scheme = {"http": SafeHTTPPool, "https": SafeHTTPSPool}
+
+
+def safe_session(allowlist: Sequence[Network], pool_size: int) -> requests.Session:
+    """A session whose every connection goes through outbound safety, and that ignores
+    proxies named in the environment."""
+    session = requests.Session()
+    # Proxies, .netrc and CA bundles named by the environment are not ours to follow: a
+    # proxy would reach the endpoint on our behalf, past the connect-time checks.
+    session.trust_env = False
+    adapter = _SafeAdapter(allowlist, pool_size)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class DeliveryClient:
+    """POSTs JSON documents to endpoints; one per worker process, shared by its threads."""
+
+    def __init__(self, allowlist: Sequence[Network], user_agent: str, pool_size: int = 32) -> None:
+        self._session = safe_session(allowlist, pool_size)
+        self._user_agent = user_agent
+
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float = defaults.CONNECT_TIMEOUT,
+        total_timeout: float = defaults.TOTAL_TIMEOUT,
+    ) -> AttemptResult:
+        started = time.monotonic()
+        deadline = started + total_timeout
+        all_headers = {
+            "Content-Type": "application/json",
+            "User-Agent": self._user_agent,
+            **headers,
+        }
+
+        def elapsed_ms() -> int:
+            return int((time.monotonic() - started) * 1000)
+
+        try:
+            response = self._session.post(
+                url,
+                data=body,
+                headers=all_headers,
+                timeout=(connect_timeout, total_timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.exceptions.ConnectTimeout:
+            return AttemptResult(
+                None, elapsed_ms(), error=f"connect timeout after {connect_timeout:g} s"
+            )
+        except requests.exceptions.Timeout:
+            return AttemptResult(None, elapsed_ms(), error=f"timeout after {total_timeout:g} s")
+        except requests.exceptions.ConnectionError as exc:
+            return AttemptResult(None, elapsed_ms(), error=_connection_error_text(exc))
+        except requests.exceptions.RequestException as exc:
+            return AttemptResult(None, elapsed_ms(), error=f"request failed: {exc}")
+        with response:
+            excerpt, complete, read_error = _read_excerpt(response, deadline)
+            if not complete:
+                # An unread remainder would poison the keep-alive connection.
+                response.raw.close()
+        error = read_error
+        if error is None and 300 <= response.status_code < 400:
+            error = f"redirect to {response.headers.get('Location', '?')} not followed"
+        return AttemptResult(
+            response.status_code,
+            elapsed_ms(),
+            error=error,
+            response=excerpt,
+            retry_after=response.headers.get("Retry-After"),
+        )
+
+
+def _read_excerpt(response: requests.Response, deadline: float) -> tuple[str, bool, str | None]:
+    """The first bytes of an answer, whether it was read whole, and a read error if any."""
+    kept = bytearray()
+    total = 0
+    try:
+        for chunk in response.iter_content(chunk_size=4096):
+            total += len(chunk)
+            if len(kept) < defaults.RESPONSE_EXCERPT_BYTES:
+                kept.extend(chunk[: defaults.RESPONSE_EXCERPT_BYTES - len(kept)])
+            if total > _MAX_DRAIN_BYTES or time.monotonic() > deadline:
+                return kept.decode("utf-8", "replace"), False, None
+    except requests.exceptions.RequestException as exc:
+        return kept.decode("utf-8", "replace"), False, f"reading the answer failed: {exc}"
+    return kept.decode("utf-8", "replace"), True, None
+
+
+def _connection_error_text(exc: requests.exceptions.ConnectionError) -> str:
+    text = str(exc)
+    marker = "outbound safety"
+    if marker in text:
+        start = text.find("resolves to")
+        return "refused by outbound safety: " + (
+            text[start:].split("(")[0].strip() if start >= 0 else text
+        )
+    if "Connection refused" in text:
+        return "connection refused"
+    return f"connection error: {text[:300]}"

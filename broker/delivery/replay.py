@@ -1,0 +1,49 @@
+"""Replay: an operator sends a delivered or dead-lettered delivery again."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from broker.core import clock, keys, scripts
+from broker.core.connection import Redis
+from broker.core.errors import NotFound
+from broker.delivery.records import _record, queue_ref
+
+
+def replay(r: Redis, delivery_id: str) -> bool:
+    """Send a delivered or dead-lettered delivery again; False if it is already under way."""
+    session, raw = _record(r, delivery_id)
+    endpoint_id = raw["endpointId"]
+    ref = queue_ref(session, endpoint_id)
+    # The scheduler is told first (sb:due is not in the session's hash slot): should we
+    # die right after, the queue is looked at anyway; a queue that holds nothing new is
+    # simply let go again.
+    r.zadd(keys.DUE, {ref: clock.now()}, lt=True)
+    result = scripts.run(
+        r,
+        "replay",
+        [
+            keys.delivery(session, delivery_id),
+            keys.fifo(session, endpoint_id),
+            keys.delivery_attempts(session, delivery_id),
+        ],
+        [delivery_id],
+    )
+    if result == -1:
+        raise NotFound(f"no delivery {delivery_id!r}")
+    if result == 0:
+        return False
+    r.zrem(keys.DEAD, delivery_id)
+    return True
+
+
+def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
+    """Replay several deliveries; returns how many were queued again. A delivery whose
+    record expired meanwhile is passed over."""
+    replayed = 0
+    for delivery_id in delivery_ids:
+        try:
+            replayed += replay(r, delivery_id)
+        except NotFound:
+            continue
+    return replayed
