@@ -4,7 +4,7 @@
 
 Starts ONE `switchboard worker` process (threads pool) and a scheduler, against
 databases of their own on the local Redis (127.0.0.1:6379, `--db` and the one after
-it, flushed first), and a local receiver. It loads N deliveries across S sessions
+it, flushed first), and a local receiver. It loads N deliveries across S conversations
 straight into the core (`broker.deliveries.commit_turn`, without waking anyone), then
 hands every queue to the scheduler at once and times until the receiver has them all:
 first against a receiver that answers at once, then against one that takes 200 ms.
@@ -74,7 +74,7 @@ class _Receiver:
 class _Silent:
     """A TaskSender that sends nothing: the queues are handed out all at once later."""
 
-    def bot_turn(self, session_hash: str) -> None:
+    def bot_turn(self, conversation_key: str) -> None:
         pass
 
     def deliver(self, queues: Sequence[str]) -> None:
@@ -94,35 +94,35 @@ class Result:
 
 
 def _load(
-    r: redis.Redis, settings: Settings, endpoint_id: str, sessions: int, per_session: int
+    r: redis.Redis, settings: Settings, endpoint_id: str, conversations: int, per_conversation: int
 ) -> list[str]:
     refs = []
     body = {"message": {"text": "benchmark"}, "senderId": "bench"}
-    for s in range(sessions):
-        session = ids.session_hash("bench", "LIVE", f"{endpoint_id}-{s}")
+    for s in range(conversations):
+        conversation_key = ids.conversation_key("bench", "LIVE", f"{endpoint_id}-{s}")
         new = [
             NewDelivery(
-                id=ids.delivery_id(session),
+                id=ids.delivery_id(conversation_key),
                 endpoint_id=endpoint_id,
                 kind="message",
                 bot_id="bench",
-                session_id=f"user-{s}",
+                conversation_id=f"user-{s}",
                 body={**body, "messageCounter": n + 1},
                 created_at=clock.now(),
             )
-            for n in range(per_session)
+            for n in range(per_conversation)
         ]
         fanout.commit_turn(
             r,
             settings,
             _Silent(),
-            session,
+            conversation_key,
             trim=0,
             meta={"botId": "bench"},
             transcript_items=[],
             new=new,
         )
-        refs.append(queue_ref(session, endpoint_id))
+        refs.append(queue_ref(conversation_key, endpoint_id))
     # Nobody looks at them before we say go.
     r.zadd(keys.DUE, dict.fromkeys(refs, clock.now() + 3600))
     return refs
@@ -134,13 +134,13 @@ def run_case(
     label: str,
     delay: float,
     total: int,
-    sessions: int,
+    conversations: int,
     timeout: float,
     endpoint_count: int,
 ) -> Result:
     receiver = _Receiver(delay)
     try:
-        per_session = max(total // sessions, 1)
+        per_conversation = max(total // conversations, 1)
         refs: list[str] = []
         for n in range(endpoint_count):
             endpoint_id = ids.new_id("ch")
@@ -154,8 +154,10 @@ def run_case(
                     secret=ids.new_signing_secret(),
                 ),
             )
-            refs += _load(r, settings, endpoint_id, sessions // endpoint_count, per_session)
-        expected = per_session * len(refs)
+            refs += _load(
+                r, settings, endpoint_id, conversations // endpoint_count, per_conversation
+            )
+        expected = per_conversation * len(refs)
         started = time.monotonic()
         r.zadd(keys.DUE, dict.fromkeys(refs, clock.now()))
         deadline = started + timeout
@@ -223,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 label,
                 delay,
                 args.deliveries,
-                args.sessions,
+                args.conversations,
                 args.timeout,
                 args.endpoints,
             )

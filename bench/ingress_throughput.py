@@ -31,7 +31,7 @@ from switchboard.embedded_redis import free_port
 
 
 def _client(
-    port: int, path: str, token: str, seconds: float, prefix: str, sessions: int
+    port: int, path: str, token: str, seconds: float, prefix: str, conversations: int
 ) -> list[float]:
     """Post for `seconds`; returns each accepted request's latency in seconds."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -40,7 +40,7 @@ def _client(
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline:
-        conversation = f"{prefix}-{n % sessions if sessions else n}"
+        conversation = f"{prefix}-{n % conversations if conversations else n}"
         body = json.dumps(
             {"conversationId": conversation, "message": {"textMessage": {"text": f"m{n}"}}}
         )
@@ -57,14 +57,14 @@ def _client(
 
 
 def _run_case(
-    port: int, path: str, token: str, seconds: float, clients: int, sessions: int
+    port: int, path: str, token: str, seconds: float, clients: int, conversations: int
 ) -> tuple[int, float, float, float]:
     with multiprocessing.Pool(clients) as pool:
         started = time.monotonic()
         results = pool.starmap(
             _client,
             [
-                (port, path, token, seconds, f"c{i}-{time.time_ns()}", sessions)
+                (port, path, token, seconds, f"c{i}-{time.time_ns()}", conversations)
                 for i in range(clients)
             ],
         )
@@ -114,9 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"switchboard web (its defaults), {args.clients} client processes, "
             f"{args.seconds:g} s a case"
         )
-        for label, sessions in (("every message a new conversation", 0), ("20 conversations", 20)):
+        for label, conversations in (
+            ("every message a new conversation", 0),
+            ("20 conversations", 20),
+        ):
             count, elapsed, p50, p99 = _run_case(
-                port, path, channel["accessToken"], args.seconds, args.clients, sessions
+                port, path, channel["accessToken"], args.seconds, args.clients, conversations
             )
             print(
                 f"{label:<34} {count / elapsed:7.0f} messages/s  "

@@ -165,43 +165,43 @@ class HandoverDesk:
         return 200, {}
 
     def _offload(self, event: JSON, fresh: bool) -> JSON:
-        session = event["sessionId"]
+        conversation = event["sessionId"]
         if not self.accepting:
             if fresh:
-                self.show(f"  [{session}] asks for a human; no agent is available")
+                self.show(f"  [{conversation}] asks for a human; no agent is available")
             return {"offloadSuccess": False, "pauseBot": False}
         if fresh:
             self.show(
-                f"  [{session}] asks for a human ({json.dumps(event.get('payload'))}); "
+                f"  [{conversation}] asks for a human ({json.dumps(event.get('payload'))}); "
                 f"the conversation so far:"
             )
             for item in event.get("transcript", []):
                 self.show(f"      {item['actor']}: {text_of(item)}")
             with self._lock:
-                if session not in self.handed_over:
-                    self.handed_over.append(session)
+                if conversation not in self.handed_over:
+                    self.handed_over.append(conversation)
             if self.on_offload is not None:
                 self.on_offload(event)
         return {"offloadSuccess": True, "pauseBot": True}
 
     # --- the agent's side: Switchboard's conversation-actions route -----------------------
-    def send(self, session: str, text: str) -> JSON:
+    def send(self, conversation: str, text: str) -> JSON:
         """Say something to the user as the agent."""
         form = {"textMessageTemplate": {"textMessages": [{"text": text}]}}
-        return self._act(session, {"sendMessages": [form]})
+        return self._act(conversation, {"sendMessages": [form]})
 
-    def resume(self, session: str, state: str | None = None) -> JSON:
+    def resume(self, conversation: str, state: str | None = None) -> JSON:
         """Hand the conversation back to the bot, at `state` if given."""
         body: JSON = {"resumeBot": True}
         if state:
             body["goToDialogstate"] = state
         with self._lock:
-            if session in self.handed_over:
-                self.handed_over.remove(session)
-        return self._act(session, body)
+            if conversation in self.handed_over:
+                self.handed_over.remove(conversation)
+        return self._act(conversation, body)
 
-    def _act(self, session: str, body: JSON) -> JSON:
-        path = f"/v1/bots/{self.bot_id}/conversations/{quote(session, safe='')}/actions"
+    def _act(self, conversation: str, body: JSON) -> JSON:
+        path = f"/v1/bots/{self.bot_id}/conversations/{quote(conversation, safe='')}/actions"
         return call(self.switchboard, "POST", path, self.api_token, body)
 
     def configure(self, admin_token: str, api_url: str) -> None:

@@ -19,7 +19,7 @@ import requests
 from broker.core.errors import SwitchboardError
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-#: Seconds `send` polls between looks at the session's deliveries.
+#: Seconds `send` polls between looks at the conversation's deliveries.
 _POLL = 0.2
 
 
@@ -145,7 +145,7 @@ def cmd_channels_rotate_secret(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     """Post one user message to a channel, then print the bot's replies as they are queued.
 
-    The replies are read from the session's deliveries (GET /v1/deliveries), so this
+    The replies are read from the conversation's deliveries (GET /v1/deliveries), so this
     works against any deployment, without a webhook receiver of its own.
     """
     if not args.access_token:
@@ -156,7 +156,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         raise SwitchboardError("give the text to send, or --intro to start the conversation")
     api = _api(args)
     channel = api.call("GET", f"/v1/bots/{args.bot}/channels/webhook/{args.channel}")
-    query = {"endpointId": args.channel, "sessionId": args.session, "limit": 500}
+    query = {"endpointId": args.channel, "sessionId": args.conversation, "limit": 500}
     seen = {d["id"] for d in api.call("GET", "/v1/deliveries", params=query)["items"]}
     message = {"introMessage": {}} if args.intro else {"textMessage": {"text": args.text}}
     api.call(
@@ -164,7 +164,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         "",
         url=channel["messagesUrl"],
         token=args.access_token,
-        body={"conversationId": args.session, "message": message},
+        body={"conversationId": args.conversation, "message": message},
     )
     # Wait up to --timeout for the first reply, then until --wait passes without another.
     stop_at = time.monotonic() + args.timeout
@@ -257,7 +257,12 @@ def register(sub: Any) -> None:
     p.add_argument("channel", help="the channel id")
     p.add_argument("text", nargs="?", help="what the user says")
     p.add_argument("--intro", action="store_true", help="start the conversation instead")
-    p.add_argument("--session", default="cli-user", help="the conversationId (default cli-user)")
+    p.add_argument(
+        "--session",
+        dest="conversation",
+        default="cli-user",
+        help="the conversationId (default cli-user)",
+    )
     p.add_argument(
         "--access-token",
         default=os.environ.get("SWITCHBOARD_ACCESS_TOKEN", ""),

@@ -12,8 +12,8 @@ class RecordingSender:
         self.turns: list[str] = []
         self.deliveries: list[str] = []
 
-    def bot_turn(self, session_hash: str) -> None:
-        self.turns.append(session_hash)
+    def bot_turn(self, conversation_key: str) -> None:
+        self.turns.append(conversation_key)
 
     def deliver(self, queues: Sequence[str]) -> None:
         self.deliveries.extend(queues)

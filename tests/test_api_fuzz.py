@@ -4,7 +4,7 @@ Schemathesis generates valid and malformed requests for every inbound and
 management route from the document; the app runs in-process on a real Redis.
 Every answer must be documented (status, content type, body schema, headers),
 none may be a 5xx, malformed input must be refused, and a refused inbound
-message must leave the session inboxes and the task queue untouched.
+message must leave the conversation inboxes and the task queue untouched.
 """
 
 from __future__ import annotations
@@ -108,13 +108,15 @@ class World:
             case.body = {**body, "verifyToken": self.channel["verifyToken"]}
 
     def queued(self) -> tuple[int, int]:
-        """Messages in the inboxes of the bot's sessions, and bot turns asked for."""
+        """Messages in the inboxes of the bot's conversations, and bot turns asked for."""
         r = self.web.redis
         version = self.channel["version"]
-        sessions = r.zrange(keys.bot_sessions(self.bot_id, version), 0, -1)
+        conversations = r.zrange(keys.bot_conversations(self.bot_id, version), 0, -1)
         pipe = r.pipeline(transaction=False)
-        for session_id in sessions:
-            pipe.llen(keys.session_inbox(ids.session_hash(self.bot_id, version, session_id)))
+        for conversation_id in conversations:
+            pipe.llen(
+                keys.conversation_inbox(ids.conversation_key(self.bot_id, version, conversation_id))
+            )
         return sum(pipe.execute()), len(self.web.sender.turns)
 
 

@@ -55,8 +55,8 @@ class WebApp:
         return answer.json  # type: ignore[no-any-return]
 
     def queued_keys(self) -> list[str]:
-        """Session inboxes that hold something: what a bot turn would take."""
-        return sorted(self.redis.scan_iter(match=keys.session_inbox("*"), count=1000))
+        """Conversation inboxes that hold something: what a bot turn would take."""
+        return sorted(self.redis.scan_iter(match=keys.conversation_inbox("*"), count=1000))
 
 
 @contextmanager

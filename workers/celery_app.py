@@ -50,8 +50,8 @@ class CelerySender:
     def __init__(self, app: Celery) -> None:
         self._app = app
 
-    def bot_turn(self, session_hash: str) -> None:
-        self._app.send_task(TURN_TASK, args=[session_hash], queue=TURN_QUEUE)
+    def bot_turn(self, conversation_key: str) -> None:
+        self._app.send_task(TURN_TASK, args=[conversation_key], queue=TURN_QUEUE)
 
     def deliver(self, queues: Sequence[str]) -> None:
         refs = list(queues)

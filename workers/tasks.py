@@ -39,9 +39,9 @@ def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool]:
 
 
 @shared_task(name=TURN_TASK)
-def bot_turn(session_hash: str) -> int:
+def bot_turn(conversation_key: str) -> int:
     settings, r, sender, _ = _process()
-    return turns.run_pending(r, settings, sender, session_hash)
+    return turns.run_pending(r, settings, sender, conversation_key)
 
 
 @shared_task(name=DELIVER_TASK)

@@ -14,7 +14,7 @@ MAX_HOPS = 25
 
 
 @dataclass
-class SessionState:
+class Memory:
     """What the bot remembers of one conversation."""
 
     state: str | None = None
@@ -28,7 +28,7 @@ class SessionState:
         )
 
     @classmethod
-    def from_json(cls, text: str | None) -> SessionState:
+    def from_json(cls, text: str | None) -> Memory:
         if not text:
             return cls()
         raw = json.loads(text)
@@ -45,20 +45,20 @@ class Output:
 
 @dataclass
 class Turn:
-    state: SessionState
+    state: Memory
     outputs: list[Output] = field(default_factory=list)
 
 
-def absorb(session: SessionState, message: dict[str, Any]) -> SessionState:
-    """The session after what a message tells without a dialogue step: its `sessionData`
+def absorb(memory: Memory, message: dict[str, Any]) -> Memory:
+    """The conversation after what a message tells without a dialogue step: its `sessionData`
     and the user's names. Also what a paused bot keeps of the messages it does not answer."""
-    variables = dict(session.variables)
+    variables = dict(memory.variables)
     variables.update(message.get("sessionData") or {})
     user = message.get("user") or {}
     for name in ("firstName", "lastName", "preferredLanguage"):
         if user.get(name):
             variables[f"user.{name}"] = user[name]
-    return SessionState(session.state, variables, session.awaiting)
+    return Memory(memory.state, variables, memory.awaiting)
 
 
 class Engine:
@@ -68,44 +68,44 @@ class Engine:
         self.definition = definition
         self.states: dict[str, dict[str, Any]] = {s["id"]: s for s in definition.get("states", [])}
 
-    def step(self, session: SessionState, message: dict[str, Any], *, can_offload: bool) -> Turn:
-        turn = Turn(absorb(session, message))
+    def step(self, memory: Memory, message: dict[str, Any], *, can_offload: bool) -> Turn:
+        turn = Turn(absorb(memory, message))
         target = self._target(turn.state, message)
         if target is not None:
             self._enter(turn, target, can_offload=can_offload)
         return turn
 
-    def offload_failed(self, session: SessionState) -> Turn:
+    def offload_failed(self, memory: Memory) -> Turn:
         """The offload of an earlier turn was refused or could not be delivered."""
-        turn = Turn(SessionState(session.state, dict(session.variables), session.awaiting))
+        turn = Turn(Memory(memory.state, dict(memory.variables), memory.awaiting))
         failed = self.definition.get("offloadFailedState")
         if failed:
             self._enter(turn, failed, can_offload=False)
         return turn
 
-    def go_to(self, session: SessionState, state_id: str, *, can_offload: bool) -> Turn:
-        turn = Turn(SessionState(session.state, dict(session.variables), None))
+    def go_to(self, memory: Memory, state_id: str, *, can_offload: bool) -> Turn:
+        turn = Turn(Memory(memory.state, dict(memory.variables), None))
         self._enter(turn, state_id, can_offload=can_offload)
         return turn
 
-    def _target(self, session: SessionState, message: dict[str, Any]) -> str | None:
+    def _target(self, memory: Memory, message: dict[str, Any]) -> str | None:
         kind = message["kind"]
-        variables = session.variables
+        variables = memory.variables
         if kind == "intro":
-            session.awaiting = None
+            memory.awaiting = None
             return str(self.definition["startState"])
         if kind == "postback":
             for item in message.get("sessionDataToSet") or []:
                 variables[item["key"]] = item.get("value")
             if message.get("nextDialogstateId"):
-                session.awaiting = None
+                memory.awaiting = None
                 return str(message["nextDialogstateId"])
             decoded = decode_payload(message.get("payload") or "")
             if decoded is not None:
                 goto, params = decoded
                 for param in params:
                     variables[str(param["key"])] = param.get("value")
-                session.awaiting = None
+                memory.awaiting = None
                 return goto
             text = message.get("payload") or message.get("title") or ""
         elif kind == "location":
@@ -115,11 +115,11 @@ class Engine:
         else:
             text = message.get("text", "")
         variables["lastMessage"] = text
-        if session.awaiting:
-            awaiting, session.awaiting = session.awaiting, None
+        if memory.awaiting:
+            awaiting, memory.awaiting = memory.awaiting, None
             variables[awaiting["variable"]] = text
             return awaiting["next"]
-        current = self.states.get(session.state or "", {})
+        current = self.states.get(memory.state or "", {})
         for route in [*current.get("routes", []), *self.definition.get("routes", [])]:
             if _matches(route, text):
                 return str(route["next"])

@@ -1,4 +1,4 @@
-"""Accepting a user message: de-duplicate, queue it in its session's inbox, wake a bot turn."""
+"""Accepting a user message: de-duplicate, queue it in its conversation's inbox, wake a bot turn."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from broker.core.settings import Settings
 @dataclass(frozen=True)
 class Accepted:
     message_id: str
-    session_id: str
+    conversation_id: str
     #: False when the idempotency key was seen before and nothing new was queued.
     queued: bool
 
@@ -29,24 +29,24 @@ def accept(
     sender: TaskSender,
     *,
     channel: dict[str, str],
-    session_id: str,
+    conversation_id: str,
     message: dict[str, Any],
     message_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> Accepted:
     """Queue `message` (in normal form) for the channel's bot, in one round trip to Redis.
 
-    A bot turn is enqueued only when the session has none pending; a running turn
+    A bot turn is enqueued only when the conversation has none pending; a running turn
     works through everything that arrives meanwhile.
     """
     bot_id, version = channel["botId"], channel["version"]
-    session = ids.session_hash(bot_id, version, session_id)
+    conversation_key = ids.conversation_key(bot_id, version, conversation_id)
     message_id = message_id or ids.new_id("in")
     now = clock.now()
     record = {
         **message,
         "messageId": message_id,
-        "sessionId": session_id,
+        "sessionId": conversation_id,
         "channelId": channel["id"],
         "receivedAt": now,
     }
@@ -57,10 +57,10 @@ def accept(
             pipe,
             "ingress",
             [
-                keys.idempotency(session, dedupe_key),
-                keys.session_inbox(session),
-                keys.session_pending(session),
-                keys.session_meta(session),
+                keys.idempotency(conversation_key, dedupe_key),
+                keys.conversation_inbox(conversation_key),
+                keys.conversation_pending(conversation_key),
+                keys.conversation_meta(conversation_key),
             ],
             [
                 message_id,
@@ -71,15 +71,17 @@ def accept(
                 "version",
                 version,
                 "sessionId",
-                session_id,
+                conversation_id,
                 "channelId",
                 channel["id"],
             ],
         )
-        pipe.zadd(keys.TURNS, {session: now + settings.claim_lease}, nx=True)
-        pipe.zadd(keys.bot_sessions(bot_id, version), {session_id: int(now * 1000)})
+        pipe.zadd(keys.TURNS, {conversation_key: now + settings.claim_lease}, nx=True)
+        pipe.zadd(keys.bot_conversations(bot_id, version), {conversation_id: int(now * 1000)})
 
     (queued, recorded_id, wake), _, _ = scripts.execute(r, build)
     if wake:
-        sender.bot_turn(session)
-    return Accepted(message_id=str(recorded_id), session_id=session_id, queued=bool(queued))
+        sender.bot_turn(conversation_key)
+    return Accepted(
+        message_id=str(recorded_id), conversation_id=conversation_id, queued=bool(queued)
+    )

@@ -94,7 +94,7 @@ class InboundMessage(BaseModel):
         return self
 
     @property
-    def session_id(self) -> str:
+    def conversation_id(self) -> str:
         return self.conversationId if self.conversationId is not None else self.user.id  # type: ignore[union-attr]
 
 

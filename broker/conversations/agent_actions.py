@@ -1,7 +1,7 @@
-"""Conversation actions (SPEC 4): an agent's messages to a user, and handing the session back.
+"""Conversation actions (SPEC 4): an agent's messages to a user, and handing the conversation back.
 
-Agent messages go out as the bot's do: deliveries on the session's channel webhook,
-their `messageCounter` continuing the session's count, written under the session's
+Agent messages go out as the bot's do: deliveries on the conversation's channel webhook,
+their `messageCounter` continuing the conversation's count, written under the conversation's
 lock so they never interleave with a bot turn. In the transcript, and in the `messages`
 events the offloading webhook gets, they are items of actor `agent`. A hand-back tells
 the offloading webhook so with a `bot_resumed` event message.
@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from broker.bots import bot_store
-from broker.bots.engine import Engine, SessionState
+from broker.bots.engine import Engine, Memory
 from broker.bots.rendering import render_message
 from broker.channels import channel_store
 from broker.conversations import conversation_store, transcript
-from broker.conversations.conversation_store import Session
+from broker.conversations.conversation_store import Conversation
 from broker.conversations.handover import Handover, resumed_notice
 from broker.conversations.outbox import Outbox
 from broker.core import clock
@@ -31,7 +31,7 @@ def act(
     r: Redis,
     settings: Settings,
     sender: TaskSender,
-    session: Session,
+    conversation: Conversation,
     *,
     messages: list[dict[str, Any]],
     resume: bool = False,
@@ -39,19 +39,22 @@ def act(
 ) -> dict[str, Any]:
     """Send `messages` (BotMessages) to the user; then, if asked, give the conversation back
     to the bot and move the dialogue to `go_to`, sending that state's messages."""
-    engine = _engine_for(r, session, go_to)
-    with conversation_store.locked(r, settings, sender, session) as meta:
+    engine = _engine_for(r, conversation, go_to)
+    with conversation_store.locked(r, settings, sender, conversation) as meta:
         channel_id = meta["channelId"]
         try:
             channel = channel_store.get_raw(r, channel_id)
         except NotFound:
             raise Conflict(
-                f"the channel {channel_id!r} of session {session.session_id!r} was removed"
+                f"the channel {channel_id!r} of session {conversation.conversation_id!r} "
+                "was removed"
             ) from None
         now = clock.now()
-        state = SessionState.from_json(meta.get("state"))
-        outbox = Outbox.for_session(session.key, meta, offloading.endpoint_of(r, session.bot_id))
-        handover = Handover.of(settings, session.key, meta)
+        state = Memory.from_json(meta.get("state"))
+        outbox = Outbox.for_conversation(
+            conversation.key, meta, offloading.endpoint_of(r, conversation.bot_id)
+        )
+        handover = Handover.of(settings, conversation.key, meta)
         for message in messages:
             outbox.send(channel, render_message(message, state.variables), actor="agent")
         if messages:
@@ -72,7 +75,7 @@ def act(
             r,
             settings,
             sender,
-            session.key,
+            conversation.key,
             trim=0,
             meta={
                 **outbox.counter_fields(),
@@ -84,24 +87,24 @@ def act(
             new=outbox.deliveries,
         )
         handover.changes.write_removes(r)
-    conversation_store.touch(r, session, now)
+    conversation_store.touch(r, conversation, now)
     return {
-        "botId": session.bot_id,
-        "sessionId": session.session_id,
-        "version": session.version,
+        "botId": conversation.bot_id,
+        "sessionId": conversation.conversation_id,
+        "version": conversation.version,
         "paused": handover.paused,
         "deliveryIds": outbox.channel_delivery_ids,
     }
 
 
-def _engine_for(r: Redis, session: Session, go_to: str | None) -> Engine | None:
-    """The engine of the session's bot version, when a hand-back names a state; checks it."""
+def _engine_for(r: Redis, conversation: Conversation, go_to: str | None) -> Engine | None:
+    """The engine of the conversation's bot version, when a hand-back names a state; checks it."""
     if go_to is None:
         return None
-    engine = Engine(bot_store.definition_of(r, session.bot_id, session.version))
+    engine = Engine(bot_store.definition_of(r, conversation.bot_id, conversation.version))
     if go_to not in engine.states:
         raise ValidationFailed(
-            f"the {session.version} version of the bot has no state {go_to!r}",
+            f"the {conversation.version} version of the bot has no state {go_to!r}",
             field="goToDialogstate",
         )
     return engine

@@ -1,4 +1,4 @@
-"""Conversations of a bot version, as operators see them: sessions, transcripts, variables."""
+"""Conversations of a bot version, as operators see them: conversations, transcripts, variables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from broker.bots import bot_store
 from broker.bots.bot_store import Version
-from broker.bots.engine import SessionState
+from broker.bots.engine import Memory
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import Conflict, NotFound
@@ -19,55 +19,55 @@ from broker.core.locks import Lock
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 
-#: How long a management request waits for a bot turn to let go of its session.
+#: How long a management request waits for a bot turn to let go of its conversation.
 LOCK_WAIT = 5.0
 _LOCK_POLL = 0.02
 
 
 @dataclass(frozen=True)
-class Session:
+class Conversation:
     bot_id: str
     version: Version
-    session_id: str
-    #: The session's short name inside Redis keys.
+    conversation_id: str
+    #: The conversation's short name inside Redis keys.
     key: str
 
 
-def find(r: Redis, bot_id: str, version: Version, session_id: str) -> Session:
-    """The session, or NotFound when the bot or the session does not exist."""
+def find(r: Redis, bot_id: str, version: Version, conversation_id: str) -> Conversation:
+    """The conversation, or NotFound when the bot or the conversation does not exist."""
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
-    key = ids.session_hash(bot_id, version, session_id)
-    if not r.exists(keys.session_meta(key)):
-        raise NotFound(f"bot {bot_id!r} has no {version} session {session_id!r}")
-    return Session(bot_id, version, session_id, key)
+    key = ids.conversation_key(bot_id, version, conversation_id)
+    if not r.exists(keys.conversation_meta(key)):
+        raise NotFound(f"bot {bot_id!r} has no {version} session {conversation_id!r}")
+    return Conversation(bot_id, version, conversation_id, key)
 
 
 @contextmanager
 def locked(
-    r: Redis, settings: Settings, sender: TaskSender, session: Session
+    r: Redis, settings: Settings, sender: TaskSender, conversation: Conversation
 ) -> Iterator[dict[str, str]]:
-    """Hold the session's lock, as a bot turn does, and yield its meta read under it.
+    """Hold the conversation's lock, as a bot turn does, and yield its meta read under it.
 
-    Waits up to LOCK_WAIT for a running turn; after that the session is busy (409).
-    A bot turn woken meanwhile found the session held and gave up, so one is woken
+    Waits up to LOCK_WAIT for a running turn; after that the conversation is busy (409).
+    A bot turn woken meanwhile found the conversation held and gave up, so one is woken
     again on the way out if messages wait.
     """
-    lock = Lock(r, keys.session_lock(session.key), max(settings.claim_lease, LOCK_WAIT))
+    lock = Lock(r, keys.conversation_lock(conversation.key), max(settings.claim_lease, LOCK_WAIT))
     deadline = time.monotonic() + LOCK_WAIT
     while not lock.acquire():
         if time.monotonic() > deadline:
-            raise Conflict(f"session {session.session_id!r} is busy; try again")
+            raise Conflict(f"session {conversation.conversation_id!r} is busy; try again")
         time.sleep(_LOCK_POLL)
     try:
-        meta: dict[str, str] = r.hgetall(keys.session_meta(session.key))
+        meta: dict[str, str] = r.hgetall(keys.conversation_meta(conversation.key))
         if not meta:
-            raise NotFound(f"session {session.session_id!r} was deleted")
+            raise NotFound(f"session {conversation.conversation_id!r} was deleted")
         yield meta
     finally:
         lock.release()
-        if r.exists(keys.session_pending(session.key)):
-            sender.bot_turn(session.key)
+        if r.exists(keys.conversation_pending(conversation.key)):
+            sender.bot_turn(conversation.key)
 
 
 def is_paused(meta: dict[str, str]) -> bool:
@@ -83,20 +83,20 @@ def list_page(
     *,
     paused: bool | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A bot version's sessions, the most recently active first; only the paused ones (or
+    """A bot version's conversations, the most recently active first; only the paused ones (or
     only the others) when `paused` says so."""
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
     found, total = _page_of_ids(r, bot_id, version, offset, limit, paused)
     pipe = r.pipeline()
-    for session_id, _ in found:
-        key = ids.session_hash(bot_id, version, session_id)
-        pipe.hgetall(keys.session_meta(key))
-        pipe.llen(keys.session_transcript(key))
+    for conversation_id, _ in found:
+        key = ids.conversation_key(bot_id, version, conversation_id)
+        pipe.hgetall(keys.conversation_meta(key))
+        pipe.llen(keys.conversation_transcript(key))
     answers = pipe.execute()
     items = [
-        _summary(session_id, version, score, answers[2 * i], answers[2 * i + 1])
-        for i, (session_id, score) in enumerate(found)
+        _summary(conversation_id, version, score, answers[2 * i], answers[2 * i + 1])
+        for i, (conversation_id, score) in enumerate(found)
         if answers[2 * i]
     ]
     return items, total
@@ -105,8 +105,8 @@ def list_page(
 def _page_of_ids(
     r: Redis, bot_id: str, version: Version, offset: int, limit: int, paused: bool | None
 ) -> tuple[list[tuple[str, float]], int]:
-    """Session ids with their last activity (ms), newest first, and how many there are."""
-    index = keys.bot_sessions(bot_id, version)
+    """Conversation ids with their last activity (ms), newest first, and how many there are."""
+    index = keys.bot_conversations(bot_id, version)
     if paused is None:
         pipe = r.pipeline()
         pipe.zrevrange(index, offset, offset + limit - 1, withscores=True)
@@ -115,7 +115,7 @@ def _page_of_ids(
         return found, int(total)
     paused_index = keys.bot_paused(bot_id, version)
     if paused:
-        # Paused sessions are few (each has an agent): scored by their last activity.
+        # Paused conversations are few (each has an agent): scored by their last activity.
         chosen = r.zinter({index: 1, paused_index: 0}, withscores=True)
     else:
         chosen = r.zdiff([index, paused_index], withscores=True)
@@ -124,12 +124,12 @@ def _page_of_ids(
 
 
 def _summary(
-    session_id: str, version: str, score: float, meta: dict[str, str], messages: int
+    conversation_id: str, version: str, score: float, meta: dict[str, str], messages: int
 ) -> dict[str, Any]:
-    state = SessionState.from_json(meta.get("state"))
+    state = Memory.from_json(meta.get("state"))
     last = max(score / 1000, float(meta.get("lastActivityAt") or 0))
     return {
-        "sessionId": session_id,
+        "sessionId": conversation_id,
         "version": version,
         "channelId": meta.get("channelId"),
         "state": state.state,
@@ -141,10 +141,10 @@ def _summary(
 
 
 def transcript_page(
-    r: Redis, session: Session, offset: int, limit: int
+    r: Redis, conversation: Conversation, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """The session's transcript, oldest first."""
-    key = keys.session_transcript(session.key)
+    """The conversation's transcript, oldest first."""
+    key = keys.conversation_transcript(conversation.key)
     pipe = r.pipeline()
     pipe.lrange(key, offset, offset + limit - 1)
     pipe.llen(key)
@@ -152,23 +152,28 @@ def transcript_page(
     return [json.loads(item) for item in items], int(total)
 
 
-def session_data(r: Redis, session: Session) -> dict[str, Any]:
-    state = SessionState.from_json(r.hget(keys.session_meta(session.key), "state"))
+def variables(r: Redis, conversation: Conversation) -> dict[str, Any]:
+    state = Memory.from_json(r.hget(keys.conversation_meta(conversation.key), "state"))
     return {
-        "sessionId": session.session_id,
-        "version": session.version,
+        "sessionId": conversation.conversation_id,
+        "version": conversation.version,
         "sessionData": state.variables,
     }
 
 
-def clear_session_data(r: Redis, settings: Settings, sender: TaskSender, session: Session) -> None:
-    """Forget the session's variables; where it stands in the dialogue is kept."""
-    with locked(r, settings, sender, session) as meta:
-        state = SessionState.from_json(meta.get("state"))
+def forget_variables(
+    r: Redis, settings: Settings, sender: TaskSender, conversation: Conversation
+) -> None:
+    """Forget the conversation's variables; where it stands in the dialogue is kept."""
+    with locked(r, settings, sender, conversation) as meta:
+        state = Memory.from_json(meta.get("state"))
         state.variables = {}
-        r.hset(keys.session_meta(session.key), "state", state.to_json())
+        r.hset(keys.conversation_meta(conversation.key), "state", state.to_json())
 
 
-def touch(r: Redis, session: Session, at: float) -> None:
-    """Mark activity in the version's session index."""
-    r.zadd(keys.bot_sessions(session.bot_id, session.version), {session.session_id: int(at * 1000)})
+def touch(r: Redis, conversation: Conversation, at: float) -> None:
+    """Mark activity in the version's conversation index."""
+    r.zadd(
+        keys.bot_conversations(conversation.bot_id, conversation.version),
+        {conversation.conversation_id: int(at * 1000)},
+    )

@@ -13,7 +13,7 @@ CHANNEL_TYPE = "webhook"
 
 def channel_message(
     *,
-    session_id: str,
+    conversation_id: str,
     verify_token: str,
     message: dict[str, Any],
     counter: int,
@@ -22,19 +22,19 @@ def channel_message(
 ) -> dict[str, Any]:
     """One bot message for a channel's webhook URL (SPEC section 2)."""
     return {
-        "recipient": {"id": session_id},
-        "senderId": session_id,
+        "recipient": {"id": conversation_id},
+        "senderId": conversation_id,
         "verifyToken": verify_token,
         "message": message,
         "messageCounter": counter,
         "botId": bot_id,
-        "sessionId": session_id,
+        "sessionId": conversation_id,
         "timestamp": clock.iso(at),
     }
 
 
 def messages_event(
-    *, items: list[dict[str, Any]], session_id: str, version: str, bot_id: str, at: float
+    *, items: list[dict[str, Any]], conversation_id: str, version: str, bot_id: str, at: float
 ) -> dict[str, Any]:
     """A `messages` event for the offloading webhook (SPEC section 4): transcript items."""
     return {
@@ -43,7 +43,7 @@ def messages_event(
         "timestamp": clock.iso(at),
         "messages": items,
         "channel": CHANNEL_TYPE,
-        "sessionId": session_id,
+        "sessionId": conversation_id,
         "version": version,
         "botId": bot_id,
     }
@@ -53,7 +53,7 @@ def offload_event(
     *,
     payload: dict[str, Any],
     transcript: list[dict[str, Any]],
-    session_id: str,
+    conversation_id: str,
     version: str,
     bot_id: str,
     at: float,
@@ -67,7 +67,7 @@ def offload_event(
         "transcript": transcript,
         "channel": CHANNEL_TYPE,
         "timestamp": clock.iso(at),
-        "sessionId": session_id,
+        "sessionId": conversation_id,
         "version": version,
         "botId": bot_id,
     }

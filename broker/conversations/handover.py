@@ -1,6 +1,6 @@
 """Handing a conversation to a human and back (SPEC 4), as bot turns and agent actions see it.
 
-A conversation is in one of three hands, kept in its session meta:
+A conversation is in one of three hands, kept in its conversation meta:
 
 - the bot's, the usual case;
 - waiting for an offload's answer (`offloadPending` holds the offload's delivery id): the
@@ -8,10 +8,10 @@ A conversation is in one of three hands, kept in its session meta:
 - an agent's (`paused`): the user's messages go to the offloading webhook only, and the
   bot does not answer them.
 
-The bot turn learns what happened elsewhere from the session's signals: the end of the
+The bot turn learns what happened elsewhere from the conversation's signals: the end of the
 offload's delivery (the endpoint's answer, or the delivery's death), and timers that fired
 (the answer is late; the agent has been silent too long). Timers sit on `sb:timers`,
-outside the session's hash slot: they are written before the commit that needs them and
+outside the conversation's hash slot: they are written before the commit that needs them and
 removed after the commit that settles them, so a crash can leave at most a timer that
 fires for nothing, and a signal that no longer fits is ignored.
 """
@@ -40,13 +40,13 @@ _CLOCK_SLACK = 1.0
 RESUMED_EVENT = "bot_resumed"
 
 
-def timer_member(session_key: str, name: str) -> str:
-    return f"{session_key}|{name}"
+def timer_member(conversation_key: str, name: str) -> str:
+    return f"{conversation_key}|{name}"
 
 
 def split_timer(member: str) -> tuple[str, str]:
-    session_key, _, name = member.partition("|")
-    return session_key, name
+    conversation_key, _, name = member.partition("|")
+    return conversation_key, name
 
 
 class Settled(enum.Enum):
@@ -91,7 +91,7 @@ def read_answer(signal: dict[str, Any]) -> OffloadAnswer:
 
 @dataclass
 class IndexChanges:
-    """Writes to indexes outside the session's hash slot that go with one commit."""
+    """Writes to indexes outside the conversation's hash slot that go with one commit."""
 
     adds: dict[tuple[str, str], float] = field(default_factory=dict)
     removes: set[tuple[str, str]] = field(default_factory=set)
@@ -126,10 +126,10 @@ class Handover:
     """Where one conversation's handover stands, changed by a turn and saved with it."""
 
     settings: Settings
-    session_key: str
+    conversation_key: str
     bot_id: str
     version: str
-    session_id: str
+    conversation_id: str
     paused: bool = False
     #: The delivery id of the offload whose answer is awaited, or "".
     offload_pending: str = ""
@@ -139,10 +139,10 @@ class Handover:
     changes: IndexChanges = field(default_factory=IndexChanges)
 
     @classmethod
-    def of(cls, settings: Settings, session_key: str, meta: dict[str, str]) -> Handover:
+    def of(cls, settings: Settings, conversation_key: str, meta: dict[str, str]) -> Handover:
         return cls(
             settings,
-            session_key,
+            conversation_key,
             meta["botId"],
             meta["version"],
             meta["sessionId"],
@@ -153,7 +153,7 @@ class Handover:
         )
 
     def fields(self) -> dict[str, str]:
-        """The session meta fields that keep it."""
+        """The conversation meta fields that keep it."""
         return {
             "paused": "1" if self.paused else "0",
             "offloadPending": self.offload_pending,
@@ -178,7 +178,7 @@ class Handover:
             return self._offload_timer(now)
         if signal.get("kind") == "timer" and signal.get("name") == RESUME_TIMER:
             return self._resume_timer(now)
-        log.warning("session %s: unknown signal %r ignored", self.session_key, signal)
+        log.warning("session %s: unknown signal %r ignored", self.conversation_key, signal)
         return Settled.NOTHING
 
     def _delivery_ended(self, signal: dict[str, Any], now: float) -> Settled:
@@ -191,7 +191,7 @@ class Handover:
             log.info(
                 "offload %s of session %s failed: %s",
                 signal.get("deliveryId"),
-                self.session_key,
+                self.conversation_key,
                 answer.reason,
             )
             return Settled.OFFLOAD_FAILED
@@ -208,7 +208,9 @@ class Handover:
             self._set_timer(OFFLOAD_TIMER, due)
             return Settled.NOTHING
         log.info(
-            "offload %s of session %s has no answer in time", self.offload_pending, self.session_key
+            "offload %s of session %s has no answer in time",
+            self.offload_pending,
+            self.conversation_key,
         )
         self._offload_settled()
         return Settled.OFFLOAD_FAILED
@@ -232,7 +234,9 @@ class Handover:
         self.paused = True
         self.agent_active_at = now
         self._set_timer(RESUME_TIMER, now + self.settings.resume_after)
-        self.changes.add(keys.bot_paused(self.bot_id, self.version), self.session_id, now * 1000)
+        self.changes.add(
+            keys.bot_paused(self.bot_id, self.version), self.conversation_id, now * 1000
+        )
 
     def agent_acted(self, now: float) -> None:
         """The agent said something: the silence that ends a pause starts again."""
@@ -244,12 +248,12 @@ class Handover:
         """The bot has the conversation again; an offload still awaited is given up."""
         self.paused = False
         self.changes.remove(keys.TIMERS, self._timer(RESUME_TIMER))
-        self.changes.remove(keys.bot_paused(self.bot_id, self.version), self.session_id)
+        self.changes.remove(keys.bot_paused(self.bot_id, self.version), self.conversation_id)
         if self.offload_pending:
             self._offload_settled()
 
     def _timer(self, name: str) -> str:
-        return timer_member(self.session_key, name)
+        return timer_member(self.conversation_key, name)
 
     def _set_timer(self, name: str, at: float) -> None:
         self.changes.add(keys.TIMERS, self._timer(name), at)

@@ -1,5 +1,5 @@
 """What a bot turn or an agent action sends, committed at once by `broker.deliveries.commit_turn`:
-transcript items; deliveries to the session's channel webhook, numbered by its
+transcript items; deliveries to the conversation's channel webhook, numbered by its
 `messageCounter`; and, where the bot has an offloading integration, `messages` and
 `offload` events for it (SPEC 4).
 
@@ -25,9 +25,9 @@ Actor = Literal["user", "bot", "agent"]
 
 @dataclass
 class Outbox:
-    session_key: str
+    conversation_key: str
     bot_id: str
-    session_id: str
+    conversation_id: str
     version: str
     #: Where `messages` and `offload` events go: the bot's offloading endpoint, if it has one.
     offloading_endpoint: str | None = None
@@ -39,17 +39,17 @@ class Outbox:
     _unsent: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def for_session(
-        cls, session_key: str, meta: dict[str, str], offloading_endpoint: str | None = None
+    def for_conversation(
+        cls, conversation_key: str, meta: dict[str, str], offloading_endpoint: str | None = None
     ) -> Outbox:
-        """An empty outbox, counting on from the counters in the session's meta."""
+        """An empty outbox, counting on from the counters in the conversation's meta."""
         counters = {
             name.removeprefix(_COUNTER): int(value)
             for name, value in meta.items()
             if name.startswith(_COUNTER)
         }
         return cls(
-            session_key,
+            conversation_key,
             meta["botId"],
             meta["sessionId"],
             meta["version"],
@@ -84,7 +84,7 @@ class Outbox:
         channel_id = channel["id"]
         self.counters[channel_id] = self.counters.get(channel_id, 0) + 1
         body = documents.channel_message(
-            session_id=self.session_id,
+            conversation_id=self.conversation_id,
             verify_token=channel["verifyToken"],
             message=message,
             counter=self.counters[channel_id],
@@ -101,7 +101,7 @@ class Outbox:
         expires_at: float,
     ) -> str:
         """Ask the offloading webhook to take the conversation over; returns the delivery's
-        id, whose end (the answer) the session's next bot turn is told of. `history` gives
+        id, whose end (the answer) the conversation's next bot turn is told of. `history` gives
         the transcript items committed before this turn."""
         assert self.offloading_endpoint is not None, "an offload needs an offloading endpoint"
         self.flush()
@@ -109,7 +109,7 @@ class Outbox:
         body = documents.offload_event(
             payload=payload,
             transcript=[*history(), *self.transcript],
-            session_id=self.session_id,
+            conversation_id=self.conversation_id,
             version=self.version,
             bot_id=self.bot_id,
             at=now,
@@ -126,7 +126,7 @@ class Outbox:
         now = clock.now()
         body = documents.messages_event(
             items=self._unsent,
-            session_id=self.session_id,
+            conversation_id=self.conversation_id,
             version=self.version,
             bot_id=self.bot_id,
             at=now,
@@ -145,11 +145,11 @@ class Outbox:
         expires_at: float = 0.0,
     ) -> str:
         delivery = records.NewDelivery(
-            id=ids.delivery_id(self.session_key),
+            id=ids.delivery_id(self.conversation_key),
             endpoint_id=endpoint_id,
             kind=kind,
             bot_id=self.bot_id,
-            session_id=self.session_id,
+            conversation_id=self.conversation_id,
             body=body,
             created_at=at,
             notify=notify,
@@ -159,5 +159,5 @@ class Outbox:
         return delivery.id
 
     def counter_fields(self) -> dict[str, int]:
-        """The session meta fields that keep the counters."""
+        """The conversation meta fields that keep the counters."""
         return {f"{_COUNTER}{channel_id}": count for channel_id, count in self.counters.items()}

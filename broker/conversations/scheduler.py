@@ -20,31 +20,36 @@ _PER_PASS = SCHEDULER_BATCH * 20
 
 def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
     """Wake the bot turns whose claim ran out; returns how many."""
-    sessions = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
-    for session in sessions:
-        sender.bot_turn(session)
-    return len(sessions)
+    conversation_keys = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
+    for conversation_key in conversation_keys:
+        sender.bot_turn(conversation_key)
+    return len(conversation_keys)
 
 
 def fire_timers(r: Redis, settings: Settings, sender: TaskSender) -> int:
-    """Give each due timer's session a signal and wake its bot turn; returns how many."""
+    """Give each due timer's conversation a signal and wake its bot turn; returns how many."""
     members = schedules.claim(r, keys.TIMERS, settings.claim_lease, _PER_PASS)
     for member in members:
-        session_key, name = split_timer(member)
+        conversation_key, name = split_timer(member)
         signal = json.dumps({"kind": "timer", "name": name})
 
-        def build(pipe: Pipeline, session_key: str = session_key, signal: str = signal) -> None:
-            # Listed first (sb:turns is not in the session's hash slot): should we die before
+        def build(
+            pipe: Pipeline, conversation_key: str = conversation_key, signal: str = signal
+        ) -> None:
+            # Listed first (sb:turns is not in the conversation's hash slot): should we die before
             # the wake-up, the scheduler runs the turn when this entry comes due.
-            pipe.zadd(keys.TURNS, {session_key: clock.now() + settings.claim_lease}, nx=True)
+            pipe.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease}, nx=True)
             scripts.add(
                 pipe,
                 "signal",
-                [keys.session_signals(session_key), keys.session_pending(session_key)],
+                [
+                    keys.conversation_signals(conversation_key),
+                    keys.conversation_pending(conversation_key),
+                ],
                 [signal],
             )
 
         _, wake = scripts.execute(r, build)
         if wake:
-            sender.bot_turn(session_key)
+            sender.bot_turn(conversation_key)
     return len(members)

@@ -1,6 +1,6 @@
-"""Bot turns: one session's signals and waiting messages, run through its bot, in order.
+"""Bot turns: one conversation's signals and waiting messages, run through its bot, in order.
 
-A turn holds the session's lock and reads its meta, its signals and a batch of its inbox
+A turn holds the conversation's lock and reads its meta, its signals and a batch of its inbox
 in one round trip. Signals come first (an offload's answer, a timer that fired: see
 `broker.handover`), then the messages, one by one, until the dialogue waits for an
 offload's answer. It commits the new state, the transcript and the outbound deliveries
@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from broker.bots import bot_store
 from broker.bots.bot_store import Version
-from broker.bots.engine import Engine, SessionState, Turn, absorb
+from broker.bots.engine import Engine, Memory, Turn, absorb
 from broker.channels import channel_store
 from broker.conversations import transcript
 from broker.conversations.handover import (
@@ -41,36 +41,36 @@ from broker.delivery import fanout, health, offloading
 log = logging.getLogger(__name__)
 
 
-def run_pending(r: Redis, settings: Settings, sender: TaskSender, session: str) -> int:
-    """Work through everything waiting for one session; returns messages processed."""
-    lock = Lock(r, keys.session_lock(session), settings.claim_lease)
+def run_pending(r: Redis, settings: Settings, sender: TaskSender, conversation_key: str) -> int:
+    """Work through everything waiting for one conversation; returns messages processed."""
+    lock = Lock(r, keys.conversation_lock(conversation_key), settings.claim_lease)
     if not lock.acquire():
-        return 0  # another worker has the session; it drains the inbox before letting go
+        return 0  # another worker has the conversation; it drains the inbox before letting go
     processed = 0
     try:
         while True:
             lock.extend()
-            r.zadd(keys.TURNS, {session: clock.now() + settings.claim_lease}, xx=True)
-            work = _read(r, session)
+            r.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease}, xx=True)
+            work = _read(r, conversation_key)
             if work.idle:
                 # Leave the schedule first: an ingress that finds the flag still set
-                # puts the session back on it.
-                r.zrem(keys.TURNS, session)
+                # puts the conversation back on it.
+                r.zrem(keys.TURNS, conversation_key)
                 if scripts.run(
                     r,
                     "turn_finish",
                     [
-                        keys.session_inbox(session),
-                        keys.session_pending(session),
-                        keys.session_signals(session),
-                        keys.session_meta(session),
+                        keys.conversation_inbox(conversation_key),
+                        keys.conversation_pending(conversation_key),
+                        keys.conversation_signals(conversation_key),
+                        keys.conversation_meta(conversation_key),
                     ],
                     [],
                 ):
                     return processed
-                r.zadd(keys.TURNS, {session: clock.now() + settings.claim_lease})
+                r.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease})
                 continue
-            processed += _run(r, settings, sender, session, work)
+            processed += _run(r, settings, sender, conversation_key, work)
     finally:
         lock.release()
 
@@ -89,20 +89,24 @@ class _Work:
         return not self.messages or bool(self.meta.get("offloadPending"))
 
 
-def _read(r: Redis, session: str) -> _Work:
+def _read(r: Redis, conversation_key: str) -> _Work:
     pipe = r.pipeline(transaction=False)
-    pipe.hgetall(keys.session_meta(session))
-    pipe.lrange(keys.session_signals(session), 0, TURN_BATCH - 1)
-    pipe.lrange(keys.session_inbox(session), 0, TURN_BATCH - 1)
+    pipe.hgetall(keys.conversation_meta(conversation_key))
+    pipe.lrange(keys.conversation_signals(conversation_key), 0, TURN_BATCH - 1)
+    pipe.lrange(keys.conversation_inbox(conversation_key), 0, TURN_BATCH - 1)
     meta, signals, messages = pipe.execute()
     return _Work(meta, [json.loads(s) for s in signals], [json.loads(m) for m in messages])
 
 
-def _run(r: Redis, settings: Settings, sender: TaskSender, session: str, work: _Work) -> int:
+def _run(
+    r: Redis, settings: Settings, sender: TaskSender, conversation_key: str, work: _Work
+) -> int:
     if not work.meta:
-        # The session was deleted while its messages waited: its timers go too.
-        r.delete(keys.session_inbox(session), keys.session_signals(session))
-        r.zrem(keys.TIMERS, *(timer_member(session, name) for name in TIMER_NAMES))
+        # The conversation was deleted while its messages waited: its timers go too.
+        r.delete(
+            keys.conversation_inbox(conversation_key), keys.conversation_signals(conversation_key)
+        )
+        r.zrem(keys.TIMERS, *(timer_member(conversation_key, name) for name in TIMER_NAMES))
         return len(work.messages)
     bot_id, version = work.meta["botId"], cast(Version, work.meta["version"])
     try:
@@ -110,7 +114,9 @@ def _run(r: Redis, settings: Settings, sender: TaskSender, session: str, work: _
     except NotFound:
         log.warning("bot %s is gone; the messages of its session are not answered", bot_id)
         engine = None
-    turn = _BotTurn(r, settings, session, work.meta, engine, offloading.endpoint_of(r, bot_id))
+    turn = _BotTurn(
+        r, settings, conversation_key, work.meta, engine, offloading.endpoint_of(r, bot_id)
+    )
     for signal in work.signals:
         turn.settle(signal)
     used = 0
@@ -124,25 +130,25 @@ def _run(r: Redis, settings: Settings, sender: TaskSender, session: str, work: _
 
 
 class _BotTurn:
-    """One pass of a session's bot turn: what it changes, gathered for one commit."""
+    """One pass of a conversation's bot turn: what it changes, gathered for one commit."""
 
     def __init__(
         self,
         r: Redis,
         settings: Settings,
-        session: str,
+        conversation_key: str,
         meta: dict[str, str],
         engine: Engine | None,
         offloading_endpoint: str | None,
     ) -> None:
         self.r = r
         self.settings = settings
-        self.session = session
+        self.conversation_key = conversation_key
         self.meta = meta
         self.engine = engine
-        self.state = SessionState.from_json(meta.get("state"))
-        self.outbox = Outbox.for_session(session, meta, offloading_endpoint)
-        self.handover = Handover.of(settings, session, meta)
+        self.state = Memory.from_json(meta.get("state"))
+        self.outbox = Outbox.for_conversation(conversation_key, meta, offloading_endpoint)
+        self.handover = Handover.of(settings, conversation_key, meta)
         self._channels: dict[str, dict[str, str] | None] = {}
 
     def settle(self, signal: dict[str, Any]) -> None:
@@ -194,7 +200,7 @@ class _BotTurn:
             self.r,
             self.settings,
             sender,
-            self.session,
+            self.conversation_key,
             trim=trim,
             trim_signals=trim_signals,
             meta={
@@ -214,11 +220,11 @@ class _BotTurn:
 
     def _history(self) -> list[dict[str, Any]]:
         """The transcript committed before this turn."""
-        items = self.r.lrange(keys.session_transcript(self.session), 0, -1)
+        items = self.r.lrange(keys.conversation_transcript(self.conversation_key), 0, -1)
         return [json.loads(item) for item in items]
 
     def _channel(self, channel_id: str) -> dict[str, str] | None:
-        """A channel of the session, or None (logged) when it was removed since."""
+        """A channel of the conversation, or None (logged) when it was removed since."""
         if channel_id not in self._channels:
             try:
                 self._channels[channel_id] = channel_store.get_raw(self.r, channel_id)

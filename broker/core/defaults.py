@@ -35,7 +35,7 @@ LOG_RETENTION = 7 * 24 * 3600.0
 #: Dead letters are kept this long (seconds), unless replayed sooner.
 DEAD_RETENTION = 30 * 24 * 3600.0
 
-#: A worker holds a session or a delivery queue for this long (seconds) before the
+#: A worker holds a conversation or a delivery queue for this long (seconds) before the
 #: scheduler assumes it died and hands the work to another; renewed while it works.
 CLAIM_LEASE = 30.0
 
@@ -44,7 +44,7 @@ SCHEDULER_INTERVAL = 0.2
 #: How many due queues the scheduler hands to one delivery task.
 SCHEDULER_BATCH = 50
 
-#: A bot turn reads at most this many waiting messages of its session at once.
+#: A bot turn reads at most this many waiting messages of its conversation at once.
 TURN_BATCH = 50
 #: A delivery task sends at most this many deliveries of one queue before yielding.
 DELIVERIES_PER_CLAIM = 100
@@ -93,5 +93,5 @@ OFFLOAD_TIMEOUT = 60.0
 #: (seconds).
 RESUME_AFTER = 24 * 3600.0
 
-#: A session's transcript keeps this many items, the newest.
+#: A conversation's transcript keeps this many items, the newest.
 TRANSCRIPT_MAX = 5000

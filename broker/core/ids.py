@@ -17,18 +17,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(8)}"
 
 
-def session_hash(bot_id: str, version: str, session_id: str) -> str:
-    """The short name of a session inside Redis keys; 80 bits of SHA-256."""
-    raw = f"{bot_id}\x00{version}\x00{session_id}".encode()
+def conversation_key(bot_id: str, version: str, conversation_id: str) -> str:
+    """The short name of a conversation inside Redis keys; 80 bits of SHA-256."""
+    raw = f"{bot_id}\x00{version}\x00{conversation_id}".encode()
     return hashlib.sha256(raw).hexdigest()[:20]
 
 
-def delivery_id(session_hash_: str) -> str:
-    """A delivery id names its session, so the id alone finds the delivery's keys."""
-    return f"{_DELIVERY_PREFIX}{session_hash_}{secrets.token_hex(8)}"
+def delivery_id(conversation_key_: str) -> str:
+    """A delivery id names its conversation, so the id alone finds the delivery's keys."""
+    return f"{_DELIVERY_PREFIX}{conversation_key_}{secrets.token_hex(8)}"
 
 
-def session_of_delivery(delivery_id_: str) -> str:
+def conversation_of_delivery(delivery_id_: str) -> str:
     if not delivery_id_.startswith(_DELIVERY_PREFIX) or len(delivery_id_) != 40:
         raise NotFound(f"no delivery {delivery_id_!r}")
     return delivery_id_[len(_DELIVERY_PREFIX) : len(_DELIVERY_PREFIX) + 20]

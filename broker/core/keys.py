@@ -1,7 +1,7 @@
 """Every Redis key Switchboard uses, and nothing else names one.
 
 Keys that one script touches together share a hash tag, so that the same scripts
-can run on Redis Cluster: a session's keys carry `{s:<session hash>}`.
+can run on Redis Cluster: a conversation's keys carry `{c:<conversation key>}`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ ENDPOINTS = f"{PREFIX}:endpoints"  # zset: endpoint id -> created (ms)
 ADMIN_TOKENS = f"{PREFIX}:admin-tokens"  # hash: sha256(token) -> JSON description
 #: hash: sha256(bot-scoped API token) -> JSON {"id", "botId", "description", "createdAt"}
 API_TOKENS = f"{PREFIX}:api-tokens"
-#: zset of delivery queues ("<session hash>|<endpoint id>") by the time someone must
+#: zset of delivery queues ("<conversation key>|<endpoint id>") by the time someone must
 #: look at them: a due retry, or the end of a worker's claim.
 DUE = f"{PREFIX}:due"
-#: zset of sessions with a bot turn pending, by the end of the current claim.
+#: zset of conversations with a bot turn pending, by the end of the current claim.
 TURNS = f"{PREFIX}:turns"
 DELIVERIES = f"{PREFIX}:deliveries"  # zset: delivery id -> created (ms)
 DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
-#: zset of conversation timers ("<session hash>|offload" or "<session hash>|resume") by
+#: zset of conversation timers ("<conversation key>|offload" or "<conversation key>|resume") by
 #: when they fire: an offload answer that is late, an agent who has been silent too long.
 TIMERS = f"{PREFIX}:timers"
 
@@ -44,13 +44,13 @@ def bot_offloading(bot_id: str) -> str:
     return f"{PREFIX}:bot:{bot_id}:offloading"
 
 
-def bot_sessions(bot_id: str, version: str) -> str:
-    """zset: session id -> last activity (ms)."""
-    return f"{PREFIX}:bot:{bot_id}:{version}:sessions"
+def bot_conversations(bot_id: str, version: str) -> str:
+    """zset: conversation id -> last activity (ms)."""
+    return f"{PREFIX}:bot:{bot_id}:{version}:conversations"
 
 
 def bot_paused(bot_id: str, version: str) -> str:
-    """zset: session id -> when the bot was paused for it (ms)."""
+    """zset: conversation id -> when the bot was paused for it (ms)."""
     return f"{PREFIX}:bot:{bot_id}:{version}:paused"
 
 
@@ -92,54 +92,54 @@ def rate_limit(channel_id: str) -> str:
     return f"{PREFIX}:ratelimit:{channel_id}"
 
 
-# --- per session (hash tag {s:<hash>}) --------------------------------------------
-def _session(session_hash: str) -> str:
-    return f"{PREFIX}:{{s:{session_hash}}}"
+# --- per conversation (hash tag {c:<key>}) --------------------------------------------
+def _conversation(conversation_key: str) -> str:
+    return f"{PREFIX}:{{c:{conversation_key}}}"
 
 
-def session_meta(session_hash: str) -> str:
-    """hash: bot, version, session id, channel, dialogue state, variables, counters, and
+def conversation_meta(conversation_key: str) -> str:
+    """hash: bot, version, conversation id, channel, dialogue state, variables, counters, and
     where the handover stands (paused, offloadPending, offloadPendingAt, agentActiveAt)."""
-    return f"{_session(session_hash)}:meta"
+    return f"{_conversation(conversation_key)}:meta"
 
 
-def session_inbox(session_hash: str) -> str:
-    return f"{_session(session_hash)}:inbox"
+def conversation_inbox(conversation_key: str) -> str:
+    return f"{_conversation(conversation_key)}:inbox"
 
 
-def session_pending(session_hash: str) -> str:
-    """Set while the session has a bot turn queued or running."""
-    return f"{_session(session_hash)}:pending"
+def conversation_pending(conversation_key: str) -> str:
+    """Set while the conversation has a bot turn queued or running."""
+    return f"{_conversation(conversation_key)}:pending"
 
 
-def session_signals(session_hash: str) -> str:
+def conversation_signals(conversation_key: str) -> str:
     """list of JSON signals for the next bot turn: offload answers, timers that fired."""
-    return f"{_session(session_hash)}:signals"
+    return f"{_conversation(conversation_key)}:signals"
 
 
-def session_lock(session_hash: str) -> str:
-    return f"{_session(session_hash)}:lock"
+def conversation_lock(conversation_key: str) -> str:
+    return f"{_conversation(conversation_key)}:lock"
 
 
-def session_transcript(session_hash: str) -> str:
-    return f"{_session(session_hash)}:transcript"
+def conversation_transcript(conversation_key: str) -> str:
+    return f"{_conversation(conversation_key)}:transcript"
 
 
-def idempotency(session_hash: str, key: str) -> str:
-    return f"{_session(session_hash)}:idem:{key}"
+def idempotency(conversation_key: str, key: str) -> str:
+    return f"{_conversation(conversation_key)}:idem:{key}"
 
 
-def fifo(session_hash: str, endpoint_id: str) -> str:
-    return f"{_session(session_hash)}:fifo:{endpoint_id}"
+def fifo(conversation_key: str, endpoint_id: str) -> str:
+    return f"{_conversation(conversation_key)}:fifo:{endpoint_id}"
 
 
-def fifo_lock(session_hash: str, endpoint_id: str) -> str:
-    return f"{_session(session_hash)}:fifolock:{endpoint_id}"
+def fifo_lock(conversation_key: str, endpoint_id: str) -> str:
+    return f"{_conversation(conversation_key)}:fifolock:{endpoint_id}"
 
 
-def delivery(session_hash: str, delivery_id: str) -> str:
-    return f"{_session(session_hash)}:delivery:{delivery_id}"
+def delivery(conversation_key: str, delivery_id: str) -> str:
+    return f"{_conversation(conversation_key)}:delivery:{delivery_id}"
 
 
-def delivery_attempts(session_hash: str, delivery_id: str) -> str:
-    return f"{_session(session_hash)}:delivery:{delivery_id}:attempts"
+def delivery_attempts(conversation_key: str, delivery_id: str) -> str:
+    return f"{_conversation(conversation_key)}:delivery:{delivery_id}:attempts"

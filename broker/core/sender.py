@@ -7,8 +7,8 @@ from typing import Protocol
 
 
 class TaskSender(Protocol):
-    def bot_turn(self, session_hash: str) -> None:
-        """Run the waiting messages of one session."""
+    def bot_turn(self, conversation_key: str) -> None:
+        """Run the waiting messages of one conversation."""
 
     def deliver(self, queues: Sequence[str]) -> None:
-        """Work through the ready heads of these delivery queues ("<session>|<endpoint>")."""
+        """Work through the ready heads of these delivery queues ("<conversation>|<endpoint>")."""

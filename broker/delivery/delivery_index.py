@@ -1,4 +1,4 @@
-"""Finding deliveries: newest first, by status, endpoint, session or dead-letter time."""
+"""Finding deliveries: newest first, by status, endpoint, conversation or dead-letter time."""
 
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ def list_page(
     limit: int,
     status: str | None = None,
     endpoint_id: str | None = None,
-    session_id: str | None = None,
+    conversation_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     index = (
         keys.DEAD
         if status == "dead"
         else (keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES)
     )
-    if not status and not session_id and (endpoint_id is None or index != keys.DEAD):
+    if not status and not conversation_id and (endpoint_id is None or index != keys.DEAD):
         total = int(r.zcard(index))
         return records.views(r, r.zrevrange(index, offset, offset + limit - 1)), total
     matched: list[dict[str, Any]] = []
@@ -50,7 +50,7 @@ def list_page(
     def flush() -> None:
         nonlocal total
         for item in records.views(r, batch):
-            if _matches(item, status, endpoint_id, session_id):
+            if _matches(item, status, endpoint_id, conversation_id):
                 if offset <= total < offset + limit:
                     matched.append(item)
                 total += 1
@@ -65,12 +65,12 @@ def list_page(
 
 
 def _matches(
-    item: dict[str, Any], status: str | None, endpoint_id: str | None, session_id: str | None
+    item: dict[str, Any], status: str | None, endpoint_id: str | None, conversation_id: str | None
 ) -> bool:
     return (
         (status is None or item["status"] == status)
         and (endpoint_id is None or item["endpointId"] == endpoint_id)
-        and (session_id is None or item["sessionId"] == session_id)
+        and (conversation_id is None or item["sessionId"] == conversation_id)
     )
 
 

@@ -20,7 +20,7 @@ def commit_turn(
     r: Redis,
     settings: Settings,
     sender: TaskSender,
-    session: str,
+    conversation_key: str,
     *,
     trim: int,
     trim_signals: int = 0,
@@ -41,16 +41,19 @@ def commit_turn(
         "deliveries": [{"id": d.id, "fields": d.fields()} for d in new],
     }
     turn_keys = [
-        keys.session_meta(session),
-        keys.session_inbox(session),
-        keys.session_transcript(session),
-        keys.session_signals(session),
+        keys.conversation_meta(conversation_key),
+        keys.conversation_inbox(conversation_key),
+        keys.conversation_transcript(conversation_key),
+        keys.conversation_signals(conversation_key),
     ]
     for d in new:
-        turn_keys += [keys.fifo(session, d.endpoint_id), keys.delivery(session, d.id)]
-    refs = sorted({queue_ref(session, d.endpoint_id) for d in new})
+        turn_keys += [
+            keys.fifo(conversation_key, d.endpoint_id),
+            keys.delivery(conversation_key, d.id),
+        ]
+    refs = sorted({queue_ref(conversation_key, d.endpoint_id) for d in new})
     if new:
-        # Written before the turn, since the indexes are not in the session's hash slot:
+        # Written before the turn, since the indexes are not in the conversation's hash slot:
         # should we die between the two, the scheduler still finds the queues (a queue
         # found empty is let go), and the listings skip ids whose record never came.
         claim = clock.now() + settings.claim_lease
@@ -64,7 +67,7 @@ def commit_turn(
 
         scripts.execute(r, index)
     fresh = scripts.run(r, "turn_commit", turn_keys, [json.dumps(plan)])
-    woken = sorted({queue_ref(session, new[i - 1].endpoint_id) for i in fresh})
+    woken = sorted({queue_ref(conversation_key, new[i - 1].endpoint_id) for i in fresh})
     if woken:
         r.zadd(keys.DUE, dict.fromkeys(woken, clock.now() + settings.claim_lease))
         sender.deliver(woken)

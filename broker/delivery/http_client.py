@@ -90,24 +90,24 @@ class _SafeAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": SafeHTTPPool, "https": SafeHTTPSPool}
 
 
-def safe_session(allowlist: Sequence[Network], pool_size: int) -> requests.Session:
-    """A session whose every connection goes through outbound safety, and that ignores
+def safe_http_session(allowlist: Sequence[Network], pool_size: int) -> requests.Session:
+    """A conversation whose every connection goes through outbound safety, and that ignores
     proxies named in the environment."""
-    session = requests.Session()
+    http_session = requests.Session()
     # Proxies, .netrc and CA bundles named by the environment are not ours to follow: a
     # proxy would reach the endpoint on our behalf, past the connect-time checks.
-    session.trust_env = False
+    http_session.trust_env = False
     adapter = _SafeAdapter(allowlist, pool_size)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    http_session.mount("http://", adapter)
+    http_session.mount("https://", adapter)
+    return http_session
 
 
 class DeliveryClient:
     """POSTs JSON documents to endpoints; one per worker process, shared by its threads."""
 
     def __init__(self, allowlist: Sequence[Network], user_agent: str, pool_size: int = 32) -> None:
-        self._session = safe_session(allowlist, pool_size)
+        self._http_session = safe_http_session(allowlist, pool_size)
         self._user_agent = user_agent
 
     def post(
@@ -131,7 +131,7 @@ class DeliveryClient:
             return int((time.monotonic() - started) * 1000)
 
         try:
-            response = self._session.post(
+            response = self._http_session.post(
                 url,
                 data=body,
                 headers=all_headers,

@@ -20,7 +20,7 @@ from broker.core.errors import NotFound, ValidationFailed
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 from broker.delivery.endpoint import Endpoint, with_challenge
-from broker.delivery.http_client import safe_session
+from broker.delivery.http_client import safe_http_session
 from broker.delivery.netsafety import check_url
 
 USER_AGENT = f"Switchboard-Webhooks/{__version__}"
@@ -35,11 +35,11 @@ def endpoint_id(bot_id: str) -> str:
 def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
     """GET the API URL with the challenge; anything but 200 `{"status": "ok"}` raises
     ValidationFailed (field `apiUrl`) quoting the endpoint's answer."""
-    session = safe_session(settings.outbound_allowlist, pool_size=1)
+    http_session = safe_http_session(settings.outbound_allowlist, pool_size=1)
     url = with_challenge(api_url, verify_token)
     try:
-        with session:
-            response = session.get(
+        with http_session:
+            response = http_session.get(
                 url,
                 headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
                 timeout=(settings.connect_timeout, settings.total_timeout),

@@ -44,11 +44,11 @@ def work_queue(
 ) -> QueueRun:
     """Attempt the ready head of one queue, and what follows it, until it must wait.
 
-    `sender` wakes the bot turn of a session that waits for a delivery's end (an offload).
+    `sender` wakes the bot turn of a conversation that waits for a delivery's end (an offload).
     """
-    session, endpoint_id = split_ref(ref)
+    conversation_key, endpoint_id = split_ref(ref)
     lease = settings.claim_lease + settings.total_timeout
-    lock = Lock(r, keys.fifo_lock(session, endpoint_id), lease)
+    lock = Lock(r, keys.fifo_lock(conversation_key, endpoint_id), lease)
     if not lock.acquire():
         return QueueRun()  # another worker holds it and looks again before letting go
     delivered = attempts = 0
@@ -73,13 +73,16 @@ def work_queue(
                 if scripts.run(
                     r,
                     "queue_release",
-                    [keys.fifo(session, endpoint_id), keys.fifo_lock(session, endpoint_id)],
+                    [
+                        keys.fifo(conversation_key, endpoint_id),
+                        keys.fifo_lock(conversation_key, endpoint_id),
+                    ],
                     [lock.token],
                 ):
                     return QueueRun(delivered, attempts)
                 continue
             pipe = r.pipeline(transaction=False)
-            pipe.hgetall(keys.delivery(session, head))
+            pipe.hgetall(keys.delivery(conversation_key, head))
             pipe.hget(keys.endpoint_health(endpoint_id), "state")
             # Read again each time, at no cost in round trips: a new URL applies at once.
             pipe.hgetall(keys.endpoint(endpoint_id))
@@ -90,13 +93,13 @@ def work_queue(
             endpoint = Endpoint.from_redis(endpoint_raw)
             lease = settings.claim_lease + endpoint.timeouts(settings)[1]
             if not record:
-                r.lpop(keys.fifo(session, endpoint_id))
+                r.lpop(keys.fifo(conversation_key, endpoint_id))
                 continue
             now = clock.now()
             expires_at = float(record.get("expiresAt") or 0)
             if expires_at and now >= expires_at:
                 _dead_letter(
-                    r, settings, sender, session, record, "expired before it was delivered"
+                    r, settings, sender, conversation_key, record, "expired before it was delivered"
                 )
                 continue
             not_before = float(record.get("nextAttemptAt") or 0)
@@ -113,14 +116,18 @@ def work_queue(
             if gate.verdict == "disabled":
                 if expires_at:
                     # Its answer is awaited now, not whenever an operator enables the endpoint.
-                    _dead_letter(r, settings, sender, session, record, "the endpoint is disabled")
+                    _dead_letter(
+                        r, settings, sender, conversation_key, record, "the endpoint is disabled"
+                    )
                     continue
                 park(r, ref)
                 return QueueRun(delivered, attempts)
             if gate.verdict == "wait":
                 wake_at = min(gate.until, expires_at) if expires_at else gate.until
                 return QueueRun(delivered, attempts)
-            verdict, retry_at = _attempt(r, settings, sender, client, endpoint, session, record)
+            verdict, retry_at = _attempt(
+                r, settings, sender, client, endpoint, conversation_key, record
+            )
             attempts += 1
             if verdict is Verdict.DELIVERED:
                 delivered += 1
@@ -138,11 +145,11 @@ def work_queue(
 
 def _claim(lock: Lock, ref: str, lease: float, pipe: Pipeline) -> None:
     """Renew our hold on a queue and read its head."""
-    session, endpoint_id = split_ref(ref)
+    conversation_key, endpoint_id = split_ref(ref)
     lock.extend_on(pipe, lease)
     # Our claim: if this process dies, the scheduler hands the queue on after it.
     pipe.zadd(keys.DUE, {ref: clock.now() + lease})
-    pipe.lindex(keys.fifo(session, endpoint_id), 0)
+    pipe.lindex(keys.fifo(conversation_key, endpoint_id), 0)
 
 
 def _attempt(
@@ -151,7 +158,7 @@ def _attempt(
     sender: TaskSender,
     client: DeliveryClient,
     endpoint: Endpoint,
-    session: str,
+    conversation_key: str,
     record: dict[str, str],
 ) -> tuple[Verdict, float]:
     """Attempt one delivery and record it; returns the verdict and, for RETRY, when next."""
@@ -203,7 +210,7 @@ def _attempt(
 
     def record_all(pipe: Pipeline) -> None:
         if decision.verdict is Verdict.DEAD:
-            # Listed first (sb:dead is not in the session's hash slot): should we die before
+            # Listed first (sb:dead is not in the conversation's hash slot): should we die before
             # the record, the delivery is tried again and the listing skips it until it is dead.
             pipe.zadd(keys.DEAD, {delivery_id: int(now * 1000)})
         health.add_outcome(
@@ -219,17 +226,25 @@ def _attempt(
                 pipe, endpoint.id, f"the endpoint answered {result.status_code} Gone"
             )
         _add_attempt(
-            pipe, settings, session, record, started, result, pop=pop, ttl=ttl, fields=fields
+            pipe,
+            settings,
+            conversation_key,
+            record,
+            started,
+            result,
+            pop=pop,
+            ttl=ttl,
+            fields=fields,
         )
 
-    _wake_if_told(sender, session, scripts.execute(r, record_all))
+    _wake_if_told(sender, conversation_key, scripts.execute(r, record_all))
     return decision.verdict, now + decision.delay
 
 
 def _add_attempt(
     pipe: Pipeline,
     settings: Settings,
-    session: str,
+    conversation_key: str,
     record: dict[str, str],
     started: float,
     result: AttemptResult,
@@ -239,8 +254,8 @@ def _add_attempt(
     fields: list[str],
 ) -> None:
     """Queue the attempt's log entry and the delivery's new fields on a pipeline, last;
-    `pop` takes the delivery off its queue. When the delivery's session waits for its end,
-    the session gets a signal, and the script's answer is 2 if a bot turn must be woken."""
+    `pop` takes the delivery off its queue. When the delivery's conversation waits for its end,
+    the conversation gets a signal, and the script's answer is 2 if a bot turn must be woken."""
     attempt: dict[str, object] = {"at": clock.iso(started), "durationMs": result.duration_ms}
     if result.status_code is not None:
         attempt["statusCode"] = result.status_code
@@ -250,17 +265,20 @@ def _add_attempt(
         attempt["response"] = result.response
     delivery_id = record["id"]
     script_keys = [
-        keys.delivery(session, delivery_id),
-        keys.delivery_attempts(session, delivery_id),
-        keys.fifo(session, record["endpointId"]),
+        keys.delivery(conversation_key, delivery_id),
+        keys.delivery_attempts(conversation_key, delivery_id),
+        keys.fifo(conversation_key, record["endpointId"]),
     ]
     signal = ""
     if pop and record.get("notify") == "1":
         signal = _end_signal(record, result)
-        script_keys += [keys.session_signals(session), keys.session_pending(session)]
-        # Listed first (sb:turns is not in the session's hash slot): should we die before
+        script_keys += [
+            keys.conversation_signals(conversation_key),
+            keys.conversation_pending(conversation_key),
+        ]
+        # Listed first (sb:turns is not in the conversation's hash slot): should we die before
         # the wake-up, the scheduler runs the turn when this entry comes due.
-        pipe.zadd(keys.TURNS, {session: clock.now() + settings.claim_lease}, nx=True)
+        pipe.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease}, nx=True)
     scripts.add(
         pipe,
         "attempt_record",
@@ -277,7 +295,7 @@ def _add_attempt(
 
 
 def _end_signal(record: dict[str, str], result: AttemptResult) -> str:
-    """What the session is told when a delivery it waits for leaves its queue."""
+    """What the conversation is told when a delivery it waits for leaves its queue."""
     return json.dumps(
         {
             "kind": "delivery",
@@ -292,10 +310,11 @@ def _end_signal(record: dict[str, str], result: AttemptResult) -> str:
     )
 
 
-def _wake_if_told(sender: TaskSender, session: str, answers: list[object]) -> None:
-    """Wake the session's bot turn if the attempt's record (the pipeline's last answer) says so."""
+def _wake_if_told(sender: TaskSender, conversation_key: str, answers: list[object]) -> None:
+    """Wake the conversation's bot turn if the attempt's record (the pipeline's last answer)
+    says so."""
     if answers and answers[-1] == 2:
-        sender.bot_turn(session)
+        sender.bot_turn(conversation_key)
 
 
 def defer(r: Redis, refs: list[str], until: float) -> None:
@@ -317,13 +336,13 @@ def park(r: Redis, ref: str) -> None:
 
 def _dead_letter_all(r: Redis, settings: Settings, sender: TaskSender, ref: str) -> None:
     """The endpoint was removed: its queue ends in the dead-letter list."""
-    session, endpoint_id = split_ref(ref)
-    while (delivery_id := r.lindex(keys.fifo(session, endpoint_id), 0)) is not None:
-        record = r.hgetall(keys.delivery(session, delivery_id))
+    conversation_key, endpoint_id = split_ref(ref)
+    while (delivery_id := r.lindex(keys.fifo(conversation_key, endpoint_id), 0)) is not None:
+        record = r.hgetall(keys.delivery(conversation_key, delivery_id))
         if record:
-            _dead_letter(r, settings, sender, session, record, "the endpoint was removed")
+            _dead_letter(r, settings, sender, conversation_key, record, "the endpoint was removed")
         else:
-            r.lpop(keys.fifo(session, endpoint_id))
+            r.lpop(keys.fifo(conversation_key, endpoint_id))
     r.zrem(keys.DUE, ref)
 
 
@@ -331,7 +350,7 @@ def _dead_letter(
     r: Redis,
     settings: Settings,
     sender: TaskSender,
-    session: str,
+    conversation_key: str,
     record: dict[str, str],
     error: str,
 ) -> None:
@@ -343,7 +362,7 @@ def _dead_letter(
         _add_attempt(
             pipe,
             settings,
-            session,
+            conversation_key,
             record,
             now,
             AttemptResult(None, 0, error=error),
@@ -353,4 +372,4 @@ def _dead_letter(
         )
 
     log.warning("delivery %s is dead: %s", record["id"], error)
-    _wake_if_told(sender, session, scripts.execute(r, dead_letter))
+    _wake_if_told(sender, conversation_key, scripts.execute(r, dead_letter))

@@ -1,7 +1,7 @@
 """Delivery records: one JSON document for one endpoint, and how the API shows it.
 
-A delivery sits on the queue of its (session, endpoint) pair: `sb:{s:<hash>}:fifo:<endpoint>`.
-Its id names its session (see `broker.ids.delivery_id`), so the id alone finds it.
+A delivery sits on the queue of its (conversation, endpoint) pair: `sb:{c:<key>}:fifo:<endpoint>`.
+Its id names its conversation (see `broker.ids.delivery_id`), so the id alone finds it.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ class NewDelivery:
     endpoint_id: str
     kind: str  # "message" | "messages" | "offload"
     bot_id: str
-    session_id: str
+    conversation_id: str
     body: dict[str, Any]
     created_at: float
-    #: Whether the session's next bot turn is told how the delivery ended (its answer,
+    #: Whether the conversation's next bot turn is told how the delivery ended (its answer,
     #: or its death): an offload waits for one.
     notify: bool = False
     #: When it is dead if not delivered by then (0: never); an offload's answer is awaited
@@ -47,7 +47,7 @@ class NewDelivery:
             "botId",
             self.bot_id,
             "sessionId",
-            self.session_id,
+            self.conversation_id,
             "status",
             "queued",
             "createdAt",
@@ -61,29 +61,29 @@ class NewDelivery:
         ]
 
 
-def queue_ref(session: str, endpoint_id: str) -> str:
-    return f"{session}|{endpoint_id}"
+def queue_ref(conversation_key: str, endpoint_id: str) -> str:
+    return f"{conversation_key}|{endpoint_id}"
 
 
 def split_ref(ref: str) -> tuple[str, str]:
-    session, _, endpoint_id = ref.partition("|")
-    return session, endpoint_id
+    conversation_key, _, endpoint_id = ref.partition("|")
+    return conversation_key, endpoint_id
 
 
 def _record(r: Redis, delivery_id: str) -> tuple[str, dict[str, str]]:
-    session = ids.session_of_delivery(delivery_id)
-    raw: dict[str, str] = r.hgetall(keys.delivery(session, delivery_id))
+    conversation_key = ids.conversation_of_delivery(delivery_id)
+    raw: dict[str, str] = r.hgetall(keys.delivery(conversation_key, delivery_id))
     if not raw:
         raise NotFound(f"no delivery {delivery_id!r}")
-    return session, raw
+    return conversation_key, raw
 
 
 def view(r: Redis, delivery_id: str) -> dict[str, Any]:
     """A delivery with its attempts, as the management API shows it (SPEC section 6)."""
-    session, raw = _record(r, delivery_id)
+    conversation_key, raw = _record(r, delivery_id)
     pipe = r.pipeline()
-    pipe.lrange(keys.delivery_attempts(session, delivery_id), 0, -1)
-    pipe.lindex(keys.fifo(session, raw["endpointId"]), 0)
+    pipe.lrange(keys.delivery_attempts(conversation_key, delivery_id), 0, -1)
+    pipe.lindex(keys.fifo(conversation_key, raw["endpointId"]), 0)
     pipe.hget(keys.endpoint_health(raw["endpointId"]), "state")
     attempts, head, endpoint_state = pipe.execute()
     return _view(raw, [json.loads(a) for a in attempts], head, endpoint_state)
@@ -121,15 +121,15 @@ def _view(
 def views(r: Redis, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Several deliveries in two round trips; ids whose record expired are left out."""
     pipe = r.pipeline()
-    sessions = [ids.session_of_delivery(d) for d in delivery_ids]
-    for session, delivery_id in zip(sessions, delivery_ids, strict=True):
-        pipe.hgetall(keys.delivery(session, delivery_id))
+    conversation_keys = [ids.conversation_of_delivery(d) for d in delivery_ids]
+    for conversation_key, delivery_id in zip(conversation_keys, delivery_ids, strict=True):
+        pipe.hgetall(keys.delivery(conversation_key, delivery_id))
     raws = pipe.execute()
     pipe = r.pipeline()
-    found = [(s, raw) for s, raw in zip(sessions, raws, strict=True) if raw]
-    for session, raw in found:
-        pipe.lrange(keys.delivery_attempts(session, raw["id"]), 0, -1)
-        pipe.lindex(keys.fifo(session, raw["endpointId"]), 0)
+    found = [(s, raw) for s, raw in zip(conversation_keys, raws, strict=True) if raw]
+    for conversation_key, raw in found:
+        pipe.lrange(keys.delivery_attempts(conversation_key, raw["id"]), 0, -1)
+        pipe.lindex(keys.fifo(conversation_key, raw["endpointId"]), 0)
         pipe.hget(keys.endpoint_health(raw["endpointId"]), "state")
     answers = pipe.execute()
     return [

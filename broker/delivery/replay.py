@@ -12,10 +12,10 @@ from broker.delivery.records import _record, queue_ref
 
 def replay(r: Redis, delivery_id: str) -> bool:
     """Send a delivered or dead-lettered delivery again; False if it is already under way."""
-    session, raw = _record(r, delivery_id)
+    conversation_key, raw = _record(r, delivery_id)
     endpoint_id = raw["endpointId"]
-    ref = queue_ref(session, endpoint_id)
-    # The scheduler is told first (sb:due is not in the session's hash slot): should we
+    ref = queue_ref(conversation_key, endpoint_id)
+    # The scheduler is told first (sb:due is not in the conversation's hash slot): should we
     # die right after, the queue is looked at anyway; a queue that holds nothing new is
     # simply let go again.
     r.zadd(keys.DUE, {ref: clock.now()}, lt=True)
@@ -23,9 +23,9 @@ def replay(r: Redis, delivery_id: str) -> bool:
         r,
         "replay",
         [
-            keys.delivery(session, delivery_id),
-            keys.fifo(session, endpoint_id),
-            keys.delivery_attempts(session, delivery_id),
+            keys.delivery(conversation_key, delivery_id),
+            keys.fifo(conversation_key, endpoint_id),
+            keys.delivery_attempts(conversation_key, delivery_id),
         ],
         [delivery_id],
     )

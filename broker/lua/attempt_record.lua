@@ -1,8 +1,8 @@
 -- Record one attempt of a delivery and, when it is finished with, take it off its queue.
 -- KEYS: delivery record, its attempt list, its queue; for a delivery whose end its
---   session waits for, also the session's signal list and its turn-pending flag.
+--   conversation waits for, also the conversation's signal list and its turn-pending flag.
 -- ARGV[1] delivery id, ARGV[2] attempt JSON, ARGV[3] 1 to take it off the queue,
--- ARGV[4] seconds to keep the record (0: for ever), ARGV[5] the signal to give the session
+-- ARGV[4] seconds to keep the record (0: for ever), ARGV[5] the signal to give the conversation
 -- when the delivery leaves its queue ('' for none), then field, value, ... to set.
 -- Returns 2 when a bot turn must be woken for the signal, else 1.
 redis.call('RPUSH', KEYS[2], ARGV[2])

@@ -1,5 +1,5 @@
 -- Queue one inbound message, unless its idempotency key was seen in the last day.
--- KEYS: idempotency key, inbox, pending flag, session meta
+-- KEYS: idempotency key, inbox, pending flag, conversation meta
 -- ARGV: message id, message JSON, idempotency TTL (s), then field, value, ... for the meta
 -- Returns {1 if queued else 0, message id of record, 1 if a bot turn must be enqueued else 0}
 local seen = redis.call('GET', KEYS[1])

@@ -1,4 +1,4 @@
--- End a session's bot turn if nothing is left for it: no signal, and no message in the
+-- End a conversation's bot turn if nothing is left for it: no signal, and no message in the
 -- inbox, or only messages that wait for an offload's answer.
 -- KEYS: inbox, pending flag, signals, meta.
 -- Returns 1 when the turn ended, 0 when more work arrived.

@@ -93,7 +93,7 @@ class Api:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Web, a worker and the scheduler, each a real process, for the whole session."""
+    """Web, a worker and the scheduler, each a real process, for the whole conversation."""
     require_redis()
     redis.Redis.from_url(redis_url(INTEGRATION_DB)).flushdb()
     redis.Redis.from_url(redis_url(INTEGRATION_BROKER_DB)).flushdb()

@@ -25,8 +25,8 @@ def texts(hits: list[Hit]) -> list[str]:
     return [hit.body["message"]["text"] for hit in hits]
 
 
-def of_session(hits: list[Hit], session: str) -> list[Hit]:
-    return [hit for hit in hits if hit.body["sessionId"] == session]
+def of_conversation(hits: list[Hit], conversation: str) -> list[Hit]:
+    return [hit for hit in hits if hit.body["sessionId"] == conversation]
 
 
 def deliveries(api: Api, **query: str) -> list[dict[str, Any]]:

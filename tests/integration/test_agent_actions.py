@@ -53,14 +53,16 @@ def test_agent_messages_reach_the_user_signed_after_the_bots(api: Api, receiver:
     assert [i["actor"] for i in transcript["items"]] == ["user", "bot", "agent", "agent"]
 
 
-def test_a_paused_session_is_silent_until_handed_back(
+def test_a_paused_conversation_is_silent_until_handed_back(
     api: Api, receiver: Receiver, data: redis.Redis
 ) -> None:
     channel = api.echo_channel(receiver.url)
     api.send(channel, "user-5")
     wait_until(lambda: len(receiver.delivered()) == 1, what="the welcome")
     data.hset(
-        keys.session_meta(ids.session_hash(channel["botId"], "LIVE", "user-5")), "paused", "1"
+        keys.conversation_meta(ids.conversation_key(channel["botId"], "LIVE", "user-5")),
+        "paused",
+        "1",
     )
     messages = f"/v1/bots/{channel['botId']}/conversations/user-5/messages"
 

@@ -27,10 +27,12 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
         doomed = own.start("worker", env).processes["worker"]
         own.wait_ready()
         channel = own.api.echo_channel(receiver.url)
-        sessions = [f"user-{n}" for n in range(8)]
+        conversations = [f"user-{n}" for n in range(8)]
         for n in range(6):
-            for session in sessions:
-                assert own.api.send(channel, session, f"{session} #{n}").status_code == 202
+            for conversation in conversations:
+                assert (
+                    own.api.send(channel, conversation, f"{conversation} #{n}").status_code == 202
+                )
 
         wait_until(lambda: len(receiver.hits) >= 12, what="the first worker to be under way")
         os.kill(doomed.pid, signal.SIGKILL)
@@ -38,7 +40,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
         in_flight_when_killed = len(receiver.hits)
         own.start("worker", env)
 
-        expected = {f"You said: {s} #{n}" for s in sessions for n in range(6)}
+        expected = {f"You said: {s} #{n}" for s in conversations for n in range(6)}
 
         def all_arrived() -> bool:
             return {hit.body["message"]["text"] for hit in receiver.delivered()} == expected
@@ -50,10 +52,13 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
         for hit in receiver.hits:
             ids_by_text[hit.body["message"]["text"]].add(hit.webhook_id)
         assert all(len(found) == 1 for found in ids_by_text.values()), ids_by_text
-        for session in sessions:
+        for conversation in conversations:
             firsts: list[int] = []
             for hit in receiver.hits:
-                if hit.body["sessionId"] == session and hit.body["messageCounter"] not in firsts:
+                if (
+                    hit.body["sessionId"] == conversation
+                    and hit.body["messageCounter"] not in firsts
+                ):
                     firsts.append(hit.body["messageCounter"])
             assert firsts == [1, 2, 3, 4, 5, 6]
         repeats = len(receiver.hits) - len(expected)

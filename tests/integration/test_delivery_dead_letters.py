@@ -32,10 +32,10 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def kill_some(api: Api, channel: dict[str, Any], session: str, count: int) -> list[str]:
+def kill_some(api: Api, channel: dict[str, Any], conversation: str, count: int) -> list[str]:
     before = {item["id"] for item in dead_letters(api, endpointId=channel["id"])}
     for n in range(count):
-        api.send(channel, session, f"{session} {n}")
+        api.send(channel, conversation, f"{conversation} {n}")
 
     def dead() -> list[str]:
         now = {item["id"] for item in dead_letters(api, endpointId=channel["id"])}

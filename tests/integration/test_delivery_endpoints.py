@@ -6,7 +6,7 @@ import redis
 
 from broker.core import keys
 from tests.integration.conftest import Api
-from tests.integration.delivery_helpers import deliveries, endpoint, of_session, texts
+from tests.integration.delivery_helpers import deliveries, endpoint, of_conversation, texts
 from tests.polling import wait_until
 from tests.receivers import Answer, Hit, Receiver, always
 
@@ -42,8 +42,11 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_for_enable(
     assert enabled.status_code == 200
     assert enabled.json()["state"] == "healthy" and enabled.json()["queuesResumed"] == 2
     wait_until(lambda: len(receiver.delivered()) == 3, what="the held replies")
-    assert texts(of_session(receiver.delivered(), "left")) == ["You said: one", "You said: two"]
-    assert texts(of_session(receiver.delivered(), "right")) == ["You said: three"]
+    assert texts(of_conversation(receiver.delivered(), "left")) == [
+        "You said: one",
+        "You said: two",
+    ]
+    assert texts(of_conversation(receiver.delivered(), "right")) == ["You said: three"]
 
 
 def test_an_operator_disables_an_endpoint_and_nothing_is_lost(

@@ -38,9 +38,9 @@ def test_the_circuit_opens_stops_hammering_then_a_probe_closes_it(
 ) -> None:
     receiver.behaviour = always(500)
     channel = touchy.echo_channel(receiver.url, retrySchedule=[0] + [0.05] * 40)
-    sessions = ["a", "b", "c", "d"]
-    for session in sessions:
-        touchy.send(channel, session, "hi")
+    conversations = ["a", "b", "c", "d"]
+    for conversation in conversations:
+        touchy.send(channel, conversation, "hi")
 
     wait_until(lambda: endpoint(touchy, channel["id"])["state"] == "circuit_open", what="open")
     wait_until(lambda: len(receiver.hits) >= 5, what="a probe after the cool-down")

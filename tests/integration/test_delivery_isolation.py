@@ -18,7 +18,7 @@ def test_a_receiver_that_hangs_for_channel_a_does_not_slow_channel_b(
     quick = make_receiver()
     channel_a = api.echo_channel(hanging.url, totalTimeout=6, retrySchedule=[0, 1, 1])
     channel_b = api.echo_channel(quick.url)
-    # Far more of A's sessions than a worker process has Celery threads.
+    # Far more of A's conversations than a worker process has Celery threads.
     for n in range(80):
         assert api.send(channel_a, f"a-{n}", "hello").status_code == 202
 

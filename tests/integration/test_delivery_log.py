@@ -57,7 +57,7 @@ def test_a_timeout_is_logged_with_its_error(api: Api, receiver: Receiver) -> Non
     assert "statusCode" not in timed_out and 250 <= timed_out["durationMs"] < 2000
 
 
-def test_deliveries_are_filtered_by_status_endpoint_and_session(
+def test_deliveries_are_filtered_by_status_endpoint_and_conversation(
     api: Api, make_receiver: type[Receiver]
 ) -> None:
     good = make_receiver()

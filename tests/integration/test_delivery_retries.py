@@ -15,7 +15,7 @@ from tests.integration.delivery_helpers import (
     attempt_times,
     deliveries,
     delivery,
-    of_session,
+    of_conversation,
     texts,
 )
 from tests.polling import wait_until
@@ -26,10 +26,10 @@ def test_a_receiver_down_then_up_gets_every_reply_in_order_after_the_schedule(ap
     schedule = [0, 0.4, 0.8, 1.2, 1.6]
     port = free_port()
     channel = api.echo_channel(f"http://127.0.0.1:{port}/hook", retrySchedule=schedule)
-    sessions = ["ann", "bob", "cy"]
+    conversations = ["ann", "bob", "cy"]
     for n in range(2):
-        for session in sessions:
-            assert api.send(channel, session, f"{session} {n}").status_code == 202
+        for conversation in conversations:
+            assert api.send(channel, conversation, f"{conversation} {n}").status_code == 202
 
     def heads_failed_twice() -> bool:
         items = deliveries(api, endpointId=channel["id"])
@@ -40,10 +40,10 @@ def test_a_receiver_down_then_up_gets_every_reply_in_order_after_the_schedule(ap
     receiver = Receiver(port=port)
     try:
         wait_until(lambda: len(receiver.delivered()) == 6, what="6 replies")
-        for session in sessions:
-            assert texts(of_session(receiver.hits, session)) == [
-                f"You said: {session} 0",
-                f"You said: {session} 1",
+        for conversation in conversations:
+            assert texts(of_conversation(receiver.hits, conversation)) == [
+                f"You said: {conversation} 0",
+                f"You said: {conversation} 1",
             ]
         items = deliveries(api, endpointId=channel["id"])
         assert {item["status"] for item in items} == {"delivered"}
@@ -157,7 +157,7 @@ def test_an_always_failing_endpoint_ends_in_dead_letters_and_replay_delivers_whe
     dead = wait_until(dead_letters, what="3 dead letters")
     assert len(receiver.hits) == 9  # three attempts each, as the schedule says
     # "two" was not tried before "one" was dead.
-    doomed = texts(of_session(receiver.hits, "doomed"))
+    doomed = texts(of_conversation(receiver.hits, "doomed"))
     assert doomed == ["You said: one"] * 3 + ["You said: two"] * 3
     for item in dead:
         assert item["status"] == "dead" and "deadAt" in item
@@ -169,7 +169,10 @@ def test_an_always_failing_endpoint_ends_in_dead_letters_and_replay_delivers_whe
     assert answer.json() == {"replayed": 3, "matched": 3}
 
     wait_until(lambda: len(receiver.delivered()) == 3, what="the replayed replies")
-    assert texts(of_session(receiver.delivered(), "doomed")) == ["You said: one", "You said: two"]
+    assert texts(of_conversation(receiver.delivered(), "doomed")) == [
+        "You said: one",
+        "You said: two",
+    ]
     assert {hit.webhook_id for hit in receiver.delivered()} == {item["id"] for item in dead}
     assert api.get("/v1/dead-letters", params={"endpointId": channel["id"]}).json()["total"] == 0
     for item in dead:

@@ -27,37 +27,39 @@ MENU = {
 
 def _talked(
     r: Redis, settings: Settings, definition: dict[str, object]
-) -> tuple[dict[str, str], conversation_store.Session]:
-    """A bot whose session u1 said hello and got its welcome."""
+) -> tuple[dict[str, str], conversation_store.Conversation]:
+    """A bot whose conversation u1 said hello and got its welcome."""
     bot = bot_store.create(r, "b", definition)
     created = channel_store.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
     channel = channel_store.get_raw(r, created["id"])
     sender = RecordingSender()
-    ingress.accept(r, settings, sender, channel=channel, session_id="u1", message={"kind": "intro"})
-    turns.run_pending(r, settings, sender, ids.session_hash(bot["id"], "LIVE", "u1"))
+    ingress.accept(
+        r, settings, sender, channel=channel, conversation_id="u1", message={"kind": "intro"}
+    )
+    turns.run_pending(r, settings, sender, ids.conversation_key(bot["id"], "LIVE", "u1"))
     return channel, conversation_store.find(r, bot["id"], "LIVE", "u1")
 
 
 def _bodies(
-    r: Redis, session: conversation_store.Session, channel_id: str
+    r: Redis, conversation: conversation_store.Conversation, channel_id: str
 ) -> list[dict[str, object]]:
-    queue = r.lrange(keys.fifo(session.key, channel_id), 0, -1)
-    return [json.loads(r.hget(keys.delivery(session.key, d), "body")) for d in queue]
+    queue = r.lrange(keys.fifo(conversation.key, channel_id), 0, -1)
+    return [json.loads(r.hget(keys.delivery(conversation.key, d), "body")) for d in queue]
 
 
 def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings: Settings) -> None:
-    channel, session = _talked(fake_redis, settings, MENU)
+    channel, conversation = _talked(fake_redis, settings, MENU)
     sender = RecordingSender()
 
     answer = agent_actions.act(
         fake_redis,
         settings,
         sender,
-        session,
+        conversation,
         messages=[{"text": "Agent here"}, {"text": "How can I help?"}],
     )
 
-    bodies = _bodies(fake_redis, session, channel["id"])
+    bodies = _bodies(fake_redis, conversation, channel["id"])
     assert [b["message"] for b in bodies] == [
         {"text": "Hi"},
         {"text": "Agent here"},
@@ -66,7 +68,7 @@ def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings
     assert [b["messageCounter"] for b in bodies] == [1, 2, 3]
     assert bodies[1]["verifyToken"] == channel["verifyToken"]
     assert answer["deliveryIds"] == [
-        b for b in fake_redis.lrange(keys.fifo(session.key, channel["id"]), 1, -1)
+        b for b in fake_redis.lrange(keys.fifo(conversation.key, channel["id"]), 1, -1)
     ]
     assert answer["paused"] is False
 
@@ -74,51 +76,57 @@ def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings
 def test_agent_messages_are_agent_items_in_the_transcript(
     fake_redis: Redis, settings: Settings
 ) -> None:
-    _, session = _talked(fake_redis, settings, MENU)
+    _, conversation = _talked(fake_redis, settings, MENU)
     agent_actions.act(
-        fake_redis, settings, RecordingSender(), session, messages=[{"text": "Agent here"}]
+        fake_redis, settings, RecordingSender(), conversation, messages=[{"text": "Agent here"}]
     )
-    items, total = conversation_store.transcript_page(fake_redis, session, 0, 50)
+    items, total = conversation_store.transcript_page(fake_redis, conversation, 0, 50)
     assert total == 3
     assert [i["actor"] for i in items] == ["user", "bot", "agent"]
     assert items[2]["message"] == {"text": "Agent here"}
 
 
-def test_a_paused_session_keeps_user_messages_but_the_bot_is_silent(
+def test_a_paused_conversation_keeps_user_messages_but_the_bot_is_silent(
     fake_redis: Redis, settings: Settings
 ) -> None:
-    channel, session = _talked(fake_redis, settings, {"template": "echo"})
-    fake_redis.hset(keys.session_meta(session.key), "paused", "1")
+    channel, conversation = _talked(fake_redis, settings, {"template": "echo"})
+    fake_redis.hset(keys.conversation_meta(conversation.key), "paused", "1")
     sender = RecordingSender()
     ingress.accept(
         fake_redis,
         settings,
         sender,
         channel=channel,
-        session_id="u1",
+        conversation_id="u1",
         message={"kind": "text", "text": "hello?"},
     )
-    turns.run_pending(fake_redis, settings, sender, session.key)
-    assert len(_bodies(fake_redis, session, channel["id"])) == 1
-    items, _ = conversation_store.transcript_page(fake_redis, session, 0, 50)
+    turns.run_pending(fake_redis, settings, sender, conversation.key)
+    assert len(_bodies(fake_redis, conversation, channel["id"])) == 1
+    items, _ = conversation_store.transcript_page(fake_redis, conversation, 0, 50)
     assert items[-1]["actor"] == "user"
 
 
 def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
     fake_redis: Redis, settings: Settings
 ) -> None:
-    channel, session = _talked(fake_redis, settings, MENU)
-    fake_redis.hset(keys.session_meta(session.key), "paused", "1")
+    channel, conversation = _talked(fake_redis, settings, MENU)
+    fake_redis.hset(keys.conversation_meta(conversation.key), "paused", "1")
 
     answer = agent_actions.act(
-        fake_redis, settings, RecordingSender(), session, messages=[], resume=True, go_to="menu"
+        fake_redis,
+        settings,
+        RecordingSender(),
+        conversation,
+        messages=[],
+        resume=True,
+        go_to="menu",
     )
 
     assert answer["paused"] is False
-    bodies = _bodies(fake_redis, session, channel["id"])
+    bodies = _bodies(fake_redis, conversation, channel["id"])
     assert bodies[-1]["message"] == {"text": "Back with the bot. Pizza or pasta?"}
     assert bodies[-1]["messageCounter"] == 2
-    meta = fake_redis.hgetall(keys.session_meta(session.key))
+    meta = fake_redis.hgetall(keys.conversation_meta(conversation.key))
     assert meta["paused"] == "0"
     assert json.loads(meta["state"])["state"] == "menu"
 
@@ -126,49 +134,49 @@ def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
 def test_hand_back_to_an_unknown_state_is_refused_before_anything_is_sent(
     fake_redis: Redis, settings: Settings
 ) -> None:
-    channel, session = _talked(fake_redis, settings, MENU)
+    channel, conversation = _talked(fake_redis, settings, MENU)
     with pytest.raises(ValidationFailed) as raised:
         agent_actions.act(
             fake_redis,
             settings,
             RecordingSender(),
-            session,
+            conversation,
             messages=[{"text": "x"}],
             resume=True,
             go_to="nowhere",
         )
     assert raised.value.field == "goToDialogstate"
-    assert len(_bodies(fake_redis, session, channel["id"])) == 1
+    assert len(_bodies(fake_redis, conversation, channel["id"])) == 1
 
 
-def test_a_session_held_by_a_bot_turn_is_busy(
+def test_a_conversation_held_by_a_bot_turn_is_busy(
     fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, session = _talked(fake_redis, settings, MENU)
+    _, conversation = _talked(fake_redis, settings, MENU)
     monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)
-    assert Lock(fake_redis, keys.session_lock(session.key), 10).acquire()
+    assert Lock(fake_redis, keys.conversation_lock(conversation.key), 10).acquire()
     with pytest.raises(Conflict):
         agent_actions.act(
-            fake_redis, settings, RecordingSender(), session, messages=[{"text": "x"}]
+            fake_redis, settings, RecordingSender(), conversation, messages=[{"text": "x"}]
         )
 
 
-def test_a_session_whose_channel_was_removed_is_a_conflict(
+def test_a_conversation_whose_channel_was_removed_is_a_conflict(
     fake_redis: Redis, settings: Settings
 ) -> None:
-    channel, session = _talked(fake_redis, settings, MENU)
+    channel, conversation = _talked(fake_redis, settings, MENU)
     channel_store.delete(fake_redis, channel["id"])
     with pytest.raises(Conflict):
         agent_actions.act(
-            fake_redis, settings, RecordingSender(), session, messages=[{"text": "x"}]
+            fake_redis, settings, RecordingSender(), conversation, messages=[{"text": "x"}]
         )
 
 
-def test_an_unknown_session_is_not_found(fake_redis: Redis, settings: Settings) -> None:
-    _, session = _talked(fake_redis, settings, MENU)
+def test_an_unknown_conversation_is_not_found(fake_redis: Redis, settings: Settings) -> None:
+    _, conversation = _talked(fake_redis, settings, MENU)
     with pytest.raises(NotFound):
-        conversation_store.find(fake_redis, session.bot_id, "LIVE", "nobody")
+        conversation_store.find(fake_redis, conversation.bot_id, "LIVE", "nobody")
     with pytest.raises(NotFound):
-        conversation_store.find(fake_redis, session.bot_id, "DRAFT", "u1")
+        conversation_store.find(fake_redis, conversation.bot_id, "DRAFT", "u1")
     with pytest.raises(NotFound):
         conversation_store.find(fake_redis, "bot_missing", "LIVE", "u1")

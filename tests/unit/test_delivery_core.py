@@ -40,14 +40,14 @@ def r(fake_redis: Redis) -> Iterator[Redis]:
     yield fake_redis
 
 
-def fan_out(r: Redis, settings: Settings, session: str, texts: list[str]) -> list[str]:
+def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str]) -> list[str]:
     new = [
         NewDelivery(
-            id=ids.delivery_id(session),
+            id=ids.delivery_id(conversation_key),
             endpoint_id=EP,
             kind="message",
             bot_id="b",
-            session_id="user",
+            conversation_id="user",
             body={"text": text},
             created_at=1000.0 + i,
         )
@@ -57,7 +57,7 @@ def fan_out(r: Redis, settings: Settings, session: str, texts: list[str]) -> lis
         r,
         settings,
         RecordingSender(),
-        session,
+        conversation_key,
         trim=0,
         meta={"state": "x"},
         transcript_items=[],
@@ -78,12 +78,12 @@ def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
         return answer
 
     monkeypatch.setattr(scripts, "run", dies_after_the_turn)
-    session = "a" * 20
+    conversation_key = "a" * 20
     with pytest.raises(ConnectionError):
-        fan_out(r, settings, session, ["one", "two"])
-    ref = queue_ref(session, EP)
+        fan_out(r, settings, conversation_key, ["one", "two"])
+    ref = queue_ref(conversation_key, EP)
     assert r.zscore(keys.DUE, ref) is not None
-    assert r.llen(keys.fifo(session, EP)) == 2
+    assert r.llen(keys.fifo(conversation_key, EP)) == 2
     monkeypatch.setattr(scripts, "run", real)
     client = ScriptedClient()
     queues.work_queue(r, settings, RecordingSender(), client, ref)  # type: ignore[arg-type]
@@ -94,18 +94,18 @@ def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
 def test_a_queue_already_waiting_keeps_its_time_when_more_arrives(
     r: Redis, settings: Settings
 ) -> None:
-    session = "b" * 20
-    ref = queue_ref(session, EP)
-    fan_out(r, settings, session, ["one"])
+    conversation_key = "b" * 20
+    ref = queue_ref(conversation_key, EP)
+    fan_out(r, settings, conversation_key, ["one"])
     r.zadd(keys.DUE, {ref: 5e9})  # a retry far ahead
-    fan_out(r, settings, session, ["two"])
+    fan_out(r, settings, conversation_key, ["two"])
     assert r.zscore(keys.DUE, ref) == 5e9
 
 
 def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> None:
-    session = "c" * 20
-    ref = queue_ref(session, EP)
-    first, second = fan_out(r, settings, session, ["one", "two"])
+    conversation_key = "c" * 20
+    ref = queue_ref(conversation_key, EP)
+    first, second = fan_out(r, settings, conversation_key, ["one", "two"])
     failing = ScriptedClient(*[AttemptResult(500, 3, response="no") for _ in range(3)])
     run = queues.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
     assert run.attempts == 1
@@ -116,7 +116,7 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     assert due is not None and float(view["attempts"][0]["durationMs"]) == 3
     # The retries, due at once for the test: the head dies, then the next one goes.
     for _ in range(2):
-        r.hset(keys.delivery(session, first), "nextAttemptAt", "0")
+        r.hset(keys.delivery(conversation_key, first), "nextAttemptAt", "0")
         queues.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
     assert records.view(r, first)["status"] == "dead"
     assert records.view(r, second)["status"] == "delivered"
@@ -134,9 +134,9 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
 
 
 def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Settings) -> None:
-    session = "d" * 20
-    ref = queue_ref(session, EP)
-    first, _second = fan_out(r, settings, session, ["one", "two"])
+    conversation_key = "d" * 20
+    ref = queue_ref(conversation_key, EP)
+    first, _second = fan_out(r, settings, conversation_key, ["one", "two"])
     gone = ScriptedClient(AttemptResult(410, 1))
     queues.work_queue(r, settings, RecordingSender(), gone, ref)  # type: ignore[arg-type]
     assert len(gone.sent) == 1

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from broker.bots import definition
-from broker.bots.engine import Engine, SessionState
+from broker.bots.engine import Engine, Memory
 from broker.bots.payloads import decode_payload, encode_payload
 from broker.core.errors import ValidationFailed
 
@@ -55,16 +55,14 @@ def texts(turn: Any) -> list[str]:
 
 def test_intro_enters_the_start_state_with_variables_filled_in() -> None:
     engine = Engine(definition.validate(PIZZA))
-    turn = engine.step(
-        SessionState(), {"kind": "intro", "user": {"firstName": "Ann"}}, can_offload=False
-    )
+    turn = engine.step(Memory(), {"kind": "intro", "user": {"firstName": "Ann"}}, can_offload=False)
     assert texts(turn) == ["Hi Ann! Which pizza?"]
     assert turn.state.state == "welcome"
 
 
 def test_a_quick_reply_payload_leads_to_its_state_and_sets_its_params() -> None:
     engine = Engine(definition.validate(PIZZA))
-    first = engine.step(SessionState(), {"kind": "intro"}, can_offload=False)
+    first = engine.step(Memory(), {"kind": "intro"}, can_offload=False)
     payload = first.outputs[0].body["quick_replies"][0]["payload"]
     assert isinstance(payload, str) and "goto" not in first.outputs[0].body["quick_replies"][0]
 
@@ -80,7 +78,7 @@ def test_a_quick_reply_payload_leads_to_its_state_and_sets_its_params() -> None:
 
 def test_input_is_stored_and_next_states_chain() -> None:
     engine = Engine(definition.validate(PIZZA))
-    state = SessionState(
+    state = Memory(
         state="size", variables={"pizza": "funghi"}, awaiting={"variable": "size", "next": "done"}
     )
     turn = engine.step(state, {"kind": "text", "text": "large"}, can_offload=False)
@@ -91,30 +89,28 @@ def test_input_is_stored_and_next_states_chain() -> None:
 def test_routes_then_fallback() -> None:
     engine = Engine(definition.validate(PIZZA))
     assert texts(
-        engine.step(
-            SessionState("bye"), {"kind": "text", "text": "show the MENU"}, can_offload=False
-        )
+        engine.step(Memory("bye"), {"kind": "text", "text": "show the MENU"}, can_offload=False)
     ) == ["Margherita or Funghi."]
-    assert texts(
-        engine.step(SessionState("bye"), {"kind": "text", "text": "??"}, can_offload=False)
-    ) == ["Sorry, I did not get that."]
+    assert texts(engine.step(Memory("bye"), {"kind": "text", "text": "??"}, can_offload=False)) == [
+        "Sorry, I did not get that."
+    ]
 
 
-def test_postback_with_next_dialogstate_and_session_data_to_set() -> None:
+def test_postback_with_next_dialogstate_and_variables_to_set() -> None:
     engine = Engine(definition.validate(PIZZA))
     message = {
         "kind": "postback",
         "nextDialogstateId": "size",
         "sessionDataToSet": [{"key": "pizza", "value": "diavola"}],
     }
-    assert texts(engine.step(SessionState(), message, can_offload=False)) == [
+    assert texts(engine.step(Memory(), message, can_offload=False)) == [
         "What size for your diavola?"
     ]
 
 
-def test_session_data_is_merged_before_the_turn() -> None:
+def test_variables_is_merged_before_the_turn() -> None:
     engine = Engine(definition.validate(PIZZA))
-    state = SessionState(state="size", awaiting={"variable": "size", "next": "done"})
+    state = Memory(state="size", awaiting={"variable": "size", "next": "done"})
     turn = engine.step(
         state,
         {"kind": "text", "text": "small", "sessionData": {"pizza": "tonno"}},
@@ -125,9 +121,9 @@ def test_session_data_is_merged_before_the_turn() -> None:
 
 def test_echo_offload_without_an_offloading_webhook_goes_to_the_failed_state() -> None:
     engine = Engine(definition.validate({"template": "echo"}))
-    turn = engine.step(SessionState(), {"kind": "text", "text": "human"}, can_offload=False)
+    turn = engine.step(Memory(), {"kind": "text", "text": "human"}, can_offload=False)
     assert texts(turn) == ["No agent is available right now."]
-    offloading = engine.step(SessionState(), {"kind": "text", "text": "human"}, can_offload=True)
+    offloading = engine.step(Memory(), {"kind": "text", "text": "human"}, can_offload=True)
     assert [(o.kind, o.body) for o in offloading.outputs] == [
         ("offload", {"payload": {"reason": "user asked"}})
     ]
@@ -135,12 +131,12 @@ def test_echo_offload_without_an_offloading_webhook_goes_to_the_failed_state() -
 
 def test_echo_template_answers() -> None:
     engine = Engine(definition.validate({"template": "echo"}))
-    assert texts(engine.step(SessionState(), {"kind": "intro"}, can_offload=False)) == [
+    assert texts(engine.step(Memory(), {"kind": "intro"}, can_offload=False)) == [
         "Hello! I repeat what you say."
     ]
-    assert texts(
-        engine.step(SessionState(), {"kind": "text", "text": "hi"}, can_offload=False)
-    ) == ["You said: hi"]
+    assert texts(engine.step(Memory(), {"kind": "text", "text": "hi"}, can_offload=False)) == [
+        "You said: hi"
+    ]
 
 
 def test_a_state_that_loops_through_next_stops() -> None:
@@ -151,9 +147,7 @@ def test_a_state_that_loops_through_next_stops() -> None:
             {"id": "b", "messages": [{"text": "b"}], "next": "a"},
         ],
     }
-    turn = Engine(definition.validate(looping)).step(
-        SessionState(), {"kind": "intro"}, can_offload=False
-    )
+    turn = Engine(definition.validate(looping)).step(Memory(), {"kind": "intro"}, can_offload=False)
     assert 0 < len(turn.outputs) <= 25
 
 
@@ -211,6 +205,6 @@ def test_variables_are_filled_into_urls_too() -> None:
         ],
     }
     message = {"kind": "intro", "sessionData": {"trackUrl": "https://example.com/t/1"}}
-    turn = Engine(definition.validate(bot)).step(SessionState(), message, can_offload=False)
+    turn = Engine(definition.validate(bot)).step(Memory(), message, can_offload=False)
     button = turn.outputs[0].body["attachment"]["payload"]["buttons"][0]
     assert button["url"] == "https://example.com/t/1"

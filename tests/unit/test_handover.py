@@ -36,12 +36,12 @@ class ScriptedClient:
 
 @dataclass
 class Desk:
-    """An echo bot with a channel and an offloading integration, and user u1's session."""
+    """An echo bot with a channel and an offloading integration, and user u1's conversation."""
 
     r: Redis
     settings: Settings
     channel: dict[str, str]
-    session: str
+    conversation_key: str
     sender: RecordingSender = field(default_factory=RecordingSender)
 
     @property
@@ -59,17 +59,17 @@ class Desk:
             self.settings,
             self.sender,
             channel=self.channel,
-            session_id="u1",
+            conversation_id="u1",
             message={**message, **extra},
         )
 
     def turn(self) -> int:
-        return turns.run_pending(self.r, self.settings, self.sender, self.session)
+        return turns.run_pending(self.r, self.settings, self.sender, self.conversation_key)
 
     def bodies(self, endpoint_id: str) -> list[dict[str, Any]]:
         """Everything queued for an endpoint, delivered or not, oldest first."""
         found = self.r.zrange(keys.endpoint_deliveries(endpoint_id), 0, -1)
-        records = [self.r.hgetall(keys.delivery(self.session, d)) for d in found]
+        records = [self.r.hgetall(keys.delivery(self.conversation_key, d)) for d in found]
         return [
             {"kind": rec["kind"], **json.loads(rec["body"])}
             for rec in sorted(records, key=lambda rec: (float(rec["createdAt"]), rec["id"]))
@@ -84,12 +84,12 @@ class Desk:
     def answer_offload(self, *results: AttemptResult) -> ScriptedClient:
         """Work the offloading queue with scripted answers; returns what it was sent."""
         client = ScriptedClient(*results)
-        ref = queue_ref(self.session, self.offloading)
+        ref = queue_ref(self.conversation_key, self.offloading)
         queues.work_queue(self.r, self.settings, self.sender, client, ref)  # type: ignore[arg-type]
         return client
 
     def meta(self) -> dict[str, str]:
-        return self.r.hgetall(keys.session_meta(self.session))  # type: ignore[no-any-return]
+        return self.r.hgetall(keys.conversation_meta(self.conversation_key))  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def desk(fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch)
     created = channel_store.create(fake_redis, settings, bot["id"], "http://127.0.0.1:9/hook")
     offloading.configure(fake_redis, settings, bot["id"], "http://127.0.0.1:9/desk", "vt-123")
     channel = channel_store.get_raw(fake_redis, created["id"])
-    return Desk(fake_redis, settings, channel, ids.session_hash(bot["id"], "LIVE", "u1"))
+    return Desk(fake_redis, settings, channel, ids.conversation_key(bot["id"], "LIVE", "u1"))
 
 
 def _users(event: dict[str, Any]) -> list[str]:
@@ -159,19 +159,19 @@ def test_an_offload_sends_the_whole_transcript_and_later_messages_wait(desk: Des
     assert offload["transcript"][2]["message"]["text"] == "human"
     meta = desk.meta()
     assert meta["offloadPending"].startswith("msg_")
-    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is not None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is not None
     # The message after the offload waits, unanswered, for the answer.
-    assert desk.r.llen(keys.session_inbox(desk.session)) == 1
+    assert desk.r.llen(keys.conversation_inbox(desk.conversation_key)) == 1
     assert desk.turn() == 0
     assert desk.texts() == ["Hello! I repeat what you say."]
-    assert not desk.r.exists(keys.session_pending(desk.session))
+    assert not desk.r.exists(keys.conversation_pending(desk.conversation_key))
 
 
-def test_the_offload_goes_to_the_api_url_and_its_end_signals_the_session(desk: Desk) -> None:
+def test_the_offload_goes_to_the_api_url_and_its_end_signals_the_conversation(desk: Desk) -> None:
     desk.say("human")
     desk.turn()
     offload_id = desk.meta()["offloadPending"]
-    record = desk.r.hgetall(keys.delivery(desk.session, offload_id))
+    record = desk.r.hgetall(keys.delivery(desk.conversation_key, offload_id))
     assert record["notify"] == "1"
     expires = float(record["expiresAt"]) - float(record["createdAt"])
     assert expires == pytest.approx(desk.settings.offload_timeout, abs=0.1)
@@ -181,7 +181,7 @@ def test_the_offload_goes_to_the_api_url_and_its_end_signals_the_session(desk: D
     assert [url for url, _ in client.sent] == [
         "http://127.0.0.1:9/desk?challenge.verifyToken=vt-123"
     ] * 2
-    (signal,) = desk.r.lrange(keys.session_signals(desk.session), 0, -1)
+    (signal,) = desk.r.lrange(keys.conversation_signals(desk.conversation_key), 0, -1)
     assert json.loads(signal) == {
         "kind": "delivery",
         "deliveryId": offload_id,
@@ -191,7 +191,7 @@ def test_the_offload_goes_to_the_api_url_and_its_end_signals_the_session(desk: D
         "response": TAKEN,
         "error": None,
     }
-    assert desk.r.zscore(keys.TURNS, desk.session) is not None
+    assert desk.r.zscore(keys.TURNS, desk.conversation_key) is not None
 
 
 def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk: Desk) -> None:
@@ -202,7 +202,7 @@ def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk
     desk.sender.turns.clear()
 
     desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
-    assert desk.sender.turns == [desk.session]  # the answer woke the turn
+    assert desk.sender.turns == [desk.conversation_key]  # the answer woke the turn
     assert desk.turn() == 1
 
     meta = desk.meta()
@@ -212,8 +212,8 @@ def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk
     state = json.loads(meta["state"])
     assert state["variables"]["email"] == "a@b.c"
     assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), "u1") is not None
-    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") is not None
-    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") is not None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is None
     items, _ = conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=True)
     assert [(i["sessionId"], i["paused"]) for i in items] == [("u1", True)]
     assert conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=False) == ([], 0)
@@ -247,7 +247,7 @@ def test_a_refused_or_malformed_answer_goes_to_the_failure_state(
     assert desk.texts() == ["No agent is available right now.", "You said: hello?"]
     meta = desk.meta()
     assert meta["paused"] == "0" and meta["offloadPending"] == ""
-    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is None
     last = desk.events()[-1]
     assert [m["actor"] for m in last["messages"]] == ["bot", "user", "bot"]
 
@@ -259,9 +259,9 @@ def test_an_offload_that_finally_fails_goes_to_the_failure_state(desk: Desk) -> 
     desk.answer_offload(AttemptResult(200, 1), *failing)  # messages event, then the offload
     offload_id = desk.meta()["offloadPending"]
     for _ in range(len(desk.settings.retry_schedule)):
-        desk.r.hset(keys.delivery(desk.session, offload_id), "nextAttemptAt", "0")
+        desk.r.hset(keys.delivery(desk.conversation_key, offload_id), "nextAttemptAt", "0")
         desk.answer_offload(*failing)
-    assert desk.r.hget(keys.delivery(desk.session, offload_id), "status") == "dead"
+    assert desk.r.hget(keys.delivery(desk.conversation_key, offload_id), "status") == "dead"
     desk.turn()
     assert desk.texts() == ["No agent is available right now."]
 
@@ -278,7 +278,7 @@ def test_an_offload_to_a_disabled_endpoint_fails_at_once(desk: Desk) -> None:
     assert desk.texts() == ["No agent is available right now."]
     # The `messages` events wait for the operator; the offload does not.
     assert desk.r.sismember(
-        keys.endpoint_parked(desk.offloading), queue_ref(desk.session, desk.offloading)
+        keys.endpoint_parked(desk.offloading), queue_ref(desk.conversation_key, desk.offloading)
     )
 
 
@@ -287,14 +287,16 @@ def test_an_expired_offload_is_dead_lettered_unsent(desk: Desk) -> None:
     desk.turn()
     desk.answer_offload(AttemptResult(500, 1))  # the messages event fails: the offload waits
     offload_id = desk.meta()["offloadPending"]
-    desk.r.hset(keys.delivery(desk.session, offload_id), "expiresAt", repr(clock.now() - 1))
+    desk.r.hset(
+        keys.delivery(desk.conversation_key, offload_id), "expiresAt", repr(clock.now() - 1)
+    )
     first = desk.bodies(desk.offloading)[0]
     assert first["kind"] == "messages"
-    messages_id = desk.r.lindex(keys.fifo(desk.session, desk.offloading), 0)
-    desk.r.hset(keys.delivery(desk.session, messages_id), "nextAttemptAt", "0")
+    messages_id = desk.r.lindex(keys.fifo(desk.conversation_key, desk.offloading), 0)
+    desk.r.hset(keys.delivery(desk.conversation_key, messages_id), "nextAttemptAt", "0")
     client = desk.answer_offload()
     assert [body["event"] for _, body in client.sent] == ["messages"]
-    record = desk.r.hgetall(keys.delivery(desk.session, offload_id))
+    record = desk.r.hgetall(keys.delivery(desk.conversation_key, offload_id))
     assert record["status"] == "dead"
     desk.turn()
     assert desk.texts() == ["No agent is available right now."]
@@ -307,13 +309,13 @@ def test_a_late_answer_fails_the_offload_by_its_timer(
     desk.say("human")
     desk.turn()
     assert scheduler.fire_timers(desk.r, desk.settings, desk.sender) == 1
-    assert json.loads(desk.r.lindex(keys.session_signals(desk.session), 0)) == {
+    assert json.loads(desk.r.lindex(keys.conversation_signals(desk.conversation_key), 0)) == {
         "kind": "timer",
         "name": "offload",
     }
     desk.turn()
     assert desk.texts() == ["No agent is available right now."]
-    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|offload") is None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is None
     # The answer that comes after all is not acted on.
     desk.settings = desk.settings.with_changes(offload_timeout=60.0)
     desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
@@ -331,12 +333,14 @@ def _paused(desk: Desk) -> conversation_store.Session:
 
 
 def test_agent_messages_reach_the_channel_and_the_offloading_webhook(desk: Desk) -> None:
-    session = _paused(desk)
+    conversation = _paused(desk)
     answer = agent_actions.act(
-        desk.r, desk.settings, desk.sender, session, messages=[{"text": "Ann here"}]
+        desk.r, desk.settings, desk.sender, conversation, messages=[{"text": "Ann here"}]
     )
     assert desk.texts() == ["Ann here"]
-    assert answer["deliveryIds"] == [desk.r.lindex(keys.fifo(desk.session, desk.channel["id"]), -1)]
+    assert answer["deliveryIds"] == [
+        desk.r.lindex(keys.fifo(desk.conversation_key, desk.channel["id"]), -1)
+    ]
     last = desk.events()[-1]
     assert [(m["actor"], m["message"]) for m in last["messages"]] == [
         ("agent", {"text": "Ann here"})
@@ -344,9 +348,9 @@ def test_agent_messages_reach_the_channel_and_the_offloading_webhook(desk: Desk)
 
 
 def test_hand_back_tells_the_offloading_webhook_and_the_bot_answers_again(desk: Desk) -> None:
-    session = _paused(desk)
+    conversation = _paused(desk)
     agent_actions.act(
-        desk.r, desk.settings, desk.sender, session, messages=[], resume=True, go_to="welcome"
+        desk.r, desk.settings, desk.sender, conversation, messages=[], resume=True, go_to="welcome"
     )
 
     last = desk.events()[-1]
@@ -355,7 +359,7 @@ def test_hand_back_tells_the_offloading_webhook_and_the_bot_answers_again(desk: 
         {"text": "Hello! I repeat what you say."},
     ]
     assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), "u1") is None
-    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") is None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") is None
     desk.say("back?")
     desk.turn()
     assert desk.texts()[-1] == "You said: back?"
@@ -374,7 +378,7 @@ def test_a_silent_agent_hands_back_by_itself(desk: Desk) -> None:
         "name": "bot_resumed",
         "data": {"by": "timeout", "agentSilentSeconds": 0.0},
     }
-    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") is None
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") is None
     desk.say("hi")
     desk.turn()
     assert desk.texts()[-1] == "You said: hi"
@@ -382,19 +386,19 @@ def test_a_silent_agent_hands_back_by_itself(desk: Desk) -> None:
 
 def test_an_agent_who_speaks_pushes_the_auto_resume_back(desk: Desk) -> None:
     desk.settings = desk.settings.with_changes(resume_after=3600.0)
-    session = _paused(desk)
-    before = desk.r.zscore(keys.TIMERS, f"{desk.session}|resume")
+    conversation = _paused(desk)
+    before = desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume")
     agent_actions.act(
-        desk.r, desk.settings, desk.sender, session, messages=[{"text": "one moment"}]
+        desk.r, desk.settings, desk.sender, conversation, messages=[{"text": "one moment"}]
     )
-    after = desk.r.zscore(keys.TIMERS, f"{desk.session}|resume")
+    after = desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume")
     assert before is not None and after is not None and after > before
     # A timer that fires early (another scheduler's clock) is put back, not acted on.
-    desk.r.zadd(keys.TIMERS, {f"{desk.session}|resume": 0})
+    desk.r.zadd(keys.TIMERS, {f"{desk.conversation_key}|resume": 0})
     scheduler.fire_timers(desk.r, desk.settings, desk.sender)
     desk.turn()
     assert desk.meta()["paused"] == "1"
-    assert desk.r.zscore(keys.TIMERS, f"{desk.session}|resume") == pytest.approx(after, abs=1)
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") == pytest.approx(after, abs=1)
 
 
 @pytest.mark.parametrize(
@@ -412,12 +416,12 @@ def test_reading_an_offload_answer(signal: dict[str, Any], success: bool, pause:
     assert bool(answer.reason) is not success
 
 
-def test_the_timers_of_a_deleted_session_go_with_it(desk: Desk) -> None:
+def test_the_timers_of_a_deleted_conversation_go_with_it(desk: Desk) -> None:
     desk.settings = desk.settings.with_changes(resume_after=0.0)
     _paused(desk)
-    desk.r.delete(keys.session_meta(desk.session))
+    desk.r.delete(keys.conversation_meta(desk.conversation_key))
     scheduler.fire_timers(desk.r, desk.settings, desk.sender)
     desk.turn()
     assert desk.r.zcard(keys.TIMERS) == 0
-    assert not desk.r.exists(keys.session_signals(desk.session))
-    assert not desk.r.exists(keys.session_pending(desk.session))
+    assert not desk.r.exists(keys.conversation_signals(desk.conversation_key))
+    assert not desk.r.exists(keys.conversation_pending(desk.conversation_key))

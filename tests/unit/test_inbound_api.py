@@ -35,16 +35,19 @@ def post(web: WebApp, channel: dict[str, Any], body: Any, **headers: str) -> Any
     )
 
 
-def inbox(web: WebApp, channel: dict[str, Any], session_id: str) -> list[dict[str, Any]]:
-    session = ids.session_hash(channel["botId"], channel["version"], session_id)
-    return [json.loads(item) for item in web.redis.lrange(keys.session_inbox(session), 0, -1)]
+def inbox(web: WebApp, channel: dict[str, Any], conversation_id: str) -> list[dict[str, Any]]:
+    conversation_key = ids.conversation_key(channel["botId"], channel["version"], conversation_id)
+    return [
+        json.loads(item)
+        for item in web.redis.lrange(keys.conversation_inbox(conversation_key), 0, -1)
+    ]
 
 
 def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def test_the_spec_example_is_queued_with_its_session_data(
+def test_the_spec_example_is_queued_with_its_variables(
     web: WebApp, channel: dict[str, Any]
 ) -> None:
     answer = post(web, channel, fixture("inbound_current.json"))
@@ -98,7 +101,7 @@ def test_every_message_kind_is_queued_in_normal_form(
     assert {k: queued[k] for k in normal} == normal
 
 
-def test_a_user_object_names_the_session(web: WebApp, channel: dict[str, Any]) -> None:
+def test_a_user_object_names_the_conversation(web: WebApp, channel: dict[str, Any]) -> None:
     user = {"id": "u-7", "firstName": "Ada", "lastName": "L", "preferredLanguage": "nl"}
     answer = post(web, channel, {"user": user, "message": {"introMessage": {}}})
     assert answer.status_code == 202
@@ -120,8 +123,10 @@ def test_a_repeat_within_a_day_is_acknowledged_but_queued_once(
     assert first.status_code == second.status_code == 202
     assert first.json["messageId"] == second.json["messageId"]
     assert len(inbox(web, channel, "c1")) == 1
-    session = ids.session_hash(channel["botId"], channel["version"], "c1")
-    ttl = web.redis.ttl(keys.idempotency(session, "key-1" if how == "header" else "client-msg-1"))
+    conversation_key = ids.conversation_key(channel["botId"], channel["version"], "c1")
+    ttl = web.redis.ttl(
+        keys.idempotency(conversation_key, "key-1" if how == "header" else "client-msg-1")
+    )
     assert 23 * 3600 < ttl <= 24 * 3600
 
 

@@ -28,9 +28,12 @@ def spec_example(channel: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {**body, "verifyToken": channel["verifyToken"], **changes}
 
 
-def inbox(web: WebApp, channel: dict[str, Any], session_id: str) -> list[dict[str, Any]]:
-    session = ids.session_hash(channel["botId"], channel["version"], session_id)
-    return [json.loads(item) for item in web.redis.lrange(keys.session_inbox(session), 0, -1)]
+def inbox(web: WebApp, channel: dict[str, Any], conversation_id: str) -> list[dict[str, Any]]:
+    conversation_key = ids.conversation_key(channel["botId"], channel["version"], conversation_id)
+    return [
+        json.loads(item)
+        for item in web.redis.lrange(keys.conversation_inbox(conversation_key), 0, -1)
+    ]
 
 
 def test_the_spec_example_answers_event_received_and_is_queued(web: WebApp) -> None:

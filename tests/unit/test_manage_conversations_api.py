@@ -1,4 +1,4 @@
-"""Conversations, transcripts, session data, agent actions and API tokens over the API."""
+"""Conversations, transcripts, conversation data, agent actions and API tokens over the API."""
 
 from __future__ import annotations
 
@@ -20,17 +20,21 @@ def web() -> Iterator[WebApp]:
 
 
 def _say(
-    web: WebApp, channel: dict[str, Any], session_id: str, text: str | None = None, **extra: Any
+    web: WebApp,
+    channel: dict[str, Any],
+    conversation_id: str,
+    text: str | None = None,
+    **extra: Any,
 ) -> None:
     message = {"textMessage": {"text": text}} if text else {"introMessage": {}}
     answer = web.client.post(
         f"/v1/channels/webhook/{channel['id']}/messages",
-        json={"conversationId": session_id, "message": message, **extra},
+        json={"conversationId": conversation_id, "message": message, **extra},
         headers={"Authorization": f"Bearer {channel['accessToken']}"},
     )
     assert answer.status_code == 202, answer.json
-    session = ids.session_hash(channel["botId"], channel["version"], session_id)
-    turns.run_pending(web.redis, web.settings, web.sender, session)
+    conversation_key = ids.conversation_key(channel["botId"], channel["version"], conversation_id)
+    turns.run_pending(web.redis, web.settings, web.sender, conversation_key)
 
 
 def _error(answer: Any, status: int, code: str, field: str | None = None) -> None:
@@ -81,7 +85,7 @@ def test_conversations_are_listed_newest_first_per_version(web: WebApp) -> None:
     )
 
 
-def test_the_transcript_and_session_data(web: WebApp) -> None:
+def test_the_transcript_and_variables(web: WebApp) -> None:
     channel = web.channel()
     _say(web, channel, "bob", "hi", sessionData={"email": "b@example.com"})
     base = f"/v1/bots/{channel['botId']}/conversations/bob"
@@ -125,7 +129,7 @@ def test_a_version_that_is_not_draft_or_live_is_422(web: WebApp, path: str) -> N
     )
 
 
-def test_unknown_bots_and_sessions_are_404(web: WebApp) -> None:
+def test_unknown_bots_and_conversations_are_404(web: WebApp) -> None:
     channel = web.channel()
     _say(web, channel, "bob", "hi")
     bot = channel["botId"]
@@ -168,8 +172,8 @@ def test_an_agent_message_is_queued_for_the_channel_webhook(web: WebApp) -> None
     assert delivery["endpointId"] == channel["id"]
     assert delivery["body"]["message"] == {"text": "Two"}
     assert delivery["body"]["messageCounter"] == 3
-    session = ids.session_hash(channel["botId"], "LIVE", "bob")
-    assert f"{session}|{channel['id']}" in web.sender.deliveries
+    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
+    assert f"{conversation_key}|{channel['id']}" in web.sender.deliveries
 
 
 def test_the_admin_token_opens_the_agent_route_too(web: WebApp) -> None:
@@ -185,8 +189,8 @@ def test_the_admin_token_opens_the_agent_route_too(web: WebApp) -> None:
 def test_hand_back_unpauses_and_continues_at_the_state(web: WebApp) -> None:
     channel = web.channel()
     _say(web, channel, "bob")
-    session = ids.session_hash(channel["botId"], "LIVE", "bob")
-    web.redis.hset(keys.session_meta(session), "paused", "1")
+    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
+    web.redis.hset(keys.conversation_meta(conversation_key), "paused", "1")
     base = f"/v1/bots/{channel['botId']}/conversations"
     assert web.client.get(base, headers=ADMIN).json["items"][0]["paused"] is True
 
@@ -293,12 +297,12 @@ def test_deleting_a_bot_revokes_its_api_tokens(web: WebApp) -> None:
     _error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
 
 
-def test_a_session_held_by_a_bot_turn_is_409(web: WebApp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_conversation_held_by_a_bot_turn_is_409(web: WebApp, monkeypatch: pytest.MonkeyPatch) -> None:
     channel = web.channel()
     _say(web, channel, "bob", "hi")
     monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)
-    session = ids.session_hash(channel["botId"], "LIVE", "bob")
-    assert Lock(web.redis, keys.session_lock(session), 10).acquire()
+    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
+    assert Lock(web.redis, keys.conversation_lock(conversation_key), 10).acquire()
     base = f"/v1/bots/{channel['botId']}/conversations/bob"
     _error(web.client.delete(base + "/session-data", headers=ADMIN), 409, "conflict")
     answer = web.client.post(

@@ -35,7 +35,7 @@ def same_shape(document: dict[str, Any], example: dict[str, Any]) -> None:
 def test_channel_message_has_exactly_the_fields_of_the_spec() -> None:
     example = spec_example()
     document = documents.channel_message(
-        session_id="user-42",
+        conversation_id="user-42",
         verify_token="8wMsLZkdDPT64nqh",
         message={"text": "Which pizza would you like?"},
         counter=1,
@@ -62,8 +62,8 @@ def test_a_bot_turn_emits_the_spec_document_with_counters_per_channel(web: WebAp
             headers={"Authorization": f"Bearer {channel['accessToken']}"},
         )
         assert answer.status_code == 202
-    session = ids.session_hash(channel["botId"], channel["version"], "user-42")
-    turns.run_pending(web.redis, web.settings, web.sender, session)
+    conversation_key = ids.conversation_key(channel["botId"], channel["version"], "user-42")
+    turns.run_pending(web.redis, web.settings, web.sender, conversation_key)
     items, _ = delivery_index.list_page(web.redis, offset=0, limit=10)
     bodies = sorted((item["body"] for item in items), key=lambda b: b["messageCounter"])
     for body in bodies:

@@ -33,23 +33,23 @@ def _send(
         settings,
         sender,
         channel=channel,
-        session_id="u1",
+        conversation_id="u1",
         message={"kind": "text", "text": text},
         **kw,
     )
 
 
-def test_only_the_first_message_of_an_idle_session_enqueues_a_turn(
+def test_only_the_first_message_of_an_idle_conversation_enqueues_a_turn(
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
     channel = _channel(fake_redis, settings)
     for n in range(5):
         assert _send(fake_redis, settings, sender, channel, f"m{n}").queued
-    session = ids.session_hash(channel["botId"], "LIVE", "u1")
-    assert sender.turns == [session]
-    assert fake_redis.llen(keys.session_inbox(session)) == 5
-    assert fake_redis.zscore(keys.TURNS, session) is not None
+    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "u1")
+    assert sender.turns == [conversation_key]
+    assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 5
+    assert fake_redis.zscore(keys.TURNS, conversation_key) is not None
 
 
 def test_a_repeated_idempotency_key_is_acknowledged_but_not_queued(
@@ -61,8 +61,8 @@ def test_a_repeated_idempotency_key_is_acknowledged_but_not_queued(
     again = _send(fake_redis, settings, sender, channel, "hi", idempotency_key="k1")
     assert first.queued and not again.queued
     assert again.message_id == first.message_id
-    session = ids.session_hash(channel["botId"], "LIVE", "u1")
-    assert fake_redis.llen(keys.session_inbox(session)) == 1
+    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "u1")
+    assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 1
 
 
 def test_one_turn_drains_the_inbox_in_order_and_fans_out_to_one_queue(
@@ -72,24 +72,26 @@ def test_one_turn_drains_the_inbox_in_order_and_fans_out_to_one_queue(
     channel = _channel(fake_redis, settings)
     for n in range(3):
         _send(fake_redis, settings, sender, channel, f"m{n}")
-    session = sender.turns[0]
+    conversation_key = sender.turns[0]
 
-    assert turns.run_pending(fake_redis, settings, sender, session) == 3
+    assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 3
 
-    queue = fake_redis.lrange(keys.fifo(session, channel["id"]), 0, -1)
-    bodies = [json.loads(fake_redis.hget(keys.delivery(session, d), "body")) for d in queue]
+    queue = fake_redis.lrange(keys.fifo(conversation_key, channel["id"]), 0, -1)
+    bodies = [
+        json.loads(fake_redis.hget(keys.delivery(conversation_key, d), "body")) for d in queue
+    ]
     assert [b["message"]["text"] for b in bodies] == [
         "You said: m0",
         "You said: m1",
         "You said: m2",
     ]
     assert [b["messageCounter"] for b in bodies] == [1, 2, 3]
-    assert sender.deliveries == [queue_ref(session, channel["id"])]
-    assert fake_redis.llen(keys.session_inbox(session)) == 0
-    assert not fake_redis.exists(keys.session_pending(session))
-    assert fake_redis.zscore(keys.TURNS, session) is None
-    assert fake_redis.zscore(keys.DUE, queue_ref(session, channel["id"])) is not None
-    assert len(fake_redis.lrange(keys.session_transcript(session), 0, -1)) == 6
+    assert sender.deliveries == [queue_ref(conversation_key, channel["id"])]
+    assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 0
+    assert not fake_redis.exists(keys.conversation_pending(conversation_key))
+    assert fake_redis.zscore(keys.TURNS, conversation_key) is None
+    assert fake_redis.zscore(keys.DUE, queue_ref(conversation_key, channel["id"])) is not None
+    assert len(fake_redis.lrange(keys.conversation_transcript(conversation_key), 0, -1)) == 6
 
 
 def test_a_message_after_the_turn_ended_wakes_a_new_turn_and_counters_go_on(
@@ -98,57 +100,57 @@ def test_a_message_after_the_turn_ended_wakes_a_new_turn_and_counters_go_on(
     sender = RecordingSender()
     channel = _channel(fake_redis, settings)
     _send(fake_redis, settings, sender, channel, "a")
-    session = sender.turns[0]
-    turns.run_pending(fake_redis, settings, sender, session)
+    conversation_key = sender.turns[0]
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
     _send(fake_redis, settings, sender, channel, "b")
-    assert sender.turns == [session, session]
-    turns.run_pending(fake_redis, settings, sender, session)
-    queue = fake_redis.lrange(keys.fifo(session, channel["id"]), 0, -1)
+    assert sender.turns == [conversation_key, conversation_key]
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
+    queue = fake_redis.lrange(keys.fifo(conversation_key, channel["id"]), 0, -1)
     counters = [
-        json.loads(fake_redis.hget(keys.delivery(session, d), "body"))["messageCounter"]
+        json.loads(fake_redis.hget(keys.delivery(conversation_key, d), "body"))["messageCounter"]
         for d in queue
     ]
     assert counters == [1, 2]
     # The queue was not empty when the second reply joined it: its worker goes on to it.
-    assert sender.deliveries == [queue_ref(session, channel["id"])]
+    assert sender.deliveries == [queue_ref(conversation_key, channel["id"])]
 
 
 def test_a_turn_held_by_another_worker_is_left_alone(fake_redis: Redis, settings: Settings) -> None:
     sender = RecordingSender()
     channel = _channel(fake_redis, settings)
     _send(fake_redis, settings, sender, channel, "a")
-    session = sender.turns[0]
-    fake_redis.set(keys.session_lock(session), "someone-else", px=5000)
-    assert turns.run_pending(fake_redis, settings, sender, session) == 0
-    assert fake_redis.llen(keys.session_inbox(session)) == 1
+    conversation_key = sender.turns[0]
+    fake_redis.set(keys.conversation_lock(conversation_key), "someone-else", px=5000)
+    assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 0
+    assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 1
 
 
-def test_a_deleted_session_s_messages_are_dropped_quietly(
+def test_a_deleted_conversation_s_messages_are_dropped_quietly(
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
     channel = _channel(fake_redis, settings)
     _send(fake_redis, settings, sender, channel, "a")
-    session = sender.turns[0]
-    fake_redis.delete(keys.session_meta(session))
-    assert turns.run_pending(fake_redis, settings, sender, session) == 1
-    assert not fake_redis.exists(keys.session_pending(session))
+    conversation_key = sender.turns[0]
+    fake_redis.delete(keys.conversation_meta(conversation_key))
+    assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 1
+    assert not fake_redis.exists(keys.conversation_pending(conversation_key))
 
 
-def test_a_message_that_came_while_an_agent_held_the_session_still_gets_its_turn(
+def test_a_message_that_came_while_an_agent_held_the_conversation_still_gets_its_turn(
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
     channel = _channel(fake_redis, settings)
     _send(fake_redis, settings, sender, channel, "a")
-    session = sender.turns[0]
-    turns.run_pending(fake_redis, settings, sender, session)
+    conversation_key = sender.turns[0]
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
     found = conversation_store.find(fake_redis, channel["botId"], "LIVE", "u1")
 
     with conversation_store.locked(fake_redis, settings, sender, found):
         _send(fake_redis, settings, sender, channel, "b")
-        # The turn this woke finds the session held, and gives up.
-        assert turns.run_pending(fake_redis, settings, sender, session) == 0
+        # The turn this woke finds the conversation held, and gives up.
+        assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 0
 
-    assert sender.turns == [session, session, session]
-    assert turns.run_pending(fake_redis, settings, sender, session) == 1
+    assert sender.turns == [conversation_key, conversation_key, conversation_key]
+    assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 1

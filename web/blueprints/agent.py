@@ -40,7 +40,9 @@ bp = Blueprint("agent", __name__)
 def conversation_action(bot_id: str, session_id: str) -> tuple[Response, int]:
     require_admin_or_bot_token(bot_id)
     s = services()
-    session = conversation_store.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
+    conversation = conversation_store.find(
+        s.redis, bot_id, query_args(VersionQuery).version, session_id
+    )
     body = parse(ConversationAction, json_object())
     if body.goToDialogstate is not None and not body.resumeBot:
         raise ValidationFailed("goToDialogstate needs resumeBot: true", field="resumeBot")
@@ -56,7 +58,7 @@ def conversation_action(bot_id: str, session_id: str) -> tuple[Response, int]:
         s.redis,
         s.settings,
         s.sender,
-        session,
+        conversation,
         messages=messages,
         resume=bool(body.resumeBot),
         go_to=body.goToDialogstate,

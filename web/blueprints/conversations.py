@@ -49,8 +49,8 @@ def list_conversations(bot_id: str) -> Response:
 def transcript(bot_id: str, session_id: str) -> Response:
     query = query_args(VersionPageQuery)
     r = services().redis
-    session = conversation_store.find(r, bot_id, query.version, session_id)
-    items, total = conversation_store.transcript_page(r, session, query.offset, query.limit)
+    conversation = conversation_store.find(r, bot_id, query.version, session_id)
+    items, total = conversation_store.transcript_page(r, conversation, query.offset, query.limit)
     return jsonify(query.listing(items, total))
 
 
@@ -64,8 +64,8 @@ def transcript(bot_id: str, session_id: str) -> Response:
 )
 def get_session_data(bot_id: str, session_id: str) -> Response:
     r = services().redis
-    session = conversation_store.find(r, bot_id, query_args(VersionQuery).version, session_id)
-    return jsonify(conversation_store.session_data(r, session))
+    conversation = conversation_store.find(r, bot_id, query_args(VersionQuery).version, session_id)
+    return jsonify(conversation_store.variables(r, conversation))
 
 
 @bp.delete("/v1/bots/<bot_id>/conversations/<session_id>/session-data")
@@ -79,6 +79,8 @@ def get_session_data(bot_id: str, session_id: str) -> Response:
 )
 def clear_session_data(bot_id: str, session_id: str) -> tuple[str, int]:
     s = services()
-    session = conversation_store.find(s.redis, bot_id, query_args(VersionQuery).version, session_id)
-    conversation_store.clear_session_data(s.redis, s.settings, s.sender, session)
+    conversation = conversation_store.find(
+        s.redis, bot_id, query_args(VersionQuery).version, session_id
+    )
+    conversation_store.forget_variables(s.redis, s.settings, s.sender, conversation)
     return "", 204

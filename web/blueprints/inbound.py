@@ -36,11 +36,15 @@ def post_message(channel_id: str) -> tuple[Response, int]:
         s.settings,
         s.sender,
         channel=channel,
-        session_id=body.session_id,
+        conversation_id=body.conversation_id,
         message=normalize(body),
         message_id=body.messageId,
         idempotency_key=request.headers.get("Idempotency-Key") or None,
     )
     return jsonify(
-        {"messageId": accepted.message_id, "sessionId": accepted.session_id, "status": "queued"}
+        {
+            "messageId": accepted.message_id,
+            "sessionId": accepted.conversation_id,
+            "status": "queued",
+        }
     ), 202

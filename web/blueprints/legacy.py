@@ -39,7 +39,7 @@ def post_legacy_message(bot_id: str) -> Response:
         s.settings,
         s.sender,
         channel=channel,
-        session_id=body.sender.id,
+        conversation_id=body.sender.id,
         message=legacy_form.normalize(body),
         idempotency_key=request.headers.get("Idempotency-Key") or None,
     )

@@ -88,7 +88,7 @@ def list_deliveries() -> Response:
         limit=query.limit,
         status=query.status,
         endpoint_id=query.endpointId,
-        session_id=query.sessionId,
+        conversation_id=query.sessionId,
     )
     return jsonify(query.listing(items, total))
 
