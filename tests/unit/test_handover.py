@@ -323,7 +323,7 @@ def test_a_late_answer_fails_the_offload_by_its_timer(
     assert desk.meta()["paused"] == "0"
 
 
-def _paused(desk: Desk) -> conversation_store.Session:
+def _paused(desk: Desk) -> conversation_store.Conversation:
     desk.say("human")
     desk.turn()
     desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
