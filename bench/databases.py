@@ -7,20 +7,30 @@ from dataclasses import dataclass
 
 import redis
 
+from tests.redis_databases import db, url
+
 
 @dataclass(frozen=True)
 class BenchDatabases:
-    """Data in database `db`, Celery's queues in the next one; both flushed on `fresh()`."""
+    """Data in one database, Celery's queues in another; both flushed on `fresh()`.
 
-    db: int
+    Unless told which, the benchmark claims two that no other run on this machine uses.
+    """
+
+    data_db: int
+    broker_db: int
+
+    @classmethod
+    def claimed(cls) -> BenchDatabases:
+        return cls(db("stack"), db("stack_broker"))
 
     @property
     def data_url(self) -> str:
-        return f"redis://127.0.0.1:6379/{self.db}"
+        return url(self.data_db)
 
     @property
     def broker_url(self) -> str:
-        return f"redis://127.0.0.1:6379/{self.db + 1}"
+        return url(self.broker_db)
 
     def env(self, **settings: str) -> dict[str, str]:
         """The environment of the processes under test: these databases, loopback allowed."""

@@ -3,11 +3,12 @@
     python -m bench.delivery_throughput [--deliveries N] [--sessions S] [--endpoints E] [--db D]
 
 Starts ONE `switchboard worker` process (threads pool) and a scheduler, against
-databases of their own on the local Redis (127.0.0.1:6379, `--db` and the one after
-it, flushed first), and a local receiver. It loads N deliveries across S conversations
-straight into the core (`broker.deliveries.commit_turn`, without waking anyone), then
-hands every queue to the scheduler at once and times until the receiver has them all:
-first against a receiver that answers at once, then against one that takes 200 ms.
+two databases of their own on the local Redis (127.0.0.1:6379: free ones, or `--db`
+and the one after it; flushed first), and a local receiver. It loads N deliveries
+across S conversations straight into the core (`broker.delivery.fanout.commit_turn`,
+without waking anyone), then hands every queue to the scheduler at once and times until
+the receiver has them all: first against a receiver that answers at once, then against
+one that takes 200 ms.
 Loopback only; each case stops by itself after `--timeout` seconds.
 """
 
@@ -193,7 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.delivery_throughput")
     parser.add_argument("--deliveries", type=int, default=3000, help="per case")
     parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--db", type=int, default=8, help="data database; the next is Celery's")
+    parser.add_argument(
+        "--db", type=int, help="data database (the next is Celery's); default: two free ones"
+    )
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds per case, at most")
     parser.add_argument("--celery-threads", type=int, default=8)
     parser.add_argument(
@@ -201,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    databases = BenchDatabases(args.db)
+    databases = (
+        BenchDatabases(args.db, args.db + 1) if args.db is not None else BenchDatabases.claimed()
+    )
     env = databases.env(SWITCHBOARD_SCHEDULER_INTERVAL="0.05", SWITCHBOARD_LOG_LEVEL="WARNING")
     settings = Settings.from_env(env)
     r = databases.fresh()

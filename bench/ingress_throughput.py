@@ -3,8 +3,8 @@
     python -m bench.ingress_throughput [--seconds S] [--clients C] [--db D]
 
 Starts `switchboard web` (gunicorn, its default workers and threads) against
-databases of its own on the local Redis (127.0.0.1:6379, `--db` and the one after
-it, flushed first), with no worker, so only the ingress is measured: authenticate,
+two databases of its own on the local Redis (127.0.0.1:6379: free ones, or `--db` and
+the one after it; flushed first), with no worker, so only the ingress is measured: authenticate,
 validate, queue in Redis, answer 202. C client processes post messages over
 keep-alive connections for S seconds, twice: every message from a new conversation
 (each one enqueues a bot turn, the dearest case), then all from 20 conversations
@@ -91,10 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingress_throughput")
     parser.add_argument("--seconds", type=float, default=5.0, help="per case")
     parser.add_argument("--clients", type=int, default=8, help="client processes")
-    parser.add_argument("--db", type=int, default=6, help="data database; the next is Celery's")
+    parser.add_argument(
+        "--db", type=int, help="data database (the next is Celery's); default: two free ones"
+    )
     args = parser.parse_args(argv)
 
-    databases = BenchDatabases(args.db)
+    databases = (
+        BenchDatabases(args.db, args.db + 1) if args.db is not None else BenchDatabases.claimed()
+    )
     env = databases.env(SWITCHBOARD_RATE_LIMIT="0")
     settings = Settings.from_env(env)
     r = databases.fresh()

@@ -11,13 +11,9 @@ import redis
 
 from broker.core.connection import Redis
 from broker.core.settings import Settings, parse_allowlist
+from tests.redis_databases import HOST as REDIS_HOST
+from tests.redis_databases import PORT as REDIS_PORT
 
-REDIS_HOST = os.environ.get("SWITCHBOARD_TEST_REDIS_HOST", "127.0.0.1")
-REDIS_PORT = int(os.environ.get("SWITCHBOARD_TEST_REDIS_PORT", "6379"))
-#: Databases of the test suite's own on the real Redis.
-CORE_DB = 12
-INTEGRATION_DB = 13
-INTEGRATION_BROKER_DB = 14
 LOOPBACK = parse_allowlist("127.0.0.0/8,::1/128")
 
 
@@ -32,10 +28,6 @@ def require_redis() -> None:
         pytest.skip(reason)
 
 
-def redis_url(db: int) -> str:
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
-
-
 @pytest.fixture
 def fake_redis() -> Iterator[Redis]:
     """A fakeredis client with Lua, for fast unit tests of the core."""
@@ -45,21 +37,8 @@ def fake_redis() -> Iterator[Redis]:
 
 
 @pytest.fixture
-def real_redis() -> Iterator[Redis]:
-    """The real Redis, in a database of the suite's own, flushed before and after each test."""
-    require_redis()
-    client = redis.Redis.from_url(redis_url(CORE_DB), decode_responses=True)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture
 def settings() -> Settings:
     return Settings(
-        redis_url=redis_url(CORE_DB),
-        broker_url=redis_url(CORE_DB),
         admin_token="test-admin-token",
         outbound_allowlist=LOOPBACK,
         retry_schedule=(0, 0.2, 0.4),

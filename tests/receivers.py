@@ -88,6 +88,8 @@ class Receiver:
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length)
+        if len(raw) < length:
+            return  # the sender went away mid-request (a worker killed): nothing arrived
         headers = {k.lower(): v for k, v in request.headers.items()}
         with self._lock:
             webhook_id = headers.get("webhook-id", "")

@@ -38,7 +38,7 @@ from broker.core import ids, keys
 from broker.core.settings import Settings
 from broker.delivery import netsafety
 from tests.conftest import LOOPBACK
-from tests.web_app import ADMIN, FUZZ_DB, WebApp, web_app
+from tests.web_app import ADMIN, WebApp, web_app
 
 #: Examples per operation and generation mode; the inbound routes get the most.
 EXAMPLES = {
@@ -162,7 +162,7 @@ def test_generated_requests_get_documented_answers_and_refusals_queue_nothing(
     monkeypatch: pytest.MonkeyPatch, record_property: Callable[[str, object], None]
 ) -> None:
     monkeypatch.setattr(netsafety, "resolve", _literal_only)
-    with web_app(FUZZ_DB, outbound_allowlist=(), rate_limit_per_second=0) as web:
+    with web_app(outbound_allowlist=(), rate_limit_per_second=0) as web:
         world = World(web, web.settings.with_changes(outbound_allowlist=LOOPBACK))
         document = web.client.get("/openapi.json").json
         schema = schemathesis.openapi.from_wsgi("/openapi.json", web.app)

@@ -14,14 +14,12 @@ from flask.testing import FlaskClient
 from broker.core import keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
-from tests.conftest import LOOPBACK, redis_url, require_redis
+from tests.conftest import LOOPBACK, require_redis
 from tests.fakes import RecordingSender
+from tests.redis_databases import db, url
 from web import create_app
 from web.services import Services
 
-#: Databases of the in-process API tests and of the property-based test.
-WEB_DB = 9
-FUZZ_DB = 8
 ADMIN_TOKEN = "web-test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -60,17 +58,17 @@ class WebApp:
 
 
 @contextmanager
-def web_app(db: int = WEB_DB, **changes: Any) -> Iterator[WebApp]:
+def web_app(**changes: Any) -> Iterator[WebApp]:
     """The app on database `db`, flushed before and after."""
     require_redis()
-    url = redis_url(db)
+    web_url = url(db("web"))
     settings = Settings(
-        redis_url=url,
-        broker_url=url,
+        redis_url=web_url,
+        broker_url=web_url,
         admin_token=ADMIN_TOKEN,
         outbound_allowlist=LOOPBACK,
     ).with_changes(**changes)
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = redis.Redis.from_url(web_url, decode_responses=True)
     client.flushdb()
     sender = RecordingSender()
     app = create_app(services=Services(settings, client, sender))

@@ -13,15 +13,14 @@ import requests
 
 from switchboard.embedded_redis import free_port
 from switchboard.stack import Stack
-from tests.conftest import INTEGRATION_BROKER_DB, INTEGRATION_DB, redis_url, require_redis
+from tests.conftest import require_redis
 from tests.receivers import Receiver
+from tests.redis_databases import db, url
 
 ADMIN_TOKEN = "integration-admin-token"
 
-#: Settings of the stack under test: loopback allowed, short claims and quick scheduling.
-STACK_ENV = {
-    "REDIS_URL": redis_url(INTEGRATION_DB),
-    "SWITCHBOARD_BROKER_URL": redis_url(INTEGRATION_BROKER_DB),
+#: Settings of the stacks under test: loopback allowed, short claims and quick scheduling.
+STACK_SETTINGS = {
     "SWITCHBOARD_ADMIN_TOKEN": ADMIN_TOKEN,
     "SWITCHBOARD_OUTBOUND_ALLOWLIST": "127.0.0.0/8,::1/128",
     "SWITCHBOARD_SCHEDULER_INTERVAL": "0.05",
@@ -29,6 +28,15 @@ STACK_ENV = {
     "SWITCHBOARD_RETRY_SCHEDULE": "0,0.3,0.6,1",
     "SWITCHBOARD_LOG_LEVEL": "WARNING",
 }
+
+
+def stack_env(data: str = "stack", broker: str = "stack_broker") -> dict[str, str]:
+    """The environment of a stack on this run's databases for `data` and `broker`."""
+    return {
+        **STACK_SETTINGS,
+        "REDIS_URL": url(db(data)),
+        "SWITCHBOARD_BROKER_URL": url(db(broker)),
+    }
 
 
 @dataclass
@@ -95,13 +103,15 @@ class Api:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Web, a worker and the scheduler, each a real process, for the whole conversation."""
     require_redis()
-    redis.Redis.from_url(redis_url(INTEGRATION_DB)).flushdb()
-    redis.Redis.from_url(redis_url(INTEGRATION_BROKER_DB)).flushdb()
+    redis.Redis.from_url(url(db("stack"))).flushdb()
+    redis.Redis.from_url(url(db("stack_broker"))).flushdb()
     port = free_port()
     log_path: Path = tmp_path_factory.mktemp("stack") / "stack.log"
     with log_path.open("ab") as log:
         running = Stack(
-            {**STACK_ENV, "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{port}"}, port=port, log=log
+            {**stack_env(), "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+            port=port,
+            log=log,
         )
         running.start()
         try:
@@ -115,7 +125,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 def data(stack: Stack) -> Iterator[redis.Redis]:
     """The stack's data database, flushed before each test."""
-    client = redis.Redis.from_url(redis_url(INTEGRATION_DB), decode_responses=True)
+    client = redis.Redis.from_url(url(db("stack")), decode_responses=True)
     for key in client.scan_iter(match="sb:*", count=1000):
         if not key.startswith("sb:heartbeat:"):
             client.delete(key)

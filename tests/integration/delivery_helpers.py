@@ -12,13 +12,9 @@ import redis
 from broker.core import clock
 from switchboard.embedded_redis import free_port
 from switchboard.stack import Stack
-from tests.conftest import redis_url
-from tests.integration.conftest import ADMIN_TOKEN, STACK_ENV, Api
+from tests.integration.conftest import ADMIN_TOKEN, Api, stack_env
 from tests.receivers import Hit
-
-#: Databases of the stacks that delivery tests start for themselves.
-OWN_DB = 10
-OWN_BROKER_DB = 11
+from tests.redis_databases import db, url
 
 
 def texts(hits: list[Hit]) -> list[str]:
@@ -55,21 +51,19 @@ def endpoint(api: Api, endpoint_id: str) -> dict[str, Any]:
 
 
 class OwnStack:
-    """Processes of Switchboard on databases 10 and 11, each role with the settings it is given."""
+    """Processes of Switchboard on databases of their own, each role with the settings given."""
 
     def __init__(self, log: Path) -> None:
         self.port = free_port()
         self.base_env = {
-            **STACK_ENV,
-            "REDIS_URL": redis_url(OWN_DB),
-            "SWITCHBOARD_BROKER_URL": redis_url(OWN_BROKER_DB),
+            **stack_env("own", "own_broker"),
             "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
         }
         self._log = log.open("ab")
         self.stacks: list[Stack] = []
-        self.data = redis.Redis.from_url(redis_url(OWN_DB), decode_responses=True)
+        self.data = redis.Redis.from_url(url(db("own")), decode_responses=True)
         self.data.flushdb()
-        redis.Redis.from_url(redis_url(OWN_BROKER_DB)).flushdb()
+        redis.Redis.from_url(url(db("own_broker"))).flushdb()
         self.api = Api(f"http://127.0.0.1:{self.port}", {"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
     def env(self, **changes: str) -> dict[str, str]:

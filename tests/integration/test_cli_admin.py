@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from switchboard.cli import main
-from tests.conftest import INTEGRATION_DB, redis_url
 from tests.integration.conftest import ADMIN_TOKEN, Api
 from tests.receivers import Receiver
+from tests.redis_databases import db, url
 
 
 @pytest.fixture
 def cli_env(api: Api, monkeypatch: pytest.MonkeyPatch) -> Api:
     monkeypatch.setenv("SWITCHBOARD_URL", api.base)
     monkeypatch.setenv("SWITCHBOARD_ADMIN_TOKEN", ADMIN_TOKEN)
-    monkeypatch.setenv("REDIS_URL", redis_url(INTEGRATION_DB))
+    monkeypatch.setenv("REDIS_URL", url(db("stack")))
     return api
 
 

@@ -8,8 +8,7 @@ import sys
 from typing import Any
 
 from broker.core import clock
-from tests.conftest import INTEGRATION_DB, redis_url
-from tests.integration.conftest import STACK_ENV, Api
+from tests.integration.conftest import Api, stack_env
 from tests.polling import wait_until
 from tests.receivers import Receiver, always
 
@@ -22,7 +21,7 @@ def dead_letters(api: Api, **query: str) -> list[dict[str, Any]]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **STACK_ENV, "REDIS_URL": redis_url(INTEGRATION_DB)}
+    env = {**os.environ, **stack_env()}
     return subprocess.run(
         [sys.executable, "-m", "switchboard", "dlq", *args],
         env=env,

@@ -398,7 +398,9 @@ def test_an_agent_who_speaks_pushes_the_auto_resume_back(desk: Desk) -> None:
     scheduler.fire_timers(desk.r, desk.settings, desk.sender)
     desk.turn()
     assert desk.meta()["paused"] == "1"
-    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") == pytest.approx(after, abs=1)
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") == pytest.approx(
+        after, abs=1
+    )
 
 
 @pytest.mark.parametrize(

@@ -297,7 +297,9 @@ def test_deleting_a_bot_revokes_its_api_tokens(web: WebApp) -> None:
     _error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
 
 
-def test_a_conversation_held_by_a_bot_turn_is_409(web: WebApp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_conversation_held_by_a_bot_turn_is_409(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     channel = web.channel()
     _say(web, channel, "bob", "hi")
     monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)

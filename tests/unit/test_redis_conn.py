@@ -9,12 +9,13 @@ import pytest
 from broker.core.connection import connect
 from broker.core.defaults import DELIVERY_CONCURRENCY
 from broker.core.errors import ConfigError
-from tests.conftest import CORE_DB, redis_url, require_redis
+from tests.conftest import require_redis
+from tests.redis_databases import db, url
 
 
 def test_more_threads_than_redis_py_s_default_pool_all_get_a_connection() -> None:
     require_redis()
-    r = connect(redis_url(CORE_DB))
+    r = connect(url(db("core")))
     threads = DELIVERY_CONCURRENCY + 30  # above redis-py's default limit of 100
     with ThreadPoolExecutor(threads) as pool:
         # Each holds its connection for a moment, so they overlap.
