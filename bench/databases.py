@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
+from broker.core.connection import Redis
 from tests.redis_databases import db, url
 
 
@@ -42,7 +43,7 @@ class BenchDatabases:
             **settings,
         }
 
-    def fresh(self) -> redis.Redis:
+    def fresh(self) -> Redis:
         """Flush both databases; returns a client of the data one."""
         redis.Redis.from_url(self.broker_url).flushdb()
         client = redis.Redis.from_url(self.data_url, decode_responses=True)

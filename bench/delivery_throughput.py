@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import redis
-
 from bench.databases import BenchDatabases
 from broker.core import clock, ids, keys
+from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, fanout
 from broker.delivery.endpoint import Endpoint
@@ -95,7 +94,7 @@ class Result:
 
 
 def _load(
-    r: redis.Redis, settings: Settings, endpoint_id: str, conversations: int, per_conversation: int
+    r: Redis, settings: Settings, endpoint_id: str, conversations: int, per_conversation: int
 ) -> list[str]:
     refs = []
     body = {"message": {"text": "benchmark"}, "senderId": "bench"}
@@ -130,7 +129,7 @@ def _load(
 
 
 def run_case(
-    r: redis.Redis,
+    r: Redis,
     settings: Settings,
     label: str,
     delay: float,
@@ -179,7 +178,7 @@ def _spawn(role: str, env: dict[str, str], extra: list[str]) -> subprocess.Popen
     )
 
 
-def _wait_for_worker(r: redis.Redis, timeout: float) -> None:
+def _wait_for_worker(r: Redis, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(r.scan_iter(match=keys.heartbeat_pattern("worker"))) and any(

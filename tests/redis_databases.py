@@ -51,7 +51,7 @@ def db(role: str) -> int:
     return _claim.numbers[role]
 
 
-def _admin() -> redis.Redis:
+def _admin() -> redis.Redis[bytes]:
     return redis.Redis(host=HOST, port=PORT, db=0, socket_connect_timeout=2)
 
 

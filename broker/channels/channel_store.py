@@ -97,7 +97,7 @@ def authenticate(r: Redis, channel_id: str, token: str | None) -> dict[str, str]
         raise NotFound(f"no channel {channel_id!r}")
     if not hmac.compare_digest(raw["accessTokenHash"], ids.token_hash(token)):
         raise Unauthorized("the access token is not this channel's")
-    return raw  # type: ignore[no-any-return]
+    return raw
 
 
 def get_raw(r: Redis, channel_id: str) -> dict[str, str]:
@@ -110,7 +110,7 @@ def update(
     """Change a channel's URL, verify token, version, retry schedule or timeouts."""
     _raw(r, channel_id)
     endpoint = endpoint_store.load(r, channel_id)
-    channel_fields: dict[str, str] = {}
+    channel_fields: dict[str | bytes, bytes | float | int | str] = {}
     if changes.get("verifyToken") is not None:
         channel_fields["verifyToken"] = changes["verifyToken"]
     if changes.get("version") is not None:

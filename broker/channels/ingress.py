@@ -6,10 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from redis.client import Pipeline
-
 from broker.core import clock, ids, keys, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import IDEMPOTENCY_TTL
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 
-from redis.client import Pipeline
-
 from broker.conversations.handover import split_timer
 from broker.core import clock, keys, schedules, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings

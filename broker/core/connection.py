@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -11,10 +12,19 @@ from redis.sentinel import Sentinel
 from broker.core.defaults import REDIS_CONNECTION_WAIT, REDIS_CONNECTIONS
 from broker.core.errors import ConfigError
 
-#: redis-py types every answer as `bytes | str`, whatever `decode_responses` says;
-#: our clients always decode, so the client is typed loosely and our functions
-#: declare the `str` types they return.
-Redis: TypeAlias = Any
+#: What a hash write (HSET with a mapping) takes.
+HashFields: TypeAlias = Mapping[str | bytes, bytes | float | int | str]
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline as _Pipeline
+
+    #: Our clients always decode answers: typed by the `types-redis` stubs, whose client
+    #: and pipeline know it (redis-py's own types say `bytes | str` for every answer).
+    Redis: TypeAlias = redis.Redis[str]
+    Pipeline: TypeAlias = _Pipeline[str]
+else:
+    Redis = redis.Redis
+    Pipeline = redis.client.Pipeline
 
 
 def connect(url: str, *, sentinel_master: str = "mymaster") -> Redis:
@@ -26,8 +36,8 @@ def connect(url: str, *, sentinel_master: str = "mymaster") -> Redis:
             host, _, port = item.partition(":")
             hosts.append((host, int(port or 26379)))
         db = int(parts.path.strip("/") or 0)
-        sentinel = Sentinel(hosts, socket_timeout=5, password=parts.password)  # type: ignore[no-untyped-call]
-        return sentinel.master_for(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(hosts, socket_timeout=5, password=parts.password)
+        return sentinel.master_for(
             sentinel_master,
             db=db,
             decode_responses=True,
@@ -44,6 +54,6 @@ def connect(url: str, *, sentinel_master: str = "mymaster") -> Redis:
             decode_responses=True,
             health_check_interval=30,
         )
-        return redis.Redis(connection_pool=pool)
+        return cast("Redis", redis.Redis(connection_pool=pool))  # the pool decodes
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc

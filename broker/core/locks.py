@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-from redis.client import Pipeline
-
 from broker.core import scripts
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 
 
 class Lock:

@@ -1,47 +1,51 @@
-"""The Lua scripts in `broker/lua/`, loaded once and called by name."""
+"""The Lua scripts in `broker/lua/`, called by name (EVALSHA; EVAL where Redis lacks one)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
-import redis
-from redis.client import Pipeline
-from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 
-# Builds Script objects only; it never connects. Scripts run on the client given to them.
-_builder = redis.Redis()
-_NAMES = (
-    "attempt_record",
-    "claim_due",
-    "endpoint_gate",
-    "endpoint_outcome",
-    "ingress",
-    "lock_extend",
-    "lock_release",
-    "queue_release",
-    "rate_limit",
-    "replay",
-    "signal",
-    "turn_commit",
-    "turn_finish",
-)
+
+@dataclass(frozen=True)
+class LuaScript:
+    source: str
+    sha: str
 
 
 @cache
-def _script(name: str) -> Script:
+def _script(name: str) -> LuaScript:
     source = resources.files("broker").joinpath("lua", f"{name}.lua").read_text()
-    return _builder.register_script(source)
+    return LuaScript(source, hashlib.sha1(source.encode()).hexdigest())
+
+
+@cache
+def names() -> tuple[str, ...]:
+    """Every script's name."""
+    folder = resources.files("broker").joinpath("lua")
+    return tuple(
+        sorted(
+            item.name.removesuffix(".lua")
+            for item in folder.iterdir()
+            if item.name.endswith(".lua")
+        )
+    )
 
 
 def run(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
-    """Run script `name` (EVALSHA, loading it when Redis lacks it)."""
-    return _script(name)(keys=keys, args=args, client=client)
+    """Run script `name`; EVAL loads it where Redis's script cache lacks it."""
+    script = _script(name)
+    try:
+        return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return client.execute_command("EVAL", script.source, len(keys), *keys, *args)
 
 
 def add(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
@@ -60,8 +64,8 @@ def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
         pipe = r.pipeline(transaction=False)
         build(pipe)
         try:
-            return pipe.execute()  # type: ignore[no-any-return]
+            return pipe.execute()
         except NoScriptError:
-            for name in _NAMES:
-                r.script_load(_script(name).script)
+            for name in names():
+                r.execute_command("SCRIPT", "LOAD", _script(name).source)
     raise NoScriptError("scripts could not be loaded")

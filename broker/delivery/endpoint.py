@@ -8,6 +8,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from broker.core import clock
+from broker.core.connection import HashFields
 from broker.core.settings import Settings
 
 EndpointKind = Literal["channel", "offloading"]
@@ -50,7 +51,7 @@ class Endpoint:
             self.total_timeout or settings.total_timeout,
         )
 
-    def to_redis(self) -> dict[str, str]:
+    def to_redis(self) -> HashFields:
         return {
             "id": self.id,
             "kind": self.kind,

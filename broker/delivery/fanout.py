@@ -6,10 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from redis.client import Pipeline
-
 from broker.core import clock, keys, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import TRANSCRIPT_MAX
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings

@@ -6,10 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from redis.client import Pipeline
-
 from broker.core import clock, keys, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import CIRCUIT_PROBE_POLL
 from broker.core.settings import Settings
 from broker.delivery.endpoint import Endpoint
@@ -19,11 +17,11 @@ EndpointState = Literal["healthy", "failing", "circuit_open", "disabled"]
 
 
 def health(r: Redis, endpoint_id: str) -> dict[str, str]:
-    return r.hgetall(keys.endpoint_health(endpoint_id))  # type: ignore[no-any-return]
+    return r.hgetall(keys.endpoint_health(endpoint_id))
 
 
 def is_disabled(r: Redis, endpoint_id: str) -> bool:
-    return r.hget(keys.endpoint_health(endpoint_id), "state") == "disabled"  # type: ignore[no-any-return]
+    return r.hget(keys.endpoint_health(endpoint_id), "state") == "disabled"
 
 
 def state_of(raw_health: dict[str, str], now: float) -> EndpointState:
@@ -143,7 +141,7 @@ def enable(r: Redis, endpoint_id: str) -> int:
     pipe.execute()
     refs: list[str] = []
     while ref := r.spop(keys.endpoint_parked(endpoint_id)):
-        refs.append(ref)
+        refs.append(str(ref))
     if refs:
         r.zadd(keys.DUE, dict.fromkeys(refs, clock.now()))
     return len(refs)

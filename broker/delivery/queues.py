@@ -15,10 +15,8 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
-from redis.client import Pipeline
-
 from broker.core import clock, keys, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import DELIVERIES_PER_CLAIM
 from broker.core.errors import NotFound
 from broker.core.locks import Lock
