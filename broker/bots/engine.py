@@ -45,7 +45,7 @@ class Output:
 
 @dataclass
 class Turn:
-    state: Memory
+    memory: Memory
     outputs: list[Output] = field(default_factory=list)
 
 
@@ -70,7 +70,7 @@ class Engine:
 
     def step(self, memory: Memory, message: dict[str, Any], *, can_offload: bool) -> Turn:
         turn = Turn(absorb(memory, message))
-        target = self._target(turn.state, message)
+        target = self._target(turn.memory, message)
         if target is not None:
             self._enter(turn, target, can_offload=can_offload)
         return turn
@@ -131,8 +131,8 @@ class Engine:
             state = self.states.get(state_id)
             if state is None:
                 return
-            turn.state.state = state_id
-            variables = turn.state.variables
+            turn.memory.state = state_id
+            variables = turn.memory.variables
             for action in state.get("actions", []):
                 kind = action["type"]
                 if kind == "setVariable":
@@ -155,7 +155,7 @@ class Engine:
                 for message in state.get("messages", []):
                     turn.outputs.append(Output("message", render_message(message, variables)))
                 if "input" in state:
-                    turn.state.awaiting = {
+                    turn.memory.awaiting = {
                         "variable": state["input"]["variable"],
                         "next": state["input"]["next"],
                     }

@@ -8,7 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from broker.bots import bot_store
-from broker.bots.bot_store import Version
+from broker.bots.bot import Version
+from broker.channels.channel import Channel
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.defaults import SECRET_ROTATION_OVERLAP
@@ -44,77 +45,74 @@ def create(
         secret=ids.new_signing_secret(),
         created_at=now,
     )
-    pipe = r.pipeline()
-    pipe.hset(
-        keys.channel(channel_id),
-        mapping={
-            "id": channel_id,
-            "botId": bot_id,
-            "accessTokenHash": ids.token_hash(access_token),
-            "verifyToken": verify_token,
-            "version": version,
-            "createdAt": repr(now),
-        },
+    channel = Channel(
+        id=channel_id,
+        bot_id=bot_id,
+        version=version,
+        verify_token=verify_token,
+        access_token_hash=ids.token_hash(access_token),
+        created_at=now,
     )
+    pipe = r.pipeline(transaction=False)
+    pipe.hset(keys.channel(channel_id), mapping=channel.to_redis())
     pipe.sadd(keys.bot_channels(bot_id), channel_id)
     pipe.execute()
     endpoint_store.save(r, endpoint)
     return {**view(r, settings, channel_id), "accessToken": access_token}
 
 
-def _raw(r: Redis, channel_id: str) -> dict[str, str]:
-    raw: dict[str, str] = r.hgetall(keys.channel(channel_id))
+def get(r: Redis, channel_id: str) -> Channel:
+    raw = r.hgetall(keys.channel(channel_id))
     if not raw:
         raise NotFound(f"no channel {channel_id!r}")
-    return raw
+    return Channel.from_redis(raw)
+
+
+def save(r: Redis, channel: Channel) -> None:
+    r.hset(keys.channel(channel.id), mapping=channel.to_redis())
 
 
 def view(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
-    raw = _raw(r, channel_id)
+    """The channel as the management API shows it, with its endpoint's settings."""
+    channel = get(r, channel_id)
     endpoint = endpoint_store.load(r, channel_id)
     connect, total = endpoint.timeouts(settings)
     return {
         "id": channel_id,
-        "botId": raw["botId"],
+        "botId": channel.bot_id,
         "webhookUrl": endpoint.url,
-        "verifyToken": raw["verifyToken"],
+        "verifyToken": channel.verify_token,
         "signingSecret": endpoint.secret,
-        "version": raw["version"],
+        "version": channel.version,
         "messagesUrl": f"{settings.public_url}/v1/channels/webhook/{channel_id}/messages",
         "retrySchedule": list(endpoint.schedule(settings)),
         "connectTimeout": connect,
         "totalTimeout": total,
-        "createdAt": clock.iso(float(raw["createdAt"])),
+        "createdAt": clock.iso(channel.created_at),
     }
 
 
-def authenticate(r: Redis, channel_id: str, token: str | None) -> dict[str, str]:
+def authenticate(r: Redis, channel_id: str, token: str | None) -> Channel:
     """The channel, if `token` (the request's bearer token) is its access token."""
     if token is None:
         raise Unauthorized("send the channel's access token as 'Authorization: Bearer <token>'")
-    raw = r.hgetall(keys.channel(channel_id))
-    if not raw:
-        raise NotFound(f"no channel {channel_id!r}")
-    if not hmac.compare_digest(raw["accessTokenHash"], ids.token_hash(token)):
+    channel = get(r, channel_id)
+    if not hmac.compare_digest(channel.access_token_hash, ids.token_hash(token)):
         raise Unauthorized("the access token is not this channel's")
-    return raw
-
-
-def get_raw(r: Redis, channel_id: str) -> dict[str, str]:
-    return _raw(r, channel_id)
+    return channel
 
 
 def update(
     r: Redis, settings: Settings, channel_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Change a channel's URL, verify token, version, retry schedule or timeouts."""
-    _raw(r, channel_id)
+    channel = get(r, channel_id)
     endpoint = endpoint_store.load(r, channel_id)
-    channel_fields: dict[str | bytes, bytes | float | int | str] = {}
+    channel_changes: dict[str, Any] = {}
     if changes.get("verifyToken") is not None:
-        channel_fields["verifyToken"] = changes["verifyToken"]
+        channel_changes["verify_token"] = changes["verifyToken"]
     if changes.get("version") is not None:
-        channel_fields["version"] = changes["version"]
+        channel_changes["version"] = changes["version"]
     endpoint_changes: dict[str, Any] = {}
     if changes.get("webhookUrl") is not None:
         endpoint_changes["url"] = check_url(
@@ -126,8 +124,8 @@ def update(
         endpoint_changes["connect_timeout"] = float(changes["connectTimeout"])
     if changes.get("totalTimeout") is not None:
         endpoint_changes["total_timeout"] = float(changes["totalTimeout"])
-    if channel_fields:
-        r.hset(keys.channel(channel_id), mapping=channel_fields)
+    if channel_changes:
+        save(r, replace(channel, **channel_changes))
     if endpoint_changes:
         endpoint_store.save(r, replace(endpoint, **endpoint_changes))
     return view(r, settings, channel_id)
@@ -135,7 +133,7 @@ def update(
 
 def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
     """A new signing secret; the old one keeps signing beside it for a day."""
-    _raw(r, channel_id)
+    get(r, channel_id)
     endpoint = endpoint_store.load(r, channel_id)
     endpoint_store.save(
         r,
@@ -150,10 +148,10 @@ def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, An
 
 
 def delete(r: Redis, channel_id: str) -> None:
-    raw = _raw(r, channel_id)
-    pipe = r.pipeline()
+    channel = get(r, channel_id)
+    pipe = r.pipeline(transaction=False)
     pipe.delete(keys.channel(channel_id))
-    pipe.srem(keys.bot_channels(raw["botId"]), channel_id)
+    pipe.srem(keys.bot_channels(channel.bot_id), channel_id)
     pipe.execute()
     endpoint_store.delete(r, channel_id)
 

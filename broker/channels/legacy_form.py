@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from broker.bots import bot_store
 from broker.bots.payloads import decode_payload
+from broker.channels.channel import Channel
 from broker.core import keys
 from broker.core.connection import Redis
 from broker.core.errors import NotFound, Unauthorized
@@ -39,7 +40,7 @@ class LegacyMessage(BaseModel):
     locale: StrictStr | None = Field(default=None, min_length=1, max_length=35)
 
 
-def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> dict[str, str]:
+def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> Channel:
     """The bot's Webhook channel whose verify token is `verify_token`.
 
     Every channel is compared, in constant time, so the answer's timing does not
@@ -53,11 +54,11 @@ def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> dict[str, s
     pipe = r.pipeline(transaction=False)
     for channel_id in channel_ids:
         pipe.hgetall(keys.channel(channel_id))
-    found: dict[str, str] | None = None
+    found: Channel | None = None
     wanted = verify_token.encode()
-    for raw in pipe.execute():
-        if raw and hmac.compare_digest(raw.get("verifyToken", "").encode(), wanted):
-            found = found or raw
+    for channel in (Channel.from_redis(raw) for raw in pipe.execute() if raw):
+        if hmac.compare_digest(channel.verify_token.encode(), wanted):
+            found = found or channel
     if found is None:
         raise Unauthorized("that verify token is not one of this bot's channels")
     return found

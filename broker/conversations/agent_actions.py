@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from broker.bots import bot_store
-from broker.bots.engine import Engine, Memory
+from broker.bots.engine import Engine
 from broker.bots.rendering import render_message
 from broker.channels import channel_store
 from broker.conversations import conversation_store, transcript
-from broker.conversations.conversation_store import Conversation
+from broker.conversations.conversation import Conversation
 from broker.conversations.handover import Handover, resumed_notice
 from broker.conversations.outbox import Outbox
 from broker.core import clock
@@ -41,35 +41,33 @@ def act(
     to the bot and move the dialogue to `go_to`, sending that state's messages."""
     engine = _engine_for(r, conversation, go_to)
     with conversation_store.locked(r, settings, sender, conversation) as meta:
-        channel_id = meta["channelId"]
         try:
-            channel = channel_store.get_raw(r, channel_id)
+            channel = channel_store.get(r, meta.channel_id)
         except NotFound:
             raise Conflict(
-                f"the channel {channel_id!r} of session {conversation.conversation_id!r} "
+                f"the channel {meta.channel_id!r} of session {conversation.conversation_id!r} "
                 "was removed"
             ) from None
         now = clock.now()
-        state = Memory.from_json(meta.get("state"))
-        outbox = Outbox.for_conversation(
-            conversation.key, meta, offloading.endpoint_of(r, conversation.bot_id)
-        )
-        handover = Handover.of(settings, conversation.key, meta)
+        outbox = Outbox.for_conversation(meta, offloading.endpoint_of(r, conversation.bot_id))
+        handover = Handover(settings, conversation, meta.handover)
         for message in messages:
-            outbox.send(channel, render_message(message, state.variables), actor="agent")
+            outbox.send(channel, render_message(message, meta.memory.variables), actor="agent")
         if messages:
             handover.agent_acted(now)
         if resume:
-            if handover.paused:
+            if meta.handover.paused:
                 outbox.note(transcript.item("bot", now, resumed_notice("agent")))
             handover.resume()
             if engine is not None and go_to is not None:
-                turn = engine.go_to(state, go_to, can_offload=False)
-                state = turn.state
+                turn = engine.go_to(meta.memory, go_to, can_offload=False)
+                meta.memory = turn.memory
                 for output in turn.outputs:
                     if output.kind == "message":
                         outbox.send(channel, output.body)
         outbox.flush()
+        meta.counters = outbox.counters
+        meta.last_activity_at = now
         handover.changes.write_adds(r)
         fanout.commit_turn(
             r,
@@ -77,12 +75,7 @@ def act(
             sender,
             conversation.key,
             trim=0,
-            meta={
-                **outbox.counter_fields(),
-                **handover.fields(),
-                "lastActivityAt": repr(now),
-                "state": state.to_json(),
-            },
+            meta=meta.turn_fields(),
             transcript_items=outbox.transcript,
             new=outbox.deliveries,
         )
@@ -92,7 +85,7 @@ def act(
         "botId": conversation.bot_id,
         "sessionId": conversation.conversation_id,
         "version": conversation.version,
-        "paused": handover.paused,
+        "paused": meta.handover.paused,
         "deliveryIds": outbox.channel_delivery_ids,
     }
 

@@ -6,12 +6,11 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from broker.bots import bot_store
-from broker.bots.bot_store import Version
-from broker.bots.engine import Memory
+from broker.bots.bot import Version
+from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import Conflict, NotFound
@@ -24,29 +23,20 @@ LOCK_WAIT = 5.0
 _LOCK_POLL = 0.02
 
 
-@dataclass(frozen=True)
-class Conversation:
-    bot_id: str
-    version: Version
-    conversation_id: str
-    #: The conversation's short name inside Redis keys.
-    key: str
-
-
 def find(r: Redis, bot_id: str, version: Version, conversation_id: str) -> Conversation:
     """The conversation, or NotFound when the bot or the conversation does not exist."""
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
-    key = ids.conversation_key(bot_id, version, conversation_id)
-    if not r.exists(keys.conversation_meta(key)):
+    conversation = Conversation.of(bot_id, version, conversation_id)
+    if not r.exists(keys.conversation_meta(conversation.key)):
         raise NotFound(f"bot {bot_id!r} has no {version} session {conversation_id!r}")
-    return Conversation(bot_id, version, conversation_id, key)
+    return conversation
 
 
 @contextmanager
 def locked(
     r: Redis, settings: Settings, sender: TaskSender, conversation: Conversation
-) -> Iterator[dict[str, str]]:
+) -> Iterator[ConversationMeta]:
     """Hold the conversation's lock, as a bot turn does, and yield its meta read under it.
 
     Waits up to LOCK_WAIT for a running turn; after that the conversation is busy (409).
@@ -60,18 +50,14 @@ def locked(
             raise Conflict(f"session {conversation.conversation_id!r} is busy; try again")
         time.sleep(_LOCK_POLL)
     try:
-        meta: dict[str, str] = r.hgetall(keys.conversation_meta(conversation.key))
-        if not meta:
+        raw = r.hgetall(keys.conversation_meta(conversation.key))
+        if not raw:
             raise NotFound(f"session {conversation.conversation_id!r} was deleted")
-        yield meta
+        yield ConversationMeta.from_redis(conversation.key, raw)
     finally:
         lock.release()
         if r.exists(keys.conversation_pending(conversation.key)):
             sender.bot_turn(conversation.key)
-
-
-def is_paused(meta: dict[str, str]) -> bool:
-    return meta.get("paused") == "1"
 
 
 def list_page(
@@ -88,15 +74,15 @@ def list_page(
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
     found, total = _page_of_ids(r, bot_id, version, offset, limit, paused)
-    pipe = r.pipeline()
-    for conversation_id, _ in found:
-        key = ids.conversation_key(bot_id, version, conversation_id)
+    conversation_keys = [ids.conversation_key(bot_id, version, c) for c, _ in found]
+    pipe = r.pipeline(transaction=False)
+    for key in conversation_keys:
         pipe.hgetall(keys.conversation_meta(key))
         pipe.llen(keys.conversation_transcript(key))
     answers = pipe.execute()
     items = [
-        _summary(conversation_id, version, score, answers[2 * i], answers[2 * i + 1])
-        for i, (conversation_id, score) in enumerate(found)
+        _summary(ConversationMeta.from_redis(key, answers[2 * i]), score, answers[2 * i + 1])
+        for i, (key, (_, score)) in enumerate(zip(conversation_keys, found, strict=True))
         if answers[2 * i]
     ]
     return items, total
@@ -108,7 +94,7 @@ def _page_of_ids(
     """Conversation ids with their last activity (ms), newest first, and how many there are."""
     index = keys.bot_conversations(bot_id, version)
     if paused is None:
-        pipe = r.pipeline()
+        pipe = r.pipeline(transaction=False)
         pipe.zrevrange(index, offset, offset + limit - 1, withscores=True)
         pipe.zcard(index)
         found, total = pipe.execute()
@@ -123,20 +109,17 @@ def _page_of_ids(
     return ordered[offset : offset + limit], len(ordered)
 
 
-def _summary(
-    conversation_id: str, version: str, score: float, meta: dict[str, str], messages: int
-) -> dict[str, Any]:
-    state = Memory.from_json(meta.get("state"))
-    last = max(score / 1000, float(meta.get("lastActivityAt") or 0))
+def _summary(meta: ConversationMeta, score: float, messages: int) -> dict[str, Any]:
+    """A conversation in a listing; `score` is its last activity in the index (ms)."""
     return {
-        "sessionId": conversation_id,
-        "version": version,
-        "channelId": meta.get("channelId"),
-        "state": state.state,
-        "paused": is_paused(meta),
-        "offloadPending": bool(meta.get("offloadPending")),
+        "sessionId": meta.conversation.conversation_id,
+        "version": meta.conversation.version,
+        "channelId": meta.channel_id,
+        "state": meta.memory.state,
+        "paused": meta.handover.paused,
+        "offloadPending": bool(meta.handover.offload_pending),
         "messageCount": messages,
-        "lastActivityAt": clock.iso(last),
+        "lastActivityAt": clock.iso(max(score / 1000, meta.last_activity_at)),
     }
 
 
@@ -145,7 +128,7 @@ def transcript_page(
 ) -> tuple[list[dict[str, Any]], int]:
     """The conversation's transcript, oldest first."""
     key = keys.conversation_transcript(conversation.key)
-    pipe = r.pipeline()
+    pipe = r.pipeline(transaction=False)
     pipe.lrange(key, offset, offset + limit - 1)
     pipe.llen(key)
     items, total = pipe.execute()
@@ -153,11 +136,15 @@ def transcript_page(
 
 
 def variables(r: Redis, conversation: Conversation) -> dict[str, Any]:
-    state = Memory.from_json(r.hget(keys.conversation_meta(conversation.key), "state"))
+    """The conversation's variables, as the management API shows them."""
+    raw = r.hgetall(keys.conversation_meta(conversation.key))
+    if not raw:
+        raise NotFound(f"session {conversation.conversation_id!r} was deleted")
+    meta = ConversationMeta.from_redis(conversation.key, raw)
     return {
         "sessionId": conversation.conversation_id,
         "version": conversation.version,
-        "sessionData": state.variables,
+        "sessionData": meta.memory.variables,
     }
 
 
@@ -166,9 +153,8 @@ def forget_variables(
 ) -> None:
     """Forget the conversation's variables; where it stands in the dialogue is kept."""
     with locked(r, settings, sender, conversation) as meta:
-        state = Memory.from_json(meta.get("state"))
-        state.variables = {}
-        r.hset(keys.conversation_meta(conversation.key), "state", state.to_json())
+        meta.memory.variables = {}
+        r.hset(keys.conversation_meta(conversation.key), mapping=meta.turn_fields())
 
 
 def touch(r: Redis, conversation: Conversation, at: float) -> None:

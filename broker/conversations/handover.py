@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.conversations.conversation import Conversation, HandoverState
 from broker.core import keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
@@ -123,51 +124,21 @@ class IndexChanges:
 
 @dataclass
 class Handover:
-    """Where one conversation's handover stands, changed by a turn and saved with it."""
+    """One turn's view of a conversation's handover: it changes `state`, saved with the
+    turn's commit, and gathers the index writes that go with it."""
 
     settings: Settings
-    conversation_key: str
-    bot_id: str
-    version: str
-    conversation_id: str
-    paused: bool = False
-    #: The delivery id of the offload whose answer is awaited, or "".
-    offload_pending: str = ""
-    offload_pending_at: float = 0.0
-    #: When the agent last acted, or the bot was paused: auto-resume counts from here.
-    agent_active_at: float = 0.0
+    conversation: Conversation
+    state: HandoverState
     changes: IndexChanges = field(default_factory=IndexChanges)
-
-    @classmethod
-    def of(cls, settings: Settings, conversation_key: str, meta: dict[str, str]) -> Handover:
-        return cls(
-            settings,
-            conversation_key,
-            meta["botId"],
-            meta["version"],
-            meta["sessionId"],
-            paused=meta.get("paused") == "1",
-            offload_pending=meta.get("offloadPending", ""),
-            offload_pending_at=float(meta.get("offloadPendingAt") or 0),
-            agent_active_at=float(meta.get("agentActiveAt") or 0),
-        )
-
-    def fields(self) -> dict[str, str]:
-        """The conversation meta fields that keep it."""
-        return {
-            "paused": "1" if self.paused else "0",
-            "offloadPending": self.offload_pending,
-            "offloadPendingAt": repr(self.offload_pending_at),
-            "agentActiveAt": repr(self.agent_active_at),
-        }
 
     @property
     def waiting(self) -> bool:
         """True while an offload's answer is awaited: the user's messages wait for it."""
-        return bool(self.offload_pending)
+        return bool(self.state.offload_pending)
 
     def offload_sent(self, delivery_id: str, now: float) -> None:
-        self.offload_pending, self.offload_pending_at = delivery_id, now
+        self.state.offload_pending, self.state.offload_pending_at = delivery_id, now
         self._set_timer(OFFLOAD_TIMER, now + self.settings.offload_timeout)
 
     def settle(self, signal: dict[str, Any], now: float) -> Settled:
@@ -178,11 +149,11 @@ class Handover:
             return self._offload_timer(now)
         if signal.get("kind") == "timer" and signal.get("name") == RESUME_TIMER:
             return self._resume_timer(now)
-        log.warning("session %s: unknown signal %r ignored", self.conversation_key, signal)
+        log.warning("session %s: unknown signal %r ignored", self.conversation.key, signal)
         return Settled.NOTHING
 
     def _delivery_ended(self, signal: dict[str, Any], now: float) -> Settled:
-        if not self.offload_pending or signal.get("deliveryId") != self.offload_pending:
+        if not self.state.offload_pending or signal.get("deliveryId") != self.state.offload_pending:
             # A replayed offload, or one already settled by its timer.
             return Settled.NOTHING
         self._offload_settled()
@@ -191,7 +162,7 @@ class Handover:
             log.info(
                 "offload %s of session %s failed: %s",
                 signal.get("deliveryId"),
-                self.conversation_key,
+                self.conversation.key,
                 answer.reason,
             )
             return Settled.OFFLOAD_FAILED
@@ -200,26 +171,26 @@ class Handover:
         return Settled.OFFLOAD_TAKEN
 
     def _offload_timer(self, now: float) -> Settled:
-        if not self.offload_pending:
+        if not self.state.offload_pending:
             self.changes.remove(keys.TIMERS, self._timer(OFFLOAD_TIMER))
             return Settled.NOTHING
-        due = self.offload_pending_at + self.settings.offload_timeout
+        due = self.state.offload_pending_at + self.settings.offload_timeout
         if now + _CLOCK_SLACK < due:
             self._set_timer(OFFLOAD_TIMER, due)
             return Settled.NOTHING
         log.info(
             "offload %s of session %s has no answer in time",
-            self.offload_pending,
-            self.conversation_key,
+            self.state.offload_pending,
+            self.conversation.key,
         )
         self._offload_settled()
         return Settled.OFFLOAD_FAILED
 
     def _resume_timer(self, now: float) -> Settled:
-        if not self.paused:
+        if not self.state.paused:
             self.changes.remove(keys.TIMERS, self._timer(RESUME_TIMER))
             return Settled.NOTHING
-        due = self.agent_active_at + self.settings.resume_after
+        due = self.state.agent_active_at + self.settings.resume_after
         if now + _CLOCK_SLACK < due:
             self._set_timer(RESUME_TIMER, due)
             return Settled.NOTHING
@@ -227,33 +198,41 @@ class Handover:
         return Settled.RESUMED
 
     def _offload_settled(self) -> None:
-        self.offload_pending, self.offload_pending_at = "", 0.0
+        self.state.offload_pending, self.state.offload_pending_at = "", 0.0
         self.changes.remove(keys.TIMERS, self._timer(OFFLOAD_TIMER))
 
     def pause(self, now: float) -> None:
-        self.paused = True
-        self.agent_active_at = now
+        self.state.paused = True
+        self.state.agent_active_at = now
         self._set_timer(RESUME_TIMER, now + self.settings.resume_after)
         self.changes.add(
-            keys.bot_paused(self.bot_id, self.version), self.conversation_id, now * 1000
+            keys.bot_paused(self.conversation.bot_id, self.conversation.version),
+            self.conversation.conversation_id,
+            now * 1000,
         )
 
     def agent_acted(self, now: float) -> None:
         """The agent said something: the silence that ends a pause starts again."""
-        if self.paused:
-            self.agent_active_at = now
+        if self.state.paused:
+            self.state.agent_active_at = now
             self._set_timer(RESUME_TIMER, now + self.settings.resume_after)
 
     def resume(self) -> None:
         """The bot has the conversation again; an offload still awaited is given up."""
-        self.paused = False
+        self.state.paused = False
         self.changes.remove(keys.TIMERS, self._timer(RESUME_TIMER))
-        self.changes.remove(keys.bot_paused(self.bot_id, self.version), self.conversation_id)
-        if self.offload_pending:
+        self.changes.remove(
+            keys.bot_paused(self.conversation.bot_id, self.conversation.version),
+            self.conversation.conversation_id,
+        )
+        if self.state.offload_pending:
             self._offload_settled()
 
+    def _paused_index(self) -> str:
+        return keys.bot_paused(self.conversation.bot_id, self.conversation.version)
+
     def _timer(self, name: str) -> str:
-        return timer_member(self.conversation_key, name)
+        return timer_member(self.conversation.key, name)
 
     def _set_timer(self, name: str, at: float) -> None:
         self.changes.add(keys.TIMERS, self._timer(name), at)

@@ -14,48 +14,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from broker.channels.channel import Channel
 from broker.conversations import documents, transcript
+from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids
-from broker.delivery import records
-
-_COUNTER = "counter:"
+from broker.delivery.records import NewDelivery
 
 Actor = Literal["user", "bot", "agent"]
 
 
 @dataclass
 class Outbox:
-    conversation_key: str
-    bot_id: str
-    conversation_id: str
-    version: str
+    conversation: Conversation
     #: Where `messages` and `offload` events go: the bot's offloading endpoint, if it has one.
     offloading_endpoint: str | None = None
-    #: Outbound messages sent so far, per channel: SPEC 2's `messageCounter`.
+    #: Outbound messages sent so far, per channel: the wire's `messageCounter`.
     counters: dict[str, int] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
-    deliveries: list[records.NewDelivery] = field(default_factory=list)
+    deliveries: list[NewDelivery] = field(default_factory=list)
     #: Transcript items not yet in a `messages` event.
     _unsent: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def for_conversation(
-        cls, conversation_key: str, meta: dict[str, str], offloading_endpoint: str | None = None
+        cls, meta: ConversationMeta, offloading_endpoint: str | None = None
     ) -> Outbox:
-        """An empty outbox, counting on from the counters in the conversation's meta."""
-        counters = {
-            name.removeprefix(_COUNTER): int(value)
-            for name, value in meta.items()
-            if name.startswith(_COUNTER)
-        }
-        return cls(
-            conversation_key,
-            meta["botId"],
-            meta["sessionId"],
-            meta["version"],
-            offloading_endpoint,
-            counters,
-        )
+        """An empty outbox, counting on from the conversation's counters."""
+        return cls(meta.conversation, offloading_endpoint, dict(meta.counters))
 
     @property
     def can_offload(self) -> bool:
@@ -73,7 +58,7 @@ class Outbox:
         self._unsent.append(item)
 
     def send(
-        self, channel: dict[str, str] | None, message: dict[str, Any], *, actor: Actor = "bot"
+        self, channel: Channel | None, message: dict[str, Any], *, actor: Actor = "bot"
     ) -> None:
         """A bot's or an agent's message: in the transcript, and to the channel unless it is
         gone (None)."""
@@ -81,17 +66,16 @@ class Outbox:
         self.note(transcript.item(actor, now, message))
         if channel is None:
             return
-        channel_id = channel["id"]
-        self.counters[channel_id] = self.counters.get(channel_id, 0) + 1
+        self.counters[channel.id] = self.counters.get(channel.id, 0) + 1
         body = documents.channel_message(
-            conversation_id=self.conversation_id,
-            verify_token=channel["verifyToken"],
+            conversation_id=self.conversation.conversation_id,
+            verify_token=channel.verify_token,
             message=message,
-            counter=self.counters[channel_id],
-            bot_id=self.bot_id,
+            counter=self.counters[channel.id],
+            bot_id=self.conversation.bot_id,
             at=now,
         )
-        self._add(channel_id, "message", body, now)
+        self._add(channel.id, "message", body, now)
 
     def offload(
         self,
@@ -109,9 +93,9 @@ class Outbox:
         body = documents.offload_event(
             payload=payload,
             transcript=[*history(), *self.transcript],
-            conversation_id=self.conversation_id,
-            version=self.version,
-            bot_id=self.bot_id,
+            conversation_id=self.conversation.conversation_id,
+            version=self.conversation.version,
+            bot_id=self.conversation.bot_id,
             at=now,
         )
         return self._add(
@@ -126,9 +110,9 @@ class Outbox:
         now = clock.now()
         body = documents.messages_event(
             items=self._unsent,
-            conversation_id=self.conversation_id,
-            version=self.version,
-            bot_id=self.bot_id,
+            conversation_id=self.conversation.conversation_id,
+            version=self.conversation.version,
+            bot_id=self.conversation.bot_id,
             at=now,
         )
         self._add(self.offloading_endpoint, "messages", body, now)
@@ -144,12 +128,12 @@ class Outbox:
         notify: bool = False,
         expires_at: float = 0.0,
     ) -> str:
-        delivery = records.NewDelivery(
-            id=ids.delivery_id(self.conversation_key),
+        delivery = NewDelivery(
+            id=ids.delivery_id(self.conversation.key),
             endpoint_id=endpoint_id,
             kind=kind,
-            bot_id=self.bot_id,
-            conversation_id=self.conversation_id,
+            bot_id=self.conversation.bot_id,
+            conversation_id=self.conversation.conversation_id,
             body=body,
             created_at=at,
             notify=notify,
@@ -157,7 +141,3 @@ class Outbox:
         )
         self.deliveries.append(delivery)
         return delivery.id
-
-    def counter_fields(self) -> dict[str, int]:
-        """The conversation meta fields that keep the counters."""
-        return {f"{_COUNTER}{channel_id}": count for channel_id, count in self.counters.items()}

@@ -15,7 +15,7 @@ def user_message(record: dict[str, Any], bot_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "messageType": _MESSAGE_TYPES[record["kind"]],
         "channelType": CHANNEL_TYPE,
-        "sender": {"id": record["sessionId"], "botId": bot_id},
+        "sender": {"id": record["conversationId"], "botId": bot_id},
         "timestamp": clock.iso(record["receivedAt"]),
         "id": record["messageId"],
     }

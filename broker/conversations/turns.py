@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from broker.bots import bot_store
-from broker.bots.bot_store import Version
-from broker.bots.engine import Engine, Memory, Turn, absorb
+from broker.bots.engine import Engine, Turn, absorb
 from broker.channels import channel_store
+from broker.channels.channel import Channel
 from broker.conversations import transcript
+from broker.conversations.conversation import ConversationMeta
 from broker.conversations.handover import (
     TIMER_NAMES,
     Handover,
@@ -77,7 +78,8 @@ def run_pending(r: Redis, settings: Settings, sender: TaskSender, conversation_k
 
 @dataclass(frozen=True)
 class _Work:
-    meta: dict[str, str]
+    #: None when the conversation was deleted.
+    meta: ConversationMeta | None
     signals: list[dict[str, Any]]
     messages: list[dict[str, Any]]
 
@@ -86,7 +88,8 @@ class _Work:
         """Nothing to do: no signal, and no message or only ones that wait for an answer."""
         if self.signals:
             return False
-        return not self.messages or bool(self.meta.get("offloadPending"))
+        waiting = self.meta is not None and bool(self.meta.handover.offload_pending)
+        return not self.messages or waiting
 
 
 def _read(r: Redis, conversation_key: str) -> _Work:
@@ -94,29 +97,37 @@ def _read(r: Redis, conversation_key: str) -> _Work:
     pipe.hgetall(keys.conversation_meta(conversation_key))
     pipe.lrange(keys.conversation_signals(conversation_key), 0, TURN_BATCH - 1)
     pipe.lrange(keys.conversation_inbox(conversation_key), 0, TURN_BATCH - 1)
-    meta, signals, messages = pipe.execute()
-    return _Work(meta, [json.loads(s) for s in signals], [json.loads(m) for m in messages])
+    raw_meta, signals, messages = pipe.execute()
+    return _Work(
+        ConversationMeta.from_redis(conversation_key, raw_meta) if raw_meta else None,
+        [json.loads(s) for s in signals],
+        [json.loads(m) for m in messages],
+    )
 
 
 def _run(
     r: Redis, settings: Settings, sender: TaskSender, conversation_key: str, work: _Work
 ) -> int:
-    if not work.meta:
+    if work.meta is None:
         # The conversation was deleted while its messages waited: its timers go too.
         r.delete(
             keys.conversation_inbox(conversation_key), keys.conversation_signals(conversation_key)
         )
         r.zrem(keys.TIMERS, *(timer_member(conversation_key, name) for name in TIMER_NAMES))
         return len(work.messages)
-    bot_id, version = work.meta["botId"], cast(Version, work.meta["version"])
+    conversation = work.meta.conversation
     try:
-        engine: Engine | None = Engine(bot_store.definition_of(r, bot_id, version))
+        engine: Engine | None = Engine(
+            bot_store.definition_of(r, conversation.bot_id, conversation.version)
+        )
     except NotFound:
-        log.warning("bot %s is gone; the messages of its session are not answered", bot_id)
+        log.warning(
+            "bot %s is gone; the messages of its conversation are not answered",
+            conversation.bot_id,
+        )
         engine = None
-    turn = _BotTurn(
-        r, settings, conversation_key, work.meta, engine, offloading.endpoint_of(r, bot_id)
-    )
+    endpoint = offloading.endpoint_of(r, conversation.bot_id)
+    turn = _BotTurn(r, settings, work.meta, engine, endpoint)
     for signal in work.signals:
         turn.settle(signal)
     used = 0
@@ -136,27 +147,24 @@ class _BotTurn:
         self,
         r: Redis,
         settings: Settings,
-        conversation_key: str,
-        meta: dict[str, str],
+        meta: ConversationMeta,
         engine: Engine | None,
         offloading_endpoint: str | None,
     ) -> None:
         self.r = r
         self.settings = settings
-        self.conversation_key = conversation_key
         self.meta = meta
         self.engine = engine
-        self.state = Memory.from_json(meta.get("state"))
-        self.outbox = Outbox.for_conversation(conversation_key, meta, offloading_endpoint)
-        self.handover = Handover.of(settings, conversation_key, meta)
-        self._channels: dict[str, dict[str, str] | None] = {}
+        self.outbox = Outbox.for_conversation(meta, offloading_endpoint)
+        self.handover = Handover(settings, meta.conversation, meta.handover)
+        self._channels: dict[str, Channel | None] = {}
 
     def settle(self, signal: dict[str, Any]) -> None:
         """Act on one signal: an offload's answer, or a timer."""
         now = clock.now()
         settled = self.handover.settle(signal, now)
         if settled is Settled.OFFLOAD_FAILED and self.engine is not None:
-            self._apply(self.engine.offload_failed(self.state), self.meta["channelId"])
+            self._apply(self.engine.offload_failed(self.meta.memory), self.meta.channel_id)
         elif settled is Settled.RESUMED:
             notice = resumed_notice("timeout", self.settings.resume_after)
             self.outbox.note(transcript.item("bot", now, notice))
@@ -164,17 +172,16 @@ class _BotTurn:
     def take(self, message: dict[str, Any]) -> None:
         """One user message: answered by the bot, or only kept while an agent has the
         conversation (it still reaches the offloading webhook)."""
-        bot_id = self.meta["botId"]
-        user_item = transcript.user_message(message, bot_id)
+        user_item = transcript.user_message(message, self.meta.conversation.bot_id)
         self.outbox.note(transcript.item("user", message["receivedAt"], user_item))
-        if self.engine is None or self.handover.paused:
-            self.state = absorb(self.state, message)
+        if self.engine is None or self.meta.handover.paused:
+            self.meta.memory = absorb(self.meta.memory, message)
             return
-        turn = self.engine.step(self.state, message, can_offload=self.outbox.can_offload)
+        turn = self.engine.step(self.meta.memory, message, can_offload=self.outbox.can_offload)
         self._apply(turn, message["channelId"])
 
     def _apply(self, turn: Turn, channel_id: str) -> None:
-        self.state = turn.state
+        self.meta.memory = turn.memory
         channel = self._channel(channel_id)
         for output in turn.outputs:
             if output.kind == "message":
@@ -183,7 +190,7 @@ class _BotTurn:
                 if self._offloading_disabled():
                     # No one takes it until an operator enables the endpoint: fail now.
                     assert self.engine is not None
-                    self._apply(self.engine.offload_failed(self.state), channel_id)
+                    self._apply(self.engine.offload_failed(self.meta.memory), channel_id)
                     return
                 now = clock.now()
                 delivery_id = self.outbox.offload(
@@ -195,20 +202,17 @@ class _BotTurn:
 
     def commit(self, sender: TaskSender, *, trim: int, trim_signals: int) -> None:
         self.outbox.flush()
+        self.meta.counters = self.outbox.counters
+        self.meta.last_activity_at = clock.now()
         self.handover.changes.write_adds(self.r)
         fanout.commit_turn(
             self.r,
             self.settings,
             sender,
-            self.conversation_key,
+            self.meta.conversation.key,
             trim=trim,
             trim_signals=trim_signals,
-            meta={
-                "state": self.state.to_json(),
-                "lastActivityAt": repr(clock.now()),
-                **self.outbox.counter_fields(),
-                **self.handover.fields(),
-            },
+            meta=self.meta.turn_fields(),
             transcript_items=self.outbox.transcript,
             new=self.outbox.deliveries,
         )
@@ -220,14 +224,14 @@ class _BotTurn:
 
     def _history(self) -> list[dict[str, Any]]:
         """The transcript committed before this turn."""
-        items = self.r.lrange(keys.conversation_transcript(self.conversation_key), 0, -1)
+        items = self.r.lrange(keys.conversation_transcript(self.meta.conversation.key), 0, -1)
         return [json.loads(item) for item in items]
 
-    def _channel(self, channel_id: str) -> dict[str, str] | None:
+    def _channel(self, channel_id: str) -> Channel | None:
         """A channel of the conversation, or None (logged) when it was removed since."""
         if channel_id not in self._channels:
             try:
-                self._channels[channel_id] = channel_store.get_raw(self.r, channel_id)
+                self._channels[channel_id] = channel_store.get(self.r, channel_id)
             except NotFound:
                 log.warning(
                     "channel %s is gone; the replies to its messages are not sent", channel_id

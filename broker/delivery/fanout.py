@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from broker.core import clock, keys, scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import HashFields, Pipeline, Redis
 from broker.core.defaults import TRANSCRIPT_MAX
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -22,7 +22,7 @@ def commit_turn(
     *,
     trim: int,
     trim_signals: int = 0,
-    meta: dict[str, Any],
+    meta: HashFields,
     transcript_items: list[dict[str, Any]],
     new: Sequence[NewDelivery],
 ) -> None:

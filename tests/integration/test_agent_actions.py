@@ -5,7 +5,8 @@ from __future__ import annotations
 import redis
 import standardwebhooks
 
-from broker.core import ids, keys
+from broker.core import ids
+from tests.conversations import pause
 from tests.integration.conftest import Api
 from tests.polling import wait_until
 from tests.receivers import Receiver
@@ -59,11 +60,7 @@ def test_a_paused_conversation_is_silent_until_handed_back(
     channel = api.echo_channel(receiver.url)
     api.send(channel, "user-5")
     wait_until(lambda: len(receiver.delivered()) == 1, what="the welcome")
-    data.hset(
-        keys.conversation_meta(ids.conversation_key(channel["botId"], "LIVE", "user-5")),
-        "paused",
-        "1",
-    )
+    pause(data, ids.conversation_key(channel["botId"], "LIVE", "user-5"))
     messages = f"/v1/bots/{channel['botId']}/conversations/user-5/messages"
 
     api.send(channel, "user-5", "is anyone there?")

@@ -7,13 +7,14 @@ import json
 import pytest
 
 from broker.bots import bot_store
-from broker.channels import channel_store, ingress
-from broker.conversations import agent_actions, conversation_store, turns
+from broker.channels import channel_store
+from broker.conversations import agent_actions, conversation_store, ingress, turns
 from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import Conflict, NotFound, ValidationFailed
 from broker.core.locks import Lock
 from broker.core.settings import Settings
+from tests.conversations import pause, read_meta
 from tests.fakes import RecordingSender
 
 MENU = {
@@ -31,7 +32,7 @@ def _talked(
     """A bot whose conversation u1 said hello and got its welcome."""
     bot = bot_store.create(r, "b", definition)
     created = channel_store.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
-    channel = channel_store.get_raw(r, created["id"])
+    channel = channel_store.get(r, created["id"])
     sender = RecordingSender()
     ingress.accept(
         r, settings, sender, channel=channel, conversation_id="u1", message={"kind": "intro"}
@@ -59,16 +60,16 @@ def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings
         messages=[{"text": "Agent here"}, {"text": "How can I help?"}],
     )
 
-    bodies = _bodies(fake_redis, conversation, channel["id"])
+    bodies = _bodies(fake_redis, conversation, channel.id)
     assert [b["message"] for b in bodies] == [
         {"text": "Hi"},
         {"text": "Agent here"},
         {"text": "How can I help?"},
     ]
     assert [b["messageCounter"] for b in bodies] == [1, 2, 3]
-    assert bodies[1]["verifyToken"] == channel["verifyToken"]
+    assert bodies[1]["verifyToken"] == channel.verify_token
     assert answer["deliveryIds"] == [
-        b for b in fake_redis.lrange(keys.fifo(conversation.key, channel["id"]), 1, -1)
+        b for b in fake_redis.lrange(keys.fifo(conversation.key, channel.id), 1, -1)
     ]
     assert answer["paused"] is False
 
@@ -90,7 +91,7 @@ def test_a_paused_conversation_keeps_user_messages_but_the_bot_is_silent(
     fake_redis: Redis, settings: Settings
 ) -> None:
     channel, conversation = _talked(fake_redis, settings, {"template": "echo"})
-    fake_redis.hset(keys.conversation_meta(conversation.key), "paused", "1")
+    pause(fake_redis, conversation.key)
     sender = RecordingSender()
     ingress.accept(
         fake_redis,
@@ -101,7 +102,7 @@ def test_a_paused_conversation_keeps_user_messages_but_the_bot_is_silent(
         message={"kind": "text", "text": "hello?"},
     )
     turns.run_pending(fake_redis, settings, sender, conversation.key)
-    assert len(_bodies(fake_redis, conversation, channel["id"])) == 1
+    assert len(_bodies(fake_redis, conversation, channel.id)) == 1
     items, _ = conversation_store.transcript_page(fake_redis, conversation, 0, 50)
     assert items[-1]["actor"] == "user"
 
@@ -110,7 +111,7 @@ def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
     fake_redis: Redis, settings: Settings
 ) -> None:
     channel, conversation = _talked(fake_redis, settings, MENU)
-    fake_redis.hset(keys.conversation_meta(conversation.key), "paused", "1")
+    pause(fake_redis, conversation.key)
 
     answer = agent_actions.act(
         fake_redis,
@@ -123,12 +124,12 @@ def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
     )
 
     assert answer["paused"] is False
-    bodies = _bodies(fake_redis, conversation, channel["id"])
+    bodies = _bodies(fake_redis, conversation, channel.id)
     assert bodies[-1]["message"] == {"text": "Back with the bot. Pizza or pasta?"}
     assert bodies[-1]["messageCounter"] == 2
-    meta = fake_redis.hgetall(keys.conversation_meta(conversation.key))
-    assert meta["paused"] == "0"
-    assert json.loads(meta["state"])["state"] == "menu"
+    meta = read_meta(fake_redis, conversation.key)
+    assert not meta.handover.paused
+    assert meta.memory.state == "menu"
 
 
 def test_hand_back_to_an_unknown_state_is_refused_before_anything_is_sent(
@@ -146,7 +147,7 @@ def test_hand_back_to_an_unknown_state_is_refused_before_anything_is_sent(
             go_to="nowhere",
         )
     assert raised.value.field == "goToDialogstate"
-    assert len(_bodies(fake_redis, conversation, channel["id"])) == 1
+    assert len(_bodies(fake_redis, conversation, channel.id)) == 1
 
 
 def test_a_conversation_held_by_a_bot_turn_is_busy(
@@ -165,7 +166,7 @@ def test_a_conversation_whose_channel_was_removed_is_a_conflict(
     fake_redis: Redis, settings: Settings
 ) -> None:
     channel, conversation = _talked(fake_redis, settings, MENU)
-    channel_store.delete(fake_redis, channel["id"])
+    channel_store.delete(fake_redis, channel.id)
     with pytest.raises(Conflict):
         agent_actions.act(
             fake_redis, settings, RecordingSender(), conversation, messages=[{"text": "x"}]

@@ -57,7 +57,7 @@ def test_intro_enters_the_start_state_with_variables_filled_in() -> None:
     engine = Engine(definition.validate(PIZZA))
     turn = engine.step(Memory(), {"kind": "intro", "user": {"firstName": "Ann"}}, can_offload=False)
     assert texts(turn) == ["Hi Ann! Which pizza?"]
-    assert turn.state.state == "welcome"
+    assert turn.memory.state == "welcome"
 
 
 def test_a_quick_reply_payload_leads_to_its_state_and_sets_its_params() -> None:
@@ -67,13 +67,13 @@ def test_a_quick_reply_payload_leads_to_its_state_and_sets_its_params() -> None:
     assert isinstance(payload, str) and "goto" not in first.outputs[0].body["quick_replies"][0]
 
     turn = engine.step(
-        first.state,
+        first.memory,
         {"kind": "postback", "payload": payload, "title": "Margherita"},
         can_offload=False,
     )
 
     assert texts(turn) == ["What size for your margherita?"]
-    assert turn.state.variables["pizza"] == "margherita"
+    assert turn.memory.variables["pizza"] == "margherita"
 
 
 def test_input_is_stored_and_next_states_chain() -> None:
@@ -83,7 +83,7 @@ def test_input_is_stored_and_next_states_chain() -> None:
     )
     turn = engine.step(state, {"kind": "text", "text": "large"}, can_offload=False)
     assert texts(turn) == ["One large funghi coming up.", "Bye!"]
-    assert turn.state.awaiting is None
+    assert turn.memory.awaiting is None
 
 
 def test_routes_then_fallback() -> None:

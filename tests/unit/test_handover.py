@@ -9,14 +9,23 @@ from typing import Any
 import pytest
 
 from broker.bots import bot_store
-from broker.channels import channel_store, ingress
-from broker.conversations import agent_actions, conversation_store, handover, scheduler, turns
+from broker.channels import channel_store
+from broker.conversations import (
+    agent_actions,
+    conversation_store,
+    handover,
+    ingress,
+    scheduler,
+    turns,
+)
+from broker.conversations.conversation import ConversationMeta
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import offloading, queues
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import queue_ref
+from tests.conversations import read_meta
 from tests.fakes import RecordingSender
 
 TAKEN = json.dumps({"offloadSuccess": True, "pauseBot": True})
@@ -46,7 +55,7 @@ class Desk:
 
     @property
     def bot_id(self) -> str:
-        return self.channel["botId"]
+        return self.channel.bot_id
 
     @property
     def offloading(self) -> str:
@@ -76,7 +85,7 @@ class Desk:
         ]
 
     def texts(self) -> list[str]:
-        return [b["message"].get("text", "") for b in self.bodies(self.channel["id"])]
+        return [b["message"].get("text", "") for b in self.bodies(self.channel.id)]
 
     def events(self) -> list[dict[str, Any]]:
         return self.bodies(self.offloading)
@@ -88,8 +97,8 @@ class Desk:
         queues.work_queue(self.r, self.settings, self.sender, client, ref)  # type: ignore[arg-type]
         return client
 
-    def meta(self) -> dict[str, str]:
-        return self.r.hgetall(keys.conversation_meta(self.conversation_key))  # type: ignore[no-any-return]
+    def meta(self) -> ConversationMeta:
+        return read_meta(self.r, self.conversation_key)
 
 
 @pytest.fixture
@@ -98,7 +107,7 @@ def desk(fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch)
     bot = bot_store.create(fake_redis, "echo", {"template": "echo"})
     created = channel_store.create(fake_redis, settings, bot["id"], "http://127.0.0.1:9/hook")
     offloading.configure(fake_redis, settings, bot["id"], "http://127.0.0.1:9/desk", "vt-123")
-    channel = channel_store.get_raw(fake_redis, created["id"])
+    channel = channel_store.get(fake_redis, created["id"])
     return Desk(fake_redis, settings, channel, ids.conversation_key(bot["id"], "LIVE", "u1"))
 
 
@@ -158,7 +167,7 @@ def test_an_offload_sends_the_whole_transcript_and_later_messages_wait(desk: Des
     assert [m["actor"] for m in offload["transcript"]] == ["user", "bot", "user"]
     assert offload["transcript"][2]["message"]["text"] == "human"
     meta = desk.meta()
-    assert meta["offloadPending"].startswith("msg_")
+    assert meta.handover.offload_pending.startswith("msg_")
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is not None
     # The message after the offload waits, unanswered, for the answer.
     assert desk.r.llen(keys.conversation_inbox(desk.conversation_key)) == 1
@@ -170,7 +179,7 @@ def test_an_offload_sends_the_whole_transcript_and_later_messages_wait(desk: Des
 def test_the_offload_goes_to_the_api_url_and_its_end_signals_the_conversation(desk: Desk) -> None:
     desk.say("human")
     desk.turn()
-    offload_id = desk.meta()["offloadPending"]
+    offload_id = desk.meta().handover.offload_pending
     record = desk.r.hgetall(keys.delivery(desk.conversation_key, offload_id))
     assert record["notify"] == "1"
     expires = float(record["expiresAt"]) - float(record["createdAt"])
@@ -206,11 +215,10 @@ def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk
     assert desk.turn() == 1
 
     meta = desk.meta()
-    assert meta["paused"] == "1" and meta["offloadPending"] == ""
+    assert meta.handover.paused and meta.handover.offload_pending == ""
     assert desk.texts() == []  # the bot said nothing to the user
     assert _users(desk.events()[-1]) == ["still there?"]
-    state = json.loads(meta["state"])
-    assert state["variables"]["email"] == "a@b.c"
+    assert meta.memory.variables["email"] == "a@b.c"
     assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), "u1") is not None
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") is not None
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is None
@@ -246,7 +254,7 @@ def test_a_refused_or_malformed_answer_goes_to_the_failure_state(
 
     assert desk.texts() == ["No agent is available right now.", "You said: hello?"]
     meta = desk.meta()
-    assert meta["paused"] == "0" and meta["offloadPending"] == ""
+    assert not meta.handover.paused and meta.handover.offload_pending == ""
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is None
     last = desk.events()[-1]
     assert [m["actor"] for m in last["messages"]] == ["bot", "user", "bot"]
@@ -257,7 +265,7 @@ def test_an_offload_that_finally_fails_goes_to_the_failure_state(desk: Desk) -> 
     desk.turn()
     failing = [AttemptResult(500, 1, response="down")] * 5
     desk.answer_offload(AttemptResult(200, 1), *failing)  # messages event, then the offload
-    offload_id = desk.meta()["offloadPending"]
+    offload_id = desk.meta().handover.offload_pending
     for _ in range(len(desk.settings.retry_schedule)):
         desk.r.hset(keys.delivery(desk.conversation_key, offload_id), "nextAttemptAt", "0")
         desk.answer_offload(*failing)
@@ -286,7 +294,7 @@ def test_an_expired_offload_is_dead_lettered_unsent(desk: Desk) -> None:
     desk.say("human")
     desk.turn()
     desk.answer_offload(AttemptResult(500, 1))  # the messages event fails: the offload waits
-    offload_id = desk.meta()["offloadPending"]
+    offload_id = desk.meta().handover.offload_pending
     desk.r.hset(
         keys.delivery(desk.conversation_key, offload_id), "expiresAt", repr(clock.now() - 1)
     )
@@ -320,7 +328,7 @@ def test_a_late_answer_fails_the_offload_by_its_timer(
     desk.settings = desk.settings.with_changes(offload_timeout=60.0)
     desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
     desk.turn()
-    assert desk.meta()["paused"] == "0"
+    assert not desk.meta().handover.paused
 
 
 def _paused(desk: Desk) -> conversation_store.Conversation:
@@ -328,7 +336,7 @@ def _paused(desk: Desk) -> conversation_store.Conversation:
     desk.turn()
     desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
     desk.turn()
-    assert desk.meta()["paused"] == "1"
+    assert desk.meta().handover.paused
     return conversation_store.find(desk.r, desk.bot_id, "LIVE", "u1")
 
 
@@ -339,7 +347,7 @@ def test_agent_messages_reach_the_channel_and_the_offloading_webhook(desk: Desk)
     )
     assert desk.texts() == ["Ann here"]
     assert answer["deliveryIds"] == [
-        desk.r.lindex(keys.fifo(desk.conversation_key, desk.channel["id"]), -1)
+        desk.r.lindex(keys.fifo(desk.conversation_key, desk.channel.id), -1)
     ]
     last = desk.events()[-1]
     assert [(m["actor"], m["message"]) for m in last["messages"]] == [
@@ -370,7 +378,7 @@ def test_a_silent_agent_hands_back_by_itself(desk: Desk) -> None:
     _paused(desk)
     scheduler.fire_timers(desk.r, desk.settings, desk.sender)
     desk.turn()
-    assert desk.meta()["paused"] == "0"
+    assert not desk.meta().handover.paused
     notice = desk.events()[-1]["messages"][-1]
     assert notice["actor"] == "bot"
     assert notice["message"] == {
@@ -397,7 +405,7 @@ def test_an_agent_who_speaks_pushes_the_auto_resume_back(desk: Desk) -> None:
     desk.r.zadd(keys.TIMERS, {f"{desk.conversation_key}|resume": 0})
     scheduler.fire_timers(desk.r, desk.settings, desk.sender)
     desk.turn()
-    assert desk.meta()["paused"] == "1"
+    assert desk.meta().handover.paused
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") == pytest.approx(
         after, abs=1
     )

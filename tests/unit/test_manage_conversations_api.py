@@ -10,6 +10,7 @@ import pytest
 from broker.conversations import conversation_store, turns
 from broker.core import ids, keys
 from broker.core.locks import Lock
+from tests.conversations import pause
 from tests.web_app import ADMIN, WebApp, web_app
 
 
@@ -190,7 +191,7 @@ def test_hand_back_unpauses_and_continues_at_the_state(web: WebApp) -> None:
     channel = web.channel()
     _say(web, channel, "bob")
     conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
-    web.redis.hset(keys.conversation_meta(conversation_key), "paused", "1")
+    pause(web.redis, conversation_key)
     base = f"/v1/bots/{channel['botId']}/conversations"
     assert web.client.get(base, headers=ADMIN).json["items"][0]["paused"] is True
 

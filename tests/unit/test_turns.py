@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from broker.bots import bot_store
-from broker.channels import channel_store, ingress
-from broker.conversations import conversation_store, turns
+from broker.channels import channel_store
+from broker.conversations import conversation_store, ingress, turns
 from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
@@ -17,7 +17,7 @@ from tests.fakes import RecordingSender
 def _channel(r: Redis, settings: Settings) -> dict[str, str]:
     bot = bot_store.create(r, "echo", {"template": "echo"})
     created = channel_store.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
-    return channel_store.get_raw(r, created["id"])
+    return channel_store.get(r, created["id"])
 
 
 def _send(
@@ -46,7 +46,7 @@ def test_only_the_first_message_of_an_idle_conversation_enqueues_a_turn(
     channel = _channel(fake_redis, settings)
     for n in range(5):
         assert _send(fake_redis, settings, sender, channel, f"m{n}").queued
-    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "u1")
+    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", "u1")
     assert sender.turns == [conversation_key]
     assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 5
     assert fake_redis.zscore(keys.TURNS, conversation_key) is not None
@@ -61,7 +61,7 @@ def test_a_repeated_idempotency_key_is_acknowledged_but_not_queued(
     again = _send(fake_redis, settings, sender, channel, "hi", idempotency_key="k1")
     assert first.queued and not again.queued
     assert again.message_id == first.message_id
-    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "u1")
+    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", "u1")
     assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 1
 
 
@@ -76,7 +76,7 @@ def test_one_turn_drains_the_inbox_in_order_and_fans_out_to_one_queue(
 
     assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 3
 
-    queue = fake_redis.lrange(keys.fifo(conversation_key, channel["id"]), 0, -1)
+    queue = fake_redis.lrange(keys.fifo(conversation_key, channel.id), 0, -1)
     bodies = [
         json.loads(fake_redis.hget(keys.delivery(conversation_key, d), "body")) for d in queue
     ]
@@ -86,11 +86,11 @@ def test_one_turn_drains_the_inbox_in_order_and_fans_out_to_one_queue(
         "You said: m2",
     ]
     assert [b["messageCounter"] for b in bodies] == [1, 2, 3]
-    assert sender.deliveries == [queue_ref(conversation_key, channel["id"])]
+    assert sender.deliveries == [queue_ref(conversation_key, channel.id)]
     assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 0
     assert not fake_redis.exists(keys.conversation_pending(conversation_key))
     assert fake_redis.zscore(keys.TURNS, conversation_key) is None
-    assert fake_redis.zscore(keys.DUE, queue_ref(conversation_key, channel["id"])) is not None
+    assert fake_redis.zscore(keys.DUE, queue_ref(conversation_key, channel.id)) is not None
     assert len(fake_redis.lrange(keys.conversation_transcript(conversation_key), 0, -1)) == 6
 
 
@@ -105,14 +105,14 @@ def test_a_message_after_the_turn_ended_wakes_a_new_turn_and_counters_go_on(
     _send(fake_redis, settings, sender, channel, "b")
     assert sender.turns == [conversation_key, conversation_key]
     turns.run_pending(fake_redis, settings, sender, conversation_key)
-    queue = fake_redis.lrange(keys.fifo(conversation_key, channel["id"]), 0, -1)
+    queue = fake_redis.lrange(keys.fifo(conversation_key, channel.id), 0, -1)
     counters = [
         json.loads(fake_redis.hget(keys.delivery(conversation_key, d), "body"))["messageCounter"]
         for d in queue
     ]
     assert counters == [1, 2]
     # The queue was not empty when the second reply joined it: its worker goes on to it.
-    assert sender.deliveries == [queue_ref(conversation_key, channel["id"])]
+    assert sender.deliveries == [queue_ref(conversation_key, channel.id)]
 
 
 def test_a_turn_held_by_another_worker_is_left_alone(fake_redis: Redis, settings: Settings) -> None:
@@ -145,7 +145,7 @@ def test_a_message_that_came_while_an_agent_held_the_conversation_still_gets_its
     _send(fake_redis, settings, sender, channel, "a")
     conversation_key = sender.turns[0]
     turns.run_pending(fake_redis, settings, sender, conversation_key)
-    found = conversation_store.find(fake_redis, channel["botId"], "LIVE", "u1")
+    found = conversation_store.find(fake_redis, channel.bot_id, "LIVE", "u1")
 
     with conversation_store.locked(fake_redis, settings, sender, found):
         _send(fake_redis, settings, sender, channel, "b")

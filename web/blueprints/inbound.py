@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from broker.channels import channel_store, ingress, rate_limit
+from broker.channels import channel_store, rate_limit
 from broker.channels.message_form import InboundMessage, normalize
+from broker.conversations import ingress
 from broker.core.validation import parse
 from web.answers import Queued
 from web.apidoc import documented

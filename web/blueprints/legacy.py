@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from broker.channels import ingress, legacy_form, rate_limit
+from broker.channels import legacy_form, rate_limit
+from broker.conversations import ingress
 from broker.core.validation import parse
 from web.apidoc import Content, documented
 from web.request_body import json_object
@@ -33,7 +34,7 @@ def post_legacy_message(bot_id: str) -> Response:
     s = services()
     body = parse(legacy_form.LegacyMessage, json_object())
     channel = legacy_form.find_channel(s.redis, bot_id, body.verifyToken)
-    rate_limit.check(s.redis, s.settings, channel["id"])
+    rate_limit.check(s.redis, s.settings, channel.id)
     ingress.accept(
         s.redis,
         s.settings,

@@ -127,8 +127,7 @@ def list_channels(bot_id: str) -> Response:
 
 def _channel_of(bot_id: str, channel_id: str) -> None:
     """404 unless the channel belongs to the bot."""
-    raw = channel_store.get_raw(services().redis, channel_id)
-    if raw["botId"] != bot_id:
+    if channel_store.get(services().redis, channel_id).bot_id != bot_id:
         raise NotFound(f"bot {bot_id!r} has no channel {channel_id!r}")
 
 

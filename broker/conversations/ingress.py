@@ -1,4 +1,8 @@
-"""Accepting a user message: de-duplicate, queue it in its conversation's inbox, wake a bot turn."""
+"""Accepting a user message: de-duplicate, queue it in its conversation's inbox, wake a bot turn.
+
+It lives with conversations, not channels: what it writes is the conversation's inbox and
+meta; a channel only authenticates the message and says which bot version it is for.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from broker.channels.channel import Channel
+from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import IDEMPOTENCY_TTL
@@ -26,7 +32,7 @@ def accept(
     settings: Settings,
     sender: TaskSender,
     *,
-    channel: dict[str, str],
+    channel: Channel,
     conversation_id: str,
     message: dict[str, Any],
     message_id: str | None = None,
@@ -37,15 +43,15 @@ def accept(
     A bot turn is enqueued only when the conversation has none pending; a running turn
     works through everything that arrives meanwhile.
     """
-    bot_id, version = channel["botId"], channel["version"]
-    conversation_key = ids.conversation_key(bot_id, version, conversation_id)
+    conversation = Conversation.of(channel.bot_id, channel.version, conversation_id)
+    conversation_key = conversation.key
     message_id = message_id or ids.new_id("in")
     now = clock.now()
     record = {
         **message,
         "messageId": message_id,
-        "sessionId": conversation_id,
-        "channelId": channel["id"],
+        "conversationId": conversation_id,
+        "channelId": channel.id,
         "receivedAt": now,
     }
     dedupe_key = idempotency_key or message_id
@@ -64,18 +70,14 @@ def accept(
                 message_id,
                 json.dumps(record),
                 IDEMPOTENCY_TTL,
-                "botId",
-                bot_id,
-                "version",
-                version,
-                "sessionId",
-                conversation_id,
-                "channelId",
-                channel["id"],
+                *ConversationMeta.arrival_fields(conversation, channel.id),
             ],
         )
         pipe.zadd(keys.TURNS, {conversation_key: now + settings.claim_lease}, nx=True)
-        pipe.zadd(keys.bot_conversations(bot_id, version), {conversation_id: int(now * 1000)})
+        pipe.zadd(
+            keys.bot_conversations(channel.bot_id, channel.version),
+            {conversation_id: int(now * 1000)},
+        )
 
     (queued, recorded_id, wake), _, _ = scripts.execute(r, build)
     if wake:
