@@ -30,7 +30,7 @@ from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, fanout
 from broker.delivery.endpoint import Endpoint
-from broker.delivery.records import NewDelivery, queue_ref
+from broker.delivery.records import Delivery, queue_ref
 
 
 class _Receiver:
@@ -101,7 +101,7 @@ def _load(
     for s in range(conversations):
         conversation_key = ids.conversation_key("bench", "LIVE", f"{endpoint_id}-{s}")
         new = [
-            NewDelivery(
+            Delivery.new(
                 id=ids.delivery_id(conversation_key),
                 endpoint_id=endpoint_id,
                 kind="message",

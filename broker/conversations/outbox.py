@@ -18,7 +18,7 @@ from broker.channels.channel import Channel
 from broker.conversations import documents, transcript
 from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids
-from broker.delivery.records import NewDelivery
+from broker.delivery.records import Delivery, DeliveryKind
 
 Actor = Literal["user", "bot", "agent"]
 
@@ -31,7 +31,7 @@ class Outbox:
     #: Outbound messages sent so far, per channel: the wire's `messageCounter`.
     counters: dict[str, int] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
-    deliveries: list[NewDelivery] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
     #: Transcript items not yet in a `messages` event.
     _unsent: list[dict[str, Any]] = field(default_factory=list)
 
@@ -121,14 +121,14 @@ class Outbox:
     def _add(
         self,
         endpoint_id: str,
-        kind: str,
+        kind: DeliveryKind,
         body: dict[str, Any],
         at: float,
         *,
         notify: bool = False,
         expires_at: float = 0.0,
     ) -> str:
-        delivery = NewDelivery(
+        delivery = Delivery.new(
             id=ids.delivery_id(self.conversation.key),
             endpoint_id=endpoint_id,
             kind=kind,

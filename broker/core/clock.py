@@ -16,9 +16,9 @@ def now_ms() -> int:
 
 def iso(ts: float) -> str:
     """ISO 8601 UTC with milliseconds and a Z, as the hosted platform writes times."""
-    return (
-        datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{int(ts * 1000) % 1000:03d}Z"
+    ms = round(ts * 1000)
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{ms % 1000:03d}Z"
     )
 
 

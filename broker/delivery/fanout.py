@@ -11,7 +11,7 @@ from broker.core.connection import HashFields, Pipeline, Redis
 from broker.core.defaults import TRANSCRIPT_MAX
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
-from broker.delivery.records import NewDelivery, queue_ref
+from broker.delivery.records import Delivery, queue_ref
 
 
 def commit_turn(
@@ -24,7 +24,7 @@ def commit_turn(
     trim_signals: int = 0,
     meta: HashFields,
     transcript_items: list[dict[str, Any]],
-    new: Sequence[NewDelivery],
+    new: Sequence[Delivery],
 ) -> None:
     """Save a turn and its deliveries at once, then wake the queues that were idle.
 
@@ -36,7 +36,7 @@ def commit_turn(
         "trimSignals": trim_signals,
         "transcript": [json.dumps(item, ensure_ascii=False) for item in transcript_items],
         "transcriptMax": TRANSCRIPT_MAX,
-        "deliveries": [{"id": d.id, "fields": d.fields()} for d in new],
+        "deliveries": [{"id": d.id, "fields": d.to_fields()} for d in new],
     }
     turn_keys = [
         keys.conversation_meta(conversation_key),

@@ -3,56 +3,104 @@ endpoint as the management API shows it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from broker.core import clock, keys, scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import HashFields, Pipeline, Redis
 from broker.core.defaults import CIRCUIT_PROBE_POLL
 from broker.core.settings import Settings
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.endpoint_store import load
 
 EndpointState = Literal["healthy", "failing", "circuit_open", "disabled"]
+_STATES: tuple[EndpointState, ...] = ("healthy", "failing", "circuit_open", "disabled")
+#: The health hash's field that says the state; the scripts read and write it too.
+_STATE = "state"
 
 
-def health(r: Redis, endpoint_id: str) -> dict[str, str]:
-    return r.hgetall(keys.endpoint_health(endpoint_id))
+@dataclass(frozen=True)
+class EndpointHealth:
+    """An endpoint's health hash (`sb:endpoint:<id>:health`), kept by `endpoint_outcome.lua`
+    and `endpoint_gate.lua` as attempts end, and by operators' switches."""
+
+    state: EndpointState = "healthy"
+    consecutive_failures: int = 0
+    last_success_at: float = 0.0
+    last_error: str = ""
+    disabled_reason: str = ""
+    circuit_open_until: float = 0.0
+
+    @classmethod
+    def from_redis(cls, raw: Mapping[str, str]) -> EndpointHealth:
+        state = raw.get(_STATE, "healthy")
+        return cls(
+            state=next((s for s in _STATES if s == state), "healthy"),
+            consecutive_failures=int(raw.get("consecutiveFailures") or 0),
+            last_success_at=float(raw.get("lastSuccessAt") or 0),
+            last_error=raw.get("lastError", ""),
+            disabled_reason=raw.get("disabledReason", ""),
+            circuit_open_until=float(raw.get("circuitOpenUntil") or 0),
+        )
+
+    def state_at(self, now: float) -> EndpointState:
+        if self.state == "circuit_open" and now >= self.circuit_open_until:
+            # The cool-down is over; the next attempt is a probe.
+            return "failing"
+        return self.state
+
+    @staticmethod
+    def disabled_fields(reason: str, at: float) -> HashFields:
+        return {_STATE: "disabled", "disabledReason": reason, "disabledAt": repr(at)}
+
+    @staticmethod
+    def enabled_fields() -> HashFields:
+        return {_STATE: "healthy", "consecutiveFailures": 0, "cooldown": 0, "circuitOpenUntil": 0}
+
+    #: What enabling an endpoint forgets.
+    CLEARED_ON_ENABLE: ClassVar[tuple[str, ...]] = (
+        "disabledReason",
+        "disabledAt",
+        "failingSince",
+        "probeUntil",
+    )
+
+
+def load_health(r: Redis, endpoint_id: str) -> EndpointHealth:
+    return EndpointHealth.from_redis(r.hgetall(keys.endpoint_health(endpoint_id)))
+
+
+def add_state_read(pipe: Pipeline, endpoint_id: str) -> None:
+    """Queue a read of the endpoint's state (None when it has no health yet) on a pipeline."""
+    pipe.hget(keys.endpoint_health(endpoint_id), _STATE)
 
 
 def is_disabled(r: Redis, endpoint_id: str) -> bool:
-    return r.hget(keys.endpoint_health(endpoint_id), "state") == "disabled"
-
-
-def state_of(raw_health: dict[str, str], now: float) -> EndpointState:
-    state = raw_health.get("state", "healthy")
-    if state == "circuit_open" and now >= float(raw_health.get("circuitOpenUntil") or 0):
-        # The cool-down is over; the next attempt is a probe.
-        return "failing"
-    return state  # type: ignore[return-value]
+    return r.hget(keys.endpoint_health(endpoint_id), _STATE) == "disabled"
 
 
 def view(r: Redis, endpoint: Endpoint) -> dict[str, Any]:
-    """The endpoint as the management API shows it (SPEC section 6)."""
-    now = clock.now()
-    pipe = r.pipeline()
+    """The endpoint as the management API shows it."""
+    pipe = r.pipeline(transaction=False)
     pipe.hgetall(keys.endpoint_health(endpoint.id))
     pipe.lrange(keys.endpoint_recent(endpoint.id), 0, -1)
     raw, recent = pipe.execute()
+    found = EndpointHealth.from_redis(raw)
     out: dict[str, Any] = {
         "id": endpoint.id,
         "kind": endpoint.kind,
         "botId": endpoint.bot_id,
         "url": endpoint.url,
-        "state": state_of(raw, now),
+        "state": found.state_at(clock.now()),
         "successRate": round(recent.count("1") / len(recent), 4) if recent else None,
     }
-    if raw.get("disabledReason"):
-        out["disabledReason"] = raw["disabledReason"]
-    if raw.get("lastError"):
-        out["lastError"] = raw["lastError"]
-    if float(raw.get("lastSuccessAt") or 0):
-        out["lastSuccessAt"] = clock.iso(float(raw["lastSuccessAt"]))
+    if found.disabled_reason:
+        out["disabledReason"] = found.disabled_reason
+    if found.last_error:
+        out["lastError"] = found.last_error
+    if found.last_success_at:
+        out["lastSuccessAt"] = clock.iso(found.last_success_at)
     return out
 
 
@@ -108,13 +156,13 @@ def record_outcome(
     (state,) = scripts.execute(
         r, lambda pipe: add_outcome(pipe, settings, endpoint_id, ok=ok, error=error, now=now)
     )
-    return state  # type: ignore[no-any-return]
+    return next(s for s in _STATES if s == state)
 
 
 def add_disabled(pipe: Pipeline, endpoint_id: str, reason: str) -> None:
     pipe.hset(
         keys.endpoint_health(endpoint_id),
-        mapping={"state": "disabled", "disabledReason": reason, "disabledAt": repr(clock.now())},
+        mapping=EndpointHealth.disabled_fields(reason, clock.now()),
     )
 
 
@@ -127,17 +175,9 @@ def enable(r: Redis, endpoint_id: str) -> int:
     """Re-enable an endpoint and hand the queues held for it to the scheduler; returns how many."""
     load(r, endpoint_id)
     health_key = keys.endpoint_health(endpoint_id)
-    pipe = r.pipeline()
-    pipe.hset(
-        health_key,
-        mapping={
-            "state": "healthy",
-            "consecutiveFailures": 0,
-            "cooldown": 0,
-            "circuitOpenUntil": 0,
-        },
-    )
-    pipe.hdel(health_key, "disabledReason", "disabledAt", "failingSince", "probeUntil")
+    pipe = r.pipeline(transaction=True)
+    pipe.hset(health_key, mapping=EndpointHealth.enabled_fields())
+    pipe.hdel(health_key, *EndpointHealth.CLEARED_ON_ENABLE)
     pipe.execute()
     refs: list[str] = []
     while ref := r.spop(keys.endpoint_parked(endpoint_id)):

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.core import clock, keys, scripts
+from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
-from broker.delivery.records import _record, queue_ref
+from broker.delivery import records
+from broker.delivery.records import queue_ref
 
 
 def replay(r: Redis, delivery_id: str) -> bool:
     """Send a delivered or dead-lettered delivery again; False if it is already under way."""
-    conversation_key, raw = _record(r, delivery_id)
-    endpoint_id = raw["endpointId"]
+    endpoint_id = records.load(r, delivery_id).endpoint_id
+    conversation_key = ids.conversation_of_delivery(delivery_id)
     ref = queue_ref(conversation_key, endpoint_id)
     # The scheduler is told first (sb:due is not in the conversation's hash slot): should we
     # die right after, the queue is looked at anyway; a queue that holds nothing new is

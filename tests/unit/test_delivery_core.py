@@ -13,7 +13,7 @@ from broker.core.settings import Settings
 from broker.delivery import delivery_index, endpoint_store, fanout, health, queues, records, replay
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.http_client import AttemptResult
-from broker.delivery.records import NewDelivery, queue_ref
+from broker.delivery.records import Delivery, queue_ref
 from tests.fakes import RecordingSender
 
 EP = "ch_core"
@@ -42,7 +42,7 @@ def r(fake_redis: Redis) -> Iterator[Redis]:
 
 def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str]) -> list[str]:
     new = [
-        NewDelivery(
+        Delivery.new(
             id=ids.delivery_id(conversation_key),
             endpoint_id=EP,
             kind="message",

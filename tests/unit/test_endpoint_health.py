@@ -91,8 +91,8 @@ def test_a_good_probe_closes_the_circuit(r: Redis) -> None:
     assert succeed(r, 113) == "healthy"
     assert gate(r, 113.1) == health.Gate("go")
     assert gate(r, 113.2) == health.Gate("go")
-    now_health = health.health(r, EP)
-    assert now_health["consecutiveFailures"] == "0" and float(now_health["lastSuccessAt"]) == 113
+    now_health = health.load_health(r, EP)
+    assert now_health.consecutive_failures == 0 and now_health.last_success_at == 113
 
 
 def test_an_attempt_that_began_before_the_circuit_opened_does_not_extend_it(r: Redis) -> None:
@@ -105,8 +105,8 @@ def test_an_attempt_that_began_before_the_circuit_opened_does_not_extend_it(r: R
 def test_the_state_shown_after_the_cooldown_is_failing(r: Redis) -> None:
     for now in (100, 101, 102):
         fail(r, now)
-    assert health.state_of(health.health(r, EP), 105) == "circuit_open"
-    assert health.state_of(health.health(r, EP), 112) == "failing"
+    assert health.load_health(r, EP).state_at(105) == "circuit_open"
+    assert health.load_health(r, EP).state_at(112) == "failing"
 
 
 def test_failing_without_success_for_the_configured_time_disables(r: Redis) -> None:
