@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import fakeredis
 import pytest
 import redis
 
+from broker.core import scripts
 from broker.core.connection import Redis
 from broker.core.settings import Settings, parse_allowlist
 from tests.redis_databases import HOST as REDIS_HOST
@@ -26,6 +28,22 @@ def require_redis() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}; CI must run the Redis-backed tests", pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def scripts_keep_to_one_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every script a test runs in this process is checked: its keys share one hash slot,
+    as Redis Cluster requires."""
+    for name in ("run", "add"):
+        real = getattr(scripts, name)
+
+        def checked(
+            target: Any, script: str, keys: list[str], args: list[Any], real: Any = real
+        ) -> Any:
+            assert len(scripts.slots(keys)) <= 1, f"{script}: keys in several slots: {keys}"
+            return real(target, script, keys, args)
+
+        monkeypatch.setattr(scripts, name, checked)
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ class WebApp:
 def web_app(**changes: Any) -> Iterator[WebApp]:
     """The app on database `db`, flushed before and after."""
     require_redis()
-    web_url = url(db("web"))
+    web_url = url(db("app"))
     settings = Settings(
         redis_url=web_url,
         broker_url=web_url,

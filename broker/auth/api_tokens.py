@@ -27,9 +27,11 @@ def create(r: Redis, bot_id: str, description: str = "") -> dict[str, Any]:
         "createdAt": clock.iso(clock.now()),
     }
     digest = ids.token_hash(token)
-    pipe = r.pipeline()
-    pipe.hset(keys.API_TOKENS, digest, json.dumps(record))
+    # The bot's list first: should we die between the two, it names a token that never
+    # opens anything, and revoking it still works.
+    pipe = r.pipeline(transaction=False)
     pipe.hset(keys.bot_api_tokens(bot_id), token_id, digest)
+    pipe.hset(keys.API_TOKENS, digest, json.dumps(record))
     pipe.execute()
     return {**record, "token": token}
 
@@ -53,7 +55,8 @@ def revoke(r: Redis, bot_id: str, token_id: str) -> None:
     digest = r.hget(keys.bot_api_tokens(bot_id), token_id)
     if digest is None:
         raise NotFound(f"bot {bot_id!r} has no API token {token_id!r}")
-    pipe = r.pipeline()
+    # The token stops working first; its entry in the bot's list goes after.
+    pipe = r.pipeline(transaction=False)
     pipe.hdel(keys.API_TOKENS, digest)
     pipe.hdel(keys.bot_api_tokens(bot_id), token_id)
     pipe.execute()
@@ -61,7 +64,7 @@ def revoke(r: Redis, bot_id: str, token_id: str) -> None:
 
 def revoke_all(r: Redis, bot_id: str) -> None:
     digests = r.hvals(keys.bot_api_tokens(bot_id))
-    pipe = r.pipeline()
+    pipe = r.pipeline(transaction=False)
     if digests:
         pipe.hdel(keys.API_TOKENS, *digests)
     pipe.delete(keys.bot_api_tokens(bot_id))

@@ -1,7 +1,10 @@
 """Every Redis key Switchboard uses, and nothing else names one.
 
-Keys that one script touches together share a hash tag, so that the same scripts
-can run on Redis Cluster: a conversation's keys carry `{c:<conversation key>}`.
+Keys that one script or transaction touches together share a hash tag, so that the same
+code runs on Redis Cluster: a conversation's keys carry `{c:<conversation key>}`, an
+endpoint's `{e:<endpoint id>}`, a bot's `{b:<bot id>}`. Work that spans tags (a global
+index beside a conversation's keys) is written so that a crash can only leave something
+to be picked up, never lost.
 """
 
 from __future__ import annotations
@@ -26,58 +29,66 @@ DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
 TIMERS = f"{PREFIX}:timers"
 
 
+def _bot(bot_id: str) -> str:
+    return f"{PREFIX}:{{b:{bot_id}}}"
+
+
 def bot(bot_id: str) -> str:
-    return f"{PREFIX}:bot:{bot_id}"
+    return f"{_bot(bot_id)}:bot"
 
 
 def bot_channels(bot_id: str) -> str:
-    return f"{PREFIX}:bot:{bot_id}:channels"
+    return f"{_bot(bot_id)}:channels"
 
 
 def bot_api_tokens(bot_id: str) -> str:
     """hash: API token id -> sha256(token), the bot's entries of API_TOKENS."""
-    return f"{PREFIX}:bot:{bot_id}:api-tokens"
+    return f"{_bot(bot_id)}:api-tokens"
 
 
 def bot_offloading(bot_id: str) -> str:
     """hash: the bot's offloading integration (apiUrl, verifyToken, endpointId, times)."""
-    return f"{PREFIX}:bot:{bot_id}:offloading"
+    return f"{_bot(bot_id)}:offloading"
 
 
 def bot_conversations(bot_id: str, version: str) -> str:
     """zset: conversation id -> last activity (ms)."""
-    return f"{PREFIX}:bot:{bot_id}:{version}:conversations"
+    return f"{_bot(bot_id)}:{version}:conversations"
 
 
 def bot_paused(bot_id: str, version: str) -> str:
     """zset: conversation id -> when the bot was paused for it (ms)."""
-    return f"{PREFIX}:bot:{bot_id}:{version}:paused"
+    return f"{_bot(bot_id)}:{version}:paused"
 
 
 def channel(channel_id: str) -> str:
     return f"{PREFIX}:channel:{channel_id}"
 
 
+def _endpoint(endpoint_id: str) -> str:
+    return f"{PREFIX}:{{e:{endpoint_id}}}"
+
+
 def endpoint(endpoint_id: str) -> str:
-    return f"{PREFIX}:endpoint:{endpoint_id}"
+    return f"{_endpoint(endpoint_id)}:endpoint"
 
 
 def endpoint_health(endpoint_id: str) -> str:
-    return f"{PREFIX}:endpoint:{endpoint_id}:health"
+    return f"{_endpoint(endpoint_id)}:health"
 
 
 def endpoint_recent(endpoint_id: str) -> str:
     """list of the latest outcomes, "1" for success, "0" for failure."""
-    return f"{PREFIX}:endpoint:{endpoint_id}:recent"
+    return f"{_endpoint(endpoint_id)}:recent"
 
 
 def endpoint_parked(endpoint_id: str) -> str:
     """set of delivery queues held while the endpoint is disabled."""
-    return f"{PREFIX}:endpoint:{endpoint_id}:parked"
+    return f"{_endpoint(endpoint_id)}:parked"
 
 
 def endpoint_deliveries(endpoint_id: str) -> str:
-    return f"{PREFIX}:endpoint:{endpoint_id}:deliveries"
+    return f"{_endpoint(endpoint_id)}:deliveries"
 
 
 def heartbeat(role: str, name: str) -> str:

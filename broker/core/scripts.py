@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from broker.core.connection import Pipeline, Redis
@@ -37,6 +38,11 @@ def names() -> tuple[str, ...]:
             if item.name.endswith(".lua")
         )
     )
+
+
+def slots(keys: Sequence[str]) -> set[int]:
+    """The Redis Cluster hash slots of `keys`: one script's keys must all be in one."""
+    return {key_slot(key.encode()) for key in keys}
 
 
 def run(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:

@@ -11,7 +11,9 @@ from broker.delivery.endpoint import Endpoint
 
 
 def save(r: Redis, endpoint: Endpoint) -> None:
-    pipe = r.pipeline()
+    # The record first: should we die between the two, the endpoint works but is not listed
+    # until it is saved again, and no listing names an endpoint that is not there.
+    pipe = r.pipeline(transaction=False)
     pipe.hset(keys.endpoint(endpoint.id), mapping=endpoint.to_redis())
     pipe.zadd(keys.ENDPOINTS, {endpoint.id: int(endpoint.created_at * 1000)}, nx=True)
     pipe.execute()
@@ -25,7 +27,7 @@ def load(r: Redis, endpoint_id: str) -> Endpoint:
 
 
 def delete(r: Redis, endpoint_id: str) -> None:
-    pipe = r.pipeline()
+    pipe = r.pipeline(transaction=False)
     pipe.delete(
         keys.endpoint(endpoint_id),
         keys.endpoint_health(endpoint_id),
@@ -36,7 +38,7 @@ def delete(r: Redis, endpoint_id: str) -> None:
 
 
 def list_ids(r: Redis, offset: int, limit: int) -> tuple[Sequence[str], int]:
-    pipe = r.pipeline()
+    pipe = r.pipeline(transaction=False)
     pipe.zrange(keys.ENDPOINTS, offset, offset + limit - 1)
     pipe.zcard(keys.ENDPOINTS)
     ids, total = pipe.execute()

@@ -29,7 +29,7 @@ def hand_out_queues(
 def housekeep(r: Redis, settings: Settings) -> None:
     """Drop index entries of records that have expired."""
     now_ms = clock.now_ms()
-    pipe = r.pipeline()
+    pipe = r.pipeline(transaction=False)
     pipe.zremrangebyscore(keys.DELIVERIES, "-inf", now_ms - settings.log_retention * 1000)
     pipe.zremrangebyscore(keys.DEAD, "-inf", now_ms - settings.dead_retention * 1000)
     pipe.execute()

@@ -15,7 +15,7 @@ from tests.redis_databases import db, url
 
 def test_more_threads_than_redis_py_s_default_pool_all_get_a_connection() -> None:
     require_redis()
-    r = connect(url(db("core")))
+    r = connect(url(db("app")))
     threads = DELIVERY_CONCURRENCY + 30  # above redis-py's default limit of 100
     with ThreadPoolExecutor(threads) as pool:
         # Each holds its connection for a moment, so they overlap.
