@@ -3,25 +3,33 @@
 Every view function carries a `RouteDoc`; `openapi(app)` walks `app.url_map` and
 `undocumented(app)` names the routes that lack one, so a test can refuse them.
 The pydantic models named here are the same ones the handlers validate with.
+
+Why not spectree or flask-openapi3: both validate the body and query before the
+handler runs, from `request.get_json(silent=True)`, so a bad token with a bad body is
+answered 422 instead of 401, an unknown conversation 422 instead of 404, and a body
+that is not JSON (or NaN, or an array) 422 instead of 400/415; an empty query value is
+not taken as absent. Their documents describe answers by status phrase ("OK"), add a
+422 to every route, and give query parameters a `title`; flask-openapi3 needs response
+dicts written by hand for our `text/plain` answer and `Retry-After`, spectree cannot
+say them. apispec with its pydantic plugin only assembles what this module builds: its
+Flask plugin names path parameters `{bot_id}`, and it cannot expand a query model.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal, TypeVar
 
 from flask import Flask
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from werkzeug.routing import Rule
 
 from broker import __version__
 
-#: Who may call a route: the admin bearer token, the admin token or a bot-scoped
-#: API token, a channel access token, the verify token in the body (legacy
-#: inbound), the metrics token when one is set, the dashboard's session
-#: cookie or admin token, or anyone.
+#: Who may call a route; `_AUTH` says what each one means.
 Auth = Literal[
     "admin", "admin_or_bot_token", "channel", "verify_token", "metrics", "dashboard", "none"
 ]
@@ -36,47 +44,21 @@ class Content:
     example: str | None = None
 
 
-PLAIN_TEXT = Content("text/plain", "plain text")
 HTML = Content("text/html", "an HTML page")
 ANY_JSON = Content("application/json", "a JSON document")
 
 #: What an answer carries: a model, another kind of content, or nothing (e.g. 204).
 Answer = type[BaseModel] | Content | None
 
-
-@dataclass(frozen=True)
-class RouteDoc:
-    summary: str
-    auth: Auth
-    answers: Mapping[int, Answer]
-    body: type[BaseModel] | None = None
-    body_media_type: str = "application/json"
-    body_required: bool = True
-    query: type[BaseModel] | None = None
-    errors: tuple[int, ...] = ()
-    description: str = ""
-    tags: tuple[str, ...] = ()
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ATTRIBUTE = "__apidoc__"
 
 
-def documented(
-    summary: str,
-    *,
-    auth: Auth,
-    answers: Mapping[int, Answer],
-    body: type[BaseModel] | None = None,
-    body_media_type: str = "application/json",
-    body_required: bool = True,
-    query: type[BaseModel] | None = None,
-    errors: Iterable[int] = (),
-    description: str = "",
-    tags: Iterable[str] = (),
-) -> Callable[[F], F]:
-    """Record what a route takes and answers.
+@dataclass(frozen=True)
+class RouteDoc:
+    """What a route takes and answers; `@documented(summary, auth=..., answers=...)`
+    records one on the view.
 
     `answers` maps each success status to its body; `errors` lists the error statuses
     particular to the route. The generic ones are added by the generator: 400, 413,
@@ -84,33 +66,34 @@ def documented(
     routes with path parameters, 422 for routes with query parameters, 429 for
     channel routes.
     """
-    doc = RouteDoc(
-        summary=summary,
-        auth=auth,
-        answers=dict(answers),
-        body=body,
-        body_media_type=body_media_type,
-        body_required=body_required,
-        query=query,
-        errors=tuple(errors),
-        description=description,
-        tags=tuple(tags),
-    )
 
-    def record(view: F) -> F:
-        setattr(view, _ATTRIBUTE, doc)
+    summary: str
+    _: KW_ONLY
+    auth: Auth
+    answers: Mapping[int, Answer]
+    body: type[BaseModel] | None = None
+    body_media_type: str = "application/json"
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    errors: Collection[int] = ()
+    description: str = ""
+    tags: Sequence[str] = ()
+
+    def __call__(self, view: F) -> F:
+        setattr(view, _ATTRIBUTE, self)
         return view
 
-    return record
+
+documented = RouteDoc
 
 
-def doc_of(view: Callable[..., Any]) -> RouteDoc | None:
+def _doc_of(view: Callable[..., Any]) -> RouteDoc | None:
     found = getattr(view, _ATTRIBUTE, None)
     return found if isinstance(found, RouteDoc) else None
 
 
 # ---------------------------------------------------------------------------
-# The error body every route shares (SPEC 1c)
+# What the document says the same way on every route: errors (SPEC 1c) and auth
 
 
 class ErrorDetail(BaseModel):
@@ -123,71 +106,6 @@ class ErrorAnswer(BaseModel):
     """An error: `{"error": {"code", "message", "field"?}}`."""
 
     error: ErrorDetail
-
-
-# ---------------------------------------------------------------------------
-# The generator
-
-
-@dataclass(frozen=True)
-class Route:
-    path: str  # OpenAPI form: /v1/bots/{bot_id}
-    method: str  # lower case
-    endpoint: str
-    params: tuple[str, ...]
-    doc: RouteDoc
-
-
-_SKIPPED_ENDPOINTS = {"static"}
-_SKIPPED_METHODS = {"HEAD", "OPTIONS"}
-
-
-_RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
-
-
-def _camel(name: str) -> str:
-    """`bot_id` -> `botId`: path parameters are named as SPEC names them."""
-    first, *rest = name.split("_")
-    return first + "".join(part.title() for part in rest)
-
-
-def _openapi_path(rule: str) -> str:
-    """`/v1/bots/<bot_id>` -> `/v1/bots/{botId}`."""
-    return _RULE_VARIABLE.sub(lambda m: "{" + _camel(m.group(1)) + "}", rule)
-
-
-def routes(app: Flask) -> list[Route]:
-    """Every documented (path, method) of the app, in path order."""
-    found: list[Route] = []
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint in _SKIPPED_ENDPOINTS:
-            continue
-        doc = doc_of(app.view_functions[rule.endpoint])
-        if doc is None:
-            continue
-        for method in sorted((rule.methods or set()) - _SKIPPED_METHODS):
-            found.append(
-                Route(
-                    path=_openapi_path(rule.rule),
-                    method=method.lower(),
-                    endpoint=rule.endpoint,
-                    params=tuple(sorted(_camel(name) for name in rule.arguments)),
-                    doc=doc,
-                )
-            )
-    return sorted(found, key=lambda r: (r.path, r.method))
-
-
-def undocumented(app: Flask) -> list[str]:
-    """`METHOD /rule` for every route whose view has no `@documented`."""
-    missing = []
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint in _SKIPPED_ENDPOINTS:
-            continue
-        if doc_of(app.view_functions[rule.endpoint]) is None:
-            methods = ",".join(sorted((rule.methods or set()) - _SKIPPED_METHODS))
-            missing.append(f"{methods} {rule.rule}")
-    return sorted(missing)
 
 
 _ERROR_DESCRIPTIONS = {
@@ -205,48 +123,101 @@ _ERROR_DESCRIPTIONS = {
     503: "Not ready.",
 }
 
-_SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
-    "admin": [{"adminToken": []}],
-    "admin_or_bot_token": [{"adminToken": []}, {"botApiToken": []}],
-    "channel": [{"channelAccessToken": []}],
-    "verify_token": [],
-    "metrics": [{}, {"metricsToken": []}],
-    "dashboard": [{"dashboardSession": []}, {"adminToken": []}],
-    "none": [],
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
+
+#: Each kind of auth: its security requirement in the document, and how /docs says it.
+_AUTH: dict[Auth, tuple[list[dict[str, list[str]]], str]] = {
+    "admin": ([{"adminToken": []}], "admin bearer token"),
+    "admin_or_bot_token": (
+        [{"adminToken": []}, {"botApiToken": []}],
+        "admin bearer token or the bot's API token",
+    ),
+    "channel": ([{"channelAccessToken": []}], "the channel's access token (bearer)"),
+    "verify_token": ([], "the channel's verify token, in the body"),
+    "metrics": (
+        [{}, {"metricsToken": []}],
+        "open, or the metrics bearer token when SWITCHBOARD_METRICS_TOKEN is set",
+    ),
+    "dashboard": (
+        [{"dashboardSession": []}, {"adminToken": []}],
+        "the dashboard session cookie or an admin bearer token",
+    ),
+    "none": ([], "open"),
 }
 
+AUTH_DESCRIPTIONS: dict[Auth, str] = {auth: said for auth, (_, said) in _AUTH.items()}
+
+
+def _bearer(description: str) -> dict[str, str]:
+    return {"type": "http", "scheme": "bearer", "description": description}
+
+
 _SECURITY_SCHEMES = {
-    "adminToken": {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "SWITCHBOARD_ADMIN_TOKEN, or a token made with `switchboard token create`.",
-    },
-    "botApiToken": {"type": "http", "scheme": "bearer", "description": "A bot-scoped API token."},
-    "channelAccessToken": {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "The access token of the Webhook channel named in the path.",
-    },
-    "metricsToken": {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "SWITCHBOARD_METRICS_TOKEN, when it is set.",
-    },
+    "adminToken": _bearer(
+        "SWITCHBOARD_ADMIN_TOKEN, or a token made with `switchboard token create`."
+    ),
+    "botApiToken": _bearer("A bot-scoped API token."),
+    "channelAccessToken": _bearer("The access token of the Webhook channel named in the path."),
+    "metricsToken": _bearer("SWITCHBOARD_METRICS_TOKEN, when it is set."),
     "dashboardSession": {"type": "apiKey", "in": "cookie", "name": "session"},
 }
 
-AUTH_DESCRIPTIONS: dict[Auth, str] = {
-    "admin": "admin bearer token",
-    "admin_or_bot_token": "admin bearer token or the bot's API token",
-    "channel": "the channel's access token (bearer)",
-    "verify_token": "the channel's verify token, in the body",
-    "metrics": "open, or the metrics bearer token when SWITCHBOARD_METRICS_TOKEN is set",
-    "dashboard": "the dashboard session cookie or an admin bearer token",
-    "none": "open",
-}
+
+# ---------------------------------------------------------------------------
+# The routes
 
 
-def error_statuses(route: Route) -> list[int]:
+@dataclass(frozen=True)
+class _Route:
+    path: str  # OpenAPI form: /v1/bots/{botId}
+    method: str  # lower case
+    endpoint: str
+    params: tuple[str, ...]  # path parameters, sorted
+    doc: RouteDoc
+
+
+_RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+def _camel(name: str) -> str:
+    """`bot_id` -> `botId`: path parameters are named as SPEC names them."""
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def _rules(app: Flask) -> Iterator[tuple[Rule, list[str], RouteDoc | None]]:
+    """Each rule of the app but `static`, with its methods (sorted) and its RouteDoc."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint != "static":
+            methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+            yield rule, methods, _doc_of(app.view_functions[rule.endpoint])
+
+
+def _routes(app: Flask) -> list[_Route]:
+    """Every documented (path, method) of the app, in path order."""
+    found = [
+        _Route(
+            path=_RULE_VARIABLE.sub(lambda m: "{" + _camel(m.group(1)) + "}", rule.rule),
+            method=method.lower(),
+            endpoint=rule.endpoint,
+            params=tuple(sorted(_camel(name) for name in rule.arguments)),
+            doc=doc,
+        )
+        for rule, methods, doc in _rules(app)
+        if doc is not None
+        for method in methods
+    ]
+    return sorted(found, key=lambda r: (r.path, r.method))
+
+
+def undocumented(app: Flask) -> list[str]:
+    """`METHOD /rule` for every route whose view has no `@documented`."""
+    return sorted(
+        f"{','.join(methods)} {rule.rule}" for rule, methods, doc in _rules(app) if doc is None
+    )
+
+
+def _error_statuses(route: _Route) -> list[int]:
     """The error statuses a route may answer, generic ones included."""
     doc = route.doc
     statuses = set(doc.errors)
@@ -257,8 +228,7 @@ def error_statuses(route: Route) -> list[int]:
     if doc.auth not in ("none", "metrics"):
         statuses.add(401)
     if doc.auth in ("admin", "admin_or_bot_token"):
-        # A bot's API token on a route it does not open.
-        statuses.add(403)
+        statuses.add(403)  # a bot's API token on a route it does not open
     if route.params:
         statuses.add(404)
     if doc.auth == "channel":
@@ -266,118 +236,125 @@ def error_statuses(route: Route) -> list[int]:
     return sorted(s for s in statuses if s not in doc.answers)
 
 
-#: A model and the side it is seen from: what a client sends, or what it is answered.
-ModelKey = tuple[Any, JsonSchemaMode]
+# ---------------------------------------------------------------------------
+# The document
 
 
-def _models(found: list[Route]) -> tuple[dict[ModelKey, Any], dict[str, Any]]:
-    wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
-        (ErrorAnswer, "serialization"): None
-    }
-    for route in found:
-        for model in (route.doc.body, route.doc.query):
-            if model is not None:
-                wanted[(model, "validation")] = None
-        for answer in route.doc.answers.values():
-            if isinstance(answer, type):
-                wanted[(answer, "serialization")] = None
-    refs, defs = models_json_schema(list(wanted), ref_template="#/components/schemas/{model}")
-    return dict(refs), dict(defs.get("$defs", {}))
+_COMPONENT = "#/components/schemas/"
 
 
-def _content(answer: Answer, refs: Mapping[ModelKey, Any]) -> dict[str, Any]:
-    if answer is None:
-        return {}
-    if isinstance(answer, Content):
-        schema: dict[str, Any] = (
-            {"type": "string"} if answer.media_type != ANY_JSON.media_type else {}
-        )
-        if answer.example is not None:
-            schema["const"] = answer.example
-        return {"content": {answer.media_type: {"schema": schema}}}
-    return {"content": {"application/json": {"schema": refs[(answer, "serialization")]}}}
+class _Schemas:
+    """Every model the routes name, as components: what a client sends is seen in
+    pydantic's validation mode, what it is answered in serialization mode."""
+
+    def __init__(self, routes: list[_Route]) -> None:
+        wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
+            (ErrorAnswer, "serialization"): None
+        }
+        for route in routes:
+            for model in (route.doc.body, route.doc.query):
+                if model is not None:
+                    wanted[(model, "validation")] = None
+            for answer in route.doc.answers.values():
+                if isinstance(answer, type):
+                    wanted[(answer, "serialization")] = None
+        refs, defs = models_json_schema(list(wanted), ref_template=_COMPONENT + "{model}")
+        self._refs: Mapping[tuple[Any, JsonSchemaMode], dict[str, Any]] = refs
+        self.components: dict[str, Any] = defs.get("$defs", {})
+
+    def ref(self, model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        """`{"$ref": ...}` to the model's component."""
+        return self._refs[(model, mode)]
+
+    def of(self, model: type[BaseModel]) -> dict[str, Any]:
+        """The component of a model that a client sends."""
+        name = self.ref(model, "validation")["$ref"].removeprefix(_COMPONENT)
+        component: dict[str, Any] = self.components[name]
+        return component
+
+    def content(self, model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+        """The `content` of a JSON body of that model."""
+        return {"content": {"application/json": {"schema": self.ref(model, mode)}}}
 
 
-def _describe(answer: Answer, status: int) -> str:
-    if isinstance(answer, Content):
-        return answer.description
-    if isinstance(answer, type):
-        return (answer.__doc__ or answer.__name__).strip().splitlines()[0]
-    return "No body." if status == 204 else "Done."
-
-
-def _parameters(route: Route, query_schema: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _parameters(route: _Route, schemas: _Schemas) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in route.params
     ]
-    if query_schema is not None:
-        required = set(query_schema.get("required", []))
-        for name, schema in query_schema.get("properties", {}).items():
-            entry: dict[str, Any] = {
+    if route.doc.query is not None:
+        query = schemas.of(route.doc.query)
+        for name, schema in query.get("properties", {}).items():
+            param = {
                 "name": name,
                 "in": "query",
-                "required": name in required,
+                "required": name in query.get("required", []),
                 "schema": {k: v for k, v in schema.items() if k != "title"},
             }
             if "description" in schema:
-                entry["description"] = schema["description"]
-            params.append(entry)
+                param["description"] = schema["description"]
+            params.append(param)
     return params
 
 
-def _operation(
-    route: Route,
-    refs: Mapping[ModelKey, Any],
-    defs: Mapping[str, Any],
-) -> dict[str, Any]:
+def _answer(status: int, answer: Answer, schemas: _Schemas) -> dict[str, Any]:
+    if isinstance(answer, Content):
+        free_json = answer.media_type == ANY_JSON.media_type
+        schema: dict[str, Any] = {} if free_json else {"type": "string"}
+        if answer.example is not None:
+            schema["const"] = answer.example
+        return {
+            "description": answer.description,
+            "content": {answer.media_type: {"schema": schema}},
+        }
+    if answer is not None:
+        summary = (answer.__doc__ or answer.__name__).strip().splitlines()[0]
+        return {"description": summary, **schemas.content(answer, "serialization")}
+    return {"description": "No body." if status == 204 else "Done."}
+
+
+def _error(status: int, schemas: _Schemas) -> dict[str, Any]:
+    error = {
+        "description": _ERROR_DESCRIPTIONS.get(status, "An error."),
+        **schemas.content(ErrorAnswer, "serialization"),
+    }
+    if status == 429:
+        error["headers"] = _RETRY_AFTER
+    return error
+
+
+def _operation(route: _Route, schemas: _Schemas) -> dict[str, Any]:
     doc = route.doc
     operation: dict[str, Any] = {
         "operationId": route.endpoint.replace(".", "_"),
         "summary": doc.summary,
-        "security": _SECURITY[doc.auth],
+        "security": _AUTH[doc.auth][0],
         "x-auth": doc.auth,
     }
     if doc.description:
         operation["description"] = doc.description
     operation["tags"] = list(doc.tags) or [route.endpoint.split(".")[0]]
-    query_schema = None
-    if doc.query is not None:
-        ref = refs[(doc.query, "validation")]["$ref"].rsplit("/", 1)[-1]
-        query_schema = defs[ref]
-    params = _parameters(route, query_schema)
-    if params:
+    if params := _parameters(route, schemas):
         operation["parameters"] = params
     if doc.body is not None:
         operation["requestBody"] = {
             "required": doc.body_required,
-            "content": {doc.body_media_type: {"schema": refs[(doc.body, "validation")]}},
+            "content": {doc.body_media_type: {"schema": schemas.ref(doc.body, "validation")}},
         }
-    answers: dict[str, Any] = {}
-    for status, answer in sorted(doc.answers.items()):
-        answers[str(status)] = {"description": _describe(answer, status), **_content(answer, refs)}
-    error_body = {"content": {"application/json": {"schema": refs[(ErrorAnswer, "serialization")]}}}
-    for status in error_statuses(route):
-        error: dict[str, Any] = {
-            "description": _ERROR_DESCRIPTIONS.get(status, "An error."),
-            **error_body,
-        }
-        if status == 429:
-            error["headers"] = {
-                "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
-            }
-        answers[str(status)] = error
-    operation["responses"] = answers
+    operation["responses"] = {
+        **{str(s): _answer(s, answer, schemas) for s, answer in sorted(doc.answers.items())},
+        **{str(s): _error(s, schemas) for s in _error_statuses(route)},
+    }
     return operation
 
 
 def openapi(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every documented route of `app`."""
-    found = routes(app)
-    refs, defs = _models(found)
+    routes = _routes(app)
+    schemas = _Schemas(routes)
     paths: dict[str, dict[str, Any]] = {}
-    for route in found:
-        paths.setdefault(route.path, {})[route.method] = _operation(route, refs, defs)
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method] = _operation(route, schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -386,5 +363,5 @@ def openapi(app: Flask) -> dict[str, Any]:
             "description": "Message-queue based event broker for chatbot channels.",
         },
         "paths": paths,
-        "components": {"schemas": defs, "securitySchemes": _SECURITY_SCHEMES},
+        "components": {"schemas": schemas.components, "securitySchemes": _SECURITY_SCHEMES},
     }
