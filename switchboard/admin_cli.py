@@ -6,17 +6,18 @@ http://127.0.0.1:8080) with the admin token of `--token` (or SWITCHBOARD_ADMIN_T
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
-import requests
+import click
 
 from broker.core.errors import SwitchboardError
+
+if TYPE_CHECKING:
+    import requests
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 #: Seconds `send` polls between looks at the conversation's deliveries.
@@ -42,6 +43,8 @@ class Api:
         token: str | None = None,
         url: str | None = None,
     ) -> Any:
+        import requests  # here, so that the commands that make no HTTP call start sooner
+
         target = url or self.base + path
         try:
             response = requests.request(
@@ -72,102 +75,226 @@ def _error_text(response: requests.Response) -> str:
         return f"{response.status_code}: {response.text[:300]}"
 
 
-def _api(args: argparse.Namespace) -> Api:
-    return Api(args.url, args.token)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+# An option whose help tells its default has show_default=False, not to tell it twice.
+def _connection(command: Callable[P, R]) -> Callable[P, R]:
+    """The options that reach the API: `--url` and `--token`."""
+    command = click.option(
+        "--token",
+        envvar="SWITCHBOARD_ADMIN_TOKEN",
+        default="",
+        show_default=False,
+        help="the admin token (default SWITCHBOARD_ADMIN_TOKEN)",
+    )(command)
+    return click.option(
+        "--url",
+        envvar="SWITCHBOARD_URL",
+        default=DEFAULT_URL,
+        show_default=False,
+        help=f"the API's base URL (default SWITCHBOARD_URL or {DEFAULT_URL})",
+    )(command)
 
 
-def cmd_bots_list(args: argparse.Namespace) -> int:
-    page = _api(args).call("GET", "/v1/bots", params={"page": args.page, "limit": args.limit})
-    for bot in page["items"]:
-        print(f"{bot['id']}  {bot['name']}  published {bot['publishedAt']}")
-    print(f"{page['total']} bot(s)")
-    return 0
+def _paging(command: Callable[P, R]) -> Callable[P, R]:
+    command = click.option("--limit", type=int, default=50)(command)
+    return click.option("--page", type=int, default=1)(command)
 
 
-def _definition(args: argparse.Namespace) -> Any:
-    if args.template:
-        return {"template": args.template}
+def _usage(message: str) -> NoReturn:
+    raise click.UsageError(message, click.get_current_context())
+
+
+@click.group("bots")
+def bots() -> None:
+    """bots, over the API"""
+
+
+@bots.command("list")
+@_paging
+@_connection
+def cmd_bots_list(page: int, limit: int, url: str, token: str) -> None:
+    """list bots, newest first"""
+    from switchboard.listing import Column, show
+
+    found = Api(url, token).call("GET", "/v1/bots", params={"page": page, "limit": limit})
+    show(
+        [Column("id"), Column("name"), Column("published", "published ")],
+        [[bot["id"], bot["name"], bot["publishedAt"]] for bot in found["items"]],
+        f"{found['total']} bot(s)",
+    )
+
+
+def _definition(definition: str | None, template: str | None) -> Any:
+    """The `--definition` file's content or the `--template`: one of the two, not both."""
+    if definition is not None and template is not None:
+        _usage("argument --definition: not allowed with argument --template")
+    if template is not None:
+        return {"template": template}
+    if definition is None:
+        _usage("one of the arguments --definition --template is required")
     try:
-        return json.loads(Path(args.definition).read_text(encoding="utf-8"))
+        return json.loads(Path(definition).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise SwitchboardError(f"cannot read {args.definition}: {exc.strerror}") from None
+        raise SwitchboardError(f"cannot read {definition}: {exc.strerror}") from None
     except ValueError as exc:
-        raise SwitchboardError(f"{args.definition} is not valid JSON: {exc}") from None
+        raise SwitchboardError(f"{definition} is not valid JSON: {exc}") from None
 
 
-def cmd_bots_create(args: argparse.Namespace) -> int:
-    bot = _api(args).call(
-        "POST", "/v1/bots", body={"name": args.name, "definition": _definition(args)}
+@bots.command("create")
+@click.option("--name", required=True)
+@click.option("--definition", help="a JSON file holding the definition")
+@click.option("--template", type=click.Choice(["echo"]), help="a built-in definition")
+@_connection
+def cmd_bots_create(
+    name: str, definition: str | None, template: str | None, url: str, token: str
+) -> None:
+    """create a bot and print its id"""
+    body = {"name": name, "definition": _definition(definition, template)}
+    click.echo(Api(url, token).call("POST", "/v1/bots", body=body)["id"])
+
+
+@bots.command("publish")
+@click.argument("bot")
+@_connection
+def cmd_bots_publish(bot: str, url: str, token: str) -> None:
+    """make a bot's DRAFT its LIVE version"""
+    published = Api(url, token).call("POST", f"/v1/bots/{bot}/publish")
+    click.echo(f"{published['id']}: DRAFT published as LIVE at {published['publishedAt']}")
+
+
+@click.group("channels")
+def channels() -> None:
+    """Webhook channels, over the API"""
+
+
+@channels.command("create")
+@click.argument("bot")
+@click.option("--webhook-url", required=True, help="where the bot's replies are POSTed")
+@click.option("--verify-token", help="generated when not given")
+@click.option("--version", type=click.Choice(["LIVE", "DRAFT"]), default="LIVE")
+@_connection
+def cmd_channels_create(
+    bot: str, webhook_url: str, verify_token: str | None, version: str, url: str, token: str
+) -> None:
+    """add a Webhook channel and print it, secrets included"""
+    body: dict[str, Any] = {"webhookUrl": webhook_url, "version": version}
+    if verify_token:
+        body["verifyToken"] = verify_token
+    channel = Api(url, token).call("POST", f"/v1/bots/{bot}/channels/webhook", body=body)
+    click.echo(json.dumps(channel, indent=2, ensure_ascii=False))
+    click.echo("keep the accessToken: it is not shown again", err=True)
+
+
+@channels.command("list")
+@click.argument("bot")
+@_paging
+@_connection
+def cmd_channels_list(bot: str, page: int, limit: int, url: str, token: str) -> None:
+    """list a bot's Webhook channels"""
+    from switchboard.listing import Column, show
+
+    found = Api(url, token).call(
+        "GET", f"/v1/bots/{bot}/channels/webhook", params={"page": page, "limit": limit}
     )
-    print(bot["id"])
-    return 0
-
-
-def cmd_bots_publish(args: argparse.Namespace) -> int:
-    bot = _api(args).call("POST", f"/v1/bots/{args.bot}/publish")
-    print(f"{bot['id']}: DRAFT published as LIVE at {bot['publishedAt']}")
-    return 0
-
-
-def cmd_channels_create(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"webhookUrl": args.webhook_url, "version": args.version}
-    if args.verify_token:
-        body["verifyToken"] = args.verify_token
-    _print_json(_api(args).call("POST", f"/v1/bots/{args.bot}/channels/webhook", body=body))
-    print("keep the accessToken: it is not shown again", file=sys.stderr)
-    return 0
-
-
-def cmd_channels_list(args: argparse.Namespace) -> int:
-    page = _api(args).call(
-        "GET",
-        f"/v1/bots/{args.bot}/channels/webhook",
-        params={"page": args.page, "limit": args.limit},
+    show(
+        [Column("id"), Column("version"), Column("webhook URL")],
+        [[c["id"], c["version"], c["webhookUrl"]] for c in found["items"]],
+        f"{found['total']} channel(s)",
     )
-    for channel in page["items"]:
-        print(f"{channel['id']}  {channel['version']}  {channel['webhookUrl']}")
-    print(f"{page['total']} channel(s)")
-    return 0
 
 
-def cmd_channels_rotate_secret(args: argparse.Namespace) -> int:
-    channel = _api(args).call(
-        "POST", f"/v1/bots/{args.bot}/channels/webhook/{args.channel}/rotate-secret"
-    )
-    print(channel["signingSecret"])
-    return 0
+@channels.command("rotate-secret")
+@click.argument("bot")
+@click.argument("channel")
+@_connection
+def cmd_channels_rotate_secret(bot: str, channel: str, url: str, token: str) -> None:
+    """new signing secret; prints it"""
+    path = f"/v1/bots/{bot}/channels/webhook/{channel}/rotate-secret"
+    click.echo(Api(url, token).call("POST", path)["signingSecret"])
 
 
-def cmd_send(args: argparse.Namespace) -> int:
-    """Post one user message to a channel, then print the bot's replies as they are queued.
+@click.command("send")
+@click.argument("bot")
+@click.argument("channel")
+@click.argument("text", required=False)
+@click.option("--intro", is_flag=True, help="start the conversation instead")
+@click.option(
+    "--session",
+    "conversation",
+    metavar="CONVERSATION",
+    default="cli-user",
+    show_default=False,
+    help="the conversationId (default cli-user)",
+)
+@click.option(
+    "--access-token",
+    envvar="SWITCHBOARD_ACCESS_TOKEN",
+    default="",
+    show_default=False,
+    help="the channel's access token (default SWITCHBOARD_ACCESS_TOKEN)",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=False,
+    help="how long to wait for the first reply (default 30 s)",
+)
+@click.option(
+    "--wait",
+    type=float,
+    default=2.0,
+    show_default=False,
+    help="after a reply, stop once this many seconds pass without another (default 2 s)",
+)
+@_connection
+def send(
+    bot: str,
+    channel: str,
+    text: str | None,
+    intro: bool,
+    conversation: str,
+    access_token: str,
+    timeout: float,
+    wait: float,
+    url: str,
+    token: str,
+) -> None:
+    """send a user message to a channel and print the replies
 
     The replies are read from the conversation's deliveries (GET /v1/deliveries), so this
     works against any deployment, without a webhook receiver of its own.
     """
-    if not args.access_token:
+    if not access_token:
         raise SwitchboardError(
             "give the channel's access token with --access-token or SWITCHBOARD_ACCESS_TOKEN"
         )
-    if args.text is None and not args.intro:
+    if text is None and not intro:
         raise SwitchboardError("give the text to send, or --intro to start the conversation")
-    api = _api(args)
-    channel = api.call("GET", f"/v1/bots/{args.bot}/channels/webhook/{args.channel}")
-    query = {"endpointId": args.channel, "sessionId": args.conversation, "limit": 500}
+    api = Api(url, token)
+    found = api.call("GET", f"/v1/bots/{bot}/channels/webhook/{channel}")
+    query = {"endpointId": channel, "sessionId": conversation, "limit": 500}
     seen = {d["id"] for d in api.call("GET", "/v1/deliveries", params=query)["items"]}
-    message = {"introMessage": {}} if args.intro else {"textMessage": {"text": args.text}}
+    message = {"introMessage": {}} if intro else {"textMessage": {"text": text}}
     api.call(
         "POST",
         "",
-        url=channel["messagesUrl"],
-        token=args.access_token,
-        body={"conversationId": args.conversation, "message": message},
+        url=found["messagesUrl"],
+        token=access_token,
+        body={"conversationId": conversation, "message": message},
     )
-    # Wait up to --timeout for the first reply, then until --wait passes without another.
-    stop_at = time.monotonic() + args.timeout
+    if not _print_replies(api, query, seen, timeout, wait):
+        click.echo(f"(no reply within {timeout:g} s)", err=True)
+
+
+def _print_replies(
+    api: Api, query: dict[str, Any], seen: set[str], timeout: float, wait: float
+) -> int:
+    """Wait up to `timeout` for the first reply, then until `wait` passes without another."""
+    stop_at = time.monotonic() + timeout
     replies = 0
     while time.monotonic() < stop_at:
         found = api.call("GET", "/v1/deliveries", params=query)["items"]
@@ -176,13 +303,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         )
         for delivery in fresh:
             seen.add(delivery["id"])
-            print(f"bot: {_shown(delivery['body']['message'])}", flush=True)
+            click.echo(f"bot: {_shown(delivery['body']['message'])}")
             replies += 1
-            stop_at = time.monotonic() + args.wait
+            stop_at = time.monotonic() + wait
         time.sleep(_POLL)
-    if not replies:
-        print(f"(no reply within {args.timeout:g} s)", file=sys.stderr)
-    return 0
+    return replies
 
 
 def _shown(message: dict[str, Any]) -> str:
@@ -190,95 +315,3 @@ def _shown(message: dict[str, Any]) -> str:
         options = "".join(f" [{q['title']}]" for q in message.get("quick_replies") or [])
         return str(message["text"]) + options
     return json.dumps(message, ensure_ascii=False)
-
-
-def _connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("SWITCHBOARD_URL") or DEFAULT_URL,
-        help=f"the API's base URL (default SWITCHBOARD_URL or {DEFAULT_URL})",
-    )
-    parser.add_argument(
-        "--token",
-        default=os.environ.get("SWITCHBOARD_ADMIN_TOKEN", ""),
-        help="the admin token (default SWITCHBOARD_ADMIN_TOKEN)",
-    )
-
-
-def _paging(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--page", type=int, default=1)
-    parser.add_argument("--limit", type=int, default=50)
-
-
-def register(sub: Any) -> None:
-    """Add the admin commands to the `switchboard` parser's subcommands."""
-    bots = sub.add_parser("bots", help="bots, over the API").add_subparsers(
-        dest="action", required=True
-    )
-    p = bots.add_parser("list", help="list bots, newest first")
-    _paging(p)
-    _connection(p)
-    p.set_defaults(func=cmd_bots_list)
-    p = bots.add_parser("create", help="create a bot and print its id")
-    p.add_argument("--name", required=True)
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--definition", help="a JSON file holding the definition")
-    source.add_argument("--template", choices=["echo"], help="a built-in definition")
-    _connection(p)
-    p.set_defaults(func=cmd_bots_create)
-    p = bots.add_parser("publish", help="make a bot's DRAFT its LIVE version")
-    p.add_argument("bot", help="the bot id")
-    _connection(p)
-    p.set_defaults(func=cmd_bots_publish)
-
-    channels = sub.add_parser("channels", help="Webhook channels, over the API").add_subparsers(
-        dest="action", required=True
-    )
-    p = channels.add_parser("create", help="add a Webhook channel and print it, secrets included")
-    p.add_argument("bot", help="the bot id")
-    p.add_argument("--webhook-url", required=True, help="where the bot's replies are POSTed")
-    p.add_argument("--verify-token", help="generated when not given")
-    p.add_argument("--version", choices=["LIVE", "DRAFT"], default="LIVE")
-    _connection(p)
-    p.set_defaults(func=cmd_channels_create)
-    p = channels.add_parser("list", help="list a bot's Webhook channels")
-    p.add_argument("bot", help="the bot id")
-    _paging(p)
-    _connection(p)
-    p.set_defaults(func=cmd_channels_list)
-    p = channels.add_parser("rotate-secret", help="new signing secret; prints it")
-    p.add_argument("bot", help="the bot id")
-    p.add_argument("channel", help="the channel id")
-    _connection(p)
-    p.set_defaults(func=cmd_channels_rotate_secret)
-
-    p = sub.add_parser("send", help="send a user message to a channel and print the replies")
-    p.add_argument("bot", help="the bot id")
-    p.add_argument("channel", help="the channel id")
-    p.add_argument("text", nargs="?", help="what the user says")
-    p.add_argument("--intro", action="store_true", help="start the conversation instead")
-    p.add_argument(
-        "--session",
-        dest="conversation",
-        default="cli-user",
-        help="the conversationId (default cli-user)",
-    )
-    p.add_argument(
-        "--access-token",
-        default=os.environ.get("SWITCHBOARD_ACCESS_TOKEN", ""),
-        help="the channel's access token (default SWITCHBOARD_ACCESS_TOKEN)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        help="how long to wait for the first reply (default 30 s)",
-    )
-    p.add_argument(
-        "--wait",
-        type=float,
-        default=2.0,
-        help="after a reply, stop once this many seconds pass without another (default 2 s)",
-    )
-    _connection(p)
-    p.set_defaults(func=cmd_send)

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
-import argparse
+import functools
 import logging
 import os
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import click
 
 from broker.core import clock, defaults
-from broker.core.connection import Redis, connect
 from broker.core.errors import SwitchboardError
 from broker.core.settings import Settings
 from switchboard import admin_cli
+
+if TYPE_CHECKING:
+    from broker.core.connection import Redis
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Commands(click.Group):
+    """Lists its commands in the order they were added: the services first, then the tools."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "show_default": True,
+        "max_content_width": 100,
+    },
+)
+def root() -> None:
+    """The `switchboard` command."""
 
 
 def _settings() -> Settings:
@@ -20,63 +46,118 @@ def _settings() -> Settings:
 
 
 def _redis() -> Redis:
+    from broker.core.connection import connect
 
     settings = _settings()
     return connect(settings.redis_url, sentinel_master=settings.sentinel_master)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _on_redis(command: Callable[P, R]) -> Callable[P, R]:
+    """A command working on Redis directly: Redis's errors become a message, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import redis
+
+        try:
+            return command(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise SwitchboardError(f"cannot reach Redis (REDIS_URL): {exc}") from None
+
+    return wrapper
+
+
+@root.command("run")
+@click.option("--port", type=int, default=defaults.PORT)
+@click.option(
+    "--data-dir", help=f"where the embedded Redis keeps its data (default ./{defaults.DATA_DIR})"
+)
+def cmd_run(port: int, data_dir: str | None) -> int:
+    """web, a worker and the scheduler in one command"""
     from switchboard.run import run_all
 
-    return run_all(args.port, args.data_dir)
+    return run_all(port, data_dir)
 
 
-def cmd_web(args: argparse.Namespace) -> int:
+@root.command("web")
+@click.option("--host", default="0.0.0.0")
+@click.option("--port", type=int, default=defaults.PORT)
+@click.option("--workers", type=int, default=2)
+@click.option("--threads", type=int, default=8)
+def cmd_web(host: str, port: int, workers: int, threads: int) -> None:
+    """the HTTP API (gunicorn)"""
     from switchboard.web_server import serve
 
-    serve(_settings(), host=args.host, port=args.port, workers=args.workers, threads=args.threads)
-    return 0
+    serve(_settings(), host=host, port=port, workers=workers, threads=threads)
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+@root.command("worker")
+@click.option("--concurrency", type=int, default=32)
+@click.option("--queues", default="switchboard.turns,switchboard.deliveries")
+@click.option(
+    "--pool",
+    type=click.Choice(["threads", "prefork", "solo", "gevent", "eventlet"]),
+    default="threads",
+)
+@click.option("--loglevel", default="WARNING")
+def cmd_worker(concurrency: int, queues: str, pool: str, loglevel: str) -> None:
+    """a Celery worker for bot turns and deliveries"""
     from workers.worker import run
 
-    run(
-        _settings(),
-        concurrency=args.concurrency,
-        queues=args.queues,
-        pool=args.pool,
-        loglevel=args.loglevel,
-    )
-    return 0
+    run(_settings(), concurrency=concurrency, queues=queues, pool=pool, loglevel=loglevel)
 
 
-def cmd_scheduler(args: argparse.Namespace) -> int:
+@root.command("scheduler")
+def cmd_scheduler() -> None:
+    """promotes due retries and recovers dead workers' work"""
     from workers.scheduler import run
 
     run(_settings())
-    return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+@root.command("demo")
+@click.option("--keep-dir", help="keep the demo's Redis data and log here")
+def cmd_demo(keep_dir: str | None) -> int:
+    """a scripted conversation through the whole pipeline"""
     from switchboard.demo import run_demo
 
-    return run_demo(args.keep_dir)
+    return run_demo(keep_dir)
 
 
-def cmd_token_create(args: argparse.Namespace) -> int:
-    import redis
+@root.group("token")
+def cmd_token() -> None:
+    """admin tokens"""
 
+
+@cmd_token.command("create")
+@click.option("--description", default="", show_default=False)
+@click.option("--bot", help="make an API token of this bot, for its conversation actions")
+@_on_redis
+def cmd_token_create(description: str, bot: str | None) -> None:
+    """make an admin token (or a bot's API token) and print it"""
     from broker.auth import admin_tokens, api_tokens
 
-    try:
-        if args.bot:
-            print(api_tokens.create(_redis(), args.bot, args.description)["token"])
-        else:
-            print(admin_tokens.create(_redis(), args.description))
-    except redis.RedisError as exc:
-        raise SwitchboardError(f"cannot reach Redis (REDIS_URL): {exc}") from None
-    return 0
+    if bot:
+        click.echo(api_tokens.create(_redis(), bot, description)["token"])
+    else:
+        click.echo(admin_tokens.create(_redis(), description))
+
+
+root.add_command(admin_cli.bots)
+root.add_command(admin_cli.channels)
+root.add_command(admin_cli.send)
+
+
+@root.group("dlq")
+def cmd_dlq() -> None:
+    """dead-lettered deliveries"""
+
+
+def _matching(command: Callable[P, R]) -> Callable[P, R]:
+    """The options that choose dead letters: `--endpoint`, `--since` and `--until`."""
+    command = click.option("--until", help="dead-lettered at or before this ISO 8601 time")(command)
+    command = click.option("--since", help="dead-lettered at or after this ISO 8601 time")(command)
+    return click.option("--endpoint", help="only this endpoint's")(command)
 
 
 def _time_ms(value: str | None, name: str) -> int | None:
@@ -90,110 +171,89 @@ def _time_ms(value: str | None, name: str) -> int | None:
         ) from None
 
 
-def _dead_ids(args: argparse.Namespace) -> list[str]:
+def _dead_ids(r: Redis, endpoint: str | None, since: str | None, until: str | None) -> list[str]:
     from broker.delivery import delivery_index
 
     return delivery_index.dead_letter_ids(
-        _redis(),
-        endpoint_id=args.endpoint,
-        since_ms=_time_ms(args.since, "since"),
-        until_ms=_time_ms(args.until, "until"),
+        r,
+        endpoint_id=endpoint,
+        since_ms=_time_ms(since, "since"),
+        until_ms=_time_ms(until, "until"),
     )
 
 
-def cmd_dlq_list(args: argparse.Namespace) -> int:
+@cmd_dlq.command("list")
+@_matching
+@click.option("--limit", type=int, default=100)
+@_on_redis
+def cmd_dlq_list(endpoint: str | None, since: str | None, until: str | None, limit: int) -> None:
+    """list dead letters"""
     from broker.delivery import records
-
-    found = _dead_ids(args)
-    shown = records.views(_redis(), found[-args.limit :])
-    for item in shown:
-        last = item["attempts"][-1] if item["attempts"] else {}
-        outcome = last.get("statusCode") or last.get("error", "")
-        print(
-            f"{item['id']}  {item.get('deadAt', '')}  {item['endpointId']}  "
-            f"session={item['sessionId']}  attempts={len(item['attempts'])}  last={outcome}"
-        )
-    note = f" (the newest {len(shown)} shown)" if len(shown) < len(found) else ""
-    print(f"{len(found)} dead letter(s){note}")
-    return 0
-
-
-def cmd_dlq_replay(args: argparse.Namespace) -> int:
-    from broker.delivery import replay
-    from switchboard.progress import Progress
+    from switchboard.listing import Column, show
 
     r = _redis()
-    found = args.ids or _dead_ids(args)
+    found = _dead_ids(r, endpoint, since, until)
+    shown = records.views(r, found[-limit:])
+    note = f" (the newest {len(shown)} shown)" if len(shown) < len(found) else ""
+    show(
+        [
+            Column("id"),
+            Column("dead at"),
+            Column("endpoint"),
+            Column("session", "session="),
+            Column("attempts", "attempts="),
+            Column("last", "last="),
+        ],
+        [_dead_letter_row(item) for item in shown],
+        f"{len(found)} dead letter(s){note}",
+    )
+
+
+def _dead_letter_row(item: dict[str, Any]) -> list[str]:
+    attempts = item["attempts"]
+    last = attempts[-1] if attempts else {}
+    outcome = last.get("statusCode") or last.get("error", "")
+    return [
+        str(item["id"]),
+        str(item.get("deadAt", "")),
+        str(item["endpointId"]),
+        str(item["sessionId"]),
+        str(len(attempts)),
+        str(outcome),
+    ]
+
+
+@cmd_dlq.command("replay")
+@_matching
+@click.argument("ids", nargs=-1)
+@_on_redis
+def cmd_dlq_replay(
+    endpoint: str | None, since: str | None, until: str | None, ids: tuple[str, ...]
+) -> None:
+    """replay dead letters
+
+    IDS are delivery ids (default: every match).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from broker.delivery import replay
+
+    r = _redis()
+    found = list(ids) or _dead_ids(r, endpoint, since, until)
     if not found:
-        print("nothing to replay")
-        return 0
-    replayed = 0
-    with Progress(len(found), "replaying") as progress:
-        for delivery_id in found:
-            replayed += replay.replay(r, delivery_id)
-            progress.advance()
-    print(f"{replayed} of {len(found)} deliveries queued again")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("run", help="web, a worker and the scheduler in one command")
-    p.add_argument("--port", type=int, default=defaults.PORT)
-    p.add_argument(
-        "--data-dir",
-        help=f"where the embedded Redis keeps its data (default ./{defaults.DATA_DIR})",
+        click.echo("nothing to replay")
+        return
+    # On standard error, so that standard output holds only the result.
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
     )
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("web", help="the HTTP API (gunicorn)")
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=defaults.PORT)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=8)
-    p.set_defaults(func=cmd_web)
-
-    p = sub.add_parser("worker", help="a Celery worker for bot turns and deliveries")
-    p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--queues", default="switchboard.turns,switchboard.deliveries")
-    p.add_argument(
-        "--pool", default="threads", choices=["threads", "prefork", "solo", "gevent", "eventlet"]
-    )
-    p.add_argument("--loglevel", default="WARNING")
-    p.set_defaults(func=cmd_worker)
-
-    p = sub.add_parser("scheduler", help="promotes due retries and recovers dead workers' work")
-    p.set_defaults(func=cmd_scheduler)
-
-    p = sub.add_parser("demo", help="a scripted conversation through the whole pipeline")
-    p.add_argument("--keep-dir", help="keep the demo's Redis data and log here")
-    p.set_defaults(func=cmd_demo)
-
-    token = sub.add_parser("token", help="admin tokens").add_subparsers(
-        dest="action", required=True
-    )
-    p = token.add_parser("create", help="make an admin token (or a bot's API token) and print it")
-    p.add_argument("--description", default="")
-    p.add_argument("--bot", help="make an API token of this bot, for its conversation actions")
-    p.set_defaults(func=cmd_token_create)
-    admin_cli.register(sub)
-
-    dlq = sub.add_parser("dlq", help="dead-lettered deliveries").add_subparsers(
-        dest="action", required=True
-    )
-    for name, func in (("list", cmd_dlq_list), ("replay", cmd_dlq_replay)):
-        p = dlq.add_parser(name, help=f"{name} dead letters")
-        p.add_argument("--endpoint", help="only this endpoint's")
-        p.add_argument("--since", help="dead-lettered at or after this ISO 8601 time")
-        p.add_argument("--until", help="dead-lettered at or before this ISO 8601 time")
-        if name == "list":
-            p.add_argument("--limit", type=int, default=100)
-        else:
-            p.add_argument("ids", nargs="*", help="delivery ids (default: every match)")
-        p.set_defaults(func=func)
-    return parser
+    with bar:
+        replayed = sum(replay.replay(r, i) for i in bar.track(found, description="replaying"))
+    click.echo(f"{replayed} of {len(found)} deliveries queued again")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -201,14 +261,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = root.main(argv, prog_name="switchboard", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
     except SwitchboardError as exc:
-        print(f"switchboard: {exc.message}", file=sys.stderr)
+        click.echo(f"switchboard: {exc.message}", err=True)
         return 2
-    except KeyboardInterrupt:
+    except click.Abort:
         return 130
     except OSError as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
+        click.echo(f"switchboard: {exc}", err=True)
         return 1
+    return int(code or 0)
