@@ -165,6 +165,15 @@ def cmd_bots_publish(bot: str, url: str, token: str) -> None:
     click.echo(f"{published['id']}: DRAFT published as LIVE at {published['publishedAt']}")
 
 
+@bots.command("delete")
+@click.argument("bot")
+@_connection
+def cmd_bots_delete(bot: str, url: str, token: str) -> None:
+    """delete a bot with its channels, offloading integration and API tokens"""
+    Api(url, token).call("DELETE", f"/v1/bots/{bot}")
+    click.echo(f"{bot}: deleted")
+
+
 @click.group("channels")
 def channels() -> None:
     """Webhook channels, over the API"""

@@ -7,7 +7,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from broker.core.settings import Settings
-from web import create_app
+from web import Services, create_app
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -21,7 +21,11 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_app(self.settings_)
+        # Each gunicorn worker process makes its own connections, after the fork.
+        from workers.celery_app import CelerySender, make_celery
+
+        sender = CelerySender(make_celery(self.settings_))
+        return create_app(Services.connected(self.settings_, sender))
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:

@@ -71,7 +71,7 @@ def web_app(**changes: Any) -> Iterator[WebApp]:
     client = redis.Redis.from_url(web_url, decode_responses=True)
     client.flushdb()
     sender = RecordingSender()
-    app = create_app(services=Services(settings, client, sender))
+    app = create_app(Services(settings, client, sender))
     try:
         yield WebApp(app, app.test_client(), client, sender, settings)
     finally:

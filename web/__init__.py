@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from broker.core.settings import Settings
 from web import errors
 from web.request_body import refuse_large_bodies
 from web.services import Services
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+def create_app(services: Services) -> Flask:
     from web.blueprints import (
         agent,
         api_tokens,
@@ -25,9 +24,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
 
     app = Flask(__name__)
-    if services is None:
-        settings = settings or Settings.from_env()
-        services = Services.from_settings(settings)
     app.extensions["switchboard"] = services
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
     errors.register(app)

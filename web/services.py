@@ -1,4 +1,8 @@
-"""What the web app's handlers share: settings, a Redis client, and a way to send tasks."""
+"""What the web app's handlers share: settings, a Redis client, and a way to send tasks.
+
+Whoever starts the web process builds them (`switchboard web` with Celery's sender, tests
+with a recording one), so `web/` never imports the workers.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,10 @@ class Services:
     sender: TaskSender
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Services:
-        from workers.celery_app import CelerySender, make_celery
-
-        r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
-        return cls(settings, r, CelerySender(make_celery(settings)))
+    def connected(cls, settings: Settings, sender: TaskSender) -> Services:
+        return cls(
+            settings, connect(settings.redis_url, sentinel_master=settings.sentinel_master), sender
+        )
 
 
 def services() -> Services:

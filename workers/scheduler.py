@@ -12,11 +12,11 @@ from types import FrameType
 from redis.exceptions import RedisError
 
 from broker.conversations import scheduler as conversation_scheduler
+from broker.core import heartbeats
 from broker.core.connection import Redis, connect
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import scheduler as delivery_scheduler
-from workers import heartbeat
 from workers.celery_app import CelerySender, make_celery
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGINT, on_signal)
     r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
     sender = CelerySender(make_celery(settings))
-    beating = heartbeat.start_thread(r, "scheduler")
+    beating = heartbeats.start_thread(r, "scheduler")
     log.info("scheduler started (every %.2f s)", settings.scheduler_interval)
     next_housekeeping = time.monotonic()
     try:

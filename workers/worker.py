@@ -7,9 +7,9 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
+from broker.core import heartbeats
 from broker.core.connection import connect
 from broker.core.settings import Settings
-from workers import heartbeat
 from workers.celery_app import DELIVERY_QUEUE, TURN_QUEUE, make_celery
 
 _beating: list[threading.Event] = []
@@ -19,7 +19,7 @@ _beating: list[threading.Event] = []
 def _start_heartbeat(sender: Any, **_: Any) -> None:
     settings: Settings = sender.app.conf.switchboard_settings
     r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
-    _beating.append(heartbeat.start_thread(r, "worker"))
+    _beating.append(heartbeats.start_thread(r, "worker"))
 
 
 @worker_shutdown.connect

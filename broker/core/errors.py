@@ -60,6 +60,14 @@ class UnsafeURL(ValidationFailed):
     code = "unsafe_url"
 
 
+class ForbiddenAddress(UnsafeURL):
+    """The host resolves to an address outbound safety refuses (loopback, private, ...)."""
+
+    def __init__(self, message: str, *, address: str, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.address = address
+
+
 class ConfigError(SwitchboardError):
     """The environment holds a setting that cannot be used."""
 

@@ -15,7 +15,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NewConnectionError
 
 from broker.core import defaults
-from broker.core.errors import UnsafeURL
+from broker.core.errors import ForbiddenAddress, UnsafeURL
 from broker.core.settings import Network
 from broker.delivery.netsafety import checked_addresses
 
@@ -38,6 +38,22 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+class RefusedAddress(NewConnectionError):
+    """Outbound safety refused every address the host resolves to."""
+
+    def __init__(self, conn: HTTPConnection, refusal: UnsafeURL) -> None:
+        super().__init__(conn, refusal.message)
+        self.refusal = refusal
+
+
+class ConnectFailed(NewConnectionError):
+    """No checked address of the host took the connection."""
+
+    def __init__(self, conn: HTTPConnection, cause: OSError | None) -> None:
+        super().__init__(conn, f"Failed to establish a new connection: {cause}")
+        self.cause = cause
+
+
 def _safe_connection_classes(
     allowlist: Sequence[Network],
 ) -> tuple[type[HTTPConnection], type[HTTPSConnection]]:
@@ -47,7 +63,7 @@ def _safe_connection_classes(
         try:
             addresses = checked_addresses(conn.host, conn.port or 80, allowlist)
         except UnsafeURL as exc:
-            raise NewConnectionError(conn, exc.message) from exc
+            raise RefusedAddress(conn, exc) from exc
         last_error: OSError | None = None
         for family, address in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -59,7 +75,7 @@ def _safe_connection_classes(
             except OSError as exc:
                 sock.close()
                 last_error = exc
-        raise NewConnectionError(conn, f"Failed to establish a new connection: {last_error}")
+        raise ConnectFailed(conn, last_error)
 
     class SafeHTTPConnection(HTTPConnection):
         def _new_conn(self) -> socket.socket:
@@ -139,16 +155,9 @@ class DeliveryClient:
                 allow_redirects=False,
                 stream=True,
             )
-        except requests.exceptions.ConnectTimeout:
-            return AttemptResult(
-                None, elapsed_ms(), error=f"connect timeout after {connect_timeout:g} s"
-            )
-        except requests.exceptions.Timeout:
-            return AttemptResult(None, elapsed_ms(), error=f"timeout after {total_timeout:g} s")
-        except requests.exceptions.ConnectionError as exc:
-            return AttemptResult(None, elapsed_ms(), error=_connection_error_text(exc))
         except requests.exceptions.RequestException as exc:
-            return AttemptResult(None, elapsed_ms(), error=f"request failed: {exc}")
+            why = failure_text(exc, connect_timeout=connect_timeout, total_timeout=total_timeout)
+            return AttemptResult(None, elapsed_ms(), error=why)
         with response:
             excerpt, complete, read_error = _read_excerpt(response, deadline)
             if not complete:
@@ -182,14 +191,28 @@ def _read_excerpt(response: requests.Response, deadline: float) -> tuple[str, bo
     return kept.decode("utf-8", "replace"), True, None
 
 
-def _connection_error_text(exc: requests.exceptions.ConnectionError) -> str:
-    text = str(exc)
-    marker = "outbound safety"
-    if marker in text:
-        start = text.find("resolves to")
-        return "refused by outbound safety: " + (
-            text[start:].split("(")[0].strip() if start >= 0 else text
-        )
-    if "Connection refused" in text:
+def failure_text(
+    exc: requests.exceptions.RequestException, *, connect_timeout: float, total_timeout: float
+) -> str:
+    """Why a request got no answer, in words."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"connect timeout after {connect_timeout:g} s"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"timeout after {total_timeout:g} s"
+    reason = _reason(exc)
+    if isinstance(reason, RefusedAddress):
+        refusal = reason.refusal
+        if isinstance(refusal, ForbiddenAddress):
+            return f"refused by outbound safety: resolves to {refusal.address}"
+        return refusal.message
+    if isinstance(reason, ConnectFailed) and isinstance(reason.cause, ConnectionRefusedError):
         return "connection refused"
-    return f"connection error: {text[:300]}"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"connection error: {str(exc)[:300]}"
+    return f"request failed: {str(exc)[:300]}"
+
+
+def _reason(exc: requests.exceptions.RequestException) -> object:
+    """What urllib3 gave as the cause of a failed request (requests wraps it twice)."""
+    wrapped = exc.args[0] if exc.args else None
+    return getattr(wrapped, "reason", wrapped)

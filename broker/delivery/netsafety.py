@@ -12,7 +12,7 @@ import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from broker.core.errors import UnsafeURL
+from broker.core.errors import ForbiddenAddress, UnsafeURL
 from broker.core.settings import Network
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -73,9 +73,10 @@ def checked_addresses(
     addresses = resolve(host, port)
     for _, address in addresses:
         if is_forbidden(address, allowlist):
-            raise UnsafeURL(
+            raise ForbiddenAddress(
                 f"{host} resolves to {address}, which outbound safety refuses "
                 "(add it to SWITCHBOARD_OUTBOUND_ALLOWLIST to allow it)",
+                address=str(address),
                 field="url",
             )
     return addresses
@@ -96,6 +97,8 @@ def check_url(url: str, allowlist: Sequence[Network], *, field: str = "url") -> 
         checked_addresses(
             parts.hostname, port or (443 if parts.scheme == "https" else 80), allowlist
         )
+    except ForbiddenAddress as exc:
+        raise ForbiddenAddress(exc.message, address=exc.address, field=field) from exc
     except UnsafeURL as exc:
         raise UnsafeURL(exc.message, field=field) from exc
     return url

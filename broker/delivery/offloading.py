@@ -20,7 +20,7 @@ from broker.core.errors import NotFound, ValidationFailed
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 from broker.delivery.endpoint import Endpoint, with_challenge
-from broker.delivery.http_client import safe_http_session
+from broker.delivery.http_client import failure_text, safe_http_session
 from broker.delivery.netsafety import check_url
 
 USER_AGENT = f"Switchboard-Webhooks/{__version__}"
@@ -48,7 +48,7 @@ def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
             text = response.text[:_QUOTED]
     except requests.exceptions.RequestException as exc:
         raise ValidationFailed(
-            f"the health check of {api_url} failed: {_short(exc)}", field="apiUrl"
+            f"the health check of {api_url} failed: {_failure(settings, exc)}", field="apiUrl"
         ) from exc
     try:
         ok = response.status_code == 200 and response.json() == {"status": "ok"}
@@ -62,14 +62,10 @@ def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
         )
 
 
-def _short(exc: requests.exceptions.RequestException) -> str:
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "no answer in time"
-    if "outbound safety" in str(exc):
-        return "its address is refused by outbound safety"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "could not connect"
-    return str(exc)[:_QUOTED]
+def _failure(settings: Settings, exc: requests.exceptions.RequestException) -> str:
+    return failure_text(
+        exc, connect_timeout=settings.connect_timeout, total_timeout=settings.total_timeout
+    )
 
 
 def configure(

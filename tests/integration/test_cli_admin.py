@@ -87,6 +87,13 @@ def test_bots_and_channels_through_the_cli(
     assert code == 0, err
     assert out.splitlines() == ["bot: You said: pizza please"]
 
+    code, out, _ = run(capsys, "bots", "delete", bot_id)
+    assert code == 0 and out.strip() == f"{bot_id}: deleted"
+    assert cli_env.get(f"/v1/bots/{bot_id}").status_code == 404
+    assert cli_env.get(f"/v1/endpoints/{channel['id']}").status_code == 404
+    code, _, err = run(capsys, "bots", "delete", bot_id)
+    assert code != 0 and "404 not_found" in err
+
 
 def test_a_definition_file(
     cli_env: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]

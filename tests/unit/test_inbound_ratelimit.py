@@ -65,7 +65,7 @@ def test_the_bucket_is_shared_by_every_web_process_through_redis(web: WebApp) ->
     channel = web.channel()
     other = redis.Redis.from_url(web.settings.redis_url, decode_responses=True)
     try:
-        second = create_app(services=Services(web.settings, other, RecordingSender()))
+        second = create_app(Services(web.settings, other, RecordingSender()))
         clients = [web.client, second.test_client()]
         codes = [
             clients[n % 2]

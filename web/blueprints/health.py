@@ -6,10 +6,10 @@ from flask import Blueprint, Response, jsonify
 from redis.exceptions import RedisError
 
 from broker import __version__
+from broker.core import heartbeats
 from web.answers import Health, Readiness
 from web.apidoc import documented
 from web.services import services
-from workers import heartbeat
 
 bp = Blueprint("health", __name__)
 
@@ -33,8 +33,8 @@ def readyz() -> tuple[Response, int]:
     try:
         r.ping()
         checks["redis"] = "ok"
-        checks["workers"] = heartbeat.alive(r, "worker")
-        checks["schedulers"] = heartbeat.alive(r, "scheduler")
+        checks["workers"] = heartbeats.alive(r, "worker")
+        checks["schedulers"] = heartbeats.alive(r, "scheduler")
     except (RedisError, OSError) as exc:
         checks["redis"] = f"unreachable: {exc}"
     ready = (

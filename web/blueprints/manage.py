@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from broker.auth import api_tokens
+from broker.bot_removal import remove_bot
 from broker.bots import bot_store
 from broker.channels import channel_store
 from broker.core.errors import NotFound
 from broker.core.validation import parse
-from broker.delivery import offloading
 from web.answers import Bot, BotList, Channel, ChannelList, CreatedChannel
 from web.apidoc import documented
 from web.auth import require_admin
@@ -59,11 +58,7 @@ def get_bot(bot_id: str) -> Response:
     tags=["bots"],
 )
 def delete_bot(bot_id: str) -> tuple[str, int]:
-    r = services().redis
-    for channel_id in bot_store.delete(r, bot_id):
-        channel_store.delete(r, channel_id)
-    offloading.remove_if_any(r, bot_id)
-    api_tokens.revoke_all(r, bot_id)
+    remove_bot(services().redis, bot_id)
     return "", 204
 
 
