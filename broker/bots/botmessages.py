@@ -16,7 +16,6 @@ from pydantic import (
     Field,
     StrictStr,
     Tag,
-    TypeAdapter,
     model_validator,
 )
 
@@ -219,5 +218,3 @@ BotMessage = Annotated[
     | Annotated[EventMessage, Tag("Event")],
     Discriminator(_message_kind),
 ]
-
-bot_message_adapter: TypeAdapter[BotMessage] = TypeAdapter(BotMessage)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from broker.bots.payloads import decode_payload
-from broker.bots.rendering import _render, render_message
+from broker.bots.rendering import render_message, render_value
 
 #: A definition that loops through `next` states longer than this is stopped.
 MAX_HOPS = 25
@@ -89,37 +90,43 @@ class Engine:
         return turn
 
     def _target(self, memory: Memory, message: dict[str, Any]) -> str | None:
+        """The state a user message leads to, with what it tells stored in the variables."""
         kind = message["kind"]
-        variables = memory.variables
         if kind == "intro":
             memory.awaiting = None
             return str(self.definition["startState"])
         if kind == "postback":
-            for item in message.get("sessionDataToSet") or []:
-                variables[item["key"]] = item.get("value")
-            if message.get("nextDialogstateId"):
+            pressed = self._pressed(memory, message)
+            if pressed is not None:
                 memory.awaiting = None
-                return str(message["nextDialogstateId"])
-            decoded = decode_payload(message.get("payload") or "")
-            if decoded is not None:
-                goto, params = decoded
-                for param in params:
-                    variables[str(param["key"])] = param.get("value")
-                memory.awaiting = None
-                return goto
-            text = message.get("payload") or message.get("title") or ""
-        elif kind == "location":
-            variables["location.lat"] = message["coordinates"]["lat"]
-            variables["location.long"] = message["coordinates"]["long"]
-            text = f"{message['coordinates']['lat']},{message['coordinates']['long']}"
-        else:
-            text = message.get("text", "")
-        variables["lastMessage"] = text
+                return pressed
+        text = _text_of(message, memory.variables)
+        memory.variables["lastMessage"] = text
         if memory.awaiting:
             awaiting, memory.awaiting = memory.awaiting, None
-            variables[awaiting["variable"]] = text
+            memory.variables[awaiting["variable"]] = text
             return awaiting["next"]
-        current = self.states.get(memory.state or "", {})
+        return self._routed(memory.state, text)
+
+    def _pressed(self, memory: Memory, message: dict[str, Any]) -> str | None:
+        """Where a button press leads: its `nextDialogstateId`, or our payload's target.
+        A payload that is not ours is read as text (None)."""
+        for item in message.get("sessionDataToSet") or []:
+            memory.variables[item["key"]] = item.get("value")
+        if message.get("nextDialogstateId"):
+            return str(message["nextDialogstateId"])
+        decoded = decode_payload(message.get("payload") or "")
+        if decoded is None:
+            return None
+        goto, params = decoded
+        for param in params:
+            memory.variables[str(param["key"])] = param.get("value")
+        return goto
+
+    def _routed(self, state_id: str | None, text: str) -> str | None:
+        """The first route of the current state, then of the bot, that the text matches; else
+        the fallback state."""
+        current = self.states.get(state_id or "", {})
         for route in [*current.get("routes", []), *self.definition.get("routes", [])]:
             if _matches(route, text):
                 return str(route["next"])
@@ -127,42 +134,68 @@ class Engine:
         return str(fallback) if fallback else None
 
     def _enter(self, turn: Turn, state_id: str, *, can_offload: bool) -> None:
+        """Enter a state and follow where it leads (at most MAX_HOPS states)."""
+        next_id: str | None = state_id
         for _ in range(MAX_HOPS):
-            state = self.states.get(state_id)
+            state = self.states.get(next_id or "")
             if state is None:
                 return
-            turn.memory.state = state_id
-            variables = turn.memory.variables
-            for action in state.get("actions", []):
-                kind = action["type"]
-                if kind == "setVariable":
-                    variables[action["key"]] = _render(action.get("value"), variables)
-                elif kind == "event":
-                    body = {"type": "event", "name": action["name"], "data": action.get("data", {})}
-                    turn.outputs.append(Output("message", body))
-                elif kind == "offload":
-                    if can_offload:
-                        turn.outputs.append(
-                            Output("offload", {"payload": action.get("payload", {})})
-                        )
-                        return
-                    failed = self.definition.get("offloadFailedState")
-                    if not failed:
-                        return
-                    state_id = failed
-                    break
-            else:
-                for message in state.get("messages", []):
-                    turn.outputs.append(Output("message", render_message(message, variables)))
-                if "input" in state:
-                    turn.memory.awaiting = {
-                        "variable": state["input"]["variable"],
-                        "next": state["input"]["next"],
-                    }
-                    return
-                if not state.get("next"):
-                    return
-                state_id = state["next"]
+            turn.memory.state = next_id
+            after = self._act(turn, state, can_offload=can_offload)
+            if after is _After.STOP:
+                return
+            next_id = after if isinstance(after, str) else self._speak(turn, state)
+
+    def _act(self, turn: Turn, state: dict[str, Any], *, can_offload: bool) -> _After | str:
+        """Run a state's actions. An offload ends the turn when it can be sent, and leads to
+        the "offloading failed" state (its id is returned) when it cannot."""
+        variables = turn.memory.variables
+        for action in state.get("actions", []):
+            kind = action["type"]
+            if kind == "setVariable":
+                variables[action["key"]] = render_value(action.get("value"), variables)
+            elif kind == "event":
+                body = {"type": "event", "name": action["name"], "data": action.get("data", {})}
+                turn.outputs.append(Output("message", body))
+            elif kind == "offload":
+                if can_offload:
+                    turn.outputs.append(Output("offload", {"payload": action.get("payload", {})}))
+                    return _After.STOP
+                failed = self.definition.get("offloadFailedState")
+                return str(failed) if failed else _After.STOP
+        return _After.SPEAK
+
+    def _speak(self, turn: Turn, state: dict[str, Any]) -> str | None:
+        """Send a state's messages; then wait for input (None) or go on to `next`."""
+        for message in state.get("messages", []):
+            turn.outputs.append(Output("message", render_message(message, turn.memory.variables)))
+        if "input" in state:
+            turn.memory.awaiting = {
+                "variable": state["input"]["variable"],
+                "next": state["input"]["next"],
+            }
+            return None
+        following = state.get("next")
+        return str(following) if following else None
+
+
+class _After(enum.Enum):
+    """What follows a state's actions."""
+
+    SPEAK = "speak"  # its messages
+    STOP = "stop"  # nothing: the turn ends here
+
+
+def _text_of(message: dict[str, Any], variables: dict[str, Any]) -> str:
+    """What a message says, as text for routes and input; a location is also stored."""
+    if message["kind"] == "postback":
+        return str(message.get("payload") or message.get("title") or "")
+    if message["kind"] == "location":
+        coordinates = message["coordinates"]
+        variables["location.lat"] = coordinates["lat"]
+        variables["location.long"] = coordinates["long"]
+        return f"{coordinates['lat']},{coordinates['long']}"
+    return str(message.get("text", ""))
 
 
 def _matches(route: dict[str, Any], text: str) -> bool:

@@ -15,7 +15,7 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 _RENDERED_FIELDS = ("text", "title", "subtitle", "url", "image_url", "item_url")
 
 
-def _render(value: Any, variables: dict[str, Any]) -> Any:
+def render_value(value: Any, variables: dict[str, Any]) -> Any:
     if not isinstance(value, str):
         return value
     return _PLACEHOLDER.sub(lambda m: _text(variables.get(m.group(1), "")), value)
@@ -36,7 +36,7 @@ def render_message(message: Any, variables: dict[str, Any]) -> Any:
         if key in ("goto", "params"):
             continue
         if key in _RENDERED_FIELDS:
-            out[key] = _render(value, variables)
+            out[key] = render_value(value, variables)
         else:
             out[key] = render_message(value, variables)
     if "goto" in message or "params" in message:

@@ -205,11 +205,7 @@ class Handover:
         self.state.paused = True
         self.state.agent_active_at = now
         self._set_timer(RESUME_TIMER, now + self.settings.resume_after)
-        self.changes.add(
-            keys.bot_paused(self.conversation.bot_id, self.conversation.version),
-            self.conversation.conversation_id,
-            now * 1000,
-        )
+        self.changes.add(self._paused_index(), self.conversation.conversation_id, now * 1000)
 
     def agent_acted(self, now: float) -> None:
         """The agent said something: the silence that ends a pause starts again."""
@@ -221,10 +217,7 @@ class Handover:
         """The bot has the conversation again; an offload still awaited is given up."""
         self.state.paused = False
         self.changes.remove(keys.TIMERS, self._timer(RESUME_TIMER))
-        self.changes.remove(
-            keys.bot_paused(self.conversation.bot_id, self.conversation.version),
-            self.conversation.conversation_id,
-        )
+        self.changes.remove(self._paused_index(), self.conversation.conversation_id)
         if self.state.offload_pending:
             self._offload_settled()
 

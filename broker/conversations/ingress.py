@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from broker.channels.channel import Channel
@@ -44,44 +45,57 @@ def accept(
     works through everything that arrives meanwhile.
     """
     conversation = Conversation.of(channel.bot_id, channel.version, conversation_id)
-    conversation_key = conversation.key
     message_id = message_id or ids.new_id("in")
     now = clock.now()
-    record = {
+    entry = {
         **message,
         "messageId": message_id,
         "conversationId": conversation_id,
         "channelId": channel.id,
         "receivedAt": now,
     }
-    dedupe_key = idempotency_key or message_id
-
-    def build(pipe: Pipeline) -> None:
-        scripts.add(
-            pipe,
-            "ingress",
-            [
-                keys.idempotency(conversation_key, dedupe_key),
-                keys.conversation_inbox(conversation_key),
-                keys.conversation_pending(conversation_key),
-                keys.conversation_meta(conversation_key),
-            ],
-            [
-                message_id,
-                json.dumps(record),
-                IDEMPOTENCY_TTL,
-                *ConversationMeta.arrival_fields(conversation, channel.id),
-            ],
-        )
-        pipe.zadd(keys.TURNS, {conversation_key: now + settings.claim_lease}, nx=True)
-        pipe.zadd(
-            keys.bot_conversations(channel.bot_id, channel.version),
-            {conversation_id: int(now * 1000)},
-        )
-
-    (queued, recorded_id, wake), _, _ = scripts.execute(r, build)
+    queue = partial(
+        _queue, settings, conversation, channel, entry, idempotency_key or message_id, now
+    )
+    (queued, recorded_id, wake), _, _ = scripts.execute(r, queue)
     if wake:
-        sender.bot_turn(conversation_key)
+        sender.bot_turn(conversation.key)
     return Accepted(
         message_id=str(recorded_id), conversation_id=conversation_id, queued=bool(queued)
+    )
+
+
+def _queue(
+    settings: Settings,
+    conversation: Conversation,
+    channel: Channel,
+    entry: dict[str, Any],
+    dedupe_key: str,
+    now: float,
+    pipe: Pipeline,
+) -> None:
+    """Queue the inbox entry (unless its key was seen), the turn's schedule and the
+    conversation's place in the bot's index on a pipeline."""
+    key = conversation.key
+    scripts.add(
+        pipe,
+        "ingress",
+        [
+            keys.idempotency(key, dedupe_key),
+            keys.conversation_inbox(key),
+            keys.conversation_pending(key),
+            keys.conversation_meta(key),
+        ],
+        [
+            entry["messageId"],
+            json.dumps(entry),
+            IDEMPOTENCY_TTL,
+            *ConversationMeta.arrival_fields(conversation, channel.id),
+        ],
+    )
+    # The schedule is a safety net: should no task be sent, the scheduler wakes the turn.
+    pipe.zadd(keys.TURNS, {key: now + settings.claim_lease}, nx=True)
+    pipe.zadd(
+        keys.bot_conversations(channel.bot_id, channel.version),
+        {conversation.conversation_id: int(now * 1000)},
     )

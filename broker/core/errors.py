@@ -72,13 +72,3 @@ class ConfigError(SwitchboardError):
     """The environment holds a setting that cannot be used."""
 
     code = "config_error"
-
-
-class Retry(SwitchboardError):
-    """An expected, scheduled retry: not a bug, so never logged as one."""
-
-    code = "retry"
-
-    def __init__(self, message: str, *, delay: float) -> None:
-        super().__init__(message)
-        self.delay = delay

@@ -150,15 +150,6 @@ def add_outcome(
     )
 
 
-def record_outcome(
-    r: Redis, settings: Settings, endpoint_id: str, *, ok: bool, error: str, now: float
-) -> EndpointState:
-    (state,) = scripts.execute(
-        r, lambda pipe: add_outcome(pipe, settings, endpoint_id, ok=ok, error=error, now=now)
-    )
-    return next(s for s in _STATES if s == state)
-
-
 def add_disabled(pipe: Pipeline, endpoint_id: str, reason: str) -> None:
     pipe.hset(
         keys.endpoint_health(endpoint_id),

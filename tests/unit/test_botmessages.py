@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from broker.bots.botmessages import bot_message_adapter
+from broker.bots.botmessages import BotMessage
 from broker.core.validation import first_fault
+
+bot_message_adapter: TypeAdapter[BotMessage] = TypeAdapter(BotMessage)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "botmessages"
 KINDS = sorted(path.stem for path in FIXTURES.glob("*.json"))

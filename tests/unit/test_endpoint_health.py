@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.core import keys
+from broker.core import keys, scripts
 from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, health
@@ -28,12 +28,20 @@ def r(fake_redis: Redis) -> Redis:
     return fake_redis
 
 
+def outcome(r: Redis, now: float, *, ok: bool, error: str = "") -> str:
+    """Fold one attempt into the endpoint's health, as a delivery worker does."""
+    (state,) = scripts.execute(
+        r, lambda pipe: health.add_outcome(pipe, SETTINGS, EP, ok=ok, error=error, now=now)
+    )
+    return str(state)
+
+
 def fail(r: Redis, now: float, error: str = "HTTP 500") -> str:
-    return health.record_outcome(r, SETTINGS, EP, ok=False, error=error, now=now)
+    return outcome(r, now, ok=False, error=error)
 
 
 def succeed(r: Redis, now: float) -> str:
-    return health.record_outcome(r, SETTINGS, EP, ok=True, error="", now=now)
+    return outcome(r, now, ok=True)
 
 
 def gate(r: Redis, now: float) -> health.Gate:
@@ -146,5 +154,5 @@ def test_enable_after_auto_disable_starts_the_clock_again(r: Redis) -> None:
 
 def test_the_success_rate_counts_the_last_hundred_outcomes(r: Redis) -> None:
     for i in range(150):
-        health.record_outcome(r, SETTINGS, EP, ok=i % 4 != 0, error="x", now=i)
+        outcome(r, i, ok=i % 4 != 0, error="x")
     assert health.view(r, endpoint_store.load(r, EP))["successRate"] == 0.75
