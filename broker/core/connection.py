@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import redis
 from redis.sentinel import Sentinel
 
-from broker.core.defaults import REDIS_CONNECTION_WAIT, REDIS_CONNECTIONS
+from broker.core.defaults import REDIS_CONNECTION_WAIT, REDIS_CONNECTIONS, SENTINEL_MASTER
 from broker.core.errors import ConfigError
 
 #: What a hash write (HSET with a mapping) takes.
@@ -27,7 +27,7 @@ else:
     Pipeline = redis.client.Pipeline
 
 
-def connect(url: str, *, sentinel_master: str = "mymaster") -> Redis:
+def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
     """A client answering strings; `sentinel://h1:26379,h2:26379/0` asks Sentinel for the master."""
     if url.startswith("sentinel://"):
         parts = urlsplit(url)

@@ -1,4 +1,13 @@
-"""Documented defaults. Every one can be changed through `broker.settings.Settings`."""
+"""Documented defaults. Those that `broker.core.settings.Settings` holds can be changed through
+the environment (see the README's Environment table)."""
+
+#: Redis for data and queues, when REDIS_URL is not set.
+REDIS_URL = "redis://127.0.0.1:6379/0"
+#: The master's name that `sentinel://` URLs ask Sentinel for.
+SENTINEL_MASTER = "mymaster"
+
+#: Base of the `messagesUrl` handed to channels.
+PUBLIC_URL = "http://127.0.0.1:8080"
 
 #: Seconds before each attempt of a delivery: the first is immediate, then 5 s, 30 s,
 #: 2 min, 10 min, 30 min, 1 h, 3 h, 6 h and 12 h, about 23 h in all (SPEC section 5).

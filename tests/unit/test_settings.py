@@ -1,0 +1,175 @@
+"""Settings from the environment: every variable, its default, and the error of a bad value."""
+
+from __future__ import annotations
+
+import dataclasses
+from ipaddress import ip_network
+from pathlib import Path
+
+import pytest
+
+from broker.core import defaults
+from broker.core.errors import ConfigError
+from broker.core.settings import Settings
+
+#: Every variable that settings read: the field it sets, a value, and what that value gives.
+READS: list[tuple[str, str, str, object]] = [
+    ("REDIS_URL", "redis_url", "redis://cache:6380/2", "redis://cache:6380/2"),
+    ("SWITCHBOARD_BROKER_URL", "broker_url", "redis://queue:6379/1", "redis://queue:6379/1"),
+    ("SWITCHBOARD_SENTINEL_MASTER", "sentinel_master", "primary", "primary"),
+    ("SWITCHBOARD_ADMIN_TOKEN", "admin_token", "s3cret", "s3cret"),
+    ("SWITCHBOARD_METRICS_TOKEN", "metrics_token", "m3trics", "m3trics"),
+    ("SWITCHBOARD_PUBLIC_URL", "public_url", "https://sb.example/", "https://sb.example"),
+    (
+        "SWITCHBOARD_OUTBOUND_ALLOWLIST",
+        "outbound_allowlist",
+        "10.1.2.3/8, ::1/128,",
+        (ip_network("10.0.0.0/8"), ip_network("::1/128")),
+    ),
+    ("SWITCHBOARD_RETRY_SCHEDULE", "retry_schedule", "0, 1.5,60,", (0.0, 1.5, 60.0)),
+    ("SWITCHBOARD_RETRY_JITTER", "retry_jitter", "0", 0.0),
+    ("SWITCHBOARD_RETRY_AFTER_CAP", "retry_after_cap", "120", 120.0),
+    ("SWITCHBOARD_CONNECT_TIMEOUT", "connect_timeout", "1.5", 1.5),
+    ("SWITCHBOARD_TOTAL_TIMEOUT", "total_timeout", "4", 4.0),
+    ("SWITCHBOARD_DISABLE_AFTER", "disable_after", "3600", 3600.0),
+    ("SWITCHBOARD_CIRCUIT_THRESHOLD", "circuit_threshold", "3", 3),
+    ("SWITCHBOARD_CIRCUIT_COOLDOWN", "circuit_cooldown", "2.5", 2.5),
+    ("SWITCHBOARD_CIRCUIT_COOLDOWN_MAX", "circuit_cooldown_max", "60", 60.0),
+    ("SWITCHBOARD_LOG_RETENTION", "log_retention", "86400", 86400.0),
+    ("SWITCHBOARD_DEAD_RETENTION", "dead_retention", "1e6", 1e6),
+    ("SWITCHBOARD_CLAIM_LEASE", "claim_lease", "2", 2.0),
+    ("SWITCHBOARD_SCHEDULER_INTERVAL", "scheduler_interval", "0.05", 0.05),
+    ("SWITCHBOARD_DELIVERY_CONCURRENCY", "delivery_concurrency", "16", 16),
+    ("SWITCHBOARD_ENDPOINT_CONCURRENCY", "endpoint_concurrency", " 8 ", 8),
+    ("SWITCHBOARD_MAX_BODY_BYTES", "max_body_bytes", "2048", 2048),
+    ("SWITCHBOARD_OFFLOAD_TIMEOUT", "offload_timeout", "30", 30.0),
+    ("SWITCHBOARD_RESUME_AFTER", "resume_after", "1.5", 1.5),
+    ("SWITCHBOARD_RATE_LIMIT", "rate_limit_per_second", "0", 0.0),
+    ("SWITCHBOARD_RATE_LIMIT_BURST", "rate_limit_burst", "50", 50.0),
+]
+VARIABLES = [name for name, *_ in READS]
+NUMBERS = [name for name, _, _, value in READS if type(value) is float]
+WHOLE_NUMBERS = [name for name, _, _, value in READS if type(value) is int]
+#: Settings empty unless set (the broker then is the data's Redis), so not in `defaults`.
+EMPTY_BY_DEFAULT = {"broker_url", "admin_token", "metrics_token", "outbound_allowlist"}
+
+
+def test_every_setting_is_read_from_one_variable() -> None:
+    assert sorted(field for _, field, *_ in READS) == sorted(
+        field.name for field in dataclasses.fields(Settings)
+    )
+    assert len(set(VARIABLES)) == len(VARIABLES)
+
+
+def test_every_variable_is_in_the_readme_s_environment_table() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    table = readme.split("## Environment", 1)[1]
+    for name in VARIABLES:
+        assert f"`{name}`" in table
+
+
+@pytest.mark.parametrize(("name", "field", "raw", "expected"), READS)
+def test_each_variable_sets_its_setting(name: str, field: str, raw: str, expected: object) -> None:
+    value = getattr(Settings.from_env({name: raw}), field)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_no_variables_give_the_defaults_of_the_defaults_module() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    for field in dataclasses.fields(Settings):
+        if field.name not in EMPTY_BY_DEFAULT:
+            assert getattr(settings, field.name) == getattr(defaults, field.name.upper())
+    assert (settings.admin_token, settings.metrics_token, settings.outbound_allowlist) == (
+        "",
+        "",
+        (),
+    )
+    assert settings.broker_url == settings.redis_url == defaults.REDIS_URL
+
+
+@pytest.mark.parametrize("name", VARIABLES)
+def test_an_empty_variable_is_its_default(name: str) -> None:
+    assert Settings.from_env({name: ""}) == Settings()
+
+
+def test_other_variables_are_ignored() -> None:
+    env = {"HOME": "/root", "SWITCHBOARD_NO_SUCH_THING": "x", "switchboard_claim_lease": "soon"}
+    assert Settings.from_env(env) == Settings()
+
+
+def test_without_a_mapping_the_process_environment_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_CLAIM_LEASE", "7")
+    assert Settings.from_env().claim_lease == 7.0
+
+
+def test_the_broker_is_the_data_s_redis_unless_told_otherwise() -> None:
+    data, queue = "redis://data:6379/3", "redis://queue:6379/4"
+    assert Settings.from_env({"REDIS_URL": data}).broker_url == data
+    assert Settings(redis_url=data).broker_url == data
+    both = Settings.from_env({"REDIS_URL": data, "SWITCHBOARD_BROKER_URL": queue})
+    assert (both.redis_url, both.broker_url) == (data, queue)
+
+
+def test_the_public_url_loses_its_trailing_slashes_however_it_is_given() -> None:
+    assert Settings.from_env({"SWITCHBOARD_PUBLIC_URL": "http://x:1//"}).public_url == "http://x:1"
+    assert Settings(public_url="https://sb.example/").public_url == "https://sb.example"
+
+
+def test_settings_are_built_with_keywords_and_never_change() -> None:
+    settings = Settings(claim_lease=5.0, retry_schedule=(0, 0.2))
+    assert (settings.claim_lease, settings.retry_schedule) == (5.0, (0, 0.2))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.claim_lease = 1.0  # type: ignore[misc]
+    assert hash(settings) == hash(Settings(claim_lease=5.0, retry_schedule=(0, 0.2)))
+
+
+def test_with_changes_gives_a_copy_with_those_changes() -> None:
+    settings = Settings(admin_token="t")
+    changed = settings.with_changes(resume_after=0.0, rate_limit_per_second=0)
+    assert (changed.resume_after, changed.rate_limit_per_second) == (0.0, 0)
+    assert changed.admin_token == "t"
+    assert settings.resume_after == defaults.RESUME_AFTER
+    with pytest.raises(TypeError):
+        settings.with_changes(no_such_setting=1)
+
+
+@pytest.mark.parametrize("raw", ["soon", "-1", "nan", "inf", "1,5"])
+@pytest.mark.parametrize("name", NUMBERS)
+def test_a_number_that_is_not_one_of_0_or_more_is_a_config_error(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: raw})
+    assert caught.value.message == f"{name} must be a number of 0 or more, not {raw!r}"
+
+
+@pytest.mark.parametrize("raw", ["many", "-1", "2.5", "1e3"])
+@pytest.mark.parametrize("name", WHOLE_NUMBERS)
+def test_a_count_that_is_not_a_whole_number_of_0_or_more_is_a_config_error(
+    name: str, raw: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: raw})
+    assert caught.value.message == f"{name} must be a whole number of 0 or more, not {raw!r}"
+
+
+@pytest.mark.parametrize("raw", ["0,5s,30", "0;5", "0,-5", "0,nan", " , "])
+def test_a_bad_retry_schedule_is_a_config_error(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SWITCHBOARD_RETRY_SCHEDULE": raw})
+    assert caught.value.message == (
+        "SWITCHBOARD_RETRY_SCHEDULE must be seconds of 0 or more separated by commas, "
+        f"such as '0,5,30', not {raw!r}"
+    )
+
+
+@pytest.mark.parametrize("raw", ["10.0.0.0/33", "localhost", "10.0.0.0/8;::1/128"])
+def test_a_bad_allowlist_is_a_config_error(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SWITCHBOARD_OUTBOUND_ALLOWLIST": raw})
+    assert caught.value.message == (
+        "SWITCHBOARD_OUTBOUND_ALLOWLIST must be networks separated by commas, "
+        f"such as '127.0.0.0/8,::1/128', not {raw!r}"
+    )
