@@ -7,7 +7,8 @@ later have the same health, retries and signatures as a channel's.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -15,7 +16,7 @@ import requests
 from broker import __version__
 from broker.bots import bot_store
 from broker.core import clock, ids, keys
-from broker.core.connection import Redis
+from broker.core.connection import HashFields, Redis
 from broker.core.errors import NotFound, ValidationFailed
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
@@ -68,6 +69,36 @@ def _failure(settings: Settings, exc: requests.exceptions.RequestException) -> s
     )
 
 
+@dataclass(frozen=True)
+class Offloading:
+    """A bot's offloading integration (hash `sb:{b:<bot>}:offloading`); its API URL and verify
+    token are its endpoint's."""
+
+    bot_id: str
+    endpoint_id: str
+    created_at: float
+    updated_at: float
+
+    def to_redis(self) -> HashFields:
+        return {
+            "botId": self.bot_id,
+            "endpointId": self.endpoint_id,
+            "createdAt": repr(self.created_at),
+            "updatedAt": repr(self.updated_at),
+        }
+
+    @classmethod
+    def from_redis(cls, raw: Mapping[str, str]) -> Offloading:
+        return cls(
+            raw["botId"], raw["endpointId"], float(raw["createdAt"]), float(raw["updatedAt"])
+        )
+
+    @staticmethod
+    def endpoint_field() -> str:
+        """The one field a bot turn reads, to know where `messages` and `offload` events go."""
+        return "endpointId"
+
+
 def configure(
     r: Redis,
     settings: Settings,
@@ -96,41 +127,42 @@ def configure(
             verify_token=verify_token,
         )
     endpoint_store.save(r, endpoint)
-    key = keys.bot_offloading(bot_id)
-    r.hsetnx(key, "createdAt", repr(now))
-    r.hset(
-        key,
-        mapping={
-            "apiUrl": api_url,
-            "verifyToken": verify_token,
-            "endpointId": endpoint.id,
-            "updatedAt": repr(now),
-        },
-    )
-    return view(r, bot_id)
+    existing = _load(r, bot_id)
+    created = existing.created_at if existing else now
+    integration = Offloading(bot_id, endpoint.id, created, now)
+    r.hset(keys.bot_offloading(bot_id), mapping=integration.to_redis())
+    return _view(integration, endpoint)
 
 
 def endpoint_of(r: Redis, bot_id: str) -> str | None:
     """The id of the bot's offloading endpoint, or None when the bot hands over to no one."""
-    found: str | None = r.hget(keys.bot_offloading(bot_id), "endpointId")
-    return found
+    return r.hget(keys.bot_offloading(bot_id), Offloading.endpoint_field())
+
+
+def _load(r: Redis, bot_id: str) -> Offloading | None:
+    raw = r.hgetall(keys.bot_offloading(bot_id))
+    return Offloading.from_redis(raw) if raw else None
 
 
 def view(r: Redis, bot_id: str) -> dict[str, Any]:
-    raw: dict[str, str] = r.hgetall(keys.bot_offloading(bot_id))
-    if not raw:
+    integration = _load(r, bot_id)
+    if integration is None:
         if not bot_store.exists(r, bot_id):
             raise NotFound(f"no bot {bot_id!r}")
         raise NotFound(f"bot {bot_id!r} has no offloading integration")
-    endpoint = endpoint_store.load(r, raw["endpointId"])
+    return _view(integration, endpoint_store.load(r, integration.endpoint_id))
+
+
+def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
+    """The integration as the management API shows it."""
     return {
-        "botId": bot_id,
-        "apiUrl": raw["apiUrl"],
-        "verifyToken": raw["verifyToken"],
+        "botId": integration.bot_id,
+        "apiUrl": endpoint.url,
+        "verifyToken": endpoint.verify_token,
         "endpointId": endpoint.id,
         "signingSecret": endpoint.secret,
-        "createdAt": clock.iso(float(raw["createdAt"])),
-        "updatedAt": clock.iso(float(raw["updatedAt"])),
+        "createdAt": clock.iso(integration.created_at),
+        "updatedAt": clock.iso(integration.updated_at),
     }
 
 
