@@ -5,6 +5,7 @@ COPY broker ./broker
 COPY workers ./workers
 COPY web ./web
 COPY switchboard ./switchboard
+COPY examples ./examples
 RUN pip install --no-cache-dir .
 USER nobody
 EXPOSE 8080

@@ -1,4 +1,4 @@
-"""Answer bodies of the API, as /openapi.json describes them (SPEC sections 1 and 6).
+"""Answer bodies of the API, as /openapi.json describes them (docs/wire-contract.md §1 and §6).
 
 Handlers build their answers as plain dicts; these models are the document of
 those shapes, and the API tests check real answers against them.

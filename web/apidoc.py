@@ -93,7 +93,7 @@ def _doc_of(view: Callable[..., Any]) -> RouteDoc | None:
 
 
 # ---------------------------------------------------------------------------
-# What the document says the same way on every route: errors (SPEC 1c) and auth
+# What the document says the same way on every route: errors (docs/wire-contract.md §1c) and auth
 
 
 class ErrorDetail(BaseModel):
@@ -180,7 +180,7 @@ _RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
 def _camel(name: str) -> str:
-    """`bot_id` -> `botId`: path parameters are named as SPEC names them."""
+    """`bot_id` -> `botId`: path parameters are named as the wire contract names them."""
     first, *rest = name.split("_")
     return first + "".join(part.title() for part in rest)
 

@@ -1,4 +1,4 @@
-"""Every error answer is `{"error": {"code", "message", "field"?}}` (SPEC 1c)."""
+"""Every error answer is `{"error": {"code", "message", "field"?}}` (docs/wire-contract.md §1c)."""
 
 from __future__ import annotations
 

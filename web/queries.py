@@ -22,7 +22,7 @@ class Pagination(BaseModel):
         return items[self.offset : self.offset + self.limit]
 
     def listing(self, items: list[Any], total: int) -> dict[str, Any]:
-        """A list answer of SPEC section 6: `{"items", "total", "page", "limit"}`."""
+        """A list answer of docs/wire-contract.md §6: `{"items", "total", "page", "limit"}`."""
         return {"items": items, "total": total, "page": self.page, "limit": self.limit}
 
 

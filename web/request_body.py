@@ -1,4 +1,4 @@
-"""Reading JSON bodies and query parameters, with the errors SPEC 1c asks for."""
+"""Reading JSON bodies and query parameters, with the errors docs/wire-contract.md §1c asks for."""
 
 from __future__ import annotations
 

@@ -73,8 +73,8 @@ class ConversationListQuery(VersionPageQuery):
 
 
 class ConversationAction(_Body):
-    """Agent messages and/or hand-back (SPEC 4). Each `sendMessages` item is a BotMessage
-    or one of Chatlayer's conversation-action forms (`textMessageTemplate`,
+    """Agent messages and/or hand-back (docs/wire-contract.md §4). Each `sendMessages` item is
+    a BotMessage or one of Chatlayer's conversation-action forms (`textMessageTemplate`,
     `buttonTemplate`, `quickReplyTemplate`, `attachmentTemplate`, `carouselTemplate`,
     `listTemplate`)."""
 

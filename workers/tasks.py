@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers around `broker.turns` and `broker.delivery_queue`."""
+"""Celery tasks: thin wrappers around `broker.conversations.turns` and `broker.delivery.queues`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""BotMessage objects (SPEC section 3): what `message` holds in every outbound document.
+"""BotMessage objects (docs/wire-contract.md §3): what `message` holds in every outbound document.
 
 In a bot definition a postback button or quick reply may name its target with `goto`
 and `params` instead of a `payload`; the engine turns those into an opaque payload.

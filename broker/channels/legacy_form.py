@@ -1,4 +1,5 @@
-"""The legacy Webhook message API (SPEC 1b): its body, its channel lookup, its normal form.
+"""The legacy Webhook message API (docs/wire-contract.md §1b): its body, its channel lookup, its
+normal form.
 
 Existing clients post `{"text", "sender": {"id"}, "verifyToken", "locale"?}` to
 `/api/webhookMessage/{botId}`. A button press arrives as `text` holding a JSON string
@@ -65,7 +66,7 @@ def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> Channel:
 
 
 def normalize(body: LegacyMessage) -> dict[str, Any]:
-    """The message in Switchboard's own form (see broker.inbound.normalize)."""
+    """The message in Switchboard's own form (see `broker.channels.message_form.normalize`)."""
     out = _button_press(body.text) or {"kind": "text", "text": body.text}
     if body.locale is not None:
         out["sessionData"] = {"locale": body.locale}

@@ -1,4 +1,5 @@
-"""The Webhook message API's request body (SPEC 1a), and its normal form inside Switchboard."""
+"""The Webhook message API's request body (docs/wire-contract.md §1a), and its normal form inside
+Switchboard."""
 
 from __future__ import annotations
 

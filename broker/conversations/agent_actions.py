@@ -1,4 +1,5 @@
-"""Conversation actions (SPEC 4): an agent's messages to a user, and handing the conversation back.
+"""Conversation actions (docs/wire-contract.md §4): an agent's messages to a user, and handing
+the conversation back.
 
 Agent messages go out as the bot's do: deliveries on the conversation's channel webhook,
 their `messageCounter` continuing the conversation's count, written under the conversation's

@@ -2,7 +2,8 @@
 
 Chatlayer's example agent server sends each message in a "conversation action" form
 (`textMessageTemplate`, `buttonTemplate`, `quickReplyTemplate`, `attachmentTemplate`,
-`carouselTemplate`, `listTemplate`). Each becomes one or more BotMessages (SPEC 3):
+`carouselTemplate`, `listTemplate`). Each becomes one or more BotMessages
+(docs/wire-contract.md §3):
 
 - `textMessages` become one text message each. In a button or quick-reply template
   the last text carries the buttons or quick replies, the ones before it go first.

@@ -20,7 +20,7 @@ def channel_message(
     bot_id: str,
     at: float,
 ) -> dict[str, Any]:
-    """One bot message for a channel's webhook URL (SPEC section 2)."""
+    """One bot message for a channel's webhook URL (docs/wire-contract.md §2)."""
     return {
         "recipient": {"id": conversation_id},
         "senderId": conversation_id,
@@ -36,7 +36,8 @@ def channel_message(
 def messages_event(
     *, items: list[dict[str, Any]], conversation_id: str, version: str, bot_id: str, at: float
 ) -> dict[str, Any]:
-    """A `messages` event for the offloading webhook (SPEC section 4): transcript items."""
+    """A `messages` event for the offloading webhook (docs/wire-contract.md §4): transcript
+    items."""
     return {
         "event": "messages",
         "type": "messages",
@@ -58,8 +59,8 @@ def offload_event(
     bot_id: str,
     at: float,
 ) -> dict[str, Any]:
-    """An `offload` event for the offloading webhook (SPEC section 4): the action's payload
-    and the whole conversation."""
+    """An `offload` event for the offloading webhook (docs/wire-contract.md §4): the action's
+    payload and the whole conversation."""
     return {
         "event": "offload",
         "type": "offload",

@@ -1,4 +1,5 @@
-"""Handing a conversation to a human and back (SPEC 4), as bot turns and agent actions see it.
+"""Handing a conversation to a human and back (docs/wire-contract.md §4), as bot turns and agent
+actions see it.
 
 A conversation is in one of three hands, kept in its conversation meta:
 

@@ -1,7 +1,7 @@
-"""What a bot turn or an agent action sends, committed at once by `broker.deliveries.commit_turn`:
+"""What a bot turn or an agent action sends, committed at once by `fanout.commit_turn`:
 transcript items; deliveries to the conversation's channel webhook, numbered by its
 `messageCounter`; and, where the bot has an offloading integration, `messages` and
-`offload` events for it (SPEC 4).
+`offload` events for it (docs/wire-contract.md §4).
 
 Every transcript item of the turn also goes to the offloading webhook: the turn's items
 travel together in one `messages` event, sent when the turn is committed or, when the

@@ -11,7 +11,7 @@ _MESSAGE_TYPES = {"text": "text", "postback": "postback", "intro": "intro", "loc
 
 
 def user_message(record: dict[str, Any], bot_id: str) -> dict[str, Any]:
-    """A queued inbound message as a UserMessage (SPEC section 4)."""
+    """A queued inbound message as a UserMessage (docs/wire-contract.md §4)."""
     out: dict[str, Any] = {
         "messageType": _MESSAGE_TYPES[record["kind"]],
         "channelType": CHANNEL_TYPE,

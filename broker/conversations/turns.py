@@ -2,7 +2,7 @@
 
 A turn holds the conversation's lock and reads its meta, its signals and a batch of its inbox
 in one round trip. Signals come first (an offload's answer, a timer that fired: see
-`broker.handover`), then the messages, one by one, until the dialogue waits for an
+`broker.conversations.handover`), then the messages, one by one, until the dialogue waits for an
 offload's answer. It commits the new state, the transcript and the outbound deliveries
 in one script, trimming what it used of the inbox and the signals in the same step. A
 crash before the commit leaves everything for the next try; a crash after it leaves

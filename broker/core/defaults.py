@@ -10,7 +10,7 @@ SENTINEL_MASTER = "mymaster"
 PUBLIC_URL = "http://127.0.0.1:8080"
 
 #: Seconds before each attempt of a delivery: the first is immediate, then 5 s, 30 s,
-#: 2 min, 10 min, 30 min, 1 h, 3 h, 6 h and 12 h, about 23 h in all (SPEC section 5).
+#: 2 min, 10 min, 30 min, 1 h, 3 h, 6 h and 12 h, about 23 h in all (docs/wire-contract.md §5).
 RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200)
 
 #: Each retry delay is moved at random by up to this fraction, either way, so that

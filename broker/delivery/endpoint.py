@@ -29,8 +29,8 @@ class Endpoint:
     connect_timeout: float = 0.0
     total_timeout: float = 0.0
     created_at: float = field(default_factory=clock.now)
-    #: Sent as `challenge.verifyToken` in the query of every request (SPEC 4); offloading
-    #: endpoints have one.
+    #: Sent as `challenge.verifyToken` in the query of every request (docs/wire-contract.md
+    #: §4); offloading endpoints have one.
     verify_token: str = ""
 
     def request_url(self) -> str:

@@ -1,4 +1,5 @@
-"""A bot's offloading (human handover) integration: its API URL and verify token (SPEC 4).
+"""A bot's offloading (human handover) integration: its API URL and verify token
+(docs/wire-contract.md §4).
 
 Saving one runs the health check first. The API URL is kept as an endpoint of kind
 "offloading" (id `off_<botId>`, its own signing secret), so the deliveries sent to it

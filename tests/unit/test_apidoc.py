@@ -17,8 +17,8 @@ def web() -> Iterator[WebApp]:
         yield made
 
 
-#: Path parameters as SPEC names them.
-SPEC_NAMES = {
+#: Path parameters as the wire contract names them.
+WIRE_NAMES = {
     "bot_id": "botId",
     "channel_id": "channelId",
     "session_id": "sessionId",
@@ -39,7 +39,7 @@ def test_openapi_document_lists_every_route_of_the_app(web: WebApp) -> None:
     assert document["openapi"] == "3.1.0"
     served = {
         (
-            re.sub(r"<(\w+)>", lambda m: "{" + SPEC_NAMES[m.group(1)] + "}", rule.rule),
+            re.sub(r"<(\w+)>", lambda m: "{" + WIRE_NAMES[m.group(1)] + "}", rule.rule),
             method.lower(),
         )
         for rule in web.app.url_map.iter_rules()

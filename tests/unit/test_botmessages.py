@@ -1,4 +1,5 @@
-"""BotMessage models (SPEC section 3), checked against fixtures written from the SPEC."""
+"""BotMessage models (docs/wire-contract.md §3), checked against fixtures written from the wire
+contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Webhook message API (SPEC 1a and 1c), in-process on a real Redis."""
+"""The Webhook message API (docs/wire-contract.md §1a and §1c), in-process on a real Redis."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The legacy Webhook message API (SPEC 1b), in-process on a real Redis."""
+"""The legacy Webhook message API (docs/wire-contract.md §1b), in-process on a real Redis."""
 
 from __future__ import annotations
 

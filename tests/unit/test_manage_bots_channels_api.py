@@ -1,4 +1,5 @@
-"""Bots and Webhook channels over the API (SPEC 6): shapes, statuses and error fields."""
+"""Bots and Webhook channels over the API (docs/wire-contract.md §6): shapes, statuses and error
+fields."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Outbound safety (SPEC section 5): which addresses an endpoint URL may lead to."""
+"""Outbound safety (docs/wire-contract.md §5): which addresses an endpoint URL may lead to."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The document a bot reply is POSTed as (SPEC section 2), checked against the SPEC example."""
+"""The document a bot reply is POSTed as (docs/wire-contract.md §2), checked against the wire
+contract's example."""
 
 from __future__ import annotations
 

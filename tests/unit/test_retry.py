@@ -1,4 +1,5 @@
-"""The retry policy of SPEC section 5: schedule, jitter, Retry-After, 410 and exhaustion."""
+"""The retry policy of docs/wire-contract.md §5: schedule, jitter, Retry-After, 410 and
+exhaustion."""
 
 from __future__ import annotations
 

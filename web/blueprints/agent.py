@@ -1,4 +1,5 @@
-"""The agent route of SPEC 4: a human agent's messages into a conversation, and hand-back."""
+"""The agent route of docs/wire-contract.md §4: a human agent's messages into a conversation, and
+hand-back."""
 
 from __future__ import annotations
 

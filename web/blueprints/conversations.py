@@ -1,4 +1,5 @@
-"""Conversations of a bot version: sessions, transcripts and session data (SPEC 6)."""
+"""Conversations of a bot version: sessions, transcripts and session data (docs/wire-contract.md
+§6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The Webhook message API (SPEC 1a): authenticate, validate, queue, answer 202."""
+"""The Webhook message API (docs/wire-contract.md §1a): authenticate, validate, queue, answer
+202."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ bp = Blueprint("inbound", __name__)
 
 @bp.post("/v1/channels/webhook/<channel_id>/messages")
 @documented(
-    "Send a user message to the channel's bot (SPEC 1a)",
+    "Send a user message to the channel's bot (docs/wire-contract.md §1a)",
     auth="channel",
     body=InboundMessage,
     answers={202: Queued},

@@ -1,4 +1,5 @@
-"""The legacy Webhook message API (SPEC 1b), for clients written against the old route."""
+"""The legacy Webhook message API (docs/wire-contract.md §1b), for clients written against the
+old route."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ EVENT_RECEIVED = "EVENT_RECEIVED"
 
 @bp.post("/api/webhookMessage/<bot_id>")
 @documented(
-    "Send a user message, legacy form (SPEC 1b)",
+    "Send a user message, legacy form (docs/wire-contract.md §1b)",
     auth="verify_token",
     body=legacy_form.LegacyMessage,
     answers={200: Content("text/plain", "The message is queued.", example=EVENT_RECEIVED)},

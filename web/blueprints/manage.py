@@ -1,4 +1,4 @@
-"""Management API for bots and their Webhook channels (SPEC section 6)."""
+"""Management API for bots and their Webhook channels (docs/wire-contract.md §6)."""
 
 from __future__ import annotations
 

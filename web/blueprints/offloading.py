@@ -1,4 +1,4 @@
-"""A bot's offloading (human handover) integration (SPEC 4 and 6)."""
+"""A bot's offloading (human handover) integration (docs/wire-contract.md §4 and §6)."""
 
 from __future__ import annotations
 
