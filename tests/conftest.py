@@ -1,33 +1,42 @@
-"""Fixtures shared by every test: Redis (real or fake), polling, and settings."""
+"""Fixtures shared by every layer, and the layer marker of every test.
+
+The tests sit in three layers, one directory each, and each test is marked with its own:
+
+- `unit`: pure functions and the core on fakeredis; no Redis server at all.
+- `api`: the Flask app in-process (tests/web_app.py) on the real Redis.
+- `integration`: real web, worker and scheduler processes and real local receivers.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import fakeredis
 import pytest
-import redis
 
 from broker.core import scripts
 from broker.core.connection import Redis
-from broker.core.settings import Settings, parse_allowlist
-from tests.redis_databases import HOST as REDIS_HOST
-from tests.redis_databases import PORT as REDIS_PORT
+from broker.core.settings import Settings
+from tests.receivers import Behaviour, Receiver, ReceiverFactory
+from tests.settings import LOOPBACK
 
-LOOPBACK = parse_allowlist("127.0.0.0/8,::1/128")
+TESTS = Path(__file__).parent
+LAYERS = ("unit", "api", "integration")
 
 
-def require_redis() -> None:
-    """Skip when no Redis listens on 127.0.0.1:6379; under CI=true, fail instead."""
-    try:
-        redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        reason = f"needs Redis on {REDIS_HOST}:{REDIS_PORT} ({exc})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the Redis-backed tests", pytrace=False)
-        pytest.skip(reason)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer, the directory it sits in."""
+    for item in items:
+        if not item.path.is_relative_to(TESTS):
+            continue
+        layer = item.path.relative_to(TESTS).parts[0]
+        if layer not in LAYERS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test belongs in one of tests/{{{','.join(LAYERS)}}}/"
+            )
+        item.add_marker(layer)
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +58,7 @@ def scripts_keep_to_one_slot(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def fake_redis() -> Iterator[Redis]:
     """A fakeredis client with Lua, for fast unit tests of the core."""
-    client = fakeredis.FakeRedis(decode_responses=True)
+    client = cast(Redis, fakeredis.FakeRedis(decode_responses=True))
     yield client
     client.flushall()
 
@@ -62,3 +71,26 @@ def settings() -> Settings:
         retry_schedule=(0, 0.2, 0.4),
         claim_lease=5.0,
     )
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local HTTP receiver that answers 200 until told otherwise."""
+    made = Receiver()
+    yield made
+    made.stop()
+
+
+@pytest.fixture
+def make_receiver() -> Iterator[ReceiverFactory]:
+    """Makes receivers with the behaviour given; stops them all after the test."""
+    made: list[Receiver] = []
+
+    def factory(behaviour: Behaviour | None = None) -> Receiver:
+        item = Receiver(behaviour)
+        made.append(item)
+        return item
+
+    yield factory
+    for item in made:
+        item.stop()

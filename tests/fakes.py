@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from broker.delivery.http_client import AttemptResult, DeliveryClient
 
 
 class RecordingSender:
@@ -17,3 +22,42 @@ class RecordingSender:
 
     def deliver(self, queues: Sequence[str]) -> None:
         self.deliveries.extend(queues)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One POST a ScriptedClient was asked to make."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    @property
+    def document(self) -> Any:
+        """The body, read as JSON."""
+        return json.loads(self.body)
+
+
+class ScriptedClient(DeliveryClient):
+    """A delivery client with no network: answers each POST with the next result given (200
+    once they are used up) and remembers every request."""
+
+    def __init__(self, *results: AttemptResult) -> None:
+        self.results = list(results)
+        self.sent: list[Sent] = []
+
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float = 0,
+        total_timeout: float = 0,
+    ) -> AttemptResult:
+        self.sent.append(Sent(url, body, dict(headers)))
+        return self.results.pop(0) if self.results else AttemptResult(200, 1)

@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
+
+from tests.polling import wait_until
 
 
 @dataclass
@@ -30,7 +32,8 @@ class Hit:
 
     @property
     def body(self) -> dict[str, Any]:
-        return json.loads(self.raw)  # type: ignore[no-any-return]
+        body: dict[str, Any] = json.loads(self.raw)
+        return body
 
     @property
     def webhook_id(self) -> str:
@@ -47,6 +50,12 @@ class Answer:
 
 
 Behaviour = Callable[[Hit], Answer]
+
+
+class ReceiverFactory(Protocol):
+    """The `make_receiver` fixture: a new receiver with the behaviour given (200 otherwise)."""
+
+    def __call__(self, behaviour: Behaviour | None = None) -> Receiver: ...
 
 
 def always(status: int = 200, **kwargs: Any) -> Behaviour:
@@ -128,3 +137,29 @@ class Receiver:
         self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
+
+
+def wait_delivered(receiver: Receiver, count: int, what: str = "") -> list[Hit]:
+    """Wait until exactly `count` requests were answered 2xx; they, in arrival order."""
+
+    def arrived() -> list[Hit]:
+        delivered = receiver.delivered()
+        return delivered if len(delivered) == count else []
+
+    return wait_until(arrived, what=what or f"{count} deliveries")
+
+
+def texts(hits: list[Hit]) -> list[str]:
+    """The text of each reply, in order."""
+    return [hit.body["message"]["text"] for hit in hits]
+
+
+def of_conversation(hits: list[Hit], conversation: str) -> list[Hit]:
+    return [hit for hit in hits if hit.body["sessionId"] == conversation]
+
+
+def closed_url() -> str:
+    """The URL of a receiver already stopped: a port where nothing listens any more."""
+    gone = Receiver()
+    gone.stop()
+    return gone.url

@@ -1,8 +1,12 @@
-"""The Flask app in-process, on a real Redis database of its own, with a recording task sender."""
+"""The Flask app in-process, on a real Redis database of its own, with a recording task sender.
+
+Its answers are read with `get_json()`, which is typed `Any`, where `.json` is `Any | None`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -10,13 +14,17 @@ from typing import Any
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
-from broker.core import keys
+from broker.conversations import turns
+from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
-from tests.conftest import LOOPBACK, require_redis
 from tests.fakes import RecordingSender
+from tests.prerequisites import require_redis
 from tests.redis_databases import db, url
+from tests.settings import LOOPBACK
+from tests.wire_fixtures import wire_fixture
 from web import create_app
 from web.services import Services
 
@@ -38,8 +46,9 @@ class WebApp:
             json={"name": "test", "definition": definition or {"template": "echo"}},
             headers=ADMIN,
         )
-        assert answer.status_code == 201, answer.json
-        return answer.json  # type: ignore[no-any-return]
+        assert answer.status_code == 201, answer.get_json()
+        created: dict[str, Any] = answer.get_json()
+        return created
 
     def channel(self, bot_id: str | None = None, **fields: Any) -> dict[str, Any]:
         """A channel (of a new echo bot unless `bot_id` is given), with its access token."""
@@ -49,17 +58,80 @@ class WebApp:
             json={"webhookUrl": "http://127.0.0.1:9/hook", **fields},
             headers=ADMIN,
         )
-        assert answer.status_code == 201, answer.json
-        return answer.json  # type: ignore[no-any-return]
+        assert answer.status_code == 201, answer.get_json()
+        created: dict[str, Any] = answer.get_json()
+        return created
+
+    def post_message(
+        self,
+        channel: dict[str, Any],
+        body: Any,
+        headers: Mapping[str, str] | None = None,
+        *,
+        client: FlaskClient | None = None,
+    ) -> TestResponse:
+        """POST `body` as JSON to the channel's message route, with its access token and the
+        `headers` given."""
+        return (client or self.client).post(
+            f"/v1/channels/webhook/{channel['id']}/messages",
+            json=body,
+            headers={"Authorization": f"Bearer {channel['accessToken']}", **(headers or {})},
+        )
+
+    def send(
+        self,
+        channel: dict[str, Any],
+        conversation_id: str,
+        text: str | None = None,
+        *,
+        client: FlaskClient | None = None,
+        **extra: Any,
+    ) -> TestResponse:
+        """A user's message on the channel: `text`, or the intro without one."""
+        message = {"textMessage": {"text": text}} if text is not None else {"introMessage": {}}
+        return self.post_message(
+            channel, {"conversationId": conversation_id, "message": message, **extra}, client=client
+        )
+
+    def say(
+        self, channel: dict[str, Any], conversation_id: str, text: str | None = None, **extra: Any
+    ) -> None:
+        """A user's message, accepted, and the bot turn that answers it."""
+        answer = self.send(channel, conversation_id, text, **extra)
+        assert answer.status_code == 202, answer.get_json()
+        turns.run_pending(
+            self.redis, self.settings, self.sender, self.conversation_key(channel, conversation_id)
+        )
+
+    def conversation_key(self, channel: dict[str, Any], conversation_id: str) -> str:
+        return ids.conversation_key(channel["botId"], channel["version"], conversation_id)
+
+    def inbox(self, channel: dict[str, Any], conversation_id: str) -> list[dict[str, Any]]:
+        """The messages that wait in the conversation's inbox for a bot turn, oldest first."""
+        inbox = keys.conversation_inbox(self.conversation_key(channel, conversation_id))
+        return [json.loads(item) for item in self.redis.lrange(inbox, 0, -1)]
 
     def queued_keys(self) -> list[str]:
         """Conversation inboxes that hold something: what a bot turn would take."""
         return sorted(self.redis.scan_iter(match=keys.conversation_inbox("*"), count=1000))
 
 
+def api_error(answer: TestResponse, status: int, code: str, field: str | None = None) -> str:
+    """Check that `answer` is the API's JSON error (tests/fixtures/error.json shows one) with
+    this status, code and field (None: no field); return its message."""
+    assert answer.status_code == status, answer.get_data(as_text=True)
+    assert answer.content_type == "application/json"
+    error = answer.get_json()["error"]
+    assert set(error) <= set(wire_fixture("error.json")["error"])
+    assert error["code"] == code and error["message"]
+    assert error.get("field") == field
+    return str(error["message"])
+
+
 @contextmanager
 def web_app(**changes: Any) -> Iterator[WebApp]:
-    """The app on database `db`, flushed before and after."""
+    """The app on this run's database for in-process tests, flushed before and after, with the
+    settings changed as given."""
     require_redis()
     web_url = url(db("app"))
     settings = Settings(
@@ -68,7 +140,7 @@ def web_app(**changes: Any) -> Iterator[WebApp]:
         admin_token=ADMIN_TOKEN,
         outbound_allowlist=LOOPBACK,
     ).with_changes(**changes)
-    client = redis.Redis.from_url(web_url, decode_responses=True)
+    client: Redis = redis.Redis.from_url(web_url, decode_responses=True)
     client.flushdb()
     sender = RecordingSender()
     app = create_app(Services(settings, client, sender))

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import redis
 import standardwebhooks
 
 from broker.core import ids
+from broker.core.connection import Redis
 from tests.conversations import pause
-from tests.integration.conftest import Api
+from tests.integration.stacks import Api
 from tests.polling import wait_until
-from tests.receivers import Receiver
+from tests.receivers import Receiver, texts, wait_delivered
 
 BUTTONS = {
     "buttonTemplate": {
@@ -24,7 +24,7 @@ BUTTONS = {
 def test_agent_messages_reach_the_user_signed_after_the_bots(api: Api, receiver: Receiver) -> None:
     channel = api.echo_channel(receiver.url)
     api.send(channel, "user-9")
-    wait_until(lambda: len(receiver.delivered()) == 1, what="the welcome")
+    wait_delivered(receiver, 1, "the welcome")
     token = api.post(
         f"/v1/bots/{channel['botId']}/api-tokens", json={"description": "desk"}
     ).json()["token"]
@@ -41,9 +41,7 @@ def test_agent_messages_reach_the_user_signed_after_the_bots(api: Api, receiver:
     )
 
     assert answer.status_code == 202, answer.text
-    hits = wait_until(
-        lambda: len(receiver.delivered()) == 3 and receiver.delivered(), what="the agent's messages"
-    )
+    hits = wait_delivered(receiver, 3, "the agent's messages")
     webhook = standardwebhooks.Webhook(channel["signingSecret"])
     bodies = [webhook.verify(hit.raw, hit.headers) for hit in hits]
     assert [b["messageCounter"] for b in bodies] == [1, 2, 3]
@@ -55,11 +53,11 @@ def test_agent_messages_reach_the_user_signed_after_the_bots(api: Api, receiver:
 
 
 def test_a_paused_conversation_is_silent_until_handed_back(
-    api: Api, receiver: Receiver, data: redis.Redis
+    api: Api, receiver: Receiver, data: Redis
 ) -> None:
     channel = api.echo_channel(receiver.url)
     api.send(channel, "user-5")
-    wait_until(lambda: len(receiver.delivered()) == 1, what="the welcome")
+    wait_delivered(receiver, 1, "the welcome")
     pause(data, ids.conversation_key(channel["botId"], "LIVE", "user-5"))
     messages = f"/v1/bots/{channel['botId']}/conversations/user-5/messages"
 
@@ -74,10 +72,8 @@ def test_a_paused_conversation_is_silent_until_handed_back(
     assert answer.status_code == 202, answer.text
     api.send(channel, "user-5", "thanks")
 
-    hits = wait_until(
-        lambda: len(receiver.delivered()) == 3 and receiver.delivered(), what="hand-back and echo"
-    )
-    assert [h.body["message"]["text"] for h in hits] == [
+    hits = wait_delivered(receiver, 3, "hand-back and echo")
+    assert texts(hits) == [
         "Hello! I repeat what you say.",
         "Hello! I repeat what you say.",
         "You said: thanks",
@@ -89,10 +85,10 @@ def test_a_paused_conversation_is_silent_until_handed_back(
 
 def test_another_bots_token_is_refused(api: Api, receiver: Receiver) -> None:
     channel = api.echo_channel(receiver.url)
-    other = api.post("/v1/bots", json={"name": "other", "definition": {"template": "echo"}}).json()
+    other = api.bot(name="other")
     token = api.post(f"/v1/bots/{other['id']}/api-tokens").json()["token"]
     api.send(channel, "user-1")
-    wait_until(lambda: len(receiver.delivered()) == 1, what="the welcome")
+    wait_delivered(receiver, 1, "the welcome")
     answer = api.post(
         f"/v1/bots/{channel['botId']}/conversations/user-1/actions",
         json={"sendMessages": [{"text": "x"}]},

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from switchboard.cli import main
-from tests.integration.conftest import ADMIN_TOKEN, Api
+from tests.command_line import run_cli, switchboard
+from tests.integration.stacks import ADMIN_TOKEN, Api
 from tests.receivers import Receiver
 from tests.redis_databases import db, url
 
@@ -23,40 +21,34 @@ def cli_env(api: Api, monkeypatch: pytest.MonkeyPatch) -> Api:
     return api
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_bots_and_channels_through_the_cli(
     cli_env: Api, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "bots", "create", "--name", "pizza", "--template", "echo")
+    code, out, _ = run_cli(capsys, "bots", "create", "--name", "pizza", "--template", "echo")
     assert code == 0
     bot_id = out.strip()
     assert bot_id.startswith("bot_")
 
-    code, out, _ = run(capsys, "bots", "list")
+    code, out, _ = run_cli(capsys, "bots", "list")
     assert code == 0 and f"{bot_id}  pizza" in out and "1 bot(s)" in out
 
-    code, out, _ = run(capsys, "bots", "publish", bot_id)
+    code, out, _ = run_cli(capsys, "bots", "publish", bot_id)
     assert code == 0 and "published as LIVE" in out
 
-    code, out, err = run(capsys, "channels", "create", bot_id, "--webhook-url", receiver.url)
+    code, out, err = run_cli(capsys, "channels", "create", bot_id, "--webhook-url", receiver.url)
     assert code == 0 and "accessToken" in err
     channel = json.loads(out)
     assert channel["accessToken"] and channel["signingSecret"].startswith("whsec_")
 
-    code, out, _ = run(capsys, "channels", "list", bot_id)
+    code, out, _ = run_cli(capsys, "channels", "list", bot_id)
     assert code == 0 and f"{channel['id']}  LIVE  {receiver.url}" in out
 
-    code, out, _ = run(capsys, "channels", "rotate-secret", bot_id, channel["id"])
+    code, out, _ = run_cli(capsys, "channels", "rotate-secret", bot_id, channel["id"])
     assert (
         code == 0 and out.strip().startswith("whsec_") and out.strip() != channel["signingSecret"]
     )
 
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "send",
         bot_id,
@@ -71,7 +63,7 @@ def test_bots_and_channels_through_the_cli(
     )
     assert code == 0, err
     assert out.splitlines() == ["bot: Hello! I repeat what you say."]
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "send",
         bot_id,
@@ -87,11 +79,11 @@ def test_bots_and_channels_through_the_cli(
     assert code == 0, err
     assert out.splitlines() == ["bot: You said: pizza please"]
 
-    code, out, _ = run(capsys, "bots", "delete", bot_id)
+    code, out, _ = run_cli(capsys, "bots", "delete", bot_id)
     assert code == 0 and out.strip() == f"{bot_id}: deleted"
     assert cli_env.get(f"/v1/bots/{bot_id}").status_code == 404
     assert cli_env.get(f"/v1/endpoints/{channel['id']}").status_code == 404
-    code, _, err = run(capsys, "bots", "delete", bot_id)
+    code, _, err = run_cli(capsys, "bots", "delete", bot_id)
     assert code != 0 and "404 not_found" in err
 
 
@@ -102,7 +94,7 @@ def test_a_definition_file(
     path.write_text(
         json.dumps({"startState": "a", "states": [{"id": "a", "messages": [{"text": "hi"}]}]})
     )
-    code, out, _ = run(capsys, "bots", "create", "--name", "file", "--definition", str(path))
+    code, out, _ = run_cli(capsys, "bots", "create", "--name", "file", "--definition", str(path))
     assert code == 0
     assert cli_env.get(f"/v1/bots/{out.strip()}").json()["live"]["startState"] == "a"
 
@@ -111,7 +103,7 @@ def test_token_create_for_a_bot_opens_its_agent_route(
     cli_env: Api, receiver: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
     channel = cli_env.echo_channel(receiver.url)
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys, "token", "create", "--bot", channel["botId"], "--description", "desk"
     )
     assert code == 0
@@ -147,7 +139,7 @@ def test_token_create_for_a_bot_opens_its_agent_route(
 def test_bad_input_is_a_message_and_a_nonzero_exit(
     cli_env: Api, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code != 0
     assert message in err
     assert "Traceback" not in err and out == ""
@@ -156,28 +148,15 @@ def test_bad_input_is_a_message_and_a_nonzero_exit(
 def test_a_bad_channel_url_names_the_field(
     cli_env: Api, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = cli_env.post("/v1/bots", json={"name": "b", "definition": {"template": "echo"}}).json()
-    code, _, err = run(capsys, "channels", "create", bot["id"], "--webhook-url", "http://10.0.0.1/")
+    bot = cli_env.bot(name="b")
+    code, _, err = run_cli(
+        capsys, "channels", "create", bot["id"], "--webhook-url", "http://10.0.0.1/"
+    )
     assert code != 0 and "(field webhookUrl)" in err
 
 
 def test_the_command_itself_prints_no_traceback(api: Api) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "switchboard",
-            "bots",
-            "list",
-            "--url",
-            "http://127.0.0.1:1",
-            "--token",
-            "x",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = switchboard("bots", "list", "--url", "http://127.0.0.1:1", "--token", "x")
     assert done.returncode != 0
     assert "cannot reach http://127.0.0.1:1/v1/bots" in done.stderr
     assert "Traceback" not in done.stderr

@@ -8,9 +8,9 @@ from collections import defaultdict
 
 import pytest
 
-from tests.conftest import require_redis
-from tests.integration.delivery_helpers import own_stack
+from tests.integration.stacks import own_stack
 from tests.polling import wait_until
+from tests.prerequisites import require_redis
 from tests.receivers import Answer, Receiver
 
 

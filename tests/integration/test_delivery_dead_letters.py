@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from typing import Any
 
 from broker.core import clock
-from tests.integration.conftest import Api, stack_env
+from tests.command_line import switchboard
+from tests.integration.delivery_helpers import dead_letters
+from tests.integration.stacks import Api, stack_env
 from tests.polling import wait_until
-from tests.receivers import Receiver, always
-
-
-def dead_letters(api: Api, **query: str) -> list[dict[str, Any]]:
-    answer = api.get("/v1/dead-letters", params=query)
-    assert answer.status_code == 200, answer.text
-    items: list[dict[str, Any]] = answer.json()["items"]
-    return items
+from tests.receivers import ReceiverFactory, always, wait_delivered
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **stack_env()}
-    return subprocess.run(
-        [sys.executable, "-m", "switchboard", "dlq", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return switchboard("dlq", *args, env={**os.environ, **stack_env()})
 
 
 def kill_some(api: Api, channel: dict[str, Any], conversation: str, count: int) -> list[str]:
@@ -44,7 +31,7 @@ def kill_some(api: Api, channel: dict[str, Any], conversation: str, count: int) 
 
 
 def test_dead_letters_by_endpoint_and_time_range_through_the_api(
-    api: Api, make_receiver: type[Receiver]
+    api: Api, make_receiver: ReceiverFactory
 ) -> None:
     broken_a = make_receiver(always(500))
     broken_b = make_receiver(always(500))
@@ -69,19 +56,19 @@ def test_dead_letters_by_endpoint_and_time_range_through_the_api(
     broken_a.behaviour = always(200)
     answer = api.post("/v1/dead-letters/replay", json={"endpointId": a["id"], "since": middle})
     assert answer.status_code == 202 and answer.json() == {"replayed": 2, "matched": 2}
-    wait_until(lambda: len(broken_a.delivered()) == 2, what="the late replays")
+    wait_delivered(broken_a, 2, "the late replays")
     assert {hit.webhook_id for hit in broken_a.delivered()} == set(late_a)
     assert sorted(i["id"] for i in dead_letters(api, endpointId=a["id"])) == early_a
 
     one = api.post(f"/v1/deliveries/{early_a[0]}/replay")
     assert one.status_code == 202 and one.json() == {"id": early_a[0], "replayed": True}
-    wait_until(lambda: len(broken_a.delivered()) == 3, what="the single replay")
+    wait_delivered(broken_a, 3, "the single replay")
     assert broken_a.delivered()[-1].webhook_id == early_a[0]
     assert api.post("/v1/deliveries/msg_nope/replay").status_code == 404
     assert len(dead_letters(api)) == 2  # early_a[1] and b's
 
 
-def test_dead_letters_through_the_cli(api: Api, make_receiver: type[Receiver]) -> None:
+def test_dead_letters_through_the_cli(api: Api, make_receiver: ReceiverFactory) -> None:
     broken = make_receiver(always(500))
     other = make_receiver(always(500))
     channel = api.echo_channel(broken.url, retrySchedule=[0])
@@ -106,10 +93,10 @@ def test_dead_letters_through_the_cli(api: Api, make_receiver: type[Receiver]) -
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.strip() == "3 of 3 deliveries queued again"
     assert "replaying " in replayed.stderr and " 3/3" in replayed.stderr  # the progress bar
-    wait_until(lambda: len(broken.delivered()) == 3, what="the replays")
+    wait_delivered(broken, 3, "the replays")
     assert {hit.webhook_id for hit in broken.delivered()} == set(first)
 
     by_id = cli("replay", later[0])
     assert by_id.stdout.strip() == "1 of 1 deliveries queued again"
-    wait_until(lambda: len(broken.delivered()) == 4, what="the replay by id")
+    wait_delivered(broken, 4, "the replay by id")
     assert cli("list").stdout.splitlines()[-1] == "2 dead letter(s)"

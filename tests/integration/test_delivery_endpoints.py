@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import redis
-
 from broker.core import keys
-from tests.integration.conftest import Api
-from tests.integration.delivery_helpers import deliveries, endpoint, of_conversation, texts
+from broker.core.connection import Redis
+from tests.integration.delivery_helpers import deliveries, endpoint
+from tests.integration.stacks import Api
 from tests.polling import wait_until
-from tests.receivers import Answer, Hit, Receiver, always
+from tests.receivers import (
+    Answer,
+    Hit,
+    Receiver,
+    ReceiverFactory,
+    always,
+    of_conversation,
+    texts,
+    wait_delivered,
+)
 
 
 def test_410_disables_the_endpoint_and_its_deliveries_wait_for_enable(
-    api: Api, receiver: Receiver, data: redis.Redis
+    api: Api, receiver: Receiver, data: Redis
 ) -> None:
     receiver.behaviour = always(410, body=b"this hook is gone")
     channel = api.echo_channel(receiver.url)
@@ -41,7 +49,7 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_for_enable(
     enabled = api.post(f"/v1/endpoints/{channel['id']}/enable")
     assert enabled.status_code == 200
     assert enabled.json()["state"] == "healthy" and enabled.json()["queuesResumed"] == 2
-    wait_until(lambda: len(receiver.delivered()) == 3, what="the held replies")
+    wait_delivered(receiver, 3, "the held replies")
     assert texts(of_conversation(receiver.delivered(), "left")) == [
         "You said: one",
         "You said: two",
@@ -50,7 +58,7 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_for_enable(
 
 
 def test_an_operator_disables_an_endpoint_and_nothing_is_lost(
-    api: Api, receiver: Receiver, data: redis.Redis
+    api: Api, receiver: Receiver, data: Redis
 ) -> None:
     channel = api.echo_channel(receiver.url)
     answer = api.post(f"/v1/endpoints/{channel['id']}/disable")
@@ -69,12 +77,12 @@ def test_an_operator_disables_an_endpoint_and_nothing_is_lost(
     assert all(item["status"] == "waiting" for item in deliveries(api, endpointId=channel["id"]))
 
     assert api.post(f"/v1/endpoints/{channel['id']}/enable").status_code == 200
-    wait_until(lambda: len(receiver.delivered()) == 3, what="the replies")
+    wait_delivered(receiver, 3, "the replies")
     assert texts(receiver.delivered()) == [f"You said: m{n}" for n in range(3)]
     assert api.post("/v1/endpoints/ch_nope/enable").status_code == 404
 
 
-def test_endpoint_health_is_listed(api: Api, make_receiver: type[Receiver]) -> None:
+def test_endpoint_health_is_listed(api: Api, make_receiver: ReceiverFactory) -> None:
     good = make_receiver()
 
     def half(hit: Hit) -> Answer:

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import require_redis
-from tests.integration.conftest import Api
-from tests.integration.delivery_helpers import deliveries, endpoint, own_stack, texts
+from tests.integration.delivery_helpers import deliveries, endpoint
+from tests.integration.stacks import Api, own_stack
 from tests.polling import wait_until
-from tests.receivers import Receiver, always
+from tests.prerequisites import require_redis
+from tests.receivers import Receiver, always, texts, wait_delivered
 
 COOLDOWN = 0.6
 DISABLE_AFTER = 4.0
@@ -46,7 +46,7 @@ def test_the_circuit_opens_stops_hammering_then_a_probe_closes_it(
     wait_until(lambda: len(receiver.hits) >= 5, what="a probe after the cool-down")
     first_probe = sorted(receiver.hits, key=lambda hit: hit.at)[4]
     receiver.behaviour = always(200)
-    wait_until(lambda: len(receiver.delivered()) == 4, what="every reply once it is closed")
+    wait_delivered(receiver, 4, "every reply once it is closed")
 
     hits = sorted(receiver.hits, key=lambda hit: hit.at)
     opened_at = hits[2].at  # the third failure in a row opened it
@@ -82,6 +82,6 @@ def test_an_endpoint_failing_for_the_configured_time_is_disabled_then_enabled(
 
     receiver.behaviour = always(200)
     assert touchy.post(f"/v1/endpoints/{channel['id']}/enable").status_code == 200
-    wait_until(lambda: len(receiver.delivered()) == 2, what="the replies after enable")
+    wait_delivered(receiver, 2, "the replies after enable")
     assert texts(receiver.delivered()) == ["You said: one", "You said: two"]
     assert len(receiver.hits) <= hits_when_disabled + 3

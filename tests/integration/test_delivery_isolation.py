@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 
-import redis
-
-from tests.integration.conftest import Api
+from broker.core.connection import Redis
+from tests.integration.stacks import Api
 from tests.polling import wait_until
-from tests.receivers import Answer, Receiver
+from tests.receivers import Answer, ReceiverFactory, wait_delivered
 
 
 def test_a_receiver_that_hangs_for_channel_a_does_not_slow_channel_b(
-    api: Api, data: redis.Redis, make_receiver: type[Receiver]
+    api: Api, data: Redis, make_receiver: ReceiverFactory
 ) -> None:
     hanging = make_receiver(lambda hit: Answer(200, delay=20))
     quick = make_receiver()
@@ -30,6 +29,6 @@ def test_a_receiver_that_hangs_for_channel_a_does_not_slow_channel_b(
     started = time.time()
     for n in range(5):
         assert api.send(channel_b, f"b-{n}", "hello").status_code == 202
-    wait_until(lambda: len(quick.delivered()) == 5, timeout=15, what="B's replies")
+    wait_delivered(quick, 5, "B's replies")
     assert max(hit.at for hit in quick.delivered()) - started < 1.0
     assert hanging.hits == []  # A still hangs

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from broker.core import clock
-from tests.integration.conftest import Api
 from tests.integration.delivery_helpers import deliveries, delivery
+from tests.integration.stacks import Api
 from tests.polling import wait_until
-from tests.receivers import Answer, Hit, Receiver
+from tests.receivers import Answer, Hit, Receiver, ReceiverFactory, wait_delivered
 
 
 def test_every_attempt_is_logged_with_its_outcome(api: Api, receiver: Receiver) -> None:
@@ -58,7 +58,7 @@ def test_a_timeout_is_logged_with_its_error(api: Api, receiver: Receiver) -> Non
 
 
 def test_deliveries_are_filtered_by_status_endpoint_and_conversation(
-    api: Api, make_receiver: type[Receiver]
+    api: Api, make_receiver: ReceiverFactory
 ) -> None:
     good = make_receiver()
     bad = make_receiver(lambda hit: Answer(503))
@@ -69,7 +69,7 @@ def test_deliveries_are_filtered_by_status_endpoint_and_conversation(
     api.send(b, "s1", "three")
     api.send(b, "s1", "four")
     wait_until(lambda: len(deliveries(api, status="dead")) == 2, what="b's replies to die")
-    wait_until(lambda: len(good.delivered()) == 2, what="a's replies")
+    wait_delivered(good, 2, "a's replies")
 
     everything = deliveries(api)
     assert len(everything) == 4

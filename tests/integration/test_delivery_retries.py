@@ -10,16 +10,18 @@ from email.utils import formatdate
 from typing import Any
 
 from switchboard.embedded_redis import free_port
-from tests.integration.conftest import Api
-from tests.integration.delivery_helpers import (
-    attempt_times,
-    deliveries,
-    delivery,
+from tests.integration.delivery_helpers import attempt_times, dead_letters, deliveries, delivery
+from tests.integration.stacks import Api
+from tests.polling import wait_until
+from tests.receivers import (
+    Answer,
+    Hit,
+    Receiver,
+    always,
     of_conversation,
     texts,
+    wait_delivered,
 )
-from tests.polling import wait_until
-from tests.receivers import Answer, Hit, Receiver, always
 
 
 def test_a_receiver_down_then_up_gets_every_reply_in_order_after_the_schedule(api: Api) -> None:
@@ -39,7 +41,7 @@ def test_a_receiver_down_then_up_gets_every_reply_in_order_after_the_schedule(ap
     wait_until(heads_failed_twice, what="each session's first reply to fail twice")
     receiver = Receiver(port=port)
     try:
-        wait_until(lambda: len(receiver.delivered()) == 6, what="6 replies")
+        wait_delivered(receiver, 6)
         for conversation in conversations:
             assert texts(of_conversation(receiver.hits, conversation)) == [
                 f"You said: {conversation} 0",
@@ -77,7 +79,7 @@ def test_twenty_quick_messages_through_a_flaky_receiver_arrive_complete_and_in_o
     for n in range(20):
         assert api.send(channel, "quick", f"m{n}").status_code == 202
 
-    wait_until(lambda: len(receiver.delivered()) == 20, what="20 replies")
+    wait_delivered(receiver, 20)
     assert texts(receiver.delivered()) == [f"You said: m{n}" for n in range(20)]
     # No reply was tried before the one ahead of it had gone through.
     counters = [hit.body["messageCounter"] for hit in receiver.hits]
@@ -149,12 +151,11 @@ def test_an_always_failing_endpoint_ends_in_dead_letters_and_replay_delivers_whe
     api.send(channel, "doomed", "two")
     api.send(channel, "other", "three")
 
-    def dead_letters() -> list[dict[str, Any]]:
-        answer = api.get("/v1/dead-letters", params={"endpointId": channel["id"]})
-        items: list[dict[str, Any]] = answer.json()["items"]
+    def all_dead() -> list[dict[str, Any]]:
+        items = dead_letters(api, endpointId=channel["id"])
         return items if len(items) == 3 else []
 
-    dead = wait_until(dead_letters, what="3 dead letters")
+    dead = wait_until(all_dead, what="3 dead letters")
     assert len(receiver.hits) == 9  # three attempts each, as the schedule says
     # "two" was not tried before "one" was dead.
     doomed = texts(of_conversation(receiver.hits, "doomed"))
@@ -168,7 +169,7 @@ def test_an_always_failing_endpoint_ends_in_dead_letters_and_replay_delivers_whe
     assert answer.status_code == 202
     assert answer.json() == {"replayed": 3, "matched": 3}
 
-    wait_until(lambda: len(receiver.delivered()) == 3, what="the replayed replies")
+    wait_delivered(receiver, 3, "the replayed replies")
     assert texts(of_conversation(receiver.delivered(), "doomed")) == [
         "You said: one",
         "You said: two",

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from switchboard.embedded_redis import free_port
-from tests.conftest import require_redis
-from tests.integration.conftest import ADMIN_TOKEN, Api
-from tests.integration.delivery_helpers import OwnStack, deliveries, own_stack
+from tests.integration.delivery_helpers import deliveries
+from tests.integration.stacks import ADMIN, Api, OwnStack, own_stack
 from tests.polling import wait_until
+from tests.prerequisites import require_redis
 from tests.receivers import Receiver
 
 
@@ -28,15 +28,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Api
         own.start("worker", strict)
         own.start("scheduler", strict)
         own.wait_ready()
-        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        yield Api(f"http://127.0.0.1:{strict_port}", admin), own.api, own
-
-
-def _bot(api: Api) -> str:
-    bot = api.post("/v1/bots", json={"name": "safe", "definition": {"template": "echo"}})
-    assert bot.status_code == 201, bot.text
-    bot_id: str = bot.json()["id"]
-    return bot_id
+        yield Api(f"http://127.0.0.1:{strict_port}", ADMIN), own.api, own
 
 
 @pytest.mark.parametrize(
@@ -55,7 +47,7 @@ def test_internal_urls_are_refused_at_configuration(
     guarded: tuple[Api, Api, OwnStack], url: str
 ) -> None:
     strict, _, _ = guarded
-    bot_id = _bot(strict)
+    bot_id: str = strict.bot(name="safe")["id"]
     answer = strict.post(f"/v1/bots/{bot_id}/channels/webhook", json={"webhookUrl": url})
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
@@ -65,7 +57,7 @@ def test_internal_urls_are_refused_at_configuration(
 
 def test_a_url_changed_to_an_internal_one_is_refused(guarded: tuple[Api, Api, OwnStack]) -> None:
     strict, allowing, _ = guarded
-    bot_id = _bot(allowing)
+    bot_id: str = allowing.bot(name="safe")["id"]
     created = allowing.post(
         f"/v1/bots/{bot_id}/channels/webhook", json={"webhookUrl": "http://127.0.0.1:9/hook"}
     )
@@ -96,7 +88,7 @@ def test_the_worker_checks_again_at_connect_time(
 
 def test_the_allowlist_lets_through_what_it_names(guarded: tuple[Api, Api, OwnStack]) -> None:
     _, allowing, _ = guarded
-    bot_id = _bot(allowing)
+    bot_id: str = allowing.bot(name="safe")["id"]
     for url in ("http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://localhost:9/"):
         answer = allowing.post(f"/v1/bots/{bot_id}/channels/webhook", json={"webhookUrl": url})
         assert answer.status_code == 201, answer.text

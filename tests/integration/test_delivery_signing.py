@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import standardwebhooks
 
-from tests.integration.conftest import Api
+from tests.integration.stacks import Api
 from tests.polling import wait_until
 from tests.receivers import Answer, Receiver
 

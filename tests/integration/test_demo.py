@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+
+from tests.command_line import switchboard
 
 
 def test_demo_runs_the_whole_pipeline_and_exits_0() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "SWITCHBOARD_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "switchboard", "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = switchboard("demo", env=env, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Redis: embedded" in done.stdout
     assert "on try 2 after a 503; signature ok" in done.stdout

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from switchboard.stack import Stack
+from tests.prerequisites import require_chromium
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -23,18 +20,8 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        reason = "needs Debian's chromium (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; .ci/run installs it", pytrace=False)
-        pytest.skip(reason)
-    return found
-
-
 def test_the_reference_page_renders_every_route_in_a_browser(stack: Stack, tmp_path: Path) -> None:
-    browser = chromium()
+    browser = require_chromium()
     shown = subprocess.run(
         [
             browser,

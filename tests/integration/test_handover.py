@@ -12,11 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import standardwebhooks
 
-from tests.conftest import require_redis
-from tests.integration.conftest import Api
-from tests.integration.delivery_helpers import own_stack
+from tests.integration.stacks import Api, own_stack
 from tests.polling import wait_until
-from tests.receivers import Answer, Hit, Receiver
+from tests.prerequisites import require_redis
+from tests.receivers import Answer, Hit, Receiver, ReceiverFactory, texts
 
 VERIFY = "desk-verify-token-1"
 TAKEN = {"offloadSuccess": True, "pauseBot": True}
@@ -60,10 +59,6 @@ def said(receiver: Receiver, actor: str) -> list[str]:
     ]
 
 
-def texts(receiver: Receiver) -> list[str]:
-    return [hit.body["message"].get("text", "") for hit in receiver.delivered()]
-
-
 def configure(api: Api, bot_id: str, receiver: Receiver) -> dict[str, Any]:
     answer = api.put(
         f"/v1/bots/{bot_id}/offloading", json={"apiUrl": receiver.url, "verifyToken": VERIFY}
@@ -74,7 +69,7 @@ def configure(api: Api, bot_id: str, receiver: Receiver) -> dict[str, Any]:
 
 
 def test_a_conversation_is_handed_to_an_agent_and_back(
-    api: Api, make_receiver: Callable[..., Receiver]
+    api: Api, make_receiver: ReceiverFactory
 ) -> None:
     channel_hook = make_receiver()
     live_chat = make_receiver(
@@ -144,7 +139,7 @@ def test_a_conversation_is_handed_to_an_agent_and_back(
         WELCOME,
         "You said: thanks",
     ]
-    wait_until(lambda: texts(channel_hook) == expected, what="the channel's messages")
+    wait_until(lambda: texts(channel_hook.delivered()) == expected, what="the channel's messages")
     hits = channel_hook.delivered()
     assert [hit.body["messageCounter"] for hit in hits] == [1, 2, 3, 4, 5, 6]
     assert len({hit.webhook_id for hit in channel_hook.hits}) == 6
@@ -174,7 +169,7 @@ def test_a_conversation_is_handed_to_an_agent_and_back(
     ids=["refused", "not-json", "malformed"],
 )
 def test_an_offload_that_is_refused_or_malformed_goes_to_the_failure_state(
-    api: Api, make_receiver: Callable[..., Receiver], answer: Answer
+    api: Api, make_receiver: ReceiverFactory, answer: Answer
 ) -> None:
     channel_hook = make_receiver()
     live_chat = make_receiver(desk(lambda hit: answer))
@@ -184,7 +179,9 @@ def test_an_offload_that_is_refused_or_malformed_goes_to_the_failure_state(
     for text in ("human", "hello?"):
         api.send(channel, "bob", text)
 
-    wait_until(lambda: texts(channel_hook) == [NO_AGENT, "You said: hello?"], what="replies")
+    wait_until(
+        lambda: texts(channel_hook.delivered()) == [NO_AGENT, "You said: hello?"], what="replies"
+    )
     wait_until(lambda: said(live_chat, "bot") == [NO_AGENT, "You said: hello?"], what="events")
     assert len(events(live_chat, "offload")) == 1
     for receiver in (channel_hook, live_chat):
@@ -195,7 +192,7 @@ def test_an_offload_that_is_refused_or_malformed_goes_to_the_failure_state(
 
 
 def test_an_unreachable_offloading_endpoint_goes_to_the_failure_state(
-    api: Api, make_receiver: Callable[..., Receiver]
+    api: Api, make_receiver: ReceiverFactory
 ) -> None:
     channel_hook = make_receiver()
     live_chat = make_receiver(desk())
@@ -207,7 +204,7 @@ def test_an_unreachable_offloading_endpoint_goes_to_the_failure_state(
     api.send(channel, "cy", "still no one?")
 
     wait_until(
-        lambda: texts(channel_hook) == [NO_AGENT, "You said: still no one?"],
+        lambda: texts(channel_hook.delivered()) == [NO_AGENT, "You said: still no one?"],
         timeout=20,
         what="the failure branch, then the bot again",
     )
@@ -217,7 +214,7 @@ def test_an_unreachable_offloading_endpoint_goes_to_the_failure_state(
 
 
 def test_a_silent_agent_hands_the_conversation_back_by_itself(
-    tmp_path_factory: pytest.TempPathFactory, make_receiver: Callable[..., Receiver]
+    tmp_path_factory: pytest.TempPathFactory, make_receiver: ReceiverFactory
 ) -> None:
     require_redis()
     channel_hook = make_receiver()
@@ -253,4 +250,6 @@ def test_a_silent_agent_hands_the_conversation_back_by_itself(
             }
         ]
         own.api.send(channel, "dee", "anyone?")
-        wait_until(lambda: texts(channel_hook) == ["You said: anyone?"], what="the bot again")
+        wait_until(
+            lambda: texts(channel_hook.delivered()) == ["You said: anyone?"], what="the bot again"
+        )

@@ -12,9 +12,8 @@ from typing import Any
 
 import requests
 
-from tests.integration.conftest import Api
-from tests.polling import wait_until
-from tests.receivers import Hit, Receiver
+from tests.integration.stacks import Api
+from tests.receivers import Hit, Receiver, ReceiverFactory, wait_delivered
 
 PIZZA_BOT = {
     "startState": "menu",
@@ -55,23 +54,16 @@ def legacy_send(api: Api, bot_id: str, sender: str, token: str, text: str) -> re
     )
 
 
-def replies(receiver: Receiver, count: int) -> list[Hit]:
-    return wait_until(
-        lambda: len(receiver.delivered()) >= count and receiver.delivered(),
-        what=f"{count} replies",
-    )
-
-
 def read_like_an_example_receiver(hit: Hit) -> tuple[str, str, dict[str, Any]]:
     body = hit.body
     return body["senderId"], body["verifyToken"], body["message"]
 
 
 def test_a_legacy_client_talks_to_its_channel_and_presses_buttons(
-    api: Api, make_receiver: Any
+    api: Api, make_receiver: ReceiverFactory
 ) -> None:
     other, mine = make_receiver(), make_receiver()
-    bot = api.post("/v1/bots", json={"name": "pizza", "definition": PIZZA_BOT}).json()
+    bot = api.bot(PIZZA_BOT, name="pizza")
     for url, token in ((other.url, "other-token"), (mine.url, "8wMsLZkdDPT64nqh")):
         created = api.post(
             f"/v1/bots/{bot['id']}/channels/webhook", json={"webhookUrl": url, "verifyToken": token}
@@ -81,7 +73,7 @@ def test_a_legacy_client_talks_to_its_channel_and_presses_buttons(
 
     first = legacy_send(api, bot["id"], sender, "8wMsLZkdDPT64nqh", "hi")
     assert first.status_code == 200 and first.text == "EVENT_RECEIVED"
-    (menu,) = replies(mine, 1)
+    (menu,) = wait_delivered(mine, 1)
     sender_id, token, message = read_like_an_example_receiver(menu)
     assert (sender_id, token) == (sender, "8wMsLZkdDPT64nqh")
     assert message["attachment"]["payload"]["text"] == "Which size?"
@@ -93,7 +85,7 @@ def test_a_legacy_client_talks_to_its_channel_and_presses_buttons(
         "caption": "Large",
     }
     assert legacy_send(api, bot["id"], sender, token, json.dumps(pressed)).status_code == 200
-    _, large = replies(mine, 2)
+    _, large = wait_delivered(mine, 2)
     assert read_like_an_example_receiver(large) == (
         sender,
         "8wMsLZkdDPT64nqh",
@@ -102,7 +94,7 @@ def test_a_legacy_client_talks_to_its_channel_and_presses_buttons(
 
     button_payload = message["attachment"]["payload"]["buttons"][0]["payload"]
     assert legacy_send(api, bot["id"], sender, token, button_payload).status_code == 200
-    _, _, small = replies(mine, 3)
+    _, _, small = wait_delivered(mine, 3)
     assert small.body["message"] == {"text": "A small pizza (fr)"}
     assert [hit.body["messageCounter"] for hit in mine.delivered()] == [1, 2, 3]
     assert other.delivered() == []
@@ -114,5 +106,5 @@ def test_a_wrong_verify_token_is_401_and_gets_no_reply(api: Api, receiver: Recei
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "unauthorized"
     assert legacy_send(api, channel["botId"], "s1", channel["verifyToken"], "hi").status_code == 200
-    (hit,) = replies(receiver, 1)
+    (hit,) = wait_delivered(receiver, 1)
     assert hit.body["message"] == {"text": "You said: hi"}

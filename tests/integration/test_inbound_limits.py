@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.integration.conftest import Api
+from tests.integration.stacks import Api
 from tests.receivers import Receiver
 
 LIMIT = 1024 * 1024

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import standardwebhooks
 
-from tests.integration.conftest import Api
+from tests.integration.stacks import Api
 from tests.polling import wait_until
-from tests.receivers import Receiver
+from tests.receivers import Receiver, texts, wait_delivered
 
 
 def test_message_reaches_the_receiver_signed(api: Api, receiver: Receiver) -> None:
@@ -36,12 +36,11 @@ def test_a_conversation_arrives_in_order(api: Api, receiver: Receiver) -> None:
     for n in range(5):
         assert api.send(channel, "user-7", f"message {n}").status_code == 202
 
-    hits = wait_until(
-        lambda: len(receiver.delivered()) == 6 and receiver.delivered(), what="6 replies"
-    )
+    hits = wait_delivered(receiver, 6)
 
-    texts = [hit.body["message"]["text"] for hit in hits]
-    assert texts == ["Hello! I repeat what you say."] + [f"You said: message {n}" for n in range(5)]
+    assert texts(hits) == ["Hello! I repeat what you say."] + [
+        f"You said: message {n}" for n in range(5)
+    ]
     assert [hit.body["messageCounter"] for hit in hits] == [1, 2, 3, 4, 5, 6]
 
 
@@ -51,9 +50,9 @@ def test_a_repeated_idempotency_key_is_processed_once(api: Api, receiver: Receiv
     again = api.send(channel, "user-1", "once", messageId="m-1")
     api.send(channel, "user-1", "twice")
 
-    wait_until(lambda: len(receiver.delivered()) == 2, what="2 replies")
+    wait_delivered(receiver, 2)
     assert first.json()["messageId"] == again.json()["messageId"] == "m-1"
-    assert [h.body["message"]["text"] for h in receiver.delivered()] == [
+    assert texts(receiver.delivered()) == [
         "You said: once",
         "You said: twice",
     ]

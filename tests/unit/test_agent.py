@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import pytest
 
-from broker.bots import bot_store
 from broker.channels import channel_store
-from broker.conversations import agent_actions, conversation_store, ingress, turns
+from broker.channels.channel import Channel
+from broker.conversations import agent_actions, conversation_store, turns
+from broker.conversations.conversation import Conversation
 from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import Conflict, NotFound, ValidationFailed
 from broker.core.locks import Lock
 from broker.core.settings import Settings
-from tests.conversations import pause, read_meta
+from tests.conversations import new_channel, pause, queued_bodies, read_meta, user_says
 from tests.fakes import RecordingSender
 
-MENU = {
+MENU: dict[str, Any] = {
     "startState": "welcome",
     "states": [
         {"id": "welcome", "messages": [{"text": "Hi"}]},
@@ -27,25 +28,14 @@ MENU = {
 
 
 def _talked(
-    r: Redis, settings: Settings, definition: dict[str, object]
-) -> tuple[dict[str, str], conversation_store.Conversation]:
+    r: Redis, settings: Settings, definition: dict[str, Any]
+) -> tuple[Channel, Conversation]:
     """A bot whose conversation u1 said hello and got its welcome."""
-    bot = bot_store.create(r, "b", definition)
-    created = channel_store.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
-    channel = channel_store.get(r, created["id"])
+    channel = new_channel(r, settings, definition, bot_name="b")
     sender = RecordingSender()
-    ingress.accept(
-        r, settings, sender, channel=channel, conversation_id="u1", message={"kind": "intro"}
-    )
-    turns.run_pending(r, settings, sender, ids.conversation_key(bot["id"], "LIVE", "u1"))
-    return channel, conversation_store.find(r, bot["id"], "LIVE", "u1")
-
-
-def _bodies(
-    r: Redis, conversation: conversation_store.Conversation, channel_id: str
-) -> list[dict[str, object]]:
-    queue = r.lrange(keys.fifo(conversation.key, channel_id), 0, -1)
-    return [json.loads(r.hget(keys.delivery(conversation.key, d), "body")) for d in queue]
+    user_says(r, settings, sender, channel)
+    turns.run_pending(r, settings, sender, ids.conversation_key(channel.bot_id, "LIVE", "u1"))
+    return channel, conversation_store.find(r, channel.bot_id, "LIVE", "u1")
 
 
 def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings: Settings) -> None:
@@ -60,7 +50,7 @@ def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings
         messages=[{"text": "Agent here"}, {"text": "How can I help?"}],
     )
 
-    bodies = _bodies(fake_redis, conversation, channel.id)
+    bodies = queued_bodies(fake_redis, conversation.key, channel.id)
     assert [b["message"] for b in bodies] == [
         {"text": "Hi"},
         {"text": "Agent here"},
@@ -93,16 +83,9 @@ def test_a_paused_conversation_keeps_user_messages_but_the_bot_is_silent(
     channel, conversation = _talked(fake_redis, settings, {"template": "echo"})
     pause(fake_redis, conversation.key)
     sender = RecordingSender()
-    ingress.accept(
-        fake_redis,
-        settings,
-        sender,
-        channel=channel,
-        conversation_id="u1",
-        message={"kind": "text", "text": "hello?"},
-    )
+    user_says(fake_redis, settings, sender, channel, "hello?")
     turns.run_pending(fake_redis, settings, sender, conversation.key)
-    assert len(_bodies(fake_redis, conversation, channel.id)) == 1
+    assert len(queued_bodies(fake_redis, conversation.key, channel.id)) == 1
     items, _ = conversation_store.transcript_page(fake_redis, conversation, 0, 50)
     assert items[-1]["actor"] == "user"
 
@@ -124,7 +107,7 @@ def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
     )
 
     assert answer["paused"] is False
-    bodies = _bodies(fake_redis, conversation, channel.id)
+    bodies = queued_bodies(fake_redis, conversation.key, channel.id)
     assert bodies[-1]["message"] == {"text": "Back with the bot. Pizza or pasta?"}
     assert bodies[-1]["messageCounter"] == 2
     meta = read_meta(fake_redis, conversation.key)
@@ -147,7 +130,7 @@ def test_hand_back_to_an_unknown_state_is_refused_before_anything_is_sent(
             go_to="nowhere",
         )
     assert raised.value.field == "goToDialogstate"
-    assert len(_bodies(fake_redis, conversation, channel.id)) == 1
+    assert len(queued_bodies(fake_redis, conversation.key, channel.id)) == 1
 
 
 def test_a_conversation_held_by_a_bot_turn_is_busy(

@@ -4,8 +4,6 @@ contract."""
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,16 +11,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from broker.bots.botmessages import BotMessage
 from broker.core.validation import first_fault
+from tests.wire_fixtures import BOT_MESSAGE_KINDS, bot_message
 
 bot_message_adapter: TypeAdapter[BotMessage] = TypeAdapter(BotMessage)
-
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "botmessages"
-KINDS = sorted(path.stem for path in FIXTURES.glob("*.json"))
-
-
-def fixture(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
-    return loaded
 
 
 def fault_of(message: Any) -> str | None:
@@ -32,7 +23,7 @@ def fault_of(message: Any) -> str | None:
 
 
 def test_there_is_a_fixture_for_every_kind_of_the_spec() -> None:
-    assert KINDS == [
+    assert BOT_MESSAGE_KINDS == [
         "button_template",
         "event",
         "generic_template",
@@ -46,29 +37,29 @@ def test_there_is_a_fixture_for_every_kind_of_the_spec() -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", BOT_MESSAGE_KINDS)
 def test_each_spec_message_validates_and_keeps_its_exact_fields(kind: str) -> None:
-    message = fixture(kind)
+    message = bot_message(kind)
     model = bot_message_adapter.validate_python(message)
     assert bot_message_adapter.dump_python(model, exclude_none=True) == message
 
 
 def _generic_with_four_buttons() -> dict[str, Any]:
-    message = fixture("generic_template")
+    message = bot_message("generic_template")
     element = message["attachment"]["payload"]["elements"][1]
     element["buttons"].append(copy.deepcopy(element["buttons"][0]))
     return message
 
 
 def _list_with(count: int) -> dict[str, Any]:
-    message = fixture("list_template")
+    message = bot_message("list_template")
     first = message["attachment"]["payload"]["elements"][0]
     message["attachment"]["payload"]["elements"] = [copy.deepcopy(first) for _ in range(count)]
     return message
 
 
 def _without(name: str, *path: str | int) -> dict[str, Any]:
-    message = fixture(name)
+    message = bot_message(name)
     holder: Any = message
     for step in path[:-1]:
         holder = holder[step]

@@ -8,20 +8,14 @@ import sys
 import click
 import pytest
 
-from switchboard.cli import main
 from switchboard.listing import Column, show
+from tests.command_line import run_cli
 
 OUT_OF_REACH = "127.0.0.1:1"
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_help_lists_the_services_then_the_tools(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "-h")
+    code, out, _ = run_cli(capsys, "-h")
     assert code == 0
     listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line]
     assert listed == [
@@ -50,7 +44,7 @@ def test_help_lists_the_services_then_the_tools(capsys: pytest.CaptureFixture[st
 def test_bad_usage_exits_2_with_a_message(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert code == 2 and out == ""
     assert message in err and "Traceback" not in err
 
@@ -60,7 +54,7 @@ def test_the_api_and_its_token_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("SWITCHBOARD_URL", f"http://{OUT_OF_REACH}")
     monkeypatch.setenv("SWITCHBOARD_ADMIN_TOKEN", "token")
-    code, out, err = run(capsys, "bots", "list")
+    code, out, err = run_cli(capsys, "bots", "list")
     assert (code, out) == (2, "")
     assert err == (
         f"switchboard: cannot reach http://{OUT_OF_REACH}/v1/bots; "
@@ -72,7 +66,7 @@ def test_no_admin_token_is_a_message(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SWITCHBOARD_ADMIN_TOKEN", raising=False)
-    code, _, err = run(capsys, "bots", "list")
+    code, _, err = run_cli(capsys, "bots", "list")
     assert code == 2
     assert err == "switchboard: give the admin token with --token or SWITCHBOARD_ADMIN_TOKEN\n"
 
@@ -82,7 +76,7 @@ def test_redis_out_of_reach_is_a_message(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:
     monkeypatch.setenv("REDIS_URL", f"redis://{OUT_OF_REACH}/0")
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert (code, out) == (2, "")
     assert err.startswith("switchboard: cannot reach Redis (REDIS_URL): ")
     assert "Traceback" not in err

@@ -14,21 +14,9 @@ from broker.delivery import delivery_index, endpoint_store, fanout, health, queu
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import Delivery, queue_ref
-from tests.fakes import RecordingSender
+from tests.fakes import RecordingSender, ScriptedClient
 
 EP = "ch_core"
-
-
-class ScriptedClient:
-    """Answers each POST with the next result; remembers what was sent."""
-
-    def __init__(self, *results: AttemptResult) -> None:
-        self.results = list(results)
-        self.sent: list[tuple[str, dict[str, str]]] = []
-
-    def post(self, url: str, body: bytes, headers: dict[str, str], **_: Any) -> AttemptResult:
-        self.sent.append((body.decode(), dict(headers)))
-        return self.results.pop(0) if self.results else AttemptResult(200, 1)
 
 
 @pytest.fixture
@@ -86,8 +74,8 @@ def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
     assert r.llen(keys.fifo(conversation_key, EP)) == 2
     monkeypatch.setattr(scripts, "run", real)
     client = ScriptedClient()
-    queues.work_queue(r, settings, RecordingSender(), client, ref)  # type: ignore[arg-type]
-    assert [body for body, _ in client.sent] == ['{"text":"one"}', '{"text":"two"}']
+    queues.work_queue(r, settings, RecordingSender(), client, ref)
+    assert [sent.text for sent in client.sent] == ['{"text":"one"}', '{"text":"two"}']
     assert r.zscore(keys.DUE, ref) is None
 
 
@@ -107,7 +95,7 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     ref = queue_ref(conversation_key, EP)
     first, second = fan_out(r, settings, conversation_key, ["one", "two"])
     failing = ScriptedClient(*[AttemptResult(500, 3, response="no") for _ in range(3)])
-    run = queues.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
+    run = queues.work_queue(r, settings, RecordingSender(), failing, ref)
     assert run.attempts == 1
     view = records.view(r, first)
     assert view["status"] == "queued" and "nextAttemptAt" in view
@@ -117,20 +105,20 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     # The retries, due at once for the test: the head dies, then the next one goes.
     for _ in range(2):
         r.hset(keys.delivery(conversation_key, first), "nextAttemptAt", "0")
-        queues.work_queue(r, settings, RecordingSender(), failing, ref)  # type: ignore[arg-type]
+        queues.work_queue(r, settings, RecordingSender(), failing, ref)
     assert records.view(r, first)["status"] == "dead"
     assert records.view(r, second)["status"] == "delivered"
     assert delivery_index.dead_letter_ids(r) == [first]
-    assert [body for body, _ in failing.sent] == ['{"text":"one"}'] * 3 + ['{"text":"two"}']
+    assert [sent.text for sent in failing.sent] == ['{"text":"one"}'] * 3 + ['{"text":"two"}']
 
     assert replay.replay(r, first) is True
     assert replay.replay(r, first) is False  # already on its way
     assert delivery_index.dead_letter_ids(r) == []
     fixed = ScriptedClient()
-    queues.work_queue(r, settings, RecordingSender(), fixed, ref)  # type: ignore[arg-type]
+    queues.work_queue(r, settings, RecordingSender(), fixed, ref)
     again = records.view(r, first)
     assert again["status"] == "delivered" and len(again["attempts"]) == 4
-    assert fixed.sent[0][1]["webhook-id"] == first
+    assert fixed.sent[0].headers["webhook-id"] == first
 
 
 def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Settings) -> None:
@@ -138,7 +126,7 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
     ref = queue_ref(conversation_key, EP)
     first, _second = fan_out(r, settings, conversation_key, ["one", "two"])
     gone = ScriptedClient(AttemptResult(410, 1))
-    queues.work_queue(r, settings, RecordingSender(), gone, ref)  # type: ignore[arg-type]
+    queues.work_queue(r, settings, RecordingSender(), gone, ref)
     assert len(gone.sent) == 1
     view = health.view(r, endpoint_store.load(r, EP))
     assert view["state"] == "disabled" and "410" in view["disabledReason"]
@@ -147,8 +135,8 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
     assert records.view(r, first)["status"] == "waiting"
     assert health.enable(r, EP) == 1
     back = ScriptedClient()
-    queues.work_queue(r, settings, RecordingSender(), back, ref)  # type: ignore[arg-type]
-    assert [body for body, _ in back.sent] == ['{"text":"one"}', '{"text":"two"}']
+    queues.work_queue(r, settings, RecordingSender(), back, ref)
+    assert [sent.text for sent in back.sent] == ['{"text":"one"}', '{"text":"two"}']
 
 
 def test_replay_of_a_record_that_expired_is_passed_over(r: Redis, settings: Settings) -> None:

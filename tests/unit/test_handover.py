@@ -8,39 +8,19 @@ from typing import Any
 
 import pytest
 
-from broker.bots import bot_store
-from broker.channels import channel_store
-from broker.conversations import (
-    agent_actions,
-    conversation_store,
-    handover,
-    ingress,
-    scheduler,
-    turns,
-)
-from broker.conversations.conversation import ConversationMeta
+from broker.channels.channel import Channel
+from broker.conversations import agent_actions, conversation_store, handover, scheduler, turns
+from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import offloading, queues
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import queue_ref
-from tests.conversations import read_meta
-from tests.fakes import RecordingSender
+from tests.conversations import new_channel, read_meta, user_says
+from tests.fakes import RecordingSender, ScriptedClient
 
 TAKEN = json.dumps({"offloadSuccess": True, "pauseBot": True})
-
-
-class ScriptedClient:
-    """Answers each POST with the next result; remembers the URLs and bodies it was sent."""
-
-    def __init__(self, *results: AttemptResult) -> None:
-        self.results = list(results)
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def post(self, url: str, body: bytes, headers: dict[str, str], **_: Any) -> AttemptResult:
-        self.sent.append((url, json.loads(body)))
-        return self.results.pop(0) if self.results else AttemptResult(200, 1)
 
 
 @dataclass
@@ -49,7 +29,7 @@ class Desk:
 
     r: Redis
     settings: Settings
-    channel: dict[str, str]
+    channel: Channel
     conversation_key: str
     sender: RecordingSender = field(default_factory=RecordingSender)
 
@@ -62,15 +42,7 @@ class Desk:
         return offloading.endpoint_id(self.bot_id)
 
     def say(self, text: str | None = None, **extra: Any) -> None:
-        message = {"kind": "text", "text": text} if text is not None else {"kind": "intro"}
-        ingress.accept(
-            self.r,
-            self.settings,
-            self.sender,
-            channel=self.channel,
-            conversation_id="u1",
-            message={**message, **extra},
-        )
+        user_says(self.r, self.settings, self.sender, self.channel, text, **extra)
 
     def turn(self) -> int:
         return turns.run_pending(self.r, self.settings, self.sender, self.conversation_key)
@@ -94,7 +66,7 @@ class Desk:
         """Work the offloading queue with scripted answers; returns what it was sent."""
         client = ScriptedClient(*results)
         ref = queue_ref(self.conversation_key, self.offloading)
-        queues.work_queue(self.r, self.settings, self.sender, client, ref)  # type: ignore[arg-type]
+        queues.work_queue(self.r, self.settings, self.sender, client, ref)
         return client
 
     def meta(self) -> ConversationMeta:
@@ -104,11 +76,9 @@ class Desk:
 @pytest.fixture
 def desk(fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Desk:
     monkeypatch.setattr(offloading, "health_check", lambda *args: None)
-    bot = bot_store.create(fake_redis, "echo", {"template": "echo"})
-    created = channel_store.create(fake_redis, settings, bot["id"], "http://127.0.0.1:9/hook")
-    offloading.configure(fake_redis, settings, bot["id"], "http://127.0.0.1:9/desk", "vt-123")
-    channel = channel_store.get(fake_redis, created["id"])
-    return Desk(fake_redis, settings, channel, ids.conversation_key(bot["id"], "LIVE", "u1"))
+    channel = new_channel(fake_redis, settings)
+    offloading.configure(fake_redis, settings, channel.bot_id, "http://127.0.0.1:9/desk", "vt-123")
+    return Desk(fake_redis, settings, channel, ids.conversation_key(channel.bot_id, "LIVE", "u1"))
 
 
 def _users(event: dict[str, Any]) -> list[str]:
@@ -187,7 +157,7 @@ def test_the_offload_goes_to_the_api_url_and_its_end_signals_the_conversation(de
 
     client = desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
 
-    assert [url for url, _ in client.sent] == [
+    assert [sent.url for sent in client.sent] == [
         "http://127.0.0.1:9/desk?challenge.verifyToken=vt-123"
     ] * 2
     (signal,) = desk.r.lrange(keys.conversation_signals(desk.conversation_key), 0, -1)
@@ -301,9 +271,10 @@ def test_an_expired_offload_is_dead_lettered_unsent(desk: Desk) -> None:
     first = desk.bodies(desk.offloading)[0]
     assert first["kind"] == "messages"
     messages_id = desk.r.lindex(keys.fifo(desk.conversation_key, desk.offloading), 0)
+    assert messages_id is not None
     desk.r.hset(keys.delivery(desk.conversation_key, messages_id), "nextAttemptAt", "0")
     client = desk.answer_offload()
-    assert [body["event"] for _, body in client.sent] == ["messages"]
+    assert [sent.document["event"] for sent in client.sent] == ["messages"]
     record = desk.r.hgetall(keys.delivery(desk.conversation_key, offload_id))
     assert record["status"] == "dead"
     desk.turn()
@@ -317,7 +288,8 @@ def test_a_late_answer_fails_the_offload_by_its_timer(
     desk.say("human")
     desk.turn()
     assert scheduler.fire_timers(desk.r, desk.settings, desk.sender) == 1
-    assert json.loads(desk.r.lindex(keys.conversation_signals(desk.conversation_key), 0)) == {
+    signal = desk.r.lindex(keys.conversation_signals(desk.conversation_key), 0)
+    assert signal is not None and json.loads(signal) == {
         "kind": "timer",
         "name": "offload",
     }
@@ -331,7 +303,7 @@ def test_a_late_answer_fails_the_offload_by_its_timer(
     assert not desk.meta().handover.paused
 
 
-def _paused(desk: Desk) -> conversation_store.Conversation:
+def _paused(desk: Desk) -> Conversation:
     desk.say("human")
     desk.turn()
     desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))

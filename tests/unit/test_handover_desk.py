@@ -111,11 +111,12 @@ def test_the_terminal_answers_the_last_handover_and_hands_back(
     headers, raw = _signed(OFFLOAD)
     desk.take("/x?challenge.verifyToken=vt", headers, raw)
     calls: list[tuple[str, str, str, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        desk_module,
-        "call",
-        lambda base, method, path, token, body: calls.append((method, path, token, body)) or {},
-    )
+
+    def call(base: str, method: str, path: str, token: str, body: dict[str, Any]) -> Any:
+        calls.append((method, path, token, body))
+        return {}
+
+    monkeypatch.setattr(desk_module, "call", call)
     monkeypatch.setattr("sys.stdin", io.StringIO("Hello Ann\n/resume menu\n/list\n/quit\nlost\n"))
 
     desk_module.console(desk)

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from broker.core.settings import parse_allowlist
 from broker.delivery.http_client import DeliveryClient
-from tests.receivers import Answer, Receiver, always
+from tests.receivers import Answer, Receiver, always, closed_url
 
 LOOPBACK = parse_allowlist("127.0.0.0/8")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made = Receiver()
-    yield made
-    made.stop()
 
 
 def _client(allowlist: Any = LOOPBACK) -> DeliveryClient:
@@ -129,18 +121,15 @@ def test_a_hanging_endpoint_times_out(receiver: Receiver) -> None:
 
 
 def test_a_closed_port_is_a_connection_error() -> None:
-    gone = Receiver()
-    url = gone.url
-    gone.stop()
-    result = _client().post(url, b"{}", {})
+    result = _client().post(closed_url(), b"{}", {})
     assert result.status_code is None and result.error == "connection refused"
 
 
 def test_connections_are_kept_alive(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
-    from broker.delivery import http_client
+    from broker.delivery import http_client, netsafety
 
     opened: list[str] = []
-    real = http_client.checked_addresses
+    real = netsafety.checked_addresses
 
     def counting(host: str, port: int, allowlist: Any) -> Any:
         opened.append(host)

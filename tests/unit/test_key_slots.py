@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.core import keys, scripts
+from broker.core.connection import Redis
 
 
 def test_a_conversation_s_keys_share_one_slot() -> None:
@@ -45,8 +46,8 @@ def test_an_endpoint_s_and_a_bot_s_keys_each_share_one_slot() -> None:
     assert len(scripts.slots(bot)) == 1
 
 
-def test_a_script_whose_keys_span_two_slots_fails_the_check(fake_redis: object) -> None:
+def test_a_script_whose_keys_span_two_slots_fails_the_check(fake_redis: Redis) -> None:
     spread = [keys.conversation_inbox("a" * 20), keys.conversation_inbox("b" * 20)]
     assert len(scripts.slots(spread)) == 2
     with pytest.raises(AssertionError, match="keys in several slots"):
-        scripts.run(fake_redis, "turn_finish", spread, [])  # type: ignore[arg-type]
+        scripts.run(fake_redis, "turn_finish", spread, [])

@@ -1,28 +1,11 @@
-"""Redis connections: enough of them for every thread of a worker process."""
+"""Redis connections: a URL that is not Redis's is refused before any connection."""
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from broker.core.connection import connect
-from broker.core.defaults import DELIVERY_CONCURRENCY
 from broker.core.errors import ConfigError
-from tests.conftest import require_redis
-from tests.redis_databases import db, url
-
-
-def test_more_threads_than_redis_py_s_default_pool_all_get_a_connection() -> None:
-    require_redis()
-    r = connect(url(db("app")))
-    threads = DELIVERY_CONCURRENCY + 30  # above redis-py's default limit of 100
-    with ThreadPoolExecutor(threads) as pool:
-        # Each holds its connection for a moment, so they overlap.
-        answers = list(
-            pool.map(lambda n: r.blpop([f"sb:test:empty:{n}"], timeout=0.3), range(threads))
-        )
-    assert answers == [None] * threads
 
 
 def test_a_url_that_is_not_redis_is_a_config_error() -> None:

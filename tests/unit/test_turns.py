@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-import json
-
-from broker.bots import bot_store
-from broker.channels import channel_store
-from broker.conversations import conversation_store, ingress, turns
+from broker.conversations import conversation_store, turns
 from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery.records import queue_ref
+from tests.conversations import new_channel, queued_bodies, user_says
 from tests.fakes import RecordingSender
-
-
-def _channel(r: Redis, settings: Settings) -> dict[str, str]:
-    bot = bot_store.create(r, "echo", {"template": "echo"})
-    created = channel_store.create(r, settings, bot["id"], "http://127.0.0.1:9/hook")
-    return channel_store.get(r, created["id"])
-
-
-def _send(
-    r: Redis,
-    settings: Settings,
-    sender: RecordingSender,
-    channel: dict[str, str],
-    text: str,
-    **kw: str,
-) -> ingress.Accepted:
-    return ingress.accept(
-        r,
-        settings,
-        sender,
-        channel=channel,
-        conversation_id="u1",
-        message={"kind": "text", "text": text},
-        **kw,
-    )
 
 
 def test_only_the_first_message_of_an_idle_conversation_enqueues_a_turn(
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
-    channel = _channel(fake_redis, settings)
+    channel = new_channel(fake_redis, settings)
     for n in range(5):
-        assert _send(fake_redis, settings, sender, channel, f"m{n}").queued
+        assert user_says(fake_redis, settings, sender, channel, f"m{n}").queued
     conversation_key = ids.conversation_key(channel.bot_id, "LIVE", "u1")
     assert sender.turns == [conversation_key]
     assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 5
@@ -56,9 +28,9 @@ def test_a_repeated_idempotency_key_is_acknowledged_but_not_queued(
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
-    channel = _channel(fake_redis, settings)
-    first = _send(fake_redis, settings, sender, channel, "hi", idempotency_key="k1")
-    again = _send(fake_redis, settings, sender, channel, "hi", idempotency_key="k1")
+    channel = new_channel(fake_redis, settings)
+    first = user_says(fake_redis, settings, sender, channel, "hi", idempotency_key="k1")
+    again = user_says(fake_redis, settings, sender, channel, "hi", idempotency_key="k1")
     assert first.queued and not again.queued
     assert again.message_id == first.message_id
     conversation_key = ids.conversation_key(channel.bot_id, "LIVE", "u1")
@@ -69,17 +41,14 @@ def test_one_turn_drains_the_inbox_in_order_and_fans_out_to_one_queue(
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
-    channel = _channel(fake_redis, settings)
+    channel = new_channel(fake_redis, settings)
     for n in range(3):
-        _send(fake_redis, settings, sender, channel, f"m{n}")
+        user_says(fake_redis, settings, sender, channel, f"m{n}")
     conversation_key = sender.turns[0]
 
     assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 3
 
-    queue = fake_redis.lrange(keys.fifo(conversation_key, channel.id), 0, -1)
-    bodies = [
-        json.loads(fake_redis.hget(keys.delivery(conversation_key, d), "body")) for d in queue
-    ]
+    bodies = queued_bodies(fake_redis, conversation_key, channel.id)
     assert [b["message"]["text"] for b in bodies] == [
         "You said: m0",
         "You said: m1",
@@ -98,17 +67,15 @@ def test_a_message_after_the_turn_ended_wakes_a_new_turn_and_counters_go_on(
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
-    channel = _channel(fake_redis, settings)
-    _send(fake_redis, settings, sender, channel, "a")
+    channel = new_channel(fake_redis, settings)
+    user_says(fake_redis, settings, sender, channel, "a")
     conversation_key = sender.turns[0]
     turns.run_pending(fake_redis, settings, sender, conversation_key)
-    _send(fake_redis, settings, sender, channel, "b")
+    user_says(fake_redis, settings, sender, channel, "b")
     assert sender.turns == [conversation_key, conversation_key]
     turns.run_pending(fake_redis, settings, sender, conversation_key)
-    queue = fake_redis.lrange(keys.fifo(conversation_key, channel.id), 0, -1)
     counters = [
-        json.loads(fake_redis.hget(keys.delivery(conversation_key, d), "body"))["messageCounter"]
-        for d in queue
+        b["messageCounter"] for b in queued_bodies(fake_redis, conversation_key, channel.id)
     ]
     assert counters == [1, 2]
     # The queue was not empty when the second reply joined it: its worker goes on to it.
@@ -117,8 +84,8 @@ def test_a_message_after_the_turn_ended_wakes_a_new_turn_and_counters_go_on(
 
 def test_a_turn_held_by_another_worker_is_left_alone(fake_redis: Redis, settings: Settings) -> None:
     sender = RecordingSender()
-    channel = _channel(fake_redis, settings)
-    _send(fake_redis, settings, sender, channel, "a")
+    channel = new_channel(fake_redis, settings)
+    user_says(fake_redis, settings, sender, channel, "a")
     conversation_key = sender.turns[0]
     fake_redis.set(keys.conversation_lock(conversation_key), "someone-else", px=5000)
     assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 0
@@ -129,8 +96,8 @@ def test_a_deleted_conversation_s_messages_are_dropped_quietly(
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
-    channel = _channel(fake_redis, settings)
-    _send(fake_redis, settings, sender, channel, "a")
+    channel = new_channel(fake_redis, settings)
+    user_says(fake_redis, settings, sender, channel, "a")
     conversation_key = sender.turns[0]
     fake_redis.delete(keys.conversation_meta(conversation_key))
     assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 1
@@ -141,14 +108,14 @@ def test_a_message_that_came_while_an_agent_held_the_conversation_still_gets_its
     fake_redis: Redis, settings: Settings
 ) -> None:
     sender = RecordingSender()
-    channel = _channel(fake_redis, settings)
-    _send(fake_redis, settings, sender, channel, "a")
+    channel = new_channel(fake_redis, settings)
+    user_says(fake_redis, settings, sender, channel, "a")
     conversation_key = sender.turns[0]
     turns.run_pending(fake_redis, settings, sender, conversation_key)
     found = conversation_store.find(fake_redis, channel.bot_id, "LIVE", "u1")
 
     with conversation_store.locked(fake_redis, settings, sender, found):
-        _send(fake_redis, settings, sender, channel, "b")
+        user_says(fake_redis, settings, sender, channel, "b")
         # The turn this woke finds the conversation held, and gives up.
         assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 0
 

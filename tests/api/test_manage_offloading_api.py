@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
-from tests.receivers import Answer, Receiver, always
-from tests.web_app import ADMIN, WebApp, web_app
+from tests.receivers import Answer, Behaviour, Receiver, ReceiverFactory, always, closed_url
+from tests.web_app import ADMIN, WebApp, api_error
 
 HEALTHY = always(200, body=b'{"status": "ok"}', headers={"Content-Type": "application/json"})
 
 
 @pytest.fixture
-def web() -> Iterator[WebApp]:
-    with web_app() as made:
-        yield made
-
-
-@pytest.fixture
-def agent_server() -> Iterator[Receiver]:
-    made = Receiver(HEALTHY)
-    yield made
-    made.stop()
-
-
-def _error(answer: Any, status: int, code: str, field: str | None = None) -> str:
-    assert answer.status_code == status, answer.json
-    assert answer.json["error"]["code"] == code
-    assert answer.json["error"].get("field") == field
-    return str(answer.json["error"]["message"])
+def agent_server(make_receiver: ReceiverFactory) -> Receiver:
+    """The offloading integration's endpoint: it passes the health check."""
+    return make_receiver(HEALTHY)
 
 
 def test_configuring_runs_the_health_check_and_makes_an_endpoint(
@@ -43,8 +26,8 @@ def test_configuring_runs_the_health_check_and_makes_an_endpoint(
         path, json={"apiUrl": agent_server.url, "verifyToken": "s3cret tok"}, headers=ADMIN
     )
 
-    assert answer.status_code == 200, answer.json
-    saved = answer.json
+    assert answer.status_code == 200, answer.get_json()
+    saved = answer.get_json()
     assert set(saved) == {
         "botId",
         "apiUrl",
@@ -60,15 +43,15 @@ def test_configuring_runs_the_health_check_and_makes_an_endpoint(
     (hit,) = agent_server.hits
     assert hit.path == "/hook?challenge.verifyToken=s3cret+tok"
     assert hit.headers["user-agent"].startswith("Switchboard-Webhooks/")
-    endpoint = web.client.get(f"/v1/endpoints/{saved['endpointId']}", headers=ADMIN).json
+    endpoint = web.client.get(f"/v1/endpoints/{saved['endpointId']}", headers=ADMIN).get_json()
     assert (endpoint["kind"], endpoint["botId"], endpoint["url"]) == (
         "offloading",
         bot["id"],
         agent_server.url,
     )
-    listed = web.client.get("/v1/endpoints", headers=ADMIN).json["items"]
+    listed = web.client.get("/v1/endpoints", headers=ADMIN).get_json()["items"]
     assert saved["endpointId"] in [e["id"] for e in listed]
-    assert web.client.get(path, headers=ADMIN).json == saved
+    assert web.client.get(path, headers=ADMIN).get_json() == saved
 
 
 def test_saving_again_keeps_the_signing_secret(web: WebApp, agent_server: Receiver) -> None:
@@ -76,17 +59,17 @@ def test_saving_again_keeps_the_signing_secret(web: WebApp, agent_server: Receiv
     path = f"/v1/bots/{bot['id']}/offloading"
     first = web.client.put(
         path, json={"apiUrl": agent_server.url, "verifyToken": "a"}, headers=ADMIN
-    ).json
+    ).get_json()
     again = web.client.put(
         path, json={"apiUrl": agent_server.url + "?x=1", "verifyToken": "b"}, headers=ADMIN
-    ).json
+    ).get_json()
     assert again["signingSecret"] == first["signingSecret"]
     assert again["createdAt"] == first["createdAt"]
     assert (again["apiUrl"], again["verifyToken"]) == (agent_server.url + "?x=1", "b")
     assert agent_server.hits[-1].path == "/hook?x=1&challenge.verifyToken=b"
 
 
-def _answering(status: int, body: bytes, **headers: str) -> Any:
+def _answering(status: int, body: bytes, **headers: str) -> Behaviour:
     return lambda hit: Answer(status, body=body, headers=headers)
 
 
@@ -101,32 +84,28 @@ def _answering(status: int, body: bytes, **headers: str) -> Any:
     ],
 )
 def test_a_failed_health_check_is_422_with_the_answer(
-    web: WebApp, behaviour: Any, quoted: str
+    web: WebApp, make_receiver: ReceiverFactory, behaviour: Behaviour, quoted: str
 ) -> None:
     bot = web.bot()
-    server = Receiver(behaviour)
-    try:
-        answer = web.client.put(
-            f"/v1/bots/{bot['id']}/offloading",
-            json={"apiUrl": server.url, "verifyToken": "t"},
-            headers=ADMIN,
-        )
-    finally:
-        server.stop()
-    assert quoted in _error(answer, 422, "validation_failed", "apiUrl")
-    _error(web.client.get(f"/v1/bots/{bot['id']}/offloading", headers=ADMIN), 404, "not_found")
-    _error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
+    server = make_receiver(behaviour)
+    answer = web.client.put(
+        f"/v1/bots/{bot['id']}/offloading",
+        json={"apiUrl": server.url, "verifyToken": "t"},
+        headers=ADMIN,
+    )
+    assert quoted in api_error(answer, 422, "validation_failed", "apiUrl")
+    api_error(web.client.get(f"/v1/bots/{bot['id']}/offloading", headers=ADMIN), 404, "not_found")
+    api_error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
 
 
 def test_an_endpoint_that_does_not_answer_is_422(web: WebApp) -> None:
     bot = web.bot()
-    server = Receiver()
-    url = server.url
-    server.stop()
     answer = web.client.put(
-        f"/v1/bots/{bot['id']}/offloading", json={"apiUrl": url, "verifyToken": "t"}, headers=ADMIN
+        f"/v1/bots/{bot['id']}/offloading",
+        json={"apiUrl": closed_url(), "verifyToken": "t"},
+        headers=ADMIN,
     )
-    assert "connection refused" in _error(answer, 422, "validation_failed", "apiUrl")
+    assert "connection refused" in api_error(answer, 422, "validation_failed", "apiUrl")
 
 
 @pytest.mark.parametrize(
@@ -143,7 +122,7 @@ def test_a_bad_configuration_is_422_naming_the_field(
     web: WebApp, body: dict[str, str], code: str, field: str
 ) -> None:
     bot = web.bot()
-    _error(
+    api_error(
         web.client.put(f"/v1/bots/{bot['id']}/offloading", json=body, headers=ADMIN),
         422,
         code,
@@ -156,9 +135,9 @@ def test_removing_the_integration_removes_its_endpoint(web: WebApp, agent_server
     path = f"/v1/bots/{bot['id']}/offloading"
     web.client.put(path, json={"apiUrl": agent_server.url, "verifyToken": "t"}, headers=ADMIN)
     assert web.client.delete(path, headers=ADMIN).status_code == 204
-    _error(web.client.get(path, headers=ADMIN), 404, "not_found")
-    _error(web.client.delete(path, headers=ADMIN), 404, "not_found")
-    _error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
+    api_error(web.client.get(path, headers=ADMIN), 404, "not_found")
+    api_error(web.client.delete(path, headers=ADMIN), 404, "not_found")
+    api_error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
 
 
 def test_deleting_the_bot_removes_its_integration(web: WebApp, agent_server: Receiver) -> None:
@@ -169,27 +148,27 @@ def test_deleting_the_bot_removes_its_integration(web: WebApp, agent_server: Rec
         headers=ADMIN,
     )
     assert web.client.delete(f"/v1/bots/{bot['id']}", headers=ADMIN).status_code == 204
-    _error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
+    api_error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
 
 
 def test_other_errors(web: WebApp, agent_server: Receiver) -> None:
     body = {"apiUrl": agent_server.url, "verifyToken": "t"}
-    _error(
+    api_error(
         web.client.put("/v1/bots/bot_nope/offloading", json=body, headers=ADMIN), 404, "not_found"
     )
-    _error(web.client.get("/v1/bots/bot_nope/offloading", headers=ADMIN), 404, "not_found")
+    api_error(web.client.get("/v1/bots/bot_nope/offloading", headers=ADMIN), 404, "not_found")
     bot = web.bot()
     path = f"/v1/bots/{bot['id']}/offloading"
-    _error(web.client.put(path, json=body), 401, "unauthorized")
-    _error(
+    api_error(web.client.put(path, json=body), 401, "unauthorized")
+    api_error(
         web.client.put(path, data="{", content_type="application/json", headers=ADMIN),
         400,
         "bad_request",
     )
-    _error(
+    api_error(
         web.client.put(path, data="x", content_type="text/plain", headers=ADMIN),
         415,
         "unsupported_media_type",
     )
-    _error(web.client.post(path, json=body, headers=ADMIN), 405, "method_not_allowed")
+    api_error(web.client.post(path, json=body, headers=ADMIN), 405, "method_not_allowed")
     assert agent_server.hits == []

@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from broker.bots.payloads import encode_payload
-from broker.channels import legacy_form
-from broker.core import ids, keys
-from tests.web_app import WebApp, web_app
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-
-
-@pytest.fixture
-def web() -> Iterator[WebApp]:
-    with web_app() as made:
-        yield made
+from tests.web_app import WebApp
+from tests.wire_fixtures import wire_fixture
 
 
 def spec_example(channel: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads((FIXTURES / "inbound_legacy.json").read_text())
+    body: dict[str, Any] = wire_fixture("inbound_legacy.json")
     return {**body, "verifyToken": channel["verifyToken"], **changes}
-
-
-def inbox(web: WebApp, channel: dict[str, Any], conversation_id: str) -> list[dict[str, Any]]:
-    conversation_key = ids.conversation_key(channel["botId"], channel["version"], conversation_id)
-    return [
-        json.loads(item)
-        for item in web.redis.lrange(keys.conversation_inbox(conversation_key), 0, -1)
-    ]
 
 
 def test_the_spec_example_answers_event_received_and_is_queued(web: WebApp) -> None:
@@ -42,7 +22,7 @@ def test_the_spec_example_answers_event_received_and_is_queued(web: WebApp) -> N
     assert answer.status_code == 200
     assert answer.content_type.startswith("text/plain")
     assert answer.get_data(as_text=True) == "EVENT_RECEIVED"
-    [queued] = inbox(web, channel, "a7355930-fa92-11e7-8308-2f056e75d1ee")
+    [queued] = web.inbox(channel, "a7355930-fa92-11e7-8308-2f056e75d1ee")
     assert queued["kind"] == "text" and queued["text"] == "hi"
     assert queued["sessionData"] == {"locale": "fr"}
     assert queued["channelId"] == channel["id"]
@@ -56,7 +36,7 @@ def test_the_verify_token_picks_the_channel_among_several(web: WebApp) -> None:
         json={"text": "hi", "sender": {"id": "s1"}, "verifyToken": "token-two"},
     )
     assert answer.status_code == 200
-    [queued] = inbox(web, second, "s1")
+    [queued] = web.inbox(second, "s1")
     assert queued["channelId"] == second["id"]
 
 
@@ -70,7 +50,7 @@ def test_a_missing_or_wrong_verify_token_is_401_and_nothing_is_queued(
         body["verifyToken"] = token
     answer = web.client.post(f"/api/webhookMessage/{channel['botId']}", json=body)
     assert answer.status_code == 401
-    assert answer.json["error"]["code"] == "unauthorized"
+    assert answer.get_json()["error"]["code"] == "unauthorized"
     assert web.queued_keys() == []
 
 
@@ -80,7 +60,7 @@ def test_an_unknown_bot_is_404(web: WebApp) -> None:
         json={"text": "hi", "sender": {"id": "s"}, "verifyToken": "t"},
     )
     assert answer.status_code == 404
-    assert answer.json["error"]["code"] == "not_found"
+    assert answer.get_json()["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize(
@@ -100,7 +80,7 @@ def test_an_invalid_body_is_422(web: WebApp, body: dict[str, Any], field: str) -
         json={**body, "verifyToken": channel["verifyToken"]},
     )
     assert answer.status_code == 422
-    assert answer.json["error"]["field"] == field
+    assert answer.get_json()["error"]["field"] == field
     assert web.queued_keys() == []
 
 
@@ -123,7 +103,7 @@ def test_a_button_press_as_json_text_becomes_a_postback(web: WebApp) -> None:
         json=spec_example(channel, text=json.dumps(pressed)),
     )
     assert answer.status_code == 200
-    [queued] = inbox(web, channel, "a7355930-fa92-11e7-8308-2f056e75d1ee")
+    [queued] = web.inbox(channel, "a7355930-fa92-11e7-8308-2f056e75d1ee")
     assert queued["kind"] == "postback"
     assert queued["title"] == "Large"
     assert queued["nextDialogstateId"] == "pick-size"
@@ -139,39 +119,4 @@ def test_the_idempotency_key_header_also_works_on_the_legacy_route(web: WebApp) 
             headers={"Idempotency-Key": "k1"},
         )
         assert answer.status_code == 200
-    assert len(inbox(web, channel, "s1")) == 1
-
-
-def _body(text: str) -> legacy_form.LegacyMessage:
-    return legacy_form.LegacyMessage(text=text, sender=legacy_form.Sender(id="s"), verifyToken="t")
-
-
-@pytest.mark.parametrize(
-    ("text", "normal"),
-    [
-        ("hello", {"kind": "text", "text": "hello"}),
-        ("{not json", {"kind": "text", "text": "{not json"}),
-        ('{"caption": "no target"}', {"kind": "text", "text": '{"caption": "no target"}'}),
-        ("[1, 2]", {"kind": "text", "text": "[1, 2]"}),
-        (
-            '{"nextDialogstateId": "s2", "params": "oops", "caption": 7}',
-            {"kind": "postback", "title": None, "payload": None, "nextDialogstateId": "s2"},
-        ),
-        (
-            '{"payload": "OPAQUE", "type": "postback", "caption": "Go"}',
-            {"kind": "postback", "title": "Go", "payload": "OPAQUE"},
-        ),
-        (
-            encode_payload("s3", [{"key": "a", "value": 1}]),
-            {
-                "kind": "postback",
-                "title": None,
-                "payload": encode_payload("s3", [{"key": "a", "value": 1}]),
-            },
-        ),
-    ],
-)
-def test_text_is_read_as_a_button_press_only_when_it_is_one(
-    text: str, normal: dict[str, Any]
-) -> None:
-    assert legacy_form.normalize(_body(text)) == normal
+    assert len(web.inbox(channel, "s1")) == 1

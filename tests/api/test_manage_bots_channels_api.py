@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from broker.core import keys
-from tests.web_app import ADMIN, WebApp, web_app
+from tests.web_app import ADMIN, WebApp, api_error, web_app
 
 CHANNEL_FIELDS = {
     "id",
@@ -27,36 +27,28 @@ def web() -> Iterator[WebApp]:
         yield made
 
 
-def _error(answer: object, status: int, code: str, field: str | None = None) -> None:
-    assert answer.status_code == status, answer.json  # type: ignore[attr-defined]
-    error = answer.json["error"]  # type: ignore[attr-defined]
-    assert error["code"] == code
-    assert error["message"]
-    assert error.get("field") == field
-
-
 def test_bot_lifecycle(web: WebApp) -> None:
     bot = web.bot()
     assert {"id", "name", "createdAt", "updatedAt", "publishedAt", "draft", "live"} <= set(bot)
     new = {"startState": "a", "states": [{"id": "a", "messages": [{"text": "new"}]}]}
     draft = web.client.put(f"/v1/bots/{bot['id']}/draft", json={"definition": new}, headers=ADMIN)
     assert draft.status_code == 200
-    assert draft.json["draft"]["states"][0]["messages"] == [{"text": "new"}]
-    assert draft.json["live"] != draft.json["draft"]
+    assert draft.get_json()["draft"]["states"][0]["messages"] == [{"text": "new"}]
+    assert draft.get_json()["live"] != draft.get_json()["draft"]
     published = web.client.post(f"/v1/bots/{bot['id']}/publish", headers=ADMIN)
-    assert published.json["live"] == draft.json["draft"]
-    listed = web.client.get("/v1/bots?limit=1", headers=ADMIN).json
+    assert published.get_json()["live"] == draft.get_json()["draft"]
+    listed = web.client.get("/v1/bots?limit=1", headers=ADMIN).get_json()
     assert listed["total"] == 1 and listed["page"] == 1 and listed["limit"] == 1
     assert [b["id"] for b in listed["items"]] == [bot["id"]]
     assert web.client.delete(f"/v1/bots/{bot['id']}", headers=ADMIN).status_code == 204
-    _error(web.client.get(f"/v1/bots/{bot['id']}", headers=ADMIN), 404, "not_found")
+    api_error(web.client.get(f"/v1/bots/{bot['id']}", headers=ADMIN), 404, "not_found")
 
 
 def test_a_faulty_draft_names_the_path(web: WebApp) -> None:
     bot = web.bot()
     bad = {"startState": "a", "states": [{"id": "a", "next": "nowhere"}]}
     answer = web.client.put(f"/v1/bots/{bot['id']}/draft", json={"definition": bad}, headers=ADMIN)
-    _error(answer, 422, "validation_failed", "definition.states[0].next")
+    api_error(answer, 422, "validation_failed", "definition.states[0].next")
 
 
 @pytest.mark.parametrize(
@@ -70,31 +62,31 @@ def test_a_faulty_draft_names_the_path(web: WebApp) -> None:
 def test_management_routes_need_the_admin_token(
     web: WebApp, headers: dict[str, str], status: int, code: str
 ) -> None:
-    _error(web.client.get("/v1/bots", headers=headers), status, code)
+    api_error(web.client.get("/v1/bots", headers=headers), status, code)
 
 
 def test_bad_bodies_get_400_413_415_422(web: WebApp) -> None:
     post = web.client.post
-    _error(
+    api_error(
         post("/v1/bots", data="{", content_type="application/json", headers=ADMIN),
         400,
         "bad_request",
     )
-    _error(
+    api_error(
         post("/v1/bots", data="name=x", content_type="text/plain", headers=ADMIN),
         415,
         "unsupported_media_type",
     )
     big = {"name": "x", "definition": {"template": "echo", "pad": "x" * 5000}}
-    _error(post("/v1/bots", json=big, headers=ADMIN), 413, "body_too_large")
-    _error(post("/v1/bots", json=[1], headers=ADMIN), 422, "validation_failed", "body")
-    _error(
+    api_error(post("/v1/bots", json=big, headers=ADMIN), 413, "body_too_large")
+    api_error(post("/v1/bots", json=[1], headers=ADMIN), 422, "validation_failed", "body")
+    api_error(
         post("/v1/bots", json={"definition": {"template": "echo"}}, headers=ADMIN),
         422,
         "validation_failed",
         "name",
     )
-    _error(
+    api_error(
         post("/v1/bots", json={"name": "x", "definition": {"template": "nope"}}, headers=ADMIN),
         422,
         "validation_failed",
@@ -103,7 +95,7 @@ def test_bad_bodies_get_400_413_415_422(web: WebApp) -> None:
 
 
 def test_a_wrong_method_gets_405(web: WebApp) -> None:
-    _error(web.client.put("/v1/bots", json={}, headers=ADMIN), 405, "method_not_allowed")
+    api_error(web.client.put("/v1/bots", json={}, headers=ADMIN), 405, "method_not_allowed")
 
 
 def test_creating_a_channel_answers_its_secrets_once(web: WebApp) -> None:
@@ -114,7 +106,7 @@ def test_creating_a_channel_answers_its_secrets_once(web: WebApp) -> None:
         headers=ADMIN,
     )
     assert answer.status_code == 201
-    created = answer.json
+    created = answer.get_json()
     assert set(created) >= CHANNEL_FIELDS
     assert created["version"] == "LIVE"
     assert created["signingSecret"].startswith("whsec_")
@@ -122,7 +114,7 @@ def test_creating_a_channel_answers_its_secrets_once(web: WebApp) -> None:
     assert created["messagesUrl"].endswith(f"/v1/channels/webhook/{created['id']}/messages")
     read = web.client.get(
         f"/v1/bots/{bot['id']}/channels/webhook/{created['id']}", headers=ADMIN
-    ).json
+    ).get_json()
     assert "accessToken" not in read
     assert read["signingSecret"] == created["signingSecret"]
     stored = web.redis.hgetall(keys.channel(created["id"]))
@@ -152,7 +144,7 @@ def test_a_bad_channel_is_refused_naming_the_field(
     bot = web.bot()
     answer = web.client.post(f"/v1/bots/{bot['id']}/channels/webhook", json=body, headers=ADMIN)
     assert answer.status_code == 422
-    assert answer.json["error"]["field"] == field
+    assert answer.get_json()["error"]["field"] == field
 
 
 def test_a_channel_of_an_unknown_bot_is_404(web: WebApp) -> None:
@@ -161,7 +153,7 @@ def test_a_channel_of_an_unknown_bot_is_404(web: WebApp) -> None:
         json={"webhookUrl": "http://127.0.0.1:9/h"},
         headers=ADMIN,
     )
-    _error(answer, 404, "not_found")
+    api_error(answer, 404, "not_found")
 
 
 def test_patching_a_channel(web: WebApp) -> None:
@@ -178,21 +170,23 @@ def test_patching_a_channel(web: WebApp) -> None:
     answer = web.client.patch(path, json=change, headers=ADMIN)
     assert answer.status_code == 200
     for name, value in change.items():
-        assert answer.json[name] == value
-    assert web.client.get(path, headers=ADMIN).json["webhookUrl"] == "http://127.0.0.1:10/other"
-    _error(
+        assert answer.get_json()[name] == value
+    assert (
+        web.client.get(path, headers=ADMIN).get_json()["webhookUrl"] == "http://127.0.0.1:10/other"
+    )
+    api_error(
         web.client.patch(path, json={"webhookUrl": "http://192.168.1.1/"}, headers=ADMIN),
         422,
         "unsafe_url",
         "webhookUrl",
     )
-    _error(
+    api_error(
         web.client.patch(path, json={"retrySchedule": []}, headers=ADMIN),
         422,
         "validation_failed",
         "retrySchedule",
     )
-    _error(
+    api_error(
         web.client.patch(path, json={"totalTimeout": 0}, headers=ADMIN),
         422,
         "validation_failed",
@@ -205,8 +199,8 @@ def test_rotating_the_secret_keeps_the_old_one_signing(web: WebApp) -> None:
     path = f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}/rotate-secret"
     rotated = web.client.post(path, headers=ADMIN)
     assert rotated.status_code == 200
-    assert rotated.json["signingSecret"].startswith("whsec_")
-    assert rotated.json["signingSecret"] != channel["signingSecret"]
+    assert rotated.get_json()["signingSecret"].startswith("whsec_")
+    assert rotated.get_json()["signingSecret"] != channel["signingSecret"]
     assert (
         web.redis.hget(keys.endpoint(channel["id"]), "previousSecret") == channel["signingSecret"]
     )
@@ -216,17 +210,17 @@ def test_another_bots_channel_is_404_on_every_route(web: WebApp) -> None:
     channel = web.channel()
     other = web.bot()
     path = f"/v1/bots/{other['id']}/channels/webhook/{channel['id']}"
-    _error(web.client.get(path, headers=ADMIN), 404, "not_found")
-    _error(web.client.patch(path, json={"version": "DRAFT"}, headers=ADMIN), 404, "not_found")
-    _error(web.client.post(path + "/rotate-secret", headers=ADMIN), 404, "not_found")
-    _error(web.client.delete(path, headers=ADMIN), 404, "not_found")
+    api_error(web.client.get(path, headers=ADMIN), 404, "not_found")
+    api_error(web.client.patch(path, json={"version": "DRAFT"}, headers=ADMIN), 404, "not_found")
+    api_error(web.client.post(path + "/rotate-secret", headers=ADMIN), 404, "not_found")
+    api_error(web.client.delete(path, headers=ADMIN), 404, "not_found")
     assert (
         web.client.delete(
             f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}", headers=ADMIN
         ).status_code
         == 204
     )
-    _error(
+    api_error(
         web.client.get(
             f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}", headers=ADMIN
         ),
@@ -239,18 +233,18 @@ def test_channel_list_is_paged(web: WebApp) -> None:
     bot = web.bot()
     made = [web.channel(bot["id"])["id"] for _ in range(3)]
     path = f"/v1/bots/{bot['id']}/channels/webhook"
-    first = web.client.get(path + "?limit=2", headers=ADMIN).json
-    second = web.client.get(path + "?limit=2&page=2", headers=ADMIN).json
+    first = web.client.get(path + "?limit=2", headers=ADMIN).get_json()
+    second = web.client.get(path + "?limit=2&page=2", headers=ADMIN).get_json()
     assert (first["total"], first["page"], first["limit"]) == (3, 1, 2)
     assert [c["id"] for c in first["items"] + second["items"]] == made
     assert all("accessToken" not in c for c in first["items"])
-    _error(web.client.get(path + "?limit=501", headers=ADMIN), 422, "validation_failed", "limit")
-    _error(web.client.get(path + "?page=0", headers=ADMIN), 422, "validation_failed", "page")
-    _error(web.client.get("/v1/bots/bot_nope/channels/webhook", headers=ADMIN), 404, "not_found")
+    api_error(web.client.get(path + "?limit=501", headers=ADMIN), 422, "validation_failed", "limit")
+    api_error(web.client.get(path + "?page=0", headers=ADMIN), 422, "validation_failed", "page")
+    api_error(web.client.get("/v1/bots/bot_nope/channels/webhook", headers=ADMIN), 404, "not_found")
 
 
 def test_deleting_a_bot_removes_its_channels_and_endpoints(web: WebApp) -> None:
     channel = web.channel()
     assert web.client.delete(f"/v1/bots/{channel['botId']}", headers=ADMIN).status_code == 204
     assert not web.redis.exists(keys.channel(channel["id"]))
-    _error(web.client.get(f"/v1/endpoints/{channel['id']}", headers=ADMIN), 404, "not_found")
+    api_error(web.client.get(f"/v1/endpoints/{channel['id']}", headers=ADMIN), 404, "not_found")

@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from broker.conversations import conversation_store, turns
+from broker.conversations import conversation_store
 from broker.core import ids, keys
 from broker.core.locks import Lock
 from tests.conversations import pause
-from tests.web_app import ADMIN, WebApp, web_app
-
-
-@pytest.fixture
-def web() -> Iterator[WebApp]:
-    with web_app() as made:
-        yield made
-
-
-def _say(
-    web: WebApp,
-    channel: dict[str, Any],
-    conversation_id: str,
-    text: str | None = None,
-    **extra: Any,
-) -> None:
-    message = {"textMessage": {"text": text}} if text else {"introMessage": {}}
-    answer = web.client.post(
-        f"/v1/channels/webhook/{channel['id']}/messages",
-        json={"conversationId": conversation_id, "message": message, **extra},
-        headers={"Authorization": f"Bearer {channel['accessToken']}"},
-    )
-    assert answer.status_code == 202, answer.json
-    conversation_key = ids.conversation_key(channel["botId"], channel["version"], conversation_id)
-    turns.run_pending(web.redis, web.settings, web.sender, conversation_key)
-
-
-def _error(answer: Any, status: int, code: str, field: str | None = None) -> None:
-    assert answer.status_code == status, answer.json
-    assert answer.json["error"]["code"] == code
-    assert answer.json["error"].get("field") == field
+from tests.web_app import ADMIN, WebApp, api_error, web_app
 
 
 def _token(web: WebApp, bot_id: str) -> dict[str, str]:
@@ -49,18 +18,18 @@ def _token(web: WebApp, bot_id: str) -> dict[str, str]:
         f"/v1/bots/{bot_id}/api-tokens", json={"description": "agents"}, headers=ADMIN
     )
     assert created.status_code == 201
-    return {"Authorization": f"Bearer {created.json['token']}"}
+    return {"Authorization": f"Bearer {created.get_json()['token']}"}
 
 
 def test_conversations_are_listed_newest_first_per_version(web: WebApp) -> None:
     live = web.channel()
     draft = web.channel(live["botId"], version="DRAFT")
-    _say(web, live, "alice")
-    _say(web, live, "bob", "hi", sessionData={"email": "b@example.com"})
-    _say(web, draft, "carol")
+    web.say(live, "alice")
+    web.say(live, "bob", "hi", sessionData={"email": "b@example.com"})
+    web.say(draft, "carol")
     path = f"/v1/bots/{live['botId']}/conversations"
 
-    listed = web.client.get(path, headers=ADMIN).json
+    listed = web.client.get(path, headers=ADMIN).get_json()
 
     assert (listed["total"], listed["page"], listed["limit"]) == (2, 1, 50)
     bob, alice = listed["items"]
@@ -78,20 +47,20 @@ def test_conversations_are_listed_newest_first_per_version(web: WebApp) -> None:
     assert bob["version"] == "LIVE" and bob["channelId"] == live["id"]
     assert bob["state"] == "echo" and bob["paused"] is False and bob["messageCount"] == 2
     assert bob["lastActivityAt"].endswith("Z")
-    drafts = web.client.get(path + "?version=DRAFT", headers=ADMIN).json
+    drafts = web.client.get(path + "?version=DRAFT", headers=ADMIN).get_json()
     assert [s["sessionId"] for s in drafts["items"]] == ["carol"]
     assert (
-        web.client.get(path + "?limit=1&page=2", headers=ADMIN).json["items"][0]["sessionId"]
+        web.client.get(path + "?limit=1&page=2", headers=ADMIN).get_json()["items"][0]["sessionId"]
         == "alice"
     )
 
 
 def test_the_transcript_and_variables(web: WebApp) -> None:
     channel = web.channel()
-    _say(web, channel, "bob", "hi", sessionData={"email": "b@example.com"})
+    web.say(channel, "bob", "hi", sessionData={"email": "b@example.com"})
     base = f"/v1/bots/{channel['botId']}/conversations/bob"
 
-    transcript = web.client.get(base + "/messages", headers=ADMIN).json
+    transcript = web.client.get(base + "/messages", headers=ADMIN).get_json()
     assert transcript["total"] == 2
     user, bot = transcript["items"]
     assert user["actor"] == "user" and user["message"]["text"] == "hi"
@@ -102,12 +71,12 @@ def test_the_transcript_and_variables(web: WebApp) -> None:
         "message": {"text": "You said: hi"},
     }
 
-    data = web.client.get(base + "/session-data", headers=ADMIN).json
+    data = web.client.get(base + "/session-data", headers=ADMIN).get_json()
     assert data["sessionId"] == "bob" and data["version"] == "LIVE"
     assert data["sessionData"]["email"] == "b@example.com"
     assert web.client.delete(base + "/session-data?version=LIVE", headers=ADMIN).status_code == 204
-    assert web.client.get(base + "/session-data", headers=ADMIN).json["sessionData"] == {}
-    listed = web.client.get(f"/v1/bots/{channel['botId']}/conversations", headers=ADMIN).json
+    assert web.client.get(base + "/session-data", headers=ADMIN).get_json()["sessionData"] == {}
+    listed = web.client.get(f"/v1/bots/{channel['botId']}/conversations", headers=ADMIN).get_json()
     assert listed["items"][0]["state"] == "echo"
 
 
@@ -121,8 +90,8 @@ def test_the_transcript_and_variables(web: WebApp) -> None:
 )
 def test_a_version_that_is_not_draft_or_live_is_422(web: WebApp, path: str) -> None:
     channel = web.channel()
-    _say(web, channel, "bob", "hi")
-    _error(
+    web.say(channel, "bob", "hi")
+    api_error(
         web.client.get(f"/v1/bots/{channel['botId']}{path}", headers=ADMIN),
         422,
         "validation_failed",
@@ -132,30 +101,30 @@ def test_a_version_that_is_not_draft_or_live_is_422(web: WebApp, path: str) -> N
 
 def test_unknown_bots_and_conversations_are_404(web: WebApp) -> None:
     channel = web.channel()
-    _say(web, channel, "bob", "hi")
+    web.say(channel, "bob", "hi")
     bot = channel["botId"]
     get = web.client.get
-    _error(get("/v1/bots/bot_nope/conversations", headers=ADMIN), 404, "not_found")
-    _error(get(f"/v1/bots/{bot}/conversations/nobody/messages", headers=ADMIN), 404, "not_found")
-    _error(
+    api_error(get("/v1/bots/bot_nope/conversations", headers=ADMIN), 404, "not_found")
+    api_error(get(f"/v1/bots/{bot}/conversations/nobody/messages", headers=ADMIN), 404, "not_found")
+    api_error(
         get(f"/v1/bots/{bot}/conversations/bob/messages?version=DRAFT", headers=ADMIN),
         404,
         "not_found",
     )
-    _error(
+    api_error(
         get(f"/v1/bots/{bot}/conversations/nobody/session-data", headers=ADMIN), 404, "not_found"
     )
-    _error(
+    api_error(
         web.client.delete(f"/v1/bots/{bot}/conversations/nobody/session-data", headers=ADMIN),
         404,
         "not_found",
     )
-    _error(get(f"/v1/bots/{bot}/conversations", headers={}), 401, "unauthorized")
+    api_error(get(f"/v1/bots/{bot}/conversations", headers={}), 401, "unauthorized")
 
 
 def test_an_agent_message_is_queued_for_the_channel_webhook(web: WebApp) -> None:
     channel = web.channel()
-    _say(web, channel, "bob")
+    web.say(channel, "bob")
     path = f"/v1/bots/{channel['botId']}/conversations/bob/actions?version=LIVE"
     body = {
         "sendMessages": [
@@ -166,10 +135,12 @@ def test_an_agent_message_is_queued_for_the_channel_webhook(web: WebApp) -> None
 
     answer = web.client.post(path, json=body, headers=_token(web, channel["botId"]))
 
-    assert answer.status_code == 202, answer.json
-    assert set(answer.json) == {"botId", "sessionId", "version", "paused", "deliveryIds"}
-    assert len(answer.json["deliveryIds"]) == 2
-    delivery = web.client.get(f"/v1/deliveries/{answer.json['deliveryIds'][1]}", headers=ADMIN).json
+    assert answer.status_code == 202, answer.get_json()
+    assert set(answer.get_json()) == {"botId", "sessionId", "version", "paused", "deliveryIds"}
+    assert len(answer.get_json()["deliveryIds"]) == 2
+    delivery = web.client.get(
+        f"/v1/deliveries/{answer.get_json()['deliveryIds'][1]}", headers=ADMIN
+    ).get_json()
     assert delivery["endpointId"] == channel["id"]
     assert delivery["body"]["message"] == {"text": "Two"}
     assert delivery["body"]["messageCounter"] == 3
@@ -179,7 +150,7 @@ def test_an_agent_message_is_queued_for_the_channel_webhook(web: WebApp) -> None
 
 def test_the_admin_token_opens_the_agent_route_too(web: WebApp) -> None:
     channel = web.channel()
-    _say(web, channel, "bob")
+    web.say(channel, "bob")
     path = f"/v1/bots/{channel['botId']}/conversations/bob/actions"
     assert (
         web.client.post(path, json={"sendMessages": [{"text": "x"}]}, headers=ADMIN).status_code
@@ -189,11 +160,11 @@ def test_the_admin_token_opens_the_agent_route_too(web: WebApp) -> None:
 
 def test_hand_back_unpauses_and_continues_at_the_state(web: WebApp) -> None:
     channel = web.channel()
-    _say(web, channel, "bob")
+    web.say(channel, "bob")
     conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
     pause(web.redis, conversation_key)
     base = f"/v1/bots/{channel['botId']}/conversations"
-    assert web.client.get(base, headers=ADMIN).json["items"][0]["paused"] is True
+    assert web.client.get(base, headers=ADMIN).get_json()["items"][0]["paused"] is True
 
     answer = web.client.post(
         f"{base}/bob/actions",
@@ -202,11 +173,11 @@ def test_hand_back_unpauses_and_continues_at_the_state(web: WebApp) -> None:
     )
 
     assert answer.status_code == 202
-    assert answer.json["paused"] is False
-    (delivery_id,) = answer.json["deliveryIds"]
-    delivery = web.client.get(f"/v1/deliveries/{delivery_id}", headers=ADMIN).json
+    assert answer.get_json()["paused"] is False
+    (delivery_id,) = answer.get_json()["deliveryIds"]
+    delivery = web.client.get(f"/v1/deliveries/{delivery_id}", headers=ADMIN).get_json()
     assert delivery["body"]["message"] == {"text": "No agent is available right now."}
-    assert web.client.get(base, headers=ADMIN).json["items"][0]["paused"] is False
+    assert web.client.get(base, headers=ADMIN).get_json()["items"][0]["paused"] is False
 
 
 @pytest.mark.parametrize(
@@ -231,35 +202,37 @@ def test_a_bad_action_is_422_naming_the_field(
     web: WebApp, body: dict[str, Any], field: str
 ) -> None:
     channel = web.channel()
-    _say(web, channel, "bob")
+    web.say(channel, "bob")
     answer = web.client.post(
         f"/v1/bots/{channel['botId']}/conversations/bob/actions", json=body, headers=ADMIN
     )
-    _error(answer, 422, "validation_failed", field)
+    api_error(answer, 422, "validation_failed", field)
 
 
 def test_agent_route_errors(web: WebApp) -> None:
     channel = web.channel()
     other = web.bot()
-    _say(web, channel, "bob")
+    web.say(channel, "bob")
     path = f"/v1/bots/{channel['botId']}/conversations/bob/actions"
     body = {"sendMessages": [{"text": "x"}]}
     post = web.client.post
-    _error(post(path, json=body), 401, "unauthorized")
-    _error(post(path, json=body, headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
-    _error(post(path, json=body, headers=_token(web, other["id"])), 403, "forbidden")
-    _error(
+    api_error(post(path, json=body), 401, "unauthorized")
+    api_error(post(path, json=body, headers={"Authorization": "Bearer nope"}), 401, "unauthorized")
+    api_error(post(path, json=body, headers=_token(web, other["id"])), 403, "forbidden")
+    api_error(
         post(path + "?version=BETA", json=body, headers=ADMIN), 422, "validation_failed", "version"
     )
-    _error(post(path + "?version=DRAFT", json=body, headers=ADMIN), 404, "not_found")
-    _error(post(path.replace("/bob/", "/nobody/"), json=body, headers=ADMIN), 404, "not_found")
-    _error(post(path, data="{", content_type="application/json", headers=ADMIN), 400, "bad_request")
-    _error(
+    api_error(post(path + "?version=DRAFT", json=body, headers=ADMIN), 404, "not_found")
+    api_error(post(path.replace("/bob/", "/nobody/"), json=body, headers=ADMIN), 404, "not_found")
+    api_error(
+        post(path, data="{", content_type="application/json", headers=ADMIN), 400, "bad_request"
+    )
+    api_error(
         post(path, data="x", content_type="text/plain", headers=ADMIN),
         415,
         "unsupported_media_type",
     )
-    _error(web.client.get(path, headers=ADMIN), 405, "method_not_allowed")
+    api_error(web.client.get(path, headers=ADMIN), 405, "method_not_allowed")
 
 
 def test_api_tokens_are_shown_once_stored_hashed_listed_and_revoked(web: WebApp) -> None:
@@ -267,22 +240,24 @@ def test_api_tokens_are_shown_once_stored_hashed_listed_and_revoked(web: WebApp)
     path = f"/v1/bots/{bot['id']}/api-tokens"
     created = web.client.post(path, headers=ADMIN)
     assert created.status_code == 201
-    token = created.json["token"]
-    assert set(created.json) == {"id", "botId", "description", "createdAt", "token"}
+    token = created.get_json()["token"]
+    assert set(created.get_json()) == {"id", "botId", "description", "createdAt", "token"}
     assert not any(token in str(v) for v in web.redis.hgetall(keys.API_TOKENS).values())
     assert token not in web.redis.hgetall(keys.API_TOKENS)
 
-    listed = web.client.get(path, headers=ADMIN).json
+    listed = web.client.get(path, headers=ADMIN).get_json()
     assert listed["total"] == 1 and "token" not in listed["items"][0]
     bearer = {"Authorization": f"Bearer {token}"}
-    _error(web.client.get("/v1/bots", headers=bearer), 403, "forbidden")
-    _error(web.client.post(path, headers=bearer), 403, "forbidden")
+    api_error(web.client.get("/v1/bots", headers=bearer), 403, "forbidden")
+    api_error(web.client.post(path, headers=bearer), 403, "forbidden")
 
-    assert web.client.delete(f"{path}/{created.json['id']}", headers=ADMIN).status_code == 204
-    _error(web.client.delete(f"{path}/{created.json['id']}", headers=ADMIN), 404, "not_found")
-    _error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
-    _error(web.client.post("/v1/bots/bot_nope/api-tokens", headers=ADMIN), 404, "not_found")
-    _error(
+    assert web.client.delete(f"{path}/{created.get_json()['id']}", headers=ADMIN).status_code == 204
+    api_error(
+        web.client.delete(f"{path}/{created.get_json()['id']}", headers=ADMIN), 404, "not_found"
+    )
+    api_error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
+    api_error(web.client.post("/v1/bots/bot_nope/api-tokens", headers=ADMIN), 404, "not_found")
+    api_error(
         web.client.post(path, json={"description": 5}, headers=ADMIN),
         422,
         "validation_failed",
@@ -295,32 +270,32 @@ def test_deleting_a_bot_revokes_its_api_tokens(web: WebApp) -> None:
     bearer = _token(web, bot["id"])
     assert web.client.delete(f"/v1/bots/{bot['id']}", headers=ADMIN).status_code == 204
     assert web.redis.hlen(keys.API_TOKENS) == 0
-    _error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
+    api_error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
 
 
 def test_a_conversation_held_by_a_bot_turn_is_409(
     web: WebApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     channel = web.channel()
-    _say(web, channel, "bob", "hi")
+    web.say(channel, "bob", "hi")
     monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)
     conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
     assert Lock(web.redis, keys.conversation_lock(conversation_key), 10).acquire()
     base = f"/v1/bots/{channel['botId']}/conversations/bob"
-    _error(web.client.delete(base + "/session-data", headers=ADMIN), 409, "conflict")
+    api_error(web.client.delete(base + "/session-data", headers=ADMIN), 409, "conflict")
     answer = web.client.post(
         base + "/actions", json={"sendMessages": [{"text": "x"}]}, headers=ADMIN
     )
-    _error(answer, 409, "conflict")
+    api_error(answer, 409, "conflict")
 
 
 def test_an_action_over_the_body_limit_is_413() -> None:
     with web_app(max_body_bytes=2048) as web:
         channel = web.channel()
-        _say(web, channel, "bob")
+        web.say(channel, "bob")
         answer = web.client.post(
             f"/v1/bots/{channel['botId']}/conversations/bob/actions",
             json={"sendMessages": [{"text": "x" * 3000}]},
             headers=ADMIN,
         )
-        _error(answer, 413, "body_too_large")
+        api_error(answer, 413, "body_too_large")

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
-
-from tests.web_app import WebApp, web_app
+from tests.web_app import WebApp
 from web.apidoc import undocumented
-
-
-@pytest.fixture
-def web() -> Iterator[WebApp]:
-    with web_app() as made:
-        yield made
-
 
 #: Path parameters as the wire contract names them.
 WIRE_NAMES = {
@@ -35,7 +25,7 @@ def test_every_route_is_documented(web: WebApp) -> None:
 def test_openapi_document_lists_every_route_of_the_app(web: WebApp) -> None:
     answer = web.client.get("/openapi.json")
     assert answer.status_code == 200
-    document = answer.json
+    document = answer.get_json()
     assert document["openapi"] == "3.1.0"
     served = {
         (
@@ -52,7 +42,7 @@ def test_openapi_document_lists_every_route_of_the_app(web: WebApp) -> None:
 
 
 def test_inbound_route_names_its_body_auth_and_answers(web: WebApp) -> None:
-    document = web.client.get("/openapi.json").json
+    document = web.client.get("/openapi.json").get_json()
     operation = document["paths"]["/v1/channels/webhook/{channelId}/messages"]["post"]
     body_ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body_ref == "#/components/schemas/InboundMessage"

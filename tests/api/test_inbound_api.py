@@ -5,15 +5,13 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from broker.core import ids, keys
-from tests.web_app import WebApp, web_app
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+from tests.web_app import WebApp, api_error, web_app
+from tests.wire_fixtures import wire_fixture
 
 
 @pytest.fixture
@@ -27,37 +25,17 @@ def channel(web: WebApp) -> dict[str, Any]:
     return web.channel()
 
 
-def post(web: WebApp, channel: dict[str, Any], body: Any, **headers: str) -> Any:
-    return web.client.post(
-        f"/v1/channels/webhook/{channel['id']}/messages",
-        json=body,
-        headers={"Authorization": f"Bearer {channel['accessToken']}", **headers},
-    )
-
-
-def inbox(web: WebApp, channel: dict[str, Any], conversation_id: str) -> list[dict[str, Any]]:
-    conversation_key = ids.conversation_key(channel["botId"], channel["version"], conversation_id)
-    return [
-        json.loads(item)
-        for item in web.redis.lrange(keys.conversation_inbox(conversation_key), 0, -1)
-    ]
-
-
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
 def test_the_spec_example_is_queued_with_its_variables(
     web: WebApp, channel: dict[str, Any]
 ) -> None:
-    answer = post(web, channel, fixture("inbound_current.json"))
+    answer = web.post_message(channel, wire_fixture("inbound_current.json"))
     assert answer.status_code == 202
-    assert set(answer.json) == set(fixture("inbound_accepted.json"))
-    assert answer.json["sessionId"] == "user-42" and answer.json["status"] == "queued"
-    [queued] = inbox(web, channel, "user-42")
+    assert set(answer.get_json()) == set(wire_fixture("inbound_accepted.json"))
+    assert answer.get_json()["sessionId"] == "user-42" and answer.get_json()["status"] == "queued"
+    [queued] = web.inbox(channel, "user-42")
     assert queued["kind"] == "text" and queued["text"] == "I want a pizza"
     assert queued["sessionData"] == {"email": "a@b.c", "address.zipCode": "2000"}
-    assert queued["messageId"] == answer.json["messageId"]
+    assert queued["messageId"] == answer.get_json()["messageId"]
     assert len(web.sender.turns) == 1
 
 
@@ -95,18 +73,18 @@ def test_the_spec_example_is_queued_with_its_variables(
 def test_every_message_kind_is_queued_in_normal_form(
     web: WebApp, channel: dict[str, Any], message: dict[str, Any], normal: dict[str, Any]
 ) -> None:
-    answer = post(web, channel, {"conversationId": "c1", "message": message})
-    assert answer.status_code == 202, answer.json
-    [queued] = inbox(web, channel, "c1")
+    answer = web.post_message(channel, {"conversationId": "c1", "message": message})
+    assert answer.status_code == 202, answer.get_json()
+    [queued] = web.inbox(channel, "c1")
     assert {k: queued[k] for k in normal} == normal
 
 
 def test_a_user_object_names_the_conversation(web: WebApp, channel: dict[str, Any]) -> None:
     user = {"id": "u-7", "firstName": "Ada", "lastName": "L", "preferredLanguage": "nl"}
-    answer = post(web, channel, {"user": user, "message": {"introMessage": {}}})
+    answer = web.post_message(channel, {"user": user, "message": {"introMessage": {}}})
     assert answer.status_code == 202
-    assert answer.json["sessionId"] == "u-7"
-    [queued] = inbox(web, channel, "u-7")
+    assert answer.get_json()["sessionId"] == "u-7"
+    [queued] = web.inbox(channel, "u-7")
     assert queued["user"] == user
 
 
@@ -118,25 +96,16 @@ def test_a_repeat_within_a_day_is_acknowledged_but_queued_once(
     headers = {"Idempotency-Key": "key-1"} if how == "header" else {}
     if how == "messageId":
         body["messageId"] = "client-msg-1"
-    first = post(web, channel, body, **headers)
-    second = post(web, channel, body, **headers)
+    first = web.post_message(channel, body, headers)
+    second = web.post_message(channel, body, headers)
     assert first.status_code == second.status_code == 202
-    assert first.json["messageId"] == second.json["messageId"]
-    assert len(inbox(web, channel, "c1")) == 1
+    assert first.get_json()["messageId"] == second.get_json()["messageId"]
+    assert len(web.inbox(channel, "c1")) == 1
     conversation_key = ids.conversation_key(channel["botId"], channel["version"], "c1")
     ttl = web.redis.ttl(
         keys.idempotency(conversation_key, "key-1" if how == "header" else "client-msg-1")
     )
     assert 23 * 3600 < ttl <= 24 * 3600
-
-
-def _error(answer: Any, status: int, code: str, field: str | None = None) -> None:
-    assert answer.status_code == status, answer.get_data(as_text=True)
-    assert answer.content_type == "application/json"
-    error = answer.json["error"]
-    assert set(error) <= set(fixture("error.json")["error"])
-    assert error["code"] == code and error["message"]
-    assert error.get("field") == field
 
 
 @pytest.mark.parametrize(
@@ -170,10 +139,10 @@ def _error(answer: Any, status: int, code: str, field: str | None = None) -> Non
 def test_an_invalid_body_gets_422_and_nothing_is_queued(
     web: WebApp, channel: dict[str, Any], body: Any, field: str | None
 ) -> None:
-    answer = post(web, channel, body)
-    assert answer.status_code == 422, answer.json
+    answer = web.post_message(channel, body)
+    assert answer.status_code == 422, answer.get_json()
     if field is not None:
-        assert answer.json["error"]["field"] == field
+        assert answer.get_json()["error"]["field"] == field
     assert web.queued_keys() == [] and web.sender.turns == []
 
 
@@ -181,18 +150,20 @@ def test_without_or_with_a_wrong_token_the_answer_is_401(
     web: WebApp, channel: dict[str, Any]
 ) -> None:
     url = f"/v1/channels/webhook/{channel['id']}/messages"
-    body = fixture("inbound_current.json")
-    _error(web.client.post(url, json=body), 401, "unauthorized")
+    body = wire_fixture("inbound_current.json")
+    api_error(web.client.post(url, json=body), 401, "unauthorized")
     wrong = {"Authorization": "Bearer sbat_not-the-token"}
-    _error(web.client.post(url, json=body, headers=wrong), 401, "unauthorized")
+    api_error(web.client.post(url, json=body, headers=wrong), 401, "unauthorized")
     other = web.channel()
-    _error(post(web, {**other, "id": channel["id"]}, body), 401, "unauthorized")
+    api_error(web.post_message({**other, "id": channel["id"]}, body), 401, "unauthorized")
     assert web.queued_keys() == []
 
 
 def test_an_unknown_channel_is_404(web: WebApp, channel: dict[str, Any]) -> None:
-    _error(
-        post(web, {**channel, "id": "ch_nope"}, fixture("inbound_current.json")), 404, "not_found"
+    api_error(
+        web.post_message({**channel, "id": "ch_nope"}, wire_fixture("inbound_current.json")),
+        404,
+        "not_found",
     )
 
 
@@ -200,15 +171,15 @@ def test_a_body_that_is_not_json_is_415_or_400(web: WebApp, channel: dict[str, A
     url = f"/v1/channels/webhook/{channel['id']}/messages"
     auth = {"Authorization": f"Bearer {channel['accessToken']}"}
     plain = web.client.post(url, data="hello", headers={**auth, "Content-Type": "text/plain"})
-    _error(plain, 415, "unsupported_media_type")
-    _error(web.client.post(url, data="hello", headers=auth), 415, "unsupported_media_type")
+    api_error(plain, 415, "unsupported_media_type")
+    api_error(web.client.post(url, data="hello", headers=auth), 415, "unsupported_media_type")
     broken = {**auth, "Content-Type": "application/json"}
-    _error(web.client.post(url, data="{", headers=broken), 400, "bad_request")
-    _error(web.client.post(url, data="[" * 4000, headers=broken), 400, "bad_request")
+    api_error(web.client.post(url, data="{", headers=broken), 400, "bad_request")
+    api_error(web.client.post(url, data="[" * 4000, headers=broken), 400, "bad_request")
     nan = '{"conversationId": "c", "message": {"locationMessage": {"coordinates": '
     nan += '{"lat": NaN, "long": 1}}}}'
-    _error(web.client.post(url, data=nan, headers=broken), 400, "bad_request")
-    _error(web.client.post(url, data=b"\xff\xfe\xfa", headers=broken), 400, "bad_request")
+    api_error(web.client.post(url, data=nan, headers=broken), 400, "bad_request")
+    api_error(web.client.post(url, data=b"\xff\xfe\xfa", headers=broken), 400, "bad_request")
     assert web.queued_keys() == []
 
 
@@ -226,25 +197,25 @@ def test_a_body_over_the_limit_is_413_with_or_without_a_length(
         "Authorization": f"Bearer {channel['accessToken']}",
         "Content-Type": "application/json",
     }
-    _error(web.client.post(url, data=_big_body(), headers=headers), 413, "body_too_large")
+    api_error(web.client.post(url, data=_big_body(), headers=headers), 413, "body_too_large")
     chunked = web.client.post(
         url,
         input_stream=io.BytesIO(_big_body()),
         headers={**headers, "Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input_terminated": True},
     )
-    _error(chunked, 413, "body_too_large")
+    api_error(chunked, 413, "body_too_large")
     plain = web.client.post(
         url, data=_big_body(), headers={**headers, "Content-Type": "text/plain"}
     )
-    _error(plain, 413, "body_too_large")
+    api_error(plain, 413, "body_too_large")
     assert web.queued_keys() == []
 
 
 def test_a_chunked_body_within_the_limit_is_accepted(web: WebApp, channel: dict[str, Any]) -> None:
     answer = web.client.post(
         f"/v1/channels/webhook/{channel['id']}/messages",
-        input_stream=io.BytesIO(json.dumps(fixture("inbound_current.json")).encode()),
+        input_stream=io.BytesIO(json.dumps(wire_fixture("inbound_current.json")).encode()),
         headers={
             "Authorization": f"Bearer {channel['accessToken']}",
             "Content-Type": "application/json",
@@ -259,6 +230,6 @@ def test_wrong_method_and_unknown_route_get_json_errors(
     web: WebApp, channel: dict[str, Any]
 ) -> None:
     wrong = web.client.get(f"/v1/channels/webhook/{channel['id']}/messages")
-    _error(wrong, 405, "method_not_allowed")
+    api_error(wrong, 405, "method_not_allowed")
     assert "POST" in wrong.headers["Allow"]
-    _error(web.client.post("/v1/channels/nowhere"), 404, "not_found")
+    api_error(web.client.post("/v1/channels/nowhere"), 404, "not_found")

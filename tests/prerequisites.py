@@ -1,0 +1,58 @@
+"""What some tests need from the machine: the local Redis, Debian's Chromium.
+
+Without it a test is skipped locally, with the reason; under CI=true it fails instead,
+since CI must run every test.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from typing import NoReturn
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tests.redis_databases import HOST as REDIS_HOST
+from tests.redis_databases import PORT as REDIS_PORT
+
+
+def require_redis() -> None:
+    """Skip when no Redis listens on the test Redis's address (127.0.0.1:6379 unless
+    SWITCHBOARD_TEST_REDIS_HOST/PORT say otherwise); under CI=true, fail instead."""
+    reason = _redis_unreachable()
+    if reason is not None:
+        _missing(reason, "CI must run the Redis-backed tests")
+
+
+def require_chromium() -> str:
+    """The path of Debian's headless Chromium; skip without it, fail under CI=true."""
+    found = shutil.which("chromium")
+    if found is None:
+        _missing("needs Debian's chromium (apt-get install chromium)", ".ci/run installs it")
+    return found
+
+
+@functools.cache
+def _redis_unreachable() -> str | None:
+    """Why the test Redis cannot be used, or None: asked once a run, without retries, so that
+    a run without Redis skips its Redis-backed tests at once."""
+    probe: redis.Redis[bytes] = redis.Redis(
+        host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
+    try:
+        probe.ping()
+    except redis.RedisError as exc:
+        return f"needs Redis on {REDIS_HOST}:{REDIS_PORT} ({exc})"
+    finally:
+        probe.close()
+    return None
+
+
+def _missing(reason: str, under_ci: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; {under_ci}", pytrace=False)
+    pytest.skip(reason)
