@@ -164,7 +164,7 @@ def _time_ms(value: str | None, name: str) -> int | None:
     if not value:
         return None
     try:
-        return int(clock.parse_iso(value) * 1000)
+        return clock.ms_of_iso(value)
     except ValueError:
         raise SwitchboardError(
             f"--{name} must be an ISO 8601 time, like 2026-11-21T08:00:00Z"

@@ -19,7 +19,7 @@ def create(r: Redis, name: str, definition_: Any) -> dict[str, Any]:
     bot = Bot(ids.new_id("bot"), name, checked, checked, now, now, now)
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.bot(bot.id), mapping=bot.to_redis())
-    pipe.zadd(keys.BOTS, {bot.id: int(now * 1000)})
+    pipe.zadd(keys.BOTS, {bot.id: clock.ms(now)})
     pipe.execute()
     return bot.view()
 

@@ -161,5 +161,5 @@ def touch(r: Redis, conversation: Conversation, at: float) -> None:
     """Mark activity in the version's conversation index."""
     r.zadd(
         keys.bot_conversations(conversation.bot_id, conversation.version),
-        {conversation.conversation_id: int(at * 1000)},
+        {conversation.conversation_id: clock.ms(at)},
     )

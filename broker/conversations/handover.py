@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.conversations.conversation import Conversation, HandoverState
-from broker.core import keys
+from broker.core import clock, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
 
@@ -206,7 +206,7 @@ class Handover:
         self.state.paused = True
         self.state.agent_active_at = now
         self._set_timer(RESUME_TIMER, now + self.settings.resume_after)
-        self.changes.add(self._paused_index(), self.conversation.conversation_id, now * 1000)
+        self.changes.add(self._paused_index(), self.conversation.conversation_id, clock.ms(now))
 
     def agent_acted(self, now: float) -> None:
         """The agent said something: the silence that ends a pause starts again."""

@@ -97,5 +97,5 @@ def _queue(
     pipe.zadd(keys.TURNS, {key: now + settings.claim_lease}, nx=True)
     pipe.zadd(
         keys.bot_conversations(channel.bot_id, channel.version),
-        {conversation.conversation_id: int(now * 1000)},
+        {conversation.conversation_id: clock.ms(now)},
     )

@@ -11,14 +11,19 @@ def now() -> float:
 
 
 def now_ms() -> int:
-    return int(time.time() * 1000)
+    return ms(time.time())
+
+
+def ms(ts: float) -> int:
+    """A time in whole milliseconds, as indexes score it; rounded as `iso` rounds it."""
+    return round(ts * 1000)
 
 
 def iso(ts: float) -> str:
     """ISO 8601 UTC with milliseconds and a Z, as the hosted platform writes times."""
-    ms = round(ts * 1000)
-    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{ms % 1000:03d}Z"
+    whole = ms(ts)
+    return datetime.fromtimestamp(whole // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{whole % 1000:03d}Z"
     )
 
 
@@ -28,3 +33,8 @@ def parse_iso(text: str) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
+
+
+def ms_of_iso(text: str) -> int:
+    """An ISO 8601 time in milliseconds; ValueError when it is not one."""
+    return ms(parse_iso(text))

@@ -126,7 +126,7 @@ def dead_letter(
     def build(pipe: Pipeline) -> None:
         # Listed first (sb:dead is not in the conversation's hash slot): should we die
         # before the record, the listing skips it until it is dead.
-        pipe.zadd(keys.DEAD, {delivery.id: int(now * 1000)})
+        pipe.zadd(keys.DEAD, {delivery.id: clock.ms(now)})
         add(
             pipe,
             settings,

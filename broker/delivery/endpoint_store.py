@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.core import keys
+from broker.core import clock, keys
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 from broker.delivery.endpoint import Endpoint
@@ -15,7 +15,7 @@ def save(r: Redis, endpoint: Endpoint) -> None:
     # until it is saved again, and no listing names an endpoint that is not there.
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.endpoint(endpoint.id), mapping=endpoint.to_redis())
-    pipe.zadd(keys.ENDPOINTS, {endpoint.id: int(endpoint.created_at * 1000)}, nx=True)
+    pipe.zadd(keys.ENDPOINTS, {endpoint.id: clock.ms(endpoint.created_at)}, nx=True)
     pipe.execute()
 
 

@@ -58,8 +58,8 @@ def commit_turn(
 
         def index(pipe: Pipeline) -> None:
             for d in new:
-                pipe.zadd(keys.DELIVERIES, {d.id: int(d.created_at * 1000)})
-                pipe.zadd(keys.endpoint_deliveries(d.endpoint_id), {d.id: int(d.created_at * 1000)})
+                pipe.zadd(keys.DELIVERIES, {d.id: clock.ms(d.created_at)})
+                pipe.zadd(keys.endpoint_deliveries(d.endpoint_id), {d.id: clock.ms(d.created_at)})
             # nx: a queue that already waits (a retry, a claim) keeps its time.
             pipe.zadd(keys.DUE, dict.fromkeys(refs, claim), nx=True)
 

@@ -312,7 +312,7 @@ def _record(
         if verdict is Verdict.DEAD:
             # Listed first (sb:dead is not in the conversation's hash slot): should we die
             # before the record, the delivery is tried again and the listing skips it.
-            pipe.zadd(keys.DEAD, {delivery.id: int(now * 1000)})
+            pipe.zadd(keys.DEAD, {delivery.id: clock.ms(now)})
         health.add_outcome(
             pipe,
             settings,

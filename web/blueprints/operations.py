@@ -111,7 +111,7 @@ def _time_arg(value: str | None, name: str) -> int | None:
     if not value:
         return None
     try:
-        return int(clock.parse_iso(value) * 1000)
+        return clock.ms_of_iso(value)
     except ValueError as exc:
         raise ValidationFailed(f"{name} must be an ISO 8601 time", field=name) from exc
 
