@@ -1,6 +1,6 @@
 """How many delivery attempts one worker process sustains.
 
-    python -m bench.delivery_throughput [--deliveries N] [--sessions S] [--endpoints E] [--db D]
+    python -m bench.delivery_throughput [--deliveries N] [--conversations S] [--endpoints E]
 
 Starts ONE `switchboard worker` process (threads pool) and a scheduler, against
 two databases of their own on the local Redis (127.0.0.1:6379: free ones, or `--db`
@@ -192,14 +192,16 @@ def _wait_for_worker(r: Redis, timeout: float) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.delivery_throughput")
     parser.add_argument("--deliveries", type=int, default=3000, help="per case")
-    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument(
+        "--conversations", "--sessions", dest="conversations", type=int, default=200
+    )
     parser.add_argument(
         "--db", type=int, help="data database (the next is Celery's); default: two free ones"
     )
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds per case, at most")
     parser.add_argument("--celery-threads", type=int, default=8)
     parser.add_argument(
-        "--endpoints", type=int, default=1, help="endpoints the sessions are spread over"
+        "--endpoints", type=int, default=1, help="endpoints the conversations are spread over"
     )
     args = parser.parse_args(argv)
 
@@ -219,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"one worker process: {settings.delivery_concurrency} delivery threads, at most "
             f"{settings.endpoint_concurrency} per endpoint; {args.deliveries} deliveries "
-            f"over {args.sessions} sessions and {args.endpoints} endpoint(s) per case",
+            f"over {args.conversations} conversations and {args.endpoints} endpoint(s) per case",
             flush=True,
         )
         for label, delay in (("receiver answers at once", 0.0), ("receiver takes 200 ms", 0.2)):
