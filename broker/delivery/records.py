@@ -82,7 +82,7 @@ class Delivery:
         return self.attempt_count - self.attempt_base
 
     def to_redis(self) -> HashFields:
-        return {
+        fields: dict[str | bytes, bytes | float | int | str] = {
             "id": self.id,
             "endpointId": self.endpoint_id,
             "kind": self.kind,
@@ -93,12 +93,18 @@ class Delivery:
             "status": self.status,
             "attemptCount": self.attempt_count,
             "attemptBase": self.attempt_base,
-            "nextAttemptAt": repr(self.next_attempt_at),
-            "deliveredAt": repr(self.delivered_at),
-            "deadAt": repr(self.dead_at),
-            "notify": "1" if self.notify else "0",
-            "expiresAt": repr(self.expires_at),
         }
+        # The times and flags most deliveries never have are left out, not written as 0.
+        optional = {
+            "nextAttemptAt": self.next_attempt_at,
+            "deliveredAt": self.delivered_at,
+            "deadAt": self.dead_at,
+            "expiresAt": self.expires_at,
+        }
+        fields.update({name: repr(at) for name, at in optional.items() if at})
+        if self.notify:
+            fields["notify"] = "1"
+        return fields
 
     @classmethod
     def from_redis(cls, raw: Mapping[str, str]) -> Delivery:
