@@ -1,5 +1,5 @@
 """The bot record: a name and a dialogue definition in a DRAFT and a LIVE version, and its
-Redis form (hash `sb:bot:<id>`)."""
+Redis form (hash `sb:{b:<id>}:bot`)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Webhook channels: the channel store, the two inbound forms, ingress and rate limits."""
+"""Webhook channels: the channel record and store, the two inbound forms, and rate limits."""

@@ -1,4 +1,5 @@
-"""Webhook channels: how a customer's integration talks to a bot, both ways."""
+"""The channel store: Webhook channels (how a customer's integration talks to a bot, both
+ways) in Redis, with the endpoint that carries each one's webhook URL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fan-out: a bot turn's state, transcript and deliveries, committed at once."""
+"""Fan-out: a bot turn's memory, transcript and deliveries, committed at once."""
 
 from __future__ import annotations
 
