@@ -45,9 +45,11 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process with append-only persistence in `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, persistent: bool = True) -> None:
+    def __init__(self, data_dir: Path, *, persistent: bool = True, binary: str = "") -> None:
         self.data_dir = data_dir
         self.persistent = persistent
+        #: The redis-server to run; by default the one `find_server` picks.
+        self.binary = binary
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -56,7 +58,7 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
-        binary, origin = find_server()
+        binary, origin = (self.binary, "the redis-server given") if self.binary else find_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             binary,

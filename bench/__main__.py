@@ -1,0 +1,193 @@
+"""The whole path, measured: user messages into the web API, bot turns, deliveries out.
+
+    python -m bench [--quick] [--messages N] [--conversations C] [--connections K]
+                    [--runs R] [--scenarios max,paced,isolation,retries,memory]
+
+It starts a Redis of its own, a fast local receiver, and each system as real processes:
+Switchboard (web under gunicorn with 2 workers, one worker, the scheduler) and the plain
+recipe (bench/plain_recipe.py) as the yardstick, alternately, `--runs` times. It prints
+one JSON line per scenario and system, then one line of ratios: Switchboard's delivered
+messages a second against the plain recipe's and against the same run's `/healthz`
+requests a second. `--quick` finishes within a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench.receiver import Behaviour, Receiver
+from bench.scenarios import Figures, Load, measure, yardstick
+from bench.systems import PlainRecipe, Switchboard, System
+from switchboard.embedded_redis import EmbeddedRedis
+
+SCENARIOS = ("max", "paced", "isolation", "retries", "memory")
+PACES = (0.1, 0.25, 0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a small run, within a minute")
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--conversations", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs of each system")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS[:4]))
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.conversations, args.runs, args.scenarios = 800, 200, 1, "max,paced"
+    chosen = [name for name in args.scenarios.split(",") if name]
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as workdir:
+        return _run(args, chosen, Path(workdir))
+
+
+def _run(args: argparse.Namespace, chosen: list[str], workdir: Path) -> int:
+    server = EmbeddedRedis(workdir / "redis", persistent=False, binary=_system_redis())
+    server.start()
+    receiver = Receiver()
+    data = redis.Redis.from_url(server.url)
+    load = Load(args.messages, args.conversations, args.connections)
+    results: dict[str, list[Figures]] = {"switchboard": [], "plain": []}
+    yardsticks: list[float] = []
+    try:
+        with (workdir / "processes.log").open("ab") as log:
+            for _ in range(args.runs):
+                figures, healthz = _switchboard_run(server.url, receiver, data, load, chosen, log)
+                results["switchboard"] += figures
+                yardsticks.append(healthz)
+                results["plain"] += _plain_run(server.url, receiver, data, load, log)
+    finally:
+        server.stop()
+    print(json.dumps(_ratios(results, yardsticks)), flush=True)
+    return 0
+
+
+def _system_redis() -> str:
+    """A redis-server from the system's PATH, as in production, if there is one."""
+    return shutil.which("redis-server", path="/usr/local/bin:/usr/bin:/bin") or ""
+
+
+def _started(system: System, data: redis.Redis[bytes]) -> System:
+    data.flushall()
+    system.start()
+    return system
+
+
+def _switchboard_run(
+    url: str, receiver: Receiver, data: redis.Redis[bytes], load: Load, chosen: list[str],
+    log: Any,
+) -> tuple[list[Figures], float]:
+    system = Switchboard("switchboard", url, receiver.url(), log)
+    out: list[Figures] = []
+    try:
+        _started(system, data)
+        target = system.target(with_slow_channel="isolation" in chosen)
+        _warm_up(system, target, receiver, data, load)
+        best = _show(measure("max", system, target, receiver, data, load))
+        out.append(best)
+        if "paced" in chosen:
+            for share in PACES:
+                paced = Load(load.messages, load.conversations, load.connections,
+                             rate=round(best.delivered_per_s * share, 1))
+                out.append(_show(measure(f"paced-{int(share * 100)}%", system, target,
+                                         receiver, data, paced)))
+        if "isolation" in chosen:
+            slow = Load(load.messages, load.conversations, load.connections, slow_every=10)
+            out.append(_show(measure("isolation", system, target, receiver, data, slow)))
+        if "retries" in chosen:
+            receiver.behaviour = Behaviour(fail_every=5)
+            try:
+                out.append(_show(measure("retries", system, target, receiver, data, load)))
+            finally:
+                receiver.behaviour = Behaviour()
+        if "memory" in chosen:
+            out += _memory(system, target, receiver, data, load)
+        healthz = yardstick(target, 3.0, load.connections)
+        print(json.dumps({"scenario": "healthz", "system": "switchboard",
+                          "requests_per_s": healthz}), flush=True)
+    finally:
+        system.stop()
+    return out, healthz
+
+
+def _plain_run(
+    url: str, receiver: Receiver, data: redis.Redis[bytes], load: Load, log: Any
+) -> list[Figures]:
+    plain_url = url.rsplit("/", 1)[0] + "/2"
+    system = PlainRecipe("plain", plain_url, receiver.url(), log)
+    try:
+        _started(system, data)
+        target = system.target()
+        _warm_up(system, target, receiver, data, load)
+        return [_show(measure("max", system, target, receiver, data, load))]
+    finally:
+        system.stop()
+
+
+def _warm_up(
+    system: System, target: Any, receiver: Receiver, data: redis.Redis[bytes], load: Load
+) -> None:
+    """A few hundred messages first, so that imports and connections are not measured."""
+    measure("warm-up", system, target, receiver, data,
+            Load(min(300, load.messages), min(100, load.conversations), load.connections))
+
+
+def _memory(
+    system: System, target: Any, receiver: Receiver, data: redis.Redis[bytes], load: Load
+) -> list[Figures]:
+    """Worker memory after 10,000 messages and after 100,000."""
+    first = measure("memory-10k", system, target, receiver, data,
+                    Load(10_000, load.conversations, load.connections))
+    rest = measure("memory-100k", system, target, receiver, data,
+                   Load(90_000, load.conversations, load.connections), timeout=900)
+    rest.extra["worker_rss_growth"] = round(
+        rest.rss_mb["worker"] / first.rss_mb["worker"] - 1, 3
+    )
+    return [_show(first), _show(rest)]
+
+
+def _show(figures: Figures) -> Figures:
+    print(figures.line(), flush=True)
+    return figures
+
+
+def _median(items: list[Figures], scenario: str, pick: Callable[[Figures], float]) -> float:
+    values = [pick(item) for item in items if item.scenario == scenario]
+    return statistics.median(values) if values else 0.0
+
+
+def _ratios(results: dict[str, list[Figures]], yardsticks: list[float]) -> dict[str, Any]:
+    mine, plain = results["switchboard"], results["plain"]
+    delivered = _median(mine, "max", lambda f: f.delivered_per_s)
+    plain_delivered = _median(plain, "max", lambda f: f.delivered_per_s)
+    healthz = statistics.median(yardsticks) if yardsticks else 0.0
+    return {
+        "scenario": "ratios",
+        "runs": len(yardsticks),
+        "delivered_per_s": delivered,
+        "plain_delivered_per_s": plain_delivered,
+        "healthz_per_s": healthz,
+        "vs_plain": round(delivered / plain_delivered, 2) if plain_delivered else None,
+        "vs_healthz": round(delivered / healthz, 3) if healthz else None,
+        "cpu_ms_per_msg": _median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
+        "plain_cpu_ms_per_msg": _median(
+            plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)
+        ),
+        "redis_cpu_ms_per_msg": _median(mine, "max", lambda f: f.redis_cpu_ms_per_msg),
+        "plain_redis_cpu_ms_per_msg": _median(plain, "max", lambda f: f.redis_cpu_ms_per_msg),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

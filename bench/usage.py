@@ -1,0 +1,66 @@
+"""What the processes under test cost: CPU seconds and memory per role, and Redis's commands
+and CPU, read before and after a scenario."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psutil
+import redis
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its children (gunicorn's workers, say)."""
+    total = 0.0
+    for process in _tree(pid):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    total = 0
+    for process in _tree(pid):
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return round(total / 2**20, 1)
+
+
+@dataclass(frozen=True)
+class RedisUsage:
+    calls: Mapping[str, int]
+    cpu_seconds: float
+
+
+def redis_usage(client: redis.Redis[bytes]) -> RedisUsage:
+    stats = client.info("commandstats")
+    calls = {
+        name.removeprefix("cmdstat_"): int(value["calls"])
+        for name, value in stats.items()
+        if isinstance(value, dict)
+    }
+    cpu = client.info("cpu")
+    return RedisUsage(calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]))
+
+
+def redis_delta(before: RedisUsage, after: RedisUsage) -> RedisUsage:
+    calls = {
+        name: count - before.calls.get(name, 0)
+        for name, count in after.calls.items()
+        if count - before.calls.get(name, 0) > 0
+    }
+    return RedisUsage(calls, after.cpu_seconds - before.cpu_seconds)
