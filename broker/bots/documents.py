@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,23 @@ from broker.core.errors import ValidationFailed
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML as JSON would have it: a date such as 2026-12-25 stays a string."""
+    """YAML read as YAML 1.2 reads it: a date such as 2026-12-25 stays a string, and so do
+    yes, no, on and off (only true and false are booleans), so that a field named `on`
+    is a field."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    first: [
+        (tag, regex)
+        for tag, regex in resolvers
+        if tag not in ("tag:yaml.org,2002:timestamp", _BOOL)
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def parse(text: str, name: str) -> Any:

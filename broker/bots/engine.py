@@ -296,7 +296,8 @@ class Engine:
                 turn.outputs.append(Output("message", body))
             elif isinstance(step, Offload):
                 if can_offload:
-                    turn.outputs.append(Output("offload", {"payload": step.payload}))
+                    payload = render_json(step.payload, variables)
+                    turn.outputs.append(Output("offload", {"payload": payload}))
                     return None
                 return step.on_fail or self.program.offload_failed
         return self._follow(turn, node)
