@@ -94,6 +94,8 @@ class Matcher:
                 for variant in deletions(word, typo_budget(word)):
                     self._near[variant].add(word)
         self._memo: dict[str, list[tuple[str, float]]] = {}
+        #: A word in more examples than this is too common to find candidates by.
+        self._common = max(50, len(self._examples) // 20)
 
     @property
     def intents(self) -> set[str]:
@@ -115,29 +117,44 @@ class Matcher:
             for word, found in known.items()
         }
         said_weight = sum(weights.values())
-        recall: dict[int, dict[str, float]] = defaultdict(dict)
-        precision: dict[int, dict[str, float]] = defaultdict(dict)
+        #: For each vocabulary word the text stands for: how closely, and by which word.
+        hits: dict[str, tuple[float, str]] = {}
         for word, found in known.items():
             for vocabulary_word, similarity in found:
-                for index in self._postings[vocabulary_word]:
-                    covered = recall[index]
-                    if similarity > covered.get(vocabulary_word, 0.0):
-                        covered[vocabulary_word] = similarity
-                    explained = precision[index]
-                    if similarity > explained.get(word, 0.0):
-                        explained[word] = similarity
+                if similarity > hits.get(vocabulary_word, (0.0, ""))[0]:
+                    hits[vocabulary_word] = (similarity, word)
         best: dict[str, float] = {}
-        for index, covered in recall.items():
+        for index in self._candidates(hits):
             example = self._examples[index]
             if among is not None and example.intent not in among:
                 continue
-            r = sum(self._idf[w] * s for w, s in covered.items()) / example.weight
-            p = sum(weights[w] * s for w, s in precision[index].items()) / said_weight
+            covered = 0.0
+            explained: dict[str, float] = {}
+            for vocabulary_word in example.words:
+                hit = hits.get(vocabulary_word)
+                if hit is not None:
+                    similarity, word = hit
+                    covered += self._idf[vocabulary_word] * similarity
+                    if similarity > explained.get(word, 0.0):
+                        explained[word] = similarity
+            r = covered / example.weight
+            p = sum(weights[w] * s for w, s in explained.items()) / said_weight
             score = (1 + _BETA_SQUARED) * p * r / (_BETA_SQUARED * p + r)
             if score > best.get(example.intent, 0.0):
                 best[example.intent] = score
         ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))
         return [Match(intent, round(score, 4)) for intent, score in ranked]
+
+    def _candidates(self, hits: dict[str, tuple[float, str]]) -> set[int]:
+        """The examples worth scoring: those with a word of the text, where words that most
+        examples have are left out once rarer ones have found some."""
+        found: set[int] = set()
+        for vocabulary_word in sorted(hits, key=lambda w: len(self._postings[w])):
+            postings = self._postings[vocabulary_word]
+            if found and len(postings) > self._common:
+                break
+            found.update(postings)
+        return found
 
     def _lookup(self, word: str) -> list[tuple[str, float]]:
         """The vocabulary words (and entity classes) a user's word stands for, each with how
