@@ -8,7 +8,7 @@ Each call has a hard time limit: the engine gets an answer, or a failure, by the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from broker.bots.custom_actions import ActionContext, ActionResult
@@ -54,7 +54,6 @@ class NoActions:
     """For engines run where nothing may be called: every call fails."""
 
     reason: str = "no API calls or custom actions can run here"
-    calls: list[str] = field(default_factory=list)
 
     def call_api(self, request: ApiRequest) -> ApiAnswer:
         return ApiAnswer(None, error=self.reason)

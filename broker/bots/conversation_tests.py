@@ -52,8 +52,6 @@ class _FileActions:
                 continue
             if not fnmatch.fnmatchcase(request.url, str(answer.get("url", "*"))):
                 continue
-            if "body" in answer and "request" in answer and answer["request"] != request.body:
-                continue
             if answer.get("error"):
                 return ApiAnswer(None, error=str(answer["error"]))
             return ApiAnswer(int(answer.get("status", 200)), answer.get("body"))
