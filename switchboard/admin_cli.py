@@ -80,7 +80,7 @@ R = TypeVar("R")
 
 
 # An option whose help tells its default has show_default=False, not to tell it twice.
-def _connection(command: Callable[P, R]) -> Callable[P, R]:
+def connection(command: Callable[P, R]) -> Callable[P, R]:
     """The options that reach the API: `--url` and `--token`."""
     command = click.option(
         "--token",
@@ -114,7 +114,7 @@ def bots() -> None:
 
 @bots.command("list")
 @_paging
-@_connection
+@connection
 def cmd_bots_list(page: int, limit: int, url: str, token: str) -> None:
     """list bots, newest first"""
     from switchboard.listing import Column, show
@@ -147,7 +147,7 @@ def _definition(definition: str | None, template: str | None) -> Any:
 @click.option("--name", required=True)
 @click.option("--definition", help="a JSON file holding the definition")
 @click.option("--template", type=click.Choice(["echo"]), help="a built-in definition")
-@_connection
+@connection
 def cmd_bots_create(
     name: str, definition: str | None, template: str | None, url: str, token: str
 ) -> None:
@@ -158,7 +158,7 @@ def cmd_bots_create(
 
 @bots.command("publish")
 @click.argument("bot")
-@_connection
+@connection
 def cmd_bots_publish(bot: str, url: str, token: str) -> None:
     """make a bot's DRAFT its LIVE version"""
     published = Api(url, token).call("POST", f"/v1/bots/{bot}/publish")
@@ -167,7 +167,7 @@ def cmd_bots_publish(bot: str, url: str, token: str) -> None:
 
 @bots.command("delete")
 @click.argument("bot")
-@_connection
+@connection
 def cmd_bots_delete(bot: str, url: str, token: str) -> None:
     """delete a bot with its channels, offloading integration and API tokens"""
     Api(url, token).call("DELETE", f"/v1/bots/{bot}")
@@ -184,7 +184,7 @@ def channels() -> None:
 @click.option("--webhook-url", required=True, help="where the bot's replies are POSTed")
 @click.option("--verify-token", help="generated when not given")
 @click.option("--version", type=click.Choice(["LIVE", "DRAFT"]), default="LIVE")
-@_connection
+@connection
 def cmd_channels_create(
     bot: str, webhook_url: str, verify_token: str | None, version: str, url: str, token: str
 ) -> None:
@@ -200,7 +200,7 @@ def cmd_channels_create(
 @channels.command("list")
 @click.argument("bot")
 @_paging
-@_connection
+@connection
 def cmd_channels_list(bot: str, page: int, limit: int, url: str, token: str) -> None:
     """list a bot's Webhook channels"""
     from switchboard.listing import Column, show
@@ -218,7 +218,7 @@ def cmd_channels_list(bot: str, page: int, limit: int, url: str, token: str) -> 
 @channels.command("rotate-secret")
 @click.argument("bot")
 @click.argument("channel")
-@_connection
+@connection
 def cmd_channels_rotate_secret(bot: str, channel: str, url: str, token: str) -> None:
     """new signing secret; prints it"""
     path = f"/v1/bots/{bot}/channels/webhook/{channel}/rotate-secret"
@@ -259,7 +259,7 @@ def cmd_channels_rotate_secret(bot: str, channel: str, url: str, token: str) -> 
     show_default=False,
     help="after a reply, stop once this many seconds pass without another (default 2 s)",
 )
-@_connection
+@connection
 def send(
     bot: str,
     channel: str,

@@ -13,7 +13,7 @@ import click
 from broker.core import clock, defaults
 from broker.core.errors import SwitchboardError
 from broker.core.settings import Settings
-from switchboard import admin_cli
+from switchboard import admin_cli, bot_cli
 
 if TYPE_CHECKING:
     from broker.core.connection import Redis
@@ -144,6 +144,7 @@ def cmd_token_create(description: str, bot: str | None) -> None:
 
 
 root.add_command(admin_cli.bots)
+root.add_command(bot_cli.bot)
 root.add_command(admin_cli.channels)
 root.add_command(admin_cli.send)
 

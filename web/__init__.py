@@ -21,6 +21,7 @@ def create_app(services: Services) -> Flask:
         manage,
         offloading,
         operations,
+        schemas,
     )
 
     app = Flask(__name__)
@@ -38,6 +39,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(api_tokens.bp)
     app.register_blueprint(operations.bp)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(schemas.bp)
     return app
 
 

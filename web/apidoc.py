@@ -23,7 +23,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal, TypeVar
 
 from flask import Flask
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import Rule
 
@@ -96,14 +96,24 @@ def _doc_of(view: Callable[..., Any]) -> RouteDoc | None:
 # What the document says the same way on every route: errors (docs/wire-contract.md §1c) and auth
 
 
+class FieldError(BaseModel):
+    field: str = Field(description="The faulty path, as `field` gives the first one.")
+    message: str
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
     field: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None,
+        description="Every fault, each with its path, where there can be many: a bot "
+        "definition's (`field` and `message` tell the first).",
+    )
 
 
 class ErrorAnswer(BaseModel):
-    """An error: `{"error": {"code", "message", "field"?}}`."""
+    """An error: `{"error": {"code", "message", "field"?, "errors"?}}`."""
 
     error: ErrorDetail
 

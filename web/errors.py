@@ -1,12 +1,15 @@
-"""Every error answer is `{"error": {"code", "message", "field"?}}` (docs/wire-contract.md §1c)."""
+"""Every error answer is `{"error": {"code", "message", "field"?, "errors"?}}`
+(docs/wire-contract.md §1c); `errors` lists every fault of a bot definition."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from broker.bots.faults import DefinitionInvalid
 from broker.core.errors import RateLimited, SwitchboardError
 
 log = logging.getLogger(__name__)
@@ -25,10 +28,18 @@ _CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
-    error: dict[str, str] = {"code": code, "message": message}
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
     if field:
         error["field"] = field
+    if errors:
+        error["errors"] = errors
     response = jsonify({"error": error})
     response.status_code = status
     return response
@@ -37,7 +48,10 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
 def register(app: Flask) -> None:
     @app.errorhandler(SwitchboardError)
     def _ours(exc: SwitchboardError) -> Response:
-        response = error_response(exc.status, exc.code, exc.message, exc.field)
+        faults = exc.faults if isinstance(exc, DefinitionInvalid) else []
+        response = error_response(
+            exc.status, exc.code, exc.message, exc.field, [f.view() for f in faults]
+        )
         if isinstance(exc, RateLimited):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response

@@ -12,12 +12,13 @@ from broker.core.connection import Redis, connect
 from broker.core.settings import Settings
 from broker.delivery import queues
 from broker.delivery.http_client import DeliveryClient
+from workers.bot_actions import WorkerActions
 from workers.celery_app import DELIVER_TASK, TURN_TASK, CelerySender, settings_of
 from workers.delivery_pool import DeliveryPool
 
 
 @cache
-def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool]:
+def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool, WorkerActions]:
     """What one worker process shares between its tasks and threads."""
     from celery import current_app
 
@@ -35,13 +36,13 @@ def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool]:
         size=settings.delivery_concurrency,
         per_endpoint=settings.endpoint_concurrency,
     )
-    return settings, r, sender, pool
+    return settings, r, sender, pool, WorkerActions(settings)
 
 
 @shared_task(name=TURN_TASK)
 def bot_turn(conversation_key: str) -> int:
-    settings, r, sender, _ = _process()
-    return turns.run_pending(r, settings, sender, conversation_key)
+    settings, r, sender, _, actions = _process()
+    return turns.run_pending(r, settings, sender, conversation_key, actions)
 
 
 @shared_task(name=DELIVER_TASK)
@@ -52,5 +53,5 @@ def deliver(queues: list[str]) -> int:
     The task does not wait for the attempts; their queues' claims on `sb:due` (not
     this task's acknowledgement) bring them back if the process dies.
     """
-    _, _, _, pool = _process()
+    _, _, _, pool, _ = _process()
     return len(queues) - pool.offer(queues)

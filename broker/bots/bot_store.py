@@ -8,13 +8,18 @@ from typing import Any
 
 from broker.bots import definition
 from broker.bots.bot import Bot, Version
+from broker.bots.program import Program, compile_text
+from broker.bots.references import UrlCheck
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 
 
-def create(r: Redis, name: str, definition_: Any) -> dict[str, Any]:
-    checked = definition.validate(definition_)
+def create(
+    r: Redis, name: str, definition_: Any, *, check_url: UrlCheck | None = None
+) -> dict[str, Any]:
+    """A new bot; `check_url` judges the API URLs of its definition (outbound safety)."""
+    checked = definition.validate(definition_, check_url=check_url)
     now = clock.now()
     bot = Bot(ids.new_id("bot"), name, checked, checked, now, now, now)
     pipe = r.pipeline(transaction=False)
@@ -44,6 +49,14 @@ def definition_of(r: Redis, bot_id: str, version: Version) -> dict[str, Any]:
     return found
 
 
+def program_of(r: Redis, bot_id: str, version: Version) -> Program:
+    """One version's definition, compiled (once per process for each text)."""
+    text = r.hget(keys.bot(bot_id), Bot.definition_field(version))
+    if text is None:
+        raise NotFound(f"no bot {bot_id!r}")
+    return compile_text(text)
+
+
 def exists(r: Redis, bot_id: str) -> bool:
     return bool(r.exists(keys.bot(bot_id)))
 
@@ -59,9 +72,12 @@ def list_page(r: Redis, offset: int, limit: int) -> tuple[list[dict[str, Any]], 
     return [Bot.from_redis(raw).view() for raw in pipe.execute() if raw], total
 
 
-def put_draft(r: Redis, bot_id: str, definition_: Any) -> dict[str, Any]:
+def put_draft(
+    r: Redis, bot_id: str, definition_: Any, *, check_url: UrlCheck | None = None
+) -> dict[str, Any]:
     bot = load(r, bot_id)
-    changed = replace(bot, draft=definition.validate(definition_), updated_at=clock.now())
+    checked = definition.validate(definition_, check_url=check_url)
+    changed = replace(bot, draft=checked, updated_at=clock.now())
     r.hset(keys.bot(bot_id), mapping=changed.to_redis())
     return changed.view()
 

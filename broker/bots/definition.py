@@ -1,105 +1,73 @@
-"""Bot definitions: their schema, and validation that names the faulty path."""
+"""Bot definitions: which version of the format a document is in, and its validation, which
+reports every fault with its path (`definition.states.order.next: unknown state "pay"`).
+
+A document without `version` (or with `version: 1`) is version 1, the format of the first
+releases (`broker.bots.definition_v1`); `version: 2` is the current one
+(`broker.bots.definition_v2`). `{"template": NAME}` names a built-in definition.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictStr, Tag, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from broker.bots.botmessages import BotMessage, chosen_by
-from broker.bots.references import validate_references
+from broker.bots import definition_v1, definition_v2
+from broker.bots.faults import DefinitionInvalid, Fault, join, of_pydantic
+from broker.bots.references import UrlCheck, v1_faults, v2_faults
 from broker.bots.templates import TEMPLATES
-from broker.core.errors import ValidationFailed
-from broker.core.validation import parse
 
-_STATE_ID = Field(min_length=1, max_length=256)
+VERSIONS = (1, 2)
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+M = TypeVar("M", bound=BaseModel)
 
 
-class Route(_Model):
-    match: StrictStr = Field(min_length=1, max_length=256)
-    exact: bool = False
-    next: StrictStr = _STATE_ID
-
-
-class Input(_Model):
-    variable: StrictStr = Field(min_length=1, max_length=256)
-    next: StrictStr = _STATE_ID
-
-
-class SetVariable(_Model):
-    type: Literal["setVariable"]
-    key: StrictStr = Field(min_length=1, max_length=256)
-    value: Any = None
-
-
-class Offload(_Model):
-    """Send the conversation to the offloading (human handover) webhook."""
-
-    type: Literal["offload"]
-    payload: dict[str, Any] = Field(default_factory=dict)
-
-
-class Event(_Model):
-    type: Literal["event"]
-    name: StrictStr = Field(min_length=1, max_length=256)
-    data: Any = None
-
-
-Action = Annotated[
-    Annotated[SetVariable, Tag("SetVariable")]
-    | Annotated[Offload, Tag("Offload")]
-    | Annotated[Event, Tag("Event")],
-    Discriminator(
-        chosen_by("type", {"setVariable": "SetVariable", "offload": "Offload", "event": "Event"}),
-        custom_error_type="unknown_kind",
-        custom_error_message="type is one of setVariable, offload, event",
-    ),
-]
-
-
-class State(_Model):
-    id: StrictStr = _STATE_ID
-    messages: list[BotMessage] = Field(default_factory=list, max_length=50)
-    actions: list[Action] = Field(default_factory=list, max_length=50)
-    routes: list[Route] = Field(default_factory=list, max_length=200)
-    input: Input | None = None
-    next: StrictStr | None = Field(default=None, min_length=1, max_length=256)
-
-
-class Definition(_Model):
-    startState: StrictStr = _STATE_ID
-    fallbackState: StrictStr | None = None
-    offloadFailedState: StrictStr | None = None
-    routes: list[Route] = Field(default_factory=list, max_length=500)
-    states: list[State] = Field(min_length=1, max_length=2000)
-
-
-class TemplateRef(_Model):
-    template: Literal["echo"]
-
-
-def validate(definition: Any) -> dict[str, Any]:
-    """A definition ready to store: a template name is expanded; anything wrong raises
-    ValidationFailed with the path of the first fault (e.g. `definition.states[2].next`)."""
+def validate(
+    definition: Any, *, check_url: UrlCheck | None = None, prefix: str = "definition"
+) -> dict[str, Any]:
+    """A definition ready to store: a template name is expanded. Anything wrong raises
+    DefinitionInvalid with every fault. `check_url` judges the API URLs written out in it
+    (outbound safety); without it only their scheme is checked."""
     if not isinstance(definition, dict):
-        raise ValidationFailed("a definition is a JSON object", field="definition")
+        raise DefinitionInvalid([Fault(prefix, "a definition is a JSON object")])
     if "template" in definition:
-        try:
-            TemplateRef.model_validate(definition)
-        except ValidationError as exc:
-            raise ValidationFailed(
-                f"unknown template; the templates are: {', '.join(sorted(TEMPLATES))}",
-                field="definition.template",
-            ) from exc
-        return dict(TEMPLATES[definition["template"]])
-    model = parse(Definition, definition, prefix="definition")
-    checked = model.model_dump(exclude_none=True, exclude_defaults=False)
+        name = definition["template"]
+        if set(definition) != {"template"} or not isinstance(name, str) or name not in TEMPLATES:
+            raise DefinitionInvalid(
+                [
+                    Fault(
+                        join(prefix, "template"),
+                        f"unknown template; the templates are: {', '.join(sorted(TEMPLATES))}",
+                    )
+                ]
+            )
+        return dict(TEMPLATES[name])
+    version = version_of(definition)
+    if version == 1:
+        given = {key: value for key, value in definition.items() if key != "version"}
+        model = _checked(definition_v1.Definition, given, prefix, v1_faults(given, prefix))
+        return model.model_dump(exclude_none=True)
+    if version == 2:
+        _checked(
+            definition_v2.Definition, definition, prefix, v2_faults(definition, prefix, check_url)
+        )
+        return dict(definition)
+    raise DefinitionInvalid(
+        [Fault(join(prefix, "version"), "version is 2, or 1 (the same as leaving it out)")]
+    )
+
+
+def version_of(definition: dict[str, Any]) -> int | None:
+    """1 or 2, or None for a version this release does not know."""
+    version = definition.get("version", 1)
+    return version if version in VERSIONS and not isinstance(version, bool) else None
+
+
+def _checked(model: type[M], given: dict[str, Any], prefix: str, more: list[Fault]) -> M:
     try:
-        validate_references(checked)
-    except ValidationFailed as exc:
-        raise ValidationFailed(exc.message, field=f"definition.{exc.field}") from exc
+        checked = model.model_validate(given)
+    except ValidationError as exc:
+        raise DefinitionInvalid([*of_pydantic(exc, given, prefix), *more]) from exc
+    if more:
+        raise DefinitionInvalid(more)
     return checked

@@ -1,17 +1,51 @@
-"""The dialogue engine: one user message in, the bot's answers out. Pure: no I/O."""
+"""The dialogue engine: one user message in, the bot's answers out.
+
+Pure: no Redis, Celery or network. API calls and custom actions go through the `Actions`
+object it is given (`broker.bots.actions`), each with a hard time limit; a turn's calls
+together have at most CALL_BUDGET seconds of limits.
+"""
 
 from __future__ import annotations
 
-import enum
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from broker.bots import conditions, entities, inputs
+from broker.bots.actions import Actions, ApiAnswer, ApiRequest, NoActions
+from broker.bots.botmessages import BotMessage
+from broker.bots.custom_actions import ActionContext
 from broker.bots.payloads import decode_payload
-from broker.bots.rendering import render_message, render_value
+from broker.bots.program import (
+    Ask,
+    Branch,
+    Call,
+    Emit,
+    End,
+    Listen,
+    Next,
+    Node,
+    Offload,
+    Program,
+    Run,
+    Say,
+    SetVariables,
+    UnsetVariables,
+    compile_definition,
+)
+from broker.bots.rendering import render_json, render_message, render_value
+from broker.bots.variables import lookup, path, unset
 
 #: A definition that loops through `next` states longer than this is stopped.
 MAX_HOPS = 25
+#: Seconds of time limits that one message's API calls and custom actions may use up.
+CALL_BUDGET = 10.0
+
+_BOT_MESSAGE: TypeAdapter[Any] = TypeAdapter(BotMessage)
 
 
 @dataclass
@@ -20,20 +54,36 @@ class Memory:
 
     state: str | None = None
     variables: dict[str, Any] = field(default_factory=dict)
-    #: The variable the next user text goes into, and the state that follows.
-    awaiting: dict[str, str] | None = None
+    #: The input the next user text answers: `{"state", "tries"}`, or version 1's
+    #: `{"variable", "next"}`.
+    awaiting: dict[str, Any] | None = None
+    #: The conversation reached an end state: the next message starts over.
+    ended: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"state": self.state, "variables": self.variables, "awaiting": self.awaiting}
-        )
+        raw: dict[str, Any] = {
+            "state": self.state,
+            "variables": self.variables,
+            "awaiting": self.awaiting,
+        }
+        if self.ended:
+            raw["ended"] = True
+        return json.dumps(raw)
 
     @classmethod
     def from_json(cls, text: str | None) -> Memory:
         if not text:
             return cls()
         raw = json.loads(text)
-        return cls(raw.get("state"), raw.get("variables") or {}, raw.get("awaiting"))
+        return cls(
+            raw.get("state"),
+            raw.get("variables") or {},
+            raw.get("awaiting"),
+            bool(raw.get("ended")),
+        )
+
+    def copy(self) -> Memory:
+        return Memory(self.state, dict(self.variables), self.awaiting, self.ended)
 
 
 @dataclass(frozen=True)
@@ -48,6 +98,9 @@ class Output:
 class Turn:
     memory: Memory
     outputs: list[Output] = field(default_factory=list)
+    #: Seconds of call time limits still available in this turn.
+    budget: float = CALL_BUDGET
+    today: dt.date | None = None
 
 
 def absorb(memory: Memory, message: dict[str, Any]) -> Memory:
@@ -59,27 +112,33 @@ def absorb(memory: Memory, message: dict[str, Any]) -> Memory:
     for name in ("firstName", "lastName", "preferredLanguage"):
         if user.get(name):
             variables[f"user.{name}"] = user[name]
-    return Memory(memory.state, variables, memory.awaiting)
+    return Memory(memory.state, variables, memory.awaiting, memory.ended)
 
 
 class Engine:
-    """Runs one bot definition (already validated)."""
+    """Runs one bot definition (already validated), or its compiled program."""
 
-    def __init__(self, definition: dict[str, Any]) -> None:
-        self.definition = definition
-        self.states: dict[str, dict[str, Any]] = {s["id"]: s for s in definition.get("states", [])}
+    def __init__(self, definition: dict[str, Any] | Program, actions: Actions | None = None):
+        self.program = (
+            definition if isinstance(definition, Program) else compile_definition(definition)
+        )
+        self.actions: Actions = actions or NoActions()
+
+    @property
+    def states(self) -> dict[str, Node]:
+        return self.program.states
 
     def step(self, memory: Memory, message: dict[str, Any], *, can_offload: bool) -> Turn:
-        turn = Turn(absorb(memory, message))
-        target = self._target(turn.memory, message)
+        turn = Turn(absorb(memory, message), today=_day_of(message))
+        target = self._target(turn, message)
         if target is not None:
             self._enter(turn, target, can_offload=can_offload)
         return turn
 
     def offload_failed(self, memory: Memory) -> Turn:
         """The offload of an earlier turn was refused or could not be delivered."""
-        turn = Turn(Memory(memory.state, dict(memory.variables), memory.awaiting))
-        failed = self.definition.get("offloadFailedState")
+        turn = Turn(memory.copy())
+        failed = self._offload_failed_state(memory.state)
         if failed:
             self._enter(turn, failed, can_offload=False)
         return turn
@@ -89,12 +148,19 @@ class Engine:
         self._enter(turn, state_id, can_offload=can_offload)
         return turn
 
-    def _target(self, memory: Memory, message: dict[str, Any]) -> str | None:
+    # --- where a message leads -------------------------------------------------------
+
+    def _target(self, turn: Turn, message: dict[str, Any]) -> str | None:
         """The state a user message leads to, with what it tells stored in the variables."""
+        memory = turn.memory
         kind = message["kind"]
-        if kind == "intro":
-            memory.awaiting = None
-            return str(self.definition["startState"])
+        restart = kind == "intro" or memory.ended
+        if restart or memory.state is None:
+            self._begin(memory)
+        if restart:
+            if kind != "intro":
+                memory.variables["lastMessage"] = _text_of(message, memory.variables)
+            return self.program.start
         if kind == "postback":
             pressed = self._pressed(memory, message)
             if pressed is not None:
@@ -103,10 +169,17 @@ class Engine:
         text = _text_of(message, memory.variables)
         memory.variables["lastMessage"] = text
         if memory.awaiting:
-            awaiting, memory.awaiting = memory.awaiting, None
-            memory.variables[awaiting["variable"]] = text
-            return awaiting["next"]
-        return self._routed(memory.state, text)
+            return self._answered(turn, text)
+        node = self.program.states.get(memory.state or "")
+        listen = node.then if node is not None and isinstance(node.then, Listen) else Listen()
+        return self._understood(turn, text, listen) or self.program.fallback
+
+    def _begin(self, memory: Memory) -> None:
+        """A conversation (re)starting: it is waiting for nothing, with the bot's variables."""
+        memory.awaiting = None
+        memory.ended = False
+        for name, value in self.program.variables.items():
+            memory.variables.setdefault(name, value)
 
     def _pressed(self, memory: Memory, message: dict[str, Any]) -> str | None:
         """Where a button press leads: its `nextDialogstateId`, or our payload's target.
@@ -123,67 +196,232 @@ class Engine:
             memory.variables[str(param["key"])] = param.get("value")
         return goto
 
-    def _routed(self, state_id: str | None, text: str) -> str | None:
-        """The first route of the current state, then of the bot, that the text matches; else
-        the fallback state."""
-        current = self.states.get(state_id or "", {})
-        for route in [*current.get("routes", []), *self.definition.get("routes", [])]:
+    def _answered(self, turn: Turn, text: str) -> str | None:
+        """The answer to an input: stored and on to `next`, or asked again, or given up on."""
+        memory = turn.memory
+        awaiting, memory.awaiting = memory.awaiting or {}, None
+        if "state" not in awaiting:  # version 1: any text, as it is
+            memory.variables[awaiting["variable"]] = text
+            return str(awaiting["next"])
+        node = self.program.states.get(awaiting["state"])
+        if node is None or not isinstance(node.then, Ask):
+            return self.program.fallback
+        ask = node.then
+        value = self._read(ask, text, turn.today)
+        if value is not None:
+            memory.variables[ask.variable] = value
+            return ask.next
+        understood = self._understood(turn, text, ask.listen)
+        if understood is not None:
+            return understood
+        tries = int(awaiting.get("tries", 0)) + 1
+        if tries >= ask.tries:
+            return ask.on_fail or self.program.fallback
+        retry = ask.retry or next((s for s in node.steps if isinstance(s, Say)), None)
+        if retry is not None:
+            self._say(turn, retry)
+        memory.awaiting = {"state": node.id, "tries": tries}
+        return None
+
+    def _read(self, ask: Ask, text: str, today: dt.date | None) -> Any:
+        value = inputs.read(ask.expect, text, today=today, options=ask.options)
+        if value is None:
+            return None
+        if ask.pattern is not None and not re.search(ask.pattern, str(value)):
+            return None
+        if ask.expect == "number":
+            if ask.least is not None and value < ask.least:
+                return None
+            if ask.most is not None and value > ask.most:
+                return None
+        return value
+
+    def _understood(self, turn: Turn, text: str, listen: Listen) -> str | None:
+        """The state a text leads to by a keyword (the state's, then the bot's) or an intent
+        (the state's own, then the bot's that apply here), or None."""
+        for route in (*listen.routes, *self.program.routes):
             if _matches(route, text):
                 return str(route["next"])
-        fallback = self.definition.get("fallbackState")
-        return str(fallback) if fallback else None
+        matcher = self.program.matcher
+        if matcher is None:
+            return None
+        state = turn.memory.state or ""
+        among = set(listen.intents) | {
+            name
+            for name, intent in self.program.intents.items()
+            if intent.next is not None and (intent.states is None or state in intent.states)
+        }
+        found = matcher.best(text, among)
+        if found is None or found.confidence < self.program.threshold:
+            return None
+        variables = turn.memory.variables
+        variables["intent.name"] = found.intent
+        variables["intent.confidence"] = found.confidence
+        intent = self.program.intents[found.intent]
+        for variable, entity in intent.entities.items():
+            value = entities.find(entity, text, lists=self.program.entities, today=turn.today)
+            if value is not None:
+                variables[variable] = value
+        return listen.intents.get(found.intent) or intent.next
+
+    # --- entering states -------------------------------------------------------------
 
     def _enter(self, turn: Turn, state_id: str, *, can_offload: bool) -> None:
         """Enter a state and follow where it leads (at most MAX_HOPS states)."""
         next_id: str | None = state_id
         for _ in range(MAX_HOPS):
-            state = self.states.get(next_id or "")
-            if state is None:
+            node = self.program.states.get(next_id or "")
+            if node is None:
                 return
-            turn.memory.state = next_id
-            after = self._act(turn, state, can_offload=can_offload)
-            if after is _After.STOP:
+            turn.memory.state = node.id
+            next_id = self._run(turn, node, can_offload=can_offload)
+            if next_id is None:
                 return
-            next_id = after if isinstance(after, str) else self._speak(turn, state)
 
-    def _act(self, turn: Turn, state: dict[str, Any], *, can_offload: bool) -> _After | str:
-        """Run a state's actions. An offload ends the turn when it can be sent, and leads to
-        the "offloading failed" state (its id is returned) when it cannot."""
+    def _run(self, turn: Turn, node: Node, *, can_offload: bool) -> str | None:
+        """A state's steps, then what follows them: the next state's id, or None to stop."""
         variables = turn.memory.variables
-        for action in state.get("actions", []):
-            kind = action["type"]
-            if kind == "setVariable":
-                variables[action["key"]] = render_value(action.get("value"), variables)
-            elif kind == "event":
-                body = {"type": "event", "name": action["name"], "data": action.get("data", {})}
+        for step in node.steps:
+            if isinstance(step, Say):
+                self._say(turn, step)
+            elif isinstance(step, SetVariables):
+                for name, value in step.values.items():
+                    variables[name] = render_json(value, variables)
+            elif isinstance(step, UnsetVariables):
+                for name in step.names:
+                    unset(variables, name)
+            elif isinstance(step, Emit):
+                data = render_json(step.data, variables)
+                body = {"type": "event", "name": step.name, "data": {} if data is None else data}
                 turn.outputs.append(Output("message", body))
-            elif kind == "offload":
+            elif isinstance(step, Offload):
                 if can_offload:
-                    turn.outputs.append(Output("offload", {"payload": action.get("payload", {})}))
-                    return _After.STOP
-                failed = self.definition.get("offloadFailedState")
-                return str(failed) if failed else _After.STOP
-        return _After.SPEAK
+                    payload = render_json(step.payload, variables)
+                    turn.outputs.append(Output("offload", {"payload": payload}))
+                    return None
+                return step.on_fail or self.program.offload_failed
+        return self._follow(turn, node)
 
-    def _speak(self, turn: Turn, state: dict[str, Any]) -> str | None:
-        """Send a state's messages; then wait for input (None) or go on to `next`."""
-        for message in state.get("messages", []):
-            turn.outputs.append(Output("message", render_message(message, turn.memory.variables)))
-        if "input" in state:
-            turn.memory.awaiting = {
-                "variable": state["input"]["variable"],
-                "next": state["input"]["next"],
-            }
+    def _follow(self, turn: Turn, node: Node) -> str | None:
+        memory = turn.memory
+        then = node.then
+        if isinstance(then, Next):
+            return then.target
+        if isinstance(then, Ask):
+            memory.awaiting = (
+                {"variable": then.variable, "next": then.next}
+                if then.raw
+                else {"state": node.id, "tries": 0}
+            )
             return None
-        following = state.get("next")
-        return str(following) if following else None
+        if isinstance(then, Branch):
+            for condition, target in then.rules:
+                if conditions.holds(condition, memory.variables):
+                    return target
+            return then.otherwise
+        if isinstance(then, Call):
+            return self._call(turn, then)
+        if isinstance(then, Run):
+            return self._run_action(turn, node, then)
+        if isinstance(then, End):
+            kept = {k: v for k, v in memory.variables.items() if k.startswith("user.")}
+            turn.memory = Memory(None, kept, None, ended=True)
+            return None
+        return None
+
+    def _say(self, turn: Turn, say: Say) -> None:
+        variables = turn.memory.variables
+        locale = lookup(variables, "locale") or lookup(variables, "user.preferredLanguage")
+        for message in say.pick(locale, self.program.language):
+            turn.outputs.append(Output("message", render_message(message, variables)))
+
+    def _time_for(self, turn: Turn, wanted: float) -> float:
+        granted = min(wanted, turn.budget)
+        turn.budget -= granted
+        return granted
+
+    def _call(self, turn: Turn, call: Call) -> str | None:
+        variables = turn.memory.variables
+        limit = self._time_for(turn, float(call.request.get("timeout", 5.0)))
+        if limit <= 0:
+            answer = ApiAnswer(None, error="this message's time for calls is used up")
+        else:
+            headers = call.request.get("headers", {})
+            request = ApiRequest(
+                method=call.request.get("method", "GET"),
+                url=str(render_value(call.request["url"], variables)),
+                headers={name: str(render_value(v, variables)) for name, v in headers.items()},
+                body=render_json(call.request.get("body"), variables),
+                timeout=limit,
+            )
+            answer = self.actions.call_api(request)
+        variables["api.status"] = answer.status
+        if answer.error is not None:
+            variables["api.error"] = answer.error
+        else:
+            variables.pop("api.error", None)
+        if answer.status is None:
+            return call.on_error or self.program.fallback
+        if 200 <= answer.status < 300:
+            for name, where in call.save.items():
+                value = answer.status if where == "$status" else path(answer.body, where)
+                if value is not None:
+                    variables[name] = value
+            return call.next
+        return call.on.get(f"{answer.status // 100}xx") or call.on_error or self.program.fallback
+
+    def _run_action(self, turn: Turn, node: Node, run: Run) -> str | None:
+        memory = turn.memory
+        limit = self._time_for(turn, run.timeout)
+        failure = run.on_error or self.program.fallback
+        if limit <= 0:
+            memory.variables["action.error"] = "this message's time for calls is used up"
+            return failure
+        locale = lookup(memory.variables, "locale") or lookup(
+            memory.variables, "user.preferredLanguage"
+        )
+        context = ActionContext(dict(memory.variables), locale, node.id)
+        outcome = self.actions.run_action(run.action, context, limit)
+        result = outcome.result
+        messages: list[dict[str, Any]] = []
+        error = outcome.error
+        if result is not None:
+            try:
+                for message in result.messages:
+                    given = {"text": message} if isinstance(message, str) else message
+                    _BOT_MESSAGE.validate_python(given)
+                    messages.append(given)
+            except ValidationError as exc:
+                error = f"{run.action} returned a message that is not a BotMessage: {exc}"
+        if result is None or error is not None:
+            memory.variables["action.error"] = error or "no result"
+            return failure
+        memory.variables.pop("action.error", None)
+        for name, value in result.variables.items():
+            if value is None:
+                unset(memory.variables, name)
+            else:
+                memory.variables[name] = value
+        for message in messages:
+            turn.outputs.append(Output("message", render_message(message, memory.variables)))
+        if result.next is not None and result.next in self.program.states:
+            return result.next
+        return run.next
+
+    def _offload_failed_state(self, state_id: str | None) -> str | None:
+        node = self.program.states.get(state_id or "")
+        if node is not None:
+            for step in node.steps:
+                if isinstance(step, Offload) and step.on_fail:
+                    return step.on_fail
+        return self.program.offload_failed
 
 
-class _After(enum.Enum):
-    """What follows a state's actions."""
-
-    SPEAK = "speak"  # its messages
-    STOP = "stop"  # nothing: the turn ends here
+def _day_of(message: dict[str, Any]) -> dt.date | None:
+    received = message.get("receivedAt")
+    if not isinstance(received, (int, float)):
+        return None
+    return dt.datetime.fromtimestamp(received, tz=dt.UTC).date()
 
 
 def _text_of(message: dict[str, Any], variables: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""Filling `{{variables}}` into BotMessages, and turning button targets into payloads."""
+"""Filling `{{variables}}` into BotMessages and API requests, and turning button targets into
+payloads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from typing import Any
 
 from broker.bots.payloads import encode_payload
+from broker.bots.variables import lookup
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
@@ -18,10 +20,32 @@ _RENDERED_FIELDS = ("text", "title", "subtitle", "url", "image_url", "item_url")
 def render_value(value: Any, variables: dict[str, Any]) -> Any:
     if not isinstance(value, str):
         return value
-    return _PLACEHOLDER.sub(lambda m: _text(variables.get(m.group(1), "")), value)
+    return _PLACEHOLDER.sub(lambda m: _text(lookup(variables, m.group(1), "")), value)
+
+
+def render_json(value: Any, variables: dict[str, Any]) -> Any:
+    """A JSON value with every string's variables filled in; a string that is one placeholder
+    alone becomes the variable's value as it is (a number stays a number)."""
+    if isinstance(value, str):
+        alone = _PLACEHOLDER.fullmatch(value.strip())
+        if alone:
+            return lookup(variables, alone.group(1))
+        return render_value(value, variables)
+    if isinstance(value, list):
+        return [render_json(item, variables) for item in value]
+    if isinstance(value, dict):
+        return {key: render_json(item, variables) for key, item in value.items()}
+    return value
+
+
+def placeholders(text: str) -> list[str]:
+    """The variables a text names."""
+    return _PLACEHOLDER.findall(text)
 
 
 def _text(value: Any) -> str:
+    if value is None:
+        return ""
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -40,5 +64,9 @@ def render_message(message: Any, variables: dict[str, Any]) -> Any:
         else:
             out[key] = render_message(value, variables)
     if "goto" in message or "params" in message:
-        out["payload"] = encode_payload(message.get("goto"), message.get("params"))
+        params = [
+            {**param, "value": render_json(param.get("value"), variables)}
+            for param in message.get("params") or []
+        ]
+        out["payload"] = encode_payload(message.get("goto"), params)
     return out

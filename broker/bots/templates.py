@@ -1,20 +1,14 @@
-"""Bot definitions that every deployment can create by name."""
+"""Bot definitions that every deployment can create by name: the files of `builtin/`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-ECHO: dict[str, Any] = {
-    "startState": "welcome",
-    "fallbackState": "echo",
-    "offloadFailedState": "no_agent",
-    "routes": [{"match": "human", "exact": True, "next": "human"}],
-    "states": [
-        {"id": "welcome", "messages": [{"text": "Hello! I repeat what you say."}]},
-        {"id": "echo", "messages": [{"text": "You said: {{lastMessage}}"}]},
-        {"id": "human", "actions": [{"type": "offload", "payload": {"reason": "user asked"}}]},
-        {"id": "no_agent", "messages": [{"text": "No agent is available right now."}]},
-    ],
-}
+from broker.bots import documents
 
-TEMPLATES: dict[str, dict[str, Any]] = {"echo": ECHO}
+_FOLDER = Path(__file__).parent / "builtin"
+
+TEMPLATES: dict[str, dict[str, Any]] = {
+    path.stem: documents.load(path) for path in sorted(_FOLDER.glob("*.yaml"))
+}

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from broker.bots import bot_store
+from broker.bots.actions import Actions
 from broker.bots.engine import Engine, Turn, absorb
 from broker.channels import channel_store
 from broker.channels.channel import Channel
@@ -42,8 +44,15 @@ from broker.delivery import fanout, health, offloading
 log = logging.getLogger(__name__)
 
 
-def run_pending(r: Redis, settings: Settings, sender: TaskSender, conversation_key: str) -> int:
-    """Work through everything waiting for one conversation; returns messages processed."""
+def run_pending(
+    r: Redis,
+    settings: Settings,
+    sender: TaskSender,
+    conversation_key: str,
+    actions: Actions | None = None,
+) -> int:
+    """Work through everything waiting for one conversation; returns messages processed.
+    The bot's API calls and custom actions go through `actions` (none: they fail)."""
     lock = Lock(r, keys.conversation_lock(conversation_key), settings.claim_lease)
     if not lock.acquire():
         return 0  # another worker has the conversation; it drains the inbox before letting go
@@ -71,7 +80,7 @@ def run_pending(r: Redis, settings: Settings, sender: TaskSender, conversation_k
                     return processed
                 r.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease})
                 continue
-            processed += _run(r, settings, sender, conversation_key, work)
+            processed += _run(r, settings, sender, conversation_key, work, actions)
     finally:
         lock.release()
 
@@ -106,7 +115,12 @@ def _read(r: Redis, conversation_key: str) -> _Work:
 
 
 def _run(
-    r: Redis, settings: Settings, sender: TaskSender, conversation_key: str, work: _Work
+    r: Redis,
+    settings: Settings,
+    sender: TaskSender,
+    conversation_key: str,
+    work: _Work,
+    actions: Actions | None,
 ) -> int:
     if work.meta is None:
         # The conversation was deleted while its messages waited: its timers go too.
@@ -118,7 +132,7 @@ def _run(
     conversation = work.meta.conversation
     try:
         engine: Engine | None = Engine(
-            bot_store.definition_of(r, conversation.bot_id, conversation.version)
+            bot_store.program_of(r, conversation.bot_id, conversation.version), actions
         )
     except NotFound:
         log.warning(
@@ -131,9 +145,12 @@ def _run(
     for signal in work.signals:
         turn.settle(signal)
     used = 0
+    started = time.monotonic()
     for message in work.messages:
         if turn.handover.waiting:
             break  # the rest wait for the offload's answer, in the inbox
+        if time.monotonic() - started > settings.claim_lease / 2:
+            break  # slow API calls: commit, and renew the lock before the rest
         turn.take(message)
         used += 1
     turn.commit(sender, trim=used, trim_signals=len(work.signals))

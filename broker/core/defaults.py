@@ -102,5 +102,9 @@ OFFLOAD_TIMEOUT = 60.0
 #: (seconds).
 RESUME_AFTER = 24 * 3600.0
 
+#: Modules (comma-separated) whose functions bot definitions may run as custom actions
+#: (`broker.bots.custom_actions`); none by default.
+ACTION_MODULES = ""
+
 #: A conversation's transcript keeps this many items, the newest.
 TRANSCRIPT_MAX = 5000

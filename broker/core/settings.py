@@ -97,6 +97,7 @@ class Settings:
     resume_after: float = defaults.RESUME_AFTER
     rate_limit_per_second: float = defaults.RATE_LIMIT_PER_SECOND
     rate_limit_burst: float = defaults.RATE_LIMIT_BURST
+    action_modules: str = defaults.ACTION_MODULES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "broker_url", self.broker_url or self.redis_url)

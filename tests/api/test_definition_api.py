@@ -1,9 +1,16 @@
-"""Bot definitions over the API: one that would emit an invalid BotMessage is refused (422)."""
+"""Bot definitions over the API: one with faults is refused (422) with all of them; API URLs
+pass outbound safety when saved; the schema is published."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+from broker.bots import definition_v2, documents
 from tests.web_app import ADMIN, WebApp
 from tests.wire_fixtures import definition_saying, empty_generic_template
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "bots"
 
 
 def test_creating_a_bot_with_an_invalid_message_answers_422_naming_the_path(web: WebApp) -> None:
@@ -35,3 +42,61 @@ def test_saving_a_draft_with_an_invalid_message_answers_422_and_keeps_the_old_dr
     assert (
         web.client.get(f"/v1/bots/{bot['id']}", headers=ADMIN).get_json()["draft"] == bot["draft"]
     )
+
+
+def pizza() -> dict[str, Any]:
+    found: dict[str, Any] = documents.load(EXAMPLES / "pizza.yaml")
+    return found
+
+
+def test_a_definition_with_many_faults_answers_422_listing_them_all(web: WebApp) -> None:
+    given = {
+        "version": 2,
+        "startState": "order",
+        "states": {
+            "order": {"say": "Which pizza?", "next": "pay"},
+            "size": {"type": "input", "variable": "size", "next": "nowhere"},
+        },
+    }
+    answer = web.client.post("/v1/bots", json={"name": "b", "definition": given}, headers=ADMIN)
+    assert answer.get_json() == {
+        "error": {
+            "code": "validation_failed",
+            "message": 'unknown state "pay" (and 1 more faults)',
+            "field": "definition.states.order.next",
+            "errors": [
+                {"field": "definition.states.order.next", "message": 'unknown state "pay"'},
+                {"field": "definition.states.size.next", "message": 'unknown state "nowhere"'},
+            ],
+        }
+    }
+
+
+def test_an_api_call_to_an_unsafe_address_is_refused_when_the_definition_is_saved(
+    web: WebApp,
+) -> None:
+    bot = web.bot(pizza())  # the kitchen at 127.0.0.1: loopback is allowed in these tests
+    unsafe = pizza()
+    unsafe["variables"]["kitchen.url"] = "http://169.254.169.254/latest"
+    answer = web.client.put(
+        f"/v1/bots/{bot['id']}/draft", json={"definition": unsafe}, headers=ADMIN
+    )
+    assert answer.status_code == 422
+    (fault,) = answer.get_json()["error"]["errors"]
+    assert fault == {
+        "field": "definition.states.place.request.url",
+        "message": "169.254.169.254 resolves to 169.254.169.254, which outbound safety refuses "
+        "(add it to SWITCHBOARD_OUTBOUND_ALLOWLIST to allow it)",
+    }
+
+
+def test_a_version_2_definition_is_kept_as_written(web: WebApp) -> None:
+    bot = web.bot(pizza())
+    assert web.client.get(f"/v1/bots/{bot['id']}", headers=ADMIN).get_json()["draft"] == pizza()
+
+
+def test_the_schema_of_definitions_is_published(web: WebApp) -> None:
+    answer = web.client.get("/v1/schemas/bot-definition")
+    assert answer.status_code == 200
+    assert answer.get_json() == definition_v2.schema()
+    assert answer.get_json()["properties"]["version"]["const"] == 2

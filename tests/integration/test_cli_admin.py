@@ -160,3 +160,30 @@ def test_the_command_itself_prints_no_traceback(api: Api) -> None:
     assert done.returncode != 0
     assert "cannot reach http://127.0.0.1:1/v1/bots" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_bot_push_creates_then_replaces_the_draft_and_publish_makes_it_live(
+    cli_env: Api, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bot_file = tmp_path / "greeter.yaml"
+    bot_file.write_text("version: 2\nstartState: a\nstates:\n  a: {say: Hello}\n")
+    code, out, _ = run_cli(capsys, "bot", "push", str(bot_file))
+    assert code == 0 and out.endswith("created 'greeter' (its DRAFT and LIVE versions)\n")
+    bot_id = out.split(":")[0]
+
+    bot_file.write_text("version: 2\nname: greeter\nstartState: b\nstates:\n  b: {say: Hi}\n")
+    code, out, _ = run_cli(capsys, "bot", "push", str(bot_file))
+    assert code == 0 and out.startswith(f"{bot_id}: DRAFT replaced")
+    bot = cli_env.get(f"/v1/bots/{bot_id}").json()
+    assert (bot["draft"]["startState"], bot["live"]["startState"]) == ("b", "a")
+
+    code, out, _ = run_cli(capsys, "bot", "publish", str(bot_file))
+    assert code == 0 and out.startswith(f"{bot_id}: DRAFT published as LIVE")
+    assert cli_env.get(f"/v1/bots/{bot_id}").json()["live"]["startState"] == "b"
+
+    bot_file.write_text("version: 2\nname: greeter\nstartState: c\nstates:\n  b: {say: Hi}\n")
+    code, _, err = run_cli(capsys, "bot", "push", str(bot_file))
+    assert code == 2
+    assert err == (
+        'switchboard: 422 validation_failed: unknown state "c" (field definition.startState)\n'
+    )

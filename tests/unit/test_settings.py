@@ -46,6 +46,7 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_RESUME_AFTER", "resume_after", "1.5", 1.5),
     ("SWITCHBOARD_RATE_LIMIT", "rate_limit_per_second", "0", 0.0),
     ("SWITCHBOARD_RATE_LIMIT_BURST", "rate_limit_burst", "50", 50.0),
+    ("SWITCHBOARD_ACTION_MODULES", "action_modules", "shop.actions", "shop.actions"),
 ]
 VARIABLES = [name for name, *_ in READS]
 NUMBERS = [name for name, _, _, value in READS if type(value) is float]

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import types
+from typing import Any
+
+import pytest
+
+from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
+from broker.bots.custom_actions import ActionContext
 from broker.conversations import conversation_store, turns
 from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
+from broker.delivery import fanout
 from broker.delivery.records import queue_ref
 from tests.conversations import new_channel, queued_bodies, user_says
 from tests.fakes import RecordingSender
@@ -121,3 +129,68 @@ def test_a_message_that_came_while_an_agent_held_the_conversation_still_gets_its
 
     assert sender.turns == [conversation_key, conversation_key, conversation_key]
     assert turns.run_pending(fake_redis, settings, sender, conversation_key) == 1
+
+
+class KitchenActions:
+    """Answers every API call with an order number; each call takes `took` seconds of the
+    turn's clock."""
+
+    def __init__(self, clock: list[float], took: float) -> None:
+        self.clock = clock
+        self.took = took
+        self.calls: list[ApiRequest] = []
+
+    def call_api(self, request: ApiRequest) -> ApiAnswer:
+        self.calls.append(request)
+        self.clock[0] += self.took
+        return ApiAnswer(201, {"id": f"K{len(self.calls)}"})
+
+    def run_action(self, name: str, context: ActionContext, timeout: float) -> ActionOutcome:
+        return ActionOutcome(error="none here")
+
+
+ORDERING: dict[str, Any] = {
+    "version": 2,
+    "startState": "wait",
+    "fallbackState": "order",
+    "states": {
+        "wait": {},
+        "order": {
+            "type": "api",
+            "request": {"method": "POST", "url": "https://kitchen.example/orders"},
+            "save": {"order.id": "id"},
+            "next": "placed",
+        },
+        "placed": {"say": "Order {{order.id}}"},
+    },
+}
+
+
+def test_the_turn_hands_the_engine_its_action_interface_and_commits_before_the_lock_runs_out(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(
+        "broker.conversations.turns.time", types.SimpleNamespace(monotonic=lambda: clock[0])
+    )
+    commits: list[int] = []
+    commit = fanout.commit_turn
+
+    def counted(*args: Any, **kwargs: Any) -> None:
+        commits.append(kwargs["trim"])
+        commit(*args, **kwargs)
+
+    monkeypatch.setattr(fanout, "commit_turn", counted)
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings, ORDERING)
+    for n in range(3):
+        user_says(fake_redis, settings, sender, channel, f"pizza {n}")
+    actions = KitchenActions(clock, took=settings.claim_lease / 2 + 1)
+    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", "u1")
+
+    assert turns.run_pending(fake_redis, settings, sender, conversation_key, actions) == 3
+
+    assert [call.url for call in actions.calls] == ["https://kitchen.example/orders"] * 3
+    bodies = queued_bodies(fake_redis, conversation_key, channel.id)
+    assert [body["message"]["text"] for body in bodies] == ["Order K1", "Order K2", "Order K3"]
+    assert commits == [1, 1, 1]  # each slow message committed alone, the lock renewed between

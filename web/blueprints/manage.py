@@ -6,9 +6,12 @@ from flask import Blueprint, Response, jsonify
 
 from broker.bot_removal import remove_bot
 from broker.bots import bot_store
+from broker.bots.references import UrlCheck
 from broker.channels import channel_store
-from broker.core.errors import NotFound
+from broker.core.errors import NotFound, UnsafeURL
+from broker.core.settings import Settings
 from broker.core.validation import parse
+from broker.delivery import netsafety
 from web.answers import Bot, BotList, Channel, ChannelList, CreatedChannel
 from web.apidoc import documented
 from web.auth import require_admin
@@ -31,7 +34,24 @@ bp.before_request(require_admin)
 )
 def create_bot() -> tuple[Response, int]:
     body = parse(CreateBot, json_object())
-    return jsonify(bot_store.create(services().redis, body.name, body.definition)), 201
+    s = services()
+    created = bot_store.create(
+        s.redis, body.name, body.definition, check_url=_outbound_safety(s.settings)
+    )
+    return jsonify(created), 201
+
+
+def _outbound_safety(settings: Settings) -> UrlCheck:
+    """Judges the API URLs of a definition as outbound safety does an endpoint's."""
+
+    def check(url: str) -> str | None:
+        try:
+            netsafety.check_url(url, settings.outbound_allowlist)
+        except UnsafeURL as exc:
+            return exc.message
+        return None
+
+    return check
 
 
 @bp.get("/v1/bots")
@@ -64,7 +84,7 @@ def delete_bot(bot_id: str) -> tuple[str, int]:
 
 @bp.put("/v1/bots/<bot_id>/draft")
 @documented(
-    "Replace the DRAFT definition; 422 names the faulty path",
+    "Replace the DRAFT definition; 422 names every fault with its path",
     auth="admin",
     body=PutDraft,
     answers={200: Bot},
@@ -72,7 +92,12 @@ def delete_bot(bot_id: str) -> tuple[str, int]:
 )
 def put_draft(bot_id: str) -> Response:
     body = parse(PutDraft, json_object())
-    return jsonify(bot_store.put_draft(services().redis, bot_id, body.definition))
+    s = services()
+    return jsonify(
+        bot_store.put_draft(
+            s.redis, bot_id, body.definition, check_url=_outbound_safety(s.settings)
+        )
+    )
 
 
 @bp.post("/v1/bots/<bot_id>/publish")

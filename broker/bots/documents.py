@@ -1,0 +1,55 @@
+"""Reading bot definitions and conversation tests from YAML or JSON text."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from broker.core.errors import ValidationFailed
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML read as YAML 1.2 reads it: a date such as 2026-12-25 stays a string, and so do
+    yes, no, on and off (only true and false are booleans), so that a field named `on`
+    is a field."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regex)
+        for tag, regex in resolvers
+        if tag not in ("tag:yaml.org,2002:timestamp", _BOOL)
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse(text: str, name: str) -> Any:
+    """The document in `text` (JSON when `name` ends in .json, else YAML, of which JSON is a
+    part); ValidationFailed saying where it cannot be read."""
+    try:
+        if name.endswith(".json"):
+            return json.loads(text)
+        return yaml.load(text, Loader=_Loader)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ValidationFailed(f"{name} is not valid {_kind(name)}: {exc}") from None
+
+
+def load(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationFailed(f"cannot read {path}: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def _kind(name: str) -> str:
+    return "JSON" if name.endswith(".json") else "YAML"

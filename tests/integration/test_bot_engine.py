@@ -1,0 +1,123 @@
+"""Bot definitions through the real processes: the pizza bot orders a pizza over the Webhook
+channel, its API call answered by a local kitchen; an API call to an unsafe address is refused
+when the definition is saved, and again at call time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from broker.bots import documents
+from tests.integration.stacks import Api
+from tests.receivers import Answer, Hit, Receiver, ReceiverFactory, texts, wait_delivered
+
+PIZZA = Path(__file__).parents[2] / "examples" / "bots" / "pizza.yaml"
+
+
+def kitchen(hit: Hit) -> Answer:
+    """As examples/bots/pizza_kitchen.py answers a first order."""
+    body = json.dumps({"id": "K0001", "eta": 20}).encode()
+    return Answer(201, {"Content-Type": "application/json"}, body)
+
+
+def channel_of(api: Api, definition: dict[str, Any], webhook_url: str) -> dict[str, Any]:
+    bot = api.bot(definition)
+    created = api.post(f"/v1/bots/{bot['id']}/channels/webhook", json={"webhookUrl": webhook_url})
+    assert created.status_code == 201, created.text
+    found: dict[str, Any] = created.json()
+    return found
+
+
+def press(channel: dict[str, Any], conversation: str, title: str, payload: str) -> None:
+    answer = requests.post(
+        channel["messagesUrl"],
+        json={
+            "conversationId": conversation,
+            "message": {"postbackMessage": {"title": title, "payload": payload}},
+        },
+        headers={"Authorization": f"Bearer {channel['accessToken']}"},
+        timeout=10,
+    )
+    assert answer.status_code == 202, answer.text
+
+
+def test_the_pizza_bot_orders_a_pizza_over_the_webhook_channel(
+    api: Api, receiver: Receiver, make_receiver: ReceiverFactory
+) -> None:
+    the_kitchen = make_receiver(kitchen)
+    pizza = documents.load(PIZZA)
+    pizza["variables"]["kitchen.url"] = f"http://127.0.0.1:{the_kitchen.port}"
+    channel = channel_of(api, pizza, receiver.url)
+
+    api.send(channel, "ann")
+    hits = wait_delivered(receiver, 1)
+    assert texts(hits) == ["Hi! What would you like?"]
+    api.send(channel, "ann", "I'd like a FUNGHI please")
+    (asked,) = wait_delivered(receiver, 2)[1:]
+    assert asked.body["message"]["text"] == "What size for your funghi?"
+    large = asked.body["message"]["quick_replies"][2]
+    press(channel, "ann", large["title"], large["payload"])
+    wait_delivered(receiver, 3)
+    api.send(channel, "ann", "two")
+    wait_delivered(receiver, 4)
+    api.send(channel, "ann", "+32 470 12 34 56")
+    (confirm,) = wait_delivered(receiver, 5)[4:]
+    yes = confirm.body["message"]["quick_replies"][0]
+    press(channel, "ann", yes["title"], yes["payload"])
+
+    hits = wait_delivered(receiver, 7)
+    assert texts(hits)[1:] == [
+        "What size for your funghi?",
+        "How many large funghi pizzas?",
+        "Which phone number can the driver call?",
+        "2 large funghi, the driver calls +32470123456. Shall I order?",
+        "Order K0001 is in the oven. The driver will be there in about 20 minutes.",
+        "Enjoy your meal! Say hi to order again.",
+    ]
+    (order,) = the_kitchen.hits
+    assert (order.method, order.path) == ("POST", "/orders")
+    assert order.body == {
+        "pizza": "funghi",
+        "size": "large",
+        "count": 2,
+        "phone": "+32470123456",
+        "gift": None,
+    }
+
+
+UNSAFE = "http://169.254.169.254"
+
+
+def calling(url: str) -> dict[str, Any]:
+    return {
+        "version": 2,
+        "startState": "call",
+        "states": {
+            "call": {
+                "type": "api",
+                "request": {"url": url},
+                "next": "answered",
+                "onError": "refused",
+            },
+            "answered": {"say": "answered"},
+            "refused": {"say": "refused: {{api.error}}"},
+        },
+    }
+
+
+def test_an_api_call_to_an_unsafe_address_is_refused_when_saved_and_at_call_time(
+    api: Api, receiver: Receiver
+) -> None:
+    saved = api.post("/v1/bots", json={"name": "unsafe", "definition": calling(UNSAFE + "/x")})
+    assert saved.status_code == 422
+    assert saved.json()["error"]["field"] == "definition.states.call.request.url"
+    assert "outbound safety refuses" in saved.json()["error"]["message"]
+
+    channel = channel_of(api, calling("{{target}}/latest/meta-data"), receiver.url)
+    api.send(channel, "eve", sessionData={"target": UNSAFE})
+    assert texts(wait_delivered(receiver, 1)) == [
+        "refused: refused by outbound safety: resolves to 169.254.169.254"
+    ]

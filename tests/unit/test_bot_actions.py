@@ -1,0 +1,117 @@
+"""The workers' action interface: API calls through outbound safety within a hard time limit,
+and custom actions from allowed modules within theirs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from broker.bots import custom_actions
+from broker.bots.actions import ApiRequest
+from broker.bots.custom_actions import ActionContext, ActionResult
+from broker.core.settings import Settings
+from tests.receivers import Answer, Hit, Receiver
+from tests.settings import LOOPBACK
+from workers.bot_actions import WorkerActions
+
+CONTEXT = ActionContext({"size": "L"}, "en", "price")
+#: Released at the end of a test, so that an action left running stops.
+RELEASE = threading.Event()
+
+
+def price(context: ActionContext) -> ActionResult:
+    return ActionResult(variables={"price": 12.5 if context.variables["size"] == "L" else 9})
+
+
+def slow(context: ActionContext) -> ActionResult:
+    RELEASE.wait(10)
+    return ActionResult()
+
+
+def broken(context: ActionContext) -> ActionResult:
+    raise RuntimeError("out of dough")
+
+
+def wrong(context: ActionContext) -> str:
+    return "not a result"
+
+
+@pytest.fixture
+def kitchen() -> Iterator[Receiver]:
+    def behaviour(hit: Hit) -> Answer:
+        if hit.path == "/slow":
+            return Answer(200, body=b"{}", delay=3)
+        if hit.path == "/text":
+            return Answer(200, body=b"not json")
+        order = json.loads(hit.raw)
+        return Answer(
+            201, {"Content-Type": "application/json"}, json.dumps({"got": order}).encode()
+        )
+
+    receiver = Receiver(behaviour)
+    yield receiver
+    receiver.stop()
+
+
+def actions(**settings: object) -> WorkerActions:
+    return WorkerActions(Settings(outbound_allowlist=LOOPBACK).with_changes(**settings))
+
+
+def request(url: str, timeout: float = 2.0) -> ApiRequest:
+    return ApiRequest("POST", url, {"X-Bot": "pizza"}, {"n": 2}, timeout)
+
+
+def test_an_api_call_sends_json_and_reads_json(kitchen: Receiver) -> None:
+    answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}/orders"))
+    assert (answer.status, answer.body, answer.error) == (201, {"got": {"n": 2}}, None)
+    (hit,) = kitchen.hits
+    assert hit.headers["x-bot"] == "pizza" and hit.headers["content-type"] == "application/json"
+
+
+def test_an_answer_that_is_not_json_has_no_body(kitchen: Receiver) -> None:
+    answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}/text"))
+    assert (answer.status, answer.body) == (200, None)
+
+
+def test_an_api_call_ends_at_its_hard_time_limit(kitchen: Receiver) -> None:
+    started = time.monotonic()
+    answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}/slow", timeout=0.5))
+    assert time.monotonic() - started < 1.5
+    assert answer.status is None and answer.error
+
+
+def test_outbound_safety_refuses_an_unsafe_address_at_call_time(kitchen: Receiver) -> None:
+    answer = WorkerActions(Settings()).call_api(request(f"http://127.0.0.1:{kitchen.port}/x"))
+    assert answer.status is None
+    assert answer.error == "refused by outbound safety: resolves to 127.0.0.1"
+    assert kitchen.hits == []
+
+
+def test_custom_actions_run_from_allowed_modules_only() -> None:
+    allowed = actions(action_modules=f"other, {__name__}")
+    outcome = allowed.run_action(f"{__name__}:price", CONTEXT, 1)
+    assert outcome.result == ActionResult(variables={"price": 12.5}) and outcome.error is None
+    refused = actions().run_action(f"{__name__}:price", CONTEXT, 1)
+    assert refused.result is None and "SWITCHBOARD_ACTION_MODULES" in str(refused.error)
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        (f"{__name__}:slow", f"{__name__}:slow did not finish within 0.2 s"),
+        (f"{__name__}:broken", f"{__name__}:broken raised RuntimeError: out of dough"),
+        (f"{__name__}:wrong", f"{__name__}:wrong returned str, not an ActionResult"),
+        (f"{__name__}:missing", f"{__name__!r} has no function 'missing'"),
+        ("no_such_module:f", "cannot import 'no_such_module'"),
+    ],
+)
+def test_a_custom_action_that_fails_says_why(name: str, error: str) -> None:
+    try:
+        result, why = custom_actions.run(name, CONTEXT, 0.2)
+    finally:
+        RELEASE.set()
+    assert result is None and why is not None and why.startswith(error)
