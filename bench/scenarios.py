@@ -90,7 +90,7 @@ def yardstick(target: Target, seconds: float, connections: int = 32) -> float:
         check=True,
     )
     result = json.loads(done.stdout)
-    return round(result["gets"] / (result["finished"] - result["started"]), 1)
+    return round(float(result["gets"]) / (result["finished"] - result["started"]), 1)
 
 
 def _wait_delivered(receiver: Receiver, expected: set[int], timeout: float) -> None:

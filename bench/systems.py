@@ -46,6 +46,12 @@ class System:
             args, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
         )
 
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def target(self, with_slow_channel: bool = False) -> Target:
+        raise NotImplementedError
+
     def pids(self) -> dict[str, int]:
         return {role: process.pid for role, process in self.processes.items()}
 
