@@ -89,8 +89,8 @@ def yardstick(target: Target, seconds: float, connections: int = 32) -> float:
         text=True,
         check=True,
     )
-    result = json.loads(done.stdout)
-    return round(float(result["gets"]) / (result["finished"] - result["started"]), 1)
+    result: dict[str, float] = json.loads(done.stdout)
+    return round(result["gets"] / (result["finished"] - result["started"]), 1)
 
 
 def _wait_delivered(receiver: Receiver, expected: set[int], timeout: float) -> None:
