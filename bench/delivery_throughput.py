@@ -5,7 +5,7 @@
 Starts ONE `switchboard worker` process (threads pool) and a scheduler, against
 two databases of their own on the local Redis (127.0.0.1:6379: free ones, or `--db`
 and the one after it; flushed first), and a local receiver. It loads N deliveries
-across S conversations straight into the core (`broker.delivery.fanout.commit_turn`,
+across S conversations straight into the core (`broker.delivery.fanout.commit_turns`,
 without waking anyone), then hands every queue to the scheduler at once and times until
 the receiver has them all: first against a receiver that answers at once, then against
 one that takes 200 ms.
@@ -15,6 +15,7 @@ Loopback only; each case stops by itself after `--timeout` seconds.
 from __future__ import annotations
 
 import argparse
+import secrets
 import subprocess
 import sys
 import threading
@@ -30,7 +31,7 @@ from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, fanout
 from broker.delivery.endpoint import Endpoint
-from broker.delivery.records import Delivery, queue_ref
+from broker.delivery.records import Delivery, due_member, queue_ref
 
 
 class _Receiver:
@@ -71,16 +72,6 @@ class _Receiver:
         self._server.server_close()
 
 
-class _Silent:
-    """A TaskSender that sends nothing: the queues are handed out all at once later."""
-
-    def bot_turn(self, conversation_key: str) -> None:
-        pass
-
-    def deliver(self, queues: Sequence[str]) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class Result:
     label: str
@@ -112,17 +103,15 @@ def _load(
             )
             for n in range(per_conversation)
         ]
-        fanout.commit_turn(
+        token = secrets.token_hex(8)
+        fanout.commit_turns(
             r,
             settings,
-            _Silent(),
-            conversation_key,
-            trim=0,
-            meta={"botId": "bench"},
-            transcript_items=[],
-            new=new,
+            [fanout.TurnCommit(conversation_key, meta={"botId": "bench"}, deliveries=new)],
+            claim_token=token,
         )
-        refs.append(queue_ref(conversation_key, endpoint_id))
+        r.delete(keys.fifo_lock(conversation_key, endpoint_id))  # for the scheduler to hand out
+        refs.append(due_member(queue_ref(conversation_key, endpoint_id), token))
     # Nobody looks at them before we say go.
     r.zadd(keys.DUE, dict.fromkeys(refs, clock.now() + 3600))
     return refs

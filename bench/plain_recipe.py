@@ -4,7 +4,7 @@ with `requests` and retries with `autoretry_for`. The web runs under gunicorn, t
 is Celery's default prefork pool:
 
     PLAIN_REDIS_URL=... PLAIN_RECEIVER_URL=... gunicorn -w 2 bench.plain_recipe:app
-    PLAIN_REDIS_URL=... PLAIN_RECEIVER_URL=... celery -A bench.plain_recipe worker -c 2
+    PLAIN_REDIS_URL=... PLAIN_RECEIVER_URL=... celery -A bench.plain_recipe:celery worker -c 2
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ def healthz() -> dict[str, str]:
 
 @celery.task  # type: ignore[untyped-decorator]
 def bot_turn(conversation: str, text: str) -> None:
-    deliver.delay(
-        {"recipient": {"id": conversation}, "message": {"text": f"You said: {text}"}}
-    )
+    deliver.delay({"recipient": {"id": conversation}, "message": {"text": f"You said: {text}"}})
 
 
 @celery.task(  # type: ignore[untyped-decorator]

@@ -161,7 +161,7 @@ class PlainRecipe(System):
                 "-m",
                 "celery",
                 "-A",
-                "bench.plain_recipe",
+                "bench.plain_recipe:celery",
                 "worker",
                 "--concurrency",
                 "2",

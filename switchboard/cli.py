@@ -92,19 +92,18 @@ def cmd_web(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @root.command("worker")
-@click.option("--concurrency", type=int, default=32)
-@click.option("--queues", default="switchboard.turns,switchboard.deliveries")
+@click.option("--concurrency", type=int, default=4)
 @click.option(
     "--pool",
     type=click.Choice(["threads", "prefork", "solo", "gevent", "eventlet"]),
     default="threads",
 )
 @click.option("--loglevel", default="WARNING")
-def cmd_worker(concurrency: int, queues: str, pool: str, loglevel: str) -> None:
-    """a Celery worker for bot turns and deliveries"""
+def cmd_worker(concurrency: int, pool: str, loglevel: str) -> None:
+    """a worker: bot turns and deliveries"""
     from workers.worker import run
 
-    run(_settings(), concurrency=concurrency, queues=queues, pool=pool, loglevel=loglevel)
+    run(_settings(), concurrency=concurrency, pool=pool, loglevel=loglevel)
 
 
 @root.command("scheduler")

@@ -6,6 +6,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from broker.core.connection import connect
 from broker.core.settings import Settings
 from web import Services, create_app
 
@@ -24,8 +25,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         # Each gunicorn worker process makes its own connections, after the fork.
         from workers.celery_app import CelerySender, make_celery
 
-        sender = CelerySender(make_celery(self.settings_))
-        return create_app(Services.connected(self.settings_, sender))
+        settings = self.settings_
+        redis = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
+        return create_app(Services(settings, redis, CelerySender(make_celery(settings), redis)))
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from broker.delivery.http_client import AttemptResult, DeliveryClient
+from broker.core.settings import Settings
+from broker.delivery.http_client import AttemptResult, HttpClient
 
 
 class RecordingSender:
@@ -42,15 +43,16 @@ class Sent:
         return json.loads(self.body)
 
 
-class ScriptedClient(DeliveryClient):
+class ScriptedClient(HttpClient):
     """A delivery client with no network: answers each POST with the next result given (200
     once they are used up) and remembers every request."""
 
     def __init__(self, *results: AttemptResult) -> None:
+        super().__init__(Settings().outbound_allowlist, "scripted")
         self.results = list(results)
         self.sent: list[Sent] = []
 
-    def post(
+    async def post(
         self,
         url: str,
         body: bytes,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from broker.core.connection import Redis, connect
+from broker.core.connection import Redis
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 
@@ -20,12 +20,6 @@ class Services:
     settings: Settings
     redis: Redis
     sender: TaskSender
-
-    @classmethod
-    def connected(cls, settings: Settings, sender: TaskSender) -> Services:
-        return cls(
-            settings, connect(settings.redis_url, sentinel_master=settings.sentinel_master), sender
-        )
 
 
 def services() -> Services:

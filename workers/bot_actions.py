@@ -6,31 +6,29 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import time
-
-import requests
 
 from broker import __version__
 from broker.bots import custom_actions
 from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
 from broker.bots.custom_actions import ActionContext
 from broker.core import defaults
+from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
-from broker.delivery.http_client import failure_text, safe_http_session
+from broker.delivery.http_client import HttpClient, RequestFailed
 
-#: An API answer past this is not read: the call fails.
+#: An API answer past this is not used: the call fails.
 MAX_ANSWER_BYTES = 256 * 1024
-#: API calls in flight at once in one process.
-_CALLS_AT_ONCE = 16
+#: Beyond its own hard limit, how long a call may wait for the loop that makes it (seconds).
+_LOOP_GRACE = 1.0
 
 
 class WorkerActions:
-    """One per worker process, shared by its threads."""
+    """One per worker process, shared by its threads; API calls are made on `loop`."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._http_session = safe_http_session(settings.outbound_allowlist, _CALLS_AT_ONCE)
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=_CALLS_AT_ONCE, thread_name_prefix="bot-api"
+    def __init__(self, settings: Settings, loop: LoopThread) -> None:
+        self._loop = loop
+        self._client = HttpClient(
+            settings.outbound_allowlist, f"Switchboard-Bots/{__version__}", MAX_ANSWER_BYTES
         )
         self._modules = frozenset(
             name.strip() for name in settings.action_modules.split(",") if name.strip()
@@ -38,48 +36,35 @@ class WorkerActions:
 
     def call_api(self, request: ApiRequest) -> ApiAnswer:
         """The answer, or a failure once `request.timeout` seconds have passed, whatever the
-        other end does (the request itself is abandoned to its socket timeouts)."""
-        future = self._pool.submit(self._call, request, time.monotonic() + request.timeout)
+        other end does."""
         try:
-            return future.result(timeout=request.timeout)
+            return self._loop.run(self._call(request), request.timeout + _LOOP_GRACE)
         except concurrent.futures.TimeoutError:
             return ApiAnswer(None, error=f"no answer within {request.timeout:g} s")
 
-    def _call(self, request: ApiRequest, deadline: float) -> ApiAnswer:
-        connect_timeout = min(defaults.CONNECT_TIMEOUT, request.timeout)
+    async def _call(self, request: ApiRequest) -> ApiAnswer:
+        body = b"" if request.body is None else json.dumps(request.body).encode()
+        headers = {"Accept": "application/json", **request.headers}
+        if request.body is not None:
+            headers.setdefault("Content-Type", "application/json")
         try:
-            response = self._http_session.request(
+            answer = await self._client.request(
                 request.method,
                 request.url,
-                json=request.body,
-                headers={
-                    "Accept": "application/json",
-                    "User-Agent": f"Switchboard-Bots/{__version__}",
-                    **request.headers,
-                },
-                timeout=(connect_timeout, request.timeout),
-                allow_redirects=False,
-                stream=True,
+                body,
+                headers,
+                connect_timeout=min(defaults.CONNECT_TIMEOUT, request.timeout),
+                total_timeout=request.timeout,
             )
-        except requests.exceptions.RequestException as exc:
-            why = failure_text(exc, connect_timeout=connect_timeout, total_timeout=request.timeout)
-            return ApiAnswer(None, error=why)
-        with response:
-            raw = bytearray()
-            try:
-                for chunk in response.iter_content(chunk_size=8192):
-                    raw.extend(chunk)
-                    if len(raw) > MAX_ANSWER_BYTES:
-                        return ApiAnswer(None, error=f"answer over {MAX_ANSWER_BYTES} bytes")
-                    if time.monotonic() > deadline:
-                        return ApiAnswer(None, error="answer too slow")
-            except requests.exceptions.RequestException as exc:
-                return ApiAnswer(None, error=f"reading the answer failed: {exc}")
+        except RequestFailed as exc:
+            return ApiAnswer(None, error=str(exc))
+        if not answer.complete:
+            return ApiAnswer(None, error=f"answer over {MAX_ANSWER_BYTES} bytes")
         try:
-            body = json.loads(raw) if raw else None
+            parsed = json.loads(answer.body) if answer.body else None
         except ValueError:
-            body = None
-        return ApiAnswer(response.status_code, body)
+            parsed = None
+        return ApiAnswer(answer.status, parsed)
 
     def run_action(self, name: str, context: ActionContext, timeout: float) -> ActionOutcome:
         result, error = custom_actions.run(name, context, timeout, self._modules)

@@ -7,12 +7,12 @@ from typing import Any
 
 from celery import Celery
 
+from broker.core import keys
+from broker.core.connection import Redis
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.settings import Settings
 
-TURN_QUEUE = "switchboard.turns"
 DELIVERY_QUEUE = "switchboard.deliveries"
-TURN_TASK = "switchboard.bot_turn"
 DELIVER_TASK = "switchboard.deliver"
 
 #: Celery's broker gives an unacknowledged task to another worker after this long;
@@ -30,8 +30,7 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
         broker_pool_limit=16,
-        task_routes={TURN_TASK: {"queue": TURN_QUEUE}, DELIVER_TASK: {"queue": DELIVERY_QUEUE}},
-        task_default_queue=TURN_QUEUE,
+        task_default_queue=DELIVERY_QUEUE,
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
@@ -45,13 +44,15 @@ def make_celery(settings: Settings) -> Celery:
 
 
 class CelerySender:
-    """`broker.sender.TaskSender` through Celery."""
+    """`broker.sender.TaskSender` of the workers: a bot turn goes on the ready list that
+    their turn runners read, delivery queues go as Celery tasks."""
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, redis: Redis) -> None:
         self._app = app
+        self._redis = redis
 
     def bot_turn(self, conversation_key: str) -> None:
-        self._app.send_task(TURN_TASK, args=[conversation_key], queue=TURN_QUEUE)
+        self._redis.rpush(keys.READY, conversation_key)
 
     def deliver(self, queues: Sequence[str]) -> None:
         refs = list(queues)

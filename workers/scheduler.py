@@ -44,7 +44,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
-    sender = CelerySender(make_celery(settings))
+    sender = CelerySender(make_celery(settings), r)
     beating = heartbeats.start_thread(r, "scheduler")
     log.info("scheduler started (every %.2f s)", settings.scheduler_interval)
     next_housekeeping = time.monotonic()

@@ -8,31 +8,33 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown
 
 from broker.core import heartbeats
-from broker.core.connection import connect
 from broker.core.settings import Settings
-from workers.celery_app import DELIVERY_QUEUE, TURN_QUEUE, make_celery
+from workers import turn_runners
+from workers.celery_app import DELIVERY_QUEUE, make_celery
+from workers.process import process
 
-_beating: list[threading.Event] = []
+_stopping: list[threading.Event] = []
 
 
 @worker_ready.connect
-def _start_heartbeat(sender: Any, **_: Any) -> None:
+def _start(sender: Any, **_: Any) -> None:
+    """The heartbeat, the delivery loop and the turn runners start with the worker."""
     settings: Settings = sender.app.conf.switchboard_settings
-    r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
-    _beating.append(heartbeats.start_thread(r, "worker"))
+    shared = process()
+    _stopping.append(heartbeats.start_thread(shared.redis, "worker"))
+    _stopping.append(turn_runners.start(shared, settings.turn_runners))
 
 
 @worker_shutdown.connect
-def _stop_heartbeat(**_: Any) -> None:
-    for event in _beating:
+def _stop(**_: Any) -> None:
+    for event in _stopping:
         event.set()
 
 
 def run(
     settings: Settings,
     *,
-    concurrency: int = 32,
-    queues: str = f"{TURN_QUEUE},{DELIVERY_QUEUE}",
+    concurrency: int = 4,
     pool: str = "threads",
     loglevel: str = "INFO",
 ) -> None:
@@ -42,7 +44,7 @@ def run(
             "worker",
             f"--pool={pool}",
             f"--concurrency={concurrency}",
-            f"--queues={queues}",
+            f"--queues={DELIVERY_QUEUE}",
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",

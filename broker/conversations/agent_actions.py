@@ -26,6 +26,7 @@ from broker.core.errors import Conflict, NotFound, ValidationFailed
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import fanout, offloading
+from broker.delivery.fanout import TurnCommit
 
 
 def act(
@@ -70,16 +71,13 @@ def act(
         meta.counters = outbox.counters
         meta.last_activity_at = now
         handover.changes.write_adds(r)
-        fanout.commit_turn(
-            r,
-            settings,
-            sender,
+        commit = TurnCommit(
             conversation.key,
-            trim=0,
             meta=meta.turn_fields(),
-            transcript_items=outbox.transcript,
-            new=outbox.deliveries,
+            transcript=outbox.transcript,
+            deliveries=outbox.deliveries,
         )
+        fanout.commit_turn(r, settings, sender, commit)
         handover.changes.write_removes(r)
     conversation_store.touch(r, conversation, now)
     return {

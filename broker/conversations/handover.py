@@ -27,7 +27,7 @@ from typing import Any
 
 from broker.conversations.conversation import Conversation, HandoverState
 from broker.core import clock, keys
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,18 @@ class IndexChanges:
         """After the commit: a crash before it leaves entries that fire for nothing."""
         if self.removes:
             pipe = r.pipeline(transaction=False)
-            for index, member in self.removes:
-                pipe.zrem(index, member)
+            self.add_removes(pipe)
             pipe.execute()
+
+    def add_removes(self, pipe: Pipeline) -> None:
+        for index, member in self.removes:
+            pipe.zrem(index, member)
+
+    def merge(self, other: IndexChanges) -> None:
+        for (index, member), score in other.adds.items():
+            self.add(index, member, score)
+        for index, member in other.removes:
+            self.remove(index, member)
 
 
 @dataclass

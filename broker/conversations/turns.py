@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from broker.bots import bot_store
 from broker.bots.actions import Actions
+from broker.bots.bot import Version
 from broker.bots.engine import Engine, Turn, absorb
 from broker.channels import channel_store
 from broker.channels.channel import Channel
@@ -27,21 +30,28 @@ from broker.conversations.conversation import ConversationMeta
 from broker.conversations.handover import (
     TIMER_NAMES,
     Handover,
+    IndexChanges,
     Settled,
     resumed_notice,
     timer_member,
 )
 from broker.conversations.outbox import Outbox
 from broker.core import clock, keys, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import TURN_BATCH
 from broker.core.errors import NotFound
-from broker.core.locks import Lock
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import fanout, health, offloading
+from broker.delivery.fanout import Committed, TurnCommit
+from broker.delivery.records import Delivery, due_member
 
 log = logging.getLogger(__name__)
+
+
+#: Gives the queues a batch claimed (their claim token, and each queue's deliveries in
+#: order) to whoever works them in this process: the worker's delivery loop.
+HandOff = Callable[[str, dict[str, list[Delivery]]], None]
 
 
 def run_pending(
@@ -53,36 +63,44 @@ def run_pending(
 ) -> int:
     """Work through everything waiting for one conversation; returns messages processed.
     The bot's API calls and custom actions go through `actions` (none: they fail)."""
-    lock = Lock(r, keys.conversation_lock(conversation_key), settings.claim_lease)
-    if not lock.acquire():
-        return 0  # another worker has the conversation; it drains the inbox before letting go
+    return run_batch(r, settings, sender, [conversation_key], actions=actions)
+
+
+def run_batch(
+    r: Redis,
+    settings: Settings,
+    sender: TaskSender,
+    conversation_keys: Sequence[str],
+    *,
+    actions: Actions | None = None,
+    hand_off: HandOff | None = None,
+) -> int:
+    """Work through everything waiting for several conversations at once, a round trip per
+    step for all of them; returns messages processed.
+
+    A conversation another worker holds is left to it: it drains the inbox before letting
+    go. The queues that were empty before a turn are claimed, for `hand_off` when one is
+    given, and otherwise handed to the workers through `sender`.
+    """
+    token = secrets.token_hex(8)
+    remaining = list(dict.fromkeys(conversation_keys))
+    held: set[str] = set()
     processed = 0
-    try:
-        while True:
-            lock.extend()
-            r.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease}, xx=True)
-            work = _read(r, conversation_key)
-            if work.idle:
-                # Leave the schedule first: an ingress that finds the flag still set
-                # puts the conversation back on it.
-                r.zrem(keys.TURNS, conversation_key)
-                if scripts.run(
-                    r,
-                    "turn_finish",
-                    [
-                        keys.conversation_inbox(conversation_key),
-                        keys.conversation_pending(conversation_key),
-                        keys.conversation_signals(conversation_key),
-                        keys.conversation_meta(conversation_key),
-                    ],
-                    [],
-                ):
-                    return processed
-                r.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease})
-                continue
-            processed += _run(r, settings, sender, conversation_key, work, actions)
-    finally:
-        lock.release()
+    while remaining:
+        reads = _read(r, settings, remaining, token, held)
+        held.update(reads)
+        batch = _Batch(r, settings, actions)
+        for conversation_key, work in reads.items():
+            processed += batch.run(conversation_key, work)
+        # A claim token of its own per pass: a queue claimed in an earlier pass may be in
+        # a worker's hands, its entry on `sb:due` named by that pass's token.
+        claim_token = secrets.token_hex(8)
+        committed = batch.commit(token, claim_token)
+        remaining = [key for key, done in committed.items() if not done.ended]
+        ended = [key for key, done in committed.items() if done.ended]
+        held.difference_update(ended)
+        _after(r, settings, sender, batch, committed, ended, claim_token, hand_off)
+    return processed
 
 
 @dataclass(frozen=True)
@@ -91,70 +109,179 @@ class _Work:
     meta: ConversationMeta | None
     signals: list[dict[str, Any]]
     messages: list[dict[str, Any]]
-
-    @property
-    def idle(self) -> bool:
-        """Nothing to do: no signal, and no message or only ones that wait for an answer."""
-        if self.signals:
-            return False
-        waiting = self.meta is not None and bool(self.meta.handover.offload_pending)
-        return not self.messages or waiting
+    #: When the turn schedule was last moved on for it (the limit to leave it by).
+    scheduled_until: float
 
 
-def _read(r: Redis, conversation_key: str) -> _Work:
+def _read(
+    r: Redis, settings: Settings, conversation_keys: list[str], token: str, held: set[str]
+) -> dict[str, _Work]:
+    """Take (or keep) each conversation's lock and read what waits for it, in one round
+    trip; conversations another worker holds are left out."""
+    lease_ms = clock.ms(settings.claim_lease)
+    until = clock.now() + settings.claim_lease
     pipe = r.pipeline(transaction=False)
-    pipe.hgetall(keys.conversation_meta(conversation_key))
-    pipe.lrange(keys.conversation_signals(conversation_key), 0, TURN_BATCH - 1)
-    pipe.lrange(keys.conversation_inbox(conversation_key), 0, TURN_BATCH - 1)
-    raw_meta, signals, messages = pipe.execute()
-    return _Work(
-        ConversationMeta.from_redis(conversation_key, raw_meta) if raw_meta else None,
-        [json.loads(s) for s in signals],
-        [json.loads(m) for m in messages],
-    )
+    # Our time on the schedule moves on while we work; a message that comes in later
+    # moves it further (see ingress), which keeps it there when our turn ends.
+    pipe.zadd(keys.TURNS, dict.fromkeys(conversation_keys, until), xx=True, gt=True)
+    for key in conversation_keys:
+        lock = keys.conversation_lock(key)
+        if key in held:
+            scripts.add(pipe, "lock_extend", [lock], [token, lease_ms])
+        else:
+            pipe.set(lock, token, nx=True, px=lease_ms)
+        pipe.hgetall(keys.conversation_meta(key))
+        pipe.lrange(keys.conversation_signals(key), 0, TURN_BATCH - 1)
+        pipe.lrange(keys.conversation_inbox(key), 0, TURN_BATCH - 1)
+    answers = scripts.execute(r, lambda p: _replay(p, pipe))[1:]
+    reads: dict[str, _Work] = {}
+    for index, key in enumerate(conversation_keys):
+        locked, raw_meta, signals, messages = answers[4 * index : 4 * index + 4]
+        if not locked:
+            continue  # another worker has it; it drains the inbox before letting go
+        reads[key] = _Work(
+            ConversationMeta.from_redis(key, raw_meta) if raw_meta else None,
+            [json.loads(item) for item in signals],
+            [json.loads(item) for item in messages],
+            until,
+        )
+    return reads
 
 
-def _run(
+def _replay(target: Pipeline, source: Pipeline) -> None:
+    """Queue the commands of one pipeline on another (`scripts.execute` may send twice)."""
+    target.command_stack.extend(source.command_stack)
+
+
+def _after(
     r: Redis,
     settings: Settings,
     sender: TaskSender,
-    conversation_key: str,
-    work: _Work,
-    actions: Actions | None,
-) -> int:
-    if work.meta is None:
-        # The conversation was deleted while its messages waited: its timers go too.
-        r.delete(
+    batch: _Batch,
+    committed: dict[str, Committed],
+    ended: list[str],
+    claim_token: str,
+    hand_off: HandOff | None,
+) -> None:
+    """What follows a commit: the queues go to be worked, ended turns leave the schedule,
+    and index entries the turns no longer need go."""
+    claimed = {ref: queue for done in committed.values() for ref, queue in done.claimed.items()}
+    if claimed:
+        if hand_off is not None:
+            hand_off(claim_token, claimed)
+        else:
+            sender.deliver([due_member(ref, claim_token) for ref in claimed])
+    pipe = r.pipeline(transaction=False)
+    stale = [member for done in committed.values() for member in done.stale]
+    if stale:
+        pipe.zrem(keys.DUE, *stale)
+    if ended:
+        limit = max(batch.scheduled_until.get(key, 0.0) for key in ended)
+        scripts.add(pipe, "turns_release", [keys.TURNS], [limit, *ended])
+    batch.changes.add_removes(pipe)
+    if pipe.command_stack:
+        scripts.execute(r, lambda p: _replay(p, pipe))
+
+
+class _Batch:
+    """The turns of one pass over several conversations, gathered for one commit."""
+
+    def __init__(self, r: Redis, settings: Settings, actions: Actions | None) -> None:
+        self.r = r
+        self.settings = settings
+        self.actions = actions
+        self.commits: dict[str, TurnCommit] = {}
+        self.changes = IndexChanges()
+        self.scheduled_until: dict[str, float] = {}
+        self._programs: dict[tuple[str, str], Engine | None] = {}
+        self._offloading: dict[str, str | None] = {}
+        self._channels: dict[str, Channel | None] = {}
+
+    def run(self, conversation_key: str, work: _Work) -> int:
+        """One conversation's turn; returns the messages it used. A turn that fails is
+        let go of, its messages left for the next try."""
+        self.scheduled_until[conversation_key] = work.scheduled_until
+        if work.meta is None:
+            self._forget(conversation_key, work)
+            return len(work.messages)
+        try:
+            return self._turn(work.meta, work)
+        except Exception:
+            log.exception("the turn of conversation %s failed", conversation_key)
+            self.r.delete(keys.conversation_lock(conversation_key))
+            return 0
+
+    def _turn(self, meta: ConversationMeta, work: _Work) -> int:
+        conversation = meta.conversation
+        turn = _BotTurn(
+            self.r,
+            self.settings,
+            meta,
+            self._engine(conversation.bot_id, conversation.version),
+            self._offloading_endpoint(conversation.bot_id),
+            self._channel,
+        )
+        for signal in work.signals:
+            turn.settle(signal)
+        used = 0
+        started = time.monotonic()
+        for message in work.messages:
+            if turn.handover.waiting:
+                break  # the rest wait for the offload's answer, in the inbox
+            if time.monotonic() - started > self.settings.claim_lease / 2:
+                break  # slow API calls: commit, and renew the lock before the rest
+            turn.take(message)
+            used += 1
+        self.commits[conversation.key] = turn.finish(trim=used, trim_signals=len(work.signals))
+        self.changes.merge(turn.handover.changes)
+        return used
+
+    def _forget(self, conversation_key: str, work: _Work) -> None:
+        """The conversation was deleted while its messages waited: they go, and its timers."""
+        self.r.delete(
             keys.conversation_inbox(conversation_key), keys.conversation_signals(conversation_key)
         )
-        r.zrem(keys.TIMERS, *(timer_member(conversation_key, name) for name in TIMER_NAMES))
-        return len(work.messages)
-    conversation = work.meta.conversation
-    try:
-        engine: Engine | None = Engine(
-            bot_store.program_of(r, conversation.bot_id, conversation.version), actions
+        self.r.zrem(keys.TIMERS, *(timer_member(conversation_key, name) for name in TIMER_NAMES))
+        self.commits[conversation_key] = TurnCommit(conversation_key)
+
+    def commit(self, lock_token: str, claim_token: str) -> dict[str, Committed]:
+        self.changes.write_adds(self.r)
+        commits = list(self.commits.values())
+        done = fanout.commit_turns(
+            self.r, self.settings, commits, lock_token=lock_token, claim_token=claim_token
         )
-    except NotFound:
-        log.warning(
-            "bot %s is gone; the messages of its conversation are not answered",
-            conversation.bot_id,
-        )
-        engine = None
-    endpoint = offloading.endpoint_of(r, conversation.bot_id)
-    turn = _BotTurn(r, settings, work.meta, engine, endpoint)
-    for signal in work.signals:
-        turn.settle(signal)
-    used = 0
-    started = time.monotonic()
-    for message in work.messages:
-        if turn.handover.waiting:
-            break  # the rest wait for the offload's answer, in the inbox
-        if time.monotonic() - started > settings.claim_lease / 2:
-            break  # slow API calls: commit, and renew the lock before the rest
-        turn.take(message)
-        used += 1
-    turn.commit(sender, trim=used, trim_signals=len(work.signals))
-    return used
+        return {
+            commit.conversation_key: result for commit, result in zip(commits, done, strict=True)
+        }
+
+    def _engine(self, bot_id: str, version: Version) -> Engine | None:
+        if (bot_id, version) not in self._programs:
+            try:
+                program = bot_store.program_of(self.r, bot_id, version)
+                self._programs[(bot_id, version)] = Engine(program, self.actions)
+            except NotFound:
+                log.warning(
+                    "bot %s is gone; the messages of its conversations are not answered", bot_id
+                )
+                self._programs[(bot_id, version)] = None
+        return self._programs[(bot_id, version)]
+
+    def _offloading_endpoint(self, bot_id: str) -> str | None:
+        if bot_id not in self._offloading:
+            self._offloading[bot_id] = offloading.endpoint_of(self.r, bot_id)
+        return self._offloading[bot_id]
+
+    def _channel(self, channel_id: str) -> Channel | None:
+        """A channel of the batch's conversations, or None (logged) when it was removed."""
+        if channel_id not in self._channels:
+            try:
+                self._channels[channel_id] = channel_store.get(self.r, channel_id)
+            except NotFound:
+                log.warning(
+                    "channel %s is gone; the replies to its messages are not sent", channel_id
+                )
+                self._channels[channel_id] = None
+        return self._channels[channel_id]
 
 
 class _BotTurn:
@@ -167,6 +294,7 @@ class _BotTurn:
         meta: ConversationMeta,
         engine: Engine | None,
         offloading_endpoint: str | None,
+        channel: Callable[[str], Channel | None],
     ) -> None:
         self.r = r
         self.settings = settings
@@ -174,7 +302,7 @@ class _BotTurn:
         self.engine = engine
         self.outbox = Outbox.for_conversation(meta, offloading_endpoint)
         self.handover = Handover(settings, meta.conversation, meta.handover)
-        self._channels: dict[str, Channel | None] = {}
+        self._channel = channel
 
     def settle(self, signal: dict[str, Any]) -> None:
         """Act on one signal: an offload's answer, or a timer."""
@@ -217,23 +345,19 @@ class _BotTurn:
                 )
                 self.handover.offload_sent(delivery_id, now)
 
-    def commit(self, sender: TaskSender, *, trim: int, trim_signals: int) -> None:
+    def finish(self, *, trim: int, trim_signals: int) -> TurnCommit:
+        """What the turn saves; its index changes are in `handover.changes`."""
         self.outbox.flush()
         self.meta.counters = self.outbox.counters
         self.meta.last_activity_at = clock.now()
-        self.handover.changes.write_adds(self.r)
-        fanout.commit_turn(
-            self.r,
-            self.settings,
-            sender,
+        return TurnCommit(
             self.meta.conversation.key,
             trim=trim,
             trim_signals=trim_signals,
             meta=self.meta.turn_fields(),
-            transcript_items=self.outbox.transcript,
-            new=self.outbox.deliveries,
+            transcript=self.outbox.transcript,
+            deliveries=self.outbox.deliveries,
         )
-        self.handover.changes.write_removes(self.r)
 
     def _offloading_disabled(self) -> bool:
         endpoint_id = self.outbox.offloading_endpoint
@@ -243,15 +367,3 @@ class _BotTurn:
         """The transcript committed before this turn."""
         items = self.r.lrange(keys.conversation_transcript(self.meta.conversation.key), 0, -1)
         return [json.loads(item) for item in items]
-
-    def _channel(self, channel_id: str) -> Channel | None:
-        """A channel of the conversation, or None (logged) when it was removed since."""
-        if channel_id not in self._channels:
-            try:
-                self._channels[channel_id] = channel_store.get(self.r, channel_id)
-            except NotFound:
-                log.warning(
-                    "channel %s is gone; the replies to its messages are not sent", channel_id
-                )
-                self._channels[channel_id] = None
-        return self._channels[channel_id]

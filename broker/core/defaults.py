@@ -57,14 +57,14 @@ SCHEDULER_BATCH = 50
 TURN_BATCH = 50
 #: A delivery task sends at most this many deliveries of one queue before yielding.
 DELIVERIES_PER_CLAIM = 100
-#: Delivery queues a worker process works at once, each in a thread of its own (so this
-#: many attempts in flight, over keep-alive connections).
-DELIVERY_CONCURRENCY = 128
+#: Delivery queues a worker process works at once on its delivery loop (so this many
+#: attempts in flight at most, over keep-alive connections).
+DELIVERY_CONCURRENCY = 512
 #: At most this many of them go to one endpoint, so that an endpoint that hangs
 #: leaves the others room; the rest of its queues wait their turn.
 ENDPOINT_CONCURRENCY = 64
-#: A worker process that is full hands a queue back to the scheduler for this long (seconds).
-DELIVERY_BUSY_RETRY = 1.0
+#: Threads of a worker process that run bot turns, each a batch of conversations at once.
+TURN_RUNNERS = 4
 
 #: Idempotency keys are remembered this long (seconds).
 IDEMPOTENCY_TTL = 24 * 3600

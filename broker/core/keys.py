@@ -17,11 +17,16 @@ ENDPOINTS = f"{PREFIX}:endpoints"  # zset: endpoint id -> created (ms)
 ADMIN_TOKENS = f"{PREFIX}:admin-tokens"  # hash: sha256(token) -> JSON description
 #: hash: sha256(bot-scoped API token) -> JSON {"id", "botId", "description", "createdAt"}
 API_TOKENS = f"{PREFIX}:api-tokens"
-#: zset of delivery queues ("<conversation key>|<endpoint id>") by the time someone must
-#: look at them: a due retry, or the end of a worker's claim.
+#: zset of delivery queues, as "<conversation key>|<endpoint id>#<claim token>", by the time
+#: someone must look at them: a due retry, or the end of a worker's claim.
 DUE = f"{PREFIX}:due"
 #: zset of conversations with a bot turn pending, by the end of the current claim.
 TURNS = f"{PREFIX}:turns"
+#: list of conversations whose bot turn is due now; the workers' turn runners take them.
+READY = f"{PREFIX}:ready"
+#: pub/sub channel: the id of an endpoint whose record or health was just changed, for
+#: the workers to stop using what they kept of it.
+ENDPOINT_CHANGES = f"{PREFIX}:endpoint-changes"
 DELIVERIES = f"{PREFIX}:deliveries"  # zset: delivery id -> created (ms)
 DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
 #: zset of conversation timers ("<conversation key>|offload" or "<conversation key>|resume") by
@@ -149,7 +154,13 @@ def fifo_lock(conversation_key: str, endpoint_id: str) -> str:
 
 
 def delivery(conversation_key: str, delivery_id: str) -> str:
-    return f"{_conversation(conversation_key)}:delivery:{delivery_id}"
+    return f"{delivery_prefix(conversation_key)}{delivery_id}"
+
+
+def delivery_prefix(conversation_key: str) -> str:
+    """What every delivery record key of a conversation starts with (scripts that find the
+    next delivery of a queue build its key from it)."""
+    return f"{_conversation(conversation_key)}:delivery:"
 
 
 def delivery_attempts(conversation_key: str, delivery_id: str) -> str:

@@ -22,7 +22,7 @@ class LuaScript:
 
 
 @cache
-def _script(name: str) -> LuaScript:
+def lua(name: str) -> LuaScript:
     source = resources.files("broker").joinpath("lua", f"{name}.lua").read_text()
     return LuaScript(source, hashlib.sha1(source.encode()).hexdigest())
 
@@ -47,7 +47,7 @@ def slots(keys: Sequence[str]) -> set[int]:
 
 def run(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
     """Run script `name`; EVAL loads it where Redis's script cache lacks it."""
-    script = _script(name)
+    script = lua(name)
     try:
         return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     except NoScriptError:
@@ -56,7 +56,7 @@ def run(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
 
 def add(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
     """Queue script `name` on a pipeline that `execute` will send."""
-    pipe.evalsha(_script(name).sha, len(keys), *keys, *args)
+    pipe.evalsha(lua(name).sha, len(keys), *keys, *args)
 
 
 def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
@@ -73,5 +73,5 @@ def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
             return pipe.execute()
         except NoScriptError:
             for name in names():
-                r.execute_command("SCRIPT", "LOAD", _script(name).source)
+                r.execute_command("SCRIPT", "LOAD", lua(name).source)
     raise NoScriptError("scripts could not be loaded")

@@ -92,6 +92,7 @@ class Settings:
     scheduler_interval: float = defaults.SCHEDULER_INTERVAL
     delivery_concurrency: int = defaults.DELIVERY_CONCURRENCY
     endpoint_concurrency: int = defaults.ENDPOINT_CONCURRENCY
+    turn_runners: int = defaults.TURN_RUNNERS
     max_body_bytes: int = defaults.MAX_BODY_BYTES
     offload_timeout: float = defaults.OFFLOAD_TIMEOUT
     resume_after: float = defaults.RESUME_AFTER

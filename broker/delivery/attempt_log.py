@@ -1,61 +1,74 @@
-"""Recording what became of a delivery: its attempt log entry, its new fields, its leaving
-the queue, the dead-letter index, and the signal its conversation waits for (an offload's
-answer), all through `attempt_record.lua`."""
+"""Recording what became of a delivery, through `attempt_record.lua`: its attempt log entry,
+its new fields, its leaving the queue, the signal its conversation waits for (an offload's
+answer), and what comes next on the queue, all in one script that records nothing when
+the queue is no longer ours."""
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
+from typing import Literal
 
-from broker.core import clock, keys, scripts
-from broker.core.connection import Pipeline, Redis
-from broker.core.sender import TaskSender
+from broker.core import clock, keys
+from broker.core.autopipe import AutoPipeline
 from broker.core.settings import Settings
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import Attempt, Delivery
 
-log = logging.getLogger(__name__)
-
-#: `attempt_record.lua`'s answer when the conversation's bot turn must be woken.
-_WAKE = 2
+Fate = Literal["leaves", "waits"]
 
 
 @dataclass(frozen=True)
 class Ending:
     """What an attempt does to its delivery beyond the log entry."""
 
+    #: "leaves": delivered or dead, off the queue; "waits": tried again later.
+    fate: Fate
     #: Field, value, ... to set on the record.
     fields: list[str]
-    #: Whether the delivery leaves its queue (delivered or dead), and how long it is kept.
-    leaves: bool = False
+    #: How long the record is kept (0: for ever).
     ttl: float = 0.0
+    #: It ends in the dead-letter list.
+    dead: bool = False
 
 
 def delivered(settings: Settings, at: float) -> Ending:
-    return Ending(Delivery.delivered_fields(at), True, settings.log_retention)
-
-
-def retry_at(at: float) -> Ending:
-    return Ending(Delivery.retry_fields(at))
+    return Ending("leaves", Delivery.delivered_fields(at), settings.log_retention)
 
 
 def dead(settings: Settings, at: float) -> Ending:
-    return Ending(Delivery.dead_fields(at), True, settings.dead_retention)
+    return Ending("leaves", Delivery.dead_fields(at), settings.dead_retention, dead=True)
 
 
-def add(
-    pipe: Pipeline,
+def retry_at(at: float) -> Ending:
+    return Ending("waits", Delivery.retry_fields(at))
+
+
+def held() -> Ending:
+    """Tried again once its endpoint lets it (a 410 disabled the endpoint)."""
+    return Ending("waits", [])
+
+
+@dataclass(frozen=True)
+class Recorded:
+    #: False when the queue was no longer ours: nothing was recorded.
+    ours: bool
+    #: The conversation's bot turn must be woken (the end of an offload was signalled).
+    wake: bool = False
+    #: The queue's next delivery, still ours; None when the queue was let go.
+    next: Delivery | None = None
+
+
+async def record(
+    redis: AutoPipeline,
     settings: Settings,
     conversation_key: str,
     delivery: Delivery,
+    token: str,
     started: float,
     result: AttemptResult,
     ending: Ending,
-) -> None:
-    """Queue the attempt's record on a pipeline, as its last command. When the delivery's
-    conversation waits for its end, the conversation gets a signal, and the script answers
-    `_WAKE` if a bot turn must be woken (see `wake_if_told`)."""
+) -> Recorded:
     attempt = Attempt(
         started, result.duration_ms, result.status_code, result.error, result.response
     )
@@ -63,9 +76,10 @@ def add(
         keys.delivery(conversation_key, delivery.id),
         keys.delivery_attempts(conversation_key, delivery.id),
         keys.fifo(conversation_key, delivery.endpoint_id),
+        keys.fifo_lock(conversation_key, delivery.endpoint_id),
     ]
     signal = ""
-    if ending.leaves and delivery.notify:
+    if ending.fate == "leaves" and delivery.notify:
         signal = _end_signal(delivery, result)
         script_keys += [
             keys.conversation_signals(conversation_key),
@@ -73,20 +87,30 @@ def add(
         ]
         # Listed first (sb:turns is not in the conversation's hash slot): should we die
         # before the wake-up, the scheduler runs the turn when this entry comes due.
-        pipe.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease}, nx=True)
-    scripts.add(
-        pipe,
+        redis.call("ZADD", keys.TURNS, "NX", clock.now() + settings.claim_lease, conversation_key)
+    lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
+    answer = await redis.script(
         "attempt_record",
         script_keys,
         [
             delivery.id,
             attempt.to_json(),
-            "1" if ending.leaves else "0",
+            ending.fate,
             int(ending.ttl),
             signal,
+            token,
+            lease_ms,
+            keys.delivery_prefix(conversation_key),
             *ending.fields,
         ],
     )
+    if answer[0] == -1:
+        return Recorded(ours=False)
+    following = None
+    if answer[0] == 1:
+        fields = answer[3:]
+        following = Delivery.from_redis(dict(zip(fields[::2], fields[1::2], strict=True)))
+    return Recorded(True, bool(answer[1]), following)
 
 
 def _end_signal(delivery: Delivery, result: AttemptResult) -> str:
@@ -103,39 +127,3 @@ def _end_signal(delivery: Delivery, result: AttemptResult) -> str:
         },
         ensure_ascii=False,
     )
-
-
-def wake_if_told(sender: TaskSender, conversation_key: str, answers: list[object]) -> None:
-    """Wake the conversation's bot turn if the attempt's record (the pipeline's last answer)
-    says so."""
-    if answers and answers[-1] == _WAKE:
-        sender.bot_turn(conversation_key)
-
-
-def dead_letter(
-    r: Redis,
-    settings: Settings,
-    sender: TaskSender,
-    conversation_key: str,
-    delivery: Delivery,
-    error: str,
-) -> None:
-    """End the head of a queue in the dead-letter list without an attempt, saying why."""
-    now = clock.now()
-
-    def build(pipe: Pipeline) -> None:
-        # Listed first (sb:dead is not in the conversation's hash slot): should we die
-        # before the record, the listing skips it until it is dead.
-        pipe.zadd(keys.DEAD, {delivery.id: clock.ms(now)})
-        add(
-            pipe,
-            settings,
-            conversation_key,
-            delivery,
-            now,
-            AttemptResult(None, 0, error=error),
-            dead(settings, now),
-        )
-
-    log.warning("delivery %s is dead: %s", delivery.id, error)
-    wake_if_told(sender, conversation_key, scripts.execute(r, build))

@@ -16,6 +16,7 @@ def save(r: Redis, endpoint: Endpoint) -> None:
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.endpoint(endpoint.id), mapping=endpoint.to_redis())
     pipe.zadd(keys.ENDPOINTS, {endpoint.id: clock.ms(endpoint.created_at)}, nx=True)
+    pipe.publish(keys.ENDPOINT_CHANGES, endpoint.id)
     pipe.execute()
 
 
@@ -34,6 +35,7 @@ def delete(r: Redis, endpoint_id: str) -> None:
         keys.endpoint_recent(endpoint_id),
     )
     pipe.zrem(keys.ENDPOINTS, endpoint_id)
+    pipe.publish(keys.ENDPOINT_CHANGES, endpoint_id)
     pipe.execute()
 
 

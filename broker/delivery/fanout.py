@@ -1,9 +1,16 @@
-"""Fan-out: a bot turn's memory, transcript and deliveries, committed at once."""
+"""Fan-out: a bot turn's memory, transcript and deliveries, committed at once.
+
+Many turns commit in one round trip: the index entries outside the conversations' hash
+slots go first (so that a crash between them and a turn's script leaves only entries to
+be skipped or queues found empty), then one `turn_commit.lua` per conversation.
+"""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.core import clock, keys, scripts
@@ -11,61 +18,148 @@ from broker.core.connection import HashFields, Pipeline, Redis
 from broker.core.defaults import TRANSCRIPT_MAX
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
-from broker.delivery.records import Delivery, queue_ref
+from broker.delivery.records import Delivery, due_member, queue_ref
+
+
+@dataclass
+class TurnCommit:
+    """What one turn of one conversation saves."""
+
+    conversation_key: str
+    #: Inbox messages and signals the turn used up.
+    trim: int = 0
+    trim_signals: int = 0
+    meta: HashFields = field(default_factory=dict)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    def queues(self) -> dict[str, list[Delivery]]:
+        """The deliveries by queue ("<conversation key>|<endpoint id>"), in order."""
+        found: dict[str, list[Delivery]] = {}
+        for delivery in self.deliveries:
+            found.setdefault(queue_ref(self.conversation_key, delivery.endpoint_id), []).append(
+                delivery
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class Committed:
+    #: The turn ended: its pending flag is cleared and its lock let go.
+    ended: bool
+    #: Queues that were empty before the turn, now held with the claim token, with their
+    #: deliveries.
+    claimed: dict[str, list[Delivery]]
+    #: Entries on `sb:due` written for queues that were not empty: someone else has them.
+    stale: list[str]
+
+
+def commit_turns(
+    r: Redis,
+    settings: Settings,
+    commits: Sequence[TurnCommit],
+    *,
+    claim_token: str,
+    lock_token: str = "",
+) -> list[Committed]:
+    """Save several turns in one round trip, claiming with `claim_token` the queues that
+    were empty. With `lock_token`, each turn ends if nothing is left for it.
+
+    Every queue a turn adds to is first put on `sb:due` under the claim, a lease ahead: a
+    crash before the worker takes it leaves it to the scheduler. The entries of queues that
+    were not empty are the caller's to remove (`Committed.stale`).
+    """
+    if not commits:
+        return []
+    lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
+
+    def build(pipe: Pipeline) -> None:
+        _add_indexes(pipe, settings, commits, claim_token)
+        for commit in commits:
+            _add_commit(pipe, commit, lock_token, claim_token, lease_ms)
+
+    answers = scripts.execute(r, build)[-len(commits) :]
+    results = []
+    for commit, (ended, fresh, claimed) in zip(commits, answers, strict=True):
+        queues = list(commit.queues().items())
+        results.append(
+            Committed(
+                bool(ended),
+                dict(queues[position - 1] for position in claimed),
+                [
+                    due_member(ref, claim_token)
+                    for position, (ref, _) in enumerate(queues, 1)
+                    if position not in fresh
+                ],
+            )
+        )
+    return results
 
 
 def commit_turn(
     r: Redis,
     settings: Settings,
     sender: TaskSender,
-    conversation_key: str,
-    *,
-    trim: int,
-    trim_signals: int = 0,
-    meta: HashFields,
-    transcript_items: list[dict[str, Any]],
-    new: Sequence[Delivery],
+    commit: TurnCommit,
 ) -> None:
-    """Save a turn and its deliveries at once, then wake the queues that were idle.
+    """Save one turn whose caller holds the conversation's lock (an agent action), and hand
+    the queues that were empty to the workers."""
+    token = secrets.token_hex(8)
+    (committed,) = commit_turns(r, settings, [commit], claim_token=token)
+    if committed.stale:
+        r.zrem(keys.DUE, *committed.stale)
+    if committed.claimed:
+        sender.deliver([due_member(ref, token) for ref in committed.claimed])
 
-    `trim` and `trim_signals` are how many inbox messages and signals the turn used up.
-    """
-    plan = {
-        "meta": [str(part) for pair in meta.items() for part in pair],
-        "trim": trim,
-        "trimSignals": trim_signals,
-        "transcript": [json.dumps(item, ensure_ascii=False) for item in transcript_items],
-        "transcriptMax": TRANSCRIPT_MAX,
-        "deliveries": [{"id": d.id, "fields": d.to_fields()} for d in new],
-    }
-    turn_keys = [
-        keys.conversation_meta(conversation_key),
-        keys.conversation_inbox(conversation_key),
-        keys.conversation_transcript(conversation_key),
-        keys.conversation_signals(conversation_key),
+
+def _add_indexes(
+    pipe: Pipeline, settings: Settings, commits: Sequence[TurnCommit], claim_token: str
+) -> None:
+    """The delivery listings and each queue's entry on `sb:due`, for every turn at once."""
+    created: dict[str | bytes, bytes | float | int | str] = {}
+    by_endpoint: dict[str, dict[str | bytes, bytes | float | int | str]] = {}
+    members: list[str] = []
+    for commit in commits:
+        for delivery in commit.deliveries:
+            score = clock.ms(delivery.created_at)
+            created[delivery.id] = score
+            by_endpoint.setdefault(delivery.endpoint_id, {})[delivery.id] = score
+        members += (due_member(ref, claim_token) for ref in commit.queues())
+    if not created:
+        return
+    pipe.zadd(keys.DELIVERIES, created)
+    for endpoint_id, entries in by_endpoint.items():
+        pipe.zadd(keys.endpoint_deliveries(endpoint_id), entries)
+    lease_end = clock.now() + settings.claim_lease + settings.total_timeout
+    pipe.zadd(keys.DUE, dict.fromkeys(members, lease_end))
+
+
+def _add_commit(
+    pipe: Pipeline, commit: TurnCommit, lock_token: str, claim_token: str, lease_ms: int
+) -> None:
+    key = commit.conversation_key
+    queues = commit.queues()
+    script_keys = [
+        keys.conversation_meta(key),
+        keys.conversation_inbox(key),
+        keys.conversation_transcript(key),
+        keys.conversation_signals(key),
+        keys.conversation_pending(key),
+        keys.conversation_lock(key),
     ]
-    for d in new:
-        turn_keys += [
-            keys.fifo(conversation_key, d.endpoint_id),
-            keys.delivery(conversation_key, d.id),
-        ]
-    refs = sorted({queue_ref(conversation_key, d.endpoint_id) for d in new})
-    if new:
-        # Written before the turn, since the indexes are not in the conversation's hash slot:
-        # should we die between the two, the scheduler still finds the queues (a queue
-        # found empty is let go), and the listings skip ids whose record never came.
-        claim = clock.now() + settings.claim_lease
-
-        def index(pipe: Pipeline) -> None:
-            for d in new:
-                pipe.zadd(keys.DELIVERIES, {d.id: clock.ms(d.created_at)})
-                pipe.zadd(keys.endpoint_deliveries(d.endpoint_id), {d.id: clock.ms(d.created_at)})
-            # nx: a queue that already waits (a retry, a claim) keeps its time.
-            pipe.zadd(keys.DUE, dict.fromkeys(refs, claim), nx=True)
-
-        scripts.execute(r, index)
-    fresh = scripts.run(r, "turn_commit", turn_keys, [json.dumps(plan)])
-    woken = sorted({queue_ref(conversation_key, new[i - 1].endpoint_id) for i in fresh})
-    if woken:
-        r.zadd(keys.DUE, dict.fromkeys(woken, clock.now() + settings.claim_lease))
-        sender.deliver(woken)
+    args: list[Any] = [commit.trim, commit.trim_signals, TRANSCRIPT_MAX, lock_token]
+    args += [claim_token, lease_ms]
+    meta = [str(part) for pair in commit.meta.items() for part in pair]
+    entries = [json.dumps(item, ensure_ascii=False) for item in commit.transcript]
+    args += [len(meta), *meta, len(entries), *entries, len(queues)]
+    records: list[Any] = []
+    record_keys: list[str] = []
+    for deliveries in queues.values():
+        endpoint_id = deliveries[0].endpoint_id
+        script_keys += [keys.fifo(key, endpoint_id), keys.fifo_lock(key, endpoint_id)]
+        args += [len(deliveries), *(d.id for d in deliveries)]
+        for delivery in deliveries:
+            fields = delivery.to_fields()
+            records += [len(fields), *fields]
+            record_keys.append(keys.delivery(key, delivery.id))
+    scripts.add(pipe, "turn_commit", script_keys + record_keys, args + records)

@@ -3,6 +3,7 @@ endpoint as the management API shows it."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -13,6 +14,7 @@ from broker.core.defaults import CIRCUIT_PROBE_POLL
 from broker.core.settings import Settings
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.endpoint_store import load
+from broker.delivery.records import due_member
 
 EndpointState = Literal["healthy", "failing", "circuit_open", "disabled"]
 _STATES: tuple[EndpointState, ...] = ("healthy", "failing", "circuit_open", "disabled")
@@ -73,7 +75,12 @@ def load_health(r: Redis, endpoint_id: str) -> EndpointHealth:
 
 def add_state_read(pipe: Pipeline, endpoint_id: str) -> None:
     """Queue a read of the endpoint's state (None when it has no health yet) on a pipeline."""
-    pipe.hget(keys.endpoint_health(endpoint_id), _STATE)
+    pipe.hget(*state_read(endpoint_id))
+
+
+def state_read(endpoint_id: str) -> tuple[str, str]:
+    """The key and field of the endpoint's state (HGET)."""
+    return keys.endpoint_health(endpoint_id), _STATE
 
 
 def is_disabled(r: Redis, endpoint_id: str) -> bool:
@@ -120,13 +127,49 @@ def gate(r: Redis, settings: Settings, endpoint_id: str, now: float, probe_lease
     endpoint for everyone; the others ask again every little while until its outcome
     is known, so that a good probe lets them through at once.
     """
-    poll = min(settings.circuit_cooldown, CIRCUIT_PROBE_POLL)
-    answer = scripts.run(
-        r, "endpoint_gate", [keys.endpoint_health(endpoint_id)], [now, probe_lease, poll]
+    return read_gate(
+        scripts.run(r, "endpoint_gate", *gate_call(settings, endpoint_id, now, probe_lease))
     )
+
+
+def gate_call(
+    settings: Settings, endpoint_id: str, now: float, probe_lease: float
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of `endpoint_gate.lua`."""
+    poll = min(settings.circuit_cooldown, CIRCUIT_PROBE_POLL)
+    return [keys.endpoint_health(endpoint_id)], [now, probe_lease, poll]
+
+
+def read_gate(answer: list[str]) -> Gate:
     if answer[0] == "wait":
         return Gate("wait", float(answer[1]))
-    return Gate(answer[0])
+    return Gate("disabled" if answer[0] == "disabled" else "go")
+
+
+@dataclass(frozen=True)
+class OutcomeRun:
+    """Attempts' outcomes in a row: one failure, or successes (only the last one's time
+    matters to the health; each counts in the success rate)."""
+
+    at: float
+    ok: bool
+    error: str = ""
+    count: int = 1
+
+
+def outcome_call(
+    settings: Settings, endpoint_id: str, runs: list[OutcomeRun]
+) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of `endpoint_outcome.lua`, which answers the state after."""
+    args: list[Any] = [
+        settings.circuit_threshold,
+        settings.circuit_cooldown,
+        settings.circuit_cooldown_max,
+        settings.disable_after,
+    ]
+    for run in runs:
+        args += [run.at, "1" if run.ok else "0", run.error, run.count]
+    return [keys.endpoint_health(endpoint_id), keys.endpoint_recent(endpoint_id)], args
 
 
 def add_outcome(
@@ -134,20 +177,8 @@ def add_outcome(
 ) -> None:
     """Queue the folding of one attempt into the endpoint's health (circuit breaker and
     auto-disable) on a pipeline; its answer is the endpoint's state after it."""
-    scripts.add(
-        pipe,
-        "endpoint_outcome",
-        [keys.endpoint_health(endpoint_id), keys.endpoint_recent(endpoint_id)],
-        [
-            now,
-            "1" if ok else "0",
-            error,
-            settings.circuit_threshold,
-            settings.circuit_cooldown,
-            settings.circuit_cooldown_max,
-            settings.disable_after,
-        ],
-    )
+    call = outcome_call(settings, endpoint_id, [OutcomeRun(now, ok, error)])
+    scripts.add(pipe, "endpoint_outcome", *call)
 
 
 def add_disabled(pipe: Pipeline, endpoint_id: str, reason: str) -> None:
@@ -155,6 +186,7 @@ def add_disabled(pipe: Pipeline, endpoint_id: str, reason: str) -> None:
         keys.endpoint_health(endpoint_id),
         mapping=EndpointHealth.disabled_fields(reason, clock.now()),
     )
+    pipe.publish(keys.ENDPOINT_CHANGES, endpoint_id)
 
 
 def disable(r: Redis, endpoint_id: str, reason: str = "disabled by an operator") -> None:
@@ -169,10 +201,12 @@ def enable(r: Redis, endpoint_id: str) -> int:
     pipe = r.pipeline(transaction=True)
     pipe.hset(health_key, mapping=EndpointHealth.enabled_fields())
     pipe.hdel(health_key, *EndpointHealth.CLEARED_ON_ENABLE)
+    pipe.publish(keys.ENDPOINT_CHANGES, endpoint_id)
     pipe.execute()
-    refs: list[str] = []
-    while ref := r.spop(keys.endpoint_parked(endpoint_id)):
-        refs.append(str(ref))
+    parked = keys.endpoint_parked(endpoint_id)
+    refs = list(r.smembers(parked))
     if refs:
-        r.zadd(keys.DUE, dict.fromkeys(refs, clock.now()))
+        # On sb:due before they leave the parked set: a crash between leaves them in both.
+        r.zadd(keys.DUE, {due_member(ref, secrets.token_hex(8)): clock.now() for ref in refs})
+        r.srem(parked, *refs)
     return len(refs)

@@ -1,26 +1,37 @@
-"""The outbound HTTP client: keep-alive pools, no redirects, and outbound safety at connect time."""
+"""The outbound HTTP client: HTTP/1.1 on asyncio, with keep-alive per origin, no redirects,
+outbound safety at connect time, a hard wall-clock limit on every request and a cap on
+what is read.
+
+It is written on asyncio streams rather than on a general client because a delivery is
+one small POST whose answer is mostly ignored: this costs a fraction of the CPU per
+request, and the deadline covers the whole request (connect, send, every read), so an
+endpoint that trickles its answer is cut off on time.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import socket
+import ssl
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
-
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NewConnectionError
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from broker.core import defaults
-from broker.core.errors import ForbiddenAddress, UnsafeURL
 from broker.core.settings import Network
-from broker.delivery.netsafety import checked_addresses
+from broker.delivery.netsafety import IPAddress, is_forbidden
 
-#: An answer body past this is not read: the connection is closed instead.
-_MAX_DRAIN_BYTES = 64 * 1024
+#: At most this much of an answer is read; past it the connection is closed.
+MAX_READ_BYTES = 64 * 1024
+#: An idle kept-alive connection older than this is not used again (seconds).
+_IDLE_SECONDS = 30.0
+#: Idle connections kept per origin, at most.
+_IDLE_PER_ORIGIN = 64
+#: The longest line of an answer's head, or chunk-size line, that is read.
+_HEAD_LIMIT = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,95 +49,48 @@ class AttemptResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class RefusedAddress(NewConnectionError):
-    """Outbound safety refused every address the host resolves to."""
-
-    def __init__(self, conn: HTTPConnection, refusal: UnsafeURL) -> None:
-        super().__init__(conn, refusal.message)
-        self.refusal = refusal
-
-
-class ConnectFailed(NewConnectionError):
-    """No checked address of the host took the connection."""
-
-    def __init__(self, conn: HTTPConnection, cause: OSError | None) -> None:
-        super().__init__(conn, f"Failed to establish a new connection: {cause}")
-        self.cause = cause
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    #: Header names in lower case.
+    headers: Mapping[str, str]
+    #: The body, or as much of it as the client's read cap allowed.
+    body: bytes
+    #: False when the read cap cut the body short.
+    complete: bool = True
 
 
-def _safe_connection_classes(
-    allowlist: Sequence[Network],
-) -> tuple[type[HTTPConnection], type[HTTPSConnection]]:
-    """Connection classes that resolve once, check every address, and connect to a checked one."""
-
-    def new_conn(conn: HTTPConnection) -> socket.socket:
-        try:
-            addresses = checked_addresses(conn.host, conn.port or 80, allowlist)
-        except UnsafeURL as exc:
-            raise RefusedAddress(conn, exc) from exc
-        last_error: OSError | None = None
-        for family, address in addresses:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(conn.timeout if isinstance(conn.timeout, (int, float)) else None)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.connect((str(address), conn.port or 80))
-                return sock
-            except OSError as exc:
-                sock.close()
-                last_error = exc
-        raise ConnectFailed(conn, last_error)
-
-    class SafeHTTPConnection(HTTPConnection):
-        def _new_conn(self) -> socket.socket:
-            return new_conn(self)
-
-    class SafeHTTPSConnection(HTTPSConnection):
-        def _new_conn(self) -> socket.socket:
-            return new_conn(self)
-
-    return SafeHTTPConnection, SafeHTTPSConnection
+class RequestFailed(Exception):
+    """No answer came; `str()` says why, in words for the attempt log."""
 
 
-class _SafeAdapter(HTTPAdapter):
-    def __init__(self, allowlist: Sequence[Network], pool_size: int) -> None:
+class _Reusable(Exception):
+    """A kept-alive connection turned out closed before anything was read: try a new one."""
+
+
+@dataclass
+class _Origin:
+    scheme: str
+    host: str
+    port: int
+    idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = field(
+        default_factory=deque
+    )
+
+
+class HttpClient:
+    """One per process (per event loop); safe for many concurrent requests on its loop."""
+
+    def __init__(
+        self, allowlist: Sequence[Network], user_agent: str, read_cap: int = MAX_READ_BYTES
+    ) -> None:
         self._allowlist = tuple(allowlist)
-        super().__init__(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        http_conn, https_conn = _safe_connection_classes(self._allowlist)
-
-        class SafeHTTPPool(HTTPConnectionPool):
-            ConnectionCls = http_conn
-
-        class SafeHTTPSPool(HTTPSConnectionPool):
-            ConnectionCls = https_conn
-
-        self.poolmanager.pool_classes_by_scheme = {"http": SafeHTTPPool, "https": SafeHTTPSPool}
-
-
-def safe_http_session(allowlist: Sequence[Network], pool_size: int) -> requests.Session:
-    """A conversation whose every connection goes through outbound safety, and that ignores
-    proxies named in the environment."""
-    http_session = requests.Session()
-    # Proxies, .netrc and CA bundles named by the environment are not ours to follow: a
-    # proxy would reach the endpoint on our behalf, past the connect-time checks.
-    http_session.trust_env = False
-    adapter = _SafeAdapter(allowlist, pool_size)
-    http_session.mount("http://", adapter)
-    http_session.mount("https://", adapter)
-    return http_session
-
-
-class DeliveryClient:
-    """POSTs JSON documents to endpoints; one per worker process, shared by its threads."""
-
-    def __init__(self, allowlist: Sequence[Network], user_agent: str, pool_size: int = 32) -> None:
-        self._http_session = safe_http_session(allowlist, pool_size)
         self._user_agent = user_agent
+        self._read_cap = read_cap
+        self._origins: dict[tuple[str, str, int], _Origin] = {}
+        self._tls = ssl.create_default_context()
 
-    def post(
+    async def post(
         self,
         url: str,
         body: bytes,
@@ -135,84 +99,237 @@ class DeliveryClient:
         connect_timeout: float = defaults.CONNECT_TIMEOUT,
         total_timeout: float = defaults.TOTAL_TIMEOUT,
     ) -> AttemptResult:
+        """POST a JSON document; never raises: a failure is the result's `error`."""
         started = time.monotonic()
-        deadline = started + total_timeout
-        all_headers = {
-            "Content-Type": "application/json",
-            "User-Agent": self._user_agent,
-            **headers,
-        }
 
         def elapsed_ms() -> int:
             return int((time.monotonic() - started) * 1000)
 
         try:
-            response = self._http_session.post(
+            answer = await self.request(
+                "POST",
                 url,
-                data=body,
-                headers=all_headers,
-                timeout=(connect_timeout, total_timeout),
-                allow_redirects=False,
-                stream=True,
+                body,
+                {"Content-Type": "application/json", **headers},
+                connect_timeout=connect_timeout,
+                total_timeout=total_timeout,
             )
-        except requests.exceptions.RequestException as exc:
-            why = failure_text(exc, connect_timeout=connect_timeout, total_timeout=total_timeout)
-            return AttemptResult(None, elapsed_ms(), error=why)
-        with response:
-            excerpt, complete, read_error = _read_excerpt(response, deadline)
-            if not complete:
-                # An unread remainder would poison the keep-alive connection.
-                response.raw.close()
-        error = read_error
-        if error is None and 300 <= response.status_code < 400:
-            error = f"redirect to {response.headers.get('Location', '?')} not followed"
+        except RequestFailed as exc:
+            return AttemptResult(None, elapsed_ms(), error=str(exc))
+        error = None
+        if 300 <= answer.status < 400:
+            error = f"redirect to {answer.headers.get('location', '?')} not followed"
         return AttemptResult(
-            response.status_code,
+            answer.status,
             elapsed_ms(),
             error=error,
-            response=excerpt,
-            retry_after=response.headers.get("Retry-After"),
+            response=answer.body[: defaults.RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace"),
+            retry_after=answer.headers.get("retry-after"),
         )
 
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        connect_timeout: float,
+        total_timeout: float,
+    ) -> Answer:
+        """One request, answered within `total_timeout` seconds in all, or RequestFailed."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RequestFailed(f"not an http(s) URL: {url}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        origin = self._origin(parts.scheme, parts.hostname, port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        default_port = port == (443 if parts.scheme == "https" else 80)
+        head = [
+            f"{method} {target} HTTP/1.1",
+            f"Host: {parts.hostname if default_port else f'{parts.hostname}:{port}'}",
+            f"User-Agent: {self._user_agent}",
+            f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in headers.items()),
+        ]
+        if any("\r" in line or "\n" in line for line in head):
+            raise RequestFailed("a header holds a line break")
+        try:
+            message = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        except UnicodeEncodeError:
+            raise RequestFailed("the URL or a header is not Latin-1 text") from None
+        try:
+            async with asyncio.timeout(total_timeout):
+                try:
+                    return await self._exchange(origin, message, method, connect_timeout, True)
+                except _Reusable:
+                    return await self._exchange(origin, message, method, connect_timeout, False)
+        except TimeoutError:
+            raise RequestFailed(f"timeout after {total_timeout:g} s") from None
 
-def _read_excerpt(response: requests.Response, deadline: float) -> tuple[str, bool, str | None]:
-    """The first bytes of an answer, whether it was read whole, and a read error if any."""
-    kept = bytearray()
-    total = 0
-    try:
-        for chunk in response.iter_content(chunk_size=4096):
-            total += len(chunk)
-            if len(kept) < defaults.RESPONSE_EXCERPT_BYTES:
-                kept.extend(chunk[: defaults.RESPONSE_EXCERPT_BYTES - len(kept)])
-            if total > _MAX_DRAIN_BYTES or time.monotonic() > deadline:
-                return kept.decode("utf-8", "replace"), False, None
-    except requests.exceptions.RequestException as exc:
-        return kept.decode("utf-8", "replace"), False, f"reading the answer failed: {exc}"
-    return kept.decode("utf-8", "replace"), True, None
+    def _origin(self, scheme: str, host: str, port: int) -> _Origin:
+        key = (scheme, host, port)
+        if key not in self._origins:
+            self._origins[key] = _Origin(scheme, host, port)
+        return self._origins[key]
+
+    async def _exchange(
+        self, origin: _Origin, message: bytes, method: str, connect_timeout: float, reuse: bool
+    ) -> Answer:
+        reader, writer, reused = await self._connection(origin, connect_timeout, reuse)
+        keep = False
+        try:
+            writer.write(message)
+            try:
+                await writer.drain()
+                answer, keep = await _read_answer(reader, method, self._read_cap)
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                if reused and not getattr(exc, "partial", b""):
+                    raise _Reusable() from exc
+                raise RequestFailed(f"connection error: {_describe(exc)}") from exc
+            except asyncio.LimitOverrunError as exc:
+                raise RequestFailed("invalid HTTP answer: a line over 16 KiB") from exc
+            return answer
+        finally:
+            if keep and len(origin.idle) < _IDLE_PER_ORIGIN:
+                origin.idle.append((reader, writer, time.monotonic()))
+            else:
+                writer.close()
+
+    async def _connection(
+        self, origin: _Origin, connect_timeout: float, reuse: bool
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        now = time.monotonic()
+        while reuse and origin.idle:
+            reader, writer, since = origin.idle.pop()
+            if now - since < _IDLE_SECONDS and not reader.at_eof():
+                return reader, writer, True
+            writer.close()
+        try:
+            async with asyncio.timeout(connect_timeout):
+                reader, writer = await self._connect(origin)
+        except TimeoutError:
+            raise RequestFailed(f"connect timeout after {connect_timeout:g} s") from None
+        return reader, writer, False
+
+    async def _connect(self, origin: _Origin) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Resolve once, check every address, and connect to a checked one."""
+        addresses = await self._checked_addresses(origin.host, origin.port)
+        last: OSError | None = None
+        for family, address in addresses:
+            try:
+                return await asyncio.open_connection(
+                    str(address),
+                    origin.port,
+                    family=family,
+                    ssl=self._tls if origin.scheme == "https" else None,
+                    server_hostname=origin.host if origin.scheme == "https" else None,
+                    limit=_HEAD_LIMIT,
+                )
+            except ssl.SSLError as exc:
+                raise RequestFailed(f"TLS failure: {exc.reason or exc}") from exc
+            except OSError as exc:
+                last = exc
+        if isinstance(last, ConnectionRefusedError):
+            raise RequestFailed("connection refused")
+        raise RequestFailed(f"connection error: {_describe(last)}")
+
+    async def _checked_addresses(
+        self, host: str, port: int
+    ) -> list[tuple[socket.AddressFamily, IPAddress]]:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise RequestFailed(f"cannot resolve {host}: {exc.strerror}") from exc
+        found: list[tuple[socket.AddressFamily, IPAddress]] = [
+            (socket.AddressFamily(family), _address(str(sockaddr[0])))
+            for family, _, _, _, sockaddr in infos
+        ]
+        for _, address in found:
+            if is_forbidden(address, self._allowlist):
+                raise RequestFailed(f"refused by outbound safety: resolves to {address}")
+        return found
+
+    async def close(self) -> None:
+        for origin in self._origins.values():
+            while origin.idle:
+                origin.idle.pop()[1].close()
 
 
-def failure_text(
-    exc: requests.exceptions.RequestException, *, connect_timeout: float, total_timeout: float
-) -> str:
-    """Why a request got no answer, in words."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"connect timeout after {connect_timeout:g} s"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"timeout after {total_timeout:g} s"
-    reason = _reason(exc)
-    if isinstance(reason, RefusedAddress):
-        refusal = reason.refusal
-        if isinstance(refusal, ForbiddenAddress):
-            return f"refused by outbound safety: resolves to {refusal.address}"
-        return refusal.message
-    if isinstance(reason, ConnectFailed) and isinstance(reason.cause, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return f"connection error: {str(exc)[:300]}"
-    return f"request failed: {str(exc)[:300]}"
+def _address(text: str) -> IPAddress:
+    return ipaddress.ip_address(text.split("%")[0])
 
 
-def _reason(exc: requests.exceptions.RequestException) -> object:
-    """What urllib3 gave as the cause of a failed request (requests wraps it twice)."""
-    wrapped = exc.args[0] if exc.args else None
-    return getattr(wrapped, "reason", wrapped)
+def _describe(exc: BaseException | None) -> str:
+    return (str(exc) or type(exc).__name__)[:300] if exc is not None else "no address to try"
+
+
+async def _read_answer(reader: asyncio.StreamReader, method: str, cap: int) -> tuple[Answer, bool]:
+    """The answer, and whether the connection can carry another request."""
+    while True:
+        head = await reader.readuntil(b"\r\n\r\n")
+        status_line, *lines = head[:-4].decode("latin-1").split("\r\n")
+        version, status = _status(status_line)
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        if status >= 200 or status == 101:
+            break  # a 1xx answer is followed by the real one
+    keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return Answer(status, headers, b""), keep
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body, complete = await _read_chunked(reader, cap)
+    elif "content-length" in headers:
+        length = _length(headers["content-length"])
+        body = await reader.readexactly(min(length, cap))
+        complete = length <= cap
+    else:  # the body ends where the connection does
+        body = await _read_to_end(reader, cap + 1)
+        complete, keep = len(body) <= cap, False
+    return Answer(status, headers, body[:cap], complete), keep and complete
+
+
+def _status(line: str) -> tuple[str, int]:
+    version, _, rest = line.partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/") or not code.isascii() or not code.isdigit():
+        raise RequestFailed(f"invalid HTTP answer: {line[:100]!r}")
+    return version, int(code)
+
+
+def _length(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise RequestFailed(f"invalid HTTP answer: Content-Length {text[:40]!r}")
+    return int(text)
+
+
+async def _read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:
+    body = bytearray()
+    while len(body) < limit and (part := await reader.read(limit - len(body))):
+        body += part
+    return bytes(body)
+
+
+async def _read_chunked(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+    """A chunked body up to `cap` bytes; False when the cap cut it short."""
+    body = bytearray()
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        size_text = line.split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise RequestFailed(f"invalid HTTP answer: chunk size {size_text[:20]!r}") from None
+        if size == 0:
+            while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                pass  # trailers
+            return bytes(body), True
+        if len(body) + size > cap:
+            body += await reader.readexactly(cap - len(body))
+            return bytes(body), False
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)

@@ -8,11 +8,11 @@ later have the same health, retries and signatures as a channel's.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-
-import requests
 
 from broker import __version__
 from broker.bots import bot_store
@@ -22,7 +22,7 @@ from broker.core.errors import NotFound, ValidationFailed
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 from broker.delivery.endpoint import Endpoint, with_challenge
-from broker.delivery.http_client import failure_text, safe_http_session
+from broker.delivery.http_client import Answer, HttpClient, RequestFailed
 from broker.delivery.netsafety import check_url
 
 USER_AGENT = f"Switchboard-Webhooks/{__version__}"
@@ -36,38 +36,40 @@ def endpoint_id(bot_id: str) -> str:
 
 def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
     """GET the API URL with the challenge; anything but 200 `{"status": "ok"}` raises
-    ValidationFailed (field `apiUrl`) quoting the endpoint's answer."""
-    http_session = safe_http_session(settings.outbound_allowlist, pool_size=1)
-    url = with_challenge(api_url, verify_token)
-    try:
-        with http_session:
-            response = http_session.get(
-                url,
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-                timeout=(settings.connect_timeout, settings.total_timeout),
-                allow_redirects=False,
+    ValidationFailed (field `apiUrl`) quoting the endpoint's answer. Like every outbound
+    request, it is done within the total timeout, reading at most a capped answer."""
+
+    async def check() -> Answer:
+        client = HttpClient(settings.outbound_allowlist, USER_AGENT)
+        try:
+            return await client.request(
+                "GET",
+                with_challenge(api_url, verify_token),
+                b"",
+                {"Accept": "application/json"},
+                connect_timeout=settings.connect_timeout,
+                total_timeout=settings.total_timeout,
             )
-            text = response.text[:_QUOTED]
-    except requests.exceptions.RequestException as exc:
+        finally:
+            await client.close()
+
+    try:
+        answer = asyncio.run(check())
+    except RequestFailed as exc:
         raise ValidationFailed(
-            f"the health check of {api_url} failed: {_failure(settings, exc)}", field="apiUrl"
+            f"the health check of {api_url} failed: {exc}", field="apiUrl"
         ) from exc
     try:
-        ok = response.status_code == 200 and response.json() == {"status": "ok"}
+        ok = answer.status == 200 and json.loads(answer.body) == {"status": "ok"}
     except ValueError:
         ok = False
     if not ok:
+        text = answer.body[:_QUOTED].decode("utf-8", "replace")
         raise ValidationFailed(
             f'the health check of {api_url} expected 200 {{"status": "ok"}} and got '
-            f"{response.status_code} {text!r}",
+            f"{answer.status} {text!r}",
             field="apiUrl",
         )
-
-
-def _failure(settings: Settings, exc: requests.exceptions.RequestException) -> str:
-    return failure_text(
-        exc, connect_timeout=settings.connect_timeout, total_timeout=settings.total_timeout
-    )
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,66 @@
 """Working through one delivery queue: the head is attempted, and only when it is
 delivered or dead-lettered does the next one go. Waiting work sits in Redis.
 
-Every non-empty queue is, at any moment, in one of three places: on `sb:due` with the
-time someone must look at it (a due retry, or the end of a worker's claim); in its
-endpoint's parked set while the endpoint is disabled; or on its way in a task that
-was sent while it was on `sb:due`. A worker that dies leaves its claim to expire on
-`sb:due`, and the scheduler hands the queue to another.
+Every non-empty queue is, at any moment, on `sb:due` with the time someone must look at
+it (a due retry, or the end of a worker's claim), or in its endpoint's parked set while
+the endpoint is disabled. A worker holds a queue with a claim token and its entry on
+`sb:due` is named by that token (`records.due_member`): letting go, it moves or removes
+that entry and no other. A worker that dies leaves its claim to expire on `sb:due`, and
+the scheduler hands the queue to another under a new claim.
+
+Queues are worked on the worker's event loop, many at once, their Redis commands sent
+together (`broker.core.autopipe`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
-from broker.core import clock, keys, scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core import clock, keys
+from broker.core.autopipe import AutoPipeline
 from broker.core.defaults import DELIVERIES_PER_CLAIM
-from broker.core.errors import NotFound
-from broker.core.locks import Lock
-from broker.core.sender import TaskSender
 from broker.core.settings import Settings
-from broker.delivery import attempt_log, endpoint_store, health, retry, signing
+from broker.delivery import attempt_log, health, retry, signing
+from broker.delivery.attempt_log import Ending
+from broker.delivery.bookkeeping import Bookkeeping
 from broker.delivery.endpoint import Endpoint
-from broker.delivery.http_client import AttemptResult, DeliveryClient
-from broker.delivery.records import Delivery, split_ref
+from broker.delivery.endpoint_cache import EndpointCache
+from broker.delivery.http_client import AttemptResult, HttpClient
+from broker.delivery.records import Delivery, due_member, split_ref
 from broker.delivery.retry import Decision, Verdict
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deliverer:
+    """What working queues needs: one per worker process, on its event loop."""
+
+    settings: Settings
+    redis: AutoPipeline
+    client: HttpClient
+    endpoints: EndpointCache
+    book: Bookkeeping
+    #: Wakes a conversation's bot turn (the end of an offload was signalled to it).
+    wake_turn: Callable[[str], Awaitable[object]]
+    _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _all_slots: asyncio.Semaphore | None = None
+
+    def slots(self, endpoint_id: str) -> asyncio.Semaphore:
+        """At most `endpoint_concurrency` queues of one endpoint are worked at once, so an
+        endpoint that hangs leaves the others room."""
+        if endpoint_id not in self._slots:
+            self._slots[endpoint_id] = asyncio.Semaphore(self.settings.endpoint_concurrency)
+        return self._slots[endpoint_id]
+
+    def all_slots(self) -> asyncio.Semaphore:
+        """At most `delivery_concurrency` queues are worked at once in all."""
+        if self._all_slots is None:
+            self._all_slots = asyncio.Semaphore(self.settings.delivery_concurrency)
+        return self._all_slots
 
 
 @dataclass(frozen=True)
@@ -36,214 +69,186 @@ class QueueRun:
     attempts: int = 0
 
 
-@dataclass(frozen=True)
-class _Head:
-    """The head of the queue as read under our claim, with its endpoint as it is now."""
-
-    delivery: Delivery | None
-    endpoint: Endpoint | None
-    endpoint_state: str | None
-
-
-def work_queue(
-    r: Redis, settings: Settings, sender: TaskSender, client: DeliveryClient, ref: str
-) -> QueueRun:
+async def work_queue(d: Deliverer, ref: str, token: str, head: Delivery | None = None) -> QueueRun:
     """Attempt the ready head of one queue, and what follows it, until it must wait.
 
-    `sender` wakes the bot turn of a conversation that waits for a delivery's end (an offload).
+    A queue a bot turn claimed comes with its `head`; any other is claimed here with
+    `token` first, and looked at again later if another worker holds it.
     """
-    return _QueueWork(r, settings, sender, client, ref).run()
+    conversation_key, endpoint_id = split_ref(ref)
+    work = _QueueWork(d, ref, conversation_key, endpoint_id, token)
+    async with d.slots(endpoint_id), d.all_slots():
+        if head is None:
+            head = await work.claim()
+        elif not await work.still_ours():
+            return work.run  # held too long behind the endpoint's other queues
+        delivery = head
+        for _ in range(DELIVERIES_PER_CLAIM):
+            if delivery is None:
+                return work.run
+            delivery = await work.deliver(delivery)
+        if delivery is not None:
+            # Out of this claim's share: the queue goes back to the scheduler, after others.
+            await work.wait(clock.now())
+        return work.run
 
 
 class _QueueWork:
     def __init__(
-        self, r: Redis, settings: Settings, sender: TaskSender, client: DeliveryClient, ref: str
+        self, d: Deliverer, ref: str, conversation_key: str, endpoint_id: str, token: str
     ) -> None:
-        self.r, self.settings, self.sender, self.client, self.ref = r, settings, sender, client, ref
-        self.conversation_key, self.endpoint_id = split_ref(ref)
-        self.lease = settings.claim_lease + settings.total_timeout
-        self.lock = Lock(r, keys.fifo_lock(self.conversation_key, self.endpoint_id), self.lease)
-        self.delivered = self.attempts = 0
-        # When the scheduler must hand the queue out next. It is written only once the lock
-        # is let go: a task sent at that time must find the queue free, not still held by
-        # us on our way out (it would give up, and the queue would wait for a whole lease).
-        self.wake_at: float | None = None
+        self.d, self.ref, self.token = d, ref, token
+        self.member = due_member(ref, token)
+        self.conversation_key, self.endpoint_id = conversation_key, endpoint_id
+        self.fifo = keys.fifo(conversation_key, endpoint_id)
+        self.lock = keys.fifo_lock(conversation_key, endpoint_id)
+        self.lease_ms = clock.ms(d.settings.claim_lease + d.settings.total_timeout)
+        self.run = QueueRun()
 
-    def run(self) -> QueueRun:
-        if not self.lock.acquire():
-            return QueueRun()  # another worker holds it and looks again before letting go
-        try:
-            if self._endpoint_is_gone():
-                return QueueRun()
-            for _ in range(DELIVERIES_PER_CLAIM):
-                if not self._step():
-                    break
-            else:
-                self.wake_at = clock.now()  # out of this claim's share: others go first
-            return QueueRun(self.delivered, self.attempts)
-        finally:
-            self.lock.release()
-            if self.wake_at is not None:
-                self.r.zadd(keys.DUE, {self.ref: self.wake_at})
-
-    def _endpoint_is_gone(self) -> bool:
-        try:
-            endpoint = endpoint_store.load(self.r, self.endpoint_id)
-        except NotFound:
-            self._dead_letter_all()
-            return True
-        self.lease = self.settings.claim_lease + endpoint.timeouts(self.settings)[1]
-        return False
-
-    def _step(self) -> bool:
-        """Deal with the head of the queue; False when the queue is done with for now."""
-        head_id = self._claim()
-        if head_id is None:
-            return False
-        if head_id == "":
-            return self._release_if_empty()
-        head = self._read(head_id)
-        if head.endpoint is None:
-            self._dead_letter_all()
-            return False
-        self.lease = self.settings.claim_lease + head.endpoint.timeouts(self.settings)[1]
-        if head.delivery is None:
-            self.r.lpop(keys.fifo(self.conversation_key, self.endpoint_id))  # its record expired
-            return True
-        return self._deliver(head.delivery, head.endpoint, head.endpoint_state)
-
-    def _claim(self) -> str | None:
-        """Renew our hold and read the head's id: None when the hold was lost (the queue
-        may be another worker's now), "" when the queue is empty."""
-        still_ours, _, head = scripts.execute(
-            self.r, partial(_renew_claim, self.lock, self.ref, self.lease)
+    async def claim(self) -> Delivery | None:
+        """The queue's head, held with our token; None when it is empty (the entry goes) or
+        another worker has it (the entry waits until that claim ends)."""
+        d = self.d
+        answer = await d.redis.script(
+            "queue_claim",
+            [self.fifo, self.lock],
+            [self.token, self.lease_ms, keys.delivery_prefix(self.conversation_key)],
         )
-        if not still_ours:
+        if answer[0] == -1:
+            d.book.due(self.member, clock.now() + max(int(answer[1]), 0) / 1000)
             return None
-        return head or ""
+        if answer[0] == 0:
+            d.book.done(self.member)
+            return None
+        fields = answer[2:]
+        return Delivery.from_redis(dict(zip(fields[::2], fields[1::2], strict=True)))
 
-    def _release_if_empty(self) -> bool:
-        """Let go of an empty queue; True when a delivery came in meanwhile."""
-        self.r.zrem(keys.DUE, self.ref)
-        released = scripts.run(
-            self.r,
-            "queue_release",
-            [
-                keys.fifo(self.conversation_key, self.endpoint_id),
-                keys.fifo_lock(self.conversation_key, self.endpoint_id),
-            ],
-            [self.lock.token],
-        )
-        return not released
-
-    def _read(self, delivery_id: str) -> _Head:
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(keys.delivery(self.conversation_key, delivery_id))
-        health.add_state_read(pipe, self.endpoint_id)
-        # Read again each time, at no cost in round trips: a new URL applies at once.
-        pipe.hgetall(keys.endpoint(self.endpoint_id))
-        record, state, endpoint = pipe.execute()
-        return _Head(
-            Delivery.from_redis(record) if record else None,
-            Endpoint.from_redis(endpoint) if endpoint else None,
-            state,
+    async def still_ours(self) -> bool:
+        return bool(
+            await self.d.redis.script("lock_extend", [self.lock], [self.token, self.lease_ms])
         )
 
-    def _deliver(self, delivery: Delivery, endpoint: Endpoint, endpoint_state: str | None) -> bool:
-        """Attempt the head if it is due and its endpoint lets us; False when it must wait."""
+    async def release(self) -> None:
+        await self.d.redis.script("lock_release", [self.lock], [self.token])
+
+    async def deliver(self, delivery: Delivery) -> Delivery | None:
+        """Deal with the head; returns the next delivery, or None when the queue waits, is
+        let go, or is no longer ours."""
+        d = self.d
+        endpoint, state = await d.endpoints.get(self.endpoint_id)
+        if endpoint is None:
+            return await self._dead_letter(delivery, "the endpoint was removed")
         now = clock.now()
         if delivery.expires_at and now >= delivery.expires_at:
-            self._dead_letter(delivery, "expired before it was delivered")
-            return True
+            return await self._dead_letter(delivery, "expired before it was delivered")
         if delivery.next_attempt_at > now:
-            self.wake_at = delivery.next_attempt_at
-            return False
-        # Only a disabled endpoint or an open circuit needs the gate, which may also make
-        # this attempt the circuit's probe.
-        gate = (
-            health.gate(self.r, self.settings, self.endpoint_id, now, self.lease)
-            if endpoint_state in ("disabled", "circuit_open")
-            else health.Gate("go")
-        )
-        if gate.verdict == "disabled":
-            if delivery.expires_at:
-                # Its answer is awaited now, not whenever an operator enables the endpoint.
-                self._dead_letter(delivery, "the endpoint is disabled")
-                return True
-            park(self.r, self.ref)
-            return False
-        if gate.verdict == "wait":
-            until = gate.until
-            self.wake_at = min(until, delivery.expires_at) if delivery.expires_at else until
-            return False
-        verdict, next_at = _attempt(
-            self.r,
-            self.settings,
-            self.sender,
-            self.client,
-            endpoint,
+            await self.wait(delivery.next_attempt_at)
+            return None
+        if state in ("disabled", "circuit_open"):
+            # The gate may make this attempt the circuit's probe.
+            lease = d.settings.claim_lease + endpoint.timeouts(d.settings)[1]
+            call = health.gate_call(d.settings, self.endpoint_id, now, lease)
+            gate = health.read_gate(await d.redis.script("endpoint_gate", *call))
+            if gate.verdict == "disabled":
+                if delivery.expires_at:
+                    # Its answer is awaited now, not whenever an operator enables it.
+                    return await self._dead_letter(delivery, "the endpoint is disabled")
+                await self._park()
+                return None
+            if gate.verdict == "wait":
+                until = gate.until
+                await self.wait(min(until, delivery.expires_at or until))
+                return None
+        return await self._attempt(endpoint, delivery)
+
+    async def _attempt(self, endpoint: Endpoint, delivery: Delivery) -> Delivery | None:
+        d = self.d
+        started = clock.now()
+        result = await _send(d, endpoint, delivery, started)
+        now = clock.now()
+        decision = _decide(d.settings, endpoint, delivery, result, now)
+        self.run = QueueRun(self.run.delivered + result.ok, self.run.attempts + 1)
+        error = result.error or f"HTTP {result.status_code}"
+        d.book.outcome(self.endpoint_id, now, result.ok, error)
+        verdict = decision.verdict
+        if verdict is Verdict.DISABLE:
+            reason = f"the endpoint answered {result.status_code} Gone"
+            # Its outcome, folded in later, finds the endpoint disabled: the error goes now.
+            fields = {
+                **health.EndpointHealth.disabled_fields(reason, now),
+                "lastError": error,
+                "lastErrorAt": now,
+            }
+            await d.redis.hset(keys.endpoint_health(self.endpoint_id), fields)
+        elif verdict is Verdict.DEAD:
+            log.warning(
+                "delivery %s to %s is dead after %d attempts",
+                delivery.id,
+                self.endpoint_id,
+                delivery.attempts_since_replay + 1,
+            )
+        recorded = await self._record(delivery, started, result, _ending(d.settings, decision, now))
+        if not recorded.ours:
+            return None
+        if verdict is Verdict.RETRY:
+            d.book.due(self.member, now + decision.delay)
+        elif verdict is Verdict.DISABLE:
+            await self._park()
+        return recorded.next
+
+    async def _record(
+        self, delivery: Delivery, started: float, result: AttemptResult, ending: Ending
+    ) -> attempt_log.Recorded:
+        """Record the attempt (nothing is recorded when the queue is no longer ours)."""
+        d = self.d
+        if ending.dead:
+            # Listed first (sb:dead is not in the conversation's hash slot): should we die
+            # before the record, the listing skips it until it is dead.
+            d.redis.call("ZADD", keys.DEAD, clock.ms(clock.now()), delivery.id)
+        recorded = await attempt_log.record(
+            d.redis,
+            d.settings,
             self.conversation_key,
             delivery,
+            self.token,
+            started,
+            result,
+            ending,
         )
-        self.attempts += 1
-        if verdict is Verdict.DELIVERED:
-            self.delivered += 1
-        if verdict is Verdict.RETRY:
-            self.wake_at = next_at
-            return False
-        return True
+        if recorded.wake:
+            await d.wake_turn(self.conversation_key)
+        if recorded.ours and ending.fate == "leaves" and recorded.next is None:
+            d.book.done(self.member)
+        return recorded
 
-    def _dead_letter(self, delivery: Delivery, error: str) -> None:
-        attempt_log.dead_letter(
-            self.r, self.settings, self.sender, self.conversation_key, delivery, error
-        )
+    async def _dead_letter(self, delivery: Delivery, error: str) -> Delivery | None:
+        """End the head in the dead-letter list without an attempt, saying why."""
+        now = clock.now()
+        log.warning("delivery %s is dead: %s", delivery.id, error)
+        ending = attempt_log.dead(self.d.settings, now)
+        recorded = await self._record(delivery, now, AttemptResult(None, 0, error=error), ending)
+        return recorded.next
 
-    def _dead_letter_all(self) -> None:
-        """The endpoint was removed: its queue ends in the dead-letter list."""
-        fifo = keys.fifo(self.conversation_key, self.endpoint_id)
-        while (delivery_id := self.r.lindex(fifo, 0)) is not None:
-            record = self.r.hgetall(keys.delivery(self.conversation_key, delivery_id))
-            if record:
-                self._dead_letter(Delivery.from_redis(record), "the endpoint was removed")
-            else:
-                self.r.lpop(fifo)
-        self.r.zrem(keys.DUE, self.ref)
+    async def wait(self, until: float) -> None:
+        """Let go until `until`; the entry stays on `sb:due` meanwhile, at the claim's end."""
+        await self.release()
+        self.d.book.due(self.member, until)
 
-
-def _renew_claim(lock: Lock, ref: str, lease: float, pipe: Pipeline) -> None:
-    """Renew our hold on a queue and read its head."""
-    conversation_key, endpoint_id = split_ref(ref)
-    lock.extend_on(pipe, lease)
-    # Our claim: if this process dies, the scheduler hands the queue on after it.
-    pipe.zadd(keys.DUE, {ref: clock.now() + lease})
-    pipe.lindex(keys.fifo(conversation_key, endpoint_id), 0)
-
-
-def _attempt(
-    r: Redis,
-    settings: Settings,
-    sender: TaskSender,
-    client: DeliveryClient,
-    endpoint: Endpoint,
-    conversation_key: str,
-    delivery: Delivery,
-) -> tuple[Verdict, float]:
-    """Attempt one delivery and record it; returns the verdict and, for RETRY, when next."""
-    started = clock.now()
-    result = _send(settings, client, endpoint, delivery, started)
-    now = clock.now()
-    decision = _decide(settings, endpoint, delivery, result, now)
-    _record(r, settings, sender, conversation_key, delivery, endpoint, started, result, decision)
-    return decision.verdict, now + decision.delay
+    async def _park(self) -> None:
+        """Hold the queue while its endpoint is disabled; `health.enable` wakes it."""
+        redis = self.d.redis
+        await self.release()
+        parked = keys.endpoint_parked(self.endpoint_id)
+        # Parked before the entry goes: a crash between leaves both, never neither.
+        await redis.call("SADD", parked, self.ref)
+        await redis.call("ZREM", keys.DUE, self.member)
+        # An operator may have enabled the endpoint meanwhile, and found nothing parked.
+        state = await redis.call("HGET", *health.state_read(self.endpoint_id))
+        if state != "disabled" and await redis.call("SREM", parked, self.ref):
+            await redis.call("ZADD", keys.DUE, clock.now(), self.member)
 
 
-def _send(
-    settings: Settings,
-    client: DeliveryClient,
-    endpoint: Endpoint,
-    delivery: Delivery,
-    at: float,
-) -> AttemptResult:
+async def _send(d: Deliverer, endpoint: Endpoint, delivery: Delivery, at: float) -> AttemptResult:
     """POST the delivery, signed (Standard Webhooks)."""
     timestamp = int(at)
     body = delivery.body.encode()
@@ -254,8 +259,8 @@ def _send(
             endpoint.signing_secrets(at), delivery.id, timestamp, body
         ),
     }
-    connect_timeout, total_timeout = endpoint.timeouts(settings)
-    return client.post(
+    connect_timeout, total_timeout = endpoint.timeouts(d.settings)
+    return await d.client.post(
         endpoint.request_url(),
         body,
         headers,
@@ -279,69 +284,11 @@ def _decide(
     )
 
 
-def _record(
-    r: Redis,
-    settings: Settings,
-    sender: TaskSender,
-    conversation_key: str,
-    delivery: Delivery,
-    endpoint: Endpoint,
-    started: float,
-    result: AttemptResult,
-    decision: Decision,
-) -> None:
-    """Record the attempt, its delivery's fate and its endpoint's health, in one round trip."""
-    now = clock.now()
-    verdict = decision.verdict
-    if verdict is Verdict.DELIVERED:
-        ending = attempt_log.delivered(settings, now)
-    elif verdict is Verdict.DEAD:
-        ending = attempt_log.dead(settings, now)
-        log.warning(
-            "delivery %s to %s is dead after %d attempts",
-            delivery.id,
-            endpoint.id,
-            delivery.attempts_since_replay + 1,
-        )
-    elif verdict is Verdict.RETRY:
-        ending = attempt_log.retry_at(now + decision.delay)
-    else:
-        ending = attempt_log.Ending([])  # DISABLE: it waits, parked, for the endpoint
-
-    def build(pipe: Pipeline) -> None:
-        if verdict is Verdict.DEAD:
-            # Listed first (sb:dead is not in the conversation's hash slot): should we die
-            # before the record, the delivery is tried again and the listing skips it.
-            pipe.zadd(keys.DEAD, {delivery.id: clock.ms(now)})
-        health.add_outcome(
-            pipe,
-            settings,
-            endpoint.id,
-            ok=result.ok,
-            error=result.error or f"HTTP {result.status_code}",
-            now=now,
-        )
-        if verdict is Verdict.DISABLE:
-            health.add_disabled(
-                pipe, endpoint.id, f"the endpoint answered {result.status_code} Gone"
-            )
-        attempt_log.add(pipe, settings, conversation_key, delivery, started, result, ending)
-
-    attempt_log.wake_if_told(sender, conversation_key, scripts.execute(r, build))
-
-
-def defer(r: Redis, refs: list[str], until: float) -> None:
-    """Ask the scheduler to hand these queues out again by `until` (sooner than their claim
-    would). A queue that was let go meanwhile, or is due sooner, is left as it is."""
-    r.zadd(keys.DUE, dict.fromkeys(refs, until), xx=True, lt=True)
-
-
-def park(r: Redis, ref: str) -> None:
-    """Hold a queue while its endpoint is disabled; `health.enable` wakes it."""
-    _, endpoint_id = split_ref(ref)
-    r.zrem(keys.DUE, ref)
-    r.sadd(keys.endpoint_parked(endpoint_id), ref)
-    # An operator may have enabled the endpoint meanwhile, and found nothing parked.
-    if not health.is_disabled(r, endpoint_id):
-        r.srem(keys.endpoint_parked(endpoint_id), ref)
-        r.zadd(keys.DUE, {ref: clock.now()})
+def _ending(settings: Settings, decision: Decision, now: float) -> Ending:
+    if decision.verdict is Verdict.DELIVERED:
+        return attempt_log.delivered(settings, now)
+    if decision.verdict is Verdict.DEAD:
+        return attempt_log.dead(settings, now)
+    if decision.verdict is Verdict.RETRY:
+        return attempt_log.retry_at(now + decision.delay)
+    return attempt_log.held()  # DISABLE: it waits, parked, for the endpoint

@@ -214,6 +214,21 @@ def split_ref(ref: str) -> tuple[str, str]:
     return conversation_key, endpoint_id
 
 
+def due_member(ref: str, token: str) -> str:
+    """A queue's entry on `sb:due`: its ref and the token of the claim the entry stands for.
+
+    Whoever holds a queue holds it with that token and removes or moves only its own
+    entry, so a worker letting go of a queue never removes the entry of the next holder.
+    """
+    return f"{ref}#{token}"
+
+
+def split_due_member(member: str) -> tuple[str, str]:
+    """The queue's ref and the claim's token ("" for an entry that names no claim)."""
+    ref, _, token = member.partition("#")
+    return ref, token
+
+
 def load(r: Redis, delivery_id: str) -> Delivery:
     conversation_key = ids.conversation_of_delivery(delivery_id)
     raw = r.hgetall(keys.delivery(conversation_key, delivery_id))

@@ -3,7 +3,9 @@ drop index entries of records that expired."""
 
 from __future__ import annotations
 
-from broker.core import clock, keys, schedules
+import secrets
+
+from broker.core import clock, keys, scripts
 from broker.core.connection import Redis
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.sender import TaskSender
@@ -16,13 +18,15 @@ def hand_out_queues(
     """Send the due delivery queues to the workers; returns how many."""
     handed = 0
     for _ in range(max_batches):
-        refs = schedules.claim(
-            r, keys.DUE, settings.claim_lease + settings.total_timeout, SCHEDULER_BATCH
+        now = clock.now()
+        lease_end = now + settings.claim_lease + settings.total_timeout
+        members = scripts.run(
+            r, "due_hand_out", [keys.DUE], [now, lease_end, SCHEDULER_BATCH, secrets.token_hex(6)]
         )
-        if not refs:
+        if not members:
             break
-        sender.deliver(refs)
-        handed += len(refs)
+        sender.deliver(members)
+        handed += len(members)
     return handed
 
 

@@ -1,24 +1,22 @@
--- Record one attempt of a delivery and, when it is finished with, take it off its queue.
--- KEYS: delivery record, its attempt list, its queue; for a delivery whose end its
---   conversation waits for, also the conversation's signal list and its turn-pending flag.
--- ARGV[1] delivery id, ARGV[2] attempt JSON, ARGV[3] 1 to take it off the queue,
--- ARGV[4] seconds to keep the record (0: for ever), ARGV[5] the signal to give the conversation
--- when the delivery leaves its queue ('' for none), then field, value, ... to set.
--- Returns 2 when a bot turn must be woken for the signal, else 1.
+-- Record one attempt of a delivery, if its queue is still ours, and say what comes next.
+-- KEYS: the delivery's record, its attempt list, its queue, the queue's lock; for a
+--   delivery whose end its conversation waits for, also the conversation's signal list
+--   and turn-pending flag.
+-- ARGV[1] delivery id, ARGV[2] attempt JSON, ARGV[3] 'leaves' (delivered or dead: it
+--   leaves its queue) or 'waits' (tried again later: the queue is let go meanwhile),
+--   ARGV[4] seconds to keep the record (0: for ever), ARGV[5] the signal to give the
+--   conversation when it leaves ('' for none), ARGV[6] our lock token, ARGV[7] the lock's
+--   lease (ms), ARGV[8] the prefix of record keys, then field, value, ... to set.
+-- Returns {-1} when the queue is no longer ours (nothing is recorded); otherwise
+--   {0, wake} when the queue is let go, or {1, wake, next id, field, value, ...} with the
+--   queue still ours and its next delivery; wake is 1 when a bot turn must be woken.
+if redis.call('GET', KEYS[4]) ~= ARGV[6] then
+  return {-1}
+end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attemptCount', 1)
-if #ARGV > 5 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 6))
-end
-local woken = 1
-if ARGV[3] == '1' and redis.call('LINDEX', KEYS[3], 0) == ARGV[1] then
-  redis.call('LPOP', KEYS[3])
-  if ARGV[5] ~= '' then
-    redis.call('RPUSH', KEYS[4], ARGV[5])
-    if redis.call('SET', KEYS[5], '1', 'NX') then
-      woken = 2
-    end
-  end
+if #ARGV > 8 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 end
 local ttl = tonumber(ARGV[4])
 if ttl > 0 then
@@ -28,4 +26,29 @@ else
   redis.call('PERSIST', KEYS[1])
   redis.call('PERSIST', KEYS[2])
 end
-return woken
+local wake = 0
+if ARGV[3] == 'leaves' then
+  if redis.call('LINDEX', KEYS[3], 0) == ARGV[1] then
+    redis.call('LPOP', KEYS[3])
+  end
+  if ARGV[5] ~= '' then
+    redis.call('RPUSH', KEYS[5], ARGV[5])
+    if redis.call('SET', KEYS[6], '1', 'NX') then
+      wake = 1
+    end
+  end
+  while true do
+    local id = redis.call('LINDEX', KEYS[3], 0)
+    if not id then
+      break
+    end
+    local fields = redis.call('HGETALL', ARGV[8] .. id)
+    if #fields > 0 then
+      redis.call('PEXPIRE', KEYS[4], ARGV[7])
+      return {1, wake, id, unpack(fields)}
+    end
+    redis.call('LPOP', KEYS[3])  -- its record expired
+  end
+end
+redis.call('DEL', KEYS[4])
+return {0, wake}

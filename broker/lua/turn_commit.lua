@@ -1,33 +1,77 @@
--- Save a bot turn and fan its outbound documents out, all at once.
--- KEYS[1] meta, KEYS[2] inbox, KEYS[3] transcript, KEYS[4] signals, then per delivery its
--- queue key and its record key.
--- ARGV[1] a JSON plan: {"meta": [field, value, ...], "trim": n, "trimSignals": n,
---   "transcript": [entry, ...],
---   "transcriptMax": n, "deliveries": [{"id": id, "fields": [field, value, ...]}, ...]}
--- Returns the 1-based positions of deliveries whose queue was empty before.
-local plan = cjson.decode(ARGV[1])
-if #plan.meta > 0 then
-  redis.call('HSET', KEYS[1], unpack(plan.meta))
+-- Save a bot turn and fan its outbound documents out, all at once; then, when asked,
+-- end the turn if nothing is left for it.
+-- KEYS[1] meta, KEYS[2] inbox, KEYS[3] transcript, KEYS[4] signals, KEYS[5] turn-pending
+--   flag, KEYS[6] the conversation's lock, then per queue its key and its lock's key, then
+--   per delivery its record's key.
+-- ARGV[1] inbox messages used, ARGV[2] signals used, ARGV[3] transcript items kept,
+--   ARGV[4] the turn's lock token ('' : the caller ends the turn itself),
+--   ARGV[5] the token to claim the queues that were empty with,
+--   ARGV[6] the claim's lease (ms), then counted lists, each a count and its items:
+--   meta fields and values; transcript entries; per queue the ids pushed on it;
+--   per delivery (in the queues' order) its record's fields and values.
+-- Returns {1 if the turn ended else 0, the 1-based positions of queues that were empty,
+--   those of them claimed}.
+local at = 7
+local function take()
+  local n = tonumber(ARGV[at])
+  local first = at + 1
+  at = at + 1 + n
+  return first, n
 end
-if plan.trim > 0 then
-  redis.call('LTRIM', KEYS[2], plan.trim, -1)
+
+local first, n = take()
+if n > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, first, first + n - 1))
 end
-if plan.trimSignals > 0 then
-  redis.call('LTRIM', KEYS[4], plan.trimSignals, -1)
+local used, used_signals = tonumber(ARGV[1]), tonumber(ARGV[2])
+if used > 0 then
+  redis.call('LTRIM', KEYS[2], used, -1)
 end
-for _, entry in ipairs(plan.transcript) do
-  redis.call('RPUSH', KEYS[3], entry)
+if used_signals > 0 then
+  redis.call('LTRIM', KEYS[4], used_signals, -1)
 end
-if plan.transcriptMax > 0 then
-  redis.call('LTRIM', KEYS[3], -plan.transcriptMax, -1)
-end
-local fresh = {}
-for i, d in ipairs(plan.deliveries) do
-  local queue = KEYS[3 + 2 * i]
-  local record = KEYS[4 + 2 * i]
-  redis.call('HSET', record, unpack(d.fields))
-  if redis.call('RPUSH', queue, d.id) == 1 then
-    table.insert(fresh, i)
+first, n = take()
+if n > 0 then
+  local length = redis.call('RPUSH', KEYS[3], unpack(ARGV, first, first + n - 1))
+  local keep = tonumber(ARGV[3])
+  if keep > 0 and length > keep then
+    redis.call('LTRIM', KEYS[3], -keep, -1)
   end
 end
-return fresh
+
+local queues = tonumber(ARGV[at])
+at = at + 1
+local pushed = {}
+for q = 1, queues do
+  first, n = take()
+  local length = redis.call('RPUSH', KEYS[5 + 2 * q], unpack(ARGV, first, first + n - 1))
+  pushed[q] = {length == n, n}
+end
+local fresh, claimed = {}, {}
+local record = 6 + 2 * queues
+for q = 1, queues do
+  for _ = 1, pushed[q][2] do
+    record = record + 1
+    first, n = take()
+    redis.call('HSET', KEYS[record], unpack(ARGV, first, first + n - 1))
+  end
+  if pushed[q][1] then
+    table.insert(fresh, q)
+    if redis.call('SET', KEYS[6 + 2 * q], ARGV[5], 'NX', 'PX', ARGV[6]) then
+      table.insert(claimed, q)
+    end
+  end
+end
+
+local ended = 0
+if ARGV[4] ~= '' and redis.call('LLEN', KEYS[4]) == 0 then
+  local waiting = redis.call('HGET', KEYS[1], 'offloadPending')
+  if redis.call('LLEN', KEYS[2]) == 0 or (waiting and waiting ~= '') then
+    redis.call('DEL', KEYS[5])
+    if redis.call('GET', KEYS[6]) == ARGV[4] then
+      redis.call('DEL', KEYS[6])
+    end
+    ended = 1
+  end
+end
+return {ended, fresh, claimed}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from broker.core import keys
 from broker.core.connection import Redis
 from tests.integration.delivery_helpers import deliveries, endpoint
@@ -94,7 +96,13 @@ def test_endpoint_health_is_listed(api: Api, make_receiver: ReceiverFactory) -> 
     api.send(a, "x", "hi")
     api.send(b, "y", "hi")
     wait_until(lambda: good.delivered() and flaky.delivered(), what="both replies")
-    views = {item["id"]: item for item in api.get("/v1/endpoints").json()["items"]}
+
+    def listed() -> dict[str, Any]:
+        return {item["id"]: item for item in api.get("/v1/endpoints").json()["items"]}
+
+    # Outcomes are folded into endpoint health a moment after the attempts.
+    wait_until(lambda: "lastSuccessAt" in listed()[b["id"]], what="the outcomes")
+    views = listed()
     assert views[a["id"]]["state"] == "healthy" and views[a["id"]]["successRate"] == 1.0
     assert views[b["id"]]["successRate"] == 0.5
     assert views[b["id"]]["lastError"] == "HTTP 500"

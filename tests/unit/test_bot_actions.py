@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from broker.bots import custom_actions
 from broker.bots.actions import ApiRequest
 from broker.bots.custom_actions import ActionContext, ActionResult
+from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
 from tests.receivers import Answer, Hit, Receiver
 from tests.settings import LOOPBACK
@@ -40,6 +41,13 @@ def wrong(context: ActionContext) -> str:
     return "not a result"
 
 
+@pytest.fixture(scope="module")
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread("bot-api")
+    yield thread
+    thread.stop()
+
+
 @pytest.fixture
 def kitchen() -> Iterator[Receiver]:
     def behaviour(hit: Hit) -> Answer:
@@ -47,6 +55,8 @@ def kitchen() -> Iterator[Receiver]:
             return Answer(200, body=b"{}", delay=3)
         if hit.path == "/text":
             return Answer(200, body=b"not json")
+        if hit.path == "/huge":
+            return Answer(200, body=b"[" + b"1," * 200_000 + b"1]")
         order = json.loads(hit.raw)
         return Answer(
             201, {"Content-Type": "application/json"}, json.dumps({"got": order}).encode()
@@ -57,41 +67,62 @@ def kitchen() -> Iterator[Receiver]:
     receiver.stop()
 
 
-def actions(**settings: object) -> WorkerActions:
-    return WorkerActions(Settings(outbound_allowlist=LOOPBACK).with_changes(**settings))
+@pytest.fixture
+def actions(loop: LoopThread) -> Callable[..., WorkerActions]:
+    def make(**settings: object) -> WorkerActions:
+        return WorkerActions(Settings(outbound_allowlist=LOOPBACK).with_changes(**settings), loop)
+
+    return make
 
 
 def request(url: str, timeout: float = 2.0) -> ApiRequest:
     return ApiRequest("POST", url, {"X-Bot": "pizza"}, {"n": 2}, timeout)
 
 
-def test_an_api_call_sends_json_and_reads_json(kitchen: Receiver) -> None:
+def test_an_api_call_sends_json_and_reads_json(
+    kitchen: Receiver, actions: Callable[..., WorkerActions]
+) -> None:
     answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}/orders"))
     assert (answer.status, answer.body, answer.error) == (201, {"got": {"n": 2}}, None)
     (hit,) = kitchen.hits
     assert hit.headers["x-bot"] == "pizza" and hit.headers["content-type"] == "application/json"
 
 
-def test_an_answer_that_is_not_json_has_no_body(kitchen: Receiver) -> None:
+def test_an_answer_that_is_not_json_has_no_body(
+    kitchen: Receiver, actions: Callable[..., WorkerActions]
+) -> None:
     answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}/text"))
     assert (answer.status, answer.body) == (200, None)
 
 
-def test_an_api_call_ends_at_its_hard_time_limit(kitchen: Receiver) -> None:
+def test_an_api_call_ends_at_its_hard_time_limit(
+    kitchen: Receiver, actions: Callable[..., WorkerActions]
+) -> None:
     started = time.monotonic()
     answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}/slow", timeout=0.5))
     assert time.monotonic() - started < 1.5
     assert answer.status is None and answer.error
 
 
-def test_outbound_safety_refuses_an_unsafe_address_at_call_time(kitchen: Receiver) -> None:
-    answer = WorkerActions(Settings()).call_api(request(f"http://127.0.0.1:{kitchen.port}/x"))
+def test_outbound_safety_refuses_an_unsafe_address_at_call_time(
+    kitchen: Receiver, loop: LoopThread
+) -> None:
+    answer = WorkerActions(Settings(), loop).call_api(request(f"http://127.0.0.1:{kitchen.port}/x"))
     assert answer.status is None
     assert answer.error == "refused by outbound safety: resolves to 127.0.0.1"
     assert kitchen.hits == []
 
 
-def test_custom_actions_run_from_allowed_modules_only() -> None:
+def test_an_answer_over_the_cap_fails_the_call(
+    kitchen: Receiver, actions: Callable[..., WorkerActions]
+) -> None:
+    answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}/huge"))
+    assert answer.status is None and answer.error == "answer over 262144 bytes"
+
+
+def test_custom_actions_run_from_allowed_modules_only(
+    actions: Callable[..., WorkerActions],
+) -> None:
     allowed = actions(action_modules=f"other, {__name__}")
     outcome = allowed.run_action(f"{__name__}:price", CONTEXT, 1)
     assert outcome.result == ActionResult(variables={"price": 12.5}) and outcome.error is None

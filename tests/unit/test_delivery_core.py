@@ -10,10 +10,11 @@ import pytest
 from broker.core import ids, keys, scripts
 from broker.core.connection import Redis
 from broker.core.settings import Settings
-from broker.delivery import delivery_index, endpoint_store, fanout, health, queues, records, replay
+from broker.delivery import delivery_index, endpoint_store, fanout, health, records, replay
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import Delivery, queue_ref
+from tests.delivery_work import due_entries, work_queue
 from tests.fakes import RecordingSender, ScriptedClient
 
 EP = "ch_core"
@@ -45,11 +46,7 @@ def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str
         r,
         settings,
         RecordingSender(),
-        conversation_key,
-        trim=0,
-        meta={"state": "x"},
-        transcript_items=[],
-        new=new,
+        fanout.TurnCommit(conversation_key, meta={"state": "x"}, deliveries=new),
     )
     return [d.id for d in new]
 
@@ -57,26 +54,24 @@ def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str
 def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
     r: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = scripts.run
+    real = scripts.execute
 
-    def dies_after_the_turn(client: Redis, name: str, *args: Any) -> Any:
-        answer = real(client, name, *args)
-        if name == "turn_commit":
-            raise ConnectionError("the worker died here")
-        return answer
+    def dies_after_the_turn(client: Redis, build: Any) -> Any:
+        real(client, build)
+        raise ConnectionError("the worker died here")
 
-    monkeypatch.setattr(scripts, "run", dies_after_the_turn)
+    monkeypatch.setattr(scripts, "execute", dies_after_the_turn)
     conversation_key = "a" * 20
     with pytest.raises(ConnectionError):
         fan_out(r, settings, conversation_key, ["one", "two"])
     ref = queue_ref(conversation_key, EP)
-    assert r.zscore(keys.DUE, ref) is not None
+    assert due_entries(r, ref)
     assert r.llen(keys.fifo(conversation_key, EP)) == 2
-    monkeypatch.setattr(scripts, "run", real)
+    monkeypatch.setattr(scripts, "execute", real)
     client = ScriptedClient()
-    queues.work_queue(r, settings, RecordingSender(), client, ref)
+    work_queue(r, settings, client, ref)
     assert [sent.text for sent in client.sent] == ['{"text":"one"}', '{"text":"two"}']
-    assert r.zscore(keys.DUE, ref) is None
+    assert due_entries(r, ref) == {}
 
 
 def test_a_queue_already_waiting_keeps_its_time_when_more_arrives(
@@ -85,9 +80,11 @@ def test_a_queue_already_waiting_keeps_its_time_when_more_arrives(
     conversation_key = "b" * 20
     ref = queue_ref(conversation_key, EP)
     fan_out(r, settings, conversation_key, ["one"])
-    r.zadd(keys.DUE, {ref: 5e9})  # a retry far ahead
+    (member,) = due_entries(r, ref)
+    r.zadd(keys.DUE, {member: 5e9})  # a retry far ahead
+    r.delete(keys.fifo_lock(conversation_key, EP))  # let go until then
     fan_out(r, settings, conversation_key, ["two"])
-    assert r.zscore(keys.DUE, ref) == 5e9
+    assert due_entries(r, ref) == {member: 5e9}
 
 
 def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> None:
@@ -95,17 +92,17 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     ref = queue_ref(conversation_key, EP)
     first, second = fan_out(r, settings, conversation_key, ["one", "two"])
     failing = ScriptedClient(*[AttemptResult(500, 3, response="no") for _ in range(3)])
-    run = queues.work_queue(r, settings, RecordingSender(), failing, ref)
+    run = work_queue(r, settings, failing, ref)
     assert run.attempts == 1
     view = records.view(r, first)
     assert view["status"] == "queued" and "nextAttemptAt" in view
     assert records.view(r, second)["status"] == "waiting"
-    due = r.zscore(keys.DUE, ref)
+    due = min(due_entries(r, ref).values(), default=None)
     assert due is not None and float(view["attempts"][0]["durationMs"]) == 3
     # The retries, due at once for the test: the head dies, then the next one goes.
     for _ in range(2):
         r.hset(keys.delivery(conversation_key, first), "nextAttemptAt", "0")
-        queues.work_queue(r, settings, RecordingSender(), failing, ref)
+        work_queue(r, settings, failing, ref)
     assert records.view(r, first)["status"] == "dead"
     assert records.view(r, second)["status"] == "delivered"
     assert delivery_index.dead_letter_ids(r) == [first]
@@ -115,7 +112,7 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     assert replay.replay(r, first) is False  # already on its way
     assert delivery_index.dead_letter_ids(r) == []
     fixed = ScriptedClient()
-    queues.work_queue(r, settings, RecordingSender(), fixed, ref)
+    work_queue(r, settings, fixed, ref)
     again = records.view(r, first)
     assert again["status"] == "delivered" and len(again["attempts"]) == 4
     assert fixed.sent[0].headers["webhook-id"] == first
@@ -126,16 +123,16 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
     ref = queue_ref(conversation_key, EP)
     first, _second = fan_out(r, settings, conversation_key, ["one", "two"])
     gone = ScriptedClient(AttemptResult(410, 1))
-    queues.work_queue(r, settings, RecordingSender(), gone, ref)
+    work_queue(r, settings, gone, ref)
     assert len(gone.sent) == 1
     view = health.view(r, endpoint_store.load(r, EP))
     assert view["state"] == "disabled" and "410" in view["disabledReason"]
     assert r.sismember(keys.endpoint_parked(EP), ref)
-    assert r.zscore(keys.DUE, ref) is None
+    assert due_entries(r, ref) == {}
     assert records.view(r, first)["status"] == "waiting"
     assert health.enable(r, EP) == 1
     back = ScriptedClient()
-    queues.work_queue(r, settings, RecordingSender(), back, ref)
+    work_queue(r, settings, back, ref)
     assert [sent.text for sent in back.sent] == ['{"text":"one"}', '{"text":"two"}']
 
 

@@ -14,10 +14,11 @@ from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
-from broker.delivery import offloading, queues
+from broker.delivery import offloading
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import queue_ref
 from tests.conversations import new_channel, read_meta, user_says
+from tests.delivery_work import work_queue
 from tests.fakes import RecordingSender, ScriptedClient
 
 TAKEN = json.dumps({"offloadSuccess": True, "pauseBot": True})
@@ -66,7 +67,7 @@ class Desk:
         """Work the offloading queue with scripted answers; returns what it was sent."""
         client = ScriptedClient(*results)
         ref = queue_ref(self.conversation_key, self.offloading)
-        queues.work_queue(self.r, self.settings, self.sender, client, ref)
+        work_queue(self.r, self.settings, client, ref)
         return client
 
     def meta(self) -> ConversationMeta:
@@ -178,10 +179,9 @@ def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk
     desk.turn()
     desk.say("still there?", sessionData={"email": "a@b.c"})
     desk.turn()
-    desk.sender.turns.clear()
-
     desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=TAKEN))
-    assert desk.sender.turns == [desk.conversation_key]  # the answer woke the turn
+    # The answer woke the turn: the conversation is on the ready list.
+    assert desk.r.lrange(keys.READY, 0, -1) == [desk.conversation_key]
     assert desk.turn() == 1
 
     meta = desk.meta()

@@ -1,21 +1,76 @@
-"""The outbound client against local receivers: safety at connect time, no redirects, limits."""
+"""The outbound client against local servers: safety at connect time, no redirects, a hard
+limit on the whole request, a cap on what is read, keep-alive."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from broker.core.settings import parse_allowlist
-from broker.delivery.http_client import DeliveryClient
+from broker.delivery.http_client import AttemptResult, HttpClient, RequestFailed
 from tests.receivers import Answer, Receiver, always, closed_url
 
 LOOPBACK = parse_allowlist("127.0.0.0/8")
 
 
-def _client(allowlist: Any = LOOPBACK) -> DeliveryClient:
-    return DeliveryClient(allowlist, user_agent="Switchboard-Webhooks/test", pool_size=4)
+def _client(allowlist: Any = LOOPBACK, read_cap: int = 64 * 1024) -> HttpClient:
+    return HttpClient(allowlist, "Switchboard-Webhooks/test", read_cap)
+
+
+def post(client: HttpClient, url: str, body: bytes = b"{}", **kwargs: Any) -> AttemptResult:
+    headers = kwargs.pop("headers", {})
+    return asyncio.run(client.post(url, body, headers, **kwargs))
+
+
+class RawServer:
+    """A TCP server on loopback that answers each connection with `handler(connection)`."""
+
+    def __init__(self, handler: Callable[[socket.socket], None]) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.connections = 0
+        self._handler = handler
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
+
+    def _handle(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.recv(65536)
+                self._handler(connection)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(handler: Callable[[socket.socket], None]) -> RawServer:
+        servers.append(RawServer(handler))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def _resolve_name(monkeypatch: pytest.MonkeyPatch, name: str, answers: list[str]) -> list[str]:
@@ -35,7 +90,7 @@ def _resolve_name(monkeypatch: pytest.MonkeyPatch, name: str, answers: list[str]
 
 
 def test_a_plain_post_is_delivered_with_headers(receiver: Receiver) -> None:
-    result = _client().post(receiver.url, b'{"a":1}', {"webhook-id": "msg_1"})
+    result = post(_client(), receiver.url, b'{"a":1}', headers={"webhook-id": "msg_1"})
     assert result.ok and result.status_code == 200 and result.error is None
     (hit,) = receiver.hits
     assert hit.raw == b'{"a":1}'
@@ -45,7 +100,7 @@ def test_a_plain_post_is_delivered_with_headers(receiver: Receiver) -> None:
 
 
 def test_loopback_is_refused_at_connect_time_without_the_allowlist(receiver: Receiver) -> None:
-    result = _client(()).post(receiver.url, b"{}", {})
+    result = post(_client(()), receiver.url)
     assert result.status_code is None
     assert result.error is not None and "outbound safety" in result.error
     assert receiver.hits == []
@@ -56,7 +111,7 @@ def test_a_name_rebound_to_a_forbidden_address_is_refused_at_connect_time(
 ) -> None:
     # At configuration the name was public; now it resolves to where the receiver listens.
     lookups = _resolve_name(monkeypatch, "hooks.example.com", ["127.0.0.1"])
-    result = _client(()).post(f"http://hooks.example.com:{receiver.port}/hook", b"{}", {})
+    result = post(_client(()), f"http://hooks.example.com:{receiver.port}/hook")
     assert result.status_code is None and "outbound safety" in (result.error or "")
     assert lookups == ["127.0.0.1"]
     assert receiver.hits == []
@@ -67,7 +122,7 @@ def test_the_connection_goes_to_the_address_that_was_checked(
 ) -> None:
     # Resolved once: a second lookup (a rebinding to somewhere else) is never made.
     lookups = _resolve_name(monkeypatch, "hooks.example.com", ["127.0.0.1", "10.0.0.1"])
-    result = _client().post(f"http://hooks.example.com:{receiver.port}/hook", b"{}", {})
+    result = post(_client(), f"http://hooks.example.com:{receiver.port}/hook")
     assert result.ok, result.error
     assert lookups == ["127.0.0.1"]
     assert receiver.hits[0].headers["host"] == f"hooks.example.com:{receiver.port}"
@@ -80,9 +135,7 @@ def test_proxies_from_the_environment_are_not_used(
     try:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         monkeypatch.setenv("http_proxy", proxy.url)
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
-        result = _client(()).post(f"http://10.9.9.9:{receiver.port}/hook", b"{}", {})
+        result = post(_client(()), f"http://10.9.9.9:{receiver.port}/hook")
         assert result.status_code is None and "outbound safety" in (result.error or "")
         assert proxy.hits == []
     finally:
@@ -96,9 +149,8 @@ def test_a_redirect_is_a_failure_and_is_not_followed(receiver: Receiver) -> None
         if hit.path != "/target"
         else Answer(200)
     )
-    client = _client()
     for status in (301, 302, 303, 307, 308):
-        result = client.post(f"http://127.0.0.1:{receiver.port}/{status}", b"{}", {})
+        result = post(_client(), f"http://127.0.0.1:{receiver.port}/{status}")
         assert result.status_code == status and not result.ok
         assert result.error == f"redirect to {target} not followed"
     assert [hit.path for hit in receiver.hits] == ["/301", "/302", "/303", "/307", "/308"]
@@ -106,7 +158,7 @@ def test_a_redirect_is_a_failure_and_is_not_followed(receiver: Receiver) -> None
 
 def test_the_answer_is_kept_up_to_4_kib_and_retry_after_is_read(receiver: Receiver) -> None:
     receiver.behaviour = always(503, headers={"Retry-After": "7"}, body=b"x" * 10_000)
-    result = _client().post(receiver.url, b"{}", {})
+    result = post(_client(), receiver.url)
     assert result.status_code == 503
     assert result.response == "x" * 4096
     assert result.retry_after == "7"
@@ -114,30 +166,120 @@ def test_the_answer_is_kept_up_to_4_kib_and_retry_after_is_read(receiver: Receiv
 
 def test_a_hanging_endpoint_times_out(receiver: Receiver) -> None:
     receiver.behaviour = lambda hit: Answer(200, delay=5)
-    result = _client().post(receiver.url, b"{}", {}, connect_timeout=1, total_timeout=0.3)
+    result = post(_client(), receiver.url, connect_timeout=1, total_timeout=0.3)
     assert result.status_code is None
     assert result.error == "timeout after 0.3 s"
     assert 250 <= result.duration_ms < 2000
 
 
+def test_an_endpoint_that_trickles_its_answer_is_cut_off_at_the_hard_limit(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer],
+) -> None:
+    def trickle(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(1000):  # a byte every 50 ms: each read is quick, the whole is not
+            connection.sendall(b"x")
+            time.sleep(0.05)
+
+    server = raw_server(trickle)
+    started = time.monotonic()
+    result = post(_client(), server.url, connect_timeout=1, total_timeout=0.5)
+    assert time.monotonic() - started < 1.5
+    assert result.status_code is None and result.error == "timeout after 0.5 s"
+
+
+def test_what_is_read_of_an_answer_is_capped(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer],
+) -> None:
+    sent: list[int] = []
+
+    def flood(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
+        chunk = b"y" * 65536
+        for _ in range(1500):
+            connection.sendall(chunk)
+            sent.append(len(chunk))
+
+    server = raw_server(flood)
+    result = post(_client(read_cap=1024), server.url, total_timeout=5)
+    assert result.ok and result.response == "y" * 1024
+    assert sum(sent) < 50_000_000  # the connection was dropped, not drained
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"garbage\r\n\r\n", "invalid HTTP answer: 'garbage'"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n", "Content-Length 'lots'"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "connection error"),
+        (b"HTTP/1.1 200 OK\r\nX: " + b"h" * 20000 + b"\r\n\r\n", "a line over 16 KiB"),
+        (b"", "connection error"),
+    ],
+    ids=["not-http", "bad-length", "bad-chunk", "short-body", "huge-head", "nothing"],
+)
+def test_a_broken_answer_is_a_failure_that_says_why(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer], answer: bytes, error: str
+) -> None:
+    server = raw_server(lambda connection: connection.sendall(answer))
+    result = post(_client(), server.url, total_timeout=2)
+    assert result.status_code is None and error in (result.error or ""), result.error
+
+
+def test_a_chunked_answer_is_read_and_the_connection_kept(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer],
+) -> None:
+    def chunked(connection: socket.socket) -> None:
+        while True:
+            connection.sendall(
+                b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n"
+            )
+            if not connection.recv(65536):
+                return
+
+    server = raw_server(chunked)
+    client = _client()
+
+    async def twice() -> list[AttemptResult]:
+        return [await client.post(server.url, b"{}", {}) for _ in range(2)]
+
+    results = asyncio.run(twice())
+    assert [(r.status_code, r.response) for r in results] == [(201, "abcde")] * 2
+    assert server.connections == 1
+
+
+def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(receiver: Receiver) -> None:
+    client = _client()
+    with pytest.raises(RequestFailed, match="line break"):
+        asyncio.run(
+            client.request(
+                "GET", receiver.url, b"", {"X-A": "1\r\nX-B: 2"}, connect_timeout=1, total_timeout=1
+            )
+        )
+    assert receiver.hits == []
+
+
 def test_a_closed_port_is_a_connection_error() -> None:
-    result = _client().post(closed_url(), b"{}", {})
+    result = post(_client(), closed_url())
     assert result.status_code is None and result.error == "connection refused"
 
 
-def test_connections_are_kept_alive(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
-    from broker.delivery import http_client, netsafety
-
-    opened: list[str] = []
-    real = netsafety.checked_addresses
-
-    def counting(host: str, port: int, allowlist: Any) -> Any:
-        opened.append(host)
-        return real(host, port, allowlist)
-
-    monkeypatch.setattr(http_client, "checked_addresses", counting)
+def test_connections_are_kept_alive(receiver: Receiver) -> None:
     client = _client()
-    for _ in range(5):
-        assert client.post(receiver.url, b"{}", {}).ok
+    connects = 0
+    real = client._connect
+
+    async def counting(origin: Any) -> Any:
+        nonlocal connects
+        connects += 1
+        return await real(origin)
+
+    client._connect = counting  # type: ignore[method-assign]
+
+    async def five() -> list[AttemptResult]:
+        return [await client.post(receiver.url, b"{}", {}) for _ in range(5)]
+
+    assert all(result.ok for result in asyncio.run(five()))
     assert len(receiver.hits) == 5
-    assert opened == ["127.0.0.1"]
+    assert connects == 1

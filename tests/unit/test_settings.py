@@ -41,6 +41,7 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_SCHEDULER_INTERVAL", "scheduler_interval", "0.05", 0.05),
     ("SWITCHBOARD_DELIVERY_CONCURRENCY", "delivery_concurrency", "16", 16),
     ("SWITCHBOARD_ENDPOINT_CONCURRENCY", "endpoint_concurrency", " 8 ", 8),
+    ("SWITCHBOARD_TURN_RUNNERS", "turn_runners", "2", 2),
     ("SWITCHBOARD_MAX_BODY_BYTES", "max_body_bytes", "2048", 2048),
     ("SWITCHBOARD_OFFLOAD_TIMEOUT", "offload_timeout", "30", 30.0),
     ("SWITCHBOARD_RESUME_AFTER", "resume_after", "1.5", 1.5),

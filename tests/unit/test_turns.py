@@ -14,7 +14,7 @@ from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import fanout
-from broker.delivery.records import queue_ref
+from broker.delivery.records import queue_ref, split_due_member
 from tests.conversations import new_channel, queued_bodies, user_says
 from tests.fakes import RecordingSender
 
@@ -63,11 +63,12 @@ def test_one_turn_drains_the_inbox_in_order_and_fans_out_to_one_queue(
         "You said: m2",
     ]
     assert [b["messageCounter"] for b in bodies] == [1, 2, 3]
-    assert sender.deliveries == [queue_ref(conversation_key, channel.id)]
+    (handed,) = sender.deliveries
+    assert split_due_member(handed)[0] == queue_ref(conversation_key, channel.id)
     assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 0
     assert not fake_redis.exists(keys.conversation_pending(conversation_key))
     assert fake_redis.zscore(keys.TURNS, conversation_key) is None
-    assert fake_redis.zscore(keys.DUE, queue_ref(conversation_key, channel.id)) is not None
+    assert fake_redis.zscore(keys.DUE, handed) is not None
     assert len(fake_redis.lrange(keys.conversation_transcript(conversation_key), 0, -1)) == 6
 
 
@@ -87,7 +88,8 @@ def test_a_message_after_the_turn_ended_wakes_a_new_turn_and_counters_go_on(
     ]
     assert counters == [1, 2]
     # The queue was not empty when the second reply joined it: its worker goes on to it.
-    assert sender.deliveries == [queue_ref(conversation_key, channel.id)]
+    (handed,) = sender.deliveries
+    assert split_due_member(handed)[0] == queue_ref(conversation_key, channel.id)
 
 
 def test_a_turn_held_by_another_worker_is_left_alone(fake_redis: Redis, settings: Settings) -> None:
@@ -174,13 +176,13 @@ def test_the_turn_hands_the_engine_its_action_interface_and_commits_before_the_l
         "broker.conversations.turns.time", types.SimpleNamespace(monotonic=lambda: clock[0])
     )
     commits: list[int] = []
-    commit = fanout.commit_turn
+    commit = fanout.commit_turns
 
-    def counted(*args: Any, **kwargs: Any) -> None:
-        commits.append(kwargs["trim"])
-        commit(*args, **kwargs)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        commits.extend(turn.trim for turn in args[2])
+        return commit(*args, **kwargs)
 
-    monkeypatch.setattr(fanout, "commit_turn", counted)
+    monkeypatch.setattr(fanout, "commit_turns", counted)
     sender = RecordingSender()
     channel = new_channel(fake_redis, settings, ORDERING)
     for n in range(3):

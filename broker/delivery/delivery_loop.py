@@ -1,0 +1,100 @@
+"""A worker process's delivery loop: an event loop in a thread of its own that works many
+delivery queues at once, each in a task, their HTTP requests and Redis commands
+interleaved.
+
+Queues come two ways: claimed by this process's bot turns (with the first delivery in
+hand, so nothing needs reading before the attempt), or offered by the scheduler or the web
+process as entries of `sb:due` (then claimed here first, with the entry's token). A queue
+being worked that comes again is worked once more, under that claim, when its task ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterable
+
+from broker import __version__
+from broker.core import keys
+from broker.core.autopipe import AutoPipeline
+from broker.core.connection import connect_async
+from broker.core.loop_thread import LoopThread
+from broker.core.settings import Settings
+from broker.delivery import queues
+from broker.delivery.bookkeeping import Bookkeeping
+from broker.delivery.endpoint_cache import EndpointCache
+from broker.delivery.http_client import HttpClient
+from broker.delivery.records import Delivery, split_due_member
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"Switchboard-Webhooks/{__version__}"
+
+
+class DeliveryLoop:
+    def __init__(self, settings: Settings, thread: LoopThread) -> None:
+        self.settings = settings
+        self._thread = thread
+        self._active: set[str] = set()
+        #: Claims that came for queues being worked, taken up in turn.
+        self._next: dict[str, list[tuple[str, Delivery | None]]] = {}
+        self.deliverer = thread.run(self._deliverer(), timeout=30)
+
+    def offer(self, members: Iterable[str]) -> None:
+        """Work these queues, entries of `sb:due` naming the claim to take (any thread)."""
+        self._thread.call_soon(self._start_all, list(members))
+
+    def offer_claimed(self, token: str, claimed: dict[str, list[Delivery]]) -> None:
+        """Work these queues, claimed with `token`, from their first delivery (any thread)."""
+        heads = {ref: deliveries[0] for ref, deliveries in claimed.items()}
+        self._thread.call_soon(self._start_claimed, token, heads)
+
+    def _start_all(self, members: list[str]) -> None:
+        for member in members:
+            ref, token = split_due_member(member)
+            self._start(ref, token or secrets.token_hex(8))
+
+    def _start_claimed(self, token: str, heads: dict[str, Delivery]) -> None:
+        for ref, head in heads.items():
+            self._start(ref, token, head)
+
+    async def _deliverer(self) -> queues.Deliverer:
+        settings = self.settings
+        client = connect_async(settings.redis_url, sentinel_master=settings.sentinel_master)
+        redis = AutoPipeline(client)
+        endpoints = EndpointCache(redis)
+        self._following = asyncio.get_running_loop().create_task(endpoints.follow_changes(client))
+        return queues.Deliverer(
+            settings,
+            redis,
+            HttpClient(settings.outbound_allowlist, USER_AGENT),
+            endpoints,
+            Bookkeeping(settings, redis, endpoints.state_changed),
+            lambda conversation_key: redis.call("RPUSH", keys.READY, conversation_key),
+        )
+
+    def _start(self, ref: str, token: str, head: Delivery | None = None) -> None:
+        if ref in self._active:
+            # Worked again once the current task ends: new deliveries may have come.
+            self._next.setdefault(ref, []).append((token, head))
+            return
+        self._active.add(ref)
+        asyncio.get_running_loop().create_task(self._work(ref, token, head))
+
+    async def _work(self, ref: str, token: str, head: Delivery | None) -> None:
+        try:
+            while True:
+                try:
+                    await queues.work_queue(self.deliverer, ref, token, head)
+                except Exception:
+                    # Its claim runs out on sb:due and the scheduler hands the queue on again.
+                    log.exception("working delivery queue %s failed", ref)
+                waiting = self._next.get(ref)
+                if not waiting:
+                    return
+                token, head = waiting.pop(0)
+                if not waiting:
+                    del self._next[ref]
+        finally:
+            self._active.discard(ref)

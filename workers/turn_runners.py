@@ -1,0 +1,58 @@
+"""The worker process's turn runners: threads that take conversations whose turn is due from
+the ready list, many at a time, and run their turns together (`turns.run_batch`).
+
+The web process puts a conversation on the ready list when its first waiting message
+arrives, so a turn starts at once, without a task of its own; what a runner misses (it
+dies with conversations in hand) is on the turn schedule, and the scheduler brings it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from redis.exceptions import RedisError
+
+from broker.conversations import turns
+from broker.core import keys
+from workers.process import Process
+
+log = logging.getLogger(__name__)
+
+#: Conversations one runner takes from the ready list at once, at most.
+BATCH = 64
+#: How long a runner waits on an empty ready list before it looks again (seconds).
+_WAIT = 1.0
+
+
+def start(process: Process, runners: int) -> threading.Event:
+    """Start the runners; set the returned event to stop them."""
+    stop = threading.Event()
+    for number in range(runners):
+        threading.Thread(
+            target=_run, args=(process, stop), name=f"turns-{number}", daemon=True
+        ).start()
+    return stop
+
+
+def _run(process: Process, stop: threading.Event) -> None:
+    r = process.redis
+    while not stop.is_set():
+        try:
+            taken = r.blpop([keys.READY], timeout=_WAIT)
+            if taken is None:
+                continue
+            more = r.lpop(keys.READY, BATCH - 1) or []
+            turns.run_batch(
+                r,
+                process.settings,
+                process.sender,
+                [taken[1], *more],
+                actions=process.actions,
+                hand_off=process.deliveries.offer_claimed,
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("turn runner: Redis failed, trying again: %s", exc)
+            stop.wait(1.0)
+        except Exception:
+            log.exception("turn runner failed; going on")
