@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from broker.core import metrics as broker_metrics
 from web import errors
 from web.request_body import refuse_large_bodies
 from web.services import Services
@@ -19,6 +20,7 @@ def create_app(services: Services) -> Flask:
         inbound,
         legacy,
         manage,
+        metrics,
         offloading,
         operations,
         schemas,
@@ -40,6 +42,8 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(operations.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(schemas.bp)
+    app.register_blueprint(metrics.bp)
+    broker_metrics.start(services.redis, services.settings)
     return app
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache
 
 from celery import shared_task
 
 from broker import __version__
 from broker.conversations import turns
+from broker.core import metrics
 from broker.core.connection import Redis, connect
 from broker.core.settings import Settings
 from broker.delivery import queues
@@ -24,6 +26,7 @@ def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool, WorkerActio
 
     settings = settings_of(current_app)
     r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
+    metrics.start(r, settings)
     client = DeliveryClient(
         settings.outbound_allowlist,
         user_agent=f"Switchboard-Webhooks/{__version__}",
@@ -42,7 +45,16 @@ def _process() -> tuple[Settings, Redis, CelerySender, DeliveryPool, WorkerActio
 @shared_task(name=TURN_TASK)
 def bot_turn(conversation_key: str) -> int:
     settings, r, sender, _, actions = _process()
-    return turns.run_pending(r, settings, sender, conversation_key, actions)
+    started = time.monotonic()
+    outcome = "error"
+    try:
+        processed = turns.run_pending(r, settings, sender, conversation_key, actions)
+        outcome = "ok"
+    finally:
+        metrics.count(metrics.BOT_TURNS, outcome)
+        metrics.observe(metrics.BOT_TURN_DURATION, time.monotonic() - started)
+    metrics.count(metrics.BOT_TURN_MESSAGES, n=processed)
+    return processed
 
 
 @shared_task(name=DELIVER_TASK)

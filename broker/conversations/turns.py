@@ -189,6 +189,7 @@ class _BotTurn:
     def take(self, message: dict[str, Any]) -> None:
         """One user message: answered by the bot, or only kept while an agent has the
         conversation (it still reaches the offloading webhook)."""
+        self.outbox.received_at = message["receivedAt"]
         user_item = transcript.user_message(message, self.meta.conversation.bot_id)
         self.outbox.note(transcript.item("user", message["receivedAt"], user_item))
         if self.engine is None or self.meta.handover.paused:

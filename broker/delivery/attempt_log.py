@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from broker.core import clock, keys, scripts
+from broker.core import clock, keys, metrics, scripts
 from broker.core.connection import Pipeline, Redis
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 #: `attempt_record.lua`'s answer when the conversation's bot turn must be woken.
 _WAKE = 2
+#: How much of a failed answer's body its error text quotes (characters).
+_ERROR_EXCERPT = 200
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,37 @@ def dead(settings: Settings, at: float) -> Ending:
     return Ending(Delivery.dead_fields(at), True, settings.dead_retention)
 
 
+def error_text(result: AttemptResult) -> str | None:
+    """Why an attempt failed, in words: the client's reason (a timeout, a refused
+    connection, a TLS failure, an unsafe address), or the status and first bytes of an
+    answer that is not 2xx. None for a success."""
+    if result.error or result.ok:
+        return result.error
+    excerpt = " ".join((result.response or "").split())
+    if len(excerpt) > _ERROR_EXCERPT:
+        excerpt = excerpt[: _ERROR_EXCERPT - 3] + "..."
+    return f"HTTP {result.status_code}" + (f": {excerpt}" if excerpt else "")
+
+
+def count(delivery: Delivery, result: AttemptResult, ending: Ending, at: float) -> None:
+    """Count a recorded attempt, and the delivery's end if it is one, for /metrics."""
+    kind = endpoint_kind(delivery)
+    metrics.count(metrics.DELIVERY_ATTEMPTS, kind, "success" if result.ok else "failure")
+    metrics.observe(metrics.ATTEMPT_DURATION, result.duration_ms / 1000, kind)
+    if not ending.leaves:
+        return
+    metrics.count(metrics.DELIVERIES, kind, "delivered" if result.ok else "dead")
+    if result.ok and not delivery.attempt_base:
+        # A replay's latency would be the operator's, not the pipeline's.
+        metrics.observe(metrics.DELIVERY_LATENCY, at - delivery.received_at, kind)
+
+
+def endpoint_kind(delivery: Delivery) -> str:
+    """The kind of endpoint a delivery goes to: channel messages go to a channel's webhook,
+    `messages` and `offload` events to the bot's offloading webhook."""
+    return "channel" if delivery.kind == "message" else "offloading"
+
+
 def add(
     pipe: Pipeline,
     settings: Settings,
@@ -57,7 +90,7 @@ def add(
     conversation waits for its end, the conversation gets a signal, and the script answers
     `_WAKE` if a bot turn must be woken (see `wake_if_told`)."""
     attempt = Attempt(
-        started, result.duration_ms, result.status_code, result.error, result.response
+        started, result.duration_ms, result.status_code, error_text(result), result.response
     )
     script_keys = [
         keys.delivery(conversation_key, delivery.id),
@@ -122,20 +155,15 @@ def dead_letter(
 ) -> None:
     """End the head of a queue in the dead-letter list without an attempt, saying why."""
     now = clock.now()
+    result = AttemptResult(None, 0, error=error)
+    ending = dead(settings, now)
 
     def build(pipe: Pipeline) -> None:
         # Listed first (sb:dead is not in the conversation's hash slot): should we die
         # before the record, the listing skips it until it is dead.
         pipe.zadd(keys.DEAD, {delivery.id: clock.ms(now)})
-        add(
-            pipe,
-            settings,
-            conversation_key,
-            delivery,
-            now,
-            AttemptResult(None, 0, error=error),
-            dead(settings, now),
-        )
+        add(pipe, settings, conversation_key, delivery, now, result, ending)
 
     log.warning("delivery %s is dead: %s", delivery.id, error)
     wake_if_told(sender, conversation_key, scripts.execute(r, build))
+    count(delivery, result, ending, now)

@@ -318,7 +318,7 @@ def _record(
             settings,
             endpoint.id,
             ok=result.ok,
-            error=result.error or f"HTTP {result.status_code}",
+            error=attempt_log.error_text(result) or "",
             now=now,
         )
         if verdict is Verdict.DISABLE:
@@ -328,6 +328,7 @@ def _record(
         attempt_log.add(pipe, settings, conversation_key, delivery, started, result, ending)
 
     attempt_log.wake_if_told(sender, conversation_key, scripts.execute(r, build))
+    attempt_log.count(delivery, result, ending, now)
 
 
 def defer(r: Redis, refs: list[str], until: float) -> None:
