@@ -13,7 +13,7 @@ import click
 from broker.core import clock, defaults
 from broker.core.errors import SwitchboardError
 from broker.core.settings import Settings
-from switchboard import admin_cli, bot_cli
+from switchboard import admin_cli, bot_cli, operator_cli
 
 if TYPE_CHECKING:
     from broker.core.connection import Redis
@@ -255,6 +255,10 @@ def cmd_dlq_replay(
     with bar:
         replayed = sum(replay.replay(r, i) for i in bar.track(found, description="replaying"))
     click.echo(f"{replayed} of {len(found)} deliveries queued again")
+
+
+for _command in operator_cli.commands(_redis, _on_redis):
+    root.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
