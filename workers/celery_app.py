@@ -35,8 +35,9 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
-        task_send_sent_event=False,
+        # Task events, so that Flower (and `celery events`) can follow the workers.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     if settings.broker_url.startswith("sentinel://"):
         app.conf.broker_transport_options["master_name"] = settings.sentinel_master

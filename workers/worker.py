@@ -46,6 +46,6 @@ def run(
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",
-            "--without-heartbeat",
+            # Celery's own heartbeats stay on: Flower tells live workers by them.
         ]
     )

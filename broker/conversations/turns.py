@@ -32,7 +32,7 @@ from broker.conversations.handover import (
     timer_member,
 )
 from broker.conversations.outbox import Outbox
-from broker.core import clock, keys, scripts
+from broker.core import clock, keys, logs, scripts
 from broker.core.connection import Redis
 from broker.core.defaults import TURN_BATCH
 from broker.core.errors import NotFound
@@ -154,6 +154,16 @@ def _run(
         turn.take(message)
         used += 1
     turn.commit(sender, trim=used, trim_signals=len(work.signals))
+    logs.event(
+        log,
+        logging.INFO,
+        "bot turn",
+        sessionId=conversation.conversation_id,
+        botId=conversation.bot_id,
+        messageIds=[m["messageId"] for m in work.messages[:used]],
+        signals=len(work.signals),
+        deliveryIds=[d.id for d in turn.outbox.deliveries],
+    )
     return used
 
 

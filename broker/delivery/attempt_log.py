@@ -8,7 +8,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from broker.core import clock, keys, metrics, scripts
+from broker.core import clock, keys, logs, metrics, scripts
 from broker.core.connection import Pipeline, Redis
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -58,17 +58,33 @@ def error_text(result: AttemptResult) -> str | None:
     return f"HTTP {result.status_code}" + (f": {excerpt}" if excerpt else "")
 
 
-def count(delivery: Delivery, result: AttemptResult, ending: Ending, at: float) -> None:
-    """Count a recorded attempt, and the delivery's end if it is one, for /metrics."""
+def report(delivery: Delivery, result: AttemptResult, ending: Ending, at: float) -> None:
+    """Count a recorded attempt, and the delivery's end if it is one, for /metrics; and log
+    it, one line with its ids."""
     kind = endpoint_kind(delivery)
-    metrics.count(metrics.DELIVERY_ATTEMPTS, kind, "success" if result.ok else "failure")
+    outcome = "success" if result.ok else "failure"
+    metrics.count(metrics.DELIVERY_ATTEMPTS, kind, outcome)
     metrics.observe(metrics.ATTEMPT_DURATION, result.duration_ms / 1000, kind)
-    if not ending.leaves:
-        return
-    metrics.count(metrics.DELIVERIES, kind, "delivered" if result.ok else "dead")
-    if result.ok and not delivery.attempt_base:
-        # A replay's latency would be the operator's, not the pipeline's.
-        metrics.observe(metrics.DELIVERY_LATENCY, at - delivery.received_at, kind)
+    ended = None
+    if ending.leaves:
+        ended = "delivered" if result.ok else "dead"
+        metrics.count(metrics.DELIVERIES, kind, ended)
+        if result.ok and not delivery.attempt_base:
+            # A replay's latency would be the operator's, not the pipeline's.
+            metrics.observe(metrics.DELIVERY_LATENCY, at - delivery.received_at, kind)
+    logs.event(
+        log,
+        logging.INFO if result.ok else logging.WARNING,
+        f"delivery attempt: {outcome}" + (f", {ended}" if ended else ""),
+        deliveryId=delivery.id,
+        endpointId=delivery.endpoint_id,
+        sessionId=delivery.conversation_id,
+        botId=delivery.bot_id,
+        statusCode=result.status_code,
+        durationMs=result.duration_ms,
+        attempt=delivery.attempt_count + 1,
+        error=error_text(result),
+    )
 
 
 def endpoint_kind(delivery: Delivery) -> str:
@@ -164,6 +180,5 @@ def dead_letter(
         pipe.zadd(keys.DEAD, {delivery.id: clock.ms(now)})
         add(pipe, settings, conversation_key, delivery, now, result, ending)
 
-    log.warning("delivery %s is dead: %s", delivery.id, error)
     wake_if_told(sender, conversation_key, scripts.execute(r, build))
-    count(delivery, result, ending, now)
+    report(delivery, result, ending, now)

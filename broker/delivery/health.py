@@ -3,11 +3,12 @@ endpoint as the management API shows it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from broker.core import clock, keys, scripts
+from broker.core import clock, keys, logs, scripts
 from broker.core.connection import HashFields, Pipeline, Redis
 from broker.core.defaults import CIRCUIT_PROBE_POLL
 from broker.core.settings import Settings
@@ -18,6 +19,8 @@ EndpointState = Literal["healthy", "failing", "circuit_open", "disabled"]
 _STATES: tuple[EndpointState, ...] = ("healthy", "failing", "circuit_open", "disabled")
 #: The health hash's field that says the state; the scripts read and write it too.
 _STATE = "state"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def add_disabled(pipe: Pipeline, endpoint_id: str, reason: str) -> None:
 def disable(r: Redis, endpoint_id: str, reason: str = "disabled by an operator") -> None:
     load(r, endpoint_id)
     scripts.execute(r, lambda pipe: add_disabled(pipe, endpoint_id, reason))
+    logs.event(log, logging.WARNING, "endpoint disabled", endpointId=endpoint_id, reason=reason)
 
 
 def enable(r: Redis, endpoint_id: str) -> int:
@@ -175,4 +179,5 @@ def enable(r: Redis, endpoint_id: str) -> int:
         refs.append(str(ref))
     if refs:
         r.zadd(keys.DUE, dict.fromkeys(refs, clock.now()))
+    logs.event(log, logging.INFO, "endpoint enabled", endpointId=endpoint_id, queues=len(refs))
     return len(refs)

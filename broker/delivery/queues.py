@@ -328,7 +328,7 @@ def _record(
         attempt_log.add(pipe, settings, conversation_key, delivery, started, result, ending)
 
     attempt_log.wake_if_told(sender, conversation_key, scripts.execute(r, build))
-    attempt_log.count(delivery, result, ending, now)
+    attempt_log.report(delivery, result, ending, now)
 
 
 def defer(r: Redis, refs: list[str], until: float) -> None:
