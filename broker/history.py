@@ -31,21 +31,24 @@ def sample(r: Redis) -> bool:
     now = clock.now()
     if not r.set(keys.METRICS_SAMPLING, 1, nx=True, px=int(METRICS_SAMPLE_INTERVAL * 900)):
         return False
-    found = overview.take(r)
+    point = take_point(r, overview.take(r))
+    pipe = r.pipeline(transaction=False)
+    pipe.zadd(keys.METRICS_HISTORY, {json.dumps(point, separators=(",", ":")): point["at"]})
+    pipe.zremrangebyscore(keys.METRICS_HISTORY, "-inf", clock.ms(now - METRICS_HISTORY))
+    pipe.execute()
+    return True
+
+
+def take_point(r: Redis, found: overview.Overview) -> dict[str, Any]:
+    """A sample: the queues' depths of an overview, and the counters' totals now."""
     counts = metrics.read(r)
-    at = clock.ms(now)
-    point = {
-        "at": at,
+    return {
+        "at": clock.ms(found.at),
         "queues": found.queues,
         "counters": {
             name: counts.total(metric, **labels) for name, (metric, labels) in COUNTERS.items()
         },
     }
-    pipe = r.pipeline(transaction=False)
-    pipe.zadd(keys.METRICS_HISTORY, {json.dumps(point, separators=(",", ":")): at})
-    pipe.zremrangebyscore(keys.METRICS_HISTORY, "-inf", clock.ms(now - METRICS_HISTORY))
-    pipe.execute()
-    return True
 
 
 def series(r: Redis, since_ms: int = 0) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ def create_app(services: Services) -> Flask:
         agent,
         api_tokens,
         conversations,
+        dashboard,
         docs,
         health,
         inbound,
@@ -26,7 +27,8 @@ def create_app(services: Services) -> Flask:
         schemas,
     )
 
-    app = Flask(__name__)
+    # The dashboard's scripts and styles; served by the app, nothing from elsewhere.
+    app = Flask(__name__, static_url_path="/dashboard/static")
     app.extensions["switchboard"] = services
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
     errors.register(app)
@@ -43,6 +45,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(docs.bp)
     app.register_blueprint(schemas.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(dashboard.bp)
     broker_metrics.start(services.redis, services.settings)
     return app
 
