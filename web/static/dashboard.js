@@ -4,6 +4,9 @@
 const Dashboard = (() => {
   const REFRESH_MS = 5000;
   const WINDOW_MS = 3600 * 1000;
+  const MIN_SPAN_MS = 60 * 1000;
+  // Rates are taken over at least this long: counts reach Redis once a second.
+  const MIN_RATE_MS = 5000;
   const COLORS = ["#2457d6", "#c0262d", "#1a7f4b", "#b25e00", "#7a3fc2", "#0f8a9c"];
   const DEPTHS = ["inbound", "bot_turns", "deliveries", "retries", "dead_letters"];
   const RATES = {
@@ -61,8 +64,13 @@ const Dashboard = (() => {
     const chart = document.getElementById(chartId);
     const legend = document.getElementById(legendId);
     if (!chart || !legend) return;
+    // The last hour, or less while there is less to show: from the first point, at least
+    // a minute.
     const end = Date.now();
-    const start = end - WINDOW_MS;
+    let first = end;
+    for (const line of series) if (line.points.length) first = Math.min(first, line.points[0][0]);
+    const start = Math.max(end - WINDOW_MS, Math.min(first, end - MIN_SPAN_MS));
+    const span = end - start;
     let top = 1;
     for (const line of series) for (const [, y] of line.points) top = Math.max(top, y);
     top *= 1.1;
@@ -76,7 +84,7 @@ const Dashboard = (() => {
       const color = COLORS[i % COLORS.length];
       const points = line.points
         .filter(([t]) => t >= start)
-        .map(([t, y]) => `${(((t - start) / WINDOW_MS) * 600).toFixed(1)},${(200 - (y / top) * 200).toFixed(1)}`);
+        .map(([t, y]) => `${(((t - start) / span) * 600).toFixed(1)},${(200 - (y / top) * 200).toFixed(1)}`);
       if (points.length) {
         chart.append(svg("polyline", { class: "line", stroke: color, points: points.join(" ") }));
       }
@@ -89,8 +97,24 @@ const Dashboard = (() => {
     });
     const scale = document.createElement("li");
     scale.className = "muted";
-    scale.textContent = `top of chart: ${unit === "/s" ? top.toFixed(1) + "/s" : Math.round(top)}`;
+    const minutes = Math.max(Math.round(span / 60000), 1);
+    const height = unit === "/s" ? `${top.toFixed(1)}/s` : Math.round(top);
+    scale.textContent = `last ${minutes} min; top of chart: ${height}`;
     legend.append(scale);
+  }
+
+  // A counter's rate per second between points at least MIN_RATE_MS apart.
+  function rates(points, name) {
+    const found = [];
+    let before = points[0];
+    for (const point of points.slice(1)) {
+      const ms = point.at - before.at;
+      if (ms < MIN_RATE_MS) continue;
+      const delta = (point.counters[name] || 0) - (before.counters[name] || 0);
+      found.push([point.at, Math.max(delta, 0) / (ms / 1000)]);
+      before = point;
+    }
+    return found;
   }
 
   function redraw() {
@@ -107,15 +131,7 @@ const Dashboard = (() => {
     draw(
       "chart-rates",
       "legend-rates",
-      Object.entries(RATES).map(([name, label]) => ({
-        label,
-        points: points.slice(1).map((p, i) => {
-          const before = points[i];
-          const seconds = Math.max((p.at - before.at) / 1000, 0.001);
-          const delta = (p.counters[name] || 0) - (before.counters[name] || 0);
-          return [p.at, Math.max(delta, 0) / seconds];
-        }),
-      })),
+      Object.entries(RATES).map(([name, label]) => ({ label, points: rates(points, name) })),
       "/s",
     );
   }
