@@ -19,6 +19,8 @@ from broker.core.errors import ConfigError
 
 FORMATS = ("json", "text")
 _FIELDS = "switchboard_fields"
+#: The loggers of our own packages.
+_OURS = ("broker", "web", "workers", "switchboard")
 
 #: What a secret looks like in text, and what is kept of it.
 _SECRETS = [
@@ -104,3 +106,6 @@ def configure(level: str, log_format: str) -> None:
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Our events keep their level where a library sets the root's (Celery's --loglevel).
+    for name in _OURS:
+        logging.getLogger(name).setLevel(level)
