@@ -33,7 +33,7 @@ bp = Blueprint("metrics", __name__)
 PROMETHEUS_TEXT = Content(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus's text format")
 
 
-class _Switchboard(Collector):
+class SwitchboardMetrics(Collector):
     """Every metric, read from Redis at each scrape."""
 
     def __init__(self, counts: metrics.Counts, now: overview.Overview) -> None:
@@ -129,5 +129,5 @@ def metrics_text() -> Response:
     r = services().redis
     metrics.flush()  # this process's latest counts, so that a scrape sees its own
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Switchboard(metrics.read(r), overview.take(r)))
+    registry.register(SwitchboardMetrics(metrics.read(r), overview.take(r)))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
