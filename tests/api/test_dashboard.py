@@ -12,9 +12,6 @@ from werkzeug.test import TestResponse
 
 from broker.auth import admin_tokens
 from broker.core import ids, keys
-from broker.delivery import queues
-from broker.delivery.http_client import DeliveryClient
-from tests.fakes import RecordingSender
 from tests.receivers import ReceiverFactory, always
 from tests.web_app import ADMIN, ADMIN_TOKEN, WebApp, api_error, web_app
 
@@ -48,11 +45,9 @@ def signed_in(web: WebApp) -> str:
 def dead_letters(web: WebApp, make_receiver: ReceiverFactory, conversations: int) -> dict[str, str]:
     """One dead letter per conversation, on a channel whose endpoint answers 500."""
     channel = web.channel(webhookUrl=make_receiver(always(500, body=b"db down")).url)
-    client = DeliveryClient(web.settings.outbound_allowlist, "test")
     for n in range(conversations):
         web.say(channel, f"u{n}", "hi")
-    for ref in web.redis.zrange(keys.DUE, 0, -1):
-        queues.work_queue(web.redis, web.settings, RecordingSender(), client, ref)
+    web.deliver_due()
     assert web.redis.zcard(keys.DEAD) == conversations
     return channel
 

@@ -11,9 +11,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from broker.core import heartbeats, keys
 from broker.core.connection import Redis
-from broker.delivery import queues
-from broker.delivery.http_client import DeliveryClient
-from tests.fakes import RecordingSender
 from tests.receivers import Answer, Hit, Receiver, ReceiverFactory
 from tests.web_app import WebApp, api_error, web_app
 from web.services import Services
@@ -32,13 +29,6 @@ def scrape(web: WebApp, **headers: str) -> Samples:
     }
 
 
-def deliver_all(web: WebApp) -> None:
-    """Work every delivery queue that is due, as a worker would."""
-    client = DeliveryClient(web.settings.outbound_allowlist, "test")
-    for ref in web.redis.zrange(keys.DUE, 0, -1):
-        queues.work_queue(web.redis, web.settings, RecordingSender(), client, ref)
-
-
 def test_metrics_count_known_traffic(web: WebApp, make_receiver: ReceiverFactory) -> None:
     def first_fails(hit: Hit) -> Answer:
         return Answer(502, body=b"bad gateway") if hit.try_number == 1 else Answer(200)
@@ -54,7 +44,7 @@ def test_metrics_count_known_traffic(web: WebApp, make_receiver: ReceiverFactory
     assert web.post_message({**channel, "accessToken": "wrong"}, {}).status_code == 401
     assert web.post_message(channel, {"conversationId": "a"}).status_code == 422
     assert web.post_message({"id": "ch_nope", "accessToken": "x"}, {}).status_code == 404
-    deliver_all(web)  # the first attempt of each fails; they wait 5 s for their retry
+    web.deliver_due()  # the first attempt of each fails; they wait 5 s for their retry
     web.redis.zadd(keys.DUE, dict.fromkeys(web.redis.zrange(keys.DUE, 0, -1), 0))
     samples = scrape(web)
     channel_id = channel["id"]
@@ -82,7 +72,7 @@ def test_metrics_count_known_traffic(web: WebApp, make_receiver: ReceiverFactory
         head = web.redis.lindex(keys.fifo(*ref.split("|")), 0)
         assert head is not None
         web.redis.hdel(keys.delivery(ref.split("|")[0], head), "nextAttemptAt")
-    deliver_all(web)
+    web.deliver_due()
     samples = scrape(web)
     assert samples[(attempts[0], (*attempts[1], ("outcome", "success")))] == 3
     delivered = (("endpoint_kind", "channel"), ("outcome", "delivered"))

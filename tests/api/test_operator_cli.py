@@ -8,10 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from broker.core import heartbeats, keys
-from broker.delivery import queues
-from broker.delivery.http_client import DeliveryClient
 from tests.command_line import run_cli
-from tests.fakes import RecordingSender
 from tests.receivers import ReceiverFactory, always
 from tests.redis_databases import db, url
 from tests.web_app import WebApp
@@ -29,9 +26,7 @@ def failed_delivery(web: WebApp, make_receiver: ReceiverFactory) -> tuple[str, s
     """A channel whose endpoint answered 500 to its only delivery: (endpoint, delivery)."""
     channel = web.channel(webhookUrl=make_receiver(always(500, body=b"kaput")).url)
     web.say(channel, "u1", "hi")
-    (ref,) = web.redis.zrange(keys.DUE, 0, -1)
-    client = DeliveryClient(web.settings.outbound_allowlist, "test")
-    queues.work_queue(web.redis, web.settings, RecordingSender(), client, ref)
+    web.deliver_due()
     (delivery_id,) = web.redis.zrange(keys.DELIVERIES, 0, -1)
     return channel["id"], delivery_id
 
