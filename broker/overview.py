@@ -12,6 +12,7 @@ conversations and deliveries, so it sits above every package.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, get_args
@@ -31,7 +32,8 @@ QUEUES = {
     "inbound": "user messages waiting for their conversation's bot turn",
     "bot_turns": "conversations with a bot turn pending",
     "deliveries": "deliveries not yet delivered nor dead-lettered (ready, retrying or parked)",
-    "retries": "delivery queues whose head waits for its next attempt",
+    "retries": "delivery queues whose head waits: for its next attempt, or for its "
+    "endpoint's open circuit",
     "parked": "deliveries held while their endpoint is disabled",
     "dead_letters": "dead-lettered deliveries, kept for replay",
 }
@@ -44,8 +46,8 @@ class Overview:
     #: Depth of each queue of `QUEUES`.
     queues: dict[str, int]
     #: Seconds the oldest item ready for work has waited: the oldest user message in an
-    #: inbox ("inbound"), the oldest delivery at the head of a queue that is not waiting for
-    #: a retry nor parked ("deliveries"). 0 when there is none.
+    #: inbox ("inbound"), the oldest delivery at the head of a queue that waits for no retry,
+    #: no open circuit and no disabled endpoint ("deliveries"). 0 when there is none.
     oldest_age: dict[str, float]
     #: Endpoints by state.
     endpoints: dict[str, int]
@@ -82,14 +84,15 @@ def take(r: Redis) -> Overview:
     queues = dict.fromkeys(QUEUES, 0)
     oldest = {"inbound": now, "deliveries": now}
     _turns(r, queues, oldest)
-    _deliveries(r, now, queues, oldest)
-    endpoints = _endpoints(r, now, queues)
+    states = _endpoints(r, now, queues)
+    by_state = Counter(states.values())
+    _deliveries(r, now, states, queues, oldest)
     queues["dead_letters"] = int(r.zcard(keys.DEAD))
     return Overview(
         at=now,
         queues=queues,
         oldest_age={name: max(now - at, 0.0) for name, at in oldest.items()},
-        endpoints=endpoints,
+        endpoints={state: by_state[state] for state in ENDPOINT_STATES},
         paused_conversations=_paused(r),
         workers=heartbeats.live(r, "worker"),
         schedulers=heartbeats.live(r, "scheduler"),
@@ -110,7 +113,13 @@ def _turns(r: Redis, queues: dict[str, int], oldest: dict[str, float]) -> None:
                 oldest["inbound"] = min(oldest["inbound"], float(json.loads(head)["receivedAt"]))
 
 
-def _deliveries(r: Redis, now: float, queues: dict[str, int], oldest: dict[str, float]) -> None:
+def _deliveries(
+    r: Redis,
+    now: float,
+    states: dict[str, EndpointState],
+    queues: dict[str, int],
+    oldest: dict[str, float],
+) -> None:
     for chunk in _chunks(r, keys.DUE):
         refs = [split_ref(ref) for ref, _ in chunk]
         pipe = r.pipeline(transaction=False)
@@ -119,26 +128,30 @@ def _deliveries(r: Redis, now: float, queues: dict[str, int], oldest: dict[str, 
             pipe.lindex(keys.fifo(conversation_key, endpoint_id), 0)
         answers = pipe.execute()
         heads = []
-        for (conversation_key, _), waiting, head in zip(
+        for (conversation_key, endpoint_id), waiting, head in zip(
             refs, answers[::2], answers[1::2], strict=True
         ):
             queues["deliveries"] += int(waiting)
             if head:
-                heads.append(keys.delivery(conversation_key, head))
+                heads.append((keys.delivery(conversation_key, head), endpoint_id))
         pipe = r.pipeline(transaction=False)
-        for record in heads:
+        for record, _ in heads:
             pipe.hmget(record, "createdAt", "nextAttemptAt")
-        for created_at, next_attempt_at in pipe.execute():
+        for (_, endpoint_id), (created_at, next_attempt_at) in zip(
+            heads, pipe.execute(), strict=True
+        ):
             if created_at is None:
                 continue  # its record expired; the worker drops it
-            if next_attempt_at and float(next_attempt_at) > now:
+            held = states.get(endpoint_id) in ("circuit_open", "disabled")
+            if held or (next_attempt_at and float(next_attempt_at) > now):
                 queues["retries"] += 1
             else:
                 oldest["deliveries"] = min(oldest["deliveries"], float(created_at))
 
 
-def _endpoints(r: Redis, now: float, queues: dict[str, int]) -> dict[str, int]:
-    states: dict[str, int] = dict.fromkeys(ENDPOINT_STATES, 0)
+def _endpoints(r: Redis, now: float, queues: dict[str, int]) -> dict[str, EndpointState]:
+    """Each endpoint's state; counts the deliveries parked for disabled ones."""
+    states: dict[str, EndpointState] = {}
     for chunk in _chunks(r, keys.ENDPOINTS):
         pipe = r.pipeline(transaction=False)
         for endpoint_id, _ in chunk:
@@ -146,8 +159,8 @@ def _endpoints(r: Redis, now: float, queues: dict[str, int]) -> dict[str, int]:
             pipe.smembers(keys.endpoint_parked(endpoint_id))
         answers = pipe.execute()
         parked: list[str] = []
-        for raw, refs in zip(answers[::2], answers[1::2], strict=True):
-            states[EndpointHealth.from_redis(raw).state_at(now)] += 1
+        for (endpoint_id, _), raw, refs in zip(chunk, answers[::2], answers[1::2], strict=True):
+            states[endpoint_id] = EndpointHealth.from_redis(raw).state_at(now)
             parked += refs
         pipe = r.pipeline(transaction=False)
         for ref in parked:

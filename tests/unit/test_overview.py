@@ -120,3 +120,17 @@ def test_the_overview_never_scans_the_keyspace(
     for name in ("scan", "scan_iter", "keys"):
         monkeypatch.setattr(type(r), name, refused)
     assert overview.take(r).queues["deliveries"] == 1
+
+
+def test_a_queue_held_by_an_open_circuit_is_not_counted_as_ready_work(
+    r: Redis, settings: Settings
+) -> None:
+    fan_out(r, settings, "c" * 20, ["one"])
+    assert overview.take(r).oldest_age["deliveries"] > 0
+    r.hset(
+        keys.endpoint_health(EP),
+        mapping={"state": "circuit_open", "circuitOpenUntil": clock.now() + 60},
+    )
+    found = overview.take(r)
+    assert (found.queues["deliveries"], found.queues["retries"]) == (1, 1)
+    assert found.oldest_age["deliveries"] == 0.0
