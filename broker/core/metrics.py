@@ -19,13 +19,14 @@ read from the indexes when asked (`broker.overview`).
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,7 +119,8 @@ ALL: tuple[Metric, ...] = (
 _BY_NAME = {metric.name: metric for metric in ALL}
 
 
-def _field(metric: Metric, labels: Sequence[str], part: str) -> str:
+@functools.lru_cache(maxsize=4096)
+def _field(metric: Metric, labels: tuple[str, ...], part: str) -> str:
     """The Redis hash field of one series (and, for a histogram, one part of it)."""
     return json.dumps([metric.name, list(labels), part], separators=(",", ":"))
 

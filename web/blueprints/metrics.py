@@ -75,7 +75,8 @@ class SwitchboardMetrics(Collector):
             "switchboard_queue_oldest_age_seconds",
             "How long the oldest item ready for work has waited: the oldest user message "
             "waiting for a bot turn (inbound), the oldest delivery at the head of a queue "
-            "that waits for no retry (deliveries); 0 when none waits.",
+            "that waits for no retry, open circuit or disabled endpoint (deliveries); 0 when "
+            "none waits.",
             labels=["queue"],
         )
         for name, seconds in now.oldest_age.items():
