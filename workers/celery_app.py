@@ -35,9 +35,11 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
-        # Task events, so that Flower (and `celery events`) can follow the workers.
+        # Task events, so that Flower (and `celery events`) can follow the workers. The web
+        # process sends no "task-sent" events: each would cost the ingress a round trip to
+        # the broker for every new conversation; Flower shows a task from its receipt on.
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=False,
     )
     if settings.broker_url.startswith("sentinel://"):
         app.conf.broker_transport_options["master_name"] = settings.sentinel_master

@@ -38,7 +38,6 @@ def test_workers_send_the_events_flower_reads(api: Api, receiver: Receiver) -> N
         }
 
     wanted = {
-        ("task-sent", TURN_TASK),
         ("task-received", TURN_TASK),
         ("task-succeeded", TURN_TASK),
         ("task-succeeded", DELIVER_TASK),

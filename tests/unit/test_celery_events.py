@@ -10,10 +10,10 @@ from workers import worker
 from workers.celery_app import make_celery
 
 
-def test_workers_send_task_events_and_the_web_sends_sent_events() -> None:
+def test_workers_send_task_events_and_the_ingress_sends_none() -> None:
     conf = make_celery(Settings()).conf
     assert conf.worker_send_task_events is True
-    assert conf.task_send_sent_event is True
+    assert conf.task_send_sent_event is False
 
 
 def test_workers_keep_celery_s_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
