@@ -167,11 +167,15 @@ def test_dead_letters_are_replayed_one_selected_or_all_of_an_endpoint(
         answer.headers["Location"]
     ).get_data(as_text=True)
     assert web.redis.zrange(keys.DEAD, 0, -1) == dead[3:]
-    web.client.post(
+    back = f"/dashboard/dead-letters?endpointId={channel['id']}&done=replayed&n=2&m=2"
+    answer = web.client.post(
         "/dashboard/dead-letters/replay",
-        data={"csrf": csrf, "scope": "endpoint", "endpointId": channel["id"]},
+        data={"csrf": csrf, "scope": "endpoint", "endpointId": channel["id"], "back": back},
     )
     assert web.redis.zcard(keys.DEAD) == 0
+    assert answer.headers["Location"] == (
+        f"/dashboard/dead-letters?endpointId={channel['id']}&done=replayed&n=2&m=2"
+    )
     api_error(
         web.client.post("/dashboard/dead-letters/replay", data={"csrf": csrf, "scope": "endpoint"}),
         422,

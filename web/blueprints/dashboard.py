@@ -10,6 +10,7 @@ What the pages show comes from the indexes and counters the work keeps (`broker.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -65,11 +66,12 @@ def _page(template: str, **context: Any) -> str:
 
 
 def _back(default: str, **done: str | int) -> Response:
-    """Back to the page the form was on (a dashboard page), saying what was done."""
-    target = dashboard_session.safe_next(request.form.get("back") or default)
-    path, _, _ = target.partition("?")
-    query = "&".join(f"{name}={value}" for name, value in done.items())
-    return redirect(f"{path}?{query}" if query else path, 303)
+    """Back to the page the form was on (a dashboard page, with its filters), saying what
+    was done."""
+    target = urlsplit(dashboard_session.safe_next(request.form.get("back") or default))
+    kept = [(k, v) for k, v in parse_qsl(target.query) if k not in ("done", "n", "m")]
+    query = urlencode([*kept, *((name, str(value)) for name, value in done.items())])
+    return redirect(f"{target.path}?{query}" if query else target.path, 303)
 
 
 # --- signing in and out ------------------------------------------------------------------
