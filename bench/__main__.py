@@ -85,7 +85,11 @@ def _started(system: System, data: redis.Redis[bytes]) -> System:
 
 
 def _switchboard_run(
-    url: str, receiver: Receiver, data: redis.Redis[bytes], load: Load, chosen: list[str],
+    url: str,
+    receiver: Receiver,
+    data: redis.Redis[bytes],
+    load: Load,
+    chosen: list[str],
     log: Any,
 ) -> tuple[list[Figures], float]:
     system = Switchboard("switchboard", url, receiver.url(), log)
@@ -98,10 +102,17 @@ def _switchboard_run(
         out.append(best)
         if "paced" in chosen:
             for share in PACES:
-                paced = Load(load.messages, load.conversations, load.connections,
-                             rate=round(best.delivered_per_s * share, 1))
-                out.append(_show(measure(f"paced-{int(share * 100)}%", system, target,
-                                         receiver, data, paced)))
+                paced = Load(
+                    load.messages,
+                    load.conversations,
+                    load.connections,
+                    rate=round(best.delivered_per_s * share, 1),
+                )
+                out.append(
+                    _show(
+                        measure(f"paced-{int(share * 100)}%", system, target, receiver, data, paced)
+                    )
+                )
         if "isolation" in chosen:
             slow = Load(load.messages, load.conversations, load.connections, slow_every=10)
             out.append(_show(measure("isolation", system, target, receiver, data, slow)))
@@ -114,8 +125,10 @@ def _switchboard_run(
         if "memory" in chosen:
             out += _memory(system, target, receiver, data, load)
         healthz = yardstick(target, 3.0, load.connections)
-        print(json.dumps({"scenario": "healthz", "system": "switchboard",
-                          "requests_per_s": healthz}), flush=True)
+        print(
+            json.dumps({"scenario": "healthz", "system": "switchboard", "requests_per_s": healthz}),
+            flush=True,
+        )
     finally:
         system.stop()
     return out, healthz
@@ -139,21 +152,38 @@ def _warm_up(
     system: System, target: Any, receiver: Receiver, data: redis.Redis[bytes], load: Load
 ) -> None:
     """A few hundred messages first, so that imports and connections are not measured."""
-    measure("warm-up", system, target, receiver, data,
-            Load(min(300, load.messages), min(100, load.conversations), load.connections))
+    measure(
+        "warm-up",
+        system,
+        target,
+        receiver,
+        data,
+        Load(min(300, load.messages), min(100, load.conversations), load.connections),
+    )
 
 
 def _memory(
     system: System, target: Any, receiver: Receiver, data: redis.Redis[bytes], load: Load
 ) -> list[Figures]:
     """Worker memory after 10,000 messages and after 100,000."""
-    first = measure("memory-10k", system, target, receiver, data,
-                    Load(10_000, load.conversations, load.connections))
-    rest = measure("memory-100k", system, target, receiver, data,
-                   Load(90_000, load.conversations, load.connections), timeout=900)
-    rest.extra["worker_rss_growth"] = round(
-        rest.rss_mb["worker"] / first.rss_mb["worker"] - 1, 3
+    first = measure(
+        "memory-10k",
+        system,
+        target,
+        receiver,
+        data,
+        Load(10_000, load.conversations, load.connections),
     )
+    rest = measure(
+        "memory-100k",
+        system,
+        target,
+        receiver,
+        data,
+        Load(90_000, load.conversations, load.connections),
+        timeout=900,
+    )
+    rest.extra["worker_rss_growth"] = round(rest.rss_mb["worker"] / first.rss_mb["worker"] - 1, 3)
     return [_show(first), _show(rest)]
 
 
@@ -181,9 +211,7 @@ def _ratios(results: dict[str, list[Figures]], yardsticks: list[float]) -> dict[
         "vs_plain": round(delivered / plain_delivered, 2) if plain_delivered else None,
         "vs_healthz": round(delivered / healthz, 3) if healthz else None,
         "cpu_ms_per_msg": _median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
-        "plain_cpu_ms_per_msg": _median(
-            plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)
-        ),
+        "plain_cpu_ms_per_msg": _median(plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
         "redis_cpu_ms_per_msg": _median(mine, "max", lambda f: f.redis_cpu_ms_per_msg),
         "plain_redis_cpu_ms_per_msg": _median(plain, "max", lambda f: f.redis_cpu_ms_per_msg),
     }

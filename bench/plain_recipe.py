@@ -36,9 +36,7 @@ def healthz() -> dict[str, str]:
 
 @celery.task  # type: ignore[untyped-decorator]
 def bot_turn(conversation: str, text: str) -> None:
-    deliver.delay(
-        {"recipient": {"id": conversation}, "message": {"text": f"You said: {text}"}}
-    )
+    deliver.delay({"recipient": {"id": conversation}, "message": {"text": f"You said: {text}"}})
 
 
 @celery.task(  # type: ignore[untyped-decorator]

@@ -173,11 +173,7 @@ def _latency(latencies: list[float]) -> dict[str, float]:
 
 def _others(load: Load, sent: dict[str, Any], arrivals: dict[int, float]) -> dict[str, Any]:
     """The figures of the conversations that do not go to the slow channel."""
-    mine = {
-        n: at
-        for n, at in arrivals.items()
-        if (n % load.conversations) % load.slow_every != 0
-    }
+    mine = {n: at for n, at in arrivals.items() if (n % load.conversations) % load.slow_every != 0}
     if not mine:
         return {}
     span = max(mine.values()) - sent["started"]
