@@ -30,8 +30,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from redis.exceptions import RedisError
-
 from broker.core import keys
 from broker.core.connection import Redis
 from broker.core.defaults import METRICS_FLUSH_INTERVAL
@@ -194,8 +192,9 @@ class _Recorder:
             for name, amount in sums.items():
                 pipe.hincrbyfloat(keys.METRICS, name, amount)
             pipe.execute()
-        except (RedisError, OSError) as exc:
-            # Kept for the next flush: a Redis outage loses no count.
+        except Exception as exc:  # the flushing thread must live on, whatever happens
+            # Kept for the next flush: a Redis outage (or a client closed under us) loses
+            # no count.
             log.warning("metrics not flushed, trying again: %s", exc)
             with self._lock:
                 self._counts.update(counts)
