@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.databases import BenchDatabases
-from broker.core import clock, ids, keys
+from broker.core import clock, heartbeats, ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, fanout
@@ -170,9 +170,7 @@ def _spawn(role: str, env: dict[str, str], extra: list[str]) -> subprocess.Popen
 def _wait_for_worker(r: Redis, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(r.scan_iter(match=keys.heartbeat_pattern("worker"))) and any(
-            r.scan_iter(match=keys.heartbeat_pattern("scheduler"))
-        ):
+        if heartbeats.alive(r, "worker") and heartbeats.alive(r, "scheduler"):
             return
         time.sleep(0.1)
     raise RuntimeError("the worker or the scheduler did not start")

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from broker.core import clock, defaults
+from broker.core import clock, defaults, logs
 from broker.core.errors import SwitchboardError
 from broker.core.settings import Settings
-from switchboard import admin_cli, bot_cli
+from switchboard import admin_cli, bot_cli, operator_cli
 
 if TYPE_CHECKING:
     from broker.core.connection import Redis
@@ -256,12 +255,15 @@ def cmd_dlq_replay(
     click.echo(f"{replayed} of {len(found)} deliveries queued again")
 
 
+for _command in operator_cli.commands(_redis, _on_redis):
+    root.add_command(_command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        logs.configure(
+            os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO"), Settings.from_env().log_format
+        )
         code = root.main(argv, prog_name="switchboard", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()

@@ -1,5 +1,5 @@
-"""Working delivery queues in unit tests: the delivery loop's code on fakeredis, with a
-scripted client, run to the end of its bookkeeping."""
+"""Working delivery queues in tests without a worker: the delivery loop's code, run in the
+test's thread on the test's Redis (fakeredis or real), to the end of its bookkeeping."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import asyncio
 import secrets
 
 import fakeredis
+import redis.asyncio
 
 from broker.core import keys
 from broker.core.autopipe import AutoPipeline
-from broker.core.connection import Redis
+from broker.core.connection import AsyncRedis, Redis
 from broker.core.settings import Settings
 from broker.delivery import queues
 from broker.delivery.bookkeeping import Bookkeeping
@@ -32,24 +33,45 @@ def work_queue(r: Redis, settings: Settings, client: HttpClient, ref: str) -> qu
     """Work one queue as a worker would that was handed its entry on `sb:due` (a new
     claim when it has none)."""
     entries = due_entries(r, ref)
-    token = split_due_member(min(entries, key=entries.__getitem__))[1] if entries else ""
+    member = min(entries, key=entries.__getitem__) if entries else ref
+    (run,) = _work(r, settings, client, [member])
+    return run
 
-    async def work() -> queues.QueueRun:
-        # The same fake server: fakeredis names it by host and port.
-        where = {name: r.connection_pool.connection_kwargs[name] for name in ("host", "port", "db")}
-        redis = AutoPipeline(fakeredis.FakeAsyncRedis(**where, decode_responses=True))
-        endpoints = EndpointCache(redis)
-        book = Bookkeeping(settings, redis, endpoints.state_changed)
+
+def work_due(r: Redis, settings: Settings, client: HttpClient) -> list[queues.QueueRun]:
+    """Work every queue on `sb:due` once, due or not."""
+    return _work(r, settings, client, r.zrange(keys.DUE, 0, -1))
+
+
+def _work(
+    r: Redis, settings: Settings, client: HttpClient, members: list[str]
+) -> list[queues.QueueRun]:
+    async def work() -> list[queues.QueueRun]:
+        pipeline = AutoPipeline(_async_twin(r))
+        endpoints = EndpointCache(pipeline)
+        book = Bookkeeping(settings, pipeline, endpoints.state_changed)
         deliverer = queues.Deliverer(
             settings,
-            redis,
+            pipeline,
             client,
             endpoints,
             book,
-            lambda conversation_key: redis.call("RPUSH", keys.READY, conversation_key),
+            lambda conversation_key: pipeline.call("RPUSH", keys.READY, conversation_key),
         )
-        run = await queues.work_queue(deliverer, ref, token or secrets.token_hex(8))
+        runs = []
+        for member in members:
+            ref, token = split_due_member(member)
+            runs.append(await queues.work_queue(deliverer, ref, token or secrets.token_hex(8)))
         await book.flush()
-        return run
+        await client.close()
+        return runs
 
     return asyncio.run(work())
+
+
+def _async_twin(r: Redis) -> AsyncRedis:
+    """An asyncio client of the same Redis (fakeredis names its servers by host and port)."""
+    where = {name: r.connection_pool.connection_kwargs[name] for name in ("host", "port", "db")}
+    if isinstance(r, fakeredis.FakeRedis):
+        return fakeredis.FakeAsyncRedis(**where, decode_responses=True)
+    return redis.asyncio.Redis(**where, decode_responses=True)

@@ -20,6 +20,8 @@ from broker.conversations import turns
 from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
+from broker.delivery.http_client import HttpClient
+from tests.delivery_work import work_due
 from tests.fakes import RecordingSender
 from tests.prerequisites import require_redis
 from tests.redis_databases import db, url
@@ -110,6 +112,11 @@ class WebApp:
         """The messages that wait in the conversation's inbox for a bot turn, oldest first."""
         inbox = keys.conversation_inbox(self.conversation_key(channel, conversation_id))
         return [json.loads(item) for item in self.redis.lrange(inbox, 0, -1)]
+
+    def deliver_due(self) -> None:
+        """Work every delivery queue on the schedule once, to real endpoints, as a worker
+        would: each until it must wait (a retry, an open circuit) or is empty."""
+        work_due(self.redis, self.settings, HttpClient(self.settings.outbound_allowlist, "test"))
 
     def queued_keys(self) -> list[str]:
         """Conversation inboxes that hold something: what a bot turn would take."""

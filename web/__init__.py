@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from broker.core import metrics as broker_metrics
 from web import errors
 from web.request_body import refuse_large_bodies
 from web.services import Services
@@ -14,17 +15,20 @@ def create_app(services: Services) -> Flask:
         agent,
         api_tokens,
         conversations,
+        dashboard,
         docs,
         health,
         inbound,
         legacy,
         manage,
+        metrics,
         offloading,
         operations,
         schemas,
     )
 
-    app = Flask(__name__)
+    # The dashboard's scripts and styles; served by the app, nothing from elsewhere.
+    app = Flask(__name__, static_url_path="/dashboard/static")
     app.extensions["switchboard"] = services
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
     errors.register(app)
@@ -40,6 +44,9 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(operations.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(schemas.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(dashboard.bp)
+    broker_metrics.start(services.redis, services.settings)
     return app
 
 

@@ -169,7 +169,7 @@ _SECURITY_SCHEMES = {
     "botApiToken": _bearer("A bot-scoped API token."),
     "channelAccessToken": _bearer("The access token of the Webhook channel named in the path."),
     "metricsToken": _bearer("SWITCHBOARD_METRICS_TOKEN, when it is set."),
-    "dashboardSession": {"type": "apiKey", "in": "cookie", "name": "session"},
+    "dashboardSession": {"type": "apiKey", "in": "cookie", "name": "sb_session"},
 }
 
 

@@ -34,7 +34,10 @@ def make_celery(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_hijack_root_logger=False,
-        worker_send_task_events=False,
+        # Task events, so that Flower (and `celery events`) can follow the workers. The web
+        # process sends no "task-sent" events: each would cost the ingress a round trip to
+        # the broker for every new conversation; Flower shows a task from its receipt on.
+        worker_send_task_events=True,
         task_send_sent_event=False,
     )
     if settings.broker_url.startswith("sentinel://"):

@@ -8,6 +8,7 @@ from functools import cache
 
 from celery import current_app
 
+from broker.core import metrics
 from broker.core.connection import Redis, connect
 from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
@@ -30,6 +31,7 @@ def process() -> Process:
     settings = settings_of(current_app)
     loop = LoopThread("deliveries")
     redis = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
+    metrics.start(redis, settings)
     return Process(
         settings,
         redis,

@@ -11,9 +11,11 @@ from types import FrameType
 
 from redis.exceptions import RedisError
 
+from broker import history
 from broker.conversations import scheduler as conversation_scheduler
 from broker.core import heartbeats
 from broker.core.connection import Redis, connect
+from broker.core.defaults import METRICS_SAMPLE_INTERVAL
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import scheduler as delivery_scheduler
@@ -47,7 +49,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
     sender = CelerySender(make_celery(settings), r)
     beating = heartbeats.start_thread(r, "scheduler")
     log.info("scheduler started (every %.2f s)", settings.scheduler_interval)
-    next_housekeeping = time.monotonic()
+    next_housekeeping = next_sample = time.monotonic()
     try:
         while not stop.is_set():
             try:
@@ -55,6 +57,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
                 if time.monotonic() >= next_housekeeping:
                     delivery_scheduler.housekeep(r, settings)
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+                if time.monotonic() >= next_sample:
+                    history.sample(r)
+                    next_sample = time.monotonic() + METRICS_SAMPLE_INTERVAL
             except (RedisError, OSError) as exc:
                 log.warning("scheduler pass failed, trying again: %s", exc)
                 stop.wait(1.0)

@@ -48,6 +48,6 @@ def run(
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",
-            "--without-heartbeat",
+            # Celery's own heartbeats stay on: Flower tells live workers by them.
         ]
     )

@@ -25,3 +25,13 @@ def is_valid(r: Redis, settings: Settings, token: str) -> bool:
     if settings.admin_token and hmac.compare_digest(settings.admin_token, token):
         return True
     return bool(r.hexists(keys.ADMIN_TOKENS, ids.token_hash(token)))
+
+
+def is_valid_hash(r: Redis, settings: Settings, token_hash: str) -> bool:
+    """Whether the token whose hash this is is still an admin token (a dashboard login keeps
+    only the hash, and ends when its token is revoked or changed)."""
+    if settings.admin_token and hmac.compare_digest(
+        ids.token_hash(settings.admin_token), token_hash
+    ):
+        return True
+    return bool(r.hexists(keys.ADMIN_TOKENS, token_hash))

@@ -7,17 +7,20 @@ meta; a channel only authenticates the message and says which bot version it is 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from broker.channels.channel import Channel
 from broker.conversations.conversation import Conversation, ConversationMeta
-from broker.core import clock, ids, keys, scripts
+from broker.core import clock, ids, keys, logs, scripts
 from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import IDEMPOTENCY_TTL
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ def accept(
     (queued, recorded_id, wake), _, _ = scripts.execute(r, queue)
     if wake:
         sender.bot_turn(conversation.key)
+    logs.event(
+        log,
+        logging.INFO,
+        "message queued" if queued else "message repeated: not queued again",
+        messageId=str(recorded_id),
+        sessionId=conversation_id,
+        channelId=channel.id,
+        botId=channel.bot_id,
+    )
     return Accepted(
         message_id=str(recorded_id), conversation_id=conversation_id, queued=bool(queued)
     )

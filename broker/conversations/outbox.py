@@ -32,6 +32,9 @@ class Outbox:
     counters: dict[str, int] = field(default_factory=dict)
     transcript: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
+    #: When the user message being answered arrived (0: none, for an agent's action or a
+    #: timer): the start of its replies' end-to-end latency.
+    received_at: float = 0.0
     #: Transcript items not yet in a `messages` event.
     _unsent: list[dict[str, Any]] = field(default_factory=list)
 
@@ -138,6 +141,7 @@ class Outbox:
             created_at=at,
             notify=notify,
             expires_at=expires_at,
+            received_at=self.received_at,
         )
         self.deliveries.append(delivery)
         return delivery.id

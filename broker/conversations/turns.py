@@ -36,7 +36,7 @@ from broker.conversations.handover import (
     timer_member,
 )
 from broker.conversations.outbox import Outbox
-from broker.core import clock, keys, scripts
+from broker.core import clock, keys, logs, metrics, scripts
 from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import TURN_BATCH
 from broker.core.errors import NotFound
@@ -204,12 +204,18 @@ class _Batch:
         if work.meta is None:
             self._forget(conversation_key, work)
             return len(work.messages)
+        started = time.monotonic()
         try:
-            return self._turn(work.meta, work)
+            used = self._turn(work.meta, work)
         except Exception:
             log.exception("the turn of conversation %s failed", conversation_key)
             self.r.delete(keys.conversation_lock(conversation_key))
+            metrics.count(metrics.BOT_TURNS, "error")
             return 0
+        metrics.count(metrics.BOT_TURNS, "ok")
+        metrics.observe(metrics.BOT_TURN_DURATION, time.monotonic() - started)
+        metrics.count(metrics.BOT_TURN_MESSAGES, n=used)
+        return used
 
     def _turn(self, meta: ConversationMeta, work: _Work) -> int:
         conversation = meta.conversation
@@ -232,8 +238,19 @@ class _Batch:
                 break  # slow API calls: commit, and renew the lock before the rest
             turn.take(message)
             used += 1
-        self.commits[conversation.key] = turn.finish(trim=used, trim_signals=len(work.signals))
+        commit = turn.finish(trim=used, trim_signals=len(work.signals))
+        self.commits[conversation.key] = commit
         self.changes.merge(turn.handover.changes)
+        logs.event(
+            log,
+            logging.INFO,
+            "bot turn",
+            sessionId=conversation.conversation_id,
+            botId=conversation.bot_id,
+            messageIds=[m["messageId"] for m in work.messages[:used]],
+            signals=len(work.signals),
+            deliveryIds=[d.id for d in commit.deliveries],
+        )
         return used
 
     def _forget(self, conversation_key: str, work: _Work) -> None:
@@ -317,6 +334,7 @@ class _BotTurn:
     def take(self, message: dict[str, Any]) -> None:
         """One user message: answered by the bot, or only kept while an agent has the
         conversation (it still reaches the offloading webhook)."""
+        self.outbox.received_at = message["receivedAt"]
         user_item = transcript.user_message(message, self.meta.conversation.bot_id)
         self.outbox.note(transcript.item("user", message["receivedAt"], user_item))
         if self.engine is None or self.meta.handover.paused:

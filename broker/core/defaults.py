@@ -88,6 +88,21 @@ PORT = 8080
 #: Heartbeats older than this (seconds) mean the process is gone, for /readyz.
 HEARTBEAT_TTL = 15
 
+#: Whether processes count events for /metrics (SWITCHBOARD_METRICS=0 turns it off).
+METRICS = True
+#: Each process adds what it counted to Redis this often (seconds), in one round trip.
+METRICS_FLUSH_INTERVAL = 1.0
+#: The scheduler keeps a sample of the queues and counters this often (seconds) ...
+METRICS_SAMPLE_INTERVAL = 10.0
+#: ... for this long (seconds): the dashboard's charts.
+METRICS_HISTORY = 3600.0
+
+#: Log lines are JSON objects, one per event ("json"), or plain text for people ("text").
+LOG_FORMAT = "json"
+
+#: A dashboard login lasts this long (seconds).
+DASHBOARD_SESSION_TTL = 12 * 3600
+
 #: Redis connections one process keeps at most; a thread past them waits ...
 REDIS_CONNECTIONS = 512
 #: ... this long (seconds) for a free one before it fails.

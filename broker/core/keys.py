@@ -29,6 +29,14 @@ READY = f"{PREFIX}:ready"
 ENDPOINT_CHANGES = f"{PREFIX}:endpoint-changes"
 DELIVERIES = f"{PREFIX}:deliveries"  # zset: delivery id -> created (ms)
 DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
+#: hash of what every process counted for /metrics: field JSON [metric, [label values], part]
+#: ("" for a counter, a bucket's index, "sum" or "count" for a histogram) -> the count.
+METRICS = f"{PREFIX}:metrics"
+#: zset of samples of the queues and counters (JSON) by when they were taken (ms): the
+#: dashboard's charts. Trimmed to the last hour by whoever adds one.
+METRICS_HISTORY = f"{PREFIX}:metrics:history"
+#: Held (briefly) by the scheduler that takes the current sample, so that two take one.
+METRICS_SAMPLING = f"{PREFIX}:metrics:sampling"
 #: zset of conversation timers ("<conversation key>|offload" or "<conversation key>|resume") by
 #: when they fire: an offload answer that is late, an agent who has been silent too long.
 TIMERS = f"{PREFIX}:timers"
@@ -96,12 +104,14 @@ def endpoint_deliveries(endpoint_id: str) -> str:
     return f"{_endpoint(endpoint_id)}:deliveries"
 
 
-def heartbeat(role: str, name: str) -> str:
-    return f"{PREFIX}:heartbeat:{role}:{name}"
+def heartbeats(role: str) -> str:
+    """zset: process name ("<host>:<pid>") of a live worker or scheduler -> its last beat (s)."""
+    return f"{PREFIX}:heartbeats:{role}"
 
 
-def heartbeat_pattern(role: str) -> str:
-    return f"{PREFIX}:heartbeat:{role}:*"
+def dashboard_session(session_hash: str) -> str:
+    """hash: one dashboard login (the admin token's hash, the CSRF token, when); expires."""
+    return f"{PREFIX}:dashboard-session:{session_hash}"
 
 
 def rate_limit(channel_id: str) -> str:

@@ -43,9 +43,21 @@ def parse_allowlist(text: str) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(part, strict=False) for part in parts if part)
 
 
+_FLAGS = {"1": True, "true": True, "on": True, "yes": True}
+_FLAGS |= {"0": False, "false": False, "off": False, "no": False}
+
+
+def _flag(text: str) -> bool:
+    try:
+        return _FLAGS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(text) from None
+
+
 #: How a variable becomes a setting of each type, and what it must hold.
 _PARSERS: dict[object, tuple[Callable[[str], object], str]] = {
     str: (str, "text"),
+    bool: (_flag, "1 or 0 (true or false, on or off, yes or no)"),
     float: (_seconds, "a number of 0 or more"),
     int: (_count, "a whole number of 0 or more"),
     tuple[float, ...]: (
@@ -99,6 +111,10 @@ class Settings:
     rate_limit_per_second: float = defaults.RATE_LIMIT_PER_SECOND
     rate_limit_burst: float = defaults.RATE_LIMIT_BURST
     action_modules: str = defaults.ACTION_MODULES
+    #: Count events for /metrics and the dashboard.
+    metrics: bool = defaults.METRICS
+    #: "json" (one object a line) or "text".
+    log_format: str = defaults.LOG_FORMAT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "broker_url", self.broker_url or self.redis_url)

@@ -6,14 +6,20 @@ the queue is no longer ours."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from broker.core import clock, keys
+from broker.core import clock, keys, logs, metrics
 from broker.core.autopipe import AutoPipeline
 from broker.core.settings import Settings
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import Attempt, Delivery
+
+log = logging.getLogger(__name__)
+
+#: How much of a failed answer's body its error text quotes (characters).
+_ERROR_EXCERPT = 200
 
 Fate = Literal["leaves", "waits"]
 
@@ -59,6 +65,53 @@ class Recorded:
     next: Delivery | None = None
 
 
+def error_text(result: AttemptResult) -> str | None:
+    """Why an attempt failed, in words: the client's reason (a timeout, a refused
+    connection, a TLS failure, an unsafe address), or the status and first bytes of an
+    answer that is not 2xx. None for a success."""
+    if result.error or result.ok:
+        return result.error
+    excerpt = " ".join((result.response or "").split())
+    if len(excerpt) > _ERROR_EXCERPT:
+        excerpt = excerpt[: _ERROR_EXCERPT - 3] + "..."
+    return f"HTTP {result.status_code}" + (f": {excerpt}" if excerpt else "")
+
+
+def report(delivery: Delivery, result: AttemptResult, ending: Ending, at: float) -> None:
+    """Count a recorded attempt, and the delivery's end if it is one, for /metrics; and log
+    it, one line with its ids."""
+    kind = endpoint_kind(delivery)
+    outcome = "success" if result.ok else "failure"
+    metrics.count(metrics.DELIVERY_ATTEMPTS, kind, outcome)
+    metrics.observe(metrics.ATTEMPT_DURATION, result.duration_ms / 1000, kind)
+    ended = None
+    if ending.fate == "leaves":
+        ended = "delivered" if result.ok else "dead"
+        metrics.count(metrics.DELIVERIES, kind, ended)
+        if result.ok and not delivery.attempt_base:
+            # A replay's latency would be the operator's, not the pipeline's.
+            metrics.observe(metrics.DELIVERY_LATENCY, at - delivery.received_at, kind)
+    logs.event(
+        log,
+        logging.INFO if result.ok else logging.WARNING,
+        f"delivery attempt: {outcome}" + (f", {ended}" if ended else ""),
+        deliveryId=delivery.id,
+        endpointId=delivery.endpoint_id,
+        sessionId=delivery.conversation_id,
+        botId=delivery.bot_id,
+        statusCode=result.status_code,
+        durationMs=result.duration_ms,
+        attempt=delivery.attempt_count + 1,
+        error=error_text(result),
+    )
+
+
+def endpoint_kind(delivery: Delivery) -> str:
+    """The kind of endpoint a delivery goes to: channel messages go to a channel's webhook,
+    `messages` and `offload` events to the bot's offloading webhook."""
+    return "channel" if delivery.kind == "message" else "offloading"
+
+
 async def record(
     redis: AutoPipeline,
     settings: Settings,
@@ -70,7 +123,7 @@ async def record(
     ending: Ending,
 ) -> Recorded:
     attempt = Attempt(
-        started, result.duration_ms, result.status_code, result.error, result.response
+        started, result.duration_ms, result.status_code, error_text(result), result.response
     )
     script_keys = [
         keys.delivery(conversation_key, delivery.id),

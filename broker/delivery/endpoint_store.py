@@ -45,3 +45,8 @@ def list_ids(r: Redis, offset: int, limit: int) -> tuple[Sequence[str], int]:
     pipe.zcard(keys.ENDPOINTS)
     ids, total = pipe.execute()
     return ids, total
+
+
+def all_ids(r: Redis) -> list[str]:
+    """Every endpoint's id, oldest first."""
+    return r.zrange(keys.ENDPOINTS, 0, -1)

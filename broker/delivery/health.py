@@ -3,12 +3,13 @@ endpoint as the management API shows it."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from broker.core import clock, keys, scripts
+from broker.core import clock, keys, logs, scripts
 from broker.core.connection import HashFields, Pipeline, Redis
 from broker.core.defaults import CIRCUIT_PROBE_POLL
 from broker.core.settings import Settings
@@ -20,6 +21,8 @@ EndpointState = Literal["healthy", "failing", "circuit_open", "disabled"]
 _STATES: tuple[EndpointState, ...] = ("healthy", "failing", "circuit_open", "disabled")
 #: The health hash's field that says the state; the scripts read and write it too.
 _STATE = "state"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,7 @@ def add_disabled(pipe: Pipeline, endpoint_id: str, reason: str) -> None:
 def disable(r: Redis, endpoint_id: str, reason: str = "disabled by an operator") -> None:
     load(r, endpoint_id)
     scripts.execute(r, lambda pipe: add_disabled(pipe, endpoint_id, reason))
+    logs.event(log, logging.WARNING, "endpoint disabled", endpointId=endpoint_id, reason=reason)
 
 
 def enable(r: Redis, endpoint_id: str) -> int:
@@ -209,4 +213,5 @@ def enable(r: Redis, endpoint_id: str) -> int:
         # On sb:due before they leave the parked set: a crash between leaves them in both.
         r.zadd(keys.DUE, {due_member(ref, secrets.token_hex(8)): clock.now() for ref in refs})
         r.srem(parked, *refs)
+    logs.event(log, logging.INFO, "endpoint enabled", endpointId=endpoint_id, queues=len(refs))
     return len(refs)

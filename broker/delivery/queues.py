@@ -168,7 +168,7 @@ class _QueueWork:
         now = clock.now()
         decision = _decide(d.settings, endpoint, delivery, result, now)
         self.run = QueueRun(self.run.delivered + result.ok, self.run.attempts + 1)
-        error = result.error or f"HTTP {result.status_code}"
+        error = attempt_log.error_text(result) or ""
         d.book.outcome(self.endpoint_id, now, result.ok, error)
         verdict = decision.verdict
         if verdict is Verdict.DISABLE:
@@ -180,13 +180,6 @@ class _QueueWork:
                 "lastErrorAt": now,
             }
             await d.redis.hset(keys.endpoint_health(self.endpoint_id), fields)
-        elif verdict is Verdict.DEAD:
-            log.warning(
-                "delivery %s to %s is dead after %d attempts",
-                delivery.id,
-                self.endpoint_id,
-                delivery.attempts_since_replay + 1,
-            )
         recorded = await self._record(delivery, started, result, _ending(d.settings, decision, now))
         if not recorded.ours:
             return None
@@ -215,16 +208,18 @@ class _QueueWork:
             result,
             ending,
         )
+        if not recorded.ours:
+            return recorded
+        attempt_log.report(delivery, result, ending, clock.now())
         if recorded.wake:
             await d.wake_turn(self.conversation_key)
-        if recorded.ours and ending.fate == "leaves" and recorded.next is None:
+        if ending.fate == "leaves" and recorded.next is None:
             d.book.done(self.member)
         return recorded
 
     async def _dead_letter(self, delivery: Delivery, error: str) -> Delivery | None:
         """End the head in the dead-letter list without an attempt, saying why."""
         now = clock.now()
-        log.warning("delivery %s is dead: %s", delivery.id, error)
         ending = attempt_log.dead(self.d.settings, now)
         recorded = await self._record(delivery, now, AttemptResult(None, 0, error=error), ending)
         return recorded.next

@@ -49,6 +49,13 @@ class Delivery:
     #: When it is dead if not delivered by then (0: never); an offload's answer is awaited
     #: only so long.
     expires_at: float = 0.0
+    #: When the user message it answers arrived at the ingress (its creation, for an agent's
+    #: message or a timer's): where its end-to-end latency starts.
+    received_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.received_at:
+            object.__setattr__(self, "received_at", self.created_at)
 
     @classmethod
     def new(
@@ -63,6 +70,7 @@ class Delivery:
         created_at: float,
         notify: bool = False,
         expires_at: float = 0.0,
+        received_at: float = 0.0,
     ) -> Delivery:
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         return cls(
@@ -75,6 +83,7 @@ class Delivery:
             created_at,
             notify=notify,
             expires_at=expires_at,
+            received_at=received_at,
         )
 
     @property
@@ -101,6 +110,8 @@ class Delivery:
             "deadAt": self.dead_at,
             "expiresAt": self.expires_at,
         }
+        if self.received_at != self.created_at:
+            optional["receivedAt"] = self.received_at
         fields.update({name: repr(at) for name, at in optional.items() if at})
         if self.notify:
             fields["notify"] = "1"
@@ -125,6 +136,7 @@ class Delivery:
             dead_at=float(raw.get("deadAt") or 0),
             notify=raw.get("notify") == "1",
             expires_at=float(raw.get("expiresAt") or 0),
+            received_at=float(raw.get("receivedAt") or 0),
         )
 
     def to_fields(self) -> list[str]:

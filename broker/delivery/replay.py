@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 
-from broker.core import clock, ids, keys, scripts
+from broker.core import clock, ids, keys, logs, scripts
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 from broker.delivery import records
 from broker.delivery.records import due_member, queue_ref
+
+log = logging.getLogger(__name__)
 
 
 def replay(r: Redis, delivery_id: str) -> bool:
@@ -36,6 +39,9 @@ def replay(r: Redis, delivery_id: str) -> bool:
     if result == 0:
         return False
     r.zrem(keys.DEAD, delivery_id)
+    logs.event(
+        log, logging.INFO, "delivery replayed", deliveryId=delivery_id, endpointId=endpoint_id
+    )
     return True
 
 

@@ -44,7 +44,7 @@ def data(stack: Stack) -> Iterator[Redis]:
     """The stack's data database, flushed before each test."""
     client: Redis = redis.Redis.from_url(url(db("stack")), decode_responses=True)
     for key in client.scan_iter(match="sb:*", count=1000):
-        if not key.startswith("sb:heartbeat:"):
+        if not key.startswith("sb:heartbeats:"):
             client.delete(key)
     yield client
     client.close()

@@ -119,6 +119,8 @@ class OwnStack:
             **stack_env("own", "own_broker"),
             "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
         }
+        #: Where every process of the stack writes its log.
+        self.log_path = log
         self._log = log.open("ab")
         self.stacks: list[Stack] = []
         self.data: Redis = redis.Redis.from_url(url(db("own")), decode_responses=True)

@@ -31,7 +31,7 @@ def test_410_disables_the_endpoint_and_its_deliveries_wait_for_enable(
     wait_until(lambda: endpoint(api, channel["id"])["state"] == "disabled", what="disabled")
     view = endpoint(api, channel["id"])
     assert view["disabledReason"] == "the endpoint answered 410 Gone"
-    assert view["lastError"] == "HTTP 410"
+    assert view["lastError"] == "HTTP 410: this hook is gone"
     listed = api.get("/v1/endpoints").json()
     states = {item["id"]: item["state"] for item in listed["items"]}
     assert states[channel["id"]] == "disabled"

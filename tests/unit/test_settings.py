@@ -48,6 +48,8 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_RATE_LIMIT", "rate_limit_per_second", "0", 0.0),
     ("SWITCHBOARD_RATE_LIMIT_BURST", "rate_limit_burst", "50", 50.0),
     ("SWITCHBOARD_ACTION_MODULES", "action_modules", "shop.actions", "shop.actions"),
+    ("SWITCHBOARD_METRICS", "metrics", "off", False),
+    ("SWITCHBOARD_LOG_FORMAT", "log_format", "text", "text"),
 ]
 VARIABLES = [name for name, *_ in READS]
 NUMBERS = [name for name, _, _, value in READS if type(value) is float]
@@ -155,6 +157,20 @@ def test_a_count_that_is_not_a_whole_number_of_0_or_more_is_a_config_error(
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({name: raw})
     assert caught.value.message == f"{name} must be a whole number of 0 or more, not {raw!r}"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), (" Yes", True), ("FALSE", False)])
+def test_a_flag_is_one_of_its_words(raw: str, expected: bool) -> None:
+    assert Settings.from_env({"SWITCHBOARD_METRICS": raw}).metrics is expected
+
+
+@pytest.mark.parametrize("raw", ["2", "enabled", "-"])
+def test_a_flag_that_is_not_one_of_its_words_is_a_config_error(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SWITCHBOARD_METRICS": raw})
+    assert caught.value.message == (
+        f"SWITCHBOARD_METRICS must be 1 or 0 (true or false, on or off, yes or no), not {raw!r}"
+    )
 
 
 @pytest.mark.parametrize("raw", ["0,5s,30", "0;5", "0,-5", "0,nan", " , "])

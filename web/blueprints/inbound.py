@@ -9,6 +9,7 @@ from broker.channels import channel_store, rate_limit
 from broker.channels.message_form import InboundMessage, normalize
 from broker.conversations import ingress
 from broker.core.validation import parse
+from web import inbound_counts
 from web.answers import Queued
 from web.apidoc import documented
 from web.auth import bearer_token
@@ -16,6 +17,7 @@ from web.request_body import json_object
 from web.services import services
 
 bp = Blueprint("inbound", __name__)
+bp.after_request(inbound_counts.count)
 
 
 @bp.post("/v1/channels/webhook/<channel_id>/messages")
@@ -31,6 +33,7 @@ bp = Blueprint("inbound", __name__)
 def post_message(channel_id: str) -> tuple[Response, int]:
     s = services()
     channel = channel_store.authenticate(s.redis, channel_id, bearer_token())
+    inbound_counts.authenticated(channel.id)
     body = parse(InboundMessage, json_object())
     rate_limit.check(s.redis, s.settings, channel_id)
     accepted = ingress.accept(
@@ -43,6 +46,7 @@ def post_message(channel_id: str) -> tuple[Response, int]:
         message_id=body.messageId,
         idempotency_key=request.headers.get("Idempotency-Key") or None,
     )
+    inbound_counts.accepted(queued=accepted.queued)
     return jsonify(
         {
             "messageId": accepted.message_id,

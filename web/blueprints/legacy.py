@@ -8,11 +8,13 @@ from flask import Blueprint, Response, request
 from broker.channels import legacy_form, rate_limit
 from broker.conversations import ingress
 from broker.core.validation import parse
+from web import inbound_counts
 from web.apidoc import Content, documented
 from web.request_body import json_object
 from web.services import services
 
 bp = Blueprint("legacy", __name__)
+bp.after_request(inbound_counts.count)
 
 EVENT_RECEIVED = "EVENT_RECEIVED"
 
@@ -35,8 +37,9 @@ def post_legacy_message(bot_id: str) -> Response:
     s = services()
     body = parse(legacy_form.LegacyMessage, json_object())
     channel = legacy_form.find_channel(s.redis, bot_id, body.verifyToken)
+    inbound_counts.authenticated(channel.id)
     rate_limit.check(s.redis, s.settings, channel.id)
-    ingress.accept(
+    accepted = ingress.accept(
         s.redis,
         s.settings,
         s.sender,
@@ -45,4 +48,5 @@ def post_legacy_message(bot_id: str) -> Response:
         message=legacy_form.normalize(body),
         idempotency_key=request.headers.get("Idempotency-Key") or None,
     )
+    inbound_counts.accepted(queued=accepted.queued)
     return Response(EVENT_RECEIVED, status=200, mimetype="text/plain")

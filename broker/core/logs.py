@@ -1,0 +1,118 @@
+"""Log lines: one JSON object per event, with the ids it concerns, and never a secret.
+
+An event is logged with `event(log, level, what, **ids)`: the ids (`messageId`, `sessionId`,
+`deliveryId`, `endpointId`, ...) become fields of the line, next to `time`, `level`,
+`logger` and `event`. Every line, ours or a library's, goes through `redact` first, so a
+token, a signing secret or a password in a URL never reaches the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+from broker.core import clock
+from broker.core.errors import ConfigError
+
+FORMATS = ("json", "text")
+_FIELDS = "switchboard_fields"
+#: The loggers of our own packages.
+_OURS = ("broker", "web", "workers", "switchboard")
+
+#: What a secret looks like in text, and what is kept of it.
+_SECRETS = [
+    # Authorization headers and bearer tokens quoted anywhere.
+    (re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+"), r"\1***"),
+    # Our tokens and secrets, by their prefixes: signing secrets, admin and API tokens.
+    (re.compile(r"\b(whsec_|sbadm_|sbapi_|sbat_)[A-Za-z0-9+/=_-]+"), r"\1***"),
+    # A password in a URL: scheme://user:password@host.
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1***@"),
+    # Tokens in a query string: challenge.verifyToken=..., access_token=..., token=...
+    (re.compile(r"(?i)([?&](?:challenge\.verifyToken|[a-z_]*token|secret)=)[^&\s\"']+"), r"\1***"),
+    # Tokens and secrets as JSON fields or key=value pairs.
+    (
+        re.compile(
+            r"(?i)([\"']?(?:[a-z]*token|[a-z]*secret|password)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\"'\s,}&]+"
+        ),
+        r"\1***",
+    ),
+]
+
+
+#: Text without any of these holds none of the secrets above: most lines are passed as they are.
+_MARKERS = ("bearer", "whsec_", "sbadm_", "sbapi_", "sbat_", "://", "token", "secret", "password")
+
+
+def redact(text: str) -> str:
+    """`text` with every secret it seems to hold masked."""
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MARKERS):
+        return text
+    for pattern, kept in _SECRETS:
+        text = pattern.sub(kept, text)
+    return text
+
+
+def event(log: logging.Logger, level: int, what: str, **fields: Any) -> None:
+    """Log one event, with the ids it concerns as fields of its line (None ones left out)."""
+    if log.isEnabledFor(level):
+        given = {name: value for name, value in fields.items() if value is not None}
+        log.log(level, what, extra={_FIELDS: given})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, event, the event's fields, and the
+    exception if there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": clock.iso(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": redact(record.getMessage()),
+        }
+        for name, value in getattr(record, _FIELDS, {}).items():
+            line[name] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            line["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines for people, with the event's fields as name=value, secrets masked."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        fields = getattr(record, _FIELDS, {})
+        if fields:
+            text += " " + " ".join(f"{name}={value}" for name, value in fields.items())
+        return redact(text)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Ours, on standard error."""
+
+
+def configure(level: str, log_format: str) -> None:
+    """Log to standard error at `level`, in `log_format` ("json" or "text"); like
+    `logging.basicConfig`, nothing changes where the process's logging is already set up
+    (a test runner, an application that embeds us)."""
+    if log_format not in FORMATS:
+        raise ConfigError(f"SWITCHBOARD_LOG_FORMAT must be one of {', '.join(FORMATS)}")
+    root = logging.getLogger()
+    if any(not isinstance(handler, _Handler) for handler in root.handlers):
+        return
+    handler = _Handler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Our events keep their level where a library sets the root's (Celery's --loglevel).
+    for name in _OURS:
+        logging.getLogger(name).setLevel(level)

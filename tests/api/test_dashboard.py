@@ -1,0 +1,233 @@
+"""The dashboard in-process: login and its session cookie, CSRF on every action, the pages,
+and the actions (enable, disable, replay one, selected, or all of an endpoint)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from broker.auth import admin_tokens
+from broker.core import ids, keys
+from tests.receivers import ReceiverFactory, always
+from tests.web_app import ADMIN, ADMIN_TOKEN, WebApp, api_error, web_app
+
+
+@pytest.fixture
+def web() -> Iterator[WebApp]:
+    """The app with one attempt per delivery: a failure is a dead letter at once."""
+    with web_app(retry_schedule=(0.0,)) as made:
+        yield made
+
+
+def csrf_of(answer: TestResponse) -> str:
+    found = re.search(r'name="csrf" value="([^"]*)"', answer.get_data(as_text=True))
+    assert found, answer.get_data(as_text=True)
+    return found.group(1)
+
+
+def log_in(client: FlaskClient, token: str = ADMIN_TOKEN, next_page: str = "") -> TestResponse:
+    form = client.get("/dashboard/login")
+    return client.post(
+        "/dashboard/login", data={"token": token, "csrf": csrf_of(form), "next": next_page}
+    )
+
+
+def signed_in(web: WebApp) -> str:
+    """Sign the test client in; returns the session's CSRF token."""
+    assert log_in(web.client).status_code == 303
+    return csrf_of(web.client.get("/dashboard"))
+
+
+def dead_letters(web: WebApp, make_receiver: ReceiverFactory, conversations: int) -> dict[str, str]:
+    """One dead letter per conversation, on a channel whose endpoint answers 500."""
+    channel = web.channel(webhookUrl=make_receiver(always(500, body=b"db down")).url)
+    for n in range(conversations):
+        web.say(channel, f"u{n}", "hi")
+    web.deliver_due()
+    assert web.redis.zcard(keys.DEAD) == conversations
+    return channel
+
+
+def test_without_a_login_pages_send_to_the_login_form(web: WebApp) -> None:
+    answer = web.client.get("/dashboard/dead-letters?page=2")
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/dashboard/login?next=/dashboard/dead-letters?page%3D2"
+    form = web.client.get(answer.headers["Location"])
+    assert form.status_code == 200 and 'name="token"' in form.get_data(as_text=True)
+    assert 'value="/dashboard/dead-letters?page=2"' in form.get_data(as_text=True)
+
+
+def test_a_login_sets_a_secure_session_cookie_and_goes_where_it_was_asked(web: WebApp) -> None:
+    answer = log_in(web.client, next_page="/dashboard/deliveries")
+    assert answer.status_code == 303 and answer.headers["Location"] == "/dashboard/deliveries"
+    (cookie,) = [c for c in answer.headers.getlist("Set-Cookie") if c.startswith("sb_session=")]
+    for flag in ("HttpOnly", "SameSite=Strict", "Path=/dashboard", "Max-Age=43200"):
+        assert flag in cookie
+    session_id = cookie.split(";")[0].split("=", 1)[1]
+    assert ADMIN_TOKEN not in cookie and len(session_id) >= 40
+    assert web.redis.exists(keys.dashboard_session(ids.token_hash(session_id)))
+    assert web.client.get("/dashboard").status_code == 200
+
+
+def test_over_https_the_cookie_is_secure() -> None:
+    with web_app(public_url="https://sb.example") as web:
+        (cookie,) = [
+            c for c in log_in(web.client).headers.getlist("Set-Cookie") if "sb_session" in c
+        ]
+        assert "Secure" in cookie
+
+
+def test_a_wrong_token_or_a_forged_form_gets_the_login_form_again(web: WebApp) -> None:
+    answer = log_in(web.client, token="not-the-token")
+    assert answer.status_code == 401
+    assert "that admin token is not valid" in answer.get_data(as_text=True)
+    forged = FlaskClient(web.app)  # no login cookie: the form was not ours
+    answer = forged.post("/dashboard/login", data={"token": ADMIN_TOKEN, "csrf": "x" * 43})
+    assert answer.status_code == 403
+    assert not any("sb_session" in c for c in answer.headers.getlist("Set-Cookie"))
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/v1/bots"])
+def test_a_login_never_sends_elsewhere(web: WebApp, target: str) -> None:
+    assert log_in(web.client, next_page=target).headers["Location"] == "/dashboard"
+
+
+def test_the_admin_bearer_header_opens_it_without_a_session(web: WebApp) -> None:
+    answer = web.client.get("/dashboard", headers=ADMIN)
+    assert answer.status_code == 200 and "Sign out" not in answer.get_data(as_text=True)
+    api_error(
+        web.client.get("/dashboard", headers={"Authorization": "Bearer no"}), 401, "unauthorized"
+    )
+
+
+def test_every_action_needs_the_session_s_csrf_token(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    channel = dead_letters(web, make_receiver, 1)
+    (delivery_id,) = web.redis.zrange(keys.DEAD, 0, -1)
+    csrf = signed_in(web)
+    endpoint = channel["id"]
+    actions = [
+        f"/dashboard/endpoints/{endpoint}/disable",
+        f"/dashboard/endpoints/{endpoint}/enable",
+        f"/dashboard/deliveries/{delivery_id}/replay",
+        "/dashboard/dead-letters/replay",
+        "/dashboard/logout",
+    ]
+    for path in actions:
+        for given in ({}, {"csrf": "wrong"}, {"csrf": ""}):
+            api_error(web.client.post(path, data={**given, "ids": delivery_id}), 403, "forbidden")
+    assert web.redis.zcard(keys.DEAD) == 1
+    assert web.client.get("/dashboard").status_code == 200  # still signed in
+    answer = web.client.post(f"/dashboard/endpoints/{endpoint}/disable", data={"csrf": csrf})
+    assert answer.status_code == 303 and answer.headers["Location"] == "/dashboard?done=disabled"
+    assert "Endpoint disabled" in web.client.get(answer.headers["Location"]).get_data(as_text=True)
+
+
+def test_endpoints_are_disabled_and_enabled_from_the_overview(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    channel = dead_letters(web, make_receiver, 1)
+    csrf = signed_in(web)
+    page = web.client.get("/dashboard").get_data(as_text=True)
+    assert channel["id"] in page and "HTTP 500: db down" in page and "Disable" in page
+    web.client.post(f"/dashboard/endpoints/{channel['id']}/disable", data={"csrf": csrf})
+    page = web.client.get("/dashboard").get_data(as_text=True)
+    assert "disabled by an operator" in page and ">Enable<" in page
+    web.client.post(f"/dashboard/endpoints/{channel['id']}/enable", data={"csrf": csrf})
+    assert ">Disable<" in web.client.get("/dashboard").get_data(as_text=True)
+
+
+def test_dead_letters_are_replayed_one_selected_or_all_of_an_endpoint(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    channel = dead_letters(web, make_receiver, 5)
+    csrf = signed_in(web)
+    page = web.client.get("/dashboard/dead-letters").get_data(as_text=True)
+    dead = web.redis.zrange(keys.DEAD, 0, -1)
+    assert all(d in page for d in dead) and "HTTP 500: db down" in page
+
+    answer = web.client.post(f"/dashboard/deliveries/{dead[0]}/replay", data={"csrf": csrf})
+    assert answer.headers["Location"] == f"/dashboard/deliveries/{dead[0]}?done=replayed&n=1&m=1"
+    answer = web.client.post(
+        "/dashboard/dead-letters/replay",
+        data={
+            "csrf": csrf,
+            "scope": "selected",
+            "ids": dead[1:3],
+            "back": "/dashboard/dead-letters",
+        },
+    )
+    assert answer.headers["Location"] == "/dashboard/dead-letters?done=replayed&n=2&m=2"
+    assert "2 of 2 delivery(ies) queued again" in web.client.get(
+        answer.headers["Location"]
+    ).get_data(as_text=True)
+    assert web.redis.zrange(keys.DEAD, 0, -1) == dead[3:]
+    back = f"/dashboard/dead-letters?endpointId={channel['id']}&done=replayed&n=2&m=2"
+    answer = web.client.post(
+        "/dashboard/dead-letters/replay",
+        data={"csrf": csrf, "scope": "endpoint", "endpointId": channel["id"], "back": back},
+    )
+    assert web.redis.zcard(keys.DEAD) == 0
+    assert answer.headers["Location"] == (
+        f"/dashboard/dead-letters?endpointId={channel['id']}&done=replayed&n=2&m=2"
+    )
+    api_error(
+        web.client.post("/dashboard/dead-letters/replay", data={"csrf": csrf, "scope": "endpoint"}),
+        422,
+        "validation_failed",
+        "endpointId",
+    )
+
+
+def test_a_delivery_shows_its_attempts_and_a_conversation_its_transcript(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    channel = dead_letters(web, make_receiver, 1)
+    (delivery_id,) = web.redis.zrange(keys.DEAD, 0, -1)
+    signed_in(web)
+    page = web.client.get(f"/dashboard/deliveries/{delivery_id}").get_data(as_text=True)
+    assert "HTTP 500: db down" in page and '<td data-label="Status">500</td>' in page
+    assert "ms</td>" in page and ">Replay<" in page
+    page = web.client.get(f"/dashboard/conversations/{channel['botId']}/u0").get_data(as_text=True)
+    assert "actor-user" in page and "actor-bot" in page and "You said: hi" in page
+    assert web.client.get("/dashboard/deliveries/msg_nope").status_code == 404
+
+
+def test_the_pages_load_nothing_from_elsewhere(web: WebApp) -> None:
+    signed_in(web)
+    for path in ("/dashboard", "/dashboard/dead-letters", "/dashboard/deliveries"):
+        page = web.client.get(path).get_data(as_text=True)
+        sources = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert sources and all(s.startswith("/dashboard") for s in sources), sources
+    for asset in ("dashboard.js", "dashboard.css"):
+        assert web.client.get(f"/dashboard/static/{asset}").status_code == 200
+
+
+def test_the_charts_data_has_the_samples_and_now(web: WebApp) -> None:
+    from broker import history
+
+    signed_in(web)
+    assert history.sample(web.redis)
+    assert not history.sample(web.redis)  # this interval's sample is taken
+    data = web.client.get("/dashboard/live").get_json()
+    (sample,) = data["series"]
+    assert set(sample) == {"at", "queues", "counters"}
+    assert data["now"]["at"] >= sample["at"]
+    assert web.client.get(f"/dashboard/live?since={sample['at']}").get_json()["series"] == []
+
+
+def test_logging_out_or_revoking_the_token_ends_the_session(web: WebApp) -> None:
+    csrf = signed_in(web)
+    assert web.client.post("/dashboard/logout", data={"csrf": csrf}).status_code == 303
+    assert web.client.get("/dashboard").status_code == 303
+    api_error(web.client.post("/dashboard/logout", data={"csrf": csrf}), 401, "unauthorized")
+    token = admin_tokens.create(web.redis, "ops")
+    assert log_in(web.client, token).status_code == 303
+    assert web.client.get("/dashboard").status_code == 200
+    web.redis.delete(keys.ADMIN_TOKENS)
+    assert web.client.get("/dashboard").status_code == 303

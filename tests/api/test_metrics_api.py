@@ -1,0 +1,144 @@
+"""/metrics after known traffic through the app in-process, and /readyz from the heartbeat
+index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from broker.core import heartbeats, keys
+from broker.core.connection import Redis
+from broker.delivery.records import split_due_member, split_ref
+from tests.receivers import Answer, Hit, Receiver, ReceiverFactory
+from tests.web_app import WebApp, api_error, web_app
+from web.services import Services
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(web: WebApp, **headers: str) -> Samples:
+    answer = web.client.get("/metrics", headers=headers)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.content_type.startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.get_data(as_text=True))
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_known_traffic(web: WebApp, make_receiver: ReceiverFactory) -> None:
+    def first_fails(hit: Hit) -> Answer:
+        return Answer(502, body=b"bad gateway") if hit.try_number == 1 else Answer(200)
+
+    receiver: Receiver = make_receiver(first_fails)
+    channel = web.channel(webhookUrl=receiver.url)
+    for conversation in ("a", "b", "c"):
+        web.say(channel, conversation, "hello")
+    again = {"conversationId": "a", "message": {"textMessage": {"text": "again"}}}
+    for _ in range(2):
+        answer = web.post_message(channel, again, {"Idempotency-Key": "k1"})
+        assert answer.status_code == 202
+    assert web.post_message({**channel, "accessToken": "wrong"}, {}).status_code == 401
+    assert web.post_message(channel, {"conversationId": "a"}).status_code == 422
+    assert web.post_message({"id": "ch_nope", "accessToken": "x"}, {}).status_code == 404
+    web.deliver_due()  # the first attempt of each fails; they wait 5 s for their retry
+    web.redis.zadd(keys.DUE, dict.fromkeys(web.redis.zrange(keys.DUE, 0, -1), 0))
+    samples = scrape(web)
+    channel_id = channel["id"]
+
+    def inbound(outcome: str, channel: str = channel_id) -> float:
+        labels = (("channel", channel), ("outcome", outcome))
+        return samples.get(("switchboard_inbound_messages_total", labels), 0)
+
+    assert inbound("queued") == 4
+    assert inbound("duplicate") == 1
+    assert inbound("invalid") == 1
+    assert inbound("unauthorized", "unknown") == 1
+    assert inbound("unknown_channel", "unknown") == 1
+    attempts = ("switchboard_delivery_attempts_total", (("endpoint_kind", "channel"),))
+    assert samples[(attempts[0], (*attempts[1], ("outcome", "failure")))] == 3
+    depth = dict(
+        (labels[0][1], value)
+        for (name, labels), value in samples.items()
+        if name == "switchboard_queue_depth"
+    )
+    assert depth["deliveries"] == 3 and depth["retries"] == 3
+    assert depth["inbound"] == 1 and depth["bot_turns"] == 1  # the "again" waits for its turn
+
+    for member in web.redis.zrange(keys.DUE, 0, -1):
+        conversation_key, endpoint_id = split_ref(split_due_member(member)[0])
+        head = web.redis.lindex(keys.fifo(conversation_key, endpoint_id), 0)
+        assert head is not None
+        web.redis.hdel(keys.delivery(conversation_key, head), "nextAttemptAt")
+    web.deliver_due()
+    samples = scrape(web)
+    assert samples[(attempts[0], (*attempts[1], ("outcome", "success")))] == 3
+    delivered = (("endpoint_kind", "channel"), ("outcome", "delivered"))
+    assert samples[("switchboard_deliveries_total", delivered)] == 3
+    latency = ("switchboard_delivery_latency_seconds_count", (("endpoint_kind", "channel"),))
+    assert samples[latency] == 3
+    assert samples[("switchboard_endpoints", (("state", "healthy"),))] == 1
+
+
+def test_the_metrics_token_guards_metrics_when_it_is_set() -> None:
+    with web_app(metrics_token="scrape-me") as web:
+        api_error(web.client.get("/metrics"), 401, "unauthorized")
+        wrong = {"Authorization": "Bearer nope"}
+        api_error(web.client.get("/metrics", headers=wrong), 401, "unauthorized")
+        assert scrape(web, Authorization="Bearer scrape-me")
+
+
+def test_metrics_off_still_gives_the_gauges() -> None:
+    with web_app(metrics=False) as web:
+        channel = web.channel()
+        web.say(channel, "a", "hi")
+        samples = scrape(web)
+        assert not any(name == "switchboard_inbound_messages_total" for name, _ in samples)
+        assert samples[("switchboard_queue_depth", (("queue", "deliveries"),))] == 1
+
+
+@pytest.fixture
+def beating(web: WebApp) -> Iterator[WebApp]:
+    yield web
+    for role in heartbeats.ROLES:
+        web.redis.delete(keys.heartbeats(role))
+
+
+def test_readiness_says_what_is_missing_from_the_heartbeat_index(beating: WebApp) -> None:
+    web = beating
+    answer = web.client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.get_json()["checks"] == {
+        "redis": "ok",
+        "workers": 0,
+        "schedulers": 0,
+        "reason": "no worker has a fresh heartbeat; no scheduler has a fresh heartbeat",
+    }
+    heartbeats.beat(web.redis, "worker", "w:1")
+    assert web.client.get("/readyz").get_json()["checks"]["reason"] == (
+        "no scheduler has a fresh heartbeat"
+    )
+    heartbeats.beat(web.redis, "scheduler", "s:1")
+    answer = web.client.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.get_json() == {
+        "status": "ready",
+        "checks": {"redis": "ok", "workers": 1, "schedulers": 1},
+    }
+    assert web.client.get("/healthz").status_code == 200
+
+
+def test_readiness_says_redis_is_unreachable_without_its_error_text() -> None:
+    with web_app() as web:
+        nowhere: Redis = redis.Redis(port=1, socket_connect_timeout=0.2, decode_responses=True)
+        web.app.extensions["switchboard"] = Services(web.settings, nowhere, web.sender)
+        answer = web.client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.get_json()["checks"] == {
+            "redis": "unreachable",
+            "reason": "Redis does not answer",
+        }

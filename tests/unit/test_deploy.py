@@ -1,0 +1,95 @@
+"""deploy/: the Prometheus alert rules and the Grafana dashboard name only metrics that
+/metrics gives, and the compose profile starts both with them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
+
+from broker import overview
+from broker.core import metrics
+from broker.core.connection import Redis
+from web.blueprints.metrics import SwitchboardMetrics
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+METRIC = re.compile(r"\bswitchboard_[a-z_]+\b")
+
+
+def exposed(fake_redis: Redis) -> set[str]:
+    """Every sample name /metrics gives, with a series of each counter and histogram."""
+    counts = metrics.Counts()
+    for metric in metrics.ALL:
+        labels = tuple("x" for _ in metric.labels)
+        if metric.kind == "counter":
+            counts.counters[metric.name] = {labels: 1}
+        else:
+            buckets = [1] * (len(metric.buckets) + 1)
+            counts.histograms[metric.name] = {labels: metrics.Histogram(buckets, 1.0, 1)}
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SwitchboardMetrics(counts, overview.take(fake_redis)))
+    text = generate_latest(registry).decode()
+    return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def expressions() -> list[str]:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    found = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "switchboard.json").read_text())
+    found += [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    return found
+
+
+def test_rules_and_dashboard_name_only_exposed_metrics(fake_redis: Redis) -> None:
+    names = exposed(fake_redis)
+    used = {name for expr in expressions() for name in METRIC.findall(expr)}
+    assert used and used <= names, used - names
+
+
+def test_the_alerts_the_operators_need_are_there() -> None:
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    for wanted, metric in [
+        ("SwitchboardEndpointDisabled", 'switchboard_endpoints{state="disabled"}'),
+        ("SwitchboardDeadLettersGrowing", "switchboard_deliveries_total"),
+        ("SwitchboardQueueAgeHigh", "switchboard_queue_oldest_age_seconds"),
+        ("SwitchboardNoWorkerHeartbeat", 'switchboard_processes_alive{role="worker"}'),
+    ]:
+        assert metric in alerts[wanted]["expr"]
+        assert alerts[wanted]["annotations"]["summary"]
+
+
+def test_the_dashboard_is_a_grafana_dashboard_of_distinct_panels() -> None:
+    dashboard: dict[str, Any] = json.loads(
+        (DEPLOY / "grafana" / "dashboards" / "switchboard.json").read_text()
+    )
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert dashboard["uid"] == "switchboard" and len(ids) == len(set(ids)) >= 10
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "prometheus" and panel["targets"]
+
+
+def test_the_monitoring_profile_starts_prometheus_and_grafana_with_deploy_s_files() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"]
+    mounted = " ".join(services["prometheus"]["volumes"] + services["grafana"]["volumes"])
+    for path in (
+        "./deploy/prometheus/prometheus.yml",
+        "./deploy/prometheus/alerts.yml",
+        "./deploy/grafana/provisioning",
+        "./deploy/grafana/dashboards",
+    ):
+        assert path in mounted
+        assert (ROOT / path).exists()
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["web:8080"]
+    assert "profiles" not in services["web"]

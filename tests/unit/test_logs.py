@@ -1,0 +1,100 @@
+"""Log lines: one JSON object per event, with its ids, and no secret in it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from broker.core import logs
+from broker.core.connection import Redis
+from broker.core.errors import ConfigError
+from broker.core.settings import Settings
+from tests.conversations import new_channel, user_says
+from tests.fakes import RecordingSender
+
+
+def as_json(record: logging.LogRecord) -> dict[str, object]:
+    line = logs.JsonFormatter().format(record)
+    assert "\n" not in line
+    found: dict[str, object] = json.loads(line)
+    return found
+
+
+def test_an_event_is_one_json_line_with_its_ids(caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("switchboard.test")
+    with caplog.at_level(logging.INFO):
+        logs.event(log, logging.INFO, "delivery attempt", deliveryId="msg_1", endpointId="ch_2")
+    (record,) = caplog.records
+    line = as_json(record)
+    assert line["event"] == "delivery attempt"
+    assert (line["deliveryId"], line["endpointId"], line["level"]) == ("msg_1", "ch_2", "INFO")
+    assert line["logger"] == "switchboard.test" and str(line["time"]).endswith("Z")
+    assert "statusCode" not in line
+
+
+def test_an_accepted_message_logs_its_message_and_session_ids(
+    fake_redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    channel = new_channel(fake_redis, settings)
+    with caplog.at_level(logging.INFO, logger="broker.conversations.ingress"):
+        accepted = user_says(fake_redis, settings, RecordingSender(), channel, "hi")
+    (record,) = caplog.records
+    line = as_json(record)
+    assert line["event"] == "message queued"
+    assert line["messageId"] == accepted.message_id and line["sessionId"] == "u1"
+    assert line["channelId"] == channel.id
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("Authorization: Bearer sbat_abcdef123", "Authorization: Bearer ***"),
+        ("secret whsec_QUJDREVG+/= rotated", "secret whsec_*** rotated"),
+        ("token sbadm_x-Y_z made", "token sbadm_*** made"),
+        ("Redis: redis://:hunter2@cache:6379/0", "Redis: redis://:***@cache:6379/0"),
+        ("amqp://user:pw@mq/", "amqp://user:***@mq/"),
+        (
+            "GET https://desk.example/api?challenge.verifyToken=abc123&x=1",
+            "GET https://desk.example/api?challenge.verifyToken=***&x=1",
+        ),
+        ('{"verifyToken": "abc", "text": "hi"}', '{"verifyToken": "***", "text": "hi"}'),
+        ("accessToken=abc signingSecret=def", "accessToken=*** signingSecret=***"),
+        (
+            "delivery msg_0123 to ch_9 failed: HTTP 500",
+            "delivery msg_0123 to ch_9 failed: HTTP 500",
+        ),
+    ],
+)
+def test_secrets_are_masked(said: str, kept: str) -> None:
+    assert logs.redact(said) == kept
+
+
+def test_secrets_are_masked_in_messages_fields_and_exceptions() -> None:
+    log = logging.getLogger("switchboard.test")
+    try:
+        raise RuntimeError("connect to redis://:pw@db failed")
+    except RuntimeError:
+        record = log.makeRecord(
+            log.name,
+            logging.ERROR,
+            __file__,
+            1,
+            "sent with %s",
+            ("Bearer sbapi_q",),
+            exc_info=sys.exc_info(),
+            extra={"switchboard_fields": {"url": "https://x/?token=abc"}},
+        )
+    line = as_json(record)
+    assert line["event"] == "sent with Bearer ***"
+    assert line["url"] == "https://x/?token=***"
+    assert "pw" not in str(line["exception"]) and "redis://:***@db" in str(line["exception"])
+    text = logs.TextFormatter().format(record)
+    assert "sbapi_q" not in text and "token=***" in text
+
+
+def test_an_unknown_log_format_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="SWITCHBOARD_LOG_FORMAT must be one of json, text"):
+        logs.configure("INFO", "xml")

@@ -1,0 +1,90 @@
+"""Counting events in a process and adding them up in Redis (`broker.core.metrics`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import cast
+
+import fakeredis
+import pytest
+
+from broker.core import keys, metrics
+from broker.core.connection import Redis
+from broker.core.settings import Settings
+
+
+@pytest.fixture
+def recording(fake_redis: Redis) -> Iterator[Redis]:
+    """This process counts into `fake_redis` during the test, and not after it."""
+    metrics.start(fake_redis, Settings())
+    yield fake_redis
+    metrics.start(fake_redis, Settings(metrics=False))
+
+
+def test_counts_are_added_to_redis_when_flushed(recording: Redis) -> None:
+    metrics.count(metrics.INBOUND_MESSAGES, "ch_1", "queued")
+    metrics.count(metrics.INBOUND_MESSAGES, "ch_1", "queued", n=2)
+    metrics.count(metrics.INBOUND_MESSAGES, "ch_2", "rate_limited")
+    metrics.flush()
+    counts = metrics.read(recording)
+    assert counts.counters["switchboard_inbound_messages"] == {
+        ("ch_1", "queued"): 3,
+        ("ch_2", "rate_limited"): 1,
+    }
+    assert counts.total(metrics.INBOUND_MESSAGES) == 4
+    assert counts.total(metrics.INBOUND_MESSAGES, outcome="queued") == 3
+    assert counts.total(metrics.INBOUND_MESSAGES, channel="ch_2") == 1
+
+
+def test_flushes_add_to_what_other_processes_counted(recording: Redis) -> None:
+    metrics.count(metrics.BOT_TURNS, "ok")
+    metrics.flush()
+    # Another process's flush, as it would write it.
+    recording.hincrby(keys.METRICS, '["switchboard_bot_turns",["ok"],""]', 5)
+    metrics.count(metrics.BOT_TURNS, "ok")
+    metrics.flush()
+    assert metrics.read(recording).total(metrics.BOT_TURNS, outcome="ok") == 7
+
+
+def test_a_histogram_keeps_cumulative_buckets_a_sum_and_a_count(recording: Redis) -> None:
+    for seconds in (0.003, 0.2, 0.2, 45.0):
+        metrics.observe(metrics.ATTEMPT_DURATION, seconds, "channel")
+    metrics.flush()
+    found = metrics.read(recording).histograms[metrics.ATTEMPT_DURATION.name][("channel",)]
+    bounds = [*metrics.ATTEMPT_DURATION.buckets, float("inf")]
+    assert dict(zip(bounds, found.buckets, strict=True))[0.005] == 1
+    assert dict(zip(bounds, found.buckets, strict=True))[0.25] == 3
+    assert found.buckets[-2:] == [3, 4]  # 45 s is past the last bound, in +Inf only
+    assert found.count == 4
+    assert found.sum == pytest.approx(45.403)
+
+
+def test_nothing_is_counted_before_start_or_with_metrics_off(fake_redis: Redis) -> None:
+    metrics.count(metrics.BOT_TURNS, "ok")
+    metrics.flush()
+    assert fake_redis.hgetall(keys.METRICS) == {}
+    metrics.start(fake_redis, Settings(metrics=False))
+    metrics.count(metrics.BOT_TURNS, "ok")
+    metrics.flush()
+    assert fake_redis.hgetall(keys.METRICS) == {}
+
+
+def test_counts_wait_for_redis_when_it_is_away() -> None:
+    server = fakeredis.FakeServer()
+    r = cast(Redis, fakeredis.FakeRedis(server=server, decode_responses=True))
+    metrics.start(r, Settings())
+    try:
+        metrics.count(metrics.BOT_TURNS, "ok", n=2)
+        server.connected = False
+        metrics.flush()
+        server.connected = True
+        metrics.count(metrics.BOT_TURNS, "ok")
+        metrics.flush()
+        assert metrics.read(r).total(metrics.BOT_TURNS) == 3
+    finally:
+        metrics.start(r, Settings(metrics=False))
+
+
+def test_fields_of_unknown_metrics_are_passed_over(recording: Redis) -> None:
+    recording.hset(keys.METRICS, mapping={'["gone",[],""]': 3, "not json": 1})
+    assert metrics.read(recording).counters == {}

@@ -1,0 +1,137 @@
+"""The operators' overview, read from the indexes only (`broker.overview`), and the heartbeat
+index it names the live processes from."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker import overview
+from broker.core import clock, heartbeats, keys
+from broker.core.connection import Redis
+from broker.core.settings import Settings
+from broker.delivery import endpoint_store, health
+from broker.delivery.endpoint import Endpoint
+from broker.delivery.http_client import AttemptResult
+from tests.conversations import new_channel, user_says
+from tests.delivery_work import work_queue
+from tests.fakes import RecordingSender, ScriptedClient
+from tests.unit.test_delivery_core import EP, fan_out
+from tests.unit.test_delivery_core import r as r  # the fixture: Redis with the endpoint EP
+
+
+def test_an_empty_deployment_has_nothing_waiting(fake_redis: Redis) -> None:
+    found = overview.take(fake_redis)
+    assert found.queues == dict.fromkeys(overview.QUEUES, 0)
+    assert found.oldest_age == {"inbound": 0.0, "deliveries": 0.0}
+    assert found.endpoints == dict.fromkeys(overview.ENDPOINT_STATES, 0)
+    assert (found.paused_conversations, found.workers, found.schedulers) == (0, [], [])
+
+
+def test_messages_waiting_for_bot_turns_are_counted_with_their_age(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    channel = new_channel(fake_redis, settings)
+    sender = RecordingSender()
+    for text in ("a", "b", "c"):
+        user_says(fake_redis, settings, sender, channel, text, conversation_id="u1")
+    user_says(fake_redis, settings, sender, channel, "d", conversation_id="u2")
+    found = overview.take(fake_redis)
+    assert (found.queues["inbound"], found.queues["bot_turns"]) == (4, 2)
+    assert 0 <= found.oldest_age["inbound"] < 5
+
+
+def test_deliveries_waiting_retrying_parked_and_dead_are_told_apart(
+    r: Redis, settings: Settings
+) -> None:
+    fan_out(r, settings, "c" * 20, ["one", "two"])  # ready: its head is due now
+    fan_out(r, settings, "d" * 20, ["three"])
+    work_queue(
+        r, settings, ScriptedClient(AttemptResult(503, 5)), f"{'d' * 20}|{EP}"
+    )  # its head failed: it waits for a retry
+    found = overview.take(r)
+    assert found.queues["deliveries"] == 3
+    assert found.queues["retries"] == 1
+    assert found.oldest_age["deliveries"] >= clock.now() - 1000.0 - 1  # fan_out's created_at
+    health.disable(r, EP)
+    work_queue(r, settings, ScriptedClient(), f"{'c' * 20}|{EP}")  # parked: nothing is sent
+    found = overview.take(r)
+    assert (found.queues["deliveries"], found.queues["parked"]) == (3, 2)
+    assert found.endpoints["disabled"] == 1
+    r.zadd(keys.DEAD, {"msg_x": 1})
+    assert overview.take(r).queues["dead_letters"] == 1
+
+
+def test_endpoints_are_counted_by_state(r: Redis, settings: Settings) -> None:
+    for endpoint_id in ("ep_a", "ep_b"):
+        endpoint_store.save(
+            r, Endpoint(id=endpoint_id, kind="channel", bot_id="b", url="http://x/", secret="s")
+        )
+    r.hset(keys.endpoint_health("ep_a"), mapping={"state": "failing"})
+    r.hset(
+        keys.endpoint_health("ep_b"),
+        mapping={"state": "circuit_open", "circuitOpenUntil": clock.now() + 60},
+    )
+    assert overview.take(r).endpoints == {
+        "healthy": 1,
+        "failing": 1,
+        "circuit_open": 1,
+        "disabled": 0,
+    }
+
+
+def test_paused_conversations_are_counted_over_every_bot(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    channel = new_channel(fake_redis, settings)
+    accepted = user_says(fake_redis, settings, RecordingSender(), channel, "hi")
+    fake_redis.zadd(keys.bot_paused(channel.bot_id, channel.version), {accepted.conversation_id: 1})
+    other = new_channel(fake_redis, settings)
+    fake_redis.zadd(keys.bot_paused(other.bot_id, "DRAFT"), {"x": 1, "y": 2})
+    assert overview.take(fake_redis).paused_conversations == 3
+
+
+def test_heartbeats_name_the_live_processes_and_forget_the_silent_ones(
+    fake_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heartbeats.beat(fake_redis, "worker", "host:1")
+    heartbeats.beat(fake_redis, "worker", "host:2")
+    heartbeats.beat(fake_redis, "scheduler", "host:3")
+    assert heartbeats.alive(fake_redis, "worker") == 2
+    assert [b.name for b in overview.take(fake_redis).schedulers] == ["host:3"]
+    later = clock.now() + 60
+    monkeypatch.setattr(clock, "now", lambda: later)
+    assert heartbeats.alive(fake_redis, "worker") == 0
+    heartbeats.beat(fake_redis, "worker", "host:2")
+    assert [b.name for b in heartbeats.live(fake_redis, "worker")] == ["host:2"]
+    assert fake_redis.zcard(keys.heartbeats("worker")) == 1  # the silent one is dropped
+    heartbeats.stop(fake_redis, "worker", "host:2")
+    assert heartbeats.alive(fake_redis, "worker") == 0
+
+
+def test_the_overview_never_scans_the_keyspace(
+    r: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = new_channel(r, settings)
+    user_says(r, settings, RecordingSender(), channel, "hi")
+    fan_out(r, settings, "c" * 20, ["one"])
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the overview scanned the keyspace")
+
+    for name in ("scan", "scan_iter", "keys"):
+        monkeypatch.setattr(type(r), name, refused)
+    assert overview.take(r).queues["deliveries"] == 1
+
+
+def test_a_queue_held_by_an_open_circuit_is_not_counted_as_ready_work(
+    r: Redis, settings: Settings
+) -> None:
+    fan_out(r, settings, "c" * 20, ["one"])
+    assert overview.take(r).oldest_age["deliveries"] > 0
+    r.hset(
+        keys.endpoint_health(EP),
+        mapping={"state": "circuit_open", "circuitOpenUntil": clock.now() + 60},
+    )
+    found = overview.take(r)
+    assert (found.queues["deliveries"], found.queues["retries"]) == (1, 1)
+    assert found.oldest_age["deliveries"] == 0.0

@@ -1,0 +1,352 @@
+"""The operators' dashboard (docs/wire-contract.md §6): server-rendered pages, a little
+JavaScript for the live charts and tables, everything served by the app itself.
+
+Behind the admin token: a login form opens a session (`web.dashboard_session`), or the
+admin bearer header. Every form that changes something carries the session's CSRF token.
+What the pages show comes from the indexes and counters the work keeps (`broker.overview`,
+`broker.history`), never from a scan of the keyspace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from broker import history, overview
+from broker.conversations import conversation_store
+from broker.core import keys
+from broker.core.errors import Forbidden, Unauthorized, ValidationFailed
+from broker.delivery import delivery_index, endpoint_store, health, records, replay
+from web import dashboard_session
+from web.apidoc import ANY_JSON, HTML, documented
+from web.dashboard_forms import (
+    FORM,
+    ActionForm,
+    DeadLetterPage,
+    DeliveryPage,
+    LiveQuery,
+    LoginForm,
+    ReplayForm,
+    TranscriptQuery,
+    form,
+)
+from web.request_body import query_args
+from web.services import services
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+bp.before_request(dashboard_session.require)
+bp.before_request(dashboard_session.check_csrf)
+
+#: What a page says after an action, by the code its redirect carries.
+_NOTICES = {
+    "enabled": "Endpoint enabled; its queues go on.",
+    "disabled": "Endpoint disabled; its deliveries wait until it is enabled.",
+    "replayed": "{n} of {m} delivery(ies) queued again.",
+}
+#: A page asked for without a login is sent to the login form.
+_REDIRECT = {303: None}
+_TAGS = ["dashboard"]
+
+
+def _page(template: str, **context: Any) -> str:
+    session = dashboard_session.current()
+    notice = _NOTICES.get(request.args.get("done", ""), "")
+    if notice:
+        notice = notice.format(n=request.args.get("n", "0"), m=request.args.get("m", "0"))
+    return render_template(
+        template,
+        csrf=session.csrf if session else "",
+        by_header=bool(session and session.by_header),
+        notice=notice,
+        **context,
+    )
+
+
+def _back(default: str, **done: str | int) -> Response:
+    """Back to the page the form was on (a dashboard page, with its filters), saying what
+    was done."""
+    target = urlsplit(dashboard_session.safe_next(request.form.get("back") or default))
+    kept = [(k, v) for k, v in parse_qsl(target.query) if k not in ("done", "n", "m")]
+    query = urlencode([*kept, *((name, str(value)) for name, value in done.items())])
+    return redirect(f"{target.path}?{query}" if query else target.path, 303)
+
+
+# --- signing in and out ------------------------------------------------------------------
+
+
+@bp.get("/login")
+@documented("The dashboard's login form", auth="none", answers={200: HTML}, tags=_TAGS)
+def login_form() -> Response:
+    return _login_page(request.args.get("next"))
+
+
+def _login_page(next_page: str | None, error: str = "", status: int = 200) -> Response:
+    token, new = dashboard_session.login_form_token()
+    response = Response(
+        render_template(
+            "dashboard_login.html",
+            csrf=token,
+            next=dashboard_session.safe_next(next_page),
+            error=error,
+        ),
+        status=status,
+        mimetype="text/html",
+    )
+    if new:
+        dashboard_session.set_login_cookie(response, token)
+    return response
+
+
+@bp.post("/login")
+@documented(
+    "Sign in with an admin token: sets the session cookie and goes to the dashboard",
+    auth="none",
+    body=LoginForm,
+    body_media_type=FORM,
+    answers={303: None, 401: HTML, 403: HTML},
+    description="A token that is not an admin token (401) or a form the dashboard did not "
+    "send (403) gets the login form again, saying so.",
+    tags=_TAGS,
+)
+def login() -> Response:
+    given = form(LoginForm)
+    try:
+        session_id = dashboard_session.log_in(given.token, given.csrf)
+    except (Unauthorized, Forbidden) as exc:
+        return _login_page(given.next, exc.message, exc.status)
+    response = redirect(dashboard_session.safe_next(given.next), 303)
+    return dashboard_session.start(response, session_id)
+
+
+@bp.post("/logout")
+@documented(
+    "Sign out: the session ends",
+    auth="dashboard",
+    body=ActionForm,
+    body_media_type=FORM,
+    body_required=False,
+    answers=_REDIRECT,
+    tags=_TAGS,
+)
+def logout() -> Response:
+    form(ActionForm)
+    return dashboard_session.log_out(redirect(url_for("dashboard.login_form"), 303))
+
+
+# --- the overview ------------------------------------------------------------------------
+
+
+@bp.get("")
+@documented(
+    "The overview: queues and throughput over the last hour (live), live processes, "
+    "endpoints with their switches, the newest dead letters",
+    auth="dashboard",
+    answers={200: HTML, **_REDIRECT},
+    tags=_TAGS,
+)
+def home() -> str:
+    r = services().redis
+    now = overview.take(r)
+    endpoints = [health.view(r, endpoint_store.load(r, e)) for e in endpoint_store.all_ids(r)]
+    newest_dead = records.views(r, r.zrevrange(keys.DEAD, 0, 9))
+    return _page(
+        "dashboard_home.html",
+        now=now,
+        queue_help=overview.QUEUES,
+        endpoints=endpoints,
+        dead=[d for d in newest_dead if d["status"] == "dead"],
+        dead_total=now.queues["dead_letters"],
+    )
+
+
+@bp.get("/live")
+@documented(
+    "The charts' data: samples of the last hour after `since`, and one of now",
+    auth="dashboard",
+    query=LiveQuery,
+    answers={200: ANY_JSON, **_REDIRECT},
+    tags=_TAGS,
+)
+def live() -> Response:
+    r = services().redis
+    since = query_args(LiveQuery).since
+    now = overview.take(r)
+    return jsonify(
+        {
+            "series": history.series(r, since),
+            "now": history.take_point(r, now),
+            "overview": now.as_json(),
+        }
+    )
+
+
+# --- endpoints ---------------------------------------------------------------------------
+
+
+@bp.post("/endpoints/<endpoint_id>/enable")
+@documented(
+    "Enable an endpoint and resume its queues",
+    auth="dashboard",
+    body=ActionForm,
+    body_media_type=FORM,
+    body_required=False,
+    answers=_REDIRECT,
+    errors=[403],
+    tags=_TAGS,
+)
+def enable_endpoint(endpoint_id: str) -> Response:
+    form(ActionForm)
+    health.enable(services().redis, endpoint_id)
+    return _back(url_for("dashboard.home"), done="enabled")
+
+
+@bp.post("/endpoints/<endpoint_id>/disable")
+@documented(
+    "Disable an endpoint: its deliveries wait",
+    auth="dashboard",
+    body=ActionForm,
+    body_media_type=FORM,
+    body_required=False,
+    answers=_REDIRECT,
+    errors=[403],
+    tags=_TAGS,
+)
+def disable_endpoint(endpoint_id: str) -> Response:
+    form(ActionForm)
+    health.disable(services().redis, endpoint_id)
+    return _back(url_for("dashboard.home"), done="disabled")
+
+
+# --- deliveries and dead letters ---------------------------------------------------------
+
+
+@bp.get("/dead-letters")
+@documented(
+    "Dead letters, newest first, with replay: one, those selected, or all of an endpoint",
+    auth="dashboard",
+    query=DeadLetterPage,
+    answers={200: HTML, **_REDIRECT},
+    tags=_TAGS,
+)
+def dead_letters() -> str:
+    r = services().redis
+    query = query_args(DeadLetterPage)
+    if query.endpointId:
+        found = delivery_index.dead_letter_ids(r, endpoint_id=query.endpointId)
+        found.reverse()
+        items, total = records.views(r, query.of(found)), len(found)
+    else:
+        total = int(r.zcard(keys.DEAD))
+        items = records.views(
+            r, r.zrevrange(keys.DEAD, query.offset, query.offset + query.limit - 1)
+        )
+    return _page(
+        "dashboard_dead_letters.html",
+        items=[item for item in items if item["status"] == "dead"],
+        total=total,
+        query=query,
+        endpoint_ids=endpoint_store.all_ids(r),
+    )
+
+
+@bp.post("/dead-letters/replay")
+@documented(
+    "Replay dead letters: those selected, or every one of an endpoint",
+    auth="dashboard",
+    body=ReplayForm,
+    body_media_type=FORM,
+    answers=_REDIRECT,
+    errors=[403],
+    tags=_TAGS,
+)
+def replay_dead_letters() -> Response:
+    r = services().redis
+    given = form(ReplayForm)
+    if given.scope == "endpoint":
+        if not given.endpointId:
+            raise ValidationFailed(
+                "choose the endpoint whose dead letters to replay", field="endpointId"
+            )
+        chosen = delivery_index.dead_letter_ids(r, endpoint_id=given.endpointId)
+    else:
+        chosen = given.ids
+    replayed = replay.replay_many(r, chosen)
+    return _back(url_for("dashboard.dead_letters"), done="replayed", n=replayed, m=len(chosen))
+
+
+@bp.get("/deliveries")
+@documented(
+    "Deliveries, newest first, by status and endpoint",
+    auth="dashboard",
+    query=DeliveryPage,
+    answers={200: HTML, **_REDIRECT},
+    tags=_TAGS,
+)
+def deliveries() -> str:
+    query = query_args(DeliveryPage)
+    items, total = delivery_index.list_page(
+        services().redis,
+        offset=query.offset,
+        limit=query.limit,
+        status=query.status,
+        endpoint_id=query.endpointId,
+    )
+    return _page("dashboard_deliveries.html", items=items, total=total, query=query)
+
+
+@bp.get("/deliveries/<delivery_id>")
+@documented(
+    "A delivery with every attempt: status, timing, error, the answer's first bytes",
+    auth="dashboard",
+    answers={200: HTML, **_REDIRECT},
+    tags=_TAGS,
+)
+def delivery(delivery_id: str) -> str:
+    return _page("dashboard_delivery.html", item=records.view(services().redis, delivery_id))
+
+
+@bp.post("/deliveries/<delivery_id>/replay")
+@documented(
+    "Send a delivery again",
+    auth="dashboard",
+    body=ActionForm,
+    body_media_type=FORM,
+    body_required=False,
+    answers=_REDIRECT,
+    errors=[403],
+    tags=_TAGS,
+)
+def replay_delivery(delivery_id: str) -> Response:
+    form(ActionForm)
+    replayed = replay.replay(services().redis, delivery_id)
+    back = url_for("dashboard.delivery", delivery_id=delivery_id)
+    return _back(back, done="replayed", n=int(replayed), m=1)
+
+
+# --- conversations -----------------------------------------------------------------------
+
+
+@bp.get("/conversations/<bot_id>/<session_id>")
+@documented(
+    "A conversation's transcript: what the user, the bot and agents said",
+    auth="dashboard",
+    query=TranscriptQuery,
+    answers={200: HTML, **_REDIRECT},
+    tags=_TAGS,
+)
+def conversation(bot_id: str, session_id: str) -> str:
+    r = services().redis
+    query = query_args(TranscriptQuery)
+    found = conversation_store.find(r, bot_id, query.version, session_id)
+    items, total = conversation_store.transcript_page(r, found, query.offset, query.limit)
+    return _page(
+        "dashboard_conversation.html",
+        bot_id=bot_id,
+        session_id=session_id,
+        items=items,
+        total=total,
+        query=query,
+    )

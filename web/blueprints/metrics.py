@@ -1,0 +1,134 @@
+"""`GET /metrics`: Prometheus's text format (docs/wire-contract.md §6).
+
+Counters and histograms are every process's counts, added up in Redis
+(`broker.core.metrics`); gauges are read from the indexes when asked (`broker.overview`).
+Open, unless SWITCHBOARD_METRICS_TOKEN is set: then only that bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from broker import overview
+from broker.core import metrics
+from broker.core.errors import Unauthorized
+from broker.core.heartbeats import ROLES
+from web.apidoc import Content, documented
+from web.auth import bearer_token
+from web.services import services
+
+bp = Blueprint("metrics", __name__)
+
+PROMETHEUS_TEXT = Content(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus's text format")
+
+
+class SwitchboardMetrics(Collector):
+    """Every metric, read from Redis at each scrape."""
+
+    def __init__(self, counts: metrics.Counts, now: overview.Overview) -> None:
+        self.counts = counts
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._counted()
+        yield from self._gauges()
+
+    def _counted(self) -> Iterator[Metric]:
+        for metric in metrics.ALL:
+            if metric.kind == "counter":
+                counter = CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
+                for labels, value in sorted(self.counts.counters.get(metric.name, {}).items()):
+                    counter.add_metric(list(labels), value)
+                yield counter
+            else:
+                histogram = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
+                bounds = [*map(str, metric.buckets), "+Inf"]
+                for labels, found in sorted(self.counts.histograms.get(metric.name, {}).items()):
+                    histogram.add_metric(
+                        list(labels), list(zip(bounds, found.buckets, strict=True)), found.sum
+                    )
+                yield histogram
+
+    def _gauges(self) -> Iterator[Metric]:
+        now = self.now
+        depth = GaugeMetricFamily(
+            "switchboard_queue_depth",
+            "Items waiting in each queue: "
+            + "; ".join(f"{name}: {said}" for name, said in overview.QUEUES.items()),
+            labels=["queue"],
+        )
+        for name, value in now.queues.items():
+            depth.add_metric([name], value)
+        yield depth
+        age = GaugeMetricFamily(
+            "switchboard_queue_oldest_age_seconds",
+            "How long the oldest item ready for work has waited: the oldest user message "
+            "waiting for a bot turn (inbound), the oldest delivery at the head of a queue "
+            "that waits for no retry, open circuit or disabled endpoint (deliveries); 0 when "
+            "none waits.",
+            labels=["queue"],
+        )
+        for name, seconds in now.oldest_age.items():
+            age.add_metric([name], seconds)
+        yield age
+        endpoints = GaugeMetricFamily(
+            "switchboard_endpoints", "Endpoints by state.", labels=["state"]
+        )
+        for state, n in now.endpoints.items():
+            endpoints.add_metric([state], n)
+        yield endpoints
+        yield GaugeMetricFamily(
+            "switchboard_paused_conversations",
+            "Conversations an agent has (the bot is paused for them).",
+            value=now.paused_conversations,
+        )
+        alive = GaugeMetricFamily(
+            "switchboard_processes_alive",
+            "Workers and schedulers with a fresh heartbeat.",
+            labels=["role"],
+        )
+        for role, found in zip(ROLES, (now.workers, now.schedulers), strict=True):
+            alive.add_metric([role], len(found))
+        yield alive
+
+
+def _require_metrics_token() -> None:
+    expected = services().settings.metrics_token
+    if not expected:
+        return
+    token = bearer_token()
+    if token is None:
+        raise Unauthorized("send the metrics token as 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(expected.encode(), token.encode()):
+        raise Unauthorized("that metrics token is not valid")
+
+
+@bp.get("/metrics")
+@documented(
+    "Prometheus metrics",
+    auth="metrics",
+    answers={200: PROMETHEUS_TEXT},
+    errors=[401],
+    description="Inbound messages, bot turns, deliveries and attempts counted by every "
+    "process; queue depths and ages, endpoints by state, paused conversations and live "
+    "processes read from Redis at each scrape.",
+    tags=["health"],
+)
+def metrics_text() -> Response:
+    _require_metrics_token()
+    r = services().redis
+    metrics.flush()  # this process's latest counts, so that a scrape sees its own
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SwitchboardMetrics(metrics.read(r), overview.take(r)))
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,70 @@
+"""The dashboard's forms and query strings: the same models parse them and describe them in
+/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker.core.validation import parse
+from web.queries import Pagination
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class _Form(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class LoginForm(_Form):
+    token: str = Field(default="", max_length=1024, description="An admin token.")
+    csrf: str = Field(default="", max_length=256, description="The login form's own token.")
+    next: str | None = Field(default=None, max_length=2048, description="Where to go then.")
+
+
+class ActionForm(_Form):
+    csrf: str = Field(
+        default="", max_length=256, description="The session's CSRF token (not with a bearer)."
+    )
+
+
+class ReplayForm(ActionForm):
+    scope: Literal["selected", "endpoint"] = Field(
+        default="selected",
+        description="`selected`: the dead letters named by `ids`; `endpoint`: every dead "
+        "letter of `endpointId`.",
+    )
+    ids: list[str] = Field(default_factory=list, max_length=500)
+    endpointId: str | None = Field(default=None, max_length=256)
+
+
+class DeadLetterPage(Pagination):
+    endpointId: str | None = Field(default=None, description="Only this endpoint's.")
+
+
+class DeliveryPage(DeadLetterPage):
+    status: Literal["queued", "waiting", "delivered", "dead"] | None = None
+
+
+class TranscriptQuery(Pagination):
+    version: Literal["DRAFT", "LIVE"] = "LIVE"
+
+
+class LiveQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    since: int = Field(default=0, ge=0, description="Samples after this time (ms) only.")
+
+
+F = TypeVar("F", bound=_Form)
+
+
+def form(model: type[F]) -> F:
+    """The request's form, validated; lists (`ids`) from every value given."""
+    data: dict[str, object] = {
+        name: request.form.getlist(name) if name == "ids" else request.form[name]
+        for name in request.form
+    }
+    return parse(model, data)
