@@ -90,7 +90,7 @@ def _load(
     refs = []
     body = {"message": {"text": "benchmark"}, "senderId": "bench"}
     for s in range(conversations):
-        conversation_key = ids.conversation_key("bench", "LIVE", f"{endpoint_id}-{s}")
+        conversation_key = ids.conversation_key("bench", "LIVE", endpoint_id, f"{endpoint_id}-{s}")
         new = [
             Delivery.new(
                 id=ids.delivery_id(conversation_key),
@@ -104,13 +104,19 @@ def _load(
             for n in range(per_conversation)
         ]
         token = secrets.token_hex(8)
+        r.set(keys.conversation_lock(conversation_key), token)  # a turn's, as a worker's
         fanout.commit_turns(
             r,
             settings,
             [fanout.TurnCommit(conversation_key, meta={"botId": "bench"}, deliveries=new)],
+            lock_token=token,
             claim_token=token,
+            end_turns=False,
         )
-        r.delete(keys.fifo_lock(conversation_key, endpoint_id))  # for the scheduler to hand out
+        # Let go, for the scheduler to hand out when we say go.
+        r.delete(
+            keys.conversation_lock(conversation_key), keys.fifo_lock(conversation_key, endpoint_id)
+        )
         refs.append(due_member(queue_ref(conversation_key, endpoint_id), token))
     # Nobody looks at them before we say go.
     r.zadd(keys.DUE, dict.fromkeys(refs, clock.now() + 3600))

@@ -99,6 +99,8 @@ class HandoverDesk:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
+        #: Each conversation's channel, from its events.
+        self._channels: dict[str, str] = {}
         self._server: ThreadingHTTPServer | None = None
 
     # --- the server Switchboard calls ---------------------------------------------------
@@ -153,6 +155,8 @@ class HandoverDesk:
             return 401, {"error": "bad signature"}
         event = json.loads(body)
         with self._lock:
+            if event.get("channelId"):
+                self._channels[event["sessionId"]] = event["channelId"]
             fresh = headers.get("webhook-id", "") not in self._seen
             self._seen.add(headers.get("webhook-id", ""))
             if fresh:
@@ -202,6 +206,10 @@ class HandoverDesk:
 
     def _act(self, conversation: str, body: JSON) -> JSON:
         path = f"/v1/bots/{self.bot_id}/conversations/{quote(conversation, safe='')}/actions"
+        with self._lock:
+            channel = self._channels.get(conversation)
+        if channel:  # a session id may be on several of the bot's channels
+            path += f"?channelId={quote(channel, safe='')}"
         return call(self.switchboard, "POST", path, self.api_token, body)
 
     def configure(self, admin_token: str, api_url: str) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from broker.core import clock, defaults, logs
+from broker.core import clock, defaults, logs, redaction
 from broker.core.errors import SwitchboardError
 from broker.core.settings import Settings
 from switchboard import admin_cli, bot_cli, operator_cli
@@ -141,6 +141,34 @@ def cmd_token_create(description: str, bot: str | None) -> None:
         click.echo(admin_tokens.create(_redis(), description))
 
 
+@cmd_token.command("list")
+@_on_redis
+def cmd_token_list() -> None:
+    """list the admin tokens made with `token create` (never the tokens themselves)"""
+    from broker.auth import admin_tokens
+    from switchboard.listing import Column, show
+
+    found = admin_tokens.list_all(_redis())
+    show(
+        [Column("id"), Column("created"), Column("description")],
+        [[t["id"], t["createdAt"], t["description"]] for t in found],
+        f"{len(found)} admin token(s)",
+    )
+
+
+@cmd_token.command("revoke")
+@click.argument("token_ids", nargs=-1, required=True)
+@_on_redis
+def cmd_token_revoke(token_ids: tuple[str, ...]) -> None:
+    """revoke admin tokens by their id: they stop working at once"""
+    from broker.auth import admin_tokens
+
+    r = _redis()
+    for token_id in token_ids:
+        admin_tokens.revoke(r, token_id)
+        click.echo(f"{token_id} revoked")
+
+
 root.add_command(admin_cli.bots)
 root.add_command(bot_cli.bot)
 root.add_command(admin_cli.channels)
@@ -187,13 +215,19 @@ def _dead_ids(r: Redis, endpoint: str | None, since: str | None, until: str | No
 @_on_redis
 def cmd_dlq_list(endpoint: str | None, since: str | None, until: str | None, limit: int) -> None:
     """list dead letters"""
-    from broker.delivery import records
+    from broker.delivery import delivery_index
     from switchboard.listing import Column, show
 
-    r = _redis()
-    found = _dead_ids(r, endpoint, since, until)
-    shown = records.views(r, found[-limit:])
-    note = f" (the newest {len(shown)} shown)" if len(shown) < len(found) else ""
+    newest, total = delivery_index.dead_letter_page(
+        _redis(),
+        offset=0,
+        limit=limit,
+        endpoint_id=endpoint,
+        since_ms=_time_ms(since, "since"),
+        until_ms=_time_ms(until, "until"),
+    )
+    shown = newest[::-1]
+    note = f" (the newest {len(shown)} shown)" if len(shown) < total else ""
     show(
         [
             Column("id"),
@@ -204,7 +238,7 @@ def cmd_dlq_list(endpoint: str | None, since: str | None, until: str | None, lim
             Column("last", "last="),
         ],
         [_dead_letter_row(item) for item in shown],
-        f"{len(found)} dead letter(s){note}",
+        f"{total} dead letter(s){note}",
     )
 
 
@@ -255,11 +289,74 @@ def cmd_dlq_replay(
     click.echo(f"{replayed} of {len(found)} deliveries queued again")
 
 
+@root.group("dlq-turns")
+def cmd_dlq_turns() -> None:
+    """dead letters of turns: messages whose bot turn kept failing"""
+
+
+@cmd_dlq_turns.command("list")
+@click.option("--bot", help="only this bot's")
+@click.option("--limit", type=int, default=100)
+@_on_redis
+def cmd_dlq_turns_list(bot: str | None, limit: int) -> None:
+    """list dead letters of turns, newest first"""
+    from broker.conversations import dead_turns
+    from switchboard.listing import Column, show
+
+    items, total = dead_turns.list_page(_redis(), offset=0, limit=limit, bot_id=bot)
+    note = f" (the newest {len(items)} shown)" if len(items) < total else ""
+    show(
+        [
+            Column("id"),
+            Column("dead at"),
+            Column("bot"),
+            Column("session", "session="),
+            Column("attempts", "attempts="),
+            Column("error", "error="),
+        ],
+        [
+            [i["id"], i["deadAt"], i["botId"], i["sessionId"], str(i["attempts"]), i["error"]]
+            for i in items
+        ],
+        f"{total} dead letter(s) of turns{note}",
+    )
+
+
+@cmd_dlq_turns.command("replay")
+@click.argument("ids", nargs=-1, required=True)
+@_on_redis
+def cmd_dlq_turns_replay(ids: tuple[str, ...]) -> None:
+    """put messages back at the end of their conversation's inbox, for a new turn"""
+    from broker.conversations import dead_turns
+    from workers.celery_app import CelerySender, make_celery
+
+    settings = _settings()
+    r = _redis()
+    sender = CelerySender(make_celery(settings), r)
+    for dead_turn_id in ids:
+        dead_turns.replay(r, settings, sender, dead_turn_id)
+        click.echo(f"{dead_turn_id} replayed")
+
+
+@cmd_dlq_turns.command("discard")
+@click.argument("ids", nargs=-1, required=True)
+@_on_redis
+def cmd_dlq_turns_discard(ids: tuple[str, ...]) -> None:
+    """forget dead letters of turns"""
+    from broker.conversations import dead_turns
+
+    r = _redis()
+    for dead_turn_id in ids:
+        dead_turns.discard(r, dead_turn_id)
+        click.echo(f"{dead_turn_id} discarded")
+
+
 for _command in operator_cli.commands(_redis, _on_redis):
     root.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    redaction.install()
     try:
         logs.configure(
             os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO"), Settings.from_env().log_format

@@ -54,7 +54,7 @@ def run_demo(keep_dir: str | None = None) -> int:
     receiver = SampleReceiver(fail_once={FAILING_REPLY})
     receiver_port = receiver.start()
     say(f"Sample receiver (the customer's webhook) on http://127.0.0.1:{receiver_port}/hook")
-    admin = secrets.token_urlsafe(16)
+    admin = secrets.token_urlsafe(32)
     port = free_port()
     log_path = workdir / "switchboard.log"
     with log_path.open("ab") as log:

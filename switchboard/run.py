@@ -6,16 +6,24 @@ import logging
 import os
 import signal
 import threading
+import time
 from types import FrameType
 
 from broker.core.settings import Settings
 from switchboard.embedded_redis import EmbeddedRedis
 from switchboard.stack import Stack, data_dir
+from web import check_settings
 
 log = logging.getLogger("switchboard")
 
+#: A role that exits is started again, unless it was already started again this many times
+#: within the window (seconds): then it fails for good, and everything stops.
+RESTARTS = 3
+RESTART_WINDOW = 60.0
+
 
 def run_all(port: int, data_path: str | None) -> int:
+    check_settings(Settings.from_env())  # the web role would refuse them: say so first
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -44,11 +52,22 @@ def run_all(port: int, data_path: str | None) -> int:
         log.info(
             "Switchboard on http://127.0.0.1:%d (web, worker, scheduler); Ctrl-C stops it", port
         )
+        restarts: dict[str, list[float]] = {}
         while not stopping.wait(0.5):
             exited = stack.first_exit()
-            if exited:
-                log.error("the %s process exited with %d; stopping", *exited)
+            if not exited:
+                continue
+            role, code = exited
+            now = time.monotonic()
+            recent = [at for at in restarts.get(role, []) if at > now - RESTART_WINDOW]
+            if len(recent) >= RESTARTS:
+                log.error("the %s process keeps exiting (last with %d); stopping", role, code)
                 return 1
+            # As a supervisor would (docker-compose's restart policy): a worker's broker
+            # connection that broke when Redis restarted can take the process down.
+            log.warning("the %s process exited with %d; starting it again", role, code)
+            restarts[role] = [*recent, now]
+            stack.start((role,))
         return 0
     finally:
         stack.stop()

@@ -66,7 +66,7 @@ def fake_redis() -> Iterator[Redis]:
 @pytest.fixture
 def settings() -> Settings:
     return Settings(
-        admin_token="test-admin-token",
+        admin_token="test-admin-token-of-the-unit-tests",
         outbound_allowlist=LOOPBACK,
         retry_schedule=(0, 0.2, 0.4),
         claim_lease=5.0,

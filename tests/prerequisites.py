@@ -28,6 +28,15 @@ def require_redis() -> None:
         _missing(reason, "CI must run the Redis-backed tests")
 
 
+def require_redis_server() -> str:
+    """The path of a `redis-server` for tests that run one of their own (to stop it, or fill
+    it); skip without it, fail under CI=true."""
+    found = shutil.which("redis-server")
+    if found is None:
+        _missing("needs redis-server on PATH (apt-get install redis-server)", "CI has it")
+    return found
+
+
 def require_chromium() -> str:
     """The path of Debian's headless Chromium; skip without it, fail under CI=true."""
     found = shutil.which("chromium")

@@ -30,7 +30,7 @@ from tests.wire_fixtures import wire_fixture
 from web import create_app
 from web.services import Services
 
-ADMIN_TOKEN = "web-test-admin-token"
+ADMIN_TOKEN = "web-test-admin-token-long-enough"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
@@ -106,7 +106,9 @@ class WebApp:
         )
 
     def conversation_key(self, channel: dict[str, Any], conversation_id: str) -> str:
-        return ids.conversation_key(channel["botId"], channel["version"], conversation_id)
+        return ids.conversation_key(
+            channel["botId"], channel["version"], channel["id"], conversation_id
+        )
 
     def inbox(self, channel: dict[str, Any], conversation_id: str) -> list[dict[str, Any]]:
         """The messages that wait in the conversation's inbox for a bot turn, oldest first."""

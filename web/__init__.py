@@ -5,17 +5,34 @@ from __future__ import annotations
 from flask import Flask
 
 from broker.core import metrics as broker_metrics
+from broker.core.defaults import ADMIN_TOKEN_MIN_LENGTH
+from broker.core.errors import ConfigError
+from broker.core.settings import Settings
 from web import errors
 from web.request_body import refuse_large_bodies
 from web.services import Services
 
 
+def check_settings(settings: Settings) -> None:
+    """ConfigError for settings the web process must not start with."""
+    if settings.admin_token and len(settings.admin_token) < ADMIN_TOKEN_MIN_LENGTH:
+        raise ConfigError(
+            f"SWITCHBOARD_ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long "
+            f"(it has {len(settings.admin_token)}); make one with "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
 def create_app(services: Services) -> Flask:
+    """The app; ConfigError when the settings are not fit for a web process."""
+    check_settings(services.settings)
     from web.blueprints import (
+        admin_tokens,
         agent,
         api_tokens,
         conversations,
         dashboard,
+        dead_turns,
         docs,
         health,
         inbound,
@@ -42,6 +59,8 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(offloading.bp)
     app.register_blueprint(api_tokens.bp)
     app.register_blueprint(operations.bp)
+    app.register_blueprint(dead_turns.bp)
+    app.register_blueprint(admin_tokens.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(schemas.bp)
     app.register_blueprint(metrics.bp)

@@ -71,6 +71,7 @@ class Channel(_Answer):
     retrySchedule: list[float]
     connectTimeout: float
     totalTimeout: float
+    rateLimit: float = Field(description="Inbound messages per second (0: no limit).")
     createdAt: str
 
 
@@ -164,3 +165,51 @@ class BulkReplayed(_Answer):
 
     replayed: int = Field(ge=0)
     matched: int = Field(ge=0)
+
+
+class DeadTurn(_Answer):
+    """A message (or a signal) whose bot turn kept failing, parked with its last error."""
+
+    id: str
+    botId: str
+    version: Literal["DRAFT", "LIVE"]
+    channelId: str
+    sessionId: str
+    kind: Literal["message", "signal"]
+    item: Any = Field(description="The message or signal as it waited: JSON, or its text.")
+    error: str
+    attempts: int = Field(ge=1)
+    deadAt: str
+
+
+class DeadTurnList(_Answer):
+    """A page of dead letters of turns, newest first."""
+
+    items: list[DeadTurn]
+    total: int
+    page: int
+    limit: int
+
+
+class DeadTurnReplayed(_Answer):
+    """The message is back at the end of its conversation's inbox."""
+
+    id: str
+    replayed: Literal[True]
+
+
+class AdminToken(_Answer):
+    """An admin token made with `switchboard token create` (never the token itself)."""
+
+    id: str
+    description: str
+    createdAt: str
+
+
+class AdminTokenList(_Answer):
+    """The admin tokens made with `switchboard token create`, oldest first."""
+
+    items: list[AdminToken]
+    total: int
+    page: int
+    limit: int

@@ -128,9 +128,11 @@ _ERROR_DESCRIPTIONS = {
     413: "The body is larger than the configured limit.",
     415: "The body is not JSON.",
     422: "The body or a parameter does not validate; `field` names the faulty path.",
-    429: "Too many requests; wait for the seconds in `Retry-After`.",
+    429: "Too many requests, or too many failed authentications from this client or against "
+    "this target; wait for the seconds in `Retry-After`.",
     502: "The endpoint the request depends on did not answer as expected.",
-    503: "Not ready.",
+    503: "Redis is unreachable, read-only or out of memory (code `unavailable`); wait for the "
+    "seconds in `Retry-After`.",
 }
 
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
@@ -236,13 +238,14 @@ def _error_statuses(route: _Route) -> list[int]:
     if doc.query is not None:
         statuses.add(422)
     if doc.auth not in ("none", "metrics"):
-        statuses.add(401)
+        statuses |= {401, 429}
     if doc.auth in ("admin", "admin_or_bot_token"):
         statuses.add(403)  # a bot's API token on a route it does not open
     if route.params:
         statuses.add(404)
     if doc.auth == "channel":
         statuses.add(429)
+    statuses.add(503)
     return sorted(s for s in statuses if s not in doc.answers)
 
 
@@ -328,7 +331,7 @@ def _error(status: int, schemas: _Schemas) -> dict[str, Any]:
         "description": _ERROR_DESCRIPTIONS.get(status, "An error."),
         **schemas.content(ErrorAnswer, "serialization"),
     }
-    if status == 429:
+    if status in (429, 503):
         error["headers"] = _RETRY_AFTER
     return error
 

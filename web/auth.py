@@ -1,45 +1,76 @@
-"""Bearer-token checks: the admin token everywhere, a bot's API token on its agent route."""
+"""Bearer-token checks: the admin token everywhere, a bot's API token on its agent route, a
+channel's access token and a bot's verify tokens on the inbound routes. Every check is
+throttled: failures count per client address and per target (`broker.auth.throttle`)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import request
 
-from broker.auth import admin_tokens, api_tokens
+from broker.auth import admin_tokens, api_tokens, throttle
 from broker.core.errors import Forbidden, Unauthorized
 from web.services import services
 
+#: What a bearer token may hold (RFC 6750's b64token); anything else matches no token.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
 
 def bearer_token() -> str | None:
+    """The request's bearer token; None when there is none. One that no token could be (other
+    characters) is kept as it is, to be refused as not valid."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
 
+@contextmanager
+def throttled(target: str) -> Iterator[None]:
+    """Check credentials against `target` inside: 429 while this client or `target` has failed
+    too often lately; an Unauthorized raised inside counts as one more failure."""
+    s = services()
+    client = request.remote_addr or "unknown"
+    throttle.check(s.redis, s.settings, client, target)
+    try:
+        yield
+    except Unauthorized:
+        throttle.failed(s.redis, s.settings, client, target)
+        raise
+
+
 def _is_admin(token: str) -> bool:
     s = services()
-    return admin_tokens.is_valid(s.redis, s.settings, token)
+    return _TOKEN.fullmatch(token) is not None and admin_tokens.is_valid(s.redis, s.settings, token)
+
+
+def _bot_of(token: str) -> str | None:
+    return api_tokens.bot_of(services().redis, token) if _TOKEN.fullmatch(token) else None
 
 
 def require_admin() -> None:
-    token = bearer_token()
-    if token is None:
-        raise Unauthorized("send an admin token as 'Authorization: Bearer <token>'")
-    if _is_admin(token):
-        return
-    if api_tokens.bot_of(services().redis, token) is not None:
-        raise Forbidden("an API token only opens its bot's conversation actions")
-    raise Unauthorized("that admin token is not valid")
+    with throttled("admin"):
+        token = bearer_token()
+        if token is None:
+            raise Unauthorized("send an admin token as 'Authorization: Bearer <token>'")
+        if _is_admin(token):
+            return
+        if _bot_of(token) is not None:
+            raise Forbidden("an API token only opens its bot's conversation actions")
+        raise Unauthorized("that admin token is not valid")
 
 
 def require_admin_or_bot_token(bot_id: str) -> None:
     """The admin token, or an API token of `bot_id`."""
-    token = bearer_token()
-    if token is None:
-        raise Unauthorized("send an admin or API token as 'Authorization: Bearer <token>'")
-    if _is_admin(token):
-        return
-    owner = api_tokens.bot_of(services().redis, token)
-    if owner is None:
-        raise Unauthorized("that token is not valid")
-    if owner != bot_id:
-        raise Forbidden("that API token belongs to another bot")
+    with throttled(f"bot:{bot_id}"):
+        token = bearer_token()
+        if token is None:
+            raise Unauthorized("send an admin or API token as 'Authorization: Bearer <token>'")
+        if _is_admin(token):
+            return
+        owner = _bot_of(token)
+        if owner is None:
+            raise Unauthorized("that token is not valid")
+        if owner != bot_id:
+            raise Forbidden("that API token belongs to another bot")

@@ -1,5 +1,11 @@
 """Every error answer is `{"error": {"code", "message", "field"?, "errors"?}}`
-(docs/wire-contract.md §1c); `errors` lists every fault of a bot definition."""
+(docs/wire-contract.md §1c); `errors` lists every fault of a bot definition.
+
+Redis that cannot serve us (unreachable, read-only, out of memory) is `503 unavailable` with
+`Retry-After`. An answer to a request whose body was not read (a refusal, or a route that
+takes no body) says `Connection: close`, so that the unread body is never taken for the
+client's next request.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,14 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from broker.bots.faults import DefinitionInvalid
-from broker.core.errors import RateLimited, SwitchboardError
+from broker.core.connection import unavailable_reason
+from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
+from broker.core.errors import RateLimited, SwitchboardError, Unavailable
+from web.request_body import body_was_read
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +55,31 @@ def error_response(
     return response
 
 
+def _ours(exc: SwitchboardError) -> Response:
+    faults = exc.faults if isinstance(exc, DefinitionInvalid) else []
+    response = error_response(
+        exc.status, exc.code, exc.message, exc.field, [f.view() for f in faults]
+    )
+    if isinstance(exc, RateLimited | Unavailable):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 def register(app: Flask) -> None:
-    @app.errorhandler(SwitchboardError)
-    def _ours(exc: SwitchboardError) -> Response:
-        faults = exc.faults if isinstance(exc, DefinitionInvalid) else []
-        response = error_response(
-            exc.status, exc.code, exc.message, exc.field, [f.view() for f in faults]
+    app.register_error_handler(SwitchboardError, _ours)
+
+    @app.errorhandler(RedisError)
+    def _redis(exc: RedisError) -> Response:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            return _bug(exc)
+        log.warning("Redis is %s: %s", reason, type(exc).__name__)
+        return _ours(
+            Unavailable(
+                f"the service's storage is {reason}; try again shortly",
+                retry_after=UNAVAILABLE_RETRY_AFTER,
+            )
         )
-        if isinstance(exc, RateLimited):
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -72,3 +97,9 @@ def register(app: Flask) -> None:
     def _bug(exc: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "internal_error", "an internal error occurred; it was logged")
+
+    @app.after_request
+    def _close_after_unread_body(response: Response) -> Response:
+        if not body_was_read():
+            response.headers["Connection"] = "close"
+        return response

@@ -36,3 +36,7 @@ class DeadLetterFilter(Pagination):
     endpointId: str | None = None
     since: str | None = Field(default=None, description="ISO 8601 time; dead since then.")
     until: str | None = Field(default=None, description="ISO 8601 time; dead until then.")
+
+
+class DeadTurnFilter(Pagination):
+    botId: str | None = Field(default=None, description="Only this bot's.")

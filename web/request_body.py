@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from typing import Any, TypeVar
 
 from flask import current_app, request
 from pydantic import BaseModel
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from broker.core.errors import BadRequest, SwitchboardError, ValidationFailed
 from broker.core.validation import parse
 
 Q = TypeVar("Q", bound=BaseModel)
+
+log = logging.getLogger(__name__)
 
 
 class UnsupportedMediaType(SwitchboardError):
@@ -20,36 +24,84 @@ class UnsupportedMediaType(SwitchboardError):
     code = "unsupported_media_type"
 
 
+#: Set in the WSGI environment once the whole body has been read.
+_BODY_READ = "switchboard.body_read"
+#: Text that is not valid Unicode: a surrogate on its own cannot be encoded as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def json_body() -> Any:
     """The request's JSON body: 413 when it is over the limit, 415 when it is not JSON,
-    400 when it does not parse (NaN and Infinity are not JSON)."""
+    400 when it does not parse (NaN and Infinity are not JSON), 422 naming the field when
+    a string in it is not valid Unicode (a lone surrogate)."""
     raw = _body_bytes()
     if not request.is_json:
         raise UnsupportedMediaType("send the body as JSON, with 'Content-Type: application/json'")
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        body = json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise BadRequest("the body is nested too deeply") from exc
+    refuse_invalid_text(body)
+    return body
+
+
+def refuse_invalid_text(document: Any) -> None:
+    """422, naming the field, for the first string (key or value) that is not valid Unicode."""
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise ValidationFailed("the text is not valid Unicode", field=path or "body")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                inner = f"{path}.{key}" if path else str(key)
+                if _SURROGATE.search(key):
+                    raise ValidationFailed(
+                        "a key is not valid Unicode",
+                        field=_SURROGATE.sub("\ufffd", inner),
+                    )
+                stack.append((inner, item))
+        elif isinstance(value, list):
+            stack += [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+
+
+def body_was_read() -> bool:
+    """True when the request has no body, or its body was read to the end."""
+    if request.environ.get(_BODY_READ):
+        return True
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return not chunked and not request.content_length
 
 
 def _body_bytes() -> bytes:
-    """The body; 413 when it is over MAX_CONTENT_LENGTH, whether or not it has a length.
+    """The body; 413 when it is over MAX_CONTENT_LENGTH, whether or not it has a length;
+    400 when it cannot be read (a malformed chunked body, a client that went away).
 
     A body without a length (chunked) is cut at the limit by Werkzeug without an
     error; one more byte on the server's stream tells that it was longer.
     """
-    raw = request.get_data(cache=True)
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if (
-        limit is not None
-        and request.content_length is None
-        and len(raw) >= limit
-        and request.environ.get("wsgi.input_terminated")
-        and request.environ["wsgi.input"].read(1)
-    ):
-        raise RequestEntityTooLarge()
+    try:
+        raw = request.get_data(cache=True)
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if (
+            limit is not None
+            and request.content_length is None
+            and len(raw) >= limit
+            and request.environ.get("wsgi.input_terminated")
+            and request.environ["wsgi.input"].read(1)
+        ):
+            raise RequestEntityTooLarge()
+    except HTTPException:
+        raise
+    except Exception as exc:  # the server's own reader: its errors are not ours to name
+        log.info("a request body could not be read: %s", type(exc).__name__)
+        raise BadRequest(
+            "the request body could not be read (is its chunked encoding valid?)"
+        ) from None
+    request.environ[_BODY_READ] = True
     return raw
 
 

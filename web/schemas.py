@@ -8,7 +8,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
 from web.queries import Pagination
+
+#: A verify token: long enough that it cannot be guessed in the attempts throttling allows.
+VerifyToken = Annotated[StrictStr, Field(min_length=VERIFY_TOKEN_MIN_LENGTH, max_length=256)]
 
 
 class _Body(BaseModel):
@@ -27,7 +31,7 @@ class PutDraft(_Body):
 
 class CreateChannel(_Body):
     webhookUrl: StrictStr = Field(min_length=1, max_length=2048)
-    verifyToken: StrictStr | None = Field(default=None, min_length=1, max_length=256)
+    verifyToken: VerifyToken | None = None
     version: Literal["DRAFT", "LIVE"] = "LIVE"
 
 
@@ -37,8 +41,15 @@ Delay = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 
 class PatchChannel(_Body):
     webhookUrl: StrictStr | None = Field(default=None, min_length=1, max_length=2048)
-    verifyToken: StrictStr | None = Field(default=None, min_length=1, max_length=256)
+    verifyToken: VerifyToken | None = None
     version: Literal["DRAFT", "LIVE"] | None = None
+    rateLimit: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="Inbound messages per second for this channel (0: no limit); its burst "
+        "keeps the proportion of the defaults'.",
+    )
     retrySchedule: list[Delay] | None = Field(default=None, min_length=1, max_length=50)
     connectTimeout: float | None = Field(default=None, gt=0, le=60)
     totalTimeout: float | None = Field(default=None, gt=0, le=300)
@@ -55,14 +66,25 @@ class DeadLetterReplay(_Body):
 Version = Literal["DRAFT", "LIVE"]
 
 
+_CHANNEL = Field(
+    default=None,
+    min_length=1,
+    max_length=256,
+    description="The session's channel; needed where the bot has several channels and more "
+    "than one has a session of that id (`409 ambiguous_conversation` otherwise).",
+)
+
+
 class VersionQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     version: Version = Field(default="LIVE", description="The bot version: DRAFT or LIVE.")
+    channelId: str | None = _CHANNEL
 
 
 class VersionPageQuery(Pagination):
     version: Version = Field(default="LIVE", description="The bot version: DRAFT or LIVE.")
+    channelId: str | None = _CHANNEL
 
 
 class ConversationListQuery(VersionPageQuery):
@@ -85,7 +107,7 @@ class ConversationAction(_Body):
 
 class ConfigureOffloading(_Body):
     apiUrl: StrictStr = Field(min_length=1, max_length=2048)
-    verifyToken: StrictStr = Field(min_length=1, max_length=256)
+    verifyToken: VerifyToken
 
 
 class CreateApiToken(_Body):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
 
 from broker.core import keys
 from broker.core.connection import Redis
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DELIVERY_QUEUE = "switchboard.deliveries"
 DELIVER_TASK = "switchboard.deliver"
@@ -48,21 +53,29 @@ def make_celery(settings: Settings) -> Celery:
 
 class CelerySender:
     """`broker.sender.TaskSender` of the workers: a bot turn goes on the ready list that
-    their turn runners read, delivery queues go as Celery tasks."""
+    their turn runners read, delivery queues go as Celery tasks. Best effort, as the
+    protocol says."""
 
     def __init__(self, app: Celery, redis: Redis) -> None:
         self._app = app
         self._redis = redis
 
     def bot_turn(self, conversation_key: str) -> None:
-        self._redis.rpush(keys.READY, conversation_key)
+        try:
+            self._redis.rpush(keys.READY, conversation_key)
+        except (RedisError, OSError) as exc:
+            log.warning("bot turn not put on the ready list (%s); the scheduler wakes it", exc)
 
     def deliver(self, queues: Sequence[str]) -> None:
         refs = list(queues)
         for start in range(0, len(refs), SCHEDULER_BATCH):
-            self._app.send_task(
-                DELIVER_TASK, args=[refs[start : start + SCHEDULER_BATCH]], queue=DELIVERY_QUEUE
-            )
+            self._send(DELIVER_TASK, [refs[start : start + SCHEDULER_BATCH]], DELIVERY_QUEUE)
+
+    def _send(self, task: str, args: list[Any], queue: str) -> None:
+        try:
+            self._app.send_task(task, args=args, queue=queue)
+        except (KombuError, RedisError, OSError) as exc:
+            log.warning("%s not sent (%s); the scheduler hands its work out", task, exc)
 
 
 def settings_of(app: Any) -> Settings:

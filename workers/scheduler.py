@@ -11,7 +11,7 @@ from types import FrameType
 
 from redis.exceptions import RedisError
 
-from broker import history
+from broker import bot_removal, history
 from broker.conversations import scheduler as conversation_scheduler
 from broker.core import heartbeats
 from broker.core.connection import Redis, connect
@@ -36,6 +36,13 @@ def tick(r: Redis, settings: Settings, sender: TaskSender) -> None:
         log.debug("handed out %d queue(s), %d turn(s), %d timer(s)", queues, turns, timers)
 
 
+def housekeep(r: Redis, settings: Settings) -> None:
+    """Each package's housekeeping, and the removals of bots that were cut short."""
+    delivery_scheduler.housekeep(r, settings)
+    conversation_scheduler.housekeep(r, settings)
+    bot_removal.resume_removals(r)
+
+
 def run(settings: Settings, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -55,7 +62,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
             try:
                 tick(r, settings, sender)
                 if time.monotonic() >= next_housekeeping:
-                    delivery_scheduler.housekeep(r, settings)
+                    housekeep(r, settings)
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
                 if time.monotonic() >= next_sample:
                     history.sample(r)

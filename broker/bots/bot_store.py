@@ -89,12 +89,10 @@ def publish(r: Redis, bot_id: str) -> dict[str, Any]:
     return published.view()
 
 
-def delete(r: Redis, bot_id: str) -> list[str]:
-    """Delete a bot; returns the ids of its channels, which the caller removes."""
-    load(r, bot_id)
-    channel_ids = sorted(r.smembers(keys.bot_channels(bot_id)))
+def delete(r: Redis, bot_id: str) -> None:
+    """Delete the bot's record and its place in the listing; what hangs off it is the
+    caller's (`broker.bot_removal`)."""
     pipe = r.pipeline(transaction=False)
-    pipe.delete(keys.bot(bot_id))
+    pipe.delete(keys.bot(bot_id), keys.bot_channels(bot_id))
     pipe.zrem(keys.BOTS, bot_id)
     pipe.execute()
-    return channel_ids

@@ -24,6 +24,8 @@ class Channel:
     #: SHA-256 of the access token; the token itself is shown once, when the channel is made.
     access_token_hash: str
     created_at: float
+    #: Inbound messages per second this channel may send, over the default; None: the default.
+    rate_limit: float | None = None
 
     def to_redis(self) -> HashFields:
         return {
@@ -33,6 +35,7 @@ class Channel:
             "verifyToken": self.verify_token,
             "accessTokenHash": self.access_token_hash,
             "createdAt": repr(self.created_at),
+            "rateLimit": "" if self.rate_limit is None else repr(self.rate_limit),
         }
 
     @classmethod
@@ -44,4 +47,5 @@ class Channel:
             verify_token=raw["verifyToken"],
             access_token_hash=raw["accessTokenHash"],
             created_at=float(raw["createdAt"]),
+            rate_limit=float(raw["rateLimit"]) if raw.get("rateLimit") else None,
         )

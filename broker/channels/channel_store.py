@@ -10,6 +10,7 @@ from typing import Any
 
 from broker.bots import bot_store
 from broker.bots.bot import Version
+from broker.channels import rate_limit
 from broker.channels.channel import Channel
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
@@ -89,6 +90,7 @@ def view(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
         "retrySchedule": list(endpoint.schedule(settings)),
         "connectTimeout": connect,
         "totalTimeout": total,
+        "rateLimit": rate_limit.limits(settings, channel)[0],
         "createdAt": clock.iso(channel.created_at),
     }
 
@@ -106,7 +108,8 @@ def authenticate(r: Redis, channel_id: str, token: str | None) -> Channel:
 def update(
     r: Redis, settings: Settings, channel_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """Change a channel's URL, verify token, version, retry schedule or timeouts."""
+    """Change a channel's URL, verify token, version, rate limit, retry schedule or
+    timeouts."""
     channel = get(r, channel_id)
     endpoint = endpoint_store.load(r, channel_id)
     channel_changes: dict[str, Any] = {}
@@ -114,6 +117,8 @@ def update(
         channel_changes["verify_token"] = changes["verifyToken"]
     if changes.get("version") is not None:
         channel_changes["version"] = changes["version"]
+    if changes.get("rateLimit") is not None:
+        channel_changes["rate_limit"] = float(changes["rateLimit"])
     endpoint_changes: dict[str, Any] = {}
     if changes.get("webhookUrl") is not None:
         endpoint_changes["url"] = check_url(
@@ -149,12 +154,12 @@ def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, An
 
 
 def delete(r: Redis, channel_id: str) -> None:
+    """Remove the channel (its access token stops working first), then its endpoint with
+    its deliveries. Its conversations stay until they expire or the bot goes."""
     channel = get(r, channel_id)
-    pipe = r.pipeline(transaction=False)
-    pipe.delete(keys.channel(channel_id))
-    pipe.srem(keys.bot_channels(channel.bot_id), channel_id)
-    pipe.execute()
+    r.delete(keys.channel(channel_id), keys.rate_limit(channel_id))
     endpoint_store.delete(r, channel_id)
+    r.srem(keys.bot_channels(channel.bot_id), channel_id)
 
 
 def list_page(

@@ -9,7 +9,6 @@ of our buttons; both become postbacks.
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from broker.bots import bot_store
 from broker.bots.payloads import decode_payload
 from broker.channels.channel import Channel
-from broker.core import keys
+from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import NotFound, Unauthorized
 
@@ -56,9 +55,8 @@ def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> Channel:
     for channel_id in channel_ids:
         pipe.hgetall(keys.channel(channel_id))
     found: Channel | None = None
-    wanted = verify_token.encode()
     for channel in (Channel.from_redis(raw) for raw in pipe.execute() if raw):
-        if hmac.compare_digest(channel.verify_token.encode(), wanted):
+        if ids.same_secret(verify_token, channel.verify_token):
             found = found or channel
     if found is None:
         raise Unauthorized("that verify token is not one of this bot's channels")

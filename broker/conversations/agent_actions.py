@@ -42,7 +42,7 @@ def act(
     """Send `messages` (BotMessages) to the user; then, if asked, give the conversation back
     to the bot and move the dialogue to `go_to`, sending that state's messages."""
     engine = _engine_for(r, conversation, go_to)
-    with conversation_store.locked(r, settings, sender, conversation) as meta:
+    with conversation_store.locked(r, settings, sender, conversation) as (meta, lock):
         try:
             channel = channel_store.get(r, meta.channel_id)
         except NotFound:
@@ -77,7 +77,7 @@ def act(
             transcript=outbox.transcript,
             deliveries=outbox.deliveries,
         )
-        fanout.commit_turn(r, settings, sender, commit)
+        fanout.commit_turn(r, settings, sender, commit, lock.token)
         handover.changes.write_removes(r)
     conversation_store.touch(r, conversation, now)
     return {

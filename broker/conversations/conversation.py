@@ -1,9 +1,10 @@
 """A conversation, and the record of it a bot turn reads and writes: its meta, in Redis the
 hash `sb:{c:<conversation key>}:meta`.
 
-Who writes which fields: the ingress sets the conversation's identity and its latest
-channel (`arrival_fields`, through `ingress.lua`); a bot turn or an agent action sets the
-rest (`turn_fields`, through `turn_commit.lua`). `turn_finish.lua` reads `offloadPending`.
+Who writes which fields: the ingress sets the conversation's identity and its channel
+(`arrival_fields`) and `dataBytes`, through `ingress.lua`; a bot turn or an agent action
+sets the rest (`turn_fields`, through `turn_commit.lua`); a failed turn its failures
+(`failure_fields`, `turn_park.lua`). `turn_finish.lua` reads `offloadPending`.
 """
 
 from __future__ import annotations
@@ -17,24 +18,45 @@ from broker.core import ids
 from broker.core.connection import HashFields
 
 _COUNTER = "counter:"
+#: What a bot turn that succeeded writes: its conversation has no failures to count.
+NO_FAILURES: HashFields = {"turnFailures": 0, "turnFailedOn": ""}
 OFFLOAD_PENDING_FIELD = "offloadPending"
+#: The bytes the `sessionData` of the conversation's messages add up to; `ingress.lua` keeps it.
+DATA_BYTES_FIELD = "dataBytes"
 
 
 @dataclass(frozen=True)
 class Conversation:
-    """One end user's conversation with one bot version: what a channel names with
-    `conversationId` (`sessionId` on the wire), and its key inside Redis."""
+    """One end user's conversation with one bot version on one channel: what the channel
+    names with `conversationId` (`sessionId` on the wire), and its key inside Redis."""
 
     bot_id: str
     version: Version
+    channel_id: str
     conversation_id: str
     key: str
 
     @classmethod
-    def of(cls, bot_id: str, version: Version, conversation_id: str) -> Conversation:
-        return cls(
-            bot_id, version, conversation_id, ids.conversation_key(bot_id, version, conversation_id)
-        )
+    def of(
+        cls, bot_id: str, version: Version, channel_id: str, conversation_id: str
+    ) -> Conversation:
+        key = ids.conversation_key(bot_id, version, channel_id, conversation_id)
+        return cls(bot_id, version, channel_id, conversation_id, key)
+
+    @property
+    def index_member(self) -> str:
+        """The conversation in its bot version's indexes: `<channel id>|<conversation id>`."""
+        return index_member(self.channel_id, self.conversation_id)
+
+
+def index_member(channel_id: str, conversation_id: str) -> str:
+    return f"{channel_id}|{conversation_id}"
+
+
+def split_index_member(member: str) -> tuple[str, str]:
+    """(channel id, conversation id) of an index member; channel ids hold no `|`."""
+    channel_id, _, conversation_id = member.partition("|")
+    return channel_id, conversation_id
 
 
 @dataclass
@@ -52,21 +74,26 @@ class HandoverState:
 @dataclass
 class ConversationMeta:
     conversation: Conversation
-    #: The channel the latest message came in on; replies go there.
-    channel_id: str
     memory: Memory = field(default_factory=Memory)
     #: Outbound messages sent so far, per channel: the wire's `messageCounter`.
     counters: dict[str, int] = field(default_factory=dict)
     handover: HandoverState = field(default_factory=HandoverState)
     last_activity_at: float = 0.0
+    #: Failed turns in a row, and what the last one was blamed on (a message id, or a
+    #: signal's digest); see `broker.conversations.dead_turns`.
+    failures: int = 0
+    failed_on: str = ""
 
     @classmethod
     def from_redis(cls, key: str, raw: Mapping[str, str]) -> ConversationMeta:
         return cls(
             conversation=Conversation(
-                raw["botId"], as_version(raw["version"]), raw["conversationId"], key
+                raw["botId"],
+                as_version(raw["version"]),
+                raw["channelId"],
+                raw["conversationId"],
+                key,
             ),
-            channel_id=raw["channelId"],
             memory=Memory.from_json(raw.get("memory")),
             counters={
                 name.removeprefix(_COUNTER): int(value)
@@ -80,7 +107,14 @@ class ConversationMeta:
                 agent_active_at=float(raw.get("agentActiveAt") or 0),
             ),
             last_activity_at=float(raw.get("lastActivityAt") or 0),
+            failures=int(raw.get("turnFailures") or 0),
+            failed_on=raw.get("turnFailedOn", ""),
         )
+
+    @property
+    def channel_id(self) -> str:
+        """The conversation's channel: its messages come in there and its replies go there."""
+        return self.conversation.channel_id
 
     def turn_fields(self) -> HashFields:
         """What a bot turn or an agent action saves."""
@@ -95,8 +129,12 @@ class ConversationMeta:
             **{f"{_COUNTER}{channel_id}": count for channel_id, count in self.counters.items()},
         }
 
+    def failure_fields(self) -> HashFields:
+        """The failures counted so far (a turn that succeeds writes NO_FAILURES instead)."""
+        return {"turnFailures": self.failures, "turnFailedOn": self.failed_on}
+
     @staticmethod
-    def arrival_fields(conversation: Conversation, channel_id: str) -> list[str]:
+    def arrival_fields(conversation: Conversation) -> list[str]:
         """What the ingress sets as a message arrives, as field, value, ... for its script."""
         return [
             "botId",
@@ -106,5 +144,5 @@ class ConversationMeta:
             "conversationId",
             conversation.conversation_id,
             "channelId",
-            channel_id,
+            conversation.channel_id,
         ]

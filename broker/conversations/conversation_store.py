@@ -6,38 +6,72 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, get_args
 
 from broker.bots import bot_store
 from broker.bots.bot import Version
-from broker.conversations.conversation import Conversation, ConversationMeta
+from broker.conversations.conversation import (
+    DATA_BYTES_FIELD,
+    Conversation,
+    ConversationMeta,
+    index_member,
+    split_index_member,
+)
+from broker.conversations.handover import TIMER_NAMES, timer_member
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
-from broker.core.errors import Conflict, NotFound
+from broker.core.errors import AmbiguousConversation, Conflict, NotFound
 from broker.core.locks import Lock
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
+from broker.delivery import offloading
 
+#: A listing of one channel's conversations reads at most this many index entries, in chunks.
+_SCAN_LIMIT = 20_000
+_CHUNK = 500
 #: How long a management request waits for a bot turn to let go of its conversation.
 LOCK_WAIT = 5.0
 _LOCK_POLL = 0.02
 
 
-def find(r: Redis, bot_id: str, version: Version, conversation_id: str) -> Conversation:
-    """The conversation, or NotFound when the bot or the conversation does not exist."""
+def find(
+    r: Redis,
+    bot_id: str,
+    version: Version,
+    conversation_id: str,
+    channel_id: str | None = None,
+) -> Conversation:
+    """The conversation on `channel_id`, or on whichever of the bot's channels has it.
+
+    NotFound when the bot or the conversation does not exist; AmbiguousConversation when no
+    channel is named and more than one of the bot's channels has a conversation of that id.
+    """
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
-    conversation = Conversation.of(bot_id, version, conversation_id)
-    if not r.exists(keys.conversation_meta(conversation.key)):
-        raise NotFound(f"bot {bot_id!r} has no {version} session {conversation_id!r}")
-    return conversation
+    channel_ids = [channel_id] if channel_id else sorted(r.smembers(keys.bot_channels(bot_id)))
+    candidates = [Conversation.of(bot_id, version, c, conversation_id) for c in channel_ids]
+    pipe = r.pipeline(transaction=False)
+    for candidate in candidates:
+        pipe.exists(keys.conversation_meta(candidate.key))
+    found = [c for c, there in zip(candidates, pipe.execute(), strict=True) if there]
+    if not found:
+        on = f" on channel {channel_id!r}" if channel_id else ""
+        raise NotFound(f"bot {bot_id!r} has no {version} session {conversation_id!r}{on}")
+    if len(found) > 1:
+        raise AmbiguousConversation(
+            f"session {conversation_id!r} is on channels "
+            f"{', '.join(c.channel_id for c in found)}; name one with channelId",
+            field="channelId",
+        )
+    return found[0]
 
 
 @contextmanager
 def locked(
     r: Redis, settings: Settings, sender: TaskSender, conversation: Conversation
-) -> Iterator[ConversationMeta]:
-    """Hold the conversation's lock, as a bot turn does, and yield its meta read under it.
+) -> Iterator[tuple[ConversationMeta, Lock]]:
+    """Hold the conversation's lock, as a bot turn does, and yield its meta read under it,
+    with the lock (a commit checks that it still holds it).
 
     Waits up to LOCK_WAIT for a running turn; after that the conversation is busy (409).
     A bot turn woken meanwhile found the conversation held and gave up, so one is woken
@@ -53,7 +87,7 @@ def locked(
         raw = r.hgetall(keys.conversation_meta(conversation.key))
         if not raw:
             raise NotFound(f"session {conversation.conversation_id!r} was deleted")
-        yield ConversationMeta.from_redis(conversation.key, raw)
+        yield ConversationMeta.from_redis(conversation.key, raw), lock
     finally:
         lock.release()
         if r.exists(keys.conversation_pending(conversation.key)):
@@ -68,13 +102,16 @@ def list_page(
     limit: int,
     *,
     paused: bool | None = None,
+    channel_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """A bot version's conversations, the most recently active first; only the paused ones (or
-    only the others) when `paused` says so."""
+    only the others) when `paused` says so, only those of one channel when it is named."""
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
-    found, total = _page_of_ids(r, bot_id, version, offset, limit, paused)
-    conversation_keys = [ids.conversation_key(bot_id, version, c) for c, _ in found]
+    found, total = _page_of_ids(r, bot_id, version, offset, limit, paused, channel_id)
+    conversation_keys = [
+        ids.conversation_key(bot_id, version, *split_index_member(member)) for member, _ in found
+    ]
     pipe = r.pipeline(transaction=False)
     for key in conversation_keys:
         pipe.hgetall(keys.conversation_meta(key))
@@ -89,10 +126,18 @@ def list_page(
 
 
 def _page_of_ids(
-    r: Redis, bot_id: str, version: Version, offset: int, limit: int, paused: bool | None
+    r: Redis,
+    bot_id: str,
+    version: Version,
+    offset: int,
+    limit: int,
+    paused: bool | None,
+    channel_id: str | None,
 ) -> tuple[list[tuple[str, float]], int]:
-    """Conversation ids with their last activity (ms), newest first, and how many there are."""
+    """Index members with their last activity (ms), newest first, and how many there are."""
     index = keys.bot_conversations(bot_id, version)
+    if channel_id is not None:
+        return _page_of_channel(r, bot_id, version, offset, limit, paused, channel_id)
     if paused is None:
         pipe = r.pipeline(transaction=False)
         pipe.zrevrange(index, offset, offset + limit - 1, withscores=True)
@@ -107,6 +152,38 @@ def _page_of_ids(
         chosen = r.zdiff([index, paused_index], withscores=True)
     ordered = sorted(chosen, key=lambda item: item[1], reverse=True)
     return ordered[offset : offset + limit], len(ordered)
+
+
+def _page_of_channel(
+    r: Redis,
+    bot_id: str,
+    version: Version,
+    offset: int,
+    limit: int,
+    paused: bool | None,
+    channel_id: str,
+) -> tuple[list[tuple[str, float]], int]:
+    """As `_page_of_ids`, for one channel: the index is read newest first, in chunks."""
+    index = keys.bot_conversations(bot_id, version)
+    paused_members = (
+        set(r.zrange(keys.bot_paused(bot_id, version), 0, -1)) if paused is not None else set()
+    )
+    prefix = index_member(channel_id, "")
+    chosen: list[tuple[str, float]] = []
+    total = 0
+    for start in range(0, _SCAN_LIMIT, _CHUNK):
+        chunk = r.zrevrange(index, start, start + _CHUNK - 1, withscores=True)
+        for member, score in chunk:
+            if not member.startswith(prefix):
+                continue
+            if paused is not None and (member in paused_members) != paused:
+                continue
+            if offset <= total < offset + limit:
+                chosen.append((member, score))
+            total += 1
+        if len(chunk) < _CHUNK:
+            break
+    return chosen, total
 
 
 def _summary(meta: ConversationMeta, score: float, messages: int) -> dict[str, Any]:
@@ -151,15 +228,61 @@ def variables(r: Redis, conversation: Conversation) -> dict[str, Any]:
 def forget_variables(
     r: Redis, settings: Settings, sender: TaskSender, conversation: Conversation
 ) -> None:
-    """Forget the conversation's variables; where it stands in the dialogue is kept."""
-    with locked(r, settings, sender, conversation) as meta:
+    """Forget the conversation's variables, and what its messages' `sessionData` counted
+    toward its limits; where it stands in the dialogue is kept."""
+    with locked(r, settings, sender, conversation) as (meta, _):
         meta.memory.variables = {}
-        r.hset(keys.conversation_meta(conversation.key), mapping=meta.turn_fields())
+        pipe = r.pipeline(transaction=False)
+        pipe.hset(
+            keys.conversation_meta(conversation.key),
+            mapping={**meta.turn_fields(), DATA_BYTES_FIELD: 0},
+        )
+        pipe.delete(keys.conversation_data_sizes(conversation.key))
+        pipe.execute()
+
+
+def remove_all(r: Redis, bot_id: str, version: Version) -> None:
+    """Remove every conversation of a bot version with its keys, queues, schedules and index
+    entries, a chunk at a time; the index entries go last, so a cut-short pass resumes.
+    (A queue's entries on `sb:due` are named by claims not known here: each goes when it
+    comes due and its worker finds the queue empty.)"""
+    index = keys.bot_conversations(bot_id, version)
+    offloading_endpoint = offloading.endpoint_id(bot_id)
+    while chunk := r.zrange(index, 0, _CHUNK - 1):
+        pipe = r.pipeline(transaction=False)
+        for member in chunk:
+            channel_id, conversation_id = split_index_member(member)
+            key = ids.conversation_key(bot_id, version, channel_id, conversation_id)
+            queues = (channel_id, offloading_endpoint)
+            pipe.delete(
+                *keys.conversation_keys(key),
+                *(keys.fifo(key, endpoint) for endpoint in queues),
+                *(keys.fifo_lock(key, endpoint) for endpoint in queues),
+            )
+            pipe.zrem(keys.TURNS, key)
+            pipe.zrem(keys.TIMERS, *(timer_member(key, name) for name in TIMER_NAMES))
+        pipe.zrem(keys.bot_paused(bot_id, version), *chunk)
+        pipe.zrem(index, *chunk)
+        pipe.execute()
+
+
+def expire_index_entries(r: Redis, settings: Settings) -> None:
+    """Drop index entries of conversations idle past SWITCHBOARD_CONVERSATION_TTL, whose keys
+    have expired."""
+    oldest = clock.now_ms() - settings.conversation_ttl * 1000
+    for bot_id in r.zrange(keys.BOTS, 0, -1):
+        for version in get_args(Version):
+            index = keys.bot_conversations(bot_id, version)
+            while idle := r.zrangebyscore(index, "-inf", oldest, start=0, num=_CHUNK):
+                pipe = r.pipeline(transaction=False)
+                pipe.zrem(keys.bot_paused(bot_id, version), *idle)
+                pipe.zrem(index, *idle)
+                pipe.execute()
 
 
 def touch(r: Redis, conversation: Conversation, at: float) -> None:
     """Mark activity in the version's conversation index."""
     r.zadd(
         keys.bot_conversations(conversation.bot_id, conversation.version),
-        {conversation.conversation_id: clock.ms(at)},
+        {conversation.index_member: clock.ms(at)},
     )

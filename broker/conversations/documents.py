@@ -34,7 +34,13 @@ def channel_message(
 
 
 def messages_event(
-    *, items: list[dict[str, Any]], conversation_id: str, version: str, bot_id: str, at: float
+    *,
+    items: list[dict[str, Any]],
+    conversation_id: str,
+    channel_id: str,
+    version: str,
+    bot_id: str,
+    at: float,
 ) -> dict[str, Any]:
     """A `messages` event for the offloading webhook (docs/wire-contract.md §4): transcript
     items."""
@@ -44,6 +50,7 @@ def messages_event(
         "timestamp": clock.iso(at),
         "messages": items,
         "channel": CHANNEL_TYPE,
+        "channelId": channel_id,
         "sessionId": conversation_id,
         "version": version,
         "botId": bot_id,
@@ -55,6 +62,7 @@ def offload_event(
     payload: dict[str, Any],
     transcript: list[dict[str, Any]],
     conversation_id: str,
+    channel_id: str,
     version: str,
     bot_id: str,
     at: float,
@@ -67,6 +75,7 @@ def offload_event(
         "payload": payload,
         "transcript": transcript,
         "channel": CHANNEL_TYPE,
+        "channelId": channel_id,
         "timestamp": clock.iso(at),
         "sessionId": conversation_id,
         "version": version,

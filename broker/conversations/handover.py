@@ -215,7 +215,7 @@ class Handover:
         self.state.paused = True
         self.state.agent_active_at = now
         self._set_timer(RESUME_TIMER, now + self.settings.resume_after)
-        self.changes.add(self._paused_index(), self.conversation.conversation_id, clock.ms(now))
+        self.changes.add(self._paused_index(), self.conversation.index_member, clock.ms(now))
 
     def agent_acted(self, now: float) -> None:
         """The agent said something: the silence that ends a pause starts again."""
@@ -227,7 +227,7 @@ class Handover:
         """The bot has the conversation again; an offload still awaited is given up."""
         self.state.paused = False
         self.changes.remove(keys.TIMERS, self._timer(RESUME_TIMER))
-        self.changes.remove(self._paused_index(), self.conversation.conversation_id)
+        self.changes.remove(self._paused_index(), self.conversation.index_member)
         if self.state.offload_pending:
             self._offload_settled()
 

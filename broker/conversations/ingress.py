@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -17,6 +18,7 @@ from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys, logs, scripts
 from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import IDEMPOTENCY_TTL
+from broker.core.errors import ValidationFailed
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 
@@ -45,9 +47,12 @@ def accept(
     """Queue `message` (in normal form) for the channel's bot, in one round trip to Redis.
 
     A bot turn is enqueued only when the conversation has none pending; a running turn
-    works through everything that arrives meanwhile.
+    works through everything that arrives meanwhile. ValidationFailed, with nothing queued,
+    when the variables the message sets are over the limits of a message or would take the
+    conversation's over its own.
     """
-    conversation = Conversation.of(channel.bot_id, channel.version, conversation_id)
+    sizes = _checked_data_sizes(settings, message)
+    conversation = Conversation.of(channel.bot_id, channel.version, channel.id, conversation_id)
     message_id = message_id or ids.new_id("in")
     now = clock.now()
     entry = {
@@ -58,9 +63,21 @@ def accept(
         "receivedAt": now,
     }
     queue = partial(
-        _queue, settings, conversation, channel, entry, idempotency_key or message_id, now
+        _queue, settings, conversation, entry, sizes, idempotency_key or message_id, now
     )
     (queued, recorded_id, wake), _, _ = scripts.execute(r, queue)
+    if queued == -1:
+        _unlist_if_new(r, conversation)
+        limit = (
+            settings.conversation_data_keys
+            if recorded_id == "keys"
+            else settings.conversation_data_bytes
+        )
+        raise ValidationFailed(
+            f"with this message the session's sessionData would hold {wake} {recorded_id}, "
+            f"over the limit of {limit} per session",
+            field="sessionData",
+        )
     if wake:
         sender.bot_turn(conversation.key)
     logs.event(
@@ -77,11 +94,54 @@ def accept(
     )
 
 
+def _unlist_if_new(r: Redis, conversation: Conversation) -> None:
+    """A refused message leaves no index entry for a conversation it would have started.
+    (Its `sb:turns` entry stays: a turn with nothing to do ends at once.)"""
+    if not r.exists(keys.conversation_meta(conversation.key)):
+        r.zrem(
+            keys.bot_conversations(conversation.bot_id, conversation.version),
+            conversation.index_member,
+        )
+
+
+def data_sizes(message: dict[str, Any]) -> dict[str, int]:
+    """Bytes of each variable a message (in normal form) sets: its key and its value as
+    compact UTF-8 JSON, from `sessionData` and a postback's `sessionDataToSet`."""
+    given = dict(message.get("sessionData") or {})
+    given.update({item["key"]: item["value"] for item in message.get("sessionDataToSet") or []})
+    return {key: _utf8_size(key) + _utf8_size(_compact(value)) for key, value in given.items()}
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _checked_data_sizes(settings: Settings, message: dict[str, Any]) -> dict[str, int]:
+    sizes = data_sizes(message)
+    if len(sizes) > settings.session_data_keys:
+        raise ValidationFailed(
+            f"sessionData has {len(sizes)} keys, over the limit of "
+            f"{settings.session_data_keys} per message",
+            field="sessionData",
+        )
+    if sum(sizes.values()) > settings.session_data_bytes:
+        raise ValidationFailed(
+            f"sessionData takes {sum(sizes.values())} bytes, over the limit of "
+            f"{settings.session_data_bytes} per message",
+            field="sessionData",
+        )
+    return sizes
+
+
 def _queue(
     settings: Settings,
     conversation: Conversation,
-    channel: Channel,
     entry: dict[str, Any],
+    sizes: dict[str, int],
     dedupe_key: str,
     now: float,
     pipe: Pipeline,
@@ -97,17 +157,22 @@ def _queue(
             keys.conversation_inbox(key),
             keys.conversation_pending(key),
             keys.conversation_meta(key),
+            keys.conversation_data_sizes(key),
         ],
         [
             entry["messageId"],
             json.dumps(entry),
             IDEMPOTENCY_TTL,
-            *ConversationMeta.arrival_fields(conversation, channel.id),
+            math.ceil(settings.conversation_ttl),
+            settings.conversation_data_keys,
+            settings.conversation_data_bytes,
+            json.dumps(sizes),
+            *ConversationMeta.arrival_fields(conversation),
         ],
     )
     # The schedule is a safety net: should no task be sent, the scheduler wakes the turn.
     pipe.zadd(keys.TURNS, {key: now + settings.claim_lease}, nx=True)
     pipe.zadd(
-        keys.bot_conversations(channel.bot_id, channel.version),
-        {conversation.conversation_id: clock.ms(now)},
+        keys.bot_conversations(conversation.bot_id, conversation.version),
+        {conversation.index_member: clock.ms(now)},
     )

@@ -97,6 +97,7 @@ class Outbox:
             payload=payload,
             transcript=[*history(), *self.transcript],
             conversation_id=self.conversation.conversation_id,
+            channel_id=self.conversation.channel_id,
             version=self.conversation.version,
             bot_id=self.conversation.bot_id,
             at=now,
@@ -114,6 +115,7 @@ class Outbox:
         body = documents.messages_event(
             items=self._unsent,
             conversation_id=self.conversation.conversation_id,
+            channel_id=self.conversation.channel_id,
             version=self.conversation.version,
             bot_id=self.conversation.bot_id,
             at=now,

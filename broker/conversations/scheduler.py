@@ -1,10 +1,12 @@
-"""The scheduler's side of conversations: bot turns whose worker died, and timers that fire
-(an offload's answer that is late, an agent who has been silent too long)."""
+"""The scheduler's side of conversations: bot turns whose worker died (or whose retry is due),
+timers that fire (an offload's answer that is late, an agent who has been silent too long),
+and housekeeping of their indexes."""
 
 from __future__ import annotations
 
 import json
 
+from broker.conversations import conversation_store, dead_turns
 from broker.conversations.handover import split_timer
 from broker.core import clock, keys, schedules, scripts
 from broker.core.connection import Pipeline, Redis
@@ -14,6 +16,12 @@ from broker.core.settings import Settings
 
 #: At most this many turns or timers are handed out in one pass.
 _PER_PASS = SCHEDULER_BATCH * 20
+
+
+def housekeep(r: Redis, settings: Settings) -> None:
+    """Drop index entries of conversations and dead letters of turns that expired."""
+    conversation_store.expire_index_entries(r, settings)
+    dead_turns.housekeep(r, settings)
 
 
 def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:

@@ -25,8 +25,8 @@ from broker.bots.bot import Version
 from broker.bots.engine import Engine, Turn, absorb
 from broker.channels import channel_store
 from broker.channels.channel import Channel
-from broker.conversations import transcript
-from broker.conversations.conversation import ConversationMeta
+from broker.conversations import dead_turns, transcript
+from broker.conversations.conversation import NO_FAILURES, ConversationMeta
 from broker.conversations.handover import (
     TIMER_NAMES,
     Handover,
@@ -37,7 +37,7 @@ from broker.conversations.handover import (
 )
 from broker.conversations.outbox import Outbox
 from broker.core import clock, keys, logs, metrics, scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import Pipeline, Redis, unavailable_reason
 from broker.core.defaults import TURN_BATCH
 from broker.core.errors import NotFound
 from broker.core.sender import TaskSender
@@ -81,6 +81,10 @@ def run_batch(
     A conversation another worker holds is left to it: it drains the inbox before letting
     go. The queues that were empty before a turn are claimed, for `hand_off` when one is
     given, and otherwise handed to the workers through `sender`.
+
+    A turn that raises is tried again after SWITCHBOARD_TURN_RETRY_DELAY, one message (or
+    signal) at a time, and what keeps failing is parked (`dead_turns`) so that the
+    conversation goes on. A conversation whose lock was lost is left at once.
     """
     token = secrets.token_hex(8)
     remaining = list(dict.fromkeys(conversation_keys))
@@ -89,28 +93,49 @@ def run_batch(
     while remaining:
         reads = _read(r, settings, remaining, token, held)
         held.update(reads)
-        batch = _Batch(r, settings, actions)
+        batch = _Batch(r, settings, actions, token)
         for conversation_key, work in reads.items():
-            processed += batch.run(conversation_key, work)
+            batch.run(conversation_key, work)
         # A claim token of its own per pass: a queue claimed in an earlier pass may be in
         # a worker's hands, its entry on `sb:due` named by that pass's token.
         claim_token = secrets.token_hex(8)
-        committed = batch.commit(token, claim_token)
-        remaining = [key for key, done in committed.items() if not done.ended]
+        committed = batch.commit(claim_token)
+        processed += sum(batch.used[key] for key, done in committed.items() if not done.lost)
         ended = [key for key, done in committed.items() if done.ended]
-        held.difference_update(ended)
+        remaining = [
+            *(key for key, done in committed.items() if not done.ended and not done.lost),
+            *batch.failed_again,
+        ]
+        held.intersection_update(remaining)
         _after(r, settings, sender, batch, committed, ended, claim_token, hand_off)
     return processed
 
 
 @dataclass(frozen=True)
 class _Work:
+    """What a turn read: the meta and its waiting signals and messages, as JSON text."""
+
     #: None when the conversation was deleted.
     meta: ConversationMeta | None
-    signals: list[dict[str, Any]]
-    messages: list[dict[str, Any]]
+    signals: list[str]
+    messages: list[str]
     #: When the turn schedule was last moved on for it (the limit to leave it by).
     scheduled_until: float
+
+    def first_item(self) -> _Work:
+        """Only the first signal or, if there is none, the first message."""
+        if self.signals:
+            return _Work(self.meta, self.signals[:1], [], self.scheduled_until)
+        return _Work(self.meta, [], self.messages[:1], self.scheduled_until)
+
+    @property
+    def single_item(self) -> dead_turns.Item | None:
+        """The one thing this work holds, or None when it holds more (or nothing)."""
+        if len(self.signals) + len(self.messages) != 1:
+            return None
+        if self.signals:
+            return dead_turns.Item("signal", self.signals[0])
+        return dead_turns.Item("message", self.messages[0])
 
 
 def _read(
@@ -139,12 +164,10 @@ def _read(
         locked, raw_meta, signals, messages = answers[4 * index : 4 * index + 4]
         if not locked:
             continue  # another worker has it; it drains the inbox before letting go
-        reads[key] = _Work(
-            ConversationMeta.from_redis(key, raw_meta) if raw_meta else None,
-            [json.loads(item) for item in signals],
-            [json.loads(item) for item in messages],
-            until,
-        )
+        meta = ConversationMeta.from_redis(key, raw_meta) if raw_meta else None
+        work = _Work(meta, signals, messages, until)
+        # After a failure, one item at a time, so that the next failure names its cause.
+        reads[key] = work.first_item() if meta is not None and meta.failures else work
     return reads
 
 
@@ -186,36 +209,56 @@ def _after(
 class _Batch:
     """The turns of one pass over several conversations, gathered for one commit."""
 
-    def __init__(self, r: Redis, settings: Settings, actions: Actions | None) -> None:
+    def __init__(
+        self, r: Redis, settings: Settings, actions: Actions | None, lock_token: str
+    ) -> None:
         self.r = r
         self.settings = settings
         self.actions = actions
+        self.lock_token = lock_token
         self.commits: dict[str, TurnCommit] = {}
+        self.works: dict[str, _Work] = {}
+        self.used: dict[str, int] = {}
+        #: Conversations whose turn failed and may go on at once, one item at a time.
+        self.failed_again: list[str] = []
         self.changes = IndexChanges()
         self.scheduled_until: dict[str, float] = {}
         self._programs: dict[tuple[str, str], Engine | None] = {}
         self._offloading: dict[str, str | None] = {}
         self._channels: dict[str, Channel | None] = {}
 
-    def run(self, conversation_key: str, work: _Work) -> int:
-        """One conversation's turn; returns the messages it used. A turn that fails is
-        let go of, its messages left for the next try."""
+    def run(self, conversation_key: str, work: _Work) -> None:
+        """One conversation's turn (`used` holds the messages it took). A turn that fails for a
+        reason of its own is counted (`dead_turns.failed`), its messages left for the next
+        try; Redis's trouble is raised."""
         self.scheduled_until[conversation_key] = work.scheduled_until
+        self.works[conversation_key] = work
         if work.meta is None:
             self._forget(conversation_key, work)
-            return len(work.messages)
+            self.used[conversation_key] = len(work.messages)
+            return
         started = time.monotonic()
         try:
             used = self._turn(work.meta, work)
-        except Exception:
-            log.exception("the turn of conversation %s failed", conversation_key)
-            self.r.delete(keys.conversation_lock(conversation_key))
-            metrics.count(metrics.BOT_TURNS, "error")
-            return 0
+        except Exception as exc:
+            self._failed(conversation_key, work, exc)
+            return
+        self.used[conversation_key] = used
         metrics.count(metrics.BOT_TURNS, "ok")
         metrics.observe(metrics.BOT_TURN_DURATION, time.monotonic() - started)
         metrics.count(metrics.BOT_TURN_MESSAGES, n=used)
-        return used
+
+    def _failed(self, conversation_key: str, work: _Work, exc: Exception) -> None:
+        """Count a turn that failed for a reason of its own; Redis's trouble is raised."""
+        meta = work.meta
+        if unavailable_reason(exc) is not None or meta is None:
+            raise exc  # not the message's fault: the schedule brings the turn back
+        metrics.count(metrics.BOT_TURNS, "error")
+        if dead_turns.failed(self.r, self.settings, self.lock_token, meta, work.single_item, exc):
+            self.failed_again.append(conversation_key)
+        else:  # it waits for its retry, on the turn schedule
+            lock = keys.conversation_lock(conversation_key)
+            scripts.run(self.r, "lock_release", [lock], [self.lock_token])
 
     def _turn(self, meta: ConversationMeta, work: _Work) -> int:
         conversation = meta.conversation
@@ -228,7 +271,7 @@ class _Batch:
             self._channel,
         )
         for signal in work.signals:
-            turn.settle(signal)
+            turn.settle(json.loads(signal))
         used = 0
         started = time.monotonic()
         for message in work.messages:
@@ -236,7 +279,7 @@ class _Batch:
                 break  # the rest wait for the offload's answer, in the inbox
             if time.monotonic() - started > self.settings.claim_lease / 2:
                 break  # slow API calls: commit, and renew the lock before the rest
-            turn.take(message)
+            turn.take(json.loads(message))
             used += 1
         commit = turn.finish(trim=used, trim_signals=len(work.signals))
         self.commits[conversation.key] = commit
@@ -247,7 +290,7 @@ class _Batch:
             "bot turn",
             sessionId=conversation.conversation_id,
             botId=conversation.bot_id,
-            messageIds=[m["messageId"] for m in work.messages[:used]],
+            messageIds=[json.loads(m)["messageId"] for m in work.messages[:used]],
             signals=len(work.signals),
             deliveryIds=[d.id for d in commit.deliveries],
         )
@@ -261,11 +304,31 @@ class _Batch:
         self.r.zrem(keys.TIMERS, *(timer_member(conversation_key, name) for name in TIMER_NAMES))
         self.commits[conversation_key] = TurnCommit(conversation_key)
 
-    def commit(self, lock_token: str, claim_token: str) -> dict[str, Committed]:
+    def commit(self, claim_token: str) -> dict[str, Committed]:
+        """Save every turn of the pass at once. Should that fail for a reason other than
+        Redis's, each is saved alone, and a turn that cannot be is counted as failed."""
         self.changes.write_adds(self.r)
-        commits = list(self.commits.values())
+        try:
+            return self._commit(list(self.commits.values()), claim_token)
+        except Exception as exc:
+            if unavailable_reason(exc) is not None:
+                raise
+        saved: dict[str, Committed] = {}
+        for key, commit in self.commits.items():
+            try:
+                saved.update(self._commit([commit], claim_token))
+            except Exception as exc:
+                self._failed(key, self.works[key], exc)
+        return saved
+
+    def _commit(self, commits: list[TurnCommit], claim_token: str) -> dict[str, Committed]:
         done = fanout.commit_turns(
-            self.r, self.settings, commits, lock_token=lock_token, claim_token=claim_token
+            self.r,
+            self.settings,
+            commits,
+            lock_token=self.lock_token,
+            claim_token=claim_token,
+            end_turns=True,
         )
         return {
             commit.conversation_key: result for commit, result in zip(commits, done, strict=True)
@@ -326,7 +389,7 @@ class _BotTurn:
         now = clock.now()
         settled = self.handover.settle(signal, now)
         if settled is Settled.OFFLOAD_FAILED and self.engine is not None:
-            self._apply(self.engine.offload_failed(self.meta.memory), self.meta.channel_id)
+            self._apply(self.engine.offload_failed(self.meta.memory))
         elif settled is Settled.RESUMED:
             notice = resumed_notice("timeout", self.settings.resume_after)
             self.outbox.note(transcript.item("bot", now, notice))
@@ -341,11 +404,11 @@ class _BotTurn:
             self.meta.memory = absorb(self.meta.memory, message)
             return
         turn = self.engine.step(self.meta.memory, message, can_offload=self.outbox.can_offload)
-        self._apply(turn, message["channelId"])
+        self._apply(turn)
 
-    def _apply(self, turn: Turn, channel_id: str) -> None:
+    def _apply(self, turn: Turn) -> None:
         self.meta.memory = turn.memory
-        channel = self._channel(channel_id)
+        channel = self._channel(self.meta.channel_id)
         for output in turn.outputs:
             if output.kind == "message":
                 self.outbox.send(channel, output.body)
@@ -353,7 +416,7 @@ class _BotTurn:
                 if self._offloading_disabled():
                     # No one takes it until an operator enables the endpoint: fail now.
                     assert self.engine is not None
-                    self._apply(self.engine.offload_failed(self.meta.memory), channel_id)
+                    self._apply(self.engine.offload_failed(self.meta.memory))
                     return
                 now = clock.now()
                 delivery_id = self.outbox.offload(
@@ -372,7 +435,7 @@ class _BotTurn:
             self.meta.conversation.key,
             trim=trim,
             trim_signals=trim_signals,
-            meta=self.meta.turn_fields(),
+            meta={**self.meta.turn_fields(), **NO_FAILURES},
             transcript=self.outbox.transcript,
             deliveries=self.outbox.deliveries,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeAlias, cast
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ import redis.asyncio
 import redis.asyncio.sentinel
 from redis.sentinel import Sentinel
 
+from broker.core import keys
 from broker.core.defaults import REDIS_CONNECTION_WAIT, REDIS_CONNECTIONS, SENTINEL_MASTER
 from broker.core.errors import ConfigError
 
@@ -30,6 +32,44 @@ else:
     Redis = redis.Redis
     Pipeline = redis.client.Pipeline
     AsyncRedis = redis.asyncio.Redis
+
+
+#: Redis's answers when it cannot take a command for now, by the error redis-py raises.
+_UNAVAILABLE: tuple[tuple[type[Exception], str], ...] = (
+    (redis.exceptions.BusyLoadingError, "loading its data"),
+    (redis.ConnectionError, "unreachable"),
+    (redis.TimeoutError, "unreachable"),
+    (redis.exceptions.OutOfMemoryError, "out of memory"),  # type: ignore[attr-defined]
+    (redis.exceptions.ReadOnlyError, "read-only"),
+    (redis.exceptions.ClusterDownError, "cluster down"),
+    (redis.exceptions.TryAgainError, "busy"),
+)
+#: ... and those redis-py raises as a plain ResponseError (the whole answer, or inside a
+#: script's error, as "-OOM command not allowed ..."), by their first word.
+_UNAVAILABLE_WORDS = {
+    "OOM": "out of memory",
+    "READONLY": "read-only",
+    "LOADING": "loading its data",
+    "MISCONF": "unable to persist",
+    "MASTERDOWN": "without a master",
+    "NOREPLICAS": "without replicas",
+    "CLUSTERDOWN": "cluster down",
+    "TRYAGAIN": "busy",
+}
+_UNAVAILABLE_REPLY = re.compile(r"(?:^|[\s:])-?(" + "|".join(_UNAVAILABLE_WORDS) + r")\b")
+
+
+def unavailable_reason(exc: BaseException) -> str | None:
+    """Why Redis cannot serve us now ("unreachable", "read-only", "out of memory", ...), or
+    None when `exc` is no such trouble. The reason never quotes Redis or its URL."""
+    for kind, reason in _UNAVAILABLE:
+        if isinstance(exc, kind):
+            return reason
+    if isinstance(exc, redis.ResponseError):
+        found = _UNAVAILABLE_REPLY.search(str(exc))
+        if found:
+            return _UNAVAILABLE_WORDS[found.group(1)]
+    return None
 
 
 def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
@@ -88,3 +128,12 @@ def _sentinels(url: str) -> list[tuple[str, int]]:
         host, _, port = item.partition(":")
         hosts.append((host, int(port or 26379)))
     return hosts
+
+
+def availability(r: Redis) -> str:
+    """`ok` when Redis takes a write now, else why not (see `unavailable_reason`)."""
+    try:
+        r.set(keys.READY_PROBE, "1", px=10_000)
+    except redis.RedisError as exc:
+        return unavailable_reason(exc) or "failing"
+    return "ok"

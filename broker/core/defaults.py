@@ -72,9 +72,44 @@ IDEMPOTENCY_TTL = 24 * 3600
 #: Largest request body the ingress accepts, in bytes.
 MAX_BODY_BYTES = 1024 * 1024
 
-#: Inbound messages a channel may send per second, and the burst above it.
-RATE_LIMIT_PER_SECOND = 100
-RATE_LIMIT_BURST = 200
+#: Inbound messages a channel may send per second, and the burst above it
+#: (docs/wire-contract.md §1c); a channel's own `rateLimit` overrides the rate, and its
+#: burst then keeps the same proportion.
+RATE_LIMIT_PER_SECOND = 1000
+RATE_LIMIT_BURST = 2000
+
+#: `sessionData` limits (docs/wire-contract.md §1a): keys and bytes (as compact UTF-8 JSON,
+#: keys included) that one message may carry ...
+SESSION_DATA_KEYS = 100
+SESSION_DATA_BYTES = 16 * 1024
+#: ... and that one conversation may hold, counting what every message set (422 past them).
+CONVERSATION_DATA_KEYS = 1000
+CONVERSATION_DATA_BYTES = 256 * 1024
+
+#: A conversation idle this long (seconds) is forgotten, with its transcript, variables
+#: and index entries.
+CONVERSATION_TTL = 30 * 24 * 3600.0
+
+#: A message whose bot turn fails this many times is parked as a dead letter of turns,
+#: and the conversation goes on with its next message ...
+TURN_ATTEMPTS = 3
+#: ... each failed try waiting this long (seconds) before the next.
+TURN_RETRY_DELAY = 5.0
+
+#: Failed authentications one client address may make within the window before it is
+#: answered 429, and those against one target (a channel, a bot's verify tokens, the
+#: admin token) from everywhere together.
+AUTH_FAILURES = 20
+AUTH_FAILURES_PER_TARGET = 200
+AUTH_FAILURE_WINDOW = 60.0
+
+#: Shortest admin token the web process starts with, and shortest verify token a
+#: channel or an offloading integration may have.
+ADMIN_TOKEN_MIN_LENGTH = 32
+VERIFY_TOKEN_MIN_LENGTH = 16
+
+#: What a 503 answer's `Retry-After` says when Redis is unreachable, read-only or full (s).
+UNAVAILABLE_RETRY_AFTER = 5
 
 #: A signing secret that was rotated out still signs for this long (seconds).
 SECRET_ROTATION_OVERLAP = 24 * 3600

@@ -45,9 +45,30 @@ class Conflict(SwitchboardError):
     code = "conflict"
 
 
+class LockLost(Conflict):
+    """A worker's or a request's lock on a conversation ran out before it saved its work."""
+
+
 class RateLimited(SwitchboardError):
     status = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AmbiguousConversation(Conflict):
+    """A session id found on more than one of the bot's channels, with no channel named."""
+
+    code = "ambiguous_conversation"
+
+
+class Unavailable(SwitchboardError):
+    """Redis is unreachable, read-only or out of memory: try again shortly."""
+
+    status = 503
+    code = "unavailable"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)

@@ -37,9 +37,16 @@ METRICS = f"{PREFIX}:metrics"
 METRICS_HISTORY = f"{PREFIX}:metrics:history"
 #: Held (briefly) by the scheduler that takes the current sample, so that two take one.
 METRICS_SAMPLING = f"{PREFIX}:metrics:sampling"
+#: zset: id of a parked message (a dead letter of turns) -> parked at (ms).
+DEAD_TURNS = f"{PREFIX}:dead-turns"
+#: sets: bots and endpoints being removed; housekeeping finishes a removal that was cut short.
+REMOVING_BOTS = f"{PREFIX}:removing-bots"
+REMOVING_ENDPOINTS = f"{PREFIX}:removing-endpoints"
 #: zset of conversation timers ("<conversation key>|offload" or "<conversation key>|resume") by
 #: when they fire: an offload answer that is late, an agent who has been silent too long.
 TIMERS = f"{PREFIX}:timers"
+#: string written by /readyz to learn whether Redis takes writes (expires in 10 s).
+READY_PROBE = f"{PREFIX}:ready-probe"
 
 
 def _bot(bot_id: str) -> str:
@@ -65,13 +72,18 @@ def bot_offloading(bot_id: str) -> str:
 
 
 def bot_conversations(bot_id: str, version: str) -> str:
-    """zset: conversation id -> last activity (ms)."""
+    """zset: `<channel id>|<conversation id>` -> last activity (ms)."""
     return f"{_bot(bot_id)}:{version}:conversations"
 
 
 def bot_paused(bot_id: str, version: str) -> str:
-    """zset: conversation id -> when the bot was paused for it (ms)."""
+    """zset: `<channel id>|<conversation id>` -> when the bot was paused for it (ms)."""
     return f"{_bot(bot_id)}:{version}:paused"
+
+
+def bot_dead_turns(bot_id: str) -> str:
+    """zset: the bot's entries of DEAD_TURNS."""
+    return f"{_bot(bot_id)}:dead-turns"
 
 
 def channel(channel_id: str) -> str:
@@ -114,6 +126,12 @@ def dashboard_session(session_hash: str) -> str:
     return f"{PREFIX}:dashboard-session:{session_hash}"
 
 
+def auth_failures(kind: str, name: str) -> str:
+    """string: failed authentications of one client address (`kind` "address") or against one
+    target (`kind` "target") in the current window; expires with the window."""
+    return f"{PREFIX}:auth-failures:{kind}:{name}"
+
+
 def rate_limit(channel_id: str) -> str:
     return f"{PREFIX}:ratelimit:{channel_id}"
 
@@ -121,6 +139,20 @@ def rate_limit(channel_id: str) -> str:
 # --- per conversation (hash tag {c:<key>}) --------------------------------------------
 def _conversation(conversation_key: str) -> str:
     return f"{PREFIX}:{{c:{conversation_key}}}"
+
+
+def conversation_keys(conversation_key: str) -> list[str]:
+    """Every key of a conversation with a fixed name (not its idempotency keys, which expire,
+    nor its queues and deliveries, which belong to endpoints too)."""
+    return [
+        conversation_meta(conversation_key),
+        conversation_inbox(conversation_key),
+        conversation_pending(conversation_key),
+        conversation_signals(conversation_key),
+        conversation_lock(conversation_key),
+        conversation_transcript(conversation_key),
+        conversation_data_sizes(conversation_key),
+    ]
 
 
 def conversation_meta(conversation_key: str) -> str:
@@ -145,6 +177,17 @@ def conversation_signals(conversation_key: str) -> str:
 
 def conversation_lock(conversation_key: str) -> str:
     return f"{_conversation(conversation_key)}:lock"
+
+
+def conversation_data_sizes(conversation_key: str) -> str:
+    """hash: each `sessionData` key a message set -> its size in bytes; `sessionData` limits
+    per conversation are counted on it (with the meta's `dataBytes`)."""
+    return f"{_conversation(conversation_key)}:data-sizes"
+
+
+def dead_turn(conversation_key: str, dead_turn_id: str) -> str:
+    """hash: a parked message or signal, with the error of its last failed turn."""
+    return f"{_conversation(conversation_key)}:dead-turn:{dead_turn_id}"
 
 
 def conversation_transcript(conversation_key: str) -> str:

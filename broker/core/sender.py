@@ -7,6 +7,9 @@ from typing import Protocol
 
 
 class TaskSender(Protocol):
+    """Best effort: a task that cannot be sent is logged, not raised. The work it points to is
+    already in Redis with a time on a schedule, so the scheduler hands it out anyway."""
+
     def bot_turn(self, conversation_key: str) -> None:
         """Run the waiting messages of one conversation."""
 

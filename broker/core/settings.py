@@ -115,6 +115,16 @@ class Settings:
     metrics: bool = defaults.METRICS
     #: "json" (one object a line) or "text".
     log_format: str = defaults.LOG_FORMAT
+    session_data_keys: int = defaults.SESSION_DATA_KEYS
+    session_data_bytes: int = defaults.SESSION_DATA_BYTES
+    conversation_data_keys: int = defaults.CONVERSATION_DATA_KEYS
+    conversation_data_bytes: int = defaults.CONVERSATION_DATA_BYTES
+    conversation_ttl: float = defaults.CONVERSATION_TTL
+    turn_attempts: int = defaults.TURN_ATTEMPTS
+    turn_retry_delay: float = defaults.TURN_RETRY_DELAY
+    auth_failures: int = defaults.AUTH_FAILURES
+    auth_failures_per_target: int = defaults.AUTH_FAILURES_PER_TARGET
+    auth_failure_window: float = defaults.AUTH_FAILURE_WINDOW
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "broker_url", self.broker_url or self.redis_url)

@@ -74,6 +74,46 @@ def _matches(
     )
 
 
+def dead_letter_page(
+    r: Redis,
+    *,
+    offset: int,
+    limit: int,
+    endpoint_id: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of dead letters, newest first, reading only that page of the index; for one
+    endpoint, the index is read in chunks (at most SCAN_LIMIT entries) and filtered."""
+    low: float | str = since_ms if since_ms is not None else "-inf"
+    high: float | str = until_ms if until_ms is not None else "+inf"
+    if endpoint_id is None:
+        pipe = r.pipeline(transaction=False)
+        pipe.zrevrangebyscore(keys.DEAD, high, low, start=offset, num=limit)
+        pipe.zcount(keys.DEAD, low, high)
+        chosen, total = pipe.execute()
+        return [i for i in records.views(r, chosen) if i["status"] == "dead"], int(total)
+    matched: list[dict[str, Any]] = []
+    total = 0
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal total
+        for item in records.views(r, batch):
+            if item["status"] == "dead" and item["endpointId"] == endpoint_id:
+                if offset <= total < offset + limit:
+                    matched.append(item)
+                total += 1
+        batch.clear()
+
+    for delivery_id in _newest_first(r, keys.DEAD, low, high):
+        batch.append(delivery_id)
+        if len(batch) >= _CHUNK:
+            flush()
+    flush()
+    return matched, total
+
+
 def dead_letter_ids(
     r: Redis,
     *,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.core import clock, keys
+from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 from broker.delivery.endpoint import Endpoint
+
+#: Deliveries removed per round trip when an endpoint goes.
+_REMOVAL_CHUNK = 500
 
 
 def save(r: Redis, endpoint: Endpoint) -> None:
@@ -28,15 +31,41 @@ def load(r: Redis, endpoint_id: str) -> Endpoint:
 
 
 def delete(r: Redis, endpoint_id: str) -> None:
+    """Remove an endpoint with everything under it: its health, its parked queues, and its
+    deliveries with their attempts. Resumable: should it be cut short, housekeeping
+    (`resume_removals`) finishes it."""
+    r.sadd(keys.REMOVING_ENDPOINTS, endpoint_id)
+    # The record first: workers then dead-letter what its queues still hold.
     pipe = r.pipeline(transaction=False)
     pipe.delete(
         keys.endpoint(endpoint_id),
         keys.endpoint_health(endpoint_id),
         keys.endpoint_recent(endpoint_id),
+        keys.endpoint_parked(endpoint_id),
     )
     pipe.zrem(keys.ENDPOINTS, endpoint_id)
     pipe.publish(keys.ENDPOINT_CHANGES, endpoint_id)
     pipe.execute()
+    index = keys.endpoint_deliveries(endpoint_id)
+    while chunk := r.zrange(index, 0, _REMOVAL_CHUNK - 1):
+        pipe = r.pipeline(transaction=False)
+        for delivery_id in chunk:
+            conversation_key = ids.conversation_of_delivery(delivery_id)
+            pipe.delete(
+                keys.delivery(conversation_key, delivery_id),
+                keys.delivery_attempts(conversation_key, delivery_id),
+            )
+        pipe.zrem(keys.DELIVERIES, *chunk)
+        pipe.zrem(keys.DEAD, *chunk)
+        pipe.zrem(index, *chunk)  # last: a cut-short pass finds them again
+        pipe.execute()
+    r.srem(keys.REMOVING_ENDPOINTS, endpoint_id)
+
+
+def resume_removals(r: Redis) -> None:
+    """Finish the removals of endpoints that were cut short."""
+    for endpoint_id in r.smembers(keys.REMOVING_ENDPOINTS):
+        delete(r, endpoint_id)
 
 
 def list_ids(r: Redis, offset: int, limit: int) -> tuple[Sequence[str], int]:

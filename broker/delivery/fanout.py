@@ -8,6 +8,7 @@ be skipped or queues found empty), then one `turn_commit.lua` per conversation.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from broker.core import clock, keys, scripts
 from broker.core.connection import HashFields, Pipeline, Redis
 from broker.core.defaults import TRANSCRIPT_MAX
+from broker.core.errors import LockLost
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery.records import Delivery, due_member, queue_ref
@@ -45,12 +47,15 @@ class TurnCommit:
 
 @dataclass(frozen=True)
 class Committed:
+    #: The turn's lock was not ours any more: nothing was saved.
+    lost: bool
     #: The turn ended: its pending flag is cleared and its lock let go.
     ended: bool
     #: Queues that were empty before the turn, now held with the claim token, with their
     #: deliveries.
     claimed: dict[str, list[Delivery]]
-    #: Entries on `sb:due` written for queues that were not empty: someone else has them.
+    #: Entries on `sb:due` written for queues that were not empty (someone else has them)
+    #: or not written to at all (the lock was lost).
     stale: list[str]
 
 
@@ -59,55 +64,68 @@ def commit_turns(
     settings: Settings,
     commits: Sequence[TurnCommit],
     *,
+    lock_token: str,
     claim_token: str,
-    lock_token: str = "",
+    end_turns: bool,
 ) -> list[Committed]:
-    """Save several turns in one round trip, claiming with `claim_token` the queues that
-    were empty. With `lock_token`, each turn ends if nothing is left for it.
+    """Save several turns in one round trip, each only while its conversation's lock holds
+    `lock_token`, claiming with `claim_token` the queues that were empty. With `end_turns`,
+    each turn ends if nothing is left for it.
 
     Every queue a turn adds to is first put on `sb:due` under the claim, a lease ahead: a
     crash before the worker takes it leaves it to the scheduler. The entries of queues that
-    were not empty are the caller's to remove (`Committed.stale`).
+    someone else has are the caller's to remove (`Committed.stale`).
     """
     if not commits:
         return []
     lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
+    head = [lock_token, claim_token, lease_ms, math.ceil(settings.conversation_ttl), int(end_turns)]
 
     def build(pipe: Pipeline) -> None:
         _add_indexes(pipe, settings, commits, claim_token)
         for commit in commits:
-            _add_commit(pipe, commit, lock_token, claim_token, lease_ms)
+            _add_commit(pipe, commit, head)
 
     answers = scripts.execute(r, build)[-len(commits) :]
-    results = []
-    for commit, (ended, fresh, claimed) in zip(commits, answers, strict=True):
-        queues = list(commit.queues().items())
-        results.append(
-            Committed(
-                bool(ended),
-                dict(queues[position - 1] for position in claimed),
-                [
-                    due_member(ref, claim_token)
-                    for position, (ref, _) in enumerate(queues, 1)
-                    if position not in fresh
-                ],
-            )
-        )
-    return results
+    return [
+        _committed(commit, answer, claim_token)
+        for commit, answer in zip(commits, answers, strict=True)
+    ]
+
+
+def _committed(commit: TurnCommit, answer: list[Any], claim_token: str) -> Committed:
+    queues = list(commit.queues().items())
+    if answer[0] == -1:
+        return Committed(True, False, {}, [due_member(ref, claim_token) for ref, _ in queues])
+    ended, fresh, claimed = answer
+    return Committed(
+        False,
+        bool(ended),
+        dict(queues[position - 1] for position in claimed),
+        [
+            due_member(ref, claim_token)
+            for position, (ref, _) in enumerate(queues, 1)
+            if position not in fresh
+        ],
+    )
 
 
 def commit_turn(
-    r: Redis,
-    settings: Settings,
-    sender: TaskSender,
-    commit: TurnCommit,
+    r: Redis, settings: Settings, sender: TaskSender, commit: TurnCommit, lock_token: str
 ) -> None:
-    """Save one turn whose caller holds the conversation's lock (an agent action), and hand
-    the queues that were empty to the workers."""
+    """Save one turn whose caller holds the conversation's lock with `lock_token` (an agent
+    action), and hand the queues that were empty to the workers. LockLost, with nothing
+    saved, when the lock is no longer held."""
     token = secrets.token_hex(8)
-    (committed,) = commit_turns(r, settings, [commit], claim_token=token)
+    (committed,) = commit_turns(
+        r, settings, [commit], lock_token=lock_token, claim_token=token, end_turns=False
+    )
     if committed.stale:
         r.zrem(keys.DUE, *committed.stale)
+    if committed.lost:
+        raise LockLost(
+            f"the lock of conversation {commit.conversation_key} was lost; nothing was saved"
+        )
     if committed.claimed:
         sender.deliver([due_member(ref, token) for ref in committed.claimed])
 
@@ -134,9 +152,7 @@ def _add_indexes(
     pipe.zadd(keys.DUE, dict.fromkeys(members, lease_end))
 
 
-def _add_commit(
-    pipe: Pipeline, commit: TurnCommit, lock_token: str, claim_token: str, lease_ms: int
-) -> None:
+def _add_commit(pipe: Pipeline, commit: TurnCommit, head: list[Any]) -> None:
     key = commit.conversation_key
     queues = commit.queues()
     script_keys = [
@@ -146,9 +162,9 @@ def _add_commit(
         keys.conversation_signals(key),
         keys.conversation_pending(key),
         keys.conversation_lock(key),
+        keys.conversation_data_sizes(key),
     ]
-    args: list[Any] = [commit.trim, commit.trim_signals, TRANSCRIPT_MAX, lock_token]
-    args += [claim_token, lease_ms]
+    args: list[Any] = [commit.trim, commit.trim_signals, TRANSCRIPT_MAX, *head]
     meta = [str(part) for pair in commit.meta.items() for part in pair]
     entries = [json.dumps(item, ensure_ascii=False) for item in commit.transcript]
     args += [len(meta), *meta, len(entries), *entries, len(queues)]

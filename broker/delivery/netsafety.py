@@ -20,6 +20,42 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: The well-known NAT64 prefix: its last 32 bits are the IPv4 address reached.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
+#: Networks that are not globally reachable, from IANA's special-purpose address registries,
+#: refused whatever the running Python's own tables say: they lag behind (site-local
+#: fec0::/10, the 6to4 relay anycast and the newer documentation prefix pass as global on
+#: some versions).
+_NOT_GLOBAL = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/127",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
+
 
 def is_forbidden(address: IPAddress, allowlist: Sequence[Network]) -> bool:
     """True for loopback, private, link-local, multicast, reserved or other non-global addresses."""
@@ -32,7 +68,8 @@ def is_forbidden(address: IPAddress, allowlist: Sequence[Network]) -> bool:
         if address.ipv4_mapped is not None:
             return False
     return (
-        address.is_loopback
+        any(address in network for network in _NOT_GLOBAL)
+        or address.is_loopback
         or address.is_private
         or address.is_link_local
         or address.is_multicast

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import enum
+import math
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+
+#: RFC 9110's delta-seconds: ASCII digits only (str.isdigit also takes superscripts and
+#: other scripts' digits); ten of them are more than any cap.
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
 
 
 class Verdict(enum.Enum):
@@ -33,16 +39,21 @@ def jittered(delay: float, jitter: float, rng: random.Random | None = None) -> f
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date.
+
+    Whatever the endpoint sends, the answer is None (no usable header) or a finite number of
+    0 or more: an endpoint's header never stops an attempt from being judged.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
     try:
-        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
-    except (TypeError, ValueError, IndexError, OverflowError):
+        seconds = parsedate_to_datetime(value).timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def decide(
@@ -70,7 +81,7 @@ def decide(
     if attempts_made >= len(schedule):
         return Decision(Verdict.DEAD)
     delay = jittered(schedule[attempts_made], jitter, rng)
-    if status_code in (429, 503) and retry_after is not None:
+    if status_code in (429, 503) and retry_after is not None and math.isfinite(retry_after):
         delay = max(delay, min(retry_after, retry_after_cap))
     if deadline is not None and now + delay >= deadline:
         return Decision(Verdict.DEAD)

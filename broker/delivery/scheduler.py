@@ -10,6 +10,7 @@ from broker.core.connection import Redis
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
+from broker.delivery import endpoint_store
 
 
 def hand_out_queues(
@@ -31,7 +32,9 @@ def hand_out_queues(
 
 
 def housekeep(r: Redis, settings: Settings) -> None:
-    """Drop index entries of records that have expired."""
+    """Drop index entries of records that have expired; finish endpoint removals that were
+    cut short."""
+    endpoint_store.resume_removals(r)
     now_ms = clock.now_ms()
     pipe = r.pipeline(transaction=False)
     pipe.zremrangebyscore(keys.DELIVERIES, "-inf", now_ms - settings.log_retention * 1000)

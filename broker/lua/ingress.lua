@@ -1,15 +1,47 @@
--- Queue one inbound message, unless its idempotency key was seen in the last day.
--- KEYS: idempotency key, inbox, pending flag, conversation meta
--- ARGV: message id, message JSON, idempotency TTL (s), then field, value, ... for the meta
+-- Queue one inbound message, unless its idempotency key was seen in the last day, or its
+-- sessionData would take the conversation past its limits.
+-- KEYS: idempotency key, inbox, pending flag, conversation meta, sessionData sizes
+-- ARGV: message id, message JSON, idempotency TTL (s), conversation TTL (s),
+--   most sessionData keys, most sessionData bytes, for the conversation,
+--   a JSON object of the message's sessionData sizes {key: bytes},
+--   then field, value, ... for the meta
 -- Returns {1 if queued else 0, message id of record, 1 if a bot turn must be enqueued else 0}
+-- or {-1, "keys" | "bytes", what the conversation would hold} when over a limit.
 local seen = redis.call('GET', KEYS[1])
 if seen then
   return {0, seen, 0}
 end
+local sizes = cjson.decode(ARGV[7])
+local count = redis.call('HLEN', KEYS[5])
+local total = tonumber(redis.call('HGET', KEYS[4], 'dataBytes') or '0')
+local changes = {}
+for key, size in pairs(sizes) do
+  local before = redis.call('HGET', KEYS[5], key)
+  if before then
+    total = total - tonumber(before)
+  else
+    count = count + 1
+  end
+  total = total + size
+  table.insert(changes, key)
+  table.insert(changes, size)
+end
+if count > tonumber(ARGV[5]) then
+  return {-1, 'keys', count}
+end
+if total > tonumber(ARGV[6]) then
+  return {-1, 'bytes', total}
+end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[4], unpack(ARGV, 4))
-local fresh = redis.call('SET', KEYS[3], '1', 'NX')
+redis.call('HSET', KEYS[4], 'dataBytes', total, unpack(ARGV, 8))
+if #changes > 0 then
+  redis.call('HSET', KEYS[5], unpack(changes))
+  redis.call('EXPIRE', KEYS[5], ARGV[4])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+local fresh = redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4])
 if fresh then
   return {1, ARGV[1], 1}
 end

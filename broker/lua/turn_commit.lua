@@ -1,17 +1,21 @@
--- Save a bot turn and fan its outbound documents out, all at once; then, when asked,
--- end the turn if nothing is left for it.
+-- Save a bot turn and fan its outbound documents out, all at once, if the turn still holds
+-- its conversation's lock; then, when asked, end the turn if nothing is left for it.
 -- KEYS[1] meta, KEYS[2] inbox, KEYS[3] transcript, KEYS[4] signals, KEYS[5] turn-pending
---   flag, KEYS[6] the conversation's lock, then per queue its key and its lock's key, then
---   per delivery its record's key.
+--   flag, KEYS[6] the conversation's lock, KEYS[7] its sessionData sizes, then per queue
+--   its key and its lock's key, then per delivery its record's key.
 -- ARGV[1] inbox messages used, ARGV[2] signals used, ARGV[3] transcript items kept,
---   ARGV[4] the turn's lock token ('' : the caller ends the turn itself),
---   ARGV[5] the token to claim the queues that were empty with,
---   ARGV[6] the claim's lease (ms), then counted lists, each a count and its items:
---   meta fields and values; transcript entries; per queue the ids pushed on it;
---   per delivery (in the queues' order) its record's fields and values.
--- Returns {1 if the turn ended else 0, the 1-based positions of queues that were empty,
---   those of them claimed}.
-local at = 7
+--   ARGV[4] the turn's lock token, ARGV[5] the token to claim the queues that were empty
+--   with, ARGV[6] the claim's lease (ms), ARGV[7] seconds an idle conversation is kept,
+--   ARGV[8] 1 to end the turn when nothing is left for it, then counted lists, each a
+--   count and its items: meta fields and values; transcript entries; per queue the ids
+--   pushed on it; per delivery (in the queues' order) its record's fields and values.
+-- Returns {-1} when the lock is not ours any more (nothing is written), else {1 if the
+--   turn ended else 0, the 1-based positions of queues that were empty, those of them
+--   claimed}.
+if redis.call('GET', KEYS[6]) ~= ARGV[4] then
+  return {-1}
+end
+local at = 9
 local function take()
   local n = tonumber(ARGV[at])
   local first = at + 1
@@ -38,17 +42,20 @@ if n > 0 then
     redis.call('LTRIM', KEYS[3], -keep, -1)
   end
 end
+for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]}) do
+  redis.call('EXPIRE', key, ARGV[7])
+end
 
 local queues = tonumber(ARGV[at])
 at = at + 1
 local pushed = {}
 for q = 1, queues do
   first, n = take()
-  local length = redis.call('RPUSH', KEYS[5 + 2 * q], unpack(ARGV, first, first + n - 1))
+  local length = redis.call('RPUSH', KEYS[6 + 2 * q], unpack(ARGV, first, first + n - 1))
   pushed[q] = {length == n, n}
 end
 local fresh, claimed = {}, {}
-local record = 6 + 2 * queues
+local record = 7 + 2 * queues
 for q = 1, queues do
   for _ = 1, pushed[q][2] do
     record = record + 1
@@ -57,20 +64,17 @@ for q = 1, queues do
   end
   if pushed[q][1] then
     table.insert(fresh, q)
-    if redis.call('SET', KEYS[6 + 2 * q], ARGV[5], 'NX', 'PX', ARGV[6]) then
+    if redis.call('SET', KEYS[7 + 2 * q], ARGV[5], 'NX', 'PX', ARGV[6]) then
       table.insert(claimed, q)
     end
   end
 end
 
 local ended = 0
-if ARGV[4] ~= '' and redis.call('LLEN', KEYS[4]) == 0 then
+if ARGV[8] == '1' and redis.call('LLEN', KEYS[4]) == 0 then
   local waiting = redis.call('HGET', KEYS[1], 'offloadPending')
   if redis.call('LLEN', KEYS[2]) == 0 or (waiting and waiting ~= '') then
-    redis.call('DEL', KEYS[5])
-    if redis.call('GET', KEYS[6]) == ARGV[4] then
-      redis.call('DEL', KEYS[6])
-    end
+    redis.call('DEL', KEYS[5], KEYS[6])
     ended = 1
   end
 end

@@ -36,6 +36,7 @@ from schemathesis.core.result import Err
 
 from broker.bots import bot_store
 from broker.channels import channel_store
+from broker.conversations.conversation import split_index_member
 from broker.core import ids, keys
 from broker.core.errors import UnsafeURL
 from broker.core.settings import Settings
@@ -116,10 +117,10 @@ class World:
         version = self.channel["version"]
         conversations = r.zrange(keys.bot_conversations(self.bot_id, version), 0, -1)
         pipe = r.pipeline(transaction=False)
-        for conversation_id in conversations:
-            pipe.llen(
-                keys.conversation_inbox(ids.conversation_key(self.bot_id, version, conversation_id))
-            )
+        for member in conversations:
+            channel_id, conversation_id = split_index_member(member)
+            key = ids.conversation_key(self.bot_id, version, channel_id, conversation_id)
+            pipe.llen(keys.conversation_inbox(key))
         return sum(pipe.execute()), len(self.web.sender.turns)
 
 
@@ -167,7 +168,10 @@ def test_generated_requests_get_documented_answers_and_refusals_queue_nothing(
     monkeypatch: pytest.MonkeyPatch, record_property: Callable[[str, object], None]
 ) -> None:
     monkeypatch.setattr(netsafety, "resolve", _literal_only)
-    with web_app(outbound_allowlist=(), rate_limit_per_second=0) as web:
+    # Malformed credentials are many here: throttled, they would turn every later answer
+    # into a 429 (the throttle has tests of its own).
+    unthrottled = {"auth_failures": 0, "auth_failures_per_target": 0}
+    with web_app(outbound_allowlist=(), rate_limit_per_second=0, **unthrottled) as web:
         world = World(web, web.settings.with_changes(outbound_allowlist=LOOPBACK))
         document = web.client.get("/openapi.json").get_json()
         schema = schemathesis.openapi.from_wsgi("/openapi.json", web.app)

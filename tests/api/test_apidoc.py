@@ -15,6 +15,7 @@ WIRE_NAMES = {
     "delivery_id": "deliveryId",
     "endpoint_id": "endpointId",
     "token_id": "tokenId",
+    "dead_turn_id": "deadTurnId",
 }
 
 

@@ -101,7 +101,9 @@ def test_a_repeat_within_a_day_is_acknowledged_but_queued_once(
     assert first.status_code == second.status_code == 202
     assert first.get_json()["messageId"] == second.get_json()["messageId"]
     assert len(web.inbox(channel, "c1")) == 1
-    conversation_key = ids.conversation_key(channel["botId"], channel["version"], "c1")
+    conversation_key = ids.conversation_key(
+        channel["botId"], channel["version"], channel["id"], "c1"
+    )
     ttl = web.redis.ttl(
         keys.idempotency(conversation_key, "key-1" if how == "header" else "client-msg-1")
     )

@@ -29,11 +29,13 @@ def test_the_spec_example_answers_event_received_and_is_queued(web: WebApp) -> N
 
 
 def test_the_verify_token_picks_the_channel_among_several(web: WebApp) -> None:
-    first = web.channel(verifyToken="token-one")
-    second = web.channel(first["botId"], verifyToken="token-two", webhookUrl="http://127.0.0.1:9/b")
+    first = web.channel(verifyToken="verify-token-one")
+    second = web.channel(
+        first["botId"], verifyToken="verify-token-two", webhookUrl="http://127.0.0.1:9/b"
+    )
     answer = web.client.post(
         f"/api/webhookMessage/{first['botId']}",
-        json={"text": "hi", "sender": {"id": "s1"}, "verifyToken": "token-two"},
+        json={"text": "hi", "sender": {"id": "s1"}, "verifyToken": "verify-token-two"},
     )
     assert answer.status_code == 200
     [queued] = web.inbox(second, "s1")
@@ -44,7 +46,7 @@ def test_the_verify_token_picks_the_channel_among_several(web: WebApp) -> None:
 def test_a_missing_or_wrong_verify_token_is_401_and_nothing_is_queued(
     web: WebApp, token: str | None
 ) -> None:
-    channel = web.channel(verifyToken="token-one")
+    channel = web.channel(verifyToken="verify-token-one")
     body: dict[str, Any] = {"text": "hi", "sender": {"id": "s1"}}
     if token is not None:
         body["verifyToken"] = token

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 
-from broker.channels import rate_limit
+from broker.channels import channel_store, rate_limit
 from broker.core.connection import Redis
 from tests.fakes import RecordingSender
-from tests.web_app import WebApp, web_app
+from tests.web_app import ADMIN, WebApp, web_app
 from web import create_app
 from web.services import Services
 
@@ -67,5 +68,40 @@ def test_the_bucket_is_shared_by_every_web_process_through_redis(web: WebApp) ->
 
 def test_a_rate_of_zero_turns_the_limit_off(web: WebApp) -> None:
     settings = web.settings.with_changes(rate_limit_per_second=0)
+    channel = channel_store.get(web.redis, web.channel()["id"])
     for _ in range(50):
-        rate_limit.check(web.redis, settings, "ch_any")
+        rate_limit.check(web.redis, settings, channel)
+
+
+def test_a_channel_s_own_rate_limit_overrides_the_default(web: WebApp) -> None:
+    """`rateLimit` through PATCH; its burst keeps the defaults' proportion
+    (here 3 / 0.5 = 6 times the rate)."""
+    roomy, default = web.channel(), web.channel()
+    path = f"/v1/bots/{roomy['botId']}/channels/webhook/{roomy['id']}"
+    patched = web.client.patch(path, json={"rateLimit": 2}, headers=ADMIN)
+    assert patched.status_code == 200 and patched.get_json()["rateLimit"] == 2
+    assert web.client.get(path, headers=ADMIN).get_json()["rateLimit"] == 2
+    codes = [web.send(roomy, f"c{n}", "hi").status_code for n in range(14)]
+    assert codes.count(202) in (12, 13) and codes[-1] == 429
+    assert [web.send(default, f"c{n}", "hi").status_code for n in range(4)][-1] == 429
+    off = web.client.patch(path, json={"rateLimit": 0}, headers=ADMIN).get_json()
+    assert off["rateLimit"] == 0
+    assert all(web.send(roomy, "c", "hi").status_code == 202 for _ in range(20))
+
+
+def test_by_default_a_burst_of_500_messages_from_8_threads_is_taken() -> None:
+    """The defaults (1,000 messages/s, a burst of 2,000) fit an integration
+    that sends 500 messages at once from 8 sender threads."""
+    with web_app() as web:
+        channel = web.channel()
+
+        def send_some(thread: int) -> list[int]:
+            client = web.app.test_client()
+            return [
+                web.send(channel, f"t{thread}-{n}", "hi", client=client).status_code
+                for n in range(63)
+            ]
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = [code for some in pool.map(send_some, range(8)) for code in some]
+        assert len(codes) == 504 and set(codes) == {202}

@@ -161,7 +161,7 @@ def test_patching_a_channel(web: WebApp) -> None:
     path = f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}"
     change = {
         "webhookUrl": "http://127.0.0.1:10/other",
-        "verifyToken": "new-token",
+        "verifyToken": "new-verify-token",
         "version": "DRAFT",
         "retrySchedule": [0, 1, 2],
         "connectTimeout": 1.5,

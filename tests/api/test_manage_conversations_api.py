@@ -145,7 +145,7 @@ def test_an_agent_message_is_queued_for_the_channel_webhook(web: WebApp) -> None
     assert delivery["endpointId"] == channel["id"]
     assert delivery["body"]["message"] == {"text": "Two"}
     assert delivery["body"]["messageCounter"] == 3
-    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
+    conversation_key = ids.conversation_key(channel["botId"], "LIVE", channel["id"], "bob")
     handed = [split_due_member(member)[0] for member in web.sender.deliveries]
     assert f"{conversation_key}|{channel['id']}" in handed
 
@@ -163,7 +163,7 @@ def test_the_admin_token_opens_the_agent_route_too(web: WebApp) -> None:
 def test_hand_back_unpauses_and_continues_at_the_state(web: WebApp) -> None:
     channel = web.channel()
     web.say(channel, "bob")
-    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
+    conversation_key = ids.conversation_key(channel["botId"], "LIVE", channel["id"], "bob")
     pause(web.redis, conversation_key)
     base = f"/v1/bots/{channel['botId']}/conversations"
     assert web.client.get(base, headers=ADMIN).get_json()["items"][0]["paused"] is True
@@ -281,7 +281,7 @@ def test_a_conversation_held_by_a_bot_turn_is_409(
     channel = web.channel()
     web.say(channel, "bob", "hi")
     monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)
-    conversation_key = ids.conversation_key(channel["botId"], "LIVE", "bob")
+    conversation_key = ids.conversation_key(channel["botId"], "LIVE", channel["id"], "bob")
     assert Lock(web.redis, keys.conversation_lock(conversation_key), 10).acquire()
     base = f"/v1/bots/{channel['botId']}/conversations/bob"
     api_error(web.client.delete(base + "/session-data", headers=ADMIN), 409, "conflict")

@@ -23,7 +23,9 @@ def test_configuring_runs_the_health_check_and_makes_an_endpoint(
     path = f"/v1/bots/{bot['id']}/offloading"
 
     answer = web.client.put(
-        path, json={"apiUrl": agent_server.url, "verifyToken": "s3cret tok"}, headers=ADMIN
+        path,
+        json={"apiUrl": agent_server.url, "verifyToken": "s3cret tok of the desk"},
+        headers=ADMIN,
     )
 
     assert answer.status_code == 200, answer.get_json()
@@ -37,11 +39,11 @@ def test_configuring_runs_the_health_check_and_makes_an_endpoint(
         "createdAt",
         "updatedAt",
     }
-    assert saved["apiUrl"] == agent_server.url and saved["verifyToken"] == "s3cret tok"
+    assert saved["apiUrl"] == agent_server.url and saved["verifyToken"] == "s3cret tok of the desk"
     assert saved["endpointId"] == f"off_{bot['id']}"
     assert saved["signingSecret"].startswith("whsec_")
     (hit,) = agent_server.hits
-    assert hit.path == "/hook?challenge.verifyToken=s3cret+tok"
+    assert hit.path == "/hook?challenge.verifyToken=s3cret+tok+of+the+desk"
     assert hit.headers["user-agent"].startswith("Switchboard-Webhooks/")
     endpoint = web.client.get(f"/v1/endpoints/{saved['endpointId']}", headers=ADMIN).get_json()
     assert (endpoint["kind"], endpoint["botId"], endpoint["url"]) == (
@@ -58,15 +60,20 @@ def test_saving_again_keeps_the_signing_secret(web: WebApp, agent_server: Receiv
     bot = web.bot()
     path = f"/v1/bots/{bot['id']}/offloading"
     first = web.client.put(
-        path, json={"apiUrl": agent_server.url, "verifyToken": "a"}, headers=ADMIN
+        path, json={"apiUrl": agent_server.url, "verifyToken": "verify-token-aaaaa"}, headers=ADMIN
     ).get_json()
     again = web.client.put(
-        path, json={"apiUrl": agent_server.url + "?x=1", "verifyToken": "b"}, headers=ADMIN
+        path,
+        json={"apiUrl": agent_server.url + "?x=1", "verifyToken": "verify-token-bbbbb"},
+        headers=ADMIN,
     ).get_json()
     assert again["signingSecret"] == first["signingSecret"]
     assert again["createdAt"] == first["createdAt"]
-    assert (again["apiUrl"], again["verifyToken"]) == (agent_server.url + "?x=1", "b")
-    assert agent_server.hits[-1].path == "/hook?x=1&challenge.verifyToken=b"
+    assert (again["apiUrl"], again["verifyToken"]) == (
+        agent_server.url + "?x=1",
+        "verify-token-bbbbb",
+    )
+    assert agent_server.hits[-1].path == "/hook?x=1&challenge.verifyToken=verify-token-bbbbb"
 
 
 def _answering(status: int, body: bytes, **headers: str) -> Behaviour:
@@ -90,7 +97,7 @@ def test_a_failed_health_check_is_422_with_the_answer(
     server = make_receiver(behaviour)
     answer = web.client.put(
         f"/v1/bots/{bot['id']}/offloading",
-        json={"apiUrl": server.url, "verifyToken": "t"},
+        json={"apiUrl": server.url, "verifyToken": "verify-token-ttttt"},
         headers=ADMIN,
     )
     assert quoted in api_error(answer, 422, "validation_failed", "apiUrl")
@@ -102,7 +109,7 @@ def test_an_endpoint_that_does_not_answer_is_422(web: WebApp) -> None:
     bot = web.bot()
     answer = web.client.put(
         f"/v1/bots/{bot['id']}/offloading",
-        json={"apiUrl": closed_url(), "verifyToken": "t"},
+        json={"apiUrl": closed_url(), "verifyToken": "verify-token-ttttt"},
         headers=ADMIN,
     )
     assert "connection refused" in api_error(answer, 422, "validation_failed", "apiUrl")
@@ -111,10 +118,18 @@ def test_an_endpoint_that_does_not_answer_is_422(web: WebApp) -> None:
 @pytest.mark.parametrize(
     ("body", "code", "field"),
     [
-        ({"apiUrl": "http://10.1.2.3/agent", "verifyToken": "t"}, "unsafe_url", "apiUrl"),
-        ({"apiUrl": "file:///etc/passwd", "verifyToken": "t"}, "unsafe_url", "apiUrl"),
+        (
+            {"apiUrl": "http://10.1.2.3/agent", "verifyToken": "verify-token-ttttt"},
+            "unsafe_url",
+            "apiUrl",
+        ),
+        (
+            {"apiUrl": "file:///etc/passwd", "verifyToken": "verify-token-ttttt"},
+            "unsafe_url",
+            "apiUrl",
+        ),
         ({"apiUrl": "http://127.0.0.1:9/"}, "validation_failed", "verifyToken"),
-        ({"verifyToken": "t"}, "validation_failed", "apiUrl"),
+        ({"verifyToken": "verify-token-ttttt"}, "validation_failed", "apiUrl"),
         ({"apiUrl": "http://127.0.0.1:9/", "verifyToken": ""}, "validation_failed", "verifyToken"),
     ],
 )
@@ -133,7 +148,9 @@ def test_a_bad_configuration_is_422_naming_the_field(
 def test_removing_the_integration_removes_its_endpoint(web: WebApp, agent_server: Receiver) -> None:
     bot = web.bot()
     path = f"/v1/bots/{bot['id']}/offloading"
-    web.client.put(path, json={"apiUrl": agent_server.url, "verifyToken": "t"}, headers=ADMIN)
+    web.client.put(
+        path, json={"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt"}, headers=ADMIN
+    )
     assert web.client.delete(path, headers=ADMIN).status_code == 204
     api_error(web.client.get(path, headers=ADMIN), 404, "not_found")
     api_error(web.client.delete(path, headers=ADMIN), 404, "not_found")
@@ -144,7 +161,7 @@ def test_deleting_the_bot_removes_its_integration(web: WebApp, agent_server: Rec
     bot = web.bot()
     web.client.put(
         f"/v1/bots/{bot['id']}/offloading",
-        json={"apiUrl": agent_server.url, "verifyToken": "t"},
+        json={"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt"},
         headers=ADMIN,
     )
     assert web.client.delete(f"/v1/bots/{bot['id']}", headers=ADMIN).status_code == 204
@@ -152,7 +169,7 @@ def test_deleting_the_bot_removes_its_integration(web: WebApp, agent_server: Rec
 
 
 def test_other_errors(web: WebApp, agent_server: Receiver) -> None:
-    body = {"apiUrl": agent_server.url, "verifyToken": "t"}
+    body = {"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt"}
     api_error(
         web.client.put("/v1/bots/bot_nope/offloading", json=body, headers=ADMIN), 404, "not_found"
     )

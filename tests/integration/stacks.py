@@ -18,7 +18,7 @@ from switchboard.stack import Stack
 from tests.redis_databases import db, url
 from tests.settings import LOOPBACK_ALLOWLIST
 
-ADMIN_TOKEN = "integration-admin-token"
+ADMIN_TOKEN = "integration-admin-token-long-enough"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 #: Settings of the stacks under test: loopback allowed, short claims and quick scheduling.

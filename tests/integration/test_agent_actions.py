@@ -9,7 +9,7 @@ from broker.core.connection import Redis
 from tests.conversations import pause
 from tests.integration.stacks import Api
 from tests.polling import wait_until
-from tests.receivers import Receiver, texts, wait_delivered
+from tests.receivers import Receiver, ReceiverFactory, texts, wait_delivered
 
 BUTTONS = {
     "buttonTemplate": {
@@ -58,7 +58,7 @@ def test_a_paused_conversation_is_silent_until_handed_back(
     channel = api.echo_channel(receiver.url)
     api.send(channel, "user-5")
     wait_delivered(receiver, 1, "the welcome")
-    pause(data, ids.conversation_key(channel["botId"], "LIVE", "user-5"))
+    pause(data, ids.conversation_key(channel["botId"], "LIVE", channel["id"], "user-5"))
     messages = f"/v1/bots/{channel['botId']}/conversations/user-5/messages"
 
     api.send(channel, "user-5", "is anyone there?")
@@ -96,3 +96,31 @@ def test_another_bots_token_is_refused(api: Api, receiver: Receiver) -> None:
     )
     assert answer.status_code == 403
     assert answer.json()["error"]["code"] == "forbidden"
+
+
+def test_the_same_session_id_on_two_channels_is_two_conversations(
+    api: Api, make_receiver: ReceiverFactory
+) -> None:
+    """Channel B's token with channel A's conversationId gets a
+    conversation of its own; an agent's message goes to the channel of its conversation."""
+    hook_a, hook_b = make_receiver(), make_receiver()
+    channel_a = api.echo_channel(hook_a.url)
+    bot = channel_a["botId"]
+    channel_b = api.post(f"/v1/bots/{bot}/channels/webhook", json={"webhookUrl": hook_b.url}).json()
+    api.send(channel_a, "shared", "hi from A", sessionData={"secret": "A's"})
+    wait_delivered(hook_a, 1)
+    api.send(channel_b, "shared", "hi from B")
+    (on_b,) = wait_delivered(hook_b, 1)
+    assert on_b.body["messageCounter"] == 1 and texts([on_b]) == ["You said: hi from B"]
+    path = f"/v1/bots/{bot}/conversations/shared"
+    ambiguous = api.post(f"{path}/actions", json={"sendMessages": [{"text": "to whom?"}]})
+    assert ambiguous.status_code == 409
+    assert ambiguous.json()["error"]["code"] == "ambiguous_conversation"
+    acted = api.post(
+        f"{path}/actions?channelId={channel_a['id']}", json={"sendMessages": [{"text": "agent"}]}
+    )
+    assert acted.status_code == 202, acted.text
+    assert texts(wait_delivered(hook_a, 2))[-1] == "agent"
+    assert len(hook_b.delivered()) == 1
+    on_b_vars = api.get(f"{path}/session-data?channelId={channel_b['id']}").json()
+    assert "secret" not in on_b_vars["sessionData"]

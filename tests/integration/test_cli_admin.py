@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,40 @@ def test_token_create_for_a_bot_opens_its_agent_route(
     assert [t["description"] for t in listed] == ["desk"]
     refused = cli_env.get("/v1/bots", headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 403
+
+
+def test_admin_tokens_are_listed_and_revoked_through_the_cli(
+    cli_env: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`switchboard token list|revoke`."""
+    code, out, _ = run_cli(capsys, "token", "create", "--description", "night shift")
+    assert code == 0
+    token = out.strip()
+    mine = {"Authorization": f"Bearer {token}"}
+    assert cli_env.get("/v1/bots", headers=mine).status_code == 200
+    code, out, _ = run_cli(capsys, "token", "list")
+    assert code == 0 and "night shift" in out and "1 admin token(s)" in out
+    assert token not in out
+    (listed,) = cli_env.get("/v1/admin-tokens").json()["items"]
+    assert listed["id"] in out
+    code, out, _ = run_cli(capsys, "token", "revoke", listed["id"])
+    assert code == 0 and f"{listed['id']} revoked" in out
+    assert cli_env.get("/v1/bots", headers=mine).status_code == 401
+    code, _, err = run_cli(capsys, "token", "revoke", listed["id"])
+    assert code != 0 and "no admin token" in err
+
+
+def test_the_web_process_refuses_a_short_admin_token(api: Api) -> None:
+    """It does not start at all."""
+    done = switchboard(
+        "web",
+        "--port",
+        "1",
+        env={**os.environ, "REDIS_URL": url(db("stack")), "SWITCHBOARD_ADMIN_TOKEN": "x" * 31},
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "SWITCHBOARD_ADMIN_TOKEN must be at least 32 characters long" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,20 @@ def test_retry_after_as_an_http_date_is_honoured(api: Api, receiver: Receiver) -
     assert second.at - first.at >= 1.0
 
 
+def test_a_retry_after_the_policy_cannot_use_is_ignored_and_the_schedule_ends(
+    api: Api, receiver: Receiver
+) -> None:
+    """`Retry-After: ²` (a digit to str.isdigit, not to float) once made
+    every attempt fail before it was recorded, so the delivery went out again and again.
+    Now each attempt is recorded, and the schedule ends in a dead letter."""
+    receiver.behaviour = always(503, headers={"Retry-After": "\u00b2"})
+    channel = api.echo_channel(receiver.url, retrySchedule=[0, 0.05, 0.05])
+    api.send(channel, "patient", "hi")
+    (dead,) = wait_until(lambda: dead_letters(api, endpointId=channel["id"]), what="dead")
+    assert [a["statusCode"] for a in dead["attempts"]] == [503, 503, 503]
+    assert len(receiver.hits) == 3
+
+
 def test_a_redirect_is_not_followed_and_counts_as_a_failure(api: Api, receiver: Receiver) -> None:
     elsewhere = f"http://127.0.0.1:{receiver.port}/elsewhere"
     receiver.behaviour = lambda hit: (

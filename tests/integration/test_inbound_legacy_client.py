@@ -64,7 +64,7 @@ def test_a_legacy_client_talks_to_its_channel_and_presses_buttons(
 ) -> None:
     other, mine = make_receiver(), make_receiver()
     bot = api.bot(PIZZA_BOT, name="pizza")
-    for url, token in ((other.url, "other-token"), (mine.url, "8wMsLZkdDPT64nqh")):
+    for url, token in ((other.url, "the-other-channel-token"), (mine.url, "8wMsLZkdDPT64nqh")):
         created = api.post(
             f"/v1/bots/{bot['id']}/channels/webhook", json={"webhookUrl": url, "verifyToken": token}
         )

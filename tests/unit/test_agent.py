@@ -34,7 +34,9 @@ def _talked(
     channel = new_channel(r, settings, definition, bot_name="b")
     sender = RecordingSender()
     user_says(r, settings, sender, channel)
-    turns.run_pending(r, settings, sender, ids.conversation_key(channel.bot_id, "LIVE", "u1"))
+    turns.run_pending(
+        r, settings, sender, ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    )
     return channel, conversation_store.find(r, channel.bot_id, "LIVE", "u1")
 
 

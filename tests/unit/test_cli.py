@@ -20,8 +20,8 @@ def test_help_lists_the_services_then_the_tools(capsys: pytest.CaptureFixture[st
     listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line]
     assert listed == [
         *("run", "web", "worker", "scheduler", "demo"),
-        *("token", "bots", "bot", "channels", "send", "dlq", "status", "endpoints"),
-        "deliveries",
+        *("token", "bots", "bot", "channels", "send", "dlq", "dlq-turns", "status"),
+        *("endpoints", "deliveries"),
     ]
 
 

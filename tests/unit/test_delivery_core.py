@@ -9,6 +9,7 @@ import pytest
 
 from broker.core import ids, keys, scripts
 from broker.core.connection import Redis
+from broker.core.locks import Lock
 from broker.core.settings import Settings
 from broker.delivery import delivery_index, endpoint_store, fanout, health, records, replay
 from broker.delivery.endpoint import Endpoint
@@ -42,12 +43,16 @@ def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str
         )
         for i, text in enumerate(texts)
     ]
+    lock = Lock(r, keys.conversation_lock(conversation_key), settings.claim_lease)
+    assert lock.acquire()
     fanout.commit_turn(
         r,
         settings,
         RecordingSender(),
         fanout.TurnCommit(conversation_key, meta={"state": "x"}, deliveries=new),
+        lock.token,
     )
+    lock.release()
     return [d.id for d in new]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from broker.channels.channel import Channel
 from broker.conversations import agent_actions, conversation_store, handover, scheduler, turns
-from broker.conversations.conversation import Conversation, ConversationMeta
+from broker.conversations.conversation import Conversation, ConversationMeta, index_member
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
@@ -37,6 +37,11 @@ class Desk:
     @property
     def bot_id(self) -> str:
         return self.channel.bot_id
+
+    @property
+    def member(self) -> str:
+        """u1's conversation in the bot's indexes."""
+        return index_member(self.channel.id, "u1")
 
     @property
     def offloading(self) -> str:
@@ -79,7 +84,12 @@ def desk(fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(offloading, "health_check", lambda *args: None)
     channel = new_channel(fake_redis, settings)
     offloading.configure(fake_redis, settings, channel.bot_id, "http://127.0.0.1:9/desk", "vt-123")
-    return Desk(fake_redis, settings, channel, ids.conversation_key(channel.bot_id, "LIVE", "u1"))
+    return Desk(
+        fake_redis,
+        settings,
+        channel,
+        ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1"),
+    )
 
 
 def _users(event: dict[str, Any]) -> list[str]:
@@ -101,6 +111,7 @@ def test_a_turn_sends_one_messages_event_with_the_user_and_bot_messages(desk: De
         "version": "LIVE",
     }
     assert event["botId"] == desk.bot_id and event["timestamp"].endswith("Z")
+    assert event["channelId"] == desk.channel.id  # an agent's action names it
     assert [m["actor"] for m in event["messages"]] == ["user", "bot", "user", "bot"]
     intro, _, text, reply = event["messages"]
     assert intro["message"]["messageType"] == "intro"
@@ -189,7 +200,7 @@ def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk
     assert desk.texts() == []  # the bot said nothing to the user
     assert _users(desk.events()[-1]) == ["still there?"]
     assert meta.memory.variables["email"] == "a@b.c"
-    assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), "u1") is not None
+    assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), desk.member) is not None
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") is not None
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is None
     items, _ = conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=True)
@@ -338,7 +349,7 @@ def test_hand_back_tells_the_offloading_webhook_and_the_bot_answers_again(desk: 
         {"type": "event", "name": "bot_resumed", "data": {"by": "agent"}},
         {"text": "Hello! I repeat what you say."},
     ]
-    assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), "u1") is None
+    assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), desk.member) is None
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") is None
     desk.say("back?")
     desk.turn()

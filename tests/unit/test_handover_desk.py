@@ -132,3 +132,24 @@ def test_the_terminal_answers_the_last_handover_and_hands_back(
         ("POST", path, "sbapi_x", {"resumeBot": True, "goToDialogstate": "menu"}),
     ]
     assert desk.lines[-1] == "  handed over: none"
+
+
+def test_the_agent_acts_on_the_channel_its_events_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session id may be on several of the bot's channels: the desk names the one its
+    events came from."""
+    calls: list[str] = []
+
+    def call(base: str, method: str, path: str, token: str, body: Any) -> dict[str, Any]:
+        calls.append(path)
+        return {}
+
+    monkeypatch.setattr(desk_module, "call", call)
+    desk = _desk()
+    headers, raw = _signed({**OFFLOAD, "channelId": "ch_2"})
+    desk.take("/x?challenge.verifyToken=vt", headers, raw)
+    desk.send("ann", "hello")
+    desk.send("bob", "hello")
+    assert calls == [
+        "/v1/bots/bot_1/conversations/ann/actions?channelId=ch_2",
+        "/v1/bots/bot_1/conversations/bob/actions",
+    ]

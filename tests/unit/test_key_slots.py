@@ -22,6 +22,9 @@ def test_a_conversation_s_keys_share_one_slot() -> None:
         keys.fifo_lock(conversation, "ch_1"),
         keys.delivery(conversation, "msg_1"),
         keys.delivery_attempts(conversation, "msg_1"),
+        keys.conversation_data_sizes(conversation),
+        keys.dead_turn(conversation, "dturn_1"),
+        *keys.conversation_keys(conversation),
     ]
     assert len(scripts.slots(together)) == 1
 
@@ -41,6 +44,7 @@ def test_an_endpoint_s_and_a_bot_s_keys_each_share_one_slot() -> None:
         keys.bot_offloading("bot_1"),
         keys.bot_conversations("bot_1", "LIVE"),
         keys.bot_paused("bot_1", "DRAFT"),
+        keys.bot_dead_turns("bot_1"),
     ]
     assert len(scripts.slots(endpoint)) == 1
     assert len(scripts.slots(bot)) == 1

@@ -38,6 +38,12 @@ FORBIDDEN = [
     "2002:a00:1::1",  # 6to4 around 10.0.0.1
     "64:ff9b::a9fe:a9fe",  # NAT64 around 169.254.169.254
     "2001:db8::1",
+    # Not global, though some Python versions' tables say they are.
+    "fec0::1",  # site-local, deprecated
+    "feff:ffff::1",
+    "192.88.99.1",  # the 6to4 relay anycast, deprecated
+    "3fff::1",  # documentation (RFC 9637)
+    "5f00::1",  # SRv6 SIDs
 ]
 ALLOWED = ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
 

@@ -3,11 +3,14 @@ exhaustion."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from broker.core import defaults
 from broker.delivery import retry
@@ -79,9 +82,35 @@ def test_retry_after_http_date_is_parsed() -> None:
     assert retry.parse_retry_after(earlier, now) == 0.0
 
 
-@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5e3", "Mon, 99 Foo 2026"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "soon",
+        "-5",
+        "1.5e3",
+        "Mon, 99 Foo 2026",
+        # Digits to str.isdigit() that float() does not take.
+        "\u00b2",
+        "\u0661\u0662",
+        "9" * 400,
+        "Fri, 31 Dec 99999 23:59:59 GMT",
+    ],
+)
 def test_retry_after_that_does_not_parse_is_ignored(value: str | None) -> None:
     assert retry.parse_retry_after(value, now=1000.0) is None
+
+
+@hypothesis.given(st.text(), st.floats(min_value=0, max_value=4e9))
+def test_any_retry_after_gives_no_wait_or_a_finite_one(value: str, now: float) -> None:
+    """Whatever an endpoint sends, judging the attempt cannot fail on it."""
+    seconds = retry.parse_retry_after(value, now)
+    assert seconds is None or (math.isfinite(seconds) and seconds >= 0)
+    decision = retry.decide(
+        status_code=503, attempts_made=1, schedule=SCHEDULE, jitter=0.2, retry_after=seconds
+    )
+    assert decision.verdict is Verdict.RETRY and math.isfinite(decision.delay)
 
 
 @pytest.mark.parametrize("status", [429, 503])

@@ -50,6 +50,16 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_ACTION_MODULES", "action_modules", "shop.actions", "shop.actions"),
     ("SWITCHBOARD_METRICS", "metrics", "off", False),
     ("SWITCHBOARD_LOG_FORMAT", "log_format", "text", "text"),
+    ("SWITCHBOARD_SESSION_DATA_KEYS", "session_data_keys", "10", 10),
+    ("SWITCHBOARD_SESSION_DATA_BYTES", "session_data_bytes", "2048", 2048),
+    ("SWITCHBOARD_CONVERSATION_DATA_KEYS", "conversation_data_keys", "20", 20),
+    ("SWITCHBOARD_CONVERSATION_DATA_BYTES", "conversation_data_bytes", "4096", 4096),
+    ("SWITCHBOARD_CONVERSATION_TTL", "conversation_ttl", "86400", 86400.0),
+    ("SWITCHBOARD_TURN_ATTEMPTS", "turn_attempts", "5", 5),
+    ("SWITCHBOARD_TURN_RETRY_DELAY", "turn_retry_delay", "0.5", 0.5),
+    ("SWITCHBOARD_AUTH_FAILURES", "auth_failures", "5", 5),
+    ("SWITCHBOARD_AUTH_FAILURES_PER_TARGET", "auth_failures_per_target", "50", 50),
+    ("SWITCHBOARD_AUTH_FAILURE_WINDOW", "auth_failure_window", "10", 10.0),
 ]
 VARIABLES = [name for name, *_ in READS]
 NUMBERS = [name for name, _, _, value in READS if type(value) is float]

@@ -26,7 +26,7 @@ def test_only_the_first_message_of_an_idle_conversation_enqueues_a_turn(
     channel = new_channel(fake_redis, settings)
     for n in range(5):
         assert user_says(fake_redis, settings, sender, channel, f"m{n}").queued
-    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", "u1")
+    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
     assert sender.turns == [conversation_key]
     assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 5
     assert fake_redis.zscore(keys.TURNS, conversation_key) is not None
@@ -41,7 +41,7 @@ def test_a_repeated_idempotency_key_is_acknowledged_but_not_queued(
     again = user_says(fake_redis, settings, sender, channel, "hi", idempotency_key="k1")
     assert first.queued and not again.queued
     assert again.message_id == first.message_id
-    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", "u1")
+    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
     assert fake_redis.llen(keys.conversation_inbox(conversation_key)) == 1
 
 
@@ -188,7 +188,7 @@ def test_the_turn_hands_the_engine_its_action_interface_and_commits_before_the_l
     for n in range(3):
         user_says(fake_redis, settings, sender, channel, f"pizza {n}")
     actions = KitchenActions(clock, took=settings.claim_lease / 2 + 1)
-    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", "u1")
+    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
 
     assert turns.run_pending(fake_redis, settings, sender, conversation_key, actions) == 3
 

@@ -41,8 +41,9 @@ bp = Blueprint("agent", __name__)
 def conversation_action(bot_id: str, session_id: str) -> tuple[Response, int]:
     require_admin_or_bot_token(bot_id)
     s = services()
+    query = query_args(VersionQuery)
     conversation = conversation_store.find(
-        s.redis, bot_id, query_args(VersionQuery).version, session_id
+        s.redis, bot_id, query.version, session_id, query.channelId
     )
     body = parse(ConversationAction, json_object())
     if body.goToDialogstate is not None and not body.resumeBot:

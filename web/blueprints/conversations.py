@@ -34,7 +34,13 @@ bp.before_request(require_admin)
 def list_conversations(bot_id: str) -> Response:
     query = query_args(ConversationListQuery)
     items, total = conversation_store.list_page(
-        services().redis, bot_id, query.version, query.offset, query.limit, paused=query.paused
+        services().redis,
+        bot_id,
+        query.version,
+        query.offset,
+        query.limit,
+        paused=query.paused,
+        channel_id=query.channelId,
     )
     return jsonify(query.listing(items, total))
 
@@ -45,12 +51,13 @@ def list_conversations(bot_id: str) -> Response:
     auth="admin",
     query=VersionPageQuery,
     answers={200: Transcript},
+    errors=[409],
     tags=["conversations"],
 )
 def transcript(bot_id: str, session_id: str) -> Response:
     query = query_args(VersionPageQuery)
     r = services().redis
-    conversation = conversation_store.find(r, bot_id, query.version, session_id)
+    conversation = conversation_store.find(r, bot_id, query.version, session_id, query.channelId)
     items, total = conversation_store.transcript_page(r, conversation, query.offset, query.limit)
     return jsonify(query.listing(items, total))
 
@@ -61,11 +68,13 @@ def transcript(bot_id: str, session_id: str) -> Response:
     auth="admin",
     query=VersionQuery,
     answers={200: SessionData},
+    errors=[409],
     tags=["conversations"],
 )
 def get_session_data(bot_id: str, session_id: str) -> Response:
     r = services().redis
-    conversation = conversation_store.find(r, bot_id, query_args(VersionQuery).version, session_id)
+    query = query_args(VersionQuery)
+    conversation = conversation_store.find(r, bot_id, query.version, session_id, query.channelId)
     return jsonify(conversation_store.variables(r, conversation))
 
 
@@ -80,8 +89,9 @@ def get_session_data(bot_id: str, session_id: str) -> Response:
 )
 def clear_session_data(bot_id: str, session_id: str) -> tuple[str, int]:
     s = services()
+    query = query_args(VersionQuery)
     conversation = conversation_store.find(
-        s.redis, bot_id, query_args(VersionQuery).version, session_id
+        s.redis, bot_id, query.version, session_id, query.channelId
     )
     conversation_store.forget_variables(s.redis, s.settings, s.sender, conversation)
     return "", 204

@@ -9,6 +9,8 @@ from redis.exceptions import RedisError
 
 from broker import __version__
 from broker.core import heartbeats
+from broker.core.connection import availability, unavailable_reason
+from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
 from web.answers import Health, Readiness
 from web.apidoc import documented
 from web.services import services
@@ -34,30 +36,33 @@ def healthz() -> Response:
     tags=["health"],
 )
 def readyz() -> tuple[Response, int]:
+    """Redis must take a write (a full or read-only Redis is not ready), and it never quotes
+    Redis's own error, which may name hosts or settings."""
     r = services().redis
-    checks: dict[str, object] = {}
-    try:
-        r.ping()
-        checks["redis"] = "ok"
-        checks["workers"] = heartbeats.alive(r, "worker")
-        checks["schedulers"] = heartbeats.alive(r, "scheduler")
-    except (RedisError, OSError) as exc:
-        log.warning("readiness: Redis does not answer: %s", exc)
-        checks["redis"] = "unreachable"
+    checks: dict[str, object] = {"redis": availability(r)}
+    if checks["redis"] == "ok":
+        try:
+            checks["workers"] = heartbeats.alive(r, "worker")
+            checks["schedulers"] = heartbeats.alive(r, "scheduler")
+        except RedisError as exc:
+            checks["redis"] = unavailable_reason(exc) or "failing"
+    redis_ok = checks["redis"] == "ok"
     missing = [
         why
         for why, bad in (
-            ("Redis does not answer", checks["redis"] != "ok"),
-            ("no worker has a fresh heartbeat", checks["redis"] == "ok" and not checks["workers"]),
-            (
-                "no scheduler has a fresh heartbeat",
-                checks["redis"] == "ok" and not checks["schedulers"],
-            ),
+            (_redis_trouble(str(checks["redis"])), not redis_ok),
+            ("no worker has a fresh heartbeat", redis_ok and not checks.get("workers")),
+            ("no scheduler has a fresh heartbeat", redis_ok and not checks.get("schedulers")),
         )
         if bad
     ]
     if missing:
         checks["reason"] = "; ".join(missing)
-    return jsonify({"status": "not ready" if missing else "ready", "checks": checks}), (
-        503 if missing else 200
-    )
+    answer = jsonify({"status": "not ready" if missing else "ready", "checks": checks})
+    if not redis_ok:
+        answer.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+    return answer, 503 if missing else 200
+
+
+def _redis_trouble(reason: str) -> str:
+    return "Redis does not answer" if reason == "unreachable" else f"Redis is {reason}"

@@ -12,7 +12,7 @@ from broker.core.validation import parse
 from web import inbound_counts
 from web.answers import Queued
 from web.apidoc import documented
-from web.auth import bearer_token
+from web.auth import bearer_token, throttled
 from web.request_body import json_object
 from web.services import services
 
@@ -32,10 +32,11 @@ bp.after_request(inbound_counts.count)
 )
 def post_message(channel_id: str) -> tuple[Response, int]:
     s = services()
-    channel = channel_store.authenticate(s.redis, channel_id, bearer_token())
+    with throttled(f"channel:{channel_id}"):
+        channel = channel_store.authenticate(s.redis, channel_id, bearer_token())
     inbound_counts.authenticated(channel.id)
     body = parse(InboundMessage, json_object())
-    rate_limit.check(s.redis, s.settings, channel_id)
+    rate_limit.check(s.redis, s.settings, channel)
     accepted = ingress.accept(
         s.redis,
         s.settings,

@@ -10,6 +10,7 @@ from broker.conversations import ingress
 from broker.core.validation import parse
 from web import inbound_counts
 from web.apidoc import Content, documented
+from web.auth import throttled
 from web.request_body import json_object
 from web.services import services
 
@@ -36,9 +37,10 @@ EVENT_RECEIVED = "EVENT_RECEIVED"
 def post_legacy_message(bot_id: str) -> Response:
     s = services()
     body = parse(legacy_form.LegacyMessage, json_object())
-    channel = legacy_form.find_channel(s.redis, bot_id, body.verifyToken)
+    with throttled(f"bot:{bot_id}"):
+        channel = legacy_form.find_channel(s.redis, bot_id, body.verifyToken)
     inbound_counts.authenticated(channel.id)
-    rate_limit.check(s.redis, s.settings, channel.id)
+    rate_limit.check(s.redis, s.settings, channel)
     accepted = ingress.accept(
         s.redis,
         s.settings,

@@ -161,7 +161,7 @@ def get_channel(bot_id: str, channel_id: str) -> Response:
 
 @bp.patch("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
 @documented(
-    "Change a channel's URL, verify token, version, retry schedule or timeouts",
+    "Change a channel's URL, verify token, version, rate limit, retry schedule or timeouts",
     auth="admin",
     body=PatchChannel,
     answers={200: Channel},

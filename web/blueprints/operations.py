@@ -125,16 +125,16 @@ def _time_arg(value: str | None, name: str) -> int | None:
     tags=["deliveries"],
 )
 def list_dead_letters() -> Response:
-    r = services().redis
     query = query_args(DeadLetterFilter)
-    found = delivery_index.dead_letter_ids(
-        r,
+    items, total = delivery_index.dead_letter_page(
+        services().redis,
+        offset=query.offset,
+        limit=query.limit,
         endpoint_id=query.endpointId,
         since_ms=_time_arg(query.since, "since"),
         until_ms=_time_arg(query.until, "until"),
     )
-    found.reverse()
-    return jsonify(query.listing(records.views(r, query.of(found)), len(found)))
+    return jsonify(query.listing(items, total))
 
 
 @bp.post("/v1/dead-letters/replay")

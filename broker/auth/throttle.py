@@ -1,0 +1,47 @@
+"""Failed authentications, counted per client address and per target (a channel, a bot's
+verify tokens or API tokens, the admin token), in fixed windows: past a burst of failures,
+the next tries are answered 429 with `Retry-After` without being checked, so guessing a
+token costs time (docs/wire-contract.md §1c)."""
+
+from __future__ import annotations
+
+import math
+
+from broker.core import keys
+from broker.core.connection import Redis
+from broker.core.errors import RateLimited
+from broker.core.settings import Settings
+
+
+def _counters(settings: Settings, client: str, target: str) -> list[tuple[str, int]]:
+    return [
+        (keys.auth_failures("address", client), settings.auth_failures),
+        (keys.auth_failures("target", target), settings.auth_failures_per_target),
+    ]
+
+
+def check(r: Redis, settings: Settings, client: str, target: str) -> None:
+    """RateLimited when the client, or everyone against `target`, failed too often lately."""
+    counters = _counters(settings, client, target)
+    pipe = r.pipeline(transaction=False)
+    for key, _ in counters:
+        pipe.get(key)
+        pipe.pttl(key)
+    answers = pipe.execute()
+    for i, (_, limit) in enumerate(counters):
+        count, ttl = answers[2 * i], answers[2 * i + 1]
+        if limit > 0 and count is not None and int(count) >= limit:
+            raise RateLimited(
+                "too many failed authentications; try again later",
+                retry_after=max(1, math.ceil(max(ttl, 0) / 1000)),
+            )
+
+
+def failed(r: Redis, settings: Settings, client: str, target: str) -> None:
+    """Count one failed authentication of `client` against `target`."""
+    window = max(1, math.ceil(settings.auth_failure_window))
+    pipe = r.pipeline(transaction=False)
+    for key, _ in _counters(settings, client, target):
+        pipe.set(key, 0, ex=window, nx=True)
+        pipe.incr(key)
+    pipe.execute()

@@ -1,0 +1,252 @@
+"""Redis stopped and started again, Redis full (`maxmemory` with `noeviction`) and Redis
+read-only, under `switchboard run` on a redis-server of the test's own:
+every answer is a 202 or a `503 unavailable` with `Retry-After`, never a 500; /readyz says
+what is wrong without quoting Redis; nothing acknowledged is lost; and the password in
+REDIS_URL never reaches the log."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from broker.core.connection import Redis
+from switchboard.embedded_redis import free_port
+from tests.integration.stacks import ADMIN, STACK_SETTINGS, Api
+from tests.polling import wait_until
+from tests.prerequisites import require_redis_server
+from tests.receivers import ReceiverFactory, texts, wait_delivered
+
+PASSWORD = "pw-that-must-not-be-logged"
+
+
+class OwnRedis:
+    """A redis-server of the test's own, with append-only persistence and a password."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
+
+    def client(self) -> Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def start(self) -> None:
+        server = require_redis_server()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                server,
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)),
+                *("--requirepass", PASSWORD, "--appendonly", "yes", "--save", ""),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, timeout=20, what="redis-server to answer")
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # SIGTERM: Redis writes its append-only file and exits
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@contextlib.contextmanager
+def switchboard_run(own_redis: OwnRedis, log: Path) -> Iterator[Api]:
+    """`switchboard run` (web, a worker and the scheduler) against `own_redis`."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in STACK_SETTINGS.items() if k != "SWITCHBOARD_LOG_LEVEL"},
+        "REDIS_URL": own_redis.url,
+        "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "SWITCHBOARD_LOG_LEVEL": "INFO",
+    }
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "switchboard", "run", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        api = Api(f"http://127.0.0.1:{port}", ADMIN)
+        try:
+            wait_until(lambda: _ready(api), timeout=60, what="switchboard run to be ready")
+            yield api
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def _ready(api: Api) -> bool:
+    try:
+        return api.get("/readyz").status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _is_unavailable(answer: requests.Response) -> bool:
+    if answer.status_code != 503:
+        return False
+    assert int(answer.headers["Retry-After"]) > 0
+    error = answer.json()["error"]
+    assert error["code"] == "unavailable" and PASSWORD not in error["message"]
+    assert "127.0.0.1" not in error["message"]
+    return True
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    made = OwnRedis(tmp_path / "redis")
+    made.start()
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def test_redis_stopped_and_started_again_answers_503_and_loses_nothing(
+    own_redis: OwnRedis, tmp_path: Path, make_receiver: ReceiverFactory
+) -> None:
+    receiver = make_receiver()
+    log = tmp_path / "run.log"
+    with switchboard_run(own_redis, log) as api:
+        channel = api.echo_channel(receiver.url)
+        assert api.send(channel, "before", "one").status_code == 202
+        wait_delivered(receiver, 1)
+        answers: dict[str, int] = {}
+        stop = threading.Event()
+
+        def keep_sending() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                conversation = f"c{n}"
+                try:
+                    answer = api.send(channel, conversation, "during")
+                except requests.RequestException:
+                    continue
+                answers[conversation] = answer.status_code
+                if answer.status_code == 503:
+                    _is_unavailable(answer)
+
+        sender = threading.Thread(target=keep_sending)
+        sender.start()
+        try:
+            wait_until(lambda: answers, what="a first answer")
+            own_redis.stop()
+            wait_until(
+                lambda: 503 in answers.values(), timeout=30, what="a 503 while Redis is down"
+            )
+            for path in ("/v1/bots", "/v1/dead-letters", "/v1/turn-dead-letters"):
+                assert _is_unavailable(api.get(path)), path
+            assert _is_unavailable(
+                api.post("/v1/bots", json={"name": "x", "definition": {"template": "echo"}})
+            )
+            ready = api.get("/readyz")
+            assert ready.status_code == 503 and ready.headers["Retry-After"]
+            assert ready.json()["checks"] == {"redis": "unreachable"}
+            own_redis.start()
+            wait_until(lambda: _ready(api), timeout=60, what="ready again")
+            after = len(answers)
+            wait_until(lambda: len(answers) > after + 3, what="messages after the restart")
+        finally:
+            stop.set()
+            sender.join(timeout=30)
+        assert set(answers.values()) <= {202, 503}, answers
+        accepted = sorted(c for c, status in answers.items() if status == 202)
+        assert accepted
+
+        # Nothing acknowledged is lost: every 202 gets its reply.
+        wait_until(
+            lambda: set(accepted) <= {hit.body["recipient"]["id"] for hit in receiver.delivered()},
+            timeout=60,
+            what="a reply to every accepted message",
+        )
+    logged = log.read_text(errors="replace")
+    assert "(from REDIS_URL)" in logged and "redis://:***@" in logged
+    assert PASSWORD not in logged
+
+
+def test_redis_out_of_memory_answers_503_and_recovers(
+    own_redis: OwnRedis, tmp_path: Path, make_receiver: ReceiverFactory
+) -> None:
+    receiver = make_receiver()
+    with switchboard_run(own_redis, tmp_path / "run.log") as api:
+        channel = api.echo_channel(receiver.url)
+        assert api.send(channel, "u1", "before").status_code == 202
+        wait_delivered(receiver, 1)
+        r = own_redis.client()
+        filled = 64
+        for n in range(filled):
+            r.set(f"filler:{n}", "x" * 64 * 1024)
+        # Full: the limit below what is used, so that no write fits whatever frees meanwhile.
+        used = int(r.info("memory")["used_memory"])
+        r.config_set("maxmemory-policy", "noeviction")
+        r.config_set("maxmemory", str(used - 2 * 1024 * 1024))
+        with pytest.raises(redis.exceptions.OutOfMemoryError):  # type: ignore[attr-defined]
+            r.set("one more", "x")
+        refused: list[requests.Response] = [
+            api.send(channel, "u2", "while full"),
+            api.post("/v1/bots", json={"name": "x", "definition": {"template": "echo"}}),
+            api.post(
+                f"/v1/bots/{channel['botId']}/channels/webhook",
+                json={"webhookUrl": receiver.url},
+            ),
+        ]
+        for answer in refused:
+            assert _is_unavailable(answer), answer.text
+        assert api.get("/v1/bots").status_code == 200  # reading still works
+        ready = api.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"] == {"redis": "out of memory"}
+        r.config_set("maxmemory", "0")
+        for n in range(0, filled, 500):
+            r.delete(*(f"filler:{i}" for i in range(n, min(n + 500, filled))))
+        wait_until(lambda: _ready(api), timeout=30, what="ready again")
+        assert api.send(channel, "u3", "after").status_code == 202
+        hits = wait_delivered(receiver, 2)
+        assert texts(hits) == ["You said: before", "You said: after"]
+        kept: Any = api.get(f"/v1/bots/{channel['botId']}/conversations").json()
+        assert sorted(item["sessionId"] for item in kept["items"]) == ["u1", "u3"]
+
+
+def test_a_read_only_redis_answers_503_and_recovers(
+    own_redis: OwnRedis, tmp_path: Path, make_receiver: ReceiverFactory
+) -> None:
+    """Redis turned into a replica (of a master that is not there) takes no writes."""
+    receiver = make_receiver()
+    with switchboard_run(own_redis, tmp_path / "run.log") as api:
+        channel = api.echo_channel(receiver.url)
+        r = own_redis.client()
+        r.replicaof("127.0.0.1", str(free_port()))
+        assert _is_unavailable(api.send(channel, "u1", "while read-only"))
+        assert _is_unavailable(
+            api.post("/v1/bots", json={"name": "x", "definition": {"template": "echo"}})
+        )
+        assert api.get("/v1/bots").status_code == 200
+        ready = api.get("/readyz")
+        assert ready.status_code == 503
+            assert ready.json()["checks"] == {"redis": "read-only", "reason": "Redis is read-only"}
+        r.replicaof("NO", "ONE")
+        wait_until(lambda: _ready(api), timeout=30, what="ready again")
+        assert api.send(channel, "u2", "after").status_code == 202
+        assert texts(wait_delivered(receiver, 1)) == ["You said: after"]

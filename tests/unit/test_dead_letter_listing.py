@@ -1,0 +1,52 @@
+"""The dead-letter listing reads only the page it shows, not the whole
+dead-letter index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from broker.core import keys
+from broker.core.connection import Redis
+from broker.delivery import delivery_index, records
+
+
+@pytest.fixture
+def read(fake_redis: Redis, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """1,000 dead letters, two endpoints taking turns; the ids whose records were read."""
+    fake_redis.zadd(keys.DEAD, {f"msg_{n:036d}": 1000 + n for n in range(1000)})
+    seen: list[str] = []
+
+    def views(r: Redis, ids: Sequence[str]) -> list[dict[str, Any]]:
+        seen.extend(ids)
+        return [{"id": i, "status": "dead", "endpointId": f"ep{int(i[4:]) % 2}"} for i in ids]
+
+    monkeypatch.setattr(records, "views", views)
+    return seen
+
+
+def test_a_page_of_dead_letters_reads_that_page_only(fake_redis: Redis, read: list[str]) -> None:
+    items, total = delivery_index.dead_letter_page(fake_redis, offset=20, limit=10)
+    assert total == 1000
+    assert [i["id"] for i in items] == [f"msg_{n:036d}" for n in range(979, 969, -1)]
+    assert len(read) == 10
+
+
+def test_a_time_range_is_counted_without_reading_records(
+    fake_redis: Redis, read: list[str]
+) -> None:
+    items, total = delivery_index.dead_letter_page(
+        fake_redis, offset=0, limit=5, since_ms=1100, until_ms=1199
+    )
+    assert total == 100 and items[0]["id"] == f"msg_{199:036d}"
+    assert len(read) == 5
+
+
+def test_one_endpoint_s_page_is_filtered_from_the_index_read_in_chunks(
+    fake_redis: Redis, read: list[str]
+) -> None:
+    items, total = delivery_index.dead_letter_page(fake_redis, offset=0, limit=3, endpoint_id="ep1")
+    assert total == 500
+    assert [i["id"] for i in items] == [f"msg_{n:036d}" for n in (999, 997, 995)]

@@ -1,0 +1,174 @@
+"""Dead letters of turns on fakeredis: a message whose turn keeps failing is parked with its
+error, and its conversation goes on; a turn that lost its lock saves nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from broker.bots.engine import Engine, Memory, Turn
+from broker.conversations import dead_turns, turns
+from broker.core import clock, ids, keys
+from broker.core.connection import Redis
+from broker.core.errors import NotFound
+from broker.core.settings import Settings
+from broker.delivery import fanout
+from broker.delivery.fanout import TurnCommit
+from tests.conversations import new_channel, queued_bodies, read_meta, user_says
+from tests.fakes import RecordingSender
+
+
+@pytest.fixture(params=["in the dialogue", "in the commit"])
+def poisoned(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The turn fails on the text "poison", every time: in the dialogue, or when the turn is
+    saved (as a lone surrogate fails in Redis's cjson, after the turn changed its meta)."""
+    if request.param == "in the dialogue":
+        real_step = Engine.step
+
+        def step(self: Engine, memory: Memory, message: dict[str, Any], **kwargs: Any) -> Turn:
+            if message.get("text") == "poison":
+                raise RuntimeError("the dialogue cannot take this message")
+            return real_step(self, memory, message, **kwargs)
+
+        monkeypatch.setattr(Engine, "step", step)
+        return
+    real_commit = fanout.commit_turns
+
+    def commit_turns(r: Redis, settings: Settings, commits: list[TurnCommit], **kw: Any) -> Any:
+        if any("You said: poison" in d.body for c in commits for d in c.deliveries):
+            raise RuntimeError("the dialogue cannot take this message")
+        return real_commit(r, settings, commits, **kw)
+
+    monkeypatch.setattr(fanout, "commit_turns", commit_turns)
+
+
+def _replies(r: Redis, conversation_key: str, endpoint_id: str) -> list[str]:
+    return [body["message"]["text"] for body in queued_bodies(r, conversation_key, endpoint_id)]
+
+
+@pytest.mark.usefixtures("poisoned")
+def test_a_message_that_fails_its_turn_three_times_is_parked_and_the_next_one_answered(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings)
+    user_says(r, settings, sender, channel, "poison")
+    user_says(r, settings, sender, channel, "after")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    for attempt in (1, 2):
+        turns.run_pending(r, settings, sender, key)
+        meta = read_meta(r, key)
+        assert meta.failures == attempt and meta.failed_on.startswith("message:")
+        assert r.llen(keys.conversation_inbox(key)) == 2  # nothing taken, nothing lost
+        due = r.zscore(keys.TURNS, key)
+        assert due is not None and due > clock.now() + settings.turn_retry_delay - 1
+        assert _replies(r, key, channel.id) == []
+    turns.run_pending(r, settings, sender, key)
+    assert r.llen(keys.conversation_inbox(key)) == 0
+    assert _replies(r, key, channel.id) == ["You said: after"]
+    assert read_meta(r, key).failures == 0
+    items, total = dead_turns.list_page(r, offset=0, limit=10)
+    assert total == 1
+    (dead,) = items
+    assert (dead["botId"], dead["channelId"], dead["sessionId"], dead["kind"]) == (
+        channel.bot_id,
+        channel.id,
+        "u1",
+        "message",
+    )
+    assert dead["item"]["text"] == "poison" and dead["attempts"] == settings.turn_attempts
+    assert dead["error"] == "RuntimeError: the dialogue cannot take this message"
+    assert dead_turns.list_page(r, offset=0, limit=10, bot_id=channel.bot_id)[1] == 1
+    assert dead_turns.list_page(r, offset=0, limit=10, bot_id="bot_other")[1] == 0
+
+
+@pytest.mark.usefixtures("poisoned")
+def test_a_failing_batch_is_tried_again_one_message_at_a_time(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """The failure is pinned on the message that causes it: those before it are answered."""
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings)
+    for text in ("one", "poison", "two"):
+        user_says(r, settings, sender, channel, text)
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    for _ in range(settings.turn_attempts + 1):
+        turns.run_pending(r, settings, sender, key)
+    assert _replies(r, key, channel.id) == ["You said: one", "You said: two"]
+    (dead,) = dead_turns.list_page(r, offset=0, limit=10)[0]
+    assert dead["item"]["text"] == "poison"
+
+
+@pytest.mark.usefixtures("poisoned")
+def test_a_dead_letter_of_turns_is_replayed_or_discarded(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings.with_changes(turn_attempts=1))
+    user_says(r, settings, sender, channel, "poison")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    turns.run_pending(r, settings.with_changes(turn_attempts=1), sender, key)
+    (dead,) = dead_turns.list_page(r, offset=0, limit=10)[0]
+    assert dead_turns.load(r, dead["id"]).item.startswith("{")
+    sender.turns.clear()
+    dead_turns.replay(r, settings, sender, dead["id"])
+    assert sender.turns == [key]
+    assert r.llen(keys.conversation_inbox(key)) == 1
+    assert dead_turns.list_page(r, offset=0, limit=10)[1] == 0
+    with pytest.raises(NotFound):
+        dead_turns.replay(r, settings, sender, dead["id"])
+    turns.run_pending(r, settings.with_changes(turn_attempts=1), sender, key)
+    (again,) = dead_turns.list_page(r, offset=0, limit=10)[0]
+    dead_turns.discard(r, again["id"])
+    assert dead_turns.list_page(r, offset=0, limit=10) == ([], 0)
+    assert not r.exists(keys.dead_turn(key, again["id"]))
+    with pytest.raises(NotFound):
+        dead_turns.discard(r, again["id"])
+    with pytest.raises(NotFound):
+        dead_turns.load(r, "dturn_nonsense")
+
+
+def test_a_turn_that_lost_its_lock_saves_nothing(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit itself checks the lock, so a worker whose lease ran out
+    while it worked (another took the conversation over) neither answers nor trims."""
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings)
+    user_says(r, settings, sender, channel, "hi")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    real_commit = fanout.commit_turns
+
+    def taken_over(*args: Any, **kwargs: Any) -> Any:
+        r.set(keys.conversation_lock(key), "another worker's")  # while the turn worked
+        return real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(fanout, "commit_turns", taken_over)
+    assert turns.run_pending(r, settings, sender, key) == 0
+    assert r.llen(keys.conversation_inbox(key)) == 1
+    assert _replies(r, key, channel.id) == []
+    assert r.get(keys.conversation_lock(key)) == "another worker's"
+    assert r.zcard(keys.DUE) == 0  # the queue it would have claimed is not left listed
+
+
+def test_a_turn_stops_when_its_lock_is_lost_between_passes(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings)
+    user_says(r, settings, sender, channel, "one")
+    user_says(r, settings, sender, channel, "two")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    monkeypatch.setattr(turns, "TURN_BATCH", 1)  # a pass per message
+    real_commit = fanout.commit_turns
+
+    def then_taken_over(*args: Any, **kwargs: Any) -> Any:
+        done = real_commit(*args, **kwargs)
+        r.set(keys.conversation_lock(key), "another worker's")
+        return done
+
+    monkeypatch.setattr(fanout, "commit_turns", then_taken_over)
+    assert turns.run_pending(r, settings, sender, key) == 1
+    assert r.llen(keys.conversation_inbox(key)) == 1
+    assert _replies(r, key, channel.id) == ["You said: one"]
