@@ -316,10 +316,10 @@ def _answer(status: int, answer: Answer, schemas: _Schemas) -> dict[str, Any]:
         schema: dict[str, Any] = {} if free_json else {"type": "string"}
         if answer.example is not None:
             schema["const"] = answer.example
-        return {
-            "description": answer.description,
-            "content": {answer.media_type: {"schema": schema}},
-        }
+        content = {answer.media_type: {"schema": schema}}
+        if status >= 400:  # a page for a browser that asks for it, the JSON error otherwise
+            content.update(schemas.content(ErrorAnswer, "serialization")["content"])
+        return {"description": answer.description, "content": content}
     if answer is not None:
         summary = (answer.__doc__ or answer.__name__).strip().splitlines()[0]
         return {"description": summary, **schemas.content(answer, "serialization")}

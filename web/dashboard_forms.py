@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from flask import request
 from pydantic import BaseModel, ConfigDict, Field
 
 from broker.core.validation import parse
 from web.queries import Pagination
+from web.request_body import form_fields
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -63,8 +63,8 @@ F = TypeVar("F", bound=_Form)
 
 def form(model: type[F]) -> F:
     """The request's form, validated; lists (`ids`) from every value given."""
+    fields = form_fields()
     data: dict[str, object] = {
-        name: request.form.getlist(name) if name == "ids" else request.form[name]
-        for name in request.form
+        name: fields.getlist(name) if name == "ids" else fields[name] for name in fields
     }
     return parse(model, data)

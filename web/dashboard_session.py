@@ -27,6 +27,7 @@ from broker.core import clock, ids, keys
 from broker.core.defaults import DASHBOARD_SESSION_TTL
 from broker.core.errors import Forbidden, Unauthorized
 from web.auth import bearer_token
+from web.request_body import form_fields
 from web.services import services
 
 COOKIE = "sb_session"
@@ -98,7 +99,7 @@ def check_csrf() -> None:
     session = current()
     if request.method != "POST" or session is None or session.by_header:
         return
-    given = request.form.get("csrf", "")
+    given = form_fields().get("csrf", "")
     if not hmac.compare_digest(session.csrf.encode(), given.encode()):
         raise Forbidden("the form has expired or was not sent by the dashboard; reload the page")
 

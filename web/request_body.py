@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, request
 from pydantic import BaseModel
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from broker.core.errors import BadRequest, SwitchboardError, ValidationFailed
@@ -45,6 +46,12 @@ def json_body() -> Any:
         raise BadRequest("the body is nested too deeply") from exc
     refuse_invalid_text(body)
     return body
+
+
+def form_fields() -> MultiDict[str, str]:
+    """The request's form fields; 400 when the body cannot be read, as for JSON bodies."""
+    _body_bytes()
+    return request.form
 
 
 def refuse_invalid_text(document: Any) -> None:

@@ -23,6 +23,10 @@ def web() -> Iterator[WebApp]:
         yield made
 
 
+#: What a browser sends with a form: it asks for HTML by name.
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
 def csrf_of(answer: TestResponse) -> str:
     found = re.search(r'name="csrf" value="([^"]*)"', answer.get_data(as_text=True))
     assert found, answer.get_data(as_text=True)
@@ -32,7 +36,9 @@ def csrf_of(answer: TestResponse) -> str:
 def log_in(client: FlaskClient, token: str = ADMIN_TOKEN, next_page: str = "") -> TestResponse:
     form = client.get("/dashboard/login")
     return client.post(
-        "/dashboard/login", data={"token": token, "csrf": csrf_of(form), "next": next_page}
+        "/dashboard/login",
+        data={"token": token, "csrf": csrf_of(form), "next": next_page},
+        headers=BROWSER,
     )
 
 
@@ -86,9 +92,20 @@ def test_a_wrong_token_or_a_forged_form_gets_the_login_form_again(web: WebApp) -
     assert answer.status_code == 401
     assert "that admin token is not valid" in answer.get_data(as_text=True)
     forged = FlaskClient(web.app)  # no login cookie: the form was not ours
-    answer = forged.post("/dashboard/login", data={"token": ADMIN_TOKEN, "csrf": "x" * 43})
+    answer = forged.post(
+        "/dashboard/login", data={"token": ADMIN_TOKEN, "csrf": "x" * 43}, headers=BROWSER
+    )
     assert answer.status_code == 403
     assert not any("sb_session" in c for c in answer.headers.getlist("Set-Cookie"))
+
+
+def test_a_client_that_does_not_ask_for_html_gets_login_refusals_as_json(web: WebApp) -> None:
+    form = web.client.get("/dashboard/login")
+    wrong = {"token": "not-the-token", "csrf": csrf_of(form)}
+    api_error(web.client.post("/dashboard/login", data=wrong), 401, "unauthorized")
+    forged = FlaskClient(web.app)
+    answer = forged.post("/dashboard/login", data={"token": ADMIN_TOKEN, "csrf": "x" * 43})
+    api_error(answer, 403, "forbidden")
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/v1/bots"])

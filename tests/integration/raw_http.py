@@ -19,7 +19,8 @@ class Reply:
         return json.loads(self.body)
 
     def is_json_error(self) -> bool:
-        """The API's error shape: `{"error": {"code", "message", "field"?}}`, as JSON."""
+        """The API's error shape: `{"error": {"code", "message", "field"?, "errors"?}}`,
+        as JSON, `errors` listing every problem of a validation as `{"field", "message"}`."""
         if not self.headers.get("content-type", "").startswith("application/json"):
             return False
         try:
@@ -30,7 +31,11 @@ class Reply:
             isinstance(error, dict)
             and isinstance(error.get("code"), str)
             and isinstance(error.get("message"), str)
-            and set(error) <= {"code", "message", "field"}
+            and set(error) <= {"code", "message", "field", "errors"}
+            and all(
+                isinstance(each, dict) and set(each) == {"field", "message"}
+                for each in error.get("errors", [])
+            )
         )
 
 

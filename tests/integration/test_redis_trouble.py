@@ -164,7 +164,7 @@ def test_redis_stopped_and_started_again_answers_503_and_loses_nothing(
             )
             ready = api.get("/readyz")
             assert ready.status_code == 503 and ready.headers["Retry-After"]
-            assert ready.json()["checks"] == {"redis": "unreachable"}
+            assert ready.json()["checks"]["redis"] == "unreachable"
             own_redis.start()
             wait_until(lambda: _ready(api), timeout=60, what="ready again")
             after = len(answers)
@@ -217,7 +217,7 @@ def test_redis_out_of_memory_answers_503_and_recovers(
             assert _is_unavailable(answer), answer.text
         assert api.get("/v1/bots").status_code == 200  # reading still works
         ready = api.get("/readyz")
-        assert ready.status_code == 503 and ready.json()["checks"] == {"redis": "out of memory"}
+        assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "out of memory"
         r.config_set("maxmemory", "0")
         for n in range(0, filled, 500):
             r.delete(*(f"filler:{i}" for i in range(n, min(n + 500, filled))))
@@ -245,7 +245,7 @@ def test_a_read_only_redis_answers_503_and_recovers(
         assert api.get("/v1/bots").status_code == 200
         ready = api.get("/readyz")
         assert ready.status_code == 503
-            assert ready.json()["checks"] == {"redis": "read-only", "reason": "Redis is read-only"}
+        assert ready.json()["checks"]["redis"] == "read-only"
         r.replicaof("NO", "ONE")
         wait_until(lambda: _ready(api), timeout=30, what="ready again")
         assert api.send(channel, "u2", "after").status_code == 202

@@ -33,7 +33,7 @@ from web.dashboard_forms import (
     TranscriptQuery,
     form,
 )
-from web.request_body import query_args
+from web.request_body import form_fields, query_args
 from web.services import services
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
@@ -68,7 +68,7 @@ def _page(template: str, **context: Any) -> str:
 def _back(default: str, **done: str | int) -> Response:
     """Back to the page the form was on (a dashboard page, with its filters), saying what
     was done."""
-    target = urlsplit(dashboard_session.safe_next(request.form.get("back") or default))
+    target = urlsplit(dashboard_session.safe_next(form_fields().get("back") or default))
     kept = [(k, v) for k, v in parse_qsl(target.query) if k not in ("done", "n", "m")]
     query = urlencode([*kept, *((name, str(value)) for name, value in done.items())])
     return redirect(f"{target.path}?{query}" if query else target.path, 303)
@@ -108,7 +108,8 @@ def _login_page(next_page: str | None, error: str = "", status: int = 200) -> Re
     body_media_type=FORM,
     answers={303: None, 401: HTML, 403: HTML},
     description="A token that is not an admin token (401) or a form the dashboard did not "
-    "send (403) gets the login form again, saying so.",
+    "send (403) gets the login form again, saying so, when the client asks for "
+    "`text/html` (a browser does); any other client gets the JSON error.",
     tags=_TAGS,
 )
 def login() -> Response:
@@ -116,9 +117,16 @@ def login() -> Response:
     try:
         session_id = dashboard_session.log_in(given.token, given.csrf)
     except (Unauthorized, Forbidden) as exc:
+        if not _wants_html():
+            raise
         return _login_page(given.next, exc.message, exc.status)
     response = redirect(dashboard_session.safe_next(given.next), 303)
     return dashboard_session.start(response, session_id)
+
+
+def _wants_html() -> bool:
+    """A browser asks for HTML by name; a script or a probe that does not gets a JSON error."""
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
 @bp.post("/logout")
