@@ -5,12 +5,14 @@ throttled: failures count per client address and per target (`broker.auth.thrott
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import request
 
 from broker.auth import admin_tokens, api_tokens, throttle
+from broker.core.connection import Pipeline
 from broker.core.errors import Forbidden, Unauthorized
 from web.services import services
 
@@ -27,14 +29,15 @@ def bearer_token() -> str | None:
 
 
 @contextmanager
-def throttled(target: str) -> Iterator[None]:
+def throttled(target: str, read: Callable[[Pipeline], object] | None = None) -> Iterator[list[Any]]:
     """Check credentials against `target` inside: 429 while this client or `target` has failed
-    too often lately; an Unauthorized raised inside counts as one more failure."""
+    too often lately; an Unauthorized raised inside counts as one more failure. What `read`
+    queues is read in the same round trip, and given inside."""
     s = services()
     client = request.remote_addr or "unknown"
-    throttle.check(s.redis, s.settings, client, target)
+    answers = throttle.check(s.redis, s.settings, client, target, read)
     try:
-        yield
+        yield answers
     except Unauthorized:
         throttle.failed(s.redis, s.settings, client, target)
         raise

@@ -6,9 +6,11 @@ token costs time (docs/wire-contract.md §1c)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 from broker.core import keys
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.errors import RateLimited
 from broker.core.settings import Settings
 
@@ -20,21 +22,34 @@ def _counters(settings: Settings, client: str, target: str) -> list[tuple[str, i
     ]
 
 
-def check(r: Redis, settings: Settings, client: str, target: str) -> None:
-    """RateLimited when the client, or everyone against `target`, failed too often lately."""
+def check(
+    r: Redis,
+    settings: Settings,
+    client: str,
+    target: str,
+    read: Callable[[Pipeline], object] | None = None,
+) -> list[Any]:
+    """RateLimited when the client, or everyone against `target`, failed too often lately.
+
+    `read` queues what the check of the credentials needs on the same pipeline (one round
+    trip for both); its answers are returned.
+    """
     counters = _counters(settings, client, target)
     pipe = r.pipeline(transaction=False)
     for key, _ in counters:
         pipe.get(key)
-        pipe.pttl(key)
+    if read is not None:
+        read(pipe)
     answers = pipe.execute()
-    for i, (_, limit) in enumerate(counters):
-        count, ttl = answers[2 * i], answers[2 * i + 1]
+    for (key, limit), count in zip(counters, answers, strict=False):
         if limit > 0 and count is not None and int(count) >= limit:
+            # Read only when refusing: a request that passes costs one round trip.
+            ttl = r.pttl(key)
             raise RateLimited(
                 "too many failed authentications; try again later",
                 retry_after=max(1, math.ceil(max(ttl, 0) / 1000)),
             )
+    return answers[len(counters) :]
 
 
 def failed(r: Redis, settings: Settings, client: str, target: str) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 from broker.bots import definition
 from broker.bots.bot import Bot, Version
-from broker.bots.program import Program, compile_text
 from broker.bots.references import UrlCheck
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
@@ -47,14 +46,6 @@ def definition_of(r: Redis, bot_id: str, version: Version) -> dict[str, Any]:
         raise NotFound(f"no bot {bot_id!r}")
     found: dict[str, Any] = json.loads(text)
     return found
-
-
-def program_of(r: Redis, bot_id: str, version: Version) -> Program:
-    """One version's definition, compiled (once per process for each text)."""
-    text = r.hget(keys.bot(bot_id), Bot.definition_field(version))
-    if text is None:
-        raise NotFound(f"no bot {bot_id!r}")
-    return compile_text(text)
 
 
 def exists(r: Redis, bot_id: str) -> bool:

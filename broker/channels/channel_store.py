@@ -13,7 +13,7 @@ from broker.bots.bot import Version
 from broker.channels import rate_limit
 from broker.channels.channel import Channel
 from broker.core import clock, ids, keys
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import SECRET_ROTATION_OVERLAP
 from broker.core.errors import NotFound, Unauthorized
 from broker.core.settings import Settings
@@ -95,11 +95,19 @@ def view(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
     }
 
 
-def authenticate(r: Redis, channel_id: str, token: str | None) -> Channel:
-    """The channel, if `token` (the request's bearer token) is its access token."""
+def read(pipe: Pipeline, channel_id: str) -> None:
+    """Queue the read of a channel's record, for `authenticate`."""
+    pipe.hgetall(keys.channel(channel_id))
+
+
+def authenticate(raw: dict[str, str], channel_id: str, token: str | None) -> Channel:
+    """The channel whose record `read` gave, if `token` (the request's bearer token) is its
+    access token."""
     if token is None:
         raise Unauthorized("send the channel's access token as 'Authorization: Bearer <token>'")
-    channel = get(r, channel_id)
+    if not raw:
+        raise NotFound(f"no channel {channel_id!r}")
+    channel = Channel.from_redis(raw)
     if not hmac.compare_digest(channel.access_token_hash, ids.token_hash(token)):
         raise Unauthorized("the access token is not this channel's")
     return channel

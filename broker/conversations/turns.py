@@ -15,14 +15,14 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from broker.bots import bot_store
 from broker.bots.actions import Actions
-from broker.bots.bot import Version
+from broker.bots.bot import Bot, Version
 from broker.bots.engine import Engine, Turn, absorb
+from broker.bots.program import compile_text
 from broker.channels import channel_store
 from broker.channels.channel import Channel
 from broker.conversations import dead_turns, transcript
@@ -44,6 +44,7 @@ from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import fanout, health, offloading
 from broker.delivery.fanout import Committed, TurnCommit
+from broker.delivery.offloading import Offloading
 from broker.delivery.records import Delivery, due_member
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def run_batch(
         reads = _read(r, settings, remaining, token, held)
         held.update(reads)
         batch = _Batch(r, settings, actions, token)
+        batch.prefetch(reads)
         for conversation_key, work in reads.items():
             batch.run(conversation_key, work)
         # A claim token of its own per pass: a queue claimed in an earlier pass may be in
@@ -334,17 +336,50 @@ class _Batch:
             commit.conversation_key: result for commit, result in zip(commits, done, strict=True)
         }
 
+    def prefetch(self, reads: Mapping[str, _Work]) -> None:
+        """Read the bots, offloading endpoints and channels of the pass's conversations that
+        it does not know yet, in one round trip for all of them."""
+        seen = [work.meta.conversation for work in reads.values() if work.meta is not None]
+        programs = [
+            key
+            for key in dict.fromkeys((c.bot_id, c.version) for c in seen)
+            if key not in self._programs
+        ]
+        bots = [b for b in dict.fromkeys(c.bot_id for c in seen) if b not in self._offloading]
+        channels = [c for c in dict.fromkeys(c.channel_id for c in seen) if c not in self._channels]
+        if not (programs or bots or channels):
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for bot_id, version in programs:
+            pipe.hget(keys.bot(bot_id), Bot.definition_field(version))
+        for bot_id in bots:
+            pipe.hget(keys.bot_offloading(bot_id), Offloading.endpoint_field())
+        for channel_id in channels:
+            pipe.hgetall(keys.channel(channel_id))
+        answers = iter(pipe.execute())
+        for bot_id, version in programs:
+            self._programs[(bot_id, version)] = self._engine_of(bot_id, next(answers))
+        for bot_id in bots:
+            self._offloading[bot_id] = next(answers)
+        for channel_id in channels:
+            raw = next(answers)
+            self._channels[channel_id] = Channel.from_redis(raw) if raw else None
+            if not raw:
+                _say_gone(channel_id)
+
     def _engine(self, bot_id: str, version: Version) -> Engine | None:
         if (bot_id, version) not in self._programs:
-            try:
-                program = bot_store.program_of(self.r, bot_id, version)
-                self._programs[(bot_id, version)] = Engine(program, self.actions)
-            except NotFound:
-                log.warning(
-                    "bot %s is gone; the messages of its conversations are not answered", bot_id
-                )
-                self._programs[(bot_id, version)] = None
+            text = self.r.hget(keys.bot(bot_id), Bot.definition_field(version))
+            self._programs[(bot_id, version)] = self._engine_of(bot_id, text)
         return self._programs[(bot_id, version)]
+
+    def _engine_of(self, bot_id: str, definition_text: str | None) -> Engine | None:
+        if definition_text is None:
+            log.warning(
+                "bot %s is gone; the messages of its conversations are not answered", bot_id
+            )
+            return None
+        return Engine(compile_text(definition_text), self.actions)
 
     def _offloading_endpoint(self, bot_id: str) -> str | None:
         if bot_id not in self._offloading:
@@ -357,11 +392,13 @@ class _Batch:
             try:
                 self._channels[channel_id] = channel_store.get(self.r, channel_id)
             except NotFound:
-                log.warning(
-                    "channel %s is gone; the replies to its messages are not sent", channel_id
-                )
                 self._channels[channel_id] = None
+                _say_gone(channel_id)
         return self._channels[channel_id]
+
+
+def _say_gone(channel_id: str) -> None:
+    log.warning("channel %s is gone; the replies to its messages are not sent", channel_id)
 
 
 class _BotTurn:

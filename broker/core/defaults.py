@@ -77,6 +77,13 @@ MAX_BODY_BYTES = 1024 * 1024
 #: burst then keeps the same proportion.
 RATE_LIMIT_PER_SECOND = 1000
 RATE_LIMIT_BURST = 2000
+#: A web process takes a channel's tokens from the shared bucket this many at a time at
+#: most (one per 1/RATE_LIMIT_LEASE_SHARE of the rate, so slow channels are counted one
+#: by one), and spends them within RATE_LIMIT_LEASE_SECONDS or lets them go: one round
+#: trip to Redis per lease instead of one per message.
+RATE_LIMIT_LEASE_MAX = 20
+RATE_LIMIT_LEASE_SHARE = 50
+RATE_LIMIT_LEASE_SECONDS = 0.5
 
 #: `sessionData` limits (docs/wire-contract.md §1a): keys and bytes (as compact UTF-8 JSON,
 #: keys included) that one message may carry ...

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 
 from broker import __version__
@@ -38,7 +39,7 @@ class DeliveryLoop:
         self._thread = thread
         self._active: set[str] = set()
         #: Claims that came for queues being worked, taken up in turn.
-        self._next: dict[str, list[tuple[str, Delivery | None]]] = {}
+        self._next: dict[str, list[tuple[str, Delivery | None, float]]] = {}
         self.deliverer = thread.run(self._deliverer(), timeout=30)
 
     def offer(self, members: Iterable[str]) -> None:
@@ -48,16 +49,16 @@ class DeliveryLoop:
     def offer_claimed(self, token: str, claimed: dict[str, list[Delivery]]) -> None:
         """Work these queues, claimed with `token`, from their first delivery (any thread)."""
         heads = {ref: deliveries[0] for ref, deliveries in claimed.items()}
-        self._thread.call_soon(self._start_claimed, token, heads)
+        self._thread.call_soon(self._start_claimed, token, heads, time.monotonic())
 
     def _start_all(self, members: list[str]) -> None:
         for member in members:
             ref, token = split_due_member(member)
             self._start(ref, token or secrets.token_hex(8))
 
-    def _start_claimed(self, token: str, heads: dict[str, Delivery]) -> None:
+    def _start_claimed(self, token: str, heads: dict[str, Delivery], claimed_at: float) -> None:
         for ref, head in heads.items():
-            self._start(ref, token, head)
+            self._start(ref, token, head, claimed_at)
 
     async def _deliverer(self) -> queues.Deliverer:
         settings = self.settings
@@ -74,26 +75,28 @@ class DeliveryLoop:
             lambda conversation_key: redis.call("RPUSH", keys.READY, conversation_key),
         )
 
-    def _start(self, ref: str, token: str, head: Delivery | None = None) -> None:
+    def _start(
+        self, ref: str, token: str, head: Delivery | None = None, claimed_at: float = 0.0
+    ) -> None:
         if ref in self._active:
             # Worked again once the current task ends: new deliveries may have come.
-            self._next.setdefault(ref, []).append((token, head))
+            self._next.setdefault(ref, []).append((token, head, claimed_at))
             return
         self._active.add(ref)
-        asyncio.get_running_loop().create_task(self._work(ref, token, head))
+        asyncio.get_running_loop().create_task(self._work(ref, token, head, claimed_at))
 
-    async def _work(self, ref: str, token: str, head: Delivery | None) -> None:
+    async def _work(self, ref: str, token: str, head: Delivery | None, claimed_at: float) -> None:
         try:
             while True:
                 try:
-                    await queues.work_queue(self.deliverer, ref, token, head)
+                    await queues.work_queue(self.deliverer, ref, token, head, claimed_at)
                 except Exception:
                     # Its claim runs out on sb:due and the scheduler hands the queue on again.
                     log.exception("working delivery queue %s failed", ref)
                 waiting = self._next.get(ref)
                 if not waiting:
                     return
-                token, head = waiting.pop(0)
+                token, head, claimed_at = waiting.pop(0)
                 if not waiting:
                     del self._next[ref]
         finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -69,18 +70,21 @@ class QueueRun:
     attempts: int = 0
 
 
-async def work_queue(d: Deliverer, ref: str, token: str, head: Delivery | None = None) -> QueueRun:
+async def work_queue(
+    d: Deliverer, ref: str, token: str, head: Delivery | None = None, claimed_at: float = 0.0
+) -> QueueRun:
     """Attempt the ready head of one queue, and what follows it, until it must wait.
 
-    A queue a bot turn claimed comes with its `head`; any other is claimed here with
-    `token` first, and looked at again later if another worker holds it.
+    A queue a bot turn claimed comes with its `head` and when it was handed over
+    (`time.monotonic()`); any other is claimed here with `token` first, and looked at
+    again later if another worker holds it.
     """
     conversation_key, endpoint_id = split_ref(ref)
     work = _QueueWork(d, ref, conversation_key, endpoint_id, token)
     async with d.slots(endpoint_id), d.all_slots():
         if head is None:
             head = await work.claim()
-        elif not await work.still_ours():
+        elif not work.surely_ours(claimed_at) and not await work.still_ours():
             return work.run  # held too long behind the endpoint's other queues
         delivery = head
         for _ in range(DELIVERIES_PER_CLAIM):
@@ -122,6 +126,11 @@ class _QueueWork:
             return None
         fields = answer[2:]
         return Delivery.from_redis(dict(zip(fields[::2], fields[1::2], strict=True)))
+
+    def surely_ours(self, claimed_at: float) -> bool:
+        """A claim handed over this recently cannot have run out: a quarter of its lease
+        leaves room for however late the hand-over's clock was read."""
+        return time.monotonic() - claimed_at < self.lease_ms / 4000
 
     async def still_ours(self) -> bool:
         return bool(

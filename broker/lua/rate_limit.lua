@@ -1,22 +1,25 @@
 -- A token bucket shared by every web process. The time is Redis's own, so the
 -- clocks of the web machines do not matter.
--- KEYS: bucket hash.  ARGV: rate (tokens/s), burst.
--- Returns {1, 0} when allowed, {0, whole seconds to wait} when not.
+-- KEYS: bucket hash.  ARGV: rate (tokens/s), burst, tokens wanted (a lease).
+-- Returns {tokens granted (at least 1, at most wanted), 0} when allowed,
+-- {0, whole seconds to wait} when not.
 local time = redis.call('TIME')
 local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or burst)
-local last = tonumber(redis.call('HGET', KEYS[1], 'at') or now)
+local wanted = tonumber(ARGV[3] or '1')
+local kept = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(kept[1] or burst)
+local last = tonumber(kept[2] or now)
 tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
-local allowed = 0
+local granted = 0
 local wait = 0
 if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
+  granted = math.min(math.floor(tokens), wanted)
+  tokens = tokens - granted
 else
   wait = math.max(1, math.ceil((1 - tokens) / rate))
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
-return {allowed, wait}
+return {granted, wait}

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from broker.channels import channel_store, rate_limit
+from broker.core import keys
 from broker.core.connection import Redis
 from tests.fakes import RecordingSender
 from tests.web_app import ADMIN, WebApp, web_app
@@ -105,3 +106,27 @@ def test_by_default_a_burst_of_500_messages_from_8_threads_is_taken() -> None:
         with ThreadPoolExecutor(8) as pool:
             codes = [code for some in pool.map(send_some, range(8)) for code in some]
         assert len(codes) == 504 and set(codes) == {202}
+
+
+def test_a_fast_channel_s_tokens_are_taken_a_few_at_a_time_and_counted_in_redis() -> None:
+    """At the default rate one script call takes a lease of tokens for this process: the
+    bucket in Redis is charged for all of them at once, the next messages cost nothing."""
+    with web_app() as web:
+        settings = web.settings
+        channel = channel_store.get(web.redis, web.channel()["id"])
+        rate, burst = rate_limit.limits(settings, channel)
+        lease = rate_limit.lease_size(rate, burst)
+        assert lease > 1
+        rate_limit.check(web.redis, settings, channel)
+        left = float(web.redis.hget(keys.rate_limit(channel.id), "tokens") or 0)
+        assert burst - lease <= left < burst - lease + 1
+        for _ in range(lease - 1):
+            rate_limit.check(web.redis, settings, channel)
+        assert float(web.redis.hget(keys.rate_limit(channel.id), "tokens") or 0) == left
+        rate_limit.check(web.redis, settings, channel)  # the lease is spent: a new one
+        assert float(web.redis.hget(keys.rate_limit(channel.id), "tokens") or 0) < left
+
+
+def test_a_slow_channel_is_counted_message_by_message() -> None:
+    assert rate_limit.lease_size(10, 20) == 1
+    assert rate_limit.lease_size(0.5, 3) == 1

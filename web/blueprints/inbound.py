@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import Blueprint, Response, jsonify, request
 
 from broker.channels import channel_store, rate_limit
@@ -32,8 +34,9 @@ bp.after_request(inbound_counts.count)
 )
 def post_message(channel_id: str) -> tuple[Response, int]:
     s = services()
-    with throttled(f"channel:{channel_id}"):
-        channel = channel_store.authenticate(s.redis, channel_id, bearer_token())
+    read = partial(channel_store.read, channel_id=channel_id)
+    with throttled(f"channel:{channel_id}", read) as (raw,):
+        channel = channel_store.authenticate(raw, channel_id, bearer_token())
     inbound_counts.authenticated(channel.id)
     body = parse(InboundMessage, json_object())
     rate_limit.check(s.redis, s.settings, channel)
