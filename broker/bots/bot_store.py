@@ -9,7 +9,7 @@ from typing import Any
 from broker.bots import definition
 from broker.bots.bot import Bot, Version
 from broker.bots.references import UrlCheck
-from broker.core import clock, ids, keys
+from broker.core import clock, generation, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 
@@ -24,6 +24,7 @@ def create(
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.bot(bot.id), mapping=bot.to_redis())
     pipe.zadd(keys.BOTS, {bot.id: clock.ms(now)})
+    generation.move_on(pipe)
     pipe.execute()
     return bot.view()
 
@@ -70,6 +71,7 @@ def put_draft(
     checked = definition.validate(definition_, check_url=check_url)
     changed = replace(bot, draft=checked, updated_at=clock.now())
     r.hset(keys.bot(bot_id), mapping=changed.to_redis())
+    generation.move_on(r)
     return changed.view()
 
 
@@ -77,6 +79,7 @@ def publish(r: Redis, bot_id: str) -> dict[str, Any]:
     bot = load(r, bot_id)
     published = replace(bot, live=bot.draft, published_at=clock.now())
     r.hset(keys.bot(bot_id), mapping=published.to_redis())
+    generation.move_on(r)
     return published.view()
 
 
@@ -86,4 +89,5 @@ def delete(r: Redis, bot_id: str) -> None:
     pipe = r.pipeline(transaction=False)
     pipe.delete(keys.bot(bot_id), keys.bot_channels(bot_id))
     pipe.zrem(keys.BOTS, bot_id)
+    generation.move_on(pipe)
     pipe.execute()

@@ -12,7 +12,7 @@ from broker.bots import bot_store
 from broker.bots.bot import Version
 from broker.channels import rate_limit
 from broker.channels.channel import Channel
-from broker.core import clock, ids, keys
+from broker.core import clock, generation, ids, keys
 from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import SECRET_ROTATION_OVERLAP
 from broker.core.errors import NotFound, Unauthorized
@@ -58,6 +58,7 @@ def create(
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.channel(channel_id), mapping=channel.to_redis())
     pipe.sadd(keys.bot_channels(bot_id), channel_id)
+    generation.move_on(pipe)
     pipe.execute()
     endpoint_store.save(r, endpoint)
     return {**view(r, settings, channel_id), "accessToken": access_token}
@@ -72,6 +73,7 @@ def get(r: Redis, channel_id: str) -> Channel:
 
 def save(r: Redis, channel: Channel) -> None:
     r.hset(keys.channel(channel.id), mapping=channel.to_redis())
+    generation.move_on(r)
 
 
 def view(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
@@ -166,6 +168,7 @@ def delete(r: Redis, channel_id: str) -> None:
     its deliveries. Its conversations stay until they expire or the bot goes."""
     channel = get(r, channel_id)
     r.delete(keys.channel(channel_id), keys.rate_limit(channel_id))
+    generation.move_on(r)
     endpoint_store.delete(r, channel_id)
     r.srem(keys.bot_channels(channel.bot_id), channel_id)
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.bots.actions import Actions
 from broker.bots.bot import Bot, Version
 from broker.bots.engine import Engine, Turn, absorb
 from broker.bots.program import compile_text
-from broker.channels import channel_store
 from broker.channels.channel import Channel
 from broker.conversations import dead_turns, transcript
 from broker.conversations.conversation import NO_FAILURES, ConversationMeta
@@ -36,10 +36,9 @@ from broker.conversations.handover import (
     timer_member,
 )
 from broker.conversations.outbox import Outbox
-from broker.core import clock, keys, logs, metrics, scripts
+from broker.core import clock, generation, keys, logs, metrics, scripts
 from broker.core.connection import Pipeline, Redis, unavailable_reason
 from broker.core.defaults import TURN_BATCH
-from broker.core.errors import NotFound
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import fanout, health, offloading
@@ -92,9 +91,9 @@ def run_batch(
     held: set[str] = set()
     processed = 0
     while remaining:
-        reads = _read(r, settings, remaining, token, held)
+        reads, known = _read(r, settings, remaining, token, held)
         held.update(reads)
-        batch = _Batch(r, settings, actions, token)
+        batch = _Batch(r, settings, actions, token, known)
         batch.prefetch(reads)
         for conversation_key, work in reads.items():
             batch.run(conversation_key, work)
@@ -142,12 +141,14 @@ class _Work:
 
 def _read(
     r: Redis, settings: Settings, conversation_keys: list[str], token: str, held: set[str]
-) -> dict[str, _Work]:
+) -> tuple[dict[str, _Work], _Known]:
     """Take (or keep) each conversation's lock and read what waits for it, in one round
-    trip; conversations another worker holds are left out."""
+    trip; conversations another worker holds are left out. With it, what this process
+    knows of the bots and channels, current as of that round trip."""
     lease_ms = clock.ms(settings.claim_lease)
     until = clock.now() + settings.claim_lease
     pipe = r.pipeline(transaction=False)
+    generation.read(pipe)
     # Our time on the schedule moves on while we work; a message that comes in later
     # moves it further (see ingress), which keeps it there when our turn ends.
     pipe.zadd(keys.TURNS, dict.fromkeys(conversation_keys, until), xx=True, gt=True)
@@ -160,7 +161,7 @@ def _read(
         pipe.hgetall(keys.conversation_meta(key))
         pipe.lrange(keys.conversation_signals(key), 0, TURN_BATCH - 1)
         pipe.lrange(keys.conversation_inbox(key), 0, TURN_BATCH - 1)
-    answers = scripts.execute(r, lambda p: _replay(p, pipe))[1:]
+    seen_generation, _, *answers = scripts.execute(r, lambda p: _replay(p, pipe))
     reads: dict[str, _Work] = {}
     for index, key in enumerate(conversation_keys):
         locked, raw_meta, signals, messages = answers[4 * index : 4 * index + 4]
@@ -170,7 +171,7 @@ def _read(
         work = _Work(meta, signals, messages, until)
         # After a failure, one item at a time, so that the next failure names its cause.
         reads[key] = work.first_item() if meta is not None and meta.failures else work
-    return reads
+    return reads, _KNOWN.of(seen_generation)
 
 
 def _replay(target: Pipeline, source: Pipeline) -> None:
@@ -208,11 +209,44 @@ def _after(
         scripts.execute(r, lambda p: _replay(p, pipe))
 
 
+@dataclass
+class _Known:
+    """What bot turns read of bots, offloading endpoints and channels, as of one generation
+    of them (`broker.core.generation`); None where there was none."""
+
+    generation: str | None
+    definitions: dict[tuple[str, Version], str | None] = field(default_factory=dict)
+    offloading: dict[str, str | None] = field(default_factory=dict)
+    channels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+class _KnownByProcess:
+    """The process's `_Known`, started again when the generation moves on."""
+
+    def __init__(self) -> None:
+        self._known = _Known(None)
+        self._lock = threading.Lock()
+
+    def of(self, seen_generation: str | None) -> _Known:
+        with self._lock:
+            if self._known.generation != seen_generation:
+                self._known = _Known(seen_generation)
+            return self._known
+
+
+_KNOWN = _KnownByProcess()
+
+
 class _Batch:
     """The turns of one pass over several conversations, gathered for one commit."""
 
     def __init__(
-        self, r: Redis, settings: Settings, actions: Actions | None, lock_token: str
+        self,
+        r: Redis,
+        settings: Settings,
+        actions: Actions | None,
+        lock_token: str,
+        known: _Known,
     ) -> None:
         self.r = r
         self.settings = settings
@@ -225,8 +259,8 @@ class _Batch:
         self.failed_again: list[str] = []
         self.changes = IndexChanges()
         self.scheduled_until: dict[str, float] = {}
-        self._programs: dict[tuple[str, str], Engine | None] = {}
-        self._offloading: dict[str, str | None] = {}
+        self.known = known
+        self._engines: dict[tuple[str, Version], Engine | None] = {}
         self._channels: dict[str, Channel | None] = {}
 
     def run(self, conversation_key: str, work: _Work) -> None:
@@ -338,67 +372,65 @@ class _Batch:
 
     def prefetch(self, reads: Mapping[str, _Work]) -> None:
         """Read the bots, offloading endpoints and channels of the pass's conversations that
-        it does not know yet, in one round trip for all of them."""
+        this process does not know yet, in one round trip for all of them."""
+        known = self.known
         seen = [work.meta.conversation for work in reads.values() if work.meta is not None]
-        programs = [
+        versions = [
             key
             for key in dict.fromkeys((c.bot_id, c.version) for c in seen)
-            if key not in self._programs
+            if key not in known.definitions
         ]
-        bots = [b for b in dict.fromkeys(c.bot_id for c in seen) if b not in self._offloading]
-        channels = [c for c in dict.fromkeys(c.channel_id for c in seen) if c not in self._channels]
-        if not (programs or bots or channels):
+        bots = [b for b in dict.fromkeys(c.bot_id for c in seen) if b not in known.offloading]
+        channels = [c for c in dict.fromkeys(c.channel_id for c in seen) if c not in known.channels]
+        if not (versions or bots or channels):
             return
         pipe = self.r.pipeline(transaction=False)
-        for bot_id, version in programs:
+        for bot_id, version in versions:
             pipe.hget(keys.bot(bot_id), Bot.definition_field(version))
         for bot_id in bots:
             pipe.hget(keys.bot_offloading(bot_id), Offloading.endpoint_field())
         for channel_id in channels:
             pipe.hgetall(keys.channel(channel_id))
         answers = iter(pipe.execute())
-        for bot_id, version in programs:
-            self._programs[(bot_id, version)] = self._engine_of(bot_id, next(answers))
+        for key in versions:
+            known.definitions[key] = next(answers)
         for bot_id in bots:
-            self._offloading[bot_id] = next(answers)
+            known.offloading[bot_id] = next(answers)
         for channel_id in channels:
-            raw = next(answers)
-            self._channels[channel_id] = Channel.from_redis(raw) if raw else None
-            if not raw:
-                _say_gone(channel_id)
+            known.channels[channel_id] = next(answers)
 
     def _engine(self, bot_id: str, version: Version) -> Engine | None:
-        if (bot_id, version) not in self._programs:
-            text = self.r.hget(keys.bot(bot_id), Bot.definition_field(version))
-            self._programs[(bot_id, version)] = self._engine_of(bot_id, text)
-        return self._programs[(bot_id, version)]
-
-    def _engine_of(self, bot_id: str, definition_text: str | None) -> Engine | None:
-        if definition_text is None:
-            log.warning(
-                "bot %s is gone; the messages of its conversations are not answered", bot_id
-            )
-            return None
-        return Engine(compile_text(definition_text), self.actions)
+        if (bot_id, version) not in self._engines:
+            if (bot_id, version) not in self.known.definitions:
+                definition_field = Bot.definition_field(version)
+                text = self.r.hget(keys.bot(bot_id), definition_field)
+                self.known.definitions[(bot_id, version)] = text
+            text = self.known.definitions[(bot_id, version)]
+            if text is None:
+                log.warning(
+                    "bot %s is gone; the messages of its conversations are not answered", bot_id
+                )
+            engine = None if text is None else Engine(compile_text(text), self.actions)
+            self._engines[(bot_id, version)] = engine
+        return self._engines[(bot_id, version)]
 
     def _offloading_endpoint(self, bot_id: str) -> str | None:
-        if bot_id not in self._offloading:
-            self._offloading[bot_id] = offloading.endpoint_of(self.r, bot_id)
-        return self._offloading[bot_id]
+        if bot_id not in self.known.offloading:
+            self.known.offloading[bot_id] = offloading.endpoint_of(self.r, bot_id)
+        return self.known.offloading[bot_id]
 
     def _channel(self, channel_id: str) -> Channel | None:
         """A channel of the batch's conversations, or None (logged) when it was removed."""
         if channel_id not in self._channels:
-            try:
-                self._channels[channel_id] = channel_store.get(self.r, channel_id)
-            except NotFound:
-                self._channels[channel_id] = None
-                _say_gone(channel_id)
+            if channel_id not in self.known.channels:
+                self.known.channels[channel_id] = self.r.hgetall(keys.channel(channel_id))
+            raw = self.known.channels[channel_id]
+            self._channels[channel_id] = Channel.from_redis(raw) if raw else None
+            if not raw:
+                log.warning(
+                    "channel %s is gone; the replies to its messages are not sent", channel_id
+                )
         return self._channels[channel_id]
-
-
-def _say_gone(channel_id: str) -> None:
-    log.warning("channel %s is gone; the replies to its messages are not sent", channel_id)
 
 
 class _BotTurn:

@@ -27,6 +27,9 @@ READY = f"{PREFIX}:ready"
 #: pub/sub channel: the id of an endpoint whose record or health was just changed, for
 #: the workers to stop using what they kept of it.
 ENDPOINT_CHANGES = f"{PREFIX}:endpoint-changes"
+#: string, a new random value after every change of a bot, its offloading or a channel:
+#: bot turns keep what they read of those until it changes (`broker.core.generation`).
+SETTINGS_GENERATION = f"{PREFIX}:settings-generation"
 DELIVERIES = f"{PREFIX}:deliveries"  # zset: delivery id -> created (ms)
 DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
 #: hash of what every process counted for /metrics: field JSON [metric, [label values], part]

@@ -16,7 +16,7 @@ from typing import Any
 
 from broker import __version__
 from broker.bots import bot_store
-from broker.core import clock, ids, keys
+from broker.core import clock, generation, ids, keys
 from broker.core.connection import HashFields, Redis
 from broker.core.errors import NotFound, ValidationFailed
 from broker.core.settings import Settings
@@ -134,6 +134,7 @@ def configure(
     created = existing.created_at if existing else now
     integration = Offloading(bot_id, endpoint.id, created, now)
     r.hset(keys.bot_offloading(bot_id), mapping=integration.to_redis())
+    generation.move_on(r)
     return _view(integration, endpoint)
 
 
@@ -172,10 +173,12 @@ def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
 def remove(r: Redis, bot_id: str) -> None:
     view(r, bot_id)
     r.delete(keys.bot_offloading(bot_id))
+    generation.move_on(r)
     endpoint_store.delete(r, endpoint_id(bot_id))
 
 
 def remove_if_any(r: Redis, bot_id: str) -> None:
     """Used when the bot itself goes."""
     r.delete(keys.bot_offloading(bot_id))
+    generation.move_on(r)
     endpoint_store.delete(r, endpoint_id(bot_id))
