@@ -1,7 +1,8 @@
 """The whole path, measured: user messages into the web API, bot turns, deliveries out.
 
     python -m bench [--quick] [--messages N] [--conversations C] [--connections K]
-                    [--runs R] [--scenarios max,paced,isolation,retries,memory]
+                    [--rate R] [--workers W] [--runs N]
+                    [--scenarios max,paced,pizza,isolation,retries,memory]
 
 It starts a Redis of its own, a fast local receiver, and each system as real processes:
 Switchboard (web under gunicorn with 2 workers, one worker, the scheduler) and the plain
@@ -9,6 +10,12 @@ recipe (bench/plain_recipe.py) as the yardstick, alternately, `--runs` times. It
 one JSON line per scenario and system, then one line of ratios: Switchboard's delivered
 messages a second against the plain recipe's and against the same run's `/healthz`
 requests a second. `--quick` finishes within a minute.
+
+Scenarios: `max` (the echo bot, as fast as messages are taken), `paced` (10, 25 and 50 %
+of that rate), `pizza` (the pizza bot, bench/pizza.py), `isolation` (every tenth
+conversation on a receiver that takes 1 s; the others' figures against `max`), `retries`
+(a receiver failing every fifth first try), `memory` (10,000 then 90,000 more messages;
+worker RSS growth). `--rate` adds a scenario paced at that many messages a second.
 """
 
 from __future__ import annotations
@@ -19,17 +26,19 @@ import shutil
 import statistics
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from bench import pizza
 from bench.receiver import Behaviour, Receiver
 from bench.scenarios import Figures, Load, measure, yardstick
 from bench.systems import PlainRecipe, Switchboard, System
 from switchboard.embedded_redis import EmbeddedRedis
 
-SCENARIOS = ("max", "paced", "isolation", "retries", "memory")
+SCENARIOS = ("max", "paced", "pizza", "isolation", "retries", "memory")
 PACES = (0.1, 0.25, 0.5)
 
 
@@ -39,8 +48,10 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=0.0, help="also paced at this msg/s")
+    parser.add_argument("--workers", type=int, default=1, help="Switchboard worker processes")
     parser.add_argument("--runs", type=int, default=3, help="alternating runs of each system")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS[:4]))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS[:5]))
     args = parser.parse_args()
     if args.quick:
         args.messages, args.conversations, args.runs, args.scenarios = 800, 200, 1, "max,paced"
@@ -58,12 +69,13 @@ def _run(args: argparse.Namespace, chosen: list[str], workdir: Path) -> int:
     receiver = Receiver()
     data = redis.Redis.from_url(server.url)
     load = Load(args.messages, args.conversations, args.connections)
+    options = _Options(chosen, args.workers, args.rate)
     results: dict[str, list[Figures]] = {"switchboard": [], "plain": []}
     yardsticks: list[float] = []
     try:
         with (workdir / "processes.log").open("ab") as log:
             for _ in range(args.runs):
-                figures, healthz = _switchboard_run(server.url, receiver, data, load, chosen, log)
+                figures, healthz = _switchboard_run(server.url, receiver, data, load, options, log)
                 results["switchboard"] += figures
                 yardsticks.append(healthz)
                 results["plain"] += _plain_run(server.url, receiver, data, load, log)
@@ -84,15 +96,23 @@ def _started(system: System, data: redis.Redis[bytes]) -> System:
     return system
 
 
+@dataclass(frozen=True)
+class _Options:
+    scenarios: list[str]
+    workers: int
+    rate: float
+
+
 def _switchboard_run(
     url: str,
     receiver: Receiver,
     data: redis.Redis[bytes],
     load: Load,
-    chosen: list[str],
+    options: _Options,
     log: Any,
 ) -> tuple[list[Figures], float]:
-    system = Switchboard("switchboard", url, receiver.url(), log)
+    chosen = options.scenarios
+    system = Switchboard("switchboard", url, receiver.url(), log, workers=options.workers)
     out: list[Figures] = []
     try:
         _started(system, data)
@@ -113,9 +133,24 @@ def _switchboard_run(
                         measure(f"paced-{int(share * 100)}%", system, target, receiver, data, paced)
                     )
                 )
+        if options.rate:
+            paced = Load(load.messages, load.conversations, load.connections, rate=options.rate)
+            out.append(_show(measure("paced", system, target, receiver, data, paced)))
+        if "pizza" in chosen:
+            pizza_target = system.target(definition=pizza.definition())
+            out.append(_show(measure("pizza", system, pizza_target, receiver, data, load)))
         if "isolation" in chosen:
             slow = Load(load.messages, load.conversations, load.connections, slow_every=10)
-            out.append(_show(measure("isolation", system, target, receiver, data, slow)))
+            isolated = measure("isolation", system, target, receiver, data, slow)
+            others = isolated.extra.get("others", {})
+            if others:
+                # Against what the same conversations delivered in `max`: their share of it.
+                baseline = best.delivered_per_s * others["share"]
+                others["vs_max"] = {
+                    "delivered_per_s": round(others["delivered_per_s"] / baseline, 3),
+                    "p99": round(others["latency_ms"]["p99"] / best.latency_ms["p99"], 2),
+                }
+            out.append(_show(isolated))
         if "retries" in chosen:
             receiver.behaviour = Behaviour(fail_every=5)
             try:

@@ -178,4 +178,8 @@ def _others(load: Load, sent: dict[str, Any], arrivals: dict[int, float]) -> dic
         return {}
     span = max(mine.values()) - sent["started"]
     latencies = [(at - sent["sent_at"][n]) * 1000 for n, at in mine.items()]
-    return {"delivered_per_s": round(len(mine) / span, 1), "latency_ms": _latency(latencies)}
+    return {
+        "share": round(len(mine) / load.messages, 3),
+        "delivered_per_s": round(len(mine) / span, 1),
+        "latency_ms": _latency(latencies),
+    }

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 import requests
 
@@ -49,7 +49,9 @@ class System:
     def start(self) -> None:
         raise NotImplementedError
 
-    def target(self, with_slow_channel: bool = False) -> Target:
+    def target(
+        self, with_slow_channel: bool = False, definition: dict[str, Any] | None = None
+    ) -> Target:
         raise NotImplementedError
 
     def pids(self) -> dict[str, int]:
@@ -81,7 +83,11 @@ class System:
         raise RuntimeError(f"{self.name} was not ready within {timeout:g} s")
 
 
+@dataclass
 class Switchboard(System):
+    #: Worker processes (`switchboard worker`) started.
+    workers: int = 1
+
     def start(self) -> None:
         env = {
             "REDIS_URL": self.redis_url,
@@ -97,16 +103,21 @@ class Switchboard(System):
         switchboard = [sys.executable, "-m", "switchboard"]
         web = ["web", "--host", "127.0.0.1", "--port", str(self.port)]
         self._spawn("web", [*switchboard, *web, "--workers", str(WEB_WORKERS)], env)
-        self._spawn("worker", [*switchboard, "worker"], env)
+        for n in range(self.workers):
+            role = "worker" if n == 0 else f"worker-{n + 1}"
+            self._spawn(role, [*switchboard, "worker"], env)
         self._spawn("scheduler", [*switchboard, "scheduler"], env)
         self._wait_for(f"http://127.0.0.1:{self.port}/readyz")
 
-    def target(self, with_slow_channel: bool = False) -> Target:
+    def target(
+        self, with_slow_channel: bool = False, definition: dict[str, Any] | None = None
+    ) -> Target:
+        """A new bot (the echo template unless `definition` is given) and its channel."""
         base = f"http://127.0.0.1:{self.port}"
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         bot = requests.post(
             f"{base}/v1/bots",
-            json={"name": "bench", "definition": {"template": "echo"}},
+            json={"name": "bench", "definition": definition or {"template": "echo"}},
             headers=admin,
             timeout=10,
         ).json()
@@ -172,5 +183,7 @@ class PlainRecipe(System):
         )
         self._wait_for(f"http://127.0.0.1:{self.port}/healthz")
 
-    def target(self, with_slow_channel: bool = False) -> Target:
+    def target(
+        self, with_slow_channel: bool = False, definition: dict[str, Any] | None = None
+    ) -> Target:
         return Target(self.port, "/v1/channels/webhook/plain/messages", "none")
