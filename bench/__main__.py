@@ -27,6 +27,7 @@ import statistics
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,19 +121,12 @@ def _switchboard_run(
         _warm_up(system, target, receiver, data, load)
         best = _show(measure("max", system, target, receiver, data, load))
         out.append(best)
+        half: Figures | None = None
         if "paced" in chosen:
             for share in PACES:
-                paced = Load(
-                    load.messages,
-                    load.conversations,
-                    load.connections,
-                    rate=round(best.delivered_per_s * share, 1),
-                )
-                out.append(
-                    _show(
-                        measure(f"paced-{int(share * 100)}%", system, target, receiver, data, paced)
-                    )
-                )
+                figures = _paced(system, target, receiver, data, load, best, share)
+                half = figures if share == 0.5 else half
+                out.append(_show(figures))
         if options.rate:
             paced = Load(load.messages, load.conversations, load.connections, rate=options.rate)
             out.append(_show(measure("paced", system, target, receiver, data, paced)))
@@ -140,17 +134,8 @@ def _switchboard_run(
             pizza_target = system.target(definition=pizza.definition())
             out.append(_show(measure("pizza", system, pizza_target, receiver, data, load)))
         if "isolation" in chosen:
-            slow = Load(load.messages, load.conversations, load.connections, slow_every=10)
-            isolated = measure("isolation", system, target, receiver, data, slow)
-            others = isolated.extra.get("others", {})
-            if others:
-                # Against what the same conversations delivered in `max`: their share of it.
-                baseline = best.delivered_per_s * others["share"]
-                others["vs_max"] = {
-                    "delivered_per_s": round(others["delivered_per_s"] / baseline, 3),
-                    "p99": round(others["latency_ms"]["p99"] / best.latency_ms["p99"], 2),
-                }
-            out.append(_show(isolated))
+            half = half or _paced(system, target, receiver, data, load, best, 0.5)
+            out += _isolation(system, target, receiver, data, load, best, half)
         if "retries" in chosen:
             receiver.behaviour = Behaviour(fail_every=5)
             try:
@@ -167,6 +152,52 @@ def _switchboard_run(
     finally:
         system.stop()
     return out, healthz
+
+
+def _paced(
+    system: System,
+    target: Any,
+    receiver: Receiver,
+    data: redis.Redis[bytes],
+    load: Load,
+    best: Figures,
+    share: float,
+) -> Figures:
+    rate = round(best.delivered_per_s * share, 1)
+    paced = Load(load.messages, load.conversations, load.connections, rate=rate)
+    return measure(f"paced-{int(share * 100)}%", system, target, receiver, data, paced)
+
+
+def _isolation(
+    system: System,
+    target: Any,
+    receiver: Receiver,
+    data: redis.Redis[bytes],
+    load: Load,
+    best: Figures,
+    half: Figures,
+) -> list[Figures]:
+    """Every tenth conversation on a receiver that takes 1 s: the others' delivered msg/s at
+    full load against theirs in `max`, and their p99 at half the max rate against
+    `paced-50%` (at full load, latency is the backlog the load generator builds)."""
+    out = []
+    half_rate = round(best.delivered_per_s * 0.5, 1)
+    for name, baseline, rate in (
+        ("isolation", best, 0.0),
+        ("isolation-paced-50%", half, half_rate),
+    ):
+        slow = Load(load.messages, load.conversations, load.connections, rate, slow_every=10)
+        isolated = measure(name, system, target, receiver, data, slow)
+        others = isolated.extra.get("others", {})
+        if others:
+            # Against what the same conversations delivered in the baseline: their share.
+            expected = baseline.delivered_per_s * others["share"]
+            others["vs_baseline"] = {
+                "delivered_per_s": round(others["delivered_per_s"] / expected, 3),
+                "p99": round(others["latency_ms"]["p99"] / baseline.latency_ms["p99"], 2),
+            }
+        out.append(_show(isolated))
+    return out
 
 
 def _plain_run(
@@ -249,7 +280,45 @@ def _ratios(results: dict[str, list[Figures]], yardsticks: list[float]) -> dict[
         "plain_cpu_ms_per_msg": _median(plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
         "redis_cpu_ms_per_msg": _median(mine, "max", lambda f: f.redis_cpu_ms_per_msg),
         "plain_redis_cpu_ms_per_msg": _median(plain, "max", lambda f: f.redis_cpu_ms_per_msg),
+        **_scenario_ratios(mine),
     }
+
+
+def _others_vs_baseline(figures: Figures, figure: str) -> float:
+    ratio: float = figures.extra.get("others", {}).get("vs_baseline", {}).get(figure, 0.0)
+    return ratio
+
+
+def _scenario_ratios(mine: list[Figures]) -> dict[str, Any]:
+    """Medians of the other scenarios' figures, against `max` where the targets say so."""
+    out: dict[str, Any] = {}
+    cpu = _median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0))
+    commands = _median(mine, "max", lambda f: f.redis_cmds_per_msg.get("total", 0))
+    for share in PACES:
+        name = f"paced-{int(share * 100)}%"
+        if any(f.scenario == name for f in mine):
+            out[name] = {
+                "p99_ms": _median(mine, name, lambda f: f.latency_ms.get("p99", 0)),
+                "cpu_vs_max": round(
+                    _median(mine, name, lambda f: f.cpu_ms_per_msg.get("total", 0)) / cpu, 2
+                ),
+                "redis_cmds_vs_max": round(
+                    _median(mine, name, lambda f: f.redis_cmds_per_msg.get("total", 0)) / commands,
+                    2,
+                ),
+            }
+    for name, figure in (("isolation", "delivered_per_s"), ("isolation-paced-50%", "p99")):
+        if any(f.scenario == name for f in mine):
+            out[f"{name}_others_{figure}_vs_baseline"] = _median(
+                mine, name, partial(_others_vs_baseline, figure=figure)
+            )
+    if any(f.scenario == "pizza" for f in mine):
+        out["pizza_delivered_per_s"] = _median(mine, "pizza", lambda f: f.delivered_per_s)
+    if any(f.scenario == "memory-100k" for f in mine):
+        out["worker_rss_growth"] = _median(
+            mine, "memory-100k", lambda f: f.extra["worker_rss_growth"]
+        )
+    return out
 
 
 if __name__ == "__main__":

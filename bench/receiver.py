@@ -11,6 +11,7 @@ import asyncio
 import re
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 
 _NUMBER = re.compile(rb"You said: m(\d+)")
@@ -23,7 +24,8 @@ class Behaviour:
     #: Requests whose path contains this wait `slow_seconds` before their answer.
     slow_path: str = "/slow"
     slow_seconds: float = 1.0
-    #: Every how many messages one fails its first try with a 503 (0: none).
+    #: One message in this many fails its first try with a 503 (0: none), chosen by a hash
+    #: of its number so that the failures fall on every conversation, not on a few.
     fail_every: int = 0
 
 
@@ -89,7 +91,7 @@ class Receiver:
             return _OK
         number = int(found.group(1))
         every = self.behaviour.fail_every
-        if every and number % every == 0 and number not in self._tried:
+        if every and zlib.crc32(found.group(1)) % every == 0 and number not in self._tried:
             self._tried.add(number)
             return _BUSY
         if number in arrivals.first:

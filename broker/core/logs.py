@@ -10,51 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from typing import Any
 
 from broker.core import clock
 from broker.core.errors import ConfigError
+from broker.core.redaction import redact
 
 FORMATS = ("json", "text")
 _FIELDS = "switchboard_fields"
 #: The loggers of our own packages.
 _OURS = ("broker", "web", "workers", "switchboard")
-
-#: What a secret looks like in text, and what is kept of it.
-_SECRETS = [
-    # Authorization headers and bearer tokens quoted anywhere.
-    (re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+"), r"\1***"),
-    # Our tokens and secrets, by their prefixes: signing secrets, admin and API tokens.
-    (re.compile(r"\b(whsec_|sbadm_|sbapi_|sbat_)[A-Za-z0-9+/=_-]+"), r"\1***"),
-    # A password in a URL: scheme://user:password@host.
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1***@"),
-    # Tokens in a query string: challenge.verifyToken=..., access_token=..., token=...
-    (re.compile(r"(?i)([?&](?:challenge\.verifyToken|[a-z_]*token|secret)=)[^&\s\"']+"), r"\1***"),
-    # Tokens and secrets as JSON fields or key=value pairs.
-    (
-        re.compile(
-            r"(?i)([\"']?(?:[a-z]*token|[a-z]*secret|password)[\"']?\s*[:=]\s*[\"']?)"
-            r"[^\"'\s,}&]+"
-        ),
-        r"\1***",
-    ),
-]
-
-
-#: Text without any of these holds none of the secrets above: most lines are passed as they are.
-_MARKERS = ("bearer", "whsec_", "sbadm_", "sbapi_", "sbat_", "://", "token", "secret", "password")
-
-
-def redact(text: str) -> str:
-    """`text` with every secret it seems to hold masked."""
-    lowered = text.lower()
-    if not any(marker in lowered for marker in _MARKERS):
-        return text
-    for pattern, kept in _SECRETS:
-        text = pattern.sub(kept, text)
-    return text
 
 
 def event(log: logging.Logger, level: int, what: str, **fields: Any) -> None:

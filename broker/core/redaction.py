@@ -1,6 +1,7 @@
-"""Secrets kept out of logs: the password of a URL (`redis://:pw@host`) and the value of
-a secret query parameter (`?challenge.verifyToken=...`) are masked in every log record the
-process makes, whoever logs it (our code, gunicorn, Celery, redis-py)."""
+"""Secrets kept out of logs: bearer tokens, our tokens and signing secrets, the password of
+a URL (`redis://:pw@host`), secret query parameters (`?challenge.verifyToken=...`) and
+secret fields are masked in every log record the process makes, whoever logs it (our
+code, gunicorn, Celery, redis-py), and again by our formatters (`broker.core.logs`)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,39 @@ import logging
 import re
 from typing import Any
 
-MASK = "***"
+#: What a secret looks like in text, and what is kept of it.
+_SECRETS = [
+    # Authorization headers and bearer tokens quoted anywhere.
+    (re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+"), r"\1***"),
+    # Our tokens and secrets, by their prefixes: signing secrets, admin and API tokens.
+    (re.compile(r"\b(whsec_|sbadm_|sbapi_|sbat_)[A-Za-z0-9+/=_-]+"), r"\1***"),
+    # A password in a URL: scheme://user:password@host.
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"), r"\1***@"),
+    # Tokens in a query string: challenge.verifyToken=..., access_token=..., token=...
+    (re.compile(r"(?i)([?&](?:challenge\.verifyToken|[a-z_]*token|secret)=)[^&\s\"']+"), r"\1***"),
+    # Tokens and secrets as JSON fields or key=value pairs.
+    (
+        re.compile(
+            r"(?i)([\"']?(?:[a-z]*token|[a-z]*secret|password)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\"'\s,}&]+"
+        ),
+        r"\1***",
+    ),
+]
 
-#: `scheme://user:password@`: the password goes.
-_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*):[^@\s/]*@")
-#: `name=value` in a query string, for names that carry a secret.
-_SECRET_PARAMETER = re.compile(
-    r"((?:challenge\.verifyToken|verifyToken|verify_token|access_token|token|password|secret)=)"
-    r"[^&\s\"']+",
-    re.IGNORECASE,
-)
+
+#: Text without any of these holds none of the secrets above: most lines are passed as they are.
+_MARKERS = ("bearer", "whsec_", "sbadm_", "sbapi_", "sbat_", "://", "token", "secret", "password")
 
 
-def mask(text: str) -> str:
-    """`text` with URL passwords and secret query parameters masked."""
-    text = _URL_PASSWORD.sub(rf"\1:{MASK}@", text)
-    return _SECRET_PARAMETER.sub(rf"\1{MASK}", text)
+def redact(text: str) -> str:
+    """`text` with every secret it seems to hold masked."""
+    lowered = text.lower()
+    if not any(marker in lowered for marker in _MARKERS):
+        return text
+    for pattern, kept in _SECRETS:
+        text = pattern.sub(kept, text)
+    return text
 
 
 def install() -> None:
@@ -38,7 +56,7 @@ def install() -> None:
             text = record.getMessage()
         except (TypeError, ValueError):  # a bad format: logging reports it when it emits
             return record
-        masked_text = mask(text)
+        masked_text = redact(text)
         if masked_text != text:
             record.msg, record.args = masked_text, None
         return record

@@ -23,8 +23,8 @@ from broker.core import redaction
         ("redis://127.0.0.1:6379/0 has no password", "redis://127.0.0.1:6379/0 has no password"),
     ],
 )
-def test_mask(text: str, masked: str) -> None:
-    assert redaction.mask(text) == masked
+def test_redact(text: str, masked: str) -> None:
+    assert redaction.redact(text) == masked
 
 
 def test_once_installed_every_log_record_is_masked(caplog: pytest.LogCaptureFixture) -> None:
