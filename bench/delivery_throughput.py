@@ -212,9 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _wait_for_worker(r, 30)
         print(
-            f"one worker process: {settings.delivery_concurrency} delivery threads, at most "
-            f"{settings.endpoint_concurrency} per endpoint; {args.deliveries} deliveries "
-            f"over {args.conversations} conversations and {args.endpoints} endpoint(s) per case",
+            f"one worker process: {settings.delivery_concurrency} queues at once on its event "
+            f"loop, at most {settings.endpoint_concurrency} per endpoint; {args.deliveries} "
+            f"deliveries over {args.conversations} conversations and {args.endpoints} "
+            "endpoint(s) per case",
             flush=True,
         )
         for label, delay in (("receiver answers at once", 0.0), ("receiver takes 200 ms", 0.2)):
