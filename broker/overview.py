@@ -36,6 +36,7 @@ QUEUES = {
     "endpoint's open circuit",
     "parked": "deliveries held while their endpoint is disabled",
     "dead_letters": "dead-lettered deliveries, kept for replay",
+    "dead_turns": "messages whose bot turn kept failing, parked for replay",
 }
 ENDPOINT_STATES: tuple[EndpointState, ...] = get_args(EndpointState)
 
@@ -88,6 +89,7 @@ def take(r: Redis) -> Overview:
     by_state = Counter(states.values())
     _deliveries(r, now, states, queues, oldest)
     queues["dead_letters"] = int(r.zcard(keys.DEAD))
+    queues["dead_turns"] = int(r.zcard(keys.DEAD_TURNS))
     return Overview(
         at=now,
         queues=queues,

@@ -40,6 +40,15 @@ class ReplayForm(ActionForm):
     endpointId: str | None = Field(default=None, max_length=256)
 
 
+class DeadTurnForm(ActionForm):
+    action: Literal["replay", "discard"] = Field(
+        default="replay",
+        description="`replay`: back to the end of its conversation's inbox, for a new turn; "
+        "`discard`: forget it.",
+    )
+    ids: list[str] = Field(default_factory=list, max_length=500)
+
+
 class DeadLetterPage(Pagination):
     endpointId: str | None = Field(default=None, description="Only this endpoint's.")
 

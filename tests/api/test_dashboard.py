@@ -11,7 +11,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from broker.auth import admin_tokens
+from broker.conversations import dead_turns
 from broker.core import ids, keys
+from broker.core.locks import Lock
+from tests.conversations import read_meta
 from tests.receivers import ReceiverFactory, always
 from tests.web_app import ADMIN, ADMIN_TOKEN, WebApp, api_error, web_app
 
@@ -119,6 +122,61 @@ def test_the_admin_bearer_header_opens_it_without_a_session(web: WebApp) -> None
     api_error(
         web.client.get("/dashboard", headers={"Authorization": "Bearer no"}), 401, "unauthorized"
     )
+
+
+def parked_turns(web: WebApp, conversations: int) -> dict[str, str]:
+    """One dead letter of turns per conversation: its message's turn failed for good."""
+    channel = web.channel()
+    for n in range(conversations):
+        web.send(channel, f"u{n}", f"poison {n}")
+        key = web.conversation_key(channel, f"u{n}")
+        lock = Lock(web.redis, keys.conversation_lock(key), 5)
+        assert lock.acquire()
+        head = web.redis.lindex(keys.conversation_inbox(key), 0)
+        assert head is not None
+        dead_turns.failed(
+            web.redis,
+            web.settings.with_changes(turn_attempts=1),
+            lock.token,
+            read_meta(web.redis, key),
+            dead_turns.Item("message", head),
+            RuntimeError(f"boom {n}"),
+        )
+        lock.release()
+    assert web.redis.zcard(keys.DEAD_TURNS) == conversations
+    return channel
+
+
+def test_dead_letters_of_turns_are_replayed_one_or_selected_and_discarded(web: WebApp) -> None:
+    channel = parked_turns(web, 4)
+    csrf = signed_in(web)
+    page = web.client.get("/dashboard/dead-turns").get_data(as_text=True)
+    parked = web.redis.zrange(keys.DEAD_TURNS, 0, -1)
+    assert all(d in page for d in parked) and "RuntimeError: boom 0" in page
+    assert "Failed turns" in web.client.get("/dashboard").get_data(as_text=True)
+
+    answer = web.client.post(f"/dashboard/dead-turns/{parked[0]}/replay", data={"csrf": csrf})
+    assert answer.headers["Location"] == "/dashboard/dead-turns?done=turns_replayed&n=1&m=1"
+    assert "back in their conversation" in web.client.get(answer.headers["Location"]).get_data(
+        as_text=True
+    )
+    answer = web.client.post(
+        "/dashboard/dead-turns", data={"csrf": csrf, "action": "replay", "ids": parked[1:3]}
+    )
+    assert answer.headers["Location"] == "/dashboard/dead-turns?done=turns_replayed&n=2&m=2"
+    replayed = [m["text"] for n in range(4) for m in web.inbox(channel, f"u{n}")]
+    assert sorted(replayed) == ["poison 0", "poison 1", "poison 2"]
+    answer = web.client.post(
+        "/dashboard/dead-turns",
+        data={"csrf": csrf, "action": "discard", "ids": [parked[3], parked[0]]},
+    )
+    assert answer.headers["Location"] == "/dashboard/dead-turns?done=turns_discarded&n=1&m=2"
+    assert web.redis.zcard(keys.DEAD_TURNS) == 0
+    assert "No dead letters of turns" in web.client.get("/dashboard/dead-turns").get_data(
+        as_text=True
+    )
+    for path in ("/dashboard/dead-turns", f"/dashboard/dead-turns/{parked[0]}/replay"):
+        api_error(web.client.post(path, data={"csrf": "wrong"}), 403, "forbidden")
 
 
 def test_every_action_needs_the_session_s_csrf_token(

@@ -16,9 +16,9 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from werkzeug.wrappers import Response
 
 from broker import history, overview
-from broker.conversations import conversation_store
+from broker.conversations import conversation_store, dead_turns
 from broker.core import keys
-from broker.core.errors import Forbidden, Unauthorized, ValidationFailed
+from broker.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
 from broker.delivery import delivery_index, endpoint_store, health, records, replay
 from web import dashboard_session
 from web.apidoc import ANY_JSON, HTML, documented
@@ -26,6 +26,7 @@ from web.dashboard_forms import (
     FORM,
     ActionForm,
     DeadLetterPage,
+    DeadTurnForm,
     DeliveryPage,
     LiveQuery,
     LoginForm,
@@ -33,6 +34,7 @@ from web.dashboard_forms import (
     TranscriptQuery,
     form,
 )
+from web.queries import DeadTurnFilter
 from web.request_body import form_fields, query_args
 from web.services import services
 
@@ -45,6 +47,8 @@ _NOTICES = {
     "enabled": "Endpoint enabled; its queues go on.",
     "disabled": "Endpoint disabled; its deliveries wait until it is enabled.",
     "replayed": "{n} of {m} delivery(ies) queued again.",
+    "turns_replayed": "{n} of {m} message(s) back in their conversation's inbox.",
+    "turns_discarded": "{n} of {m} dead letter(s) of turns discarded.",
 }
 #: A page asked for without a login is sent to the login form.
 _REDIRECT = {303: None}
@@ -283,6 +287,68 @@ def replay_dead_letters() -> Response:
         chosen = given.ids
     replayed = replay.replay_many(r, chosen)
     return _back(url_for("dashboard.dead_letters"), done="replayed", n=replayed, m=len(chosen))
+
+
+@bp.get("/dead-turns")
+@documented(
+    "Dead letters of turns, newest first: messages whose bot turn kept failing, with "
+    "replay and discard",
+    auth="dashboard",
+    query=DeadTurnFilter,
+    answers={200: HTML, **_REDIRECT},
+    tags=_TAGS,
+)
+def dead_turn_letters() -> str:
+    query = query_args(DeadTurnFilter)
+    items, total = dead_turns.list_page(
+        services().redis, offset=query.offset, limit=query.limit, bot_id=query.botId
+    )
+    return _page("dashboard_dead_turns.html", items=items, total=total, query=query)
+
+
+@bp.post("/dead-turns")
+@documented(
+    "Replay or discard the dead letters of turns selected",
+    auth="dashboard",
+    body=DeadTurnForm,
+    body_media_type=FORM,
+    answers=_REDIRECT,
+    errors=[403],
+    tags=_TAGS,
+)
+def act_on_dead_turns() -> Response:
+    s = services()
+    given = form(DeadTurnForm)
+    done = 0
+    for dead_turn_id in given.ids:
+        try:
+            if given.action == "replay":
+                dead_turns.replay(s.redis, s.settings, s.sender, dead_turn_id)
+            else:
+                dead_turns.discard(s.redis, dead_turn_id)
+        except NotFound:
+            continue  # replayed or discarded meanwhile, by someone else
+        done += 1
+    notice = "turns_replayed" if given.action == "replay" else "turns_discarded"
+    return _back(url_for("dashboard.dead_turn_letters"), done=notice, n=done, m=len(given.ids))
+
+
+@bp.post("/dead-turns/<dead_turn_id>/replay")
+@documented(
+    "Replay one dead letter of turns",
+    auth="dashboard",
+    body=ActionForm,
+    body_media_type=FORM,
+    body_required=False,
+    answers=_REDIRECT,
+    errors=[403, 404],
+    tags=_TAGS,
+)
+def replay_dead_turn(dead_turn_id: str) -> Response:
+    form(ActionForm)
+    s = services()
+    dead_turns.replay(s.redis, s.settings, s.sender, dead_turn_id)
+    return _back(url_for("dashboard.dead_turn_letters"), done="turns_replayed", n=1, m=1)
 
 
 @bp.get("/deliveries")
