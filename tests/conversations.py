@@ -9,10 +9,11 @@ from typing import Any
 from broker.bots import bot_store
 from broker.channels import channel_store
 from broker.channels.channel import Channel
-from broker.conversations import ingress
+from broker.conversations import dead_turns, ingress
 from broker.conversations.conversation import ConversationMeta
 from broker.core import keys
 from broker.core.connection import Redis
+from broker.core.locks import Lock
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 
@@ -70,6 +71,24 @@ def read_meta(r: Redis, conversation_key: str) -> ConversationMeta:
     return ConversationMeta.from_redis(
         conversation_key, r.hgetall(keys.conversation_meta(conversation_key))
     )
+
+
+def park_head(r: Redis, settings: Settings, conversation_key: str, error: Exception) -> None:
+    """Park the conversation's first waiting message as a dead letter of turns, as a turn
+    that failed for good with `error` does."""
+    lock = Lock(r, keys.conversation_lock(conversation_key), 5)
+    assert lock.acquire()
+    head = r.lindex(keys.conversation_inbox(conversation_key), 0)
+    assert head is not None
+    dead_turns.failed(
+        r,
+        settings.with_changes(turn_attempts=1),
+        lock.token,
+        read_meta(r, conversation_key),
+        dead_turns.Item("message", head),
+        error,
+    )
+    lock.release()
 
 
 def pause(r: Redis, conversation_key: str) -> None:

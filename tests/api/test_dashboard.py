@@ -11,10 +11,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from broker.auth import admin_tokens
-from broker.conversations import dead_turns
 from broker.core import ids, keys
-from broker.core.locks import Lock
-from tests.conversations import read_meta
+from tests.conversations import park_head
 from tests.receivers import ReceiverFactory, always
 from tests.web_app import ADMIN, ADMIN_TOKEN, WebApp, api_error, web_app
 
@@ -130,19 +128,7 @@ def parked_turns(web: WebApp, conversations: int) -> dict[str, str]:
     for n in range(conversations):
         web.send(channel, f"u{n}", f"poison {n}")
         key = web.conversation_key(channel, f"u{n}")
-        lock = Lock(web.redis, keys.conversation_lock(key), 5)
-        assert lock.acquire()
-        head = web.redis.lindex(keys.conversation_inbox(key), 0)
-        assert head is not None
-        dead_turns.failed(
-            web.redis,
-            web.settings.with_changes(turn_attempts=1),
-            lock.token,
-            read_meta(web.redis, key),
-            dead_turns.Item("message", head),
-            RuntimeError(f"boom {n}"),
-        )
-        lock.release()
+        park_head(web.redis, web.settings, key, RuntimeError(f"boom {n}"))
     assert web.redis.zcard(keys.DEAD_TURNS) == conversations
     return channel
 

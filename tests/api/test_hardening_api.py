@@ -15,13 +15,12 @@ from redis.retry import Retry
 
 from broker.auth import admin_tokens
 from broker.channels import channel_store
-from broker.conversations import dead_turns, ingress, turns
+from broker.conversations import ingress, turns
 from broker.core import keys
 from broker.core.connection import Redis
 from broker.core.errors import ConfigError
-from broker.core.locks import Lock
 from switchboard.embedded_redis import free_port
-from tests.conversations import read_meta
+from tests.conversations import park_head
 from tests.fakes import RecordingSender
 from tests.web_app import ADMIN, WebApp, api_error, web_app
 from web import create_app
@@ -326,20 +325,7 @@ def test_admin_tokens_are_listed_and_revoked(web: WebApp) -> None:
 def test_dead_letters_of_turns_are_listed_replayed_and_discarded(web: WebApp) -> None:
     channel = web.channel()
     web.send(channel, "u1", "poison")
-    key = web.conversation_key(channel, "u1")
-    lock = Lock(web.redis, keys.conversation_lock(key), 5)
-    assert lock.acquire()
-    head = web.redis.lindex(keys.conversation_inbox(key), 0)
-    assert head is not None
-    dead_turns.failed(
-        web.redis,
-        web.settings.with_changes(turn_attempts=1),
-        lock.token,
-        read_meta(web.redis, key),
-        dead_turns.Item("message", head),
-        RuntimeError("boom"),
-    )
-    lock.release()
+    park_head(web.redis, web.settings, web.conversation_key(channel, "u1"), RuntimeError("boom"))
     listed = web.client.get("/v1/turn-dead-letters", headers=ADMIN).get_json()
     assert listed["total"] == 1
     (item,) = listed["items"]
