@@ -1,4 +1,5 @@
-"""What some tests need from the machine: the local Redis, Debian's Chromium.
+"""What some tests need from the machine: the local Redis, Debian's Chromium, the local
+RabbitMQ.
 
 Without it a test is skipped locally, with the reason; under CI=true it fails instead,
 since CI must run every test.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import socket
 from typing import NoReturn
 
 import pytest
@@ -42,6 +44,23 @@ def require_chromium() -> str:
     found = shutil.which("chromium")
     if found is None:
         _missing("needs Debian's chromium (apt-get install chromium)", ".ci/run installs it")
+    return found
+
+
+#: The local RabbitMQ, as the machine runs it.
+RABBITMQ = ("127.0.0.1", 5672)
+
+
+def require_rabbitmq() -> str:
+    """`rabbitmqctl`, to make a virtual host of the test's own on the local RabbitMQ; skip
+    without either, fail under CI=true."""
+    found = shutil.which("rabbitmqctl")
+    if found is None:
+        _missing("needs rabbitmqctl (apt-get install rabbitmq-server)", "CI has RabbitMQ")
+    try:
+        socket.create_connection(RABBITMQ, timeout=1).close()
+    except OSError as exc:
+        _missing(f"needs RabbitMQ on {RABBITMQ[0]}:{RABBITMQ[1]} ({exc})", "CI has RabbitMQ")
     return found
 
 

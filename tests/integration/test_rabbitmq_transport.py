@@ -1,0 +1,98 @@
+"""RabbitMQ as the Celery transport (`SWITCHBOARD_BROKER_URL=amqp://...`), Switchboard's state
+in Redis: the scheduler's hand-outs of due deliveries reach the workers through RabbitMQ.
+Each test has a virtual host of its own, so that two suites on one RabbitMQ never share a
+queue."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.stacks import own_stack
+from tests.polling import wait_until
+from tests.prerequisites import RABBITMQ, require_rabbitmq, require_redis
+from tests.receivers import Answer, Hit, Receiver, of_conversation, texts
+from workers.celery_app import DELIVERY_QUEUE
+
+
+@dataclass(frozen=True)
+class VirtualHost:
+    name: str
+    ctl: str
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@{RABBITMQ[0]}:{RABBITMQ[1]}/{self.name}"
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(
+            [self.ctl, "-q", *args], check=True, capture_output=True, text=True, timeout=60
+        )
+        return done.stdout
+
+    def consumers(self, queue: str) -> int:
+        """How many consumers `queue` has (0 when there is no such queue)."""
+        for line in self.run("list_queues", "-p", self.name, "name", "consumers").splitlines():
+            name, _, count = line.partition("\t")
+            if name == queue:
+                return int(count)
+        return 0
+
+
+@pytest.fixture
+def vhost() -> Iterator[VirtualHost]:
+    """A new virtual host of the local RabbitMQ, removed after the test."""
+    require_redis()
+    made = VirtualHost(f"switchboard-test-{secrets.token_hex(4)}", require_rabbitmq())
+    made.run("add_vhost", made.name)
+    try:
+        made.run("set_permissions", "-p", made.name, "guest", ".*", ".*", ".*")
+        yield made
+    finally:
+        made.run("delete_vhost", made.name)
+
+
+def test_retries_go_through_rabbitmq_and_every_reply_arrives_in_order(
+    vhost: VirtualHost, tmp_path: Path, receiver: Receiver
+) -> None:
+    tried: set[str] = set()
+
+    def first_tries_fail(hit: Hit) -> Answer:
+        """Each reply's first try gets 503: its retry is a hand-out through RabbitMQ."""
+        text = hit.body.get("message", {}).get("text", "")
+        if text in tried:
+            return Answer(200)
+        tried.add(text)
+        return Answer(503)
+
+    receiver.behaviour = first_tries_fail
+    with own_stack(tmp_path / "stack.log") as own:
+        env = own.env(SWITCHBOARD_BROKER_URL=vhost.url, SWITCHBOARD_RETRY_SCHEDULE="0,0.2,0.4")
+        for role in ("web", "worker", "scheduler"):
+            own.start(role, env)
+        own.wait_ready()
+        wait_until(
+            lambda: vhost.consumers(DELIVERY_QUEUE) == 1,
+            what="the worker to consume the deliveries queue on RabbitMQ",
+        )
+        channel = own.api.echo_channel(receiver.url)
+        conversations = ["ann", "bob", "cy"]
+        for n in range(3):
+            for conversation in conversations:
+                assert own.api.send(channel, conversation, f"{conversation} {n}").status_code == 202
+
+        wait_until(lambda: len(receiver.delivered()) == 9, timeout=60, what="every reply")
+        delivered = receiver.delivered()
+        for conversation in conversations:
+            assert texts(of_conversation(delivered, conversation)) == [
+                f"You said: {conversation} {n}" for n in range(3)
+            ]
+        # Every reply was tried twice, with one webhook-id.
+        for text in {hit.body["message"]["text"] for hit in receiver.hits}:
+            tries = [hit for hit in receiver.hits if hit.body["message"]["text"] == text]
+            assert len(tries) == 2 and len({hit.webhook_id for hit in tries}) == 1
