@@ -50,7 +50,8 @@ def json_body() -> Any:
 
 def form_fields() -> MultiDict[str, str]:
     """The request's form fields; 400 when the body cannot be read, as for JSON bodies."""
-    _body_bytes()
+    if not request.environ.get(_BODY_READ):
+        _body_bytes()
     return request.form
 
 

@@ -14,12 +14,11 @@ from broker.conversations import scheduler as conversation_scheduler
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import NotFound, ValidationFailed
-from broker.core.locks import Lock
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, offloading
 from broker.delivery import scheduler as delivery_scheduler
 from broker.delivery.records import split_due_member, split_ref
-from tests.conversations import new_channel, read_meta, user_says
+from tests.conversations import new_channel, park_head, user_says
 from tests.fakes import RecordingSender
 
 
@@ -44,20 +43,7 @@ def _busy_bot(r: Redis, settings: Settings) -> tuple[str, list[str]]:
             turns.run_pending(r, settings, sender, key)
             conversation_keys.append(key)
     user_says(r, settings, sender, channel, "again", sessionData={"a": 1})
-    key = conversation_keys[0]
-    lock = Lock(r, keys.conversation_lock(key), settings.claim_lease)
-    assert lock.acquire()
-    head = r.lindex(keys.conversation_inbox(key), 0)
-    assert head is not None
-    dead_turns.failed(
-        r,
-        settings.with_changes(turn_attempts=1),
-        lock.token,
-        read_meta(r, key),
-        dead_turns.Item("message", head),
-        RuntimeError("boom"),
-    )
-    lock.release()
+    park_head(r, settings, conversation_keys[0], RuntimeError("boom"))
     assert dead_turns.list_page(r, offset=0, limit=5, bot_id=channel.bot_id)[1] == 1
     return channel.bot_id, conversation_keys
 
