@@ -17,12 +17,19 @@ _CHUNK = 500
 def _newest_first(
     r: Redis, key: str, low: float | str = "-inf", high: float | str = "+inf"
 ) -> Iterator[str]:
+    """The index's members, newest first, each once. Read in chunks by rank while work goes
+    on: a member added meanwhile moves the others down a rank, so the next chunk may
+    begin with one already given."""
     offset = 0
+    given: set[str] = set()
     while offset < SCAN_LIMIT:
         chunk = r.zrevrangebyscore(key, high, low, start=offset, num=_CHUNK)
-        if not chunk:
+        for member in chunk:
+            if member not in given:
+                given.add(member)
+                yield member
+        if len(chunk) < _CHUNK:
             return
-        yield from chunk
         offset += len(chunk)
 
 

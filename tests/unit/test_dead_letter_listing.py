@@ -50,3 +50,16 @@ def test_one_endpoint_s_page_is_filtered_from_the_index_read_in_chunks(
     items, total = delivery_index.dead_letter_page(fake_redis, offset=0, limit=3, endpoint_id="ep1")
     assert total == 500
     assert [i["id"] for i in items] == [f"msg_{n:036d}" for n in (999, 997, 995)]
+
+
+def test_a_dead_letter_added_while_the_index_is_read_does_not_repeat_another(
+    fake_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery that dies between two chunks moves the others down a rank: the one at the
+    chunk's edge comes again in the next chunk, and is given once."""
+    monkeypatch.setattr(delivery_index, "_CHUNK", 2)
+    fake_redis.zadd(keys.DEAD, {"a": 1, "b": 2, "c": 3, "d": 4})
+    reading = delivery_index._newest_first(fake_redis, keys.DEAD)
+    assert [next(reading), next(reading)] == ["d", "c"]
+    fake_redis.zadd(keys.DEAD, {"e": 5})
+    assert list(reading) == ["b", "a"]
