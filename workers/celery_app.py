@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from broker.core import keys
-from broker.core.connection import Redis
+from broker.core.connection import Redis, is_sentinel, sentinel_hosts
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.settings import Settings
 
@@ -26,7 +27,7 @@ VISIBILITY_TIMEOUT = 3600
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("switchboard", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery("switchboard", broker=kombu_url(settings.broker_url), include=["workers.tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -45,10 +46,23 @@ def make_celery(settings: Settings) -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=False,
     )
-    if settings.broker_url.startswith("sentinel://"):
+    if is_sentinel(settings.broker_url):
         app.conf.broker_transport_options["master_name"] = settings.sentinel_master
     app.conf.switchboard_settings = settings
     return app
+
+
+def kombu_url(url: str) -> str:
+    """Celery's broker URL for ours: a Sentinel URL becomes kombu's list of `sentinel://` URLs
+    separated by semicolons; any other passes as it is."""
+    if not is_sentinel(url):
+        return url
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    login = f"{credentials}@" if credentials else ""
+    return ";".join(
+        f"sentinel://{login}{host}:{port}{parts.path}" for host, port in sentinel_hosts(url)
+    )
 
 
 class CelerySender:

@@ -147,21 +147,23 @@ def _read(
     knows of the bots and channels, current as of that round trip."""
     lease_ms = clock.ms(settings.claim_lease)
     until = clock.now() + settings.claim_lease
-    pipe = r.pipeline(transaction=False)
-    generation.read(pipe)
-    # Our time on the schedule moves on while we work; a message that comes in later
-    # moves it further (see ingress), which keeps it there when our turn ends.
-    pipe.zadd(keys.TURNS, dict.fromkeys(conversation_keys, until), xx=True, gt=True)
-    for key in conversation_keys:
-        lock = keys.conversation_lock(key)
-        if key in held:
-            scripts.add(pipe, "lock_extend", [lock], [token, lease_ms])
-        else:
-            pipe.set(lock, token, nx=True, px=lease_ms)
-        pipe.hgetall(keys.conversation_meta(key))
-        pipe.lrange(keys.conversation_signals(key), 0, TURN_BATCH - 1)
-        pipe.lrange(keys.conversation_inbox(key), 0, TURN_BATCH - 1)
-    seen_generation, _, *answers = scripts.execute(r, lambda p: _replay(p, pipe))
+
+    def build(pipe: Pipeline) -> None:
+        generation.read(pipe)
+        # Our time on the schedule moves on while we work; a message that comes in later
+        # moves it further (see ingress), which keeps it there when our turn ends.
+        pipe.zadd(keys.TURNS, dict.fromkeys(conversation_keys, until), xx=True, gt=True)
+        for key in conversation_keys:
+            lock = keys.conversation_lock(key)
+            if key in held:
+                scripts.add(pipe, "lock_extend", [lock], [token, lease_ms])
+            else:
+                pipe.set(lock, token, nx=True, px=lease_ms)
+            pipe.hgetall(keys.conversation_meta(key))
+            pipe.lrange(keys.conversation_signals(key), 0, TURN_BATCH - 1)
+            pipe.lrange(keys.conversation_inbox(key), 0, TURN_BATCH - 1)
+
+    seen_generation, _, *answers = scripts.execute(r, build)
     reads: dict[str, _Work] = {}
     for index, key in enumerate(conversation_keys):
         locked, raw_meta, signals, messages = answers[4 * index : 4 * index + 4]
@@ -172,11 +174,6 @@ def _read(
         # After a failure, one item at a time, so that the next failure names its cause.
         reads[key] = work.first_item() if meta is not None and meta.failures else work
     return reads, _KNOWN.of(seen_generation)
-
-
-def _replay(target: Pipeline, source: Pipeline) -> None:
-    """Queue the commands of one pipeline on another (`scripts.execute` may send twice)."""
-    target.command_stack.extend(source.command_stack)
 
 
 def _after(
@@ -197,16 +194,18 @@ def _after(
             hand_off(claim_token, claimed)
         else:
             sender.deliver([due_member(ref, claim_token) for ref in claimed])
-    pipe = r.pipeline(transaction=False)
     stale = [member for done in committed.values() for member in done.stale]
-    if stale:
-        pipe.zrem(keys.DUE, *stale)
-    if ended:
-        limit = max(batch.scheduled_until.get(key, 0.0) for key in ended)
-        scripts.add(pipe, "turns_release", [keys.TURNS], [limit, *ended])
-    batch.changes.add_removes(pipe)
-    if pipe.command_stack:
-        scripts.execute(r, lambda p: _replay(p, pipe))
+
+    def build(pipe: Pipeline) -> None:
+        if stale:
+            pipe.zrem(keys.DUE, *stale)
+        if ended:
+            limit = max(batch.scheduled_until.get(key, 0.0) for key in ended)
+            scripts.add(pipe, "turns_release", [keys.TURNS], [limit, *ended])
+        batch.changes.add_removes(pipe)
+
+    if stale or ended or batch.changes.removes:
+        scripts.execute(r, build)
 
 
 @dataclass

@@ -1,19 +1,30 @@
-"""Redis connections from one URL: `redis://`, `rediss://`, `unix://` or `sentinel://`."""
+"""Redis connections from one URL: `redis://`, `rediss://` or `unix://` for one Redis,
+`redis+sentinel://` (or `sentinel://`) for the master that Sentinel names, and
+`redis+cluster://` (or `rediss+cluster://`) for a Redis Cluster."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 import redis.asyncio.sentinel
+import redis.cluster
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from broker.core import keys
-from broker.core.defaults import REDIS_CONNECTION_WAIT, REDIS_CONNECTIONS, SENTINEL_MASTER
+from broker.core.defaults import (
+    CLUSTER_RETRIES,
+    REDIS_CONNECTION_WAIT,
+    REDIS_CONNECTIONS,
+    SENTINEL_MASTER,
+)
 from broker.core.errors import ConfigError
 
 #: What a hash write (HSET with a mapping) takes.
@@ -72,17 +83,38 @@ def unavailable_reason(exc: BaseException) -> str | None:
     return None
 
 
+SENTINEL_SCHEMES = ("redis+sentinel://", "sentinel://")
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def is_sentinel(url: str) -> bool:
+    return url.startswith(SENTINEL_SCHEMES)
+
+
 def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
-    """A client answering strings; `sentinel://h1:26379,h2:26379/0` asks Sentinel for the master."""
-    if url.startswith("sentinel://"):
+    """A client answering strings, of whatever Redis `url` names."""
+    if is_sentinel(url):
         parts = urlsplit(url)
-        sentinel = Sentinel(_sentinels(url), socket_timeout=5, password=parts.password)
+        sentinel = Sentinel(sentinel_hosts(url), socket_timeout=5, password=parts.password)
         return sentinel.master_for(
             sentinel_master,
-            db=int(parts.path.strip("/") or 0),
+            db=_database(url),
             decode_responses=True,
             password=parts.password,
             max_connections=REDIS_CONNECTIONS,
+        )
+    if is_cluster(url):
+        # Typed as a single Redis: the commands we send are the same, routed by key.
+        return cast(
+            "Redis",
+            redis.cluster.RedisCluster(
+                startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in _hosts(url, 6379)],
+                **_cluster_options(url),
+            ),
         )
     try:
         # A blocking pool: a thread past the limit waits for a free connection instead of
@@ -101,18 +133,28 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
 
 def connect_async(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> AsyncRedis:
     """The asyncio client of `connect`, for an event loop (the workers' delivery loop)."""
-    if url.startswith("sentinel://"):
+    if is_sentinel(url):
         parts = urlsplit(url)
         sentinel = redis.asyncio.sentinel.Sentinel(
-            _sentinels(url), socket_timeout=5, password=parts.password
+            sentinel_hosts(url), socket_timeout=5, password=parts.password
         )
         return cast(
             "AsyncRedis",
             sentinel.master_for(
                 sentinel_master,
-                db=int(parts.path.strip("/") or 0),
+                db=_database(url),
                 decode_responses=True,
                 password=parts.password,
+            ),
+        )
+    if is_cluster(url):
+        return cast(
+            "AsyncRedis",
+            redis.asyncio.cluster.RedisCluster(
+                startup_nodes=[
+                    redis.asyncio.cluster.ClusterNode(h, p) for h, p in _hosts(url, 6379)
+                ],
+                **_cluster_options(url),
             ),
         )
     try:
@@ -121,13 +163,44 @@ def connect_async(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> AsyncR
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc
 
 
-def _sentinels(url: str) -> list[tuple[str, int]]:
-    """The Sentinels of a `sentinel://h1:26379,h2:26379/0` URL."""
+def sentinel_hosts(url: str) -> list[tuple[str, int]]:
+    """The Sentinels of a Sentinel URL."""
+    return _hosts(url, 26379)
+
+
+def _hosts(url: str, default_port: int) -> list[tuple[str, int]]:
+    """The hosts of a `scheme://[user:password@]h1:port,h2:port/0` URL."""
     hosts = []
     for item in urlsplit(url).netloc.split("@")[-1].split(","):
         host, _, port = item.partition(":")
-        hosts.append((host, int(port or 26379)))
+        if not host or not (port or str(default_port)).isdigit():
+            raise ConfigError(f"REDIS_URL names no host and port in {item!r}")
+        hosts.append((host, int(port or default_port)))
     return hosts
+
+
+def _database(url: str) -> int:
+    number = urlsplit(url).path.strip("/") or "0"
+    if not number.isdigit():
+        raise ConfigError(f"REDIS_URL names no database number in {number!r}")
+    return int(number)
+
+
+def _cluster_options(url: str) -> dict[str, Any]:
+    """What the cluster clients share; a cluster has one database, 0."""
+    if _database(url) != 0:
+        raise ConfigError("REDIS_URL: a Redis Cluster has only database 0")
+    parts = urlsplit(url)
+    return {
+        "decode_responses": True,
+        "username": parts.username or None,
+        "password": parts.password,
+        "ssl": url.startswith("rediss+"),
+        # A master that fails is replaced by its replica within the cluster's node timeout:
+        # commands wait for that (retries with backoff, a few seconds in all) rather than
+        # fail at once.
+        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), CLUSTER_RETRIES),
+    }
 
 
 def availability(r: Redis) -> str:

@@ -56,7 +56,8 @@ def run(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
 
 def add(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
     """Queue script `name` on a pipeline that `execute` will send."""
-    pipe.evalsha(lua(name).sha, len(keys), *keys, *args)
+    # As a plain command: redis-py's cluster pipeline refuses `evalsha()` but routes this.
+    pipe.execute_command("EVALSHA", lua(name).sha, len(keys), *keys, *args)
 
 
 def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
@@ -73,5 +74,5 @@ def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
             return pipe.execute()
         except NoScriptError:
             for name in names():
-                r.execute_command("SCRIPT", "LOAD", lua(name).source)
+                r.script_load(lua(name).source)  # on every master of a cluster
     raise NoScriptError("scripts could not be loaded")

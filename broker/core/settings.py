@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, get_type_hints
 
 from broker.core import defaults
+from broker.core.connection import is_cluster
 from broker.core.errors import ConfigError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -127,6 +128,16 @@ class Settings:
     auth_failure_window: float = defaults.AUTH_FAILURE_WINDOW
 
     def __post_init__(self) -> None:
+        if is_cluster(self.redis_url) and not self.broker_url:
+            raise ConfigError(
+                "SWITCHBOARD_BROKER_URL must be set with a Redis Cluster (Celery's Redis "
+                "transport does not speak Cluster): RabbitMQ (amqp://...) or another Redis"
+            )
+        if is_cluster(self.broker_url):
+            raise ConfigError(
+                "SWITCHBOARD_BROKER_URL cannot be a Redis Cluster: use RabbitMQ (amqp://...) "
+                "or a single Redis"
+            )
         object.__setattr__(self, "broker_url", self.broker_url or self.redis_url)
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
 

@@ -19,8 +19,14 @@ def save(r: Redis, endpoint: Endpoint) -> None:
     pipe = r.pipeline(transaction=False)
     pipe.hset(keys.endpoint(endpoint.id), mapping=endpoint.to_redis())
     pipe.zadd(keys.ENDPOINTS, {endpoint.id: clock.ms(endpoint.created_at)}, nx=True)
-    pipe.publish(keys.ENDPOINT_CHANGES, endpoint.id)
     pipe.execute()
+    announce_change(r, endpoint.id)
+
+
+def announce_change(r: Redis, endpoint_id: str) -> None:
+    """Tell the workers to stop using what they kept of the endpoint (a command of its own: a
+    Redis Cluster takes no PUBLISH in a pipeline)."""
+    r.publish(keys.ENDPOINT_CHANGES, endpoint_id)
 
 
 def load(r: Redis, endpoint_id: str) -> Endpoint:
@@ -44,8 +50,8 @@ def delete(r: Redis, endpoint_id: str) -> None:
         keys.endpoint_parked(endpoint_id),
     )
     pipe.zrem(keys.ENDPOINTS, endpoint_id)
-    pipe.publish(keys.ENDPOINT_CHANGES, endpoint_id)
     pipe.execute()
+    announce_change(r, endpoint_id)
     index = keys.endpoint_deliveries(endpoint_id)
     while chunk := r.zrange(index, 0, _REMOVAL_CHUNK - 1):
         pipe = r.pipeline(transaction=False)

@@ -14,7 +14,7 @@ from broker.core.connection import HashFields, Pipeline, Redis
 from broker.core.defaults import CIRCUIT_PROBE_POLL
 from broker.core.settings import Settings
 from broker.delivery.endpoint import Endpoint
-from broker.delivery.endpoint_store import load
+from broker.delivery.endpoint_store import announce_change, load
 from broker.delivery.records import due_member
 
 EndpointState = Literal["healthy", "failing", "circuit_open", "disabled"]
@@ -184,17 +184,13 @@ def add_outcome(
     scripts.add(pipe, "endpoint_outcome", *call)
 
 
-def add_disabled(pipe: Pipeline, endpoint_id: str, reason: str) -> None:
-    pipe.hset(
+def disable(r: Redis, endpoint_id: str, reason: str = "disabled by an operator") -> None:
+    load(r, endpoint_id)
+    r.hset(
         keys.endpoint_health(endpoint_id),
         mapping=EndpointHealth.disabled_fields(reason, clock.now()),
     )
-    pipe.publish(keys.ENDPOINT_CHANGES, endpoint_id)
-
-
-def disable(r: Redis, endpoint_id: str, reason: str = "disabled by an operator") -> None:
-    load(r, endpoint_id)
-    scripts.execute(r, lambda pipe: add_disabled(pipe, endpoint_id, reason))
+    announce_change(r, endpoint_id)
     logs.event(log, logging.WARNING, "endpoint disabled", endpointId=endpoint_id, reason=reason)
 
 
@@ -205,8 +201,8 @@ def enable(r: Redis, endpoint_id: str) -> int:
     pipe = r.pipeline(transaction=True)
     pipe.hset(health_key, mapping=EndpointHealth.enabled_fields())
     pipe.hdel(health_key, *EndpointHealth.CLEARED_ON_ENABLE)
-    pipe.publish(keys.ENDPOINT_CHANGES, endpoint_id)
     pipe.execute()
+    announce_change(r, endpoint_id)
     parked = keys.endpoint_parked(endpoint_id)
     refs = list(r.smembers(parked))
     if refs:

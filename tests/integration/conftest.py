@@ -13,6 +13,7 @@ from switchboard.embedded_redis import free_port
 from switchboard.stack import Stack
 from tests.integration.stacks import ADMIN, Api, stack_env
 from tests.prerequisites import require_redis
+from tests.rabbitmq import vhost  # noqa: F401 (a fixture of the tests here)
 from tests.redis_databases import db, url
 
 

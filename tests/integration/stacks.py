@@ -12,7 +12,7 @@ from typing import Any
 import redis
 import requests
 
-from broker.core.connection import Redis
+from broker.core.connection import Redis, connect
 from switchboard.embedded_redis import free_port
 from switchboard.stack import Stack
 from tests.redis_databases import db, url
@@ -111,19 +111,21 @@ class Api:
 
 
 class OwnStack:
-    """Processes of Switchboard on databases of their own, each role with the settings given."""
+    """Processes of Switchboard on databases of their own (or on the Redis and broker that
+    `changes` name), each role with the settings given."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, **changes: str) -> None:
         self.port = free_port()
         self.base_env = {
             **stack_env("own", "own_broker"),
             "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
+            **changes,
         }
         #: Where every process of the stack writes its log.
         self.log_path = log
         self._log = log.open("ab")
         self.stacks: list[Stack] = []
-        self.data: Redis = redis.Redis.from_url(url(db("own")), decode_responses=True)
+        self.data: Redis = connect(self.base_env["REDIS_URL"])
         self.data.flushdb()
         redis.Redis.from_url(url(db("own_broker"))).flushdb()
         self.api = Api(f"http://127.0.0.1:{self.port}", ADMIN)
@@ -151,8 +153,8 @@ class OwnStack:
 
 
 @contextlib.contextmanager
-def own_stack(log: Path) -> Iterator[OwnStack]:
-    made = OwnStack(log)
+def own_stack(log: Path, **changes: str) -> Iterator[OwnStack]:
+    made = OwnStack(log, **changes)
     try:
         yield made
     finally:

@@ -5,56 +5,14 @@ queue."""
 
 from __future__ import annotations
 
-import secrets
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from tests.integration.stacks import own_stack
 from tests.polling import wait_until
-from tests.prerequisites import RABBITMQ, require_rabbitmq, require_redis
+from tests.prerequisites import require_redis
+from tests.rabbitmq import VirtualHost
 from tests.receivers import Answer, Hit, Receiver, of_conversation, texts
 from workers.celery_app import DELIVERY_QUEUE
-
-
-@dataclass(frozen=True)
-class VirtualHost:
-    name: str
-    ctl: str
-
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@{RABBITMQ[0]}:{RABBITMQ[1]}/{self.name}"
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(
-            [self.ctl, "-q", *args], check=True, capture_output=True, text=True, timeout=60
-        )
-        return done.stdout
-
-    def consumers(self, queue: str) -> int:
-        """How many consumers `queue` has (0 when there is no such queue)."""
-        for line in self.run("list_queues", "-p", self.name, "name", "consumers").splitlines():
-            name, _, count = line.partition("\t")
-            if name == queue:
-                return int(count)
-        return 0
-
-
-@pytest.fixture
-def vhost() -> Iterator[VirtualHost]:
-    """A new virtual host of the local RabbitMQ, removed after the test."""
-    require_redis()
-    made = VirtualHost(f"switchboard-test-{secrets.token_hex(4)}", require_rabbitmq())
-    made.run("add_vhost", made.name)
-    try:
-        made.run("set_permissions", "-p", made.name, "guest", ".*", ".*", ".*")
-        yield made
-    finally:
-        made.run("delete_vhost", made.name)
 
 
 def test_retries_go_through_rabbitmq_and_every_reply_arrives_in_order(
@@ -70,6 +28,7 @@ def test_retries_go_through_rabbitmq_and_every_reply_arrives_in_order(
         tried.add(text)
         return Answer(503)
 
+    require_redis()
     receiver.behaviour = first_tries_fail
     with own_stack(tmp_path / "stack.log") as own:
         env = own.env(SWITCHBOARD_BROKER_URL=vhost.url, SWITCHBOARD_RETRY_SCHEDULE="0,0.2,0.4")
