@@ -1,4 +1,5 @@
-"""The Flask app in-process, on a real Redis database of its own, with a recording task sender.
+"""The Flask app in-process, on a real Redis of its own (a database, or a cluster), with a
+recording task sender.
 
 Its answers are read with `get_json()`, which is typed `Any`, where `.json` is `Any | None`.
 """
@@ -11,20 +12,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from broker.conversations import turns
 from broker.core import ids, keys
-from broker.core.connection import Redis
+from broker.core.connection import Redis, connect
 from broker.core.settings import Settings
 from broker.delivery.http_client import HttpClient
+from tests.app_redis import app_broker_url, app_url, require_app_redis
 from tests.delivery_work import work_due
 from tests.fakes import RecordingSender
-from tests.prerequisites import require_redis
-from tests.redis_databases import db, url
 from tests.settings import LOOPBACK
 from tests.wire_fixtures import wire_fixture
 from web import create_app
@@ -139,17 +138,17 @@ def api_error(answer: TestResponse, status: int, code: str, field: str | None = 
 
 @contextmanager
 def web_app(**changes: Any) -> Iterator[WebApp]:
-    """The app on this run's database for in-process tests, flushed before and after, with the
-    settings changed as given."""
-    require_redis()
-    web_url = url(db("app"))
+    """The app on this run's Redis for in-process tests (tests/app_redis.py), flushed before
+    and after, with the settings changed as given."""
+    require_app_redis()
+    web_url = app_url()
     settings = Settings(
         redis_url=web_url,
-        broker_url=web_url,
+        broker_url=app_broker_url(),
         admin_token=ADMIN_TOKEN,
         outbound_allowlist=LOOPBACK,
     ).with_changes(**changes)
-    client: Redis = redis.Redis.from_url(web_url, decode_responses=True)
+    client = connect(web_url)
     client.flushdb()
     sender = RecordingSender()
     app = create_app(Services(settings, client, sender))

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.prerequisites import require_redis
+from tests.app_redis import require_app_redis
 from tests.web_app import WebApp, web_app
 
 
 @pytest.fixture(autouse=True)
 def real_redis() -> None:
-    require_redis()
+    require_app_redis()
 
 
 @pytest.fixture

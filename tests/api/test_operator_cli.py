@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 
 from broker.core import heartbeats, keys
+from tests.app_redis import app_url
 from tests.command_line import run_cli
 from tests.receivers import ReceiverFactory, always
-from tests.redis_databases import db, url
 from tests.web_app import WebApp
 
 
 @pytest.fixture
 def cli(web: WebApp, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebApp]:
-    monkeypatch.setenv("REDIS_URL", url(db("app")))
+    monkeypatch.setenv("REDIS_URL", app_url())
     yield web
     for role in heartbeats.ROLES:
         web.redis.delete(keys.heartbeats(role))
