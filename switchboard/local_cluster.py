@@ -89,7 +89,7 @@ class LocalCluster:
         """The node that serves `key` now, as a live node sees it."""
         live = next(node for node in self.nodes if node.process is not None).client()
         slot = int(live.cluster("KEYSLOT", key))
-        for start, end, (_, port, *_) in live.execute_command("CLUSTER SLOTS"):
+        for start, end, (_, port, *_), *_ in live.execute_command("CLUSTER SLOTS"):
             if start <= slot <= end:
                 return next(node for node in self.nodes if node.port == port)
         raise LookupError(f"no master serves slot {slot}")

@@ -105,3 +105,139 @@ def test_replies_spread_over_the_masters_arrive_in_order_through_retries(
         len([h for h in receiver.hits if h.webhook_id == hit.webhook_id]) == 2
         for hit in receiver.hits
     )
+
+
+def test_a_reply_that_keeps_failing_is_dead_lettered_and_replayed(
+    on_cluster: OwnStack, receiver: Receiver
+) -> None:
+    receiver.behaviour = lambda hit: Answer(500 if "doomed" in hit.body["sessionId"] else 200)
+    start(on_cluster, "web", "worker", "scheduler", SWITCHBOARD_RETRY_SCHEDULE="0,0.1,0.2")
+    channel = on_cluster.api.echo_channel(receiver.url)
+    for name in ("doomed", "fine"):
+        for n in range(2):
+            assert on_cluster.api.send(channel, name, f"{name} {n}").status_code == 202
+
+    dead = wait_until(
+        lambda: len(found := dead_letters(on_cluster.api, endpointId=channel["id"])) == 2 and found,
+        timeout=60,
+        what="the doomed conversation's two replies to be dead-lettered",
+    )
+    assert texts(of_conversation(receiver.delivered(), "fine")) == [
+        "You said: fine 0",
+        "You said: fine 1",
+    ]
+    receiver.behaviour = lambda hit: Answer(200)
+    replayed = on_cluster.api.post("/v1/dead-letters/replay", json={"endpointId": channel["id"]})
+    assert replayed.status_code == 202 and replayed.json()["replayed"] == 2, replayed.text
+    wait_until(
+        lambda: len(of_conversation(receiver.delivered(), "doomed")) == 2,
+        timeout=30,
+        what="the replays",
+    )
+    assert texts(of_conversation(receiver.delivered(), "doomed")) == [
+        "You said: doomed 0",
+        "You said: doomed 1",
+    ]
+    assert {hit.webhook_id for hit in of_conversation(receiver.delivered(), "doomed")} == {
+        item["id"] for item in dead
+    }
+
+
+def test_a_worker_killed_mid_stream_loses_nothing(on_cluster: OwnStack, receiver: Receiver) -> None:
+    receiver.behaviour = lambda hit: Answer(200, delay=0.1)
+    fast = {"SWITCHBOARD_CLAIM_LEASE": "1", "SWITCHBOARD_TOTAL_TIMEOUT": "1.5"}
+    for role in ("web", "scheduler"):
+        on_cluster.start(role, on_cluster.env(**fast))
+    doomed = on_cluster.start("worker", on_cluster.env(**fast)).processes["worker"]
+    on_cluster.wait_ready()
+    channel = on_cluster.api.echo_channel(receiver.url)
+    conversations = [f"user-{n}" for n in range(8)]
+    for n in range(5):
+        for name in conversations:
+            assert on_cluster.api.send(channel, name, f"{name} {n}").status_code == 202
+
+    wait_until(lambda: len(receiver.hits) >= 8, what="the first worker to be under way")
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.wait(timeout=10)
+    assert len(receiver.delivered()) < 40  # killed in the middle
+    on_cluster.start("worker", on_cluster.env(**fast))
+    wait_until(
+        lambda: len({hit.webhook_id for hit in receiver.delivered()}) == 40,
+        timeout=60,
+        what="every reply",
+    )
+    assert_in_order_once_each(first_deliveries(receiver.hits), conversations, 5)
+
+
+def first_deliveries(hits: list[Hit]) -> list[Hit]:
+    """Each webhook-id's first successful delivery (a repeat after a crash comes later)."""
+    seen: set[str] = set()
+    firsts = []
+    for hit in hits:
+        if hit.status == 200 and hit.webhook_id not in seen:
+            seen.add(hit.webhook_id)
+            firsts.append(hit)
+    return firsts
+
+
+def test_a_master_stopped_mid_stream_loses_no_acknowledged_message(
+    on_cluster: OwnStack, cluster: LocalCluster, receiver: Receiver
+) -> None:
+    start(on_cluster, "web", "worker", "scheduler")
+    channel = on_cluster.api.echo_channel(receiver.url)
+    conversations = [f"user-{n}" for n in range(12)]
+    acknowledged: dict[str, list[str]] = defaultdict(list)
+    refused: list[str] = []
+    stop = threading.Event()
+
+    def send_until_stopped() -> None:
+        n = 0
+        while not stop.is_set():
+            for name in conversations:
+                text = f"{name} {n}"
+                answer = on_cluster.api.send(channel, name, text)
+                if answer.status_code == 202:
+                    acknowledged[name].append(text)
+                else:
+                    refused.append(f"{answer.status_code} {answer.text}")
+            n += 1
+
+    sender = threading.Thread(target=send_until_stopped)
+    sender.start()
+    try:
+        wait_until(lambda: len(receiver.delivered()) >= 30, what="traffic to flow")
+        victim = cluster.master_of(keys.conversation_meta("*"))
+        victim.stop()  # Redis 7 lets its replica catch up before it goes
+        wait_until(
+            lambda: victim.port not in {n.port for n in cluster.masters()},
+            timeout=30,
+            what="the replica to take over",
+        )
+        cluster.wait_healthy()
+        before = sum(len(texts_) for texts_ in acknowledged.values())
+        wait_until(
+            lambda: sum(len(texts_) for texts_ in acknowledged.values()) >= before + 30,
+            timeout=30,
+            what="messages to be acknowledged again after the failover",
+        )
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+
+    # Refused while no master served some slots: 503 with a JSON error, never a 500.
+    assert all(text.startswith('503 {"error"') for text in refused), refused
+    total = sum(len(texts_) for texts_ in acknowledged.values())
+    wait_until(
+        lambda: len({hit.webhook_id for hit in receiver.delivered()}) >= total,
+        timeout=60,
+        what="every acknowledged message's reply",
+    )
+    firsts = first_deliveries(receiver.hits)
+    for name in conversations:
+        replies = texts(of_conversation(firsts, name))
+        assert replies == [f"You said: {text}" for text in acknowledged[name]]
+    ids: dict[str, set[str]] = defaultdict(set)
+    for hit in receiver.hits:
+        ids[hit.body["message"]["text"]].add(hit.webhook_id)
+    assert all(len(found) == 1 for found in ids.values())
+    print(f"{total} acknowledged, {len(refused)} refused during the failover")
