@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from broker import __version__
 from broker.core import keys
 from broker.core.autopipe import AutoPipeline
-from broker.core.connection import connect_async
+from broker.core.connection import connect_async, unavailable_reason
 from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
 from broker.delivery import queues
@@ -90,9 +90,13 @@ class DeliveryLoop:
             while True:
                 try:
                     await queues.work_queue(self.deliverer, ref, token, head, claimed_at)
-                except Exception:
+                except Exception as exc:
                     # Its claim runs out on sb:due and the scheduler hands the queue on again.
-                    log.exception("working delivery queue %s failed", ref)
+                    reason = unavailable_reason(exc)
+                    if reason is None:
+                        log.exception("working delivery queue %s failed", ref)
+                    else:
+                        log.warning("delivery queue %s left for now: Redis is %s", ref, reason)
                 waiting = self._next.get(ref)
                 if not waiting:
                     return
