@@ -8,6 +8,8 @@ import secrets
 
 import fakeredis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 
 from broker.core import keys
 from broker.core.autopipe import AutoPipeline
@@ -71,6 +73,11 @@ def _work(
 
 def _async_twin(r: Redis) -> AsyncRedis:
     """An asyncio client of the same Redis (fakeredis names its servers by host and port)."""
+    if isinstance(r, redis.cluster.RedisCluster):
+        node = r.get_default_node()
+        return redis.asyncio.cluster.RedisCluster(
+            host=node.host, port=node.port, decode_responses=True
+        )
     where = {name: r.connection_pool.connection_kwargs[name] for name in ("host", "port", "db")}
     if isinstance(r, fakeredis.FakeRedis):
         return fakeredis.FakeAsyncRedis(**where, decode_responses=True)

@@ -87,7 +87,8 @@ def delete(r: Redis, bot_id: str) -> None:
     """Delete the bot's record and its place in the listing; what hangs off it is the
     caller's (`broker.bot_removal`)."""
     pipe = r.pipeline(transaction=False)
-    pipe.delete(keys.bot(bot_id), keys.bot_channels(bot_id))
+    pipe.delete(keys.bot(bot_id))  # one DEL a key, as a Redis Cluster's pipeline takes them
+    pipe.delete(keys.bot_channels(bot_id))
     pipe.zrem(keys.BOTS, bot_id)
     generation.move_on(pipe)
     pipe.execute()

@@ -254,11 +254,13 @@ def remove_all(r: Redis, bot_id: str, version: Version) -> None:
             channel_id, conversation_id = split_index_member(member)
             key = ids.conversation_key(bot_id, version, channel_id, conversation_id)
             queues = (channel_id, offloading_endpoint)
-            pipe.delete(
+            # One DEL a key: a Redis Cluster's pipeline takes no DEL of several keys.
+            for name in (
                 *keys.conversation_keys(key),
                 *(keys.fifo(key, endpoint) for endpoint in queues),
                 *(keys.fifo_lock(key, endpoint) for endpoint in queues),
-            )
+            ):
+                pipe.delete(name)
             pipe.zrem(keys.TURNS, key)
             pipe.zrem(keys.TIMERS, *(timer_member(key, name) for name in TIMER_NAMES))
         pipe.zrem(keys.bot_paused(bot_id, version), *chunk)

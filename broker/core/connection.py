@@ -196,6 +196,9 @@ def _cluster_options(url: str) -> dict[str, Any]:
         "username": parts.username or None,
         "password": parts.password,
         "ssl": url.startswith("rediss+"),
+        # Per node, as many as to one Redis (redis-py's default, 100, is fewer than a
+        # worker's threads).
+        "max_connections": REDIS_CONNECTIONS,
         # A master that fails is replaced by its replica within the cluster's node timeout:
         # commands wait for that (retries with backoff, a few seconds in all) rather than
         # fail at once.

@@ -42,13 +42,15 @@ def delete(r: Redis, endpoint_id: str) -> None:
     (`resume_removals`) finishes it."""
     r.sadd(keys.REMOVING_ENDPOINTS, endpoint_id)
     # The record first: workers then dead-letter what its queues still hold.
+    # One DEL a key: a Redis Cluster's pipeline takes no DEL of several keys.
     pipe = r.pipeline(transaction=False)
-    pipe.delete(
+    for key in (
         keys.endpoint(endpoint_id),
         keys.endpoint_health(endpoint_id),
         keys.endpoint_recent(endpoint_id),
         keys.endpoint_parked(endpoint_id),
-    )
+    ):
+        pipe.delete(key)
     pipe.zrem(keys.ENDPOINTS, endpoint_id)
     pipe.execute()
     announce_change(r, endpoint_id)
@@ -57,10 +59,8 @@ def delete(r: Redis, endpoint_id: str) -> None:
         pipe = r.pipeline(transaction=False)
         for delivery_id in chunk:
             conversation_key = ids.conversation_of_delivery(delivery_id)
-            pipe.delete(
-                keys.delivery(conversation_key, delivery_id),
-                keys.delivery_attempts(conversation_key, delivery_id),
-            )
+            pipe.delete(keys.delivery(conversation_key, delivery_id))
+            pipe.delete(keys.delivery_attempts(conversation_key, delivery_id))
         pipe.zrem(keys.DELIVERIES, *chunk)
         pipe.zrem(keys.DEAD, *chunk)
         pipe.zrem(index, *chunk)  # last: a cut-short pass finds them again

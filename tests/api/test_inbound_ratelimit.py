@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 
 from broker.channels import channel_store, rate_limit
 from broker.core import keys
-from broker.core.connection import Redis
+from broker.core.connection import connect
 from tests.fakes import RecordingSender
 from tests.web_app import ADMIN, WebApp, web_app
 from web import create_app
@@ -57,7 +56,7 @@ def test_the_legacy_route_counts_against_the_same_bucket(web: WebApp) -> None:
 def test_the_bucket_is_shared_by_every_web_process_through_redis(web: WebApp) -> None:
     """A second app with its own Redis connection stands for a second web process."""
     channel = web.channel()
-    other: Redis = redis.Redis.from_url(web.settings.redis_url, decode_responses=True)
+    other = connect(web.settings.redis_url)
     try:
         second = create_app(Services(web.settings, other, RecordingSender()))
         clients = [web.client, second.test_client()]

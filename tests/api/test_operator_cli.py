@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from broker.core import heartbeats, keys
-from tests.app_redis import app_url
+from tests.app_redis import app_broker_url, app_url
 from tests.command_line import run_cli
 from tests.receivers import ReceiverFactory, always
 from tests.web_app import WebApp
@@ -17,6 +17,7 @@ from tests.web_app import WebApp
 @pytest.fixture
 def cli(web: WebApp, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebApp]:
     monkeypatch.setenv("REDIS_URL", app_url())
+    monkeypatch.setenv("SWITCHBOARD_BROKER_URL", app_broker_url())
     yield web
     for role in heartbeats.ROLES:
         web.redis.delete(keys.heartbeats(role))
