@@ -19,7 +19,7 @@ from typing import Any, get_args
 
 from broker.bots.bot import Version
 from broker.core import clock, heartbeats, keys
-from broker.core.connection import Redis
+from broker.core.connection import Redis, index_shards
 from broker.core.heartbeats import Beat
 from broker.delivery.health import EndpointHealth, EndpointState
 from broker.delivery.records import split_due_member, split_ref
@@ -79,6 +79,11 @@ def _chunks(r: Redis, key: str) -> Iterator[list[tuple[str, float]]]:
         start += len(chunk)
 
 
+def _sharded_chunks(r: Redis, index: str) -> Iterator[list[tuple[str, float]]]:
+    for shard in keys.shards(index, index_shards(r)):
+        yield from _chunks(r, shard)
+
+
 def take(r: Redis) -> Overview:
     """The overview, now."""
     now = clock.now()
@@ -102,7 +107,7 @@ def take(r: Redis) -> Overview:
 
 
 def _turns(r: Redis, queues: dict[str, int], oldest: dict[str, float]) -> None:
-    for chunk in _chunks(r, keys.TURNS):
+    for chunk in _sharded_chunks(r, keys.TURNS):
         pipe = r.pipeline(transaction=False)
         for conversation_key, _ in chunk:
             pipe.llen(keys.conversation_inbox(conversation_key))
@@ -122,7 +127,7 @@ def _deliveries(
     queues: dict[str, int],
     oldest: dict[str, float],
 ) -> None:
-    for chunk in _chunks(r, keys.DUE):
+    for chunk in _sharded_chunks(r, keys.DUE):
         # A queue may have two entries for a moment (one claim ending, the next begun).
         refs = [split_ref(ref) for ref in dict.fromkeys(split_due_member(m)[0] for m, _ in chunk)]
         pipe = r.pipeline(transaction=False)

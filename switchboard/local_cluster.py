@@ -3,6 +3,7 @@ tests and the benchmark that run Switchboard on a cluster (and for trying one ou
 
 from __future__ import annotations
 
+import functools
 import random
 import shutil
 import socket
@@ -77,7 +78,7 @@ class LocalCluster:
             )
             self.nodes.append(node)
         for node in self.nodes:
-            _wait(lambda node=node: _pings(node), f"redis-server on {node.address}")
+            _wait(functools.partial(_pings, node), f"redis-server on {node.address}")
         self._join()
         return self
 
@@ -144,7 +145,7 @@ class LocalCluster:
         for number, node in enumerate(self.nodes[self.shards :]):
             master = masters[number % self.shards]
             _wait(
-                lambda node=node, master=master: _replicates(node, ids[master.port]),
+                functools.partial(_replicates, node, ids[master.port]),
                 f"{node.address} to replicate {master.address}",
             )
         self.wait_healthy()

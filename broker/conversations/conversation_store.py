@@ -19,7 +19,7 @@ from broker.conversations.conversation import (
 )
 from broker.conversations.handover import TIMER_NAMES, timer_member
 from broker.core import clock, ids, keys
-from broker.core.connection import Redis
+from broker.core.connection import Redis, index_shards
 from broker.core.errors import AmbiguousConversation, Conflict, NotFound
 from broker.core.locks import Lock
 from broker.core.sender import TaskSender
@@ -261,7 +261,7 @@ def remove_all(r: Redis, bot_id: str, version: Version) -> None:
                 *(keys.fifo_lock(key, endpoint) for endpoint in queues),
             ):
                 pipe.delete(name)
-            pipe.zrem(keys.TURNS, key)
+            pipe.zrem(keys.turns(key, index_shards(r)), key)
             pipe.zrem(keys.TIMERS, *(timer_member(key, name) for name in TIMER_NAMES))
         pipe.zrem(keys.bot_paused(bot_id, version), *chunk)
         pipe.zrem(index, *chunk)

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from broker.conversations.conversation import ConversationMeta
 from broker.core import clock, ids, keys, scripts
-from broker.core.connection import HashFields, Pipeline, Redis
+from broker.core.connection import HashFields, Pipeline, Redis, index_shards
 from broker.core.errors import NotFound
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -141,7 +141,10 @@ def failed(
         return True
     meta.failures, meta.failed_on = failures, item.blame
     r.hset(keys.conversation_meta(conversation.key), mapping=meta.failure_fields())
-    r.zadd(keys.TURNS, {conversation.key: clock.now() + settings.turn_retry_delay})
+    r.zadd(
+        keys.turns(conversation.key, index_shards(r)),
+        {conversation.key: clock.now() + settings.turn_retry_delay},
+    )
     return False
 
 
@@ -242,7 +245,11 @@ def replay(r: Redis, settings: Settings, sender: TaskSender, dead_turn_id: str) 
     def build(pipe: Pipeline) -> None:
         # The schedule first (not in the conversation's slot): a crash after it runs a
         # turn for nothing at worst.
-        pipe.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease}, nx=True)
+        pipe.zadd(
+            keys.turns(conversation_key, index_shards(pipe)),
+            {conversation_key: clock.now() + settings.claim_lease},
+            nx=True,
+        )
         scripts.add(
             pipe,
             "turn_replay",

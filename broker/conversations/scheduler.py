@@ -9,7 +9,7 @@ import json
 from broker.conversations import conversation_store, dead_turns
 from broker.conversations.handover import split_timer
 from broker.core import clock, keys, schedules, scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -26,7 +26,11 @@ def housekeep(r: Redis, settings: Settings) -> None:
 
 def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
     """Wake the bot turns whose claim ran out; returns how many."""
-    conversation_keys = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
+    conversation_keys = [
+        key
+        for shard in keys.shards(keys.TURNS, index_shards(r))
+        for key in schedules.claim(r, shard, settings.claim_lease, _PER_PASS)
+    ]
     for conversation_key in conversation_keys:
         sender.bot_turn(conversation_key)
     return len(conversation_keys)
@@ -44,7 +48,11 @@ def fire_timers(r: Redis, settings: Settings, sender: TaskSender) -> int:
         ) -> None:
             # Listed first (sb:turns is not in the conversation's hash slot): should we die before
             # the wake-up, the scheduler runs the turn when this entry comes due.
-            pipe.zadd(keys.TURNS, {conversation_key: clock.now() + settings.claim_lease}, nx=True)
+            pipe.zadd(
+                keys.turns(conversation_key, index_shards(pipe)),
+                {conversation_key: clock.now() + settings.claim_lease},
+                nx=True,
+            )
             scripts.add(
                 pipe,
                 "signal",

@@ -37,7 +37,7 @@ from broker.conversations.handover import (
 )
 from broker.conversations.outbox import Outbox
 from broker.core import clock, generation, keys, logs, metrics, scripts
-from broker.core.connection import Pipeline, Redis, unavailable_reason
+from broker.core.connection import Pipeline, Redis, index_shards, unavailable_reason
 from broker.core.defaults import TURN_BATCH
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -147,12 +147,14 @@ def _read(
     knows of the bots and channels, current as of that round trip."""
     lease_ms = clock.ms(settings.claim_lease)
     until = clock.now() + settings.claim_lease
+    shards = index_shards(r)
 
     def build(pipe: Pipeline) -> None:
         generation.read(pipe)
         # Our time on the schedule moves on while we work; a message that comes in later
         # moves it further (see ingress), which keeps it there when our turn ends.
-        pipe.zadd(keys.TURNS, dict.fromkeys(conversation_keys, until), xx=True, gt=True)
+        for shard, members in keys.by_shard(keys.TURNS, conversation_keys, shards).items():
+            pipe.zadd(shard, dict.fromkeys(members, until), xx=True, gt=True)
         for key in conversation_keys:
             lock = keys.conversation_lock(key)
             if key in held:
@@ -195,13 +197,15 @@ def _after(
         else:
             sender.deliver([due_member(ref, claim_token) for ref in claimed])
     stale = [member for done in committed.values() for member in done.stale]
+    shards = index_shards(r)
 
     def build(pipe: Pipeline) -> None:
-        if stale:
-            pipe.zrem(keys.DUE, *stale)
+        for shard, members in keys.by_shard(keys.DUE, stale, shards).items():
+            pipe.zrem(shard, *members)
         if ended:
             limit = max(batch.scheduled_until.get(key, 0.0) for key in ended)
-            scripts.add(pipe, "turns_release", [keys.TURNS], [limit, *ended])
+            for shard, members in keys.by_shard(keys.TURNS, ended, shards).items():
+                scripts.add(pipe, "turns_release", [shard], [limit, *members])
         batch.changes.add_removes(pipe)
 
     if stale or ended or batch.changes.removes:

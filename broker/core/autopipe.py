@@ -14,7 +14,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from broker.core import scripts
-from broker.core.connection import AsyncRedis, HashFields
+from broker.core.connection import AsyncRedis, HashFields, index_shards
 
 
 class AutoPipeline:
@@ -22,6 +22,10 @@ class AutoPipeline:
         self._r = r
         self._queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._flushing = False
+
+    @property
+    def index_shards(self) -> int:
+        return index_shards(self._r)
 
     def call(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command; the future holds its answer (or its error)."""

@@ -20,6 +20,7 @@ from redis.sentinel import Sentinel
 
 from broker.core import keys
 from broker.core.defaults import (
+    CLUSTER_INDEX_SHARDS,
     CLUSTER_RETRIES,
     REDIS_CONNECTION_WAIT,
     REDIS_CONNECTIONS,
@@ -204,6 +205,13 @@ def _cluster_options(url: str) -> dict[str, Any]:
         # fail at once.
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), CLUSTER_RETRIES),
     }
+
+
+def index_shards(r: object) -> int:
+    """Shards of the scheduler's indexes (`keys.due`, `keys.turns`) on client or pipeline
+    `r`: one on a single Redis, CLUSTER_INDEX_SHARDS on a Redis Cluster. Every process of a
+    deployment agrees, since they share one REDIS_URL."""
+    return CLUSTER_INDEX_SHARDS if isinstance(r, redis.cluster.AbstractRedisCluster) else 1
 
 
 def availability(r: Redis) -> str:

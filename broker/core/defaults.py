@@ -149,6 +149,9 @@ DASHBOARD_SESSION_TTL = 12 * 3600
 REDIS_CONNECTIONS = 512
 #: ... this long (seconds) for a free one before it fails.
 REDIS_CONNECTION_WAIT = 20.0
+#: Shards of the scheduler's indexes on a Redis Cluster (on a single Redis there is one):
+#: enough to spread them over the masters of a large cluster.
+CLUSTER_INDEX_SHARDS = 16
 #: Tries of a Redis Cluster command that finds a node down or a slot moving, with backoff
 #: up to a second between them: long enough for a replica to take over a failed master.
 CLUSTER_RETRIES = 10

@@ -9,6 +9,9 @@ to be picked up, never lost.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
+
 PREFIX = "sb"
 
 # --- global indexes -------------------------------------------------------------
@@ -18,9 +21,10 @@ ADMIN_TOKENS = f"{PREFIX}:admin-tokens"  # hash: sha256(token) -> JSON descripti
 #: hash: sha256(bot-scoped API token) -> JSON {"id", "botId", "description", "createdAt"}
 API_TOKENS = f"{PREFIX}:api-tokens"
 #: zset of delivery queues, as "<conversation key>|<endpoint id>#<claim token>", by the time
-#: someone must look at them: a due retry, or the end of a worker's claim.
+#: someone must look at them: a due retry, or the end of a worker's claim. In shards (`due`).
 DUE = f"{PREFIX}:due"
-#: zset of conversations with a bot turn pending, by the end of the current claim.
+#: zset of conversations with a bot turn pending, by the end of the current claim. In shards
+#: (`turns`).
 TURNS = f"{PREFIX}:turns"
 #: list of conversations whose bot turn is due now; the workers' turn runners take them.
 READY = f"{PREFIX}:ready"
@@ -50,6 +54,42 @@ REMOVING_ENDPOINTS = f"{PREFIX}:removing-endpoints"
 TIMERS = f"{PREFIX}:timers"
 #: string written by /readyz to learn whether Redis takes writes (expires in 10 s).
 READY_PROBE = f"{PREFIX}:ready-probe"
+
+
+# --- the scheduler's indexes, in shards -----------------------------------------------
+# One shard on a single Redis (the names above); on a Redis Cluster several, each its own
+# key in a slot of its own, so that no one key (nor one node) takes every conversation's
+# scheduling. A conversation's entries always go to the same shard.
+
+
+def due(member: str, shards: int) -> str:
+    """The shard of DUE for `member` (a conversation key, or anything that starts with one
+    followed by "|")."""
+    return _shard(DUE, member, shards)
+
+
+def turns(conversation_key: str, shards: int) -> str:
+    return _shard(TURNS, conversation_key, shards)
+
+
+def shards(index: str, count: int) -> list[str]:
+    """Every shard of `index` (DUE or TURNS)."""
+    return [index] if count == 1 else [f"{index}:{n}" for n in range(count)]
+
+
+def by_shard(index: str, members: Iterable[str], count: int) -> dict[str, list[str]]:
+    """`members` of `index` grouped by the shard each belongs to."""
+    grouped: dict[str, list[str]] = {}
+    for member in members:
+        grouped.setdefault(_shard(index, member, count), []).append(member)
+    return grouped
+
+
+def _shard(index: str, member: str, count: int) -> str:
+    if count == 1:
+        return index
+    conversation_key = member.partition("|")[0]
+    return f"{index}:{zlib.crc32(conversation_key.encode()) % count}"
 
 
 def _bot(bot_id: str) -> str:

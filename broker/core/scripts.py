@@ -56,8 +56,10 @@ def run(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
 
 def add(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
     """Queue script `name` on a pipeline that `execute` will send."""
-    # As a plain command: redis-py's cluster pipeline refuses `evalsha()` but routes this.
-    pipe.execute_command("EVALSHA", lua(name).sha, len(keys), *keys, *args)
+    # As a plain command: redis-py's cluster pipeline refuses `evalsha()` but routes this
+    # (typed in redis-py, not in the stubs).
+    command = ("EVALSHA", lua(name).sha, len(keys), *keys, *args)
+    pipe.execute_command(*command)  # type: ignore[no-untyped-call]
 
 
 def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
@@ -74,5 +76,6 @@ def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
             return pipe.execute()
         except NoScriptError:
             for name in names():
-                r.script_load(lua(name).source)  # on every master of a cluster
+                # On every master of a cluster (typed in redis-py, not the stubs).
+                r.script_load(lua(name).source)  # type: ignore[no-untyped-call]
     raise NoScriptError("scripts could not be loaded")

@@ -140,7 +140,13 @@ async def record(
         ]
         # Listed first (sb:turns is not in the conversation's hash slot): should we die
         # before the wake-up, the scheduler runs the turn when this entry comes due.
-        redis.call("ZADD", keys.TURNS, "NX", clock.now() + settings.claim_lease, conversation_key)
+        redis.call(
+            "ZADD",
+            keys.turns(conversation_key, redis.index_shards),
+            "NX",
+            clock.now() + settings.claim_lease,
+            conversation_key,
+        )
     lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
     answer = await redis.script(
         "attempt_record",

@@ -75,10 +75,11 @@ class Bookkeeping:
         self, outcomes: dict[str, list[OutcomeRun]], due: dict[str, float], done: set[str]
     ) -> None:
         calls = []
-        if due:
-            calls.append(self.redis.call("ZADD", keys.DUE, *_pairs(due)))
-        if done:
-            calls.append(self.redis.call("ZREM", keys.DUE, *done))
+        shards = self.redis.index_shards
+        for shard, members in keys.by_shard(keys.DUE, due, shards).items():
+            calls.append(self.redis.call("ZADD", shard, *_pairs({m: due[m] for m in members})))
+        for shard, members in keys.by_shard(keys.DUE, done, shards).items():
+            calls.append(self.redis.call("ZREM", shard, *members))
         states = {
             endpoint_id: self.redis.script(
                 "endpoint_outcome", *health.outcome_call(self.settings, endpoint_id, runs)

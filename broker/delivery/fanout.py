@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.core import clock, keys, scripts
-from broker.core.connection import HashFields, Pipeline, Redis
+from broker.core.connection import HashFields, Pipeline, Redis, index_shards
 from broker.core.defaults import TRANSCRIPT_MAX
 from broker.core.errors import LockLost
 from broker.core.sender import TaskSender
@@ -120,8 +120,8 @@ def commit_turn(
     (committed,) = commit_turns(
         r, settings, [commit], lock_token=lock_token, claim_token=token, end_turns=False
     )
-    if committed.stale:
-        r.zrem(keys.DUE, *committed.stale)
+    for shard, stale in keys.by_shard(keys.DUE, committed.stale, index_shards(r)).items():
+        r.zrem(shard, *stale)
     if committed.lost:
         raise LockLost(
             f"the lock of conversation {commit.conversation_key} was lost; nothing was saved"
@@ -149,7 +149,8 @@ def _add_indexes(
     for endpoint_id, entries in by_endpoint.items():
         pipe.zadd(keys.endpoint_deliveries(endpoint_id), entries)
     lease_end = clock.now() + settings.claim_lease + settings.total_timeout
-    pipe.zadd(keys.DUE, dict.fromkeys(members, lease_end))
+    for shard, queued in keys.by_shard(keys.DUE, members, index_shards(pipe)).items():
+        pipe.zadd(shard, dict.fromkeys(queued, lease_end))
 
 
 def _add_commit(pipe: Pipeline, commit: TurnCommit, head: list[Any]) -> None:

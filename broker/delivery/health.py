@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from broker.core import clock, keys, logs, scripts
-from broker.core.connection import HashFields, Pipeline, Redis
+from broker.core.connection import HashFields, Pipeline, Redis, index_shards
 from broker.core.defaults import CIRCUIT_PROBE_POLL
 from broker.core.settings import Settings
 from broker.delivery.endpoint import Endpoint
@@ -207,7 +207,9 @@ def enable(r: Redis, endpoint_id: str) -> int:
     refs = list(r.smembers(parked))
     if refs:
         # On sb:due before they leave the parked set: a crash between leaves them in both.
-        r.zadd(keys.DUE, {due_member(ref, secrets.token_hex(8)): clock.now() for ref in refs})
+        members = [due_member(ref, secrets.token_hex(8)) for ref in refs]
+        for shard, entries in keys.by_shard(keys.DUE, members, index_shards(r)).items():
+            r.zadd(shard, dict.fromkeys(entries, clock.now()))
         r.srem(parked, *refs)
     logs.event(log, logging.INFO, "endpoint enabled", endpointId=endpoint_id, queues=len(refs))
     return len(refs)

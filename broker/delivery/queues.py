@@ -245,11 +245,12 @@ class _QueueWork:
         parked = keys.endpoint_parked(self.endpoint_id)
         # Parked before the entry goes: a crash between leaves both, never neither.
         await redis.call("SADD", parked, self.ref)
-        await redis.call("ZREM", keys.DUE, self.member)
+        due = keys.due(self.member, redis.index_shards)
+        await redis.call("ZREM", due, self.member)
         # An operator may have enabled the endpoint meanwhile, and found nothing parked.
         state = await redis.call("HGET", *health.state_read(self.endpoint_id))
         if state != "disabled" and await redis.call("SREM", parked, self.ref):
-            await redis.call("ZADD", keys.DUE, clock.now(), self.member)
+            await redis.call("ZADD", due, clock.now(), self.member)
 
 
 async def _send(d: Deliverer, endpoint: Endpoint, delivery: Delivery, at: float) -> AttemptResult:

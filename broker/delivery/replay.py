@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 
 from broker.core import clock, ids, keys, logs, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Redis, index_shards
 from broker.core.errors import NotFound
 from broker.delivery import records
 from broker.delivery.records import due_member, queue_ref
@@ -23,7 +23,7 @@ def replay(r: Redis, delivery_id: str) -> bool:
     # The scheduler is told first (sb:due is not in the conversation's hash slot): should we
     # die right after, the queue is looked at anyway; a queue that holds nothing new is
     # simply let go again.
-    r.zadd(keys.DUE, {due_member(ref, secrets.token_hex(8)): clock.now()})
+    r.zadd(keys.due(ref, index_shards(r)), {due_member(ref, secrets.token_hex(8)): clock.now()})
     result = scripts.run(
         r,
         "replay",

@@ -3,10 +3,11 @@ drop index entries of records that expired."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from broker.core import clock, keys, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -18,17 +19,28 @@ def hand_out_queues(
 ) -> int:
     """Send the due delivery queues to the workers; returns how many."""
     handed = 0
+    busy = keys.shards(keys.DUE, index_shards(r))
     for _ in range(max_batches):
-        now = clock.now()
-        lease_end = now + settings.claim_lease + settings.total_timeout
-        members = scripts.run(
-            r, "due_hand_out", [keys.DUE], [now, lease_end, SCHEDULER_BATCH, secrets.token_hex(6)]
-        )
-        if not members:
+        if not busy:
             break
-        sender.deliver(members)
-        handed += len(members)
+        answers = scripts.execute(r, functools.partial(_hand_out, settings, busy))
+        members = [member for answer in answers for member in answer]
+        if members:
+            sender.deliver(members)
+            handed += len(members)
+        # A shard that had fewer than a batch due has no more.
+        busy = [
+            shard for shard, got in zip(busy, answers, strict=True) if len(got) == SCHEDULER_BATCH
+        ]
     return handed
+
+
+def _hand_out(settings: Settings, shards: list[str], pipe: Pipeline) -> None:
+    now = clock.now()
+    lease_end = now + settings.claim_lease + settings.total_timeout
+    for shard in shards:
+        args = [now, lease_end, SCHEDULER_BATCH, secrets.token_hex(6)]
+        scripts.add(pipe, "due_hand_out", [shard], args)
 
 
 def housekeep(r: Redis, settings: Settings) -> None:

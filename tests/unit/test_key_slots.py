@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from broker.core import keys, scripts
-from broker.core.connection import Redis
+from broker.core.connection import Redis, connect_async, index_shards
+from broker.core.defaults import CLUSTER_INDEX_SHARDS
 
 
 def test_a_conversation_s_keys_share_one_slot() -> None:
@@ -55,3 +56,36 @@ def test_a_script_whose_keys_span_two_slots_fails_the_check(fake_redis: Redis) -
     assert len(scripts.slots(spread)) == 2
     with pytest.raises(AssertionError, match="keys in several slots"):
         scripts.run(fake_redis, "turn_finish", spread, [])
+
+
+def test_one_redis_has_one_shard_of_each_schedule_under_its_plain_name() -> None:
+    assert keys.due("0123456789abcdef0123|ch_1#t", 1) == keys.DUE
+    assert keys.turns("0123456789abcdef0123", 1) == keys.TURNS
+    assert keys.shards(keys.DUE, 1) == [keys.DUE]
+
+
+def test_a_cluster_s_schedules_spread_over_shards_in_many_slots() -> None:
+    conversations = [f"{n:020x}" for n in range(200)]
+    shards = keys.shards(keys.DUE, CLUSTER_INDEX_SHARDS)
+    assert {keys.due(f"{c}|ch_1#t", CLUSTER_INDEX_SHARDS) for c in conversations} == set(shards)
+    assert len(scripts.slots(shards)) == CLUSTER_INDEX_SHARDS
+    # A conversation's queue and its turn are in the same-numbered shard, whatever the suffix.
+    for c in conversations[:20]:
+        due = keys.due(f"{c}|ch_1#token", CLUSTER_INDEX_SHARDS)
+        assert due == keys.due(c, CLUSTER_INDEX_SHARDS) == keys.due(f"{c}|other", 16)
+        assert due.rsplit(":", 1)[1] == keys.turns(c, CLUSTER_INDEX_SHARDS).rsplit(":", 1)[1]
+
+
+def test_members_are_grouped_by_the_shard_they_belong_to() -> None:
+    members = [f"{n:020x}|ch_1#t" for n in range(50)]
+    grouped = keys.by_shard(keys.DUE, members, 4)
+    assert sorted(m for group in grouped.values() for m in group) == sorted(members)
+    assert all(keys.due(m, 4) == shard for shard, group in grouped.items() for m in group)
+    assert keys.by_shard(keys.DUE, members, 1) == {keys.DUE: members}
+
+
+def test_the_shard_count_follows_the_client(fake_redis: Redis) -> None:
+    assert index_shards(fake_redis) == 1
+    assert index_shards(fake_redis.pipeline()) == 1
+    # The asyncio client connects when first used (the other, when made).
+    assert index_shards(connect_async("redis+cluster://127.0.0.1:1/0")) == CLUSTER_INDEX_SHARDS
