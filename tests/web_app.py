@@ -18,6 +18,7 @@ from werkzeug.test import TestResponse
 
 from broker.conversations import turns
 from broker.core import ids, keys
+from broker.core import metrics as broker_metrics
 from broker.core.connection import Redis, connect
 from broker.core.settings import Settings
 from broker.delivery.http_client import HttpClient
@@ -155,5 +156,8 @@ def web_app(**changes: Any) -> Iterator[WebApp]:
     try:
         yield WebApp(app, app.test_client(), client, sender, settings)
     finally:
+        # What the app counted goes before its client: a cluster client cannot be used
+        # once closed, where a single Redis's would open a connection again.
+        broker_metrics.flush()
         client.flushdb()
         client.close()
