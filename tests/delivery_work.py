@@ -13,7 +13,7 @@ import redis.cluster
 
 from broker.core import keys
 from broker.core.autopipe import AutoPipeline
-from broker.core.connection import AsyncRedis, Redis
+from broker.core.connection import AsyncRedis, Redis, index_shards
 from broker.core.settings import Settings
 from broker.delivery import queues
 from broker.delivery.bookkeeping import Bookkeeping
@@ -22,11 +22,21 @@ from broker.delivery.http_client import HttpClient
 from broker.delivery.records import split_due_member
 
 
+def due_members(r: Redis) -> dict[str, float]:
+    """Every entry of `sb:due` (of all its shards, on a Redis Cluster), soonest first."""
+    found = [
+        (member, score)
+        for shard in keys.shards(keys.DUE, index_shards(r))
+        for member, score in r.zrange(shard, 0, -1, withscores=True)
+    ]
+    return dict(sorted(found, key=lambda entry: entry[1]))
+
+
 def due_entries(r: Redis, ref: str) -> dict[str, float]:
     """A queue's entries on `sb:due`, by member."""
     return {
         member: score
-        for member, score in r.zrange(keys.DUE, 0, -1, withscores=True)
+        for member, score in due_members(r).items()
         if split_due_member(member)[0] == ref
     }
 
@@ -42,7 +52,7 @@ def work_queue(r: Redis, settings: Settings, client: HttpClient, ref: str) -> qu
 
 def work_due(r: Redis, settings: Settings, client: HttpClient) -> list[queues.QueueRun]:
     """Work every queue on `sb:due` once, due or not."""
-    return _work(r, settings, client, r.zrange(keys.DUE, 0, -1))
+    return _work(r, settings, client, list(due_members(r)))
 
 
 def _work(

@@ -10,8 +10,9 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker.core import heartbeats, keys
-from broker.core.connection import Redis
+from broker.core.connection import Redis, index_shards
 from broker.delivery.records import split_due_member, split_ref
+from tests.delivery_work import due_members
 from tests.receivers import Answer, Hit, Receiver, ReceiverFactory
 from tests.web_app import WebApp, api_error, web_app
 from web.services import Services
@@ -46,7 +47,8 @@ def test_metrics_count_known_traffic(web: WebApp, make_receiver: ReceiverFactory
     assert web.post_message(channel, {"conversationId": "a"}).status_code == 422
     assert web.post_message({"id": "ch_nope", "accessToken": "x"}, {}).status_code == 404
     web.deliver_due()  # the first attempt of each fails; they wait 5 s for their retry
-    web.redis.zadd(keys.DUE, dict.fromkeys(web.redis.zrange(keys.DUE, 0, -1), 0))
+    for member in due_members(web.redis):
+        web.redis.zadd(keys.due(member, index_shards(web.redis)), {member: 0})
     samples = scrape(web)
     channel_id = channel["id"]
 
@@ -69,7 +71,7 @@ def test_metrics_count_known_traffic(web: WebApp, make_receiver: ReceiverFactory
     assert depth["deliveries"] == 3 and depth["retries"] == 3
     assert depth["inbound"] == 1 and depth["bot_turns"] == 1  # the "again" waits for its turn
 
-    for member in web.redis.zrange(keys.DUE, 0, -1):
+    for member in due_members(web.redis):
         conversation_key, endpoint_id = split_ref(split_due_member(member)[0])
         head = web.redis.lindex(keys.fifo(conversation_key, endpoint_id), 0)
         assert head is not None
