@@ -147,13 +147,13 @@ def _read(
     knows of the bots and channels, current as of that round trip."""
     lease_ms = clock.ms(settings.claim_lease)
     until = clock.now() + settings.claim_lease
-    shards = index_shards(r)
+    schedule = keys.by_shard(keys.TURNS, conversation_keys, index_shards(r))
 
     def build(pipe: Pipeline) -> None:
         generation.read(pipe)
         # Our time on the schedule moves on while we work; a message that comes in later
         # moves it further (see ingress), which keeps it there when our turn ends.
-        for shard, members in keys.by_shard(keys.TURNS, conversation_keys, shards).items():
+        for shard, members in schedule.items():
             pipe.zadd(shard, dict.fromkeys(members, until), xx=True, gt=True)
         for key in conversation_keys:
             lock = keys.conversation_lock(key)
@@ -165,7 +165,8 @@ def _read(
             pipe.lrange(keys.conversation_signals(key), 0, TURN_BATCH - 1)
             pipe.lrange(keys.conversation_inbox(key), 0, TURN_BATCH - 1)
 
-    seen_generation, _, *answers = scripts.execute(r, build)
+    seen_generation, *answers = scripts.execute(r, build)
+    answers = answers[len(schedule) :]  # past a ZADD a shard of the schedule
     reads: dict[str, _Work] = {}
     for index, key in enumerate(conversation_keys):
         locked, raw_meta, signals, messages = answers[4 * index : 4 * index + 4]

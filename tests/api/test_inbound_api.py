@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from broker.conversations import turns
 from broker.core import ids, keys
 from tests.web_app import WebApp, api_error, web_app
 from tests.wire_fixtures import wire_fixture
@@ -235,3 +236,17 @@ def test_wrong_method_and_unknown_route_get_json_errors(
     api_error(wrong, 405, "method_not_allowed")
     assert "POST" in wrong.headers["Allow"]
     api_error(web.client.post("/v1/channels/nowhere"), 404, "not_found")
+
+
+def test_one_pass_of_a_turn_runner_answers_many_conversations(
+    web: WebApp, channel: dict[str, Any]
+) -> None:
+    """A worker takes the conversations whose turn is due in batches; on a Redis Cluster
+    their entries on the turn schedule sit in several shards."""
+    names = [f"c{n}" for n in range(20)]
+    for name in names:
+        assert web.send(channel, name, f"hi {name}").status_code == 202
+    conversation_keys = [web.conversation_key(channel, name) for name in names]
+    assert turns.run_batch(web.redis, web.settings, web.sender, conversation_keys) == 20
+    assert web.queued_keys() == []
+    assert len(web.sender.deliveries) == 20  # each conversation's reply queue, handed out
