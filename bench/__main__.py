@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -35,8 +34,8 @@ import redis
 
 from bench import pizza
 from bench.receiver import Behaviour, Receiver
-from bench.scenarios import Figures, Load, measure, yardstick
-from bench.systems import PlainRecipe, Switchboard, System
+from bench.scenarios import Figures, Load, measure, warm_up, yardstick
+from bench.systems import PlainRecipe, Switchboard, System, system_redis_server
 from switchboard.embedded_redis import EmbeddedRedis
 
 SCENARIOS = ("max", "paced", "pizza", "isolation", "retries", "memory")
@@ -65,7 +64,7 @@ def main() -> int:
 
 
 def _run(args: argparse.Namespace, chosen: list[str], workdir: Path) -> int:
-    server = EmbeddedRedis(workdir / "redis", persistent=False, binary=_system_redis())
+    server = EmbeddedRedis(workdir / "redis", persistent=False, binary=system_redis_server())
     server.start()
     receiver = Receiver()
     data = redis.Redis.from_url(server.url)
@@ -84,11 +83,6 @@ def _run(args: argparse.Namespace, chosen: list[str], workdir: Path) -> int:
         server.stop()
     print(json.dumps(_ratios(results, yardsticks)), flush=True)
     return 0
-
-
-def _system_redis() -> str:
-    """A redis-server from the system's PATH, as in production, if there is one."""
-    return shutil.which("redis-server", path="/usr/local/bin:/usr/bin:/bin") or ""
 
 
 def _started(system: System, data: redis.Redis[bytes]) -> System:
@@ -118,7 +112,7 @@ def _switchboard_run(
     try:
         _started(system, data)
         target = system.target(with_slow_channel="isolation" in chosen)
-        _warm_up(system, target, receiver, data, load)
+        warm_up(system, target, receiver, data, load)
         best = _show(measure("max", system, target, receiver, data, load))
         out.append(best)
         half: Figures | None = None
@@ -208,24 +202,10 @@ def _plain_run(
     try:
         _started(system, data)
         target = system.target()
-        _warm_up(system, target, receiver, data, load)
+        warm_up(system, target, receiver, data, load)
         return [_show(measure("max", system, target, receiver, data, load))]
     finally:
         system.stop()
-
-
-def _warm_up(
-    system: System, target: Any, receiver: Receiver, data: redis.Redis[bytes], load: Load
-) -> None:
-    """A few hundred messages first, so that imports and connections are not measured."""
-    measure(
-        "warm-up",
-        system,
-        target,
-        receiver,
-        data,
-        Load(min(300, load.messages), min(100, load.conversations), load.connections),
-    )
 
 
 def _memory(

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -113,7 +114,7 @@ def measure(
     system: System,
     target: Target,
     receiver: Receiver,
-    data: redis.Redis[bytes],
+    data: redis.Redis[bytes] | Sequence[redis.Redis[bytes]],
     load: Load,
     *,
     timeout: float = 300.0,
@@ -122,12 +123,13 @@ def measure(
     receiver.reset()
     pids = system.pids()
     cpu_before = {role: usage.cpu_seconds(pid) for role, pid in pids.items()}
-    redis_before = usage.redis_usage(data)
+    servers = [data] if isinstance(data, redis.Redis) else data
+    redis_before = usage.redis_usage(servers)
     sent = send(target, load)
     numbers = set(range(load.messages))
     _wait_delivered(receiver, numbers, timeout)
     cpu = {role: usage.cpu_seconds(pid) - cpu_before[role] for role, pid in pids.items()}
-    spent = usage.redis_delta(redis_before, usage.redis_usage(data))
+    spent = usage.redis_delta(redis_before, usage.redis_usage(servers))
     arrivals = receiver.arrivals.first
     delivered = len(arrivals)
     figures = Figures(name, system.name, load.messages, delivered=delivered)
@@ -183,3 +185,21 @@ def _others(load: Load, sent: dict[str, Any], arrivals: dict[int, float]) -> dic
         "delivered_per_s": round(len(mine) / span, 1),
         "latency_ms": _latency(latencies),
     }
+
+
+def warm_up(
+    system: System,
+    target: Any,
+    receiver: Receiver,
+    data: redis.Redis[bytes] | Sequence[redis.Redis[bytes]],
+    load: Load,
+) -> None:
+    """A few hundred messages first, so that imports and connections are not measured."""
+    measure(
+        "warm-up",
+        system,
+        target,
+        receiver,
+        data,
+        Load(min(300, load.messages), min(100, load.conversations), load.connections),
+    )

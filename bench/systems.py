@@ -4,6 +4,7 @@ Switchboard (web under gunicorn, a worker, the scheduler) and the plain recipe."
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +19,11 @@ from switchboard.embedded_redis import free_port
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
 #: gunicorn workers of each system's web process.
 WEB_WORKERS = 2
+
+
+def system_redis_server() -> str:
+    """A redis-server from the system's PATH, as in production, if there is one."""
+    return shutil.which("redis-server", path="/usr/local/bin:/usr/bin:/bin") or ""
 
 
 @dataclass

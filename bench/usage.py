@@ -3,7 +3,8 @@ and CPU, read before and after a scenario."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -46,15 +47,22 @@ class RedisUsage:
     cpu_seconds: float
 
 
-def redis_usage(client: redis.Redis[bytes]) -> RedisUsage:
-    stats = client.info("commandstats")
-    calls = {
-        name.removeprefix("cmdstat_"): int(value["calls"])
-        for name, value in stats.items()
-        if isinstance(value, dict)
-    }
-    cpu = client.info("cpu")
-    return RedisUsage(calls, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]))
+def redis_usage(servers: Sequence[redis.Redis[bytes]]) -> RedisUsage:
+    """Commands and CPU so far, summed over `servers` (one Redis, or a cluster's masters)."""
+    calls: Counter[str] = Counter()
+    cpu_seconds = 0.0
+    for client in servers:
+        stats = client.info("commandstats")
+        calls.update(
+            {
+                name.removeprefix("cmdstat_"): int(value["calls"])
+                for name, value in stats.items()
+                if isinstance(value, dict)
+            }
+        )
+        cpu = client.info("cpu")
+        cpu_seconds += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    return RedisUsage(calls, cpu_seconds)
 
 
 def redis_delta(before: RedisUsage, after: RedisUsage) -> RedisUsage:

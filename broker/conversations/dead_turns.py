@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from broker.conversations.conversation import ConversationMeta
-from broker.core import clock, ids, keys, scripts
+from broker.core import clock, ids, keys, schedules, scripts
 from broker.core.connection import HashFields, Pipeline, Redis, index_shards
 from broker.core.errors import NotFound
 from broker.core.sender import TaskSender
@@ -242,14 +242,10 @@ def replay(r: Redis, settings: Settings, sender: TaskSender, dead_turn_id: str) 
         else keys.conversation_signals(conversation_key)
     )
 
-    def build(pipe: Pipeline) -> None:
-        # The schedule first (not in the conversation's slot): a crash after it runs a
-        # turn for nothing at worst.
-        pipe.zadd(
-            keys.turns(conversation_key, index_shards(pipe)),
-            {conversation_key: clock.now() + settings.claim_lease},
-            nx=True,
-        )
+    def schedule(pipe: Pipeline) -> None:
+        schedules.add_turn(pipe, conversation_key, clock.now() + settings.claim_lease)
+
+    def put_back(pipe: Pipeline) -> None:
         scripts.add(
             pipe,
             "turn_replay",
@@ -261,7 +257,9 @@ def replay(r: Redis, settings: Settings, sender: TaskSender, dead_turn_id: str) 
             [dead.kind, math.ceil(settings.conversation_ttl)],
         )
 
-    _, wake = scripts.execute(r, build)
+    # The schedule first (not in the conversation's slot): a crash after it runs a turn for
+    # nothing at worst.
+    _, wake = scripts.execute_in_order(r, schedule, put_back)
     if wake == -1:
         raise NotFound(f"no dead letter of turns {dead_turn_id!r}")
     _unindex(r, dead)

@@ -15,8 +15,8 @@ from typing import Any
 
 from broker.channels.channel import Channel
 from broker.conversations.conversation import Conversation, ConversationMeta
-from broker.core import clock, ids, keys, logs, scripts
-from broker.core.connection import Pipeline, Redis, index_shards
+from broker.core import clock, ids, keys, logs, schedules, scripts
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import IDEMPOTENCY_TTL
 from broker.core.errors import ValidationFailed
 from broker.core.sender import TaskSender
@@ -171,7 +171,7 @@ def _queue(
         ],
     )
     # The schedule is a safety net: should no task be sent, the scheduler wakes the turn.
-    pipe.zadd(keys.turns(key, index_shards(pipe)), {key: now + settings.claim_lease}, nx=True)
+    schedules.add_turn(pipe, key, now + settings.claim_lease)
     pipe.zadd(
         keys.bot_conversations(conversation.bot_id, conversation.version),
         {conversation.index_member: clock.ms(now)},

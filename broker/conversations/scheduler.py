@@ -5,6 +5,7 @@ and housekeeping of their indexes."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from broker.conversations import conversation_store, dead_turns
 from broker.conversations.handover import split_timer
@@ -42,28 +43,22 @@ def fire_timers(r: Redis, settings: Settings, sender: TaskSender) -> int:
     for member in members:
         conversation_key, name = split_timer(member)
         signal = json.dumps({"kind": "timer", "name": name})
-
-        def build(
-            pipe: Pipeline, conversation_key: str = conversation_key, signal: str = signal
-        ) -> None:
-            # Listed first (sb:turns is not in the conversation's hash slot): should we die before
-            # the wake-up, the scheduler runs the turn when this entry comes due.
-            pipe.zadd(
-                keys.turns(conversation_key, index_shards(pipe)),
-                {conversation_key: clock.now() + settings.claim_lease},
-                nx=True,
-            )
-            scripts.add(
-                pipe,
-                "signal",
-                [
-                    keys.conversation_signals(conversation_key),
-                    keys.conversation_pending(conversation_key),
-                ],
-                [signal],
-            )
-
-        _, wake = scripts.execute(r, build)
+        due = clock.now() + settings.claim_lease
+        # On the schedule first (sb:turns is not in the conversation's hash slot): should we
+        # die before the wake-up, the scheduler runs the turn when this entry comes due.
+        _, wake = scripts.execute_in_order(
+            r,
+            partial(schedules.add_turn, conversation_key=conversation_key, at=due),
+            partial(_add_signal, conversation_key=conversation_key, signal=signal),
+        )
         if wake:
             sender.bot_turn(conversation_key)
     return len(members)
+
+
+def _add_signal(pipe: Pipeline, conversation_key: str, signal: str) -> None:
+    keys_of_signal = [
+        keys.conversation_signals(conversation_key),
+        keys.conversation_pending(conversation_key),
+    ]
+    scripts.add(pipe, "signal", keys_of_signal, [signal])

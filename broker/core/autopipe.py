@@ -14,7 +14,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from broker.core import scripts
-from broker.core.connection import AsyncRedis, HashFields, index_shards
+from broker.core.connection import AsyncRedis, HashFields, index_shards, on_cluster
 
 
 class AutoPipeline:
@@ -26,6 +26,10 @@ class AutoPipeline:
     @property
     def index_shards(self) -> int:
         return index_shards(self._r)
+
+    @property
+    def on_cluster(self) -> bool:
+        return on_cluster(self._r)
 
     def call(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command; the future holds its answer (or its error)."""

@@ -207,11 +207,16 @@ def _cluster_options(url: str) -> dict[str, Any]:
     }
 
 
+def on_cluster(r: object) -> bool:
+    """Whether client or pipeline `r` (asyncio or not) speaks to a Redis Cluster."""
+    return isinstance(r, redis.cluster.AbstractRedisCluster)
+
+
 def index_shards(r: object) -> int:
     """Shards of the scheduler's indexes (`keys.due`, `keys.turns`) on client or pipeline
     `r`: one on a single Redis, CLUSTER_INDEX_SHARDS on a Redis Cluster. Every process of a
     deployment agrees, since they share one REDIS_URL."""
-    return CLUSTER_INDEX_SHARDS if isinstance(r, redis.cluster.AbstractRedisCluster) else 1
+    return CLUSTER_INDEX_SHARDS if on_cluster(r) else 1
 
 
 def availability(r: Redis) -> str:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from broker.core import clock, scripts
-from broker.core.connection import Redis
+from broker.core import clock, keys, scripts
+from broker.core.connection import Pipeline, Redis, index_shards
+
+
+def add_turn(pipe: Pipeline, conversation_key: str, at: float) -> None:
+    """Put a conversation's bot turn on the schedule, due at `at`, unless it is on it."""
+    pipe.zadd(keys.turns(conversation_key, index_shards(pipe)), {conversation_key: at}, nx=True)
 
 
 def claim(r: Redis, schedule_key: str, lease: float, limit: int) -> list[str]:

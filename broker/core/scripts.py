@@ -12,7 +12,7 @@ from typing import Any
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import Pipeline, Redis, on_cluster
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,23 @@ def add(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
     # (typed in redis-py, not in the stubs).
     command = ("EVALSHA", lua(name).sha, len(keys), *keys, *args)
     pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+
+
+def execute_in_order(
+    r: Redis, first: Callable[[Pipeline], None], then: Callable[[Pipeline], None]
+) -> list[Any]:
+    """Send what `first` queues, then what `then` queues: in one round trip on a single
+    Redis, which runs a pipeline's commands in order; on a Redis Cluster, whose pipeline
+    sends each node its part on its own, `then` only once `first` has been taken. For an
+    index entry (in another slot) that must exist before a conversation's script runs."""
+    if on_cluster(r):
+        return execute(r, first) + execute(r, then)
+
+    def both(pipe: Pipeline) -> None:
+        first(pipe)
+        then(pipe)
+
+    return execute(r, both)
 
 
 def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:

@@ -139,14 +139,17 @@ async def record(
             keys.conversation_pending(conversation_key),
         ]
         # Listed first (sb:turns is not in the conversation's hash slot): should we die
-        # before the wake-up, the scheduler runs the turn when this entry comes due.
-        redis.call(
+        # before the wake-up, the scheduler runs the turn when this entry comes due. A
+        # cluster's nodes take their parts of a pipeline each on its own: wait for it there.
+        listed = redis.call(
             "ZADD",
             keys.turns(conversation_key, redis.index_shards),
             "NX",
             clock.now() + settings.claim_lease,
             conversation_key,
         )
+        if redis.on_cluster:
+            await listed
     lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
     answer = await redis.script(
         "attempt_record",

@@ -81,12 +81,14 @@ def commit_turns(
     lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
     head = [lock_token, claim_token, lease_ms, math.ceil(settings.conversation_ttl), int(end_turns)]
 
-    def build(pipe: Pipeline) -> None:
+    def indexes(pipe: Pipeline) -> None:
         _add_indexes(pipe, settings, commits, claim_token)
+
+    def scripts_of_turns(pipe: Pipeline) -> None:
         for commit in commits:
             _add_commit(pipe, commit, head)
 
-    answers = scripts.execute(r, build)[-len(commits) :]
+    answers = scripts.execute_in_order(r, indexes, scripts_of_turns)[-len(commits) :]
     return [
         _committed(commit, answer, claim_token)
         for commit, answer in zip(commits, answers, strict=True)
