@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+import redis.asyncio.cluster
 from redis.exceptions import RedisError
 
 from broker.core import keys
@@ -50,6 +51,10 @@ class EndpointCache:
         """Forget endpoints as their changes are announced; runs until cancelled."""
         while True:
             try:
+                if isinstance(r, redis.asyncio.cluster.RedisCluster):
+                    # Its pub/sub routes by the slots it knows, and learning them is left
+                    # to the first command.
+                    await r.initialize()
                 async with r.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(keys.ENDPOINT_CHANGES)
                     self._seen.clear()  # what changed while we were not listening
