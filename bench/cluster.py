@@ -51,15 +51,16 @@ def main() -> int:
 def _run(workdir: Path, load: Load, counts: list[int], runs: int) -> dict[str, list[Figures]]:
     single = EmbeddedRedis(workdir / "redis", persistent=False, binary=system_redis_server())
     single.start()
-    cluster = LocalCluster(workdir / "cluster", binary=system_redis_server())
     receiver = Receiver()
     results: dict[str, list[Figures]] = {}
     try:
-        cluster.start()
-        single_data = redis.Redis.from_url(single.url)
-        masters = [redis.Redis(port=node.port) for node in cluster.masters()]
-        celery = single.url.rsplit("/", 1)[0] + "/1"
-        with (workdir / "processes.log").open("ab") as log:
+        with (
+            LocalCluster(workdir / "cluster", binary=system_redis_server()) as cluster,
+            (workdir / "processes.log").open("ab") as log,
+        ):
+            single_data = redis.Redis.from_url(single.url)
+            masters = [redis.Redis(port=node.port) for node in cluster.masters()]
+            celery = single.url.rsplit("/", 1)[0] + "/1"
             for _ in range(runs):
                 results.setdefault("single-redis", []).append(
                     _measure("single-redis", single.url, receiver, [single_data], load, log, 1)
@@ -71,7 +72,6 @@ def _run(workdir: Path, load: Load, counts: list[int], runs: int) -> dict[str, l
                     )
                     results.setdefault(name, []).append(figures)
     finally:
-        cluster.stop()
         single.stop()
     return results
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import functools
 import random
-import shutil
 import socket
-import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from switchboard.local_servers import Server, SetUp, data_node_args, server_binary, wait_for
 
 #: Every hash slot of a Redis Cluster.
 SLOTS = 16384
@@ -22,32 +20,7 @@ BUS_OFFSET = 10_000
 
 
 @dataclass
-class Node:
-    port: int
-    folder: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def client(self) -> redis.Redis[str]:
-        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
-
-    def stop(self, *, hard: bool = False) -> None:
-        """Stop the node: with SIGKILL when `hard`, else with SIGTERM (it saves nothing)."""
-        if self.process is None:
-            return
-        if hard:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        self.process.wait(timeout=30)
-        self.process = None
-
-
-@dataclass
-class LocalCluster:
+class LocalCluster(SetUp):
     """`shards` masters with `replicas` replicas each, in `folder`; `start()` makes it and
     waits until every node sees every slot served."""
 
@@ -57,7 +30,7 @@ class LocalCluster:
     #: How long a master may be unreachable before its replica takes over (ms).
     node_timeout: int = 1000
     binary: str = ""
-    nodes: list[Node] = field(default_factory=list)
+    nodes: list[Server] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -65,20 +38,13 @@ class LocalCluster:
         return "redis+cluster://" + ",".join(node.address for node in self.nodes) + "/0"
 
     def start(self) -> LocalCluster:
-        binary = self.binary or shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("no redis-server on PATH")
+        binary = server_binary(self.binary)
         for number in range(self.shards * (1 + self.replicas)):
-            node = Node(_free_node_port(), self.folder / f"node-{number}")
-            node.folder.mkdir(parents=True, exist_ok=True)
-            node.process = subprocess.Popen(
-                [binary, *self._config(node)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            self.nodes.append(node)
+            port = _free_node_port()
+            folder = self.folder / f"node-{number}"
+            self.nodes.append(Server(port, folder, self._config(port, folder)))
         for node in self.nodes:
-            _wait(functools.partial(_pings, node), f"redis-server on {node.address}")
+            node.start(binary)
         self._join()
         return self
 
@@ -86,7 +52,7 @@ class LocalCluster:
         for node in self.nodes:
             node.stop(hard=True)
 
-    def master_of(self, key: str) -> Node:
+    def master_of(self, key: str) -> Server:
         """The node that serves `key` now, as a live node sees it."""
         live = next(node for node in self.nodes if node.process is not None).client()
         slot = int(live.cluster("KEYSLOT", key))
@@ -95,7 +61,7 @@ class LocalCluster:
                 return next(node for node in self.nodes if node.port == port)
         raise LookupError(f"no master serves slot {slot}")
 
-    def masters(self) -> list[Node]:
+    def masters(self) -> list[Server]:
         """The live nodes that serve slots now."""
         live = next(node for node in self.nodes if node.process is not None).client()
         ports = {port for _, _, (_, port, *_), *_ in live.execute_command("CLUSTER SLOTS")}
@@ -103,7 +69,7 @@ class LocalCluster:
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Until every live node says the cluster is ok."""
-        _wait(
+        wait_for(
             lambda: all(
                 node.client().cluster("INFO")["cluster_state"] == "ok"
                 for node in self.nodes
@@ -113,17 +79,12 @@ class LocalCluster:
             timeout,
         )
 
-    def _config(self, node: Node) -> list[str]:
+    def _config(self, port: int, folder: Path) -> list[str]:
         return [
-            "--port", str(node.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(node.folder),
+            *data_node_args(port, folder),
             "--cluster-enabled", "yes",
-            "--cluster-config-file", str(node.folder / "nodes.conf"),
+            "--cluster-config-file", str(folder / "nodes.conf"),
             "--cluster-node-timeout", str(self.node_timeout),
-            "--save", "",
-            "--appendonly", "no",
-            "--logfile", str(node.folder / "redis.log"),
         ]  # fmt: skip
 
     def _join(self) -> None:
@@ -136,7 +97,7 @@ class LocalCluster:
             end = SLOTS if number == self.shards - 1 else (number + 1) * share
             node.client().execute_command("CLUSTER ADDSLOTS", *range(number * share, end))
         ids = {node.port: node.client().execute_command("CLUSTER MYID") for node in masters}
-        _wait(
+        wait_for(
             lambda: all(
                 len(node.client().cluster("NODES")) == len(self.nodes) for node in self.nodes
             ),
@@ -144,7 +105,7 @@ class LocalCluster:
         )
         for number, node in enumerate(self.nodes[self.shards :]):
             master = masters[number % self.shards]
-            _wait(
+            wait_for(
                 functools.partial(_replicates, node, ids[master.port]),
                 f"{node.address} to replicate {master.address}",
             )
@@ -168,28 +129,9 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _pings(node: Node) -> bool:
-    try:
-        return bool(node.client().ping())
-    except redis.ConnectionError:
-        return False
-
-
-def _replicates(node: Node, master_id: str) -> bool:
+def _replicates(node: Server, master_id: str) -> bool:
     try:
         node.client().execute_command("CLUSTER REPLICATE", master_id)
     except redis.ResponseError:
         return False  # the node does not know the master yet
     return True
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except redis.RedisError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")

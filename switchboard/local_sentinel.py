@@ -4,53 +4,16 @@ Sentinel and fail its master over (and for trying one out)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
 from broker.core.defaults import SENTINEL_MASTER
 from switchboard.embedded_redis import free_port
+from switchboard.local_servers import Server, SetUp, data_node_args, server_binary, wait_for
 
 
 @dataclass
-class Server:
-    """One redis-server: a data node or a Sentinel."""
-
-    port: int
-    folder: Path
-    args: list[str]
-    process: subprocess.Popen[bytes] | None = None
-
-    def client(self) -> redis.Redis[str]:
-        return redis.Redis(port=self.port, decode_responses=True, socket_timeout=5)
-
-    def start(self, binary: str) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [binary, *self.args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        _wait(lambda: bool(self.client().ping()), f"redis-server on port {self.port}")
-
-    def stop(self, *, hard: bool = False) -> None:
-        """Stop the server: with SIGKILL when `hard`, else with SIGTERM (a Redis 7 master
-        then waits, up to 10 s, for its replicas to catch up)."""
-        if self.process is None:
-            return
-        if hard:
-            self.process.kill()
-        else:
-            self.process.terminate()
-        self.process.wait(timeout=30)
-        self.process = None
-
-
-@dataclass
-class LocalSentinel:
+class LocalSentinel(SetUp):
     """A master with `replicas` replicas, watched by three Sentinels (quorum 2), in `folder`;
     `start()` makes them and waits until every Sentinel knows every replica and every other
     Sentinel, so that a failover can begin at once."""
@@ -76,10 +39,7 @@ class LocalSentinel:
         )
 
     def start(self) -> LocalSentinel:
-        binary = self.binary or shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("no redis-server on PATH")
-        self.binary = binary
+        binary = self.binary = server_binary(self.binary)
         master_port = free_port()
         for number in range(1 + self.replicas):
             port = master_port if number == 0 else free_port()
@@ -90,7 +50,7 @@ class LocalSentinel:
             self.nodes.append(Server(port, folder, args))
         for node in self.nodes:
             node.start(binary)
-        _wait(self._replicas_synced, "the replicas to sync with the master")
+        wait_for(self._replicas_synced, "the replicas to sync with the master")
         for number in range(3):
             port = free_port()
             folder = self.folder / f"sentinel-{number}"
@@ -121,7 +81,7 @@ class LocalSentinel:
     def wait_master_changed(self, old: Server, timeout: float = 30.0) -> Server:
         """Until every Sentinel names a master other than `old` and that master takes
         writes; the new master."""
-        _wait(
+        wait_for(
             lambda: (
                 all(port != old.port for port in self._master_ports())
                 and self.master().client().set("local-sentinel:probe", "1", px=1000) is True
@@ -139,7 +99,7 @@ class LocalSentinel:
         """Until every Sentinel agrees on a master that takes writes, knows its live replicas
         and the other Sentinels."""
         live = sum(1 for node in self.nodes if node.process is not None)
-        _wait(
+        wait_for(
             lambda: (
                 all(
                     int(state["num-slaves"]) == live - 1
@@ -196,24 +156,5 @@ class LocalSentinel:
 
 
 def _node_args(port: int, folder: Path) -> list[str]:
-    return [
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(folder),
-        "--save", "",
-        "--appendonly", "no",
-        "--repl-diskless-sync-delay", "0",  # a replica syncs at once, not 5 s later
-        "--logfile", str(folder / "redis.log"),
-    ]  # fmt: skip
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except redis.RedisError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
+    # A replica syncs at once, not 5 s later.
+    return [*data_node_args(port, folder), "--repl-diskless-sync-delay", "0"]

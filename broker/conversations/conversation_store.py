@@ -262,7 +262,10 @@ def remove_all(r: Redis, bot_id: str, version: Version) -> None:
             ):
                 pipe.delete(name)
             pipe.zrem(keys.turns(key, index_shards(r)), key)
-            pipe.zrem(keys.TIMERS, *(timer_member(key, name) for name in TIMER_NAMES))
+            pipe.zrem(
+                keys.shard_of(keys.TIMERS, key, index_shards(r)),
+                *(timer_member(key, name) for name in TIMER_NAMES),
+            )
         pipe.zrem(keys.bot_paused(bot_id, version), *chunk)
         pipe.zrem(index, *chunk)
         pipe.execute()

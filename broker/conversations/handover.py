@@ -27,7 +27,7 @@ from typing import Any
 
 from broker.conversations.conversation import Conversation, HandoverState
 from broker.core import clock, keys
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,9 @@ class IndexChanges:
         """Before the commit: a crash after it leaves the entries to be found."""
         if self.adds:
             pipe = r.pipeline(transaction=False)
+            shards = index_shards(r)
             for (index, member), score in self.adds.items():
-                pipe.zadd(index, {member: score})
+                pipe.zadd(keys.shard_of(index, member, shards), {member: score})
             pipe.execute()
 
     def write_removes(self, r: Redis) -> None:
@@ -122,8 +123,9 @@ class IndexChanges:
             pipe.execute()
 
     def add_removes(self, pipe: Pipeline) -> None:
+        shards = index_shards(pipe)
         for index, member in self.removes:
-            pipe.zrem(index, member)
+            pipe.zrem(keys.shard_of(index, member, shards), member)
 
     def merge(self, other: IndexChanges) -> None:
         for (index, member), score in other.adds.items():

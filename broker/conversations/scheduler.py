@@ -39,7 +39,11 @@ def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
 
 def fire_timers(r: Redis, settings: Settings, sender: TaskSender) -> int:
     """Give each due timer's conversation a signal and wake its bot turn; returns how many."""
-    members = schedules.claim(r, keys.TIMERS, settings.claim_lease, _PER_PASS)
+    members = [
+        member
+        for shard in keys.shards(keys.TIMERS, index_shards(r))
+        for member in schedules.claim(r, shard, settings.claim_lease, _PER_PASS)
+    ]
     for member in members:
         conversation_key, name = split_timer(member)
         signal = json.dumps({"kind": "timer", "name": name})

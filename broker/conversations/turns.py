@@ -341,7 +341,10 @@ class _Batch:
         self.r.delete(
             keys.conversation_inbox(conversation_key), keys.conversation_signals(conversation_key)
         )
-        self.r.zrem(keys.TIMERS, *(timer_member(conversation_key, name) for name in TIMER_NAMES))
+        self.r.zrem(
+            keys.shard_of(keys.TIMERS, conversation_key, index_shards(self.r)),
+            *(timer_member(conversation_key, name) for name in TIMER_NAMES),
+        )
         self.commits[conversation_key] = TurnCommit(conversation_key)
 
     def commit(self, claim_token: str) -> dict[str, Committed]:

@@ -50,7 +50,8 @@ DEAD_TURNS = f"{PREFIX}:dead-turns"
 REMOVING_BOTS = f"{PREFIX}:removing-bots"
 REMOVING_ENDPOINTS = f"{PREFIX}:removing-endpoints"
 #: zset of conversation timers ("<conversation key>|offload" or "<conversation key>|resume") by
-#: when they fire: an offload answer that is late, an agent who has been silent too long.
+#: when they fire: an offload answer that is late, an agent who has been silent too long. In
+#: shards (`shard_of`).
 TIMERS = f"{PREFIX}:timers"
 #: string written by /readyz to learn whether Redis takes writes (expires in 10 s).
 READY_PROBE = f"{PREFIX}:ready-probe"
@@ -60,6 +61,15 @@ READY_PROBE = f"{PREFIX}:ready-probe"
 # One shard on a single Redis (the names above); on a Redis Cluster several, each its own
 # key in a slot of its own, so that no one key (nor one node) takes every conversation's
 # scheduling. A conversation's entries always go to the same shard.
+
+
+#: The indexes kept in shards: the scheduler's.
+SHARDED = (DUE, TURNS, TIMERS)
+
+
+def shard_of(index: str, member: str, shards: int) -> str:
+    """The shard of `index` that holds `member`; `index` itself when it is not sharded."""
+    return _shard(index, member, shards) if index in SHARDED else index
 
 
 def due(member: str, shards: int) -> str:
@@ -73,7 +83,7 @@ def turns(conversation_key: str, shards: int) -> str:
 
 
 def shards(index: str, count: int) -> list[str]:
-    """Every shard of `index` (DUE or TURNS)."""
+    """Every shard of `index` (one of SHARDED)."""
     return [index] if count == 1 else [f"{index}:{n}" for n in range(count)]
 
 

@@ -25,12 +25,8 @@ from tests.receivers import Answer, Hit, Receiver, of_conversation, texts
 
 @pytest.fixture(scope="module")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    made = LocalCluster(tmp_path_factory.mktemp("cluster"), binary=require_redis_server())
-    made.start()
-    try:
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), binary=require_redis_server()) as made:
         yield made
-    finally:
-        made.stop()
 
 
 @pytest.fixture

@@ -25,12 +25,9 @@ CONVERSATIONS = [f"user-{n}" for n in range(10)]
 
 @pytest.fixture(scope="module")
 def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
-    made = LocalSentinel(tmp_path_factory.mktemp("sentinel"), binary=require_redis_server())
-    made.start()
-    try:
+    folder = tmp_path_factory.mktemp("sentinel")
+    with LocalSentinel(folder, binary=require_redis_server()) as made:
         yield made
-    finally:
-        made.stop()
 
 
 @pytest.fixture

@@ -89,3 +89,12 @@ def test_the_shard_count_follows_the_client(fake_redis: Redis) -> None:
     assert index_shards(fake_redis.pipeline()) == 1
     # The asyncio client connects when first used (the other, when made).
     assert index_shards(connect_async("redis+cluster://127.0.0.1:1/0")) == CLUSTER_INDEX_SHARDS
+
+
+def test_only_the_scheduler_s_indexes_are_sharded() -> None:
+    member = f"{7:020x}|offload"
+    assert keys.shard_of(keys.TIMERS, member, 16) == keys.turns(f"{7:020x}", 16).replace(
+        keys.TURNS, keys.TIMERS
+    )
+    assert keys.shard_of(keys.DEAD, member, 16) == keys.DEAD
+    assert keys.shard_of(keys.TIMERS, member, 1) == keys.TIMERS
