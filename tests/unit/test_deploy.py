@@ -15,7 +15,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from broker import overview
 from broker.core import metrics
-from broker.core.connection import Redis
+from broker.core.connection import Redis, sentinel_hosts
+from broker.core.settings import Settings
 from web.blueprints.metrics import SwitchboardMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +94,35 @@ def test_the_monitoring_profile_starts_prometheus_and_grafana_with_deploy_s_file
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["web:8080"]
     assert "profiles" not in services["web"]
+
+
+def _profile(services: dict[str, Any], profile: str) -> dict[str, Any]:
+    return {name: s for name, s in services.items() if profile in s.get("profiles", [])}
+
+
+def test_the_cluster_profile_runs_switchboard_on_a_redis_cluster_and_rabbitmq() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    cluster = _profile(services, "cluster")
+    assert len([name for name in cluster if name.startswith("redis-node-")]) == 6
+    assert "rabbitmq" in cluster and "proxy" in cluster
+    for role in ("web", "worker", "scheduler"):
+        running = [name for name in cluster if name.startswith(f"{role}-c")]
+        assert len(running) == 2, role
+        for name in running:
+            env = cluster[name]["environment"]
+            settings = Settings.from_env(env)  # accepted as they are
+            assert settings.redis_url.startswith("redis+cluster://")
+            assert settings.broker_url.startswith("amqp://")
+            assert "redis" not in cluster[name].get("depends_on", {})
+    assert (ROOT / "deploy/haproxy/switchboard.cfg").exists()
+
+
+def test_the_sentinel_profile_runs_switchboard_on_three_sentinels() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    sentinel = _profile(services, "sentinel")
+    assert {"redis-master", "redis-replica-1", "redis-replica-2"} <= sentinel.keys()
+    assert {"sentinel-1", "sentinel-2", "sentinel-3"} <= sentinel.keys()
+    for name in ("web-s", "worker-s", "scheduler-s"):
+        settings = Settings.from_env(sentinel[name]["environment"])
+        assert settings.redis_url.startswith("redis+sentinel://")
+        assert len(sentinel_hosts(settings.redis_url)) == 3

@@ -6,8 +6,17 @@ from __future__ import annotations
 import pytest
 import redis
 
-from broker.core.connection import connect, unavailable_reason
+from broker.core.connection import (
+    connect,
+    connect_async,
+    is_cluster,
+    is_sentinel,
+    sentinel_hosts,
+    unavailable_reason,
+)
 from broker.core.errors import ConfigError
+from broker.core.settings import Settings
+from workers.celery_app import kombu_url
 
 
 def test_a_url_that_is_not_redis_is_a_config_error() -> None:
@@ -62,3 +71,36 @@ def test_the_trouble_redis_is_in_is_named_without_quoting_it(
     error: Exception, reason: str | None
 ) -> None:
     assert unavailable_reason(error) == reason
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://127.0.0.1:7000/1",  # a cluster has database 0 only
+        "redis+cluster://127.0.0.1:port/0",
+        "redis+sentinel://:26379/0",
+        "redis+sentinel://127.0.0.1:26379/zero",
+    ],
+)
+def test_a_cluster_or_sentinel_url_that_says_too_little_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError):
+        connect_async(url)
+
+
+def test_sentinel_urls_name_their_sentinels_with_a_default_port() -> None:
+    url = "redis+sentinel://:secret@s1:26380,s2/0"
+    assert sentinel_hosts(url) == [("s1", 26380), ("s2", 26379)]
+    assert is_sentinel(url) and is_sentinel("sentinel://s1/0") and not is_sentinel("redis://a")
+    # Celery's transport takes them in kombu's form: one URL per Sentinel.
+    assert kombu_url(url) == "sentinel://:secret@s1:26380/0;sentinel://:secret@s2:26379/0"
+    assert kombu_url("amqp://guest:guest@127.0.0.1:5672//") == "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def test_a_cluster_needs_celery_s_transport_elsewhere() -> None:
+    cluster = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001/0"
+    assert is_cluster(cluster) and is_cluster("rediss+cluster://h:1/0")
+    with pytest.raises(ConfigError, match="SWITCHBOARD_BROKER_URL must be set"):
+        Settings(redis_url=cluster)
+    with pytest.raises(ConfigError, match="cannot be a Redis Cluster"):
+        Settings(redis_url="redis://127.0.0.1:6379/0", broker_url=cluster)
+    assert Settings(redis_url=cluster, broker_url="amqp://h//").broker_url == "amqp://h//"
