@@ -56,11 +56,11 @@ def _on_redis(command: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        import redis
+        from broker.core.connection import REDIS_TROUBLE
 
         try:
             return command(*args, **kwargs)
-        except redis.RedisError as exc:
+        except REDIS_TROUBLE as exc:
             raise SwitchboardError(f"cannot reach Redis (REDIS_URL): {exc}") from None
 
     return wrapper

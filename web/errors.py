@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from werkzeug.exceptions import HTTPException
 
 from broker.bots.faults import DefinitionInvalid
@@ -69,7 +69,8 @@ def register(app: Flask) -> None:
     app.register_error_handler(SwitchboardError, _ours)
 
     @app.errorhandler(RedisError)
-    def _redis(exc: RedisError) -> Response:
+    @app.errorhandler(RedisClusterException)  # not a RedisError
+    def _redis(exc: RedisError | RedisClusterException) -> Response:
         reason = unavailable_reason(exc)
         if reason is None:
             return _bug(exc)

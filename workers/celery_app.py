@@ -9,10 +9,9 @@ from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu.exceptions import KombuError
-from redis.exceptions import RedisError
 
 from broker.core import keys
-from broker.core.connection import Redis, is_sentinel, sentinel_hosts
+from broker.core.connection import REDIS_TROUBLE, Redis, is_sentinel, sentinel_hosts
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.settings import Settings
 
@@ -24,6 +23,8 @@ DELIVER_TASK = "switchboard.deliver"
 #: Celery's broker gives an unacknowledged task to another worker after this long;
 #: far longer than any task, since the scheduler recovers dead workers' work sooner.
 VISIBILITY_TIMEOUT = 3600
+#: What sending a task can raise when its transport is in trouble.
+_SEND_TROUBLE: tuple[type[Exception], ...] = (KombuError, *REDIS_TROUBLE)
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -77,7 +78,7 @@ class CelerySender:
     def bot_turn(self, conversation_key: str) -> None:
         try:
             self._redis.rpush(keys.READY, conversation_key)
-        except (RedisError, OSError) as exc:
+        except REDIS_TROUBLE as exc:
             log.warning("bot turn not put on the ready list (%s); the scheduler wakes it", exc)
 
     def deliver(self, queues: Sequence[str]) -> None:
@@ -88,7 +89,7 @@ class CelerySender:
     def _send(self, task: str, args: list[Any], queue: str) -> None:
         try:
             self._app.send_task(task, args=args, queue=queue)
-        except (KombuError, RedisError, OSError) as exc:
+        except _SEND_TROUBLE as exc:
             log.warning("%s not sent (%s); the scheduler hands its work out", task, exc)
 
 

@@ -9,12 +9,10 @@ import threading
 import time
 from types import FrameType
 
-from redis.exceptions import RedisError
-
 from broker import bot_removal, history
 from broker.conversations import scheduler as conversation_scheduler
 from broker.core import heartbeats
-from broker.core.connection import Redis, connect
+from broker.core.connection import REDIS_TROUBLE, Redis, connect
 from broker.core.defaults import METRICS_SAMPLE_INTERVAL
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -67,7 +65,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
                 if time.monotonic() >= next_sample:
                     history.sample(r)
                     next_sample = time.monotonic() + METRICS_SAMPLE_INTERVAL
-            except (RedisError, OSError) as exc:
+            except REDIS_TROUBLE as exc:
                 log.warning("scheduler pass failed, trying again: %s", exc)
                 stop.wait(1.0)
             stop.wait(settings.scheduler_interval)

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from redis.exceptions import RedisError
-
 from broker.conversations import turns
 from broker.core import keys
+from broker.core.connection import REDIS_TROUBLE
 from workers.process import Process
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def _run(process: Process, stop: threading.Event) -> None:
                 actions=process.actions,
                 hand_off=process.deliveries.offer_claimed,
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_TROUBLE as exc:
             log.warning("turn runner: Redis failed, trying again: %s", exc)
             stop.wait(1.0)
         except Exception:

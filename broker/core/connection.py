@@ -46,6 +46,15 @@ else:
     AsyncRedis = redis.asyncio.Redis
 
 
+#: What a Redis command can raise when Redis is in trouble: redis-py's errors, those of its
+#: cluster client (which are not RedisErrors: "Redis Cluster cannot be connected" when no
+#: node answers), and the socket's.
+REDIS_TROUBLE: tuple[type[Exception], ...] = (
+    redis.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+)
+
 #: Redis's answers when it cannot take a command for now, by the error redis-py raises.
 _UNAVAILABLE: tuple[tuple[type[Exception], str], ...] = (
     (redis.exceptions.BusyLoadingError, "loading its data"),
@@ -77,6 +86,8 @@ def unavailable_reason(exc: BaseException) -> str | None:
     for kind, reason in _UNAVAILABLE:
         if isinstance(exc, kind):
             return reason
+    if isinstance(exc, redis.exceptions.RedisClusterException) and "connect" in str(exc):
+        return "unreachable"
     if isinstance(exc, redis.ResponseError):
         found = _UNAVAILABLE_REPLY.search(str(exc))
         if found:
@@ -223,6 +234,6 @@ def availability(r: Redis) -> str:
     """`ok` when Redis takes a write now, else why not (see `unavailable_reason`)."""
     try:
         r.set(keys.READY_PROBE, "1", px=10_000)
-    except redis.RedisError as exc:
+    except REDIS_TROUBLE as exc:
         return unavailable_reason(exc) or "failing"
     return "ok"

@@ -12,11 +12,10 @@ import time
 from dataclasses import dataclass
 
 import redis.asyncio.cluster
-from redis.exceptions import RedisError
 
 from broker.core import keys
 from broker.core.autopipe import AutoPipeline
-from broker.core.connection import AsyncRedis
+from broker.core.connection import REDIS_TROUBLE, AsyncRedis
 from broker.delivery import health
 from broker.delivery.endpoint import Endpoint
 
@@ -60,7 +59,7 @@ class EndpointCache:
                     self._seen.clear()  # what changed while we were not listening
                     async for message in pubsub.listen():
                         self._seen.pop(str(message["data"]), None)
-            except (RedisError, OSError) as exc:
+            except REDIS_TROUBLE as exc:
                 log.warning("not following endpoint changes for now: %s", exc)
                 await asyncio.sleep(1.0)
 

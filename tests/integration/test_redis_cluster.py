@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from broker.core import keys
 from switchboard.local_cluster import LocalCluster
@@ -241,3 +242,39 @@ def test_a_master_stopped_mid_stream_loses_no_acknowledged_message(
         ids[hit.body["message"]["text"]].add(hit.webhook_id)
     assert all(len(found) == 1 for found in ids.values())
     print(f"{total} acknowledged, {len(refused)} refused during the failover")
+
+
+def test_a_cluster_with_no_node_up_is_answered_503_and_every_process_waits_for_it(
+    vhost: VirtualHost, tmp_path: Path, receiver: Receiver
+) -> None:
+    require_redis()
+    binary = require_redis_server()
+    with (
+        LocalCluster(tmp_path / "cluster", replicas=0, binary=binary) as down,
+        own_stack(
+            tmp_path / "stack.log", REDIS_URL=down.url, SWITCHBOARD_BROKER_URL=vhost.url
+        ) as own,
+    ):
+        start(own, "web", "worker", "scheduler")
+        channel = own.api.echo_channel(receiver.url)
+        assert own.api.send(channel, "ann", "before").status_code == 202
+        wait_until(lambda: len(receiver.delivered()) == 1, what="the first reply")
+        for node in down.nodes:
+            node.stop()
+        try:
+            answer = own.api.send(channel, "ann", "while down")
+            ready = requests.get(f"{own.api.base}/readyz", timeout=10)
+        finally:
+            for node in down.nodes:
+                node.start(binary)  # the same slots, from its nodes.conf; the data is gone
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "unavailable"
+        assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "unreachable"
+        down.wait_healthy()
+        wait_until(
+            lambda: requests.get(f"{own.api.base}/readyz", timeout=10).status_code == 200,
+            timeout=30,
+            what="every process to be back on the cluster",
+        )
+        running = [p for stack in own.stacks for p in stack.processes.values()]
+        assert all(process.poll() is None for process in running)

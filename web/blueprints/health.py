@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, jsonify
-from redis.exceptions import RedisError
 
 from broker import __version__
 from broker.core import heartbeats
-from broker.core.connection import availability, unavailable_reason
+from broker.core.connection import REDIS_TROUBLE, availability, unavailable_reason
 from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
 from web.answers import Health, Readiness
 from web.apidoc import documented
@@ -44,7 +43,7 @@ def readyz() -> tuple[Response, int]:
         try:
             checks["workers"] = heartbeats.alive(r, "worker")
             checks["schedulers"] = heartbeats.alive(r, "scheduler")
-        except RedisError as exc:
+        except REDIS_TROUBLE as exc:
             checks["redis"] = unavailable_reason(exc) or "failing"
     redis_ok = checks["redis"] == "ok"
     missing = [
