@@ -14,7 +14,9 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.sentinel
 import redis.cluster
+from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePolicy
 from redis.backoff import ExponentialBackoff
+from redis.commands.policies import BasePolicyResolver, PolicyResolver, StaticPolicyResolver
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -40,10 +42,12 @@ if TYPE_CHECKING:
     Redis: TypeAlias = redis.Redis[str]
     Pipeline: TypeAlias = _Pipeline[str]
     AsyncRedis: TypeAlias = redis.asyncio.Redis[str]
+    _ClusterBase: TypeAlias = redis.cluster.RedisCluster[str]
 else:
     Redis = redis.Redis
     Pipeline = redis.client.Pipeline
     AsyncRedis = redis.asyncio.Redis
+    _ClusterBase = redis.cluster.RedisCluster
 
 
 #: What a Redis command can raise when Redis is in trouble: redis-py's errors, those of its
@@ -123,8 +127,9 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
         # Typed as a single Redis: the commands we send are the same, routed by key.
         return cast(
             "Redis",
-            redis.cluster.RedisCluster(
+            _Cluster(
                 startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in _hosts(url, 6379)],
+                policy_resolver=_ScriptsAreKeyed(),
                 **_cluster_options(url),
             ),
         )
@@ -178,6 +183,33 @@ def connect_async(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> AsyncR
 def sentinel_hosts(url: str) -> list[tuple[str, int]]:
     """The Sentinels of a Sentinel URL."""
     return _hosts(url, 26379)
+
+
+class _ScriptsAreKeyed(BasePolicyResolver):
+    """Scripts go to the node of their keys. Without a policy for a command, redis-py's
+    cluster pipeline asks Redis for its keys first (COMMAND GETKEYS: a round trip for each
+    script in a pipeline, two or three a message), though it routes EVALSHA by its keys
+    without asking."""
+
+    _KEYED = CommandPolicies(
+        request_policy=RequestPolicy.DEFAULT_KEYED, response_policy=ResponsePolicy.DEFAULT_KEYED
+    )
+
+    def __init__(self, fallback: PolicyResolver | None = None) -> None:
+        scripts = {"eval": self._KEYED, "evalsha": self._KEYED}
+        super().__init__({"core": scripts}, fallback or StaticPolicyResolver())
+
+    def with_fallback(self, fallback: PolicyResolver) -> PolicyResolver:
+        return _ScriptsAreKeyed(fallback)
+
+
+class _Cluster(_ClusterBase):
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        """A pipeline that knows the client's policies (redis-py's does not pass them on;
+        neither attribute is in the stubs)."""
+        pipe = super().pipeline(transaction, shard_hint)
+        pipe._policy_resolver = self._policy_resolver  # type: ignore[attr-defined]
+        return pipe
 
 
 def _hosts(url: str, default_port: int) -> list[tuple[str, int]]:

@@ -98,6 +98,10 @@ def test_replies_spread_over_the_masters_arrive_in_order_through_retries(
     wait_until(lambda: len(receiver.delivered()) == 24, timeout=60, what="every reply")
     assert_in_order_once_each(receiver.hits, conversations, 3)
     assert masters_with_conversations(cluster) == 3
+    # Every command was routed by its keys, without asking Redis what they are.
+    live = [node for node in cluster.nodes if node.process is not None]
+    asked = [node.client().info("commandstats").get("cmdstat_command|getkeys") for node in live]
+    assert asked == [None] * len(live)
     assert all(
         len([h for h in receiver.hits if h.webhook_id == hit.webhook_id]) == 2
         for hit in receiver.hits
