@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +18,7 @@ from broker.core import keys
 from switchboard.local_cluster import LocalCluster
 from tests.integration.delivery_helpers import dead_letters
 from tests.integration.stacks import OwnStack, own_stack
+from tests.integration.traffic import Traffic, assert_every_acknowledged_reply_came, once_each
 from tests.polling import wait_until
 from tests.prerequisites import require_redis, require_redis_server
 from tests.rabbitmq import VirtualHost
@@ -62,15 +63,16 @@ def masters_with_conversations(cluster: LocalCluster) -> int:
     )
 
 
-def assert_in_order_once_each(hits: list[Hit], conversations: list[str], count: int) -> None:
-    """Every conversation's replies arrived in order, each tried under one webhook-id."""
-    delivered = [hit for hit in hits if hit.status == 200]
+def assert_in_order_once_each(receiver: Receiver, conversations: list[str], count: int) -> None:
+    """Every conversation's replies arrived in order (the first delivery of each; a repeat
+    after a crash comes later), each tried under one webhook-id."""
+    delivered = once_each(receiver)
     for name in conversations:
         assert texts(of_conversation(delivered, name)) == [
             f"You said: {name} {n}" for n in range(count)
         ]
     ids: dict[str, set[str]] = defaultdict(set)
-    for hit in hits:
+    for hit in receiver.hits:
         ids[hit.body["message"]["text"]].add(hit.webhook_id)
     assert all(len(found) == 1 for found in ids.values()), ids
 
@@ -96,7 +98,7 @@ def test_replies_spread_over_the_masters_arrive_in_order_through_retries(
             assert on_cluster.api.send(channel, name, f"{name} {n}").status_code == 202
 
     wait_until(lambda: len(receiver.delivered()) == 24, timeout=60, what="every reply")
-    assert_in_order_once_each(receiver.hits, conversations, 3)
+    assert_in_order_once_each(receiver, conversations, 3)
     assert masters_with_conversations(cluster) == 3
     # Every command was routed by its keys, without asking Redis what they are.
     live = [node for node in cluster.nodes if node.process is not None]
@@ -168,18 +170,7 @@ def test_a_worker_killed_mid_stream_loses_nothing(on_cluster: OwnStack, receiver
         timeout=60,
         what="every reply",
     )
-    assert_in_order_once_each(first_deliveries(receiver.hits), conversations, 5)
-
-
-def first_deliveries(hits: list[Hit]) -> list[Hit]:
-    """Each webhook-id's first successful delivery (a repeat after a crash comes later)."""
-    seen: set[str] = set()
-    firsts = []
-    for hit in hits:
-        if hit.status == 200 and hit.webhook_id not in seen:
-            seen.add(hit.webhook_id)
-            firsts.append(hit)
-    return firsts
+    assert_in_order_once_each(receiver, conversations, 5)
 
 
 def test_a_master_stopped_mid_stream_loses_no_acknowledged_message(
@@ -187,26 +178,7 @@ def test_a_master_stopped_mid_stream_loses_no_acknowledged_message(
 ) -> None:
     start(on_cluster, "web", "worker", "scheduler")
     channel = on_cluster.api.echo_channel(receiver.url)
-    conversations = [f"user-{n}" for n in range(12)]
-    acknowledged: dict[str, list[str]] = defaultdict(list)
-    refused: list[str] = []
-    stop = threading.Event()
-
-    def send_until_stopped() -> None:
-        n = 0
-        while not stop.is_set():
-            for name in conversations:
-                text = f"{name} {n}"
-                answer = on_cluster.api.send(channel, name, text)
-                if answer.status_code == 202:
-                    acknowledged[name].append(text)
-                else:
-                    refused.append(f"{answer.status_code} {answer.text}")
-            n += 1
-
-    sender = threading.Thread(target=send_until_stopped)
-    sender.start()
-    try:
+    with Traffic(on_cluster.api, channel, [f"user-{n}" for n in range(12)]) as traffic:
         wait_until(lambda: len(receiver.delivered()) >= 30, what="traffic to flow")
         victim = cluster.master_of(keys.conversation_meta("*"))
         victim.stop()  # Redis 7 lets its replica catch up before it goes
@@ -216,36 +188,14 @@ def test_a_master_stopped_mid_stream_loses_no_acknowledged_message(
             what="the replica to take over",
         )
         cluster.wait_healthy()
-        before = sum(len(texts_) for texts_ in acknowledged.values())
+        promoted = time.monotonic()
         wait_until(
-            lambda: sum(len(texts_) for texts_ in acknowledged.values()) >= before + 30,
+            lambda: traffic.acknowledged_since(promoted) >= 30,
             timeout=30,
             what="messages to be acknowledged again after the failover",
         )
-    finally:
-        stop.set()
-        sender.join(timeout=30)
-
-    # Refused while no master served some slots: 503 with a JSON error, never a 500.
-    assert all(text.startswith('503 {"error"') for text in refused), refused
-    total = sum(len(texts_) for texts_ in acknowledged.values())
-    expected = {f"You said: {text}" for texts_ in acknowledged.values() for text in texts_}
-
-    def missing() -> set[str]:
-        return expected - {hit.body["message"]["text"] for hit in receiver.delivered()}
-
-    wait_until(lambda: not missing(), timeout=60, what="every acknowledged message's reply")
-    firsts = first_deliveries(receiver.hits)
-    for name in conversations:
-        # A message refused with 503 may still have been taken (the answer was lost, not
-        # the message): it comes in its place, and is left out here.
-        replies = [t for t in texts(of_conversation(firsts, name)) if t in expected]
-        assert replies == [f"You said: {text}" for text in acknowledged[name]]
-    ids: dict[str, set[str]] = defaultdict(set)
-    for hit in receiver.hits:
-        ids[hit.body["message"]["text"]].add(hit.webhook_id)
-    assert all(len(found) == 1 for found in ids.values())
-    print(f"{total} acknowledged, {len(refused)} refused during the failover")
+    assert_every_acknowledged_reply_came(traffic, receiver)
+    print(f"{len(traffic.sent)} sent, {len(traffic.refused())} refused during the failover")
 
 
 def test_a_cluster_with_no_node_up_is_answered_503_and_every_process_waits_for_it(
