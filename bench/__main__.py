@@ -24,7 +24,6 @@ import argparse
 import json
 import statistics
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,7 +33,7 @@ import redis
 
 from bench import pizza
 from bench.receiver import Behaviour, Receiver
-from bench.scenarios import Figures, Load, measure, warm_up, yardstick
+from bench.scenarios import Figures, Load, measure, median, warm_up, yardstick
 from bench.systems import PlainRecipe, Switchboard, System, system_redis_server
 from switchboard.embedded_redis import EmbeddedRedis
 
@@ -238,15 +237,10 @@ def _show(figures: Figures) -> Figures:
     return figures
 
 
-def _median(items: list[Figures], scenario: str, pick: Callable[[Figures], float]) -> float:
-    values = [pick(item) for item in items if item.scenario == scenario]
-    return statistics.median(values) if values else 0.0
-
-
 def _ratios(results: dict[str, list[Figures]], yardsticks: list[float]) -> dict[str, Any]:
     mine, plain = results["switchboard"], results["plain"]
-    delivered = _median(mine, "max", lambda f: f.delivered_per_s)
-    plain_delivered = _median(plain, "max", lambda f: f.delivered_per_s)
+    delivered = median(mine, "max", lambda f: f.delivered_per_s)
+    plain_delivered = median(plain, "max", lambda f: f.delivered_per_s)
     healthz = statistics.median(yardsticks) if yardsticks else 0.0
     return {
         "scenario": "ratios",
@@ -256,10 +250,10 @@ def _ratios(results: dict[str, list[Figures]], yardsticks: list[float]) -> dict[
         "healthz_per_s": healthz,
         "vs_plain": round(delivered / plain_delivered, 2) if plain_delivered else None,
         "vs_healthz": round(delivered / healthz, 3) if healthz else None,
-        "cpu_ms_per_msg": _median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
-        "plain_cpu_ms_per_msg": _median(plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
-        "redis_cpu_ms_per_msg": _median(mine, "max", lambda f: f.redis_cpu_ms_per_msg),
-        "plain_redis_cpu_ms_per_msg": _median(plain, "max", lambda f: f.redis_cpu_ms_per_msg),
+        "cpu_ms_per_msg": median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
+        "plain_cpu_ms_per_msg": median(plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
+        "redis_cpu_ms_per_msg": median(mine, "max", lambda f: f.redis_cpu_ms_per_msg),
+        "plain_redis_cpu_ms_per_msg": median(plain, "max", lambda f: f.redis_cpu_ms_per_msg),
         **_scenario_ratios(mine),
     }
 
@@ -272,30 +266,30 @@ def _others_vs_baseline(figures: Figures, figure: str) -> float:
 def _scenario_ratios(mine: list[Figures]) -> dict[str, Any]:
     """Medians of the other scenarios' figures, against `max` where the targets say so."""
     out: dict[str, Any] = {}
-    cpu = _median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0))
-    commands = _median(mine, "max", lambda f: f.redis_cmds_per_msg.get("total", 0))
+    cpu = median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0))
+    commands = median(mine, "max", lambda f: f.redis_cmds_per_msg.get("total", 0))
     for share in PACES:
         name = f"paced-{int(share * 100)}%"
         if any(f.scenario == name for f in mine):
             out[name] = {
-                "p99_ms": _median(mine, name, lambda f: f.latency_ms.get("p99", 0)),
+                "p99_ms": median(mine, name, lambda f: f.latency_ms.get("p99", 0)),
                 "cpu_vs_max": round(
-                    _median(mine, name, lambda f: f.cpu_ms_per_msg.get("total", 0)) / cpu, 2
+                    median(mine, name, lambda f: f.cpu_ms_per_msg.get("total", 0)) / cpu, 2
                 ),
                 "redis_cmds_vs_max": round(
-                    _median(mine, name, lambda f: f.redis_cmds_per_msg.get("total", 0)) / commands,
+                    median(mine, name, lambda f: f.redis_cmds_per_msg.get("total", 0)) / commands,
                     2,
                 ),
             }
     for name, figure in (("isolation", "delivered_per_s"), ("isolation-paced-50%", "p99")):
         if any(f.scenario == name for f in mine):
-            out[f"{name}_others_{figure}_vs_baseline"] = _median(
+            out[f"{name}_others_{figure}_vs_baseline"] = median(
                 mine, name, partial(_others_vs_baseline, figure=figure)
             )
     if any(f.scenario == "pizza" for f in mine):
-        out["pizza_delivered_per_s"] = _median(mine, "pizza", lambda f: f.delivered_per_s)
+        out["pizza_delivered_per_s"] = median(mine, "pizza", lambda f: f.delivered_per_s)
     if any(f.scenario == "memory-100k" for f in mine):
-        out["worker_rss_growth"] = _median(
+        out["worker_rss_growth"] = median(
             mine, "memory-100k", lambda f: f.extra["worker_rss_growth"]
         )
     return out

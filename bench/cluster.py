@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -23,7 +22,7 @@ from typing import IO
 import redis
 
 from bench.receiver import Receiver
-from bench.scenarios import Figures, Load, measure, warm_up
+from bench.scenarios import Figures, Load, measure, median, warm_up
 from bench.systems import Switchboard, system_redis_server
 from switchboard.embedded_redis import EmbeddedRedis
 from switchboard.local_cluster import LocalCluster
@@ -104,25 +103,24 @@ def _measure(
 
 
 def _ratios(results: dict[str, list[Figures]], counts: list[int]) -> dict[str, object]:
-    def median(name: str, pick: str) -> float:
-        items = results.get(name, [])
-        if pick == "cpu":
-            return statistics.median(f.cpu_ms_per_msg.get("total", 0.0) for f in items)
-        return statistics.median(f.delivered_per_s for f in items)
+    def delivered(name: str) -> float:
+        return median(results.get(name, []), "max", lambda f: f.delivered_per_s)
 
-    base = median("single-redis", "delivered")
+    def cpu(name: str) -> float:
+        return median(results.get(name, []), "max", lambda f: f.cpu_ms_per_msg.get("total", 0))
+
+    base = delivered("single-redis")
     out: dict[str, object] = {
         "scenario": "cluster-ratios",
         "single_redis_delivered_per_s": base,
-        "single_redis_cpu_ms_per_msg": median("single-redis", "cpu"),
+        "single_redis_cpu_ms_per_msg": cpu("single-redis"),
     }
     for count in counts:
         name = f"cluster-{count}-workers"
-        delivered = median(name, "delivered")
         out[name] = {
-            "delivered_per_s": delivered,
-            "vs_single_redis": round(delivered / base, 2) if base else None,
-            "cpu_ms_per_msg": median(name, "cpu"),
+            "delivered_per_s": delivered(name),
+            "vs_single_redis": round(delivered(name) / base, 2) if base else None,
+            "cpu_ms_per_msg": cpu(name),
         }
     return out
 

@@ -7,7 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -100,6 +100,11 @@ def _wait_delivered(receiver: Receiver, expected: set[int], timeout: float) -> N
         if expected <= receiver.arrivals.first.keys():
             return
         time.sleep(0.05)
+
+
+def median(items: list[Figures], scenario: str, pick: Callable[[Figures], float]) -> float:
+    values = [pick(item) for item in items if item.scenario == scenario]
+    return statistics.median(values) if values else 0.0
 
 
 def _percentile(values: list[float], share: float) -> float:

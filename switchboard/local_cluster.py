@@ -54,7 +54,7 @@ class LocalCluster(SetUp):
 
     def master_of(self, key: str) -> Server:
         """The node that serves `key` now, as a live node sees it."""
-        live = next(node for node in self.nodes if node.process is not None).client()
+        live = self._live_node()
         slot = int(live.cluster("KEYSLOT", key))
         for start, end, (_, port, *_), *_ in live.execute_command("CLUSTER SLOTS"):
             if start <= slot <= end:
@@ -63,9 +63,12 @@ class LocalCluster(SetUp):
 
     def masters(self) -> list[Server]:
         """The live nodes that serve slots now."""
-        live = next(node for node in self.nodes if node.process is not None).client()
+        live = self._live_node()
         ports = {port for _, _, (_, port, *_), *_ in live.execute_command("CLUSTER SLOTS")}
         return [node for node in self.nodes if node.port in ports]
+
+    def _live_node(self) -> redis.Redis[str]:
+        return next(node for node in self.nodes if node.process is not None).client()
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Until every live node says the cluster is ok."""

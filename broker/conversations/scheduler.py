@@ -10,7 +10,7 @@ from functools import partial
 from broker.conversations import conversation_store, dead_turns
 from broker.conversations.handover import split_timer
 from broker.core import clock, keys, schedules, scripts
-from broker.core.connection import Pipeline, Redis, index_shards
+from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -27,11 +27,7 @@ def housekeep(r: Redis, settings: Settings) -> None:
 
 def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
     """Wake the bot turns whose claim ran out; returns how many."""
-    conversation_keys = [
-        key
-        for shard in keys.shards(keys.TURNS, index_shards(r))
-        for key in schedules.claim(r, shard, settings.claim_lease, _PER_PASS)
-    ]
+    conversation_keys = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
     for conversation_key in conversation_keys:
         sender.bot_turn(conversation_key)
     return len(conversation_keys)
@@ -39,11 +35,7 @@ def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
 
 def fire_timers(r: Redis, settings: Settings, sender: TaskSender) -> int:
     """Give each due timer's conversation a signal and wake its bot turn; returns how many."""
-    members = [
-        member
-        for shard in keys.shards(keys.TIMERS, index_shards(r))
-        for member in schedules.claim(r, shard, settings.claim_lease, _PER_PASS)
-    ]
+    members = schedules.claim(r, keys.TIMERS, settings.claim_lease, _PER_PASS)
     for member in members:
         conversation_key, name = split_timer(member)
         signal = json.dumps({"kind": "timer", "name": name})

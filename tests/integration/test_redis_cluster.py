@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,12 @@ from broker.core import keys
 from switchboard.local_cluster import LocalCluster
 from tests.integration.delivery_helpers import dead_letters
 from tests.integration.stacks import OwnStack, own_stack
-from tests.integration.traffic import Traffic, assert_every_acknowledged_reply_came, once_each
+from tests.integration.traffic import (
+    Traffic,
+    assert_every_acknowledged_reply_came,
+    assert_one_webhook_id_per_reply,
+    once_each,
+)
 from tests.polling import wait_until
 from tests.prerequisites import require_redis, require_redis_server
 from tests.rabbitmq import VirtualHost
@@ -71,10 +75,7 @@ def assert_in_order_once_each(receiver: Receiver, conversations: list[str], coun
         assert texts(of_conversation(delivered, name)) == [
             f"You said: {name} {n}" for n in range(count)
         ]
-    ids: dict[str, set[str]] = defaultdict(set)
-    for hit in receiver.hits:
-        ids[hit.body["message"]["text"]].add(hit.webhook_id)
-    assert all(len(found) == 1 for found in ids.values()), ids
+    assert_one_webhook_id_per_reply(receiver)
 
 
 def test_replies_spread_over_the_masters_arrive_in_order_through_retries(

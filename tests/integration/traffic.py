@@ -111,8 +111,13 @@ def assert_every_acknowledged_reply_came(traffic: Traffic, receiver: Receiver) -
         # message): its reply may come in its place, and is left out here.
         replies = [t for t in texts(of_conversation(delivered, name)) if t in expected]
         assert replies == [f"You said: {name} {number}" for number in acknowledged[name]], name
+    assert_one_webhook_id_per_reply(receiver)
+    return delivered
+
+
+def assert_one_webhook_id_per_reply(receiver: Receiver) -> None:
+    """However often a reply was tried, every try carried the same webhook-id."""
     ids: dict[str, set[str]] = defaultdict(set)
     for hit in receiver.hits:
         ids[hit.body["message"]["text"]].add(hit.webhook_id)
     assert all(len(found) == 1 for found in ids.values()), ids
-    return delivered
