@@ -15,6 +15,7 @@ class RecordingSender:
     """A TaskSender that remembers what it was asked to do."""
 
     def __init__(self) -> None:
+        self.ready_list: str | None = None
         self.turns: list[str] = []
         self.deliveries: list[str] = []
 

@@ -11,7 +11,7 @@ from celery import Celery
 from kombu.exceptions import KombuError
 
 from broker.core import keys
-from broker.core.connection import REDIS_TROUBLE, Redis, is_sentinel, sentinel_hosts
+from broker.core.connection import REDIS_TROUBLE, Redis, is_sentinel, on_cluster, sentinel_hosts
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.settings import Settings
 
@@ -74,6 +74,7 @@ class CelerySender:
     def __init__(self, app: Celery, redis: Redis) -> None:
         self._app = app
         self._redis = redis
+        self.ready_list = None if on_cluster(redis) else keys.READY
 
     def bot_turn(self, conversation_key: str) -> None:
         try:

@@ -15,11 +15,13 @@ from redis.exceptions import NoScriptError
 
 from broker.core import scripts
 from broker.core.connection import AsyncRedis, HashFields, index_shards, on_cluster
+from broker.core.lean_redis import KeptAsyncConnections
 
 
 class AutoPipeline:
     def __init__(self, r: AsyncRedis) -> None:
         self._r = r
+        self._kept = KeptAsyncConnections(r) if KeptAsyncConnections.takes(r) else None
         self._queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._flushing = False
 
@@ -58,11 +60,8 @@ class AutoPipeline:
         asyncio.get_running_loop().create_task(self._send(batch))
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        pipe = self._r.pipeline(transaction=False)
-        for args, _ in batch:
-            pipe.execute_command(*args)
         try:
-            answers = await pipe.execute(raise_on_error=False)
+            answers = await self._answers([args for args, _ in batch])
         except Exception as exc:  # the connection failed: every caller hears of it
             for _, future in batch:
                 if not future.done():
@@ -75,3 +74,12 @@ class AutoPipeline:
                 future.set_exception(answer)
             else:
                 future.set_result(answer)
+
+    async def _answers(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if self._kept:
+            return await self._kept.send(commands)
+        pipe = self._r.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        answers: list[Any] = await pipe.execute(raise_on_error=False)
+        return answers

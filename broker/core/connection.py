@@ -29,6 +29,7 @@ from broker.core.defaults import (
     SENTINEL_MASTER,
 )
 from broker.core.errors import ConfigError
+from broker.core.lean_redis import LeanRedis
 
 #: What a hash write (HSET with a mapping) takes.
 HashFields: TypeAlias = Mapping[str | bytes, bytes | float | int | str]
@@ -143,7 +144,7 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
             decode_responses=True,
             health_check_interval=30,
         )
-        return cast("Redis", redis.Redis(connection_pool=pool))  # the pool decodes
+        return cast("Redis", LeanRedis(connection_pool=pool))  # the pool decodes
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc
 

@@ -1,11 +1,13 @@
 -- Queue one inbound message, unless its idempotency key was seen in the last day, or its
 -- sessionData would take the conversation past its limits.
--- KEYS: idempotency key, inbox, pending flag, conversation meta, sessionData sizes
+-- KEYS: idempotency key, inbox, pending flag, conversation meta, sessionData sizes,
+--   and, on a single Redis only, the ready list (another slot: a Cluster cannot take it)
 -- ARGV: message id, message JSON, idempotency TTL (s), conversation TTL (s),
 --   most sessionData keys, most sessionData bytes, for the conversation,
---   a JSON object of the message's sessionData sizes {key: bytes},
+--   a JSON object of the message's sessionData sizes {key: bytes}, the conversation key,
 --   then field, value, ... for the meta
--- Returns {1 if queued else 0, message id of record, 1 if a bot turn must be enqueued else 0}
+-- Returns {1 if queued else 0, message id of record, wake}, where wake is 1 if a bot turn
+-- must be enqueued, 2 if it was (on the ready list given), else 0;
 -- or {-1, "keys" | "bytes", what the conversation would hold} when over a limit.
 local seen = redis.call('GET', KEYS[1])
 if seen then
@@ -34,7 +36,7 @@ if total > tonumber(ARGV[6]) then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[4], 'dataBytes', total, unpack(ARGV, 8))
+redis.call('HSET', KEYS[4], 'dataBytes', total, unpack(ARGV, 9))
 if #changes > 0 then
   redis.call('HSET', KEYS[5], unpack(changes))
   redis.call('EXPIRE', KEYS[5], ARGV[4])
@@ -42,7 +44,10 @@ end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 local fresh = redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4])
-if fresh then
+if fresh and KEYS[6] then
+  redis.call('RPUSH', KEYS[6], ARGV[8])
+  return {1, ARGV[1], 2}
+elseif fresh then
   return {1, ARGV[1], 1}
 end
 return {1, ARGV[1], 0}

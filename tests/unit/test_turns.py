@@ -32,6 +32,19 @@ def test_only_the_first_message_of_an_idle_conversation_enqueues_a_turn(
     assert fake_redis.zscore(keys.TURNS, conversation_key) is not None
 
 
+def test_on_one_redis_the_ingress_script_puts_a_new_turn_on_the_ready_list_itself(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    sender = RecordingSender()
+    sender.ready_list = keys.READY  # as the workers' sender on one Redis
+    channel = new_channel(fake_redis, settings)
+    for n in range(3):
+        assert user_says(fake_redis, settings, sender, channel, f"m{n}").queued
+    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    assert fake_redis.lrange(keys.READY, 0, -1) == [conversation_key]
+    assert sender.turns == []
+
+
 def test_a_repeated_idempotency_key_is_acknowledged_but_not_queued(
     fake_redis: Redis, settings: Settings
 ) -> None:
