@@ -13,7 +13,7 @@ import threading
 
 from broker.conversations import turns
 from broker.core import keys
-from broker.core.connection import REDIS_TROUBLE
+from broker.core.connection import REDIS_TROUBLE, Redis
 from workers.process import Process
 
 log = logging.getLogger(__name__)
@@ -38,15 +38,14 @@ def _run(process: Process, stop: threading.Event) -> None:
     r = process.redis
     while not stop.is_set():
         try:
-            taken = r.blpop([keys.READY], timeout=_WAIT)
-            if taken is None:
+            taken = _take(r)
+            if not taken:
                 continue
-            more = r.lpop(keys.READY, BATCH - 1) or []
             turns.run_batch(
                 r,
                 process.settings,
                 process.sender,
-                [taken[1], *more],
+                taken,
                 actions=process.actions,
                 hand_off=process.deliveries.offer_claimed,
             )
@@ -55,3 +54,14 @@ def _run(process: Process, stop: threading.Event) -> None:
             stop.wait(1.0)
         except Exception:
             log.exception("turn runner failed; going on")
+
+
+def _take(r: Redis) -> list[str]:
+    """Up to BATCH conversations from the ready list, waiting up to _WAIT for the first, in
+    one round trip: Redis runs the LPOP queued behind a BLPOP once the BLPOP is answered."""
+    pipe = r.pipeline(transaction=False)
+    pipe.blpop([keys.READY], timeout=_WAIT)
+    pipe.lpop(keys.READY, BATCH - 1)
+    first, more = pipe.execute()
+    # With no first (the wait ran out), the LPOP may still have found some just pushed.
+    return [*(first[1:] if first else []), *(more or [])]

@@ -47,6 +47,19 @@ _PLAIN_CONNECTIONS = (
 )
 
 
+def _packed(command: tuple[Any, ...]) -> bytes:
+    """A command in RESP, packed by hiredis as redis-py packs it: a name of two words
+    ("CLIENT ID") split, an argument of no Redis type a DataError."""
+    name = command[0]
+    if isinstance(name, str) and " " in name:
+        command = (*name.split(), *command[1:])
+    try:
+        packed: bytes = hiredis.pack_command(command)
+    except TypeError as error:
+        raise redis.DataError(str(error)) from error
+    return packed
+
+
 class _KeptConnections:
     """The connections a client took from its pool and keeps between calls. Taking one is a
     pop from a list (atomic under the GIL); the pool's connection limit still holds, since
@@ -110,11 +123,11 @@ class LeanPipeline(_Pipeline):
         finally:
             self.command_stack = []
 
-    def _exchange(self, connection: AbstractConnection, raise_on_error: bool) -> list[Any]:
+    def _exchange(self, connection: Any, raise_on_error: bool) -> list[Any]:
+        # `connection` and `pipeline` typed loosely: the types-redis stubs lag redis-py 8.
         stack = self.command_stack
-        pipeline: Any = self  # typed loosely: the types-redis stubs lag redis-py 8
-        packed: Any = connection.pack_commands([args for args, _ in stack])
-        connection.send_packed_command(packed)
+        pipeline: Any = self
+        connection.send_packed_command([b"".join([_packed(args) for args, _ in stack])])
         answers: list[Any] = []
         for args, options in stack:
             try:
@@ -143,8 +156,10 @@ class LeanRedis(_Redis):
         if getattr(self, "connection", None) is not None:  # a single-connection client
             return super().execute_command(*args, **options)
 
-        def exchange(connection: AbstractConnection) -> Any:
-            connection.send_command(*args, **options)
+        def exchange(connection: Any) -> Any:
+            connection.send_packed_command(
+                [_packed(args)], check_health=options.get("check_health", True)
+            )
             return self.parse_response(connection, args[0], **options)
 
         return self._kept.call(exchange)
@@ -195,7 +210,7 @@ class KeptAsyncConnections:
         return taken
 
     async def _exchange(self, connection: AsyncConnection, commands: list[tuple[Any, ...]]) -> Any:
-        await connection.send_packed_command(b"".join([hiredis.pack_command(c) for c in commands]))
+        await connection.send_packed_command(b"".join([_packed(c) for c in commands]))
         answers: list[Any] = []
         for command in commands:
             try:

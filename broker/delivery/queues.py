@@ -14,7 +14,6 @@ together (`broker.core.autopipe`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from broker.core import clock, keys
 from broker.core.autopipe import AutoPipeline
 from broker.core.defaults import DELIVERIES_PER_CLAIM
 from broker.core.settings import Settings
+from broker.core.slots import Slots
 from broker.delivery import attempt_log, health, retry, signing
 from broker.delivery.attempt_log import Ending
 from broker.delivery.bookkeeping import Bookkeeping
@@ -47,20 +47,20 @@ class Deliverer:
     book: Bookkeeping
     #: Wakes a conversation's bot turn (the end of an offload was signalled to it).
     wake_turn: Callable[[str], Awaitable[object]]
-    _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
-    _all_slots: asyncio.Semaphore | None = None
+    _slots: dict[str, Slots] = field(default_factory=dict)
+    _all_slots: Slots | None = None
 
-    def slots(self, endpoint_id: str) -> asyncio.Semaphore:
+    def slots(self, endpoint_id: str) -> Slots:
         """At most `endpoint_concurrency` queues of one endpoint are worked at once, so an
         endpoint that hangs leaves the others room."""
         if endpoint_id not in self._slots:
-            self._slots[endpoint_id] = asyncio.Semaphore(self.settings.endpoint_concurrency)
+            self._slots[endpoint_id] = Slots(self.settings.endpoint_concurrency)
         return self._slots[endpoint_id]
 
-    def all_slots(self) -> asyncio.Semaphore:
+    def all_slots(self) -> Slots:
         """At most `delivery_concurrency` queues are worked at once in all."""
         if self._all_slots is None:
-            self._all_slots = asyncio.Semaphore(self.settings.delivery_concurrency)
+            self._all_slots = Slots(self.settings.delivery_concurrency)
         return self._all_slots
 
 

@@ -61,6 +61,8 @@ def test_answers_and_errors_are_redis_pys(clients: tuple[Redis, Redis]) -> None:
     with pytest.raises(redis.exceptions.NoScriptError):
         lean.execute_command("EVALSHA", "0" * 40, 0)
     assert lean.set("k", "v") is True and lean.get("k") == "v"
+    with pytest.raises(redis.DataError):
+        lean.execute_command("SET", "k", None)  # as redis-py refuses it
     assert lean.pipeline(transaction=False).execute() == []
 
 
@@ -161,6 +163,7 @@ def test_the_delivery_loops_batches_answer_as_redis_pys_pipeline_does(
         ("LPUSH", "h", "wrong type"),
         ("SET", "s", "é", "NX"),
         ("GET", "s"),
+        ("CONFIG GET", "maxmemory-policy"),
     ]
     url = redis_databases.url(redis_databases.db("app"))
 
