@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import Any, TypeAlias, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -30,25 +30,13 @@ from broker.core.defaults import (
 )
 from broker.core.errors import ConfigError
 from broker.core.lean_redis import LeanRedis
+from broker.core.redis_types import AsyncRedis as AsyncRedis  # the types, for every module
+from broker.core.redis_types import ClusterBase as _ClusterBase
+from broker.core.redis_types import Pipeline as Pipeline
+from broker.core.redis_types import Redis as Redis
 
 #: What a hash write (HSET with a mapping) takes.
 HashFields: TypeAlias = Mapping[str | bytes, bytes | float | int | str]
-
-if TYPE_CHECKING:
-    import redis.asyncio
-    from redis.client import Pipeline as _Pipeline
-
-    #: Our clients always decode answers: typed by the `types-redis` stubs, whose client
-    #: and pipeline know it (redis-py's own types say `bytes | str` for every answer).
-    Redis: TypeAlias = redis.Redis[str]
-    Pipeline: TypeAlias = _Pipeline[str]
-    AsyncRedis: TypeAlias = redis.asyncio.Redis[str]
-    _ClusterBase: TypeAlias = redis.cluster.RedisCluster[str]
-else:
-    Redis = redis.Redis
-    Pipeline = redis.client.Pipeline
-    AsyncRedis = redis.asyncio.Redis
-    _ClusterBase = redis.cluster.RedisCluster
 
 
 #: What a Redis command can raise when Redis is in trouble: redis-py's errors, those of its

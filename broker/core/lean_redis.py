@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import hiredis
 import redis
@@ -28,14 +28,7 @@ import redis.client
 from redis.asyncio.connection import AbstractConnection as AsyncConnection
 from redis.connection import AbstractConnection
 
-if TYPE_CHECKING:
-    _Redis: TypeAlias = redis.Redis[str]
-    _Pipeline: TypeAlias = redis.client.Pipeline[str]
-    _AsyncRedis: TypeAlias = redis.asyncio.Redis[str]
-else:
-    _Redis = redis.Redis
-    _Pipeline = redis.client.Pipeline
-    _AsyncRedis = redis.asyncio.Redis
+from broker.core.redis_types import AsyncRedis, Pipeline, Redis
 
 T = TypeVar("T")
 
@@ -107,7 +100,7 @@ class _KeptConnections:
         return connection
 
 
-class LeanPipeline(_Pipeline):
+class LeanPipeline(Pipeline):
     """A pipeline whose plain (non-MULTI) execution uses its client's kept connections."""
 
     kept: _KeptConnections
@@ -139,7 +132,7 @@ class LeanPipeline(_Pipeline):
         return answers
 
 
-class LeanRedis(_Redis):
+class LeanRedis(Redis):
     """`redis.Redis` over one connection pool, with single commands and plain pipelines on
     kept connections."""
 
@@ -170,7 +163,7 @@ class KeptAsyncConnections:
     its answers read on a connection kept between batches. Only for a plain connection pool
     (`takes`): Sentinel's pool finds its master as it hands connections out."""
 
-    def __init__(self, r: _AsyncRedis) -> None:
+    def __init__(self, r: AsyncRedis) -> None:
         # Typed loosely: the types-redis stubs lag redis-py 8.
         self._pool: Any = r.connection_pool
         self._callbacks: Any = r.response_callbacks
