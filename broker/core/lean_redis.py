@@ -3,7 +3,7 @@ commands and pipelines without MULTI, and the delivery loop's batches (asyncio).
 
 redis-py 8 takes a connection from its pool and gives it back on every call, and wraps
 each call in observability hooks and a retry closure. On loopback that costs several times
-the round trip itself: about 130 µs of CPU for a pipeline of three commands, where the
+the round trip itself: about 130 µs of CPU for a pipeline of four commands, where the
 socket's own work is about 25 µs (`python -m bench.redis_calls`). Every ingress request
 and every step of a bot turn pays it.
 
