@@ -9,11 +9,12 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from broker.core import keys
+from broker.core import ids, keys
 from switchboard.local_cluster import LocalCluster
 from tests.integration.delivery_helpers import dead_letters
 from tests.integration.stacks import OwnStack, own_stack
@@ -58,6 +59,27 @@ def start(own: OwnStack, *roles: str, **changes: str) -> None:
     own.wait_ready()
 
 
+def spread_over_the_masters(
+    cluster: LocalCluster, channel: dict[str, Any], count: int
+) -> list[str]:
+    """`count` conversation ids of `channel` whose keys fall on every master, at least two
+    on each (ids chosen by chance would all fall on two masters one time in nine)."""
+    masters = len(cluster.masters())
+    chosen: list[str] = []
+    per_master: dict[int, int] = {}
+    n = 0
+    while len(chosen) < count:
+        name = f"user-{n}"
+        n += 1
+        key = ids.conversation_key(channel["botId"], "LIVE", channel["id"], name)
+        port = cluster.master_of(keys.conversation_meta(key)).port
+        every_master_has_two = len(per_master) == masters and min(per_master.values()) >= 2
+        if per_master.get(port, 0) < 2 or every_master_has_two:
+            per_master[port] = per_master.get(port, 0) + 1
+            chosen.append(name)
+    return chosen
+
+
 def masters_with_conversations(cluster: LocalCluster) -> int:
     """How many masters hold a conversation's keys."""
     return sum(
@@ -93,7 +115,7 @@ def test_replies_spread_over_the_masters_arrive_in_order_through_retries(
     receiver.behaviour = first_tries_fail
     start(on_cluster, "web", "worker", "scheduler")
     channel = on_cluster.api.echo_channel(receiver.url)
-    conversations = [f"user-{n}" for n in range(8)]
+    conversations = spread_over_the_masters(cluster, channel, 8)
     for n in range(3):
         for name in conversations:
             assert on_cluster.api.send(channel, name, f"{name} {n}").status_code == 202
