@@ -44,9 +44,7 @@ PACES = (0.1, 0.25, 0.5)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small run, within a minute")
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--conversations", type=int, default=1000)
-    parser.add_argument("--connections", type=int, default=32)
+    Load.add_options(parser)
     parser.add_argument("--rate", type=float, default=0.0, help="also paced at this msg/s")
     parser.add_argument("--workers", type=int, default=1, help="Switchboard worker processes")
     parser.add_argument("--runs", type=int, default=3, help="alternating runs of each system")
@@ -67,7 +65,7 @@ def _run(args: argparse.Namespace, chosen: list[str], workdir: Path) -> int:
     server.start()
     receiver = Receiver()
     data = redis.Redis.from_url(server.url)
-    load = Load(args.messages, args.conversations, args.connections)
+    load = Load.from_options(args)
     options = _Options(chosen, args.workers, args.rate)
     results: dict[str, list[Figures]] = {"switchboard": [], "plain": []}
     yardsticks: list[float] = []

@@ -31,16 +31,14 @@ from switchboard.local_cluster import LocalCluster
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default="1,2,4", help="worker processes, one run each")
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--conversations", type=int, default=1000)
-    parser.add_argument("--connections", type=int, default=32)
+    Load.add_options(parser)
     parser.add_argument("--runs", type=int, default=1, help="alternating runs of each")
     args = parser.parse_args()
     try:
         counts = [int(n) for n in args.workers.split(",")]
     except ValueError:
         parser.error("--workers takes whole numbers separated by commas, such as 1,2,4")
-    load = Load(args.messages, args.conversations, args.connections)
+    load = Load.from_options(args)
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-cluster-") as workdir:
         results = _run(Path(workdir), load, counts, args.runs)
     print(json.dumps(_ratios(results, counts)), flush=True)

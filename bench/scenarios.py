@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -28,6 +29,17 @@ class Load:
     rate: float = 0.0
     #: Every how many conversations one goes to the slow channel (0: none).
     slow_every: int = 0
+
+    @staticmethod
+    def add_options(parser: argparse.ArgumentParser) -> None:
+        """The options of a whole-path benchmark's load, read back by `from_options`."""
+        parser.add_argument("--messages", type=int, default=5000)
+        parser.add_argument("--conversations", type=int, default=1000)
+        parser.add_argument("--connections", type=int, default=32)
+
+    @classmethod
+    def from_options(cls, args: argparse.Namespace) -> Load:
+        return cls(args.messages, args.conversations, args.connections)
 
 
 @dataclass
