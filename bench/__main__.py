@@ -5,11 +5,12 @@
                     [--scenarios max,paced,pizza,isolation,retries,memory]
 
 It starts a Redis of its own, a fast local receiver, and each system as real processes:
-Switchboard (web under gunicorn with 2 workers, one worker, the scheduler) and the plain
-recipe (bench/plain_recipe.py) as the yardstick, alternately, `--runs` times. It prints
-one JSON line per scenario and system, then one line of ratios: Switchboard's delivered
-messages a second against the plain recipe's and against the same run's `/healthz`
-requests a second. `--quick` finishes within a minute.
+Switchboard (`switchboard web` with 2 web processes, one worker, the scheduler) and the plain
+recipe (bench/plain_recipe.py, Flask under gunicorn's threads) as the yardstick, alternately,
+`--runs` times. It prints one JSON line per scenario and system, then one line of ratios:
+Switchboard's delivered messages a second against the plain recipe's, and against the same
+run's `/healthz` requests a second under Switchboard's web server (`vs_healthz`) and under the
+plain recipe's (`vs_plain_healthz`). `--quick` finishes within a minute.
 
 Scenarios: `max` (the echo bot, as fast as messages are taken), `paced` (10, 25 and 50 %
 of that rate), `pizza` (the pizza bot, bench/pizza.py), `isolation` (every tenth
@@ -69,16 +70,19 @@ def _run(args: argparse.Namespace, chosen: list[str], workdir: Path) -> int:
     options = _Options(chosen, args.workers, args.rate)
     results: dict[str, list[Figures]] = {"switchboard": [], "plain": []}
     yardsticks: list[float] = []
+    plain_yardsticks: list[float] = []
     try:
         with (workdir / "processes.log").open("ab") as log:
             for _ in range(args.runs):
                 figures, healthz = _switchboard_run(server.url, receiver, data, load, options, log)
                 results["switchboard"] += figures
                 yardsticks.append(healthz)
-                results["plain"] += _plain_run(server.url, receiver, data, load, log)
+                plain, plain_healthz = _plain_run(server.url, receiver, data, load, log)
+                results["plain"] += plain
+                plain_yardsticks.append(plain_healthz)
     finally:
         server.stop()
-    print(json.dumps(_ratios(results, yardsticks)), flush=True)
+    print(json.dumps(_ratios(results, yardsticks, plain_yardsticks)), flush=True)
     return 0
 
 
@@ -193,14 +197,21 @@ def _isolation(
 
 def _plain_run(
     url: str, receiver: Receiver, data: redis.Redis[bytes], load: Load, log: Any
-) -> list[Figures]:
+) -> tuple[list[Figures], float]:
+    """The plain recipe's figures, and `/healthz` requests a second under its server."""
     plain_url = url.rsplit("/", 1)[0] + "/2"
     system = PlainRecipe("plain", plain_url, receiver.url(), log)
     try:
         _started(system, data)
         target = system.target()
         warm_up(system, target, receiver, data, load)
-        return [_show(measure("max", system, target, receiver, data, load))]
+        figures = [_show(measure("max", system, target, receiver, data, load))]
+        healthz = yardstick(target, 3.0, load.connections)
+        print(
+            json.dumps({"scenario": "healthz", "system": "plain", "requests_per_s": healthz}),
+            flush=True,
+        )
+        return figures, healthz
     finally:
         system.stop()
 
@@ -235,11 +246,14 @@ def _show(figures: Figures) -> Figures:
     return figures
 
 
-def _ratios(results: dict[str, list[Figures]], yardsticks: list[float]) -> dict[str, Any]:
+def _ratios(
+    results: dict[str, list[Figures]], yardsticks: list[float], plain_yardsticks: list[float]
+) -> dict[str, Any]:
     mine, plain = results["switchboard"], results["plain"]
     delivered = median(mine, "max", lambda f: f.delivered_per_s)
     plain_delivered = median(plain, "max", lambda f: f.delivered_per_s)
     healthz = statistics.median(yardsticks) if yardsticks else 0.0
+    plain_healthz = statistics.median(plain_yardsticks) if plain_yardsticks else 0.0
     return {
         "scenario": "ratios",
         "runs": len(yardsticks),
@@ -248,6 +262,9 @@ def _ratios(results: dict[str, list[Figures]], yardsticks: list[float]) -> dict[
         "healthz_per_s": healthz,
         "vs_plain": round(delivered / plain_delivered, 2) if plain_delivered else None,
         "vs_healthz": round(delivered / healthz, 3) if healthz else None,
+        # The same Flask /healthz under the plain recipe's server (gunicorn's threads).
+        "plain_healthz_per_s": plain_healthz,
+        "vs_plain_healthz": round(delivered / plain_healthz, 3) if plain_healthz else None,
         "cpu_ms_per_msg": median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
         "plain_cpu_ms_per_msg": median(plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
         "redis_cpu_ms_per_msg": median(mine, "max", lambda f: f.redis_cpu_ms_per_msg),

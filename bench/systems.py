@@ -1,5 +1,6 @@
 """The systems the benchmark compares, each started as real processes on one local Redis:
-Switchboard (web under gunicorn, a worker, the scheduler) and the plain recipe."""
+Switchboard (`switchboard web`, a worker, the scheduler) and the plain recipe (Flask under
+gunicorn's threaded worker, a Celery worker)."""
 
 from __future__ import annotations
 
@@ -159,8 +160,8 @@ class PlainRecipe(System):
                 "gunicorn",
                 "--workers",
                 str(WEB_WORKERS),
-                # The same server as Switchboard's web (gthread, keep-alive), so that
-                # the comparison is of what runs behind it.
+                # What such a recipe is served with: gunicorn's threaded worker with
+                # keep-alive. Its /healthz is the second yardstick of the ratios.
                 "--threads",
                 "8",
                 "--bind",

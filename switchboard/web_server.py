@@ -1,97 +1,87 @@
-"""Serving the Flask app with gunicorn, from inside the `switchboard web` command.
-
-Two things gunicorn would do otherwise: answer a request it cannot parse (bad chunking,
-control characters in a header) with an HTML page, where every refusal of ours is a JSON
-error (docs/wire-contract.md §1c); and drop the app's `Connection: close`, which the app
-sends when it refused a body it did not read, leaving that body to be taken for the next
-request on the connection.
+"""Serving the Flask app from inside the `switchboard web` command: gunicorn's arbiter
+forks, watches and restarts the web processes; each serves HTTP on an event loop of its own
+(`switchboard/http_protocol.py`), calling the app inline.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
+import asyncio
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import uvloop
 from gunicorn.app.base import BaseApplication
-from gunicorn.http import errors as http_errors
-from gunicorn.util import write_nonblock
-from gunicorn.workers.gthread import ThreadWorker
-from gunicorn.workers.sync import SyncWorker
+from gunicorn.workers.base import Worker
 
 from broker.core.connection import connect
 from broker.core.settings import Settings
+from switchboard.http_protocol import HttpProtocol, Limits, Site, sweep
 from web import Services, check_settings, create_app
 
-#: Malformed requests that are not a plain 400: status, reason, error code.
-_STATUSES: dict[type[Exception], tuple[int, str, str]] = {
-    http_errors.LimitRequestLine: (414, "URI Too Long", "uri_too_long"),
-    http_errors.LimitRequestHeaders: (431, "Request Header Fields Too Large", "headers_too_large"),
-    http_errors.ExpectationFailed: (417, "Expectation Failed", "expectation_failed"),
-    http_errors.ForbiddenProxyRequest: (403, "Forbidden", "forbidden"),
-}
+#: How often a web process tells the arbiter it is alive and sweeps its idle connections.
+_TICK_SECONDS = 1.0
+#: Threads per web process for the requests not answered on its event loop.
+POOL_THREADS = 8
 
 
-def _error_answer(exc: BaseException) -> tuple[int, str, str, str]:
-    """Status, reason, code and message for an error gunicorn met outside the app."""
-    if isinstance(exc, http_errors.ParseException | http_errors.NoMoreData):
-        for kind, (status, reason, code) in _STATUSES.items():
-            if isinstance(exc, kind):
-                return status, reason, code, f"the request is malformed: {exc}"
-        return 400, "Bad Request", "bad_request", f"the request is malformed: {exc}"
-    return 500, "Internal Server Error", "internal_error", "an internal error occurred"
+def answered_inline(method: str, target: bytes) -> bool:
+    """The message routes and liveness: a Redis round trip or two each, and the bulk of the
+    traffic, so they are answered on the event loop. Every other route (management, pages,
+    the health check of a handover endpoint that may take seconds) takes a pool thread."""
+    if method == "POST":
+        path = target.partition(b"?")[0]
+        return (
+            path.startswith(b"/v1/channels/webhook/") and path.endswith(b"/messages")
+        ) or path.startswith(b"/api/webhookMessage/")
+    return method == "GET" and target == b"/healthz"
 
 
-class _JsonErrors:
-    """A gunicorn worker whose own error answers are JSON errors, like the app's."""
+class EventLoopWorker(Worker):  # type: ignore[misc]
+    """A gunicorn worker serving its connections on one event loop."""
 
-    log: Any
+    def run(self) -> None:
+        uvloop.run(self._serve())
 
-    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
-        status, reason, code, message = _error_answer(exc)
-        if status >= 500:
-            self.log.exception("Error handling request")
-        else:
-            self.log.info("Invalid request from %s: %s", (addr or ("",))[0], exc)
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        head = (
-            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
-        try:
-            write_nonblock(client, head.encode("latin-1") + body)
-        except Exception:  # the client may be gone; there is no one left to tell
-            self.log.debug("Failed to send error message.")
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        limits = Limits(body_bytes=self.app.settings_.max_body_bytes)
+        pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="web")
+        connections: set[HttpProtocol] = set()
+        servers = []
+        for listener in self.sockets:
+            host, port = listener.sock.getsockname()[:2]
+            site = Site(self.wsgi, limits, answered_inline, pool, str(host), str(port))
 
+            def made(site: Site = site) -> HttpProtocol:
+                protocol = HttpProtocol(site)
+                connections.add(protocol)
+                return protocol
 
-class JsonErrorsThreadWorker(_JsonErrors, ThreadWorker):  # type: ignore[misc]
-    pass
+            servers.append(await loop.create_server(made, sock=listener.sock))
+        while self.alive and self.ppid == os.getppid():
+            self.notify()
+            sweep(connections, limits)
+            await asyncio.sleep(_TICK_SECONDS)
+        for server in servers:
+            server.close()
+        await self._drain(connections)
+        pool.shutdown(wait=True)
 
-
-class JsonErrorsSyncWorker(_JsonErrors, SyncWorker):  # type: ignore[misc]
-    pass
-
-
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-def honour_connection_close(app: WsgiApp) -> WsgiApp:
-    """Close the connection after an answer that says `Connection: close`: gunicorn drops that
-    header from an app's answer, but its start_response belongs to a response it can close."""
-
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            closing = any(
-                name.lower() == "connection" and value.lower() == "close" for name, value in headers
-            )
-            force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
-            if closing and callable(force_close):
-                force_close()
-            return start_response(status, headers, exc_info)
-
-        return app(environ, start)
-
-    return wrapped
+    async def _drain(self, connections: set[HttpProtocol]) -> None:
+        """Close idle connections at once; give those part-way through a request until the
+        graceful timeout to finish it."""
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() < deadline:
+            for protocol in list(connections):
+                if protocol.closing or not (protocol.in_request or protocol.busy):
+                    protocol.close_when_idle()
+                    connections.discard(protocol)
+            if not connections:
+                return
+            self.notify()
+            await asyncio.sleep(0.1)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -111,20 +101,18 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         settings = self.settings_
         redis = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
         sender = CelerySender(make_celery(settings), redis)
-        return honour_connection_close(create_app(Services(settings, redis, sender)))
+        return create_app(Services(settings, redis, sender))
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     check_settings(settings)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "threads": threads,
-        "worker_class": JsonErrorsThreadWorker if threads > 1 else JsonErrorsSyncWorker,
+        "worker_class": EventLoopWorker,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
         "timeout": 30,
-        "keepalive": 5,
     }
     _Gunicorn(options, settings).run()

