@@ -273,6 +273,11 @@ def _ratios(
     }
 
 
+def _load_generator_cpu(figures: Figures) -> float:
+    value: float = figures.extra.get("load_generator_cpu_ms_per_msg", 0.0)
+    return value
+
+
 def _others_vs_baseline(figures: Figures, figure: str) -> float:
     ratio: float = figures.extra.get("others", {}).get("vs_baseline", {}).get(figure, 0.0)
     return ratio
@@ -283,6 +288,7 @@ def _scenario_ratios(mine: list[Figures]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cpu = median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0))
     commands = median(mine, "max", lambda f: f.redis_cmds_per_msg.get("total", 0))
+    control = median(mine, "max", _load_generator_cpu)
     for share in PACES:
         name = f"paced-{int(share * 100)}%"
         if any(f.scenario == name for f in mine):
@@ -294,6 +300,11 @@ def _scenario_ratios(mine: list[Figures]) -> dict[str, Any]:
                 "redis_cmds_vs_max": round(
                     median(mine, name, lambda f: f.redis_cmds_per_msg.get("total", 0)) / commands,
                     2,
+                ),
+                # The load generator does the same work per message at every pace: how much
+                # more its CPU per message is here than at max is the machine's own part.
+                "load_generator_cpu_vs_max": (
+                    round(median(mine, name, _load_generator_cpu) / control, 2) if control else None
                 ),
             }
     for name, figure in (("isolation", "delivered_per_s"), ("isolation-paced-50%", "p99")):

@@ -171,12 +171,15 @@ def measure(
             },
         }
         figures.redis_cpu_ms_per_msg = round(spent.cpu_seconds * 1000 / delivered, 3)
+        figures.extra["load_generator_cpu_ms_per_msg"] = round(
+            sent["cpu_seconds"] * 1000 / delivered, 3
+        )
     figures.rss_mb = {role: usage.rss_mb(pid) for role, pid in pids.items()}
-    figures.extra = {
-        "refused": sent["refused"],
-        "repeats": receiver.arrivals.repeats,
-        "undelivered": len(numbers - arrivals.keys()),
-    }
+    figures.extra.update(
+        refused=sent["refused"],
+        repeats=receiver.arrivals.repeats,
+        undelivered=len(numbers - arrivals.keys()),
+    )
     if load.slow_every:
         figures.extra["others"] = _others(load, sent, arrivals)
     return figures
