@@ -51,8 +51,11 @@ class Limits:
     header_field_bytes: int = 8190
     #: An idle kept-alive connection is closed after this many seconds.
     keepalive_seconds: float = 5.0
-    #: A request that stops arriving for this long is answered 408 and its connection closed.
+    #: A request that stops arriving for this long, or that has not arrived whole after
+    #: `request_seconds`, is answered 408 and its connection closed (a client trickling a
+    #: byte now and then would otherwise hold its connection for ever).
     read_timeout_seconds: float = 30.0
+    request_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,7 @@ class HttpProtocol(asyncio.Protocol):
         #: part-way in: what the worker's sweep of idle and stalled connections looks at.
         self.last_active = 0.0
         self.in_request = False
+        self.request_started = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -192,12 +196,14 @@ class HttpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        self.last_active = time.monotonic()
         self._answer_ready()
 
     # parser callbacks
 
     def on_message_begin(self) -> None:
         self.in_request = True
+        self.request_started = time.monotonic()
         self._reset()
 
     def on_url(self, url: bytes) -> None:
@@ -280,6 +286,13 @@ class HttpProtocol(asyncio.Protocol):
                 self.site.pool, self._call_app, request
             )
             future.add_done_callback(self._sent_from_pool)
+        # While answers wait, read no further: a client that sends and never reads would
+        # otherwise fill this process's memory with requests.
+        if self.transport is not None and not self.closing:
+            if self.ready:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
 
     def _sent_from_pool(self, future: asyncio.Future[tuple[bytes, bool]]) -> None:
         self.busy = False
@@ -311,7 +324,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def refuse_stalled(self) -> None:
         self._refuse(
-            ErrorAnswer(408, "Request Timeout", "request_timeout", "the request stopped arriving")
+            ErrorAnswer(
+                408, "Request Timeout", "request_timeout", "the request did not arrive in time"
+            )
         )
 
     def _close(self) -> None:
@@ -432,7 +447,13 @@ def sweep(connections: set[HttpProtocol], limits: Limits) -> None:
             connections.discard(protocol)
         elif protocol.closing or protocol.busy:
             continue
+        elif protocol.writing_paused or protocol.ready:
+            if quiet > limits.read_timeout_seconds:  # a client that stopped reading answers
+                protocol.close_when_idle()
         elif not protocol.in_request and quiet > limits.keepalive_seconds:
             protocol.close_when_idle()
-        elif protocol.in_request and quiet > limits.read_timeout_seconds:
+        elif protocol.in_request and (
+            quiet > limits.read_timeout_seconds
+            or now - protocol.request_started > limits.request_seconds
+        ):
             protocol.refuse_stalled()

@@ -4,6 +4,7 @@ each a JSON error."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -18,7 +19,9 @@ from switchboard.http_protocol import HttpProtocol, Limits, Site, sweep
 from tests.integration.raw_http import Reply, read_reply, request
 from tests.polling import wait_until
 
-LIMITS = Limits(body_bytes=1000, keepalive_seconds=0.3, read_timeout_seconds=0.3)
+LIMITS = Limits(
+    body_bytes=1000, keepalive_seconds=0.3, read_timeout_seconds=0.3, request_seconds=0.8
+)
 
 
 class App:
@@ -136,6 +139,12 @@ def test_a_kept_alive_connection_answers_pipelined_requests_in_order(server: Ser
         assert third.headers["connection"] == "keep-alive"
 
 
+def test_a_long_pipeline_is_answered_whole_and_in_order(server: Server) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"".join(_get(f"/n{n}") for n in range(500)))
+        assert [seen["path"] for seen in _replies(sock, 500)] == [f"/n{n}" for n in range(500)]
+
+
 def test_a_request_on_the_pool_holds_only_its_own_connection(server: Server, app: App) -> None:
     with _connect(server) as slow, _connect(server) as other:
         slow.sendall(_get("/slow") + _get("/after"))
@@ -241,3 +250,17 @@ def test_idle_connections_are_closed_and_stalled_requests_refused(server: Server
         wait_until(swept, timeout=5, interval=0.1)
         assert idle.recv(100) == b""
         _refused(read_reply(stalled), 408, "request_timeout")
+
+
+def test_a_request_trickling_in_is_refused_when_it_takes_too_long(server: Server) -> None:
+    with _connect(server) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+
+        def trickled() -> bool:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"X-A: b\r\n")  # each piece in time; the whole too late
+            server.sweep()
+            return any(p.closing for p in list(server.connections))
+
+        wait_until(trickled, timeout=5, interval=0.1)
+        _refused(read_reply(sock), 408, "request_timeout")
