@@ -82,11 +82,12 @@ def cmd_run(port: int, data_dir: str | None) -> int:
 @click.option("--host", default="0.0.0.0")
 @click.option("--port", type=int, default=defaults.PORT)
 @click.option("--workers", type=int, default=2)
-def cmd_web(host: str, port: int, workers: int) -> None:
+@click.option("--threads", type=int, default=8, help="per process, for the routes off its loop")
+def cmd_web(host: str, port: int, workers: int, threads: int) -> None:
     """the HTTP API (gunicorn)"""
     from switchboard.web_server import serve
 
-    serve(_settings(), host=host, port=port, workers=workers)
+    serve(_settings(), host=host, port=port, workers=workers, threads=threads)
 
 
 @root.command("worker")

@@ -22,8 +22,6 @@ from web import Services, check_settings, create_app
 
 #: How often a web process tells the arbiter it is alive and sweeps its idle connections.
 _TICK_SECONDS = 1.0
-#: Threads per web process for the requests not answered on its event loop.
-POOL_THREADS = 8
 
 
 def answered_inline(method: str, target: bytes) -> bool:
@@ -47,7 +45,7 @@ class EventLoopWorker(Worker):  # type: ignore[misc]
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         limits = Limits(body_bytes=self.app.settings_.max_body_bytes)
-        pool = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix="web")
+        pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="web")
         connections: set[HttpProtocol] = set()
         servers = []
         for listener in self.sockets:
@@ -104,12 +102,15 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(Services(settings, redis, sender))
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    """Serve with `workers` web processes, each with `threads` threads for the routes not
+    answered on its event loop."""
     check_settings(settings)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
         "worker_class": EventLoopWorker,
+        "threads": threads,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",

@@ -15,6 +15,7 @@ from broker.core import defaults
 from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
 from broker.delivery.http_client import HttpClient, RequestFailed
+from workers import runner_lock
 
 #: An API answer past this is not used: the call fails.
 MAX_ANSWER_BYTES = 256 * 1024
@@ -37,6 +38,7 @@ class WorkerActions:
     def call_api(self, request: ApiRequest) -> ApiAnswer:
         """The answer, or a failure once `request.timeout` seconds have passed, whatever the
         other end does."""
+        runner_lock.let_others_run()
         try:
             return self._loop.run(self._call(request), request.timeout + _LOOP_GRACE)
         except concurrent.futures.TimeoutError:
@@ -67,5 +69,6 @@ class WorkerActions:
         return ApiAnswer(answer.status, parsed)
 
     def run_action(self, name: str, context: ActionContext, timeout: float) -> ActionOutcome:
+        runner_lock.let_others_run()
         result, error = custom_actions.run(name, context, timeout, self._modules)
         return ActionOutcome(result, error)

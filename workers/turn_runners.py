@@ -1,5 +1,6 @@
 """The worker process's turn runners: threads that take conversations whose turn is due from
-the ready list, many at a time, and run their turns together (`turns.run_batch`).
+the ready list, many at a time, and run their turns together (`turns.run_batch`), one
+runner at a time unless one waits on a bot's API call (`workers/runner_lock.py`).
 
 The web process puts a conversation on the ready list when its first waiting message
 arrives, so a turn starts at once, without a task of its own; what a runner misses (it
@@ -14,6 +15,7 @@ import threading
 from broker.conversations import turns
 from broker.core import keys
 from broker.core.connection import REDIS_TROUBLE, Redis
+from workers import runner_lock
 from workers.process import Process
 
 log = logging.getLogger(__name__)
@@ -38,17 +40,17 @@ def _run(process: Process, stop: threading.Event) -> None:
     r = process.redis
     while not stop.is_set():
         try:
-            taken = _take(r)
-            if not taken:
-                continue
-            turns.run_batch(
-                r,
-                process.settings,
-                process.sender,
-                taken,
-                actions=process.actions,
-                hand_off=process.deliveries.offer_claimed,
-            )
+            with runner_lock.running_turns():
+                taken = _take(r)
+                if taken:
+                    turns.run_batch(
+                        r,
+                        process.settings,
+                        process.sender,
+                        taken,
+                        actions=process.actions,
+                        hand_off=process.deliveries.offer_claimed,
+                    )
         except REDIS_TROUBLE as exc:
             log.warning("turn runner: Redis failed, trying again: %s", exc)
             stop.wait(1.0)

@@ -1,10 +1,12 @@
 """Bot definitions through the real processes: the pizza bot orders a pizza over the Webhook
 channel, its API call answered by a local kitchen; an API call to an unsafe address is refused
-when the definition is saved, and again at call time."""
+when the definition is saved, and again at call time; a slow API call holds back no other
+conversation."""
 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import requests
 
 from broker.bots import documents
 from tests.integration.stacks import Api
+from tests.polling import wait_until
 from tests.receivers import Answer, Hit, Receiver, ReceiverFactory, texts, wait_delivered
 
 PIZZA = Path(__file__).parents[2] / "examples" / "bots" / "pizza.yaml"
@@ -121,3 +124,28 @@ def test_an_api_call_to_an_unsafe_address_is_refused_when_saved_and_at_call_time
     assert texts(wait_delivered(receiver, 1)) == [
         "refused: refused by outbound safety: resolves to 169.254.169.254"
     ]
+
+
+def test_a_slow_api_call_holds_back_no_other_conversation(
+    api: Api, receiver: Receiver, make_receiver: ReceiverFactory
+) -> None:
+    """A worker's turn runners take turns one at a time, but one waiting on a bot's API call
+    lets the next run the turns that arrive meanwhile."""
+    calling_started, released, answered = threading.Event(), threading.Event(), threading.Event()
+
+    def slow(hit: Hit) -> Answer:
+        calling_started.set()
+        released.wait(4)  # within the call's 5 s limit
+        answered.set()
+        return Answer(200, {"Content-Type": "application/json"}, b"{}")
+
+    kitchen = make_receiver(slow)
+    waiting = channel_of(api, calling(kitchen.url), receiver.url)
+    echo = api.echo_channel(receiver.url)
+    api.send(waiting, "waits")
+    wait_until(calling_started.is_set, what="the API call")
+    api.send(echo, "other", "hi")
+    assert texts(wait_delivered(receiver, 1)) == ["You said: hi"]
+    assert not answered.is_set()
+    released.set()
+    assert texts(wait_delivered(receiver, 2))[1] == "answered"
