@@ -1,16 +1,17 @@
 """HTTP/1.1 for the web process: connections read on an event loop, requests parsed in C
-(llhttp, through httptools), the WSGI app called inline, one request at a time per process.
+(llhttp, through httptools), and the WSGI app called inline on the loop for the routes the
+site names (`Site.inline`), on a thread pool for the rest.
 
-Why not threads: a thread per request costs two thread wake-ups and a pass of the server's
-own loop for each request, which at light load cost more than the route itself (see
-docs/architecture.md, "The web server"). Here a request costs one read, one call of the
-app and one write; a web process serves one request at a time, so `--workers` sets how
-many run at once. Slow clients do not hold a process: a request reaches the app only once
+Why not a thread per request: it costs two thread wake-ups and a pass of the server's own
+loop for each request, which at light load cost more than the route itself (see
+docs/architecture.md, "The web server"). Inline, a request costs one read, one call of the
+app and one write. Slow clients do not hold a process: a request reaches the app only once
 its whole body is in memory, and answers are written without waiting for the client.
 
 Every refusal of the server's own is a JSON error, as the app's are
-(docs/wire-contract.md §1c): a malformed request line, header or chunked body, a header
-too long, too many headers, a body over the limit, an unknown `Expect`.
+(docs/wire-contract.md §1c): a malformed request line, header or chunked body (400), a
+request line too long (414), too many headers or one too long (431), a body over the
+limit (413), an unknown `Expect` (417), a request that does not arrive in time (408).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ class HttpProtocol(asyncio.Protocol):
         #: The client sent end-of-file: nothing more will come.
         self.peer_done = False
         self.closing = False
-        #: When the connection was last read from (loop time), and whether a request is
+        #: When the connection was last read from (monotonic seconds), and whether a request is
         #: part-way in: what the worker's sweep of idle and stalled connections looks at.
         self.last_active = 0.0
         self.in_request = False
