@@ -34,6 +34,13 @@ from broker.delivery.endpoint import Endpoint
 from broker.delivery.records import Delivery, due_member, queue_ref
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Read by the constructor's listen(): set on the instance afterwards, it came too late,
+    # and connections past the default backlog of 5 waited a second for their SYN again.
+    request_queue_size = 512
+
+
 class _Receiver:
     """A local endpoint that answers 200 after `delay` seconds and counts what it got."""
 
@@ -59,9 +66,7 @@ class _Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 512
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
