@@ -1,0 +1,38 @@
+"""Which requests the web process answers on its event loop: the message routes and liveness,
+the bulk of the traffic and a round trip or two each; everything else goes to its threads."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchboard.web_server import answered_inline
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("POST", b"/v1/channels/webhook/ch_1/messages"),
+        ("POST", b"/v1/channels/webhook/ch_1/messages?x=1"),
+        ("POST", b"/api/webhookMessage/bot_1"),
+        ("GET", b"/healthz"),
+    ],
+)
+def test_the_message_routes_and_liveness_are_answered_on_the_loop(
+    method: str, target: bytes
+) -> None:
+    assert answered_inline(method, target)
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("GET", b"/v1/channels/webhook/ch_1/messages"),
+        ("PUT", b"/v1/bots/bot_1/offloading"),
+        ("GET", b"/readyz"),
+        ("GET", b"/dashboard"),
+        ("POST", b"/v1/bots"),
+        ("GET", b"/healthz?verbose=1"),
+    ],
+)
+def test_every_other_route_takes_a_thread(method: str, target: bytes) -> None:
+    assert not answered_inline(method, target)
