@@ -120,13 +120,7 @@ _BY_NAME = {metric.name: metric for metric in ALL}
 @functools.lru_cache(maxsize=4096)
 def _field(metric: Metric, labels: tuple[str, ...], part: str) -> str:
     """The Redis hash field of one series (and, for a histogram, one part of it)."""
-    return _series_field(metric.name, labels, part)
-
-
-@functools.lru_cache(maxsize=4096)
-def _series_field(name: str, labels: tuple[str, ...], part: str) -> str:
-    # Cached: a delivery counts three series and observes two; their fields repeat.
-    return json.dumps([name, list(labels), part], separators=(",", ":"))
+    return json.dumps([metric.name, list(labels), part], separators=(",", ":"))
 
 
 def _bucket(metric: Metric, value: float) -> str:
