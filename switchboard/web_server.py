@@ -1,6 +1,7 @@
 """Serving the Flask app from inside the `switchboard web` command: gunicorn's arbiter
 forks, watches and restarts the web processes; each serves HTTP on an event loop of its own
-(`switchboard/http_protocol.py`), calling the app inline.
+(`switchboard/http_protocol.py`), calling the app on the loop for the message routes and
+liveness, on a pool of threads for the rest.
 """
 
 from __future__ import annotations
