@@ -139,11 +139,7 @@ def _switchboard_run(
                 receiver.behaviour = Behaviour()
         if "memory" in chosen:
             out += _memory(system, target, receiver, data, load)
-        healthz = yardstick(target, 3.0, load.connections)
-        print(
-            json.dumps({"scenario": "healthz", "system": "switchboard", "requests_per_s": healthz}),
-            flush=True,
-        )
+        healthz = _healthz(system, target, load)
     finally:
         system.stop()
     return out, healthz
@@ -206,12 +202,7 @@ def _plain_run(
         target = system.target()
         warm_up(system, target, receiver, data, load)
         figures = [_show(measure("max", system, target, receiver, data, load))]
-        healthz = yardstick(target, 3.0, load.connections)
-        print(
-            json.dumps({"scenario": "healthz", "system": "plain", "requests_per_s": healthz}),
-            flush=True,
-        )
-        return figures, healthz
+        return figures, _healthz(system, target, load)
     finally:
         system.stop()
 
@@ -239,6 +230,14 @@ def _memory(
     )
     rest.extra["worker_rss_growth"] = round(rest.rss_mb["worker"] / first.rss_mb["worker"] - 1, 3)
     return [_show(first), _show(rest)]
+
+
+def _healthz(system: System, target: Any, load: Load) -> float:
+    """`/healthz` requests a second under the system's web server, printed as its own line."""
+    healthz = yardstick(target, 3.0, load.connections)
+    line = {"scenario": "healthz", "system": system.name, "requests_per_s": healthz}
+    print(json.dumps(line), flush=True)
+    return healthz
 
 
 def _show(figures: Figures) -> Figures:
