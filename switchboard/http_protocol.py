@@ -138,9 +138,10 @@ class HttpProtocol(asyncio.Protocol):
         #: The client sent end-of-file: nothing more will come.
         self.peer_done = False
         self.closing = False
-        #: When the connection was last read from (monotonic seconds), and whether a request is
-        #: part-way in: what the worker's sweep of idle and stalled connections looks at.
-        self.last_active = 0.0
+        #: When the connection was made or last read from (monotonic seconds), and whether a
+        #: request is part-way in: what the worker's sweep of idle and stalled connections
+        #: looks at.
+        self.last_active = time.monotonic()
         self.in_request = False
         self.request_started = 0.0
         self._reset()
@@ -444,7 +445,11 @@ def sweep(connections: set[HttpProtocol], limits: Limits) -> None:
     now = time.monotonic()
     for protocol in list(connections):
         quiet = now - protocol.last_active
-        if protocol.transport is None or protocol.transport.is_closing():
+        if protocol.transport is None:
+            # Made, and connected on the loop's next turn; one that never was is forgotten.
+            if quiet > limits.keepalive_seconds:
+                connections.discard(protocol)
+        elif protocol.transport.is_closing():
             connections.discard(protocol)
         elif protocol.closing or protocol.busy:
             continue

@@ -255,12 +255,29 @@ def test_idle_connections_are_closed_and_stalled_requests_refused(server: Server
 def test_a_request_trickling_in_is_refused_when_it_takes_too_long(server: Server) -> None:
     with _connect(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\n")
+        # Held here: a sweep forgets a connection once it is closed, maybe before it is seen.
+        seen: set[HttpProtocol] = set()
 
         def trickled() -> bool:
             with contextlib.suppress(OSError):
                 sock.sendall(b"X-A: b\r\n")  # each piece in time; the whole too late
             server.sweep()
-            return any(p.closing for p in list(server.connections))
+            seen.update(list(server.connections))
+            return any(p.closing for p in seen)
 
         wait_until(trickled, timeout=5, interval=0.1)
         _refused(read_reply(sock), 408, "request_timeout")
+
+
+def test_a_sweep_keeps_a_connection_made_but_not_yet_connected(app: App) -> None:
+    """The loop connects a protocol a turn after it makes it: a sweep in between keeps it,
+    or that connection would never be swept (idle, stalled, or at shutdown)."""
+    with ThreadPoolExecutor(1) as pool:
+        site = Site(app, LIMITS, lambda method, target: True, pool, "127.0.0.1", "80")
+        made = HttpProtocol(site)
+        connections = {made}
+        sweep(connections, LIMITS)
+        assert connections == {made}
+        made.last_active -= LIMITS.keepalive_seconds + 1  # never connected: forgotten
+        sweep(connections, LIMITS)
+        assert connections == set()
