@@ -16,9 +16,9 @@ from typing import Any, cast
 import fakeredis
 import pytest
 
+from broker.core import keys as redis_keys
 from broker.core import scripts
 from broker.core.connection import Redis
-from broker.core.keys import READY
 from broker.core.settings import Settings
 from tests.receivers import Behaviour, Receiver, ReceiverFactory
 from tests.settings import LOOPBACK
@@ -40,18 +40,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(layer)
 
 
+def _single_redis_only(key: str) -> bool:
+    return key in (redis_keys.READY, redis_keys.SETTINGS_GENERATION) or key.startswith(
+        redis_keys.auth_failures("", "").removesuffix("::")
+    )
+
+
 @pytest.fixture(autouse=True)
 def scripts_keep_to_one_slot(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every script a test runs in this process is checked: its keys share one hash slot,
-    as Redis Cluster requires. The ready list is the one exception: only a single Redis's
-    senders hand it to a script (`TaskSender.ready_list`)."""
+    as Redis Cluster requires. The exceptions are what only a single Redis hands to a
+    script: the ready list (`TaskSender.ready_list`) and an ingress guard's keys (the
+    settings generation and the failed-authentication counters, `ingress.Guard`)."""
     for name in ("run", "add"):
         real = getattr(scripts, name)
 
         def checked(
             target: Any, script: str, keys: list[str], args: list[Any], real: Any = real
         ) -> Any:
-            slotted = [key for key in keys if key != READY]
+            slotted = [key for key in keys if not _single_redis_only(key)]
             assert len(scripts.slots(slotted)) <= 1, f"{script}: keys in several slots: {keys}"
             return real(target, script, keys, args)
 

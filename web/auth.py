@@ -12,7 +12,11 @@ from typing import Any
 from flask import request
 
 from broker.auth import admin_tokens, api_tokens, throttle
-from broker.core.connection import Pipeline
+from broker.channels import channel_store
+from broker.channels.channel import Channel
+from broker.conversations.ingress import Guard
+from broker.core import generation
+from broker.core.connection import Pipeline, on_cluster
 from broker.core.errors import Forbidden, Unauthorized
 from web.services import services
 
@@ -34,13 +38,48 @@ def throttled(target: str, read: Callable[[Pipeline], object] | None = None) -> 
     too often lately; an Unauthorized raised inside counts as one more failure. What `read`
     queues is read in the same round trip, and given inside."""
     s = services()
-    client = request.remote_addr or "unknown"
+    client = _client()
     answers = throttle.check(s.redis, s.settings, client, target, read)
     try:
         yield answers
     except Unauthorized:
         throttle.failed(s.redis, s.settings, client, target)
         raise
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+def channel_of(channel_id: str) -> tuple[Channel, Guard | None]:
+    """The channel whose access token the request bears: from the channels this process
+    knows, with the guard the ingress script then checks (one round trip to Redis for the
+    whole request), or else read (`channel_read`)."""
+    s = services()
+    token = bearer_token()
+    known = None if on_cluster(s.redis) else s.channels.get(channel_id, token)
+    if known is None:
+        return channel_read(channel_id), None
+    target = f"channel:{channel_id}"
+    counters = throttle.counters(s.settings, _client(), target)
+    return known.channel, Guard(known.generation, counters)
+
+
+def channel_read(channel_id: str) -> Channel:
+    """The channel whose access token the request bears, read from Redis, throttled, and
+    kept for the next messages in place of what was kept."""
+    s = services()
+    s.channels.forget(channel_id)
+
+    def read(pipe: Pipeline) -> None:
+        channel_store.read(pipe, channel_id)
+        generation.read(pipe)
+
+    with throttled(f"channel:{channel_id}", read) as (raw, current):
+        channel = channel_store.authenticate(raw, channel_id, bearer_token())
+    if not on_cluster(s.redis):
+        s.channels.keep(channel, current)
+    return channel
 
 
 def _is_admin(token: str) -> bool:

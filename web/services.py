@@ -1,4 +1,5 @@
-"""What the web app's handlers share: settings, a Redis client, and a way to send tasks.
+"""What the web app's handlers share: settings, a Redis client, a way to send tasks, and the
+channels authenticated lately.
 
 Whoever starts the web process builds them (`switchboard web` with Celery's sender, tests
 with a recording one), so `web/` never imports the workers.
@@ -6,10 +7,11 @@ with a recording one), so `web/` never imports the workers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 
+from broker.channels.channel_cache import ChannelCache
 from broker.core.connection import Redis
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -20,6 +22,7 @@ class Services:
     settings: Settings
     redis: Redis
     sender: TaskSender
+    channels: ChannelCache = field(default_factory=ChannelCache)
 
 
 def services() -> Services:

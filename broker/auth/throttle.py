@@ -15,7 +15,9 @@ from broker.core.errors import RateLimited
 from broker.core.settings import Settings
 
 
-def _counters(settings: Settings, client: str, target: str) -> list[tuple[str, int]]:
+def counters(settings: Settings, client: str, target: str) -> list[tuple[str, int]]:
+    """The failure counters a request of `client` against `target` is checked against, each
+    with its limit (0: none)."""
     return [
         (keys.auth_failures("address", client), settings.auth_failures),
         (keys.auth_failures("target", target), settings.auth_failures_per_target),
@@ -34,29 +36,33 @@ def check(
     `read` queues what the check of the credentials needs on the same pipeline (one round
     trip for both); its answers are returned.
     """
-    counters = _counters(settings, client, target)
+    checked = counters(settings, client, target)
     pipe = r.pipeline(transaction=False)
-    for key, _ in counters:
+    for key, _ in checked:
         pipe.get(key)
     if read is not None:
         read(pipe)
     answers = pipe.execute()
-    for (key, limit), count in zip(counters, answers, strict=False):
+    for (key, limit), count in zip(checked, answers, strict=False):
         if limit > 0 and count is not None and int(count) >= limit:
             # Read only when refusing: a request that passes costs one round trip.
-            ttl = r.pttl(key)
-            raise RateLimited(
-                "too many failed authentications; try again later",
-                retry_after=max(1, math.ceil(max(ttl, 0) / 1000)),
-            )
-    return answers[len(counters) :]
+            raise refusal(r.pttl(key))
+    return answers[len(checked) :]
+
+
+def refusal(ttl_ms: int) -> RateLimited:
+    """The 429 of a client or target over its limit, whose counter expires in `ttl_ms`."""
+    return RateLimited(
+        "too many failed authentications; try again later",
+        retry_after=max(1, math.ceil(max(ttl_ms, 0) / 1000)),
+    )
 
 
 def failed(r: Redis, settings: Settings, client: str, target: str) -> None:
     """Count one failed authentication of `client` against `target`."""
     window = max(1, math.ceil(settings.auth_failure_window))
     pipe = r.pipeline(transaction=False)
-    for key, _ in _counters(settings, client, target):
+    for key, _ in counters(settings, client, target):
         pipe.set(key, 0, ex=window, nx=True)
         pipe.incr(key)
     pipe.execute()

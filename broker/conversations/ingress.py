@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from broker.auth import throttle
 from broker.channels.channel import Channel
 from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys, logs, schedules, scripts
@@ -26,6 +27,24 @@ log = logging.getLogger(__name__)
 
 #: What `ingress.lua` says of the bot turn: to be woken here (it may have pushed it itself).
 _WAKE_NEEDED = 1
+#: What `ingress.lua` answers, queueing nothing, when its guard does not hold.
+_OVER_LIMIT, _CHANGED, _THROTTLED = -1, -2, -3
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What the ingress script checks before it queues a message of a channel authenticated
+    from a web process's cache (`broker.channels.channel_cache`): that the settings generation
+    is still the one the channel was read at, and that the failed-authentication counters
+    (`broker.auth.throttle.counters`: key and limit) allow the request. Single Redis only."""
+
+    generation: str
+    counters: list[tuple[str, int]]
+
+
+class ChannelChanged(Exception):
+    """A channel or bot changed since the guarded channel was read: nothing was queued; read
+    the channel again and send the message unguarded."""
 
 
 @dataclass(frozen=True)
@@ -46,13 +65,15 @@ def accept(
     message: dict[str, Any],
     message_id: str | None = None,
     idempotency_key: str | None = None,
+    guard: Guard | None = None,
 ) -> Accepted:
     """Queue `message` (in normal form) for the channel's bot, in one round trip to Redis.
 
     A bot turn is enqueued only when the conversation has none pending; a running turn
     works through everything that arrives meanwhile. ValidationFailed, with nothing queued,
     when the variables the message sets are over the limits of a message or would take the
-    conversation's over its own.
+    conversation's over its own. With a `guard`, ChannelChanged or RateLimited, with nothing
+    queued, when it does not hold.
     """
     sizes = _checked_data_sizes(settings, message)
     conversation = Conversation.of(channel.bot_id, channel.version, channel.id, conversation_id)
@@ -74,10 +95,17 @@ def accept(
         idempotency_key or message_id,
         now,
         sender.ready_list,
+        guard,
     )
-    (queued, recorded_id, wake), _, _ = scripts.execute(r, queue)
-    if queued == -1:
+    (queued, *answer), _, _ = scripts.execute(r, queue)
+    if queued < 0:
         _unlist_if_new(r, conversation)
+    if queued == _CHANGED:
+        raise ChannelChanged(channel.id)
+    if queued == _THROTTLED:
+        raise throttle.refusal(int(answer[0]))
+    recorded_id, wake = answer
+    if queued == _OVER_LIMIT:
         limit = (
             settings.conversation_data_keys
             if recorded_id == "keys"
@@ -155,12 +183,16 @@ def _queue(
     dedupe_key: str,
     now: float,
     ready_list: str | None,
+    guard: Guard | None,
     pipe: Pipeline,
 ) -> None:
     """Queue the inbox entry (unless its key was seen), the turn's schedule and the
     conversation's place in the bot's index on a pipeline. With a `ready_list`, the script
     wakes the turn itself: one round trip less for the request."""
     key = conversation.key
+    counters = guard.counters if guard else []
+    guarded = [keys.SETTINGS_GENERATION, *(key for key, _ in counters)] if guard else []
+    limits = [limit for _, limit in counters] or [0, 0]
     scripts.add(
         pipe,
         "ingress",
@@ -170,6 +202,7 @@ def _queue(
             keys.conversation_pending(key),
             keys.conversation_meta(key),
             keys.conversation_data_sizes(key),
+            *guarded,
             *([ready_list] if ready_list else []),
         ],
         [
@@ -181,6 +214,8 @@ def _queue(
             settings.conversation_data_bytes,
             json.dumps(sizes),
             key,
+            guard.generation if guard else "",
+            *limits,
             *ConversationMeta.arrival_fields(conversation),
         ],
     )

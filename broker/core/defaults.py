@@ -72,6 +72,10 @@ IDEMPOTENCY_TTL = 24 * 3600
 #: Largest request body the ingress accepts, in bytes.
 MAX_BODY_BYTES = 1024 * 1024
 
+#: Channels a web process keeps after authenticating them, so that a message of one needs a
+#: single round trip to Redis (`broker/channels/channel_cache.py`); on a single Redis only.
+CHANNEL_CACHE_SIZE = 10_000
+
 #: Inbound messages a channel may send per second, and the burst above it
 #: (docs/wire-contract.md §1c); a channel's own `rateLimit` overrides the rate, and its
 #: burst then keeps the same proportion.

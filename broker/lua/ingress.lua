@@ -1,14 +1,31 @@
 -- Queue one inbound message, unless its idempotency key was seen in the last day, or its
 -- sessionData would take the conversation past its limits.
 -- KEYS: idempotency key, inbox, pending flag, conversation meta, sessionData sizes,
---   and, on a single Redis only, the ready list (another slot: a Cluster cannot take it)
+--   then, on a single Redis only (other slots: a Cluster cannot take them): with a guard,
+--   the settings generation and the two failed-authentication counters; the ready list
 -- ARGV: message id, message JSON, idempotency TTL (s), conversation TTL (s),
 --   most sessionData keys, most sessionData bytes, for the conversation,
 --   a JSON object of the message's sessionData sizes {key: bytes}, the conversation key,
---   then field, value, ... for the meta
+--   the guard: the settings generation the channel was read at ('' for no guard) and the
+--   counters' limits (0: none), then field, value, ... for the meta
 -- Returns {1 if queued else 0, message id of record, wake}, where wake is 1 if a bot turn
 -- must be enqueued, 2 if it was (on the ready list given), else 0;
--- or {-1, "keys" | "bytes", what the conversation would hold} when over a limit.
+-- or {-1, "keys" | "bytes", what the conversation would hold} when over a limit;
+-- or, with a guard, {-2} when the generation moved on (the channel must be read again),
+-- {-3, milliseconds left} when a counter is at its limit.
+local guarded = ARGV[9] ~= ''
+if guarded then
+  if redis.call('GET', KEYS[6]) ~= ARGV[9] then
+    return {-2}
+  end
+  for i = 1, 2 do
+    local limit = tonumber(ARGV[9 + i])
+    if limit > 0 and tonumber(redis.call('GET', KEYS[6 + i]) or '0') >= limit then
+      return {-3, redis.call('PTTL', KEYS[6 + i])}
+    end
+  end
+end
+local ready = KEYS[guarded and 9 or 6]
 local seen = redis.call('GET', KEYS[1])
 if seen then
   return {0, seen, 0}
@@ -36,7 +53,7 @@ if total > tonumber(ARGV[6]) then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[4], 'dataBytes', total, unpack(ARGV, 9))
+redis.call('HSET', KEYS[4], 'dataBytes', total, unpack(ARGV, 12))
 if #changes > 0 then
   redis.call('HSET', KEYS[5], unpack(changes))
   redis.call('EXPIRE', KEYS[5], ARGV[4])
@@ -44,8 +61,8 @@ end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 local fresh = redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4])
-if fresh and KEYS[6] then
-  redis.call('RPUSH', KEYS[6], ARGV[8])
+if fresh and ready then
+  redis.call('RPUSH', ready, ARGV[8])
   return {1, ARGV[1], 2}
 elseif fresh then
   return {1, ARGV[1], 1}

@@ -7,14 +7,15 @@ from functools import partial
 
 from flask import Blueprint, Response, jsonify, request
 
-from broker.channels import channel_store, rate_limit
+from broker.channels import rate_limit
 from broker.channels.message_form import InboundMessage, normalize
 from broker.conversations import ingress
+from broker.core.errors import RateLimited
 from broker.core.validation import parse
 from web import inbound_counts
 from web.answers import Queued
 from web.apidoc import documented
-from web.auth import bearer_token, throttled
+from web.auth import channel_of, channel_read
 from web.request_body import json_object
 from web.services import services
 
@@ -34,22 +35,30 @@ bp.after_request(inbound_counts.count)
 )
 def post_message(channel_id: str) -> tuple[Response, int]:
     s = services()
-    read = partial(channel_store.read, channel_id=channel_id)
-    with throttled(f"channel:{channel_id}", read) as (raw,):
-        channel = channel_store.authenticate(raw, channel_id, bearer_token())
+    channel, guard = channel_of(channel_id)
     inbound_counts.authenticated(channel.id)
     body = parse(InboundMessage, json_object())
-    rate_limit.check(s.redis, s.settings, channel)
-    accepted = ingress.accept(
+    accept = partial(
+        ingress.accept,
         s.redis,
         s.settings,
         s.sender,
-        channel=channel,
         conversation_id=body.conversation_id,
         message=normalize(body),
         message_id=body.messageId,
         idempotency_key=request.headers.get("Idempotency-Key") or None,
     )
+    try:
+        rate_limit.check(s.redis, s.settings, channel)
+        accepted = accept(channel=channel, guard=guard)
+    except (ingress.ChannelChanged, RateLimited):
+        if guard is None:
+            raise
+        # The channel as this process kept it may be out of date (its rate limit, its
+        # version): it is read again, and the message checked and sent as for a new one.
+        channel = channel_read(channel_id)
+        rate_limit.check(s.redis, s.settings, channel)
+        accepted = accept(channel=channel)
     inbound_counts.accepted(queued=accepted.queued)
     return jsonify(
         {
