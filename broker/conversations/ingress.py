@@ -190,9 +190,11 @@ def _queue(
     conversation's place in the bot's index on a pipeline. With a `ready_list`, the script
     wakes the turn itself: one round trip less for the request."""
     key = conversation.key
-    counters = guard.counters if guard else []
-    guarded = [keys.SETTINGS_GENERATION, *(key for key, _ in counters)] if guard else []
-    limits = [limit for _, limit in counters] or [0, 0]
+    guard_keys: list[str] = []
+    guard_args: list[Any] = ["", 0, 0]
+    if guard:
+        guard_keys = [keys.SETTINGS_GENERATION, *(counter for counter, _ in guard.counters)]
+        guard_args = [guard.generation, *(limit for _, limit in guard.counters)]
     scripts.add(
         pipe,
         "ingress",
@@ -202,7 +204,7 @@ def _queue(
             keys.conversation_pending(key),
             keys.conversation_meta(key),
             keys.conversation_data_sizes(key),
-            *guarded,
+            *guard_keys,
             *([ready_list] if ready_list else []),
         ],
         [
@@ -214,8 +216,7 @@ def _queue(
             settings.conversation_data_bytes,
             json.dumps(sizes),
             key,
-            guard.generation if guard else "",
-            *limits,
+            *guard_args,
             *ConversationMeta.arrival_fields(conversation),
         ],
     )
