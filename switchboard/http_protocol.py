@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
@@ -60,6 +61,24 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Incoming:
+    """A request, for a `Site.direct` answer."""
+
+    method: str
+    #: Decoded from its percent-escapes and UTF-8, as Flask decodes it.
+    path: str
+    #: Named as in a WSGI environment (`HTTP_AUTHORIZATION`, `CONTENT_TYPE`), repeated
+    #: fields joined with commas.
+    headers: dict[str, str]
+    body: bytes
+    remote_addr: str
+
+
+#: A `Site.direct` answer: status, headers, body.
+Outgoing = tuple[int, list[tuple[str, str]], bytes]
+
+
+@dataclass(frozen=True)
 class Site:
     """What every connection of a web process shares."""
 
@@ -71,6 +90,9 @@ class Site:
     pool: Executor
     server_name: str
     server_port: str
+    #: Answers some of the requests answered on the loop without the WSGI app, for speed;
+    #: None leaves a request to the app.
+    direct: Callable[[Incoming], Outgoing | None] | None = None
 
 
 class ErrorAnswer(Exception):
@@ -281,7 +303,7 @@ class HttpProtocol(asyncio.Protocol):
         while self.ready and not self.writing_paused and not self.closing and not self.busy:
             request = self.ready.popleft()
             if self.site.inline(request.method, request.target):
-                self._send(*self._call_app(request))
+                self._send(*self._answer_inline(request))
                 continue
             self.busy = True
             future = asyncio.get_running_loop().run_in_executor(
@@ -340,6 +362,27 @@ class HttpProtocol(asyncio.Protocol):
             if self.transport.can_write_eof():
                 self.transport.write_eof()
             asyncio.get_running_loop().call_later(2.0, self.transport.close)
+
+    def _answer_inline(self, request: _Request) -> tuple[bytes, bool]:
+        if self.site.direct is None or not request.target.startswith(b"/"):
+            return self._call_app(request)
+        path = request.target.partition(b"?")[0].partition(b"#")[0]
+        incoming = Incoming(
+            method=request.method,
+            path=unquote_to_bytes(path).decode("utf-8", "replace"),
+            headers=_header_fields(request.headers),
+            body=request.body,
+            remote_addr=self.remote[0],
+        )
+        try:
+            answer = self.site.direct(incoming)
+        except Exception:
+            log.exception("failed to answer %s %r", request.method, request.target[:200])
+            return _INTERNAL_ERROR.answer(), False
+        if answer is None:
+            return self._call_app(request)
+        status, headers, body = answer
+        return self._answer(request, f"{status} {HTTPStatus(status).phrase.upper()}", headers, body)
 
     def _call_app(self, request: _Request) -> tuple[bytes, bool]:
         started: list[Any] = []
@@ -424,20 +467,25 @@ class HttpProtocol(asyncio.Protocol):
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
         }
-        for raw_name, raw_value in request.headers:
-            name = raw_name.decode("latin-1").upper()
-            if "_" in name:
-                continue  # a name with "_" could pass for one with "-" (gunicorn drops them too)
-            value = raw_value.decode("latin-1")
-            if name == "CONTENT-TYPE":
-                environ["CONTENT_TYPE"] = value
-                continue
-            if name == "CONTENT-LENGTH":
-                environ["CONTENT_LENGTH"] = value
-                continue
-            key = "HTTP_" + name.replace("-", "_")
-            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        environ.update(_header_fields(request.headers))
         return environ
+
+
+def _header_fields(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers as a WSGI environment names them: `CONTENT_TYPE`, `CONTENT_LENGTH`, and
+    `HTTP_` and the name for the others, repeated fields joined with commas."""
+    fields: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").upper()
+        if "_" in name:
+            continue  # a name with "_" could pass for one with "-" (gunicorn drops them too)
+        value = raw_value.decode("latin-1")
+        if name in ("CONTENT-TYPE", "CONTENT-LENGTH"):
+            fields[name.replace("-", "_")] = value
+            continue
+        key = "HTTP_" + name.replace("-", "_")
+        fields[key] = f"{fields[key]},{value}" if key in fields else value
+    return fields
 
 
 def sweep(connections: set[HttpProtocol], limits: Limits) -> None:

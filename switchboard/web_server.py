@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,8 +19,8 @@ from gunicorn.workers.base import Worker
 
 from broker.core.connection import connect
 from broker.core.settings import Settings
-from switchboard.http_protocol import HttpProtocol, Limits, Site, sweep
-from web import Services, check_settings, create_app
+from switchboard.http_protocol import HttpProtocol, Incoming, Limits, Outgoing, Site, sweep
+from web import Services, check_settings, create_app, message_route
 
 #: How often a web process tells the arbiter it is alive and sweeps its idle connections.
 _TICK_SECONDS = 1.0
@@ -37,6 +38,22 @@ def answered_inline(method: str, target: bytes) -> bool:
     return method == "GET" and target == b"/healthz"
 
 
+def answered_directly(services: Services) -> Callable[[Incoming], Outgoing | None]:
+    """What the server answers without the Flask app: the Webhook message route."""
+
+    def answer(incoming: Incoming) -> Outgoing | None:
+        return message_route.answer(
+            services,
+            incoming.method,
+            incoming.path,
+            incoming.headers,
+            incoming.body,
+            incoming.remote_addr,
+        )
+
+    return answer
+
+
 class EventLoopWorker(Worker):  # type: ignore[misc]
     """A gunicorn worker serving its connections on one event loop."""
 
@@ -51,7 +68,15 @@ class EventLoopWorker(Worker):  # type: ignore[misc]
         servers = []
         for listener in self.sockets:
             host, port = listener.sock.getsockname()[:2]
-            site = Site(self.wsgi, limits, answered_inline, pool, str(host), str(port))
+            site = Site(
+                self.wsgi,
+                limits,
+                answered_inline,
+                pool,
+                str(host),
+                str(port),
+                direct=answered_directly(self.wsgi.extensions["switchboard"]),
+            )
 
             def made(site: Site = site) -> HttpProtocol:
                 protocol = HttpProtocol(site)

@@ -24,6 +24,7 @@ from broker.core.settings import Settings
 from broker.delivery.http_client import HttpClient
 from tests.app_redis import app_broker_url, app_url, require_app_redis
 from tests.delivery_work import work_due
+from tests.direct_answers import DirectFirst
 from tests.fakes import RecordingSender
 from tests.settings import LOOPBACK
 from tests.wire_fixtures import wire_fixture
@@ -137,10 +138,16 @@ def api_error(answer: TestResponse, status: int, code: str, field: str | None = 
     return str(error["message"])
 
 
+#: Whether `web_app` answers as `switchboard web` does unless told (`served_by` in
+#: tests/api/conftest.py sets it).
+DIRECT = False
+
+
 @contextmanager
-def web_app(**changes: Any) -> Iterator[WebApp]:
+def web_app(*, direct: bool | None = None, **changes: Any) -> Iterator[WebApp]:
     """The app on this run's Redis for in-process tests (tests/app_redis.py), flushed before
-    and after, with the settings changed as given."""
+    and after, with the settings changed as given; `direct`: with what `switchboard web`
+    answers without the app answered that way (tests/direct_answers.py)."""
     require_app_redis()
     web_url = app_url()
     settings = Settings(
@@ -152,7 +159,10 @@ def web_app(**changes: Any) -> Iterator[WebApp]:
     client = connect(web_url)
     client.flushdb()
     sender = RecordingSender()
-    app = create_app(Services(settings, client, sender))
+    services = Services(settings, client, sender)
+    app = create_app(services)
+    if DIRECT if direct is None else direct:
+        app.wsgi_app = DirectFirst(app.wsgi_app, services)  # type: ignore[method-assign]
     try:
         yield WebApp(app, app.test_client(), client, sender, settings)
     finally:

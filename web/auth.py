@@ -18,27 +18,39 @@ from broker.conversations.ingress import Guard
 from broker.core import generation
 from broker.core.connection import Pipeline, on_cluster
 from broker.core.errors import Forbidden, Unauthorized
-from web.services import services
+from web.services import Services, services
 
 #: What a bearer token may hold (RFC 6750's b64token); anything else matches no token.
 _TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 def bearer_token() -> str | None:
-    """The request's bearer token; None when there is none. One that no token could be (other
-    characters) is kept as it is, to be refused as not valid."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    """The request's bearer token (`bearer_of`)."""
+    return bearer_of(request.headers.get("Authorization", ""))
+
+
+def bearer_of(authorization: str) -> str | None:
+    """The bearer token of an `Authorization` header's value; None when there is none. One
+    that no token could be (other characters) is kept as it is, to be refused as not valid."""
+    scheme, _, token = authorization.partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
 
 @contextmanager
 def throttled(target: str, read: Callable[[Pipeline], object] | None = None) -> Iterator[list[Any]]:
-    """Check credentials against `target` inside: 429 while this client or `target` has failed
+    """`throttled_for` this request's client."""
+    with throttled_for(services(), client_address(), target, read) as answers:
+        yield answers
+
+
+@contextmanager
+def throttled_for(
+    s: Services, client: str, target: str, read: Callable[[Pipeline], object] | None = None
+) -> Iterator[list[Any]]:
+    """Check credentials against `target` inside: 429 while `client` or `target` has failed
     too often lately; an Unauthorized raised inside counts as one more failure. What `read`
     queues is read in the same round trip, and given inside."""
-    s = services()
-    client = _client()
     answers = throttle.check(s.redis, s.settings, client, target, read)
     try:
         yield answers
@@ -47,36 +59,35 @@ def throttled(target: str, read: Callable[[Pipeline], object] | None = None) -> 
         raise
 
 
-def _client() -> str:
+def client_address() -> str:
+    """The address of the client of the request Flask is answering."""
     return request.remote_addr or "unknown"
 
 
-def channel_of(channel_id: str) -> tuple[Channel, Guard | None]:
-    """The channel whose access token the request bears: from the channels this process
-    knows, with the guard the ingress script then checks (one round trip to Redis for the
-    whole request), or else read (`channel_read`)."""
-    s = services()
-    token = bearer_token()
+def channel_of(
+    s: Services, channel_id: str, token: str | None, client: str
+) -> tuple[Channel, Guard | None]:
+    """The channel whose access token is `token`: from the channels this process knows,
+    with the guard the ingress script then checks (one round trip to Redis for the whole
+    request), or else read (`channel_read`)."""
     known = None if on_cluster(s.redis) else s.channels.get(channel_id, token)
     if known is None:
-        return channel_read(channel_id), None
-    target = f"channel:{channel_id}"
-    counters = throttle.counters(s.settings, _client(), target)
+        return channel_read(s, channel_id, token, client), None
+    counters = throttle.counters(s.settings, client, f"channel:{channel_id}")
     return known.channel, Guard(known.generation, counters)
 
 
-def channel_read(channel_id: str) -> Channel:
-    """The channel whose access token the request bears, read from Redis, throttled, and
-    kept for the next messages in place of what was kept."""
-    s = services()
+def channel_read(s: Services, channel_id: str, token: str | None, client: str) -> Channel:
+    """The channel whose access token is `token`, read from Redis, throttled, and kept for
+    the next messages in place of what was kept."""
     s.channels.forget(channel_id)
 
     def read(pipe: Pipeline) -> None:
         channel_store.read(pipe, channel_id)
         generation.read(pipe)
 
-    with throttled(f"channel:{channel_id}", read) as (raw, current):
-        channel = channel_store.authenticate(raw, channel_id, bearer_token())
+    with throttled_for(s, client, f"channel:{channel_id}", read) as (raw, current):
+        channel = channel_store.authenticate(raw, channel_id, token)
     if not on_cluster(s.redis):
         s.channels.keep(channel, current)
     return channel

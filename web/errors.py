@@ -10,6 +10,7 @@ client's next request.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -38,49 +39,71 @@ _CODES = {
 }
 
 
-def error_response(
-    status: int,
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """An error answer, whatever serves it: status, JSON document, extra headers."""
+
+    status: int
+    document: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_document(
     code: str,
     message: str,
     field: str | None = None,
     errors: list[dict[str, str]] | None = None,
-) -> Response:
+) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if field:
         error["field"] = field
     if errors:
         error["errors"] = errors
-    response = jsonify({"error": error})
+    return {"error": error}
+
+
+def error_answer(exc: Exception) -> ErrorAnswer:
+    """The answer to `exc`: ours as it says; Redis that cannot serve us 503 with
+    `Retry-After`; anything else a bug, logged, 500."""
+    if isinstance(exc, RedisError | RedisClusterException):  # the latter is not a RedisError
+        reason = unavailable_reason(exc)
+        if reason is not None:
+            log.warning("Redis is %s: %s", reason, type(exc).__name__)
+            exc = Unavailable(
+                f"the service's storage is {reason}; try again shortly",
+                retry_after=UNAVAILABLE_RETRY_AFTER,
+            )
+    if not isinstance(exc, SwitchboardError):
+        log.error("unhandled error", exc_info=exc)
+        return ErrorAnswer(
+            500, error_document("internal_error", "an internal error occurred; it was logged")
+        )
+    faults = exc.faults if isinstance(exc, DefinitionInvalid) else []
+    headers = {}
+    if isinstance(exc, RateLimited | Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    document = error_document(exc.code, exc.message, exc.field, [f.view() for f in faults])
+    return ErrorAnswer(exc.status, document, headers)
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify(error_document(code, message))
     response.status_code = status
     return response
 
 
-def _ours(exc: SwitchboardError) -> Response:
-    faults = exc.faults if isinstance(exc, DefinitionInvalid) else []
-    response = error_response(
-        exc.status, exc.code, exc.message, exc.field, [f.view() for f in faults]
-    )
-    if isinstance(exc, RateLimited | Unavailable):
-        response.headers["Retry-After"] = str(exc.retry_after)
+def _flask_answer(exc: Exception) -> Response:
+    answer = error_answer(exc)
+    response = jsonify(answer.document)
+    response.status_code = answer.status
+    response.headers.update(answer.headers)
     return response
 
 
 def register(app: Flask) -> None:
-    app.register_error_handler(SwitchboardError, _ours)
-
-    @app.errorhandler(RedisError)
-    @app.errorhandler(RedisClusterException)  # not a RedisError
-    def _redis(exc: RedisError | RedisClusterException) -> Response:
-        reason = unavailable_reason(exc)
-        if reason is None:
-            return _bug(exc)
-        log.warning("Redis is %s: %s", reason, type(exc).__name__)
-        return _ours(
-            Unavailable(
-                f"the service's storage is {reason}; try again shortly",
-                retry_after=UNAVAILABLE_RETRY_AFTER,
-            )
-        )
+    app.register_error_handler(SwitchboardError, _flask_answer)
+    app.register_error_handler(RedisError, _flask_answer)
+    app.register_error_handler(RedisClusterException, _flask_answer)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -94,10 +117,7 @@ def register(app: Flask) -> None:
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response
 
-    @app.errorhandler(Exception)
-    def _bug(exc: Exception) -> Response:
-        log.exception("unhandled error")
-        return error_response(500, "internal_error", "an internal error occurred; it was logged")
+    app.register_error_handler(Exception, _flask_answer)
 
     @app.after_request
     def _close_after_unread_body(response: Response) -> Response:

@@ -11,6 +11,7 @@ from flask import current_app, request
 from pydantic import BaseModel
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.http import parse_options_header
 
 from broker.core.errors import BadRequest, SwitchboardError, ValidationFailed
 from broker.core.validation import parse
@@ -32,11 +33,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_body() -> Any:
-    """The request's JSON body: 413 when it is over the limit, 415 when it is not JSON,
-    400 when it does not parse (NaN and Infinity are not JSON), 422 naming the field when
-    a string in it is not valid Unicode (a lone surrogate)."""
-    raw = _body_bytes()
-    if not request.is_json:
+    """The request's JSON body (`json_document`); 413 when it is over the limit."""
+    return json_document(body_bytes(), request.content_type)
+
+
+def json_document(raw: bytes, content_type: str | None) -> Any:
+    """A JSON body: 415 when it is not JSON, 400 when it does not parse (NaN and Infinity are
+    not JSON), 422 naming the field when a string in it is not valid Unicode (a lone
+    surrogate)."""
+    if not is_json(content_type):
         raise UnsupportedMediaType("send the body as JSON, with 'Content-Type: application/json'")
     try:
         body = json.loads(raw, parse_constant=_not_json)
@@ -48,10 +53,18 @@ def json_body() -> Any:
     return body
 
 
+def is_json(content_type: str | None) -> bool:
+    """Whether a `Content-Type` says JSON, as Flask's `request.is_json` tells."""
+    mimetype = parse_options_header(content_type or "")[0].lower()
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
 def form_fields() -> MultiDict[str, str]:
     """The request's form fields; 400 when the body cannot be read, as for JSON bodies."""
     if not request.environ.get(_BODY_READ):
-        _body_bytes()
+        body_bytes()
     return request.form
 
 
@@ -84,8 +97,8 @@ def body_was_read() -> bool:
     return not chunked and not request.content_length
 
 
-def _body_bytes() -> bytes:
-    """The body; 413 when it is over MAX_CONTENT_LENGTH, whether or not it has a length;
+def body_bytes() -> bytes:
+    """The request's body; 413 when it is over MAX_CONTENT_LENGTH, whether or not it has a length;
     400 when it cannot be read (a malformed chunked body, a client that went away).
 
     A body without a length (chunked) is cut at the limit by Werkzeug without an
@@ -125,7 +138,12 @@ def refuse_large_bodies() -> None:
 
 
 def json_object() -> dict[str, Any]:
-    body = json_body()
+    return json_object_of(body_bytes(), request.content_type)
+
+
+def json_object_of(raw: bytes, content_type: str | None) -> dict[str, Any]:
+    """A JSON body (`json_document`) that must be an object."""
+    body = json_document(raw, content_type)
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object", field="body")
     return body

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import web_app as web_app_module
 from tests.app_redis import require_app_redis
 from tests.web_app import WebApp, web_app
 
@@ -14,6 +15,15 @@ from tests.web_app import WebApp, web_app
 @pytest.fixture(autouse=True)
 def real_redis() -> None:
     require_app_redis()
+
+
+@pytest.fixture(params=["flask", "server"])
+def served_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A test of the message routes runs twice: with every request answered by the Flask app,
+    then with what `switchboard web` answers itself answered that way
+    (tests/direct_answers.py)."""
+    monkeypatch.setattr(web_app_module, "DIRECT", request.param == "server")
+    return str(request.param)
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ from tests.web_app import ADMIN, WebApp, api_error, web_app
 from web import create_app
 from web.services import Services
 
+pytestmark = pytest.mark.usefixtures("served_by")
+
 
 def _queued(web: WebApp) -> int:
     return sum(web.redis.llen(inbox) for inbox in web.queued_keys())

@@ -14,6 +14,8 @@ from broker.core import ids, keys
 from tests.web_app import WebApp, api_error, web_app
 from tests.wire_fixtures import wire_fixture
 
+pytestmark = pytest.mark.usefixtures("served_by")
+
 
 @pytest.fixture
 def web() -> Iterator[WebApp]:

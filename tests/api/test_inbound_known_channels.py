@@ -11,6 +11,8 @@ import pytest
 from broker.auth import throttle
 from tests.web_app import ADMIN, WebApp, api_error, web_app
 
+pytestmark = pytest.mark.usefixtures("served_by")
+
 
 def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The targets whose credentials are read from Redis (`throttle.check`) from now on."""

@@ -10,6 +10,8 @@ import pytest
 from tests.web_app import WebApp
 from tests.wire_fixtures import wire_fixture
 
+pytestmark = pytest.mark.usefixtures("served_by")
+
 
 def spec_example(channel: dict[str, Any], **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = wire_fixture("inbound_legacy.json")

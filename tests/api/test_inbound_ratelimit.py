@@ -15,6 +15,8 @@ from tests.web_app import ADMIN, WebApp, web_app
 from web import create_app
 from web.services import Services
 
+pytestmark = pytest.mark.usefixtures("served_by")
+
 
 @pytest.fixture
 def web() -> Iterator[WebApp]:

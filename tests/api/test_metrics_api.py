@@ -17,6 +17,8 @@ from tests.receivers import Answer, Hit, Receiver, ReceiverFactory
 from tests.web_app import WebApp, api_error, web_app
 from web.services import Services
 
+pytestmark = pytest.mark.usefixtures("served_by")
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 

@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import uvloop
 
 from switchboard.http_protocol import HttpProtocol, Limits, Site, sweep
 from tests.integration.raw_http import Reply, read_reply, request
+from tests.loop_server import LoopServer
 from tests.polling import wait_until
 
 LIMITS = Limits(
@@ -52,36 +52,8 @@ class App:
         return [json.dumps(seen).encode()]
 
 
-class Server:
-    def __init__(self, app: App) -> None:
-        self.connections: set[HttpProtocol] = set()
-        self.pool = ThreadPoolExecutor(4)
-        self.loop = uvloop.new_event_loop()
-        listener = socket.create_server(("127.0.0.1", 0))
-        self.port = listener.getsockname()[1]
-        site = Site(app, LIMITS, self._inline, self.pool, "127.0.0.1", str(self.port))
-
-        def made() -> HttpProtocol:
-            protocol = HttpProtocol(site)
-            self.connections.add(protocol)
-            return protocol
-
-        self.server = self.loop.run_until_complete(self.loop.create_server(made, sock=listener))
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    @staticmethod
-    def _inline(method: str, target: bytes) -> bool:
-        return not target.startswith(b"/slow")
-
-    def sweep(self) -> None:
-        self.loop.call_soon_threadsafe(sweep, self.connections, LIMITS)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.close)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.pool.shutdown()
+def _inline(method: str, target: bytes) -> bool:
+    return not target.startswith(b"/slow")
 
 
 @pytest.fixture
@@ -90,14 +62,14 @@ def app() -> App:
 
 
 @pytest.fixture
-def server(app: App) -> Iterator[Server]:
-    running = Server(app)
+def server(app: App) -> Iterator[LoopServer]:
+    running = LoopServer(app, LIMITS, _inline)
     yield running
     app.release.set()
     running.stop()
 
 
-def _connect(server: Server) -> socket.socket:
+def _connect(server: LoopServer) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=5)
 
 
@@ -128,7 +100,7 @@ def _refused(reply: Reply | None, status: int, code: str) -> None:
     assert reply.headers["connection"] == "close"
 
 
-def test_a_kept_alive_connection_answers_pipelined_requests_in_order(server: Server) -> None:
+def test_a_kept_alive_connection_answers_pipelined_requests_in_order(server: LoopServer) -> None:
     with _connect(server) as sock:
         sock.sendall(_get("/a?x=1") + _get("/b"))
         first, second = _replies(sock, 2)
@@ -139,13 +111,13 @@ def test_a_kept_alive_connection_answers_pipelined_requests_in_order(server: Ser
         assert third.headers["connection"] == "keep-alive"
 
 
-def test_a_long_pipeline_is_answered_whole_and_in_order(server: Server) -> None:
+def test_a_long_pipeline_is_answered_whole_and_in_order(server: LoopServer) -> None:
     with _connect(server) as sock:
         sock.sendall(b"".join(_get(f"/n{n}") for n in range(500)))
         assert [seen["path"] for seen in _replies(sock, 500)] == [f"/n{n}" for n in range(500)]
 
 
-def test_a_request_on_the_pool_holds_only_its_own_connection(server: Server, app: App) -> None:
+def test_a_request_on_the_pool_holds_only_its_own_connection(server: LoopServer, app: App) -> None:
     with _connect(server) as slow, _connect(server) as other:
         slow.sendall(_get("/slow") + _get("/after"))
         other.sendall(_get("/quick"))
@@ -155,7 +127,7 @@ def test_a_request_on_the_pool_holds_only_its_own_connection(server: Server, app
         assert [seen["path"] for seen in _replies(slow, 2)] == ["/slow", "/after"]
 
 
-def test_a_chunked_body_reaches_the_app_whole(server: Server) -> None:
+def test_a_chunked_body_reaches_the_app_whole(server: LoopServer) -> None:
     head = b"POST /in HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
     reply = request(server.port, head, b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
     assert reply is not None and reply.json()["body"] == "abcde"
@@ -168,11 +140,11 @@ def test_a_chunked_body_reaches_the_app_whole(server: Server) -> None:
         (b"POST /in HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked", b"3e9\r\n" + b"x" * 1001),
     ],
 )
-def test_a_body_over_the_limit_is_a_json_413(server: Server, head: bytes, body: bytes) -> None:
+def test_a_body_over_the_limit_is_a_json_413(server: LoopServer, head: bytes, body: bytes) -> None:
     _refused(request(server.port, head, body), 413, "body_too_large")
 
 
-def test_expect_100_continue_is_answered_before_the_body(server: Server) -> None:
+def test_expect_100_continue_is_answered_before_the_body(server: LoopServer) -> None:
     with _connect(server) as sock:
         sock.sendall(
             b"POST /in HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
@@ -200,21 +172,21 @@ def test_expect_100_continue_is_answered_before_the_body(server: Server) -> None
     ],
 )
 def test_a_malformed_request_is_a_json_error(
-    server: Server, head: bytes, status: int, code: str
+    server: LoopServer, head: bytes, status: int, code: str
 ) -> None:
     _refused(request(server.port, head), status, code)
 
 
-def test_a_body_cut_short_is_a_json_400(server: Server) -> None:
+def test_a_body_cut_short_is_a_json_400(server: LoopServer) -> None:
     head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10"
     _refused(request(server.port, head, b"abc", half_close=True), 400, "bad_request")
 
 
-def test_an_app_that_fails_is_a_json_500(server: Server) -> None:
+def test_an_app_that_fails_is_a_json_500(server: LoopServer) -> None:
     _refused(request(server.port, _get("/boom")[:-2]), 500, "internal_error")
 
 
-def test_head_has_no_body_and_headers_keep_their_meaning(server: Server) -> None:
+def test_head_has_no_body_and_headers_keep_their_meaning(server: LoopServer) -> None:
     with _connect(server) as sock:
         sock.sendall(
             b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n" + _get("/g", b"X-A: 1\r\nX-A: 2\r\nX_A: 3\r\n")
@@ -229,7 +201,7 @@ def test_head_has_no_body_and_headers_keep_their_meaning(server: Server) -> None
         assert seen["headers"]["HTTP_X_A"] == "1,2"
 
 
-def test_the_app_s_connection_close_closes_the_connection(server: Server) -> None:
+def test_the_app_s_connection_close_closes_the_connection(server: LoopServer) -> None:
     with _connect(server) as sock:
         sock.sendall(_get("/close"))
         reply = read_reply(sock)
@@ -237,7 +209,7 @@ def test_the_app_s_connection_close_closes_the_connection(server: Server) -> Non
         assert sock.recv(100) == b""
 
 
-def test_idle_connections_are_closed_and_stalled_requests_refused(server: Server) -> None:
+def test_idle_connections_are_closed_and_stalled_requests_refused(server: LoopServer) -> None:
     with _connect(server) as idle, _connect(server) as stalled:
         idle.sendall(_get("/a"))
         assert read_reply(idle) is not None
@@ -252,7 +224,7 @@ def test_idle_connections_are_closed_and_stalled_requests_refused(server: Server
         _refused(read_reply(stalled), 408, "request_timeout")
 
 
-def test_a_request_trickling_in_is_refused_when_it_takes_too_long(server: Server) -> None:
+def test_a_request_trickling_in_is_refused_when_it_takes_too_long(server: LoopServer) -> None:
     with _connect(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\n")
         # Held here: a sweep forgets a connection once it is closed, maybe before it is seen.

@@ -1,22 +1,18 @@
-"""The Webhook message API (docs/wire-contract.md §1a): authenticate, validate, queue, answer
-202."""
+"""The Webhook message API (docs/wire-contract.md §1a) as a Flask route: authenticate, validate,
+queue, answer 202 (`web/message_intake.py`). `switchboard web` answers it without Flask
+(`web/message_route.py`); this route serves the tests' client and any other WSGI server."""
 
 from __future__ import annotations
 
-from functools import partial
-
 from flask import Blueprint, Response, jsonify, request
 
-from broker.channels import rate_limit
-from broker.channels.message_form import InboundMessage, normalize
-from broker.conversations import ingress
-from broker.core.errors import RateLimited
-from broker.core.validation import parse
-from web import inbound_counts
+from broker.channels.message_form import InboundMessage
+from web import inbound_counts, message_intake
 from web.answers import Queued
 from web.apidoc import documented
-from web.auth import channel_of, channel_read
-from web.request_body import json_object
+from web.auth import client_address
+from web.message_intake import MessagePost
+from web.request_body import body_bytes
 from web.services import services
 
 bp = Blueprint("inbound", __name__)
@@ -34,36 +30,13 @@ bp.after_request(inbound_counts.count)
     tags=["inbound"],
 )
 def post_message(channel_id: str) -> tuple[Response, int]:
-    s = services()
-    channel, guard = channel_of(channel_id)
-    inbound_counts.authenticated(channel.id)
-    body = parse(InboundMessage, json_object())
-    accept = partial(
-        ingress.accept,
-        s.redis,
-        s.settings,
-        s.sender,
-        conversation_id=body.conversation_id,
-        message=normalize(body),
-        message_id=body.messageId,
-        idempotency_key=request.headers.get("Idempotency-Key") or None,
+    post = MessagePost(
+        channel_id=channel_id,
+        authorization=request.headers.get("Authorization", ""),
+        content_type=request.content_type,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        client=client_address(),
+        body=body_bytes,
     )
-    try:
-        rate_limit.check(s.redis, s.settings, channel)
-        accepted = accept(channel=channel, guard=guard)
-    except (ingress.ChannelChanged, RateLimited):
-        if guard is None:
-            raise
-        # The channel as this process kept it may be out of date (its rate limit, its
-        # version): it is read again, and the message checked and sent as for a new one.
-        channel = channel_read(channel_id)
-        rate_limit.check(s.redis, s.settings, channel)
-        accepted = accept(channel=channel)
-    inbound_counts.accepted(queued=accepted.queued)
-    return jsonify(
-        {
-            "messageId": accepted.message_id,
-            "sessionId": accepted.conversation_id,
-            "status": "queued",
-        }
-    ), 202
+    accepted = message_intake.take(services(), post, inbound_counts.current())
+    return jsonify(message_intake.queued(accepted)), 202

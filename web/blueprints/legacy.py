@@ -39,7 +39,8 @@ def post_legacy_message(bot_id: str) -> Response:
     body = parse(legacy_form.LegacyMessage, json_object())
     with throttled(f"bot:{bot_id}"):
         channel = legacy_form.find_channel(s.redis, bot_id, body.verifyToken)
-    inbound_counts.authenticated(channel.id)
+    count = inbound_counts.current()
+    count.channel = channel.id
     rate_limit.check(s.redis, s.settings, channel)
     accepted = ingress.accept(
         s.redis,
@@ -50,5 +51,5 @@ def post_legacy_message(bot_id: str) -> Response:
         message=legacy_form.normalize(body),
         idempotency_key=request.headers.get("Idempotency-Key") or None,
     )
-    inbound_counts.accepted(queued=accepted.queued)
+    count.queued = accepted.queued
     return Response(EVENT_RECEIVED, status=200, mimetype="text/plain")
