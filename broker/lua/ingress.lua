@@ -15,12 +15,13 @@
 -- {-3, milliseconds left} when a counter is at its limit.
 local guarded = ARGV[9] ~= ''
 if guarded then
-  if redis.call('GET', KEYS[6]) ~= ARGV[9] then
+  local current = redis.call('MGET', KEYS[6], KEYS[7], KEYS[8])
+  if current[1] ~= ARGV[9] then
     return {-2}
   end
   for i = 1, 2 do
     local limit = tonumber(ARGV[9 + i])
-    if limit > 0 and tonumber(redis.call('GET', KEYS[6 + i]) or '0') >= limit then
+    if limit > 0 and tonumber(current[1 + i] or '0') >= limit then
       return {-3, redis.call('PTTL', KEYS[6 + i])}
     end
   end
@@ -30,33 +31,38 @@ local seen = redis.call('GET', KEYS[1])
 if seen then
   return {0, seen, 0}
 end
-local sizes = cjson.decode(ARGV[7])
-local count = redis.call('HLEN', KEYS[5])
-local total = tonumber(redis.call('HGET', KEYS[4], 'dataBytes') or '0')
+-- A message that sets no sessionData (most) leaves the conversation's sizes as they are.
 local changes = {}
-for key, size in pairs(sizes) do
-  local before = redis.call('HGET', KEYS[5], key)
-  if before then
-    total = total - tonumber(before)
-  else
-    count = count + 1
+local total
+if ARGV[7] ~= '{}' then
+  local count = redis.call('HLEN', KEYS[5])
+  total = tonumber(redis.call('HGET', KEYS[4], 'dataBytes') or '0')
+  for key, size in pairs(cjson.decode(ARGV[7])) do
+    local before = redis.call('HGET', KEYS[5], key)
+    if before then
+      total = total - tonumber(before)
+    else
+      count = count + 1
+    end
+    total = total + size
+    table.insert(changes, key)
+    table.insert(changes, size)
   end
-  total = total + size
-  table.insert(changes, key)
-  table.insert(changes, size)
-end
-if count > tonumber(ARGV[5]) then
-  return {-1, 'keys', count}
-end
-if total > tonumber(ARGV[6]) then
-  return {-1, 'bytes', total}
+  if count > tonumber(ARGV[5]) then
+    return {-1, 'keys', count}
+  end
+  if total > tonumber(ARGV[6]) then
+    return {-1, 'bytes', total}
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[4], 'dataBytes', total, unpack(ARGV, 12))
 if #changes > 0 then
+  redis.call('HSET', KEYS[4], 'dataBytes', total, unpack(ARGV, 12))
   redis.call('HSET', KEYS[5], unpack(changes))
   redis.call('EXPIRE', KEYS[5], ARGV[4])
+else
+  redis.call('HSET', KEYS[4], unpack(ARGV, 12))
 end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
