@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +35,7 @@ from broker.conversations.handover import (
     timer_member,
 )
 from broker.conversations.outbox import Outbox
-from broker.core import clock, generation, keys, logs, metrics, scripts
+from broker.core import clock, generation, ids, keys, logs, metrics, scripts
 from broker.core.connection import Pipeline, Redis, index_shards, unavailable_reason
 from broker.core.defaults import TURN_BATCH
 from broker.core.sender import TaskSender
@@ -86,7 +85,7 @@ def run_batch(
     signal) at a time, and what keeps failing is parked (`dead_turns`) so that the
     conversation goes on. A conversation whose lock was lost is left at once.
     """
-    token = secrets.token_hex(8)
+    token = ids.random_hex(8)
     remaining = list(dict.fromkeys(conversation_keys))
     held: set[str] = set()
     processed = 0
@@ -99,7 +98,7 @@ def run_batch(
             batch.run(conversation_key, work)
         # A claim token of its own per pass: a queue claimed in an earlier pass may be in
         # a worker's hands, its entry on `sb:due` named by that pass's token.
-        claim_token = secrets.token_hex(8)
+        claim_token = ids.random_hex(8)
         committed = batch.commit(claim_token)
         processed += sum(batch.used[key] for key, done in committed.items() if not done.lost)
         ended = [key for key, done in committed.items() if done.ended]

@@ -6,15 +6,13 @@ not counted: a Redis that lost its data and counted up again could name an old o
 
 from __future__ import annotations
 
-import secrets
-
-from broker.core import keys
+from broker.core import ids, keys
 from broker.core.connection import Pipeline, Redis
 
 
 def move_on(r: Redis | Pipeline) -> None:
     """Say that a bot, its offloading or a channel changed (after the change is written)."""
-    r.set(keys.SETTINGS_GENERATION, secrets.token_hex(8))
+    r.set(keys.SETTINGS_GENERATION, ids.random_hex(8))
 
 
 def read(pipe: Pipeline) -> None:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Iterable
 
 from broker import __version__
-from broker.core import keys
+from broker.core import ids, keys
 from broker.core.autopipe import AutoPipeline
 from broker.core.connection import connect_async, unavailable_reason
 from broker.core.loop_thread import LoopThread
@@ -54,7 +53,7 @@ class DeliveryLoop:
     def _start_all(self, members: list[str]) -> None:
         for member in members:
             ref, token = split_due_member(member)
-            self._start(ref, token or secrets.token_hex(8))
+            self._start(ref, token or ids.random_hex(8))
 
     def _start_claimed(self, token: str, heads: dict[str, Delivery], claimed_at: float) -> None:
         for ref, head in heads.items():

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.core import clock, keys, scripts
+from broker.core import clock, ids, keys, scripts
 from broker.core.connection import HashFields, Pipeline, Redis, index_shards
 from broker.core.defaults import TRANSCRIPT_MAX
 from broker.core.errors import LockLost
@@ -118,7 +117,7 @@ def commit_turn(
     """Save one turn whose caller holds the conversation's lock with `lock_token` (an agent
     action), and hand the queues that were empty to the workers. LockLost, with nothing
     saved, when the lock is no longer held."""
-    token = secrets.token_hex(8)
+    token = ids.random_hex(8)
     (committed,) = commit_turns(
         r, settings, [commit], lock_token=lock_token, claim_token=token, end_turns=False
     )

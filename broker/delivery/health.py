@@ -4,12 +4,11 @@ endpoint as the management API shows it."""
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from broker.core import clock, keys, logs, scripts
+from broker.core import clock, ids, keys, logs, scripts
 from broker.core.connection import HashFields, Pipeline, Redis, index_shards
 from broker.core.defaults import CIRCUIT_PROBE_POLL
 from broker.core.settings import Settings
@@ -207,7 +206,7 @@ def enable(r: Redis, endpoint_id: str) -> int:
     refs = list(r.smembers(parked))
     if refs:
         # On sb:due before they leave the parked set: a crash between leaves them in both.
-        members = [due_member(ref, secrets.token_hex(8)) for ref in refs]
+        members = [due_member(ref, ids.random_hex(8)) for ref in refs]
         for shard, entries in keys.by_shard(keys.DUE, members, index_shards(r)).items():
             r.zadd(shard, dict.fromkeys(entries, clock.now()))
         r.srem(parked, *refs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
 
 from broker.core import clock, ids, keys, logs, scripts
@@ -23,7 +22,7 @@ def replay(r: Redis, delivery_id: str) -> bool:
     # The scheduler is told first (sb:due is not in the conversation's hash slot): should we
     # die right after, the queue is looked at anyway; a queue that holds nothing new is
     # simply let go again.
-    r.zadd(keys.due(ref, index_shards(r)), {due_member(ref, secrets.token_hex(8)): clock.now()})
+    r.zadd(keys.due(ref, index_shards(r)), {due_member(ref, ids.random_hex(8)): clock.now()})
     result = scripts.run(
         r,
         "replay",

@@ -4,9 +4,8 @@ drop index entries of records that expired."""
 from __future__ import annotations
 
 import functools
-import secrets
 
-from broker.core import clock, keys, scripts
+from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.sender import TaskSender
@@ -39,7 +38,7 @@ def _hand_out(settings: Settings, shards: list[str], pipe: Pipeline) -> None:
     now = clock.now()
     lease_end = now + settings.claim_lease + settings.total_timeout
     for shard in shards:
-        args = [now, lease_end, SCHEDULER_BATCH, secrets.token_hex(6)]
+        args = [now, lease_end, SCHEDULER_BATCH, ids.random_hex(6)]
         scripts.add(pipe, "due_hand_out", [shard], args)
 
 
