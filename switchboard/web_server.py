@@ -39,7 +39,7 @@ def answered_inline(method: str, target: bytes) -> bool:
 
 
 def answered_directly(services: Services) -> Callable[[Incoming], Outgoing | None]:
-    """What the server answers without the Flask app: the Webhook message route."""
+    """What the server answers without the Flask app: the message routes."""
 
     def answer(incoming: Incoming) -> Outgoing | None:
         return message_route.answer(

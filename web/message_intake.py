@@ -1,6 +1,7 @@
-"""Taking in a user message of the Webhook message API (docs/wire-contract.md §1a):
-authenticate, validate, queue. The same steps whatever serves the request: the Flask route
-(`web/blueprints/inbound.py`) or the web server's own answer on its event loop
+"""Taking in a user message of the Webhook message API: authenticate, validate, queue, for the
+current route (docs/wire-contract.md §1a, `take`) and the legacy one (§1b, `take_legacy`).
+The same steps whatever serves the request: the Flask routes (`web/blueprints/inbound.py`,
+`web/blueprints/legacy.py`) or the web server's own answer on its event loop
 (`web/message_route.py`)."""
 
 from __future__ import annotations
@@ -10,22 +11,26 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from broker.channels import rate_limit
+from broker.channels import legacy_form, rate_limit
 from broker.channels.message_form import InboundMessage, normalize
 from broker.conversations import ingress
 from broker.core.errors import RateLimited
 from broker.core.validation import parse
-from web.auth import bearer_of, channel_of, channel_read
+from web.auth import bearer_of, channel_of, channel_read, throttled_for
 from web.inbound_counts import InboundCount
 from web.request_body import json_object_of
 from web.services import Services
 
+#: What the legacy route answers a message it took.
+EVENT_RECEIVED = "EVENT_RECEIVED"
+
 
 @dataclass(frozen=True)
 class MessagePost:
-    """A request to the message route, as much of it as taking the message needs."""
+    """A request to a message route, as much of it as taking the message needs."""
 
-    channel_id: str
+    #: The id in the route's path: a channel's (§1a), a bot's (§1b).
+    route_id: str
     #: The `Authorization` header's value ('' when there is none).
     authorization: str
     content_type: str | None
@@ -39,7 +44,7 @@ class MessagePost:
 def take(s: Services, post: MessagePost, count: InboundCount) -> ingress.Accepted:
     """Authenticate, validate and queue the message; each refusal is a SwitchboardError."""
     token = bearer_of(post.authorization)
-    channel, guard = channel_of(s, post.channel_id, token, post.client)
+    channel, guard = channel_of(s, post.route_id, token, post.client)
     count.channel = channel.id
     body = parse(InboundMessage, json_object_of(post.body(), post.content_type))
     accept = partial(
@@ -60,9 +65,30 @@ def take(s: Services, post: MessagePost, count: InboundCount) -> ingress.Accepte
             raise
         # The channel as this process kept it may be out of date (its rate limit, its
         # version): it is read again, and the message checked and sent as for a new one.
-        channel = channel_read(s, post.channel_id, token, post.client)
+        channel = channel_read(s, post.route_id, token, post.client)
         rate_limit.check(s.redis, s.settings, channel)
         accepted = accept(channel=channel)
+    count.queued = accepted.queued
+    return accepted
+
+
+def take_legacy(s: Services, post: MessagePost, count: InboundCount) -> ingress.Accepted:
+    """The same for the legacy route: the channel is the bot's whose verify token the body
+    holds."""
+    body = parse(legacy_form.LegacyMessage, json_object_of(post.body(), post.content_type))
+    with throttled_for(s, post.client, f"bot:{post.route_id}"):
+        channel = legacy_form.find_channel(s.redis, post.route_id, body.verifyToken)
+    count.channel = channel.id
+    rate_limit.check(s.redis, s.settings, channel)
+    accepted = ingress.accept(
+        s.redis,
+        s.settings,
+        s.sender,
+        channel=channel,
+        conversation_id=body.sender.id,
+        message=legacy_form.normalize(body),
+        idempotency_key=post.idempotency_key or None,
+    )
     count.queued = accepted.queued
     return accepted
 

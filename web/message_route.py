@@ -1,8 +1,8 @@
-"""The Webhook message route answered by `switchboard web` itself, on its event loop, without
-Flask: the same steps (`web/message_intake.py`), the same answers and errors, the same
-counts. Flask's request and answer objects, its routing and its hooks cost about twice
-what taking the message in does (docs/architecture.md, "The web server"), and this route
-carries nearly all the traffic. Any request it does not take goes to the Flask app."""
+"""The message routes answered by `switchboard web` itself, on its event loop, without Flask:
+the same steps (`web/message_intake.py`), the same answers and errors, the same counts.
+Flask's request and answer objects, its routing and its hooks cost about twice what taking
+a message in does (docs/architecture.md, "The web server"), and these routes carry nearly
+all the traffic. Any request they do not take goes to the Flask app."""
 
 from __future__ import annotations
 
@@ -14,26 +14,34 @@ from typing import Any
 from web import message_intake
 from web.errors import error_answer
 from web.inbound_counts import InboundCount
-from web.message_intake import MessagePost
+from web.message_intake import EVENT_RECEIVED, MessagePost
 from web.services import Services
 
-_PATH = re.compile(r"/v1/channels/webhook/([^/]+)/messages")
+_CURRENT = re.compile(r"/v1/channels/webhook/([^/]+)/messages")
+_LEGACY = re.compile(r"/api/webhookMessage/([^/]+)")
 
 
 #: Status, headers, body.
 Answer = tuple[int, list[tuple[str, str]], bytes]
 
+#: As Flask writes a text answer's type.
+_PLAIN_TEXT = "text/plain; charset=utf-8"
+
 
 def answer(
     s: Services, method: str, path: str, headers: Mapping[str, str], body: bytes, client: str
 ) -> Answer | None:
-    """The answer to a message sent to the Webhook message route; None for any other
-    request. `path` is decoded; `headers` are named as in a WSGI environment."""
-    route = _PATH.fullmatch(path) if method == "POST" else None
+    """The answer to a message sent to the current (§1a) or the legacy (§1b) message route;
+    None for any other request. `path` is decoded; `headers` are named as in a WSGI
+    environment."""
+    if method != "POST":
+        return None
+    legacy = _LEGACY.fullmatch(path)
+    route = legacy or _CURRENT.fullmatch(path)
     if route is None:
         return None
     post = MessagePost(
-        channel_id=route[1],
+        route_id=route[1],
         authorization=headers.get("HTTP_AUTHORIZATION", ""),
         content_type=headers.get("CONTENT_TYPE"),
         idempotency_key=headers.get("HTTP_IDEMPOTENCY_KEY"),
@@ -42,13 +50,16 @@ def answer(
     )
     count = InboundCount()
     try:
-        accepted = message_intake.take(s, post, count)
+        if legacy:
+            message_intake.take_legacy(s, post, count)
+            answered: Answer = 200, [("Content-Type", _PLAIN_TEXT)], EVENT_RECEIVED.encode()
+        else:
+            answered = _json(202, message_intake.queued(message_intake.take(s, post, count)))
     except Exception as exc:
         refused = error_answer(exc)
-        count.answered(refused.status)
-        return _json(refused.status, refused.document, list(refused.headers.items()))
-    count.answered(202)
-    return _json(202, message_intake.queued(accepted))
+        answered = _json(refused.status, refused.document, list(refused.headers.items()))
+    count.answered(answered[0])
+    return answered
 
 
 def _json(status: int, document: Any, headers: list[tuple[str, str]] | None = None) -> Answer:

@@ -132,3 +132,21 @@ def test_a_failure_is_a_logged_json_500_as_from_the_app(
     monkeypatch.setattr(ingress, "accept", broken)
     reply = _same_answer(web, server, target, auth, _message("hi"))
     assert reply.status == 500 and reply.json()["error"]["code"] == "internal_error"
+
+
+def test_the_legacy_route_is_answered_as_the_app_answers_it(
+    web: WebApp, server: LoopServer
+) -> None:
+    channel = web.channel()
+    target = f"/api/webhookMessage/{channel['botId']}"
+    plain = {"Content-Type": "application/json"}
+
+    def legacy(token: str, sender: str) -> bytes:
+        return json.dumps({"verifyToken": token, "text": "hi", "sender": {"id": sender}}).encode()
+
+    taken = _same_answer(web, server, target, plain, legacy(channel["verifyToken"], "s1"))
+    assert (taken.status, taken.body) == (200, b"EVENT_RECEIVED")
+    assert len(web.inbox(channel, "s1")) == 2  # once over HTTP, once through the app
+    _same_answer(web, server, target, plain, legacy("wrong", "s2"))
+    _same_answer(web, server, "/api/webhookMessage/bot_nothing", plain, legacy("x", "s3"))
+    _same_answer(web, server, target, plain, b'{"text": "hi"}')

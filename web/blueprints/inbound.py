@@ -31,7 +31,7 @@ bp.after_request(inbound_counts.count)
 )
 def post_message(channel_id: str) -> tuple[Response, int]:
     post = MessagePost(
-        channel_id=channel_id,
+        route_id=channel_id,
         authorization=request.headers.get("Authorization", ""),
         content_type=request.content_type,
         idempotency_key=request.headers.get("Idempotency-Key"),

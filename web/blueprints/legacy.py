@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from broker.channels import legacy_form, rate_limit
-from broker.conversations import ingress
-from broker.core.validation import parse
-from web import inbound_counts
+from broker.channels import legacy_form
+from web import inbound_counts, message_intake
 from web.apidoc import Content, documented
-from web.auth import throttled
-from web.request_body import json_object
+from web.auth import client_address
+from web.message_intake import EVENT_RECEIVED, MessagePost
+from web.request_body import body_bytes
 from web.services import services
 
 bp = Blueprint("legacy", __name__)
 bp.after_request(inbound_counts.count)
-
-EVENT_RECEIVED = "EVENT_RECEIVED"
 
 
 @bp.post("/api/webhookMessage/<bot_id>")
@@ -35,21 +32,13 @@ EVENT_RECEIVED = "EVENT_RECEIVED"
     tags=["inbound"],
 )
 def post_legacy_message(bot_id: str) -> Response:
-    s = services()
-    body = parse(legacy_form.LegacyMessage, json_object())
-    with throttled(f"bot:{bot_id}"):
-        channel = legacy_form.find_channel(s.redis, bot_id, body.verifyToken)
-    count = inbound_counts.current()
-    count.channel = channel.id
-    rate_limit.check(s.redis, s.settings, channel)
-    accepted = ingress.accept(
-        s.redis,
-        s.settings,
-        s.sender,
-        channel=channel,
-        conversation_id=body.sender.id,
-        message=legacy_form.normalize(body),
-        idempotency_key=request.headers.get("Idempotency-Key") or None,
+    post = MessagePost(
+        route_id=bot_id,
+        authorization="",
+        content_type=request.content_type,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        client=client_address(),
+        body=body_bytes,
     )
-    count.queued = accepted.queued
+    message_intake.take_legacy(services(), post, inbound_counts.current())
     return Response(EVENT_RECEIVED, status=200, mimetype="text/plain")
