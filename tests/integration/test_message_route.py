@@ -1,6 +1,6 @@
-"""`switchboard web` answers the Webhook message route itself, without Flask
-(`web/message_route.py`): over HTTP, each answer is the one the Flask app gives the same
-request, byte for byte; what it does not take reaches the app."""
+"""`switchboard web` answers the message routes itself, without Flask (`web/message_route.py`):
+over HTTP, each answer is the one the Flask app gives the same request, byte for byte; what
+it does not take reaches the app."""
 
 from __future__ import annotations
 
