@@ -9,13 +9,17 @@ local threshold, first_cooldown = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cooldown_cap, disable_after = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local function fold(now, ok, error)
-  if redis.call('HGET', h, 'state') == 'disabled' then
+  local before = redis.call('HGET', h, 'state')
+  if before == 'disabled' then
     return 'disabled'
   end
   if ok == '1' then
     redis.call('HSET', h, 'state', 'healthy', 'consecutiveFailures', 0, 'lastSuccessAt', now,
       'cooldown', 0, 'circuitOpenUntil', 0)
-    redis.call('HDEL', h, 'failingSince', 'probeUntil')
+    -- A healthy endpoint has neither: only failures and an open circuit's probe set them.
+    if before ~= 'healthy' then
+      redis.call('HDEL', h, 'failingSince', 'probeUntil')
+    end
     return 'healthy'
   end
   local failures = redis.call('HINCRBY', h, 'consecutiveFailures', 1)

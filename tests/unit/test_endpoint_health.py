@@ -132,6 +132,16 @@ def test_failing_without_success_for_the_configured_time_disables(r: Redis) -> N
     assert view["disabledReason"] == "no successful attempt for 1000.0 s"
 
 
+def test_a_success_forgets_the_failures_and_later_ones_count_afresh(r: Redis) -> None:
+    assert fail(r, 1000) == "failing"
+    assert succeed(r, 1500) == "healthy"
+    assert succeed(r, 1550) == "healthy"  # already healthy: nothing more to forget
+    assert r.hget(keys.endpoint_health(EP), "failingSince") is None
+    assert fail(r, 2100) == "failing"
+    assert fail(r, 3050) == "failing"  # 950 s since 2100, though 2050 since 1000
+    assert fail(r, 3100) == "disabled"
+
+
 def test_an_operator_disables_and_enables_and_parked_queues_wake(r: Redis) -> None:
     health.disable(r, EP)
     assert gate(r, 10) == health.Gate("disabled")
