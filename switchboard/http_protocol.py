@@ -367,10 +367,11 @@ class HttpProtocol(asyncio.Protocol):
         if self.site.direct is None or not request.target.startswith(b"/"):
             return self._call_app(request)
         path = request.target.partition(b"?")[0].partition(b"#")[0]
+        fields = _header_fields(request.headers)
         incoming = Incoming(
             method=request.method,
             path=unquote_to_bytes(path).decode("utf-8", "replace"),
-            headers=_header_fields(request.headers),
+            headers=fields,
             body=request.body,
             remote_addr=self.remote[0],
         )
@@ -380,11 +381,15 @@ class HttpProtocol(asyncio.Protocol):
             log.exception("failed to answer %s %r", request.method, request.target[:200])
             return _INTERNAL_ERROR.answer(), False
         if answer is None:
-            return self._call_app(request)
+            return self._call_app(request, fields)
         status, headers, body = answer
-        return self._answer(request, f"{status} {HTTPStatus(status).phrase.upper()}", headers, body)
+        return self._answer(request, status_line(status), headers, body)
 
-    def _call_app(self, request: _Request) -> tuple[bytes, bool]:
+    def _call_app(
+        self, request: _Request, fields: dict[str, str] | None = None
+    ) -> tuple[bytes, bool]:
+        """The WSGI app's answer; `fields`: the request's headers, if already named as WSGI
+        names them."""
         started: list[Any] = []
 
         def start_response(
@@ -395,7 +400,7 @@ class HttpProtocol(asyncio.Protocol):
             started[:] = [status, headers]
 
         try:
-            environ = self._environ(request)
+            environ = self._environ(request, fields)
         except ErrorAnswer as refused:
             return refused.answer(), False
         try:
@@ -433,7 +438,7 @@ class HttpProtocol(asyncio.Protocol):
         lines.append(_KEEP_ALIVE if keep_alive else _CLOSE)
         return b"".join(lines) + (body if with_body else b""), keep_alive
 
-    def _environ(self, request: _Request) -> dict[str, Any]:
+    def _environ(self, request: _Request, fields: dict[str, str] | None) -> dict[str, Any]:
         target = request.target
         if target.startswith(b"/"):
             path, _, query = target.partition(b"?")
@@ -467,8 +472,13 @@ class HttpProtocol(asyncio.Protocol):
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
         }
-        environ.update(_header_fields(request.headers))
+        environ.update(_header_fields(request.headers) if fields is None else fields)
         return environ
+
+
+def status_line(status: int) -> str:
+    """`202 ACCEPTED`: a status as a WSGI app (werkzeug) writes it."""
+    return f"{status} {HTTPStatus(status).phrase.upper()}"
 
 
 def _header_fields(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
 from typing import Any
 
-from switchboard.http_protocol import Incoming
+from switchboard.http_protocol import Incoming, status_line
 from switchboard.web_server import answered_directly
 from web.services import Services
 
@@ -47,5 +46,5 @@ class DirectFirst:
         if answer is None:
             return self.app(environ, start_response)
         status, headers, content = answer
-        start_response(f"{status} {HTTPStatus(status).phrase.upper()}", headers)
+        start_response(status_line(status), headers)
         return [content]
