@@ -86,14 +86,11 @@ def error_answer(exc: Exception) -> ErrorAnswer:
     return ErrorAnswer(exc.status, document, headers)
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify(error_document(code, message))
-    response.status_code = status
-    return response
-
-
 def _flask_answer(exc: Exception) -> Response:
-    answer = error_answer(exc)
+    return _response(error_answer(exc))
+
+
+def _response(answer: ErrorAnswer) -> Response:
     response = jsonify(answer.document)
     response.status_code = answer.status
     response.headers.update(answer.headers)
@@ -112,10 +109,9 @@ def register(app: Flask) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"the request body is larger than the limit of {limit} bytes"
-        response = error_response(status, _CODES.get(status, "http_error"), message)
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            response.headers["Allow"] = exc.get_response().headers["Allow"]
-        return response
+        allow = exc.get_response().headers.get("Allow") if status == 405 else None
+        document = error_document(_CODES.get(status, "http_error"), message)
+        return _response(ErrorAnswer(status, document, {"Allow": allow} if allow else {}))
 
     app.register_error_handler(Exception, _flask_answer)
 
