@@ -136,6 +136,9 @@ class _Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: Held for a whole flush, Redis round trip included: a flush that returns has put
+        #: every count made before it in Redis, even those another thread was sending.
+        self._flushing = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._sums: defaultdict[str, float] = defaultdict(float)
         self._redis: Redis | None = None
@@ -179,6 +182,10 @@ class _Recorder:
                 self._sums[name] += amount
 
     def flush(self) -> None:
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             r, counts, sums = self._redis, self._counts, self._sums
             if r is None or not (counts or sums):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 import fakeredis
 import pytest
@@ -44,6 +45,38 @@ def test_flushes_add_to_what_other_processes_counted(recording: Redis) -> None:
     metrics.count(metrics.BOT_TURNS, "ok")
     metrics.flush()
     assert metrics.read(recording).total(metrics.BOT_TURNS, outcome="ok") == 7
+
+
+def test_a_flush_returns_once_what_another_thread_was_flushing_is_in_redis(
+    recording: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/metrics flushes, then reads: the counts the flushing thread was sending meanwhile
+    must be in Redis by then."""
+    sending, release = threading.Event(), threading.Event()
+    pipeline = recording.pipeline
+
+    def held_pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = pipeline(*args, **kwargs)
+        execute = pipe.execute
+
+        def held_execute(raise_on_error: bool = True) -> Any:
+            sending.set()
+            release.wait(10)
+            return execute(raise_on_error)
+
+        pipe.execute = held_execute  # type: ignore[method-assign]
+        return pipe
+
+    monkeypatch.setattr(recording, "pipeline", held_pipeline)
+    metrics.count(metrics.BOT_TURNS, "ok")
+    flushing = threading.Thread(target=metrics.flush)
+    flushing.start()
+    assert sending.wait(10)
+    monkeypatch.undo()
+    threading.Timer(0.05, release.set).start()
+    metrics.flush()
+    assert metrics.read(recording).total(metrics.BOT_TURNS) == 1
+    flushing.join()
 
 
 def test_a_histogram_keeps_cumulative_buckets_a_sum_and_a_count(recording: Redis) -> None:
