@@ -28,8 +28,13 @@ def running_turns() -> Iterator[None]:
         let_others_run()
 
 
+def holding() -> bool:
+    """Whether this thread runs turns now, with no other runner beside it."""
+    return bool(getattr(_local, "holding", False))
+
+
 def let_others_run() -> None:
     """Before a wait on something outside: another runner may take turns from now on."""
-    if getattr(_local, "holding", False):
+    if holding():
         _local.holding = False
         _LOCK.release()

@@ -41,16 +41,20 @@ def _run(process: Process, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             with runner_lock.running_turns():
-                taken = _take(r)
-                if taken:
-                    turns.run_batch(
-                        r,
-                        process.settings,
-                        process.sender,
-                        taken,
-                        actions=process.actions,
-                        hand_off=process.deliveries.offer_claimed,
-                    )
+                # The lock is kept from batch to batch until a wait outside lets it go:
+                # let go after each batch, it woke a waiting runner for nothing, at light
+                # load once for every message.
+                while runner_lock.holding() and not stop.is_set():
+                    taken = _take(r)
+                    if taken:
+                        turns.run_batch(
+                            r,
+                            process.settings,
+                            process.sender,
+                            taken,
+                            actions=process.actions,
+                            hand_off=process.deliveries.offer_claimed,
+                        )
         except REDIS_TROUBLE as exc:
             log.warning("turn runner: Redis failed, trying again: %s", exc)
             stop.wait(1.0)

@@ -43,9 +43,12 @@ _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Metric:
-    """A counter or a histogram; its exposed name is `name` (with `_total` for a counter)."""
+    """A counter or a histogram; its exposed name is `name` (with `_total` for a counter).
+
+    Each is one of the constants below, so it is known by identity: a hash of its fields
+    on every count cost more than the count itself."""
 
     name: str
     help: str
