@@ -159,6 +159,9 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = False
         #: The client sent end-of-file: nothing more will come.
         self.peer_done = False
+        #: A request the server refused itself: answered, and the connection closed, once
+        #: every request before it is.
+        self.refusal: ErrorAnswer | None = None
         self.closing = False
         #: When the connection was made or last read from (monotonic seconds), and whether a
         #: request is part-way in: what the worker's sweep of idle and stalled connections
@@ -188,15 +191,11 @@ class HttpProtocol(asyncio.Protocol):
         self.ready.clear()
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
+        if self.closing or self.refusal is not None:
             return
         self.last_active = time.monotonic()
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # An upgrade (or CONNECT) is not taken: what was asked is answered, then closed.
-            for request in self.ready:
-                request.keep_alive = False
+            self._feed(data)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             self._refuse(cause if isinstance(cause, ErrorAnswer) else _malformed(str(exc)))
@@ -205,6 +204,25 @@ class HttpProtocol(asyncio.Protocol):
             self._refuse(_malformed(str(exc) or type(exc).__name__))
             return
         self._answer_ready()
+
+    def _feed(self, data: bytes) -> None:
+        while True:
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserUpgrade as upgrade:
+                request = self.ready[-1] if self.ready else None
+                if request is None or request.method == "CONNECT":
+                    # Not taken: what was asked is answered, then the connection closed.
+                    for asked in self.ready:
+                        asked.keep_alive = False
+                    return
+                # An upgrade asked for (h2c, a WebSocket) is not taken, and a server may
+                # ignore it (RFC 9110 §7.8); the parser ended the request at its headers, so
+                # it is parsed again without the upgrade, and its body read.
+                self.ready.pop()
+                self.parser = httptools.HttpRequestParser(self)
+                data = _without_upgrade(request) + data[upgrade.args[0] :]
 
     def eof_received(self) -> bool:
         """The client will send no more: answer what it asked, then close."""
@@ -310,13 +328,19 @@ class HttpProtocol(asyncio.Protocol):
                 self.site.pool, self._call_app, request
             )
             future.add_done_callback(self._sent_from_pool)
+        if self.transport is None or self.closing:
+            return
+        if self.refusal is not None:
+            if not self.ready and not self.busy and not self.writing_paused:
+                self.transport.write(self.refusal.answer())
+                self._close()
+            return
         # While answers wait, read no further: a client that sends and never reads would
         # otherwise fill this process's memory with requests.
-        if self.transport is not None and not self.closing:
-            if self.ready:
-                self.transport.pause_reading()
-            else:
-                self.transport.resume_reading()
+        if self.ready:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
 
     def _sent_from_pool(self, future: asyncio.Future[tuple[bytes, bool]]) -> None:
         self.busy = False
@@ -331,14 +355,16 @@ class HttpProtocol(asyncio.Protocol):
             self._close()
 
     def _refuse(self, refusal: ErrorAnswer) -> None:
+        """Answer `refusal` after the requests read before it (one may be on the pool), then
+        close: nothing after it is read."""
         if refusal.status >= 500:
             log.error("refused a request: %s", refusal.message)
         else:
             log.info("refused a request from %s: %s", self.remote[0], refusal.message)
-        self._answer_ready()
+        self.refusal = self.refusal or refusal
         if self.transport is not None and not self.closing:
-            self.transport.write(refusal.answer())
-        self._close()
+            self.transport.pause_reading()
+        self._answer_ready()
 
     def close_when_idle(self) -> None:
         """Close a connection between requests (kept alive too long, or shutting down)."""
@@ -359,6 +385,7 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = True
         self.ready.clear()
         if self.transport is not None:
+            self.transport.resume_reading()  # to drop what comes, not leave it to a reset
             if self.transport.can_write_eof():
                 self.transport.write_eof()
             asyncio.get_running_loop().call_later(2.0, self.transport.close)
@@ -474,6 +501,23 @@ class HttpProtocol(asyncio.Protocol):
         }
         environ.update(_header_fields(request.headers) if fields is None else fields)
         return environ
+
+
+def _without_upgrade(request: _Request) -> bytes:
+    """The head of `request` without what asks for an upgrade (`Upgrade`, `Connection`, but a
+    `close` it held), nor an `Expect` already answered."""
+    head = [
+        b"%s %s HTTP/%s\r\n" % (request.method.encode(), request.target, request.version.encode())
+    ]
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == b"connection":
+            if b"close" in (token.strip().lower() for token in value.split(b",")):
+                head.append(b"Connection: close\r\n")
+        elif lowered not in (b"upgrade", b"expect"):
+            head.append(b"%s: %s\r\n" % (name, value))
+    head.append(b"\r\n")
+    return b"".join(head)
 
 
 def status_line(status: int) -> str:

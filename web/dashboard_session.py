@@ -155,8 +155,9 @@ def log_out(response: Response) -> Response:
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after the login: a path of the dashboard, never another site."""
-    if not target:
+    """Where to go after the login: a path of the dashboard, never another site, and nothing a
+    `Location` header cannot hold (control characters, which a redirect would refuse)."""
+    if not target or not target.isprintable():
         return PATH
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not parts.path.startswith(PATH):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from typing import Any, TypeVar
 
 from flask import current_app, request
@@ -13,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
+from broker.core import strict_json
 from broker.core.errors import BadRequest, SwitchboardError, ValidationFailed
 from broker.core.validation import parse
 
@@ -28,8 +27,6 @@ class UnsupportedMediaType(SwitchboardError):
 
 #: Set in the WSGI environment once the whole body has been read.
 _BODY_READ = "switchboard.body_read"
-#: Text that is not valid Unicode: a surrogate on its own cannot be encoded as UTF-8.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_body() -> Any:
@@ -38,19 +35,20 @@ def json_body() -> Any:
 
 
 def json_document(raw: bytes, content_type: str | None) -> Any:
-    """A JSON body: 415 when it is not JSON, 400 when it does not parse (NaN and Infinity are
-    not JSON), 422 naming the field when a string in it is not valid Unicode (a lone
+    """A JSON body, read strictly (`broker.core.strict_json`): 415 when it is not JSON, 400
+    when it does not parse (not UTF-8, NaN, Infinity, a number out of range) or is nested
+    too deeply, 422 naming the field when a string in it is not valid Unicode (a lone
     surrogate)."""
     if not is_json(content_type):
         raise UnsupportedMediaType("send the body as JSON, with 'Content-Type: application/json'")
     try:
-        body = json.loads(raw, parse_constant=_not_json)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise BadRequest("the body is nested too deeply") from exc
-    refuse_invalid_text(body)
-    return body
+        return strict_json.loads(raw)
+    except strict_json.InvalidText as exc:
+        raise ValidationFailed(str(exc), field=exc.field) from None
+    except strict_json.TooDeep as exc:
+        raise BadRequest(f"the body is nested too deeply: {exc}") from None
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def is_json(content_type: str | None) -> bool:
@@ -66,27 +64,6 @@ def form_fields() -> MultiDict[str, str]:
     if not request.environ.get(_BODY_READ):
         body_bytes()
     return request.form
-
-
-def refuse_invalid_text(document: Any) -> None:
-    """422, naming the field, for the first string (key or value) that is not valid Unicode."""
-    stack: list[tuple[str, Any]] = [("", document)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, str):
-            if _SURROGATE.search(value):
-                raise ValidationFailed("the text is not valid Unicode", field=path or "body")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                inner = f"{path}.{key}" if path else str(key)
-                if _SURROGATE.search(key):
-                    raise ValidationFailed(
-                        "a key is not valid Unicode",
-                        field=_SURROGATE.sub("\ufffd", inner),
-                    )
-                stack.append((inner, item))
-        elif isinstance(value, list):
-            stack += [(f"{path}[{i}]", item) for i, item in enumerate(value)]
 
 
 def body_was_read() -> bool:
@@ -124,10 +101,6 @@ def body_bytes() -> bytes:
         ) from None
     request.environ[_BODY_READ] = True
     return raw
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def refuse_large_bodies() -> None:

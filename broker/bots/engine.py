@@ -193,7 +193,7 @@ class Engine:
             return None
         goto, params = decoded
         for param in params:
-            memory.variables[str(param["key"])] = param.get("value")
+            memory.variables[param["key"]] = param.get("value")
         return goto
 
     def _answered(self, turn: Turn, text: str) -> str | None:

@@ -7,6 +7,8 @@ import binascii
 import json
 from typing import Any
 
+from broker.core import strict_json
+
 _PAYLOAD_PREFIX = "sb1."
 
 
@@ -21,7 +23,8 @@ def decode_payload(payload: str) -> tuple[str | None, list[dict[str, Any]]] | No
         return None
     data = payload[len(_PAYLOAD_PREFIX) :]
     try:
-        raw = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
+        # Strictly: a payload comes back from outside, and a forged one must not upset a turn.
+        raw = strict_json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
     except (binascii.Error, ValueError):
         return None
     if not isinstance(raw, dict):
@@ -30,4 +33,6 @@ def decode_payload(payload: str) -> tuple[str | None, list[dict[str, Any]]] | No
     if not isinstance(params, list):
         params = []
     goto = raw.get("g") if isinstance(raw.get("g"), str) else None
-    return goto, [p for p in params if isinstance(p, dict) and "key" in p]
+    return goto, [
+        p for p in params if isinstance(p, dict) and isinstance(p.get("key"), str) and p["key"]
+    ]

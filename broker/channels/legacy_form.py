@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from broker.bots import bot_store
 from broker.bots.payloads import decode_payload
 from broker.channels.channel import Channel
-from broker.core import ids, keys
+from broker.core import ids, keys, strict_json
 from broker.core.connection import Redis
-from broker.core.errors import NotFound, Unauthorized
+from broker.core.errors import NotFound, Unauthorized, ValidationFailed
 
 
 class Sender(BaseModel):
@@ -77,9 +77,11 @@ def _button_press(text: str) -> dict[str, Any] | None:
     if not text.lstrip().startswith("{"):
         return None
     try:
-        pressed = json.loads(text)
-    except ValueError:
-        return None
+        pressed = strict_json.loads(text)
+    except json.JSONDecodeError:
+        return None  # a text that starts with a brace
+    except ValueError as exc:  # JSON, but with invalid text, out of range or too deep
+        raise ValidationFailed(f"the button press in text: {exc}", field="text") from None
     if not isinstance(pressed, dict):
         return None
     target = pressed.get("nextDialogstateId")

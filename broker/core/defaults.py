@@ -72,6 +72,11 @@ IDEMPOTENCY_TTL = 24 * 3600
 #: Largest request body the ingress accepts, in bytes.
 MAX_BODY_BYTES = 1024 * 1024
 
+#: Arrays and objects a JSON document from outside may hold inside one another
+#: (`broker/core/strict_json.py`): far past any real message or bot definition, well short
+#: of what recursive code can walk.
+JSON_MAX_DEPTH = 100
+
 #: Channels a web process keeps after authenticating them, so that a message of one needs a
 #: single round trip to Redis (`broker/channels/channel_cache.py`); on a single Redis only.
 CHANNEL_CACHE_SIZE = 10_000

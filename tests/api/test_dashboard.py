@@ -109,7 +109,17 @@ def test_a_client_that_does_not_ask_for_html_gets_login_refusals_as_json(web: We
     api_error(answer, 403, "forbidden")
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/v1/bots"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/x",
+        "/v1/bots",
+        "/dashboard\nX",
+        "/dashboard\r\nSet-Cookie: x=1",
+        "/dashboard\x00",
+    ],
+)
 def test_a_login_never_sends_elsewhere(web: WebApp, target: str) -> None:
     assert log_in(web.client, next_page=target).headers["Location"] == "/dashboard"
 

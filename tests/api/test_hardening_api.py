@@ -5,6 +5,7 @@ listed and revoked; dead letters of turns through the API."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,6 +105,82 @@ def test_lone_surrogates_are_422_on_the_legacy_and_management_routes(web: WebApp
         "/v1/bots", json={"name": "b\udc00", "definition": {"template": "echo"}}, headers=ADMIN
     )
     api_error(bot, 422, "validation_failed", "name")
+    assert _queued(web) == 0
+
+
+def _raw(web: WebApp, path: str, body: bytes, headers: dict[str, str] | None = None) -> Any:
+    return web.client.post(
+        path, data=body, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+@pytest.mark.parametrize(
+    ("sent", "status", "words"),
+    [
+        (b'{"big": 1e999}', 400, "out of range"),
+        (b'{"big": -1E400}', 400, "out of range"),
+        (b'{"deep": ' + b"[" * 100 + b"]" * 100 + b"}", 400, "nested too deeply"),
+    ],
+)
+def test_numbers_out_of_range_and_deep_nesting_are_refused_everywhere(
+    web: WebApp, sent: bytes, status: int, words: str
+) -> None:
+    """Read, `1e999` would be infinity, which goes out again as `Infinity`: not JSON."""
+    channel = web.channel()
+    web.say(channel, "u", "hi")
+    message = b'{"conversationId": "u", "message": {"textMessage": {"text": "x"}}, '
+    answer = _raw(
+        web,
+        f"/v1/channels/webhook/{channel['id']}/messages",
+        message + b'"sessionData": ' + sent + b"}",
+        {"Authorization": f"Bearer {channel['accessToken']}"},
+    )
+    api_error(answer, status, "bad_request")
+    assert words in answer.get_json()["error"]["message"]
+    event = b'{"sendMessages": [{"type": "event", "name": "e", "data": ' + sent + b"}]}"
+    acted = _raw(web, f"/v1/bots/{channel['botId']}/conversations/u/actions", event, dict(ADMIN))
+    api_error(acted, status, "bad_request")
+    assert _queued(web) == 0
+
+
+def test_a_body_that_is_not_utf8_is_400(web: WebApp) -> None:
+    channel = web.channel()
+    body = json.dumps({"conversationId": "u", "message": {"textMessage": {"text": "x"}}})
+    answer = _raw(
+        web,
+        f"/v1/channels/webhook/{channel['id']}/messages",
+        body.encode("utf-16"),
+        {"Authorization": f"Bearer {channel['accessToken']}"},
+    )
+    api_error(answer, 400, "bad_request")
+    with_mark = _raw(
+        web,
+        f"/v1/channels/webhook/{channel['id']}/messages",
+        body.encode("utf-8-sig"),
+        {"Authorization": f"Bearer {channel['accessToken']}"},
+    )
+    assert with_mark.status_code == 202
+
+
+@pytest.mark.parametrize(
+    "pressed",
+    [
+        '{"nextDialogstateId": "s", "params": [{"key": "\\udc00", "value": 1}]}',
+        '{"nextDialogstateId": "s", "params": [{"key": "k", "value": 1e999}]}',
+        '{"nextDialogstateId": "s", "params": [{"key": "k", "value": NaN}]}',
+        '{"nextDialogstateId": "s", "params": [{"key": "k", "value": '
+        + "[" * 3000
+        + "]" * 3000
+        + "}]}",
+    ],
+)
+def test_a_legacy_button_press_that_json_cannot_carry_is_422(web: WebApp, pressed: str) -> None:
+    channel = web.channel()
+    legacy = web.client.post(
+        f"/api/webhookMessage/{channel['botId']}",
+        json={"text": pressed, "sender": {"id": "s"}, "verifyToken": channel["verifyToken"]},
+    )
+    api_error(legacy, 422, "validation_failed", "text")
     assert _queued(web) == 0
 
 

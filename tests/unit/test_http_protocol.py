@@ -127,6 +127,60 @@ def test_a_request_on_the_pool_holds_only_its_own_connection(server: LoopServer,
         assert [seen["path"] for seen in _replies(slow, 2)] == ["/slow", "/after"]
 
 
+def _answers_to_the_end(sock: socket.socket) -> list[tuple[int, bytes]]:
+    """Every answer on `sock` until the server closes it: status and body."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    answers = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = next(
+            int(line[15:]) for line in head.split(b"\r\n") if line.startswith(b"Content-Length:")
+        )
+        answers.append((int(head.split(b" ", 2)[1]), rest[:length]))
+        data = rest[length:]
+    return answers
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [b"GET / HTTP/1.1\r\nHost: x\r\nX-Bad: \x01\r\n\r\n", b"GARBAGE\r\n\r\n"],
+)
+def test_a_refusal_is_answered_after_every_request_before_it(
+    server: LoopServer, app: App, refused: bytes
+) -> None:
+    """A request the app answers on the pool, one answered inline, then one the server
+    refuses itself: the first two are answered, in order, before the refusal."""
+    with _connect(server) as sock:
+        sock.sendall(_get("/slow") + _get("/after") + refused)
+        app.release.set()
+        (slow, after, refusal) = _answers_to_the_end(sock)
+        assert [slow[0], json.loads(slow[1])["path"]] == [200, "/slow"]
+        assert [after[0], json.loads(after[1])["path"]] == [200, "/after"]
+        assert refusal[0] == 400 and json.loads(refusal[1])["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("connection", [b"Upgrade, HTTP2-Settings", b"upgrade", b"close, Upgrade"])
+def test_an_upgrade_is_not_taken_and_the_request_is_answered_with_its_body(
+    server: LoopServer, connection: bytes
+) -> None:
+    upgrade = (
+        b"POST /in HTTP/1.1\r\nHost: x\r\nConnection: " + connection + b"\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+        b"Content-Length: 5\r\n\r\nhello"
+    )
+    with _connect(server) as sock:
+        sock.sendall(upgrade + _get("/next", b"Connection: close\r\n"))
+        answers = _answers_to_the_end(sock)
+    seen = json.loads(answers[0][1])
+    assert (answers[0][0], seen["path"], seen["body"]) == (200, "/in", "hello")
+    assert "HTTP_UPGRADE" not in seen["headers"]
+    # A `close` the client asked for alongside still holds; otherwise the next is answered.
+    paths = [json.loads(body)["path"] for _, body in answers]
+    assert paths == (["/in"] if b"close" in connection else ["/in", "/next"])
+
+
 def test_a_chunked_body_reaches_the_app_whole(server: LoopServer) -> None:
     head = b"POST /in HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
     reply = request(server.port, head, b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")

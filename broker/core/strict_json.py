@@ -1,0 +1,87 @@
+"""JSON from outside, read strictly: what `json.loads` lets through that is not JSON, or that
+the rest of the system could not carry, is refused as it is read.
+
+- Bytes must be UTF-8 (RFC 8259 §8.1; a leading byte-order mark is passed over). `json.loads`
+  would also take UTF-16 and UTF-32.
+- `NaN`, `Infinity` and numbers too large for a float (`1e999`) are refused: they would come
+  out again as `Infinity`, which is not JSON, in a delivery's body or an API answer.
+- At most MAX_DEPTH arrays and objects inside one another: deeper, the recursive code that
+  reads documents (templates, renderers) would run out of stack.
+- Every string, key or value, must be valid Unicode: a lone surrogate (`"\\udc00"`) cannot
+  be written as UTF-8, to Redis or to anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from broker.core.defaults import JSON_MAX_DEPTH
+
+MAX_DEPTH = JSON_MAX_DEPTH
+
+#: Text that is not valid Unicode: a surrogate on its own cannot be encoded as UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class TooDeep(ValueError):
+    """Arrays and objects nested more than MAX_DEPTH deep."""
+
+
+class InvalidText(ValueError):
+    """A string that is not valid Unicode; `field` is its path in the document."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def loads(raw: str | bytes) -> Any:
+    """The document `raw` holds. ValueError when it is not JSON (json.JSONDecodeError for
+    its syntax, plain ValueError for a number out of range or a constant such as NaN),
+    TooDeep, or InvalidText."""
+    text = raw.decode("utf-8").removeprefix("\ufeff") if isinstance(raw, bytes) else raw
+    try:
+        document = json.loads(text, parse_constant=_constant, parse_float=_finite)
+    except RecursionError:
+        raise TooDeep(f"nested more than {MAX_DEPTH} deep") from None
+    check(document)
+    return document
+
+
+def check(document: Any) -> None:
+    """TooDeep or InvalidText for a document that has either."""
+    stack: list[tuple[str, Any, int]] = [("", document, 0)]
+    while stack:
+        path, value, depth = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise InvalidText("the text is not valid Unicode", field=path or "body")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_DEPTH:
+            raise TooDeep(f"nested more than {MAX_DEPTH} deep")
+        if isinstance(value, list):
+            stack += [(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value)]
+            continue
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if _SURROGATE.search(key):
+                raise InvalidText(
+                    "a key is not valid Unicode", field=_SURROGATE.sub("\ufffd", inner)
+                )
+            stack.append((inner, item, depth + 1))
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
