@@ -268,6 +268,19 @@ class HttpProtocol(asyncio.Protocol):
         length = self._header(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limits.body_bytes:
             raise self._too_large()
+        coding = self._header(b"content-encoding")
+        if coding is not None and coding.strip().lower() not in (b"", b"identity"):
+            raise ErrorAnswer(
+                415,
+                "Unsupported Media Type",
+                "unsupported_media_type",
+                f"the body's content coding {_shown(coding)} is not taken: send it as it is",
+            )
+        transfer = self._header(b"transfer-encoding")
+        if transfer is not None and transfer.strip().lower() != b"chunked":
+            # The parser reads the chunks; any other coding (gzip, ...) would reach the app
+            # still coded.
+            raise _malformed(f"the transfer coding {_shown(transfer)} is not taken, only chunked")
         expect = self._header(b"expect")
         if expect is not None:
             if expect.strip().lower() != b"100-continue":
@@ -501,6 +514,11 @@ class HttpProtocol(asyncio.Protocol):
         }
         environ.update(_header_fields(request.headers) if fields is None else fields)
         return environ
+
+
+def _shown(value: bytes) -> str:
+    """A header's value, quoted for an error message."""
+    return repr(value.decode("latin-1")[:100])
 
 
 def _without_upgrade(request: _Request) -> bytes:

@@ -10,6 +10,7 @@ from broker.core.errors import ConfigError
 from broker.core.settings import Settings
 from web import errors
 from web.request_body import refuse_large_bodies
+from web.routing import ConversationIdConverter
 from web.services import Services
 
 
@@ -48,6 +49,10 @@ def create_app(services: Services) -> Flask:
     app = Flask(__name__, static_url_path="/dashboard/static")
     app.extensions["switchboard"] = services
     app.config["MAX_CONTENT_LENGTH"] = services.settings.max_body_bytes
+    app.url_map.converters["conversation"] = ConversationIdConverter
+    # A path with "//" is answered as it is (404), not redirected: a conversation id may
+    # hold slashes, sent as %2F.
+    app.url_map.merge_slashes = False
     errors.register(app)
     app.before_request(refuse_large_bodies)
     app.register_blueprint(health.bp)

@@ -30,7 +30,7 @@ def test_openapi_document_lists_every_route_of_the_app(web: WebApp) -> None:
     assert document["openapi"] == "3.1.0"
     served = {
         (
-            re.sub(r"<(\w+)>", lambda m: "{" + WIRE_NAMES[m.group(1)] + "}", rule.rule),
+            re.sub(r"<(?:\w+:)?(\w+)>", lambda m: "{" + WIRE_NAMES[m.group(1)] + "}", rule.rule),
             method.lower(),
         )
         for rule in web.app.url_map.iter_rules()

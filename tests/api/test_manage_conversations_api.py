@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -79,6 +80,28 @@ def test_the_transcript_and_variables(web: WebApp) -> None:
     assert web.client.get(base + "/session-data", headers=ADMIN).get_json()["sessionData"] == {}
     listed = web.client.get(f"/v1/bots/{channel['botId']}/conversations", headers=ADMIN).get_json()
     assert listed["items"][0]["state"] == "echo"
+
+
+@pytest.mark.parametrize("session_id", ["x/y", "/lead", "a//b", "ends/messages", "%2F?#é"])
+def test_a_conversation_id_with_slashes_is_reached_escaped(web: WebApp, session_id: str) -> None:
+    """Ids are opaque: one a channel sends with "/" in it is reached with its "/" as %2F."""
+    channel = web.channel()
+    web.say(channel, session_id, "hi")
+    base = f"/v1/bots/{channel['botId']}/conversations/{quote(session_id, safe='')}"
+
+    transcript = web.client.get(base + "/messages", headers=ADMIN).get_json()
+    assert [item["actor"] for item in transcript["items"]] == ["user", "bot"]
+    data = web.client.get(base + "/session-data", headers=ADMIN).get_json()
+    assert data["sessionId"] == session_id
+    acted = web.client.post(
+        base + "/actions", json={"sendMessages": [{"text": "an agent"}]}, headers=ADMIN
+    )
+    assert acted.status_code == 202, acted.get_json()
+    assert web.client.delete(base + "/session-data", headers=ADMIN).status_code == 204
+    page = web.client.get(
+        f"/dashboard/conversations/{channel['botId']}/{quote(session_id, safe='')}", headers=ADMIN
+    )
+    assert page.status_code == 200 and "an agent" in page.get_data(as_text=True)
 
 
 @pytest.mark.parametrize(

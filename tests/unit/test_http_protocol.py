@@ -220,6 +220,12 @@ def test_expect_100_continue_is_answered_before_the_body(server: LoopServer) -> 
             400,
             "bad_request",
         ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Encoding: gzip",
+            415,
+            "unsupported_media_type",
+        ),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked", 400, "bad_request"),
         (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x", 414, "uri_too_long"),
         (b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"Host: x", 431, "headers_too_large"),
         (b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 9000, 431, "headers_too_large"),

@@ -20,7 +20,7 @@ from web.services import services
 bp = Blueprint("agent", __name__)
 
 
-@bp.post("/v1/bots/<bot_id>/conversations/<session_id>/actions")
+@bp.post("/v1/bots/<bot_id>/conversations/<conversation:session_id>/actions")
 @documented(
     "Send an agent's messages to the user, and/or hand the conversation back to the bot",
     auth="admin_or_bot_token",

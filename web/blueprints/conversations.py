@@ -45,7 +45,7 @@ def list_conversations(bot_id: str) -> Response:
     return jsonify(query.listing(items, total))
 
 
-@bp.get("/v1/bots/<bot_id>/conversations/<session_id>/messages")
+@bp.get("/v1/bots/<bot_id>/conversations/<conversation:session_id>/messages")
 @documented(
     "The session's transcript, oldest first: who said what (user, bot, agent)",
     auth="admin",
@@ -62,7 +62,7 @@ def transcript(bot_id: str, session_id: str) -> Response:
     return jsonify(query.listing(items, total))
 
 
-@bp.get("/v1/bots/<bot_id>/conversations/<session_id>/session-data")
+@bp.get("/v1/bots/<bot_id>/conversations/<conversation:session_id>/session-data")
 @documented(
     "The session's variables",
     auth="admin",
@@ -78,7 +78,7 @@ def get_session_data(bot_id: str, session_id: str) -> Response:
     return jsonify(conversation_store.variables(r, conversation))
 
 
-@bp.delete("/v1/bots/<bot_id>/conversations/<session_id>/session-data")
+@bp.delete("/v1/bots/<bot_id>/conversations/<conversation:session_id>/session-data")
 @documented(
     "Forget the session's variables (where it is in the dialogue is kept)",
     auth="admin",

@@ -403,7 +403,7 @@ def replay_delivery(delivery_id: str) -> Response:
 # --- conversations -----------------------------------------------------------------------
 
 
-@bp.get("/conversations/<bot_id>/<session_id>")
+@bp.get("/conversations/<bot_id>/<conversation:session_id>")
 @documented(
     "A conversation's transcript: what the user, the bot and agents said",
     auth="dashboard",
