@@ -146,7 +146,12 @@ def _read(
     knows of the bots and channels, current as of that round trip."""
     lease_ms = clock.ms(settings.claim_lease)
     until = clock.now() + settings.claim_lease
-    schedule = keys.by_shard(keys.TURNS, conversation_keys, index_shards(r))
+    # A conversation's first pass leaves its schedule as it is: whoever made the turn due
+    # (a message at ingress, the scheduler handing it out) set it a lease ahead a moment
+    # ago, no later than `until`. Later passes move it on.
+    schedule = keys.by_shard(
+        keys.TURNS, [key for key in conversation_keys if key in held], index_shards(r)
+    )
 
     def build(pipe: Pipeline) -> None:
         generation.read(pipe)
