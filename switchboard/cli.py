@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -60,14 +61,19 @@ def _on_redis(command: Callable[P, R]) -> Callable[P, R]:
 
         try:
             return command(*args, **kwargs)
+        except BrokenPipeError:
+            raise  # our output's reader went away (`| head`): not Redis's trouble
         except REDIS_TROUBLE as exc:
             raise SwitchboardError(f"cannot reach Redis (REDIS_URL): {exc}") from None
 
     return wrapper
 
 
+_PORT = click.IntRange(0, 65535)
+
+
 @root.command("run")
-@click.option("--port", type=int, default=defaults.PORT)
+@click.option("--port", type=_PORT, default=defaults.PORT)
 @click.option(
     "--data-dir", help=f"where the embedded Redis keeps its data (default ./{defaults.DATA_DIR})"
 )
@@ -80,9 +86,14 @@ def cmd_run(port: int, data_dir: str | None) -> int:
 
 @root.command("web")
 @click.option("--host", default="0.0.0.0")
-@click.option("--port", type=int, default=defaults.PORT)
-@click.option("--workers", type=int, default=2)
-@click.option("--threads", type=int, default=8, help="per process, for the routes off its loop")
+@click.option("--port", type=_PORT, default=defaults.PORT)
+@click.option("--workers", type=click.IntRange(min=1), default=2)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=8,
+    help="per process, for the routes off its loop",
+)
 def cmd_web(host: str, port: int, workers: int, threads: int) -> None:
     """the HTTP API (gunicorn)"""
     from switchboard.web_server import serve
@@ -370,6 +381,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except click.Abort:
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): stop quietly. Standard output is
+        # pointed at /dev/null so that flushing it at exit fails no more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except OSError as exc:
         click.echo(f"switchboard: {exc}", err=True)
         return 1

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 #: RFC 9110's delta-seconds: ASCII digits only (str.isdigit also takes superscripts and
-#: other scripts' digits); ten of them are more than any cap.
-_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
+#: other scripts' digits).
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+#: Digits past these are more than any cap; a longer value is taken as this many 9s
+#: (RFC 9111 §1.2.2: a delta-seconds too large is the greatest one can hold).
+_DELTA_DIGITS = 10
 
 
 class Verdict(enum.Enum):
@@ -48,7 +51,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     value = value.strip()
     if _DELTA_SECONDS.fullmatch(value):
-        return float(value)
+        return float(value) if len(value) <= _DELTA_DIGITS else float("9" * _DELTA_DIGITS)
     try:
         seconds = parsedate_to_datetime(value).timestamp() - now
     except (TypeError, ValueError, IndexError, OverflowError, OSError):

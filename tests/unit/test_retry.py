@@ -71,6 +71,9 @@ def test_retry_after_seconds_is_parsed() -> None:
     assert retry.parse_retry_after("120", now=1000.0) == 120.0
     assert retry.parse_retry_after(" 7 ", now=1000.0) == 7.0
     assert retry.parse_retry_after("0", now=1000.0) == 0.0
+    # Too many digits to hold is a very long wait (capped where it is used), not no header.
+    assert retry.parse_retry_after("1" + "0" * 12, now=1000.0) == 9_999_999_999.0
+    assert retry.parse_retry_after("9" * 5000, now=1000.0) == 9_999_999_999.0
 
 
 def test_retry_after_http_date_is_parsed() -> None:
@@ -94,7 +97,6 @@ def test_retry_after_http_date_is_parsed() -> None:
         # Digits to str.isdigit() that float() does not take.
         "\u00b2",
         "\u0661\u0662",
-        "9" * 400,
         "Fri, 31 Dec 99999 23:59:59 GMT",
     ],
 )
