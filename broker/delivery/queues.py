@@ -165,27 +165,51 @@ class _QueueWork:
                 await self._park()
                 return None
             if gate.verdict == "wait":
-                until = gate.until
-                await self.wait(min(until, delivery.expires_at or until))
-                return None
+                return await self._held_by_circuit(endpoint, delivery, gate.until)
         return await self._attempt(endpoint, delivery)
+
+    async def _held_by_circuit(
+        self, endpoint: Endpoint, delivery: Delivery, until: float
+    ) -> Delivery | None:
+        """The endpoint's circuit is open and this attempt is not its probe: it is used up
+        without a request, and the delivery goes on by its schedule, to its dead letter at
+        the end, as if it had failed. Waiting for the circuit without a count, a backlog
+        behind a probe every few minutes would outlive its schedule by days."""
+        now = clock.now()
+        result = AttemptResult(
+            None,
+            0,
+            error=f"not sent: the endpoint's circuit breaker is open until {clock.iso(until)}",
+        )
+        return await self._conclude(endpoint, delivery, now, result, now)
 
     async def _attempt(self, endpoint: Endpoint, delivery: Delivery) -> Delivery | None:
         d = self.d
         started = clock.now()
         result = await _send(d, endpoint, delivery, started)
         now = clock.now()
-        decision = _decide(d.settings, endpoint, delivery, result, now)
         self.run = QueueRun(self.run.delivered + result.ok, self.run.attempts + 1)
-        error = attempt_log.error_text(result) or ""
-        d.book.outcome(self.endpoint_id, now, result.ok, error)
+        d.book.outcome(self.endpoint_id, now, result.ok, attempt_log.error_text(result) or "")
+        return await self._conclude(endpoint, delivery, started, result, now)
+
+    async def _conclude(
+        self,
+        endpoint: Endpoint,
+        delivery: Delivery,
+        started: float,
+        result: AttemptResult,
+        now: float,
+    ) -> Delivery | None:
+        """Judge the attempt, record it, and let the queue go on, wait or park."""
+        d = self.d
+        decision = _decide(d.settings, endpoint, delivery, result, now)
         verdict = decision.verdict
         if verdict is Verdict.DISABLE:
             reason = f"the endpoint answered {result.status_code} Gone"
             # Its outcome, folded in later, finds the endpoint disabled: the error goes now.
             fields = {
                 **health.EndpointHealth.disabled_fields(reason, now),
-                "lastError": error,
+                "lastError": attempt_log.error_text(result) or "",
                 "lastErrorAt": now,
             }
             await d.redis.hset(keys.endpoint_health(self.endpoint_id), fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -58,6 +59,29 @@ def test_the_circuit_opens_stops_hammering_then_a_probe_closes_it(
     assert probe_gaps and probe_gaps[0] >= COOLDOWN * 1.5  # the failed probe doubled it
     assert endpoint(touchy, channel["id"])["state"] == "healthy"
     assert sorted(texts(receiver.delivered())) == ["You said: hi"] * 4
+
+
+def test_behind_an_open_circuit_deliveries_keep_to_their_schedule_and_end_dead(
+    touchy: Api, receiver: Receiver
+) -> None:
+    """Attempts the open circuit holds back count, unsent: a backlog is dead-lettered at the
+    end of its schedule, not held for as many probes as it has deliveries."""
+    receiver.behaviour = always(500)
+    channel = touchy.echo_channel(receiver.url, retrySchedule=[0, 0.2, 0.2])
+    conversations = [f"c{n}" for n in range(8)]
+    for conversation in conversations:
+        touchy.send(channel, conversation, "hi")
+
+    def dead() -> list[dict[str, Any]]:
+        return deliveries(touchy, endpointId=channel["id"], status="dead")
+
+    wait_until(lambda: len(dead()) == len(conversations), timeout=30, what="all dead")
+    assert len(receiver.hits) < 3 * len(conversations)  # the circuit spared the endpoint
+    errors = [attempt.get("error", "") for item in dead() for attempt in item["attempts"]]
+    assert len(errors) == 3 * len(conversations)
+    assert any(
+        error.startswith("not sent: the endpoint's circuit breaker is open") for error in errors
+    )
 
 
 def test_an_endpoint_failing_for_the_configured_time_is_disabled_then_enabled(
