@@ -61,7 +61,26 @@ class Answer:
 
 
 class RequestFailed(Exception):
-    """No answer came; `str()` says why, in words for the attempt log."""
+    """No answer came; `str()` says why, in words for the attempt log. `partial`: the answer's
+    head and the part of its body that had come when the time limit cut it."""
+
+    def __init__(self, message: str, partial: Answer | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+@dataclass
+class _Reading:
+    """An answer as far as it has been read."""
+
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytearray = field(default_factory=bytearray)
+
+    def answer(self) -> Answer | None:
+        if self.status is None:
+            return None
+        return Answer(self.status, self.headers, bytes(self.body), complete=False)
 
 
 class _Reusable(Exception):
@@ -115,7 +134,11 @@ class HttpClient:
                 total_timeout=total_timeout,
             )
         except RequestFailed as exc:
-            return AttemptResult(None, elapsed_ms(), error=str(exc))
+            if exc.partial is None:
+                return AttemptResult(None, elapsed_ms(), error=str(exc))
+            # The endpoint gave its status, then its body did not come in time: the status
+            # is its verdict (a 2xx is delivered), the body only what it says.
+            answer = exc.partial
         error = None
         if 300 <= answer.status < 400:
             error = f"redirect to {answer.headers.get('location', '?')} not followed"
@@ -158,14 +181,21 @@ class HttpClient:
             message = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
         except UnicodeEncodeError:
             raise RequestFailed("the URL or a header is not Latin-1 text") from None
+        reading = _Reading()
         try:
             async with asyncio.timeout(total_timeout):
                 try:
-                    return await self._exchange(origin, message, method, connect_timeout, True)
+                    return await self._exchange(
+                        origin, message, method, connect_timeout, True, reading
+                    )
                 except _Reusable:
-                    return await self._exchange(origin, message, method, connect_timeout, False)
+                    return await self._exchange(
+                        origin, message, method, connect_timeout, False, _Reading()
+                    )
         except TimeoutError:
-            raise RequestFailed(f"timeout after {total_timeout:g} s") from None
+            raise RequestFailed(
+                f"timeout after {total_timeout:g} s", partial=reading.answer()
+            ) from None
 
     def _origin(self, scheme: str, host: str, port: int) -> _Origin:
         key = (scheme, host, port)
@@ -174,7 +204,13 @@ class HttpClient:
         return self._origins[key]
 
     async def _exchange(
-        self, origin: _Origin, message: bytes, method: str, connect_timeout: float, reuse: bool
+        self,
+        origin: _Origin,
+        message: bytes,
+        method: str,
+        connect_timeout: float,
+        reuse: bool,
+        reading: _Reading,
     ) -> Answer:
         reader, writer, reused = await self._connection(origin, connect_timeout, reuse)
         keep = False
@@ -182,11 +218,13 @@ class HttpClient:
             writer.write(message)
             try:
                 await writer.drain()
-                answer, keep = await _read_answer(reader, method, self._read_cap)
+                answer, keep = await _read_answer(reader, method, self._read_cap, reading)
             except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                if reused and not getattr(exc, "partial", b""):
+                if reused and reading.status is None and not getattr(exc, "partial", b""):
                     raise _Reusable() from exc
-                raise RequestFailed(f"connection error: {_describe(exc)}") from exc
+                raise RequestFailed(
+                    f"connection error: {_describe(exc)}", partial=reading.answer()
+                ) from exc
             except asyncio.LimitOverrunError as exc:
                 raise RequestFailed("invalid HTTP answer: a line over 16 KiB") from exc
             return answer
@@ -265,8 +303,11 @@ def _describe(exc: BaseException | None) -> str:
     return (str(exc) or type(exc).__name__)[:300] if exc is not None else "no address to try"
 
 
-async def _read_answer(reader: asyncio.StreamReader, method: str, cap: int) -> tuple[Answer, bool]:
-    """The answer, and whether the connection can carry another request."""
+async def _read_answer(
+    reader: asyncio.StreamReader, method: str, cap: int, reading: _Reading
+) -> tuple[Answer, bool]:
+    """The answer, and whether the connection can carry another request. What has been read
+    is in `reading` all along, for a time limit that cuts it."""
     while True:
         head = await reader.readuntil(b"\r\n\r\n")
         status_line, *lines = head[:-4].decode("latin-1").split("\r\n")
@@ -278,19 +319,22 @@ async def _read_answer(reader: asyncio.StreamReader, method: str, cap: int) -> t
                 headers[name.strip().lower()] = value.strip()
         if status >= 200 or status == 101:
             break  # a 1xx answer is followed by the real one
+    reading.status, reading.headers = status, headers
     keep = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         return Answer(status, headers, b""), keep
+    body = reading.body
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        body, complete = await _read_chunked(reader, cap)
+        complete = await _read_chunked(reader, cap, body)
     elif "content-length" in headers:
         length = _length(headers["content-length"])
-        body = await reader.readexactly(min(length, cap))
+        await _read_exactly(reader, min(length, cap), body)
         complete = length <= cap
     else:  # the body ends where the connection does
-        body = await _read_to_end(reader, cap + 1)
+        while len(body) <= cap and (part := await reader.read(cap + 1 - len(body))):
+            body += part
         complete, keep = len(body) <= cap, False
-    return Answer(status, headers, body[:cap], complete), keep and complete
+    return Answer(status, headers, bytes(body[:cap]), complete), keep and complete
 
 
 def _status(line: str) -> tuple[str, int]:
@@ -307,16 +351,18 @@ def _length(text: str) -> int:
     return int(text)
 
 
-async def _read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:
-    body = bytearray()
-    while len(body) < limit and (part := await reader.read(limit - len(body))):
-        body += part
-    return bytes(body)
+async def _read_exactly(reader: asyncio.StreamReader, size: int, into: bytearray) -> None:
+    """`size` more bytes onto `into`, as they come (IncompleteReadError at the end)."""
+    wanted = len(into) + size
+    while len(into) < wanted:
+        part = await reader.read(wanted - len(into))
+        if not part:
+            raise asyncio.IncompleteReadError(bytes(into), wanted)
+        into += part
 
 
-async def _read_chunked(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
-    """A chunked body up to `cap` bytes; False when the cap cut it short."""
-    body = bytearray()
+async def _read_chunked(reader: asyncio.StreamReader, cap: int, body: bytearray) -> bool:
+    """A chunked body up to `cap` bytes, onto `body`; False when the cap cut it short."""
     while True:
         line = await reader.readuntil(b"\r\n")
         size_text = line.split(b";", 1)[0].strip()
@@ -327,9 +373,9 @@ async def _read_chunked(reader: asyncio.StreamReader, cap: int) -> tuple[bytes, 
         if size == 0:
             while (await reader.readuntil(b"\r\n")) != b"\r\n":
                 pass  # trailers
-            return bytes(body), True
+            return True
         if len(body) + size > cap:
-            body += await reader.readexactly(cap - len(body))
-            return bytes(body), False
-        body += await reader.readexactly(size)
+            await _read_exactly(reader, cap - len(body), body)
+            return False
+        await _read_exactly(reader, size, body)
         await reader.readexactly(2)
