@@ -62,7 +62,8 @@ class Answer:
 
 class RequestFailed(Exception):
     """No answer came; `str()` says why, in words for the attempt log. `partial`: the answer's
-    head and the part of its body that had come when the time limit cut it."""
+    head and the part of its body that had come when the time limit or the connection cut
+    it."""
 
     def __init__(self, message: str, partial: Answer | None = None) -> None:
         super().__init__(message)
@@ -136,8 +137,9 @@ class HttpClient:
         except RequestFailed as exc:
             if exc.partial is None:
                 return AttemptResult(None, elapsed_ms(), error=str(exc))
-            # The endpoint gave its status, then its body did not come in time: the status
-            # is its verdict (a 2xx is delivered), the body only what it says.
+            # The endpoint gave its status, then its body did not come whole (the time limit
+            # or the connection cut it): the status is its verdict (a 2xx is delivered), the
+            # body only what it says.
             answer = exc.partial
         error = None
         if 300 <= answer.status < 400:
