@@ -265,6 +265,11 @@ class HttpProtocol(asyncio.Protocol):
             )
 
     def on_headers_complete(self) -> None:
+        version = self.parser.get_http_version()
+        if version not in ("1.0", "1.1"):
+            # The parser lets HTTP/2.0 and 0.9 request lines through; the others it refuses
+            # as malformed, and so do we (a 505 would count a client's mistake as ours).
+            raise _malformed(f"HTTP/{version} is not spoken here, only HTTP/1.1 and 1.0")
         length = self._header(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limits.body_bytes:
             raise self._too_large()
