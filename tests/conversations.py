@@ -11,7 +11,7 @@ from broker.channels import channel_store
 from broker.channels.channel import Channel
 from broker.conversations import dead_turns, ingress
 from broker.conversations.conversation import ConversationMeta
-from broker.core import keys
+from broker.core import clock, keys
 from broker.core.connection import Redis
 from broker.core.locks import Lock
 from broker.core.sender import TaskSender
@@ -96,3 +96,8 @@ def pause(r: Redis, conversation_key: str) -> None:
     meta = read_meta(r, conversation_key)
     meta.handover.paused = True
     r.hset(keys.conversation_meta(conversation_key), mapping=meta.turn_fields())
+    conversation = meta.conversation
+    r.zadd(
+        keys.bot_paused(conversation.bot_id, conversation.version),
+        {conversation.index_member: clock.ms(clock.now())},
+    )

@@ -148,10 +148,34 @@ def _page_of_ids(
     if paused:
         # Paused conversations are few (each has an agent): scored by their last activity.
         chosen = r.zinter({index: 1, paused_index: 0}, withscores=True)
-    else:
-        chosen = r.zdiff([index, paused_index], withscores=True)
-    ordered = sorted(chosen, key=lambda item: item[1], reverse=True)
-    return ordered[offset : offset + limit], len(ordered)
+        ordered = sorted(chosen, key=lambda item: item[1], reverse=True)
+        return ordered[offset : offset + limit], len(ordered)
+    return _page_without_paused(r, index, paused_index, offset, limit)
+
+
+def _page_without_paused(
+    r: Redis, index: str, paused_index: str, offset: int, limit: int
+) -> tuple[list[tuple[str, float]], int]:
+    """A page of the conversations that are not paused, read from the index by rank: the
+    few paused ones are skipped, so that the page costs what its size does, however many
+    conversations the bot has."""
+    pipe = r.pipeline(transaction=False)
+    pipe.zrange(paused_index, 0, -1)
+    pipe.zcard(index)
+    paused_members, total = pipe.execute()
+    pipe = r.pipeline(transaction=False)
+    for member in paused_members:
+        pipe.zrevrank(index, member)
+    paused_ranks = sorted(rank for rank in pipe.execute() if rank is not None)
+    # The index rank of the offset-th conversation that is not paused: the offset plus the
+    # paused ones ranked at or before it.
+    start = offset
+    while start != offset + sum(1 for rank in paused_ranks if rank <= start):
+        start = offset + sum(1 for rank in paused_ranks if rank <= start)
+    skipped = set(paused_members)
+    found = r.zrevrange(index, start, start + limit + len(paused_ranks) - 1, withscores=True)
+    chosen = [(member, score) for member, score in found if member not in skipped]
+    return chosen[:limit], int(total) - len(paused_ranks)
 
 
 def _page_of_channel(

@@ -57,6 +57,31 @@ def test_conversations_are_listed_newest_first_per_version(web: WebApp) -> None:
     )
 
 
+@pytest.mark.parametrize("filter_value", ["false", "0"])
+def test_conversations_not_paused_are_paged_past_the_paused_ones(
+    web: WebApp, filter_value: str
+) -> None:
+    channel = web.channel()
+    for name in ["a", "b", "c", "d", "e"]:
+        web.say(channel, name)
+    for name in ["b", "d"]:
+        pause(web.redis, ids.conversation_key(channel["botId"], "LIVE", channel["id"], name))
+    path = f"/v1/bots/{channel['botId']}/conversations?paused={filter_value}"
+
+    pages = [
+        web.client.get(f"{path}&limit=2&page={page}", headers=ADMIN).get_json()
+        for page in (1, 2, 3)
+    ]
+
+    assert [[item["sessionId"] for item in page["items"]] for page in pages] == [
+        ["e", "c"],
+        ["a"],
+        [],
+    ]
+    assert {page["total"] for page in pages} == {3}
+    assert all(item["paused"] is False for page in pages for item in page["items"])
+
+
 def test_the_transcript_and_variables(web: WebApp) -> None:
     channel = web.channel()
     web.say(channel, "bob", "hi", sessionData={"email": "b@example.com"})
