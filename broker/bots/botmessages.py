@@ -218,3 +218,28 @@ BotMessage = Annotated[
     | Annotated[EventMessage, Tag("Event")],
     Discriminator(_message_kind),
 ]
+
+
+_MEDIA = ("image", "video", "audio", "file")
+
+
+def with_wire_defaults(message: Any) -> Any:
+    """`message` (or a list of them) with the fields §3 always sends that a definition or an
+    agent may leave out: a quick reply's `content_type` and a media payload's `is_reusable`,
+    which receivers written for the hosted product read."""
+    if isinstance(message, list):
+        return [with_wire_defaults(item) for item in message]
+    if not isinstance(message, dict):
+        return message
+    replies = message.get("quick_replies")
+    if isinstance(replies, list):
+        message["quick_replies"] = [
+            {"content_type": "text", **reply} if isinstance(reply, dict) else reply
+            for reply in replies
+        ]
+    attachment = message.get("attachment")
+    if isinstance(attachment, dict) and attachment.get("type") in _MEDIA:
+        payload = attachment.get("payload")
+        if isinstance(payload, dict):
+            attachment["payload"] = {**payload, "is_reusable": payload.get("is_reusable", False)}
+    return message

@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+from broker.bots.botmessages import with_wire_defaults
 from broker.bots.payloads import encode_payload
 from broker.bots.variables import lookup
 
@@ -50,9 +51,14 @@ def _text(value: Any) -> str:
 
 
 def render_message(message: Any, variables: dict[str, Any]) -> Any:
-    """A BotMessage with variables filled in and button targets turned into payloads."""
+    """A BotMessage as it goes out: variables filled in, button targets turned into payloads,
+    and the fields §3 always has that its author may leave out."""
+    return with_wire_defaults(_rendered(message, variables))
+
+
+def _rendered(message: Any, variables: dict[str, Any]) -> Any:
     if isinstance(message, list):
-        return [render_message(item, variables) for item in message]
+        return [_rendered(item, variables) for item in message]
     if not isinstance(message, dict):
         return message
     out: dict[str, Any] = {}
@@ -62,7 +68,7 @@ def render_message(message: Any, variables: dict[str, Any]) -> Any:
         if key in _RENDERED_FIELDS:
             out[key] = render_value(value, variables)
         else:
-            out[key] = render_message(value, variables)
+            out[key] = _rendered(value, variables)
     if "goto" in message or "params" in message:
         params = [
             {**param, "value": render_json(param.get("value"), variables)}

@@ -10,6 +10,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from broker.bots.botmessages import BotMessage
+from broker.bots.rendering import render_message
 from broker.core.validation import first_fault
 from tests.wire_fixtures import BOT_MESSAGE_KINDS, bot_message
 
@@ -117,3 +118,26 @@ def test_a_definition_button_may_name_its_target_instead_of_a_payload() -> None:
         "quick_replies": [{"title": "Yes", "goto": "yes", "params": [{"key": "a", "value": 1}]}],
     }
     bot_message_adapter.validate_python(message)
+
+
+def test_what_goes_out_has_the_fields_an_author_may_leave_out() -> None:
+    written = [
+        {"text": "Pick", "quick_replies": [{"title": "Yes", "goto": "yes"}]},
+        {"attachment": {"type": "image", "payload": {"url": "https://e.example/a.png"}}},
+        {
+            "attachment": {
+                "type": "file",
+                "payload": {"url": "https://e.example/a", "is_reusable": True},
+            }
+        },
+    ]
+
+    reply, image, kept = render_message(written, {})
+
+    assert reply["quick_replies"][0]["content_type"] == "text"
+    assert reply["quick_replies"][0]["payload"].startswith("sb1.")
+    assert image["attachment"]["payload"] == {
+        "url": "https://e.example/a.png",
+        "is_reusable": False,
+    }
+    assert kept["attachment"]["payload"]["is_reusable"] is True
