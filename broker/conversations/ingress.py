@@ -77,7 +77,10 @@ def accept(
     """
     sizes = _checked_data_sizes(settings, message)
     conversation = Conversation.of(channel.bot_id, channel.version, channel.id, conversation_id)
+    # A repeat may carry the header, the messageId or both: each is a key of its own.
+    given = [key for key in (idempotency_key, message_id) if key]
     message_id = message_id or ids.new_id("in")
+    dedupe_keys = (given[0], given[-1]) if given else (message_id, message_id)
     now = clock.now()
     entry = {
         **message,
@@ -92,7 +95,7 @@ def accept(
         conversation,
         entry,
         sizes,
-        idempotency_key or message_id,
+        dedupe_keys,
         now,
         sender.ready_list,
         guard,
@@ -180,7 +183,7 @@ def _queue(
     conversation: Conversation,
     entry: dict[str, Any],
     sizes: dict[str, int],
-    dedupe_key: str,
+    dedupe_keys: tuple[str, str],
     now: float,
     ready_list: str | None,
     guard: Guard | None,
@@ -199,7 +202,7 @@ def _queue(
         pipe,
         "ingress",
         [
-            keys.idempotency(key, dedupe_key),
+            *(keys.idempotency(key, dedupe_key) for dedupe_key in dedupe_keys),
             keys.conversation_inbox(key),
             keys.conversation_pending(key),
             keys.conversation_meta(key),

@@ -1,6 +1,8 @@
 -- Queue one inbound message, unless its idempotency key was seen in the last day, or its
 -- sessionData would take the conversation past its limits.
--- KEYS: idempotency key, inbox, pending flag, conversation meta, sessionData sizes,
+-- KEYS: the two idempotency keys (the Idempotency-Key header's and the messageId's; the same
+--   key twice when the message has one only), inbox, pending flag, conversation meta,
+--   sessionData sizes,
 --   then, on a single Redis only (other slots: a Cluster cannot take them): with a guard,
 --   the settings generation and the two failed-authentication counters; the ready list
 -- ARGV: message id, message JSON, idempotency TTL (s), conversation TTL (s),
@@ -15,19 +17,19 @@
 -- {-3, milliseconds left} when a counter is at its limit.
 local guarded = ARGV[9] ~= ''
 if guarded then
-  local current = redis.call('MGET', KEYS[6], KEYS[7], KEYS[8])
+  local current = redis.call('MGET', KEYS[7], KEYS[8], KEYS[9])
   if current[1] ~= ARGV[9] then
     return {-2}
   end
   for i = 1, 2 do
     local limit = tonumber(ARGV[9 + i])
     if limit > 0 and tonumber(current[1 + i] or '0') >= limit then
-      return {-3, redis.call('PTTL', KEYS[6 + i])}
+      return {-3, redis.call('PTTL', KEYS[7 + i])}
     end
   end
 end
-local ready = KEYS[guarded and 9 or 6]
-local seen = redis.call('GET', KEYS[1])
+local ready = KEYS[guarded and 10 or 7]
+local seen = redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2])
 if seen then
   return {0, seen, 0}
 end
@@ -35,10 +37,10 @@ end
 local changes = {}
 local total
 if ARGV[7] ~= '{}' then
-  local count = redis.call('HLEN', KEYS[5])
-  total = tonumber(redis.call('HGET', KEYS[4], 'dataBytes') or '0')
+  local count = redis.call('HLEN', KEYS[6])
+  total = tonumber(redis.call('HGET', KEYS[5], 'dataBytes') or '0')
   for key, size in pairs(cjson.decode(ARGV[7])) do
-    local before = redis.call('HGET', KEYS[5], key)
+    local before = redis.call('HGET', KEYS[6], key)
     if before then
       total = total - tonumber(before)
     else
@@ -56,17 +58,20 @@ if ARGV[7] ~= '{}' then
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-redis.call('RPUSH', KEYS[2], ARGV[2])
-if #changes > 0 then
-  redis.call('HSET', KEYS[4], 'dataBytes', total, unpack(ARGV, 12))
-  redis.call('HSET', KEYS[5], unpack(changes))
-  redis.call('EXPIRE', KEYS[5], ARGV[4])
-else
-  redis.call('HSET', KEYS[4], unpack(ARGV, 12))
+if KEYS[2] ~= KEYS[1] then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
 end
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('EXPIRE', KEYS[4], ARGV[4])
-local fresh = redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4])
+redis.call('RPUSH', KEYS[3], ARGV[2])
+if #changes > 0 then
+  redis.call('HSET', KEYS[5], 'dataBytes', total, unpack(ARGV, 12))
+  redis.call('HSET', KEYS[6], unpack(changes))
+  redis.call('EXPIRE', KEYS[6], ARGV[4])
+else
+  redis.call('HSET', KEYS[5], unpack(ARGV, 12))
+end
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('EXPIRE', KEYS[5], ARGV[4])
+local fresh = redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[4])
 if fresh and ready then
   redis.call('RPUSH', ready, ARGV[8])
   return {1, ARGV[1], 2}

@@ -113,6 +113,26 @@ def test_a_repeat_within_a_day_is_acknowledged_but_queued_once(
     assert 23 * 3600 < ttl <= 24 * 3600
 
 
+@pytest.mark.parametrize("again", ["header", "messageId"])
+def test_a_message_with_both_keys_is_a_repeat_by_either(
+    web: WebApp, channel: dict[str, Any], again: str
+) -> None:
+    body: dict[str, Any] = {
+        "conversationId": "c1",
+        "messageId": "client-msg-1",
+        "message": {"textMessage": {"text": "once"}},
+    }
+    first = web.post_message(channel, body, {"Idempotency-Key": "key-1"})
+    if again == "header":
+        repeat = {key: value for key, value in body.items() if key != "messageId"}
+        second = web.post_message(channel, repeat, {"Idempotency-Key": "key-1"})
+    else:
+        second = web.post_message(channel, body)
+    assert first.status_code == second.status_code == 202
+    assert second.get_json()["messageId"] == "client-msg-1"
+    assert len(web.inbox(channel, "c1")) == 1
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
