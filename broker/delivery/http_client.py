@@ -14,15 +14,19 @@ import asyncio
 import ipaddress
 import socket
 import ssl
+import string
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from broker.core import defaults
 from broker.core.settings import Network
 from broker.delivery.netsafety import IPAddress, is_forbidden
+
+#: What a request target keeps as it is: every printable ASCII character but the space.
+_SAFE = string.punctuation
 
 #: At most this much of an answer is read; past it the connection is closed.
 MAX_READ_BYTES = 64 * 1024
@@ -168,11 +172,18 @@ class HttpClient:
             raise RequestFailed(f"not an http(s) URL: {url}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         origin = self._origin(parts.scheme, parts.hostname, port)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # Text beyond ASCII goes as its UTF-8, percent-encoded, as a browser sends it.
+        target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), _SAFE)
+        try:
+            host = parts.hostname.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise RequestFailed(f"not a valid host name: {parts.hostname!r}") from None
+        if ":" in host:
+            host = f"[{host}]"
         default_port = port == (443 if parts.scheme == "https" else 80)
         head = [
             f"{method} {target} HTTP/1.1",
-            f"Host: {parts.hostname if default_port else f'{parts.hostname}:{port}'}",
+            f"Host: {host if default_port else f'{host}:{port}'}",
             f"User-Agent: {self._user_agent}",
             f"Content-Length: {len(body)}",
             *(f"{name}: {value}" for name, value in headers.items()),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import unicodedata
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -121,6 +122,13 @@ def checked_addresses(
 
 def check_url(url: str, allowlist: Sequence[Network], *, field: str = "url") -> str:
     """Validate an endpoint URL at configuration time; returns it unchanged."""
+    for position, character in enumerate(url):
+        if character.isspace() or unicodedata.category(character) == "Cc":
+            raise UnsafeURL(
+                f"the URL holds a space or control character ({character!r}) at position "
+                f"{position}: percent-encode it",
+                field=field,
+            )
     try:
         parts = urlsplit(url)
         port = parts.port

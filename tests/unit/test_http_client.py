@@ -99,6 +99,13 @@ def test_a_plain_post_is_delivered_with_headers(receiver: Receiver) -> None:
     assert hit.headers["webhook-id"] == "msg_1"
 
 
+def test_a_path_beyond_ascii_goes_percent_encoded(receiver: Receiver) -> None:
+    result = post(_client(), receiver.url + "/caf\u00e9/\u65e5?q=\u00fc%20", b"{}")
+    assert result.ok
+    (hit,) = receiver.hits
+    assert hit.path == "/hook/caf%C3%A9/%E6%97%A5?q=%C3%BC%20"
+
+
 def test_loopback_is_refused_at_connect_time_without_the_allowlist(receiver: Receiver) -> None:
     result = post(_client(()), receiver.url)
     assert result.status_code is None

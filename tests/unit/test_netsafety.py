@@ -134,7 +134,18 @@ def test_a_name_that_does_not_resolve_is_refused(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.com/", "file:///etc/passwd", "http://", "example.com/x", "http://u:p@8.8.8.8/"],
+    [
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "http://",
+        "example.com/x",
+        "http://u:p@8.8.8.8/",
+        "http://8.8.8.8/sp ace",
+        "http://8.8.8.8/cr\r\nX-Injected: 1",
+        "http://8.8.8.8/tab\tx",
+        " http://8.8.8.8/",
+        "http://8.8.8.8/\x7f",
+    ],
 )
 def test_urls_that_are_not_plain_http_are_refused(url: str) -> None:
     with pytest.raises(UnsafeURL):
