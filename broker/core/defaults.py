@@ -114,9 +114,11 @@ TURN_RETRY_DELAY = 5.0
 
 #: Failed authentications one client address may make within the window before it is
 #: answered 429, and those against one target (a channel, a bot's verify tokens, the
-#: admin token) from everywhere together.
+#: admin token) from everywhere together. The second is off (0): past it everyone is
+#: refused, the right token too, so whoever knows a channel's id could lock its
+#: integration out; tokens are long and random, which is what stops guessing.
 AUTH_FAILURES = 20
-AUTH_FAILURES_PER_TARGET = 200
+AUTH_FAILURES_PER_TARGET = 0
 AUTH_FAILURE_WINDOW = 60.0
 
 #: Shortest admin token the web process starts with, and shortest verify token a

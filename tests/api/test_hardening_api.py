@@ -360,6 +360,28 @@ def test_failed_authentications_are_throttled_per_target() -> None:
         assert _queued(web) == 1
 
 
+def test_by_default_failures_from_elsewhere_do_not_lock_a_channel_out() -> None:
+    with web_app() as web:
+        channel = web.channel()
+        path = f"/v1/channels/webhook/{channel['id']}/messages"
+        body = {"conversationId": "u", "message": {"introMessage": {}}}
+        for n in range(15):
+            for _ in range(web.settings.auth_failures):
+                web.client.post(
+                    path,
+                    json=body,
+                    headers={"Authorization": "Bearer guess"},
+                    environ_base={"REMOTE_ADDR": f"10.0.2.{n}"},
+                )
+        answer = web.client.post(
+            path,
+            json=body,
+            headers={"Authorization": f"Bearer {channel['accessToken']}"},
+            environ_base={"REMOTE_ADDR": "10.0.3.1"},
+        )
+        assert answer.status_code == 202
+
+
 def test_short_verify_tokens_are_refused(web: WebApp) -> None:
     bot = web.bot()
     path = f"/v1/bots/{bot['id']}/channels/webhook"
