@@ -10,5 +10,5 @@ class ConversationIdConverter(BaseConverter):
     included (sent as %2F, which the path holds decoded). Werkzeug's `path` would refuse
     one that starts with "/"."""
 
-    regex = ".+?"
+    regex = r"[\s\S]+?"  # line breaks too: "." would leave them out
     part_isolating = False

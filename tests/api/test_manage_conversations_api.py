@@ -107,9 +107,11 @@ def test_the_transcript_and_variables(web: WebApp) -> None:
     assert listed["items"][0]["state"] == "echo"
 
 
-@pytest.mark.parametrize("session_id", ["x/y", "/lead", "a//b", "ends/messages", "%2F?#é"])
-def test_a_conversation_id_with_slashes_is_reached_escaped(web: WebApp, session_id: str) -> None:
-    """Ids are opaque: one a channel sends with "/" in it is reached with its "/" as %2F."""
+@pytest.mark.parametrize(
+    "session_id", ["x/y", "/lead", "a//b", "ends/messages", "%2F?#é", "c\nd", "tab\there\r"]
+)
+def test_a_conversation_id_of_any_text_is_reached_escaped(web: WebApp, session_id: str) -> None:
+    """Ids are opaque: one a channel sends with "/" or a line break in it is reached escaped."""
     channel = web.channel()
     web.say(channel, session_id, "hi")
     base = f"/v1/bots/{channel['botId']}/conversations/{quote(session_id, safe='')}"
