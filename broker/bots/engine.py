@@ -183,18 +183,20 @@ class Engine:
 
     def _pressed(self, memory: Memory, message: dict[str, Any]) -> str | None:
         """Where a button press leads: its `nextDialogstateId`, or our payload's target.
-        A payload that is not ours is read as text (None)."""
+        A payload that is not ours, or a target this version has no state for (a button of
+        an older version, say), is read as text (None)."""
         for item in message.get("sessionDataToSet") or []:
             memory.variables[item["key"]] = item.get("value")
         if message.get("nextDialogstateId"):
-            return str(message["nextDialogstateId"])
+            named = str(message["nextDialogstateId"])
+            return named if named in self.program.states else None
         decoded = decode_payload(message.get("payload") or "")
         if decoded is None:
             return None
         goto, params = decoded
         for param in params:
             memory.variables[param["key"]] = param.get("value")
-        return goto
+        return goto if goto in self.program.states else None
 
     def _answered(self, turn: Turn, text: str) -> str | None:
         """The answer to an input: stored and on to `next`, or asked again, or given up on."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from broker.bots import bot_store
 from broker.bots.engine import Engine
+from broker.bots.program import Offload
 from broker.bots.rendering import render_message
 from broker.channels import channel_store
 from broker.conversations import conversation_store, transcript
@@ -97,6 +98,12 @@ def _engine_for(r: Redis, conversation: Conversation, go_to: str | None) -> Engi
     if go_to not in engine.states:
         raise ValidationFailed(
             f"the {conversation.version} version of the bot has no state {go_to!r}",
+            field="goToDialogstate",
+        )
+    if any(isinstance(step, Offload) for step in engine.states[go_to].steps):
+        raise ValidationFailed(
+            f"the state {go_to!r} hands the conversation to an agent: a hand-back gives it "
+            "to the bot, so name a state of the bot's own",
             field="goToDialogstate",
         )
     return engine

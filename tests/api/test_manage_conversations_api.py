@@ -246,6 +246,7 @@ def test_hand_back_unpauses_and_continues_at_the_state(web: WebApp) -> None:
         ),
         ({"goToDialogstate": "echo"}, "resumeBot"),
         ({"resumeBot": True, "goToDialogstate": "nowhere"}, "goToDialogstate"),
+        ({"resumeBot": True, "goToDialogstate": "human"}, "goToDialogstate"),
         ({"resumeBot": "yes"}, "resumeBot"),
         ({"sendMessages": [{"text": "x"}], "extra": 1}, "extra"),
     ],

@@ -108,6 +108,20 @@ def test_postback_with_next_dialogstate_and_variables_to_set() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "pressed",
+    [
+        {"title": "Ghost", "nextDialogstateId": "no_such_state"},
+        {"title": "Ghost", "payload": encode_payload("no_such_state", [])},
+    ],
+)
+def test_a_press_whose_state_this_version_lacks_is_read_as_text(pressed: dict[str, Any]) -> None:
+    engine = Engine(definition.validate(PIZZA))
+    turn = engine.step(Memory("bye"), {"kind": "postback", **pressed}, can_offload=False)
+    assert texts(turn) == ["Sorry, I did not get that."]
+    assert turn.memory.state == "sorry"
+
+
 def test_variables_is_merged_before_the_turn() -> None:
     engine = Engine(definition.validate(PIZZA))
     state = Memory(state="size", awaiting={"variable": "size", "next": "done"})
