@@ -33,6 +33,16 @@ def channel_message(
     }
 
 
+def for_offloading(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Transcript items as the offloading webhook takes them: its `actor` is "user" or "bot"
+    (§4), so an agent's message, which reaches the user as the bot's do, goes as "bot",
+    marked `sentByAgent`."""
+    return [
+        {**item, "actor": "bot", "sentByAgent": True} if item.get("actor") == "agent" else item
+        for item in items
+    ]
+
+
 def messages_event(
     *,
     items: list[dict[str, Any]],
@@ -48,7 +58,7 @@ def messages_event(
         "event": "messages",
         "type": "messages",
         "timestamp": clock.iso(at),
-        "messages": items,
+        "messages": for_offloading(items),
         "channel": CHANNEL_TYPE,
         "channelId": channel_id,
         "sessionId": conversation_id,
@@ -73,7 +83,7 @@ def offload_event(
         "event": "offload",
         "type": "offload",
         "payload": payload,
-        "transcript": transcript,
+        "transcript": for_offloading(transcript),
         "channel": CHANNEL_TYPE,
         "channelId": channel_id,
         "timestamp": clock.iso(at),

@@ -50,12 +50,14 @@ def events(receiver: Receiver, kind: str | None = None) -> list[dict[str, Any]]:
 
 
 def said(receiver: Receiver, actor: str) -> list[str]:
-    """The texts of one actor in the `messages` events the desk took."""
+    """The texts of one actor in the `messages` events the desk took: "user", "bot", or
+    "agent" (an agent's message goes as the bot's, marked `sentByAgent`)."""
+    items = [item for event in events(receiver, "messages") for item in event["messages"]]
+    assert {item["actor"] for item in items} <= {"user", "bot"}
     return [
         item["message"].get("text", item["message"].get("name", ""))
-        for event in events(receiver, "messages")
-        for item in event["messages"]
-        if item["actor"] == actor
+        for item in items
+        if ("agent" if item.get("sentByAgent") else item["actor"]) == actor
     ]
 
 
