@@ -482,6 +482,13 @@ class _BotTurn:
         self.outbox.received_at = message["receivedAt"]
         user_item = transcript.user_message(message, self.meta.conversation.bot_id)
         self.outbox.note(transcript.item("user", message["receivedAt"], user_item))
+        if self.meta.handover.paused and not self.outbox.can_offload:
+            # The bot's offloading integration was removed: no agent can answer any more.
+            log.info(
+                "session %s: no offloading integration, the bot answers again",
+                self.meta.conversation.key,
+            )
+            self.handover.resume()
         if self.engine is None or self.meta.handover.paused:
             self.meta.memory = absorb(self.meta.memory, message)
             return

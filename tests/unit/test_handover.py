@@ -333,8 +333,8 @@ def test_agent_messages_reach_the_channel_and_the_offloading_webhook(desk: Desk)
         desk.r.lindex(keys.fifo(desk.conversation_key, desk.channel.id), -1)
     ]
     last = desk.events()[-1]
-    assert [(m["actor"], m["message"]) for m in last["messages"]] == [
-        ("agent", {"text": "Ann here"})
+    assert [(m["actor"], m["sentByAgent"], m["message"]) for m in last["messages"]] == [
+        ("bot", True, {"text": "Ann here"})
     ]
 
 
@@ -354,6 +354,18 @@ def test_hand_back_tells_the_offloading_webhook_and_the_bot_answers_again(desk: 
     desk.say("back?")
     desk.turn()
     assert desk.texts()[-1] == "You said: back?"
+
+
+def test_with_its_offloading_integration_removed_the_bot_answers_again(desk: Desk) -> None:
+    _paused(desk)
+    offloading.remove(desk.r, desk.bot_id)
+
+    desk.say("anyone?")
+    desk.turn()
+
+    assert desk.texts()[-1] == "You said: anyone?"
+    assert not desk.meta().handover.paused
+    assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), desk.member) is None
 
 
 def test_a_silent_agent_hands_back_by_itself(desk: Desk) -> None:
