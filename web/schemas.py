@@ -107,7 +107,9 @@ class ConversationAction(_Body):
 
 class ConfigureOffloading(_Body):
     apiUrl: StrictStr = Field(min_length=1, max_length=2048)
-    verifyToken: VerifyToken
+    # The platform's own token, sent to it: whatever it chose. A channel's, which lets
+    # messages in by the legacy form, must be long (VerifyToken).
+    verifyToken: StrictStr = Field(min_length=1, max_length=256)
 
 
 class CreateApiToken(_Body):

@@ -83,7 +83,9 @@ def read_answer(signal: dict[str, Any]) -> OffloadAnswer:
         return OffloadAnswer(False, False, "the answer is not JSON")
     if not isinstance(answer, dict) or not isinstance(answer.get("offloadSuccess"), bool):
         return OffloadAnswer(False, False, "the answer has no offloadSuccess true or false")
-    pause = answer.get("pauseBot", False)
+    pause = answer.get("pauseBot")
+    if pause is None:  # left out, or null: the bot is not paused
+        pause = False
     if not isinstance(pause, bool):
         return OffloadAnswer(False, False, "pauseBot in the answer is not true or false")
     if not answer["offloadSuccess"]:

@@ -86,10 +86,14 @@ class Endpoint:
 
 
 def with_challenge(url: str, verify_token: str) -> str:
-    """`url` with `challenge.verifyToken=<token>` added to its query."""
+    """`url` with `challenge.verifyToken=<token>` in its query, in place of any it had."""
     parts = urlsplit(url)
     query = [
-        *parse_qsl(parts.query, keep_blank_values=True),
+        *(
+            (name, value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+            if name != "challenge.verifyToken"
+        ),
         ("challenge.verifyToken", verify_token),
     ]
     return urlunsplit(parts._replace(query=urlencode(query)))

@@ -76,6 +76,20 @@ def test_saving_again_keeps_the_signing_secret(web: WebApp, agent_server: Receiv
     assert agent_server.hits[-1].path == "/hook?x=1&challenge.verifyToken=verify-token-bbbbb"
 
 
+def test_a_platform_with_its_own_ways_is_taken(web: WebApp, make_receiver: ReceiverFactory) -> None:
+    """Extra fields beside "status", a short token of the platform's choosing, and a URL that
+    already carries a challenge: the challenge sent is the token given, once."""
+    server = make_receiver(always(200, body=b'{"status": "ok", "version": "2.1"}'))
+    bot = web.bot()
+    answer = web.client.put(
+        f"/v1/bots/{bot['id']}/offloading",
+        json={"apiUrl": server.url + "?challenge.verifyToken=old&x=1", "verifyToken": "vt-1"},
+        headers=ADMIN,
+    )
+    assert answer.status_code == 200, answer.get_json()
+    assert server.hits[-1].path == "/hook?x=1&challenge.verifyToken=vt-1"
+
+
 def _answering(status: int, body: bytes, **headers: str) -> Behaviour:
     return lambda hit: Answer(status, body=body, headers=headers)
 

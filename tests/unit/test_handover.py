@@ -411,6 +411,11 @@ def test_an_agent_who_speaks_pushes_the_auto_resume_back(desk: Desk) -> None:
     [
         ({"delivered": True, "response": TAKEN}, True, True),
         ({"delivered": True, "response": '{"offloadSuccess": true}'}, True, False),
+        (
+            {"delivered": True, "response": '{"offloadSuccess": true, "pauseBot": null}'},
+            True,
+            False,
+        ),
         ({"delivered": False, "error": "timeout after 10 s"}, False, False),
         ({"delivered": True, "response": None}, False, False),
     ],
