@@ -14,7 +14,6 @@ from broker.channels import rate_limit
 from broker.channels.channel import Channel
 from broker.core import clock, generation, ids, keys
 from broker.core.connection import Pipeline, Redis
-from broker.core.defaults import SECRET_ROTATION_OVERLAP
 from broker.core.errors import NotFound, Unauthorized
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
@@ -151,15 +150,7 @@ def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, An
     """A new signing secret; the old one keeps signing beside it for a day."""
     get(r, channel_id)
     endpoint = endpoint_store.load(r, channel_id)
-    endpoint_store.save(
-        r,
-        replace(
-            endpoint,
-            secret=ids.new_signing_secret(),
-            previous_secret=endpoint.secret,
-            previous_secret_until=clock.now() + SECRET_ROTATION_OVERLAP,
-        ),
-    )
+    endpoint_store.save(r, endpoint.rotated(ids.new_signing_secret(), clock.now()))
     return view(r, settings, channel_id)
 
 

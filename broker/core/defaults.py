@@ -131,6 +131,8 @@ UNAVAILABLE_RETRY_AFTER = 5
 
 #: A signing secret that was rotated out still signs for this long (seconds).
 SECRET_ROTATION_OVERLAP = 24 * 3600
+#: Rotated-out secrets that sign beside the current one, at most: the newest.
+ROTATED_SECRETS_KEPT = 5
 
 #: Where `switchboard run` keeps its embedded Redis when no REDIS_URL is given.
 DATA_DIR = "switchboard-data"

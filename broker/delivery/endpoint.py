@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from broker.core import clock
 from broker.core.connection import HashFields
+from broker.core.defaults import ROTATED_SECRETS_KEPT, SECRET_ROTATION_OVERLAP
 from broker.core.settings import Settings
 
 EndpointKind = Literal["channel", "offloading"]
@@ -21,9 +22,8 @@ class Endpoint:
     bot_id: str
     url: str
     secret: str
-    #: The secret rotated out, and until when it still signs.
-    previous_secret: str = ""
-    previous_secret_until: float = 0.0
+    #: The secrets rotated out, newest first, each with until when it still signs.
+    previous_secrets: tuple[tuple[str, float], ...] = ()
     #: Per-endpoint overrides; empty or 0 means the settings' defaults.
     retry_schedule: tuple[float, ...] = ()
     connect_timeout: float = 0.0
@@ -38,9 +38,15 @@ class Endpoint:
         return with_challenge(self.url, self.verify_token) if self.verify_token else self.url
 
     def signing_secrets(self, now: float) -> list[str]:
-        if self.previous_secret and now < self.previous_secret_until:
-            return [self.secret, self.previous_secret]
-        return [self.secret]
+        return [self.secret, *(secret for secret, until in self.previous_secrets if now < until)]
+
+    def rotated(self, new_secret: str, now: float) -> Endpoint:
+        """This endpoint signing with `new_secret`, and with the current secret and those
+        still signing beside it for `SECRET_ROTATION_OVERLAP` (at most
+        `ROTATED_SECRETS_KEPT` of them: every one is a signature on every request)."""
+        kept = [(self.secret, now + SECRET_ROTATION_OVERLAP)]
+        kept += [(secret, until) for secret, until in self.previous_secrets if now < until]
+        return replace(self, secret=new_secret, previous_secrets=tuple(kept[:ROTATED_SECRETS_KEPT]))
 
     def schedule(self, settings: Settings) -> tuple[float, ...]:
         return self.retry_schedule or settings.retry_schedule
@@ -58,8 +64,7 @@ class Endpoint:
             "botId": self.bot_id,
             "url": self.url,
             "secret": self.secret,
-            "previousSecret": self.previous_secret,
-            "previousSecretUntil": repr(self.previous_secret_until),
+            "previousSecrets": json.dumps(self.previous_secrets),
             "retrySchedule": json.dumps(list(self.retry_schedule)),
             "connectTimeout": repr(self.connect_timeout),
             "totalTimeout": repr(self.total_timeout),
@@ -75,14 +80,23 @@ class Endpoint:
             bot_id=raw["botId"],
             url=raw["url"],
             secret=raw["secret"],
-            previous_secret=raw.get("previousSecret", ""),
-            previous_secret_until=float(raw.get("previousSecretUntil") or 0),
+            previous_secrets=_previous_secrets(raw),
             retry_schedule=tuple(json.loads(raw.get("retrySchedule") or "[]")),
             connect_timeout=float(raw.get("connectTimeout") or 0),
             total_timeout=float(raw.get("totalTimeout") or 0),
             created_at=float(raw.get("createdAt") or 0),
             verify_token=raw.get("verifyToken", ""),
         )
+
+
+def _previous_secrets(raw: dict[str, str]) -> tuple[tuple[str, float], ...]:
+    """The rotated-out secrets of a stored endpoint; one saved by version 0.1 kept a single
+    one, in fields of its own."""
+    if "previousSecrets" in raw:
+        return tuple((secret, float(until)) for secret, until in json.loads(raw["previousSecrets"]))
+    if raw.get("previousSecret"):
+        return ((raw["previousSecret"], float(raw.get("previousSecretUntil") or 0)),)
+    return ()
 
 
 def with_challenge(url: str, verify_token: str) -> str:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.core import keys
+from broker.core import clock, keys
+from broker.delivery import endpoint_store
 from tests.web_app import ADMIN, WebApp, api_error, web_app
 
 CHANNEL_FIELDS = {
@@ -201,9 +202,14 @@ def test_rotating_the_secret_keeps_the_old_one_signing(web: WebApp) -> None:
     assert rotated.status_code == 200
     assert rotated.get_json()["signingSecret"].startswith("whsec_")
     assert rotated.get_json()["signingSecret"] != channel["signingSecret"]
-    assert (
-        web.redis.hget(keys.endpoint(channel["id"]), "previousSecret") == channel["signingSecret"]
-    )
+    again = web.client.post(path, headers=ADMIN).get_json()["signingSecret"]
+    endpoint = endpoint_store.load(web.redis, channel["id"])
+    assert endpoint.signing_secrets(clock.now()) == [
+        again,
+        rotated.get_json()["signingSecret"],
+        channel["signingSecret"],
+    ]
+    assert endpoint.signing_secrets(clock.now() + 25 * 3600) == [again]
 
 
 def test_another_bots_channel_is_404_on_every_route(web: WebApp) -> None:

@@ -8,6 +8,7 @@ import pytest
 import standardwebhooks
 
 from broker.delivery import signing
+from broker.delivery.endpoint import Endpoint
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER = "whsec_YW5vdGhlciBzZWNyZXQga2V5IDAxMjM0NTY3ODk="
@@ -62,3 +63,20 @@ def test_the_standardwebhooks_package_verifies_our_headers(secrets: list[str]) -
     stranger = "whsec_" + "QUJD" * 8
     with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(stranger).verify(body, headers)
+
+
+def test_an_endpoint_keeps_signing_with_the_secrets_rotated_out_for_a_day() -> None:
+    endpoint = Endpoint(id="ch_1", kind="channel", bot_id="b", url="http://x/", secret="s0")
+    for n in range(1, 8):
+        endpoint = endpoint.rotated(f"s{n}", now=1000.0 * n)
+    assert endpoint.signing_secrets(8000.0) == ["s7", "s6", "s5", "s4", "s3", "s2"]
+    assert endpoint.signing_secrets(7000.0 + 24 * 3600) == ["s7"]
+    stored = Endpoint.from_redis(endpoint.to_redis())
+    assert stored.signing_secrets(8000.0) == endpoint.signing_secrets(8000.0)
+
+
+def test_an_endpoint_stored_with_a_single_previous_secret_is_read() -> None:
+    raw = Endpoint(id="ch_1", kind="channel", bot_id="b", url="http://x/", secret="new").to_redis()
+    del raw["previousSecrets"]
+    raw.update(previousSecret="old", previousSecretUntil="2000.0")
+    assert Endpoint.from_redis(raw).signing_secrets(1000.0) == ["new", "old"]
