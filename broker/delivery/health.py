@@ -117,13 +117,13 @@ def view(r: Redis, endpoint: Endpoint) -> dict[str, Any]:
 class Gate:
     """May a delivery to the endpoint be attempted now?"""
 
-    verdict: Literal["go", "wait", "disabled"]
-    #: For "wait": when to ask again.
+    verdict: Literal["go", "wait", "probing", "disabled"]
+    #: For "wait" and "probing": when to ask again.
     until: float = 0.0
 
 
 def gate(r: Redis, settings: Settings, endpoint_id: str, now: float, probe_lease: float) -> Gate:
-    """Go, wait (circuit open, or another worker is probing it) or disabled.
+    """Go, wait (the circuit is open), probing (another worker is probing it) or disabled.
 
     When the circuit's cool-down is over, the first caller gets "go" and probes the
     endpoint for everyone; the others ask again every little while until its outcome
@@ -143,8 +143,8 @@ def gate_call(
 
 
 def read_gate(answer: list[str]) -> Gate:
-    if answer[0] == "wait":
-        return Gate("wait", float(answer[1]))
+    if answer[0] in ("wait", "probing"):
+        return Gate("probing" if answer[0] == "probing" else "wait", float(answer[1]))
     return Gate("disabled" if answer[0] == "disabled" else "go")
 
 
@@ -181,6 +181,14 @@ def add_outcome(
     auto-disable) on a pipeline; its answer is the endpoint's state after it."""
     call = outcome_call(settings, endpoint_id, [OutcomeRun(now, ok, error)])
     scripts.add(pipe, "endpoint_outcome", *call)
+
+
+def probe_soon(r: Redis, endpoint_id: str) -> None:
+    """End an open circuit's cool-down now, so that its next attempt is the probe: an
+    operator who replays deliveries means them to be tried, not held back."""
+    health_key = keys.endpoint_health(endpoint_id)
+    if r.hget(health_key, _STATE) == "circuit_open":
+        r.hset(health_key, "circuitOpenUntil", 0)
 
 
 def disable(r: Redis, endpoint_id: str, reason: str = "disabled by an operator") -> None:

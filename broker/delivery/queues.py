@@ -164,6 +164,10 @@ class _QueueWork:
                     return await self._dead_letter(delivery, "the endpoint is disabled")
                 await self._park()
                 return None
+            if gate.verdict == "probing":
+                # The probe's outcome is moments away: wait for it without a count.
+                await self.wait(gate.until)
+                return None
             if gate.verdict == "wait":
                 return await self._held_by_circuit(endpoint, delivery, gate.until)
         return await self._attempt(endpoint, delivery)

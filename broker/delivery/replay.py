@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from broker.core import clock, ids, keys, logs, scripts
 from broker.core.connection import Redis, index_shards
 from broker.core.errors import NotFound
-from broker.delivery import records
+from broker.delivery import health, records
 from broker.delivery.records import due_member, queue_ref
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def replay(r: Redis, delivery_id: str) -> bool:
     if result == 0:
         return False
     r.zrem(keys.DEAD, delivery_id)
+    health.probe_soon(r, endpoint_id)
     logs.event(
         log, logging.INFO, "delivery replayed", deliveryId=delivery_id, endpointId=endpoint_id
     )

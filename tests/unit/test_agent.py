@@ -79,19 +79,6 @@ def test_agent_messages_are_agent_items_in_the_transcript(
     assert items[2]["message"] == {"text": "Agent here"}
 
 
-def test_a_paused_conversation_keeps_user_messages_but_the_bot_is_silent(
-    fake_redis: Redis, settings: Settings
-) -> None:
-    channel, conversation = _talked(fake_redis, settings, {"template": "echo"})
-    pause(fake_redis, conversation.key)
-    sender = RecordingSender()
-    user_says(fake_redis, settings, sender, channel, "hello?")
-    turns.run_pending(fake_redis, settings, sender, conversation.key)
-    assert len(queued_bodies(fake_redis, conversation.key, channel.id)) == 1
-    items, _ = conversation_store.transcript_page(fake_redis, conversation, 0, 50)
-    assert items[-1]["actor"] == "user"
-
-
 def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
     fake_redis: Redis, settings: Settings
 ) -> None:

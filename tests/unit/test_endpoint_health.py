@@ -74,8 +74,17 @@ def test_the_circuit_opens_at_the_threshold_then_one_probe_goes(r: Redis) -> Non
     assert view["lastError"] == "connection refused"
     # The cool-down is over: one caller probes, the others poll until it is done.
     assert gate(r, 112.0) == health.Gate("go")
-    assert gate(r, 112.1) == health.Gate("wait", 113.1)
-    assert gate(r, 126.9) == health.Gate("wait", 127.0)  # never past the probe's lease
+    assert gate(r, 112.1) == health.Gate("probing", 113.1)
+    assert gate(r, 126.9) == health.Gate("probing", 127.0)  # never past the probe's lease
+
+
+def test_a_replay_ends_the_cool_down_so_that_a_probe_goes(r: Redis) -> None:
+    for now in (100, 101, 102):
+        fail(r, now)
+    assert gate(r, 102.5) == health.Gate("wait", 112.0)
+    health.probe_soon(r, EP)
+    assert gate(r, 102.6) == health.Gate("go")
+    assert gate(r, 102.7).verdict == "probing"
 
 
 def test_a_failed_probe_doubles_the_cooldown_up_to_the_cap(r: Redis) -> None:
@@ -96,7 +105,7 @@ def test_a_good_probe_closes_the_circuit(r: Redis) -> None:
     for now in (100, 101, 102):
         fail(r, now)
     assert gate(r, 112) == health.Gate("go")
-    assert gate(r, 112.5).verdict == "wait"
+    assert gate(r, 112.5).verdict == "probing"
     assert succeed(r, 113) == "healthy"
     assert gate(r, 113.1) == health.Gate("go")
     assert gate(r, 113.2) == health.Gate("go")
