@@ -171,7 +171,8 @@ def outcome_call(
     ]
     for run in runs:
         args += [run.at, "1" if run.ok else "0", run.error, run.count]
-    return [keys.endpoint_health(endpoint_id), keys.endpoint_recent(endpoint_id)], args
+    outcome_keys = [keys.endpoint_health(endpoint_id), keys.endpoint_recent(endpoint_id)]
+    return [*outcome_keys, keys.endpoint(endpoint_id)], args
 
 
 def add_outcome(

@@ -244,9 +244,15 @@ def split_due_member(member: str) -> tuple[str, str]:
 def load(r: Redis, delivery_id: str) -> Delivery:
     conversation_key = ids.conversation_of_delivery(delivery_id)
     raw = r.hgetall(keys.delivery(conversation_key, delivery_id))
-    if not raw:
+    if not is_whole(raw):
         raise NotFound(f"no delivery {delivery_id!r}")
     return Delivery.from_redis(raw)
+
+
+def is_whole(raw: Mapping[str, str]) -> bool:
+    """Whether a stored record is a delivery: not missing, nor the remains an attempt of
+    version 0.1 recorded after its endpoint was removed."""
+    return "kind" in raw
 
 
 def view(r: Redis, delivery_id: str) -> dict[str, Any]:
@@ -266,7 +272,7 @@ def views(r: Redis, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
     found = [
         (conversation_key, Delivery.from_redis(raw))
         for conversation_key, raw in zip(conversation_keys, pipe.execute(), strict=True)
-        if raw
+        if is_whole(raw)
     ]
     pipe = r.pipeline(transaction=False)
     for conversation_key, delivery in found:

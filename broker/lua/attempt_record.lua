@@ -7,10 +7,29 @@
 --   ARGV[4] seconds to keep the record (0: for ever), ARGV[5] the signal to give the
 --   conversation when it leaves ('' for none), ARGV[6] our lock token, ARGV[7] the lock's
 --   lease (ms), ARGV[8] the prefix of record keys, then field, value, ... to set.
--- Returns {-1} when the queue is no longer ours (nothing is recorded); otherwise
+-- Returns {-1} when the queue is no longer ours, or the record is gone (its endpoint or
+--   conversation was removed during the attempt): nothing is recorded; otherwise
 --   {0, wake} when the queue is let go, or {1, wake, next id, field, value, ...} with the
 --   queue still ours and its next delivery; wake is 1 when a bot turn must be woken.
+-- A record is whole when it has its kind: version 0.1 could leave remains of one (its
+-- attempt count) after its endpoint was removed.
+local function whole(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'kind' then
+      return true
+    end
+  end
+  return false
+end
 if redis.call('GET', KEYS[4]) ~= ARGV[6] then
+  return {-1}
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- Writing to it would bring back a record of no kind, without an expiry, for ever.
+  if redis.call('LINDEX', KEYS[3], 0) == ARGV[1] then
+    redis.call('LPOP', KEYS[3])
+  end
+  redis.call('DEL', KEYS[4])
   return {-1}
 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
@@ -43,11 +62,14 @@ if ARGV[3] == 'leaves' then
       break
     end
     local fields = redis.call('HGETALL', ARGV[8] .. id)
-    if #fields > 0 then
+    if whole(fields) then
       redis.call('PEXPIRE', KEYS[4], ARGV[7])
       return {1, wake, id, unpack(fields)}
     end
-    redis.call('LPOP', KEYS[3])  -- its record expired
+    redis.call('LPOP', KEYS[3])  -- its record expired or was removed
+    if #fields > 0 then
+      redis.call('DEL', ARGV[8] .. id)
+    end
   end
 end
 redis.call('DEL', KEYS[4])

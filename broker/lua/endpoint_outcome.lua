@@ -1,9 +1,13 @@
 -- Fold attempts' outcomes, in the order they ended, into an endpoint's health.
--- KEYS: health hash, recent outcomes list
+-- KEYS: health hash, recent outcomes list, the endpoint's record
 -- ARGV: circuit threshold, cooldown (s), cooldown cap (s), disable after (s), then per
 --       run of outcomes: when the last ended (s), 1 for success or 0, error text, how many
 --       in a row (successes in a row come as one run; failures one by one)
--- Returns the endpoint state after them.
+-- Returns the endpoint state after them, or 'removed' (writing nothing) when the endpoint
+-- went while the attempts were out.
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return 'removed'
+end
 local h = KEYS[1]
 local threshold, first_cooldown = tonumber(ARGV[1]), tonumber(ARGV[2])
 local cooldown_cap, disable_after = tonumber(ARGV[3]), tonumber(ARGV[4])

@@ -3,6 +3,16 @@
 -- A lock that already holds the token is ours (claimed for us at a bot turn's commit).
 -- Returns {-1, ms} when another worker holds the queue for ms more, {0} when it is empty
 --   (and let go), or {1, head id, field, value, ...}.
+-- A record is whole when it has its kind: version 0.1 could leave remains of one (its
+-- attempt count) after its endpoint was removed.
+local function whole(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 'kind' then
+      return true
+    end
+  end
+  return false
+end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if redis.call('GET', KEYS[2]) ~= ARGV[1] then
     return {-1, redis.call('PTTL', KEYS[2])}
@@ -15,10 +25,13 @@ while true do
     break
   end
   local fields = redis.call('HGETALL', ARGV[3] .. id)
-  if #fields > 0 then
+  if whole(fields) then
     return {1, id, unpack(fields)}
   end
-  redis.call('LPOP', KEYS[1])  -- its record expired
+  redis.call('LPOP', KEYS[1])  -- its record expired or was removed
+  if #fields > 0 then
+    redis.call('DEL', ARGV[3] .. id)
+  end
 end
 redis.call('DEL', KEYS[2])
 return {0}

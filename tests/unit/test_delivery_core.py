@@ -9,6 +9,7 @@ import pytest
 
 from broker.core import ids, keys, scripts
 from broker.core.connection import Redis
+from broker.core.errors import NotFound
 from broker.core.locks import Lock
 from broker.core.settings import Settings
 from broker.delivery import delivery_index, endpoint_store, fanout, health, records, replay
@@ -143,3 +144,52 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
 
 def test_replay_of_a_record_that_expired_is_passed_over(r: Redis, settings: Settings) -> None:
     assert replay.replay_many(r, [ids.delivery_id("e" * 20)]) == 0
+
+
+class RemovingClient(ScriptedClient):
+    """Answers 500, and the endpoint is removed while the request is out."""
+
+    def __init__(self, r: Redis) -> None:
+        super().__init__(AttemptResult(500, 1))
+        self.r = r
+
+    async def post(self, url: str, body: bytes, headers: Any, **timeouts: Any) -> AttemptResult:
+        endpoint_store.delete(self.r, EP)
+        return await super().post(url, body, headers, **timeouts)
+
+
+def test_an_attempt_whose_endpoint_went_meanwhile_records_nothing(
+    r: Redis, settings: Settings
+) -> None:
+    conversation_key = "f" * 20
+    ref = queue_ref(conversation_key, EP)
+    first, second = fan_out(r, settings, conversation_key, ["one", "two"])
+
+    work_queue(r, settings, RemovingClient(r), ref)
+
+    for delivery_id in (first, second):
+        assert not r.exists(keys.delivery(conversation_key, delivery_id))
+        assert not r.exists(keys.delivery_attempts(conversation_key, delivery_id))
+        with pytest.raises(NotFound):
+            records.view(r, delivery_id)
+    # The rest of the queue is passed over when it is next looked at, and it is let go.
+    work_queue(r, settings, ScriptedClient(), ref)
+    assert not r.exists(keys.fifo(conversation_key, EP))
+    assert due_entries(r, ref) == {}
+
+
+def test_the_remains_of_a_record_are_passed_over_and_removed(r: Redis, settings: Settings) -> None:
+    conversation_key = "g" * 20
+    ref = queue_ref(conversation_key, EP)
+    first, _second = fan_out(r, settings, conversation_key, ["one", "two"])
+    remains = keys.delivery(conversation_key, first)
+    r.delete(remains)
+    r.hset(remains, mapping={"attemptCount": 1, "nextAttemptAt": 0})
+    with pytest.raises(NotFound):
+        records.load(r, first)
+
+    sent = ScriptedClient()
+    work_queue(r, settings, sent, ref)
+
+    assert [item.text for item in sent.sent] == ['{"text":"two"}']
+    assert not r.exists(remains)

@@ -177,3 +177,9 @@ def test_the_success_rate_counts_the_last_hundred_outcomes(r: Redis) -> None:
     for i in range(150):
         outcome(r, i, ok=i % 4 != 0, error="x")
     assert health.view(r, endpoint_store.load(r, EP))["successRate"] == 0.75
+
+
+def test_an_outcome_after_the_endpoint_went_writes_nothing(r: Redis) -> None:
+    endpoint_store.delete(r, EP)
+    assert fail(r, 100) == "removed"
+    assert not r.exists(keys.endpoint_health(EP)) and not r.exists(keys.endpoint_recent(EP))
