@@ -80,7 +80,7 @@ def accept(
     # A repeat may carry the header, the messageId or both: each is a key of its own.
     given = [key for key in (idempotency_key, message_id) if key]
     message_id = message_id or ids.new_id("in")
-    dedupe_keys = (given[0], given[-1]) if given else (message_id, message_id)
+    dedupe_keys = (given[0], given[-1]) if given else None
     now = clock.now()
     entry = {
         **message,
@@ -183,7 +183,7 @@ def _queue(
     conversation: Conversation,
     entry: dict[str, Any],
     sizes: dict[str, int],
-    dedupe_keys: tuple[str, str],
+    dedupe_keys: tuple[str, str] | None,
     now: float,
     ready_list: str | None,
     guard: Guard | None,
@@ -193,6 +193,7 @@ def _queue(
     conversation's place in the bot's index on a pipeline. With a `ready_list`, the script
     wakes the turn itself: one round trip less for the request."""
     key = conversation.key
+    keyed = dedupe_keys is not None
     guard_keys: list[str] = []
     guard_args: list[Any] = ["", 0, 0]
     if guard:
@@ -202,7 +203,9 @@ def _queue(
         pipe,
         "ingress",
         [
-            *(keys.idempotency(key, dedupe_key) for dedupe_key in dedupe_keys),
+            # A message without a key still names two keys (unread) so that the script's
+            # keys keep their places.
+            *(keys.idempotency(key, dedupe_key) for dedupe_key in dedupe_keys or ("", "")),
             keys.conversation_inbox(key),
             keys.conversation_pending(key),
             keys.conversation_meta(key),
@@ -213,7 +216,7 @@ def _queue(
         [
             entry["messageId"],
             json.dumps(entry),
-            IDEMPOTENCY_TTL,
+            IDEMPOTENCY_TTL if keyed else 0,
             math.ceil(settings.conversation_ttl),
             settings.conversation_data_keys,
             settings.conversation_data_bytes,

@@ -5,7 +5,8 @@
 --   sessionData sizes,
 --   then, on a single Redis only (other slots: a Cluster cannot take them): with a guard,
 --   the settings generation and the two failed-authentication counters; the ready list
--- ARGV: message id, message JSON, idempotency TTL (s), conversation TTL (s),
+-- ARGV: message id, message JSON, idempotency TTL (s; 0: the message has no key),
+--   conversation TTL (s),
 --   most sessionData keys, most sessionData bytes, for the conversation,
 --   a JSON object of the message's sessionData sizes {key: bytes}, the conversation key,
 --   the guard: the settings generation the channel was read at ('' for no guard) and the
@@ -29,7 +30,9 @@ if guarded then
   end
 end
 local ready = KEYS[guarded and 10 or 7]
-local seen = redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2])
+-- A message with neither key (an idempotency TTL of 0) is not looked for nor recorded.
+local keyed = ARGV[3] ~= '0'
+local seen = keyed and (redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2]))
 if seen then
   return {0, seen, 0}
 end
@@ -57,9 +60,11 @@ if ARGV[7] ~= '{}' then
     return {-1, 'bytes', total}
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-if KEYS[2] ~= KEYS[1] then
-  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+if keyed then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  if KEYS[2] ~= KEYS[1] then
+    redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+  end
 end
 redis.call('RPUSH', KEYS[3], ARGV[2])
 if #changes > 0 then

@@ -113,6 +113,16 @@ def test_a_repeat_within_a_day_is_acknowledged_but_queued_once(
     assert 23 * 3600 < ttl <= 24 * 3600
 
 
+def test_a_message_without_a_key_leaves_no_idempotency_record(
+    web: WebApp, channel: dict[str, Any]
+) -> None:
+    body = {"conversationId": "c1", "message": {"textMessage": {"text": "once"}}}
+    assert web.post_message(channel, body).status_code == 202
+    assert web.post_message(channel, body).status_code == 202
+    assert len(web.inbox(channel, "c1")) == 2
+    assert list(web.redis.scan_iter(match="*:idem:*")) == []
+
+
 @pytest.mark.parametrize("again", ["header", "messageId"])
 def test_a_message_with_both_keys_is_a_repeat_by_either(
     web: WebApp, channel: dict[str, Any], again: str
