@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 from broker.core import clock, defaults, logs, redaction
-from broker.core.errors import SwitchboardError
+from broker.core.errors import Conflict, NotFound, SwitchboardError
 from broker.core.settings import Settings
 from switchboard import admin_cli, bot_cli, operator_cli
 
@@ -295,9 +295,18 @@ def cmd_dlq_replay(
         MofNCompleteColumn(),
         console=Console(stderr=True),
     )
+    replayed, refused = 0, []
     with bar:
-        replayed = sum(replay.replay(r, i) for i in bar.track(found, description="replaying"))
+        for delivery_id in bar.track(found, description="replaying"):
+            try:
+                replayed += replay.replay(r, delivery_id)
+            except (NotFound, Conflict) as exc:
+                refused.append(exc.message)
+    for reason in refused:
+        click.echo(f"switchboard: {reason}", err=True)
     click.echo(f"{replayed} of {len(found)} deliveries queued again")
+    if refused:
+        raise SystemExit(1)
 
 
 @root.group("dlq-turns")

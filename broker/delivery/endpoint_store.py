@@ -8,6 +8,7 @@ from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 from broker.delivery.endpoint import Endpoint
+from broker.delivery.records import split_ref
 
 #: Deliveries removed per round trip when an endpoint goes.
 _REMOVAL_CHUNK = 500
@@ -48,7 +49,6 @@ def delete(r: Redis, endpoint_id: str) -> None:
         keys.endpoint(endpoint_id),
         keys.endpoint_health(endpoint_id),
         keys.endpoint_recent(endpoint_id),
-        keys.endpoint_parked(endpoint_id),
     ):
         pipe.delete(key)
     pipe.zrem(keys.ENDPOINTS, endpoint_id)
@@ -56,16 +56,37 @@ def delete(r: Redis, endpoint_id: str) -> None:
     announce_change(r, endpoint_id)
     index = keys.endpoint_deliveries(endpoint_id)
     while chunk := r.zrange(index, 0, _REMOVAL_CHUNK - 1):
-        pipe = r.pipeline(transaction=False)
-        for delivery_id in chunk:
-            conversation_key = ids.conversation_of_delivery(delivery_id)
-            pipe.delete(keys.delivery(conversation_key, delivery_id))
-            pipe.delete(keys.delivery_attempts(conversation_key, delivery_id))
-        pipe.zrem(keys.DELIVERIES, *chunk)
-        pipe.zrem(keys.DEAD, *chunk)
-        pipe.zrem(index, *chunk)  # last: a cut-short pass finds them again
-        pipe.execute()
+        _remove_deliveries(r, chunk)
+        r.zrem(index, *chunk)  # last: a cut-short pass finds them again
+    _remove_parked_queues(r, endpoint_id)
     r.srem(keys.REMOVING_ENDPOINTS, endpoint_id)
+
+
+def _remove_parked_queues(r: Redis, endpoint_id: str) -> None:
+    """The queues held while the endpoint was disabled, with what they hold: those held
+    longer than the log retention are no longer in its index of deliveries, and no worker
+    looks at a parked queue."""
+    parked = keys.endpoint_parked(endpoint_id)
+    for ref in r.smembers(parked):
+        conversation_key, _ = split_ref(ref)
+        fifo = keys.fifo(conversation_key, endpoint_id)
+        _remove_deliveries(r, r.lrange(fifo, 0, -1))
+        r.delete(fifo)
+        r.srem(parked, ref)  # last: a cut-short pass finds it again
+    r.delete(parked)
+
+
+def _remove_deliveries(r: Redis, delivery_ids: Sequence[str]) -> None:
+    if not delivery_ids:
+        return
+    pipe = r.pipeline(transaction=False)
+    for delivery_id in delivery_ids:
+        conversation_key = ids.conversation_of_delivery(delivery_id)
+        pipe.delete(keys.delivery(conversation_key, delivery_id))
+        pipe.delete(keys.delivery_attempts(conversation_key, delivery_id))
+    pipe.zrem(keys.DELIVERIES, *delivery_ids)
+    pipe.zrem(keys.DEAD, *delivery_ids)
+    pipe.execute()
 
 
 def resume_removals(r: Redis) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from broker.core import clock, ids, keys, logs, scripts
 from broker.core.connection import Redis, index_shards
-from broker.core.errors import NotFound
+from broker.core.errors import Conflict, NotFound
 from broker.delivery import health, records
 from broker.delivery.records import due_member, queue_ref
 
@@ -17,6 +17,11 @@ log = logging.getLogger(__name__)
 def replay(r: Redis, delivery_id: str) -> bool:
     """Send a delivered or dead-lettered delivery again; False if it is already under way."""
     endpoint_id = records.load(r, delivery_id).endpoint_id
+    if not r.exists(keys.endpoint(endpoint_id)):
+        raise Conflict(
+            f"delivery {delivery_id!r} cannot be sent again: its endpoint {endpoint_id!r} "
+            "was removed"
+        )
     conversation_key = ids.conversation_of_delivery(delivery_id)
     ref = queue_ref(conversation_key, endpoint_id)
     # The scheduler is told first (sb:due is not in the conversation's hash slot): should we
@@ -47,11 +52,11 @@ def replay(r: Redis, delivery_id: str) -> bool:
 
 def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
     """Replay several deliveries; returns how many were queued again. A delivery whose
-    record expired meanwhile is passed over."""
+    record expired meanwhile, or whose endpoint was removed, is passed over."""
     replayed = 0
     for delivery_id in delivery_ids:
         try:
             replayed += replay(r, delivery_id)
-        except NotFound:
+        except (NotFound, Conflict):
             continue
     return replayed

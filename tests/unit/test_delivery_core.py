@@ -9,7 +9,7 @@ import pytest
 
 from broker.core import ids, keys, scripts
 from broker.core.connection import Redis
-from broker.core.errors import NotFound
+from broker.core.errors import Conflict, NotFound
 from broker.core.locks import Lock
 from broker.core.settings import Settings
 from broker.delivery import delivery_index, endpoint_store, fanout, health, records, replay
@@ -193,3 +193,37 @@ def test_the_remains_of_a_record_are_passed_over_and_removed(r: Redis, settings:
 
     assert [item.text for item in sent.sent] == ['{"text":"two"}']
     assert not r.exists(remains)
+
+
+def test_removing_an_endpoint_removes_what_its_parked_queues_hold(
+    r: Redis, settings: Settings
+) -> None:
+    conversation_key = "h" * 20
+    ref = queue_ref(conversation_key, EP)
+    held = fan_out(r, settings, conversation_key, ["one", "two"])
+    work_queue(r, settings, ScriptedClient(AttemptResult(410, 1)), ref)
+    assert r.sismember(keys.endpoint_parked(EP), ref)
+    # Held past the log retention: the endpoint's index of deliveries no longer names them.
+    r.delete(keys.endpoint_deliveries(EP))
+
+    endpoint_store.delete(r, EP)
+
+    for delivery_id in held:
+        assert not r.exists(keys.delivery(conversation_key, delivery_id))
+        assert not r.exists(keys.delivery_attempts(conversation_key, delivery_id))
+    assert not r.exists(keys.fifo(conversation_key, EP))
+    assert not r.exists(keys.endpoint_parked(EP))
+
+
+def test_a_dead_letter_whose_endpoint_went_is_not_replayed(r: Redis, settings: Settings) -> None:
+    conversation_key = "k" * 20
+    ref = queue_ref(conversation_key, EP)
+    (dead,) = fan_out(r, settings, conversation_key, ["one"])
+    work_queue(r, settings, ScriptedClient(AttemptResult(500, 1)), ref)
+    r.hset(keys.delivery(conversation_key, dead), "status", "dead")
+    r.delete(keys.endpoint_deliveries(EP))  # past the log retention: the index forgot it
+    endpoint_store.delete(r, EP)
+
+    with pytest.raises(Conflict, match="was removed"):
+        replay.replay(r, dead)
+    assert replay.replay_many(r, [dead]) == 0
