@@ -14,7 +14,7 @@ from broker.channels import rate_limit
 from broker.channels.channel import Channel
 from broker.core import clock, generation, ids, keys
 from broker.core.connection import Pipeline, Redis
-from broker.core.errors import NotFound, Unauthorized
+from broker.core.errors import NotFound, Unauthorized, ValidationFailed
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 from broker.delivery.endpoint import Endpoint
@@ -139,10 +139,18 @@ def update(
         endpoint_changes["connect_timeout"] = float(changes["connectTimeout"])
     if changes.get("totalTimeout") is not None:
         endpoint_changes["total_timeout"] = float(changes["totalTimeout"])
+    changed = replace(endpoint, **endpoint_changes)
+    connect, total = changed.timeouts(settings)
+    if connect > total:
+        raise ValidationFailed(
+            f"connectTimeout ({connect:g} s) would be longer than totalTimeout ({total:g} s), "
+            "the limit of the whole request",
+            field="connectTimeout" if "connect_timeout" in endpoint_changes else "totalTimeout",
+        )
     if channel_changes:
         save(r, replace(channel, **channel_changes))
     if endpoint_changes:
-        endpoint_store.save(r, replace(endpoint, **endpoint_changes))
+        endpoint_store.save(r, changed)
     return view(r, settings, channel_id)
 
 

@@ -452,3 +452,20 @@ def test_a_message_queued_is_in_the_inbox_of_its_channel_s_conversation(web: Web
         message={"kind": "text", "text": "hi"},
     )
     assert accepted.queued and len(web.inbox(channel, "core")) == 1
+
+
+def test_dead_letter_filters_that_cannot_match_are_refused(web: WebApp) -> None:
+    backwards = {"since": "2026-12-02T00:00:00Z", "until": "2026-12-01T00:00:00Z"}
+    api_error(
+        web.client.get("/v1/dead-letters", query_string=backwards, headers=ADMIN),
+        422,
+        "validation_failed",
+        "since",
+    )
+    replay = "/v1/dead-letters/replay"
+    api_error(
+        web.client.post(replay, json=backwards, headers=ADMIN), 422, "validation_failed", "since"
+    )
+    api_error(
+        web.client.post(replay, json={"endpointId": "nope"}, headers=ADMIN), 404, "not_found"
+    )

@@ -193,6 +193,18 @@ def test_patching_a_channel(web: WebApp) -> None:
         "validation_failed",
         "totalTimeout",
     )
+    api_error(
+        web.client.patch(path, json={"connectTimeout": 20, "totalTimeout": 5}, headers=ADMIN),
+        422,
+        "validation_failed",
+        "connectTimeout",
+    )
+    api_error(
+        web.client.patch(path, json={"totalTimeout": 1}, headers=ADMIN),  # connect is 1.5 s
+        422,
+        "validation_failed",
+        "totalTimeout",
+    )
 
 
 def test_rotating_the_secret_keeps_the_old_one_signing(web: WebApp) -> None:

@@ -100,7 +100,13 @@ def get_delivery(delivery_id: str) -> Response:
 
 
 @bp.post("/v1/deliveries/<delivery_id>/replay")
-@documented("Send a delivery again", auth="admin", answers={202: Replayed}, tags=["deliveries"])
+@documented(
+    "Send a delivery again",
+    auth="admin",
+    answers={202: Replayed},
+    errors=[409],
+    tags=["deliveries"],
+)
 def replay_delivery(delivery_id: str) -> tuple[Response, int]:
     r = services().redis
     replayed = replay.replay(r, delivery_id)
@@ -116,6 +122,14 @@ def _time_arg(value: str | None, name: str) -> int | None:
         raise ValidationFailed(f"{name} must be an ISO 8601 time", field=name) from exc
 
 
+def _time_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
+    """The `since` and `until` of a request, in ms; 422 when `since` comes after `until`."""
+    since_ms, until_ms = _time_arg(since, "since"), _time_arg(until, "until")
+    if since_ms is not None and until_ms is not None and since_ms > until_ms:
+        raise ValidationFailed("since must not come after until", field="since")
+    return since_ms, until_ms
+
+
 @bp.get("/v1/dead-letters")
 @documented(
     "The dead-letter list",
@@ -126,13 +140,14 @@ def _time_arg(value: str | None, name: str) -> int | None:
 )
 def list_dead_letters() -> Response:
     query = query_args(DeadLetterFilter)
+    since_ms, until_ms = _time_range(query.since, query.until)
     items, total = delivery_index.dead_letter_page(
         services().redis,
         offset=query.offset,
         limit=query.limit,
         endpoint_id=query.endpointId,
-        since_ms=_time_arg(query.since, "since"),
-        until_ms=_time_arg(query.until, "until"),
+        since_ms=since_ms,
+        until_ms=until_ms,
     )
     return jsonify(query.listing(items, total))
 
@@ -144,16 +159,17 @@ def list_dead_letters() -> Response:
     body=DeadLetterReplay,
     body_required=False,
     answers={202: BulkReplayed},
+    errors=[404],
     tags=["deliveries"],
 )
 def replay_dead_letters() -> tuple[Response, int]:
     r = services().redis
     body = parse(DeadLetterReplay, json_object() if request.content_length else {})
+    since_ms, until_ms = _time_range(body.since, body.until)
+    if body.endpointId is not None:
+        endpoint_store.load(r, body.endpointId)  # 404 for one that is not there
     found = delivery_index.dead_letter_ids(
-        r,
-        endpoint_id=body.endpointId,
-        since_ms=_time_arg(body.since, "since"),
-        until_ms=_time_arg(body.until, "until"),
+        r, endpoint_id=body.endpointId, since_ms=since_ms, until_ms=until_ms
     )
     replayed = replay.replay_many(r, found)
     return jsonify({"replayed": replayed, "matched": len(found)}), 202
