@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.bots.payloads import decode_payload
 from broker.conversations.documents import CHANNEL_TYPE
 from broker.core import clock
 
@@ -23,8 +24,13 @@ def user_message(record: dict[str, Any], bot_id: str) -> dict[str, Any]:
         out["text"] = record["text"]
     elif record["kind"] == "postback":
         out["title"] = record.get("title")
-        out["nextDialogstateId"] = record.get("nextDialogstateId")
-        out["payload"] = record.get("payload")
+        payload = record.get("payload")
+        target = record.get("nextDialogstateId")
+        decoded = decode_payload(payload) if payload and not target else None
+        # The state a button of ours leads to, named as a press of the hosted product's does.
+        out["nextDialogstateId"] = target or (decoded[0] if decoded else None)
+        if payload is not None:
+            out["payload"] = payload
     elif record["kind"] == "location":
         out["coordinates"] = record["coordinates"]
     return out
