@@ -6,6 +6,7 @@ meta; a channel only authenticates the message and says which bot version it is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 #: What `ingress.lua` says of the bot turn: to be woken here (it may have pushed it itself).
 _WAKE_NEEDED = 1
 #: What `ingress.lua` answers, queueing nothing, when its guard does not hold.
-_OVER_LIMIT, _CHANGED, _THROTTLED = -1, -2, -3
+_OVER_LIMIT, _CHANGED, _THROTTLED, _KEY_REUSED = -1, -2, -3, -4
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,12 @@ def accept(
         raise ChannelChanged(channel.id)
     if queued == _THROTTLED:
         raise throttle.refusal(int(answer[0]))
+    if queued == _KEY_REUSED:
+        raise ValidationFailed(
+            f"this key was used in the last day for another message ({answer[0]}): a repeat "
+            "must be the same message, and a new message needs a new key",
+            field="Idempotency-Key" if idempotency_key else "messageId",
+        )
     recorded_id, wake = answer
     if queued == _OVER_LIMIT:
         limit = (
@@ -143,6 +150,14 @@ def _unlist_if_new(r: Redis, conversation: Conversation) -> None:
             keys.bot_conversations(conversation.bot_id, conversation.version),
             conversation.index_member,
         )
+
+
+def fingerprint(entry: dict[str, Any]) -> str:
+    """16 characters that tell one message from another: what the client sent, without what
+    ingress adds."""
+    sent = {k: v for k, v in entry.items() if k not in ("messageId", "receivedAt")}
+    text = json.dumps(sent, sort_keys=True, ensure_ascii=False)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def data_sizes(message: dict[str, Any]) -> dict[str, int]:
@@ -222,6 +237,7 @@ def _queue(
             settings.conversation_data_bytes,
             json.dumps(sizes),
             key,
+            fingerprint(entry) if keyed else "",
             *guard_args,
             *ConversationMeta.arrival_fields(conversation),
         ],

@@ -9,21 +9,23 @@
 --   conversation TTL (s),
 --   most sessionData keys, most sessionData bytes, for the conversation,
 --   a JSON object of the message's sessionData sizes {key: bytes}, the conversation key,
---   the guard: the settings generation the channel was read at ('' for no guard) and the
+--   the message's fingerprint (16 characters: a repeat of its key with another message is
+--   refused), the guard: the settings generation the channel was read at ('' for no guard) and the
 --   counters' limits (0: none), then field, value, ... for the meta
 -- Returns {1 if queued else 0, message id of record, wake}, where wake is 1 if a bot turn
 -- must be enqueued, 2 if it was (on the ready list given), else 0;
 -- or {-1, "keys" | "bytes", what the conversation would hold} when over a limit;
 -- or, with a guard, {-2} when the generation moved on (the channel must be read again),
--- {-3, milliseconds left} when a counter is at its limit.
-local guarded = ARGV[9] ~= ''
+-- {-3, milliseconds left} when a counter is at its limit;
+-- or {-4, message id of record} when the key was seen with another message.
+local guarded = ARGV[10] ~= ''
 if guarded then
   local current = redis.call('MGET', KEYS[7], KEYS[8], KEYS[9])
-  if current[1] ~= ARGV[9] then
+  if current[1] ~= ARGV[10] then
     return {-2}
   end
   for i = 1, 2 do
-    local limit = tonumber(ARGV[9 + i])
+    local limit = tonumber(ARGV[10 + i])
     if limit > 0 and tonumber(current[1 + i] or '0') >= limit then
       return {-3, redis.call('PTTL', KEYS[7 + i])}
     end
@@ -34,7 +36,15 @@ local ready = KEYS[guarded and 10 or 7]
 local keyed = ARGV[3] ~= '0'
 local seen = keyed and (redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2]))
 if seen then
-  return {0, seen, 0}
+  -- What is kept: '#', the fingerprint, the message id (a bare id: kept by version 0.1).
+  if string.sub(seen, 1, 1) ~= '#' or string.len(seen) < 17 then
+    return {0, seen, 0}
+  end
+  local id = string.sub(seen, 18)
+  if string.sub(seen, 2, 17) ~= ARGV[9] then
+    return {-4, id}
+  end
+  return {0, id, 0}
 end
 -- A message that sets no sessionData (most) leaves the conversation's sizes as they are.
 local changes = {}
@@ -61,18 +71,19 @@ if ARGV[7] ~= '{}' then
   end
 end
 if keyed then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  local kept = '#' .. ARGV[9] .. ARGV[1]
+  redis.call('SET', KEYS[1], kept, 'EX', ARGV[3])
   if KEYS[2] ~= KEYS[1] then
-    redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+    redis.call('SET', KEYS[2], kept, 'EX', ARGV[3])
   end
 end
 redis.call('RPUSH', KEYS[3], ARGV[2])
 if #changes > 0 then
-  redis.call('HSET', KEYS[5], 'dataBytes', total, unpack(ARGV, 12))
+  redis.call('HSET', KEYS[5], 'dataBytes', total, unpack(ARGV, 13))
   redis.call('HSET', KEYS[6], unpack(changes))
   redis.call('EXPIRE', KEYS[6], ARGV[4])
 else
-  redis.call('HSET', KEYS[5], unpack(ARGV, 12))
+  redis.call('HSET', KEYS[5], unpack(ARGV, 13))
 end
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 redis.call('EXPIRE', KEYS[5], ARGV[4])

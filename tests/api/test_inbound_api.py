@@ -113,6 +113,26 @@ def test_a_repeat_within_a_day_is_acknowledged_but_queued_once(
     assert 23 * 3600 < ttl <= 24 * 3600
 
 
+@pytest.mark.parametrize("how", ["header", "messageId"])
+def test_a_key_used_again_for_another_message_is_refused(
+    web: WebApp, channel: dict[str, Any], how: str
+) -> None:
+    def body(text: str) -> dict[str, Any]:
+        sent: dict[str, Any] = {"conversationId": "c1", "message": {"textMessage": {"text": text}}}
+        if how == "messageId":
+            sent["messageId"] = "client-msg-1"
+        return sent
+
+    headers = {"Idempotency-Key": "key-1"} if how == "header" else {}
+    first = web.post_message(channel, body("one"), headers)
+    assert first.status_code == 202
+    refused = web.post_message(channel, body("DIFFERENT"), headers)
+    field = "Idempotency-Key" if how == "header" else "messageId"
+    assert "another message" in api_error(refused, 422, "validation_failed", field)
+    assert web.post_message(channel, body("one"), headers).status_code == 202
+    assert [queued["text"] for queued in web.inbox(channel, "c1")] == ["one"]
+
+
 def test_a_message_without_a_key_leaves_no_idempotency_record(
     web: WebApp, channel: dict[str, Any]
 ) -> None:
