@@ -156,9 +156,12 @@ class Delivery:
     def dead_fields(at: float) -> list[str]:
         return ["status", "dead", "deadAt", repr(at)]
 
-    def view(self, attempts: Sequence[Attempt], *, waiting: bool) -> dict[str, Any]:
+    def view(
+        self, attempts: Sequence[Attempt], *, waiting: bool, disabled: bool = False
+    ) -> dict[str, Any]:
         """The delivery as the management API shows it; `waiting`: held behind an earlier
-        delivery of its conversation, or by its endpoint being disabled."""
+        delivery of its conversation, or by its endpoint being `disabled` (then no attempt
+        is planned: none goes before an operator enables it)."""
         status = "waiting" if self.status == "queued" and waiting else self.status
         out: dict[str, Any] = {
             "id": self.id,
@@ -173,7 +176,7 @@ class Delivery:
         }
         if self.delivered_at:
             out["deliveredAt"] = clock.iso(self.delivered_at)
-        if self.next_attempt_at and status in ("queued", "waiting"):
+        if self.next_attempt_at and status in ("queued", "waiting") and not disabled:
             out["nextAttemptAt"] = clock.iso(self.next_attempt_at)
         if self.dead_at:
             out["deadAt"] = clock.iso(self.dead_at)
@@ -283,6 +286,8 @@ def views(r: Redis, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
     out = []
     for i, (_, delivery) in enumerate(found):
         attempts, head, endpoint_state = answers[3 * i : 3 * i + 3]
-        waiting = head != delivery.id or endpoint_state == "disabled"
-        out.append(delivery.view([Attempt.from_json(a) for a in attempts], waiting=waiting))
+        disabled = endpoint_state == "disabled"
+        waiting = head != delivery.id or disabled
+        tried = [Attempt.from_json(a) for a in attempts]
+        out.append(delivery.view(tried, waiting=waiting, disabled=disabled))
     return out

@@ -136,6 +136,8 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
     assert r.sismember(keys.endpoint_parked(EP), ref)
     assert due_entries(r, ref) == {}
     assert records.view(r, first)["status"] == "waiting"
+    r.hset(keys.delivery(conversation_key, first), "nextAttemptAt", "1000")  # a retry was due
+    assert "nextAttemptAt" not in records.view(r, first)  # none is planned while disabled
     assert health.enable(r, EP) == 1
     back = ScriptedClient()
     work_queue(r, settings, back, ref)
