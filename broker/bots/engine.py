@@ -38,7 +38,7 @@ from broker.bots.program import (
     compile_definition,
 )
 from broker.bots.rendering import render_json, render_message, render_value
-from broker.bots.variables import lookup, path, unset
+from broker.bots.variables import assign, lookup, path, unset
 
 #: A definition that loops through `next` states longer than this is stopped.
 MAX_HOPS = 25
@@ -107,7 +107,8 @@ def absorb(memory: Memory, message: dict[str, Any]) -> Memory:
     """The conversation after what a message tells without a dialogue step: its `sessionData`
     and the user's names. Also what a paused bot keeps of the messages it does not answer."""
     variables = dict(memory.variables)
-    variables.update(message.get("sessionData") or {})
+    for name, value in (message.get("sessionData") or {}).items():
+        assign(variables, name, value)
     user = message.get("user") or {}
     for name in ("firstName", "lastName", "preferredLanguage"):
         if user.get(name):
@@ -186,7 +187,7 @@ class Engine:
         A payload that is not ours, or a target this version has no state for (a button of
         an older version, say), is read as text (None)."""
         for item in message.get("sessionDataToSet") or []:
-            memory.variables[item["key"]] = item.get("value")
+            assign(memory.variables, item["key"], item.get("value"))
         if message.get("nextDialogstateId"):
             named = str(message["nextDialogstateId"])
             return named if named in self.program.states else None
@@ -195,7 +196,7 @@ class Engine:
             return None
         goto, params = decoded
         for param in params:
-            memory.variables[param["key"]] = param.get("value")
+            assign(memory.variables, param["key"], param.get("value"))
         return goto if goto in self.program.states else None
 
     def _answered(self, turn: Turn, text: str) -> str | None:

@@ -40,6 +40,13 @@ def unset(variables: dict[str, Any], name: str) -> None:
         del variables[key]
 
 
+def assign(variables: dict[str, Any], name: str, value: Any) -> None:
+    """Set `name` to `value` in place of everything in its namespace: `order` given as an
+    object replaces the `order.size` an earlier message or input set."""
+    unset(variables, name)
+    variables[name] = value
+
+
 def path(value: Any, dotted: str) -> Any:
     """`items.0.name` inside a JSON value, or None where it leads nowhere."""
     found = _walk(value, dotted.split(".")) if dotted else value

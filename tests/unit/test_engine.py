@@ -222,3 +222,16 @@ def test_variables_are_filled_into_urls_too() -> None:
     turn = Engine(definition.validate(bot)).step(Memory(), message, can_offload=False)
     button = turn.outputs[0].body["attachment"]["payload"]["buttons"][0]
     assert button["url"] == "https://example.com/t/1"
+
+
+def test_an_object_in_session_data_replaces_what_its_namespace_held() -> None:
+    engine = Engine(definition.validate(PIZZA))
+    state = Memory(state="bye", variables={"order.size": "M", "order.crust": "thin", "x": 1})
+    turn = engine.step(
+        state,
+        {"kind": "text", "text": "??", "sessionData": {"order": {"size": "L"}}},
+        can_offload=False,
+    )
+    variables = turn.memory.variables
+    assert variables["order"] == {"size": "L"} and variables["x"] == 1
+    assert "order.size" not in variables and "order.crust" not in variables
