@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import functools
 import json
+import re
 import logging
 import os
 import threading
@@ -271,6 +272,22 @@ class Counts:
             for series, value in self.counters.get(metric.name, {}).items()
             if all(series[i] == v for i, v in wanted)
         )
+
+
+def forget(r: Redis, label_value: str) -> None:
+    """Drop every series that has `label_value` among its labels: those of a channel or
+    endpoint that was removed, which would be exported for ever."""
+    quoted = re.sub(r"([\\*?\[\]])", r"\\\1", json.dumps(label_value))  # glob-escaped
+    gone = []
+    for field, _ in r.hscan_iter(keys.METRICS, match=f"*{quoted}*", count=1000):
+        try:
+            _, labels, _ = json.loads(field)
+        except ValueError:
+            continue
+        if label_value in labels:
+            gone.append(field)
+    for start in range(0, len(gone), 500):
+        r.hdel(keys.METRICS, *gone[start : start + 500])
 
 
 def read(r: Redis) -> Counts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.core import clock, ids, keys
+from broker.core import clock, ids, keys, metrics
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 from broker.delivery.endpoint import Endpoint
@@ -59,6 +59,7 @@ def delete(r: Redis, endpoint_id: str) -> None:
         _remove_deliveries(r, chunk)
         r.zrem(index, *chunk)  # last: a cut-short pass finds them again
     _remove_parked_queues(r, endpoint_id)
+    metrics.forget(r, endpoint_id)  # a channel's series are named by its id, its endpoint's
     r.srem(keys.REMOVING_ENDPOINTS, endpoint_id)
 
 

@@ -37,6 +37,17 @@ def test_counts_are_added_to_redis_when_flushed(recording: Redis) -> None:
     assert counts.total(metrics.INBOUND_MESSAGES, channel="ch_2") == 1
 
 
+def test_the_series_of_a_removed_channel_are_forgotten(recording: Redis) -> None:
+    for channel in ("ch_1", "ch_10", "ch_2"):
+        metrics.count(metrics.INBOUND_MESSAGES, channel, "queued")
+    metrics.flush()
+    metrics.forget(recording, "ch_1")
+    assert set(metrics.read(recording).counters["switchboard_inbound_messages"]) == {
+        ("ch_10", "queued"),
+        ("ch_2", "queued"),
+    }
+
+
 def test_flushes_add_to_what_other_processes_counted(recording: Redis) -> None:
     metrics.count(metrics.BOT_TURNS, "ok")
     metrics.flush()
