@@ -21,9 +21,9 @@ from __future__ import annotations
 import atexit
 import functools
 import json
-import re
 import logging
 import os
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -279,13 +279,13 @@ def forget(r: Redis, label_value: str) -> None:
     endpoint that was removed, which would be exported for ever."""
     quoted = re.sub(r"([\\*?\[\]])", r"\\\1", json.dumps(label_value))  # glob-escaped
     gone = []
-    for field, _ in r.hscan_iter(keys.METRICS, match=f"*{quoted}*", count=1000):
+    for series, _ in r.hscan_iter(keys.METRICS, match=f"*{quoted}*", count=1000):
         try:
-            _, labels, _ = json.loads(field)
+            _, labels, _ = json.loads(series)
         except ValueError:
             continue
         if label_value in labels:
-            gone.append(field)
+            gone.append(series)
     for start in range(0, len(gone), 500):
         r.hdel(keys.METRICS, *gone[start : start + 500])
 

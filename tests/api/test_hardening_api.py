@@ -466,6 +466,4 @@ def test_dead_letter_filters_that_cannot_match_are_refused(web: WebApp) -> None:
     api_error(
         web.client.post(replay, json=backwards, headers=ADMIN), 422, "validation_failed", "since"
     )
-    api_error(
-        web.client.post(replay, json={"endpointId": "nope"}, headers=ADMIN), 404, "not_found"
-    )
+    api_error(web.client.post(replay, json={"endpointId": "nope"}, headers=ADMIN), 404, "not_found")
