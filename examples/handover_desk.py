@@ -59,6 +59,12 @@ def signature_ok(secret: str, headers: dict[str, str], body: bytes) -> bool:
     )
 
 
+def who(item: JSON) -> str:
+    """Who said a transcript item: the user, the bot, or an agent (whose messages come as
+    the bot's, marked `sentByAgent`)."""
+    return "agent" if item.get("sentByAgent") else str(item["actor"])
+
+
 def text_of(item: JSON) -> str:
     """One transcript item in a line: what the user, the bot or an agent said."""
     message = item.get("message") or {}
@@ -165,7 +171,7 @@ class HandoverDesk:
             return 200, self._offload(event, fresh)
         if fresh:
             for item in event.get("messages", []):
-                self.show(f"  [{event['sessionId']}] {item['actor']}: {text_of(item)}")
+                self.show(f"  [{event['sessionId']}] {who(item)}: {text_of(item)}")
         return 200, {}
 
     def _offload(self, event: JSON, fresh: bool) -> JSON:
@@ -180,7 +186,7 @@ class HandoverDesk:
                 f"the conversation so far:"
             )
             for item in event.get("transcript", []):
-                self.show(f"      {item['actor']}: {text_of(item)}")
+                self.show(f"      {who(item)}: {text_of(item)}")
             with self._lock:
                 if conversation not in self.handed_over:
                     self.handed_over.append(conversation)

@@ -140,8 +140,10 @@ def update(
     if changes.get("totalTimeout") is not None:
         endpoint_changes["total_timeout"] = float(changes["totalTimeout"])
     changed = replace(endpoint, **endpoint_changes)
-    connect, total = changed.timeouts(settings)
-    if connect > total:
+    # Both the channel's own: a default connect time longer than the channel's total is
+    # simply cut short by it.
+    connect, total = changed.connect_timeout, changed.total_timeout
+    if connect and total and connect > total:
         raise ValidationFailed(
             f"connectTimeout ({connect:g} s) would be longer than totalTimeout ({total:g} s), "
             "the limit of the whole request",

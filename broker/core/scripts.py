@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -21,9 +22,17 @@ class LuaScript:
     sha: str
 
 
+#: A line that stands for a part shared by several scripts, from `broker/lua/lib/`.
+_INCLUDE = re.compile(r"^-- include: (\w+)\n", re.MULTILINE)
+
+
 @cache
 def lua(name: str) -> LuaScript:
-    source = resources.files("broker").joinpath("lua", f"{name}.lua").read_text()
+    folder = resources.files("broker").joinpath("lua")
+    source = _INCLUDE.sub(
+        lambda line: folder.joinpath("lib", f"{line[1]}.lua").read_text(),
+        folder.joinpath(f"{name}.lua").read_text(),
+    )
     return LuaScript(source, hashlib.sha1(source.encode()).hexdigest())
 
 

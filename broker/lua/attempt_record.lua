@@ -11,16 +11,7 @@
 --   conversation was removed during the attempt): nothing is recorded; otherwise
 --   {0, wake} when the queue is let go, or {1, wake, next id, field, value, ...} with the
 --   queue still ours and its next delivery; wake is 1 when a bot turn must be woken.
--- A record is whole when it has its kind: version 0.1 could leave remains of one (its
--- attempt count) after its endpoint was removed.
-local function whole(fields)
-  for i = 1, #fields, 2 do
-    if fields[i] == 'kind' then
-      return true
-    end
-  end
-  return false
-end
+-- include: whole_record
 if redis.call('GET', KEYS[4]) ~= ARGV[6] then
   return {-1}
 end

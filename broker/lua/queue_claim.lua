@@ -3,16 +3,7 @@
 -- A lock that already holds the token is ours (claimed for us at a bot turn's commit).
 -- Returns {-1, ms} when another worker holds the queue for ms more, {0} when it is empty
 --   (and let go), or {1, head id, field, value, ...}.
--- A record is whole when it has its kind: version 0.1 could leave remains of one (its
--- attempt count) after its endpoint was removed.
-local function whole(fields)
-  for i = 1, #fields, 2 do
-    if fields[i] == 'kind' then
-      return true
-    end
-  end
-  return false
-end
+-- include: whole_record
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   if redis.call('GET', KEYS[2]) ~= ARGV[1] then
     return {-1, redis.call('PTTL', KEYS[2])}

@@ -200,7 +200,7 @@ def test_patching_a_channel(web: WebApp) -> None:
         "connectTimeout",
     )
     api_error(
-        web.client.patch(path, json={"totalTimeout": 1}, headers=ADMIN),  # connect is 1.5 s
+        web.client.patch(path, json={"totalTimeout": 1}, headers=ADMIN),  # its connect is 1.5 s
         422,
         "validation_failed",
         "totalTimeout",

@@ -9,7 +9,7 @@ from broker.core.connection import Redis
 from tests.conversations import pause
 from tests.integration.stacks import Api
 from tests.polling import wait_until
-from tests.receivers import Receiver, ReceiverFactory, texts, wait_delivered
+from tests.receivers import Receiver, ReceiverFactory, always, texts, wait_delivered
 
 BUTTONS = {
     "buttonTemplate": {
@@ -53,9 +53,12 @@ def test_agent_messages_reach_the_user_signed_after_the_bots(api: Api, receiver:
 
 
 def test_a_paused_conversation_is_silent_until_handed_back(
-    api: Api, receiver: Receiver, data: Redis
+    api: Api, receiver: Receiver, make_receiver: ReceiverFactory, data: Redis
 ) -> None:
     channel = api.echo_channel(receiver.url)
+    live_chat = make_receiver(always(200, body=b'{"status": "ok"}'))
+    offloading = {"apiUrl": live_chat.url, "verifyToken": "desk-token"}
+    assert api.put(f"/v1/bots/{channel['botId']}/offloading", json=offloading).status_code == 200
     api.send(channel, "user-5")
     wait_delivered(receiver, 1, "the welcome")
     pause(data, ids.conversation_key(channel["botId"], "LIVE", channel["id"], "user-5"))
