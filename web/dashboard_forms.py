@@ -59,6 +59,11 @@ class DeliveryPage(DeadLetterPage):
 
 class TranscriptQuery(Pagination):
     version: Literal["DRAFT", "LIVE"] = "LIVE"
+    channelId: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The conversation's channel, where the bot has one of that id on several.",
+    )
 
 
 class LiveQuery(BaseModel):

@@ -15,6 +15,7 @@ without CSRF (a header is never sent by another site's form).
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -26,9 +27,11 @@ from broker.auth import admin_tokens
 from broker.core import clock, ids, keys
 from broker.core.defaults import DASHBOARD_SESSION_TTL
 from broker.core.errors import Forbidden, Unauthorized
-from web.auth import bearer_token
+from web.auth import bearer_token, client_address, throttled
 from web.request_body import form_fields
 from web.services import services
+
+log = logging.getLogger(__name__)
 
 COOKIE = "sb_session"
 #: The login form's own CSRF token, before there is a session (double submit).
@@ -68,8 +71,10 @@ def current() -> Session | None:
     s = services()
     found = None
     if (token := bearer_token()) is not None:
-        if admin_tokens.is_valid(s.redis, s.settings, token):
-            found = Session(by_header=True)
+        with throttled("admin"):
+            if not admin_tokens.is_valid(s.redis, s.settings, token):
+                raise Unauthorized("that admin token is not valid")
+        found = Session(by_header=True)
     elif session_id := request.cookies.get(COOKIE):
         stored = s.redis.hgetall(keys.dashboard_session(ids.token_hash(session_id)))
         if stored and admin_tokens.is_valid_hash(s.redis, s.settings, stored["tokenHash"]):
@@ -123,8 +128,10 @@ def log_in(token: str, form_csrf: str) -> str:
     if not expected or not hmac.compare_digest(expected.encode(), form_csrf.encode()):
         raise Forbidden("the login form has expired or was not sent by the dashboard")
     s = services()
-    if not token or not admin_tokens.is_valid(s.redis, s.settings, token):
-        raise Unauthorized("that admin token is not valid")
+    with throttled("admin"):
+        if not token or not admin_tokens.is_valid(s.redis, s.settings, token):
+            log.warning("dashboard login refused from %s: not an admin token", client_address())
+            raise Unauthorized("that admin token is not valid")
     session_id = secrets.token_urlsafe(32)
     key = keys.dashboard_session(ids.token_hash(session_id))
     pipe = s.redis.pipeline(transaction=True)

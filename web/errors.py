@@ -87,10 +87,10 @@ def error_answer(exc: Exception) -> ErrorAnswer:
 
 
 def _flask_answer(exc: Exception) -> Response:
-    return _response(error_answer(exc))
+    return json_response(error_answer(exc))
 
 
-def _response(answer: ErrorAnswer) -> Response:
+def json_response(answer: ErrorAnswer) -> Response:
     response = jsonify(answer.document)
     response.status_code = answer.status
     response.headers.update(answer.headers)
@@ -111,7 +111,7 @@ def register(app: Flask) -> None:
             message = f"the request body is larger than the limit of {limit} bytes"
         allow = exc.get_response().headers.get("Allow") if status == 405 else None
         document = error_document(_CODES.get(status, "http_error"), message)
-        return _response(ErrorAnswer(status, document, {"Allow": allow} if allow else {}))
+        return json_response(ErrorAnswer(status, document, {"Allow": allow} if allow else {}))
 
     app.register_error_handler(Exception, _flask_answer)
 

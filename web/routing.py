@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import quote
+
 from werkzeug.routing import BaseConverter
 
 
@@ -12,3 +15,8 @@ class ConversationIdConverter(BaseConverter):
 
     regex = r"[\s\S]+?"  # line breaks too: "." would leave them out
     part_isolating = False
+
+    def to_url(self, value: Any) -> str:
+        # "/" escaped too: the id is one segment, which a browser does not rewrite (it
+        # would resolve "a/./b" to "a/b", another conversation).
+        return quote(str(value), safe="!$&'()*+,:;=@")

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from flask import url_for
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -274,7 +275,8 @@ def test_the_pages_load_nothing_from_elsewhere(web: WebApp) -> None:
     for path in ("/dashboard", "/dashboard/dead-letters", "/dashboard/deliveries"):
         page = web.client.get(path).get_data(as_text=True)
         sources = re.findall(r'(?:src|href)="([^"]+)"', page)
-        assert sources and all(s.startswith("/dashboard") for s in sources), sources
+        # The icon is empty and inline ("data:,"): no request for /favicon.ico either.
+        assert sources and all(s.startswith("/dashboard") or s == "data:," for s in sources)
     for asset in ("dashboard.js", "dashboard.css"):
         assert web.client.get(f"/dashboard/static/{asset}").status_code == 200
 
@@ -302,3 +304,55 @@ def test_logging_out_or_revoking_the_token_ends_the_session(web: WebApp) -> None
     assert web.client.get("/dashboard").status_code == 200
     web.redis.delete(keys.ADMIN_TOKENS)
     assert web.client.get("/dashboard").status_code == 303
+
+
+def test_pages_may_not_be_framed_nor_kept_by_the_browser(web: WebApp) -> None:
+    pages = [web.client.get("/dashboard/login"), web.client.get("/dashboard", headers=ADMIN)]
+    for answer in pages:
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Cache-Control"] == "no-store"
+    assert web.client.get("/docs").headers["X-Frame-Options"] == "DENY"
+
+
+def test_guessing_at_the_login_form_or_with_a_bearer_is_throttled() -> None:
+    with web_app(auth_failures=3) as web:
+        codes = [log_in(web.client, token=f"guess-{n}").status_code for n in range(4)]
+        assert codes == [401, 401, 401, 429]
+        refused = web.client.get("/dashboard", headers={"Authorization": "Bearer guess"})
+        assert refused.status_code == 429
+    with web_app(auth_failures=2) as web:
+        codes = [
+            web.client.get("/dashboard", headers={"Authorization": f"Bearer g{n}"}).status_code
+            for n in range(3)
+        ]
+        assert codes == [401, 401, 429]
+
+
+def test_a_conversation_on_two_channels_opens_from_its_delivery(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    channel = dead_letters(web, make_receiver, 1)
+    other = web.channel(channel["botId"])
+    web.say(other, "u0", "hi there")
+    (delivery_id,) = web.redis.zrange(keys.DEAD, 0, -1)
+    signed_in(web)
+    page = web.client.get(f"/dashboard/deliveries/{delivery_id}").get_data(as_text=True)
+    link = re.search(r'href="(/dashboard/conversations/[^"]+)"', page)
+    assert link is not None and f"channelId={channel['id']}" in link.group(1)
+    opened = web.client.get(link.group(1).replace("&amp;", "&"))
+    assert opened.status_code == 200 and "You said: hi<" in opened.get_data(as_text=True)
+    ambiguous = web.client.get(f"/dashboard/conversations/{channel['botId']}/u0", headers=BROWSER)
+    assert ambiguous.status_code == 409 and ambiguous.mimetype == "text/html"
+    assert "channel" in ambiguous.get_data(as_text=True)
+
+
+def test_a_conversation_id_is_one_segment_in_the_dashboard_s_links(web: WebApp) -> None:
+    channel = web.channel()
+    web.say(channel, "a/./b", "hi")
+    with web.app.test_request_context():
+        link = url_for("dashboard.conversation", bot_id=channel["botId"], session_id="a/./b")
+    assert link.endswith("/a%2F.%2Fb")
+    signed_in(web)
+    assert "You said: hi" in web.client.get(link).get_data(as_text=True)

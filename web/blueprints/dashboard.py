@@ -13,14 +13,22 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from broker import history, overview
 from broker.conversations import conversation_store, dead_turns
 from broker.core import keys
-from broker.core.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from broker.core.errors import (
+    Forbidden,
+    NotFound,
+    RateLimited,
+    SwitchboardError,
+    Unauthorized,
+    ValidationFailed,
+)
 from broker.delivery import delivery_index, endpoint_store, health, records, replay
-from web import dashboard_session
+from web import dashboard_session, page_headers
 from web.apidoc import ANY_JSON, HTML, documented
 from web.dashboard_forms import (
     FORM,
@@ -34,6 +42,7 @@ from web.dashboard_forms import (
     TranscriptQuery,
     form,
 )
+from web.errors import error_answer, json_response
 from web.queries import DeadTurnFilter
 from web.request_body import form_fields, query_args
 from web.services import services
@@ -41,6 +50,7 @@ from web.services import services
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 bp.before_request(dashboard_session.require)
 bp.before_request(dashboard_session.check_csrf)
+bp.after_request(page_headers.private)
 
 #: What a page says after an action, by the code its redirect carries.
 _NOTICES = {
@@ -110,7 +120,7 @@ def _login_page(next_page: str | None, error: str = "", status: int = 200) -> Re
     auth="none",
     body=LoginForm,
     body_media_type=FORM,
-    answers={303: None, 401: HTML, 403: HTML},
+    answers={303: None, 401: HTML, 403: HTML, 429: HTML},
     description="A token that is not an admin token (401) or a form the dashboard did not "
     "send (403) gets the login form again, saying so, when the client asks for "
     "`text/html` (a browser does); any other client gets the JSON error.",
@@ -120,12 +130,29 @@ def login() -> Response:
     given = form(LoginForm)
     try:
         session_id = dashboard_session.log_in(given.token, given.csrf)
-    except (Unauthorized, Forbidden) as exc:
+    except (Unauthorized, Forbidden, RateLimited) as exc:
         if not _wants_html():
             raise
         return _login_page(given.next, exc.message, exc.status)
     response = redirect(dashboard_session.safe_next(given.next), 303)
     return dashboard_session.start(response, session_id)
+
+
+def _error_page(exc: Exception) -> Response:
+    """An error of a dashboard route: a page for a browser, the JSON error for a script."""
+    answer = error_answer(exc)
+    if not _wants_html():
+        return json_response(answer)
+    page = render_template(
+        "dashboard_error.html", status=answer.status, message=answer.document["error"]["message"]
+    )
+    response = Response(page, status=answer.status, mimetype="text/html")
+    response.headers.update(answer.headers)
+    return response
+
+
+bp.register_error_handler(SwitchboardError, _error_page)
+bp.register_error_handler(RedisError, _error_page)
 
 
 def _wants_html() -> bool:
@@ -414,7 +441,7 @@ def replay_delivery(delivery_id: str) -> Response:
 def conversation(bot_id: str, session_id: str) -> str:
     r = services().redis
     query = query_args(TranscriptQuery)
-    found = conversation_store.find(r, bot_id, query.version, session_id)
+    found = conversation_store.find(r, bot_id, query.version, session_id, query.channelId)
     items, total = conversation_store.transcript_page(r, found, query.offset, query.limit)
     return _page(
         "dashboard_conversation.html",

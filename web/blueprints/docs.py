@@ -9,10 +9,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template
 from markupsafe import Markup, escape
 
-from web import apidoc
+from web import apidoc, page_headers
 from web.apidoc import HTML, documented
 
 bp = Blueprint("docs", __name__)
+bp.after_request(page_headers.protected)
 
 
 @bp.get("/openapi.json")
