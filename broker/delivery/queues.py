@@ -149,7 +149,8 @@ class _QueueWork:
             return await self._dead_letter(delivery, "the endpoint was removed")
         now = clock.now()
         if delivery.expires_at and now >= delivery.expires_at:
-            return await self._dead_letter(delivery, "expired before it was delivered")
+            # Not "unsent": an attempt that a stopped worker cut short may have reached it.
+            return await self._dead_letter(delivery, "expired before an answer was recorded")
         if delivery.next_attempt_at > now:
             await self.wait(delivery.next_attempt_at)
             return None

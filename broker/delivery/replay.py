@@ -16,7 +16,13 @@ log = logging.getLogger(__name__)
 
 def replay(r: Redis, delivery_id: str) -> bool:
     """Send a delivered or dead-lettered delivery again; False if it is already under way."""
-    endpoint_id = records.load(r, delivery_id).endpoint_id
+    found = records.load(r, delivery_id)
+    endpoint_id = found.endpoint_id
+    if found.expires_at and found.expires_at <= clock.now():
+        raise Conflict(
+            f"delivery {delivery_id!r} expired at {clock.iso(found.expires_at)}: what waited "
+            "for its answer has given up on it, so it is not sent again"
+        )
     if not r.exists(keys.endpoint(endpoint_id)):
         raise Conflict(
             f"delivery {delivery_id!r} cannot be sent again: its endpoint {endpoint_id!r} "
@@ -52,7 +58,8 @@ def replay(r: Redis, delivery_id: str) -> bool:
 
 def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
     """Replay several deliveries; returns how many were queued again. A delivery whose
-    record expired meanwhile, or whose endpoint was removed, is passed over."""
+    record expired meanwhile, whose time ran out, or whose endpoint was removed, is passed
+    over."""
     replayed = 0
     for delivery_id in delivery_ids:
         try:

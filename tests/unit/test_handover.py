@@ -13,8 +13,9 @@ from broker.conversations import agent_actions, conversation_store, handover, sc
 from broker.conversations.conversation import Conversation, ConversationMeta, index_member
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
+from broker.core.errors import Conflict
 from broker.core.settings import Settings
-from broker.delivery import offloading
+from broker.delivery import offloading, replay
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import queue_ref
 from tests.conversations import new_channel, read_meta, user_says
@@ -271,7 +272,7 @@ def test_an_offload_to_a_disabled_endpoint_fails_at_once(desk: Desk) -> None:
     )
 
 
-def test_an_expired_offload_is_dead_lettered_unsent(desk: Desk) -> None:
+def test_an_expired_offload_is_dead_lettered_and_not_replayed(desk: Desk) -> None:
     desk.say("human")
     desk.turn()
     desk.answer_offload(AttemptResult(500, 1))  # the messages event fails: the offload waits
@@ -290,6 +291,8 @@ def test_an_expired_offload_is_dead_lettered_unsent(desk: Desk) -> None:
     assert record["status"] == "dead"
     desk.turn()
     assert desk.texts() == ["No agent is available right now."]
+    with pytest.raises(Conflict, match="expired"):  # nothing waits for its answer any more
+        replay.replay(desk.r, offload_id)
 
 
 def test_a_late_answer_fails_the_offload_by_its_timer(
