@@ -169,8 +169,12 @@ class _QueueWork:
                 # The probe's outcome is moments away: wait for it without a count.
                 await self.wait(gate.until)
                 return None
-            if gate.verdict == "wait":
+            if gate.verdict == "wait" and not retry.is_last(
+                delivery.attempts_since_replay, endpoint.schedule(d.settings)
+            ):
                 return await self._held_by_circuit(endpoint, delivery, gate.until)
+            # Its last attempt goes out, open circuit or not: no delivery is dead-lettered
+            # without one request to its endpoint.
         return await self._attempt(endpoint, delivery)
 
     async def _held_by_circuit(

@@ -59,6 +59,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
+def is_last(attempts_made: int, schedule: Sequence[float]) -> bool:
+    """Whether the next attempt, after `attempts_made`, is the schedule's last."""
+    return attempts_made + 1 >= len(schedule)
+
+
 def decide(
     *,
     status_code: int | None,

@@ -38,7 +38,9 @@ def test_the_circuit_opens_stops_hammering_then_a_probe_closes_it(
     touchy: Api, receiver: Receiver
 ) -> None:
     receiver.behaviour = always(500)
-    channel = touchy.echo_channel(receiver.url, retrySchedule=[0] + [0.05] * 40)
+    # Long enough that no delivery reaches its last attempt, which goes out whatever the
+    # circuit says, before the test is done.
+    channel = touchy.echo_channel(receiver.url, retrySchedule=[0] + [0.1] * 49)
     conversations = ["a", "b", "c", "d"]
     for conversation in conversations:
         touchy.send(channel, conversation, "hi")
@@ -51,7 +53,7 @@ def test_the_circuit_opens_stops_hammering_then_a_probe_closes_it(
 
     hits = sorted(receiver.hits, key=lambda hit: hit.at)
     opened_at = hits[2].at  # the third failure in a row opened it
-    # Without the circuit, each of the four would have been retried every 50 ms.
+    # Without the circuit, each of the four would have been retried every 100 ms.
     during = [hit for hit in hits if opened_at < hit.at < first_probe.at]
     assert len(during) <= 1  # at most an attempt that began before it opened
     assert first_probe.at - opened_at >= COOLDOWN * 0.9
@@ -65,7 +67,8 @@ def test_behind_an_open_circuit_deliveries_keep_to_their_schedule_and_end_dead(
     touchy: Api, receiver: Receiver
 ) -> None:
     """Attempts the open circuit holds back count, unsent: a backlog is dead-lettered at the
-    end of its schedule, not held for as many probes as it has deliveries."""
+    end of its schedule, not held for as many probes as it has deliveries. Its last attempt
+    goes out, open circuit or not: none is dead-lettered without a request."""
     receiver.behaviour = always(500)
     channel = touchy.echo_channel(receiver.url, retrySchedule=[0, 0.2, 0.2])
     conversations = [f"c{n}" for n in range(8)]
@@ -82,6 +85,8 @@ def test_behind_an_open_circuit_deliveries_keep_to_their_schedule_and_end_dead(
     assert any(
         error.startswith("not sent: the endpoint's circuit breaker is open") for error in errors
     )
+    for item in dead():
+        assert item["attempts"][-1].get("statusCode") == 500, item["attempts"]
 
 
 def test_an_endpoint_failing_for_the_configured_time_is_disabled_then_enabled(

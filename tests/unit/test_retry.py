@@ -154,3 +154,8 @@ def test_retry_after_does_not_extend_the_schedule_past_its_end() -> None:
         status_code=429, attempts_made=len(SCHEDULE), schedule=SCHEDULE, jitter=0, retry_after=5
     )
     assert decision.verdict is Verdict.DEAD
+
+
+def test_the_last_attempt_of_a_schedule_is_known() -> None:
+    schedule = [0.0, 5.0, 30.0]
+    assert [retry.is_last(made, schedule) for made in range(4)] == [False, False, True, True]
