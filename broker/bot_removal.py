@@ -1,7 +1,9 @@
-"""Removing a bot with everything under it: its channels (and their endpoints with their
-deliveries), its offloading integration, its API tokens, its conversations (with their
-transcripts, variables, queues and index entries), its dead letters of turns, then the
-bot. It spans every package, so it sits above them all.
+"""Removing a bot with everything under it, or one of its channels with its conversations.
+
+A bot goes with its channels (and their endpoints with their deliveries), its offloading
+integration, its API tokens, its conversations (with their transcripts, variables, queues
+and index entries), its dead letters of turns, then the bot. It spans every package, so it
+sits above them all.
 
 A removal is resumable: the bot is on `sb:removing-bots` until the last step, every step can
 be done again, and housekeeping (`resume_removals`) finishes a removal that was cut short.
@@ -34,6 +36,13 @@ def resume_removals(r: Redis) -> None:
     """Finish the removals of bots that were cut short."""
     for bot_id in r.smembers(keys.REMOVING_BOTS):
         _finish(r, bot_id)
+
+
+def remove_channel(r: Redis, bot_id: str, channel_id: str) -> None:
+    """Delete a channel of the bot, then its conversations: they could never be written to
+    again, and would be listed, with a channel that is not there, until they expired."""
+    channel_store.delete(r, channel_id)
+    conversation_store.remove_of_channel(r, bot_id, channel_id)
 
 
 def _finish(r: Redis, bot_id: str) -> None:

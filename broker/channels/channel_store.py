@@ -166,7 +166,7 @@ def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, An
 
 def delete(r: Redis, channel_id: str) -> None:
     """Remove the channel (its access token stops working first), then its endpoint with
-    its deliveries. Its conversations stay until they expire or the bot goes."""
+    its deliveries. Its conversations go with `bot_removal.remove_channel`."""
     channel = get(r, channel_id)
     r.delete(keys.channel(channel_id), keys.rate_limit(channel_id))
     generation.move_on(r)

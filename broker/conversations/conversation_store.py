@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -271,28 +272,43 @@ def remove_all(r: Redis, bot_id: str, version: Version) -> None:
     (A queue's entries on `sb:due` are named by claims not known here: each goes when it
     comes due and its worker finds the queue empty.)"""
     index = keys.bot_conversations(bot_id, version)
-    offloading_endpoint = offloading.endpoint_id(bot_id)
     while chunk := r.zrange(index, 0, _CHUNK - 1):
-        pipe = r.pipeline(transaction=False)
-        for member in chunk:
-            channel_id, conversation_id = split_index_member(member)
-            key = ids.conversation_key(bot_id, version, channel_id, conversation_id)
-            queues = (channel_id, offloading_endpoint)
-            # One DEL a key: a Redis Cluster's pipeline takes no DEL of several keys.
-            for name in (
-                *keys.conversation_keys(key),
-                *(keys.fifo(key, endpoint) for endpoint in queues),
-                *(keys.fifo_lock(key, endpoint) for endpoint in queues),
-            ):
-                pipe.delete(name)
-            pipe.zrem(keys.turns(key, index_shards(r)), key)
-            pipe.zrem(
-                keys.shard_of(keys.TIMERS, key, index_shards(r)),
-                *(timer_member(key, name) for name in TIMER_NAMES),
-            )
-        pipe.zrem(keys.bot_paused(bot_id, version), *chunk)
-        pipe.zrem(index, *chunk)
-        pipe.execute()
+        _remove(r, bot_id, version, chunk)
+
+
+def remove_of_channel(r: Redis, bot_id: str, channel_id: str) -> None:
+    """Remove the conversations of one of the bot's channels, as `remove_all` does."""
+    for version in get_args(Version):
+        index = keys.bot_conversations(bot_id, version)
+        pattern = keys.glob_escaped(index_member(channel_id, "")) + "*"
+        while chunk := [m for m, _ in itertools.islice(r.zscan_iter(index, match=pattern), _CHUNK)]:
+            _remove(r, bot_id, version, chunk)
+
+
+def _remove(r: Redis, bot_id: str, version: Version, members: list[str]) -> None:
+    """Remove these conversations (index members) with their keys, queues and schedules;
+    their index entries go last."""
+    offloading_endpoint = offloading.endpoint_id(bot_id)
+    pipe = r.pipeline(transaction=False)
+    for member in members:
+        channel_id, conversation_id = split_index_member(member)
+        key = ids.conversation_key(bot_id, version, channel_id, conversation_id)
+        queues = (channel_id, offloading_endpoint)
+        # One DEL a key: a Redis Cluster's pipeline takes no DEL of several keys.
+        for name in (
+            *keys.conversation_keys(key),
+            *(keys.fifo(key, endpoint) for endpoint in queues),
+            *(keys.fifo_lock(key, endpoint) for endpoint in queues),
+        ):
+            pipe.delete(name)
+        pipe.zrem(keys.turns(key, index_shards(r)), key)
+        pipe.zrem(
+            keys.shard_of(keys.TIMERS, key, index_shards(r)),
+            *(timer_member(key, name) for name in TIMER_NAMES),
+        )
+    pipe.zrem(keys.bot_paused(bot_id, version), *members)
+    pipe.zrem(keys.bot_conversations(bot_id, version), *members)
+    pipe.execute()
 
 
 def expire_index_entries(r: Redis, settings: Settings) -> None:

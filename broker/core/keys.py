@@ -9,6 +9,7 @@ to be picked up, never lost.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable
 
@@ -271,3 +272,8 @@ def delivery_prefix(conversation_key: str) -> str:
 
 def delivery_attempts(conversation_key: str, delivery_id: str) -> str:
     return f"{_conversation(conversation_key)}:delivery:{delivery_id}:attempts"
+
+
+def glob_escaped(text: str) -> str:
+    """`text` as it matches itself in a SCAN pattern: its glob characters escaped."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", text)

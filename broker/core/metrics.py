@@ -23,7 +23,6 @@ import functools
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -277,7 +276,7 @@ class Counts:
 def forget(r: Redis, label_value: str) -> None:
     """Drop every series that has `label_value` among its labels: those of a channel or
     endpoint that was removed, which would be exported for ever."""
-    quoted = re.sub(r"([\\*?\[\]])", r"\\\1", json.dumps(label_value))  # glob-escaped
+    quoted = keys.glob_escaped(json.dumps(label_value))
     gone = []
     for series, _ in r.hscan_iter(keys.METRICS, match=f"*{quoted}*", count=1000):
         try:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 from broker.core import clock, ids, keys, logs, scripts
 from broker.core.connection import HashFields, Pipeline, Redis, index_shards
 from broker.core.defaults import CIRCUIT_PROBE_POLL
+from broker.core.errors import NotFound
 from broker.core.settings import Settings
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.endpoint_store import announce_change, load
@@ -198,8 +199,17 @@ def disable(r: Redis, endpoint_id: str, reason: str = "disabled by an operator")
         keys.endpoint_health(endpoint_id),
         mapping=EndpointHealth.disabled_fields(reason, clock.now()),
     )
+    _forget_if_removed(r, endpoint_id)
     announce_change(r, endpoint_id)
     logs.event(log, logging.WARNING, "endpoint disabled", endpointId=endpoint_id, reason=reason)
+
+
+def _forget_if_removed(r: Redis, endpoint_id: str) -> None:
+    """Undo a health write that an endpoint's removal overtook: the removal takes the record
+    first and the health hash after it, so a write that came between would stay for ever."""
+    if not r.exists(keys.endpoint(endpoint_id)):
+        r.delete(keys.endpoint_health(endpoint_id))
+        raise NotFound(f"no endpoint {endpoint_id!r}")
 
 
 def enable(r: Redis, endpoint_id: str) -> int:
@@ -210,6 +220,7 @@ def enable(r: Redis, endpoint_id: str) -> int:
     pipe.hset(health_key, mapping=EndpointHealth.enabled_fields())
     pipe.hdel(health_key, *EndpointHealth.CLEARED_ON_ENABLE)
     pipe.execute()
+    _forget_if_removed(r, endpoint_id)
     announce_change(r, endpoint_id)
     parked = keys.endpoint_parked(endpoint_id)
     refs = list(r.smembers(parked))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker.core import clock, keys
+from broker.core import clock, ids, keys
 from broker.delivery import endpoint_store
 from tests.web_app import ADMIN, WebApp, api_error, web_app
 
@@ -266,3 +266,28 @@ def test_deleting_a_bot_removes_its_channels_and_endpoints(web: WebApp) -> None:
     assert web.client.delete(f"/v1/bots/{channel['botId']}", headers=ADMIN).status_code == 204
     assert not web.redis.exists(keys.channel(channel["id"]))
     api_error(web.client.get(f"/v1/endpoints/{channel['id']}", headers=ADMIN), 404, "not_found")
+
+
+def test_removing_a_channel_removes_its_conversations_only(web: WebApp) -> None:
+    gone = web.channel()
+    kept = web.channel(gone["botId"])
+    for channel in (gone, kept):
+        web.say(channel, "ann", "hi")
+        web.say(channel, "b*[o]b?", "hi")
+    conversations = f"/v1/bots/{gone['botId']}/conversations"
+
+    answer = web.client.delete(
+        f"/v1/bots/{gone['botId']}/channels/webhook/{gone['id']}", headers=ADMIN
+    )
+
+    assert answer.status_code == 204
+    listed = web.client.get(conversations, headers=ADMIN).get_json()["items"]
+    assert {(item["channelId"], item["sessionId"]) for item in listed} == {
+        (kept["id"], "ann"),
+        (kept["id"], "b*[o]b?"),
+    }
+    left = [key for key in web.redis.scan_iter("sb:{c:*") if web.redis.type(key) != "none"]
+    gone_keys = {
+        ids.conversation_key(gone["botId"], "LIVE", gone["id"], name) for name in ("ann", "b*[o]b?")
+    }
+    assert not [key for key in left if any(k in key for k in gone_keys)]

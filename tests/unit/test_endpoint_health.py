@@ -6,6 +6,7 @@ import pytest
 
 from broker.core import keys, scripts
 from broker.core.connection import Redis
+from broker.core.errors import NotFound
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, health
 from broker.delivery.endpoint import Endpoint
@@ -183,3 +184,18 @@ def test_an_outcome_after_the_endpoint_went_writes_nothing(r: Redis) -> None:
     endpoint_store.delete(r, EP)
     assert fail(r, 100) == "removed"
     assert not r.exists(keys.endpoint_health(EP)) and not r.exists(keys.endpoint_recent(EP))
+
+
+def test_a_switch_that_a_removal_overtook_leaves_no_health_behind(
+    r: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = endpoint_store.load(r, EP)
+
+    def removed_meanwhile(r: Redis, endpoint_id: str) -> Endpoint:
+        endpoint_store.delete(r, endpoint_id)  # between the switch's check and its write
+        return loaded
+
+    monkeypatch.setattr(health, "load", removed_meanwhile)
+    with pytest.raises(NotFound):
+        health.disable(r, EP)
+    assert not r.exists(keys.endpoint_health(EP))

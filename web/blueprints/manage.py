@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from broker.bot_removal import remove_bot
+from broker.bot_removal import remove_bot, remove_channel
 from broker.bots import bot_store
 from broker.bots.references import UrlCheck
 from broker.channels import channel_store
@@ -180,7 +180,7 @@ def patch_channel(bot_id: str, channel_id: str) -> Response:
 @documented("Remove a Webhook channel", auth="admin", answers={204: None}, tags=["channels"])
 def delete_channel(bot_id: str, channel_id: str) -> tuple[str, int]:
     _channel_of(bot_id, channel_id)
-    channel_store.delete(services().redis, channel_id)
+    remove_channel(services().redis, bot_id, channel_id)
     return "", 204
 
 
