@@ -222,6 +222,9 @@ class _QueueWork:
                 "lastErrorAt": now,
             }
             await d.redis.hset(keys.endpoint_health(self.endpoint_id), fields)
+            # This worker's other queues of the endpoint stop now, not once the outcome is
+            # folded in: one of them would send a request to the gone endpoint meanwhile.
+            d.endpoints.state_changed(self.endpoint_id, "disabled")
         recorded = await self._record(delivery, started, result, _ending(d.settings, decision, now))
         if not recorded.ours:
             return None

@@ -16,7 +16,7 @@ from broker.delivery import delivery_index, endpoint_store, fanout, health, reco
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import Delivery, queue_ref
-from tests.delivery_work import due_entries, work_queue
+from tests.delivery_work import due_entries, work_due, work_queue
 from tests.fakes import RecordingSender, ScriptedClient
 
 EP = "ch_core"
@@ -229,3 +229,14 @@ def test_a_dead_letter_whose_endpoint_went_is_not_replayed(r: Redis, settings: S
     with pytest.raises(Conflict, match="was removed"):
         replay.replay(r, dead)
     assert replay.replay_many(r, [dead]) == 0
+
+
+def test_after_a_410_the_endpoint_s_other_queues_send_nothing(r: Redis, settings: Settings) -> None:
+    fan_out(r, settings, "m" * 20, ["one"])
+    fan_out(r, settings, "n" * 20, ["two"])
+    gone = ScriptedClient(AttemptResult(410, 1), AttemptResult(410, 1))
+
+    work_due(r, settings, gone)  # one worker's run, which knows the endpoint as it saw it
+
+    assert len(gone.sent) == 1
+    assert r.scard(keys.endpoint_parked(EP)) == 2
