@@ -101,7 +101,12 @@ def accept(
         sender.ready_list,
         guard,
     )
-    (queued, *answer), _, _ = scripts.execute(r, queue)
+    # The script's answer says what happened; what follows it on the pipeline is a safety
+    # net (the turn's schedule, the listing), whose failure (Redis full, say) must not turn
+    # a queued message into a refusal.
+    (queued, *answer), *nets = scripts.execute(r, queue, must=1)
+    for failed in (net for net in nets if isinstance(net, Exception)):
+        log.warning("message queued, but its turn's schedule or listing was not: %s", failed)
     if queued < 0:
         _unlist_if_new(r, conversation)
     if queued == _CHANGED:

@@ -88,20 +88,27 @@ def execute_in_order(
     return execute(r, both)
 
 
-def execute(r: Redis, build: Callable[[Pipeline], None]) -> list[Any]:
+def execute(r: Redis, build: Callable[[Pipeline], None], *, must: int | None = None) -> list[Any]:
     """Send the commands `build` puts on a pipeline, in one round trip.
 
     If Redis lost its script cache (a restart), the scripts are loaded and the
     pipeline sent again, so `build` must queue commands that are safe to repeat
-    when the script in them did not run.
+    when the script in them did not run. An error of a command raises; with `must`,
+    only one of the first `must` commands: the others' errors are answered in their
+    places (what a script did stays done, and its caller must not say it failed).
     """
     for _ in range(2):
         pipe = r.pipeline(transaction=False)
         build(pipe)
-        try:
-            return pipe.execute()
-        except NoScriptError:
+        answers = pipe.execute(raise_on_error=False)
+        errors = [answer for answer in answers if isinstance(answer, Exception)]
+        if any(isinstance(error, NoScriptError) for error in errors):
             for name in names():
                 # On every master of a cluster (typed in redis-py, not the stubs).
                 r.script_load(lua(name).source)  # type: ignore[no-untyped-call]
+            continue
+        fatal = [a for a in answers[:must] if isinstance(a, Exception)] if must else errors
+        if fatal:
+            raise fatal[0]
+        return list(answers)
     raise NoScriptError("scripts could not be loaded")

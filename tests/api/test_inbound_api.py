@@ -133,6 +133,19 @@ def test_a_key_used_again_for_another_message_is_refused(
     assert [queued["text"] for queued in web.inbox(channel, "c1")] == ["one"]
 
 
+def test_a_queued_message_is_acknowledged_though_its_safety_net_failed(
+    web: WebApp, channel: dict[str, Any]
+) -> None:
+    """The turn's schedule entry comes after the script on the pipeline: when Redis refuses
+    it (full, say) the message is queued all the same, and must not be answered 503."""
+    web.redis.set(keys.TURNS, "not a sorted set")  # every ZADD to it fails
+    body = {"conversationId": "c1", "message": {"textMessage": {"text": "kept"}}}
+    answer = web.post_message(channel, body)
+    web.redis.delete(keys.TURNS)
+    assert answer.status_code == 202, answer.get_json()
+    assert [queued["text"] for queued in web.inbox(channel, "c1")] == ["kept"]
+
+
 def test_a_message_without_a_key_leaves_no_idempotency_record(
     web: WebApp, channel: dict[str, Any]
 ) -> None:
