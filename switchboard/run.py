@@ -16,10 +16,43 @@ from web import check_settings
 
 log = logging.getLogger("switchboard")
 
-#: A role that exits is started again, unless it was already started again this many times
-#: within the window (seconds): then it fails for good, and everything stops.
+#: A role that exits is started again at once, unless it was already started again this
+#: many times within the window (seconds): then after RESTART_DELAY, and so on for as long
+#: as it exits. The other roles go on meanwhile: a worker that Redis's trouble takes down
+#: (a failover, a full Redis) must not take the web process, which answers 503, with it.
 RESTARTS = 3
 RESTART_WINDOW = 60.0
+RESTART_DELAY = 10.0
+
+
+class Supervisor:
+    """Starts again the roles of a stack that exited, as a supervisor would (docker-compose's
+    restart policy): a worker's broker connection that broke when Redis restarted can take
+    the process down."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.restarts: dict[str, list[float]] = {}
+        self.due: dict[str, float] = {}  # roles to start again, and when
+
+    def tend(self, now: float) -> None:
+        for role, code in self.stack.exits():
+            if role in self.due:
+                continue
+            recent = [at for at in self.restarts.get(role, []) if at > now - RESTART_WINDOW]
+            delay = RESTART_DELAY if len(recent) >= RESTARTS else 0.0
+            log.log(
+                logging.ERROR if delay else logging.WARNING,
+                "the %s process exited with %d; starting it again in %g s",
+                role,
+                code,
+                delay,
+            )
+            self.restarts[role] = [*recent, now]
+            self.due[role] = now + delay
+        for role in [role for role, at in self.due.items() if at <= now]:
+            del self.due[role]
+            self.stack.start((role,))
 
 
 def run_all(port: int, data_path: str | None) -> int:
@@ -52,22 +85,9 @@ def run_all(port: int, data_path: str | None) -> int:
         log.info(
             "Switchboard on http://127.0.0.1:%d (web, worker, scheduler); Ctrl-C stops it", port
         )
-        restarts: dict[str, list[float]] = {}
+        supervisor = Supervisor(stack)
         while not stopping.wait(0.5):
-            exited = stack.first_exit()
-            if not exited:
-                continue
-            role, code = exited
-            now = time.monotonic()
-            recent = [at for at in restarts.get(role, []) if at > now - RESTART_WINDOW]
-            if len(recent) >= RESTARTS:
-                log.error("the %s process keeps exiting (last with %d); stopping", role, code)
-                return 1
-            # As a supervisor would (docker-compose's restart policy): a worker's broker
-            # connection that broke when Redis restarted can take the process down.
-            log.warning("the %s process exited with %d; starting it again", role, code)
-            restarts[role] = [*recent, now]
-            stack.start((role,))
+            supervisor.tend(time.monotonic())
         return 0
     finally:
         stack.stop()

@@ -62,12 +62,10 @@ class Stack:
             time.sleep(0.1)
         raise RuntimeError(f"Switchboard was not ready within {timeout:g} s: {last}")
 
-    def first_exit(self) -> tuple[str, int] | None:
-        for role, process in self.processes.items():
-            code = process.poll()
-            if code is not None:
-                return role, code
-        return None
+    def exits(self) -> list[tuple[str, int]]:
+        """The roles whose process has exited, with its exit code."""
+        polled = ((role, process.poll()) for role, process in self.processes.items())
+        return [(role, code) for role, code in polled if code is not None]
 
     def stop(self, timeout: float = 15.0) -> None:
         for process in self.processes.values():
