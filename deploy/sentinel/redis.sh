@@ -18,6 +18,10 @@ if [ ! -s "$conf" ]; then
         echo "appendonly yes"
         echo "appendfsync everysec"
         echo "maxmemory-policy noeviction"
+        # A master cut off from its replicas refuses writes: after a SENTINEL FAILOVER the
+        # old master takes none that its demotion would wipe (the ingress answers 503).
+        echo "min-replicas-to-write 1"
+        echo "min-replicas-max-lag 10"
         # Replicas are known to Sentinel by this name rather than by a container IP, which
         # changes when the container is made anew (with Sentinel's resolve-hostnames).
         echo "replica-announce-ip ${ANNOUNCE_HOSTNAME:?set ANNOUNCE_HOSTNAME}"
