@@ -254,6 +254,11 @@ class _QueueWork:
             ending,
         )
         if not recorded.ours:
+            record = keys.delivery(self.conversation_key, delivery.id)
+            if ending.dead and not await d.redis.call("EXISTS", record):
+                # Removed meanwhile (its endpoint went): its listing entry goes too, or it
+                # would be counted in the dead letters' total for the whole retention.
+                d.redis.call("ZREM", keys.DEAD, delivery.id)
             return recorded
         attempt_log.report(delivery, result, ending, clock.now())
         if recorded.wake:

@@ -240,3 +240,15 @@ def test_after_a_410_the_endpoint_s_other_queues_send_nothing(r: Redis, settings
 
     assert len(gone.sent) == 1
     assert r.scard(keys.endpoint_parked(EP)) == 2
+
+
+def test_a_last_attempt_whose_endpoint_went_meanwhile_lists_no_dead_letter(
+    r: Redis, settings: Settings
+) -> None:
+    settings = settings.with_changes(retry_schedule=(0.0,))  # one attempt, then dead
+    conversation_key = "p" * 20
+    (only,) = fan_out(r, settings, conversation_key, ["one"])
+
+    work_queue(r, settings, RemovingClient(r), queue_ref(conversation_key, EP))
+
+    assert r.zscore(keys.DEAD, only) is None
