@@ -144,8 +144,10 @@ def gate_call(
 
 
 def read_gate(answer: list[str]) -> Gate:
-    if answer[0] in ("wait", "probing"):
-        return Gate("probing" if answer[0] == "probing" else "wait", float(answer[1]))
+    if answer[0] == "wait":
+        return Gate("wait", float(answer[1]))
+    if answer[0] == "probing":
+        return Gate("probing", float(answer[1]))
     return Gate("disabled" if answer[0] == "disabled" else "go")
 
 

@@ -16,6 +16,16 @@ log = logging.getLogger(__name__)
 
 def replay(r: Redis, delivery_id: str) -> bool:
     """Send a delivered or dead-lettered delivery again; False if it is already under way."""
+    endpoint_id = _queue_again(r, delivery_id)
+    if endpoint_id is None:
+        return False
+    health.probe_soon(r, endpoint_id)
+    return True
+
+
+def _queue_again(r: Redis, delivery_id: str) -> str | None:
+    """Put the delivery back on its queue; its endpoint's id, or None if it is already under
+    way. The endpoint's circuit is the caller's to open for a probe."""
     found = records.load(r, delivery_id)
     endpoint_id = found.endpoint_id
     if found.expires_at and found.expires_at <= clock.now():
@@ -47,13 +57,12 @@ def replay(r: Redis, delivery_id: str) -> bool:
     if result == -1:
         raise NotFound(f"no delivery {delivery_id!r}")
     if result == 0:
-        return False
+        return None
     r.zrem(keys.DEAD, delivery_id)
-    health.probe_soon(r, endpoint_id)
     logs.event(
         log, logging.INFO, "delivery replayed", deliveryId=delivery_id, endpointId=endpoint_id
     )
-    return True
+    return endpoint_id
 
 
 def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
@@ -61,9 +70,15 @@ def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
     record expired meanwhile, whose time ran out, or whose endpoint was removed, is passed
     over."""
     replayed = 0
+    endpoints: set[str] = set()
     for delivery_id in delivery_ids:
         try:
-            replayed += replay(r, delivery_id)
+            endpoint_id = _queue_again(r, delivery_id)
         except (NotFound, Conflict):
             continue
+        if endpoint_id is not None:
+            replayed += 1
+            endpoints.add(endpoint_id)
+    for endpoint_id in endpoints:  # once an endpoint, not once a delivery
+        health.probe_soon(r, endpoint_id)
     return replayed
