@@ -270,6 +270,26 @@ def test_a_delivery_shows_its_attempts_and_a_conversation_its_transcript(
     assert web.client.get("/dashboard/deliveries/msg_nope").status_code == 404
 
 
+def test_the_deliveries_listing_marks_failures_only(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    dead_letters(web, make_receiver, 1)
+    delivered = web.channel(webhookUrl=make_receiver(always(200)).url)
+    web.say(delivered, "u1", "hi")
+    web.deliver_due()
+    signed_in(web)
+    page = web.client.get("/dashboard/deliveries").get_data(as_text=True)
+    assert '<td data-label="Last outcome" class="error-text">HTTP 500: db down</td>' in page
+    assert '<td data-label="Last outcome">200</td>' in page
+    page = web.client.get(f"/dashboard/deliveries?endpointId={delivered['id']}").get_data(
+        as_text=True
+    )
+    assert f'<option value="{delivered["id"]}" selected>' in page
+    assert page.count('data-label="Delivery"') == 1
+    page = web.client.get("/dashboard/deliveries?endpointId=ch_gone").get_data(as_text=True)
+    assert '<option value="ch_gone" selected>ch_gone (removed)</option>' in page
+
+
 def test_the_pages_load_nothing_from_elsewhere(web: WebApp) -> None:
     signed_in(web)
     for path in ("/dashboard", "/dashboard/dead-letters", "/dashboard/deliveries"):

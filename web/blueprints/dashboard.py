@@ -395,7 +395,13 @@ def deliveries() -> str:
         status=query.status,
         endpoint_id=query.endpointId,
     )
-    return _page("dashboard_deliveries.html", items=items, total=total, query=query)
+    return _page(
+        "dashboard_deliveries.html",
+        items=items,
+        total=total,
+        query=query,
+        endpoint_ids=endpoint_store.all_ids(services().redis),
+    )
 
 
 @bp.get("/deliveries/<delivery_id>")
