@@ -7,10 +7,12 @@ http://127.0.0.1:8080) with the admin token of `--token` (or SWITCHBOARD_ADMIN_T
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
+from urllib.parse import quote
 
 import click
 
@@ -24,6 +26,23 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 _POLL = 0.2
 
 
+#: What a bearer token may hold (RFC 6750's b64token): anything else never opens anything,
+#: and a header cannot carry all of it.
+_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def checked_token(token: str, what: str) -> str:
+    if not _TOKEN.fullmatch(token):
+        raise SwitchboardError(f"{what} holds characters that no token has")
+    return token
+
+
+def api_path(*segments: str) -> str:
+    """An API path of `segments`, each id in it kept to one segment: an id holding `/`, `?`
+    or `#` names nothing, it never reaches another route."""
+    return "".join("/" + quote(segment, safe="") for segment in segments)
+
+
 class Api:
     """The management API of one deployment, called with the admin token."""
 
@@ -31,7 +50,7 @@ class Api:
         if not token:
             raise SwitchboardError("give the admin token with --token or SWITCHBOARD_ADMIN_TOKEN")
         self.base = base.rstrip("/")
-        self.token = token
+        self.token = checked_token(token, "the admin token (--token, SWITCHBOARD_ADMIN_TOKEN)")
 
     def call(
         self,
@@ -41,11 +60,13 @@ class Api:
         body: Any = None,
         params: dict[str, Any] | None = None,
         token: str | None = None,
-        url: str | None = None,
+        expect: Sequence[str] = (),
     ) -> Any:
+        """The answer's JSON; SwitchboardError for an error answer, or for one that is not
+        an object with the fields of `expect` (the URL is not a Switchboard API)."""
         import requests  # here, so that the commands that make no HTTP call start sooner
 
-        target = url or self.base + path
+        target = self.base + path
         try:
             response = requests.request(
                 method,
@@ -63,7 +84,19 @@ class Api:
             raise SwitchboardError(f"{method} {target} failed: {exc}") from None
         if response.status_code >= 400:
             raise SwitchboardError(_error_text(response))
-        return response.json() if response.content else None
+        if not response.content and not expect:
+            return None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or any(name not in answer for name in expect):
+            kind = response.headers.get("Content-Type", "no content type")
+            raise SwitchboardError(
+                f"{target} did not answer as Switchboard's API does ({response.status_code}, "
+                f"{kind}); is --url (SWITCHBOARD_URL) right?"
+            )
+        return answer
 
 
 def _error_text(response: requests.Response) -> str:
@@ -99,8 +132,8 @@ def connection(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def _paging(command: Callable[P, R]) -> Callable[P, R]:
-    command = click.option("--limit", type=int, default=50)(command)
-    return click.option("--page", type=int, default=1)(command)
+    command = click.option("--limit", type=click.IntRange(1, 500), default=50)(command)
+    return click.option("--page", type=click.IntRange(min=1), default=1)(command)
 
 
 def _usage(message: str) -> NoReturn:
@@ -119,7 +152,9 @@ def cmd_bots_list(page: int, limit: int, url: str, token: str) -> None:
     """list bots, newest first"""
     from switchboard.listing import Column, show
 
-    found = Api(url, token).call("GET", "/v1/bots", params={"page": page, "limit": limit})
+    found = Api(url, token).call(
+        "GET", "/v1/bots", params={"page": page, "limit": limit}, expect=("items", "total")
+    )
     show(
         [Column("id"), Column("name"), Column("published", "published ")],
         [[bot["id"], bot["name"], bot["publishedAt"]] for bot in found["items"]],
@@ -153,7 +188,7 @@ def cmd_bots_create(
 ) -> None:
     """create a bot and print its id"""
     body = {"name": name, "definition": _definition(definition, template)}
-    click.echo(Api(url, token).call("POST", "/v1/bots", body=body)["id"])
+    click.echo(Api(url, token).call("POST", "/v1/bots", body=body, expect=("id",))["id"])
 
 
 @bots.command("publish")
@@ -161,7 +196,9 @@ def cmd_bots_create(
 @connection
 def cmd_bots_publish(bot: str, url: str, token: str) -> None:
     """make a bot's DRAFT its LIVE version"""
-    published = Api(url, token).call("POST", f"/v1/bots/{bot}/publish")
+    published = Api(url, token).call(
+        "POST", api_path("v1", "bots", bot, "publish"), expect=("id", "publishedAt")
+    )
     click.echo(f"{published['id']}: DRAFT published as LIVE at {published['publishedAt']}")
 
 
@@ -170,7 +207,7 @@ def cmd_bots_publish(bot: str, url: str, token: str) -> None:
 @connection
 def cmd_bots_delete(bot: str, url: str, token: str) -> None:
     """delete a bot with its channels, offloading integration and API tokens"""
-    Api(url, token).call("DELETE", f"/v1/bots/{bot}")
+    Api(url, token).call("DELETE", api_path("v1", "bots", bot))
     click.echo(f"{bot}: deleted")
 
 
@@ -192,7 +229,12 @@ def cmd_channels_create(
     body: dict[str, Any] = {"webhookUrl": webhook_url, "version": version}
     if verify_token:
         body["verifyToken"] = verify_token
-    channel = Api(url, token).call("POST", f"/v1/bots/{bot}/channels/webhook", body=body)
+    channel = Api(url, token).call(
+        "POST",
+        api_path("v1", "bots", bot, "channels", "webhook"),
+        body=body,
+        expect=("id", "accessToken"),
+    )
     click.echo(json.dumps(channel, indent=2, ensure_ascii=False))
     click.echo("keep the accessToken: it is not shown again", err=True)
 
@@ -206,7 +248,10 @@ def cmd_channels_list(bot: str, page: int, limit: int, url: str, token: str) -> 
     from switchboard.listing import Column, show
 
     found = Api(url, token).call(
-        "GET", f"/v1/bots/{bot}/channels/webhook", params={"page": page, "limit": limit}
+        "GET",
+        api_path("v1", "bots", bot, "channels", "webhook"),
+        params={"page": page, "limit": limit},
+        expect=("items", "total"),
     )
     show(
         [Column("id"), Column("version"), Column("webhook URL")],
@@ -221,8 +266,8 @@ def cmd_channels_list(bot: str, page: int, limit: int, url: str, token: str) -> 
 @connection
 def cmd_channels_rotate_secret(bot: str, channel: str, url: str, token: str) -> None:
     """new signing secret; prints it"""
-    path = f"/v1/bots/{bot}/channels/webhook/{channel}/rotate-secret"
-    click.echo(Api(url, token).call("POST", path)["signingSecret"])
+    route = api_path("v1", "bots", bot, "channels", "webhook", channel, "rotate-secret")
+    click.echo(Api(url, token).call("POST", route, expect=("signingSecret",))["signingSecret"])
 
 
 @click.command("send")
@@ -281,42 +326,82 @@ def send(
         raise SwitchboardError(
             "give the channel's access token with --access-token or SWITCHBOARD_ACCESS_TOKEN"
         )
+    checked_token(access_token, "the access token (--access-token, SWITCHBOARD_ACCESS_TOKEN)")
     if text is None and not intro:
         raise SwitchboardError("give the text to send, or --intro to start the conversation")
+    # Positive and finite: NaN passes no comparison.
+    if not (0 < timeout <= _LONGEST and 0 <= wait <= _LONGEST):
+        raise SwitchboardError(f"--timeout and --wait are seconds, at most {_LONGEST:g}")
     api = Api(url, token)
-    found = api.call("GET", f"/v1/bots/{bot}/channels/webhook/{channel}")
+    api.call("GET", api_path("v1", "bots", bot, "channels", "webhook", channel), expect=("id",))
     query = {"endpointId": channel, "sessionId": conversation, "limit": 500}
-    seen = {d["id"] for d in api.call("GET", "/v1/deliveries", params=query)["items"]}
+    seen = {d["id"] for d in _deliveries(api, query)}
     message = {"introMessage": {}} if intro else {"textMessage": {"text": text}}
     api.call(
         "POST",
-        "",
-        url=found["messagesUrl"],
+        api_path("v1", "channels", "webhook", channel, "messages"),
         token=access_token,
         body={"conversationId": conversation, "message": message},
+        expect=("messageId",),
     )
-    if not _print_replies(api, query, seen, timeout, wait):
+    delivered, failed, waiting = _print_replies(api, query, seen, timeout, wait)
+    if waiting:
+        click.echo(f"({waiting} more on their way, not delivered yet)", err=True)
+    elif not delivered and not failed:
         click.echo(f"(no reply within {timeout:g} s)", err=True)
+    if failed or waiting or not delivered:
+        raise click.exceptions.Exit(1)
+
+
+#: The longest --timeout or --wait of `send`, in seconds.
+_LONGEST = 3600.0
+
+
+def _deliveries(api: Api, query: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = api.call(
+        "GET", "/v1/deliveries", params=query, expect=("items",)
+    )["items"]
+    return found
 
 
 def _print_replies(
     api: Api, query: dict[str, Any], seen: set[str], timeout: float, wait: float
-) -> int:
-    """Wait up to `timeout` for the first reply, then until `wait` passes without another."""
+) -> tuple[int, int, int]:
+    """Print the replies as their deliveries end, in order: wait up to `timeout` for the
+    first, then until `wait` passes without another. How many were delivered, how many
+    were dead-lettered, and how many were still on their way at the end."""
     stop_at = time.monotonic() + timeout
-    replies = 0
+    delivered = failed = 0
+    fresh: list[dict[str, Any]] = []
     while time.monotonic() < stop_at:
-        found = api.call("GET", "/v1/deliveries", params=query)["items"]
         fresh = sorted(
-            (d for d in found if d["id"] not in seen), key=lambda d: d["body"]["messageCounter"]
+            (d for d in _deliveries(api, query) if d["id"] not in seen),
+            key=lambda d: d["body"]["messageCounter"],
         )
         for delivery in fresh:
+            if delivery["status"] not in ("delivered", "dead"):
+                break  # the later ones wait behind it, in the order the user sees them
             seen.add(delivery["id"])
-            click.echo(f"bot: {_shown(delivery['body']['message'])}")
-            replies += 1
+            shown = _printable(_shown(delivery["body"]["message"]))
+            if delivery["status"] == "delivered":
+                click.echo(f"bot: {shown}")
+                delivered += 1
+            else:
+                attempts = delivery["attempts"]
+                error = attempts[-1].get("error", "") if attempts else ""
+                click.echo(f"bot (not delivered: {_printable(error)}): {shown}")
+                failed += 1
             stop_at = time.monotonic() + wait
         time.sleep(_POLL)
-    return replies
+    return delivered, failed, sum(1 for d in fresh if d["id"] not in seen)
+
+
+#: Characters that move a terminal's cursor or change its state, other than a line break.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
 
 
 def _shown(message: dict[str, Any]) -> str:

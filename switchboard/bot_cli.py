@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from broker.core.errors import SwitchboardError
-from switchboard.admin_cli import Api, connection
+from switchboard.admin_cli import Api, api_path, connection
 
 
 @click.group("bot")
@@ -102,7 +102,9 @@ def _find(api: Api, name: str) -> str | None:
     """The id of the bot called `name`, if there is one."""
     page = 1
     while True:
-        found = api.call("GET", "/v1/bots", params={"page": page, "limit": 500})
+        found = api.call(
+            "GET", "/v1/bots", params={"page": page, "limit": 500}, expect=("items", "total")
+        )
         for item in found["items"]:
             if item["name"] == name:
                 return str(item["id"])
@@ -135,10 +137,12 @@ def cmd_push(file: str, bot_id: str | None, url: str, token: str) -> None:
     name = _name_of(file, document)
     bot_id = bot_id or _find(api, name)
     if bot_id is None:
-        created = api.call("POST", "/v1/bots", body={"name": name, "definition": document})
+        created = api.call(
+            "POST", "/v1/bots", body={"name": name, "definition": document}, expect=("id",)
+        )
         click.echo(f"{created['id']}: created {name!r} (its DRAFT and LIVE versions)")
         return
-    api.call("PUT", f"/v1/bots/{bot_id}/draft", body={"definition": document})
+    api.call("PUT", api_path("v1", "bots", bot_id, "draft"), body={"definition": document})
     click.echo(f"{bot_id}: DRAFT replaced; `switchboard bot publish {file}` makes it LIVE")
 
 
@@ -158,5 +162,7 @@ def cmd_publish(file: str | None, bot_id: str | None, url: str, token: str) -> N
         bot_id = _find(api, name)
         if bot_id is None:
             raise SwitchboardError(f"no bot is called {name!r}; push {file} first")
-    published = api.call("POST", f"/v1/bots/{bot_id}/publish")
+    published = api.call(
+        "POST", api_path("v1", "bots", bot_id, "publish"), expect=("id", "publishedAt")
+    )
     click.echo(f"{published['id']}: DRAFT published as LIVE at {published['publishedAt']}")

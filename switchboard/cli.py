@@ -64,12 +64,27 @@ def _on_redis(command: Callable[P, R]) -> Callable[P, R]:
         except BrokenPipeError:
             raise  # our output's reader went away (`| head`): not Redis's trouble
         except REDIS_TROUBLE as exc:
-            raise SwitchboardError(f"cannot reach Redis (REDIS_URL): {exc}") from None
+            raise SwitchboardError(_redis_trouble(exc)) from None
 
     return wrapper
 
 
-_PORT = click.IntRange(0, 65535)
+def _redis_trouble(exc: Exception) -> str:
+    """Redis's error in words: that it cannot be reached, or what it answered."""
+    from broker.core.connection import unavailable_reason
+
+    reason = unavailable_reason(exc)
+    said = " ".join(str(exc).split())
+    if len(said) > 300:  # a Sentinel's error quotes the whole client
+        said = said[:299] + "…"
+    if reason == "unreachable" or isinstance(exc, OSError):
+        return f"cannot reach Redis (REDIS_URL): {said}"
+    return f"Redis (REDIS_URL) refused: {said}"
+
+
+_PORT = click.IntRange(1, 65535)
+#: How many items a listing shows at most.
+_LIMIT = click.IntRange(1, 10_000)
 
 
 @root.command("run")
@@ -102,12 +117,8 @@ def cmd_web(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @root.command("worker")
-@click.option("--concurrency", type=int, default=4)
-@click.option(
-    "--pool",
-    type=click.Choice(["threads", "prefork", "solo", "gevent", "eventlet"]),
-    default="threads",
-)
+@click.option("--concurrency", type=click.IntRange(min=1), default=4)
+@click.option("--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads")
 @click.option("--loglevel", default="WARNING")
 def cmd_worker(concurrency: int, pool: str, loglevel: str) -> None:
     """a worker: bot turns and deliveries"""
@@ -146,7 +157,9 @@ def cmd_token_create(description: str, bot: str | None) -> None:
     """make an admin token (or a bot's API token) and print it"""
     from broker.auth import admin_tokens, api_tokens
 
-    if bot:
+    if bot is not None:
+        if not bot.strip():
+            raise SwitchboardError("--bot names a bot: it cannot be empty")
         click.echo(api_tokens.create(_redis(), bot, description)["token"])
     else:
         click.echo(admin_tokens.create(_redis(), description))
@@ -175,9 +188,7 @@ def cmd_token_revoke(token_ids: tuple[str, ...]) -> None:
     from broker.auth import admin_tokens
 
     r = _redis()
-    for token_id in token_ids:
-        admin_tokens.revoke(r, token_id)
-        click.echo(f"{token_id} revoked")
+    _each(token_ids, lambda token_id: admin_tokens.revoke(r, token_id), "revoked")
 
 
 root.add_command(admin_cli.bots)
@@ -222,7 +233,7 @@ def _dead_ids(r: Redis, endpoint: str | None, since: str | None, until: str | No
 
 @cmd_dlq.command("list")
 @_matching
-@click.option("--limit", type=int, default=100)
+@click.option("--limit", type=_LIMIT, default=100)
 @_on_redis
 def cmd_dlq_list(endpoint: str | None, since: str | None, until: str | None, limit: int) -> None:
     """list dead letters"""
@@ -306,7 +317,7 @@ def cmd_dlq_replay(
         click.echo(f"switchboard: {reason}", err=True)
     click.echo(f"{replayed} of {len(found)} deliveries queued again")
     if refused:
-        raise SystemExit(1)
+        raise click.exceptions.Exit(1)
 
 
 @root.group("dlq-turns")
@@ -316,7 +327,7 @@ def cmd_dlq_turns() -> None:
 
 @cmd_dlq_turns.command("list")
 @click.option("--bot", help="only this bot's")
-@click.option("--limit", type=int, default=100)
+@click.option("--limit", type=_LIMIT, default=100)
 @_on_redis
 def cmd_dlq_turns_list(bot: str | None, limit: int) -> None:
     """list dead letters of turns, newest first"""
@@ -353,9 +364,9 @@ def cmd_dlq_turns_replay(ids: tuple[str, ...]) -> None:
     settings = _settings()
     r = _redis()
     sender = CelerySender(make_celery(settings), r)
-    for dead_turn_id in ids:
-        dead_turns.replay(r, settings, sender, dead_turn_id)
-        click.echo(f"{dead_turn_id} replayed")
+    _each(
+        ids, lambda dead_turn_id: dead_turns.replay(r, settings, sender, dead_turn_id), "replayed"
+    )
 
 
 @cmd_dlq_turns.command("discard")
@@ -366,21 +377,55 @@ def cmd_dlq_turns_discard(ids: tuple[str, ...]) -> None:
     from broker.conversations import dead_turns
 
     r = _redis()
-    for dead_turn_id in ids:
-        dead_turns.discard(r, dead_turn_id)
-        click.echo(f"{dead_turn_id} discarded")
+    _each(ids, lambda dead_turn_id: dead_turns.discard(r, dead_turn_id), "discarded")
+
+
+def _each(ids: Sequence[str], act: Callable[[str], object], done: str) -> None:
+    """`act` on every id, those after a refused one included (a leaked token among unknown
+    ids is still revoked); a refusal is told and makes the exit code 1."""
+    refused = 0
+    for one in ids:
+        try:
+            act(one)
+        except (NotFound, Conflict) as exc:
+            click.echo(f"switchboard: {exc.message}", err=True)
+            refused += 1
+            continue
+        click.echo(f"{one} {done}")
+    if refused:
+        raise click.exceptions.Exit(1)
 
 
 for _command in operator_cli.commands(_redis, _on_redis):
     root.add_command(_command)
 
 
+def _check_text(args: Sequence[str]) -> None:
+    """Arguments that are not valid UTF-8 (Python holds their bytes as lone surrogates)
+    are refused here, once, rather than wherever they are first written."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = repr(os.fsencode(arg))[2:-1]
+            raise SwitchboardError(f"the argument {shown[:80]} is not valid UTF-8") from None
+
+
+def _configure_logs() -> None:
+    """Logging as the settings say. Settings that do not hold are told by the commands
+    that use them, not by every command (`--help`, `bot validate`)."""
+    try:
+        settings = Settings.from_env()
+    except SwitchboardError:
+        settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     redaction.install()
     try:
-        logs.configure(
-            os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO"), Settings.from_env().log_format
-        )
+        _check_text(sys.argv[1:] if argv is None else argv)
+        _configure_logs()
         code = root.main(argv, prog_name="switchboard", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()

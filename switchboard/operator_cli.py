@@ -42,7 +42,8 @@ def _cut(text: str, width: int = _ERROR_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def status(r: Redis, as_json: bool) -> None:
+def status(r: Redis, as_json: bool) -> int:
+    """Print the overview; 1 when no worker or no scheduler is alive, as /readyz says."""
     from broker import overview
     from broker.delivery import endpoint_store, health
 
@@ -52,9 +53,10 @@ def status(r: Redis, as_json: bool) -> None:
         for view in (health.view(r, endpoint_store.load(r, e)) for e in endpoint_store.all_ids(r))
         if view["state"] != "healthy"
     ]
+    ready = bool(now.workers and now.schedulers)
     if as_json:
         _echo_json({**now.as_json(), "troubledEndpoints": troubled})
-        return
+        return 0 if ready else 1
     show(
         [Column("queue"), Column("depth", "depth="), Column("oldest", "oldest=")],
         [
@@ -68,7 +70,7 @@ def status(r: Redis, as_json: bool) -> None:
         [Column("role"), Column("process"), Column("last beat", "beat=")],
         [[b.role, b.name, _ago(b.at, now.at)] for b in beats],
         f"{len(now.workers)} worker(s), {len(now.schedulers)} scheduler(s) alive"
-        + ("" if now.workers and now.schedulers else "  (NOT READY)"),
+        + ("" if ready else "  (NOT READY)"),
     )
     show(
         _ENDPOINT_COLUMNS,
@@ -77,6 +79,7 @@ def status(r: Redis, as_json: bool) -> None:
         + ", ".join(f"{n} {state.replace('_', ' ')}" for state, n in now.endpoints.items())
         + f"; {now.paused_conversations} conversation(s) paused for an agent",
     )
+    return 0 if ready else 1
 
 
 _ENDPOINT_COLUMNS = [
@@ -166,9 +169,9 @@ def commands(redis: Callable[[], Redis], on_redis: Callable[[Any], Any]) -> list
     @click.command("status")
     @_json_option
     @on_redis
-    def cmd_status(as_json: bool) -> None:
-        """queues, workers, scheduler and endpoints at a glance"""
-        status(redis(), as_json)
+    def cmd_status(as_json: bool) -> int:
+        """queues, workers, scheduler and endpoints at a glance; exits 1 when not ready"""
+        return status(redis(), as_json)
 
     @click.group("endpoints")
     def cmd_endpoints() -> None:

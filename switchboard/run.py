@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import signal
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
+from broker.core.errors import SwitchboardError
 from broker.core.settings import Settings
 from switchboard.embedded_redis import EmbeddedRedis
 from switchboard.stack import Stack, data_dir
@@ -55,8 +61,42 @@ class Supervisor:
             self.stack.start((role,))
 
 
+def _check_port_free(port: int) -> None:
+    """Bind the web role's port as gunicorn will (with SO_REUSEADDR), and let it go: a port
+    in use would make the web role exit again and again, the rest running on without it."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SwitchboardError(
+                f"port {port} is in use: stop what holds it, or choose another --port"
+            ) from None
+
+
+@contextlib.contextmanager
+def _holding(folder: Path) -> Iterator[None]:
+    """Hold the data folder while this runs: two embedded Redis servers writing one
+    append-only file would spoil it. The lock goes with the process, however it ends."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "switchboard.lock").open("a+") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.seek(0)
+            raise SwitchboardError(
+                f"{folder} is in use by another `switchboard run` (pid "
+                f"{held.read().strip() or 'unknown'}): stop it, or give another --data-dir"
+            ) from None
+        held.truncate(0)
+        held.write(f"{os.getpid()}\n")
+        held.flush()
+        yield
+
+
 def run_all(port: int, data_path: str | None) -> int:
     check_settings(Settings.from_env())  # the web role would refuse them: say so first
+    _check_port_free(port)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -64,22 +104,30 @@ def run_all(port: int, data_path: str | None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    env: dict[str, str] = {}
-    embedded: EmbeddedRedis | None = None
     if os.environ.get("REDIS_URL"):
         log.info("Redis: %s (from REDIS_URL)", Settings.from_env().redis_url)
-    else:
-        embedded = EmbeddedRedis(data_dir(data_path) / "redis")
+        return _run_stack(port, {}, stopping)
+    folder = data_dir(data_path)
+    with _holding(folder):
+        embedded = EmbeddedRedis(folder / "redis", tied=True)
         origin = embedded.start()
-        env["REDIS_URL"] = embedded.url
         log.info(
             "Redis: embedded, %s, port %d, data in %s", origin, embedded.port, embedded.data_dir
         )
+        try:
+            return _run_stack(port, {"REDIS_URL": embedded.url}, stopping)
+        finally:
+            embedded.stop()
+            log.info("embedded Redis stopped")
+
+
+def _run_stack(port: int, env: dict[str, str], stopping: threading.Event) -> int:
+    """The three roles, started again when they exit, until `stopping` is set."""
     env.setdefault(
         "SWITCHBOARD_PUBLIC_URL",
         os.environ.get("SWITCHBOARD_PUBLIC_URL", f"http://127.0.0.1:{port}"),
     )
-    stack = Stack(env, port=port)
+    stack = Stack(env, port=port, tied=True)
     try:
         stack.start()
         log.info(
@@ -91,6 +139,3 @@ def run_all(port: int, data_path: str | None) -> int:
         return 0
     finally:
         stack.stop()
-        if embedded:
-            embedded.stop()
-            log.info("embedded Redis stopped")

@@ -12,14 +12,26 @@ from typing import IO
 
 import requests
 
+from switchboard.orphans import die_with_parent
+
 
 class Stack:
     """The three roles of Switchboard, each in its own process, sharing one environment."""
 
-    def __init__(self, env: Mapping[str, str], *, port: int, log: IO[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        port: int,
+        log: IO[bytes] | None = None,
+        tied: bool = False,
+    ) -> None:
         self.env = {**os.environ, **env}
         self.port = port
         self.log = log
+        #: The processes end when the one that started them does, however it ends. Only
+        #: where they are started from the main thread: Linux ties them to the thread.
+        self.tied = tied
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -42,6 +54,7 @@ class Stack:
             env=self.env,
             stdout=output,
             stderr=subprocess.STDOUT if output is not None else None,
+            preexec_fn=die_with_parent if self.tied else None,
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:

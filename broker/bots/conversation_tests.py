@@ -79,6 +79,9 @@ def run_conversation(
 ) -> Outcome:
     if not isinstance(conversation, dict) or not isinstance(conversation.get("steps"), list):
         return Outcome(f"conversation {index + 1}", ["a conversation holds `steps`, a list"])
+    wrong = _wrong_shapes(conversation, {"user": dict, "sessionData": dict, "apis": list})
+    if wrong or not isinstance(shared_apis, list):
+        return Outcome(f"conversation {index + 1}", wrong or ["`apis` of the file is a list"])
     outcome = Outcome(str(conversation.get("name") or f"conversation {index + 1}"))
     actions = _FileActions([*(conversation.get("apis") or []), *shared_apis])
     run = _Run(Engine(program, actions), conversation, outcome)
@@ -91,6 +94,31 @@ def run_conversation(
     for call in actions.unanswered:
         outcome.failures.append(f"no answer in `apis` for the call {call}")
     return outcome
+
+
+def _postback(value: Any) -> dict[str, Any]:
+    """A postback step's fields, as the wire's `postbackMessage` has them."""
+    value = value or {}
+    if not isinstance(value, dict):
+        raise _Stop("a postback step holds an object")
+    for name in ("title", "payload", "nextDialogstateId"):
+        if not isinstance(value.get(name, ""), str | None):
+            raise _Stop(f"`{name}` of a postback step is a string")
+    pairs = value.get("sessionDataToSet") or []
+    if not isinstance(pairs, list) or not all(
+        isinstance(pair, dict) and isinstance(pair.get("key"), str) for pair in pairs
+    ):
+        raise _Stop("`sessionDataToSet` of a postback step is a list of {key, value}")
+    return value
+
+
+def _wrong_shapes(conversation: dict[str, Any], shapes: dict[str, type]) -> list[str]:
+    """What is wrong with the optional fields of `shapes` that `conversation` has."""
+    return [
+        f"`{name}` of a conversation is {'an object' if shape is dict else 'a list'}"
+        for name, shape in shapes.items()
+        if conversation.get(name) is not None and not isinstance(conversation[name], shape)
+    ]
 
 
 class _Stop(Exception):
@@ -143,14 +171,18 @@ class _Run:
             return {"kind": "intro"}
         if kind == "say":
             if isinstance(value, dict):
+                if not isinstance(value.get("sessionData", {}), dict):
+                    raise _Stop("`sessionData` of a say step is an object")
                 extra = {"sessionData": value["sessionData"]} if "sessionData" in value else {}
                 return {"kind": "text", "text": str(value.get("text", "")), **extra}
             return {"kind": "text", "text": str(value)}
         if kind == "press":
             return self._press(str(value))
         if kind == "location":
+            if not isinstance(value, dict) or not {"lat", "long"} <= value.keys():
+                raise _Stop("a location step holds `lat` and `long`")
             return {"kind": "location", "coordinates": {"lat": value["lat"], "long": value["long"]}}
-        return {"kind": "postback", "title": None, **(value or {})}
+        return {"kind": "postback", "title": None, **_postback(value)}
 
     def _press(self, title: str) -> dict[str, Any]:
         """The postback of the button or quick reply titled `title` in the bot's last
@@ -181,6 +213,8 @@ class _Run:
             self.outcome.failures.append(f"{where}: the bot's answer differs\n" + "\n".join(diff))
 
     def _expect_variables(self, value: Any, where: str) -> None:
+        if not isinstance(value, dict | None):
+            raise _Stop("a variables step holds an object: each name and the value it holds")
         wrong = []
         for name, wanted in (value or {}).items():
             actual = lookup(self.memory.variables, str(name))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from broker.core import strict_json
 from broker.core.errors import ValidationFailed
 
 
@@ -37,10 +37,17 @@ def parse(text: str, name: str) -> Any:
     part); ValidationFailed saying where it cannot be read."""
     try:
         if name.endswith(".json"):
-            return json.loads(text)
-        return yaml.load(text, Loader=_Loader)
+            return strict_json.loads(text)
+        document = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        raise ValidationFailed(f"{name} is nested too deeply") from None
     except (ValueError, yaml.YAMLError) as exc:
         raise ValidationFailed(f"{name} is not valid {_kind(name)}: {exc}") from None
+    try:
+        strict_json.check(document)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name}: {exc}") from None
+    return document
 
 
 def load(path: Path) -> Any:
@@ -48,6 +55,10 @@ def load(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValidationFailed(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be read)"
+        ) from None
     return parse(text, str(path))
 
 

@@ -154,6 +154,8 @@ METRICS_HISTORY = 3600.0
 
 #: Log lines are JSON objects, one per event ("json"), or plain text for people ("text").
 LOG_FORMAT = "json"
+#: The least severe events logged: DEBUG, INFO, WARNING, ERROR or CRITICAL.
+LOG_LEVEL = "INFO"
 
 #: A dashboard login lasts this long (seconds).
 DASHBOARD_SESSION_TTL = 12 * 3600

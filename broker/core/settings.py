@@ -75,6 +75,9 @@ _PARSERS: dict[object, tuple[Callable[[str], object], str]] = {
 _VARIABLES = {"redis_url": "REDIS_URL", "rate_limit_per_second": "SWITCHBOARD_RATE_LIMIT"}
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of Switchboard. Build it with `Settings.from_env()`, which reads each
@@ -116,6 +119,8 @@ class Settings:
     metrics: bool = defaults.METRICS
     #: "json" (one object a line) or "text".
     log_format: str = defaults.LOG_FORMAT
+    #: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case.
+    log_level: str = defaults.LOG_LEVEL
     session_data_keys: int = defaults.SESSION_DATA_KEYS
     session_data_bytes: int = defaults.SESSION_DATA_BYTES
     conversation_data_keys: int = defaults.CONVERSATION_DATA_KEYS
@@ -138,6 +143,9 @@ class Settings:
                 "SWITCHBOARD_BROKER_URL cannot be a Redis Cluster: use RabbitMQ (amqp://...) "
                 "or a single Redis"
             )
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"SWITCHBOARD_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        object.__setattr__(self, "log_level", self.log_level.upper())
         object.__setattr__(self, "broker_url", self.broker_url or self.redis_url)
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
 

@@ -38,7 +38,7 @@ def test_status_shows_queues_processes_and_troubled_endpoints(
     endpoint_id, _ = failed_delivery(cli, make_receiver)
     heartbeats.beat(cli.redis, "worker", "box:11")
     code, out, _ = run_cli(capsys, "status")
-    assert code == 0, out
+    assert code == 1, out  # no scheduler: not ready, as /readyz would say
     lines = out.splitlines()
     assert "deliveries  depth=1  oldest=-" in lines  # its head waits for a retry
     assert "retries  depth=1  oldest=-" in lines
@@ -48,7 +48,9 @@ def test_status_shows_queues_processes_and_troubled_endpoints(
     assert row == f"{endpoint_id}  channel  state=failing  success=0%  error=HTTP 500: kaput"
     assert "endpoints: 0 healthy, 1 failing, 0 circuit open, 0 disabled" in out
 
+    heartbeats.beat(cli.redis, "scheduler", "box:12")
     code, out, _ = run_cli(capsys, "status", "--json")
+    assert code == 0
     found = json.loads(out)
     assert found["queues"]["deliveries"] == 1
     assert [w["name"] for w in found["workers"]] == ["box:11"]

@@ -10,7 +10,7 @@ import pytest
 
 from tests.command_line import run_cli, switchboard
 from tests.integration.stacks import ADMIN_TOKEN, Api
-from tests.receivers import Receiver
+from tests.receivers import Receiver, ReceiverFactory, always
 from tests.redis_databases import db, url
 
 
@@ -167,8 +167,13 @@ def test_the_web_process_refuses_a_short_admin_token(api: Api) -> None:
         (["send", "bot_nope", "ch_nope", "hi"], "--access-token"),
         (["send", "bot_nope", "ch_nope", "--access-token", "t"], "--intro"),
         (["token", "create", "--bot", "bot_nope"], "no bot 'bot_nope'"),
+        (["token", "create", "--bot", ""], "--bot names a bot: it cannot be empty"),
+        (["bots", "list", "--token", "токен"], "the admin token (--token"),
+        (["bots", "list", "--token", "a\nb"], "holds characters that no token has"),
+        (["send", "b", "c", "hi", "--access-token", "\xff"], "the access token"),
+        (["send", "b", "c", "hi", "--access-token", "t", "--timeout", "nan"], "--timeout"),
         (["bots", "list", "--token", "wrong"], "401 unauthorized"),
-        (["bots", "list", "--limit", "501"], "(field limit)"),
+        (["bots", "list", "--limit", "501"], "501 is not in the range 1<=x<=500"),
     ],
 )
 def test_bad_input_is_a_message_and_a_nonzero_exit(
@@ -222,3 +227,53 @@ def test_bot_push_creates_then_replaces_the_draft_and_publish_makes_it_live(
     assert err == (
         'switchboard: 422 validation_failed: unknown state "c" (field definition.startState)\n'
     )
+
+
+def test_ids_are_one_path_segment_and_reach_no_other_route(
+    cli_env: Api, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    channel = cli_env.echo_channel(receiver.url)
+    bot, secret = channel["botId"], channel["signingSecret"]
+    code, _, err = run_cli(capsys, "bots", "delete", f"{bot}?")
+    assert code != 0 and "404 not_found" in err
+    assert cli_env.get(f"/v1/bots/{bot}").status_code == 200
+    sneaky = f"{bot}/channels/webhook/{channel['id']}/rotate-secret?x="
+    code, _, err = run_cli(capsys, "bots", "publish", sneaky)
+    assert code != 0 and "404 not_found" in err and "Traceback" not in err
+    found = cli_env.get(f"/v1/bots/{bot}/channels/webhook/{channel['id']}").json()
+    assert found["signingSecret"] == secret
+
+
+def test_an_answer_that_is_not_the_api_s_is_a_message(
+    cli_env: Api, receiver: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["bots", "list"], ["bots", "create", "--name", "x", "--template", "echo"]):
+        code, out, err = run_cli(capsys, *argv, "--url", receiver.url)
+        assert code != 0 and out == ""
+        assert "did not answer as Switchboard's API does (200" in err and "--url" in err
+
+
+def test_revoking_goes_on_past_an_unknown_id(
+    cli_env: Api, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(capsys, "token", "create")
+    mine = {"Authorization": f"Bearer {out.strip()}"}
+    (listed,) = cli_env.get("/v1/admin-tokens").json()["items"]
+    code, out, err = run_cli(capsys, "token", "revoke", "adm_nope", listed["id"])
+    assert code == 1 and "no admin token 'adm_nope'" in err
+    assert out == f"{listed['id']} revoked\n"
+    assert cli_env.get("/v1/bots", headers=mine).status_code == 401
+
+
+def test_send_tells_a_reply_that_was_not_delivered_and_exits_1(
+    cli_env: Api, make_receiver: ReceiverFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = make_receiver(always(500, body=b"db down"))
+    channel = cli_env.echo_channel(broken.url, retrySchedule=[0])
+    code, out, err = run_cli(
+        capsys,
+        *("send", channel["botId"], channel["id"], "hi \x1b]0;title\x07"),
+        *("--access-token", channel["accessToken"], "--wait", "0.5"),
+    )
+    assert code == 1, err
+    assert out == "bot (not delivered: HTTP 500: db down): You said: hi \\x1b]0;title\\x07\n"

@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from broker.bots import definition_v2
+from broker.bots import conversation_tests, definition, definition_v2, documents
+from broker.bots.program import compile_definition
 from tests.command_line import run_cli
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "bots"
@@ -90,3 +93,48 @@ def test_a_conversation_that_goes_otherwise_is_shown_as_a_diff_and_exits_1(
 def test_schema_prints_the_published_schema(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "bot", "schema")
     assert code == 0 and json.loads(out) == definition_v2.schema()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("latin1.yaml", b"\xff\xfe name: x", "is not UTF-8 text (byte 0 cannot be read)"),
+        ("deep.json", b"[" * 100_000, "nested more than 100 deep"),
+        ("deep.yaml", b"a: " + b"[" * 100_000, "is nested too deeply"),
+        ("deeper.yaml", b"a: " + b"[" * 200 + b"]" * 200, "nested more than 100 deep"),
+        ("nan.json", b'{"a": NaN}', "is not valid JSON"),
+    ],
+)
+def test_an_unreadable_file_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, content: bytes, said: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    for args in (("validate", str(path)), ("test", PIZZA, str(path))):
+        code, _, err = run_cli(capsys, "bot", *args)
+        assert code == 2 and said in err and len(err.splitlines()) == 1, err
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+_STEP = st.sampled_from(
+    ["intro", "say", "press", "postback", "location", "bot", "variables", "state", "offload"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(st.dictionaries(_STEP, _JSON, min_size=1, max_size=1), max_size=4),
+    extra=st.dictionaries(st.sampled_from(["user", "sessionData", "apis", "offloading"]), _JSON),
+    shared=_JSON,
+)
+def test_any_conversation_file_is_passed_or_failed_never_a_crash(
+    steps: list[dict[str, object]], extra: dict[str, object], shared: object
+) -> None:
+    program = compile_definition(definition.validate(documents.load(Path(PIZZA)), prefix=""))
+    document = {"apis": shared, "conversations": [{"name": "c", "steps": steps, **extra}]}
+    (outcome,) = conversation_tests.run_file(program, document)
+    assert outcome.name in ("c", "conversation 1")

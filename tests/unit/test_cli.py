@@ -30,8 +30,8 @@ def test_help_lists_the_services_then_the_tools(capsys: pytest.CaptureFixture[st
     [
         (["nope"], "No such command 'nope'"),
         (["web", "--port", "abc"], "'abc' is not a valid integer"),
-        (["web", "--port", "99999"], "99999 is not in the range 0<=x<=65535"),
-        (["run", "--port", "-5"], "-5 is not in the range 0<=x<=65535"),
+        (["web", "--port", "99999"], "99999 is not in the range 1<=x<=65535"),
+        (["run", "--port", "-5"], "-5 is not in the range 1<=x<=65535"),
         (["web", "--workers", "0"], "0 is not in the range x>=1"),
         (["web", "--threads", "0"], "0 is not in the range x>=1"),
         (["send", "bot", "channel", "--timeout", "soon"], "'soon' is not a valid float"),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.core.errors import ConfigError
 from switchboard import embedded_redis
 
 
@@ -39,5 +40,5 @@ def test_without_a_redis_7_it_refuses_rather_than_start_empty(
 ) -> None:
     older = _fake_server(tmp_path / "bundled", "6.2.14")
     monkeypatch.setenv("PATH", str(tmp_path / "bundled"))
-    with pytest.raises(RuntimeError, match="SWITCHBOARD_REDIS_SERVER"):
+    with pytest.raises(ConfigError, match="SWITCHBOARD_REDIS_SERVER"):
         embedded_redis._redis_7_for(older, tmp_path / "data")
