@@ -131,7 +131,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 def serve(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
     """Serve with `workers` web processes, each with `threads` threads for the routes not
     answered on its event loop."""
+    from workers.celery_app import check_broker, make_celery
+
     check_settings(settings)
+    check_broker(make_celery(settings))
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from amqp.exceptions import AMQPError, IrrecoverableChannelError, IrrecoverableConnectionError
 from celery import Celery
 from kombu.exceptions import KombuError
 
 from broker.core import keys
 from broker.core.connection import REDIS_TROUBLE, Redis, is_sentinel, on_cluster, sentinel_hosts
 from broker.core.defaults import SCHEDULER_BATCH
+from broker.core.errors import ConfigError
 from broker.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,14 @@ DELIVER_TASK = "switchboard.deliver"
 #: Celery's broker gives an unacknowledged task to another worker after this long;
 #: far longer than any task, since the scheduler recovers dead workers' work sooner.
 VISIBILITY_TIMEOUT = 3600
-#: What sending a task can raise when its transport is in trouble.
-_SEND_TROUBLE: tuple[type[Exception], ...] = (KombuError, *REDIS_TROUBLE)
+#: What sending a task can raise when its transport is in trouble (RabbitMQ's own errors,
+#: a refused login among them, are not kombu's).
+_SEND_TROUBLE: tuple[type[Exception], ...] = (KombuError, AMQPError, *REDIS_TROUBLE)
+#: RabbitMQ's answers that trying again never changes: a wrong login, an unknown vhost.
+_REFUSED = (IrrecoverableConnectionError, IrrecoverableChannelError)
+#: Seconds to wait for the broker's connection: a request that sends a task waits this
+#: long, at most, on a broker that hangs.
+BROKER_CONNECT_TIMEOUT = 2.0
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -35,6 +43,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=BROKER_CONNECT_TIMEOUT,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
         broker_pool_limit=16,
         task_default_queue=DELIVERY_QUEUE,
@@ -51,6 +60,19 @@ def make_celery(settings: Settings) -> Celery:
         app.conf.broker_transport_options["master_name"] = settings.sentinel_master
     app.conf.switchboard_settings = settings
     return app
+
+
+def check_broker(app: Celery) -> None:
+    """ConfigError for a broker that will never take us (a wrong login, an unknown vhost),
+    at start rather than at the first task; one that is only away is logged: everything
+    but the scheduler's hand-outs goes on in Redis without it."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1)
+    except _REFUSED as exc:
+        raise ConfigError(f"SWITCHBOARD_BROKER_URL: the broker refused us: {exc}") from None
+    except _SEND_TROUBLE as exc:
+        log.warning("Celery's broker cannot be reached for now (%s); going on without it", exc)
 
 
 def kombu_url(url: str) -> str:

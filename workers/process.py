@@ -3,6 +3,7 @@ a Redis client, the task sender, the delivery loop and the bot's action interfac
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cache
 
@@ -39,3 +40,8 @@ def process() -> Process:
         DeliveryLoop(settings, loop),
         WorkerActions(settings, loop),
     )
+
+
+# A child of the prefork pool, forked once the main process had started its own, makes its
+# own: the threads of the one it inherited did not come with it.
+os.register_at_fork(after_in_child=process.cache_clear)

@@ -17,7 +17,7 @@ from broker.core.defaults import METRICS_SAMPLE_INTERVAL
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import scheduler as delivery_scheduler
-from workers.celery_app import CelerySender, make_celery
+from workers.celery_app import CelerySender, check_broker, make_celery
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
-    sender = CelerySender(make_celery(settings), r)
+    app = make_celery(settings)
+    check_broker(app)
+    sender = CelerySender(app, r)
     beating = heartbeats.start_thread(r, "scheduler")
     log.info("scheduler started (every %.2f s)", settings.scheduler_interval)
     next_housekeeping = next_sample = time.monotonic()

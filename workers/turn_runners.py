@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from dataclasses import dataclass, field
 
 from broker.conversations import turns
 from broker.core import keys
@@ -26,14 +28,31 @@ BATCH = 64
 _WAIT = 1.0
 
 
-def start(process: Process, runners: int) -> threading.Event:
-    """Start the runners; set the returned event to stop them."""
-    stop = threading.Event()
+@dataclass
+class Runners:
+    """The running turn runners of a process."""
+
+    stopping: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def stop(self, timeout: float) -> None:
+        """Take no more conversations; wait up to `timeout` seconds for the batches being
+        run to commit (their deliveries then go to the delivery loop)."""
+        self.stopping.set()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+
+
+def start(process: Process, runners: int) -> Runners:
+    started = Runners()
     for number in range(runners):
-        threading.Thread(
-            target=_run, args=(process, stop), name=f"turns-{number}", daemon=True
-        ).start()
-    return stop
+        thread = threading.Thread(
+            target=_run, args=(process, started.stopping), name=f"turns-{number}", daemon=True
+        )
+        thread.start()
+        started.threads.append(thread)
+    return started
 
 
 def _run(process: Process, stop: threading.Event) -> None:

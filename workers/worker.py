@@ -1,33 +1,58 @@
-"""Starting a Celery worker process with Switchboard's queues and a heartbeat."""
+"""Starting a Celery worker process with Switchboard's queues and a heartbeat, and stopping
+it gracefully."""
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_shutdown, worker_shutting_down
 
-from broker.core import heartbeats
+from broker.core import heartbeats, metrics
 from broker.core.settings import Settings
 from workers import turn_runners
-from workers.celery_app import DELIVERY_QUEUE, make_celery
+from workers.celery_app import DELIVERY_QUEUE, check_broker, make_celery
 from workers.process import process
 
-_stopping: list[threading.Event] = []
+_heartbeat: list[threading.Event] = []
+_runners: list[turn_runners.Runners] = []
 
 
-@worker_ready.connect
-def _start(sender: Any, **_: Any) -> None:
-    """The heartbeat, the delivery loop and the turn runners start with the worker."""
-    settings: Settings = sender.app.conf.switchboard_settings
+@celeryd_after_setup.connect
+def _start(sender: Any, instance: Any, **_: Any) -> None:
+    """The heartbeat, the delivery loop and the turn runners start before Celery connects
+    to its broker: bot turns and deliveries need only Redis, and a broker that is away
+    (RabbitMQ restarting) must not hold them up."""
+    settings: Settings = instance.app.conf.switchboard_settings
     shared = process()
-    _stopping.append(heartbeats.start_thread(shared.redis, "worker"))
-    _stopping.append(turn_runners.start(shared, settings.turn_runners))
+    _heartbeat.append(heartbeats.start_thread(shared.redis, "worker"))
+    _runners.append(turn_runners.start(shared, settings.turn_runners))
+
+
+@worker_shutting_down.connect
+def _stop_taking(**_: Any) -> None:
+    """At the signal, before Celery's own shutdown: no new turns, no new attempts."""
+    if _runners:
+        for runners in _runners:
+            runners.stopping.set()
+        process().deliveries.stop_taking()
 
 
 @worker_shutdown.connect
 def _stop(**_: Any) -> None:
-    for event in _stopping:
+    """A warm shutdown (SIGTERM): the turns being run commit, the attempts in flight end and
+    are recorded, every other delivery queue goes back to the scheduler at once, and the
+    counts are written, within `shutdown_grace`; then the heartbeat goes."""
+    if not _runners:
+        return
+    shared = process()
+    deadline = time.monotonic() + shared.settings.shutdown_grace
+    for runners in _runners:
+        runners.stop(timeout=deadline - time.monotonic())
+    shared.deliveries.drain(max(deadline - time.monotonic(), 0.0))
+    metrics.flush()
+    for event in _heartbeat:
         event.set()
 
 
@@ -39,6 +64,7 @@ def run(
     loglevel: str = "INFO",
 ) -> None:
     app = make_celery(settings)
+    check_broker(app)
     app.worker_main(
         [
             "worker",

@@ -48,6 +48,11 @@ DEAD_RETENTION = 30 * 24 * 3600.0
 #: scheduler assumes it died and hands the work to another; renewed while it works.
 CLAIM_LEASE = 30.0
 
+#: A worker told to stop (SIGTERM) lets its running turns commit and its attempts in flight
+#: end, for up to this long (seconds), and hands its other delivery queues back at once;
+#: what is still running then is left to the claims' end, as if it had been killed.
+SHUTDOWN_GRACE = 8.0
+
 #: How often the scheduler looks for due retries and expired claims (seconds).
 SCHEDULER_INTERVAL = 0.2
 #: How many due queues the scheduler hands to one delivery task.

@@ -105,6 +105,7 @@ class Settings:
     log_retention: float = defaults.LOG_RETENTION
     dead_retention: float = defaults.DEAD_RETENTION
     claim_lease: float = defaults.CLAIM_LEASE
+    shutdown_grace: float = defaults.SHUTDOWN_GRACE
     scheduler_interval: float = defaults.SCHEDULER_INTERVAL
     delivery_concurrency: int = defaults.DELIVERY_CONCURRENCY
     endpoint_concurrency: int = defaults.ENDPOINT_CONCURRENCY

@@ -30,6 +30,10 @@ from broker.delivery.records import Delivery, split_due_member
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"Switchboard-Webhooks/{__version__}"
+#: While draining, how often it looks whether the queues have ended (seconds) ...
+DRAIN_POLL = 0.05
+#: ... and how long the last writes may take after the grace (seconds).
+DRAIN_WRITE_TIMEOUT = 5.0
 
 
 class DeliveryLoop:
@@ -40,6 +44,28 @@ class DeliveryLoop:
         #: Claims that came for queues being worked, taken up in turn.
         self._next: dict[str, list[tuple[str, Delivery | None, float]]] = {}
         self.deliverer = thread.run(self._deliverer(), timeout=30)
+
+    def drain(self, grace: float) -> None:
+        """Stop (from another thread): the attempts in flight end and are recorded, for up to
+        `grace` seconds; every queue is handed back, due now; what was gathered is written."""
+        try:
+            self._thread.run(self._drain(grace), timeout=grace + DRAIN_WRITE_TIMEOUT)
+        except TimeoutError:
+            log.warning("the delivery loop did not drain within %g s", grace)
+
+    def stop_taking(self) -> None:
+        """Begin to drain (from any thread, a signal handler's too): the queues' next
+        attempts are not made, the queues are handed back."""
+        self._thread.call_soon(setattr, self.deliverer, "draining", True)
+
+    async def _drain(self, grace: float) -> None:
+        self.deliverer.draining = True
+        deadline = time.monotonic() + grace
+        while self._active and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL)
+        if self._active:
+            log.warning("%d delivery queue(s) still in flight at shutdown", len(self._active))
+        await self.deliverer.book.flush()
 
     def offer(self, members: Iterable[str]) -> None:
         """Work these queues, entries of `sb:due` naming the claim to take (any thread)."""

@@ -47,6 +47,8 @@ class Deliverer:
     book: Bookkeeping
     #: Wakes a conversation's bot turn (the end of an offload was signalled to it).
     wake_turn: Callable[[str], Awaitable[object]]
+    #: The worker is stopping: queues are handed back rather than worked.
+    draining: bool = False
     _slots: dict[str, Slots] = field(default_factory=dict)
     _all_slots: Slots | None = None
 
@@ -82,6 +84,9 @@ async def work_queue(
     conversation_key, endpoint_id = split_ref(ref)
     work = _QueueWork(d, ref, conversation_key, endpoint_id, token)
     async with d.slots(endpoint_id), d.all_slots():
+        if d.draining:
+            await work.wait(clock.now())  # another worker's, at the scheduler's next pass
+            return work.run
         if head is None:
             head = await work.claim()
         elif not work.surely_ours(claimed_at) and not await work.still_ours():
@@ -90,9 +95,12 @@ async def work_queue(
         for _ in range(DELIVERIES_PER_CLAIM):
             if delivery is None:
                 return work.run
+            if d.draining:
+                break
             delivery = await work.deliver(delivery)
         if delivery is not None:
-            # Out of this claim's share: the queue goes back to the scheduler, after others.
+            # Out of this claim's share, or the worker stops: the queue goes back to the
+            # scheduler, due now.
             await work.wait(clock.now())
         return work.run
 

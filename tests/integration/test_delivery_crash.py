@@ -63,3 +63,40 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
             assert firsts == [1, 2, 3, 4, 5, 6]
         repeats = len(receiver.hits) - len(expected)
         print(f"{repeats} repeated deliveries after kill -9")
+
+
+def test_a_worker_told_to_stop_ends_its_attempts_and_hands_the_rest_back(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Receiver
+) -> None:
+    """SIGTERM: what is in flight is finished and recorded (nothing is sent twice), and
+    what is left goes to the next worker at once, not at the end of a 30 s claim."""
+    require_redis()
+    receiver.behaviour = lambda hit: Answer(200, delay=0.5)
+    with own_stack(tmp_path_factory.mktemp("stopped") / "stack.log") as own:
+        env = own.env(SWITCHBOARD_CLAIM_LEASE="30")
+        own.start("web", env)
+        own.start("scheduler", env)
+        stopping = own.start("worker", env).processes["worker"]
+        own.wait_ready()
+        channel = own.api.echo_channel(receiver.url)
+        conversations = [f"user-{n}" for n in range(20)]
+        for n in range(3):
+            for conversation in conversations:
+                assert (
+                    own.api.send(channel, conversation, f"{conversation} #{n}").status_code == 202
+                )
+        wait_until(lambda: len(receiver.hits) >= 10, what="the worker to be under way")
+        stopping.terminate()
+        assert stopping.wait(timeout=20) == 0
+        sent_before_the_stop = len(receiver.hits)
+        expected = {f"You said: {s} #{n}" for s in conversations for n in range(3)}
+        assert sent_before_the_stop < len(expected)  # it stopped in the middle
+
+        own.start("worker", env)
+
+        def all_arrived() -> bool:
+            return {hit.body["message"]["text"] for hit in receiver.delivered()} == expected
+
+        wait_until(all_arrived, timeout=20, what="every reply, well before the claims' end")
+        webhook_ids = [hit.webhook_id for hit in receiver.hits]
+        assert len(webhook_ids) == len(set(webhook_ids)) == len(expected)
