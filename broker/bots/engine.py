@@ -107,7 +107,10 @@ def absorb(memory: Memory, message: dict[str, Any]) -> Memory:
     """The conversation after what a message tells without a dialogue step: its `sessionData`
     and the user's names. Also what a paused bot keeps of the messages it does not answer."""
     variables = dict(memory.variables)
-    for name, value in (message.get("sessionData") or {}).items():
+    given = (message.get("sessionData") or {}).items()
+    # Outer names first, whatever the order of the object's keys (which JSON leaves open):
+    # `{"a.b": 2, "a": 1}` keeps both, as `{"a": 1, "a.b": 2}` does.
+    for name, value in sorted(given, key=lambda item: item[0].count(".")):
         assign(variables, name, value)
     user = message.get("user") or {}
     for name in ("firstName", "lastName", "preferredLanguage"):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from broker.bots import definition
-from broker.bots.engine import Engine, Memory
+from broker.bots.engine import Engine, Memory, absorb
 from broker.bots.payloads import decode_payload, encode_payload
 from broker.core.errors import ValidationFailed
 
@@ -235,3 +235,14 @@ def test_an_object_in_session_data_replaces_what_its_namespace_held() -> None:
     variables = turn.memory.variables
     assert variables["order"] == {"size": "L"} and variables["x"] == 1
     assert "order.size" not in variables and "order.crust" not in variables
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{"a": 1, "a.b": 2, "a..c": 3}, {"a.b": 2, "a": 1, "a..c": 3}, {"a..c": 3, "a.b": 2, "a": 1}],
+)
+def test_within_one_message_the_order_of_session_data_keys_does_not_matter(
+    given: dict[str, int],
+) -> None:
+    memory = absorb(Memory(variables={"a.old": 0}), {"kind": "text", "sessionData": given})
+    assert memory.variables == {"a": 1, "a.b": 2, "a..c": 3}
