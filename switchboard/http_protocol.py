@@ -33,6 +33,8 @@ from urllib.parse import unquote_to_bytes
 
 import httptools
 
+from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
+
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -51,8 +53,10 @@ class Limits:
     request_line_bytes: int = 4094
     header_fields: int = 100
     header_field_bytes: int = 8190
-    #: An idle kept-alive connection is closed after this many seconds.
-    keepalive_seconds: float = 5.0
+    #: An idle kept-alive connection is closed after this many seconds: longer than the
+    #: `Retry-After` of a 503, so that a client that waits as told and sends again on its
+    #: kept-alive connection does not meet the close halfway.
+    keepalive_seconds: float = 3.0 * UNAVAILABLE_RETRY_AFTER
     #: A request that stops arriving for this long, or that has not arrived whole after
     #: `request_seconds`, is answered 408 and its connection closed (a client trickling a
     #: byte now and then would otherwise hold its connection for ever).
