@@ -55,6 +55,9 @@ class Overview:
     paused_conversations: int
     workers: list[Beat] = field(default_factory=list)
     schedulers: list[Beat] = field(default_factory=list)
+    #: Celery's last refusal of a task within a minute, {"at", "error"}: retries and work
+    #: recovered from dead workers wait for the broker meanwhile.
+    broker_trouble: dict[str, str] | None = None
 
     def as_json(self) -> dict[str, Any]:
         def beats(found: list[Beat]) -> list[dict[str, Any]]:
@@ -68,6 +71,7 @@ class Overview:
             "pausedConversations": self.paused_conversations,
             "workers": beats(self.workers),
             "schedulers": beats(self.schedulers),
+            "brokerTrouble": self.broker_trouble,
         }
 
 
@@ -103,7 +107,13 @@ def take(r: Redis) -> Overview:
         paused_conversations=_paused(r),
         workers=heartbeats.live(r, "worker"),
         schedulers=heartbeats.live(r, "scheduler"),
+        broker_trouble=_broker_trouble(r),
     )
+
+
+def _broker_trouble(r: Redis) -> dict[str, str] | None:
+    raw = r.get(keys.BROKER_TROUBLE)
+    return json.loads(raw) if raw else None
 
 
 def _turns(r: Redis, queues: dict[str, int], oldest: dict[str, float]) -> None:

@@ -72,6 +72,11 @@ def status(r: Redis, as_json: bool) -> int:
         f"{len(now.workers)} worker(s), {len(now.schedulers)} scheduler(s) alive"
         + ("" if ready else "  (NOT READY)"),
     )
+    if now.broker_trouble:
+        click.echo(
+            f"Celery's broker refused a task at {now.broker_trouble['at']} "
+            f"({_cut(now.broker_trouble['error'])}): retries wait for it"
+        )
     show(
         _ENDPOINT_COLUMNS,
         [_endpoint_row(view) for view in troubled],

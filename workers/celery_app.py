@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -11,9 +13,9 @@ from amqp.exceptions import AMQPError, IrrecoverableChannelError, IrrecoverableC
 from celery import Celery
 from kombu.exceptions import KombuError
 
-from broker.core import keys
+from broker.core import clock, keys
 from broker.core.connection import REDIS_TROUBLE, Redis, is_sentinel, on_cluster, sentinel_hosts
-from broker.core.defaults import SCHEDULER_BATCH
+from broker.core.defaults import BROKER_TROUBLE_SHOWN, SCHEDULER_BATCH
 from broker.core.errors import ConfigError
 from broker.core.settings import Settings
 
@@ -114,6 +116,9 @@ class CelerySender:
             self._app.send_task(task, args=args, queue=queue)
         except _SEND_TROUBLE as exc:
             log.warning("%s not sent (%s); the scheduler hands its work out", task, exc)
+            trouble = json.dumps({"at": clock.iso(clock.now()), "error": str(exc)[:300]})
+            with contextlib.suppress(*REDIS_TROUBLE):
+                self._redis.set(keys.BROKER_TROUBLE, trouble, ex=BROKER_TROUBLE_SHOWN)
 
 
 def settings_of(app: Any) -> Settings:

@@ -53,6 +53,9 @@ CLAIM_LEASE = 30.0
 #: what is still running then is left to the claims' end, as if it had been killed.
 SHUTDOWN_GRACE = 8.0
 
+#: Celery's broker is shown as failing for this long after it last refused a task (seconds).
+BROKER_TROUBLE_SHOWN = 60
+
 #: How often the scheduler looks for due retries and expired claims (seconds).
 SCHEDULER_INTERVAL = 0.2
 #: How many due queues the scheduler hands to one delivery task.

@@ -37,6 +37,9 @@ ENDPOINT_CHANGES = f"{PREFIX}:endpoint-changes"
 SETTINGS_GENERATION = f"{PREFIX}:settings-generation"
 DELIVERIES = f"{PREFIX}:deliveries"  # zset: delivery id -> created (ms)
 DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
+#: string, JSON {"at", "error"}: Celery's broker refused a task lately (it expires a minute
+#: after the last refusal); operators see it in `switchboard status` and on the dashboard.
+BROKER_TROUBLE = f"{PREFIX}:broker-trouble"
 #: hash of what every process counted for /metrics: field JSON [metric, [label values], part]
 #: ("" for a counter, a bucket's index, "sum" or "count" for a histogram) -> the count.
 METRICS = f"{PREFIX}:metrics"

@@ -3,6 +3,7 @@ and the actions (enable, disable, replay one, selected, or all of an endpoint)."
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
@@ -376,3 +377,13 @@ def test_a_conversation_id_is_one_segment_in_the_dashboard_s_links(web: WebApp) 
     assert link.endswith("/a%2F.%2Fb")
     signed_in(web)
     assert "You said: hi" in web.client.get(link).get_data(as_text=True)
+
+
+def test_the_overview_says_when_celery_s_broker_refuses_tasks(web: WebApp) -> None:
+    signed_in(web)
+    assert "broker failing" not in web.client.get("/dashboard").get_data(as_text=True)
+    trouble = {"at": "2026-12-01T10:00:00.000Z", "error": "Connection refused"}
+    web.redis.set(keys.BROKER_TROUBLE, json.dumps(trouble), ex=60)
+    page = web.client.get("/dashboard").get_data(as_text=True)
+    assert "scheduler(s); broker failing" in page
+    assert "refused a task at 2026-12-01T10:00:00.000Z: Connection refused" in page

@@ -92,3 +92,24 @@ def test_a_delivery_is_shown_with_its_attempts(
     assert json.loads(out)["attempts"][0]["statusCode"] == 500
     code, _, err = run_cli(capsys, "deliveries", "show", "msg_nope")
     assert code == 2 and "no delivery 'msg_nope'" in err
+
+
+def test_a_broker_that_refuses_tasks_is_shown_for_a_minute(
+    cli: WebApp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from workers.celery_app import CelerySender
+
+    class RefusingApp:
+        def send_task(self, *args: object, **kwargs: object) -> None:
+            raise OperationalError("[Errno 111] Connection refused")
+
+    CelerySender(RefusingApp(), cli.redis).deliver(["c|e"])  # type: ignore[arg-type]
+    assert 0 < cli.redis.ttl(keys.BROKER_TROUBLE) <= 60
+    _, out, _ = run_cli(capsys, "status")
+    assert "Celery's broker refused a task at " in out
+    assert "([Errno 111] Connection refused): retries wait for it" in out
+    _, out, _ = run_cli(capsys, "status", "--json")
+    assert json.loads(out)["brokerTrouble"]["error"] == "[Errno 111] Connection refused"
+    cli.redis.delete(keys.BROKER_TROUBLE)
