@@ -165,30 +165,40 @@ def cmd_token_create(description: str, bot: str | None) -> None:
         click.echo(admin_tokens.create(_redis(), description))
 
 
+_BOT_OPTION = click.option("--bot", help="a bot's API tokens rather than admin tokens")
+
+
 @cmd_token.command("list")
+@_BOT_OPTION
 @_on_redis
-def cmd_token_list() -> None:
-    """list the admin tokens made with `token create` (never the tokens themselves)"""
-    from broker.auth import admin_tokens
+def cmd_token_list(bot: str | None) -> None:
+    """list the admin tokens made with `token create`, or a bot's API tokens (never the
+    tokens themselves)"""
+    from broker.auth import admin_tokens, api_tokens
     from switchboard.listing import Column, show
 
-    found = admin_tokens.list_all(_redis())
+    r = _redis()
+    found = admin_tokens.list_all(r) if bot is None else api_tokens.list_for_bot(r, bot)
     show(
         [Column("id"), Column("created"), Column("description")],
         [[t["id"], t["createdAt"], t["description"]] for t in found],
-        f"{len(found)} admin token(s)",
+        f"{len(found)} {'admin' if bot is None else 'API'} token(s)",
     )
 
 
 @cmd_token.command("revoke")
 @click.argument("token_ids", nargs=-1, required=True)
+@_BOT_OPTION
 @_on_redis
-def cmd_token_revoke(token_ids: tuple[str, ...]) -> None:
-    """revoke admin tokens by their id: they stop working at once"""
-    from broker.auth import admin_tokens
+def cmd_token_revoke(token_ids: tuple[str, ...], bot: str | None) -> None:
+    """revoke tokens by their id: they stop working at once"""
+    from broker.auth import admin_tokens, api_tokens
 
     r = _redis()
-    _each(token_ids, lambda token_id: admin_tokens.revoke(r, token_id), "revoked")
+    if bot is None:
+        _each(token_ids, lambda token_id: admin_tokens.revoke(r, token_id), "revoked")
+    else:
+        _each(token_ids, lambda token_id: api_tokens.revoke(r, bot, token_id), "revoked")
 
 
 root.add_command(admin_cli.bots)

@@ -114,6 +114,12 @@ def test_token_create_for_a_bot_opens_its_agent_route(
     assert [t["description"] for t in listed] == ["desk"]
     refused = cli_env.get("/v1/bots", headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 403
+    code, out, _ = run_cli(capsys, "token", "list", "--bot", channel["botId"])
+    (listed,) = cli_env.get(f"/v1/bots/{channel['botId']}/api-tokens").json()["items"]
+    assert code == 0 and f"{listed['id']}" in out and "desk" in out and "1 API token(s)" in out
+    code, out, _ = run_cli(capsys, "token", "revoke", "--bot", channel["botId"], listed["id"])
+    assert code == 0 and out == f"{listed['id']} revoked\n"
+    assert cli_env.get(f"/v1/bots/{channel['botId']}/api-tokens").json()["items"] == []
 
 
 def test_admin_tokens_are_listed_and_revoked_through_the_cli(
