@@ -105,7 +105,7 @@ def test_a_broker_that_refuses_tasks_is_shown_for_a_minute(
         def send_task(self, *args: object, **kwargs: object) -> None:
             raise OperationalError("[Errno 111] Connection refused")
 
-    CelerySender(RefusingApp(), cli.redis).deliver(["c|e"])  # type: ignore[arg-type]
+    CelerySender(RefusingApp(), cli.redis).deliver(["c|e"])
     assert 0 < cli.redis.ttl(keys.BROKER_TROUBLE) <= 60
     _, out, _ = run_cli(capsys, "status")
     assert "Celery's broker refused a task at " in out

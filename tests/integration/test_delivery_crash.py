@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from collections import defaultdict
 
 import pytest
 
-from tests.integration.stacks import own_stack
+from tests.integration.stacks import OwnStack, own_stack
 from tests.polling import wait_until
 from tests.prerequisites import require_redis
 from tests.receivers import Answer, Receiver
+
+
+def _busy_worker(
+    own: OwnStack, env: dict[str, str], receiver: Receiver, conversations: list[str], each: int
+) -> subprocess.Popen[bytes]:
+    """A stack of one worker, given `each` messages of every conversation: the worker."""
+    own.start("web", env)
+    own.start("scheduler", env)
+    worker = own.start("worker", env).processes["worker"]
+    own.wait_ready()
+    channel = own.api.echo_channel(receiver.url)
+    for n in range(each):
+        for conversation in conversations:
+            assert own.api.send(channel, conversation, f"{conversation} #{n}").status_code == 202
+    return worker
 
 
 def test_a_worker_killed_mid_delivery_loses_nothing(
@@ -22,17 +38,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     with own_stack(tmp_path_factory.mktemp("crash") / "stack.log") as own:
         # Short claims, so that the dead worker's queues come back quickly.
         env = own.env(SWITCHBOARD_CLAIM_LEASE="1", SWITCHBOARD_TOTAL_TIMEOUT="1.5")
-        own.start("web", env)
-        own.start("scheduler", env)
-        doomed = own.start("worker", env).processes["worker"]
-        own.wait_ready()
-        channel = own.api.echo_channel(receiver.url)
         conversations = [f"user-{n}" for n in range(8)]
-        for n in range(6):
-            for conversation in conversations:
-                assert (
-                    own.api.send(channel, conversation, f"{conversation} #{n}").status_code == 202
-                )
+        doomed = _busy_worker(own, env, receiver, conversations, 6)
 
         wait_until(lambda: len(receiver.hits) >= 12, what="the first worker to be under way")
         os.kill(doomed.pid, signal.SIGKILL)
@@ -74,17 +81,8 @@ def test_a_worker_told_to_stop_ends_its_attempts_and_hands_the_rest_back(
     receiver.behaviour = lambda hit: Answer(200, delay=0.5)
     with own_stack(tmp_path_factory.mktemp("stopped") / "stack.log") as own:
         env = own.env(SWITCHBOARD_CLAIM_LEASE="30")
-        own.start("web", env)
-        own.start("scheduler", env)
-        stopping = own.start("worker", env).processes["worker"]
-        own.wait_ready()
-        channel = own.api.echo_channel(receiver.url)
         conversations = [f"user-{n}" for n in range(20)]
-        for n in range(3):
-            for conversation in conversations:
-                assert (
-                    own.api.send(channel, conversation, f"{conversation} #{n}").status_code == 202
-                )
+        stopping = _busy_worker(own, env, receiver, conversations, 3)
         wait_until(lambda: len(receiver.hits) >= 10, what="the worker to be under way")
         stopping.terminate()
         assert stopping.wait(timeout=20) == 0
