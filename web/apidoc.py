@@ -50,6 +50,25 @@ ANY_JSON = Content("application/json", "a JSON document")
 #: What an answer carries: a model, another kind of content, or nothing (e.g. 204).
 Answer = type[BaseModel] | Content | None
 
+
+@dataclass(frozen=True)
+class Header:
+    """A request header a route reads (a header parameter in the document)."""
+
+    name: str
+    description: str
+    schema: Mapping[str, Any]
+
+
+#: The header of the two message routes that makes a retry safe (docs/wire-contract.md §1a).
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key",
+    "Any string naming this message: a repeat with the same key in the next 24 h is "
+    "acknowledged again and not processed twice; the same key with another message is "
+    "`422`.",
+    {"type": "string"},
+)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ATTRIBUTE = "__apidoc__"
@@ -61,10 +80,11 @@ class RouteDoc:
     records one on the view.
 
     `answers` maps each success status to its body; `errors` lists the error statuses
-    particular to the route. The generic ones are added by the generator: 400, 413,
-    415 and 422 for routes with a body, 401 (and 403) for authenticated routes, 404 for
-    routes with path parameters, 422 for routes with query parameters, 429 for
-    channel routes.
+    particular to the route. The generic ones are added by the generator: the web
+    server's own refusals on every route (`_SERVER_ERRORS`: 400, 405, 408, 413, 414, 431,
+    503), 415 and 422 for routes with a body, 401 (and 403) for authenticated routes, 404
+    for routes with path parameters, 422 for routes with query parameters, 429 for
+    channel routes. `headers` are the request headers the route reads.
     """
 
     summary: str
@@ -75,6 +95,7 @@ class RouteDoc:
     body_media_type: str = "application/json"
     body_required: bool = True
     query: type[BaseModel] | None = None
+    headers: Sequence[Header] = ()
     errors: Collection[int] = ()
     description: str = ""
     tags: Sequence[str] = ()
@@ -123,19 +144,30 @@ _ERROR_DESCRIPTIONS = {
     401: "No credentials, or credentials that are not valid.",
     403: "The credentials do not allow this.",
     404: "Nothing with that id, or no such route.",
-    405: "The route does not take that method.",
+    405: "The route does not take that method (`method_not_allowed`; `Allow` names those it "
+    "takes).",
+    408: "The request stopped arriving for 30 s, or was not whole after 60 s (`request_timeout`).",
     409: "The request conflicts with the current state.",
-    413: "The body is larger than the configured limit.",
-    415: "The body is not JSON.",
+    413: "The body is larger than the configured limit (SWITCHBOARD_MAX_BODY_BYTES).",
+    414: "The request line is longer than 4,094 bytes (`uri_too_long`).",
+    415: "The body is not JSON, or it has a content coding (`gzip` and the like are not taken).",
     422: "The body or a parameter does not validate; `field` names the faulty path.",
     429: "Too many requests, or too many failed authentications from this client or against "
     "this target; wait for the seconds in `Retry-After`.",
+    431: "More than 100 headers, or one over 8,190 bytes (`headers_too_large`).",
     502: "The endpoint the request depends on did not answer as expected.",
     503: "Redis is unreachable, read-only or out of memory (code `unavailable`); wait for the "
     "seconds in `Retry-After`.",
 }
 
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
+
+#: What the web server itself may answer any request, before a route sees it
+#: (docs/architecture.md, "The web server"): a malformed request (400), a method the route
+#: does not take (405), a request that does not arrive in time (408), a body over the limit,
+#: declared or chunked (413), a request line or headers too long (414, 431), and Redis
+#: unable to serve (503).
+_SERVER_ERRORS = frozenset({400, 405, 408, 413, 414, 431, 503})
 
 #: Each kind of auth: its security requirement in the document, and how /docs says it.
 _AUTH: dict[Auth, tuple[list[dict[str, list[str]]], str]] = {
@@ -232,9 +264,9 @@ def undocumented(app: Flask) -> list[str]:
 def _error_statuses(route: _Route) -> list[int]:
     """The error statuses a route may answer, generic ones included."""
     doc = route.doc
-    statuses = set(doc.errors)
+    statuses = set(doc.errors) | _SERVER_ERRORS
     if doc.body is not None:
-        statuses |= {400, 413, 415, 422}
+        statuses |= {415, 422}
     if doc.query is not None:
         statuses.add(422)
     if doc.auth not in ("none", "metrics"):
@@ -245,7 +277,6 @@ def _error_statuses(route: _Route) -> list[int]:
         statuses.add(404)
     if doc.auth == "channel":
         statuses.add(429)
-    statuses.add(503)
     return sorted(s for s in statuses if s not in doc.answers)
 
 
@@ -295,6 +326,16 @@ def _parameters(route: _Route, schemas: _Schemas) -> list[dict[str, Any]]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in route.params
     ]
+    params += [
+        {
+            "name": header.name,
+            "in": "header",
+            "required": False,
+            "description": header.description,
+            "schema": dict(header.schema),
+        }
+        for header in route.doc.headers
+    ]
     if route.doc.query is not None:
         query = schemas.of(route.doc.query)
         for name, schema in query.get("properties", {}).items():
@@ -311,6 +352,13 @@ def _parameters(route: _Route, schemas: _Schemas) -> list[dict[str, Any]]:
 
 
 def _answer(status: int, answer: Answer, schemas: _Schemas) -> dict[str, Any]:
+    documented = _answer_body(status, answer, schemas)
+    if status in (429, 503):  # e.g. /readyz's 503 (when Redis is why), the login form's 429
+        documented["headers"] = _RETRY_AFTER
+    return documented
+
+
+def _answer_body(status: int, answer: Answer, schemas: _Schemas) -> dict[str, Any]:
     if isinstance(answer, Content):
         free_json = answer.media_type == ANY_JSON.media_type
         schema: dict[str, Any] = {} if free_json else {"type": "string"}

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: A time of a query or body, as /openapi.json says it (only the document: the route reads
+#: it with `broker.core.clock.ms_of_iso`, which also takes other ISO 8601 forms).
+TIME: dict[str, Any] = {"format": "date-time"}
+
+
+def time_or_empty(schema: dict[str, Any]) -> None:
+    """The schema of an optional time also says that an empty string is no bound."""
+    schema["anyOf"].insert(1, {"const": ""})
 
 
 class Pagination(BaseModel):
@@ -34,8 +43,16 @@ class DeliveryFilter(Pagination):
 
 class DeadLetterFilter(Pagination):
     endpointId: str | None = None
-    since: str | None = Field(default=None, description="ISO 8601 time; dead since then.")
-    until: str | None = Field(default=None, description="ISO 8601 time; dead until then.")
+    since: Annotated[str, Field(json_schema_extra=TIME)] | None = Field(
+        default=None,
+        description="ISO 8601 time; dead since then (an empty value: no bound).",
+        json_schema_extra=time_or_empty,
+    )
+    until: Annotated[str, Field(json_schema_extra=TIME)] | None = Field(
+        default=None,
+        description="ISO 8601 time; dead until then (an empty value: no bound).",
+        json_schema_extra=time_or_empty,
+    )
 
 
 class DeadTurnFilter(Pagination):

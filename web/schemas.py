@@ -6,13 +6,56 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictStr
 
+from broker.bots.templates import TEMPLATES
 from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
-from web.queries import Pagination
+from web.queries import TIME, Pagination, time_or_empty
 
 #: A verify token: long enough that it cannot be guessed in the attempts throttling allows.
 VerifyToken = Annotated[StrictStr, Field(min_length=VERIFY_TOKEN_MIN_LENGTH, max_length=256)]
+
+# The `json_schema_extra` and `description` below only shape /openapi.json; what validates
+# is the same as without them.
+
+#: An endpoint URL, as /openapi.json says it: outbound safety (broker/delivery/netsafety.py)
+#: checks the rest when it is saved (`422`).
+URL_SCHEMA: dict[str, Any] = {"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
+URL_DESCRIPTION = (
+    "An http:// or https:// URL with a host and no credentials; one that resolves to a "
+    "loopback, private, link-local, multicast or reserved address is refused (`422`) unless "
+    "SWITCHBOARD_OUTBOUND_ALLOWLIST lets it through."
+)
+
+#: A bot definition, as /openapi.json says it; `broker.bots.definition.validate` judges it.
+_TEMPLATE_NAMES: list[JsonValue] = [*sorted(TEMPLATES)]
+_DEFINITION = Field(
+    description='A bot definition: `{"template": NAME}` for a built-in one, or a definition '
+    "validated against the JSON Schema served at `GET /v1/schemas/bot-definition` (version 2, "
+    "with `version: 2`; without `version` it is read as version 1, described in the README). "
+    "A definition that does not validate is `422`, with every fault and its path in `errors`.",
+    json_schema_extra={
+        "oneOf": [
+            {
+                "title": "Template",
+                "required": ["template"],
+                "properties": {"template": {"enum": _TEMPLATE_NAMES}},
+                "additionalProperties": False,
+            },
+            {
+                "title": "Definition",
+                "description": "See `GET /v1/schemas/bot-definition`.",
+                "required": ["startState", "states"],
+                "properties": {
+                    "template": False,
+                    "version": {"enum": [1, 2]},
+                    "startState": {"type": "string"},
+                    "states": {"type": "object"},
+                },
+            },
+        ]
+    },
+)
 
 
 class _Body(BaseModel):
@@ -22,15 +65,17 @@ class _Body(BaseModel):
 
 class CreateBot(_Body):
     name: StrictStr = Field(min_length=1, max_length=200)
-    definition: dict[str, Any]
+    definition: dict[str, Any] = _DEFINITION
 
 
 class PutDraft(_Body):
-    definition: dict[str, Any]
+    definition: dict[str, Any] = _DEFINITION
 
 
 class CreateChannel(_Body):
-    webhookUrl: StrictStr = Field(min_length=1, max_length=2048)
+    webhookUrl: StrictStr = Field(
+        min_length=1, max_length=2048, description=URL_DESCRIPTION, json_schema_extra=URL_SCHEMA
+    )
     verifyToken: VerifyToken | None = None
     version: Literal["DRAFT", "LIVE"] = "LIVE"
 
@@ -40,7 +85,9 @@ Delay = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 
 
 class PatchChannel(_Body):
-    webhookUrl: StrictStr | None = Field(default=None, min_length=1, max_length=2048)
+    webhookUrl: Annotated[StrictStr, Field(json_schema_extra=URL_SCHEMA)] | None = Field(
+        default=None, min_length=1, max_length=2048, description=URL_DESCRIPTION
+    )
     verifyToken: VerifyToken | None = None
     version: Literal["DRAFT", "LIVE"] | None = None
     rateLimit: float | None = Field(
@@ -57,8 +104,16 @@ class PatchChannel(_Body):
 
 class DeadLetterReplay(_Body):
     endpointId: StrictStr | None = None
-    since: StrictStr | None = None
-    until: StrictStr | None = None
+    since: Annotated[StrictStr, Field(json_schema_extra=TIME)] | None = Field(
+        default=None,
+        description="ISO 8601 time; dead since then (an empty string: no bound).",
+        json_schema_extra=time_or_empty,
+    )
+    until: Annotated[StrictStr, Field(json_schema_extra=TIME)] | None = Field(
+        default=None,
+        description="ISO 8601 time; dead until then (an empty string: no bound).",
+        json_schema_extra=time_or_empty,
+    )
 
 
 # --- conversations, agent actions, offloading, API tokens -------------------------
@@ -94,11 +149,32 @@ class ConversationListQuery(VersionPageQuery):
     )
 
 
+def _something_to_do(schema: dict[str, Any]) -> None:
+    """What the route requires beyond the fields' own rules (a null counts as absent)."""
+    resume = {"required": ["resumeBot"], "properties": {"resumeBot": {"const": True}}}
+    schema["allOf"] = [
+        {
+            "description": "`sendMessages` (at least one) or `resumeBot: true`, or both.",
+            "anyOf": [
+                {"required": ["sendMessages"], "properties": {"sendMessages": {"type": "array"}}},
+                resume,
+            ],
+        },
+        {
+            "description": "`goToDialogstate` only with `resumeBot: true`.",
+            "anyOf": [{"properties": {"goToDialogstate": {"type": "null"}}}, resume],
+        },
+    ]
+
+
 class ConversationAction(_Body):
-    """Agent messages and/or hand-back (docs/wire-contract.md §4). Each `sendMessages` item is
-    a BotMessage or one of Chatlayer's conversation-action forms (`textMessageTemplate`,
-    `buttonTemplate`, `quickReplyTemplate`, `attachmentTemplate`, `carouselTemplate`,
-    `listTemplate`)."""
+    """Agent messages and/or hand-back (docs/wire-contract.md §4): `sendMessages` (at least
+    one), `resumeBot: true`, or both; `goToDialogstate` needs `resumeBot: true`. Each
+    `sendMessages` item is a BotMessage or one of Chatlayer's conversation-action forms
+    (`textMessageTemplate`, `buttonTemplate`, `quickReplyTemplate`, `attachmentTemplate`,
+    `carouselTemplate`, `listTemplate`)."""
+
+    model_config = ConfigDict(json_schema_extra=_something_to_do)
 
     sendMessages: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=50)
     resumeBot: StrictBool | None = None
@@ -106,7 +182,9 @@ class ConversationAction(_Body):
 
 
 class ConfigureOffloading(_Body):
-    apiUrl: StrictStr = Field(min_length=1, max_length=2048)
+    apiUrl: StrictStr = Field(
+        min_length=1, max_length=2048, description=URL_DESCRIPTION, json_schema_extra=URL_SCHEMA
+    )
     # The platform's own token, sent to it: whatever it chose. A channel's, which lets
     # messages in by the legacy form, must be long (VerifyToken).
     verifyToken: StrictStr = Field(min_length=1, max_length=256)

@@ -7,7 +7,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
 
+from broker.core.defaults import SESSION_DATA_BYTES, SESSION_DATA_KEYS
+
 _ID = Field(min_length=1, max_length=256)
+
+
+# What the validators below require, said in the JSON Schema too (/openapi.json): these
+# only shape the document, never what validates. A field given as null counts as absent,
+# as the validators take it.
+
+
+def _given(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    """A subschema: `name` is there and not null."""
+    prop = schema["properties"][name]
+    kinds = [kind for kind in prop.get("anyOf", [prop]) if kind.get("type") != "null"]
+    return {"required": [name], "properties": {name: kinds[0] if len(kinds) == 1 else prop}}
+
+
+def _any_given(*names: str, description: str) -> Any:
+    def extra(schema: dict[str, Any]) -> None:
+        schema["anyOf"] = [_given(schema, name) for name in names]
+        schema["description"] = description
+
+    return extra
 
 
 class _Strict(BaseModel):
@@ -31,6 +53,15 @@ class KeyValue(BaseModel):
 
 
 class PostbackMessage(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra=_any_given(
+            "payload",
+            "nextDialogstateId",
+            description="A button or quick-reply press: it needs a `payload` or a "
+            "`nextDialogstateId` (either or both).",
+        )
+    )
+
     title: StrictStr | None = Field(default=None, max_length=1000)
     payload: StrictStr | None = Field(default=None, max_length=10_000)
     nextDialogstateId: StrictStr | None = Field(default=None, max_length=256)
@@ -58,8 +89,16 @@ class LocationMessage(_Strict):
     coordinates: Coordinates
 
 
+def _exactly_one_kind(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = [_given(schema, name) for name in schema["properties"]]
+    schema["description"] = (
+        "Exactly one of `textMessage`, `postbackMessage`, `introMessage`, `locationMessage` "
+        "(one given as null counts as absent)."
+    )
+
+
 class MessageBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_kind)
 
     textMessage: TextMessage | None = None
     postbackMessage: PostbackMessage | None = None
@@ -80,12 +119,29 @@ class MessageBody(BaseModel):
 class InboundMessage(BaseModel):
     """POST /v1/channels/webhook/{channelId}/messages."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra=_any_given(
+            "conversationId",
+            "user",
+            description="POST /v1/channels/webhook/{channelId}/messages. The user is named "
+            "by `conversationId` or by `user` (with its `id`): one of the two is required; "
+            "`conversationId` wins when both are given.",
+        ),
+    )
 
     conversationId: StrictStr | None = Field(default=None, min_length=1, max_length=256)
     user: User | None = None
     message: MessageBody
-    sessionData: dict[str, Any] | None = None
+    sessionData: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra={"maxProperties": SESSION_DATA_KEYS},
+        description="Merged into the session's variables before the turn. At most "
+        f"{SESSION_DATA_KEYS} keys and {SESSION_DATA_BYTES // 1024} KiB (keys and values as "
+        "compact UTF-8 JSON) per message by default, counting a postback's "
+        "`sessionDataToSet`, and what the conversation holds within its own limits: `422` "
+        "past them.",
+    )
     messageId: StrictStr | None = Field(default=None, min_length=1, max_length=256)
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from broker.channels.message_form import InboundMessage
 from web import inbound_counts, message_intake
 from web.answers import Queued
-from web.apidoc import documented
+from web.apidoc import IDEMPOTENCY_KEY, documented
 from web.auth import client_address
 from web.message_intake import MessagePost
 from web.request_body import body_bytes
@@ -24,6 +24,7 @@ bp.after_request(inbound_counts.count)
     "Send a user message to the channel's bot (docs/wire-contract.md §1a)",
     auth="channel",
     body=InboundMessage,
+    headers=[IDEMPOTENCY_KEY],
     answers={202: Queued},
     description="Answers once the message is durably queued. An `Idempotency-Key` header "
     "or a `messageId` seen in the last 24 h is acknowledged again and not processed twice.",

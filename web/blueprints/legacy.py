@@ -7,7 +7,7 @@ from flask import Blueprint, Response, request
 
 from broker.channels import legacy_form
 from web import inbound_counts, message_intake
-from web.apidoc import Content, documented
+from web.apidoc import IDEMPOTENCY_KEY, Content, documented
 from web.auth import client_address
 from web.message_intake import EVENT_RECEIVED, MessagePost
 from web.request_body import body_bytes
@@ -22,6 +22,7 @@ bp.after_request(inbound_counts.count)
     "Send a user message, legacy form (docs/wire-contract.md §1b)",
     auth="verify_token",
     body=legacy_form.LegacyMessage,
+    headers=[IDEMPOTENCY_KEY],
     answers={200: Content("text/plain", "The message is queued.", example=EVENT_RECEIVED)},
     errors=[401, 429],
     description="No access token: the verify token in the body names which of the bot's "
