@@ -14,7 +14,6 @@ from flask import Response, g
 
 from broker.core import metrics
 
-_UNKNOWN = "unknown"
 _REFUSALS = {
     401: "unauthorized",
     403: "unauthorized",
@@ -28,7 +27,7 @@ class InboundCount:
     """What one message request counts as."""
 
     #: The channel the message comes from, once authenticated.
-    channel: str = _UNKNOWN
+    channel: str = metrics.UNKNOWN_CHANNEL
     #: False when the message repeats one seen before.
     queued: bool = True
 

@@ -57,6 +57,8 @@ class Metric:
     buckets: tuple[float, ...] = ()
 
 
+#: The channel label of inbound messages whose channel was not authenticated.
+UNKNOWN_CHANNEL = "unknown"
 INBOUND_MESSAGES = Metric(
     "switchboard_inbound_messages",
     "Inbound messages by channel and outcome: queued, duplicate (an idempotency key seen "
@@ -287,6 +289,22 @@ def forget(r: Redis, label_value: str) -> None:
             gone.append(series)
     for start in range(0, len(gone), 500):
         r.hdel(keys.METRICS, *gone[start : start + 500])
+
+
+def forget_gone_channels(r: Redis, counts: Counts, channels: set[str]) -> None:
+    """Drop the inbound series of channels not in `channels` from `counts` and from Redis.
+    Those of a removed channel were forgotten with it, but a process that counted one of
+    its messages just before adds the series again at its next flush. `channels` must be
+    read after `counts`: a channel made meanwhile has no series yet."""
+    series = counts.counters.get(INBOUND_MESSAGES.name, {})
+    gone = [
+        labels for labels in series if labels[0] != UNKNOWN_CHANNEL and labels[0] not in channels
+    ]
+    for labels in gone:
+        del series[labels]
+    fields = [_field(INBOUND_MESSAGES, labels, "") for labels in gone]
+    for start in range(0, len(fields), 500):
+        r.hdel(keys.METRICS, *fields[start : start + 500])
 
 
 def read(r: Redis) -> Counts:

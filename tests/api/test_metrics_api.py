@@ -14,7 +14,7 @@ from broker.core.connection import Redis, index_shards
 from broker.delivery.records import split_due_member, split_ref
 from tests.delivery_work import due_members
 from tests.receivers import Answer, Hit, Receiver, ReceiverFactory
-from tests.web_app import WebApp, api_error, web_app
+from tests.web_app import ADMIN, WebApp, api_error, web_app
 from web.services import Services
 
 pytestmark = pytest.mark.usefixtures("served_by")
@@ -146,3 +146,21 @@ def test_readiness_says_redis_is_unreachable_without_its_error_text() -> None:
             "redis": "unreachable",
             "reason": "Redis does not answer",
         }
+
+
+def test_a_removed_channel_s_series_do_not_come_back(web: WebApp, receiver: Receiver) -> None:
+    """A process that counted a channel's message just before its removal adds the series
+    again at its next flush: the scrape drops it."""
+    from broker.core import metrics
+
+    channel = web.channel(webhookUrl=receiver.url)
+    web.say(channel, "u1", "hello")
+    removed = web.client.delete(
+        f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}", headers=ADMIN
+    )
+    assert removed.status_code == 204
+    late = metrics._field(metrics.INBOUND_MESSAGES, (channel["id"], "queued"), "")
+    web.redis.hincrby(keys.METRICS, late, 1)  # a late flush of another process
+    inbound = {labels for name, labels in scrape(web) if name.startswith("switchboard_inbound")}
+    assert not any(("channel", channel["id"]) in labels for labels in inbound)
+    assert not web.redis.hexists(keys.METRICS, late)

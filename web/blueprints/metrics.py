@@ -24,6 +24,7 @@ from broker import overview
 from broker.core import metrics
 from broker.core.errors import Unauthorized
 from broker.core.heartbeats import ROLES
+from broker.delivery import endpoint_store
 from web.apidoc import Content, documented
 from web.auth import bearer_token
 from web.services import services
@@ -129,6 +130,8 @@ def metrics_text() -> Response:
     _require_metrics_token()
     r = services().redis
     metrics.flush()  # this process's latest counts, so that a scrape sees its own
+    counts = metrics.read(r)
+    metrics.forget_gone_channels(r, counts, set(endpoint_store.all_ids(r)))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SwitchboardMetrics(metrics.read(r), overview.take(r)))
+    registry.register(SwitchboardMetrics(counts, overview.take(r)))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
