@@ -64,6 +64,19 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def refusals_are_connection_trouble() -> None:
+    """Make kombu's Redis transport take Redis's refusals (MISCONF when it cannot persist,
+    READONLY, NOREPLICAS, OOM) as it takes a lost connection: the worker's consumer
+    reconnects, with its backoff, until Redis writes again. Taken as any other error, one
+    ended the worker, with exit code 0, while Redis only had a full disk for a moment."""
+    import redis
+    from kombu.transport import redis as kombu_redis
+
+    transport = kombu_redis.Transport
+    if redis.ResponseError not in transport.connection_errors:
+        transport.connection_errors = (*transport.connection_errors, redis.ResponseError)
+
+
 def check_broker(app: Celery) -> None:
     """ConfigError for a broker that will never take us (a wrong login, an unknown vhost),
     at start rather than at the first task; one that is only away is logged: everything

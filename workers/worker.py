@@ -12,11 +12,18 @@ from celery.signals import celeryd_after_setup, worker_shutdown, worker_shutting
 from broker.core import heartbeats, metrics
 from broker.core.settings import Settings
 from workers import turn_runners
-from workers.celery_app import DELIVERY_QUEUE, check_broker, make_celery
+from workers.celery_app import (
+    DELIVERY_QUEUE,
+    check_broker,
+    make_celery,
+    refusals_are_connection_trouble,
+)
 from workers.process import process
 
 _heartbeat: list[threading.Event] = []
 _runners: list[turn_runners.Runners] = []
+#: Set when the worker is told to stop; a worker that stops otherwise failed.
+_told_to_stop = threading.Event()
 
 
 @celeryd_after_setup.connect
@@ -33,6 +40,7 @@ def _start(sender: Any, instance: Any, **_: Any) -> None:
 @worker_shutting_down.connect
 def _stop_taking(**_: Any) -> None:
     """At the signal, before Celery's own shutdown: no new turns, no new attempts."""
+    _told_to_stop.set()
     if _runners:
         for runners in _runners:
             runners.stopping.set()
@@ -65,15 +73,25 @@ def run(
 ) -> None:
     app = make_celery(settings)
     check_broker(app)
-    app.worker_main(
-        [
-            "worker",
-            f"--pool={pool}",
-            f"--concurrency={concurrency}",
-            f"--queues={DELIVERY_QUEUE}",
-            f"--loglevel={loglevel}",
-            "--without-gossip",
-            "--without-mingle",
-            # Celery's own heartbeats stay on: Flower tells live workers by them.
-        ]
-    )
+    refusals_are_connection_trouble()
+    try:
+        app.worker_main(
+            [
+                "worker",
+                f"--pool={pool}",
+                f"--concurrency={concurrency}",
+                f"--queues={DELIVERY_QUEUE}",
+                f"--loglevel={loglevel}",
+                "--without-gossip",
+                "--without-mingle",
+                # Celery's own heartbeats stay on: Flower tells live workers by them.
+            ]
+        )
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if not code and not _told_to_stop.is_set():
+        # Celery ends a worker it cannot go on with with exit code 0: a supervisor that only
+        # restarts processes that failed would leave it stopped.
+        code = 1
+    raise SystemExit(code)

@@ -16,16 +16,17 @@ log = logging.getLogger(__name__)
 
 def replay(r: Redis, delivery_id: str) -> bool:
     """Send a delivered or dead-lettered delivery again; False if it is already under way."""
-    endpoint_id = _queue_again(r, delivery_id)
+    endpoint_id = _queue_again(r, delivery_id, dead_only=False)
     if endpoint_id is None:
         return False
     health.probe_soon(r, endpoint_id)
     return True
 
 
-def _queue_again(r: Redis, delivery_id: str) -> str | None:
+def _queue_again(r: Redis, delivery_id: str, *, dead_only: bool) -> str | None:
     """Put the delivery back on its queue; its endpoint's id, or None if it is already under
-    way. The endpoint's circuit is the caller's to open for a probe."""
+    way (or, `dead_only`, not dead). The endpoint's circuit is the caller's to open for a
+    probe."""
     found = records.load(r, delivery_id)
     endpoint_id = found.endpoint_id
     if found.expires_at and found.expires_at <= clock.now():
@@ -52,7 +53,7 @@ def _queue_again(r: Redis, delivery_id: str) -> str | None:
             keys.fifo(conversation_key, endpoint_id),
             keys.delivery_attempts(conversation_key, delivery_id),
         ],
-        [delivery_id],
+        [delivery_id, "dead" if dead_only else ""],
     )
     if result == -1:
         raise NotFound(f"no delivery {delivery_id!r}")
@@ -66,14 +67,15 @@ def _queue_again(r: Redis, delivery_id: str) -> str | None:
 
 
 def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
-    """Replay several deliveries; returns how many were queued again. A delivery whose
-    record expired meanwhile, whose time ran out, or whose endpoint was removed, is passed
-    over."""
+    """Replay several dead letters; returns how many were queued again. A delivery that is
+    no longer dead (another replay sent it again: two bulk replays at once must not send
+    it twice), whose record expired, whose time ran out, or whose endpoint was removed, is
+    passed over."""
     replayed = 0
     endpoints: set[str] = set()
     for delivery_id in delivery_ids:
         try:
-            endpoint_id = _queue_again(r, delivery_id)
+            endpoint_id = _queue_again(r, delivery_id, dead_only=True)
         except (NotFound, Conflict):
             continue
         if endpoint_id is not None:

@@ -21,6 +21,7 @@ import requests
 
 from broker.core.connection import Redis
 from switchboard.embedded_redis import free_port
+from switchboard.stack import Stack
 from tests.integration.stacks import ADMIN, STACK_SETTINGS, Api
 from tests.polling import wait_until
 from tests.prerequisites import require_redis_server
@@ -250,3 +251,34 @@ def test_a_read_only_redis_answers_503_and_recovers(
         wait_until(lambda: _ready(api), timeout=30, what="ready again")
         assert api.send(channel, "u2", "after").status_code == 202
         assert texts(wait_delivered(receiver, 1)) == ["You said: after"]
+
+
+def test_a_worker_outlives_a_redis_that_refuses_writes(
+    own_redis: OwnRedis, tmp_path: Path, make_receiver: ReceiverFactory
+) -> None:
+    """The roles run apart, with no supervisor to start a worker again: Celery's consumer
+    took Redis's refusal (here NOREPLICAS; MISCONF on a full disk) as fatal and ended the
+    worker, with exit code 0."""
+    receiver = make_receiver()
+    port = free_port()
+    env = {**STACK_SETTINGS, "REDIS_URL": own_redis.url, "SWITCHBOARD_BROKER_URL": ""}
+    env["SWITCHBOARD_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    with (tmp_path / "stack.log").open("ab") as log:
+        stack = Stack({k: v for k, v in env.items() if v}, port=port, log=log)
+        try:
+            stack.start()
+            stack.wait_ready()
+            api = Api(stack.url, ADMIN)
+            channel = api.echo_channel(receiver.url)
+            r = own_redis.client()
+            r.config_set("min-replicas-to-write", 1)
+            assert _is_unavailable(api.send(channel, "u1", "while refused"))
+            worker = stack.processes["worker"]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=3)  # it ended within a second
+            r.config_set("min-replicas-to-write", 0)
+            assert worker.poll() is None
+            assert api.send(channel, "u2", "after").status_code == 202
+            assert texts(wait_delivered(receiver, 1)) == ["You said: after"]
+        finally:
+            stack.stop()

@@ -252,3 +252,19 @@ def test_a_last_attempt_whose_endpoint_went_meanwhile_lists_no_dead_letter(
     work_queue(r, settings, RemovingClient(r), queue_ref(conversation_key, EP))
 
     assert r.zscore(keys.DEAD, only) is None
+
+
+def test_a_bulk_replay_passes_over_what_is_no_longer_dead(r: Redis, settings: Settings) -> None:
+    """Two bulk replays at once: the second finds the first's deliveries queued or already
+    delivered again, and must not send them once more."""
+    conversation_key = "q" * 20
+    ref = queue_ref(conversation_key, EP)
+    (delivery_id,) = fan_out(r, settings, conversation_key, ["one"])
+    work_queue(r, settings, ScriptedClient(AttemptResult(500, 1)), ref)
+    r.hset(keys.delivery(conversation_key, delivery_id), "status", "dead")
+    assert replay.replay_many(r, [delivery_id]) == 1
+    assert replay.replay_many(r, [delivery_id]) == 0  # queued again by the first
+    work_queue(r, settings, ScriptedClient(AttemptResult(200, 1)), ref)
+    assert r.hget(keys.delivery(conversation_key, delivery_id), "status") == "delivered"
+    assert replay.replay_many(r, [delivery_id]) == 0  # delivered by the first's replay
+    assert replay.replay(r, delivery_id)  # one by one, an operator may send it again
