@@ -250,7 +250,7 @@ def cmd_dlq_list(endpoint: str | None, since: str | None, until: str | None, lim
     from broker.delivery import delivery_index
     from switchboard.listing import Column, show
 
-    newest, total = delivery_index.dead_letter_page(
+    found = delivery_index.dead_letter_page(
         _redis(),
         offset=0,
         limit=limit,
@@ -258,7 +258,7 @@ def cmd_dlq_list(endpoint: str | None, since: str | None, until: str | None, lim
         since_ms=_time_ms(since, "since"),
         until_ms=_time_ms(until, "until"),
     )
-    shown = newest[::-1]
+    shown, total = found.items[::-1], found.total
     note = f" (the newest {len(shown)} shown)" if len(shown) < total else ""
     show(
         [

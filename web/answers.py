@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker.delivery.delivery_index import SCAN_LIMIT
+
 
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -151,6 +153,12 @@ class DeliveryList(_Answer):
     total: int
     page: int
     limit: int
+    scanLimited: bool | None = Field(
+        default=None,
+        description="Present and true when a listing by status (other than dead) or by "
+        f"session stopped after the newest {SCAN_LIMIT:,} deliveries: `total` counts the matches "
+        "among them, and pages past them are empty. Narrow it by `endpointId`.",
+    )
 
 
 class Replayed(_Answer):

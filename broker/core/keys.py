@@ -173,6 +173,11 @@ def endpoint_deliveries(endpoint_id: str) -> str:
     return f"{_endpoint(endpoint_id)}:deliveries"
 
 
+def endpoint_dead(endpoint_id: str) -> str:
+    """zset: the endpoint's dead-lettered delivery ids by time of death (as `DEAD`)."""
+    return f"{_endpoint(endpoint_id)}:dead"
+
+
 def heartbeats(role: str) -> str:
     """zset: process name ("<host>:<pid>") of a live worker or scheduler -> its last beat (s)."""
     return f"{PREFIX}:heartbeats:{role}"

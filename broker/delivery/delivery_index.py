@@ -1,36 +1,89 @@
-"""Finding deliveries: newest first, by status, endpoint, conversation or dead-letter time."""
+"""Finding deliveries: newest first, by status, endpoint, conversation or dead-letter time.
+
+Every delivery is on `sb:deliveries` and its endpoint's index; a dead one also on `sb:dead`
+and its endpoint's dead index. A listing by one of those indexes reads only its page. A
+listing by status (other than dead) or by conversation walks an index newest first, reading
+one field list per entry and whole records only for the page, and stops counting after
+SCAN_LIMIT entries: its answer then says so (`scanLimited`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from broker.core import keys
+from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.delivery import records
 
 #: A filtered listing reads at most this many index entries before it stops counting.
-SCAN_LIMIT = 20_000
+SCAN_LIMIT = 50_000
 _CHUNK = 500
+
+
+class Page(NamedTuple):
+    items: list[dict[str, Any]]
+    total: int
+    #: The walk stopped at SCAN_LIMIT entries: `total` counts what it found before.
+    scan_limited: bool = False
 
 
 def _newest_first(
     r: Redis, key: str, low: float | str = "-inf", high: float | str = "+inf"
-) -> Iterator[str]:
-    """The index's members, newest first, each once. Read in chunks by rank while work goes
-    on: a member added meanwhile moves the others down a rank, so the next chunk may
-    begin with one already given."""
+) -> Iterator[list[str]]:
+    """The index's members, newest first, each once, a chunk at a time, at most SCAN_LIMIT.
+    Read by rank while work goes on: a member added meanwhile moves the others down a rank,
+    so the next chunk may begin with one already given."""
     offset = 0
     given: set[str] = set()
     while offset < SCAN_LIMIT:
         chunk = r.zrevrangebyscore(key, high, low, start=offset, num=_CHUNK)
-        for member in chunk:
-            if member not in given:
-                given.add(member)
-                yield member
+        fresh = [member for member in chunk if member not in given]
+        given.update(fresh)
+        if fresh:
+            yield fresh
         if len(chunk) < _CHUNK:
             return
         offset += len(chunk)
+
+
+@dataclass(frozen=True)
+class _Glance:
+    """What a filter looks at of a delivery."""
+
+    status: str
+    endpoint_id: str
+    session_id: str
+
+
+def _glances(r: Redis, delivery_ids: Sequence[str]) -> list[_Glance | None]:
+    """Each delivery's status (`waiting` told from `queued` as a view does), endpoint and
+    session, in a round trip or two; None for a record that expired."""
+    pipe = r.pipeline(transaction=False)
+    for delivery_id in delivery_ids:
+        conversation_key = ids.conversation_of_delivery(delivery_id)
+        pipe.hmget(
+            keys.delivery(conversation_key, delivery_id),
+            ["kind", "status", "endpointId", "conversationId"],
+        )
+    found = [
+        _Glance(status, endpoint_id, session_id) if kind else None
+        for kind, status, endpoint_id, session_id in pipe.execute()
+    ]
+    queued = [(i, g) for i, g in enumerate(found) if g is not None and g.status == "queued"]
+    if queued:
+        pipe = r.pipeline(transaction=False)
+        for i, glance in queued:
+            conversation_key = ids.conversation_of_delivery(delivery_ids[i])
+            pipe.lindex(keys.fifo(conversation_key, glance.endpoint_id), 0)
+            pipe.hget(keys.endpoint_health(glance.endpoint_id), "state")
+        answers = pipe.execute()
+        for n, (i, glance) in enumerate(queued):
+            head, state = answers[2 * n], answers[2 * n + 1]
+            if head != delivery_ids[i] or state == "disabled":
+                found[i] = _Glance("waiting", glance.endpoint_id, glance.session_id)
+    return found
 
 
 def list_page(
@@ -41,44 +94,33 @@ def list_page(
     status: str | None = None,
     endpoint_id: str | None = None,
     conversation_id: str | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    index = (
-        keys.DEAD
-        if status == "dead"
-        else (keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES)
-    )
-    if not status and not conversation_id and (endpoint_id is None or index != keys.DEAD):
-        total = int(r.zcard(index))
-        return records.views(r, r.zrevrange(index, offset, offset + limit - 1)), total
-    matched: list[dict[str, Any]] = []
-    total = 0
-    batch: list[str] = []
-
-    def flush() -> None:
-        nonlocal total
-        for item in records.views(r, batch):
-            if _matches(item, status, endpoint_id, conversation_id):
+) -> Page:
+    if status == "dead" and conversation_id is None:
+        return dead_letter_page(r, offset=offset, limit=limit, endpoint_id=endpoint_id)
+    if status == "dead":
+        index = keys.endpoint_dead(endpoint_id) if endpoint_id else keys.DEAD
+    else:
+        index = keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES
+    if not status and not conversation_id:
+        chosen = r.zrevrange(index, offset, offset + limit - 1)
+        return Page(records.views(r, chosen), int(r.zcard(index)))
+    chosen, total, scanned = [], 0, 0
+    for chunk in _newest_first(r, index):
+        scanned += len(chunk)
+        for delivery_id, glance in zip(chunk, _glances(r, chunk), strict=True):
+            if (
+                glance is not None
+                and (status is None or glance.status == status)
+                and (conversation_id is None or glance.session_id == conversation_id)
+            ):
                 if offset <= total < offset + limit:
-                    matched.append(item)
+                    chosen.append(delivery_id)
                 total += 1
-        batch.clear()
-
-    for delivery_id in _newest_first(r, index):
-        batch.append(delivery_id)
-        if len(batch) >= 100:
-            flush()
-    flush()
-    return matched, total
+    return Page(records.views(r, chosen), total, scanned >= SCAN_LIMIT)
 
 
-def _matches(
-    item: dict[str, Any], status: str | None, endpoint_id: str | None, conversation_id: str | None
-) -> bool:
-    return (
-        (status is None or item["status"] == status)
-        and (endpoint_id is None or item["endpointId"] == endpoint_id)
-        and (conversation_id is None or item["sessionId"] == conversation_id)
-    )
+def _dead_index(endpoint_id: str | None) -> str:
+    return keys.endpoint_dead(endpoint_id) if endpoint_id else keys.DEAD
 
 
 def dead_letter_page(
@@ -89,36 +131,16 @@ def dead_letter_page(
     endpoint_id: str | None = None,
     since_ms: int | None = None,
     until_ms: int | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of dead letters, newest first, reading only that page of the index; for one
-    endpoint, the index is read in chunks (at most SCAN_LIMIT entries) and filtered."""
+) -> Page:
+    """A page of dead letters, newest first, reading only that page of the index."""
     low: float | str = since_ms if since_ms is not None else "-inf"
     high: float | str = until_ms if until_ms is not None else "+inf"
-    if endpoint_id is None:
-        pipe = r.pipeline(transaction=False)
-        pipe.zrevrangebyscore(keys.DEAD, high, low, start=offset, num=limit)
-        pipe.zcount(keys.DEAD, low, high)
-        chosen, total = pipe.execute()
-        return [i for i in records.views(r, chosen) if i["status"] == "dead"], int(total)
-    matched: list[dict[str, Any]] = []
-    total = 0
-    batch: list[str] = []
-
-    def flush() -> None:
-        nonlocal total
-        for item in records.views(r, batch):
-            if item["status"] == "dead" and item["endpointId"] == endpoint_id:
-                if offset <= total < offset + limit:
-                    matched.append(item)
-                total += 1
-        batch.clear()
-
-    for delivery_id in _newest_first(r, keys.DEAD, low, high):
-        batch.append(delivery_id)
-        if len(batch) >= _CHUNK:
-            flush()
-    flush()
-    return matched, total
+    index = _dead_index(endpoint_id)
+    pipe = r.pipeline(transaction=False)
+    pipe.zrevrangebyscore(index, high, low, start=offset, num=limit)
+    pipe.zcount(index, low, high)
+    chosen, total = pipe.execute()
+    return Page([i for i in records.views(r, chosen) if i["status"] == "dead"], int(total))
 
 
 def dead_letter_ids(
@@ -135,13 +157,13 @@ def dead_letter_ids(
     """
     low: float | str = since_ms if since_ms is not None else "-inf"
     high: float | str = until_ms if until_ms is not None else "+inf"
-    found: list[str] = r.zrangebyscore(keys.DEAD, low, high)
+    found: list[str] = r.zrangebyscore(_dead_index(endpoint_id), low, high)
     chosen: list[str] = []
     for start in range(0, len(found), _CHUNK):
+        part = found[start : start + _CHUNK]
         chosen += [
-            item["id"]
-            for item in records.views(r, found[start : start + _CHUNK])
-            if item["status"] == "dead"
-            and (endpoint_id is None or item["endpointId"] == endpoint_id)
+            delivery_id
+            for delivery_id, glance in zip(part, _glances(r, part), strict=True)
+            if glance is not None and glance.status == "dead"
         ]
     return chosen

@@ -54,10 +54,11 @@ def delete(r: Redis, endpoint_id: str) -> None:
     pipe.zrem(keys.ENDPOINTS, endpoint_id)
     pipe.execute()
     announce_change(r, endpoint_id)
-    index = keys.endpoint_deliveries(endpoint_id)
-    while chunk := r.zrange(index, 0, _REMOVAL_CHUNK - 1):
-        _remove_deliveries(r, chunk)
-        r.zrem(index, *chunk)  # last: a cut-short pass finds them again
+    # Its dead letters are kept longer than its index of deliveries names them.
+    for index in (keys.endpoint_deliveries(endpoint_id), keys.endpoint_dead(endpoint_id)):
+        while chunk := r.zrange(index, 0, _REMOVAL_CHUNK - 1):
+            _remove_deliveries(r, chunk)
+            r.zrem(index, *chunk)  # last: a cut-short pass finds them again
     _remove_parked_queues(r, endpoint_id)
     metrics.forget(r, endpoint_id)  # a channel's series are named by its id, its endpoint's
     r.srem(keys.REMOVING_ENDPOINTS, endpoint_id)

@@ -250,7 +250,9 @@ class _QueueWork:
         if ending.dead:
             # Listed first (sb:dead is not in the conversation's hash slot): should we die
             # before the record, the listing skips it until it is dead.
-            d.redis.call("ZADD", keys.DEAD, clock.ms(clock.now()), delivery.id)
+            dead_at = clock.ms(clock.now())
+            d.redis.call("ZADD", keys.DEAD, dead_at, delivery.id)
+            d.redis.call("ZADD", keys.endpoint_dead(self.endpoint_id), dead_at, delivery.id)
         recorded = await attempt_log.record(
             d.redis,
             d.settings,
@@ -267,6 +269,7 @@ class _QueueWork:
                 # Removed meanwhile (its endpoint went): its listing entry goes too, or it
                 # would be counted in the dead letters' total for the whole retention.
                 d.redis.call("ZREM", keys.DEAD, delivery.id)
+                d.redis.call("ZREM", keys.endpoint_dead(self.endpoint_id), delivery.id)
             return recorded
         attempt_log.report(delivery, result, ending, clock.now())
         if recorded.wake:

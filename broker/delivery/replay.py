@@ -60,6 +60,7 @@ def _queue_again(r: Redis, delivery_id: str, *, dead_only: bool) -> str | None:
     if result == 0:
         return None
     r.zrem(keys.DEAD, delivery_id)
+    r.zrem(keys.endpoint_dead(endpoint_id), delivery_id)
     logs.event(
         log, logging.INFO, "delivery replayed", deliveryId=delivery_id, endpointId=endpoint_id
     )

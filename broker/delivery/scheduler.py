@@ -52,6 +52,11 @@ def housekeep(r: Redis, settings: Settings) -> None:
     pipe.zremrangebyscore(keys.DEAD, "-inf", now_ms - settings.dead_retention * 1000)
     pipe.execute()
     for endpoint_id in r.zrange(keys.ENDPOINTS, 0, -1):
-        r.zremrangebyscore(
+        pipe = r.pipeline(transaction=False)
+        pipe.zremrangebyscore(
             keys.endpoint_deliveries(endpoint_id), "-inf", now_ms - settings.log_retention * 1000
         )
+        pipe.zremrangebyscore(
+            keys.endpoint_dead(endpoint_id), "-inf", now_ms - settings.dead_retention * 1000
+        )
+        pipe.execute()

@@ -14,7 +14,7 @@ def test_a_bot_turn_emits_the_spec_document_with_counters_per_channel(web: WebAp
     for text in (None, "pizza"):
         assert web.send(channel, "user-42", text).status_code == 202
     turns.run_pending(web.redis, web.settings, web.sender, web.conversation_key(channel, "user-42"))
-    items, _ = delivery_index.list_page(web.redis, offset=0, limit=10)
+    items = delivery_index.list_page(web.redis, offset=0, limit=10).items
     bodies = sorted((item["body"] for item in items), key=lambda b: b["messageCounter"])
     for body in bodies:
         assert_shaped_like_the_outbound_example(body)

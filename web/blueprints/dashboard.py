@@ -273,19 +273,13 @@ def disable_endpoint(endpoint_id: str) -> Response:
 def dead_letters() -> str:
     r = services().redis
     query = query_args(DeadLetterPage)
-    if query.endpointId:
-        found = delivery_index.dead_letter_ids(r, endpoint_id=query.endpointId)
-        found.reverse()
-        items, total = records.views(r, query.of(found)), len(found)
-    else:
-        total = int(r.zcard(keys.DEAD))
-        items = records.views(
-            r, r.zrevrange(keys.DEAD, query.offset, query.offset + query.limit - 1)
-        )
+    page = delivery_index.dead_letter_page(
+        r, offset=query.offset, limit=query.limit, endpoint_id=query.endpointId or None
+    )
     return _page(
         "dashboard_dead_letters.html",
-        items=[item for item in items if item["status"] == "dead"],
-        total=total,
+        items=page.items,
+        total=page.total,
         query=query,
         endpoint_ids=endpoint_store.all_ids(r),
     )
@@ -388,7 +382,7 @@ def replay_dead_turn(dead_turn_id: str) -> Response:
 )
 def deliveries() -> str:
     query = query_args(DeliveryPage)
-    items, total = delivery_index.list_page(
+    page = delivery_index.list_page(
         services().redis,
         offset=query.offset,
         limit=query.limit,
@@ -397,8 +391,10 @@ def deliveries() -> str:
     )
     return _page(
         "dashboard_deliveries.html",
-        items=items,
-        total=total,
+        items=page.items,
+        total=page.total,
+        scan_limited=page.scan_limited,
+        scan_limit=delivery_index.SCAN_LIMIT,
         query=query,
         endpoint_ids=endpoint_store.all_ids(services().redis),
     )

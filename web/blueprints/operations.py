@@ -82,7 +82,7 @@ def disable_endpoint(endpoint_id: str) -> Response:
 )
 def list_deliveries() -> Response:
     query = query_args(DeliveryFilter)
-    items, total = delivery_index.list_page(
+    page = delivery_index.list_page(
         services().redis,
         offset=query.offset,
         limit=query.limit,
@@ -90,7 +90,10 @@ def list_deliveries() -> Response:
         endpoint_id=query.endpointId,
         conversation_id=query.sessionId,
     )
-    return jsonify(query.listing(items, total))
+    listing = query.listing(page.items, page.total)
+    if page.scan_limited:
+        listing["scanLimited"] = True
+    return jsonify(listing)
 
 
 @bp.get("/v1/deliveries/<delivery_id>")
@@ -141,7 +144,7 @@ def _time_range(since: str | None, until: str | None) -> tuple[int | None, int |
 def list_dead_letters() -> Response:
     query = query_args(DeadLetterFilter)
     since_ms, until_ms = _time_range(query.since, query.until)
-    items, total = delivery_index.dead_letter_page(
+    page = delivery_index.dead_letter_page(
         services().redis,
         offset=query.offset,
         limit=query.limit,
@@ -149,7 +152,7 @@ def list_dead_letters() -> Response:
         since_ms=since_ms,
         until_ms=until_ms,
     )
-    return jsonify(query.listing(items, total))
+    return jsonify(query.listing(page.items, page.total))
 
 
 @bp.post("/v1/dead-letters/replay")

@@ -1,0 +1,66 @@
+"""Listings of deliveries at scale: each endpoint's dead letters come from an index of its own
+(exact, one page read), and a walk by status or session says when it stopped counting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from broker.core import keys
+from broker.delivery import delivery_index, endpoint_store, replay
+from tests.receivers import ReceiverFactory, always
+from tests.web_app import ADMIN, WebApp, web_app
+
+
+@pytest.fixture
+def web() -> Iterator[WebApp]:
+    """One attempt per delivery: a failure is a dead letter at once."""
+    with web_app(retry_schedule=(0.0,)) as made:
+        yield made
+
+
+def test_an_endpoint_s_dead_letters_are_its_own_index(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    failing = web.channel(webhookUrl=make_receiver(always(500)).url)
+    other = web.channel(webhookUrl=make_receiver(always(500)).url)
+    for n in range(3):
+        web.say(failing, f"u{n}", "hi")
+    web.say(other, "v", "hi")
+    web.deliver_due()
+    mine = keys.endpoint_dead(failing["id"])
+    assert web.redis.zcard(mine) == 3 and web.redis.zcard(keys.DEAD) == 4
+    listed = web.client.get(
+        f"/v1/dead-letters?endpointId={failing['id']}&limit=2", headers=ADMIN
+    ).get_json()
+    assert listed["total"] == 3 and len(listed["items"]) == 2
+    assert {i["endpointId"] for i in listed["items"]} == {failing["id"]}
+
+    replayed = web.redis.zrange(mine, 0, 0)[0]
+    assert replay.replay(web.redis, replayed)
+    assert web.redis.zcard(mine) == 2  # it left the index with sb:dead
+    assert len(delivery_index.dead_letter_ids(web.redis, endpoint_id=failing["id"])) == 2
+
+    # Dead letters outlive the index of the endpoint's deliveries (log retention): removing
+    # the endpoint finds them by its dead index.
+    web.redis.delete(keys.endpoint_deliveries(failing["id"]))
+    endpoint_store.delete(web.redis, failing["id"])
+    assert not web.redis.exists(mine)
+    assert web.redis.zcard(keys.DEAD) == 1
+
+
+def test_a_walk_by_status_says_when_it_stopped_counting(
+    web: WebApp, make_receiver: ReceiverFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    channel = web.channel(webhookUrl=make_receiver(always(200)).url)
+    for n in range(5):
+        web.say(channel, f"u{n}", "hi")
+    web.deliver_due()
+    listed = web.client.get("/v1/deliveries?status=delivered&limit=2", headers=ADMIN).get_json()
+    assert listed["total"] == 5 and "scanLimited" not in listed
+    monkeypatch.setattr(delivery_index, "SCAN_LIMIT", 3)
+    monkeypatch.setattr(delivery_index, "_CHUNK", 3)
+    listed = web.client.get("/v1/deliveries?status=delivered&limit=2", headers=ADMIN).get_json()
+    assert listed["total"] == 3 and listed["scanLimited"] is True
+    assert len(listed["items"]) == 2 and {i["status"] for i in listed["items"]} == {"delivered"}
