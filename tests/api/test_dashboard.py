@@ -387,3 +387,24 @@ def test_the_overview_says_when_celery_s_broker_refuses_tasks(web: WebApp) -> No
     page = web.client.get("/dashboard").get_data(as_text=True)
     assert "scheduler(s); broker failing" in page
     assert "refused a task at 2026-12-01T10:00:00.000Z: Connection refused" in page
+
+
+def test_many_endpoints_the_overview_shows_those_in_trouble_and_links_the_rest(
+    web: WebApp, make_receiver: ReceiverFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from web.blueprints import dashboard
+
+    monkeypatch.setattr(dashboard, "OVERVIEW_ENDPOINTS", 2)
+    monkeypatch.setattr(dashboard, "ENDPOINTS_LISTED", 2)
+    healthy = [web.channel(webhookUrl=make_receiver().url)["id"] for _ in range(2)]
+    failing = dead_letters(web, make_receiver, 1)["id"]
+    signed_in(web)
+    page = web.client.get("/dashboard").get_data(as_text=True)
+    shown = re.findall(r'<tr id="endpoint-([^"]+)"', page)
+    assert shown[0] == failing and len(shown) == 2
+    assert "all 3 endpoints" in page
+    page = web.client.get("/dashboard/endpoints?limit=2&page=2").get_data(as_text=True)
+    assert re.findall(r'<tr id="endpoint-([^"]+)"', page) == [failing]
+    assert "page 2 of 2" in page and healthy[0] not in page
+    page = web.client.get("/dashboard/deliveries").get_data(as_text=True)
+    assert '<input name="endpointId" value="" placeholder="any">' in page

@@ -43,7 +43,7 @@ from web.dashboard_forms import (
     form,
 )
 from web.errors import error_answer, json_response
-from web.queries import DeadTurnFilter
+from web.queries import DeadTurnFilter, Pagination
 from web.request_body import form_fields, query_args
 from web.services import services
 
@@ -62,6 +62,10 @@ _NOTICES = {
 }
 #: A page asked for without a login is sent to the login form.
 _REDIRECT = {303: None}
+#: Endpoints the overview shows, those in trouble first; the endpoints page has them all.
+OVERVIEW_ENDPOINTS = 20
+#: Past this many endpoints, a filter by endpoint is a text field rather than a list.
+ENDPOINTS_LISTED = 100
 _TAGS = ["dashboard"]
 
 
@@ -190,12 +194,16 @@ def home() -> str:
     r = services().redis
     now = overview.take(r)
     endpoints = [health.view(r, endpoint_store.load(r, e)) for e in endpoint_store.all_ids(r)]
+    # Those in trouble first, in the order of ENDPOINT_STATES (healthy is first there).
+    rank = {state: n for n, state in enumerate(overview.ENDPOINT_STATES[1:])}
+    endpoints.sort(key=lambda e: rank.get(e["state"], len(rank)))
     newest_dead = records.views(r, r.zrevrange(keys.DEAD, 0, 9))
     return _page(
         "dashboard_home.html",
         now=now,
         queue_help=overview.QUEUES,
-        endpoints=endpoints,
+        endpoints=endpoints[:OVERVIEW_ENDPOINTS],
+        endpoints_total=len(endpoints),
         dead=[d for d in newest_dead if d["status"] == "dead"],
         dead_total=now.queues["dead_letters"],
     )
@@ -223,6 +231,22 @@ def live() -> Response:
 
 
 # --- endpoints ---------------------------------------------------------------------------
+
+
+@bp.get("/endpoints")
+@documented(
+    "Every endpoint, oldest first, with its state and switches",
+    auth="dashboard",
+    query=Pagination,
+    answers={200: HTML, **_REDIRECT},
+    tags=_TAGS,
+)
+def endpoints() -> str:
+    r = services().redis
+    query = query_args(Pagination)
+    found, total = endpoint_store.list_ids(r, query.offset, query.limit)
+    views = [health.view(r, endpoint_store.load(r, e)) for e in found]
+    return _page("dashboard_endpoints.html", endpoints=views, total=total, query=query)
 
 
 @bp.post("/endpoints/<endpoint_id>/enable")
@@ -282,6 +306,7 @@ def dead_letters() -> str:
         total=page.total,
         query=query,
         endpoint_ids=endpoint_store.all_ids(r),
+        listed=ENDPOINTS_LISTED,
     )
 
 
@@ -397,6 +422,7 @@ def deliveries() -> str:
         scan_limit=delivery_index.SCAN_LIMIT,
         query=query,
         endpoint_ids=endpoint_store.all_ids(services().redis),
+        listed=ENDPOINTS_LISTED,
     )
 
 
