@@ -439,8 +439,9 @@ def test_ten_thousand_hostile_requests_get_no_5xx_and_only_json_refusals(
     print(f"{REQUESTS} requests, statuses {dict(sorted(target.statuses.items()))}")
     # Every route was reached with good credentials often enough to pass authentication
     # (a message with a control character in a header, or both a length and chunking, is
-    # refused by the server before the route, so fewer than one in five hundred pass).
-    assert target.statuses.get(202, 0) > 40 and target.statuses.get(200, 0) > 500
+    # refused by the server before the route, so one in a few hundred passes: each new route
+    # of the document takes its share of the requests).
+    assert target.statuses.get(202, 0) > 20 and target.statuses.get(200, 0) > 500
     data = fuzzed_stack.data
     present: set[str] = set()
     for version in ("LIVE", "DRAFT"):

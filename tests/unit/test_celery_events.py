@@ -19,6 +19,9 @@ def test_workers_send_task_events_and_the_ingress_sends_none() -> None:
 def test_workers_keep_celery_s_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
     monkeypatch.setattr(Celery, "worker_main", lambda app, argv: started.append(argv))
-    worker.run(Settings())
+    monkeypatch.setattr(worker, "check_broker", lambda app: None)
+    with pytest.raises(SystemExit) as ended:
+        worker.run(Settings())
+    assert ended.value.code == 1  # it stopped without being told to: a failure
     (argv,) = started
     assert "--without-heartbeat" not in argv
