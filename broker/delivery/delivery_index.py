@@ -86,6 +86,10 @@ def _glances(r: Redis, delivery_ids: Sequence[str]) -> list[_Glance | None]:
     return found
 
 
+def _dead_index(endpoint_id: str | None) -> str:
+    return keys.endpoint_dead(endpoint_id) if endpoint_id else keys.DEAD
+
+
 def list_page(
     r: Redis,
     *,
@@ -98,7 +102,7 @@ def list_page(
     if status == "dead" and conversation_id is None:
         return dead_letter_page(r, offset=offset, limit=limit, endpoint_id=endpoint_id)
     if status == "dead":
-        index = keys.endpoint_dead(endpoint_id) if endpoint_id else keys.DEAD
+        index = _dead_index(endpoint_id)
     else:
         index = keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES
     if not status and not conversation_id:
@@ -117,10 +121,6 @@ def list_page(
                     chosen.append(delivery_id)
                 total += 1
     return Page(records.views(r, chosen), total, scanned >= SCAN_LIMIT)
-
-
-def _dead_index(endpoint_id: str | None) -> str:
-    return keys.endpoint_dead(endpoint_id) if endpoint_id else keys.DEAD
 
 
 def dead_letter_page(
