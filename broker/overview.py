@@ -55,6 +55,8 @@ class Overview:
     paused_conversations: int
     workers: list[Beat] = field(default_factory=list)
     schedulers: list[Beat] = field(default_factory=list)
+    #: Each endpoint's state, oldest endpoint first.
+    endpoint_states: dict[str, EndpointState] = field(default_factory=dict)
     #: Celery's last refusal of a task within a minute, {"at", "error"}: retries and work
     #: recovered from dead workers wait for the broker meanwhile.
     broker_trouble: dict[str, str] | None = None
@@ -104,6 +106,7 @@ def take(r: Redis) -> Overview:
         queues=queues,
         oldest_age={name: max(now - at, 0.0) for name, at in oldest.items()},
         endpoints={state: by_state[state] for state in ENDPOINT_STATES},
+        endpoint_states=states,
         paused_conversations=_paused(r),
         workers=heartbeats.live(r, "worker"),
         schedulers=heartbeats.live(r, "scheduler"),

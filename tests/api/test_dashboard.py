@@ -408,3 +408,13 @@ def test_many_endpoints_the_overview_shows_those_in_trouble_and_links_the_rest(
     assert "page 2 of 2" in page and healthy[0] not in page
     page = web.client.get("/dashboard/deliveries").get_data(as_text=True)
     assert '<input name="endpointId" value="" placeholder="any">' in page
+
+
+def test_an_endpoint_removed_while_a_page_is_made_is_left_out(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    from web.blueprints import dashboard
+
+    channel = web.channel(webhookUrl=make_receiver().url)
+    views = dashboard._endpoint_views(web.redis, [channel["id"], "ch_gone"])
+    assert [view["id"] for view in views] == [channel["id"]]

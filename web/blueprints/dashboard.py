@@ -9,6 +9,8 @@ What the pages show comes from the indexes and counters the work keeps (`broker.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -19,6 +21,7 @@ from werkzeug.wrappers import Response
 from broker import history, overview
 from broker.conversations import conversation_store, dead_turns
 from broker.core import keys
+from broker.core.connection import Redis
 from broker.core.errors import (
     Forbidden,
     NotFound,
@@ -193,17 +196,19 @@ def logout() -> Response:
 def home() -> str:
     r = services().redis
     now = overview.take(r)
-    endpoints = [health.view(r, endpoint_store.load(r, e)) for e in endpoint_store.all_ids(r)]
-    # Those in trouble first, in the order of ENDPOINT_STATES (healthy is first there).
+    # Those in trouble first, in the order of ENDPOINT_STATES (healthy is first there); only
+    # those shown are read whole.
     rank = {state: n for n, state in enumerate(overview.ENDPOINT_STATES[1:])}
-    endpoints.sort(key=lambda e: rank.get(e["state"], len(rank)))
+    states = now.endpoint_states
+    shown = sorted(states, key=lambda e: rank.get(states[e], len(rank)))[:OVERVIEW_ENDPOINTS]
+    endpoints = _endpoint_views(r, shown)
     newest_dead = records.views(r, r.zrevrange(keys.DEAD, 0, 9))
     return _page(
         "dashboard_home.html",
         now=now,
         queue_help=overview.QUEUES,
-        endpoints=endpoints[:OVERVIEW_ENDPOINTS],
-        endpoints_total=len(endpoints),
+        endpoints=endpoints,
+        endpoints_total=len(states),
         dead=[d for d in newest_dead if d["status"] == "dead"],
         dead_total=now.queues["dead_letters"],
     )
@@ -245,8 +250,18 @@ def endpoints() -> str:
     r = services().redis
     query = query_args(Pagination)
     found, total = endpoint_store.list_ids(r, query.offset, query.limit)
-    views = [health.view(r, endpoint_store.load(r, e)) for e in found]
-    return _page("dashboard_endpoints.html", endpoints=views, total=total, query=query)
+    return _page(
+        "dashboard_endpoints.html", endpoints=_endpoint_views(r, found), total=total, query=query
+    )
+
+
+def _endpoint_views(r: Redis, endpoint_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The endpoints with their health; one removed since its id was read is left out."""
+    views = []
+    for endpoint_id in endpoint_ids:
+        with contextlib.suppress(NotFound):
+            views.append(health.view(r, endpoint_store.load(r, endpoint_id)))
+    return views
 
 
 @bp.post("/endpoints/<endpoint_id>/enable")
