@@ -8,12 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: A time of a query or body, as /openapi.json says it (only the document: the route reads
 #: it with `broker.core.clock.ms_of_iso`, which also takes other ISO 8601 forms).
-TIME: dict[str, Any] = {"format": "date-time"}
+TimeText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
-def time_or_empty(schema: dict[str, Any]) -> None:
+def _time_or_empty(schema: dict[str, Any]) -> None:
     """The schema of an optional time also says that an empty string is no bound."""
     schema["anyOf"].insert(1, {"const": ""})
+
+
+def time_bound(description: str) -> Any:
+    """The field of an optional time that bounds a filter (`since`, `until`)."""
+    return Field(default=None, description=description, json_schema_extra=_time_or_empty)
 
 
 class Pagination(BaseModel):
@@ -43,16 +48,8 @@ class DeliveryFilter(Pagination):
 
 class DeadLetterFilter(Pagination):
     endpointId: str | None = None
-    since: Annotated[str, Field(json_schema_extra=TIME)] | None = Field(
-        default=None,
-        description="ISO 8601 time; dead since then (an empty value: no bound).",
-        json_schema_extra=time_or_empty,
-    )
-    until: Annotated[str, Field(json_schema_extra=TIME)] | None = Field(
-        default=None,
-        description="ISO 8601 time; dead until then (an empty value: no bound).",
-        json_schema_extra=time_or_empty,
-    )
+    since: TimeText | None = time_bound("ISO 8601 time; dead since then (empty: no bound).")
+    until: TimeText | None = time_bound("ISO 8601 time; dead until then (empty: no bound).")
 
 
 class DeadTurnFilter(Pagination):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, Strict
 
 from broker.bots.templates import TEMPLATES
 from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
-from web.queries import TIME, Pagination, time_or_empty
+from web.queries import Pagination, TimeText, time_bound
 
 #: A verify token: long enough that it cannot be guessed in the attempts throttling allows.
 VerifyToken = Annotated[StrictStr, Field(min_length=VERIFY_TOKEN_MIN_LENGTH, max_length=256)]
@@ -104,15 +104,11 @@ class PatchChannel(_Body):
 
 class DeadLetterReplay(_Body):
     endpointId: StrictStr | None = None
-    since: Annotated[StrictStr, Field(json_schema_extra=TIME)] | None = Field(
-        default=None,
-        description="ISO 8601 time; dead since then (an empty string: no bound).",
-        json_schema_extra=time_or_empty,
+    since: Annotated[TimeText, Field(strict=True)] | None = time_bound(
+        "ISO 8601 time; dead since then (empty: no bound)."
     )
-    until: Annotated[StrictStr, Field(json_schema_extra=TIME)] | None = Field(
-        default=None,
-        description="ISO 8601 time; dead until then (an empty string: no bound).",
-        json_schema_extra=time_or_empty,
+    until: Annotated[TimeText, Field(strict=True)] | None = time_bound(
+        "ISO 8601 time; dead until then (empty: no bound)."
     )
 
 
