@@ -403,6 +403,7 @@ def test_many_endpoints_the_overview_shows_those_in_trouble_and_links_the_rest(
     shown = re.findall(r'<tr id="endpoint-([^"]+)"', page)
     assert shown[0] == failing and len(shown) == 2
     assert "all 3 endpoints" in page
+    assert '<td data-label="Last error">\u2013</td>' in page  # a healthy one's, not red
     page = web.client.get("/dashboard/endpoints?limit=2&page=2").get_data(as_text=True)
     assert re.findall(r'<tr id="endpoint-([^"]+)"', page) == [failing]
     assert "page 2 of 2" in page and healthy[0] not in page
