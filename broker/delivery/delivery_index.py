@@ -81,7 +81,7 @@ def _glances(r: Redis, delivery_ids: Sequence[str]) -> list[_Glance | None]:
         answers = pipe.execute()
         for n, (i, glance) in enumerate(queued):
             head, state = answers[2 * n], answers[2 * n + 1]
-            if head != delivery_ids[i] or state == "disabled":
+            if records.is_waiting(delivery_ids[i], head, state):
                 found[i] = _Glance("waiting", glance.endpoint_id, glance.session_id)
     return found
 

@@ -266,6 +266,12 @@ def view(r: Redis, delivery_id: str) -> dict[str, Any]:
     return found[0]
 
 
+def is_waiting(delivery_id: str, queue_head: str | None, endpoint_state: str | None) -> bool:
+    """Whether a queued delivery waits: held behind an earlier one of its queue, or by its
+    endpoint being disabled."""
+    return queue_head != delivery_id or endpoint_state == "disabled"
+
+
 def views(r: Redis, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
     """Several deliveries in two round trips; ids whose record expired are left out."""
     pipe = r.pipeline(transaction=False)
@@ -287,7 +293,7 @@ def views(r: Redis, delivery_ids: Sequence[str]) -> list[dict[str, Any]]:
     for i, (_, delivery) in enumerate(found):
         attempts, head, endpoint_state = answers[3 * i : 3 * i + 3]
         disabled = endpoint_state == "disabled"
-        waiting = head != delivery.id or disabled
+        waiting = is_waiting(delivery.id, head, endpoint_state)
         tried = [Attempt.from_json(a) for a in attempts]
         out.append(delivery.view(tried, waiting=waiting, disabled=disabled))
     return out
