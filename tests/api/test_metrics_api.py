@@ -96,6 +96,16 @@ def test_the_metrics_token_guards_metrics_when_it_is_set() -> None:
         assert scrape(web, Authorization="Bearer scrape-me")
 
 
+def test_guessing_the_metrics_token_is_throttled() -> None:
+    with web_app(metrics_token="scrape-me", auth_failures=3) as web:
+        wrong = {"Authorization": "Bearer nope"}
+        codes = [web.client.get("/metrics", headers=wrong).status_code for _ in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        refused = web.client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        api_error(refused, 429, "rate_limited")  # the right token waits too: no oracle
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
 def test_metrics_off_still_gives_the_gauges() -> None:
     with web_app(metrics=False) as web:
         channel = web.channel()

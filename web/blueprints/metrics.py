@@ -26,7 +26,7 @@ from broker.core.errors import Unauthorized
 from broker.core.heartbeats import ROLES
 from broker.delivery import endpoint_store
 from web.apidoc import Content, documented
-from web.auth import bearer_token
+from web.auth import bearer_token, throttled
 from web.services import services
 
 bp = Blueprint("metrics", __name__)
@@ -108,11 +108,13 @@ def _require_metrics_token() -> None:
     expected = services().settings.metrics_token
     if not expected:
         return
-    token = bearer_token()
-    if token is None:
-        raise Unauthorized("send the metrics token as 'Authorization: Bearer <token>'")
-    if not hmac.compare_digest(expected.encode(), token.encode()):
-        raise Unauthorized("that metrics token is not valid")
+    # Throttled as the other tokens are: failures past a burst are answered 429.
+    with throttled("metrics"):
+        token = bearer_token()
+        if token is None:
+            raise Unauthorized("send the metrics token as 'Authorization: Bearer <token>'")
+        if not hmac.compare_digest(expected.encode(), token.encode()):
+            raise Unauthorized("that metrics token is not valid")
 
 
 @bp.get("/metrics")
@@ -120,7 +122,7 @@ def _require_metrics_token() -> None:
     "Prometheus metrics",
     auth="metrics",
     answers={200: PROMETHEUS_TEXT},
-    errors=[401],
+    errors=[401, 429],
     description="Inbound messages, bot turns, deliveries and attempts counted by every "
     "process; queue depths and ages, endpoints by state, paused conversations and live "
     "processes read from Redis at each scrape.",
