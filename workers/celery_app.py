@@ -45,6 +45,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
+        # Said, not left to Celery's default (which warns at every lost connection): a
+        # task cut off by a lost connection runs to its end, and when its message comes
+        # again the claims and locks it takes find nothing left to do.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_timeout=BROKER_CONNECT_TIMEOUT,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
         broker_pool_limit=16,

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from broker.core import clock
@@ -21,6 +24,18 @@ FORMATS = ("json", "text")
 _FIELDS = "switchboard_fields"
 #: The loggers of our own packages.
 _OURS = ("broker", "web", "workers", "switchboard")
+#: Loggers that say the same thing over and over while Redis or Celery's broker is away
+#: (each request, each queue, each reconnection): their repeats are thinned out (`Repeats`).
+_THINNED = (
+    "web.errors",
+    "workers.turn_runners",
+    "broker.delivery.delivery_loop",
+    "celery.worker.consumer.consumer",
+)
+#: One line of a kind from a thinned logger at most this often (seconds).
+REPEATS_EVERY = 30.0
+#: Kinds of line a `Repeats` remembers at most.
+_KINDS = 256
 
 
 def event(log: logging.Logger, level: int, what: str, **fields: Any) -> None:
@@ -62,6 +77,34 @@ class TextFormatter(logging.Formatter):
         return redact(text)
 
 
+class Repeats(logging.Filter):
+    """Lets a line through, then leaves out the lines of the same kind (level and text before
+    its values are put in) for `every` seconds; the next one let through says how many."""
+
+    def __init__(self, every: float = REPEATS_EVERY, now: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.every = every
+        self._now = now
+        #: Per kind: when one was last let through, and how many were left out since.
+        self._kinds: dict[tuple[int, str], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.levelno, str(record.msg)[:200])
+        now = self._now()
+        with self._lock:
+            last, left_out = self._kinds.get(kind, (float("-inf"), 0))
+            if now - last < self.every:
+                self._kinds[kind] = (last, left_out + 1)
+                return False
+            if len(self._kinds) >= _KINDS and kind not in self._kinds:
+                self._kinds.clear()
+            self._kinds[kind] = (now, 0)
+        if left_out:
+            record.msg = f"{record.msg} [{left_out} more like it not logged since the last]"
+        return True
+
+
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """Ours, on standard error."""
 
@@ -82,3 +125,7 @@ def configure(level: str, log_format: str) -> None:
     # Our events keep their level where a library sets the root's (Celery's --loglevel).
     for name in _OURS:
         logging.getLogger(name).setLevel(level)
+    for name in _THINNED:
+        thinned = logging.getLogger(name)
+        if not any(isinstance(f, Repeats) for f in thinned.filters):
+            thinned.addFilter(Repeats())

@@ -98,3 +98,27 @@ def test_secrets_are_masked_in_messages_fields_and_exceptions() -> None:
 def test_an_unknown_log_format_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="SWITCHBOARD_LOG_FORMAT must be one of json, text"):
         logs.configure("INFO", "xml")
+
+
+def test_repeats_of_one_kind_are_thinned_out_and_counted() -> None:
+    clock = [100.0]
+    repeats = logs.Repeats(every=30.0, now=lambda: clock[0])
+
+    def line(text: str, *args: object, level: int = logging.WARNING) -> logging.LogRecord:
+        return logging.LogRecord("web.errors", level, __file__, 1, text, args, None)
+
+    first = line("Redis is %s: %s", "unreachable", "ConnectionError")
+    assert repeats.filter(first)
+    assert not any(repeats.filter(line("Redis is %s: %s", "read-only", "X")) for _ in range(5))
+    # Another kind (text or level) goes through on its own.
+    assert repeats.filter(line("delivery queue %s left for now", "q"))
+    assert repeats.filter(line("Redis is %s: %s", "a", "b", level=logging.ERROR))
+    clock[0] += 30.0
+    later = line("Redis is %s: %s", "unreachable", "ConnectionError")
+    assert repeats.filter(later)
+    assert later.getMessage() == (
+        "Redis is unreachable: ConnectionError [5 more like it not logged since the last]"
+    )
+    clock[0] += 31.0
+    quiet = line("Redis is %s: %s", "unreachable", "ConnectionError")
+    assert repeats.filter(quiet) and quiet.getMessage() == "Redis is unreachable: ConnectionError"
