@@ -194,3 +194,6 @@ ACTION_MODULES = ""
 
 #: A conversation's transcript keeps this many items, the newest.
 TRANSCRIPT_MAX = 5000
+#: A listing of deliveries by session finds this many of each conversation's, the newest
+#: (older ones are still listed by endpoint, status and time, and read by id).
+SESSION_DELIVERIES = 1000

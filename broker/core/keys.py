@@ -214,6 +214,7 @@ def conversation_keys(conversation_key: str) -> list[str]:
         conversation_lock(conversation_key),
         conversation_transcript(conversation_key),
         conversation_data_sizes(conversation_key),
+        conversation_deliveries(conversation_key),
     ]
 
 
@@ -245,6 +246,12 @@ def conversation_data_sizes(conversation_key: str) -> str:
     """hash: each `sessionData` key a message set -> its size in bytes; `sessionData` limits
     per conversation are counted on it (with the meta's `dataBytes`)."""
     return f"{_conversation(conversation_key)}:data-sizes"
+
+
+def conversation_deliveries(conversation_key: str) -> str:
+    """sorted set: the conversation's newest deliveries (SESSION_DELIVERIES of them) -> when
+    each was made (ms); what a listing by session reads."""
+    return f"{_conversation(conversation_key)}:deliveries"
 
 
 def dead_turn(conversation_key: str, dead_turn_id: str) -> str:

@@ -184,7 +184,8 @@ def _end_signal(delivery: Delivery, result: AttemptResult) -> str:
             "deliveryKind": delivery.kind,
             "delivered": result.ok,
             "statusCode": result.status_code,
-            "response": result.response,
+            # Whole, not the log's excerpt: an offload's answer is read from it.
+            "response": result.body.decode("utf-8", "replace") or result.response,
             "error": result.error,
         },
         ensure_ascii=False,

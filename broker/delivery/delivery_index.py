@@ -1,18 +1,21 @@
-"""Finding deliveries: newest first, by status, endpoint, conversation or dead-letter time.
+"""Finding deliveries: newest first, by status, endpoint, session or dead-letter time.
 
-Every delivery is on `sb:deliveries` and its endpoint's index; a dead one also on `sb:dead`
-and its endpoint's dead index. A listing by one of those indexes reads only its page. A
-listing by status (other than dead) or by conversation walks an index newest first, reading
-one field list per entry and whole records only for the page, and stops counting after
-SCAN_LIMIT entries: its answer then says so (`scanLimited`).
+Every delivery is on `sb:deliveries` and its endpoint's index, and on its conversation's
+(the newest SESSION_DELIVERIES of each); a dead one also on `sb:dead` and its endpoint's dead
+index. A listing by one of those indexes reads only its page. A listing by session reads the
+index of every conversation of that id (one per channel and version). A listing by status
+(other than dead) walks an index newest first, reading one field list per entry and whole
+records only for the page, and stops counting after SCAN_LIMIT entries: its answer then says
+so (`scanLimited`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
+from broker.bots.bot import Version
 from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.delivery import records
@@ -99,28 +102,67 @@ def list_page(
     endpoint_id: str | None = None,
     conversation_id: str | None = None,
 ) -> Page:
-    if status == "dead" and conversation_id is None:
-        return dead_letter_page(r, offset=offset, limit=limit, endpoint_id=endpoint_id)
+    if conversation_id is not None:
+        found = _of_session(r, conversation_id)
+        return _filtered(r, [found], offset, limit, status=status, endpoint_id=endpoint_id)
     if status == "dead":
-        index = _dead_index(endpoint_id)
-    else:
-        index = keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES
-    if not status and not conversation_id:
+        return dead_letter_page(r, offset=offset, limit=limit, endpoint_id=endpoint_id)
+    index = keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES
+    if not status:
         chosen = r.zrevrange(index, offset, offset + limit - 1)
         return Page(records.views(r, chosen), int(r.zcard(index)))
-    chosen, total, scanned = [], 0, 0
-    for chunk in _newest_first(r, index):
+    return _filtered(r, _newest_first(r, index), offset, limit, status=status, scan=True)
+
+
+def _filtered(
+    r: Redis,
+    chunks: Iterable[list[str]],
+    offset: int,
+    limit: int,
+    *,
+    status: str | None = None,
+    endpoint_id: str | None = None,
+    scan: bool = False,
+) -> Page:
+    """The page of the deliveries in `chunks` (newest first) that have `status` and
+    `endpoint_id`, and how many do; with `scan`, whether the walk stopped at SCAN_LIMIT."""
+    chosen: list[str] = []
+    total = scanned = 0
+    for chunk in chunks:
         scanned += len(chunk)
-        for delivery_id, glance in zip(chunk, _glances(r, chunk), strict=True):
-            if (
-                glance is not None
-                and (status is None or glance.status == status)
-                and (conversation_id is None or glance.session_id == conversation_id)
-            ):
-                if offset <= total < offset + limit:
-                    chosen.append(delivery_id)
-                total += 1
-    return Page(records.views(r, chosen), total, scanned >= SCAN_LIMIT)
+        for start in range(0, len(chunk), _CHUNK):
+            part = chunk[start : start + _CHUNK]
+            for delivery_id, glance in zip(part, _glances(r, part), strict=True):
+                if (
+                    glance is not None
+                    and (status is None or glance.status == status)
+                    and (endpoint_id is None or glance.endpoint_id == endpoint_id)
+                ):
+                    if offset <= total < offset + limit:
+                        chosen.append(delivery_id)
+                    total += 1
+    return Page(records.views(r, chosen), total, scan and scanned >= SCAN_LIMIT)
+
+
+def _of_session(r: Redis, conversation_id: str) -> list[str]:
+    """The deliveries of every conversation named `conversation_id`, on any channel of any
+    bot, in either version, newest first (from each conversation's index)."""
+    bots: list[str] = r.zrange(keys.BOTS, 0, -1)
+    pipe = r.pipeline(transaction=False)
+    for bot_id in bots:
+        pipe.smembers(keys.bot_channels(bot_id))
+    conversations = [
+        ids.conversation_key(bot_id, version, channel_id, conversation_id)
+        for bot_id, channels in zip(bots, pipe.execute(), strict=True)
+        for channel_id in sorted(channels)
+        for version in get_args(Version)
+    ]
+    pipe = r.pipeline(transaction=False)
+    for key in conversations:
+        pipe.zrange(keys.conversation_deliveries(key), 0, -1, withscores=True)
+    found = [entry for entries in pipe.execute() for entry in entries]
+    found.sort(key=lambda entry: (entry[1], entry[0]), reverse=True)
+    return [delivery_id for delivery_id, _ in found]
 
 
 def dead_letter_page(

@@ -15,7 +15,7 @@ from typing import Any
 
 from broker.core import clock, ids, keys, scripts
 from broker.core.connection import HashFields, Pipeline, Redis, index_shards
-from broker.core.defaults import TRANSCRIPT_MAX
+from broker.core.defaults import SESSION_DELIVERIES, TRANSCRIPT_MAX
 from broker.core.errors import LockLost
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -172,6 +172,7 @@ def _add_commit(pipe: Pipeline, commit: TurnCommit, head: list[Any]) -> None:
     args += [len(meta), *meta, len(entries), *entries, len(queues)]
     records: list[Any] = []
     record_keys: list[str] = []
+    index: list[Any] = []
     for deliveries in queues.values():
         endpoint_id = deliveries[0].endpoint_id
         script_keys += [keys.fifo(key, endpoint_id), keys.fifo_lock(key, endpoint_id)]
@@ -180,4 +181,11 @@ def _add_commit(pipe: Pipeline, commit: TurnCommit, head: list[Any]) -> None:
             fields = delivery.to_fields()
             records += [len(fields), *fields]
             record_keys.append(keys.delivery(key, delivery.id))
-    scripts.add(pipe, "turn_commit", script_keys + record_keys, args + records)
+            # Not whole milliseconds: a turn's replies keep their order.
+            index += [delivery.created_at * 1000, delivery.id]
+    scripts.add(
+        pipe,
+        "turn_commit",
+        [*script_keys, *record_keys, keys.conversation_deliveries(key)],
+        [*args, *records, len(index), *index, SESSION_DELIVERIES],
+    )

@@ -45,8 +45,12 @@ class AttemptResult:
     status_code: int | None
     duration_ms: int
     error: str | None = None
+    #: The first RESPONSE_EXCERPT_BYTES of the answer's body, for the attempt log.
     response: str | None = None
     retry_after: str | None = None
+    #: The answer's body as read (up to the client's read cap): what an offload's answer
+    #: is read from.
+    body: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -154,6 +158,7 @@ class HttpClient:
             error=error,
             response=answer.body[: defaults.RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace"),
             retry_after=answer.headers.get("retry-after"),
+            body=answer.body,
         )
 
     async def request(

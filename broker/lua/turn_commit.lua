@@ -2,13 +2,15 @@
 -- its conversation's lock; then, when asked, end the turn if nothing is left for it.
 -- KEYS[1] meta, KEYS[2] inbox, KEYS[3] transcript, KEYS[4] signals, KEYS[5] turn-pending
 --   flag, KEYS[6] the conversation's lock, KEYS[7] its sessionData sizes, then per queue
---   its key and its lock's key, then per delivery its record's key.
+--   its key and its lock's key, then per delivery its record's key, then the
+--   conversation's delivery index.
 -- ARGV[1] inbox messages used, ARGV[2] signals used, ARGV[3] transcript items kept,
 --   ARGV[4] the turn's lock token, ARGV[5] the token to claim the queues that were empty
 --   with, ARGV[6] the claim's lease (ms), ARGV[7] seconds an idle conversation is kept,
 --   ARGV[8] 1 to end the turn when nothing is left for it, then counted lists, each a
 --   count and its items: meta fields and values; transcript entries; per queue the ids
---   pushed on it; per delivery (in the queues' order) its record's fields and values.
+--   pushed on it; per delivery (in the queues' order) its record's fields and values;
+--   the delivery index's entries (when made in ms, id, ...), then how many it keeps.
 -- Returns {-1} when the lock is not ours any more (nothing is written), else {1 if the
 --   turn ended else 0, the 1-based positions of queues that were empty, those of them
 --   claimed}.
@@ -68,6 +70,14 @@ for q = 1, queues do
       table.insert(claimed, q)
     end
   end
+end
+
+first, n = take()
+if n > 0 then
+  local index = KEYS[#KEYS]
+  redis.call('ZADD', index, unpack(ARGV, first, first + n - 1))
+  redis.call('ZREMRANGEBYRANK', index, 0, -1 - tonumber(ARGV[at]))
+  redis.call('EXPIRE', index, ARGV[7])
 end
 
 local ended = 0

@@ -1,14 +1,16 @@
-"""Listings of deliveries at scale: each endpoint's dead letters come from an index of its own
-(exact, one page read), and a walk by status or session says when it stopped counting."""
+"""Listings of deliveries at scale: each endpoint's dead letters, and each conversation's
+deliveries, come from an index of their own (exact, whatever else there is), and a walk by
+status says when it stopped counting."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from broker.core import keys
-from broker.delivery import delivery_index, endpoint_store, replay
+from broker.delivery import delivery_index, endpoint_store, fanout, replay
 from tests.receivers import ReceiverFactory, always
 from tests.web_app import ADMIN, WebApp, web_app
 
@@ -64,3 +66,44 @@ def test_a_walk_by_status_says_when_it_stopped_counting(
     listed = web.client.get("/v1/deliveries?status=delivered&limit=2", headers=ADMIN).get_json()
     assert listed["total"] == 3 and listed["scanLimited"] is True
     assert len(listed["items"]) == 2 and {i["status"] for i in listed["items"]} == {"delivered"}
+
+
+def test_a_session_s_deliveries_are_found_past_any_walk(
+    web: WebApp, make_receiver: ReceiverFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery_index, "SCAN_LIMIT", 3)
+    monkeypatch.setattr(delivery_index, "_CHUNK", 3)
+    monkeypatch.setattr(fanout, "SESSION_DELIVERIES", 3)
+    ok = web.channel(webhookUrl=make_receiver(always(200)).url)
+    failing = web.channel(webhookUrl=make_receiver(always(500)).url)
+    for n in range(4):
+        web.say(ok, "alice", f"hi {n}")
+    web.say(failing, "alice", "hello")
+    for n in range(6):  # newer traffic of others, past the walk's limit
+        web.say(ok, f"other{n}", "hi")
+    web.deliver_due()
+
+    def listed(query: str) -> dict[str, Any]:
+        answer = web.client.get(f"/v1/deliveries?sessionId=alice&{query}", headers=ADMIN)
+        assert answer.status_code == 200
+        found: dict[str, Any] = answer.get_json()
+        return found
+
+    everything = listed("limit=10")
+    # The newest 3 of the conversation on `ok` (its index keeps 3), and the one on `failing`.
+    assert everything["total"] == 4 and "scanLimited" not in everything
+    items = everything["items"]
+    texts = [i["body"]["message"]["text"] for i in items]
+    assert texts == ["You said: hello", "You said: hi 3", "You said: hi 2", "You said: hi 1"]
+    assert {i["sessionId"] for i in items} == {"alice"}
+    dead = listed("status=dead")
+    assert dead["total"] == 1 and [i["endpointId"] for i in dead["items"]] == [failing["id"]]
+    on_ok = listed(f"endpointId={ok['id']}&limit=2&page=2")
+    assert on_ok["total"] == 3 and [i["body"]["message"]["text"] for i in on_ok["items"]] == [
+        "You said: hi 1"
+    ]
+    assert listed("status=queued")["total"] == 0
+
+    # The index goes with its conversation.
+    web.client.delete(f"/v1/bots/{ok['botId']}/channels/webhook/{ok['id']}", headers=ADMIN)
+    assert listed("limit=10")["total"] == 1

@@ -214,6 +214,17 @@ def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk
     assert _users(desk.events()[-1]) == ["hello agent"]
 
 
+def test_an_answer_longer_than_the_log_keeps_is_read_whole(desk: Desk) -> None:
+    desk.say("human")
+    desk.turn()
+    long = json.dumps({"notes": "x" * 6000, "offloadSuccess": True, "pauseBot": True}).encode()
+    excerpt = long[:4096].decode()
+    desk.answer_offload(AttemptResult(200, 1), AttemptResult(200, 1, response=excerpt, body=long))
+    desk.turn()
+    assert desk.meta().handover.paused
+    assert desk.texts() == []
+
+
 @pytest.mark.parametrize(
     "answer",
     [

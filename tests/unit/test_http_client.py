@@ -167,7 +167,8 @@ def test_the_answer_is_kept_up_to_4_kib_and_retry_after_is_read(receiver: Receiv
     receiver.behaviour = always(503, headers={"Retry-After": "7"}, body=b"x" * 10_000)
     result = post(_client(), receiver.url)
     assert result.status_code == 503
-    assert result.response == "x" * 4096
+    assert result.response == "x" * 4096  # for the attempt log
+    assert result.body == b"x" * 10_000  # for whoever reads the answer (an offload's)
     assert result.retry_after == "7"
 
 
