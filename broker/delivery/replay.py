@@ -2,69 +2,59 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from broker.core import clock, ids, keys, logs, scripts
-from broker.core.connection import Redis, index_shards
+from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.errors import Conflict, NotFound
-from broker.delivery import health, records
+from broker.delivery import health
 from broker.delivery.records import due_member, queue_ref
 
 log = logging.getLogger(__name__)
 
+#: A bulk replay queues this many deliveries again per few round trips.
+_CHUNK = 200
+
+
+class Outcome(enum.Enum):
+    REPLAYED = "replayed"
+    #: Already on its way (or, replaying dead letters, no longer dead).
+    UNDER_WAY = "under way"
+    MISSING = "missing"
+    EXPIRED = "expired"
+    ENDPOINT_REMOVED = "endpoint removed"
+
+
+@dataclass(frozen=True)
+class _Found:
+    delivery_id: str
+    conversation_key: str
+    endpoint_id: str
+    expires_at: float
+
 
 def replay(r: Redis, delivery_id: str) -> bool:
     """Send a delivered or dead-lettered delivery again; False if it is already under way."""
-    endpoint_id = _queue_again(r, delivery_id, dead_only=False)
-    if endpoint_id is None:
-        return False
-    health.probe_soon(r, endpoint_id)
-    return True
-
-
-def _queue_again(r: Redis, delivery_id: str, *, dead_only: bool) -> str | None:
-    """Put the delivery back on its queue; its endpoint's id, or None if it is already under
-    way (or, `dead_only`, not dead). The endpoint's circuit is the caller's to open for a
-    probe."""
-    found = records.load(r, delivery_id)
-    endpoint_id = found.endpoint_id
-    if found.expires_at and found.expires_at <= clock.now():
+    outcome, found = _queue_again(r, [delivery_id], dead_only=False)[0]
+    if outcome is Outcome.MISSING or found is None:
+        raise NotFound(f"no delivery {delivery_id!r}")
+    if outcome is Outcome.EXPIRED:
         raise Conflict(
             f"delivery {delivery_id!r} expired at {clock.iso(found.expires_at)}: what waited "
             "for its answer has given up on it, so it is not sent again"
         )
-    if not r.exists(keys.endpoint(endpoint_id)):
+    if outcome is Outcome.ENDPOINT_REMOVED:
         raise Conflict(
-            f"delivery {delivery_id!r} cannot be sent again: its endpoint {endpoint_id!r} "
-            "was removed"
+            f"delivery {delivery_id!r} cannot be sent again: its endpoint "
+            f"{found.endpoint_id!r} was removed"
         )
-    conversation_key = ids.conversation_of_delivery(delivery_id)
-    ref = queue_ref(conversation_key, endpoint_id)
-    # The scheduler is told first (sb:due is not in the conversation's hash slot): should we
-    # die right after, the queue is looked at anyway; a queue that holds nothing new is
-    # simply let go again.
-    r.zadd(keys.due(ref, index_shards(r)), {due_member(ref, ids.random_hex(8)): clock.now()})
-    result = scripts.run(
-        r,
-        "replay",
-        [
-            keys.delivery(conversation_key, delivery_id),
-            keys.fifo(conversation_key, endpoint_id),
-            keys.delivery_attempts(conversation_key, delivery_id),
-        ],
-        [delivery_id, "dead" if dead_only else ""],
-    )
-    if result == -1:
-        raise NotFound(f"no delivery {delivery_id!r}")
-    if result == 0:
-        return None
-    r.zrem(keys.DEAD, delivery_id)
-    r.zrem(keys.endpoint_dead(endpoint_id), delivery_id)
-    logs.event(
-        log, logging.INFO, "delivery replayed", deliveryId=delivery_id, endpointId=endpoint_id
-    )
-    return endpoint_id
+    if outcome is Outcome.UNDER_WAY:
+        return False
+    health.probe_soon(r, found.endpoint_id)
+    return True
 
 
 def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
@@ -72,16 +62,116 @@ def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
     no longer dead (another replay sent it again: two bulk replays at once must not send
     it twice), whose record expired, whose time ran out, or whose endpoint was removed, is
     passed over."""
+    delivery_ids = list(dict.fromkeys(delivery_ids))
     replayed = 0
     endpoints: set[str] = set()
-    for delivery_id in delivery_ids:
-        try:
-            endpoint_id = _queue_again(r, delivery_id, dead_only=True)
-        except (NotFound, Conflict):
-            continue
-        if endpoint_id is not None:
-            replayed += 1
-            endpoints.add(endpoint_id)
+    for start in range(0, len(delivery_ids), _CHUNK):
+        chunk = delivery_ids[start : start + _CHUNK]
+        for outcome, found in _queue_again(r, chunk, dead_only=True):
+            if outcome is Outcome.REPLAYED and found is not None:
+                replayed += 1
+                endpoints.add(found.endpoint_id)
     for endpoint_id in endpoints:  # once an endpoint, not once a delivery
         health.probe_soon(r, endpoint_id)
     return replayed
+
+
+def _queue_again(
+    r: Redis, delivery_ids: Sequence[str], *, dead_only: bool
+) -> list[tuple[Outcome, _Found | None]]:
+    """Put these deliveries back on their queues, in a few round trips for all of them;
+    each one's outcome (and what was read of it). The endpoints' circuits are the caller's to
+    open for a probe."""
+    found = _read(r, delivery_ids)
+    live_endpoints = _existing_endpoints(r, {f.endpoint_id for f in found if f is not None})
+    now = clock.now()
+    outcomes: list[tuple[Outcome, _Found | None]] = []
+    chosen: list[_Found] = []
+    for item in found:
+        if item is None:
+            outcomes.append((Outcome.MISSING, None))
+        elif item.expires_at and item.expires_at <= now:
+            outcomes.append((Outcome.EXPIRED, item))
+        elif item.endpoint_id not in live_endpoints:
+            outcomes.append((Outcome.ENDPOINT_REMOVED, item))
+        else:
+            outcomes.append((Outcome.REPLAYED, item))
+            chosen.append(item)
+    if not chosen:
+        return outcomes
+    shards = index_shards(r)
+
+    # The scheduler is told first (sb:due is not in the conversations' hash slots): should we
+    # die right after, the queues are looked at anyway; a queue that holds nothing new is
+    # simply let go again.
+    def tell_scheduler(pipe: Pipeline) -> None:
+        for item in chosen:
+            ref = queue_ref(item.conversation_key, item.endpoint_id)
+            pipe.zadd(keys.due(ref, shards), {due_member(ref, ids.random_hex(8)): now})
+
+    def requeue(pipe: Pipeline) -> None:
+        for item in chosen:
+            script_keys = [
+                keys.delivery(item.conversation_key, item.delivery_id),
+                keys.fifo(item.conversation_key, item.endpoint_id),
+                keys.delivery_attempts(item.conversation_key, item.delivery_id),
+            ]
+            only = "dead" if dead_only else ""
+            scripts.add(pipe, "replay", script_keys, [item.delivery_id, only])
+
+    answers = scripts.execute_in_order(r, tell_scheduler, requeue)[-len(chosen) :]
+    verdicts = {
+        item.delivery_id: {1: Outcome.REPLAYED, 0: Outcome.UNDER_WAY}.get(answer, Outcome.MISSING)
+        for item, answer in zip(chosen, answers, strict=True)
+    }
+    replayed = [item for item in chosen if verdicts[item.delivery_id] is Outcome.REPLAYED]
+    if replayed:
+        pipe = r.pipeline(transaction=False)
+        for item in replayed:
+            pipe.zrem(keys.DEAD, item.delivery_id)
+            pipe.zrem(keys.endpoint_dead(item.endpoint_id), item.delivery_id)
+        pipe.execute()
+    for item in replayed:
+        logs.event(
+            log,
+            logging.INFO,
+            "delivery replayed",
+            deliveryId=item.delivery_id,
+            endpointId=item.endpoint_id,
+        )
+    return [
+        (verdicts.get(item.delivery_id, outcome) if item is not None else outcome, item)
+        for outcome, item in outcomes
+    ]
+
+
+def _read(r: Redis, delivery_ids: Sequence[str]) -> list[_Found | None]:
+    """Each delivery's endpoint and expiry, in one round trip; None for one that is not
+    there (or whose id names no delivery)."""
+    named: list[tuple[str, str]] = []
+    for delivery_id in delivery_ids:
+        try:
+            named.append((delivery_id, ids.conversation_of_delivery(delivery_id)))
+        except NotFound:
+            named.append((delivery_id, ""))
+    pipe = r.pipeline(transaction=False)
+    for delivery_id, conversation_key in named:
+        if conversation_key:
+            record = keys.delivery(conversation_key, delivery_id)
+            pipe.hmget(record, ["kind", "endpointId", "expiresAt"])
+    answers = iter(pipe.execute())
+    found: list[_Found | None] = []
+    for delivery_id, conversation_key in named:
+        kind, endpoint_id, expires_at = next(answers) if conversation_key else (None, "", None)
+        # Without a kind, not a whole record (`records.is_whole`): missing.
+        whole = _Found(delivery_id, conversation_key, endpoint_id, float(expires_at or 0))
+        found.append(whole if kind else None)
+    return found
+
+
+def _existing_endpoints(r: Redis, endpoint_ids: set[str]) -> set[str]:
+    ordered = sorted(endpoint_ids)
+    pipe = r.pipeline(transaction=False)
+    for endpoint_id in ordered:
+        pipe.exists(keys.endpoint(endpoint_id))
+    return {e for e, there in zip(ordered, pipe.execute(), strict=True) if there}

@@ -268,3 +268,29 @@ def test_a_bulk_replay_passes_over_what_is_no_longer_dead(r: Redis, settings: Se
     assert r.hget(keys.delivery(conversation_key, delivery_id), "status") == "delivered"
     assert replay.replay_many(r, [delivery_id]) == 0  # delivered by the first's replay
     assert replay.replay(r, delivery_id)  # one by one, an operator may send it again
+
+
+def test_a_bulk_replay_takes_a_few_round_trips_per_chunk_not_per_letter(
+    r: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead: list[str] = []
+    for n in range(150):
+        conversation_key = f"{n:020d}"
+        for delivery_id in fan_out(r, settings, conversation_key, ["one", "two", "three"]):
+            r.hset(keys.delivery(conversation_key, delivery_id), "status", "dead")
+            dead.append(delivery_id)
+    round_trips = 0
+    for name in ("pipeline", "execute_command"):
+        real = getattr(r, name)
+
+        def counted(*args: Any, real: Any = real, **kwargs: Any) -> Any:
+            nonlocal round_trips
+            round_trips += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(r, name, counted)
+
+    assert replay.replay_many(r, [*dead, dead[0]]) == 450
+    assert round_trips <= 20  # 3 chunks of 200 at most, 4 round trips each, and the probe
+    queued = [r.hget(keys.delivery(ids.conversation_of_delivery(d), d), "status") for d in dead]
+    assert set(queued) == {"queued"}
