@@ -18,6 +18,8 @@ if [ ! -s "$conf" ]; then
         echo "appendonly yes"
         echo "appendfsync everysec"
         echo "maxmemory-policy noeviction"
+        # Delivery records kept compact (README, "Sizing Redis").
+        echo "hash-max-listpack-value 2048"
         # A master cut off from its replicas refuses writes: after a SENTINEL FAILOVER the
         # old master takes none that its demotion would wipe (the ingress answers 503).
         echo "min-replicas-to-write 1"
