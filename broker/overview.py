@@ -1,6 +1,6 @@
 """How the deployment stands now, for operators: queue depths and ages, endpoints by state,
-paused conversations, live workers and schedulers. /metrics, /readyz, the dashboard and
-`switchboard status` all read it.
+paused conversations, live workers and schedulers, Redis's memory. /metrics, /readyz, the
+dashboard and `switchboard status` all read it.
 
 Everything comes from the indexes the work keeps as it happens (`sb:turns`, `sb:due`,
 `sb:dead`, `sb:endpoints`, `sb:bots`, the heartbeats), never from a walk over the keyspace:
@@ -19,7 +19,7 @@ from typing import Any, get_args
 
 from broker.bots.bot import Version
 from broker.core import clock, heartbeats, keys
-from broker.core.connection import Redis, index_shards
+from broker.core.connection import Redis, index_shards, on_cluster
 from broker.core.heartbeats import Beat
 from broker.delivery.health import EndpointHealth, EndpointState
 from broker.delivery.records import split_due_member, split_ref
@@ -60,6 +60,9 @@ class Overview:
     #: Celery's last refusal of a task within a minute, {"at", "error"}: retries and work
     #: recovered from dead workers wait for the broker meanwhile.
     broker_trouble: dict[str, str] | None = None
+    #: Bytes Redis uses, and its `maxmemory` (0: none), summed over a cluster's masters:
+    #: past the limit it refuses writes (`noeviction`), and the ingress answers 503.
+    redis_memory: tuple[int, int] = (0, 0)
 
     def as_json(self) -> dict[str, Any]:
         def beats(found: list[Beat]) -> list[dict[str, Any]]:
@@ -74,6 +77,7 @@ class Overview:
             "workers": beats(self.workers),
             "schedulers": beats(self.schedulers),
             "brokerTrouble": self.broker_trouble,
+            "redisMemory": {"usedBytes": self.redis_memory[0], "maxBytes": self.redis_memory[1]},
         }
 
 
@@ -111,7 +115,18 @@ def take(r: Redis) -> Overview:
         workers=heartbeats.live(r, "worker"),
         schedulers=heartbeats.live(r, "scheduler"),
         broker_trouble=_broker_trouble(r),
+        redis_memory=_redis_memory(r),
     )
+
+
+def _redis_memory(r: Redis) -> tuple[int, int]:
+    if on_cluster(r):
+        answer: Any = r.info("memory", target_nodes=r.PRIMARIES)  # type: ignore[attr-defined]
+        # One answer per master, by node, unless there is a single one.
+        found = [answer] if "used_memory" in answer else list(answer.values())
+    else:
+        found = [r.info("memory")]
+    return sum(int(i["used_memory"]) for i in found), sum(int(i["maxmemory"]) for i in found)
 
 
 def _broker_trouble(r: Redis) -> dict[str, str] | None:

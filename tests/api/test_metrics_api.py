@@ -86,6 +86,8 @@ def test_metrics_count_known_traffic(web: WebApp, make_receiver: ReceiverFactory
     latency = ("switchboard_delivery_latency_seconds_count", (("endpoint_kind", "channel"),))
     assert samples[latency] == 3
     assert samples[("switchboard_endpoints", (("state", "healthy"),))] == 1
+    assert samples[("switchboard_redis_memory_bytes", (("kind", "used"),))] > 0
+    assert ("switchboard_redis_memory_bytes", (("kind", "max"),)) in samples
 
 
 def test_the_metrics_token_guards_metrics_when_it_is_set() -> None:

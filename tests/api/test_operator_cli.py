@@ -47,6 +47,8 @@ def test_status_shows_queues_processes_and_troubled_endpoints(
     (row,) = [line for line in lines if line.startswith(endpoint_id)]
     assert row == f"{endpoint_id}  channel  state=failing  success=0%  error=HTTP 500: kaput"
     assert "endpoints: 0 healthy, 1 failing, 0 circuit open, 0 disabled" in out
+    (memory,) = [line for line in lines if line.startswith("Redis memory: ")]
+    assert memory.endswith("B (no maxmemory set)") or memory.endswith("%)")
 
     heartbeats.beat(cli.redis, "scheduler", "box:12")
     code, out, _ = run_cli(capsys, "status", "--json")
@@ -55,6 +57,7 @@ def test_status_shows_queues_processes_and_troubled_endpoints(
     assert found["queues"]["deliveries"] == 1
     assert [w["name"] for w in found["workers"]] == ["box:11"]
     assert found["endpoints"]["failing"] == 1
+    assert found["redisMemory"]["usedBytes"] > 0
     assert found["troubledEndpoints"][0]["lastError"] == "HTTP 500: kaput"
 
 

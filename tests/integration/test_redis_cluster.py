@@ -131,6 +131,16 @@ def test_replies_spread_over_the_masters_arrive_in_order_through_retries(
         len([h for h in receiver.hits if h.webhook_id == hit.webhook_id]) == 2
         for hit in receiver.hits
     )
+    # The overview reads every master: Redis's memory is their sum.
+    metrics = requests.get(f"{on_cluster.api.base}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    (used,) = [
+        float(line.split()[-1])
+        for line in metrics.text.splitlines()
+        if line.startswith('switchboard_redis_memory_bytes{kind="used"}')
+    ]
+    masters = [node.client().info("memory")["used_memory"] for node in cluster.masters()]
+    assert len(masters) == 3 and used > max(masters)
 
 
 def test_a_reply_that_keeps_failing_is_dead_lettered_and_replayed(
