@@ -64,6 +64,13 @@ class Overview:
     #: past the limit it refuses writes (`noeviction`), and the ingress answers 503.
     redis_memory: tuple[int, int] = (0, 0)
 
+    def redis_memory_text(self) -> str:
+        """Redis's memory in words: "1.2 GB of 16.0 GB (7 %)"."""
+        used, most = self.redis_memory
+        if not most:
+            return f"{size_text(used)} (no maxmemory set)"
+        return f"{size_text(used)} of {size_text(most)} ({used / most:.0%})"
+
     def as_json(self) -> dict[str, Any]:
         def beats(found: list[Beat]) -> list[dict[str, Any]]:
             return [{"name": b.name, "lastBeatAt": clock.iso(b.at)} for b in found]
@@ -117,6 +124,16 @@ def take(r: Redis) -> Overview:
         broker_trouble=_broker_trouble(r),
         redis_memory=_redis_memory(r),
     )
+
+
+def size_text(n: int) -> str:
+    """Bytes in words: "980 B", "3.4 KB", "1.2 GB"."""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 def _redis_memory(r: Redis) -> tuple[int, int]:

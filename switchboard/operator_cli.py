@@ -38,15 +38,6 @@ def _seconds(value: float) -> str:
     return f"{value:.1f} s" if value else "-"
 
 
-def _bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
 def _cut(text: str, width: int = _ERROR_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -81,11 +72,7 @@ def status(r: Redis, as_json: bool) -> int:
         f"{len(now.workers)} worker(s), {len(now.schedulers)} scheduler(s) alive"
         + ("" if ready else "  (NOT READY)"),
     )
-    used, most = now.redis_memory
-    click.echo(
-        f"Redis memory: {_bytes(used)}"
-        + (f" of {_bytes(most)} ({used / most:.0%})" if most else " (no maxmemory set)")
-    )
+    click.echo(f"Redis memory: {now.redis_memory_text()}")
     if now.broker_trouble:
         click.echo(
             f"Celery's broker refused a task at {now.broker_trouble['at']} "

@@ -12,6 +12,7 @@ from flask import url_for
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from broker import overview
 from broker.auth import admin_tokens
 from broker.core import ids, keys
 from tests.conversations import park_head
@@ -387,6 +388,19 @@ def test_the_overview_says_when_celery_s_broker_refuses_tasks(web: WebApp) -> No
     page = web.client.get("/dashboard").get_data(as_text=True)
     assert "scheduler(s); broker failing" in page
     assert "refused a task at 2026-12-01T10:00:00.000Z: Connection refused" in page
+
+
+def test_the_overview_shows_redis_memory_and_warns_near_its_limit(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signed_in(web)
+    page = web.client.get("/dashboard").get_data(as_text=True)
+    assert "redis memory" in page and ("no maxmemory set" in page or " of " in page)
+    monkeypatch.setattr(overview, "_redis_memory", lambda r: (950 * 2**20, 1000 * 2**20))
+    page = web.client.get("/dashboard").get_data(as_text=True)
+    tile = page[page.index('title="Redis: ') - 20 : page.index('title="Redis: ')]
+    assert 'class="tile bad"' in tile
+    assert "Redis: 950.0 MB of 1000.0 MB (95%)." in page and "of 1000.0 MB</span>" in page
 
 
 def test_many_endpoints_the_overview_shows_those_in_trouble_and_links_the_rest(

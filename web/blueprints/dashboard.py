@@ -207,6 +207,7 @@ def home() -> str:
         "dashboard_home.html",
         now=now,
         queue_help=overview.QUEUES,
+        size_text=overview.size_text,
         endpoints=endpoints,
         endpoints_total=len(states),
         dead=[d for d in newest_dead if d["status"] == "dead"],
