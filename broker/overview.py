@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from redis.exceptions import ResponseError
+
 from broker.bots.bot import Version
 from broker.core import clock, heartbeats, keys
 from broker.core.connection import Redis, index_shards, on_cluster
@@ -50,8 +52,6 @@ class Overview:
     #: inbox ("inbound"), the oldest delivery at the head of a queue that waits for no retry,
     #: no open circuit and no disabled endpoint ("deliveries"). 0 when there is none.
     oldest_age: dict[str, float]
-    #: Endpoints by state.
-    endpoints: dict[str, int]
     paused_conversations: int
     workers: list[Beat] = field(default_factory=list)
     schedulers: list[Beat] = field(default_factory=list)
@@ -61,11 +61,20 @@ class Overview:
     #: recovered from dead workers wait for the broker meanwhile.
     broker_trouble: dict[str, str] | None = None
     #: Bytes Redis uses, and its `maxmemory` (0: none), summed over a cluster's masters:
-    #: past the limit it refuses writes (`noeviction`), and the ingress answers 503.
-    redis_memory: tuple[int, int] = (0, 0)
+    #: past the limit it refuses writes (`noeviction`), and the ingress answers 503. None
+    #: where Redis does not answer `INFO` (a managed Redis may rename it).
+    redis_memory: tuple[int, int] | None = None
+
+    @property
+    def endpoints(self) -> dict[str, int]:
+        """How many endpoints are in each state."""
+        by_state = Counter(self.endpoint_states.values())
+        return {state: by_state[state] for state in ENDPOINT_STATES}
 
     def redis_memory_text(self) -> str:
-        """Redis's memory in words: "1.2 GB of 16.0 GB (7 %)"."""
+        """Redis's memory in words: "1.2 GB of 16.0 GB (7%)"."""
+        if self.redis_memory is None:
+            return "unknown (Redis does not answer INFO)"
         used, most = self.redis_memory
         if not most:
             return f"{size_text(used)} (no maxmemory set)"
@@ -84,7 +93,8 @@ class Overview:
             "workers": beats(self.workers),
             "schedulers": beats(self.schedulers),
             "brokerTrouble": self.broker_trouble,
-            "redisMemory": {"usedBytes": self.redis_memory[0], "maxBytes": self.redis_memory[1]},
+            "redisMemory": self.redis_memory
+            and {"usedBytes": self.redis_memory[0], "maxBytes": self.redis_memory[1]},
         }
 
 
@@ -108,7 +118,6 @@ def take(r: Redis) -> Overview:
     oldest = {"inbound": now, "deliveries": now}
     _turns(r, queues, oldest)
     states = _endpoints(r, now, queues)
-    by_state = Counter(states.values())
     _deliveries(r, now, states, queues, oldest)
     queues["dead_letters"] = int(r.zcard(keys.DEAD))
     queues["dead_turns"] = int(r.zcard(keys.DEAD_TURNS))
@@ -116,7 +125,6 @@ def take(r: Redis) -> Overview:
         at=now,
         queues=queues,
         oldest_age={name: max(now - at, 0.0) for name, at in oldest.items()},
-        endpoints={state: by_state[state] for state in ENDPOINT_STATES},
         endpoint_states=states,
         paused_conversations=_paused(r),
         workers=heartbeats.live(r, "worker"),
@@ -136,7 +144,14 @@ def size_text(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _redis_memory(r: Redis) -> tuple[int, int]:
+def _redis_memory(r: Redis) -> tuple[int, int] | None:
+    try:
+        return _memory_info(r)
+    except ResponseError:
+        return None
+
+
+def _memory_info(r: Redis) -> tuple[int, int]:
     if on_cluster(r):
         answer: Any = r.info("memory", target_nodes=r.PRIMARIES)  # type: ignore[attr-defined]
         # One answer per master, by node, unless there is a single one.

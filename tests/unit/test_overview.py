@@ -25,6 +25,22 @@ def test_an_empty_deployment_has_nothing_waiting(fake_redis: Redis) -> None:
     assert found.oldest_age == {"inbound": 0.0, "deliveries": 0.0}
     assert found.endpoints == dict.fromkeys(overview.ENDPOINT_STATES, 0)
     assert (found.paused_conversations, found.workers, found.schedulers) == (0, [], [])
+    # fakeredis, as a Redis whose INFO is renamed away, does not say its memory.
+    assert found.redis_memory is None and found.as_json()["redisMemory"] is None
+    assert found.redis_memory_text() == "unknown (Redis does not answer INFO)"
+
+
+@pytest.mark.parametrize(
+    ("memory", "said"),
+    [
+        ((980, 0), "980 B (no maxmemory set)"),
+        ((3 * 2**20 + 2**19, 2**30), "3.5 MB of 1.0 GB (0%)"),
+        ((15 * 2**30, 16 * 2**30), "15.0 GB of 16.0 GB (94%)"),
+    ],
+)
+def test_redis_memory_in_words(memory: tuple[int, int], said: str) -> None:
+    found = overview.Overview(0.0, {}, {}, 0, redis_memory=memory)
+    assert found.redis_memory_text() == said
 
 
 def test_messages_waiting_for_bot_turns_are_counted_with_their_age(

@@ -102,15 +102,16 @@ class SwitchboardMetrics(Collector):
         for role, found in zip(ROLES, (now.workers, now.schedulers), strict=True):
             alive.add_metric([role], len(found))
         yield alive
-        memory = GaugeMetricFamily(
-            "switchboard_redis_memory_bytes",
-            "Redis's memory (summed over a cluster's masters): used, and its maxmemory (0: no "
-            "limit). Past the limit Redis refuses writes and the ingress answers 503.",
-            labels=["kind"],
-        )
-        memory.add_metric(["used"], now.redis_memory[0])
-        memory.add_metric(["max"], now.redis_memory[1])
-        yield memory
+        if now.redis_memory is not None:
+            memory = GaugeMetricFamily(
+                "switchboard_redis_memory_bytes",
+                "Redis's memory (summed over a cluster's masters): used, and its maxmemory (0: "
+                "no limit). Past the limit Redis refuses writes and the ingress answers 503.",
+                labels=["kind"],
+            )
+            memory.add_metric(["used"], now.redis_memory[0])
+            memory.add_metric(["max"], now.redis_memory[1])
+            yield memory
 
 
 def _require_metrics_token() -> None:
