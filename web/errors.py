@@ -68,7 +68,9 @@ def error_answer(exc: Exception) -> ErrorAnswer:
     if isinstance(exc, RedisError | RedisClusterException):  # the latter is not a RedisError
         reason = unavailable_reason(exc)
         if reason is not None:
-            log.warning("Redis is %s: %s", reason, type(exc).__name__)
+            # The reason in the text, not a value: each reason is a kind of line of its own
+            # where repeats are thinned out (`logs.Repeats`).
+            log.warning(f"Redis is {reason}: %s", type(exc).__name__)
             exc = Unavailable(
                 f"the service's storage is {reason}; try again shortly",
                 retry_after=UNAVAILABLE_RETRY_AFTER,

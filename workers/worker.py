@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from typing import Any
 
+from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import celeryd_after_setup, worker_shutdown, worker_shutting_down
 
 from broker.core import heartbeats, metrics
@@ -19,6 +21,12 @@ from workers.celery_app import (
     refusals_are_connection_trouble,
 )
 from workers.process import process
+
+# Celery warns at every lost connection that its default for cancelling tasks will change;
+# Switchboard sets it (workers/celery_app.py), so the warning says nothing to an operator.
+warnings.filterwarnings(
+    "ignore", message=r"\s*In Celery 5.1 we introduced", category=CPendingDeprecationWarning
+)
 
 _heartbeat: list[threading.Event] = []
 _runners: list[turn_runners.Runners] = []

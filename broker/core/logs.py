@@ -29,7 +29,10 @@ _OURS = ("broker", "web", "workers", "switchboard")
 _THINNED = (
     "web.errors",
     "workers.turn_runners",
+    "workers.scheduler",
     "broker.delivery.delivery_loop",
+    "broker.delivery.endpoint_cache",
+    "broker.core.metrics",
     "celery.worker.consumer.consumer",
 )
 #: One line of a kind from a thinned logger at most this often (seconds).
@@ -78,19 +81,23 @@ class TextFormatter(logging.Formatter):
 
 
 class Repeats(logging.Filter):
-    """Lets a line through, then leaves out the lines of the same kind (level and text before
-    its values are put in) for `every` seconds; the next one let through says how many."""
+    """Lets a line through, then leaves out the lines of the same kind for `every` seconds;
+    the next one let through says how many. A kind is the level, the text before its values
+    are put in (a queue's id, say), and the exception the line carries, if any: another
+    error is another kind."""
 
     def __init__(self, every: float = REPEATS_EVERY, now: Callable[[], float] = time.monotonic):
         super().__init__()
         self.every = every
         self._now = now
         #: Per kind: when one was last let through, and how many were left out since.
-        self._kinds: dict[tuple[int, str], tuple[float, int]] = {}
+        self._kinds: dict[tuple[int, str, str], tuple[float, int]] = {}
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        kind = (record.levelno, str(record.msg)[:200])
+        error = record.exc_info[1] if record.exc_info else None
+        said = f"{type(error).__name__}: {error}"[:200] if error else ""
+        kind = (record.levelno, str(record.msg)[:200], said)
         now = self._now()
         with self._lock:
             last, left_out = self._kinds.get(kind, (float("-inf"), 0))

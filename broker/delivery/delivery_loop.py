@@ -121,7 +121,8 @@ class DeliveryLoop:
                     if reason is None:
                         log.exception("working delivery queue %s failed", ref)
                     else:
-                        log.warning("delivery queue %s left for now: Redis is %s", ref, reason)
+                        # The reason in the text: a kind of line of its own (`logs.Repeats`).
+                        log.warning(f"delivery queue %s left for now: Redis is {reason}", ref)
                 waiting = self._next.get(ref)
                 if not waiting:
                     return

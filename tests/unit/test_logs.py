@@ -122,3 +122,17 @@ def test_repeats_of_one_kind_are_thinned_out_and_counted() -> None:
     clock[0] += 31.0
     quiet = line("Redis is %s: %s", "unreachable", "ConnectionError")
     assert repeats.filter(quiet) and quiet.getMessage() == "Redis is unreachable: ConnectionError"
+
+
+def test_another_error_is_another_kind_of_line() -> None:
+    repeats = logs.Repeats(every=30.0, now=lambda: 0.0)
+
+    def failed(error: Exception) -> logging.LogRecord:
+        info = (type(error), error, None)
+        text = "unhandled error"
+        return logging.LogRecord("web.errors", logging.ERROR, __file__, 1, text, (), info)
+
+    assert repeats.filter(failed(KeyError("a")))
+    assert not repeats.filter(failed(KeyError("a")))  # the same again: thinned
+    assert repeats.filter(failed(KeyError("b")))
+    assert repeats.filter(failed(ValueError("a")))
