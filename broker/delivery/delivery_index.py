@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, get_args
 
 from broker.bots.bot import Version
-from broker.core import ids, keys
-from broker.core.connection import Redis
+from broker.core import ids, keys, scripts
+from broker.core.connection import Pipeline, Redis
 from broker.delivery import records
 
 #: A filtered listing reads at most this many index entries before it stops counting.
@@ -179,10 +179,18 @@ def dead_letter_page(
     high: float | str = until_ms if until_ms is not None else "+inf"
     index = _dead_index(endpoint_id)
     pipe = r.pipeline(transaction=False)
-    pipe.zrevrangebyscore(index, high, low, start=offset, num=limit)
+    pipe.zrevrangebyscore(index, high, low, start=offset, num=limit, withscores=True)
     pipe.zcount(index, low, high)
     chosen, total = pipe.execute()
-    return Page([i for i in records.views(r, chosen) if i["status"] == "dead"], int(total))
+    items = records.views(r, [delivery_id for delivery_id, _ in chosen])
+    found = {item["id"]: item for item in items}
+    stale = [
+        (delivery_id, at, found[delivery_id]["endpointId"] if delivery_id in found else None)
+        for delivery_id, at in chosen
+        if delivery_id not in found or found[delivery_id]["status"] == "delivered"
+    ]
+    _forget_stale(r, index, stale)
+    return Page([i for i in items if i["status"] == "dead"], int(total) - len(stale))
 
 
 def dead_letter_ids(
@@ -199,13 +207,36 @@ def dead_letter_ids(
     """
     low: float | str = since_ms if since_ms is not None else "-inf"
     high: float | str = until_ms if until_ms is not None else "+inf"
-    found: list[str] = r.zrangebyscore(_dead_index(endpoint_id), low, high)
+    index = _dead_index(endpoint_id)
+    found: list[tuple[str, float]] = r.zrangebyscore(index, low, high, withscores=True)
     chosen: list[str] = []
+    stale: list[tuple[str, float, str | None]] = []
     for start in range(0, len(found), _CHUNK):
         part = found[start : start + _CHUNK]
-        chosen += [
-            delivery_id
-            for delivery_id, glance in zip(part, _glances(r, part), strict=True)
-            if glance is not None and glance.status == "dead"
-        ]
+        glances = _glances(r, [delivery_id for delivery_id, _ in part])
+        for (delivery_id, at), glance in zip(part, glances, strict=True):
+            if glance is not None and glance.status == "dead":
+                chosen.append(delivery_id)
+            elif glance is None or glance.status == "delivered":
+                stale.append((delivery_id, at, glance.endpoint_id if glance else None))
+    _forget_stale(r, index, stale)
     return chosen
+
+
+def _forget_stale(r: Redis, read: str, stale: Sequence[tuple[str, float, str | None]]) -> None:
+    """Drop the dead-index entries (id, time, endpoint if known), read from index `read`, of
+    deliveries that turned out delivered, or gone: a replay cut short leaves them. One
+    being replayed (queued) is left to its replay, which may yet see it die again."""
+    if not stale:
+        return
+    by_index: dict[str, list[str | float]] = {}
+    for delivery_id, at, endpoint_id in stale:
+        indexes = {read, keys.DEAD, *([keys.endpoint_dead(endpoint_id)] if endpoint_id else [])}
+        for index in indexes:
+            by_index.setdefault(index, []).extend((delivery_id, at))
+
+    def build(pipe: Pipeline) -> None:
+        for index, entries in by_index.items():
+            scripts.add(pipe, "dead_index_forget", [index], entries)
+
+    scripts.execute(r, build)

@@ -294,3 +294,38 @@ def test_a_bulk_replay_takes_a_few_round_trips_per_chunk_not_per_letter(
     assert round_trips <= 20  # 3 chunks of 200 at most, 4 round trips each, and the probe
     queued = [r.hget(keys.delivery(ids.conversation_of_delivery(d), d), "status") for d in dead]
     assert set(queued) == {"queued"}
+
+
+def test_dead_index_entries_a_cut_short_replay_left_are_dropped_when_found(
+    r: Redis, settings: Settings
+) -> None:
+    """A replay that died between its scripts and its removal of the index entries leaves
+    delivered deliveries on the dead indexes: listings and bulk replays drop them."""
+    conversation_key = "s" * 20
+    delivered, queued, dead = fan_out(r, settings, conversation_key, ["a", "b", "c"])
+    for delivery_id, status in ((delivered, "delivered"), (queued, "queued"), (dead, "dead")):
+        r.hset(keys.delivery(conversation_key, delivery_id), "status", status)
+    gone = ids.delivery_id(conversation_key)  # its record expired
+    for n, delivery_id in enumerate((delivered, queued, dead, gone)):
+        r.zadd(keys.DEAD, {delivery_id: 1000 + n})
+        r.zadd(keys.endpoint_dead(EP), {delivery_id: 1000 + n})
+
+    page = delivery_index.dead_letter_page(r, offset=0, limit=10)
+    assert [item["id"] for item in page.items] == [dead] and page.total == 2
+    assert r.zrange(keys.DEAD, 0, -1) == [queued, dead]  # the one being replayed stays
+    # The endpoint of one whose record is gone is not known: its index keeps it until a
+    # listing of that index drops it (or the dead retention).
+    assert r.zrange(keys.endpoint_dead(EP), 0, -1) == [queued, dead, gone]
+    r.zadd(keys.endpoint_dead(EP), {delivered: 1000})
+    assert delivery_index.dead_letter_ids(r, endpoint_id=EP) == [dead]
+    assert r.zrange(keys.endpoint_dead(EP), 0, -1) == [queued, dead]
+
+    # One that died again meanwhile has a new time on the index: it stays.
+    r.zadd(keys.DEAD, {delivered: 5000})
+    delivery_index.dead_letter_page(r, offset=0, limit=10)
+    assert r.zscore(keys.DEAD, delivered) is None
+    r.zadd(keys.DEAD, {delivered: 6000})
+    found = r.zrange(keys.DEAD, 0, -1, withscores=True)
+    # As if read at time 5000, before it died again at 6000.
+    scripts.run(r, "dead_index_forget", [keys.DEAD], [delivered, 5000])
+    assert r.zrange(keys.DEAD, 0, -1, withscores=True) == found
