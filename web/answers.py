@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker.core.defaults import SESSION_DELIVERIES
 from broker.delivery.delivery_index import SCAN_LIMIT
 
 
@@ -155,9 +156,11 @@ class DeliveryList(_Answer):
     limit: int
     scanLimited: bool | None = Field(
         default=None,
-        description="Present and true when a listing by status (other than dead) or by "
-        f"session stopped after the newest {SCAN_LIMIT:,} deliveries: `total` counts the matches "
-        "among them, and pages past them are empty. Narrow it by `endpointId`.",
+        description="Present and true when the listing did not look at every delivery: by "
+        f"status (other than dead), it stopped after the newest {SCAN_LIMIT:,} deliveries "
+        "(`total` counts the matches among them, pages past them are empty; narrow it by "
+        "`endpointId`); by session, a conversation of that id has had more deliveries than "
+        f"the newest {SESSION_DELIVERIES:,} it keeps listed.",
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, get_args
 from broker.bots.bot import Version
 from broker.core import ids, keys, scripts
 from broker.core.connection import Pipeline, Redis
+from broker.core.defaults import SESSION_DELIVERIES
 from broker.delivery import records
 
 #: A filtered listing reads at most this many index entries before it stops counting.
@@ -28,7 +29,8 @@ _CHUNK = 500
 class Page(NamedTuple):
     items: list[dict[str, Any]]
     total: int
-    #: The walk stopped at SCAN_LIMIT entries: `total` counts what it found before.
+    #: Not every delivery was looked at: a walk stopped at SCAN_LIMIT entries (`total` counts
+    #: what it found before), or a conversation's index is full (SESSION_DELIVERIES).
     scan_limited: bool = False
 
 
@@ -103,8 +105,9 @@ def list_page(
     conversation_id: str | None = None,
 ) -> Page:
     if conversation_id is not None:
-        found = _of_session(r, conversation_id)
-        return _filtered(r, [found], offset, limit, status=status, endpoint_id=endpoint_id)
+        found, trimmed = _of_session(r, conversation_id)
+        page = _filtered(r, [found], offset, limit, status=status, endpoint_id=endpoint_id)
+        return page._replace(scan_limited=trimmed)
     if status == "dead":
         return dead_letter_page(r, offset=offset, limit=limit, endpoint_id=endpoint_id)
     index = keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES
@@ -144,9 +147,10 @@ def _filtered(
     return Page(records.views(r, chosen), total, scan and scanned >= SCAN_LIMIT)
 
 
-def _of_session(r: Redis, conversation_id: str) -> list[str]:
+def _of_session(r: Redis, conversation_id: str) -> tuple[list[str], bool]:
     """The deliveries of every conversation named `conversation_id`, on any channel of any
-    bot, in either version, newest first (from each conversation's index)."""
+    bot, in either version, newest first (from each conversation's index), and whether an
+    index is full (older deliveries of its conversation may not be on it)."""
     bots: list[str] = r.zrange(keys.BOTS, 0, -1)
     pipe = r.pipeline(transaction=False)
     for bot_id in bots:
@@ -160,9 +164,11 @@ def _of_session(r: Redis, conversation_id: str) -> list[str]:
     pipe = r.pipeline(transaction=False)
     for key in conversations:
         pipe.zrange(keys.conversation_deliveries(key), 0, -1, withscores=True)
-    found = [entry for entries in pipe.execute() for entry in entries]
+    indexes = pipe.execute()
+    found = [entry for entries in indexes for entry in entries]
     found.sort(key=lambda entry: (entry[1], entry[0]), reverse=True)
-    return [delivery_id for delivery_id, _ in found]
+    full = any(len(entries) >= SESSION_DELIVERIES for entries in indexes)
+    return [delivery_id for delivery_id, _ in found], full
 
 
 def dead_letter_page(

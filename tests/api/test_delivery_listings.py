@@ -74,6 +74,7 @@ def test_a_session_s_deliveries_are_found_past_any_walk(
     monkeypatch.setattr(delivery_index, "SCAN_LIMIT", 3)
     monkeypatch.setattr(delivery_index, "_CHUNK", 3)
     monkeypatch.setattr(fanout, "SESSION_DELIVERIES", 3)
+    monkeypatch.setattr(delivery_index, "SESSION_DELIVERIES", 3)
     ok = web.channel(webhookUrl=make_receiver(always(200)).url)
     failing = web.channel(webhookUrl=make_receiver(always(500)).url)
     for n in range(4):
@@ -90,8 +91,9 @@ def test_a_session_s_deliveries_are_found_past_any_walk(
         return found
 
     everything = listed("limit=10")
-    # The newest 3 of the conversation on `ok` (its index keeps 3), and the one on `failing`.
-    assert everything["total"] == 4 and "scanLimited" not in everything
+    # The newest 3 of the conversation on `ok` (its index keeps 3, and says it is full), and
+    # the one on `failing`.
+    assert everything["total"] == 4 and everything["scanLimited"] is True
     items = everything["items"]
     texts = [i["body"]["message"]["text"] for i in items]
     assert texts == ["You said: hello", "You said: hi 3", "You said: hi 2", "You said: hi 1"]
@@ -106,4 +108,5 @@ def test_a_session_s_deliveries_are_found_past_any_walk(
 
     # The index goes with its conversation.
     web.client.delete(f"/v1/bots/{ok['botId']}/channels/webhook/{ok['id']}", headers=ADMIN)
-    assert listed("limit=10")["total"] == 1
+    left = listed("limit=10")
+    assert left["total"] == 1 and "scanLimited" not in left
