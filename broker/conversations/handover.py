@@ -29,6 +29,7 @@ from broker.conversations.conversation import Conversation, HandoverState
 from broker.core import clock, keys
 from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.settings import Settings
+from broker.delivery.http_client import MAX_READ_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,12 @@ def read_answer(signal: dict[str, Any]) -> OffloadAnswer:
     from a 2xx answer; anything else is a failure."""
     if not signal.get("delivered"):
         return OffloadAnswer(False, False, f"not delivered: {signal.get('error') or 'failed'}")
+    text = signal.get("response") or ""
     try:
-        answer = json.loads(signal.get("response") or "")
+        answer = json.loads(text)
     except ValueError:
+        if len(text.encode("utf-8", "surrogatepass")) >= MAX_READ_BYTES:
+            return OffloadAnswer(False, False, f"the answer is over {MAX_READ_BYTES:,} bytes")
         return OffloadAnswer(False, False, "the answer is not JSON")
     if not isinstance(answer, dict) or not isinstance(answer.get("offloadSuccess"), bool):
         return OffloadAnswer(False, False, "the answer has no offloadSuccess true or false")

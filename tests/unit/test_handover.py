@@ -449,3 +449,12 @@ def test_the_timers_of_a_deleted_conversation_go_with_it(desk: Desk) -> None:
     assert desk.r.zcard(keys.TIMERS) == 0
     assert not desk.r.exists(keys.conversation_signals(desk.conversation_key))
     assert not desk.r.exists(keys.conversation_pending(desk.conversation_key))
+
+
+def test_an_answer_cut_at_the_read_cap_says_so() -> None:
+    cut = json.dumps({"offloadSuccess": True, "notes": "x" * 70_000})[: 64 * 1024]
+    found = handover.read_answer({"delivered": True, "response": cut})
+    assert not found.success and found.reason == "the answer is over 65,536 bytes"
+    assert handover.read_answer({"delivered": True, "response": "<html>"}).reason == (
+        "the answer is not JSON"
+    )
