@@ -268,8 +268,14 @@ def _ratios(
         "plain_cpu_ms_per_msg": median(plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
         "redis_cpu_ms_per_msg": median(mine, "max", lambda f: f.redis_cpu_ms_per_msg),
         "plain_redis_cpu_ms_per_msg": median(plain, "max", lambda f: f.redis_cpu_ms_per_msg),
+        "redis_bytes_per_msg": median(mine, "max", _redis_bytes),
         **_scenario_ratios(mine),
     }
+
+
+def _redis_bytes(figures: Figures) -> float:
+    value: float = figures.extra.get("redis_bytes_per_msg", 0.0)
+    return value
 
 
 def _load_generator_cpu(figures: Figures) -> float:

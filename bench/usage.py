@@ -45,12 +45,15 @@ def rss_mb(pid: int) -> float:
 class RedisUsage:
     calls: Mapping[str, int]
     cpu_seconds: float
+    #: `used_memory`: what the data kept in Redis takes.
+    memory_bytes: int = 0
 
 
 def redis_usage(servers: Sequence[redis.Redis[bytes]]) -> RedisUsage:
     """Commands and CPU so far, summed over `servers` (one Redis, or a cluster's masters)."""
     calls: Counter[str] = Counter()
     cpu_seconds = 0.0
+    memory_bytes = 0
     for client in servers:
         stats = client.info("commandstats")
         calls.update(
@@ -62,7 +65,8 @@ def redis_usage(servers: Sequence[redis.Redis[bytes]]) -> RedisUsage:
         )
         cpu = client.info("cpu")
         cpu_seconds += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-    return RedisUsage(calls, cpu_seconds)
+        memory_bytes += int(client.info("memory")["used_memory"])
+    return RedisUsage(calls, cpu_seconds, memory_bytes)
 
 
 def redis_delta(before: RedisUsage, after: RedisUsage) -> RedisUsage:
@@ -71,4 +75,6 @@ def redis_delta(before: RedisUsage, after: RedisUsage) -> RedisUsage:
         for name, count in after.calls.items()
         if count - before.calls.get(name, 0) > 0
     }
-    return RedisUsage(calls, after.cpu_seconds - before.cpu_seconds)
+    return RedisUsage(
+        calls, after.cpu_seconds - before.cpu_seconds, after.memory_bytes - before.memory_bytes
+    )
