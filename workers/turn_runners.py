@@ -75,8 +75,7 @@ def _run(process: Process, stop: threading.Event) -> None:
                             hand_off=process.deliveries.offer_claimed,
                         )
         except REDIS_TROUBLE as exc:
-            # The error's kind in the text: a kind of line of its own (`logs.Repeats`).
-            log.warning(f"turn runner: Redis failed ({type(exc).__name__}), trying again: %s", exc)
+            log.warning("turn runner: Redis failed, trying again: %s", exc)
             stop.wait(1.0)
         except Exception:
             log.exception("turn runner failed; going on")

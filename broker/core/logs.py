@@ -83,8 +83,8 @@ class TextFormatter(logging.Formatter):
 class Repeats(logging.Filter):
     """Lets a line through, then leaves out the lines of the same kind for `every` seconds;
     the next one let through says how many. A kind is the level, the text before its values
-    are put in (a queue's id, say), and the exception the line carries, if any: another
-    error is another kind."""
+    are put in (a queue's id, say), and the error the line carries, if any (`_error_of`):
+    another error is another kind."""
 
     def __init__(self, every: float = REPEATS_EVERY, now: Callable[[], float] = time.monotonic):
         super().__init__()
@@ -95,9 +95,7 @@ class Repeats(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        said = f"{type(error).__name__}: {error}"[:200] if error else ""
-        kind = (record.levelno, str(record.msg)[:200], said)
+        kind = (record.levelno, str(record.msg)[:200], _error_of(record))
         now = self._now()
         with self._lock:
             last, left_out = self._kinds.get(kind, (float("-inf"), 0))
@@ -110,6 +108,16 @@ class Repeats(logging.Filter):
         if left_out:
             record.msg = f"{record.msg} [{left_out} more like it not logged since the last]"
         return True
+
+
+def _error_of(record: logging.LogRecord) -> str:
+    """The error a line carries, as far as it makes the line's kind: a traceback's exception
+    whole, an exception among the values by its type (its text names a command, a key)."""
+    if record.exc_info and record.exc_info[1]:
+        error = record.exc_info[1]
+        return f"{type(error).__name__}: {error}"[:200]
+    values = record.args if isinstance(record.args, tuple) else ()
+    return " ".join(type(v).__name__ for v in values if isinstance(v, BaseException))
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]

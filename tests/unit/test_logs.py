@@ -136,3 +136,16 @@ def test_another_error_is_another_kind_of_line() -> None:
     assert not repeats.filter(failed(KeyError("a")))  # the same again: thinned
     assert repeats.filter(failed(KeyError("b")))
     assert repeats.filter(failed(ValueError("a")))
+
+
+def test_an_exception_among_the_values_makes_the_kind_by_its_type() -> None:
+    repeats = logs.Repeats(every=30.0, now=lambda: 0.0)
+
+    def failed(error: Exception) -> logging.LogRecord:
+        text = "turn runner: Redis failed, trying again: %s"
+        name = "workers.turn_runners"
+        return logging.LogRecord(name, logging.WARNING, "", 1, text, (error,), None)
+
+    assert repeats.filter(failed(ConnectionError("Command # 1 (BLPOP) failed")))
+    assert not repeats.filter(failed(ConnectionError("Command # 2 (LPOP) failed")))
+    assert repeats.filter(failed(TimeoutError("no answer")))
