@@ -268,18 +268,13 @@ def _ratios(
         "plain_cpu_ms_per_msg": median(plain, "max", lambda f: f.cpu_ms_per_msg.get("total", 0)),
         "redis_cpu_ms_per_msg": median(mine, "max", lambda f: f.redis_cpu_ms_per_msg),
         "plain_redis_cpu_ms_per_msg": median(plain, "max", lambda f: f.redis_cpu_ms_per_msg),
-        "redis_bytes_per_msg": median(mine, "max", _redis_bytes),
+        "redis_bytes_per_msg": median(mine, "max", partial(_extra, figure="redis_bytes_per_msg")),
         **_scenario_ratios(mine),
     }
 
 
-def _redis_bytes(figures: Figures) -> float:
-    value: float = figures.extra.get("redis_bytes_per_msg", 0.0)
-    return value
-
-
-def _load_generator_cpu(figures: Figures) -> float:
-    value: float = figures.extra.get("load_generator_cpu_ms_per_msg", 0.0)
+def _extra(figures: Figures, figure: str) -> float:
+    value: float = figures.extra.get(figure, 0.0)
     return value
 
 
@@ -293,7 +288,10 @@ def _scenario_ratios(mine: list[Figures]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     cpu = median(mine, "max", lambda f: f.cpu_ms_per_msg.get("total", 0))
     commands = median(mine, "max", lambda f: f.redis_cmds_per_msg.get("total", 0))
-    control = median(mine, "max", _load_generator_cpu)
+    load_generator_cpu = partial(_extra, figure="load_generator_cpu_ms_per_msg")
+    control = median(mine, "max", load_generator_cpu)
+    reads = partial(_extra, figure="redis_reads_per_msg")
+    max_reads = median(mine, "max", reads)
     for share in PACES:
         name = f"paced-{int(share * 100)}%"
         if any(f.scenario == name for f in mine):
@@ -306,10 +304,14 @@ def _scenario_ratios(mine: list[Figures]) -> dict[str, Any]:
                     median(mine, name, lambda f: f.redis_cmds_per_msg.get("total", 0)) / commands,
                     2,
                 ),
+                # Redis's reads of its clients' sockets: about one a round trip.
+                "redis_reads_vs_max": (
+                    round(median(mine, name, reads) / max_reads, 2) if max_reads else None
+                ),
                 # The load generator does the same work per message at every pace: how much
                 # more its CPU per message is here than at max is the machine's own part.
                 "load_generator_cpu_vs_max": (
-                    round(median(mine, name, _load_generator_cpu) / control, 2) if control else None
+                    round(median(mine, name, load_generator_cpu) / control, 2) if control else None
                 ),
             }
     for name, figure in (("isolation", "delivered_per_s"), ("isolation-paced-50%", "p99")):

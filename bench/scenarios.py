@@ -171,6 +171,7 @@ def measure(
             },
         }
         figures.redis_cpu_ms_per_msg = round(spent.cpu_seconds * 1000 / delivered, 3)
+        figures.extra["redis_reads_per_msg"] = round(spent.reads / delivered, 1)
         # What the scenario's messages left in Redis: records kept for their retention.
         figures.extra["redis_bytes_per_msg"] = round(spent.memory_bytes / delivered)
         figures.extra["load_generator_cpu_ms_per_msg"] = round(

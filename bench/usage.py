@@ -47,6 +47,8 @@ class RedisUsage:
     cpu_seconds: float
     #: `used_memory`: what the data kept in Redis takes.
     memory_bytes: int = 0
+    #: `total_reads_processed`: the reads of its clients' sockets, about one a round trip.
+    reads: int = 0
 
 
 def redis_usage(servers: Sequence[redis.Redis[bytes]]) -> RedisUsage:
@@ -54,6 +56,7 @@ def redis_usage(servers: Sequence[redis.Redis[bytes]]) -> RedisUsage:
     calls: Counter[str] = Counter()
     cpu_seconds = 0.0
     memory_bytes = 0
+    reads = 0
     for client in servers:
         stats = client.info("commandstats")
         calls.update(
@@ -66,7 +69,8 @@ def redis_usage(servers: Sequence[redis.Redis[bytes]]) -> RedisUsage:
         cpu = client.info("cpu")
         cpu_seconds += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
         memory_bytes += int(client.info("memory")["used_memory"])
-    return RedisUsage(calls, cpu_seconds, memory_bytes)
+        reads += int(client.info("stats")["total_reads_processed"])
+    return RedisUsage(calls, cpu_seconds, memory_bytes, reads)
 
 
 def redis_delta(before: RedisUsage, after: RedisUsage) -> RedisUsage:
@@ -76,5 +80,8 @@ def redis_delta(before: RedisUsage, after: RedisUsage) -> RedisUsage:
         if count - before.calls.get(name, 0) > 0
     }
     return RedisUsage(
-        calls, after.cpu_seconds - before.cpu_seconds, after.memory_bytes - before.memory_bytes
+        calls,
+        after.cpu_seconds - before.cpu_seconds,
+        after.memory_bytes - before.memory_bytes,
+        after.reads - before.reads,
     )
