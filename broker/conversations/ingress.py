@@ -80,6 +80,7 @@ def accept(
     conversation = Conversation.of(channel.bot_id, channel.version, channel.id, conversation_id)
     # A repeat may carry the header, the messageId or both: each is a key of its own.
     given = [key for key in (idempotency_key, message_id) if key]
+    given_id = message_id
     message_id = message_id or ids.new_id("in")
     dedupe_keys = (given[0], given[-1]) if given else None
     now = clock.now()
@@ -114,12 +115,11 @@ def accept(
     if queued == _THROTTLED:
         raise throttle.refusal(int(answer[0]))
     if queued == _KEY_REUSED:
-        raise ValidationFailed(
-            f"this key was used in the last day for another message ({answer[0]}): a repeat "
-            "must be the same message, and a new message needs a new key",
-            field="Idempotency-Key" if idempotency_key else "messageId",
-        )
+        raise _key_reused(str(answer[0]), "Idempotency-Key" if idempotency_key else "messageId")
     recorded_id, wake = answer
+    if not queued and given_id and str(recorded_id) != given_id:
+        # The header's key was seen with a message the client named otherwise.
+        raise _key_reused(str(recorded_id), "Idempotency-Key")
     if queued == _OVER_LIMIT:
         limit = (
             settings.conversation_data_keys
@@ -144,6 +144,14 @@ def accept(
     )
     return Accepted(
         message_id=str(recorded_id), conversation_id=conversation_id, queued=bool(queued)
+    )
+
+
+def _key_reused(recorded_id: str, field: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"this key was used in the last day for another message ({recorded_id}): a repeat "
+        "must be the same message, and a new message needs a new key",
+        field=field,
     )
 
 

@@ -133,6 +133,31 @@ def test_a_key_used_again_for_another_message_is_refused(
     assert [queued["text"] for queued in web.inbox(channel, "c1")] == ["one"]
 
 
+def test_a_key_used_again_with_another_message_id_is_refused(
+    web: WebApp, channel: dict[str, Any]
+) -> None:
+    def body(message_id: str) -> dict[str, Any]:
+        return {
+            "conversationId": "c1",
+            "messageId": message_id,
+            "message": {"textMessage": {"text": "same text"}},
+        }
+
+    headers = {"Idempotency-Key": "key-1"}
+    assert web.post_message(channel, body("client-msg-1"), headers).status_code == 202
+    refused = web.post_message(channel, body("client-msg-2"), headers)
+    message = api_error(refused, 422, "validation_failed", "Idempotency-Key")
+    assert "another message (client-msg-1)" in message
+    assert [queued["messageId"] for queued in web.inbox(channel, "c1")] == ["client-msg-1"]
+
+
+def test_a_key_is_the_conversations_own(web: WebApp, channel: dict[str, Any]) -> None:
+    for conversation in ("c1", "c2"):
+        body = {"conversationId": conversation, "message": {"textMessage": {"text": "hi"}}}
+        assert web.post_message(channel, body, {"Idempotency-Key": "key-1"}).status_code == 202
+        assert len(web.inbox(channel, conversation)) == 1
+
+
 def test_a_queued_message_is_acknowledged_though_its_safety_net_failed(
     web: WebApp, channel: dict[str, Any]
 ) -> None:
