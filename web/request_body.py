@@ -36,9 +36,9 @@ def json_body() -> Any:
 
 def json_document(raw: bytes, content_type: str | None) -> Any:
     """A JSON body, read strictly (`broker.core.strict_json`): 415 when it is not JSON, 400
-    when it does not parse (not UTF-8, NaN, Infinity, a number out of range) or is nested
-    too deeply, 422 naming the field when a string in it is not valid Unicode (a lone
-    surrogate)."""
+    when it does not parse (NaN, Infinity, a number out of range, bytes that are not UTF-8
+    outside a string) or is nested too deeply, 422 naming the field when a string in it is
+    not valid Unicode (a lone surrogate, bytes that are not UTF-8)."""
     if not is_json(content_type):
         raise UnsupportedMediaType("send the body as JSON, with 'Content-Type: application/json'")
     try:

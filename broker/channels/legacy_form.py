@@ -49,7 +49,9 @@ def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> Channel:
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
     if not verify_token:
-        raise Unauthorized("send the channel's verify token as verifyToken in the body")
+        raise Unauthorized(
+            "send the channel's verify token as verifyToken in the body", field="verifyToken"
+        )
     channel_ids = sorted(r.smembers(keys.bot_channels(bot_id)))
     pipe = r.pipeline(transaction=False)
     for channel_id in channel_ids:
@@ -59,7 +61,9 @@ def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> Channel:
         if ids.same_secret(verify_token, channel.verify_token):
             found = found or channel
     if found is None:
-        raise Unauthorized("that verify token is not one of this bot's channels")
+        raise Unauthorized(
+            "that verify token is not one of this bot's channels", field="verifyToken"
+        )
     return found
 
 

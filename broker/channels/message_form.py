@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from broker.core.defaults import SESSION_DATA_BYTES, SESSION_DATA_KEYS
 
@@ -130,8 +138,12 @@ class InboundMessage(BaseModel):
         ),
     )
 
-    conversationId: StrictStr | None = Field(default=None, min_length=1, max_length=256)
+    # `user` first: the check that one of the two is given runs with `conversationId`, so
+    # that the fault names it, and by then `user` is known.
     user: User | None = None
+    conversationId: StrictStr | None = Field(
+        default=None, min_length=1, max_length=256, validate_default=True
+    )
     message: MessageBody
     sessionData: dict[str, Any] | None = Field(
         default=None,
@@ -144,11 +156,12 @@ class InboundMessage(BaseModel):
     )
     messageId: StrictStr | None = Field(default=None, min_length=1, max_length=256)
 
-    @model_validator(mode="after")
-    def _someone(self) -> InboundMessage:
-        if self.conversationId is None and self.user is None:
+    @field_validator("conversationId")
+    @classmethod
+    def _someone(cls, conversation_id: str | None, info: ValidationInfo) -> str | None:
+        if conversation_id is None and info.data.get("user") is None:
             raise ValueError("name the user with conversationId or user.id")
-        return self
+        return conversation_id
 
     @property
     def conversation_id(self) -> str:

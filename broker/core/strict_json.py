@@ -2,7 +2,8 @@
 the rest of the system could not carry, is refused as it is read.
 
 - Bytes must be UTF-8 (RFC 8259 §8.1; a leading byte-order mark is passed over). `json.loads`
-  would also take UTF-16 and UTF-32.
+  would also take UTF-16 and UTF-32. Bytes that are not UTF-8 inside a string make text that
+  is not valid Unicode (below), named by its path; elsewhere, a document that is not JSON.
 - `NaN`, `Infinity` and numbers too large for a float (`1e999`) are refused: they would come
   out again as `Infinity`, which is not JSON, in a delivery's body or an API answer.
 - At most MAX_DEPTH arrays and objects inside one another: deeper, the recursive code that
@@ -42,7 +43,12 @@ def loads(raw: str | bytes) -> Any:
     """The document `raw` holds. ValueError when it is not JSON (json.JSONDecodeError for
     its syntax, plain ValueError for a number out of range or a constant such as NaN),
     TooDeep, or InvalidText."""
-    text = raw.decode("utf-8").removeprefix("\ufeff") if isinstance(raw, bytes) else raw
+    # Each byte that is not UTF-8 becomes a lone surrogate, which `check` finds.
+    text = (
+        raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+        if isinstance(raw, bytes)
+        else raw
+    )
     try:
         document = json.loads(text, parse_constant=_constant, parse_float=_finite)
     except RecursionError:

@@ -204,7 +204,7 @@ def test_a_message_with_both_keys_is_a_repeat_by_either(
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"message": {"textMessage": {"text": "x"}}}, None),
+        ({"message": {"textMessage": {"text": "x"}}}, "conversationId"),
         ({"conversationId": "c1"}, "message"),
         ({"conversationId": "c1", "message": {}}, "message"),
         (
@@ -273,6 +273,11 @@ def test_a_body_that_is_not_json_is_415_or_400(web: WebApp, channel: dict[str, A
     nan += '{"lat": NaN, "long": 1}}}}'
     api_error(web.client.post(url, data=nan, headers=broken), 400, "bad_request")
     api_error(web.client.post(url, data=b"\xff\xfe\xfa", headers=broken), 400, "bad_request")
+    latin1 = b'{"conversationId": "c", "message": {"textMessage": {"text": "caf\xe9"}}}'
+    invalid = web.client.post(url, data=latin1, headers=broken)
+    assert "not valid Unicode" in api_error(
+        invalid, 422, "validation_failed", "message.textMessage.text"
+    )
     assert web.queued_keys() == []
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.web_app import WebApp
+from tests.web_app import WebApp, api_error
 from tests.wire_fixtures import wire_fixture
 
 pytestmark = pytest.mark.usefixtures("served_by")
@@ -53,8 +53,7 @@ def test_a_missing_or_wrong_verify_token_is_401_and_nothing_is_queued(
     if token is not None:
         body["verifyToken"] = token
     answer = web.client.post(f"/api/webhookMessage/{channel['botId']}", json=body)
-    assert answer.status_code == 401
-    assert answer.get_json()["error"]["code"] == "unauthorized"
+    api_error(answer, 401, "unauthorized", "verifyToken")
     assert web.queued_keys() == []
 
 

@@ -26,10 +26,13 @@ def test_what_json_cannot_carry_is_refused(text: str) -> None:
 
 
 def test_bytes_must_be_utf8() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(json.JSONDecodeError):
         strict_json.loads('{"a": 1}'.encode("utf-16"))
-    with pytest.raises(ValueError):
-        strict_json.loads(b'"\xff"')
+    with pytest.raises(json.JSONDecodeError):
+        strict_json.loads(b'{"a": 1}\xff')
+    with pytest.raises(strict_json.InvalidText) as refused:
+        strict_json.loads(b'{"a": [1, "caf\xe9"]}')
+    assert refused.value.field == "a[1]"
 
 
 def test_nesting_is_limited() -> None:
