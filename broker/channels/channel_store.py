@@ -14,7 +14,7 @@ from broker.channels import rate_limit
 from broker.channels.channel import Channel
 from broker.core import clock, generation, ids, keys
 from broker.core.connection import Pipeline, Redis
-from broker.core.errors import NotFound, Unauthorized, ValidationFailed
+from broker.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 from broker.delivery.endpoint import Endpoint
@@ -34,6 +34,8 @@ def create(
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
     check_url(webhook_url, settings.outbound_allowlist, field="webhookUrl")
+    if verify_token:
+        _check_verify_token_free(r, bot_id, verify_token)
     channel_id = ids.new_id("ch")
     access_token = ids.new_token("sbat")
     verify_token = verify_token or secrets.token_urlsafe(12)
@@ -68,6 +70,28 @@ def get(r: Redis, channel_id: str) -> Channel:
     if not raw:
         raise NotFound(f"no channel {channel_id!r}")
     return Channel.from_redis(raw)
+
+
+def of_bot(r: Redis, bot_id: str) -> list[Channel]:
+    """The bot's channels, oldest first."""
+    pipe = r.pipeline(transaction=False)
+    for channel_id in sorted(r.smembers(keys.bot_channels(bot_id))):
+        pipe.hgetall(keys.channel(channel_id))
+    return [Channel.from_redis(raw) for raw in pipe.execute() if raw]
+
+
+def _check_verify_token_free(
+    r: Redis, bot_id: str, verify_token: str, channel_id: str | None = None
+) -> None:
+    """Conflict when another channel of the bot has this verify token: on the legacy route
+    (§1b) the token is all that tells the bot's channels apart."""
+    for other in of_bot(r, bot_id):
+        if other.id != channel_id and ids.same_secret(verify_token, other.verify_token):
+            raise Conflict(
+                f"channel {other.id} of this bot has this verify token: the legacy route "
+                "tells a bot's channels apart by it",
+                field="verifyToken",
+            )
 
 
 def save(r: Redis, channel: Channel) -> None:
@@ -123,6 +147,7 @@ def update(
     endpoint = endpoint_store.load(r, channel_id)
     channel_changes: dict[str, Any] = {}
     if changes.get("verifyToken") is not None:
+        _check_verify_token_free(r, channel.bot_id, changes["verifyToken"], channel_id)
         channel_changes["verify_token"] = changes["verifyToken"]
     if changes.get("version") is not None:
         channel_changes["version"] = changes["version"]

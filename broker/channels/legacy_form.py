@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from broker.bots import bot_store
 from broker.bots.payloads import decode_payload
+from broker.channels import channel_store
 from broker.channels.channel import Channel
-from broker.core import ids, keys, strict_json
+from broker.core import ids, strict_json
 from broker.core.connection import Redis
 from broker.core.errors import NotFound, Unauthorized, ValidationFailed
 
@@ -52,12 +53,8 @@ def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> Channel:
         raise Unauthorized(
             "send the channel's verify token as verifyToken in the body", field="verifyToken"
         )
-    channel_ids = sorted(r.smembers(keys.bot_channels(bot_id)))
-    pipe = r.pipeline(transaction=False)
-    for channel_id in channel_ids:
-        pipe.hgetall(keys.channel(channel_id))
     found: Channel | None = None
-    for channel in (Channel.from_redis(raw) for raw in pipe.execute() if raw):
+    for channel in channel_store.of_bot(r, bot_id):
         if ids.same_secret(verify_token, channel.verify_token):
             found = found or channel
     if found is None:

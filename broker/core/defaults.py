@@ -129,8 +129,9 @@ AUTH_FAILURES = 20
 AUTH_FAILURES_PER_TARGET = 0
 AUTH_FAILURE_WINDOW = 60.0
 
-#: Shortest admin token the web process starts with, and shortest verify token a
-#: channel or an offloading integration may have.
+#: Shortest admin token the web process starts with, and shortest verify token a channel
+#: may have (it alone lets messages in on the legacy route; an offloading integration's is
+#: the platform's own, of any length).
 ADMIN_TOKEN_MIN_LENGTH = 32
 VERIFY_TOKEN_MIN_LENGTH = 16
 

@@ -128,6 +128,25 @@ def test_a_channel_keeps_the_verify_token_and_version_given(web: WebApp) -> None
     assert created["version"] == "DRAFT"
 
 
+def test_a_verify_token_names_one_channel_of_its_bot(web: WebApp) -> None:
+    """On the legacy route the verify token is what tells a bot's channels apart."""
+    first = web.channel(verifyToken="8wMsLZkdDPT64nqh")
+    bot_id = first["botId"]
+    url = f"/v1/bots/{bot_id}/channels/webhook"
+    taken = {"webhookUrl": "http://127.0.0.1:9/hook", "verifyToken": "8wMsLZkdDPT64nqh"}
+    refused = web.client.post(url, json=taken, headers=ADMIN)
+    assert first["id"] in api_error(refused, 409, "conflict", "verifyToken")
+    second = web.channel(bot_id, verifyToken="another-token-0123")
+    changed = web.client.patch(
+        f"{url}/{second['id']}", json={"verifyToken": "8wMsLZkdDPT64nqh"}, headers=ADMIN
+    )
+    api_error(changed, 409, "conflict", "verifyToken")
+    # Its own token again, and another bot's channel with the same token, are fine.
+    kept = {"verifyToken": "another-token-0123"}
+    assert web.client.patch(f"{url}/{second['id']}", json=kept, headers=ADMIN).status_code == 200
+    assert web.channel(verifyToken="8wMsLZkdDPT64nqh")["botId"] != bot_id
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -112,6 +112,7 @@ def publish(bot_id: str) -> Response:
     auth="admin",
     body=CreateChannel,
     answers={201: CreatedChannel},
+    errors=[409],
     tags=["channels"],
 )
 def create_channel(bot_id: str) -> tuple[Response, int]:
@@ -165,6 +166,7 @@ def get_channel(bot_id: str, channel_id: str) -> Response:
     auth="admin",
     body=PatchChannel,
     answers={200: Channel},
+    errors=[409],
     tags=["channels"],
 )
 def patch_channel(bot_id: str, channel_id: str) -> Response:
