@@ -83,7 +83,8 @@ BOT_TURN_DURATION = Metric(
 )
 DELIVERY_ATTEMPTS = Metric(
     "switchboard_delivery_attempts",
-    "Delivery attempts by endpoint kind (channel, offloading) and outcome (success, failure).",
+    "Delivery attempts by endpoint kind (channel, offloading) and outcome (success, failure, "
+    "not_sent: used up while the endpoint's circuit breaker was open).",
     "counter",
     ("endpoint_kind", "outcome"),
 )

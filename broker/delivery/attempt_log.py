@@ -81,9 +81,10 @@ def report(delivery: Delivery, result: AttemptResult, ending: Ending, at: float)
     """Count a recorded attempt, and the delivery's end if it is one, for /metrics; and log
     it, one line with its ids."""
     kind = endpoint_kind(delivery)
-    outcome = "success" if result.ok else "failure"
+    outcome = "success" if result.ok else "failure" if result.sent else "not_sent"
     metrics.count(metrics.DELIVERY_ATTEMPTS, kind, outcome)
-    metrics.observe(metrics.ATTEMPT_DURATION, result.duration_ms / 1000, kind)
+    if result.sent:
+        metrics.observe(metrics.ATTEMPT_DURATION, result.duration_ms / 1000, kind)
     ended = None
     if ending.fate == "leaves":
         ended = "delivered" if result.ok else "dead"
@@ -94,7 +95,7 @@ def report(delivery: Delivery, result: AttemptResult, ending: Ending, at: float)
     logs.event(
         log,
         logging.INFO if result.ok else logging.WARNING,
-        f"delivery attempt: {outcome}" + (f", {ended}" if ended else ""),
+        f"delivery attempt: {outcome.replace('_', ' ')}" + (f", {ended}" if ended else ""),
         deliveryId=delivery.id,
         endpointId=delivery.endpoint_id,
         sessionId=delivery.conversation_id,

@@ -51,6 +51,8 @@ class AttemptResult:
     #: The answer's body as read (up to the client's read cap): what an offload's answer
     #: is read from.
     body: bytes = b""
+    #: False for an attempt used up without a request (its endpoint's circuit is open).
+    sent: bool = True
 
     @property
     def ok(self) -> bool:

@@ -197,6 +197,7 @@ class _QueueWork:
             None,
             0,
             error=f"not sent: the endpoint's circuit breaker is open until {clock.iso(until)}",
+            sent=False,
         )
         return await self._conclude(endpoint, delivery, now, result, now)
 

@@ -4,6 +4,7 @@ recorded attempt is counted for /metrics."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -76,3 +77,24 @@ def test_attempts_and_ends_of_deliveries_are_counted(recording: Redis, settings:
     duration = counts.histograms[metrics.ATTEMPT_DURATION.name][("channel",)]
     assert duration.count == 3 and duration.sum == pytest.approx(0.07)
     assert counts.histograms[metrics.DELIVERY_LATENCY.name][("channel",)].count == 2
+
+
+def test_an_attempt_the_open_circuit_held_back_is_counted_as_not_sent(
+    recording: Redis, settings: Settings
+) -> None:
+    r = recording
+    touchy = replace(settings, circuit_threshold=1, circuit_cooldown=600.0)
+    fan_out(r, touchy, KEY, ["one"])
+    client = ScriptedClient(AttemptResult(500, 40))
+    work_queue(r, touchy, client, REF)  # it fails, and the circuit opens
+    head = r.lindex(keys.fifo(KEY, EP), 0)
+    assert head is not None
+    r.hdel(keys.delivery(KEY, head), "nextAttemptAt")  # its retry is due now
+    work_queue(r, touchy, client, REF)
+    assert len(client.sent) == 1
+    metrics.flush()
+    counts = metrics.read(r)
+    assert counts.total(metrics.DELIVERY_ATTEMPTS, outcome="failure") == 1
+    assert counts.total(metrics.DELIVERY_ATTEMPTS, outcome="not_sent") == 1
+    # Only the request that was made took time.
+    assert counts.histograms[metrics.ATTEMPT_DURATION.name][("channel",)].count == 1
