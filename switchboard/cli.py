@@ -297,7 +297,8 @@ def cmd_dlq_replay(
 ) -> None:
     """replay dead letters
 
-    IDS are delivery ids (default: every match).
+    IDS are delivery ids of dead letters (default: every match); a delivery that is not
+    dead is not sent again.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -320,7 +321,7 @@ def cmd_dlq_replay(
     with bar:
         for delivery_id in bar.track(found, description="replaying"):
             try:
-                replayed += replay.replay(r, delivery_id)
+                replayed += replay.replay(r, delivery_id, dead_only=True)
             except (NotFound, Conflict) as exc:
                 refused.append(exc.message)
     for reason in refused:

@@ -36,9 +36,10 @@ class _Found:
     expires_at: float
 
 
-def replay(r: Redis, delivery_id: str) -> bool:
-    """Send a delivered or dead-lettered delivery again; False if it is already under way."""
-    outcome, found = _queue_again(r, [delivery_id], dead_only=False)[0]
+def replay(r: Redis, delivery_id: str, *, dead_only: bool = False) -> bool:
+    """Send a delivered or dead-lettered delivery again; False if it is already under way.
+    With `dead_only`, Conflict for a delivery that is not a dead letter."""
+    outcome, found = _queue_again(r, [delivery_id], dead_only=dead_only)[0]
     if outcome is Outcome.MISSING or found is None:
         raise NotFound(f"no delivery {delivery_id!r}")
     if outcome is Outcome.EXPIRED:
@@ -52,6 +53,11 @@ def replay(r: Redis, delivery_id: str) -> bool:
             f"{found.endpoint_id!r} was removed"
         )
     if outcome is Outcome.UNDER_WAY:
+        if dead_only:
+            raise Conflict(
+                f"delivery {delivery_id!r} is not a dead letter (it was delivered, or is on its "
+                "way): it is not sent again"
+            )
         return False
     health.probe_soon(r, found.endpoint_id)
     return True

@@ -106,3 +106,8 @@ def test_dead_letters_through_the_cli(api: Api, make_receiver: ReceiverFactory) 
     assert "no delivery 'msg_nope'" in by_id.stderr and by_id.returncode == 1
     wait_delivered(broken, 4, "the replay by id")
     assert cli("list").stdout.splitlines()[-1] == "2 dead letter(s)"
+    # A delivery that was delivered is not a dead letter: it is not sent again.
+    again = cli("replay", first[0])
+    assert again.stdout.strip() == "0 of 1 deliveries queued again" and again.returncode == 1
+    assert "is not a dead letter" in again.stderr
+    assert len(broken.delivered()) == 4
