@@ -12,7 +12,7 @@ from broker.bots import bot_store
 from broker.bots.bot import Version
 from broker.channels import rate_limit
 from broker.channels.channel import Channel
-from broker.core import clock, generation, ids, keys
+from broker.core import clock, generation, ids, keys, record_change
 from broker.core.connection import Pipeline, Redis
 from broker.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from broker.core.settings import Settings
@@ -94,11 +94,6 @@ def _check_verify_token_free(
             )
 
 
-def save(r: Redis, channel: Channel) -> None:
-    r.hset(keys.channel(channel.id), mapping=channel.to_redis())
-    generation.move_on(r)
-
-
 def view(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
     """The channel as the management API shows it, with its endpoint's settings."""
     channel = get(r, channel_id)
@@ -175,17 +170,24 @@ def update(
             field="connectTimeout" if "connect_timeout" in endpoint_changes else "totalTimeout",
         )
     if channel_changes:
-        save(r, replace(channel, **channel_changes))
+        written = record_change.change(
+            r,
+            keys.channel(channel_id),
+            lambda read: replace(Channel.from_redis(read), **channel_changes).to_redis(),
+        )
+        if written is None:
+            raise NotFound(f"no channel {channel_id!r}")
+        generation.move_on(r)
     if endpoint_changes:
-        endpoint_store.save(r, changed)
+        endpoint_store.change(r, channel_id, lambda read: replace(read, **endpoint_changes))
     return view(r, settings, channel_id)
 
 
 def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
     """A new signing secret; the old one keeps signing beside it for a day."""
     get(r, channel_id)
-    endpoint = endpoint_store.load(r, channel_id)
-    endpoint_store.save(r, endpoint.rotated(ids.new_signing_secret(), clock.now()))
+    secret, now = ids.new_signing_secret(), clock.now()
+    endpoint_store.change(r, channel_id, lambda read: read.rotated(secret, now))
     return view(r, settings, channel_id)
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from broker.core import clock, ids, keys, metrics
+from broker.core import clock, ids, keys, metrics, record_change
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 from broker.delivery.endpoint import Endpoint
@@ -22,6 +22,18 @@ def save(r: Redis, endpoint: Endpoint) -> None:
     pipe.zadd(keys.ENDPOINTS, {endpoint.id: clock.ms(endpoint.created_at)}, nx=True)
     pipe.execute()
     announce_change(r, endpoint.id)
+
+
+def change(r: Redis, endpoint_id: str, how: Callable[[Endpoint], Endpoint]) -> Endpoint:
+    """Change an endpoint's record by `how`, writing only the fields it changes, safely beside
+    other requests changing it (`broker.core.record_change`); NotFound once it is gone."""
+    written = record_change.change(
+        r, keys.endpoint(endpoint_id), lambda read: how(Endpoint.from_redis(read)).to_redis()
+    )
+    if written is None:
+        raise NotFound(f"no endpoint {endpoint_id!r}")
+    announce_change(r, endpoint_id)
+    return Endpoint.from_redis(written)
 
 
 def announce_change(r: Redis, endpoint_id: str) -> None:

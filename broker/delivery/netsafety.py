@@ -138,6 +138,8 @@ def check_url(url: str, allowlist: Sequence[Network], *, field: str = "url") -> 
         raise UnsafeURL("an endpoint URL must be http:// or https:// with a host", field=field)
     if parts.username or parts.password:
         raise UnsafeURL("an endpoint URL must not carry credentials", field=field)
+    if port == 0:
+        raise UnsafeURL("an endpoint URL's port must be 1 to 65535, not 0", field=field)
     try:
         checked_addresses(
             parts.hostname, port or (443 if parts.scheme == "https" else 80), allowlist
