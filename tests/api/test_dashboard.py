@@ -267,6 +267,7 @@ def test_a_delivery_shows_its_attempts_and_a_conversation_its_transcript(
     page = web.client.get(f"/dashboard/deliveries/{delivery_id}").get_data(as_text=True)
     assert "HTTP 500: db down" in page and '<td data-label="Status">500</td>' in page
     assert "ms</td>" in page and ">Replay<" in page
+    assert re.search(r'<time datetime="[^"]+Z">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>', page)
     page = web.client.get(f"/dashboard/conversations/{channel['botId']}/u0").get_data(as_text=True)
     assert "actor-user" in page and "actor-bot" in page and "You said: hi" in page
     assert web.client.get("/dashboard/deliveries/msg_nope").status_code == 404
