@@ -165,7 +165,8 @@ class DeliveryList(_Answer):
 
 
 class Replayed(_Answer):
-    """Whether the delivery was queued again (false when it is already under way)."""
+    """Whether the delivery was queued again, or its next retry made due now (false when it
+    is already under way)."""
 
     id: str
     replayed: bool

@@ -21,6 +21,8 @@ _CHUNK = 200
 
 class Outcome(enum.Enum):
     REPLAYED = "replayed"
+    #: Waiting for its next attempt, which is made now.
+    RETRIED_NOW = "retried now"
     #: Already on its way (or, replaying dead letters, no longer dead).
     UNDER_WAY = "under way"
     MISSING = "missing"
@@ -37,8 +39,9 @@ class _Found:
 
 
 def replay(r: Redis, delivery_id: str, *, dead_only: bool = False) -> bool:
-    """Send a delivered or dead-lettered delivery again; False if it is already under way.
-    With `dead_only`, Conflict for a delivery that is not a dead letter."""
+    """Send a delivered or dead-lettered delivery again, or make the next attempt of one
+    waiting for it now; False if it is already under way. With `dead_only`, Conflict for a
+    delivery that is not a dead letter."""
     outcome, found = _queue_again(r, [delivery_id], dead_only=dead_only)[0]
     if outcome is Outcome.MISSING or found is None:
         raise NotFound(f"no delivery {delivery_id!r}")
@@ -126,8 +129,9 @@ def _queue_again(
             scripts.add(pipe, "replay", script_keys, [item.delivery_id, only])
 
     answers = scripts.execute_in_order(r, tell_scheduler, requeue)[-len(chosen) :]
+    said = {1: Outcome.REPLAYED, 2: Outcome.RETRIED_NOW, 0: Outcome.UNDER_WAY}
     verdicts = {
-        item.delivery_id: {1: Outcome.REPLAYED, 0: Outcome.UNDER_WAY}.get(answer, Outcome.MISSING)
+        item.delivery_id: said.get(answer, Outcome.MISSING)
         for item, answer in zip(chosen, answers, strict=True)
     }
     replayed = [item for item in chosen if verdicts[item.delivery_id] is Outcome.REPLAYED]
@@ -137,14 +141,15 @@ def _queue_again(
             pipe.zrem(keys.DEAD, item.delivery_id)
             pipe.zrem(keys.endpoint_dead(item.endpoint_id), item.delivery_id)
         pipe.execute()
-    for item in replayed:
-        logs.event(
-            log,
-            logging.INFO,
-            "delivery replayed",
-            deliveryId=item.delivery_id,
-            endpointId=item.endpoint_id,
-        )
+    for item in chosen:
+        if verdicts[item.delivery_id] in (Outcome.REPLAYED, Outcome.RETRIED_NOW):
+            logs.event(
+                log,
+                logging.INFO,
+                f"delivery {verdicts[item.delivery_id].value}",
+                deliveryId=item.delivery_id,
+                endpointId=item.endpoint_id,
+            )
     return [
         (verdicts.get(item.delivery_id, outcome) if item is not None else outcome, item)
         for outcome, item in outcomes

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from broker.core import ids, keys, scripts
+from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Redis
 from broker.core.errors import Conflict, NotFound
 from broker.core.locks import Lock
@@ -122,6 +122,25 @@ def test_order_retry_dead_letter_and_replay(r: Redis, settings: Settings) -> Non
     again = records.view(r, first)
     assert again["status"] == "delivered" and len(again["attempts"]) == 4
     assert fixed.sent[0].headers["webhook-id"] == first
+
+
+def test_replaying_a_delivery_waiting_for_its_retry_makes_that_attempt_now(
+    r: Redis, settings: Settings
+) -> None:
+    conversation_key = "f" * 20
+    ref = queue_ref(conversation_key, EP)
+    first, second = fan_out(r, settings, conversation_key, ["one", "two"])
+    client = ScriptedClient(AttemptResult(429, 3, retry_after="3600"))
+    work_queue(r, settings, client, ref)
+    assert records.view(r, first)["nextAttemptAt"] > clock.iso(clock.now() + 3000)
+    assert replay.replay(r, second) is False  # behind the first, it keeps its place
+    assert replay.replay(r, first) is True
+    assert "nextAttemptAt" not in records.view(r, first)
+    assert replay.replay(r, first) is False  # its attempt is already due
+    work_queue(r, settings, client, ref)
+    assert [sent.text for sent in client.sent] == ['{"text":"one"}'] * 2 + ['{"text":"two"}']
+    assert records.view(r, first)["status"] == records.view(r, second)["status"] == "delivered"
+    assert len(records.view(r, first)["attempts"]) == 2  # the same round of attempts
 
 
 def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Settings) -> None:

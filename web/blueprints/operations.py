@@ -104,7 +104,7 @@ def get_delivery(delivery_id: str) -> Response:
 
 @bp.post("/v1/deliveries/<delivery_id>/replay")
 @documented(
-    "Send a delivery again",
+    "Send a delivery again; one waiting for its next retry is tried now",
     auth="admin",
     answers={202: Replayed},
     errors=[409],
