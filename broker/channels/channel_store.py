@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +17,9 @@ from broker.channels import rate_limit
 from broker.channels.channel import Channel
 from broker.core import clock, generation, ids, keys, record_change
 from broker.core.connection import Pipeline, Redis
+from broker.core.defaults import VERIFY_TOKENS_LOCK_LEASE, VERIFY_TOKENS_LOCK_WAIT
 from broker.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from broker.core.locks import Lock
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 from broker.delivery.endpoint import Endpoint
@@ -34,10 +39,9 @@ def create(
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
     check_url(webhook_url, settings.outbound_allowlist, field="webhookUrl")
-    if verify_token:
-        _check_verify_token_free(r, bot_id, verify_token)
     channel_id = ids.new_id("ch")
     access_token = ids.new_token("sbat")
+    given = bool(verify_token)
     verify_token = verify_token or secrets.token_urlsafe(12)
     now = clock.now()
     endpoint = Endpoint(
@@ -56,11 +60,15 @@ def create(
         access_token_hash=ids.token_hash(access_token),
         created_at=now,
     )
-    pipe = r.pipeline(transaction=False)
-    pipe.hset(keys.channel(channel_id), mapping=channel.to_redis())
-    pipe.sadd(keys.bot_channels(bot_id), channel_id)
-    generation.move_on(pipe)
-    pipe.execute()
+    # A token given may be another channel's; one made here is new.
+    with _verify_tokens_held(r, bot_id, given):
+        if given:
+            _check_verify_token_free(r, bot_id, verify_token)
+        pipe = r.pipeline(transaction=False)
+        pipe.hset(keys.channel(channel_id), mapping=channel.to_redis())
+        pipe.sadd(keys.bot_channels(bot_id), channel_id)
+        generation.move_on(pipe)
+        pipe.execute()
     endpoint_store.save(r, endpoint)
     return {**view(r, settings, channel_id), "accessToken": access_token}
 
@@ -139,10 +147,8 @@ def update(
     """Change a channel's URL, verify token, version, rate limit, retry schedule or
     timeouts."""
     channel = get(r, channel_id)
-    endpoint = endpoint_store.load(r, channel_id)
     channel_changes: dict[str, Any] = {}
     if changes.get("verifyToken") is not None:
-        _check_verify_token_free(r, channel.bot_id, changes["verifyToken"], channel_id)
         channel_changes["verify_token"] = changes["verifyToken"]
     if changes.get("version") is not None:
         channel_changes["version"] = changes["version"]
@@ -159,28 +165,59 @@ def update(
         endpoint_changes["connect_timeout"] = float(changes["connectTimeout"])
     if changes.get("totalTimeout") is not None:
         endpoint_changes["total_timeout"] = float(changes["totalTimeout"])
-    changed = replace(endpoint, **endpoint_changes)
-    # Both the channel's own: a default connect time longer than the channel's total is
-    # simply cut short by it.
-    connect, total = changed.connect_timeout, changed.total_timeout
-    if connect and total and connect > total:
-        raise ValidationFailed(
-            f"connectTimeout ({connect:g} s) would be longer than totalTimeout ({total:g} s), "
-            "the limit of the whole request",
-            field="connectTimeout" if "connect_timeout" in endpoint_changes else "totalTimeout",
-        )
+
+    def changed_endpoint(read: Endpoint) -> Endpoint:
+        return _timeouts_checked(replace(read, **endpoint_changes), endpoint_changes)
+
+    # Checked first, so that nothing is written of a change that is refused.
+    changed_endpoint(endpoint_store.load(r, channel_id))
     if channel_changes:
-        written = record_change.change(
-            r,
-            keys.channel(channel_id),
-            lambda read: replace(Channel.from_redis(read), **channel_changes).to_redis(),
-        )
+        with _verify_tokens_held(r, channel.bot_id, "verify_token" in channel_changes):
+            if "verify_token" in channel_changes:
+                _check_verify_token_free(r, channel.bot_id, changes["verifyToken"], channel_id)
+            written = record_change.change(
+                r,
+                keys.channel(channel_id),
+                lambda read: replace(Channel.from_redis(read), **channel_changes).to_redis(),
+            )
         if written is None:
             raise NotFound(f"no channel {channel_id!r}")
         generation.move_on(r)
     if endpoint_changes:
-        endpoint_store.change(r, channel_id, lambda read: replace(read, **endpoint_changes))
+        endpoint_store.change(r, channel_id, changed_endpoint)
     return view(r, settings, channel_id)
+
+
+def _timeouts_checked(endpoint: Endpoint, changes: dict[str, Any]) -> Endpoint:
+    # Both the channel's own: a default connect time longer than the channel's total is
+    # simply cut short by it.
+    connect, total = endpoint.connect_timeout, endpoint.total_timeout
+    if connect and total and connect > total:
+        raise ValidationFailed(
+            f"connectTimeout ({connect:g} s) would be longer than totalTimeout ({total:g} s), "
+            "the limit of the whole request",
+            field="connectTimeout" if "connect_timeout" in changes else "totalTimeout",
+        )
+    return endpoint
+
+
+@contextmanager
+def _verify_tokens_held(r: Redis, bot_id: str, needed: bool = True) -> Iterator[None]:
+    """Hold the bot's verify tokens while one is checked and written: two calls at once
+    would each find the same token free."""
+    if not needed:
+        yield
+        return
+    lock = Lock(r, keys.bot_verify_tokens_lock(bot_id), VERIFY_TOKENS_LOCK_LEASE)
+    deadline = time.monotonic() + VERIFY_TOKENS_LOCK_WAIT
+    while not lock.acquire():
+        if time.monotonic() > deadline:
+            raise Conflict("another change to this bot's channels is under way: try again")
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:

@@ -134,6 +134,10 @@ AUTH_FAILURE_WINDOW = 60.0
 #: the platform's own, of any length).
 ADMIN_TOKEN_MIN_LENGTH = 32
 VERIFY_TOKEN_MIN_LENGTH = 16
+#: The lock on a bot's verify tokens while one is checked and written (`channel_store`):
+#: how long it lasts should its holder die, and how long another call waits for it (s).
+VERIFY_TOKENS_LOCK_LEASE = 10.0
+VERIFY_TOKENS_LOCK_WAIT = 5.0
 
 #: What a 503 answer's `Retry-After` says when Redis is unreachable, read-only or full (s).
 UNAVAILABLE_RETRY_AFTER = 5

@@ -118,6 +118,11 @@ def bot_channels(bot_id: str) -> str:
     return f"{_bot(bot_id)}:channels"
 
 
+def bot_verify_tokens_lock(bot_id: str) -> str:
+    """Held while a channel's verify token is checked against the bot's others and written."""
+    return f"{_bot(bot_id)}:verify-tokens-lock"
+
+
 def bot_api_tokens(bot_id: str) -> str:
     """hash: API token id -> sha256(token), the bot's entries of API_TOKENS."""
     return f"{_bot(bot_id)}:api-tokens"

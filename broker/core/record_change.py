@@ -1,8 +1,11 @@
 """Changing a record (a Redis hash) that other requests may change at the same time, by
-read, change and compare-and-set: only the fields that differ from what was read are
-written, each only while it still holds what was read (`record_change.lua`), and a record
-that was removed meanwhile is not written again. Two management calls on one channel at
-once (a new URL and a secret rotation, say) then both take effect, whatever their order."""
+read, change and compare-and-set: the change is written only while every field it was
+computed from still holds what was read (`record_change.lua`), else read again and made
+again; and a record that was removed meanwhile is not written again. Two management calls
+on one channel at once (a new URL and a secret rotation, say) then both take effect,
+whatever their order, and a check made against the record read (a connect timeout within
+the total) still holds when it is written.
+"""
 
 from __future__ import annotations
 
@@ -23,21 +26,19 @@ _CHANGED, _GONE = 1, 0
 def change(
     r: Redis, key: str, changed: Callable[[dict[str, str]], HashFields | Mapping[str, str]]
 ) -> dict[str, str] | None:
-    """Read the record at `key`, compute its fields with `changed` from what was read, and
-    write those that differ. The record as written; None when there is none."""
+    """Read the record at `key`, compute its fields with `changed` from what was read (it
+    may raise to refuse the change), and write those that differ. The record as written;
+    None when there is none."""
     for _ in range(_TRIES):
         read = r.hgetall(key)
         if not read:
             return None
         wanted = {str(field): str(value) for field, value in changed(read).items()}
-        args = [
-            part
-            for field, value in wanted.items()
-            if read.get(field) != value
-            for part in (field, read.get(field, ""), value)
-        ]
-        if not args:
+        if all(read.get(field) == value for field, value in wanted.items()):
             return read
+        args = [
+            part for field, value in wanted.items() for part in (field, read.get(field, ""), value)
+        ]
         outcome = scripts.run(r, "record_change", [key], args)
         if outcome == _CHANGED:
             return {**read, **wanted}

@@ -3,6 +3,7 @@ the channel changes built on it: none is lost, whatever the order."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from broker.channels import channel_store
 from broker.core import keys, record_change
 from broker.core.connection import Redis
-from broker.core.errors import Conflict
+from broker.core.errors import Conflict, ValidationFailed
+from broker.core.locks import Lock
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 from broker.delivery.endpoint import Endpoint
@@ -84,3 +86,72 @@ def test_a_rotation_and_a_new_url_at_once_both_stand(
     assert stored.url == answer["webhookUrl"] == "http://127.0.0.1:9/new"
     assert stored.secret == answer["signingSecret"] != first_secret
     assert [secret for secret, _ in stored.previous_secrets] == [first_secret]
+
+
+def test_a_timeout_checked_against_the_total_still_holds_when_written(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`connectTimeout` 9 is checked against a total of 10; another request sets the total to
+    5 meanwhile: the change is made again on what it wrote, and refused."""
+    r = fake_redis
+    r.hset(keys.bot("bot_1"), mapping={"id": "bot_1"})
+    channel = channel_store.create(r, settings, "bot_1", "http://127.0.0.1:9/hook")
+    channel_store.update(r, settings, channel["id"], {"totalTimeout": 10.0})
+    checked = channel_store._timeouts_checked
+    calls: list[Endpoint] = []
+
+    def total_changed_meanwhile(endpoint: Endpoint, changes: dict[str, Any]) -> Endpoint:
+        calls.append(endpoint)
+        if len(calls) == 2:  # after the first check, before the write
+            r.hset(keys.endpoint(channel["id"]), "totalTimeout", "5.0")
+        return checked(endpoint, changes)
+
+    monkeypatch.setattr(channel_store, "_timeouts_checked", total_changed_meanwhile)
+    with pytest.raises(ValidationFailed) as refused:
+        channel_store.update(r, settings, channel["id"], {"connectTimeout": 9.0})
+    assert refused.value.field == "connectTimeout"
+    stored = endpoint_store.load(r, channel["id"])
+    assert (stored.connect_timeout, stored.total_timeout) == (0.0, 5.0)
+
+
+def test_two_channels_made_at_once_with_one_verify_token_are_one_and_a_conflict(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = fake_redis
+    r.hset(keys.bot("bot_1"), mapping={"id": "bot_1"})
+    first_checked, second_waits = threading.Event(), threading.Event()
+    check = channel_store._check_verify_token_free
+    acquire = Lock.acquire
+
+    def checked_then_held(*args: Any) -> None:
+        check(*args)
+        if not first_checked.is_set():
+            first_checked.set()
+            assert second_waits.wait(10)  # the other call is at the lock meanwhile
+
+    def acquire_noting_a_wait(lock: Lock) -> bool:
+        taken = acquire(lock)
+        if not taken:
+            second_waits.set()
+        return taken
+
+    monkeypatch.setattr(channel_store, "_check_verify_token_free", checked_then_held)
+    monkeypatch.setattr(Lock, "acquire", acquire_noting_a_wait)
+    outcomes: list[str] = []
+
+    def make() -> None:
+        try:
+            channel_store.create(
+                r, settings, "bot_1", "http://127.0.0.1:9/h", verify_token="same-token-0123456"
+            )
+            outcomes.append("made")
+        except Conflict:
+            outcomes.append("conflict")
+
+    first = threading.Thread(target=make)
+    first.start()
+    assert first_checked.wait(10)
+    make()
+    first.join(10)
+    assert sorted(outcomes) == ["conflict", "made"]
+    assert [c.verify_token for c in channel_store.of_bot(r, "bot_1")] == ["same-token-0123456"]
