@@ -180,6 +180,10 @@ class _QueueWork:
             if gate.verdict == "wait" and not retry.is_last(
                 delivery.attempts_since_replay, endpoint.schedule(d.settings)
             ):
+                if delivery.retry_now:
+                    # An operator asked for this attempt: it waits for the circuit, uncounted.
+                    await self.wait(gate.until)
+                    return None
                 return await self._held_by_circuit(endpoint, delivery, gate.until)
             # Its last attempt goes out, open circuit or not: no delivery is dead-lettered
             # without one request to its endpoint.

@@ -4,8 +4,9 @@ to deliver it, their Redis forms, and how the management API shows them.
 A delivery sits on the queue of its (conversation, endpoint) pair, `sb:{c:<key>}:fifo:<endpoint>`,
 and its record is the hash `sb:{c:<key>}:delivery:<id>`; its attempts are a list beside it.
 Its id names its conversation (see `broker.core.ids.delivery_id`), so the id alone finds it.
-Scripts change records too: `attempt_record.lua` (`attemptCount`, and the fields given to
-it) and `replay.lua` (`status`, `attemptBase`, and clears the times).
+Scripts change records too: `attempt_record.lua` (`attemptCount`, clears `retryNow`, and
+the fields given to it) and `replay.lua` (`status`, `attemptBase`, `retryNow`, and clears
+the times).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Delivery:
     #: When the user message it answers arrived at the ingress (its creation, for an agent's
     #: message or a timer's): where its end-to-end latency starts.
     received_at: float = 0.0
+    #: Its next attempt is one an operator asked for (a replay): an open circuit makes it
+    #: wait, not use it up unsent.
+    retry_now: bool = False
 
     def __post_init__(self) -> None:
         if not self.received_at:
@@ -137,6 +141,7 @@ class Delivery:
             notify=raw.get("notify") == "1",
             expires_at=float(raw.get("expiresAt") or 0),
             received_at=float(raw.get("receivedAt") or 0),
+            retry_now=raw.get("retryNow") == "1",
         )
 
     def to_fields(self) -> list[str]:

@@ -25,6 +25,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'attemptCount', 1)
+redis.call('HDEL', KEYS[1], 'retryNow')
 if #ARGV > 8 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 end

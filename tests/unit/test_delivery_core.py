@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -141,6 +142,29 @@ def test_replaying_a_delivery_waiting_for_its_retry_makes_that_attempt_now(
     assert [sent.text for sent in client.sent] == ['{"text":"one"}'] * 2 + ['{"text":"two"}']
     assert records.view(r, first)["status"] == records.view(r, second)["status"] == "delivered"
     assert len(records.view(r, first)["attempts"]) == 2  # the same round of attempts
+
+
+def test_an_attempt_an_operator_asked_for_waits_for_an_open_circuit_uncounted(
+    r: Redis, settings: Settings
+) -> None:
+    touchy = replace(
+        settings, circuit_threshold=1, circuit_cooldown=600.0, retry_schedule=(0, 60, 60, 60)
+    )
+    x, y = "x" * 20, "y" * 20
+    (first,) = fan_out(r, touchy, x, ["one"])
+    (second,) = fan_out(r, touchy, y, ["two"])
+    failing = ScriptedClient(*[AttemptResult(500, 3) for _ in range(3)])
+    work_queue(r, touchy, failing, queue_ref(x, EP))  # fails: the circuit opens
+    work_queue(r, touchy, failing, queue_ref(y, EP))  # held back, unsent, by the schedule
+    assert len(records.view(r, second)["attempts"]) == 1
+    # An operator hurries both: the first is the probe, and fails; the circuit stays open.
+    assert replay.replay(r, first) and replay.replay(r, second)
+    work_queue(r, touchy, failing, queue_ref(x, EP))
+    assert health.view(r, endpoint_store.load(r, EP))["state"] == "circuit_open"
+    work_queue(r, touchy, failing, queue_ref(y, EP))
+    assert len(failing.sent) == 2
+    held = records.view(r, second)
+    assert len(held["attempts"]) == 1 and held["status"] == "queued"
 
 
 def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Settings) -> None:
