@@ -114,12 +114,15 @@ def accept(
         raise ChannelChanged(channel.id)
     if queued == _THROTTLED:
         raise throttle.refusal(int(answer[0]))
+    # The header's key comes first of the two when there is one; the messageId's last.
+    fields = ["Idempotency-Key" if idempotency_key else "messageId"]
+    fields.append("messageId" if given_id else fields[0])
     if queued == _KEY_REUSED:
-        raise _key_reused(str(answer[0]), "Idempotency-Key" if idempotency_key else "messageId")
-    recorded_id, wake = answer
-    if not queued and given_id and str(recorded_id) != given_id:
-        # The header's key was seen with a message the client named otherwise.
-        raise _key_reused(str(recorded_id), "Idempotency-Key")
+        raise _key_reused(str(answer[0]), fields[int(answer[1]) - 1])
+    recorded_id, wake, *seen = answer
+    if seen and given_id and str(recorded_id) != given_id:
+        # A key was seen with a message the client named otherwise.
+        raise _key_reused(str(recorded_id), fields[int(seen[0]) - 1])
     if queued == _OVER_LIMIT:
         limit = (
             settings.conversation_data_keys

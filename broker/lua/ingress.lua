@@ -13,11 +13,13 @@
 --   refused), the guard: the settings generation the channel was read at ('' for no guard) and the
 --   counters' limits (0: none), then field, value, ... for the meta
 -- Returns {1 if queued else 0, message id of record, wake}, where wake is 1 if a bot turn
--- must be enqueued, 2 if it was (on the ready list given), else 0;
+-- must be enqueued, 2 if it was (on the ready list given), else 0, and, for a repeat, which
+-- of the two idempotency keys was seen (1 or 2);
 -- or {-1, "keys" | "bytes", what the conversation would hold} when over a limit;
 -- or, with a guard, {-2} when the generation moved on (the channel must be read again),
 -- {-3, milliseconds left} when a counter is at its limit;
--- or {-4, message id of record} when the key was seen with another message.
+-- or {-4, message id of record, which key (1 or 2)} when the key was seen with another
+-- message.
 local guarded = ARGV[10] ~= ''
 if guarded then
   local current = redis.call('MGET', KEYS[7], KEYS[8], KEYS[9])
@@ -34,17 +36,23 @@ end
 local ready = KEYS[guarded and 10 or 7]
 -- A message with neither key (an idempotency TTL of 0) is not looked for nor recorded.
 local keyed = ARGV[3] ~= '0'
-local seen = keyed and (redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2]))
+local seen, which = false, 1
+if keyed then
+  seen = redis.call('GET', KEYS[1])
+  if not seen then
+    seen, which = redis.call('GET', KEYS[2]), 2
+  end
+end
 if seen then
   -- What is kept: '#', the fingerprint, the message id (a bare id: kept by version 0.1).
   if string.sub(seen, 1, 1) ~= '#' or string.len(seen) < 17 then
-    return {0, seen, 0}
+    return {0, seen, 0, which}
   end
   local id = string.sub(seen, 18)
   if string.sub(seen, 2, 17) ~= ARGV[9] then
-    return {-4, id}
+    return {-4, id, which}
   end
-  return {0, id, 0}
+  return {0, id, 0, which}
 end
 -- A message that sets no sessionData (most) leaves the conversation's sizes as they are.
 local changes = {}

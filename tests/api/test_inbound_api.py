@@ -151,6 +151,24 @@ def test_a_key_used_again_with_another_message_id_is_refused(
     assert [queued["messageId"] for queued in web.inbox(channel, "c1")] == ["client-msg-1"]
 
 
+def test_a_refused_key_is_named_by_the_field_that_carried_it(
+    web: WebApp, channel: dict[str, Any]
+) -> None:
+    def text(words: str, **sent: str) -> dict[str, Any]:
+        return {"conversationId": "c1", "message": {"textMessage": {"text": words}}, **sent}
+
+    headers = {"Idempotency-Key": "k-1"}
+    assert web.post_message(channel, text("one"), headers).status_code == 202
+    # The header's key, sent as a messageId: the messageId is to blame.
+    refused = web.post_message(channel, text("one", messageId="k-1"))
+    api_error(refused, 422, "validation_failed", "messageId")
+    assert web.post_message(channel, text("two", messageId="m-1")).status_code == 202
+    # A new header key with a messageId already used for another text.
+    refused = web.post_message(channel, text("three", messageId="m-1"), {"Idempotency-Key": "k-2"})
+    api_error(refused, 422, "validation_failed", "messageId")
+    assert [queued["text"] for queued in web.inbox(channel, "c1")] == ["one", "two"]
+
+
 def test_a_key_is_the_conversations_own(web: WebApp, channel: dict[str, Any]) -> None:
     for conversation in ("c1", "c2"):
         body = {"conversationId": conversation, "message": {"textMessage": {"text": "hi"}}}
