@@ -45,10 +45,27 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+def _operator_settings() -> Settings:
+    """The settings of a command working on Redis directly: without REDIS_URL, the embedded
+    Redis of a `switchboard run` using this folder's data folder, where one runs."""
+    from switchboard.embedded_redis import EMBEDDED_URL_FILE
+    from switchboard.stack import data_dir
+
+    settings = _settings()
+    running = data_dir(None) / EMBEDDED_URL_FILE
+    if os.environ.get("REDIS_URL") or not running.is_file():
+        return settings
+    url = running.read_text().strip()
+    click.echo(f"switchboard: REDIS_URL is not set: using {url}, from {running}", err=True)
+    # Celery's transport is that Redis too, as for the roles `switchboard run` started.
+    broker_url = os.environ.get("SWITCHBOARD_BROKER_URL", "")
+    return settings.with_changes(redis_url=url, broker_url=broker_url)
+
+
 def _redis() -> Redis:
     from broker.core.connection import connect
 
-    settings = _settings()
+    settings = _operator_settings()
     return connect(settings.redis_url, sentinel_master=settings.sentinel_master)
 
 
@@ -372,7 +389,7 @@ def cmd_dlq_turns_replay(ids: tuple[str, ...]) -> None:
     from broker.conversations import dead_turns
     from workers.celery_app import CelerySender, make_celery
 
-    settings = _settings()
+    settings = _operator_settings()
     r = _redis()
     sender = CelerySender(make_celery(settings), r)
     _each(

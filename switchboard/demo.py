@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import secrets
+import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -15,9 +17,11 @@ from typing import Any
 
 import requests
 
+from broker.core.settings import Settings
 from switchboard.embedded_redis import EmbeddedRedis, free_port
 from switchboard.sample_receiver import Received, SampleReceiver
 from switchboard.stack import Stack
+from web import check_settings
 
 #: What the user says. "human" asks for a human: the handover desk takes the conversation,
 #: the next message goes to its agent, and the agent hands back before the last one.
@@ -46,9 +50,23 @@ def say(text: str) -> None:
 
 
 def run_demo(keep_dir: str | None = None) -> int:
+    """The demo; its folder (a temporary one unless `keep_dir`) is removed when it went well,
+    and kept, with the processes' log, when it did not."""
     started = time.monotonic()
+    # Settings the roles would refuse, said now rather than as a role that exited.
+    check_settings(Settings.from_env())
+    # SIGTERM (a `kill`, a CI job cancelled) stops it as Ctrl-C does: every process it
+    # started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     workdir = Path(keep_dir or tempfile.mkdtemp(prefix="switchboard-demo-"))
-    redis_server = EmbeddedRedis(workdir / "redis", persistent=False)
+    code = _demo_in(workdir, started)
+    if code == 0 and not keep_dir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return code
+
+
+def _demo_in(workdir: Path, started: float) -> int:
+    redis_server = EmbeddedRedis(workdir / "redis", persistent=False, tied=True)
     origin = redis_server.start()
     say(f"Redis: embedded, {origin}, on port {redis_server.port}")
     receiver = SampleReceiver(fail_once={FAILING_REPLY})
@@ -69,6 +87,7 @@ def run_demo(keep_dir: str | None = None) -> int:
             },
             port=port,
             log=log,
+            tied=True,
         )
         try:
             stack.start()

@@ -83,6 +83,11 @@ def _last_words(data_dir: Path) -> str:
     return f"{said} (the whole log: {log_file})"
 
 
+#: The file in `switchboard run`'s data folder that holds its embedded Redis's URL while it
+#: runs: the operator commands run in that folder use it where REDIS_URL is not set.
+EMBEDDED_URL_FILE = "redis.url"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -157,6 +162,9 @@ class EmbeddedRedis:
                 time.sleep(0.05)
         log.info("embedded Redis on port %d (%s), data in %s", self.port, origin, self.data_dir)
         return origin
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

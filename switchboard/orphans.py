@@ -15,7 +15,10 @@ _PR_SET_PDEATHSIG = 1
 
 def die_with_parent() -> None:
     """For `subprocess.Popen(preexec_fn=...)`: in the child, before it runs its program, ask
-    Linux for SIGTERM when the parent dies (elsewhere, nothing)."""
+    Linux for SIGTERM when the parent dies (elsewhere, nothing); and leave the parent's
+    process group, so that Ctrl-C in a terminal (SIGINT to the whole group) reaches the
+    parent alone, which stops the roles first and Redis last."""
+    os.setpgrp()
     if not sys.platform.startswith("linux"):
         return
     parent = os.getppid()

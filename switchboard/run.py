@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
+from broker.core.connection import check_url
 from broker.core.errors import SwitchboardError
 from broker.core.settings import Settings
-from switchboard.embedded_redis import EmbeddedRedis
+from switchboard.embedded_redis import EMBEDDED_URL_FILE, EmbeddedRedis
 from switchboard.stack import Stack, data_dir
 from web import check_settings
 
@@ -78,8 +79,14 @@ def _check_port_free(port: int) -> None:
 def _holding(folder: Path) -> Iterator[None]:
     """Hold the data folder while this runs: two embedded Redis servers writing one
     append-only file would spoil it. The lock goes with the process, however it ends."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "switchboard.lock").open("a+") as held:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock_file = (folder / "switchboard.lock").open("a+")
+    except OSError as exc:
+        raise SwitchboardError(
+            f"the data folder {folder} cannot be used ({exc.strerror}): give another --data-dir"
+        ) from None
+    with lock_file as held:
         try:
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -95,7 +102,9 @@ def _holding(folder: Path) -> Iterator[None]:
 
 
 def run_all(port: int, data_path: str | None) -> int:
-    check_settings(Settings.from_env())  # the web role would refuse them: say so first
+    settings = Settings.from_env()
+    check_settings(settings)  # the roles would refuse them, again and again: say so first
+    check_url(settings.redis_url)
     _check_port_free(port)
     stopping = threading.Event()
 
@@ -114,15 +123,25 @@ def run_all(port: int, data_path: str | None) -> int:
         log.info(
             "Redis: embedded, %s, port %d, data in %s", origin, embedded.port, embedded.data_dir
         )
+        # Where the operator commands (`switchboard status`, ...) run in this folder find it.
+        running = folder / EMBEDDED_URL_FILE
+        running.write_text(f"{embedded.url}\n")
         try:
-            return _run_stack(port, {"REDIS_URL": embedded.url}, stopping)
+            return _run_stack(port, {"REDIS_URL": embedded.url}, stopping, embedded)
         finally:
+            running.unlink(missing_ok=True)
             embedded.stop()
             log.info("embedded Redis stopped")
 
 
-def _run_stack(port: int, env: dict[str, str], stopping: threading.Event) -> int:
-    """The three roles, started again when they exit, until `stopping` is set."""
+def _run_stack(
+    port: int,
+    env: dict[str, str],
+    stopping: threading.Event,
+    embedded: EmbeddedRedis | None = None,
+) -> int:
+    """The three roles, started again when they exit, and the embedded Redis, until
+    `stopping` is set."""
     env.setdefault(
         "SWITCHBOARD_PUBLIC_URL",
         os.environ.get("SWITCHBOARD_PUBLIC_URL", f"http://127.0.0.1:{port}"),
@@ -135,6 +154,9 @@ def _run_stack(port: int, env: dict[str, str], stopping: threading.Event) -> int
         )
         supervisor = Supervisor(stack)
         while not stopping.wait(0.5):
+            if embedded and embedded.exited():
+                log.error("the embedded Redis exited; starting it again (its data is on disk)")
+                embedded.start()
             supervisor.tend(time.monotonic())
         return 0
     finally:

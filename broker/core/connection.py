@@ -100,6 +100,21 @@ def is_sentinel(url: str) -> bool:
     return url.startswith(SENTINEL_SCHEMES)
 
 
+def check_url(url: str) -> None:
+    """ConfigError when `url` is not a Redis URL of a kind `connect` takes; nothing is
+    connected."""
+    if is_sentinel(url) or is_cluster(url):
+        _hosts(url, 6379)
+        _database(url)
+        if is_cluster(url):
+            _cluster_options(url)
+        return
+    try:
+        redis.connection.parse_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc
+
+
 def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
     """A client answering strings, of whatever Redis `url` names."""
     if is_sentinel(url):

@@ -23,6 +23,17 @@ def _seconds(text: str) -> float:
     return number
 
 
+#: Counts of which 0 would leave work undone (no turn runner, no delivery) or refuse all.
+_AT_LEAST_ONE = (
+    "delivery_concurrency",
+    "endpoint_concurrency",
+    "turn_runners",
+    "turn_attempts",
+    "circuit_threshold",
+    "max_body_bytes",
+)
+
+
 def _count(text: str) -> int:
     number = int(text)
     if number < 0:
@@ -144,6 +155,9 @@ class Settings:
                 "SWITCHBOARD_BROKER_URL cannot be a Redis Cluster: use RabbitMQ (amqp://...) "
                 "or a single Redis"
             )
+        for name in _AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"SWITCHBOARD_{name.upper()} must be 1 or more")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"SWITCHBOARD_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         object.__setattr__(self, "log_level", self.log_level.upper())

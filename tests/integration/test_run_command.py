@@ -1,5 +1,6 @@
-"""`switchboard run` with its embedded Redis: one run per data folder and per port, and
-nothing left running when it is killed outright."""
+"""`switchboard run` with its embedded Redis: one run per data folder and per port, nothing
+left running when it is killed outright, Ctrl-C stopping the roles before Redis, an
+embedded Redis that dies started again, and the operator commands finding it."""
 
 from __future__ import annotations
 
@@ -38,11 +39,13 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path
     port, folder = free_port(), tmp_path / "data"
     command = ["run", "--port", str(port), "--data-dir", str(folder)]
     with (tmp_path / "run.log").open("ab") as log:
+        # A process group of its own, as a terminal gives the command it runs.
         process = subprocess.Popen(
             [sys.executable, "-m", "switchboard", *command],
             env=_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         wait_until(lambda: _ready(port), timeout=60, what="switchboard run to be ready")
@@ -100,3 +103,60 @@ def test_an_embedded_redis_that_does_not_start_says_why(tmp_path: Path) -> None:
         "switchboard: the embedded Redis did not start: Invalid AOF manifest file format "
         f"(the whole log: {log})"
     )
+
+
+def _embedded_redis(process: subprocess.Popen[bytes]) -> psutil.Process:
+    (server,) = [
+        child
+        for child in psutil.Process(process.pid).children()
+        if "redis-server" in " ".join(child.cmdline())
+    ]
+    return server
+
+
+def test_ctrl_c_stops_the_roles_then_redis(
+    running: tuple[subprocess.Popen[bytes], int, Path], tmp_path: Path
+) -> None:
+    """Ctrl-C sends SIGINT to the terminal's whole process group: the roles and the embedded
+    Redis must not take it themselves, or Redis stops under roles still at work."""
+    process, _, folder = running
+    children = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    assert not any(child.is_running() and child.status() != "zombie" for child in children)
+    redis_log = (folder / "redis" / "redis.log").read_text()
+    assert "Received SIGTERM" in redis_log and "Received SIGINT" not in redis_log
+    assert "Traceback" not in (tmp_path / "run.log").read_text()
+
+
+def test_an_embedded_redis_that_dies_is_started_again(
+    running: tuple[subprocess.Popen[bytes], int, Path], tmp_path: Path
+) -> None:
+    process, port, _ = running
+    server = _embedded_redis(process)
+    server.kill()
+    wait_until(lambda: not _ready(port), timeout=30, what="the run to see Redis gone")
+    wait_until(lambda: _ready(port), timeout=60, what="Redis started again")
+    assert _embedded_redis(process).pid != server.pid
+    assert "the embedded Redis exited; starting it again" in (tmp_path / "run.log").read_text()
+
+
+def test_the_operator_commands_find_the_embedded_redis(
+    running: tuple[subprocess.Popen[bytes], int, Path],
+) -> None:
+    """Without REDIS_URL, where the run's data folder is the default one."""
+    process, _, folder = running
+    url = (folder / "redis.url").read_text().strip()
+    listening = {
+        c.laddr.port for c in _embedded_redis(process).net_connections() if c.status == "LISTEN"
+    }
+    assert url in {f"redis://127.0.0.1:{port}/0" for port in listening}
+    env = {**_env(), "SWITCHBOARD_DATA_DIR": str(folder)}
+    done = switchboard("status", "--json", env=env)
+    # 0: a worker and the scheduler are alive, in that Redis.
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = f"switchboard: REDIS_URL is not set: using {url}, from {folder}/redis.url\n"
+    assert done.stderr == said
+    process.terminate()
+    assert process.wait(timeout=60) == 0
+    assert not (folder / "redis.url").exists()

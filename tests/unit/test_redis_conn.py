@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from broker.core.connection import (
+    check_url,
     connect,
     connect_async,
     is_cluster,
@@ -85,6 +86,16 @@ def test_the_trouble_redis_is_in_is_named_without_quoting_it(
 def test_a_cluster_or_sentinel_url_that_says_too_little_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError):
         connect_async(url)
+    with pytest.raises(ConfigError):
+        check_url(url)
+
+
+@pytest.mark.parametrize("url", ["garbage", "http://127.0.0.1:6379", "redis://h:port/0"])
+def test_a_url_is_checked_without_connecting(url: str) -> None:
+    with pytest.raises(ConfigError):
+        check_url(url)
+    for fine in ("redis://127.0.0.1:1/0", "unix:///tmp/none.sock", "redis+sentinel://h:1,g/0"):
+        check_url(fine)  # nothing listens there: nothing was connected
 
 
 def test_sentinel_urls_name_their_sentinels_with_a_default_port() -> None:

@@ -171,6 +171,25 @@ def test_a_count_that_is_not_a_whole_number_of_0_or_more_is_a_config_error(
     assert caught.value.message == f"{name} must be a whole number of 0 or more, not {raw!r}"
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SWITCHBOARD_TURN_RUNNERS",
+        "SWITCHBOARD_DELIVERY_CONCURRENCY",
+        "SWITCHBOARD_ENDPOINT_CONCURRENCY",
+        "SWITCHBOARD_TURN_ATTEMPTS",
+        "SWITCHBOARD_CIRCUIT_THRESHOLD",
+        "SWITCHBOARD_MAX_BODY_BYTES",
+    ],
+)
+def test_a_count_that_would_leave_work_undone_must_be_1_or_more(name: str) -> None:
+    """No turn runner, no delivery, every request refused: accepted messages would wait."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: "0"})
+    assert caught.value.message == f"{name} must be 1 or more"
+    assert Settings.from_env({name: "1"})
+
+
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), (" Yes", True), ("FALSE", False)])
 def test_a_flag_is_one_of_its_words(raw: str, expected: bool) -> None:
     assert Settings.from_env({"SWITCHBOARD_METRICS": raw}).metrics is expected
