@@ -69,16 +69,19 @@ def _redis_7_for(older: str, data_dir: Path) -> tuple[str, str]:
     )
 
 
-def _last_words(data_dir: Path) -> str:
-    """What the server's log said last (a Redis log line without its pid and time), and
-    where the rest is."""
+def _last_words(data_dir: Path, since: int = 0) -> str:
+    """What the server's log said last since byte `since` (a Redis log line without its pid
+    and time), and where the rest is."""
     log_file = data_dir / "redis.log"
     try:
-        lines = [line for line in log_file.read_text(errors="replace").splitlines() if line]
+        with log_file.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
     except OSError as exc:
-        return f"it could not write its log {log_file} ({exc.strerror})"
+        return f"it wrote no log to {log_file} ({exc.strerror})"
+    lines = [line for line in text.splitlines() if line]
     if not lines:
-        return f"its log {log_file} is empty"
+        return f"it wrote nothing to its log {log_file}"
     said = re.sub(r"^\d+:[A-Z] .*?\d\d:\d\d:\d\d\.\d+ [.\-*#] ", "", lines[-1])
     return f"{said} (the whole log: {log_file})"
 
@@ -116,6 +119,9 @@ class EmbeddedRedis:
     def start(self) -> str:
         binary, origin = (self.binary, "the redis-server given") if self.binary else find_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_file = self.data_dir / "redis.log"
+        # Only what this start writes tells why it failed: the log goes on from earlier runs.
+        since = log_file.stat().st_size if log_file.is_file() else 0
         if self.persistent and _written_by_redis_7(self.data_dir) and 0 < major_version(binary) < 7:
             binary, origin = _redis_7_for(binary, self.data_dir)
         args = [
@@ -139,14 +145,20 @@ class EmbeddedRedis:
             "--protected-mode",
             "yes",
             "--logfile",
-            str(self.data_dir / "redis.log"),
+            str(log_file),
         ]
-        self.process = subprocess.Popen(
-            args,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent if self.tied else None,
-        )
+        try:
+            self.process = subprocess.Popen(
+                args,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent if self.tied else None,
+            )
+        except OSError as exc:
+            raise SwitchboardError(
+                f"the embedded Redis could not be started: {binary}: {exc.strerror} "
+                "(SWITCHBOARD_REDIS_SERVER names the redis-server to run)"
+            ) from None
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 10
         while True:
@@ -157,7 +169,7 @@ class EmbeddedRedis:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise SwitchboardError(
-                        f"the embedded Redis did not start: {_last_words(self.data_dir)}"
+                        f"the embedded Redis did not start: {_last_words(self.data_dir, since)}"
                     ) from None
                 time.sleep(0.05)
         log.info("embedded Redis on port %d (%s), data in %s", self.port, origin, self.data_dir)

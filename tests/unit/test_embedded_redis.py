@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.core.errors import ConfigError
+from broker.core.errors import ConfigError, SwitchboardError
 from switchboard import embedded_redis
 
 
@@ -42,3 +42,24 @@ def test_without_a_redis_7_it_refuses_rather_than_start_empty(
     monkeypatch.setenv("PATH", str(tmp_path / "bundled"))
     with pytest.raises(ConfigError, match="SWITCHBOARD_REDIS_SERVER"):
         embedded_redis._redis_7_for(older, tmp_path / "data")
+
+
+def test_a_binary_that_cannot_be_run_is_named(tmp_path: Path) -> None:
+    server = embedded_redis.EmbeddedRedis(tmp_path, binary=str(tmp_path / "no-redis-here"))
+    with pytest.raises(SwitchboardError) as refused:
+        server.start()
+    assert refused.value.message == (
+        f"the embedded Redis could not be started: {tmp_path / 'no-redis-here'}: No such file "
+        "or directory (SWITCHBOARD_REDIS_SERVER names the redis-server to run)"
+    )
+
+
+def test_a_start_that_fails_is_told_by_what_it_wrote_not_by_an_earlier_run(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "redis.log").write_text("1:M 01 Dec 2026 10:00:00.000 # ready to exit, bye bye\n")
+    server = embedded_redis.EmbeddedRedis(tmp_path, binary="/bin/false")
+    with pytest.raises(SwitchboardError) as refused:
+        server.start()
+    assert "bye bye" not in refused.value.message
+    assert refused.value.message.endswith(f"wrote nothing to its log {tmp_path / 'redis.log'}")
