@@ -41,7 +41,7 @@ def create(
     check_url(webhook_url, settings.outbound_allowlist, field="webhookUrl")
     channel_id = ids.new_id("ch")
     access_token = ids.new_token("sbat")
-    given = bool(verify_token)
+    given_token = verify_token or None
     verify_token = verify_token or secrets.token_urlsafe(12)
     now = clock.now()
     endpoint = Endpoint(
@@ -61,9 +61,7 @@ def create(
         created_at=now,
     )
     # A token given may be another channel's; one made here is new.
-    with _verify_tokens_held(r, bot_id, given):
-        if given:
-            _check_verify_token_free(r, bot_id, verify_token)
+    with _verify_token_free(r, bot_id, given_token):
         pipe = r.pipeline(transaction=False)
         pipe.hset(keys.channel(channel_id), mapping=channel.to_redis())
         pipe.sadd(keys.bot_channels(bot_id), channel_id)
@@ -172,9 +170,7 @@ def update(
     # Checked first, so that nothing is written of a change that is refused.
     changed_endpoint(endpoint_store.load(r, channel_id))
     if channel_changes:
-        with _verify_tokens_held(r, channel.bot_id, "verify_token" in channel_changes):
-            if "verify_token" in channel_changes:
-                _check_verify_token_free(r, channel.bot_id, changes["verifyToken"], channel_id)
+        with _verify_token_free(r, channel.bot_id, changes.get("verifyToken"), channel_id):
             written = record_change.change(
                 r,
                 keys.channel(channel_id),
@@ -202,10 +198,13 @@ def _timeouts_checked(endpoint: Endpoint, changes: dict[str, Any]) -> Endpoint:
 
 
 @contextmanager
-def _verify_tokens_held(r: Redis, bot_id: str, needed: bool = True) -> Iterator[None]:
-    """Hold the bot's verify tokens while one is checked and written: two calls at once
-    would each find the same token free."""
-    if not needed:
+def _verify_token_free(
+    r: Redis, bot_id: str, verify_token: str | None, channel_id: str | None = None
+) -> Iterator[None]:
+    """Conflict when another channel of the bot has `verify_token` (when one is given);
+    else hold the bot's verify tokens while the caller writes it: two calls at once would
+    each find the same token free."""
+    if verify_token is None:
         yield
         return
     lock = Lock(r, keys.bot_verify_tokens_lock(bot_id), VERIFY_TOKENS_LOCK_LEASE)
@@ -215,6 +214,7 @@ def _verify_tokens_held(r: Redis, bot_id: str, needed: bool = True) -> Iterator[
             raise Conflict("another change to this bot's channels is under way: try again")
         time.sleep(0.01)
     try:
+        _check_verify_token_free(r, bot_id, verify_token, channel_id)
         yield
     finally:
         lock.release()
