@@ -7,16 +7,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from broker.bots.entities import BUILT_IN
 from broker.bots.faults import Fault, join
-from broker.bots.rendering import placeholders, render_value
+from broker.bots.rendering import PLACEHOLDER, placeholders, render_value
 from broker.bots.variables import lookup
 
 #: Checks an API URL where the definition is saved; returns why it is refused, or None.
 UrlCheck = Callable[[str], str | None]
 
 _SCHEMES = ("http://", "https://")
+#: What stands for a variable the conversation fills in, when an API URL is checked.
+_FROM_CONVERSATION = "conversationvariable"
 
 
 def v1_faults(definition: dict[str, Any], prefix: str) -> list[Fault]:
@@ -122,17 +125,30 @@ def _state_faults(
 
 def _url_refusal(url: str, variables: dict[str, Any], check_url: UrlCheck | None) -> str | None:
     """Why an API URL is refused: its scheme, or outbound safety where the URL is known
-    (written out, or filled in whole by the definition's own variables). A URL that takes
-    its host from the conversation is checked at call time only."""
-    if not all(lookup(variables, name) is not None for name in placeholders(url)):
-        head = url.split("{{", 1)[0]
-        if head and not head.startswith(_SCHEMES):
-            return "an API URL is http:// or https://"
-        return None
-    filled = render_value(url, variables)
+    (written out, or filled in by the definition's own variables), or at least its scheme
+    and host are. A URL that takes its host from the conversation is checked at call time
+    only."""
+    unknown = {name for name in placeholders(url) if lookup(variables, name) is None}
+    # What the conversation fills in stands as a word that no host is made of.
+    marked = PLACEHOLDER.sub(
+        lambda m: _FROM_CONVERSATION if m.group(1) in unknown else m.group(0), url
+    )
+    filled = render_value(marked, variables)
+    if filled.startswith(_FROM_CONVERSATION):
+        return None  # the whole URL comes from the conversation
     if not filled.startswith(_SCHEMES):
         return "an API URL is http:// or https://"
-    return check_url(filled) if check_url is not None else None
+    if check_url is None:
+        return None
+    if not unknown:
+        return check_url(filled)
+    try:
+        parts = urlsplit(filled)
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    if _FROM_CONVERSATION in parts.netloc:
+        return None
+    return check_url(f"{parts.scheme}://{parts.netloc}/")
 
 
 def _regex_faults(condition: Any, at: str, names: _Names) -> None:

@@ -11,7 +11,7 @@ from broker.bots.botmessages import with_wire_defaults
 from broker.bots.payloads import encode_payload
 from broker.bots.variables import lookup
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
 #: Fields whose `{{variables}}` are filled in; a URL may start with one (see botmessages).
@@ -21,14 +21,14 @@ _RENDERED_FIELDS = ("text", "title", "subtitle", "url", "image_url", "item_url")
 def render_value(value: Any, variables: dict[str, Any]) -> Any:
     if not isinstance(value, str):
         return value
-    return _PLACEHOLDER.sub(lambda m: _text(lookup(variables, m.group(1), "")), value)
+    return PLACEHOLDER.sub(lambda m: _text(lookup(variables, m.group(1), "")), value)
 
 
 def render_json(value: Any, variables: dict[str, Any]) -> Any:
     """A JSON value with every string's variables filled in; a string that is one placeholder
     alone becomes the variable's value as it is (a number stays a number)."""
     if isinstance(value, str):
-        alone = _PLACEHOLDER.fullmatch(value.strip())
+        alone = PLACEHOLDER.fullmatch(value.strip())
         if alone:
             return lookup(variables, alone.group(1))
         return render_value(value, variables)
@@ -41,7 +41,7 @@ def render_json(value: Any, variables: dict[str, Any]) -> Any:
 
 def placeholders(text: str) -> list[str]:
     """The variables a text names."""
-    return _PLACEHOLDER.findall(text)
+    return PLACEHOLDER.findall(text)
 
 
 def _text(value: Any) -> str:

@@ -34,6 +34,9 @@ MAX_READ_BYTES = 64 * 1024
 _IDLE_SECONDS = 30.0
 #: Idle connections kept per origin, at most.
 _IDLE_PER_ORIGIN = 64
+#: Origins kept, at most, before those holding no idle connection are let go: the hosts a
+#: bot's API calls take from conversations' variables may be many.
+_ORIGINS_KEPT = 1024
 #: The longest line of an answer's head, or chunk-size line, that is read.
 _HEAD_LIMIT = 16 * 1024
 
@@ -174,17 +177,23 @@ class HttpClient:
         total_timeout: float,
     ) -> Answer:
         """One request, answered within `total_timeout` seconds in all, or RequestFailed."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            given_port = parts.port
+        except ValueError as exc:  # a port out of range, a bracket left open, ...
+            raise RequestFailed(f"not a valid URL: {exc}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise RequestFailed(f"not an http(s) URL: {url}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        origin = self._origin(parts.scheme, parts.hostname, port)
+        if given_port == 0:
+            raise RequestFailed("not a valid URL: port 0")
+        port = given_port or (443 if parts.scheme == "https" else 80)
         # Text beyond ASCII goes as its UTF-8, percent-encoded, as a browser sends it.
         target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), _SAFE)
         try:
             host = parts.hostname.encode("idna").decode("ascii")
         except UnicodeError:
             raise RequestFailed(f"not a valid host name: {parts.hostname!r}") from None
+        origin = self._origin(parts.scheme, parts.hostname, port)
         if ":" in host:
             host = f"[{host}]"
         default_port = port == (443 if parts.scheme == "https" else 80)
@@ -220,6 +229,9 @@ class HttpClient:
     def _origin(self, scheme: str, host: str, port: int) -> _Origin:
         key = (scheme, host, port)
         if key not in self._origins:
+            if len(self._origins) >= _ORIGINS_KEPT:
+                for unused in [k for k, kept in self._origins.items() if not kept.idle]:
+                    del self._origins[unused]
             self._origins[key] = _Origin(scheme, host, port)
         return self._origins[key]
 
@@ -249,7 +261,9 @@ class HttpClient:
                 raise RequestFailed("invalid HTTP answer: a line over 16 KiB") from exc
             return answer
         finally:
-            if keep and len(origin.idle) < _IDLE_PER_ORIGIN:
+            # An origin let go meanwhile (`_origin`) keeps no connection: none would close it.
+            kept = self._origins.get((origin.scheme, origin.host, origin.port)) is origin
+            if keep and kept and len(origin.idle) < _IDLE_PER_ORIGIN:
                 origin.idle.append((reader, writer, time.monotonic()))
             else:
                 writer.close()

@@ -98,6 +98,8 @@ def resolve(host: str, port: int) -> list[tuple[socket.AddressFamily, IPAddress]
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UnsafeURL(f"cannot resolve {host!r}: {exc.strerror}", field="url") from exc
+    except UnicodeError:  # an empty label (a..b), one over 63 characters
+        raise UnsafeURL(f"{host!r} is not a valid host name", field="url") from None
     found: list[tuple[socket.AddressFamily, IPAddress]] = []
     for family, _, _, _, sockaddr in infos:
         found.append((family, ipaddress.ip_address(str(sockaddr[0]).split("%")[0])))

@@ -153,6 +153,7 @@ def test_a_verify_token_names_one_channel_of_its_bot(web: WebApp) -> None:
         ({}, "webhookUrl"),
         ({"webhookUrl": "http://10.0.0.5/hook"}, "webhookUrl"),
         ({"webhookUrl": "ftp://example.com/hook"}, "webhookUrl"),
+        ({"webhookUrl": "http://a..b/hook"}, "webhookUrl"),
         ({"webhookUrl": "http://127.0.0.1:9/hook", "version": "BETA"}, "version"),
         ({"webhookUrl": "http://127.0.0.1:9/hook", "verifyToken": ""}, "verifyToken"),
         ({"webhookUrl": "http://127.0.0.1:9/hook", "colour": "red"}, "colour"),

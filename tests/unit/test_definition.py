@@ -195,6 +195,11 @@ def test_every_fault_of_a_version_1_definition_is_listed() -> None:
         ("{{base}}/x", {}, None),  # from the conversation: checked at call time
         ("https://{{host}}/x", {}, None),
         ("https://api.example/x", {}, None),
+        # The host known, the path from the conversation: the host is checked now.
+        ("http://10.0.0.1/orders/{{order.id}}", {}, "states.a.request.url: refused 10.0.0.1"),
+        ("{{base}}/{{id}}", {"base": "http://10.0.0.1"}, "states.a.request.url: refused 10.0.0.1"),
+        ("https://api.example/{{id}}", {}, None),
+        ("https://{{host}}.example/x", {}, None),
     ],
 )
 def test_api_urls_are_judged_where_they_are_known(

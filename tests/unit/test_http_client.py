@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from broker.core.settings import parse_allowlist
+from broker.delivery import http_client
 from broker.delivery.http_client import AttemptResult, HttpClient, RequestFailed
 from tests.receivers import Answer, Receiver, always, closed_url
 
@@ -283,6 +284,34 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(receiver:
             )
         )
     assert receiver.hits == []
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("http://127.0.0.1:65536/x", "not a valid URL: Port out of range"),
+        ("http://[::1/x", "not a valid URL: Invalid IPv6 URL"),
+        ("http://127.0.0.1:80:80/x", "not a valid URL: Port could not be cast"),
+        ("http://127.0.0.1:0/x", "not a valid URL: port 0"),
+        ("http://a..b/x", "not a valid host name"),
+    ],
+)
+def test_a_url_that_cannot_be_called_is_a_failure_that_says_why(url: str, said: str) -> None:
+    """Such URLs come from conversations' variables (a bot's API calls): a failure, which
+    the call's onError takes, never an exception out of the client."""
+    result = post(_client(), url)
+    assert result.status_code is None and (result.error or "").startswith(said)
+
+
+def test_origins_of_many_hosts_are_let_go_when_they_hold_no_connection(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_client, "_ORIGINS_KEPT", 3)
+    client = _client()
+    for n in range(10):
+        post(client, f"http://127.0.0.{n + 1}:9/x", connect_timeout=0.2)
+    assert len(client._origins) <= 3
+    assert post(client, receiver.url).status_code == 200
 
 
 def test_a_closed_port_is_a_connection_error() -> None:

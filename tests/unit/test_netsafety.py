@@ -147,6 +147,9 @@ def test_a_name_that_does_not_resolve_is_refused(monkeypatch: pytest.MonkeyPatch
         "http://8.8.8.8/\x7f",
         "http://8.8.8.8:0/",
         "http://8.8.8.8:99999/",
+        "http://a..b/",
+        "http://.example/",
+        "http://" + "a" * 64 + ".example/",
     ],
 )
 def test_urls_that_are_not_plain_http_are_refused(url: str) -> None:
