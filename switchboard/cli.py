@@ -49,12 +49,19 @@ def _operator_settings() -> Settings:
     """The settings of a command working on Redis directly: without REDIS_URL, the embedded
     Redis of a `switchboard run` using this folder's data folder, where one runs."""
     from switchboard.embedded_redis import EMBEDDED_URL_FILE
+    from switchboard.run import running_in
     from switchboard.stack import data_dir
 
     settings = _settings()
-    running = data_dir(None) / EMBEDDED_URL_FILE
+    folder = data_dir(None)
+    running = folder / EMBEDDED_URL_FILE
     if os.environ.get("REDIS_URL") or not running.is_file():
         return settings
+    if not running_in(folder):
+        raise SwitchboardError(
+            f"REDIS_URL is not set, and the `switchboard run` that wrote {running} is not "
+            "running any more: start it again, or set REDIS_URL"
+        )
     url = running.read_text().strip()
     click.echo(f"switchboard: REDIS_URL is not set: using {url}, from {running}", err=True)
     # Celery's transport is that Redis too, as for the roles `switchboard run` started.

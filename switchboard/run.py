@@ -62,6 +62,22 @@ class Supervisor:
             self.stack.start((role,))
 
 
+#: The file of the data folder a `switchboard run` holds a lock on while it runs.
+LOCK_FILE = "switchboard.lock"
+
+
+def running_in(folder: Path) -> bool:
+    """Whether a `switchboard run` holds the data folder now."""
+    try:
+        with (folder / LOCK_FILE).open("r") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False  # the lock was free: closing the file let it go
+
+
 def _check_port_free(port: int) -> None:
     """Bind the web role's port as gunicorn will (with SO_REUSEADDR), and let it go: a port
     in use would make the web role exit again and again, the rest running on without it."""
@@ -81,7 +97,7 @@ def _holding(folder: Path) -> Iterator[None]:
     append-only file would spoil it. The lock goes with the process, however it ends."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock_file = (folder / "switchboard.lock").open("a+")
+        lock_file = (folder / LOCK_FILE).open("a+")
     except OSError as exc:
         raise SwitchboardError(
             f"the data folder {folder} cannot be used ({exc.strerror}): give another --data-dir"

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from amqp.exceptions import AMQPError, IrrecoverableChannelError, IrrecoverableConnectionError
 from celery import Celery
@@ -96,7 +96,12 @@ def check_broker(app: Celery) -> None:
 
 def kombu_url(url: str) -> str:
     """Celery's broker URL for ours: a Sentinel URL becomes kombu's list of `sentinel://` URLs
-    separated by semicolons; any other passes as it is."""
+    separated by semicolons, a Unix socket's kombu's `redis+socket://` (its database as the
+    virtual host); any other passes as it is."""
+    if url.startswith("unix://"):
+        parts = urlsplit(url)
+        database = parse_qs(parts.query).get("db", ["0"])[0]
+        return f"redis+socket://{parts.netloc}{parts.path}?virtual_host={database}"
     if not is_sentinel(url):
         return url
     parts = urlsplit(url)

@@ -110,9 +110,17 @@ def check_url(url: str) -> None:
             _cluster_options(url)
         return
     try:
-        redis.connection.parse_url(url)
+        # redis-py takes `redis://` for localhost and drops a database that is not a number.
+        parsed = redis.connection.parse_url(url)
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc
+    if url.startswith("unix://"):
+        if not parsed.get("path"):
+            raise ConfigError("REDIS_URL names no socket: unix:///path/to/redis.sock")
+        return
+    if not parsed.get("host"):
+        raise ConfigError("REDIS_URL names no host: redis://host:6379/0")
+    _database(url)
 
 
 def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
@@ -137,6 +145,7 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
                 **_cluster_options(url),
             ),
         )
+    check_url(url)
     try:
         # A blocking pool: a thread past the limit waits for a free connection instead of
         # failing (redis-py's default pool raises past 100, fewer than a worker's threads).
@@ -178,6 +187,7 @@ def connect_async(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> AsyncR
                 **_cluster_options(url),
             ),
         )
+    check_url(url)
     try:
         return redis.asyncio.Redis.from_url(url, decode_responses=True, health_check_interval=30)
     except ValueError as exc:
@@ -221,7 +231,7 @@ def _hosts(url: str, default_port: int) -> list[tuple[str, int]]:
     hosts = []
     for item in urlsplit(url).netloc.split("@")[-1].split(","):
         host, _, port = item.partition(":")
-        if not host or not (port or str(default_port)).isdigit():
+        if not host or not (port or str(default_port)).isdigit() or not 0 < int(port or 1) < 65536:
             raise ConfigError(f"REDIS_URL names no host and port in {item!r}")
         hosts.append((host, int(port or default_port)))
     return hosts

@@ -88,6 +88,14 @@ def test_killed_outright_it_leaves_nothing_running(
     )
     with (folder / "switchboard.lock").open() as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the folder is free again
+    # Its URL file is left: the operator commands do not take it for a running Redis.
+    assert (folder / "redis.url").exists()
+    done = switchboard("status", env={**_env(), "SWITCHBOARD_DATA_DIR": str(folder)})
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"switchboard: REDIS_URL is not set, and the `switchboard run` that wrote "
+        f"{folder}/redis.url is not running any more: start it again, or set REDIS_URL\n"
+    )
 
 
 def test_an_embedded_redis_that_does_not_start_says_why(tmp_path: Path) -> None:

@@ -90,7 +90,18 @@ def test_a_cluster_or_sentinel_url_that_says_too_little_is_a_config_error(url: s
         check_url(url)
 
 
-@pytest.mark.parametrize("url", ["garbage", "http://127.0.0.1:6379", "redis://h:port/0"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "garbage",
+        "http://127.0.0.1:6379",
+        "redis://h:port/0",
+        "redis://",  # redis-py would take localhost
+        "redis://127.0.0.1:6379/abc",  # redis-py would take database 0
+        "unix://",
+        "redis+cluster://h:99999/0",
+    ],
+)
 def test_a_url_is_checked_without_connecting(url: str) -> None:
     with pytest.raises(ConfigError):
         check_url(url)
@@ -105,6 +116,9 @@ def test_sentinel_urls_name_their_sentinels_with_a_default_port() -> None:
     # Celery's transport takes them in kombu's form: one URL per Sentinel.
     assert kombu_url(url) == "sentinel://:secret@s1:26380/0;sentinel://:secret@s2:26379/0"
     assert kombu_url("amqp://guest:guest@127.0.0.1:5672//") == "amqp://guest:guest@127.0.0.1:5672//"
+    assert kombu_url("unix://:pw@/run/redis.sock?db=2") == (
+        "redis+socket://:pw@/run/redis.sock?virtual_host=2"
+    )
 
 
 def test_a_cluster_needs_celery_s_transport_elsewhere() -> None:
