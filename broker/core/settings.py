@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 from typing import Any, get_type_hints
 
 from broker.core import defaults
-from broker.core.connection import is_cluster
+from broker.core.connection import CLUSTER_SCHEMES, SENTINEL_SCHEMES, is_cluster
 from broker.core.errors import ConfigError
+from broker.core.redaction import redact
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -22,6 +23,18 @@ def _seconds(text: str) -> float:
         raise ValueError(text)
     return number
 
+
+#: What Celery's transport may be: RabbitMQ, or a Redis (a cluster is refused on its own).
+_BROKER_SCHEMES = (
+    "amqp://",
+    "amqps://",
+    "pyamqp://",
+    "redis://",
+    "rediss://",
+    "unix://",
+    *SENTINEL_SCHEMES,
+    *CLUSTER_SCHEMES,
+)
 
 #: Counts of which 0 would leave work undone (no turn runner, no delivery) or refuse all.
 _AT_LEAST_ONE = (
@@ -149,6 +162,11 @@ class Settings:
             raise ConfigError(
                 "SWITCHBOARD_BROKER_URL must be set with a Redis Cluster (Celery's Redis "
                 "transport does not speak Cluster): RabbitMQ (amqp://...) or another Redis"
+            )
+        if self.broker_url and not self.broker_url.startswith(_BROKER_SCHEMES):
+            raise ConfigError(
+                "SWITCHBOARD_BROKER_URL must be RabbitMQ's (amqp://, amqps://) or a Redis URL "
+                f"(redis://, rediss://, unix://, a Sentinel URL), not {redact(self.broker_url)!r}"
             )
         if is_cluster(self.broker_url):
             raise ConfigError(

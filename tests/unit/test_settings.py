@@ -190,6 +190,16 @@ def test_a_count_that_would_leave_work_undone_must_be_1_or_more(name: str) -> No
     assert Settings.from_env({name: "1"})
 
 
+@pytest.mark.parametrize("raw", ["notaurl", "http://user:secret@broker/", "memory://"])
+def test_a_broker_url_that_is_neither_rabbitmq_nor_redis_is_a_config_error(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SWITCHBOARD_BROKER_URL": raw})
+    assert caught.value.message.startswith("SWITCHBOARD_BROKER_URL must be RabbitMQ's")
+    assert "secret" not in caught.value.message
+    for fine in ("amqp://guest:guest@127.0.0.1:5672//", "redis://127.0.0.1:6379/1"):
+        assert Settings.from_env({"SWITCHBOARD_BROKER_URL": fine}).broker_url == fine
+
+
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), (" Yes", True), ("FALSE", False)])
 def test_a_flag_is_one_of_its_words(raw: str, expected: bool) -> None:
     assert Settings.from_env({"SWITCHBOARD_METRICS": raw}).metrics is expected
