@@ -114,15 +114,12 @@ def accept(
         raise ChannelChanged(channel.id)
     if queued == _THROTTLED:
         raise throttle.refusal(int(answer[0]))
-    # The header's key comes first of the two when there is one; the messageId's last.
-    fields = ["Idempotency-Key" if idempotency_key else "messageId"]
-    fields.append("messageId" if given_id else fields[0])
     if queued == _KEY_REUSED:
-        raise _key_reused(str(answer[0]), fields[int(answer[1]) - 1])
+        raise _key_reused(str(answer[0]), _key_field(int(answer[1]), idempotency_key, given_id))
     recorded_id, wake, *seen = answer
     if seen and given_id and str(recorded_id) != given_id:
         # A key was seen with a message the client named otherwise.
-        raise _key_reused(str(recorded_id), fields[int(seen[0]) - 1])
+        raise _key_reused(str(recorded_id), _key_field(int(seen[0]), idempotency_key, given_id))
     if queued == _OVER_LIMIT:
         limit = (
             settings.conversation_data_keys
@@ -148,6 +145,14 @@ def accept(
     return Accepted(
         message_id=str(recorded_id), conversation_id=conversation_id, queued=bool(queued)
     )
+
+
+def _key_field(seen: int, idempotency_key: str | None, message_id: str | None) -> str:
+    """The field that carried the key the ingress script saw (1 or 2 of its two): the
+    header's comes first when it was sent, the messageId's last."""
+    if seen == 1:
+        return "Idempotency-Key" if idempotency_key else "messageId"
+    return "messageId" if message_id else "Idempotency-Key"
 
 
 def _key_reused(recorded_id: str, field: str) -> ValidationFailed:
