@@ -62,6 +62,13 @@ def always(status: int = 200, **kwargs: Any) -> Behaviour:
     return lambda hit: Answer(status, **kwargs)
 
 
+class _Server(ThreadingHTTPServer):
+    # Connections beyond a full accept queue wait for a SYN retry (1 s, then 3 s): a burst
+    # of a worker's new connections on a busy machine would time out, open the endpoint's
+    # circuit and fail deliveries that the test means to succeed.
+    request_queue_size = 128
+
+
 class Receiver:
     def __init__(self, behaviour: Behaviour | None = None, port: int = 0) -> None:
         self.behaviour = behaviour or always(200)
@@ -83,7 +90,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         threading.Thread(

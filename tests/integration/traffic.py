@@ -32,7 +32,7 @@ class Traffic:
     def __init__(self, api: Api, channel: dict[str, object], conversations: list[str]) -> None:
         self.sent: list[Sent] = []
         self.conversations = conversations
-        self._api = api
+        self.api = api
         self._channel = channel
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -69,7 +69,7 @@ class Traffic:
 
     def _send(self, name: str, number: int) -> Sent:
         try:
-            answer = self._api.send(self._channel, name, f"{name} {number}")
+            answer = self.api.send(self._channel, name, f"{name} {number}")
         except requests.RequestException as exc:
             return Sent(name, number, 0, repr(exc), time.monotonic())
         try:
@@ -104,7 +104,14 @@ def assert_every_acknowledged_reply_came(traffic: Traffic, receiver: Receiver) -
     def missing() -> set[str]:
         return expected - {hit.body["message"]["text"] for hit in receiver.delivered()}
 
-    wait_until(lambda: not missing(), timeout=60, what="every acknowledged message's reply")
+    try:
+        wait_until(lambda: not missing(), timeout=60, what="every acknowledged message's reply")
+    except AssertionError as exc:
+        try:
+            why = _why_missing(traffic, sorted(missing()))
+        except (requests.RequestException, ValueError, KeyError) as failed:
+            why = f"(the stack could not say why: {failed!r})"
+        raise AssertionError(f"{exc}: {why}") from None
     delivered = once_each(receiver)
     for name in traffic.conversations:
         # A message refused with 503 may still have been taken (the answer was lost, not the
@@ -121,3 +128,22 @@ def assert_one_webhook_id_per_reply(receiver: Receiver) -> None:
     for hit in receiver.hits:
         ids[hit.body["message"]["text"]].add(hit.webhook_id)
     assert all(len(found) == 1 for found in ids.values()), ids
+
+
+def _why_missing(traffic: Traffic, missing: list[str]) -> str:
+    """What the stack says of the replies that did not come: their conversations'
+    deliveries that did not end delivered, the dead letters, the endpoints' states."""
+    api = traffic.api
+    lines = [f"{len(missing)} missing, such as {missing[:5]}"]
+    sessions = sorted({text.removeprefix("You said: ").split()[0] for text in missing})
+    for session in sessions[:3]:
+        found = api.get("/v1/deliveries", params={"sessionId": session, "limit": 500}).json()
+        for item in found.get("items", []):
+            if item["status"] != "delivered":
+                attempts = [(a.get("statusCode"), a.get("error")) for a in item["attempts"]]
+                lines.append(f"{session}: {item['body']['message']} {item['status']} {attempts}")
+    dead = api.get("/v1/dead-letters").json()
+    lines.append(f"dead letters: {dead.get('total')}")
+    for endpoint in api.get("/v1/endpoints").json().get("items", []):
+        lines.append(f"endpoint {endpoint['id']}: {endpoint['state']} {endpoint.get('lastError')}")
+    return "\n".join(lines)
