@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from broker.core import clock, defaults, logs, redaction
+from broker.core import defaults, logs, redaction
 from broker.core.errors import Conflict, NotFound, SwitchboardError
 from broker.core.settings import Settings
 from switchboard import admin_cli, bot_cli, operator_cli
@@ -243,26 +243,16 @@ def _matching(command: Callable[P, R]) -> Callable[P, R]:
     return click.option("--endpoint", help="only this endpoint's")(command)
 
 
-def _time_ms(value: str | None, name: str) -> int | None:
-    if not value:
-        return None
-    try:
-        return clock.ms_of_iso(value)
-    except ValueError:
-        raise SwitchboardError(
-            f"--{name} must be an ISO 8601 time, like 2026-11-21T08:00:00Z"
-        ) from None
+def _dead_range(
+    r: Redis, endpoint: str | None, since: str | None, until: str | None
+) -> tuple[int | None, int | None]:
+    """The `--since`/`--until` range in ms, refused as the API refuses it, and an
+    `--endpoint` that is not there refused."""
+    from broker.delivery import delivery_index, endpoint_store
 
-
-def _dead_ids(r: Redis, endpoint: str | None, since: str | None, until: str | None) -> list[str]:
-    from broker.delivery import delivery_index
-
-    return delivery_index.dead_letter_ids(
-        r,
-        endpoint_id=endpoint,
-        since_ms=_time_ms(since, "since"),
-        until_ms=_time_ms(until, "until"),
-    )
+    if endpoint is not None:
+        endpoint_store.load(r, endpoint)
+    return delivery_index.time_range(since, until, option="--")
 
 
 @cmd_dlq.command("list")
@@ -274,13 +264,10 @@ def cmd_dlq_list(endpoint: str | None, since: str | None, until: str | None, lim
     from broker.delivery import delivery_index
     from switchboard.listing import Column, show
 
+    r = _redis()
+    since_ms, until_ms = _dead_range(r, endpoint, since, until)
     found = delivery_index.dead_letter_page(
-        _redis(),
-        offset=0,
-        limit=limit,
-        endpoint_id=endpoint,
-        since_ms=_time_ms(since, "since"),
-        until_ms=_time_ms(until, "until"),
+        r, offset=0, limit=limit, endpoint_id=endpoint, since_ms=since_ms, until_ms=until_ms
     )
     shown, total = found.items[::-1], found.total
     note = f" (the newest {len(shown)} shown)" if len(shown) < total else ""
@@ -321,16 +308,26 @@ def cmd_dlq_replay(
 ) -> None:
     """replay dead letters
 
-    IDS are delivery ids of dead letters (default: every match); a delivery that is not
-    dead is not sent again.
+    IDS are delivery ids of dead letters, or the options choose them (default: every dead
+    letter); a delivery that is not dead is not sent again. Each queue takes its own back
+    in the order they were made.
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from broker.delivery import replay
+    from broker.delivery import delivery_index, replay
 
+    if ids and (endpoint or since or until):
+        raise SwitchboardError("give delivery ids, or --endpoint/--since/--until, not both")
     r = _redis()
-    found = list(ids) or _dead_ids(r, endpoint, since, until)
+    if ids:
+        found = list(ids)
+    else:
+        since_ms, until_ms = _dead_range(r, endpoint, since, until)
+        found = delivery_index.dead_letter_ids(
+            r, endpoint_id=endpoint, since_ms=since_ms, until_ms=until_ms
+        )
+    found = replay.in_order_made(r, found)
     if not found:
         click.echo("nothing to replay")
         return

@@ -114,6 +114,13 @@ def json_object() -> dict[str, Any]:
     return json_object_of(body_bytes(), request.content_type)
 
 
+def json_object_or_nothing() -> dict[str, Any]:
+    """The JSON object of a body that may be left out: {} for an empty one, whether it came
+    with a length or chunked."""
+    raw = body_bytes()
+    return json_object_of(raw, request.content_type) if raw else {}
+
+
 def json_object_of(raw: bytes, content_type: str | None) -> dict[str, Any]:
     """A JSON body (`json_document`) that must be an object."""
     body = json_document(raw, content_type)

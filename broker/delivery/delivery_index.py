@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, get_args
 
 from broker.bots.bot import Version
-from broker.core import ids, keys, scripts
+from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import SESSION_DELIVERIES
+from broker.core.errors import ValidationFailed
 from broker.delivery import records
 
 #: A filtered listing reads at most this many index entries before it stops counting.
@@ -197,6 +198,26 @@ def dead_letter_page(
     ]
     _forget_stale(r, index, stale)
     return Page([i for i in items if i["status"] == "dead"], int(total) - len(stale))
+
+
+def time_range(
+    since: str | None, until: str | None, *, option: str = ""
+) -> tuple[int | None, int | None]:
+    """The dead letters' time range, `since` and `until` (ISO 8601 times, each optional) in
+    ms; ValidationFailed naming the one that is not a time, or `since` when it comes after
+    `until`. `option` goes before the names in the messages ("--" on the command line)."""
+    bounds: list[int | None] = []
+    for name, value in (("since", since), ("until", until)):
+        try:
+            bounds.append(clock.ms_of_iso(value) if value else None)
+        except ValueError:
+            raise ValidationFailed(
+                f"{option}{name} must be an ISO 8601 time, like 2026-11-21T08:00:00Z", field=name
+            ) from None
+    since_ms, until_ms = bounds
+    if since_ms is not None and until_ms is not None and since_ms > until_ms:
+        raise ValidationFailed(f"{option}since must not come after {option}until", field="since")
+    return since_ms, until_ms
 
 
 def dead_letter_ids(

@@ -71,7 +71,7 @@ def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
     no longer dead (another replay sent it again: two bulk replays at once must not send
     it twice), whose record expired, whose time ran out, or whose endpoint was removed, is
     passed over."""
-    delivery_ids = list(dict.fromkeys(delivery_ids))
+    delivery_ids = in_order_made(r, list(dict.fromkeys(delivery_ids)))
     replayed = 0
     endpoints: set[str] = set()
     for start in range(0, len(delivery_ids), _CHUNK):
@@ -83,6 +83,28 @@ def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:
     for endpoint_id in endpoints:  # once an endpoint, not once a delivery
         health.probe_soon(r, endpoint_id)
     return replayed
+
+
+def in_order_made(r: Redis, delivery_ids: Sequence[str]) -> list[str]:
+    """The deliveries in the order they were made, for their queues to take them back in
+    their first order: dead letters come in the order they died, and one replayed alone
+    may have died again after those made later. Those made at the same moment keep their
+    order; those not found come first."""
+    made: dict[str, float] = {}
+    for start in range(0, len(delivery_ids), _CHUNK):
+        chunk = delivery_ids[start : start + _CHUNK]
+        pipe = r.pipeline(transaction=False)
+        named = []
+        for delivery_id in chunk:
+            try:
+                conversation_key = ids.conversation_of_delivery(delivery_id)
+            except NotFound:
+                continue
+            pipe.hget(keys.delivery(conversation_key, delivery_id), "createdAt")
+            named.append(delivery_id)
+        for delivery_id, created_at in zip(named, pipe.execute(), strict=True):
+            made[delivery_id] = float(created_at or 0)
+    return sorted(delivery_ids, key=lambda delivery_id: made.get(delivery_id, 0.0))
 
 
 def _queue_again(

@@ -6,12 +6,14 @@ import os
 import subprocess
 from typing import Any
 
+import requests
+
 from broker.core import clock
 from tests.command_line import switchboard
 from tests.integration.delivery_helpers import dead_letters
 from tests.integration.stacks import Api, stack_env
 from tests.polling import wait_until
-from tests.receivers import ReceiverFactory, always, wait_delivered
+from tests.receivers import ReceiverFactory, always, texts, wait_delivered
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -72,6 +74,47 @@ def test_dead_letters_by_endpoint_and_time_range_through_the_api(
     assert api.post("/v1/deliveries/msg_nope/replay").status_code == 404
     assert len(listed()) == 2  # early_a[1] and b's
 
+    # A chunked body is read as one with a length: its filters hold.
+    def chunked(body: bytes) -> requests.Response:
+        return requests.post(
+            api.base + "/v1/dead-letters/replay",
+            headers={**api.admin, "Content-Type": "application/json"},
+            data=iter([body]),
+            timeout=10,
+        )
+
+    assert chunked(b'{"endpointId": "ch_nope"}').status_code == 404
+    assert chunked(b"not json").status_code == 400
+    future = chunked(b'{"endpointId": "%s", "since": "2099-01-01T00:00:00Z"}' % b["id"].encode())
+    assert future.status_code == 202 and future.json() == {"replayed": 0, "matched": 0}
+    assert len(listed()) == 2
+
+
+def test_a_bulk_replay_sends_a_conversations_dead_letters_in_the_order_they_were_made(
+    api: Api, make_receiver: ReceiverFactory
+) -> None:
+    receiver = make_receiver(always(500))
+    channel = api.echo_channel(receiver.url, retrySchedule=[0])
+    made = kill_some(api, channel, "order", 3)
+    first = next(
+        i
+        for i in dead_letters(api, endpointId=channel["id"])
+        if i["id"] in made and i["body"]["message"]["text"] == "You said: order 0"
+    )["id"]
+    # Replayed alone while the endpoint still fails, the first dies again, after the others.
+    assert api.post(f"/v1/deliveries/{first}/replay").status_code == 202
+
+    def died_again() -> bool:
+        found = api.get(f"/v1/deliveries/{first}").json()
+        return found["status"] == "dead" and len(found["attempts"]) == 2
+
+    wait_until(died_again, what="the first to die again")
+    receiver.behaviour = always(200)
+    answer = api.post("/v1/dead-letters/replay", json={"endpointId": channel["id"]})
+    assert answer.json() == {"replayed": 3, "matched": 3}
+    delivered = wait_delivered(receiver, 3, "the replays")
+    assert texts(delivered) == [f"You said: order {n}" for n in range(3)]
+
 
 def test_dead_letters_through_the_cli(api: Api, make_receiver: ReceiverFactory) -> None:
     broken = make_receiver(always(500))
@@ -110,4 +153,17 @@ def test_dead_letters_through_the_cli(api: Api, make_receiver: ReceiverFactory) 
     again = cli("replay", first[0])
     assert again.stdout.strip() == "0 of 1 deliveries queued again" and again.returncode == 1
     assert "is not a dead letter" in again.stderr
+    assert len(broken.delivered()) == 4
+
+    refused = [
+        cli("replay", later[1], "--endpoint", channel["id"]),
+        cli("list", "--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"),
+        cli("replay", "--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"),
+        cli("replay", "--endpoint", "ch_nope"),
+        cli("list", "--endpoint", "ch_nope"),
+    ]
+    assert [answer.returncode for answer in refused] == [2] * 5, [a.stderr for a in refused]
+    assert "not both" in refused[0].stderr
+    assert "--since must not come after --until" in refused[1].stderr
+    assert "ch_nope" in refused[3].stderr
     assert len(broken.delivered()) == 4

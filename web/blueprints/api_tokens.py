@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from broker.auth import api_tokens
 from broker.bots import bot_store
@@ -10,7 +10,7 @@ from broker.core.validation import parse
 from web.apidoc import documented
 from web.auth import require_admin
 from web.queries import Pagination
-from web.request_body import json_object, query_args
+from web.request_body import json_object_or_nothing, query_args
 from web.schemas import ApiTokenList, CreateApiToken, CreatedApiToken
 from web.services import services
 
@@ -28,7 +28,7 @@ bp.before_request(require_admin)
     tags=["api tokens"],
 )
 def create_api_token(bot_id: str) -> tuple[Response, int]:
-    body = parse(CreateApiToken, json_object() if request.content_length else {})
+    body = parse(CreateApiToken, json_object_or_nothing())
     return jsonify(api_tokens.create(services().redis, bot_id, body.description)), 201
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
-from broker.core import clock
-from broker.core.errors import ValidationFailed
 from broker.core.validation import parse
 from broker.delivery import delivery_index, endpoint_store, health, records, replay
 from web.answers import (
@@ -20,7 +18,7 @@ from web.answers import (
 from web.apidoc import documented
 from web.auth import require_admin
 from web.queries import DeadLetterFilter, DeliveryFilter, Pagination
-from web.request_body import json_object, query_args
+from web.request_body import json_object_or_nothing, query_args
 from web.schemas import DeadLetterReplay
 from web.services import services
 
@@ -116,23 +114,6 @@ def replay_delivery(delivery_id: str) -> tuple[Response, int]:
     return jsonify({"id": delivery_id, "replayed": replayed}), 202
 
 
-def _time_arg(value: str | None, name: str) -> int | None:
-    if not value:
-        return None
-    try:
-        return clock.ms_of_iso(value)
-    except ValueError as exc:
-        raise ValidationFailed(f"{name} must be an ISO 8601 time", field=name) from exc
-
-
-def _time_range(since: str | None, until: str | None) -> tuple[int | None, int | None]:
-    """The `since` and `until` of a request, in ms; 422 when `since` comes after `until`."""
-    since_ms, until_ms = _time_arg(since, "since"), _time_arg(until, "until")
-    if since_ms is not None and until_ms is not None and since_ms > until_ms:
-        raise ValidationFailed("since must not come after until", field="since")
-    return since_ms, until_ms
-
-
 @bp.get("/v1/dead-letters")
 @documented(
     "The dead-letter list",
@@ -143,7 +124,7 @@ def _time_range(since: str | None, until: str | None) -> tuple[int | None, int |
 )
 def list_dead_letters() -> Response:
     query = query_args(DeadLetterFilter)
-    since_ms, until_ms = _time_range(query.since, query.until)
+    since_ms, until_ms = delivery_index.time_range(query.since, query.until)
     page = delivery_index.dead_letter_page(
         services().redis,
         offset=query.offset,
@@ -167,8 +148,8 @@ def list_dead_letters() -> Response:
 )
 def replay_dead_letters() -> tuple[Response, int]:
     r = services().redis
-    body = parse(DeadLetterReplay, json_object() if request.content_length else {})
-    since_ms, until_ms = _time_range(body.since, body.until)
+    body = parse(DeadLetterReplay, json_object_or_nothing())
+    since_ms, until_ms = delivery_index.time_range(body.since, body.until)
     if body.endpointId is not None:
         endpoint_store.load(r, body.endpointId)  # 404 for one that is not there
     found = delivery_index.dead_letter_ids(
