@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 from broker.bots import definition
 from broker.bots.bot import Bot, Version
 from broker.bots.references import UrlCheck
-from broker.core import clock, generation, ids, keys
+from broker.core import clock, generation, ids, keys, record_change
 from broker.core.connection import Redis
 from broker.core.errors import NotFound
 
@@ -67,20 +67,33 @@ def list_page(r: Redis, offset: int, limit: int) -> tuple[list[dict[str, Any]], 
 def put_draft(
     r: Redis, bot_id: str, definition_: Any, *, check_url: UrlCheck | None = None
 ) -> dict[str, Any]:
-    bot = load(r, bot_id)
-    checked = definition.validate(definition_, check_url=check_url)
-    changed = replace(bot, draft=checked, updated_at=clock.now())
-    r.hset(keys.bot(bot_id), mapping=changed.to_redis())
-    generation.move_on(r)
-    return changed.view()
+    load(r, bot_id)  # 404 before the definition is judged
+    checked = json.dumps(definition.validate(definition_, check_url=check_url))
+    now = repr(clock.now())
+    # Only the draft's fields are written: a publish or a delete meanwhile stands.
+    return _changed(r, bot_id, lambda read: {"DRAFT": checked, "updatedAt": now})
 
 
 def publish(r: Redis, bot_id: str) -> dict[str, Any]:
-    bot = load(r, bot_id)
-    published = replace(bot, live=bot.draft, published_at=clock.now())
-    r.hset(keys.bot(bot_id), mapping=published.to_redis())
+    now = repr(clock.now())
+    # The draft read is compared too: a draft put meanwhile is the one published.
+    return _changed(
+        r,
+        bot_id,
+        lambda read: {"DRAFT": read["DRAFT"], "LIVE": read["DRAFT"], "publishedAt": now},
+    )
+
+
+def _changed(
+    r: Redis, bot_id: str, change: Callable[[dict[str, str]], dict[str, str]]
+) -> dict[str, Any]:
+    """Change the bot's record with `change` (`record_change`: no concurrent change is lost,
+    and a bot deleted meanwhile stays deleted); the bot as changed."""
+    written = record_change.change(r, keys.bot(bot_id), change)
+    if written is None:
+        raise NotFound(f"no bot {bot_id!r}")
     generation.move_on(r)
-    return published.view()
+    return Bot.from_redis(written).view()
 
 
 def delete(r: Redis, bot_id: str) -> None:

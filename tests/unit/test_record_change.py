@@ -1,17 +1,19 @@
 """Changing a record beside other requests that change it (`broker.core.record_change`), and
-the channel changes built on it: none is lost, whatever the order."""
+the channel and bot changes built on it: none is lost, whatever the order."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from broker.bots import bot_store, definition
 from broker.channels import channel_store
 from broker.core import keys, record_change
 from broker.core.connection import Redis
-from broker.core.errors import Conflict, ValidationFailed
+from broker.core.errors import Conflict, NotFound, ValidationFailed
 from broker.core.locks import Lock
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
@@ -155,3 +157,45 @@ def test_two_channels_made_at_once_with_one_verify_token_are_one_and_a_conflict(
     first.join(10)
     assert sorted(outcomes) == ["conflict", "made"]
     assert [c.verify_token for c in channel_store.of_bot(r, "bot_1")] == ["same-token-0123456"]
+
+
+def _definition(text: str) -> dict[str, Any]:
+    return {"version": 2, "startState": "a", "states": {"a": {"say": text}}}
+
+
+def _meanwhile(monkeypatch: pytest.MonkeyPatch, happen: Callable[[], object]) -> None:
+    """`happen` runs while the next draft is being judged (a large one takes a while)."""
+    judge = definition.validate
+
+    def judged_slowly(given: Any, **kwargs: Any) -> dict[str, Any]:
+        happen()
+        return judge(given, **kwargs)
+
+    monkeypatch.setattr(definition, "validate", judged_slowly)
+
+
+def test_a_publish_while_a_draft_is_put_stands(
+    fake_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = bot_store.create(fake_redis, "b", _definition("0"))
+    bot_store.put_draft(fake_redis, bot["id"], _definition("1"))
+    _meanwhile(monkeypatch, lambda: bot_store.publish(fake_redis, bot["id"]))
+
+    bot_store.put_draft(fake_redis, bot["id"], _definition("2"))
+
+    stored = bot_store.load(fake_redis, bot["id"])
+    assert stored.live == _definition("1") and stored.draft == _definition("2")
+
+
+def test_a_bot_deleted_while_a_draft_is_put_stays_deleted(
+    fake_redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot = bot_store.create(fake_redis, "b", _definition("0"))
+    _meanwhile(monkeypatch, lambda: bot_store.delete(fake_redis, bot["id"]))
+
+    with pytest.raises(NotFound):
+        bot_store.put_draft(fake_redis, bot["id"], _definition("1"))
+    assert not bot_store.exists(fake_redis, bot["id"])
+    with pytest.raises(NotFound):
+        bot_store.publish(fake_redis, bot["id"])
+    assert not bot_store.exists(fake_redis, bot["id"])
