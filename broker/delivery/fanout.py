@@ -88,10 +88,14 @@ def commit_turns(
             _add_commit(pipe, commit, head)
 
     answers = scripts.execute_in_order(r, indexes, scripts_of_turns)[-len(commits) :]
-    return [
+    committed = [
         _committed(commit, answer, claim_token)
         for commit, answer in zip(commits, answers, strict=True)
     ]
+    lost = [commit for commit, done in zip(commits, committed, strict=True) if done.lost]
+    if lost:
+        _forget_listings(r, lost)
+    return committed
 
 
 def _committed(commit: TurnCommit, answer: list[Any], claim_token: str) -> Committed:
@@ -152,6 +156,22 @@ def _add_indexes(
     lease_end = clock.now() + settings.claim_lease + settings.total_timeout
     for shard, queued in keys.by_shard(keys.DUE, members, index_shards(pipe)).items():
         pipe.zadd(shard, dict.fromkeys(queued, lease_end))
+
+
+def _forget_listings(r: Redis, commits: Sequence[TurnCommit]) -> None:
+    """Take out of the delivery listings the deliveries of turns that were not saved (their
+    lock was lost: their bot was removed, say), which `_add_indexes` listed beforehand."""
+    by_endpoint: dict[str, list[str]] = {}
+    for commit in commits:
+        for delivery in commit.deliveries:
+            by_endpoint.setdefault(delivery.endpoint_id, []).append(delivery.id)
+    if not by_endpoint:
+        return
+    pipe = r.pipeline(transaction=False)
+    pipe.zrem(keys.DELIVERIES, *(i for listed in by_endpoint.values() for i in listed))
+    for endpoint_id, listed in by_endpoint.items():
+        pipe.zrem(keys.endpoint_deliveries(endpoint_id), *listed)
+    pipe.execute()
 
 
 def _add_commit(pipe: Pipeline, commit: TurnCommit, head: list[Any]) -> None:

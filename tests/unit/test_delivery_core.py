@@ -58,6 +58,27 @@ def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str
     return [d.id for d in new]
 
 
+def test_a_turn_whose_lock_was_lost_lists_no_delivery(r: Redis, settings: Settings) -> None:
+    conversation_key = "c" * 20
+    lost = Delivery.new(
+        id=ids.delivery_id(conversation_key),
+        endpoint_id=EP,
+        kind="message",
+        bot_id="b",
+        conversation_id="user",
+        body={"text": "unsaved"},
+        created_at=1000.0,
+    )
+    commit = fanout.TurnCommit(conversation_key, meta={"state": "x"}, deliveries=[lost])
+    (done,) = fanout.commit_turns(
+        r, settings, [commit], lock_token="not-held", claim_token="t", end_turns=True
+    )
+    assert done.lost
+    assert not r.exists(keys.delivery(conversation_key, lost.id))
+    assert r.zscore(keys.DELIVERIES, lost.id) is None
+    assert not r.exists(keys.endpoint_deliveries(EP))
+
+
 def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
     r: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
