@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,14 +13,14 @@ from typing import Any, get_args
 from broker.bots import bot_store
 from broker.bots.bot import Version
 from broker.conversations.conversation import (
-    DATA_BYTES_FIELD,
     Conversation,
     ConversationMeta,
     index_member,
     split_index_member,
 )
 from broker.conversations.handover import TIMER_NAMES, timer_member
-from broker.core import clock, ids, keys
+from broker.conversations.ingress import data_sizes
+from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Redis, index_shards
 from broker.core.errors import AmbiguousConversation, Conflict, NotFound
 from broker.core.locks import Lock
@@ -33,6 +34,8 @@ _CHUNK = 500
 #: How long a management request waits for a bot turn to let go of its conversation.
 LOCK_WAIT = 5.0
 _LOCK_POLL = 0.02
+#: How often forgetting the variables reads the waiting messages again, as more come in.
+_DATA_SIZES_TRIES = 10
 
 
 def find(
@@ -253,17 +256,41 @@ def variables(r: Redis, conversation: Conversation) -> dict[str, Any]:
 def forget_variables(
     r: Redis, settings: Settings, sender: TaskSender, conversation: Conversation
 ) -> None:
-    """Forget the conversation's variables, and what its messages' `sessionData` counted
-    toward its limits; where it stands in the dialogue is kept."""
+    """Forget the conversation's variables; where it stands in the dialogue is kept. What
+    counts toward its sessionData limits from then on is what its waiting messages set
+    (they were acknowledged, and set it when their turn comes), and what comes later."""
     with locked(r, settings, sender, conversation) as (meta, _):
         meta.memory.variables = {}
-        pipe = r.pipeline(transaction=False)
-        pipe.hset(
-            keys.conversation_meta(conversation.key),
-            mapping={**meta.turn_fields(), DATA_BYTES_FIELD: 0},
-        )
-        pipe.delete(keys.conversation_data_sizes(conversation.key))
-        pipe.execute()
+        r.hset(keys.conversation_meta(conversation.key), mapping=meta.turn_fields())
+        for _ in range(_DATA_SIZES_TRIES):
+            if _count_waiting_data(r, settings, conversation.key):
+                return
+        raise Conflict(f"session {conversation.conversation_id!r} is busy; try again")
+
+
+def _count_waiting_data(r: Redis, settings: Settings, conversation_key: str) -> bool:
+    """Count the variables the waiting messages set as the conversation's only ones; False
+    when a message came in meanwhile."""
+    waiting = r.lrange(keys.conversation_inbox(conversation_key), 0, -1)
+    sizes: dict[str, int] = {}
+    for entry in waiting:
+        sizes.update(data_sizes(json.loads(entry)))
+    answer = scripts.run(
+        r,
+        "data_sizes_reset",
+        [
+            keys.conversation_meta(conversation_key),
+            keys.conversation_data_sizes(conversation_key),
+            keys.conversation_inbox(conversation_key),
+        ],
+        [
+            len(waiting),
+            sum(sizes.values()),
+            math.ceil(settings.conversation_ttl),
+            *itertools.chain.from_iterable(sizes.items()),
+        ],
+    )
+    return bool(answer)
 
 
 def remove_all(r: Redis, bot_id: str, version: Version) -> None:
