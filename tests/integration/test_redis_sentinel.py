@@ -48,6 +48,9 @@ def on_sentinel(sentinel: LocalSentinel, tmp_path: Path) -> Iterator[OwnStack]:
         REDIS_URL=sentinel.url,
         SWITCHBOARD_BROKER_URL="",
         SWITCHBOARD_LOG_LEVEL="INFO",
+        # The stacks' retry schedule lasts two seconds: an open circuit would use it up
+        # while the failover is the thing under test.
+        SWITCHBOARD_CIRCUIT_THRESHOLD="1000",
     ) as own:
         yield own
 
