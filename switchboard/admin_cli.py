@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import click
 
+from broker.core import strict_json
 from broker.core.errors import SwitchboardError
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def _definition(definition: str | None, template: str | None) -> Any:
     if definition is None:
         _usage("one of the arguments --definition --template is required")
     try:
-        return json.loads(Path(definition).read_text(encoding="utf-8"))
+        return strict_json.loads(Path(definition).read_text(encoding="utf-8"), unique_keys=True)
     except OSError as exc:
         raise SwitchboardError(f"cannot read {definition}: {exc.strerror}") from None
     except ValueError as exc:

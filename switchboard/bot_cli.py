@@ -26,9 +26,12 @@ def bot() -> None:
 def _definition(path: str) -> tuple[dict[str, Any], list[str]]:
     """The file's definition, validated, and its faults (each `path: message`)."""
     from broker.bots import definition, documents
-    from broker.bots.faults import DefinitionInvalid
+    from broker.bots.faults import DefinitionInvalid, Fault
 
-    document = documents.load(Path(path))
+    try:
+        document = documents.load(Path(path))
+    except documents.KeyTwice as exc:
+        return {}, [str(Fault(exc.field or "", "is given twice"))]
     try:
         return definition.validate(document, prefix=""), []
     except DefinitionInvalid as exc:

@@ -34,17 +34,20 @@ def json_body() -> Any:
     return json_document(body_bytes(), request.content_type)
 
 
-def json_document(raw: bytes, content_type: str | None) -> Any:
+def json_document(raw: bytes, content_type: str | None, *, unique_keys: bool = False) -> Any:
     """A JSON body, read strictly (`broker.core.strict_json`): 415 when it is not JSON, 400
     when it does not parse (NaN, Infinity, a number out of range, bytes that are not UTF-8
     outside a string) or is nested too deeply, 422 naming the field when a string in it is
-    not valid Unicode (a lone surrogate, bytes that are not UTF-8)."""
+    not valid Unicode (a lone surrogate, bytes that are not UTF-8) or, with `unique_keys`,
+    when an object in it holds a key twice."""
     if not is_json(content_type):
         raise UnsupportedMediaType("send the body as JSON, with 'Content-Type: application/json'")
     try:
-        return strict_json.loads(raw)
+        return strict_json.loads(raw, unique_keys=unique_keys)
     except strict_json.InvalidText as exc:
         raise ValidationFailed(str(exc), field=exc.field) from None
+    except strict_json.KeyTwice as exc:
+        raise ValidationFailed("is given twice", field=exc.field) from None
     except strict_json.TooDeep as exc:
         raise BadRequest(f"the body is nested too deeply: {exc}") from None
     except ValueError as exc:
@@ -111,19 +114,24 @@ def refuse_large_bodies() -> None:
 
 
 def json_object() -> dict[str, Any]:
-    return json_object_of(body_bytes(), request.content_type)
+    """The JSON object of a management request's body: a key given twice in it is 422 (a
+    bot definition, say, would lose what was written first)."""
+    return json_object_of(body_bytes(), request.content_type, unique_keys=True)
 
 
 def json_object_or_nothing() -> dict[str, Any]:
     """The JSON object of a body that may be left out: {} for an empty one, whether it came
-    with a length or chunked."""
+    with a length or chunked. A key given twice is 422, as in `json_object`."""
     raw = body_bytes()
-    return json_object_of(raw, request.content_type) if raw else {}
+    return json_object_of(raw, request.content_type, unique_keys=True) if raw else {}
 
 
-def json_object_of(raw: bytes, content_type: str | None) -> dict[str, Any]:
-    """A JSON body (`json_document`) that must be an object."""
-    body = json_document(raw, content_type)
+def json_object_of(
+    raw: bytes, content_type: str | None, *, unique_keys: bool = False
+) -> dict[str, Any]:
+    """A JSON body (`json_document`) that must be an object. Inbound messages are read
+    without `unique_keys`, which would cost the parser its fast path."""
+    body = json_document(raw, content_type, unique_keys=unique_keys)
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object", field="body")
     return body

@@ -4,9 +4,18 @@ requests and describe them in /openapi.json."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictStr,
+)
 
 from broker.bots.templates import TEMPLATES
 from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
@@ -63,8 +72,26 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+#: Control characters (Unicode's Cc) and the line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(name: str) -> str:
+    if _CONTROL.search(name):
+        raise ValueError("a name holds no control characters or line breaks")
+    return name
+
+
+#: A bot's name: one line of text, as listings show one bot a line (`switchboard bots list`).
+BotName = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=200, description="One line: no control characters."),
+    AfterValidator(_one_line),
+]
+
+
 class CreateBot(_Body):
-    name: StrictStr = Field(min_length=1, max_length=200)
+    name: BotName
     definition: dict[str, Any] = _DEFINITION
 
 

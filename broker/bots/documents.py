@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,33 @@ from broker.core import strict_json
 from broker.core.errors import ValidationFailed
 
 
+class KeyTwice(ValidationFailed):
+    """A mapping of the document holds a key twice; `field` is the key's path."""
+
+
 class _Loader(yaml.SafeLoader):
     """YAML read as YAML 1.2 reads it: a date such as 2026-12-25 stays a string, and so do
     yes, no, on and off (only true and false are booleans), so that a field named `on`
-    is a field."""
+    is a field. A mapping given a key twice (PyYAML keeps the last) is noted in `twice`,
+    by its id, for `strict_json.check` to name by its path."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.twice: dict[int, str] = {}
+
+    def construct_noting_twice(self, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
+        data: dict[Any, Any] = {}
+        yield data
+        # Its own keys: those a merge (`<<: *base`) brings may be given again.
+        own = [key for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]
+        data.update(self.construct_mapping(node))
+        seen: set[Any] = set()
+        for key_node in own:
+            key = self.construct_object(key_node)  # built already: this reads it
+            if key in seen:
+                self.twice[id(data)] = str(key)
+                return
+            seen.add(key)
 
 
 _BOOL = "tag:yaml.org,2002:bool"
@@ -30,21 +54,31 @@ _Loader.yaml_implicit_resolvers = {
 _Loader.add_implicit_resolver(
     _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_noting_twice)
 
 
 def parse(text: str, name: str) -> Any:
     """The document in `text` (JSON when `name` ends in .json, else YAML, of which JSON is a
-    part); ValidationFailed saying where it cannot be read."""
+    part); ValidationFailed saying where it cannot be read, KeyTwice naming a key given
+    twice."""
     try:
         if name.endswith(".json"):
-            return strict_json.loads(text)
-        document = yaml.load(text, Loader=_Loader)
+            return strict_json.loads(text, unique_keys=True)
+        loader = _Loader(text)
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except strict_json.KeyTwice as exc:
+        raise KeyTwice(f"{name}: {exc}", field=exc.field) from None
     except RecursionError:
         raise ValidationFailed(f"{name} is nested too deeply") from None
     except (ValueError, yaml.YAMLError) as exc:
         raise ValidationFailed(f"{name} is not valid {_kind(name)}: {exc}") from None
     try:
-        strict_json.check(document)
+        strict_json.check(document, loader.twice)
+    except strict_json.KeyTwice as exc:
+        raise KeyTwice(f"{name}: {exc}", field=exc.field) from None
     except ValueError as exc:
         raise ValidationFailed(f"{name}: {exc}") from None
     return document

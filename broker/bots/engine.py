@@ -3,6 +3,11 @@
 Pure: no Redis, Celery or network. API calls and custom actions go through the `Actions`
 object it is given (`broker.bots.actions`), each with a hard time limit; a turn's calls
 together have at most CALL_BUDGET seconds of limits.
+
+A value over VARIABLE_MAX_BYTES given to a variable (filled in by a `set`, saved from an API
+answer, set by a custom action), or an answer that fills in more than ANSWER_MAX_BYTES,
+raises TooLarge (`broker.bots.rendering`): the turn fails as any other that raises, and its
+message ends as a dead letter of turns.
 """
 
 from __future__ import annotations
@@ -37,8 +42,15 @@ from broker.bots.program import (
     UnsetVariables,
     compile_definition,
 )
-from broker.bots.rendering import render_json, render_message, render_value
+from broker.bots.rendering import (
+    Room,
+    answer_room,
+    render_json,
+    render_message,
+    render_value,
+)
 from broker.bots.variables import assign, lookup, path, unset
+from broker.core.defaults import VARIABLE_MAX_BYTES
 
 #: A definition that loops through `next` states longer than this is stopped.
 MAX_HOPS = 25
@@ -101,6 +113,9 @@ class Turn:
     #: Seconds of call time limits still available in this turn.
     budget: float = CALL_BUDGET
     today: dt.date | None = None
+    #: What may still be filled in for this answer: its messages, events, offload and API
+    #: requests (TooLarge past it).
+    room: Room = field(default_factory=answer_room)
 
 
 def absorb(memory: Memory, message: dict[str, Any]) -> Memory:
@@ -292,17 +307,17 @@ class Engine:
                 self._say(turn, step)
             elif isinstance(step, SetVariables):
                 for name, value in step.values.items():
-                    variables[name] = render_json(value, variables)
+                    variables[name] = render_json(value, variables, _variable_room(name))
             elif isinstance(step, UnsetVariables):
                 for name in step.names:
                     unset(variables, name)
             elif isinstance(step, Emit):
-                data = render_json(step.data, variables)
+                data = render_json(step.data, variables, turn.room)
                 body = {"type": "event", "name": step.name, "data": {} if data is None else data}
                 turn.outputs.append(Output("message", body))
             elif isinstance(step, Offload):
                 if can_offload:
-                    payload = render_json(step.payload, variables)
+                    payload = render_json(step.payload, variables, turn.room)
                     turn.outputs.append(Output("offload", {"payload": payload}))
                     return None
                 return step.on_fail or self.program.offload_failed
@@ -339,7 +354,7 @@ class Engine:
         variables = turn.memory.variables
         locale = lookup(variables, "locale") or lookup(variables, "user.preferredLanguage")
         for message in say.pick(locale, self.program.language):
-            turn.outputs.append(Output("message", render_message(message, variables)))
+            turn.outputs.append(Output("message", render_message(message, variables, turn.room)))
 
     def _time_for(self, turn: Turn, wanted: float) -> float:
         granted = min(wanted, turn.budget)
@@ -355,9 +370,11 @@ class Engine:
             headers = call.request.get("headers", {})
             request = ApiRequest(
                 method=call.request.get("method", "GET"),
-                url=str(render_value(call.request["url"], variables)),
-                headers={name: str(render_value(v, variables)) for name, v in headers.items()},
-                body=render_json(call.request.get("body"), variables),
+                url=str(render_value(call.request["url"], variables, turn.room)),
+                headers={
+                    name: str(render_value(v, variables, turn.room)) for name, v in headers.items()
+                },
+                body=render_json(call.request.get("body"), variables, turn.room),
                 timeout=limit,
             )
             answer = self.actions.call_api(request)
@@ -372,6 +389,7 @@ class Engine:
             for name, where in call.save.items():
                 value = answer.status if where == "$status" else path(answer.body, where)
                 if value is not None:
+                    _variable_room(name).take_value(value)
                     variables[name] = value
             return call.next
         return call.on.get(f"{answer.status // 100}xx") or call.on_error or self.program.fallback
@@ -407,9 +425,11 @@ class Engine:
             if value is None:
                 unset(memory.variables, name)
             else:
+                _variable_room(name).take_value(value)
                 memory.variables[name] = value
         for message in messages:
-            turn.outputs.append(Output("message", render_message(message, memory.variables)))
+            rendered = render_message(message, memory.variables, turn.room)
+            turn.outputs.append(Output("message", rendered))
         if result.next is not None and result.next in self.program.states:
             return result.next
         return run.next
@@ -421,6 +441,11 @@ class Engine:
                 if isinstance(step, Offload) and step.on_fail:
                     return step.on_fail
         return self.program.offload_failed
+
+
+def _variable_room(name: str) -> Room:
+    """The room of one variable's value: a larger one fails the turn (TooLarge)."""
+    return Room(VARIABLE_MAX_BYTES, f"the value of the variable {name!r}")
 
 
 def _day_of(message: dict[str, Any]) -> dt.date | None:

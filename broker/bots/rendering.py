@@ -1,5 +1,9 @@
 """Filling `{{variables}}` into BotMessages and API requests, and turning button targets into
-payloads."""
+payloads.
+
+What a render fills in is counted against a `Room` as it is built, so that a template that
+names a large variable many times fails (TooLarge) before it makes a string of that size.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 from broker.bots.botmessages import with_wire_defaults
 from broker.bots.payloads import encode_payload
 from broker.bots.variables import lookup
+from broker.core.defaults import ANSWER_MAX_BYTES
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
@@ -18,24 +23,78 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 _RENDERED_FIELDS = ("text", "title", "subtitle", "url", "image_url", "item_url")
 
 
-def render_value(value: Any, variables: dict[str, Any]) -> Any:
+class TooLarge(ValueError):
+    """What was filled in, or a value given to a variable, is over its limit of bytes."""
+
+
+class Room:
+    """The bytes a render may still fill in, of `limit`; TooLarge, naming `what`, past them."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit = limit
+        self.what = what
+        self.left = limit
+
+    def take(self, text: str) -> None:
+        self.left -= _size(text)
+        if self.left < 0:
+            raise TooLarge(f"{self.what} is over its limit of {self.limit} bytes")
+
+    def swap(self, given_back: str, text: str) -> None:
+        """`text` in place of `given_back`, which was taken."""
+        self.left += _size(given_back)
+        self.take(text)
+
+    def take_value(self, value: Any) -> None:
+        """A JSON value: a string as its text, anything else as compact JSON."""
+        if isinstance(value, str):
+            self.take(value)
+        elif value is not None:
+            self.take(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+def _size(text: str) -> int:
+    """Its bytes in UTF-8."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def answer_room() -> Room:
+    """The room of what the engine fills in for one message's answer."""
+    return Room(ANSWER_MAX_BYTES, "what the bot filled in for one message")
+
+
+def render_value(value: Any, variables: dict[str, Any], room: Room | None = None) -> Any:
     if not isinstance(value, str):
         return value
-    return PLACEHOLDER.sub(lambda m: _text(lookup(variables, m.group(1), "")), value)
+    room = room or answer_room()
+    # The template's own text first; each placeholder's is given back for its value.
+    room.take(value)
+    if "{{" not in value:
+        return value
+
+    def fill(match: re.Match[str]) -> str:
+        text = _text(lookup(variables, match.group(1), ""))
+        room.swap(match.group(0), text)
+        return text
+
+    return PLACEHOLDER.sub(fill, value)
 
 
-def render_json(value: Any, variables: dict[str, Any]) -> Any:
+def render_json(value: Any, variables: dict[str, Any], room: Room | None = None) -> Any:
     """A JSON value with every string's variables filled in; a string that is one placeholder
     alone becomes the variable's value as it is (a number stays a number)."""
+    room = room or answer_room()
     if isinstance(value, str):
         alone = PLACEHOLDER.fullmatch(value.strip())
         if alone:
-            return lookup(variables, alone.group(1))
-        return render_value(value, variables)
+            found = lookup(variables, alone.group(1))
+            room.take_value(found)
+            return found
+        return render_value(value, variables, room)
     if isinstance(value, list):
-        return [render_json(item, variables) for item in value]
+        return [render_json(item, variables, room) for item in value]
     if isinstance(value, dict):
-        return {key: render_json(item, variables) for key, item in value.items()}
+        return {key: render_json(item, variables, room) for key, item in value.items()}
     return value
 
 
@@ -50,15 +109,15 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def render_message(message: Any, variables: dict[str, Any]) -> Any:
+def render_message(message: Any, variables: dict[str, Any], room: Room | None = None) -> Any:
     """A BotMessage as it goes out: variables filled in, button targets turned into payloads,
     and the fields §3 always has that its author may leave out."""
-    return with_wire_defaults(_rendered(message, variables))
+    return with_wire_defaults(_rendered(message, variables, room or answer_room()))
 
 
-def _rendered(message: Any, variables: dict[str, Any]) -> Any:
+def _rendered(message: Any, variables: dict[str, Any], room: Room) -> Any:
     if isinstance(message, list):
-        return [_rendered(item, variables) for item in message]
+        return [_rendered(item, variables, room) for item in message]
     if not isinstance(message, dict):
         return message
     out: dict[str, Any] = {}
@@ -66,12 +125,12 @@ def _rendered(message: Any, variables: dict[str, Any]) -> Any:
         if key in ("goto", "params"):
             continue
         if key in _RENDERED_FIELDS:
-            out[key] = render_value(value, variables)
+            out[key] = render_value(value, variables, room)
         else:
-            out[key] = _rendered(value, variables)
+            out[key] = _rendered(value, variables, room)
     if "goto" in message or "params" in message:
         params = [
-            {**param, "value": render_json(param.get("value"), variables)}
+            {**param, "value": render_json(param.get("value"), variables, room)}
             for param in message.get("params") or []
         ]
         out["payload"] = encode_payload(message.get("goto"), params)

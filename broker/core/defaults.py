@@ -110,6 +110,18 @@ SESSION_DATA_BYTES = 16 * 1024
 CONVERSATION_DATA_KEYS = 1000
 CONVERSATION_DATA_BYTES = 256 * 1024
 
+#: A value the bot engine writes into a conversation's variable (a `set` filled in, what an
+#: API call's `save` or a custom action gives) may take this many bytes, as UTF-8 text or
+#: compact UTF-8 JSON; past it the turn fails, and the message is parked as a dead letter of
+#: turns after its tries. Generous: four times what one message's `sessionData` may carry,
+#: six times its longest text; without it a `set` that doubles a value in a loop of states
+#: grows it past any memory within one message.
+VARIABLE_MAX_BYTES = 64 * 1024
+#: What the engine fills in for one message's answer, together: its messages, events,
+#: offload and API requests (the same bytes; the same failure past them). As large as a
+#: request body the web takes; far past what any channel shows.
+ANSWER_MAX_BYTES = 1024 * 1024
+
 #: A conversation idle this long (seconds) is forgotten, with its transcript, variables
 #: and index entries.
 CONVERSATION_TTL = 30 * 24 * 3600.0

@@ -10,6 +10,10 @@ the rest of the system could not carry, is refused as it is read.
   reads documents (templates, renderers) would run out of stack.
 - Every string, key or value, must be valid Unicode: a lone surrogate (`"\\udc00"`) cannot
   be written as UTF-8, to Redis or to anyone.
+- Asked for (`unique_keys`), an object may not hold a key twice: `json.loads` keeps the
+  last, so what its author wrote first is lost without a word. Bot definitions and the
+  management API's bodies are read so; inbound messages are not (the check costs the
+  parser its fast path).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from broker.core.defaults import JSON_MAX_DEPTH
@@ -39,26 +44,41 @@ class InvalidText(ValueError):
         self.field = field
 
 
-def loads(raw: str | bytes) -> Any:
+class KeyTwice(ValueError):
+    """An object that holds a key twice; `field` is the key's path in the document."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: is given twice")
+        self.field = field
+
+
+def loads(raw: str | bytes, *, unique_keys: bool = False) -> Any:
     """The document `raw` holds. ValueError when it is not JSON (json.JSONDecodeError for
     its syntax, plain ValueError for a number out of range or a constant such as NaN),
-    TooDeep, or InvalidText."""
+    TooDeep, InvalidText, or (with `unique_keys`) KeyTwice."""
     # Each byte that is not UTF-8 becomes a lone surrogate, which `check` finds.
     text = (
         raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
         if isinstance(raw, bytes)
         else raw
     )
+    twice: dict[int, str] = {}
     try:
-        document = json.loads(text, parse_constant=_constant, parse_float=_finite)
+        document = json.loads(
+            text,
+            parse_constant=_constant,
+            parse_float=_finite,
+            object_pairs_hook=_noting_twice(twice) if unique_keys else None,
+        )
     except RecursionError:
         raise TooDeep(f"nested more than {MAX_DEPTH} deep") from None
-    check(document)
+    check(document, twice)
     return document
 
 
-def check(document: Any) -> None:
-    """TooDeep or InvalidText for a document that has either."""
+def check(document: Any, twice: Mapping[int, str] | None = None) -> None:
+    """TooDeep or InvalidText for a document that has either; KeyTwice for an object of it
+    that `twice` names (by its id, with a key it was given twice)."""
     stack: list[tuple[str, Any, int]] = [("", document, 0)]
     while stack:
         path, value, depth = stack.pop()
@@ -73,13 +93,37 @@ def check(document: Any) -> None:
         if isinstance(value, list):
             stack += [(f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value)]
             continue
+        if twice and id(value) in twice:
+            key = twice[id(value)]
+            raise KeyTwice(_SURROGATE.sub("\ufffd", f"{path}.{key}" if path else key))
         for key, item in value.items():
             inner = f"{path}.{key}" if path else str(key)
-            if _SURROGATE.search(key):
+            if isinstance(key, str) and _SURROGATE.search(key):  # YAML keys may be numbers
                 raise InvalidText(
                     "a key is not valid Unicode", field=_SURROGATE.sub("\ufffd", inner)
                 )
             stack.append((inner, item, depth + 1))
+
+
+def _noting_twice(twice: dict[int, str]) -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """An `object_pairs_hook` that notes in `twice` each object given a key twice."""
+
+    def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        made = dict(pairs)
+        if len(made) < len(pairs):
+            twice[id(made)] = _first_twice(key for key, _ in pairs)
+        return made
+
+    return build
+
+
+def _first_twice(keys: Iterable[str]) -> str:
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise ValueError("no key is given twice")
 
 
 def _constant(name: str) -> Any:

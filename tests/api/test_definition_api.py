@@ -100,3 +100,29 @@ def test_the_schema_of_definitions_is_published(web: WebApp) -> None:
     assert answer.status_code == 200
     assert answer.get_json() == definition_v2.schema()
     assert answer.get_json()["properties"]["version"]["const"] == 2
+
+
+def _twice(name: str) -> bytes:
+    """A body whose definition gives the state `a` twice (JSON readers keep the last)."""
+    definition = (
+        '{"version": 2, "startState": "a", "states": {"a": {"say": "1"}, "a": {"say": "2"}}}'
+    )
+    return f'{{{name}"definition": {definition}}}'.encode()
+
+
+def test_a_definition_that_gives_a_key_twice_is_422_naming_it(web: WebApp) -> None:
+    headers = {**ADMIN, "Content-Type": "application/json"}
+    created = web.client.post("/v1/bots", data=_twice('"name": "a", '), headers=headers)
+    assert created.status_code == 422
+    assert created.get_json()["error"] == {
+        "code": "validation_failed",
+        "message": "is given twice",
+        "field": "definition.states.a",
+    }
+    bot = web.bot()
+    draft = web.client.put(f"/v1/bots/{bot['id']}/draft", data=_twice(""), headers=headers)
+    assert draft.status_code == 422
+    assert draft.get_json()["error"]["field"] == "definition.states.a"
+    assert (
+        web.client.get(f"/v1/bots/{bot['id']}", headers=ADMIN).get_json()["draft"] == bot["draft"]
+    )

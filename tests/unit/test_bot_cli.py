@@ -138,3 +138,38 @@ def test_any_conversation_file_is_passed_or_failed_never_a_crash(
     document = {"apis": shared, "conversations": [{"name": "c", "steps": steps, **extra}]}
     (outcome,) = conversation_tests.run_file(program, document)
     assert outcome.name in ("c", "conversation 1")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("dup.yaml", "version: 2\nstartState: a\nstates:\n  a: {say: '1'}\n  a: {say: '2'}\n"),
+        ("dup.json", '{"version": 2, "startState": "a", "states": {"a": {}, "a": {}}}'),
+    ],
+)
+def test_a_key_given_twice_is_a_fault_naming_its_path(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, content: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    code, out, err = run_cli(capsys, "bot", "validate", str(path))
+    assert code == 1
+    assert out == f"{path}: states.a: is given twice\n"
+    assert err == f"{path}: 1 fault(s)\n"
+
+
+def test_a_yaml_merge_may_give_a_key_again() -> None:
+    merged = "base: &base {say: hi, next: b}\nstate:\n  <<: *base\n  next: c\n"
+    assert documents.parse(merged, "merge.yaml")["state"] == {"say": "hi", "next": "c"}
+    with pytest.raises(documents.KeyTwice) as refused:
+        documents.parse(merged + "  go: a\n  go: b\n", "merge.yaml")
+    assert refused.value.field == "state.go"
+
+
+def test_a_key_that_is_a_number_is_a_fault_not_a_crash(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "numbers.yaml"
+    path.write_text("version: 2\nstartState: a\nstates:\n  1: {say: x}\n  a: {say: y}\n")
+    code, out, _ = run_cli(capsys, "bot", "validate", str(path))
+    assert code == 1 and f"{path}: states: Input should be a valid string" in out

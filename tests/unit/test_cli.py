@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -52,6 +53,17 @@ def test_bad_usage_exits_2_with_a_message(
     code, out, err = run_cli(capsys, *argv)
     assert code == 2 and out == ""
     assert message in err and "Traceback" not in err
+
+
+def test_a_definition_file_that_gives_a_key_twice_is_refused_before_it_is_sent(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "dup.json"
+    path.write_text('{"version": 2, "startState": "a", "states": {"a": {}, "a": {}}}')
+    argv = ["bots", "create", "--name", "x", "--definition", str(path)]
+    code, out, err = run_cli(capsys, *argv, "--url", f"http://{OUT_OF_REACH}", "--token", "t")
+    assert (code, out) == (2, "")
+    assert err == f"switchboard: {path} is not valid JSON: states.a: is given twice\n"
 
 
 def test_the_api_and_its_token_come_from_the_environment(

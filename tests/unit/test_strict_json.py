@@ -57,3 +57,20 @@ def test_text_that_is_not_valid_unicode_is_named_by_its_path(text: str, field: s
     with pytest.raises(strict_json.InvalidText) as refused:
         strict_json.loads(text)
     assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('{"a": 1, "a": 2}', "a"),
+        ('{"states": {"a": {"say": "1"}, "b": {}, "a": {"say": "2"}}}', "states.a"),
+        ('{"l": [{}, {"q": [{"x": 1, "y": 2, "x": 1}]}]}', "l[1].q[0].x"),
+    ],
+)
+def test_a_key_given_twice_is_named_by_its_path_when_asked(text: str, field: str) -> None:
+    assert strict_json.loads(text) == json.loads(text)  # not asked: the last wins
+    with pytest.raises(strict_json.KeyTwice) as refused:
+        strict_json.loads(text, unique_keys=True)
+    assert refused.value.field == field
+    assert str(refused.value) == f"{field}: is given twice"
+    assert strict_json.loads('{"a": {"a": 1}, "b": {"a": 2}}', unique_keys=True)

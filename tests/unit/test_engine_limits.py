@@ -1,0 +1,132 @@
+"""What the engine writes into variables and fills into its answer is bounded: past the limits
+of broker/core/defaults.py the turn fails (TooLarge, naming the variable and the limit),
+before a value of that size is built; its message ends as a dead letter of turns."""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import pytest
+
+from broker.bots import conversation_tests, definition
+from broker.bots.actions import ActionOutcome, ApiAnswer
+from broker.bots.custom_actions import ActionResult
+from broker.bots.engine import Engine, Memory
+from broker.bots.program import compile_definition
+from broker.bots.rendering import TooLarge
+from broker.conversations import dead_turns, turns
+from broker.core import ids
+from broker.core.connection import Redis
+from broker.core.defaults import ANSWER_MAX_BYTES, VARIABLE_MAX_BYTES
+from broker.core.settings import Settings
+from tests.conversations import new_channel, queued_bodies, user_says
+from tests.fakes import RecordingSender
+from tests.unit.test_engine_states import FakeActions, bot, intro, texts
+
+#: Doubles `x` at every state it passes: 32 MB within one message's MAX_HOPS, unbounded.
+DOUBLING: dict[str, Any] = {
+    "version": 2,
+    "startState": "a",
+    "states": {"a": {"type": "set", "set": {"x": "{{x}}{{x}}y"}, "next": "a"}},
+}
+_LIMIT = f"the value of the variable 'x' is over its limit of {VARIABLE_MAX_BYTES} bytes"
+
+
+def test_a_value_doubled_in_a_loop_of_states_fails_at_the_limit() -> None:
+    engine = Engine(definition.validate(DOUBLING))
+    with pytest.raises(TooLarge) as raised:
+        engine.step(Memory(), {"kind": "intro"}, can_offload=False)
+    assert str(raised.value) == _LIMIT
+
+
+def test_a_value_just_within_the_limit_is_set() -> None:
+    big = "é" * (VARIABLE_MAX_BYTES // 2)  # two bytes each in UTF-8
+    states = {"start": {"type": "set", "set": {"x": "{{big}}", "y": "{{big}}"}, "next": "n"}}
+    states["n"] = {"say": "set"}
+    turn = intro(Engine(bot(states)), sessionData={"big": big})
+    assert texts(turn) == ["set"] and turn.memory.variables["y"] == big
+    over = {"start": {"type": "set", "set": {"x": "{{big}}!"}}}
+    with pytest.raises(TooLarge, match=_LIMIT):
+        intro(Engine(bot(over)), sessionData={"big": big})
+
+
+def test_the_render_stops_at_the_limit_instead_of_building_the_whole_value() -> None:
+    big = "x" * (VARIABLE_MAX_BYTES - 1)
+    many = "{{big}}" * 10_000  # 640 MB were it built
+    engine = Engine(bot({"start": {"type": "set", "set": {"x": many}}}))
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge, match=_LIMIT):
+            intro(engine, sessionData={"big": big})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * VARIABLE_MAX_BYTES
+
+
+def test_messages_of_one_answer_are_bounded_together() -> None:
+    big = "x" * (VARIABLE_MAX_BYTES - 1)
+    states = {"start": {"say": ["{{big}}"] * (ANSWER_MAX_BYTES // VARIABLE_MAX_BYTES + 1)}}
+    with pytest.raises(TooLarge, match="what the bot filled in for one message is over"):
+        intro(Engine(bot(states)), sessionData={"big": big})
+
+
+def test_what_an_api_call_saves_is_bounded() -> None:
+    states = {
+        "start": {
+            "type": "api",
+            "request": {"url": "https://api.example/x"},
+            "save": {"x": "data"},
+            "next": "n",
+        },
+        "n": {"say": "saved"},
+    }
+    fits = FakeActions(ApiAnswer(200, {"data": {"list": ["a"] * 100}}))
+    assert texts(intro(Engine(bot(states), fits))) == ["saved"]
+    too_large = FakeActions(ApiAnswer(200, {"data": ["a"] * VARIABLE_MAX_BYTES}))
+    with pytest.raises(TooLarge, match=_LIMIT):
+        intro(Engine(bot(states), too_large))
+
+
+def test_what_a_custom_action_sets_is_bounded() -> None:
+    states = {"start": {"type": "action", "action": "shop.actions:price", "next": "n"}}
+    states["n"] = {"say": "done"}
+    result = ActionOutcome(ActionResult(variables={"x": "a" * (VARIABLE_MAX_BYTES + 1)}))
+    with pytest.raises(TooLarge, match=_LIMIT):
+        intro(Engine(bot(states), FakeActions(result=result)))
+
+
+def test_a_conversation_test_that_goes_past_a_limit_fails_its_step() -> None:
+    program = compile_definition(definition.validate(DOUBLING))
+    document = {"conversations": [{"name": "grows", "steps": ["intro", {"state": "a"}]}]}
+    (outcome,) = conversation_tests.run_file(program, document)
+    assert outcome.failures == [f"step 1: {_LIMIT}"]
+
+
+def test_a_message_past_the_limit_is_parked_and_the_next_answered(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    grows_on_demand = {
+        "version": 2,
+        "startState": "start",
+        "fallbackState": "echo",
+        "routes": [{"match": "grow", "exact": True, "next": "grow"}],
+        "states": {
+            "start": {"say": "hi"},
+            "grow": {"type": "set", "set": {"x": "{{x}}{{x}}y"}, "next": "grow"},
+            "echo": {"say": "You said: {{lastMessage}}"},
+        },
+    }
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings, grows_on_demand)
+    for text in ("grow", "after"):
+        user_says(r, settings, sender, channel, text)
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    for _ in range(settings.turn_attempts + 1):
+        turns.run_pending(r, settings, sender, key)
+    replies = [body["message"]["text"] for body in queued_bodies(r, key, channel.id)]
+    assert replies == ["You said: after"]
+    (dead,) = dead_turns.list_page(r, offset=0, limit=10)[0]
+    assert dead["item"]["text"] == "grow"
+    assert dead["error"] == f"TooLarge: {_LIMIT}"
