@@ -122,7 +122,11 @@ async def record(
     started: float,
     result: AttemptResult,
     ending: Ending,
+    *,
+    lease_ms: int,
 ) -> Recorded:
+    """Record the attempt, only while the queue's claim holds `token`; the claim is then
+    renewed for `lease_ms` when the queue goes on to its next delivery."""
     attempt = Attempt(
         started, result.duration_ms, result.status_code, error_text(result), result.response
     )
@@ -151,7 +155,6 @@ async def record(
         )
         if redis.on_cluster:
             await listed
-    lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
     answer = await redis.script(
         "attempt_record",
         script_keys,

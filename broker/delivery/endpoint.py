@@ -57,6 +57,11 @@ class Endpoint:
             self.total_timeout or settings.total_timeout,
         )
 
+    def claim_lease(self, settings: Settings) -> float:
+        """How long a worker's claim on one of its queues must last at an attempt (s): the
+        attempt may take the endpoint's whole time limit."""
+        return settings.claim_lease + self.timeouts(settings)[1]
+
     def to_redis(self) -> HashFields:
         return {
             "id": self.id,

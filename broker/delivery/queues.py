@@ -164,8 +164,9 @@ class _QueueWork:
             return None
         if state in ("disabled", "circuit_open"):
             # The gate may make this attempt the circuit's probe.
-            lease = d.settings.claim_lease + endpoint.timeouts(d.settings)[1]
-            call = health.gate_call(d.settings, self.endpoint_id, now, lease)
+            call = health.gate_call(
+                d.settings, self.endpoint_id, now, endpoint.claim_lease(d.settings)
+            )
             gate = health.read_gate(await d.redis.script("endpoint_gate", *call))
             if gate.verdict == "disabled":
                 if delivery.expires_at:
@@ -207,12 +208,25 @@ class _QueueWork:
 
     async def _attempt(self, endpoint: Endpoint, delivery: Delivery) -> Delivery | None:
         d = self.d
+        if not await self._claimed_for(endpoint):
+            return None
         started = clock.now()
         result = await _send(d, endpoint, delivery, started)
         now = clock.now()
         self.run = QueueRun(self.run.delivered + result.ok, self.run.attempts + 1)
         d.book.outcome(self.endpoint_id, now, result.ok, attempt_log.error_text(result) or "")
         return await self._conclude(endpoint, delivery, started, result, now)
+
+    async def _claimed_for(self, endpoint: Endpoint) -> bool:
+        """The claim lasts as long as an attempt to `endpoint` may take: an endpoint's own time
+        limit can be longer than the default one claims are made for, and an attempt that
+        outlived its claim would be made again meanwhile by whoever claimed the queue next.
+        False when the claim ran out already."""
+        lease_ms = clock.ms(endpoint.claim_lease(self.d.settings))
+        if lease_ms <= self.lease_ms:
+            return True
+        self.lease_ms = lease_ms  # renewed by as much at each record
+        return await self.still_ours()
 
     async def _conclude(
         self,
@@ -267,6 +281,7 @@ class _QueueWork:
             started,
             result,
             ending,
+            lease_ms=self.lease_ms,
         )
         if not recorded.ours:
             record = keys.delivery(self.conversation_key, delivery.id)
