@@ -9,9 +9,10 @@ app and one write. Slow clients do not hold a process: a request reaches the app
 its whole body is in memory, and answers are written without waiting for the client.
 
 Every refusal of the server's own is a JSON error, as the app's are
-(docs/wire-contract.md §1c): a malformed request line, header or chunked body (400), a
-request line too long (414), too many headers or one too long (431), a body over the
-limit (413), an unknown `Expect` (417), a request that does not arrive in time (408).
+(docs/wire-contract.md §1c): a malformed request line, header or chunked body, or a path
+that is not UTF-8 (400), a request line too long (414), too many headers or one too long
+(431), a body over the limit (413), an unknown `Expect` (417), a request that does not
+arrive in time (408).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Incoming:
     """A request, for a `Site.direct` answer."""
 
     method: str
-    #: Decoded from its percent-escapes and UTF-8, as Flask decodes it.
+    #: Decoded from its percent-escapes and UTF-8 (a path that is not UTF-8 is refused first).
     path: str
     #: Named as in a WSGI environment (`HTTP_AUTHORIZATION`, `CONTENT_TYPE`), repeated
     #: fields joined with commas.
@@ -274,6 +275,8 @@ class HttpProtocol(asyncio.Protocol):
             # The parser lets HTTP/2.0 and 0.9 request lines through; the others it refuses
             # as malformed, and so do we (a 505 would count a client's mistake as ours).
             raise _malformed(f"HTTP/{version} is not spoken here, only HTTP/1.1 and 1.0")
+        if b"%" in self.target and not _utf8_path(self.target):
+            raise _malformed("its path is not valid UTF-8 once its %-escapes are decoded")
         length = self._header(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limits.body_bytes:
             raise self._too_large()
@@ -523,6 +526,17 @@ class HttpProtocol(asyncio.Protocol):
         }
         environ.update(_header_fields(request.headers) if fields is None else fields)
         return environ
+
+
+def _utf8_path(target: bytes) -> bool:
+    """Whether the path of a request target is UTF-8 once its %-escapes are decoded: Werkzeug
+    would put U+FFFD for what is not, so that `/conversations/%ff` named another conversation.
+    (The parser refuses bytes other than ASCII, so a target without `%` needs no look.)"""
+    try:
+        unquote_to_bytes(target.partition(b"?")[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _shown(value: bytes) -> str:

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from broker.bots.templates import TEMPLATES
+from broker.conversations.conversation_store import SCAN_LIMIT
 from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
 from web.queries import Pagination, TimeText, time_bound
 
@@ -242,6 +243,12 @@ class ConversationList(_Answer):
     total: int
     page: int
     limit: int
+    scanLimited: bool | None = Field(
+        default=None,
+        description="Present and true when a listing by `channelId` did not look at every "
+        f"session: it stopped after the version's {SCAN_LIMIT:,} most recently active ones "
+        "(`total` counts the channel's among them, pages past them are empty).",
+    )
 
 
 class TranscriptItem(_Answer):

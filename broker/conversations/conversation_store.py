@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
 from broker.bots import bot_store
 from broker.bots.bot import Version
@@ -28,8 +28,10 @@ from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import offloading
 
-#: A listing of one channel's conversations reads at most this many index entries, in chunks.
-_SCAN_LIMIT = 20_000
+#: A listing of one channel's conversations reads at most this many index entries, in chunks
+#: (the most recently active conversations of the bot version); its answer says when it stopped
+#: there with more behind (`scanLimited`).
+SCAN_LIMIT = 20_000
 _CHUNK = 500
 #: How long a management request waits for a bot turn to let go of its conversation.
 LOCK_WAIT = 5.0
@@ -98,6 +100,14 @@ def locked(
             sender.bot_turn(conversation.key)
 
 
+class ConversationPage(NamedTuple):
+    items: list[dict[str, Any]]
+    total: int
+    #: A listing of one channel's conversations stopped after the version's SCAN_LIMIT most
+    #: recently active ones: `total` counts those of the channel among them.
+    scan_limited: bool = False
+
+
 def list_page(
     r: Redis,
     bot_id: str,
@@ -107,12 +117,12 @@ def list_page(
     *,
     paused: bool | None = None,
     channel_id: str | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> ConversationPage:
     """A bot version's conversations, the most recently active first; only the paused ones (or
     only the others) when `paused` says so, only those of one channel when it is named."""
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
-    found, total = _page_of_ids(r, bot_id, version, offset, limit, paused, channel_id)
+    found, total, scan_limited = _page_of_ids(r, bot_id, version, offset, limit, paused, channel_id)
     conversation_keys = [
         ids.conversation_key(bot_id, version, *split_index_member(member)) for member, _ in found
     ]
@@ -126,7 +136,7 @@ def list_page(
         for i, (key, (_, score)) in enumerate(zip(conversation_keys, found, strict=True))
         if answers[2 * i]
     ]
-    return items, total
+    return ConversationPage(items, total, scan_limited)
 
 
 def _page_of_ids(
@@ -137,24 +147,30 @@ def _page_of_ids(
     limit: int,
     paused: bool | None,
     channel_id: str | None,
-) -> tuple[list[tuple[str, float]], int]:
-    """Index members with their last activity (ms), newest first, and how many there are."""
+) -> tuple[list[tuple[str, float]], int, bool]:
+    """Index members with their last activity (ms), newest first, how many there are, and
+    whether the count stopped short (see `ConversationPage`)."""
+    if channel_id is not None and "|" in channel_id:
+        return [], 0, False  # no channel's id has one
     index = keys.bot_conversations(bot_id, version)
+    paused_index = keys.bot_paused(bot_id, version)
+    if paused:
+        # Paused conversations are few (each has an agent): scored by their last activity.
+        chosen = r.zinter({index: 1, paused_index: 0}, withscores=True)
+        if channel_id is not None:
+            chosen = [(member, score) for member, score in chosen if _on(member, channel_id)]
+        ordered = sorted(chosen, key=lambda item: item[1], reverse=True)
+        return ordered[offset : offset + limit], len(ordered), False
     if channel_id is not None:
-        return _page_of_channel(r, bot_id, version, offset, limit, paused, channel_id)
+        skipped = set(r.zrange(paused_index, 0, -1)) if paused is False else set()
+        return _page_of_channel(r, index, offset, limit, channel_id, skipped)
     if paused is None:
         pipe = r.pipeline(transaction=False)
         pipe.zrevrange(index, offset, offset + limit - 1, withscores=True)
         pipe.zcard(index)
         found, total = pipe.execute()
-        return found, int(total)
-    paused_index = keys.bot_paused(bot_id, version)
-    if paused:
-        # Paused conversations are few (each has an agent): scored by their last activity.
-        chosen = r.zinter({index: 1, paused_index: 0}, withscores=True)
-        ordered = sorted(chosen, key=lambda item: item[1], reverse=True)
-        return ordered[offset : offset + limit], len(ordered)
-    return _page_without_paused(r, index, paused_index, offset, limit)
+        return found, int(total), False
+    return *_page_without_paused(r, index, paused_index, offset, limit), False
 
 
 def _page_without_paused(
@@ -183,35 +199,30 @@ def _page_without_paused(
 
 
 def _page_of_channel(
-    r: Redis,
-    bot_id: str,
-    version: Version,
-    offset: int,
-    limit: int,
-    paused: bool | None,
-    channel_id: str,
-) -> tuple[list[tuple[str, float]], int]:
-    """As `_page_of_ids`, for one channel: the index is read newest first, in chunks."""
-    index = keys.bot_conversations(bot_id, version)
-    paused_members = (
-        set(r.zrange(keys.bot_paused(bot_id, version), 0, -1)) if paused is not None else set()
-    )
-    prefix = index_member(channel_id, "")
+    r: Redis, index: str, offset: int, limit: int, channel_id: str, skipped: set[str]
+) -> tuple[list[tuple[str, float]], int, bool]:
+    """As `_page_of_ids`, for one channel but the `skipped` members: the index has no order by
+    channel, so it is read newest first, in chunks, at most SCAN_LIMIT entries. Read by rank
+    while conversations go on: one that moves to the top moves others down a rank, so a chunk
+    may begin with one already read."""
     chosen: list[tuple[str, float]] = []
-    total = 0
-    for start in range(0, _SCAN_LIMIT, _CHUNK):
+    counted: set[str] = set()
+    for start in range(0, SCAN_LIMIT, _CHUNK):
         chunk = r.zrevrange(index, start, start + _CHUNK - 1, withscores=True)
         for member, score in chunk:
-            if not member.startswith(prefix):
+            if member in counted or member in skipped or not _on(member, channel_id):
                 continue
-            if paused is not None and (member in paused_members) != paused:
-                continue
-            if offset <= total < offset + limit:
+            if offset <= len(counted) < offset + limit:
                 chosen.append((member, score))
-            total += 1
+            counted.add(member)
         if len(chunk) < _CHUNK:
-            break
-    return chosen, total
+            return chosen, len(counted), False
+    return chosen, len(counted), int(r.zcard(index)) > SCAN_LIMIT
+
+
+def _on(member: str, channel_id: str) -> bool:
+    """Whether the index member is a conversation on that channel."""
+    return split_index_member(member)[0] == channel_id
 
 
 def _summary(meta: ConversationMeta, score: float, messages: int) -> dict[str, Any]:

@@ -82,6 +82,36 @@ def test_conversations_not_paused_are_paged_past_the_paused_ones(
     assert all(item["paused"] is False for page in pages for item in page["items"])
 
 
+def test_a_listing_by_channel_is_exact_or_says_it_stopped_short(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiet = web.channel()
+    busy = web.channel(quiet["botId"])
+    web.say(quiet, "a|b")
+    for name in ("x", "y", "z"):
+        web.say(busy, name)
+    path = f"/v1/bots/{quiet['botId']}/conversations?channelId="
+
+    def listed(channel_id: str) -> Any:
+        answer = web.client.get(path + quote(channel_id, safe=""), headers=ADMIN)
+        assert answer.status_code == 200
+        return answer.get_json()
+
+    mine = listed(quiet["id"])
+    assert [i["sessionId"] for i in mine["items"]] == ["a|b"] and "scanLimited" not in mine
+    assert listed(f"{quiet['id']}|a")["total"] == 0  # no channel has that id
+    monkeypatch.setattr(conversation_store, "SCAN_LIMIT", 2)
+    monkeypatch.setattr(conversation_store, "_CHUNK", 2)
+    assert listed(quiet["id"]) == {
+        "items": [],
+        "total": 0,
+        "page": 1,
+        "limit": 50,
+        "scanLimited": True,
+    }
+    assert (listed(busy["id"])["total"], listed(busy["id"])["scanLimited"]) == (2, True)
+
+
 def test_the_transcript_and_variables(web: WebApp) -> None:
     channel = web.channel()
     web.say(channel, "bob", "hi", sessionData={"email": "b@example.com"})

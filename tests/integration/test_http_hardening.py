@@ -1,6 +1,6 @@
 """The web process, spoken to as a careless or hostile client would: a refused
 body never breaks a kept-alive connection, a malformed chunked body or header is a JSON 400,
-a non-ASCII bearer token a JSON 401."""
+a path that is not UTF-8 a JSON 400, a non-ASCII bearer token a JSON 401."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from broker.core.defaults import MAX_BODY_BYTES
 from switchboard.stack import Stack
 from tests.integration.raw_http import request
 from tests.integration.stacks import ADMIN_TOKEN, Api
+from tests.polling import wait_until
 from tests.receivers import Receiver
 
 
@@ -91,6 +92,29 @@ def test_a_malformed_header_is_a_json_4xx(api: Api, header: bytes) -> None:
     reply = request(_port(api), b"GET /v1/bots HTTP/1.1\r\nHost: x\r\n" + header, half_close=True)
     assert reply is not None
     assert 400 <= reply.status < 500 and reply.is_json_error(), reply
+
+
+def test_a_path_that_is_not_utf8_is_a_json_400_on_every_route(api: Api, receiver: Receiver) -> None:
+    """`%ff` is not read as U+FFFD: it does not reach the conversation of that id."""
+    channel = api.echo_channel(receiver.url)
+    assert api.send(channel, "\ufffd", "hi", sessionData={"kept": "yes"}).status_code == 202
+    data = f"/v1/bots/{channel['botId']}/conversations/%EF%BF%BD/session-data"
+    wait_until(lambda: api.get(data).status_code == 200, what="the conversation")
+    admin = f"Authorization: Bearer {ADMIN_TOKEN}"
+    for line in (
+        f"GET /v1/bots/{channel['botId']}/conversations/%ff/session-data",
+        f"DELETE /v1/bots/{channel['botId']}/conversations/%ED%B0%80/session-data",
+        f"GET /v1/bots/{channel['botId']}/conversations/%C3/messages?channelId=%ff",
+        f"POST /v1/channels/webhook/{channel['id']}%ff/messages",
+        "GET /healthz%ff",
+        "GET /nowhere/%ff",
+    ):
+        head = f"{line} HTTP/1.1\r\nHost: x\r\n{admin}\r\nContent-Length: 2".encode()
+        reply = request(_port(api), head, b"{}")
+        assert reply is not None and reply.status == 400 and reply.is_json_error(), (line, reply)
+        assert reply.json()["error"]["code"] == "bad_request"
+        assert "not valid UTF-8" in reply.json()["error"]["message"]
+    assert api.get(data).json()["sessionData"]["kept"] == "yes"
 
 
 @pytest.mark.parametrize("token", ["é".encode("latin-1"), "é".encode(), b"\x80\xff", b"a b c"])

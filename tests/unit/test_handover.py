@@ -204,9 +204,10 @@ def test_the_answer_pauses_the_bot_and_the_waiting_messages_go_to_the_agent(desk
     assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), desk.member) is not None
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|resume") is not None
     assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is None
-    items, _ = conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=True)
-    assert [(i["sessionId"], i["paused"]) for i in items] == [("u1", True)]
-    assert conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=False) == ([], 0)
+    listed = conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=True)
+    assert [(i["sessionId"], i["paused"]) for i in listed.items] == [("u1", True)]
+    others = conversation_store.list_page(desk.r, desk.bot_id, "LIVE", 0, 10, paused=False)
+    assert others == ([], 0, False)
 
     desk.say("hello agent")
     desk.turn()

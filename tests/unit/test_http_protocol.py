@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from switchboard.http_protocol import HttpProtocol, Limits, Site, sweep
+from switchboard.http_protocol import HttpProtocol, Incoming, Limits, Outgoing, Site, sweep
 from tests.integration.raw_http import Reply, read_reply, request
 from tests.loop_server import LoopServer
 from tests.polling import wait_until
@@ -238,6 +238,41 @@ def test_a_malformed_request_is_a_json_error(
     server: LoopServer, head: bytes, status: int, code: str
 ) -> None:
     _refused(request(server.port, head), status, code)
+
+
+@pytest.mark.parametrize(
+    "path", [b"/a/%ff", b"/a/%FF/b?x=%C3%A9", b"/%ED%B0%80", b"/%C3", b"/%C3%A9%80"]
+)
+@pytest.mark.parametrize("direct", [False, True])
+def test_a_path_that_is_not_utf8_is_a_json_400(app: App, path: bytes, direct: bool) -> None:
+    """Refused before the app, or a direct answer, could read it with replacement characters."""
+    asked: list[str] = []
+
+    def answer(incoming: Incoming) -> Outgoing:
+        asked.append(incoming.path)
+        return 200, [], b""
+
+    served = LoopServer(app, LIMITS, _inline, answer if direct else None)
+    try:
+        reply = request(served.port, b"GET " + path + b" HTTP/1.1\r\nHost: x")
+    finally:
+        served.stop()
+    _refused(reply, 400, "bad_request")
+    assert reply is not None and "UTF-8" in reply.json()["error"]["message"]
+    assert asked == []
+
+
+@pytest.mark.parametrize(
+    ("path", "seen"),
+    [
+        (b"/caf%C3%A9/%F0%9F%8D%95?q=%ff", "/caf\xc3\xa9/\xf0\x9f\x8d\x95"),
+        (b"/100%25", "/100%"),
+    ],
+)
+def test_a_path_that_is_utf8_reaches_the_app(server: LoopServer, path: bytes, seen: str) -> None:
+    reply = request(server.port, b"GET " + path + b" HTTP/1.1\r\nHost: x")
+    assert reply is not None and reply.status == 200, reply
+    assert reply.json()["path"] == seen  # PATH_INFO: the bytes as latin-1, as WSGI has it
 
 
 def test_a_body_cut_short_is_a_json_400(server: LoopServer) -> None:

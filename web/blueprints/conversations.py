@@ -33,7 +33,7 @@ bp.before_request(require_admin)
 )
 def list_conversations(bot_id: str) -> Response:
     query = query_args(ConversationListQuery)
-    items, total = conversation_store.list_page(
+    page = conversation_store.list_page(
         services().redis,
         bot_id,
         query.version,
@@ -42,7 +42,10 @@ def list_conversations(bot_id: str) -> Response:
         paused=query.paused,
         channel_id=query.channelId,
     )
-    return jsonify(query.listing(items, total))
+    listing = query.listing(page.items, page.total)
+    if page.scan_limited:
+        listing["scanLimited"] = True
+    return jsonify(listing)
 
 
 @bp.get("/v1/bots/<bot_id>/conversations/<conversation:session_id>/messages")
