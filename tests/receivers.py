@@ -135,6 +135,12 @@ class Receiver:
         except OSError:
             pass  # the broker gave up waiting
 
+    @property
+    def arrived(self) -> int:
+        """Requests that came in, answered yet or not."""
+        with self._lock:
+            return sum(self._tries.values())
+
     def delivered(self) -> list[Hit]:
         """Requests answered 2xx, in arrival order."""
         with self._lock:

@@ -34,6 +34,10 @@ USER_AGENT = f"Switchboard-Webhooks/{__version__}"
 DRAIN_POLL = 0.05
 #: ... and how long the last writes may take after the grace (seconds).
 DRAIN_WRITE_TIMEOUT = 5.0
+#: A queue left because Redis failed is handed back once Redis answers: first tried after
+#: this long (seconds), then twice as long each time, up to the second figure.
+HAND_BACK_PAUSE = 0.5
+HAND_BACK_PAUSE_MAX = 4.0
 
 
 class DeliveryLoop:
@@ -100,6 +104,23 @@ class DeliveryLoop:
             lambda conversation_key: redis.call("RPUSH", keys.READY, conversation_key),
         )
 
+    async def _hand_back(self, ref: str, token: str) -> None:
+        """Once Redis answers again, hand the queue back (`queues.hand_back`) rather than
+        leave it to the end of its claim, which can be 40 s away; tried until the claim
+        would have run out anyway."""
+        give_up = time.monotonic() + self.settings.claim_lease
+        pause = HAND_BACK_PAUSE
+        while time.monotonic() + pause < give_up and not self.deliverer.draining:
+            await asyncio.sleep(pause)
+            try:
+                await queues.hand_back(self.deliverer, ref, token)
+                return
+            except Exception as exc:
+                if unavailable_reason(exc) is None:
+                    log.exception("handing back delivery queue %s failed", ref)
+                    return
+            pause = min(pause * 2, HAND_BACK_PAUSE_MAX)
+
     def _start(
         self, ref: str, token: str, head: Delivery | None = None, claimed_at: float = 0.0
     ) -> None:
@@ -123,6 +144,7 @@ class DeliveryLoop:
                     else:
                         # The reason in the text: a kind of line of its own (`logs.Repeats`).
                         log.warning(f"delivery queue %s left for now: Redis is {reason}", ref)
+                        await self._hand_back(ref, token)
                 waiting = self._next.get(ref)
                 if not waiting:
                     return

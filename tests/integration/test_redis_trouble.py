@@ -25,7 +25,7 @@ from switchboard.stack import Stack
 from tests.integration.stacks import ADMIN, STACK_SETTINGS, Api
 from tests.polling import wait_until
 from tests.prerequisites import require_redis_server
-from tests.receivers import ReceiverFactory, texts, wait_delivered
+from tests.receivers import Answer, ReceiverFactory, texts, wait_delivered
 
 PASSWORD = "pw-that-must-not-be-logged"
 
@@ -73,14 +73,16 @@ class OwnRedis:
 
 
 @contextlib.contextmanager
-def switchboard_run(own_redis: OwnRedis, log: Path) -> Iterator[Api]:
-    """`switchboard run` (web, a worker and the scheduler) against `own_redis`."""
+def switchboard_run(own_redis: OwnRedis, log: Path, **settings: str) -> Iterator[Api]:
+    """`switchboard run` (web, a worker and the scheduler) against `own_redis`, with the
+    stacks' settings and `settings`."""
     port = free_port()
     env = {
         **{k: v for k, v in STACK_SETTINGS.items() if k != "SWITCHBOARD_LOG_LEVEL"},
         "REDIS_URL": own_redis.url,
         "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "SWITCHBOARD_LOG_LEVEL": "INFO",
+        **settings,
     }
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -186,6 +188,32 @@ def test_redis_stopped_and_started_again_answers_503_and_loses_nothing(
     logged = log.read_text(errors="replace")
     assert "(from REDIS_URL)" in logged and "redis://:***@" in logged
     assert PASSWORD not in logged
+
+
+def test_a_queue_whose_answer_came_while_redis_was_down_goes_on_once_redis_is_back(
+    own_redis: OwnRedis, tmp_path: Path, make_receiver: ReceiverFactory
+) -> None:
+    """The answer to an attempt cannot be recorded while Redis is stopped: the worker hands
+    the queue back as soon as Redis answers again, not when its claim (here 40 s) runs
+    out, and the delivery is tried again under the same webhook-id."""
+    receiver = make_receiver(lambda hit: Answer(200, delay=1.0 if hit.try_number == 1 else 0))
+    log = tmp_path / "run.log"
+    with switchboard_run(own_redis, log, SWITCHBOARD_CLAIM_LEASE="30") as api:
+        channel = api.echo_channel(receiver.url)
+        assert api.send(channel, "ann", "slow").status_code == 202
+        wait_until(lambda: receiver.arrived, what="the first attempt")
+        own_redis.stop()
+        wait_until(
+            lambda: "left for now" in log.read_text(errors="replace"),
+            what="the worker to find Redis gone when the answer came",
+        )
+        own_redis.start()
+        delivered = wait_until(
+            lambda: [hit for hit in receiver.delivered() if hit.try_number == 2],
+            timeout=15,
+            what="the second try, well before the claim runs out",
+        )
+        assert delivered[0].webhook_id == receiver.delivered()[0].webhook_id
 
 
 def test_redis_out_of_memory_answers_503_and_recovers(
