@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from broker.conversations import turns
-from broker.core import keys
+from broker.core import ids, keys
 from broker.core.connection import REDIS_TROUBLE, Redis
 from workers import runner_lock
 from workers.process import Process
@@ -55,10 +55,25 @@ def start(process: Process, runners: int) -> Runners:
     return started
 
 
+@dataclass
+class _Held:
+    """A batch whose turns Redis failed under: its conversations, held with `token`, to be
+    handed back (`turns.hand_back`) once Redis answers, until `until` (when their claims
+    run out anyway)."""
+
+    conversation_keys: list[str]
+    token: str
+    until: float = 0.0
+
+
 def _run(process: Process, stop: threading.Event) -> None:
     r = process.redis
+    held: _Held | None = None
     while not stop.is_set():
         try:
+            if held is not None and time.monotonic() < held.until:
+                turns.hand_back(r, held.conversation_keys, held.token)
+            held = None
             with runner_lock.running_turns():
                 # The lock is kept from batch to batch until a wait outside lets it go:
                 # let go after each batch, it woke a waiting runner for nothing, at light
@@ -66,6 +81,7 @@ def _run(process: Process, stop: threading.Event) -> None:
                 while runner_lock.holding() and not stop.is_set():
                     taken = _take(r)
                     if taken:
+                        held = _Held(taken, ids.random_hex(8))
                         turns.run_batch(
                             r,
                             process.settings,
@@ -73,11 +89,23 @@ def _run(process: Process, stop: threading.Event) -> None:
                             taken,
                             actions=process.actions,
                             hand_off=process.deliveries.offer_claimed,
+                            token=held.token,
                         )
+                        held = None
         except REDIS_TROUBLE as exc:
-            log.warning("turn runner: Redis failed, trying again: %s", exc)
+            if held is not None and not held.until:
+                held.until = time.monotonic() + process.settings.claim_lease
+                log.warning(
+                    "turn runner: Redis failed under a batch of %d conversation(s), handed "
+                    "back once it answers: %s",
+                    len(held.conversation_keys),
+                    exc,
+                )
+            else:
+                log.warning("turn runner: Redis failed, trying again: %s", exc)
             stop.wait(1.0)
         except Exception:
+            held = None
             log.exception("turn runner failed; going on")
 
 

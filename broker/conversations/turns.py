@@ -73,9 +73,11 @@ def run_batch(
     *,
     actions: Actions | None = None,
     hand_off: HandOff | None = None,
+    token: str | None = None,
 ) -> int:
     """Work through everything waiting for several conversations at once, a round trip per
-    step for all of them; returns messages processed.
+    step for all of them; returns messages processed. The conversations are held with
+    `token` (a new one unless given: `hand_back` lets go of them with it).
 
     A conversation another worker holds is left to it: it drains the inbox before letting
     go. The queues that were empty before a turn are claimed, for `hand_off` when one is
@@ -85,7 +87,7 @@ def run_batch(
     signal) at a time, and what keeps failing is parked (`dead_turns`) so that the
     conversation goes on. A conversation whose lock was lost is left at once.
     """
-    token = ids.random_hex(8)
+    token = token or ids.random_hex(8)
     remaining = list(dict.fromkeys(conversation_keys))
     held: set[str] = set()
     processed = 0
@@ -109,6 +111,20 @@ def run_batch(
         held.intersection_update(remaining)
         _after(r, settings, sender, batch, committed, ended, claim_token, hand_off)
     return processed
+
+
+def hand_back(r: Redis, conversation_keys: Sequence[str], token: str) -> None:
+    """Let go of conversations held with `token` and put them on the ready list, so that a
+    runner takes them at once: after Redis failed under their batch, their claims would
+    otherwise hold them until they run out. Another holder's lock is left alone; one with
+    nothing waiting costs a runner a look."""
+
+    def build(pipe: Pipeline) -> None:
+        for key in conversation_keys:
+            scripts.add(pipe, "lock_release", [keys.conversation_lock(key)], [token])
+        pipe.rpush(keys.READY, *conversation_keys)
+
+    scripts.execute(r, build)
 
 
 @dataclass(frozen=True)

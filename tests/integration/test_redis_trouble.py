@@ -216,6 +216,44 @@ def test_a_queue_whose_answer_came_while_redis_was_down_goes_on_once_redis_is_ba
         assert delivered[0].webhook_id == receiver.delivered()[0].webhook_id
 
 
+def test_a_turn_that_redis_failed_under_runs_again_once_redis_is_back(
+    own_redis: OwnRedis, tmp_path: Path, make_receiver: ReceiverFactory
+) -> None:
+    """Redis stops while a bot turn waits for the bot's API: the turn cannot be saved, and
+    its runner hands the conversation back as soon as Redis answers again, not when its
+    claim (here 30 s) runs out; the turn runs again."""
+    answer = threading.Event()
+    slow_api = make_receiver(lambda hit: Answer(200) if answer.wait(30) else Answer(500))
+    receiver = make_receiver()
+    calling = {
+        "version": 2,
+        "startState": "call",
+        "states": {
+            "call": {"type": "api", "request": {"url": slow_api.url}, "next": "answered"},
+            "answered": {"say": "answered"},
+        },
+    }
+    log = tmp_path / "run.log"
+    with switchboard_run(own_redis, log, SWITCHBOARD_CLAIM_LEASE="30") as api:
+        bot = api.bot(calling)
+        channel = api.post(
+            f"/v1/bots/{bot['id']}/channels/webhook", json={"webhookUrl": receiver.url}
+        ).json()
+        assert api.send(channel, "ann").status_code == 202  # the intro: the start state
+        wait_until(lambda: slow_api.arrived, what="the bot's API call")
+        own_redis.stop()
+        answer.set()
+        wait_until(
+            lambda: "Redis failed under a batch" in log.read_text(errors="replace"),
+            what="the turn to find Redis gone",
+        )
+        own_redis.start()
+        delivered = wait_until(
+            receiver.delivered, timeout=15, what="the reply, well before the claim runs out"
+        )
+        assert texts(delivered) == ["answered"]
+
+
 def test_redis_out_of_memory_answers_503_and_recovers(
     own_redis: OwnRedis, tmp_path: Path, make_receiver: ReceiverFactory
 ) -> None:
