@@ -18,6 +18,7 @@ from broker.conversations.ingress import Guard
 from broker.core import generation
 from broker.core.connection import Pipeline, on_cluster
 from broker.core.errors import Forbidden, Unauthorized
+from web.client_address import client_of
 from web.services import Services, services
 
 #: What a bearer token may hold (RFC 6750's b64token); anything else matches no token.
@@ -61,7 +62,11 @@ def throttled_for(
 
 def client_address() -> str:
     """The address of the client of the request Flask is answering."""
-    return request.remote_addr or "unknown"
+    return client_of(
+        request.remote_addr or "unknown",
+        request.headers.get("X-Forwarded-For"),
+        services().settings.trusted_proxies,
+    )
 
 
 def channel_of(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from web import message_intake
+from web.client_address import client_of
 from web.errors import error_answer
 from web.inbound_counts import InboundCount
 from web.message_intake import EVENT_RECEIVED, MessagePost
@@ -45,7 +46,9 @@ def answer(
         authorization=headers.get("HTTP_AUTHORIZATION", ""),
         content_type=headers.get("CONTENT_TYPE"),
         idempotency_key=headers.get("HTTP_IDEMPOTENCY_KEY"),
-        client=client or "unknown",
+        client=client_of(
+            client or "unknown", headers.get("HTTP_X_FORWARDED_FOR"), s.settings.trusted_proxies
+        ),
         body=lambda: body,
     )
     count = InboundCount()

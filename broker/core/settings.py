@@ -117,6 +117,8 @@ class Settings:
     #: Without a trailing slash.
     public_url: str = defaults.PUBLIC_URL
     outbound_allowlist: tuple[Network, ...] = ()
+    #: Proxies whose `X-Forwarded-For` names the client (web/client_address.py).
+    trusted_proxies: tuple[Network, ...] = ()
     retry_schedule: tuple[float, ...] = defaults.RETRY_SCHEDULE
     retry_jitter: float = defaults.RETRY_JITTER
     retry_after_cap: float = defaults.RETRY_AFTER_CAP

@@ -5,6 +5,7 @@ listed and revoked; dead letters of turns through the API."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -336,6 +337,39 @@ def test_failed_authentications_are_throttled_per_client_address() -> None:
         assert 1 <= int(refused.headers["Retry-After"]) <= 60
         other = web.client.get("/v1/bots", headers=ADMIN, environ_base={"REMOTE_ADDR": "10.0.0.2"})
         assert other.status_code == 200
+
+
+def test_behind_a_trusted_proxy_failed_authentications_are_counted_per_forwarded_client() -> None:
+    proxy = {"REMOTE_ADDR": "127.0.0.1"}
+    trusted = (ipaddress.ip_network("127.0.0.1/32"),)
+    with web_app(auth_failures=3, trusted_proxies=trusted, direct=True) as web:
+        channel = web.channel()
+
+        def send(client: str, token: str) -> int:
+            return web.client.post(
+                f"/v1/channels/webhook/{channel['id']}/messages",
+                json={"conversationId": "u", "message": {"introMessage": {}}},
+                headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": client},
+                environ_base=proxy,
+            ).status_code
+
+        assert [send("10.0.0.1", "stale") for _ in range(4)] == [401, 401, 401, 429]
+        assert send("10.0.0.1", channel["accessToken"]) == 429
+        assert send("10.0.0.2", channel["accessToken"]) == 202  # another client behind it
+        admin = web.client.get(
+            "/v1/bots", headers={**ADMIN, "X-Forwarded-For": "10.0.0.2"}, environ_base=proxy
+        )
+        assert admin.status_code == 200
+        # A peer that is not a trusted proxy names no one but itself.
+        spoofed = [
+            web.client.get(
+                "/v1/bots",
+                headers={"Authorization": "Bearer wrong", "X-Forwarded-For": f"10.0.2.{n}"},
+                environ_base={"REMOTE_ADDR": "10.0.0.9"},
+            ).status_code
+            for n in range(4)
+        ]
+        assert spoofed == [401, 401, 401, 429]
 
 
 def test_failed_authentications_are_throttled_per_target() -> None:

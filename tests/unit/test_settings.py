@@ -26,6 +26,12 @@ READS: list[tuple[str, str, str, object]] = [
         "10.1.2.3/8, ::1/128,",
         (ip_network("10.0.0.0/8"), ip_network("::1/128")),
     ),
+    (
+        "SWITCHBOARD_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "10.203.77.5/32",
+        (ip_network("10.203.77.5/32"),),
+    ),
     ("SWITCHBOARD_RETRY_SCHEDULE", "retry_schedule", "0, 1.5,60,", (0.0, 1.5, 60.0)),
     ("SWITCHBOARD_RETRY_JITTER", "retry_jitter", "0", 0.0),
     ("SWITCHBOARD_RETRY_AFTER_CAP", "retry_after_cap", "120", 120.0),
@@ -67,7 +73,13 @@ VARIABLES = [name for name, *_ in READS]
 NUMBERS = [name for name, _, _, value in READS if type(value) is float]
 WHOLE_NUMBERS = [name for name, _, _, value in READS if type(value) is int]
 #: Settings empty unless set (the broker then is the data's Redis), so not in `defaults`.
-EMPTY_BY_DEFAULT = {"broker_url", "admin_token", "metrics_token", "outbound_allowlist"}
+EMPTY_BY_DEFAULT = {
+    "broker_url",
+    "admin_token",
+    "metrics_token",
+    "outbound_allowlist",
+    "trusted_proxies",
+}
 
 
 def test_every_setting_is_read_from_one_variable() -> None:
