@@ -84,9 +84,9 @@ def current() -> Session | None:
 
 
 def require() -> Response | None:
-    """Let a signed-in operator through. Send a page asked for without a login to the login
-    form; refuse a change (a form sent after the session ended) or a bearer token that is
-    not valid with 401."""
+    """Let a signed-in operator through. Send a browser asking for a page without a login to
+    the login form; refuse a script without one, a change (a form sent after the session
+    ended) or a bearer token that is not valid with 401."""
     if request.endpoint in ("dashboard.login_form", "dashboard.login"):
         return None
     if current() is not None:
@@ -95,8 +95,15 @@ def require() -> Response | None:
         raise Unauthorized("that admin token is not valid")
     if request.method != "GET":
         raise Unauthorized("sign in to the dashboard again: the session has ended")
+    if not wants_html():
+        raise Unauthorized("sign in to the dashboard, or send an admin token as a bearer")
     wanted = request.full_path.rstrip("?")
     return redirect(url_for("dashboard.login_form", next=wanted), 303)
+
+
+def wants_html() -> bool:
+    """A browser asks for HTML by name; a script or a probe that does not gets a JSON error."""
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
 def check_csrf() -> None:

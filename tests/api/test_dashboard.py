@@ -63,11 +63,14 @@ def dead_letters(web: WebApp, make_receiver: ReceiverFactory, conversations: int
 
 
 def test_without_a_login_pages_send_to_the_login_form(web: WebApp) -> None:
-    answer = web.client.get("/dashboard/dead-letters?page=2")
+    answer = web.client.get("/dashboard/dead-letters?page=2", headers=BROWSER)
     assert answer.status_code == 303
     assert answer.headers["Location"] == "/dashboard/login?next=/dashboard/dead-letters?page%3D2"
     form = web.client.get(answer.headers["Location"])
     assert form.status_code == 200 and 'name="token"' in form.get_data(as_text=True)
+    # A script (the page's own polling, a probe) is told, not sent to a form.
+    for path in ("/dashboard", "/dashboard/live"):
+        api_error(web.client.get(path), 401, "unauthorized")
     assert 'value="/dashboard/dead-letters?page=2"' in form.get_data(as_text=True)
 
 
@@ -320,13 +323,13 @@ def test_the_charts_data_has_the_samples_and_now(web: WebApp) -> None:
 def test_logging_out_or_revoking_the_token_ends_the_session(web: WebApp) -> None:
     csrf = signed_in(web)
     assert web.client.post("/dashboard/logout", data={"csrf": csrf}).status_code == 303
-    assert web.client.get("/dashboard").status_code == 303
+    assert web.client.get("/dashboard", headers=BROWSER).status_code == 303
     api_error(web.client.post("/dashboard/logout", data={"csrf": csrf}), 401, "unauthorized")
     token = admin_tokens.create(web.redis, "ops")
     assert log_in(web.client, token).status_code == 303
     assert web.client.get("/dashboard").status_code == 200
     web.redis.delete(keys.ADMIN_TOKENS)
-    assert web.client.get("/dashboard").status_code == 303
+    assert web.client.get("/dashboard", headers=BROWSER).status_code == 303
 
 
 def test_pages_may_not_be_framed_nor_kept_by_the_browser(web: WebApp) -> None:
@@ -341,8 +344,9 @@ def test_pages_may_not_be_framed_nor_kept_by_the_browser(web: WebApp) -> None:
 
 def test_guessing_at_the_login_form_or_with_a_bearer_is_throttled() -> None:
     with web_app(auth_failures=3) as web:
-        codes = [log_in(web.client, token=f"guess-{n}").status_code for n in range(4)]
-        assert codes == [401, 401, 401, 429]
+        answers = [log_in(web.client, token=f"guess-{n}") for n in range(4)]
+        assert [answer.status_code for answer in answers] == [401, 401, 401, 429]
+        assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60  # the browser's page too
         refused = web.client.get("/dashboard", headers={"Authorization": "Bearer guess"})
         assert refused.status_code == 429
     with web_app(auth_failures=2) as web:

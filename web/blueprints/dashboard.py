@@ -138,9 +138,11 @@ def login() -> Response:
     try:
         session_id = dashboard_session.log_in(given.token, given.csrf)
     except (Unauthorized, Forbidden, RateLimited) as exc:
-        if not _wants_html():
+        if not dashboard_session.wants_html():
             raise
-        return _login_page(given.next, exc.message, exc.status)
+        page = _login_page(given.next, exc.message, exc.status)
+        page.headers.update(error_answer(exc).headers)  # a 429's Retry-After
+        return page
     response = redirect(dashboard_session.safe_next(given.next), 303)
     return dashboard_session.start(response, session_id)
 
@@ -148,7 +150,7 @@ def login() -> Response:
 def _error_page(exc: Exception) -> Response:
     """An error of a dashboard route: a page for a browser, the JSON error for a script."""
     answer = error_answer(exc)
-    if not _wants_html():
+    if not dashboard_session.wants_html():
         return json_response(answer)
     page = render_template(
         "dashboard_error.html", status=answer.status, message=answer.document["error"]["message"]
@@ -160,11 +162,6 @@ def _error_page(exc: Exception) -> Response:
 
 bp.register_error_handler(SwitchboardError, _error_page)
 bp.register_error_handler(RedisError, _error_page)
-
-
-def _wants_html() -> bool:
-    """A browser asks for HTML by name; a script or a probe that does not gets a JSON error."""
-    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
 @bp.post("/logout")
