@@ -321,7 +321,7 @@ def cmd_dlq_replay(
         raise SwitchboardError("give delivery ids, or --endpoint/--since/--until, not both")
     r = _redis()
     if ids:
-        found = list(ids)
+        found = list(dict.fromkeys(ids))
     else:
         since_ms, until_ms = _dead_range(r, endpoint, since, until)
         found = delivery_index.dead_letter_ids(

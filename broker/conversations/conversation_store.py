@@ -268,24 +268,44 @@ def forget_variables(
     r: Redis, settings: Settings, sender: TaskSender, conversation: Conversation
 ) -> None:
     """Forget the conversation's variables; where it stands in the dialogue is kept. What
-    counts toward its sessionData limits from then on is what its waiting messages set
-    (they were acknowledged, and set it when their turn comes), and what comes later."""
+    counts toward its sessionData limits from then on is what its waiting and parked
+    messages set (they were acknowledged, and set it when their turn comes or they are
+    replayed), and what comes later."""
     with locked(r, settings, sender, conversation) as (meta, _):
         meta.memory.variables = {}
         r.hset(keys.conversation_meta(conversation.key), mapping=meta.turn_fields())
         for _ in range(_DATA_SIZES_TRIES):
-            if _count_waiting_data(r, settings, conversation.key):
+            parked = _parked_messages(r, conversation)
+            if _count_waiting_data(r, settings, conversation.key, parked):
                 return
         raise Conflict(f"session {conversation.conversation_id!r} is busy; try again")
 
 
-def _count_waiting_data(r: Redis, settings: Settings, conversation_key: str) -> bool:
-    """Count the variables the waiting messages set as the conversation's only ones; False
-    when a message came in meanwhile."""
+def _parked_messages(r: Redis, conversation: Conversation) -> list[str]:
+    """The conversation's messages parked as dead letters of turns: a replay puts them back
+    in its inbox, with their variables."""
+    found = [
+        dead_turn_id
+        for dead_turn_id in r.zrange(keys.bot_dead_turns(conversation.bot_id), 0, -1)
+        if ids.is_dead_turn_of(dead_turn_id, conversation.key)
+    ]
+    pipe = r.pipeline(transaction=False)
+    for dead_turn_id in found:
+        pipe.hmget(keys.dead_turn(conversation.key, dead_turn_id), ["kind", "item"])
+    return [item for kind, item in pipe.execute() if kind == "message" and item]
+
+
+def _count_waiting_data(
+    r: Redis, settings: Settings, conversation_key: str, parked: list[str]
+) -> bool:
+    """Count the variables that the waiting messages and the `parked` ones set as the
+    conversation's only ones (the larger size where two set one variable); False when a
+    message came in meanwhile."""
     waiting = r.lrange(keys.conversation_inbox(conversation_key), 0, -1)
     sizes: dict[str, int] = {}
-    for entry in waiting:
-        sizes.update(data_sizes(json.loads(entry)))
+    for entry in [*parked, *waiting]:
+        for key, size in data_sizes(json.loads(entry)).items():
+            sizes[key] = max(size, sizes.get(key, 0))
     answer = scripts.run(
         r,
         "data_sizes_reset",

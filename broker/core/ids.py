@@ -79,6 +79,10 @@ def dead_turn_id(conversation_key_: str) -> str:
     return f"{_DEAD_TURN_PREFIX}{conversation_key_}{random_hex(8)}"
 
 
+def is_dead_turn_of(dead_turn_id_: str, conversation_key_: str) -> bool:
+    return dead_turn_id_.startswith(_DEAD_TURN_PREFIX + conversation_key_)
+
+
 def conversation_of_dead_turn(dead_turn_id_: str) -> str:
     if not dead_turn_id_.startswith(_DEAD_TURN_PREFIX) or len(dead_turn_id_) != 42:
         raise NotFound(f"no dead letter of turns {dead_turn_id_!r}")

@@ -144,7 +144,7 @@ def test_dead_letters_through_the_cli(api: Api, make_receiver: ReceiverFactory) 
     wait_delivered(broken, 3, "the replays")
     assert {hit.webhook_id for hit in broken.delivered()} == set(first)
 
-    by_id = cli("replay", later[0], "msg_nope")
+    by_id = cli("replay", later[0], "msg_nope", later[0])  # an id given twice counts once
     assert by_id.stdout.strip() == "1 of 2 deliveries queued again"
     assert "no delivery 'msg_nope'" in by_id.stderr and by_id.returncode == 1
     wait_delivered(broken, 4, "the replay by id")

@@ -230,6 +230,24 @@ def test_forgetting_the_variables_still_counts_what_waiting_messages_set(
     assert {k: variables[k] for k in "abc"} == {"a": 2, "b": 1, "c": 1}
 
 
+def test_forgetting_the_variables_still_counts_what_parked_messages_set(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    r, sender = fake_redis, RecordingSender()
+    settings = settings.with_changes(conversation_data_keys=3, conversation_data_bytes=100)
+    channel = new_channel(r, settings)
+    assert user_says(r, settings, sender, channel, "hi").queued
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    turns.run_pending(r, settings, sender, key)
+    assert user_says(r, settings, sender, channel, "hi", sessionData={"a": 1, "b": 2}).queued
+    park_head(r, settings, key, RuntimeError("the bot failed"))  # a replay brings it back
+    conversation = conversation_store.find(r, channel.bot_id, "LIVE", "u1")
+    conversation_store.forget_variables(r, settings, sender, conversation)
+    assert user_says(r, settings, sender, channel, "hi", sessionData={"c": 1}).queued
+    with pytest.raises(ValidationFailed, match="4 keys"):
+        user_says(r, settings, sender, channel, "hi", sessionData={"d": 1})
+
+
 def test_a_bot_that_is_gone_is_not_found(fake_redis: Redis) -> None:
     with pytest.raises(NotFound):
         bot_removal.remove_bot(fake_redis, "bot_none")
