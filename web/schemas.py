@@ -4,7 +4,6 @@ requests and describe them in /openapi.json."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,6 +16,7 @@ from pydantic import (
     StrictStr,
 )
 
+from broker.bots.bot import one_line
 from broker.bots.templates import TEMPLATES
 from broker.conversations.conversation_store import SCAN_LIMIT
 from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
@@ -73,21 +73,11 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-#: Control characters (Unicode's Cc) and the line and paragraph separators.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _one_line(name: str) -> str:
-    if _CONTROL.search(name):
-        raise ValueError("a name holds no control characters or line breaks")
-    return name
-
-
 #: A bot's name: one line of text, as listings show one bot a line (`switchboard bots list`).
 BotName = Annotated[
     StrictStr,
     Field(min_length=1, max_length=200, description="One line: no control characters."),
-    AfterValidator(_one_line),
+    AfterValidator(one_line),
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from broker.bots.bot import one_line
 from broker.bots.botmessages import BotMessage, chosen_by
 from broker.bots.definition_v1 import Route
 
@@ -358,7 +360,10 @@ class Definition(_Model):
     model_config = ConfigDict(title="Switchboard bot definition, version 2")
 
     version: Literal[2]
-    name: StrictStr | None = Field(default=None, max_length=200)
+    #: The bot's name when the definition makes one (`switchboard bot push`).
+    name: Annotated[StrictStr, AfterValidator(one_line)] | None = Field(
+        default=None, max_length=200
+    )
     description: StrictStr | None = Field(default=None, max_length=2000)
     language: Locale | None = Field(
         default=None, description="The language of messages when the user's has no variant."

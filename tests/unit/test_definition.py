@@ -118,6 +118,14 @@ TWENTY_MISTAKES: dict[str, Any] = {
 }
 
 
+@pytest.mark.parametrize("name", ["a\tb", "a\nb", "\x01", "a\u2028b"])
+def test_a_definition_s_name_is_one_line_as_a_bot_s_is(name: str) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        definition.validate(v2(name=name))
+    assert raised.value.field == "definition.name"
+    assert definition.validate(v2(name="Pizza bot"))["name"] == "Pizza bot"
+
+
 def test_a_definition_with_twenty_mistakes_gets_twenty_precise_faults() -> None:
     assert faults_of(TWENTY_MISTAKES) == [
         "intents.order.examples: List should have at least 1 item after validation, not 0",
