@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -100,6 +101,14 @@ def _profile(services: dict[str, Any], profile: str) -> dict[str, Any]:
     return {name: s for name, s in services.items() if profile in s.get("profiles", [])}
 
 
+def _as_compose_sets(env: dict[str, str]) -> dict[str, str]:
+    """The environment as Compose sets it when no variable of the host is given:
+    `${NAME:-default}` is the default."""
+    return {
+        name: re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(value)) for name, value in env.items()
+    }
+
+
 def test_the_cluster_profile_runs_switchboard_on_a_redis_cluster_and_rabbitmq() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     cluster = _profile(services, "cluster")
@@ -109,11 +118,15 @@ def test_the_cluster_profile_runs_switchboard_on_a_redis_cluster_and_rabbitmq() 
         running = [name for name in cluster if name.startswith(f"{role}-c")]
         assert len(running) == 2, role
         for name in running:
-            env = cluster[name]["environment"]
+            env = _as_compose_sets(cluster[name]["environment"])
             settings = Settings.from_env(env)  # accepted as they are
             assert settings.redis_url.startswith("redis+cluster://")
             assert settings.broker_url.startswith("amqp://")
             assert "redis" not in cluster[name].get("depends_on", {})
+            if role == "web":  # the proxy's own address: its X-Forwarded-For names the client
+                proxy = cluster["proxy"]["networks"]["cluster"]["ipv4_address"]
+                trusted = settings.trusted_proxies
+                assert trusted == (ipaddress.ip_network(_as_compose_sets({"p": proxy})["p"]),)
     assert (ROOT / "deploy/haproxy/switchboard.cfg").exists()
 
 
