@@ -100,6 +100,10 @@ def switchboard_run(own_redis: OwnRedis, log: Path, **settings: str) -> Iterator
             process.wait(timeout=60)
 
 
+def _until_logged(log: Path, text: str, what: str) -> None:
+    wait_until(lambda: text in log.read_text(errors="replace"), what=what)
+
+
 def _ready(api: Api) -> bool:
     try:
         return api.get("/readyz").status_code == 200
@@ -203,10 +207,7 @@ def test_a_queue_whose_answer_came_while_redis_was_down_goes_on_once_redis_is_ba
         assert api.send(channel, "ann", "slow").status_code == 202
         wait_until(lambda: receiver.arrived, what="the first attempt")
         own_redis.stop()
-        wait_until(
-            lambda: "left for now" in log.read_text(errors="replace"),
-            what="the worker to find Redis gone when the answer came",
-        )
+        _until_logged(log, "left for now", "the worker to find Redis gone at the answer")
         own_redis.start()
         delivered = wait_until(
             lambda: [hit for hit in receiver.delivered() if hit.try_number == 2],
@@ -243,10 +244,7 @@ def test_a_turn_that_redis_failed_under_runs_again_once_redis_is_back(
         wait_until(lambda: slow_api.arrived, what="the bot's API call")
         own_redis.stop()
         answer.set()
-        wait_until(
-            lambda: "Redis failed under a batch" in log.read_text(errors="replace"),
-            what="the turn to find Redis gone",
-        )
+        _until_logged(log, "Redis failed under a batch", "the turn to find Redis gone")
         own_redis.start()
         delivered = wait_until(
             receiver.delivered, timeout=15, what="the reply, well before the claim runs out"

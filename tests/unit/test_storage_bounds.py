@@ -9,6 +9,7 @@ import pytest
 from broker import bot_removal
 from broker.bots import bot_store
 from broker.channels import channel_store
+from broker.channels.channel import Channel
 from broker.conversations import conversation_store, dead_turns, turns
 from broker.conversations import scheduler as conversation_scheduler
 from broker.core import clock, ids, keys
@@ -208,15 +209,21 @@ def test_session_data_is_limited_per_conversation(fake_redis: Redis, settings: S
     assert user_says(r, settings, sender, channel, "hi", sessionData={"d": 1, "e": 2}).queued
 
 
+def _answered_once(r: Redis, settings: Settings, sender: RecordingSender) -> tuple[Channel, str]:
+    """A channel whose conversation u1 had its first turn; the channel and u1's key."""
+    channel = new_channel(r, settings)
+    assert user_says(r, settings, sender, channel, "hi").queued
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    turns.run_pending(r, settings, sender, key)
+    return channel, key
+
+
 def test_forgetting_the_variables_still_counts_what_waiting_messages_set(
     fake_redis: Redis, settings: Settings
 ) -> None:
     r, sender = fake_redis, RecordingSender()
     settings = settings.with_changes(conversation_data_keys=3, conversation_data_bytes=100)
-    channel = new_channel(r, settings)
-    assert user_says(r, settings, sender, channel, "hi").queued
-    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
-    turns.run_pending(r, settings, sender, key)
+    channel, key = _answered_once(r, settings, sender)
     # Acknowledged, waiting for their turn: they set a, b and c when it comes.
     for name in ("a", "b", "c"):
         assert user_says(r, settings, sender, channel, "hi", sessionData={name: 1}).queued
@@ -235,10 +242,7 @@ def test_forgetting_the_variables_still_counts_what_parked_messages_set(
 ) -> None:
     r, sender = fake_redis, RecordingSender()
     settings = settings.with_changes(conversation_data_keys=3, conversation_data_bytes=100)
-    channel = new_channel(r, settings)
-    assert user_says(r, settings, sender, channel, "hi").queued
-    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
-    turns.run_pending(r, settings, sender, key)
+    channel, key = _answered_once(r, settings, sender)
     assert user_says(r, settings, sender, channel, "hi", sessionData={"a": 1, "b": 2}).queued
     park_head(r, settings, key, RuntimeError("the bot failed"))  # a replay brings it back
     conversation = conversation_store.find(r, channel.bot_id, "LIVE", "u1")
