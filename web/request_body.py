@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 
+from broker.bots.faults import DefinitionInvalid, Fault
 from broker.core import strict_json
 from broker.core.errors import BadRequest, SwitchboardError, ValidationFailed
 from broker.core.validation import parse
@@ -47,6 +48,9 @@ def json_document(raw: bytes, content_type: str | None, *, unique_keys: bool = F
     except strict_json.InvalidText as exc:
         raise ValidationFailed(str(exc), field=exc.field) from None
     except strict_json.KeyTwice as exc:
+        if exc.field == "definition" or exc.field.startswith(("definition.", "definition[")):
+            # As every other fault of a definition: listed in `errors` too.
+            raise DefinitionInvalid([Fault(exc.field, "is given twice")]) from None
         raise ValidationFailed("is given twice", field=exc.field) from None
     except strict_json.TooDeep as exc:
         raise BadRequest(f"the body is nested too deeply: {exc}") from None

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 from broker.core import defaults
 from broker.core.connection import CLUSTER_SCHEMES, SENTINEL_SCHEMES, is_cluster
@@ -44,6 +45,18 @@ _AT_LEAST_ONE = (
     "turn_attempts",
     "circuit_threshold",
     "max_body_bytes",
+)
+
+#: Seconds that must be more than 0: a lease or a time limit of 0 would end every claim or
+#: attempt at once, an interval of 0 would spin, a retention of 0 would drop what it keeps.
+_MORE_THAN_ZERO = (
+    "claim_lease",
+    "scheduler_interval",
+    "connect_timeout",
+    "total_timeout",
+    "log_retention",
+    "dead_retention",
+    "conversation_ttl",
 )
 
 
@@ -178,6 +191,15 @@ class Settings:
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:
                 raise ConfigError(f"SWITCHBOARD_{name.upper()} must be 1 or more")
+        for name in _MORE_THAN_ZERO:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"SWITCHBOARD_{name.upper()} must be more than 0 seconds")
+        public = urlsplit(self.public_url)
+        if public.scheme not in ("http", "https") or not public.hostname:
+            raise ConfigError(
+                "SWITCHBOARD_PUBLIC_URL must be an http:// or https:// URL with a host, "
+                f"not {redact(self.public_url)!r}"
+            )
         if self.log_level.upper() not in LOG_LEVELS:
             raise ConfigError(f"SWITCHBOARD_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         object.__setattr__(self, "log_level", self.log_level.upper())

@@ -118,6 +118,7 @@ def test_a_definition_that_gives_a_key_twice_is_422_naming_it(web: WebApp) -> No
         "code": "validation_failed",
         "message": "is given twice",
         "field": "definition.states.a",
+        "errors": [{"field": "definition.states.a", "message": "is given twice"}],
     }
     bot = web.bot()
     draft = web.client.put(f"/v1/bots/{bot['id']}/draft", data=_twice(""), headers=headers)

@@ -136,6 +136,6 @@ def test_the_sentinel_profile_runs_switchboard_on_three_sentinels() -> None:
     assert {"redis-master", "redis-replica-1", "redis-replica-2"} <= sentinel.keys()
     assert {"sentinel-1", "sentinel-2", "sentinel-3"} <= sentinel.keys()
     for name in ("web-s", "worker-s", "scheduler-s"):
-        settings = Settings.from_env(sentinel[name]["environment"])
+        settings = Settings.from_env(_as_compose_sets(sentinel[name]["environment"]))
         assert settings.redis_url.startswith("redis+sentinel://")
         assert len(sentinel_hosts(settings.redis_url)) == 3

@@ -202,6 +202,31 @@ def test_a_count_that_would_leave_work_undone_must_be_1_or_more(name: str) -> No
     assert Settings.from_env({name: "1"})
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SWITCHBOARD_CLAIM_LEASE",
+        "SWITCHBOARD_SCHEDULER_INTERVAL",
+        "SWITCHBOARD_CONNECT_TIMEOUT",
+        "SWITCHBOARD_TOTAL_TIMEOUT",
+        "SWITCHBOARD_LOG_RETENTION",
+        "SWITCHBOARD_DEAD_RETENTION",
+        "SWITCHBOARD_CONVERSATION_TTL",
+    ],
+)
+def test_seconds_that_would_end_spin_or_drop_everything_must_be_more_than_0(name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: "0"})
+    assert caught.value.message == f"{name} must be more than 0 seconds"
+    assert Settings.from_env({name: "0.5"})
+
+
+@pytest.mark.parametrize("raw", ["notaurl", "ftp://sb.example", "http://", "https:///path"])
+def test_the_public_url_must_be_an_http_url_with_a_host(raw: str) -> None:
+    with pytest.raises(ConfigError, match="SWITCHBOARD_PUBLIC_URL must be an http"):
+        Settings.from_env({"SWITCHBOARD_PUBLIC_URL": raw})
+
+
 @pytest.mark.parametrize("raw", ["notaurl", "http://user:secret@broker/", "memory://"])
 def test_a_broker_url_that_is_neither_rabbitmq_nor_redis_is_a_config_error(raw: str) -> None:
     with pytest.raises(ConfigError) as caught:
