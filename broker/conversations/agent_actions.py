@@ -21,7 +21,7 @@ from broker.conversations import conversation_store, transcript
 from broker.conversations.conversation import Conversation
 from broker.conversations.handover import Handover, resumed_notice
 from broker.conversations.outbox import Outbox
-from broker.core import clock
+from broker.core import clock, keys
 from broker.core.connection import Redis
 from broker.core.errors import Conflict, NotFound, ValidationFailed
 from broker.core.sender import TaskSender
@@ -58,9 +58,12 @@ def act(
             outbox.send(channel, render_message(message, meta.memory.variables), actor="agent")
         if messages:
             handover.agent_acted(now)
+        waiting = r.llen(keys.conversation_inbox(conversation.key)) if resume else 0
         if resume:
             if meta.handover.paused:
                 outbox.note(transcript.item("bot", now, resumed_notice("agent")))
+                # What came while the agent had it, and waits still, is the agent's.
+                meta.handover.agent_messages = waiting
             handover.resume()
             if engine is not None and go_to is not None:
                 turn = engine.go_to(meta.memory, go_to, can_offload=False)
@@ -80,6 +83,10 @@ def act(
         )
         fanout.commit_turn(r, settings, sender, commit, lock.token)
         handover.changes.write_removes(r)
+        if waiting:
+            # Those that waited for an offload's answer, which no signal brings now, and the
+            # agent's: `locked` wakes their turn on the way out.
+            conversation_store.make_turns_pending(r, settings, [conversation.key])
     conversation_store.touch(r, conversation, now)
     return {
         "botId": conversation.bot_id,

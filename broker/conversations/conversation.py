@@ -69,6 +69,9 @@ class HandoverState:
     offload_pending_at: float = 0.0
     #: When the agent last acted, or the bot was paused: auto-resume counts from here.
     agent_active_at: float = 0.0
+    #: Messages that came while an agent had the conversation and still waited in its inbox
+    #: when the bot got it back: the agent's, kept but not answered by the bot.
+    agent_messages: int = 0
 
 
 @dataclass
@@ -105,6 +108,7 @@ class ConversationMeta:
                 offload_pending=raw.get(OFFLOAD_PENDING_FIELD, ""),
                 offload_pending_at=float(raw.get("offloadPendingAt") or 0),
                 agent_active_at=float(raw.get("agentActiveAt") or 0),
+                agent_messages=int(raw.get("agentMessages") or 0),
             ),
             last_activity_at=float(raw.get("lastActivityAt") or 0),
             failures=int(raw.get("turnFailures") or 0),
@@ -126,6 +130,7 @@ class ConversationMeta:
             OFFLOAD_PENDING_FIELD: handover.offload_pending,
             "offloadPendingAt": repr(handover.offload_pending_at),
             "agentActiveAt": repr(handover.agent_active_at),
+            "agentMessages": handover.agent_messages,
             **{f"{_COUNTER}{channel_id}": count for channel_id, count in self.counters.items()},
         }
 

@@ -6,7 +6,7 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple, get_args
 
@@ -20,8 +20,8 @@ from broker.conversations.conversation import (
 )
 from broker.conversations.handover import TIMER_NAMES, timer_member
 from broker.conversations.ingress import data_sizes
-from broker.core import clock, ids, keys, scripts
-from broker.core.connection import Redis, index_shards
+from broker.core import clock, ids, keys, schedules, scripts
+from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.errors import AmbiguousConversation, Conflict, NotFound
 from broker.core.locks import Lock
 from broker.core.sender import TaskSender
@@ -322,6 +322,41 @@ def _count_waiting_data(
         ],
     )
     return bool(answer)
+
+
+def make_turns_pending(r: Redis, settings: Settings, conversation_keys: Sequence[str]) -> list[str]:
+    """Make a bot turn pending for each conversation, on the turn schedule and flagged, as
+    the ingress does for a message; the conversations that had none pending, whose turn the
+    caller wakes (`TaskSender.bot_turn`)."""
+    if not conversation_keys:
+        return []
+    at = clock.now() + settings.claim_lease
+    ttl = math.ceil(settings.conversation_ttl)
+
+    def schedule(pipe: Pipeline) -> None:
+        for key in conversation_keys:
+            schedules.add_turn(pipe, key, at)
+
+    def flag(pipe: Pipeline) -> None:
+        for key in conversation_keys:
+            pipe.set(keys.conversation_pending(key), "1", nx=True, ex=ttl)
+
+    # The schedule first (not in the conversations' slots), as the ingress does.
+    flagged = scripts.execute_in_order(r, schedule, flag)[-len(conversation_keys) :]
+    return [key for key, was_set in zip(conversation_keys, flagged, strict=True) if was_set]
+
+
+def give_paused_back(r: Redis, settings: Settings, sender: TaskSender, bot_id: str) -> None:
+    """The bot's offloading integration is gone: no agent can answer its paused
+    conversations, so each one's bot turn runs and gives it back to the bot."""
+    for version in get_args(Version):
+        members = r.zrange(keys.bot_paused(bot_id, version), 0, -1)
+        paused = [
+            ids.conversation_key(bot_id, version, *split_index_member(member)) for member in members
+        ]
+        for start in range(0, len(paused), _CHUNK):
+            for key in make_turns_pending(r, settings, paused[start : start + _CHUNK]):
+                sender.bot_turn(key)
 
 
 def remove_all(r: Redis, bot_id: str, version: Version) -> None:

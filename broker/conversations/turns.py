@@ -332,6 +332,7 @@ class _Batch:
             self._offloading_endpoint(conversation.bot_id),
             self._channel,
         )
+        turn.give_back_if_no_agent()
         for signal in work.signals:
             turn.settle(json.loads(signal))
         used = 0
@@ -492,24 +493,33 @@ class _BotTurn:
             notice = resumed_notice("timeout", self.settings.resume_after)
             self.outbox.note(transcript.item("bot", now, notice))
 
+    def give_back_if_no_agent(self) -> None:
+        """The bot's offloading integration was removed: no agent can answer any more, so a
+        conversation an agent had is the bot's again, and so are its waiting messages."""
+        handover = self.meta.handover
+        if (handover.paused or handover.agent_messages) and not self.outbox.can_offload:
+            log.info(
+                "session %s: no offloading integration, the bot answers again",
+                self.meta.conversation.key,
+            )
+            self.handover.resume()
+            handover.agent_messages = 0
+
     def take(self, message: dict[str, Any]) -> None:
         """One user message: answered by the bot, or only kept while an agent has the
         conversation (it still reaches the offloading webhook)."""
         self.outbox.received_at = message["receivedAt"]
         user_item = transcript.user_message(message, self.meta.conversation.bot_id)
         self.outbox.note(transcript.item("user", message["receivedAt"], user_item))
-        if self.meta.handover.paused and not self.outbox.can_offload:
-            # The bot's offloading integration was removed: no agent can answer any more.
-            log.info(
-                "session %s: no offloading integration, the bot answers again",
-                self.meta.conversation.key,
+        handover = self.meta.handover
+        if handover.agent_messages:
+            handover.agent_messages -= 1  # it came while the agent had the conversation
+        elif self.engine is not None and not handover.paused:
+            self._apply(
+                self.engine.step(self.meta.memory, message, can_offload=self.outbox.can_offload)
             )
-            self.handover.resume()
-        if self.engine is None or self.meta.handover.paused:
-            self.meta.memory = absorb(self.meta.memory, message)
             return
-        turn = self.engine.step(self.meta.memory, message, can_offload=self.outbox.can_offload)
-        self._apply(turn)
+        self.meta.memory = absorb(self.meta.memory, message)
 
     def _apply(self, turn: Turn) -> None:
         self.meta.memory = turn.memory

@@ -383,6 +383,51 @@ def test_with_its_offloading_integration_removed_the_bot_answers_again(desk: Des
     assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), desk.member) is None
 
 
+def test_removing_the_integration_gives_paused_conversations_back_at_once(desk: Desk) -> None:
+    _paused(desk)
+    offloading.remove(desk.r, desk.bot_id)
+    woken = len(desk.sender.turns)
+    conversation_store.give_paused_back(desk.r, desk.settings, desk.sender, desk.bot_id)
+    assert desk.sender.turns[woken:] == [desk.conversation_key]
+
+    desk.turn()  # the turn it woke, with no message: the bot has the conversation back
+    assert not desk.meta().handover.paused
+    assert desk.r.zscore(keys.bot_paused(desk.bot_id, "LIVE"), desk.member) is None
+    # An integration configured again finds it the bot's.
+    offloading.configure(desk.r, desk.settings, desk.bot_id, "http://127.0.0.1:9/desk", "vt")
+    desk.say("hello again")
+    desk.turn()
+    assert desk.texts()[-1] == "You said: hello again"
+
+
+def test_messages_that_waited_for_the_offload_are_answered_after_a_hand_back(desk: Desk) -> None:
+    desk.say("human")
+    desk.turn()
+    desk.say("k1")  # waits for the offload's answer
+    desk.turn()
+    conversation = conversation_store.find(desk.r, desk.bot_id, "LIVE", "u1")
+    woken = len(desk.sender.turns)
+    agent_actions.act(desk.r, desk.settings, desk.sender, conversation, messages=[], resume=True)
+    # Woken: the offload's answer, which would have woken it, will not come now.
+    assert desk.sender.turns[woken:] == [desk.conversation_key]
+    desk.turn()
+    assert desk.texts()[-1] == "You said: k1"
+
+
+def test_messages_that_came_while_paused_stay_the_agent_s_after_a_hand_back(desk: Desk) -> None:
+    conversation = _paused(desk)
+    desk.say("for the agent")  # acknowledged while paused; its turn has not run yet
+    agent_actions.act(desk.r, desk.settings, desk.sender, conversation, messages=[], resume=True)
+    desk.say("for the bot")
+    desk.turn()
+
+    assert desk.texts()[-1] == "You said: for the bot"
+    assert "You said: for the agent" not in desk.texts()
+    messages = [event for event in desk.events() if event["kind"] == "messages"]
+    users = [text for event in messages for text in _users(event)]
+    assert users[-2:] == ["for the agent", "for the bot"]  # the desk sees both
+
+
 def test_a_silent_agent_hands_back_by_itself(desk: Desk) -> None:
     desk.settings = desk.settings.with_changes(resume_after=0.0)
     _paused(desk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from broker.conversations import conversation_store
 from broker.core.validation import parse
 from broker.delivery import offloading
 from web.apidoc import documented
@@ -47,5 +48,7 @@ def get_offloading(bot_id: str) -> Response:
     "Remove the offloading integration", auth="admin", answers={204: None}, tags=["offloading"]
 )
 def delete_offloading(bot_id: str) -> tuple[str, int]:
-    offloading.remove(services().redis, bot_id)
+    s = services()
+    offloading.remove(s.redis, bot_id)
+    conversation_store.give_paused_back(s.redis, s.settings, s.sender, bot_id)
     return "", 204
