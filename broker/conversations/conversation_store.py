@@ -18,7 +18,7 @@ from broker.conversations.conversation import (
     index_member,
     split_index_member,
 )
-from broker.conversations.handover import TIMER_NAMES, timer_member
+from broker.conversations.handover import TIMER_NAMES, Handover, timer_member
 from broker.conversations.ingress import data_sizes
 from broker.core import clock, ids, keys, schedules, scripts
 from broker.core.connection import Pipeline, Redis, index_shards
@@ -348,15 +348,33 @@ def make_turns_pending(r: Redis, settings: Settings, conversation_keys: Sequence
 
 def give_paused_back(r: Redis, settings: Settings, sender: TaskSender, bot_id: str) -> None:
     """The bot's offloading integration is gone: no agent can answer its paused
-    conversations, so each one's bot turn runs and gives it back to the bot."""
+    conversations, so each is the bot's again now, under its lock (a turn that ran later
+    could find an integration configured again meanwhile), and its waiting messages' turn
+    is woken. One that a turn holds too long is left to that turn, which gives it back."""
     for version in get_args(Version):
-        members = r.zrange(keys.bot_paused(bot_id, version), 0, -1)
-        paused = [
-            ids.conversation_key(bot_id, version, *split_index_member(member)) for member in members
-        ]
-        for start in range(0, len(paused), _CHUNK):
-            for key in make_turns_pending(r, settings, paused[start : start + _CHUNK]):
-                sender.bot_turn(key)
+        for member in r.zrange(keys.bot_paused(bot_id, version), 0, -1):
+            conversation = Conversation.of(bot_id, version, *split_index_member(member))
+            try:
+                _give_back(r, settings, sender, conversation)
+            except NotFound:
+                r.zrem(keys.bot_paused(bot_id, version), member)  # deleted meanwhile
+            except Conflict:
+                for key in make_turns_pending(r, settings, [conversation.key]):
+                    sender.bot_turn(key)
+
+
+def _give_back(
+    r: Redis, settings: Settings, sender: TaskSender, conversation: Conversation
+) -> None:
+    with locked(r, settings, sender, conversation) as (meta, _):
+        handover = Handover(settings, conversation, meta.handover)
+        handover.resume()
+        meta.handover.agent_messages = 0
+        r.hset(keys.conversation_meta(conversation.key), mapping=meta.turn_fields())
+        handover.changes.write_adds(r)
+        handover.changes.write_removes(r)
+        if r.llen(keys.conversation_inbox(conversation.key)):
+            make_turns_pending(r, settings, [conversation.key])  # `locked` wakes it
 
 
 def remove_all(r: Redis, bot_id: str, version: Version) -> None:
