@@ -18,9 +18,14 @@ from broker.core.redaction import redact
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: The largest number a setting takes (about 31 years in seconds): Redis refuses times to
+#: live far past it, which would fail every message rather than the start.
+_LARGEST = 1_000_000_000
+
+
 def _seconds(text: str) -> float:
     number = float(text)
-    if not (math.isfinite(number) and number >= 0):
+    if not (math.isfinite(number) and 0 <= number <= _LARGEST):
         raise ValueError(text)
     return number
 
@@ -60,6 +65,22 @@ _MORE_THAN_ZERO = (
 )
 
 
+def _base_url(text: str) -> bool:
+    """An http(s) URL with a host and a port that is one, and nothing that could not go
+    before a path: no credentials, query or fragment, no spaces around it."""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 (it raises for a port that is not a number from 0 to 65535)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not (parts.username or parts.password or parts.query or parts.fragment)
+        and text == text.strip()
+    )
+
+
 def _count(text: str) -> int:
     number = int(text)
     if number < 0:
@@ -96,7 +117,7 @@ def _flag(text: str) -> bool:
 _PARSERS: dict[object, tuple[Callable[[str], object], str]] = {
     str: (str, "text"),
     bool: (_flag, "1 or 0 (true or false, on or off, yes or no)"),
-    float: (_seconds, "a number of 0 or more"),
+    float: (_seconds, f"a number from 0 to {_LARGEST}"),
     int: (_count, "a whole number of 0 or more"),
     tuple[float, ...]: (
         parse_schedule,
@@ -194,10 +215,10 @@ class Settings:
         for name in _MORE_THAN_ZERO:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"SWITCHBOARD_{name.upper()} must be more than 0 seconds")
-        public = urlsplit(self.public_url)
-        if public.scheme not in ("http", "https") or not public.hostname:
+        if not _base_url(self.public_url):
             raise ConfigError(
-                "SWITCHBOARD_PUBLIC_URL must be an http:// or https:// URL with a host, "
+                "SWITCHBOARD_PUBLIC_URL must be an http:// or https:// URL with a host and no "
+                "credentials, query or fragment, "
                 f"not {redact(self.public_url)!r}"
             )
         if self.log_level.upper() not in LOG_LEVELS:

@@ -165,12 +165,12 @@ def test_with_changes_gives_a_copy_with_those_changes() -> None:
         settings.with_changes(no_such_setting=1)
 
 
-@pytest.mark.parametrize("raw", ["soon", "-1", "nan", "inf", "1,5"])
+@pytest.mark.parametrize("raw", ["soon", "-1", "nan", "inf", "1,5", "1e300"])
 @pytest.mark.parametrize("name", NUMBERS)
 def test_a_number_that_is_not_one_of_0_or_more_is_a_config_error(name: str, raw: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({name: raw})
-    assert caught.value.message == f"{name} must be a number of 0 or more, not {raw!r}"
+    assert caught.value.message == f"{name} must be a number from 0 to 1000000000, not {raw!r}"
 
 
 @pytest.mark.parametrize("raw", ["many", "-1", "2.5", "1e3"])
@@ -221,7 +221,21 @@ def test_seconds_that_would_end_spin_or_drop_everything_must_be_more_than_0(name
     assert Settings.from_env({name: "0.5"})
 
 
-@pytest.mark.parametrize("raw", ["notaurl", "ftp://sb.example", "http://", "https:///path"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "notaurl",
+        "ftp://sb.example",
+        "http://",
+        "https:///path",
+        "http://sb.example:99999",
+        "http://sb.example:abc",
+        "http://user:pw@sb.example",
+        "http://sb.example/?x=1",
+        "http://sb.example/#f",
+        " http://sb.example",
+    ],
+)
 def test_the_public_url_must_be_an_http_url_with_a_host(raw: str) -> None:
     with pytest.raises(ConfigError, match="SWITCHBOARD_PUBLIC_URL must be an http"):
         Settings.from_env({"SWITCHBOARD_PUBLIC_URL": raw})
