@@ -55,7 +55,7 @@ def start(process: Process, runners: int) -> Runners:
     return started
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Held:
     """A batch whose turns Redis failed under: its conversations, held with `token`, to be
     handed back (`turns.hand_back`) once Redis answers, until `until` (when their claims
@@ -63,7 +63,7 @@ class _Held:
 
     conversation_keys: list[str]
     token: str
-    until: float = 0.0
+    until: float
 
 
 def _run(process: Process, stop: threading.Event) -> None:
@@ -81,28 +81,31 @@ def _run(process: Process, stop: threading.Event) -> None:
                 while runner_lock.holding() and not stop.is_set():
                     taken = _take(r)
                     if taken:
-                        held = _Held(taken, ids.random_hex(8))
-                        turns.run_batch(
-                            r,
-                            process.settings,
-                            process.sender,
-                            taken,
-                            actions=process.actions,
-                            hand_off=process.deliveries.offer_claimed,
-                            token=held.token,
-                        )
-                        held = None
+                        token = ids.random_hex(8)
+                        try:
+                            turns.run_batch(
+                                r,
+                                process.settings,
+                                process.sender,
+                                taken,
+                                actions=process.actions,
+                                hand_off=process.deliveries.offer_claimed,
+                                token=token,
+                            )
+                        except REDIS_TROUBLE:
+                            until = time.monotonic() + process.settings.claim_lease
+                            held = _Held(taken, token, until)
+                            raise
         except REDIS_TROUBLE as exc:
-            if held is not None and not held.until:
-                held.until = time.monotonic() + process.settings.claim_lease
+            if held is None:
+                log.warning("turn runner: Redis failed, trying again: %s", exc)
+            else:
                 log.warning(
                     "turn runner: Redis failed under a batch of %d conversation(s), handed "
                     "back once it answers: %s",
                     len(held.conversation_keys),
                     exc,
                 )
-            else:
-                log.warning("turn runner: Redis failed, trying again: %s", exc)
             stop.wait(1.0)
         except Exception:
             held = None

@@ -33,13 +33,10 @@ class _Loader(yaml.SafeLoader):
         # Its own keys: those a merge (`<<: *base`) brings may be given again.
         own = [key for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]
         data.update(self.construct_mapping(node))
-        seen: set[Any] = set()
-        for key_node in own:
-            key = self.construct_object(key_node)  # built already: this reads it
-            if key in seen:
-                self.twice[id(data)] = str(key)
-                return
-            seen.add(key)
+        # Built already: construct_object reads each key.
+        repeated = strict_json.first_twice(self.construct_object(key) for key in own)
+        if repeated is not None:
+            self.twice[id(data)] = repeated
 
 
 _BOOL = "tag:yaml.org,2002:bool"

@@ -13,7 +13,7 @@ from typing import Any
 
 from broker.bots.botmessages import with_wire_defaults
 from broker.bots.payloads import encode_payload
-from broker.bots.variables import lookup
+from broker.bots.variables import compact_json, lookup, text_size
 from broker.core.defaults import ANSWER_MAX_BYTES
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
@@ -36,13 +36,13 @@ class Room:
         self.left = limit
 
     def take(self, text: str) -> None:
-        self.left -= _size(text)
+        self.left -= text_size(text)
         if self.left < 0:
             raise TooLarge(f"{self.what} is over its limit of {self.limit} bytes")
 
     def swap(self, given_back: str, text: str) -> None:
         """`text` in place of `given_back`, which was taken."""
-        self.left += _size(given_back)
+        self.left += text_size(given_back)
         self.take(text)
 
     def take_value(self, value: Any) -> None:
@@ -50,12 +50,7 @@ class Room:
         if isinstance(value, str):
             self.take(value)
         elif value is not None:
-            self.take(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
-
-
-def _size(text: str) -> int:
-    """Its bytes in UTF-8."""
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            self.take(compact_json(value))
 
 
 def answer_room() -> Room:

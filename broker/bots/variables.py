@@ -7,9 +7,20 @@ reads into them too.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 _MISSING = object()
+
+
+def text_size(text: str) -> int:
+    """Its bytes as UTF-8, as the limits on variables count them."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def compact_json(value: Any) -> str:
+    """A value as compact JSON (UTF-8, no spaces), as the limits on variables count it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def lookup(variables: dict[str, Any], name: str, default: Any = None) -> Any:

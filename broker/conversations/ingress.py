@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from broker.auth import throttle
+from broker.bots.variables import compact_json, text_size
 from broker.channels.channel import Channel
 from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys, logs, schedules, scripts
@@ -186,15 +187,7 @@ def data_sizes(message: dict[str, Any]) -> dict[str, int]:
     compact UTF-8 JSON, from `sessionData` and a postback's `sessionDataToSet`."""
     given = dict(message.get("sessionData") or {})
     given.update({item["key"]: item["value"] for item in message.get("sessionDataToSet") or []})
-    return {key: _utf8_size(key) + _utf8_size(_compact(value)) for key, value in given.items()}
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _utf8_size(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+    return {key: text_size(key) + text_size(compact_json(value)) for key, value in given.items()}
 
 
 def _checked_data_sizes(settings: Settings, message: dict[str, Any]) -> dict[str, int]:

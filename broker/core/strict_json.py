@@ -110,20 +110,22 @@ def _noting_twice(twice: dict[int, str]) -> Callable[[list[tuple[str, Any]]], di
 
     def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         made = dict(pairs)
-        if len(made) < len(pairs):
-            twice[id(made)] = _first_twice(key for key, _ in pairs)
+        repeated = first_twice(key for key, _ in pairs)
+        if repeated is not None:
+            twice[id(made)] = repeated
         return made
 
     return build
 
 
-def _first_twice(keys: Iterable[str]) -> str:
-    seen: set[str] = set()
+def first_twice(keys: Iterable[Any]) -> str | None:
+    """The first of `keys` given a second time, as text; None when none is."""
+    seen: set[Any] = set()
     for key in keys:
         if key in seen:
-            return key
+            return str(key)
         seen.add(key)
-    raise ValueError("no key is given twice")
+    return None
 
 
 def _constant(name: str) -> Any:

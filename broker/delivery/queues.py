@@ -110,11 +110,9 @@ async def hand_back(d: Deliverer, ref: str, token: str) -> None:
     it out at its next pass: after Redis failed under its worker, the claim would otherwise
     hold it until it runs out. Another claim's lock is left alone; an entry on `sb:due`
     for a queue that someone else has, or that holds nothing, costs the scheduler a look."""
-    conversation_key, endpoint_id = split_ref(ref)
-    await d.redis.script("lock_release", [keys.fifo_lock(conversation_key, endpoint_id)], [token])
-    await d.redis.call(
-        "ZADD", keys.due(ref, d.redis.index_shards), clock.now(), due_member(ref, token)
-    )
+    work = _QueueWork(d, ref, *split_ref(ref), token)
+    await work.release()
+    await d.redis.call("ZADD", keys.due(ref, d.redis.index_shards), clock.now(), work.member)
 
 
 class _QueueWork:

@@ -94,15 +94,10 @@ def in_order_made(r: Redis, delivery_ids: Sequence[str]) -> list[str]:
     for start in range(0, len(delivery_ids), _CHUNK):
         chunk = delivery_ids[start : start + _CHUNK]
         pipe = r.pipeline(transaction=False)
-        named = []
-        for delivery_id in chunk:
-            try:
-                conversation_key = ids.conversation_of_delivery(delivery_id)
-            except NotFound:
-                continue
+        named = [(d, key) for d, key in _conversations_of(chunk) if key]
+        for delivery_id, conversation_key in named:
             pipe.hget(keys.delivery(conversation_key, delivery_id), "createdAt")
-            named.append(delivery_id)
-        for delivery_id, created_at in zip(named, pipe.execute(), strict=True):
+        for (delivery_id, _), created_at in zip(named, pipe.execute(), strict=True):
             made[delivery_id] = float(created_at or 0)
     return sorted(delivery_ids, key=lambda delivery_id: made.get(delivery_id, 0.0))
 
@@ -181,12 +176,7 @@ def _queue_again(
 def _read(r: Redis, delivery_ids: Sequence[str]) -> list[_Found | None]:
     """Each delivery's endpoint and expiry, in one round trip; None for one that is not
     there (or whose id names no delivery)."""
-    named: list[tuple[str, str]] = []
-    for delivery_id in delivery_ids:
-        try:
-            named.append((delivery_id, ids.conversation_of_delivery(delivery_id)))
-        except NotFound:
-            named.append((delivery_id, ""))
+    named = _conversations_of(delivery_ids)
     pipe = r.pipeline(transaction=False)
     for delivery_id, conversation_key in named:
         if conversation_key:
@@ -200,6 +190,17 @@ def _read(r: Redis, delivery_ids: Sequence[str]) -> list[_Found | None]:
         whole = _Found(delivery_id, conversation_key, endpoint_id, float(expires_at or 0))
         found.append(whole if kind else None)
     return found
+
+
+def _conversations_of(delivery_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """Each id with the conversation whose delivery it names, "" for one that names none."""
+    named: list[tuple[str, str]] = []
+    for delivery_id in delivery_ids:
+        try:
+            named.append((delivery_id, ids.conversation_of_delivery(delivery_id)))
+        except NotFound:
+            named.append((delivery_id, ""))
+    return named
 
 
 def _existing_endpoints(r: Redis, endpoint_ids: set[str]) -> set[str]:
