@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, NamedTuple, get_args
 
 from broker.bots import bot_store
@@ -361,6 +362,45 @@ def give_paused_back(r: Redis, settings: Settings, sender: TaskSender, bot_id: s
             except Conflict:
                 for key in make_turns_pending(r, settings, [conversation.key]):
                     sender.bot_turn(key)
+
+
+def give_up_offloads(
+    r: Redis, settings: Settings, sender: TaskSender, delivery_ids: Sequence[str]
+) -> None:
+    """These offloads went with their endpoint, unanswered: each conversation is told now that
+    its offload failed, rather than when its offload timer fires."""
+    for delivery_id in delivery_ids:
+        failed = {
+            "kind": "delivery",
+            "deliveryId": delivery_id,
+            "delivered": False,
+            "error": "the offloading integration was removed",
+        }
+        give_signal(r, settings, sender, ids.conversation_of_delivery(delivery_id), failed)
+
+
+def give_signal(
+    r: Redis, settings: Settings, sender: TaskSender, conversation_key: str, signal: dict[str, Any]
+) -> None:
+    """Give a conversation a signal for its next bot turn, and wake the turn."""
+    due = clock.now() + settings.claim_lease
+    # On the schedule first (sb:turns is not in the conversation's hash slot): should we
+    # die before the wake-up, the scheduler runs the turn when this entry comes due.
+    _, wake = scripts.execute_in_order(
+        r,
+        partial(schedules.add_turn, conversation_key=conversation_key, at=due),
+        partial(_add_signal, conversation_key=conversation_key, signal=json.dumps(signal)),
+    )
+    if wake:
+        sender.bot_turn(conversation_key)
+
+
+def _add_signal(pipe: Pipeline, conversation_key: str, signal: str) -> None:
+    keys_of_signal = [
+        keys.conversation_signals(conversation_key),
+        keys.conversation_pending(conversation_key),
+    ]
+    scripts.add(pipe, "signal", keys_of_signal, [signal])
 
 
 def _give_back(

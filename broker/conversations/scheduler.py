@@ -4,13 +4,10 @@ and housekeeping of their indexes."""
 
 from __future__ import annotations
 
-import json
-from functools import partial
-
 from broker.conversations import conversation_store, dead_turns
 from broker.conversations.handover import split_timer
-from broker.core import clock, keys, schedules, scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core import keys, schedules
+from broker.core.connection import Redis
 from broker.core.defaults import SCHEDULER_BATCH
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -38,23 +35,6 @@ def fire_timers(r: Redis, settings: Settings, sender: TaskSender) -> int:
     members = schedules.claim(r, keys.TIMERS, settings.claim_lease, _PER_PASS)
     for member in members:
         conversation_key, name = split_timer(member)
-        signal = json.dumps({"kind": "timer", "name": name})
-        due = clock.now() + settings.claim_lease
-        # On the schedule first (sb:turns is not in the conversation's hash slot): should we
-        # die before the wake-up, the scheduler runs the turn when this entry comes due.
-        _, wake = scripts.execute_in_order(
-            r,
-            partial(schedules.add_turn, conversation_key=conversation_key, at=due),
-            partial(_add_signal, conversation_key=conversation_key, signal=signal),
-        )
-        if wake:
-            sender.bot_turn(conversation_key)
+        signal = {"kind": "timer", "name": name}
+        conversation_store.give_signal(r, settings, sender, conversation_key, signal)
     return len(members)
-
-
-def _add_signal(pipe: Pipeline, conversation_key: str, signal: str) -> None:
-    keys_of_signal = [
-        keys.conversation_signals(conversation_key),
-        keys.conversation_pending(conversation_key),
-    ]
-    scripts.add(pipe, "signal", keys_of_signal, [signal])

@@ -49,10 +49,11 @@ def load(r: Redis, endpoint_id: str) -> Endpoint:
     return Endpoint.from_redis(raw)
 
 
-def delete(r: Redis, endpoint_id: str) -> None:
+def delete(r: Redis, endpoint_id: str) -> list[str]:
     """Remove an endpoint with everything under it: its health, its parked queues, and its
     deliveries with their attempts. Resumable: should it be cut short, housekeeping
-    (`resume_removals`) finishes it."""
+    (`resume_removals`) finishes it. Returns the removed deliveries whose end a conversation
+    was still waiting for (an offload's answer), which no worker will now record."""
     r.sadd(keys.REMOVING_ENDPOINTS, endpoint_id)
     # The record first: workers then dead-letter what its queues still hold.
     # One DEL a key: a Redis Cluster's pipeline takes no DEL of several keys.
@@ -66,14 +67,16 @@ def delete(r: Redis, endpoint_id: str) -> None:
     pipe.zrem(keys.ENDPOINTS, endpoint_id)
     pipe.execute()
     announce_change(r, endpoint_id)
+    awaited: list[str] = []
     # Its dead letters are kept longer than its index of deliveries names them.
     for index in (keys.endpoint_deliveries(endpoint_id), keys.endpoint_dead(endpoint_id)):
         while chunk := r.zrange(index, 0, _REMOVAL_CHUNK - 1):
-            _remove_deliveries(r, chunk)
+            awaited += _remove_deliveries(r, chunk)
             r.zrem(index, *chunk)  # last: a cut-short pass finds them again
     _remove_parked_queues(r, endpoint_id)
     metrics.forget(r, endpoint_id)  # a channel's series are named by its id, its endpoint's
     r.srem(keys.REMOVING_ENDPOINTS, endpoint_id)
+    return awaited
 
 
 def _remove_parked_queues(r: Redis, endpoint_id: str) -> None:
@@ -90,17 +93,24 @@ def _remove_parked_queues(r: Redis, endpoint_id: str) -> None:
     r.delete(parked)
 
 
-def _remove_deliveries(r: Redis, delivery_ids: Sequence[str]) -> None:
+def _remove_deliveries(r: Redis, delivery_ids: Sequence[str]) -> list[str]:
+    """Remove these deliveries; returns those a conversation was waiting for the end of."""
     if not delivery_ids:
-        return
+        return []
     pipe = r.pipeline(transaction=False)
     for delivery_id in delivery_ids:
         conversation_key = ids.conversation_of_delivery(delivery_id)
+        pipe.hmget(keys.delivery(conversation_key, delivery_id), "notify", "status")
         pipe.delete(keys.delivery(conversation_key, delivery_id))
         pipe.delete(keys.delivery_attempts(conversation_key, delivery_id))
     pipe.zrem(keys.DELIVERIES, *delivery_ids)
     pipe.zrem(keys.DEAD, *delivery_ids)
-    pipe.execute()
+    read = pipe.execute()[: 3 * len(delivery_ids) : 3]
+    return [
+        delivery_id
+        for delivery_id, (notify, status) in zip(delivery_ids, read, strict=True)
+        if notify == "1" and status not in ("delivered", "dead")
+    ]
 
 
 def resume_removals(r: Redis) -> None:

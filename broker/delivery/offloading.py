@@ -172,11 +172,13 @@ def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
-def remove(r: Redis, bot_id: str) -> None:
+def remove(r: Redis, bot_id: str) -> list[str]:
+    """Remove the integration with its endpoint; returns the offloads whose answer was still
+    awaited (`endpoint_store.delete`)."""
     view(r, bot_id)
     r.delete(keys.bot_offloading(bot_id))
     generation.move_on(r)
-    endpoint_store.delete(r, endpoint_id(bot_id))
+    return endpoint_store.delete(r, endpoint_id(bot_id))
 
 
 def remove_if_any(r: Redis, bot_id: str) -> None:

@@ -398,6 +398,33 @@ def test_removing_the_integration_gives_paused_conversations_back_at_once(desk: 
     assert desk.texts()[-1] == "You said: hello again"
 
 
+def test_removing_the_integration_fails_an_offload_still_awaited_at_once(desk: Desk) -> None:
+    desk.say("human")
+    desk.turn()
+    desk.say("still there?")  # waits for the offload's answer
+    desk.turn()
+    woken = len(desk.sender.turns)
+
+    unanswered = offloading.remove(desk.r, desk.bot_id)
+    conversation_store.give_up_offloads(desk.r, desk.settings, desk.sender, unanswered)
+
+    assert unanswered == [desk.meta().handover.offload_pending]
+    assert desk.sender.turns[woken:] == [desk.conversation_key]  # not when its timer fires
+    desk.turn()
+    assert desk.texts()[-2:] == ["No agent is available right now.", "You said: still there?"]
+    assert not desk.meta().handover.offload_pending
+    assert desk.r.zscore(keys.TIMERS, f"{desk.conversation_key}|offload") is None
+
+
+def test_removing_the_integration_gives_up_only_offloads_still_awaited(desk: Desk) -> None:
+    desk.say("human")
+    desk.turn()
+    desk.answer_offload(AttemptResult(200, 1, response=TAKEN))
+    desk.turn()
+
+    assert offloading.remove(desk.r, desk.bot_id) == []
+
+
 def test_messages_that_waited_for_the_offload_are_answered_after_a_hand_back(desk: Desk) -> None:
     desk.say("human")
     desk.turn()

@@ -49,6 +49,7 @@ def get_offloading(bot_id: str) -> Response:
 )
 def delete_offloading(bot_id: str) -> tuple[str, int]:
     s = services()
-    offloading.remove(s.redis, bot_id)
+    unanswered = offloading.remove(s.redis, bot_id)
+    conversation_store.give_up_offloads(s.redis, s.settings, s.sender, unanswered)
     conversation_store.give_paused_back(s.redis, s.settings, s.sender, bot_id)
     return "", 204
