@@ -180,7 +180,12 @@ def cmd_token() -> None:
 def cmd_token_create(description: str, bot: str | None) -> None:
     """make an admin token (or a bot's API token) and print it"""
     from broker.auth import admin_tokens, api_tokens
+    from broker.core.validation import one_line
 
+    try:
+        one_line(description)
+    except ValueError as exc:
+        raise SwitchboardError(f"--description: {exc}") from None
     if bot is not None:
         if not bot.strip():
             raise SwitchboardError("--bot names a bot: it cannot be empty")

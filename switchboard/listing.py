@@ -13,6 +13,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from broker.core.validation import CONTROL
+
 
 @dataclass(frozen=True)
 class Column:
@@ -29,10 +31,17 @@ def show(columns: Sequence[Column], rows: Sequence[Sequence[str]], summary: str)
     wrap or cut the ids that users copy. The choice follows standard output itself, not
     rich's idea of a terminal, which FORCE_COLOR sways.
     """
+    # Values are data: a control character in one must not reach the terminal as such.
+    rows = [[printable(value) for value in row] for row in rows]
     if not (sys.stdout.isatty() and _print_table(columns, rows)):
         for row in rows:
             click.echo("  ".join(c.prefix + v for c, v in zip(columns, row, strict=True)))
     click.echo(summary)
+
+
+def printable(value: str) -> str:
+    """`value` with its control characters and line breaks written as escapes."""
+    return CONTROL.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), value)
 
 
 def _print_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,10 +15,10 @@ from pydantic import (
     StrictStr,
 )
 
-from broker.bots.bot import one_line
 from broker.bots.templates import TEMPLATES
 from broker.conversations.conversation_store import SCAN_LIMIT
 from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
+from broker.core.validation import OneLine, OneLineName
 from web.queries import Pagination, TimeText, time_bound
 
 #: A verify token: long enough that it cannot be guessed in the attempts throttling allows.
@@ -75,9 +74,8 @@ class _Body(BaseModel):
 
 #: A bot's name: one line of text, as listings show one bot a line (`switchboard bots list`).
 BotName = Annotated[
-    StrictStr,
+    OneLineName,
     Field(min_length=1, max_length=200, description="One line: no control characters."),
-    AfterValidator(one_line),
 ]
 
 
@@ -205,7 +203,7 @@ class ConfigureOffloading(_Body):
 
 
 class CreateApiToken(_Body):
-    description: StrictStr = Field(default="", max_length=200)
+    description: OneLine = Field(default="", max_length=200)
 
 
 class _Answer(BaseModel):

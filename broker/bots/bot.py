@@ -4,7 +4,6 @@ Redis form (hash `sb:{b:<id>}:bot`)."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -13,17 +12,6 @@ from broker.core import clock
 from broker.core.connection import HashFields
 
 Version = Literal["DRAFT", "LIVE"]
-
-
-#: Control characters (Unicode's Cc) and the line and paragraph separators.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def one_line(name: str) -> str:
-    """`name`, which must be one line of text (ValueError): listings show a bot a line."""
-    if _CONTROL.search(name):
-        raise ValueError("a name holds no control characters or line breaks")
-    return name
 
 
 def as_version(text: str) -> Version:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -22,9 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from broker.bots.bot import one_line
 from broker.bots.botmessages import BotMessage, chosen_by
 from broker.bots.definition_v1 import Route
+from broker.core.validation import OneLineName
 
 NAME_PATTERN = r"^[A-Za-z0-9_\-]{1,128}$"
 VARIABLE_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
@@ -361,9 +360,7 @@ class Definition(_Model):
 
     version: Literal[2]
     #: The bot's name when the definition makes one (`switchboard bot push`).
-    name: Annotated[StrictStr, AfterValidator(one_line)] | None = Field(
-        default=None, max_length=200
-    )
+    name: OneLineName | None = Field(default=None, max_length=200)
     description: StrictStr | None = Field(default=None, max_length=2000)
     language: Locale | None = Field(
         default=None, description="The language of messages when the user's has no variant."

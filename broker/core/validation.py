@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import re
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, StrictStr, ValidationError
 
 from broker.core.errors import ValidationFailed
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Control characters (Unicode's Cc) and the line and paragraph separators.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text`, which must be one line (ValueError): listings show a record a line."""
+    if CONTROL.search(text):
+        raise ValueError("one line of text: no control characters or line breaks")
+    return text
+
+
+def a_name(name: str) -> str:
+    """`name`, which must be one line and not blank (ValueError)."""
+    if not name.strip():
+        raise ValueError("a name is more than white space")
+    return one_line(name)
+
+
+#: A name (a bot's, a definition's): one line, not blank.
+OneLineName = Annotated[StrictStr, AfterValidator(a_name)]
+#: A description: one line.
+OneLine = Annotated[StrictStr, AfterValidator(one_line)]
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:

@@ -313,13 +313,21 @@ def test_removing_a_channel_removes_its_conversations_only(web: WebApp) -> None:
     assert left and not [key for key in left if any(k in key for k in gone_keys)]
 
 
+@pytest.mark.parametrize("name", [" ", "\u3000 "])
+def test_a_blank_bot_name_is_422(web: WebApp, name: str) -> None:
+    answer = web.client.post(
+        "/v1/bots", json={"name": name, "definition": {"template": "echo"}}, headers=ADMIN
+    )
+    assert api_error(answer, 422, "validation_failed", "name") == "a name is more than white space"
+
+
 @pytest.mark.parametrize("name", ["\u0000", "a\nb", "tab\there", "a\u0085b", "a\u2028b"])
 def test_a_bot_name_with_a_control_character_is_422(web: WebApp, name: str) -> None:
     answer = web.client.post(
         "/v1/bots", json={"name": name, "definition": {"template": "echo"}}, headers=ADMIN
     )
     message = api_error(answer, 422, "validation_failed", "name")
-    assert message == "a name holds no control characters or line breaks"
+    assert message == "one line of text: no control characters or line breaks"
     named = web.client.post(
         "/v1/bots", json={"name": "Café bot — 2", "definition": {"template": "echo"}}, headers=ADMIN
     )

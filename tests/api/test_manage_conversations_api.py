@@ -340,12 +340,13 @@ def test_api_tokens_are_shown_once_stored_hashed_listed_and_revoked(web: WebApp)
     )
     api_error(web.client.get("/v1/bots", headers=bearer), 401, "unauthorized")
     api_error(web.client.post("/v1/bots/bot_nope/api-tokens", headers=ADMIN), 404, "not_found")
-    api_error(
-        web.client.post(path, json={"description": 5}, headers=ADMIN),
-        422,
-        "validation_failed",
-        "description",
-    )
+    for description in (5, "two\nlines", "\x1b[2J"):
+        api_error(
+            web.client.post(path, json={"description": description}, headers=ADMIN),
+            422,
+            "validation_failed",
+            "description",
+        )
 
 
 def test_deleting_a_bot_revokes_its_api_tokens(web: WebApp) -> None:

@@ -126,6 +126,27 @@ def test_a_listing_piped_is_lines_of_values_two_spaces_apart(
     ]
 
 
+def test_a_listing_writes_control_characters_in_values_as_escapes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    show(COLUMNS, [["bot_2", "red\x1b[31m\nnext\u2028", "2026-11-21T08:00:00Z"]], "1 bot(s)")
+    assert capsys.readouterr().out.splitlines() == [
+        "bot_2  red\\x1b[31m\\nnext\\u2028  published 2026-11-21T08:00:00Z",
+        "1 bot(s)",
+    ]
+
+
+def test_a_token_description_on_more_than_one_line_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_cli(capsys, "token", "create", "--description", "a\x1b[2Jb")
+    assert (code, out) == (2, "")
+    assert (
+        err
+        == "switchboard: --description: one line of text: no control characters or line breaks\n"
+    )
+
+
 def test_a_listing_on_a_wide_terminal_is_a_table(monkeypatch: pytest.MonkeyPatch) -> None:
     lines = shown_on_a_terminal(monkeypatch, 100)
     assert lines[0].split() == ["id", "name", "published"]

@@ -118,7 +118,7 @@ TWENTY_MISTAKES: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("name", ["a\tb", "a\nb", "\x01", "a\u2028b"])
+@pytest.mark.parametrize("name", ["a\tb", "a\nb", "\x01", "a\u2028b", "  "])
 def test_a_definition_s_name_is_one_line_as_a_bot_s_is(name: str) -> None:
     with pytest.raises(ValidationFailed) as raised:
         definition.validate(v2(name=name))
