@@ -20,6 +20,7 @@ from typing import Any, get_args
 from redis.exceptions import ResponseError
 
 from broker.bots.bot import Version
+from broker.conversations.handover import OFFLOAD_TIMER, split_timer
 from broker.core import clock, heartbeats, keys
 from broker.core.connection import Redis, index_shards, on_cluster
 from broker.core.heartbeats import Beat
@@ -31,7 +32,8 @@ _CHUNK = 1000
 
 #: The queues, as /metrics labels them, and what each holds.
 QUEUES = {
-    "inbound": "user messages waiting for their conversation's bot turn",
+    "inbound": "user messages waiting for their conversation's bot turn, or for the answer "
+    "to its offload",
     "bot_turns": "conversations with a bot turn pending",
     "deliveries": "deliveries not yet delivered nor dead-lettered (ready, retrying or parked)",
     "retries": "delivery queues whose head waits: for its next attempt, or for its "
@@ -116,7 +118,8 @@ def take(r: Redis) -> Overview:
     now = clock.now()
     queues = dict.fromkeys(QUEUES, 0)
     oldest = {"inbound": now, "deliveries": now}
-    _turns(r, queues, oldest)
+    turns_pending = _turns(r, queues, oldest)
+    _awaiting_offloads(r, queues, turns_pending)
     states = _endpoints(r, now, queues)
     _deliveries(r, now, states, queues, oldest)
     queues["dead_letters"] = int(r.zcard(keys.DEAD))
@@ -166,8 +169,11 @@ def _broker_trouble(r: Redis) -> dict[str, str] | None:
     return json.loads(raw) if raw else None
 
 
-def _turns(r: Redis, queues: dict[str, int], oldest: dict[str, float]) -> None:
+def _turns(r: Redis, queues: dict[str, int], oldest: dict[str, float]) -> set[str]:
+    """Count the conversations with a turn pending and their messages; returns their keys."""
+    pending: set[str] = set()
     for chunk in _sharded_chunks(r, keys.TURNS):
+        pending.update(conversation_key for conversation_key, _ in chunk)
         pipe = r.pipeline(transaction=False)
         for conversation_key, _ in chunk:
             pipe.llen(keys.conversation_inbox(conversation_key))
@@ -178,6 +184,24 @@ def _turns(r: Redis, queues: dict[str, int], oldest: dict[str, float]) -> None:
             queues["inbound"] += int(waiting)
             if head:
                 oldest["inbound"] = min(oldest["inbound"], float(json.loads(head)["receivedAt"]))
+    return pending
+
+
+def _awaiting_offloads(r: Redis, queues: dict[str, int], turns_pending: set[str]) -> None:
+    """Add the messages that wait for an offload's answer (their conversation has no turn
+    pending meanwhile, only its offload timer); they are not ready for work, so they are
+    not in the oldest age."""
+    for chunk in _sharded_chunks(r, keys.TIMERS):
+        awaiting = [
+            conversation_key
+            for conversation_key, name in (split_timer(member) for member, _ in chunk)
+            if name == OFFLOAD_TIMER and conversation_key not in turns_pending
+        ]
+        if awaiting:
+            pipe = r.pipeline(transaction=False)
+            for conversation_key in awaiting:
+                pipe.llen(keys.conversation_inbox(conversation_key))
+            queues["inbound"] += sum(pipe.execute())
 
 
 def _deliveries(

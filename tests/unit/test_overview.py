@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from broker import overview
+from broker.conversations import turns
 from broker.core import clock, heartbeats, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
-from broker.delivery import endpoint_store, health
+from broker.delivery import endpoint_store, health, offloading
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.http_client import AttemptResult
 from tests.conversations import new_channel, user_says
@@ -54,6 +55,25 @@ def test_messages_waiting_for_bot_turns_are_counted_with_their_age(
     found = overview.take(fake_redis)
     assert (found.queues["inbound"], found.queues["bot_turns"]) == (4, 2)
     assert 0 <= found.oldest_age["inbound"] < 5
+
+
+def test_messages_waiting_for_an_offload_s_answer_are_counted_without_an_age(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(offloading, "health_check", lambda *args: None)
+    channel = new_channel(fake_redis, settings)
+    sender = RecordingSender()
+    user_says(fake_redis, settings, sender, channel, "human", conversation_id="u1")
+    conversation_key = sender.turns[-1]
+    offloading.configure(fake_redis, settings, channel.bot_id, "http://127.0.0.1:9/desk", "vt")
+    turns.run_pending(fake_redis, settings, sender, conversation_key)  # the offload goes out
+    for text in ("still", "there?"):
+        user_says(fake_redis, settings, sender, channel, text, conversation_id="u1")
+    turns.run_pending(fake_redis, settings, sender, conversation_key)  # they wait
+
+    found = overview.take(fake_redis)
+    assert (found.queues["inbound"], found.queues["bot_turns"]) == (2, 0)
+    assert found.oldest_age["inbound"] == 0.0
 
 
 def test_deliveries_waiting_retrying_parked_and_dead_are_told_apart(
