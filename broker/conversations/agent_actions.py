@@ -15,7 +15,6 @@ from typing import Any
 from broker.bots import bot_store
 from broker.bots.engine import Engine
 from broker.bots.program import Offload
-from broker.bots.rendering import render_message
 from broker.channels import channel_store
 from broker.conversations import conversation_store, transcript
 from broker.conversations.conversation import Conversation
@@ -55,7 +54,9 @@ def act(
         outbox = Outbox.for_conversation(meta, offloading.endpoint_of(r, conversation.bot_id))
         handover = Handover(settings, conversation, meta.handover)
         for message in messages:
-            outbox.send(channel, render_message(message, meta.memory.variables), actor="agent")
+            # As the agent wrote it: `{{...}}` is no placeholder here, and what the route
+            # checked is what goes out.
+            outbox.send(channel, message, actor="agent")
         if messages:
             handover.agent_acted(now)
         waiting = r.llen(keys.conversation_inbox(conversation.key)) if resume else 0

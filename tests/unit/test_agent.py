@@ -66,6 +66,16 @@ def test_agent_messages_continue_the_message_counter(fake_redis: Redis, settings
     assert answer["paused"] is False
 
 
+def test_agent_messages_go_out_as_written_with_no_placeholders_filled(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    channel, conversation = _talked(fake_redis, settings, MENU)
+    written = [{"text": "Use {{lastMessage}} or {{nope}}"}]
+    agent_actions.act(fake_redis, settings, RecordingSender(), conversation, messages=written)
+    bodies = queued_bodies(fake_redis, conversation.key, channel.id)
+    assert bodies[-1]["message"] == {"text": "Use {{lastMessage}} or {{nope}}"}
+
+
 def test_agent_messages_are_agent_items_in_the_transcript(
     fake_redis: Redis, settings: Settings
 ) -> None:
