@@ -167,8 +167,7 @@ class _QueueWork:
             return await self._dead_letter(delivery, "the endpoint was removed")
         now = clock.now()
         if delivery.expires_at and now >= delivery.expires_at:
-            # Not "unsent": an attempt that a stopped worker cut short may have reached it.
-            return await self._dead_letter(delivery, "expired before an answer was recorded")
+            return await self._dead_letter(delivery, _expired(delivery))
         if delivery.next_attempt_at > now:
             await self.wait(delivery.next_attempt_at)
             return None
@@ -333,6 +332,17 @@ class _QueueWork:
         state = await redis.call("HGET", *health.state_read(self.endpoint_id))
         if state != "disabled" and await redis.call("SREM", parked, self.ref):
             await redis.call("ZADD", due, clock.now(), self.member)
+
+
+def _expired(delivery: Delivery) -> str:
+    """Why an expired delivery is dead-lettered. With no attempt recorded it may still have
+    reached its endpoint: an attempt that a stopped worker cut short is not recorded."""
+    if delivery.attempt_count:
+        return "expired before an answer was recorded"
+    return (
+        "expired before any attempt was recorded: the deliveries before it in its queue "
+        "held it back, or a stopped worker cut its attempt short"
+    )
 
 
 async def _send(d: Deliverer, endpoint: Endpoint, delivery: Delivery, at: float) -> AttemptResult:

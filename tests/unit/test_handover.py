@@ -301,6 +301,11 @@ def test_an_expired_offload_is_dead_lettered_and_not_replayed(desk: Desk) -> Non
     assert [sent.document["event"] for sent in client.sent] == ["messages"]
     record = desk.r.hgetall(keys.delivery(desk.conversation_key, offload_id))
     assert record["status"] == "dead"
+    (attempt,) = desk.r.lrange(keys.delivery_attempts(desk.conversation_key, offload_id), 0, -1)
+    assert json.loads(attempt)["error"] == (
+        "expired before any attempt was recorded: the deliveries before it in its queue held "
+        "it back, or a stopped worker cut its attempt short"
+    )
     desk.turn()
     assert desk.texts() == ["No agent is available right now."]
     with pytest.raises(Conflict, match="expired"):  # nothing waits for its answer any more
