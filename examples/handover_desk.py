@@ -34,20 +34,33 @@ import json
 import secrets
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 JSON = dict[str, Any]
 
 
+#: How far a signature's timestamp may be from now, as Standard Webhooks' libraries allow:
+#: an older event signed right is a replay of a captured request.
+TIMESTAMP_TOLERANCE = 300
+
+
 def signature_ok(secret: str, headers: dict[str, str], body: bytes) -> bool:
     """Check a Standard Webhooks signature: `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`,
-    keyed with the `whsec_` secret; any of the space-separated signatures may match."""
+    keyed with the `whsec_` secret, any of the space-separated signatures matching, and a
+    timestamp within `TIMESTAMP_TOLERANCE` seconds of now."""
+    try:
+        timestamp = int(headers.get("webhook-timestamp", ""))
+    except ValueError:
+        return False
+    if abs(time.time() - timestamp) > TIMESTAMP_TOLERANCE:
+        return False
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{headers.get('webhook-id', '')}.{headers.get('webhook-timestamp', '')}.".encode()
     expected = base64.b64encode(hmac.new(key, signed + body, hashlib.sha256).digest()).decode()
@@ -105,8 +118,8 @@ class HandoverDesk:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
-        #: Each conversation's channel, from its events.
-        self._channels: dict[str, str] = {}
+        #: Each conversation's channel and bot version, from its events.
+        self._where: dict[str, dict[str, str]] = {}
         self._server: ThreadingHTTPServer | None = None
 
     # --- the server Switchboard calls ---------------------------------------------------
@@ -161,8 +174,9 @@ class HandoverDesk:
             return 401, {"error": "bad signature"}
         event = json.loads(body)
         with self._lock:
-            if event.get("channelId"):
-                self._channels[event["sessionId"]] = event["channelId"]
+            where = {k: event[k] for k in ("channelId", "version") if event.get(k)}
+            if where:
+                self._where[event["sessionId"]] = where
             fresh = headers.get("webhook-id", "") not in self._seen
             self._seen.add(headers.get("webhook-id", ""))
             if fresh:
@@ -205,17 +219,19 @@ class HandoverDesk:
         body: JSON = {"resumeBot": True}
         if state:
             body["goToDialogstate"] = state
+        answer = self._act(conversation, body)
         with self._lock:
             if conversation in self.handed_over:
                 self.handed_over.remove(conversation)
-        return self._act(conversation, body)
+        return answer
 
     def _act(self, conversation: str, body: JSON) -> JSON:
         path = f"/v1/bots/{self.bot_id}/conversations/{quote(conversation, safe='')}/actions"
         with self._lock:
-            channel = self._channels.get(conversation)
-        if channel:  # a session id may be on several of the bot's channels
-            path += f"?channelId={quote(channel, safe='')}"
+            # A session id may be on several of the bot's channels, and on its DRAFT too.
+            where = self._where.get(conversation)
+        if where:
+            path += f"?{urlencode(where)}"
         return call(self.switchboard, "POST", path, self.api_token, body)
 
     def configure(self, admin_token: str, api_url: str) -> None:
@@ -311,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.admin_token:
             desk.configure(args.admin_token, url)
+        if not desk.signing_secret:
+            print(
+                "handover desk: signatures are not checked (give --signing-secret, or "
+                "--admin-token to configure the bot and learn it)",
+                file=sys.stderr,
+            )
         print(f"handover desk on {url} (verify token {desk.verify_token}); /quit to stop")
         console(desk)
     except RuntimeError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 
 import pytest
@@ -15,12 +16,15 @@ desk_module: Any = load_example("handover_desk")
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-def _signed(body: dict[str, Any], webhook_id: str = "msg_1") -> tuple[dict[str, str], bytes]:
+def _signed(
+    body: dict[str, Any], webhook_id: str = "msg_1", at: int | None = None
+) -> tuple[dict[str, str], bytes]:
     raw = json.dumps(body).encode()
+    timestamp = int(time.time()) if at is None else at
     headers = {
         "webhook-id": webhook_id,
-        "webhook-timestamp": "1700000000",
-        "webhook-signature": signing.signature_header([SECRET], webhook_id, 1700000000, raw),
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.signature_header([SECRET], webhook_id, timestamp, raw),
     }
     return headers, raw
 
@@ -79,6 +83,8 @@ def test_bad_signatures_and_tokens_are_refused() -> None:
     headers, raw = _signed({"event": "messages", "sessionId": "ann", "messages": []})
     assert desk.take("/x?challenge.verifyToken=vt", headers, raw + b" ")[0] == 401
     assert desk.take("/x?challenge.verifyToken=xx", headers, raw)[0] == 403
+    old_headers, old_raw = _signed({"event": "messages", "sessionId": "ann"}, at=1700000000)
+    assert desk.take("/x?challenge.verifyToken=vt", old_headers, old_raw)[0] == 401  # a replay
     assert desk.events == []
 
 
@@ -147,9 +153,28 @@ def test_the_agent_acts_on_the_channel_its_events_named(monkeypatch: pytest.Monk
     desk = _desk()
     headers, raw = _signed({**OFFLOAD, "channelId": "ch_2"})
     desk.take("/x?challenge.verifyToken=vt", headers, raw)
+    headers, raw = _signed({**OFFLOAD, "sessionId": "cy", "version": "DRAFT"}, webhook_id="m2")
+    desk.take("/x?challenge.verifyToken=vt", headers, raw)
     desk.send("ann", "hello")
     desk.send("bob", "hello")
+    desk.send("cy", "hello")
     assert calls == [
         "/v1/bots/bot_1/conversations/ann/actions?channelId=ch_2",
         "/v1/bots/bot_1/conversations/bob/actions",
+        "/v1/bots/bot_1/conversations/cy/actions?version=DRAFT",
     ]
+
+
+def test_a_hand_back_that_fails_keeps_the_conversation_handed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def call(base: str, method: str, path: str, token: str, body: Any) -> dict[str, Any]:
+        raise RuntimeError("404: no such session")
+
+    monkeypatch.setattr(desk_module, "call", call)
+    desk = _desk()
+    headers, raw = _signed(OFFLOAD)
+    desk.take("/x?challenge.verifyToken=vt", headers, raw)
+    with pytest.raises(RuntimeError):
+        desk.resume("ann")
+    assert desk.handed_over == ["ann"]
