@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -18,6 +19,7 @@ from pydantic import (
 from broker.bots.templates import TEMPLATES
 from broker.conversations.conversation_store import SCAN_LIMIT
 from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
+from broker.core.settings import starts_at_once
 from broker.core.validation import OneLine, OneLineName
 from web.queries import Pagination, TimeText, time_bound
 
@@ -113,7 +115,9 @@ class PatchChannel(_Body):
         description="Inbound messages per second for this channel (0: no limit); its burst "
         "keeps the proportion of the defaults'.",
     )
-    retrySchedule: list[Delay] | None = Field(default=None, min_length=1, max_length=50)
+    retrySchedule: Annotated[list[Delay], AfterValidator(starts_at_once)] | None = Field(
+        default=None, min_length=1, max_length=50
+    )
     connectTimeout: float | None = Field(default=None, gt=0, le=60)
     totalTimeout: float | None = Field(default=None, gt=0, le=300)
 

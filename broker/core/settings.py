@@ -5,9 +5,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, get_type_hints
+from typing import Any, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 from broker.core import defaults
@@ -16,6 +16,7 @@ from broker.core.errors import ConfigError
 from broker.core.redaction import redact
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+S = TypeVar("S", bound=Sequence[float])
 
 
 #: The largest number a setting takes (about 31 years in seconds): Redis refuses times to
@@ -93,6 +94,17 @@ def parse_schedule(text: str) -> tuple[float, ...]:
     schedule = tuple(_seconds(part) for part in text.split(",") if part.strip())
     if not schedule:
         raise ValueError(text)
+    return starts_at_once(schedule)
+
+
+def starts_at_once(schedule: S) -> S:
+    """`schedule`, a retry schedule, whose first value is the first attempt's: 0, as a
+    delivery's first attempt goes out at once (ValueError otherwise)."""
+    if schedule and schedule[0] != 0:
+        raise ValueError(
+            "a retry schedule starts with 0: its first value is the first attempt's, "
+            "which goes out at once"
+        )
     return schedule
 
 
@@ -121,7 +133,7 @@ _PARSERS: dict[object, tuple[Callable[[str], object], str]] = {
     int: (_count, "a whole number of 0 or more"),
     tuple[float, ...]: (
         parse_schedule,
-        "seconds of 0 or more separated by commas, such as '0,5,30'",
+        "seconds of 0 or more separated by commas, the first 0, such as '0,5,30'",
     ),
     tuple[Network, ...]: (
         parse_allowlist,

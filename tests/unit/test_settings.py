@@ -265,13 +265,13 @@ def test_a_flag_that_is_not_one_of_its_words_is_a_config_error(raw: str) -> None
     )
 
 
-@pytest.mark.parametrize("raw", ["0,5s,30", "0;5", "0,-5", "0,nan", " , "])
+@pytest.mark.parametrize("raw", ["0,5s,30", "0;5", "0,-5", "0,nan", " , ", "5,30,120"])
 def test_a_bad_retry_schedule_is_a_config_error(raw: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"SWITCHBOARD_RETRY_SCHEDULE": raw})
     assert caught.value.message == (
         "SWITCHBOARD_RETRY_SCHEDULE must be seconds of 0 or more separated by commas, "
-        f"such as '0,5,30', not {raw!r}"
+        f"the first 0, such as '0,5,30', not {raw!r}"
     )
 
 
