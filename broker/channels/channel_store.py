@@ -223,8 +223,7 @@ def _verify_token_free(
 def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
     """A new signing secret; the old one keeps signing beside it for a day."""
     get(r, channel_id)
-    secret, now = ids.new_signing_secret(), clock.now()
-    endpoint_store.change(r, channel_id, lambda read: read.rotated(secret, now))
+    endpoint_store.rotate_secret(r, channel_id)
     return view(r, settings, channel_id)
 
 

@@ -36,6 +36,12 @@ def change(r: Redis, endpoint_id: str, how: Callable[[Endpoint], Endpoint]) -> E
     return Endpoint.from_redis(written)
 
 
+def rotate_secret(r: Redis, endpoint_id: str) -> Endpoint:
+    """A new signing secret; the old one keeps signing beside it for a day."""
+    secret, now = ids.new_signing_secret(), clock.now()
+    return change(r, endpoint_id, lambda read: read.rotated(secret, now))
+
+
 def announce_change(r: Redis, endpoint_id: str) -> None:
     """Tell the workers to stop using what they kept of the endpoint (a command of its own: a
     Redis Cluster takes no PUBLISH in a pipeline)."""

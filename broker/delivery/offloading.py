@@ -172,6 +172,14 @@ def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
+def rotate_secret(r: Redis, bot_id: str) -> dict[str, Any]:
+    """A new signing secret for the integration's endpoint; the old one keeps signing beside
+    it for a day."""
+    view(r, bot_id)
+    endpoint_store.rotate_secret(r, endpoint_id(bot_id))
+    return view(r, bot_id)
+
+
 def remove(r: Redis, bot_id: str) -> list[str]:
     """Remove the integration with its endpoint; returns the offloads whose answer was still
     awaited (`endpoint_store.delete`)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from broker.core import clock
+from broker.delivery import endpoint_store
 from tests.receivers import Answer, Behaviour, Receiver, ReceiverFactory, always, closed_url
 from tests.web_app import ADMIN, WebApp, api_error
 
@@ -169,6 +171,27 @@ def test_removing_the_integration_removes_its_endpoint(web: WebApp, agent_server
     api_error(web.client.get(path, headers=ADMIN), 404, "not_found")
     api_error(web.client.delete(path, headers=ADMIN), 404, "not_found")
     api_error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
+
+
+def test_rotating_the_secret_keeps_the_old_one_signing_for_a_day(
+    web: WebApp, agent_server: Receiver
+) -> None:
+    bot = web.bot()
+    path = f"/v1/bots/{bot['id']}/offloading"
+    api_error(web.client.post(f"{path}/rotate-secret", headers=ADMIN), 404, "not_found")
+    saved = web.client.put(
+        path, json={"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt"}, headers=ADMIN
+    ).get_json()
+
+    rotated = web.client.post(f"{path}/rotate-secret", headers=ADMIN)
+
+    assert rotated.status_code == 200
+    secret = rotated.get_json()["signingSecret"]
+    assert secret.startswith("whsec_") and secret != saved["signingSecret"]
+    assert web.client.get(path, headers=ADMIN).get_json()["signingSecret"] == secret
+    endpoint = endpoint_store.load(web.redis, saved["endpointId"])
+    assert endpoint.signing_secrets(clock.now()) == [secret, saved["signingSecret"]]
+    assert endpoint.signing_secrets(clock.now() + 25 * 3600) == [secret]
 
 
 def test_deleting_the_bot_removes_its_integration(web: WebApp, agent_server: Receiver) -> None:

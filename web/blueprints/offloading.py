@@ -43,6 +43,17 @@ def get_offloading(bot_id: str) -> Response:
     return jsonify(offloading.view(services().redis, bot_id))
 
 
+@bp.post("/v1/bots/<bot_id>/offloading/rotate-secret")
+@documented(
+    "New signing secret; the old one still signs for 24 h",
+    auth="admin",
+    answers={200: Offloading},
+    tags=["offloading"],
+)
+def rotate_offloading_secret(bot_id: str) -> Response:
+    return jsonify(offloading.rotate_secret(services().redis, bot_id))
+
+
 @bp.delete("/v1/bots/<bot_id>/offloading")
 @documented(
     "Remove the offloading integration", auth="admin", answers={204: None}, tags=["offloading"]
