@@ -254,7 +254,18 @@ def to_bot_messages(item: Any, path: str) -> list[dict[str, Any]]:
         )
     else:
         model, convert = FORMS[named[0]]
-        converted = convert(parse(model, item[named[0]], prefix=f"{path}.{named[0]}"))
+        form_path = f"{path}.{named[0]}"
+        converted = convert(parse(model, item[named[0]], prefix=form_path))
+        try:
+            for message in converted:
+                _check(message, "")
+        except ValidationFailed as fault:
+            # The path is in the BotMessage the form became, not in what the caller sent.
+            where = f"{fault.field}: " if fault.field else ""
+            raise ValidationFailed(
+                f"as the BotMessage it becomes, {where}{fault.message}", field=form_path
+            ) from fault
+        return converted
     for message in converted:
         _check(message, path)
     return converted

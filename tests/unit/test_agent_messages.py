@@ -185,3 +185,14 @@ def test_a_faulty_item_names_its_path(item: Any, field: str) -> None:
     with pytest.raises(ValidationFailed) as raised:
         to_bot_messages(item, "sendMessages[2]")
     assert raised.value.field == field
+
+
+def test_a_form_whose_bot_message_is_faulty_is_named_by_the_form() -> None:
+    button = {"postBackButton": {"title": "x", "payload": "p" * 3000}}
+    item = {"buttonTemplate": {"textMessages": [{"text": "a"}], "buttons": [button]}}
+    with pytest.raises(ValidationFailed) as raised:
+        to_bot_messages(item, "sendMessages[0]")
+    assert raised.value.field == "sendMessages[0].buttonTemplate"
+    assert raised.value.message.startswith(
+        "as the BotMessage it becomes, attachment.payload.buttons[0].payload: "
+    )
