@@ -1,7 +1,9 @@
 """BotMessage objects (docs/wire-contract.md §3): what `message` holds in every outbound document.
 
 In a bot definition a postback button or quick reply may name its target with `goto`
-and `params` instead of a `payload`; the engine turns those into an opaque payload.
+and `params` instead of a `payload`; the engine turns those into an opaque payload. A URL of
+a definition may also start with a `{{placeholder}}`, filled in at turn time; a message as it
+is sent (validated with the context SENT: a rendered one, an agent's) has real URLs only.
 """
 
 from __future__ import annotations
@@ -10,17 +12,55 @@ from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
     StrictStr,
     Tag,
+    ValidationInfo,
     model_validator,
 )
 
-_TITLE = Field(min_length=1, max_length=640)
-_URL = Field(min_length=1, max_length=2048, pattern=r"^(https?://|tel:|\{\{)")
+#: The longest text of a message, and of a title or subtitle, in characters.
+TEXT_MAX = 4096
+TITLE_MAX = 640
+_TITLE = Field(min_length=1, max_length=TITLE_MAX)
+
+#: The validation context of a message as it is sent, placeholders filled in or none meant.
+SENT: dict[str, Any] = {"sent": True}
+
+
+def _starting_with(*schemes: str) -> Callable[[str, ValidationInfo], str]:
+    """The check of a URL with one of `schemes`; in a definition it may also start with a
+    `{{placeholder}}`, which the engine fills in and checks again before the message goes."""
+    named = f"{', '.join(schemes[:-1])} or {schemes[-1]}"
+
+    def check(value: str, info: ValidationInfo) -> str:
+        if value.startswith(schemes):
+            return value
+        if (info.context or {}).get("sent"):
+            raise ValueError(f"a URL starts with {named}")
+        if value.startswith("{{"):
+            return value
+        raise ValueError(f"a URL starts with {named}, or with a {{{{placeholder}}}}")
+
+    return check
+
+
+#: Where a web_url button or a default action leads: a web page, or a phone number to call.
+LinkUrl = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=2048, json_schema_extra={"pattern": r"^(https?://|tel:|\{\{)"}),
+    AfterValidator(_starting_with("http://", "https://", "tel:")),
+]
+#: What a message shows or opens: an image, a medium, an element's page.
+WebUrl = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=2048, json_schema_extra={"pattern": r"^(https?://|\{\{)"}),
+    AfterValidator(_starting_with("http://", "https://")),
+]
 
 
 class _Model(BaseModel):
@@ -73,7 +113,7 @@ class PostbackButton(_Targeted):
 class UrlButton(_Model):
     type: Literal["web_url"]
     title: StrictStr = _TITLE
-    url: StrictStr = _URL
+    url: LinkUrl
 
 
 class PhoneButton(_Model):
@@ -84,7 +124,7 @@ class PhoneButton(_Model):
 
 class ShareButton(_Model):
     type: Literal["element_share"]
-    title: StrictStr | None = Field(default=None, max_length=640)
+    title: StrictStr | None = Field(default=None, max_length=TITLE_MAX)
 
 
 Button = Annotated[
@@ -107,7 +147,7 @@ Button = Annotated[
 class QuickReply(_Targeted):
     content_type: Literal["text"] = "text"
     title: StrictStr = _TITLE
-    image_url: StrictStr | None = Field(default=None, max_length=2048)
+    image_url: WebUrl | None = None
 
     @model_validator(mode="after")
     def _needs_target(self) -> QuickReply:
@@ -117,26 +157,26 @@ class QuickReply(_Targeted):
 
 
 class TextMessage(_Model):
-    text: StrictStr = Field(min_length=1, max_length=4096)
+    text: StrictStr = Field(min_length=1, max_length=TEXT_MAX)
     quick_replies: list[QuickReply] | None = Field(default=None, min_length=1, max_length=13)
 
 
 class ButtonPayload(_Model):
     template_type: Literal["button"]
-    text: StrictStr = Field(min_length=1, max_length=4096)
+    text: StrictStr = Field(min_length=1, max_length=TEXT_MAX)
     buttons: list[Button] = Field(min_length=1, max_length=3)
 
 
 class DefaultAction(_Model):
     type: Literal["web_url"]
-    url: StrictStr = _URL
+    url: LinkUrl
 
 
 class Element(_Model):
     title: StrictStr = _TITLE
-    subtitle: StrictStr | None = Field(default=None, max_length=640)
-    image_url: StrictStr | None = Field(default=None, max_length=2048)
-    item_url: StrictStr | None = Field(default=None, max_length=2048)
+    subtitle: StrictStr | None = Field(default=None, max_length=TITLE_MAX)
+    image_url: WebUrl | None = None
+    item_url: WebUrl | None = None
     default_action: DefaultAction | None = None
     buttons: list[Button] | None = Field(default=None, max_length=3)
 
@@ -166,7 +206,7 @@ class TemplateAttachment(_Model):
 
 
 class MediaPayload(_Model):
-    url: StrictStr = _URL
+    url: WebUrl
     is_reusable: bool = False
 
 

@@ -20,7 +20,7 @@ from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
 from broker.bots.custom_actions import ActionContext
 from broker.bots.engine import Engine, Memory, Output, Turn
 from broker.bots.program import Program
-from broker.bots.rendering import TooLarge
+from broker.bots.rendering import TooLarge, Unsendable
 from broker.bots.variables import lookup
 
 #: The time a test says the messages come at (2026-11-21, noon UTC), for relative dates.
@@ -89,7 +89,7 @@ def run_conversation(
     for number, step in enumerate(conversation["steps"], 1):
         try:
             run.take(step, f"step {number}")
-        except (_Stop, TooLarge) as stop:
+        except (_Stop, TooLarge, Unsendable) as stop:
             outcome.failures.append(f"step {number}: {stop}")
             break
     for call in actions.unanswered:

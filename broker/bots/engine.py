@@ -7,13 +7,15 @@ together have at most CALL_BUDGET seconds of limits.
 A value over VARIABLE_MAX_BYTES given to a variable (filled in by a `set`, saved from an API
 answer, set by a custom action), or an answer that fills in more than ANSWER_MAX_BYTES,
 raises TooLarge (`broker.bots.rendering`): the turn fails as any other that raises, and its
-message ends as a dead letter of turns.
+message ends as a dead letter of turns. So does a message that is no BotMessage once its
+variables are filled in (Unsendable: a `{{link}}` URL a user set to `javascript:...`, say).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +60,8 @@ MAX_HOPS = 25
 CALL_BUDGET = 10.0
 
 _BOT_MESSAGE: TypeAdapter[Any] = TypeAdapter(BotMessage)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -354,7 +358,7 @@ class Engine:
         variables = turn.memory.variables
         locale = lookup(variables, "locale") or lookup(variables, "user.preferredLanguage")
         for message in say.pick(locale, self.program.language):
-            turn.outputs.append(Output("message", render_message(message, variables, turn.room)))
+            _send(turn, message)
 
     def _time_for(self, turn: Turn, wanted: float) -> float:
         granted = min(wanted, turn.budget)
@@ -428,8 +432,7 @@ class Engine:
                 _variable_room(name).take_value(value)
                 memory.variables[name] = value
         for message in messages:
-            rendered = render_message(message, memory.variables, turn.room)
-            turn.outputs.append(Output("message", rendered))
+            _send(turn, message)
         if result.next is not None and result.next in self.program.states:
             return result.next
         return run.next
@@ -441,6 +444,16 @@ class Engine:
                 if isinstance(step, Offload) and step.on_fail:
                     return step.on_fail
         return self.program.offload_failed
+
+
+def _send(turn: Turn, message: dict[str, Any]) -> None:
+    """A message of the bot, filled in, among the turn's outputs; a text with nothing to say is
+    left out. One that is no BotMessage once filled in raises Unsendable."""
+    rendered = render_message(message, turn.memory.variables, turn.room)
+    if rendered is None:
+        log.info("state %r: a text is empty once filled in, not sent", turn.memory.state)
+        return
+    turn.outputs.append(Output("message", rendered))
 
 
 def _variable_room(name: str) -> Room:

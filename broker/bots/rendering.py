@@ -3,6 +3,11 @@ payloads.
 
 What a render fills in is counted against a `Room` as it is built, so that a template that
 names a large variable many times fails (TooLarge) before it makes a string of that size.
+
+A BotMessage is checked again once filled in, since a variable may hold anything (a user sets
+some): a text, title or subtitle past its limit is cut to it, ending with an ellipsis; a text
+message that is empty or blank is not sent; any other fault (a URL that is no longer an http(s) URL,
+an empty title) raises Unsendable, which fails the turn as TooLarge does.
 """
 
 from __future__ import annotations
@@ -11,20 +16,32 @@ import json
 import re
 from typing import Any
 
-from broker.bots.botmessages import with_wire_defaults
+from pydantic import TypeAdapter, ValidationError
+
+from broker.bots.botmessages import SENT, TEXT_MAX, TITLE_MAX, BotMessage, with_wire_defaults
 from broker.bots.payloads import encode_payload
 from broker.bots.variables import compact_json, lookup, text_size
 from broker.core.defaults import ANSWER_MAX_BYTES
+from broker.core.validation import first_fault
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
 #: Fields whose `{{variables}}` are filled in; a URL may start with one (see botmessages).
 _RENDERED_FIELDS = ("text", "title", "subtitle", "url", "image_url", "item_url")
+#: The longest each rendered text field of a message may be: a longer one is cut.
+_CUT_AT = {"text": TEXT_MAX, "title": TITLE_MAX, "subtitle": TITLE_MAX}
+_ELLIPSIS = "\u2026"
+
+_BOT_MESSAGE: TypeAdapter[Any] = TypeAdapter(BotMessage)
 
 
 class TooLarge(ValueError):
     """What was filled in, or a value given to a variable, is over its limit of bytes."""
+
+
+class Unsendable(ValueError):
+    """A message is no BotMessage once its variables are filled in."""
 
 
 class Room:
@@ -104,15 +121,50 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def render_message(message: Any, variables: dict[str, Any], room: Room | None = None) -> Any:
+def render_message(
+    message: dict[str, Any], variables: dict[str, Any], room: Room | None = None
+) -> dict[str, Any] | None:
     """A BotMessage as it goes out: variables filled in, button targets turned into payloads,
-    and the fields §3 always has that its author may leave out."""
-    return with_wire_defaults(_rendered(message, variables, room or answer_room()))
+    and the fields §3 always has that its author may leave out. None for a text message that
+    is empty or blank once filled in: there is nothing to say. Unsendable for one that is no
+    BotMessage any more, so that it never reaches an endpoint."""
+    event = message.get("type") == "event"
+    out: dict[str, Any] = with_wire_defaults(
+        _rendered(message, variables, room or answer_room(), cut=not event)
+    )
+    if out.keys() == {"text"} and not out["text"].strip():
+        return None
+    try:
+        _BOT_MESSAGE.validate_python(out, context=SENT)
+    except ValidationError as exc:
+        fault = _fault(exc, message)
+        raise Unsendable(f"a message is no BotMessage once filled in: {fault}") from exc
+    return out
 
 
-def _rendered(message: Any, variables: dict[str, Any], room: Room) -> Any:
+def _fault(exc: ValidationError, message: dict[str, Any]) -> str:
+    """The first fault: its field, what the author wrote there (which names the variables to
+    blame) and what is wrong."""
+    fault = first_fault(exc)
+    written: Any = message
+    for step in exc.errors()[0]["loc"]:
+        try:
+            written = written[step]
+        except (KeyError, IndexError, TypeError):
+            continue  # a union's tag, or a field the engine wrote (a payload): no step
+    where = fault.field or "the message"
+    if isinstance(written, str) and "{{" in written:
+        where += f" (written {_cut(written, 100)!r})"
+    return f"{where}: {fault.message}"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
+
+
+def _rendered(message: Any, variables: dict[str, Any], room: Room, *, cut: bool) -> Any:
     if isinstance(message, list):
-        return [_rendered(item, variables, room) for item in message]
+        return [_rendered(item, variables, room, cut=cut) for item in message]
     if not isinstance(message, dict):
         return message
     out: dict[str, Any] = {}
@@ -120,9 +172,11 @@ def _rendered(message: Any, variables: dict[str, Any], room: Room) -> Any:
         if key in ("goto", "params"):
             continue
         if key in _RENDERED_FIELDS:
-            out[key] = render_value(value, variables, room)
+            filled = render_value(value, variables, room)
+            limit = _CUT_AT.get(key) if cut else None
+            out[key] = _cut(filled, limit) if limit and isinstance(filled, str) else filled
         else:
-            out[key] = _rendered(value, variables, room)
+            out[key] = _rendered(value, variables, room, cut=cut)
     if "goto" in message or "params" in message:
         params = [
             {**param, "value": render_json(param.get("value"), variables, room)}

@@ -16,6 +16,9 @@ Chatlayer's example agent server sends each message in a "conversation action" f
   (`size` has no counterpart and is dropped); `subTitle` -> `subtitle`,
   `imageUrl` -> `image_url`.
 - `attachmentTemplate` `{"media": {"url", "type"}}` -> a media attachment.
+
+An agent's messages go out as written: `{{...}}` in them is text, so each URL is an http(s)
+URL (a BotMessage's web_url button may also be `tel:`), validated as sent (`botmessages.SENT`).
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
-from broker.bots.botmessages import AttachmentMessage, EventMessage, TextMessage
+from broker.bots.botmessages import SENT, AttachmentMessage, EventMessage, TextMessage
 from broker.bots.payloads import encode_payload
 from broker.core.errors import ValidationFailed
 from broker.core.validation import first_fault, parse
 
 _TITLE = Field(min_length=1, max_length=640)
 _URL = Field(min_length=1, max_length=2048, pattern=r"^https?://")
+_IMAGE_URL = Field(default=None, min_length=1, max_length=2048, pattern=r"^https?://")
 
 
 class _Form(BaseModel):
@@ -94,7 +98,7 @@ class ButtonTemplate(_Form):
 class QuickReply(_Form):
     title: StrictStr = _TITLE
     payload: StrictStr | PostbackTarget
-    imageUrl: StrictStr | None = Field(default=None, max_length=2048)
+    imageUrl: StrictStr | None = _IMAGE_URL
 
 
 class QuickReplyTemplate(_Form):
@@ -114,7 +118,7 @@ class AttachmentTemplate(_Form):
 class CarouselElement(_Form):
     title: StrictStr = _TITLE
     subTitle: StrictStr | None = Field(default=None, max_length=640)
-    imageUrl: StrictStr | None = Field(default=None, max_length=2048)
+    imageUrl: StrictStr | None = _IMAGE_URL
     buttons: list[ActionButton] | None = Field(default=None, max_length=3)
 
 
@@ -125,7 +129,7 @@ class CarouselTemplate(_Form):
 class ListElement(_Form):
     title: StrictStr = _TITLE
     subTitle: StrictStr | None = Field(default=None, max_length=640)
-    imageUrl: StrictStr | None = Field(default=None, max_length=2048)
+    imageUrl: StrictStr | None = _IMAGE_URL
     button: ActionButton | None = None
 
 
@@ -279,6 +283,6 @@ def _check(message: dict[str, Any], path: str) -> None:
     elif "type" in message:
         model = EventMessage
     try:
-        model.model_validate(message)
+        model.model_validate(message, context=SENT)
     except ValidationError as exc:
         raise first_fault(exc, path) from exc

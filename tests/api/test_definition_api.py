@@ -6,11 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from broker.bots import definition_v2, documents
 from tests.web_app import ADMIN, WebApp
 from tests.wire_fixtures import definition_saying, empty_generic_template
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "bots"
+
+
+def _template(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"attachment": {"type": "template", "payload": payload}}
 
 
 def test_creating_a_bot_with_an_invalid_message_answers_422_naming_the_path(web: WebApp) -> None:
@@ -42,6 +48,52 @@ def test_saving_a_draft_with_an_invalid_message_answers_422_and_keeps_the_old_dr
     assert (
         web.client.get(f"/v1/bots/{bot['id']}", headers=ADMIN).get_json()["draft"] == bot["draft"]
     )
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        (
+            _template(
+                {
+                    "template_type": "generic",
+                    "elements": [{"title": "A", "item_url": "javascript:alert(1)"}],
+                }
+            ),
+            "attachment.payload.elements[0].item_url",
+        ),
+        (
+            _template(
+                {
+                    "template_type": "generic",
+                    "elements": [{"title": "A", "image_url": "data:text/html,x"}],
+                }
+            ),
+            "attachment.payload.elements[0].image_url",
+        ),
+        (
+            {
+                "text": "Pick",
+                "quick_replies": [{"title": "A", "payload": "a", "image_url": "notaurl"}],
+            },
+            "quick_replies[0].image_url",
+        ),
+        (
+            {"attachment": {"type": "image", "payload": {"url": "tel:123"}}},
+            "attachment.payload.url",
+        ),
+    ],
+)
+def test_a_message_url_that_is_no_http_url_is_422_naming_it(
+    web: WebApp, message: dict[str, Any], field: str
+) -> None:
+    answer = web.client.put(
+        f"/v1/bots/{web.bot()['id']}/draft",
+        json={"definition": definition_saying(message)},
+        headers=ADMIN,
+    )
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["field"] == f"definition.states[2].messages[0].{field}"
 
 
 def pizza() -> dict[str, Any]:

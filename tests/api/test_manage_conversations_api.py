@@ -279,6 +279,66 @@ def test_hand_back_unpauses_and_continues_at_the_state(web: WebApp) -> None:
         ({"resumeBot": True, "goToDialogstate": "human"}, "goToDialogstate"),
         ({"resumeBot": "yes"}, "resumeBot"),
         ({"sendMessages": [{"text": "x"}], "extra": 1}, "extra"),
+        (
+            {
+                "sendMessages": [
+                    {
+                        "carouselTemplate": {
+                            "elements": [{"title": "A", "imageUrl": "data:text/html,x"}]
+                        }
+                    }
+                ]
+            },
+            "sendMessages[0].carouselTemplate.elements[0].imageUrl",
+        ),
+        (
+            {
+                "sendMessages": [
+                    {
+                        "quickReplyTemplate": {
+                            "textMessages": [{"text": "x"}],
+                            "quickReplies": [{"title": "A", "payload": "a", "imageUrl": "notaurl"}],
+                        }
+                    }
+                ]
+            },
+            "sendMessages[0].quickReplyTemplate.quickReplies[0].imageUrl",
+        ),
+        (
+            {"sendMessages": [{"attachment": {"type": "image", "payload": {"url": "tel:123"}}}]},
+            "sendMessages[0].attachment.payload.url",
+        ),
+        (
+            {"sendMessages": [{"attachment": {"type": "file", "payload": {"url": "{{link}}"}}}]},
+            "sendMessages[0].attachment.payload.url",
+        ),
+        (
+            {
+                "sendMessages": [
+                    {
+                        "attachment": {
+                            "type": "template",
+                            "payload": {
+                                "template_type": "generic",
+                                "elements": [{"title": "A", "item_url": "javascript:alert(1)"}],
+                            },
+                        }
+                    }
+                ]
+            },
+            "sendMessages[0].attachment.payload.elements[0].item_url",
+        ),
+        (
+            {
+                "sendMessages": [
+                    {
+                        "text": "x",
+                        "quick_replies": [{"title": "A", "payload": "a", "image_url": "notaurl"}],
+                    }
+                ]
+            },
+            "sendMessages[0].quick_replies[0].image_url",
+        ),
     ],
 )
 def test_a_bad_action_is_422_naming_the_field(

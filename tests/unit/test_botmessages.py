@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from broker.bots.botmessages import BotMessage
+from broker.bots.botmessages import SENT, BotMessage
 from broker.bots.rendering import render_message
 from broker.core.validation import first_fault
 from tests.wire_fixtures import BOT_MESSAGE_KINDS, bot_message
@@ -68,6 +68,15 @@ def _without(name: str, *path: str | int) -> dict[str, Any]:
     return message
 
 
+def _with(name: str, value: str, *path: str | int) -> dict[str, Any]:
+    message = bot_message(name)
+    holder: Any = message
+    for step in path[:-1]:
+        holder = holder[step]
+    holder[path[-1]] = value
+    return message
+
+
 @pytest.mark.parametrize(
     ("message", "field"),
     [
@@ -100,6 +109,43 @@ def _without(name: str, *path: str | int) -> dict[str, Any]:
             "attachment.payload.buttons[0]",
         ),
         ({"text": "hi", "colour": "red"}, "colour"),
+        (
+            _with(
+                "generic_template",
+                "javascript:alert(1)",
+                "attachment",
+                "payload",
+                "elements",
+                0,
+                "item_url",
+            ),
+            "attachment.payload.elements[0].item_url",
+        ),
+        (
+            _with(
+                "generic_template",
+                "data:text/html,x",
+                "attachment",
+                "payload",
+                "elements",
+                1,
+                "image_url",
+            ),
+            "attachment.payload.elements[1].image_url",
+        ),
+        (
+            _with("list_template", "", "attachment", "payload", "elements", 0, "image_url"),
+            "attachment.payload.elements[0].image_url",
+        ),
+        (
+            _with("quick_replies", "notaurl", "quick_replies", 0, "image_url"),
+            "quick_replies[0].image_url",
+        ),
+        (_with("media_image", "tel:123", "attachment", "payload", "url"), "attachment.payload.url"),
+        (
+            _with("button_template", "javascript:x", "attachment", "payload", "buttons", 1, "url"),
+            "attachment.payload.buttons[1].url",
+        ),
     ],
 )
 def test_an_invalid_message_is_refused_naming_the_faulty_path(
@@ -120,8 +166,29 @@ def test_a_definition_button_may_name_its_target_instead_of_a_payload() -> None:
     bot_message_adapter.validate_python(message)
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        _with("media_video", "{{clip}}", "attachment", "payload", "url"),
+        _with("quick_replies", "{{pic}}", "quick_replies", 0, "image_url"),
+        _with("generic_template", "{{page}}", "attachment", "payload", "elements", 0, "item_url"),
+    ],
+)
+def test_a_definition_s_url_may_be_a_placeholder_and_a_message_as_sent_may_not(
+    message: dict[str, Any],
+) -> None:
+    bot_message_adapter.validate_python(message)
+    with pytest.raises(ValidationError, match="a URL starts with http:// or https://"):
+        bot_message_adapter.validate_python(message, context=SENT)
+
+
+def test_a_url_button_may_call_a_phone_number() -> None:
+    call = _with("button_template", "tel:+3221234567", "attachment", "payload", "buttons", 1, "url")
+    bot_message_adapter.validate_python(call, context=SENT)
+
+
 def test_what_goes_out_has_the_fields_an_author_may_leave_out() -> None:
-    written = [
+    written: list[dict[str, Any]] = [
         {"text": "Pick", "quick_replies": [{"title": "Yes", "goto": "yes"}]},
         {"attachment": {"type": "image", "payload": {"url": "https://e.example/a.png"}}},
         {
@@ -132,7 +199,7 @@ def test_what_goes_out_has_the_fields_an_author_may_leave_out() -> None:
         },
     ]
 
-    reply, image, kept = render_message(written, {})
+    reply, image, kept = [render_message(message, {}) or {} for message in written]
 
     assert reply["quick_replies"][0]["content_type"] == "text"
     assert reply["quick_replies"][0]["payload"].startswith("sb1.")
