@@ -100,10 +100,14 @@ def _check_verify_token_free(
             )
 
 
-def view(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
-    """The channel as the management API shows it, with its endpoint's settings."""
+def view(
+    r: Redis, settings: Settings, channel_id: str, endpoint: Endpoint | None = None
+) -> dict[str, Any]:
+    """The channel as the management API shows it, with its endpoint's settings (`endpoint`
+    where the caller has just written it)."""
     channel = get(r, channel_id)
-    endpoint = endpoint_store.load(r, channel_id)
+    if endpoint is None:
+        endpoint = endpoint_store.load(r, channel_id)
     connect, total = endpoint.timeouts(settings)
     return {
         "id": channel_id,
@@ -223,8 +227,8 @@ def _verify_token_free(
 def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
     """A new signing secret; the old one keeps signing beside it for a day."""
     get(r, channel_id)
-    endpoint_store.rotate_secret(r, channel_id)
-    return view(r, settings, channel_id)
+    # What this rotation wrote: read again, it could be another's made meanwhile.
+    return view(r, settings, channel_id, endpoint_store.rotate_secret(r, channel_id))
 
 
 def delete(r: Redis, channel_id: str) -> None:

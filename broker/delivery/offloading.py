@@ -118,8 +118,11 @@ def configure(
     health_check(settings, api_url, verify_token)
     now = clock.now()
     try:
-        endpoint = replace(
-            endpoint_store.load(r, endpoint_id(bot_id)), url=api_url, verify_token=verify_token
+        # Only the fields it sets: a rotation of its secret meanwhile stays.
+        endpoint = endpoint_store.change(
+            r,
+            endpoint_id(bot_id),
+            lambda read: replace(read, url=api_url, verify_token=verify_token),
         )
     except NotFound:
         endpoint = Endpoint(
@@ -131,7 +134,7 @@ def configure(
             created_at=now,
             verify_token=verify_token,
         )
-    endpoint_store.save(r, endpoint)
+        endpoint_store.save(r, endpoint)
     existing = _load(r, bot_id)
     created = existing.created_at if existing else now
     integration = Offloading(bot_id, endpoint.id, created, now)
@@ -151,12 +154,18 @@ def _load(r: Redis, bot_id: str) -> Offloading | None:
 
 
 def view(r: Redis, bot_id: str) -> dict[str, Any]:
+    integration = _existing(r, bot_id)
+    return _view(integration, endpoint_store.load(r, integration.endpoint_id))
+
+
+def _existing(r: Redis, bot_id: str) -> Offloading:
+    """The bot's integration; NotFound saying which is missing, the bot or its integration."""
     integration = _load(r, bot_id)
     if integration is None:
         if not bot_store.exists(r, bot_id):
             raise NotFound(f"no bot {bot_id!r}")
         raise NotFound(f"bot {bot_id!r} has no offloading integration")
-    return _view(integration, endpoint_store.load(r, integration.endpoint_id))
+    return integration
 
 
 def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
@@ -175,9 +184,9 @@ def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
 def rotate_secret(r: Redis, bot_id: str) -> dict[str, Any]:
     """A new signing secret for the integration's endpoint; the old one keeps signing beside
     it for a day."""
-    view(r, bot_id)
-    endpoint_store.rotate_secret(r, endpoint_id(bot_id))
-    return view(r, bot_id)
+    integration = _existing(r, bot_id)
+    # What this rotation wrote: read again, it could be another's made meanwhile.
+    return _view(integration, endpoint_store.rotate_secret(r, integration.endpoint_id))
 
 
 def remove(r: Redis, bot_id: str) -> list[str]:
