@@ -3,9 +3,9 @@ combined with all, any and not."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from broker.bots import patterns
 from broker.bots.rendering import render_json
 from broker.bots.variables import has, lookup
 
@@ -31,7 +31,9 @@ def holds(condition: dict[str, Any], variables: dict[str, Any]) -> bool:
     if "less" in condition:
         number = _number(value)
         return number is not None and number < condition["less"]
-    return value is not None and re.search(condition["matches"], str(value)) is not None
+    if value is None:
+        return False
+    return patterns.search(condition["matches"], str(value), where=f"a condition on {name!r}")
 
 
 def _same(value: Any, expected: Any) -> bool:

@@ -18,7 +18,8 @@ from typing import Any
 from broker.bots import custom_actions
 from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
 from broker.bots.custom_actions import ActionContext
-from broker.bots.engine import Engine, Memory, Output, Turn
+from broker.bots.engine import Engine, Memory, Output, TooManyHops, Turn
+from broker.bots.patterns import PatternTooSlow
 from broker.bots.program import Program
 from broker.bots.rendering import TooLarge, Unsendable
 from broker.bots.variables import lookup
@@ -89,7 +90,7 @@ def run_conversation(
     for number, step in enumerate(conversation["steps"], 1):
         try:
             run.take(step, f"step {number}")
-        except (_Stop, TooLarge, Unsendable) as stop:
+        except (_Stop, TooLarge, Unsendable, PatternTooSlow, TooManyHops) as stop:
             outcome.failures.append(f"step {number}: {stop}")
             break
     for call in actions.unanswered:

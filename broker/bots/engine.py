@@ -8,7 +8,10 @@ A value over VARIABLE_MAX_BYTES given to a variable (filled in by a `set`, saved
 answer, set by a custom action), or an answer that fills in more than ANSWER_MAX_BYTES,
 raises TooLarge (`broker.bots.rendering`): the turn fails as any other that raises, and its
 message ends as a dead letter of turns. So does a message that is no BotMessage once its
-variables are filled in (Unsendable: a `{{link}}` URL a user set to `javascript:...`, say).
+variables are filled in (Unsendable: a `{{link}}` URL a user set to `javascript:...`, say),
+a definition's regex that runs past its time limit (PatternTooSlow, `broker.bots.patterns`),
+and a message that leads through more than MAX_HOPS states without waiting for the user
+(TooManyHops: a loop of states, most likely).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from broker.bots import conditions, entities, inputs
+from broker.bots import conditions, entities, inputs, patterns
 from broker.bots.actions import Actions, ApiAnswer, ApiRequest, NoActions
 from broker.bots.botmessages import BotMessage
 from broker.bots.custom_actions import ActionContext
@@ -54,14 +57,21 @@ from broker.bots.rendering import (
 from broker.bots.variables import assign, lookup, path, unset
 from broker.core.defaults import VARIABLE_MAX_BYTES
 
-#: A definition that loops through `next` states longer than this is stopped.
-MAX_HOPS = 25
+#: States one message may lead through without waiting for the user; past them the turn
+#: fails (TooManyHops).
+MAX_HOPS = 100
+#: States of such a path that TooManyHops names: the last ones, where a loop shows.
+_HOPS_NAMED = 8
 #: Seconds of time limits that one message's API calls and custom actions may use up.
 CALL_BUDGET = 10.0
 
 _BOT_MESSAGE: TypeAdapter[Any] = TypeAdapter(BotMessage)
 
 log = logging.getLogger(__name__)
+
+
+class TooManyHops(ValueError):
+    """One message led through more than MAX_HOPS states without waiting for the user."""
 
 
 @dataclass
@@ -232,7 +242,7 @@ class Engine:
         if node is None or not isinstance(node.then, Ask):
             return self.program.fallback
         ask = node.then
-        value = self._read(ask, text, turn.today)
+        value = self._read(node.id, ask, text, turn.today)
         if value is not None:
             memory.variables[ask.variable] = value
             return ask.next
@@ -248,11 +258,13 @@ class Engine:
         memory.awaiting = {"state": node.id, "tries": tries}
         return None
 
-    def _read(self, ask: Ask, text: str, today: dt.date | None) -> Any:
+    def _read(self, state_id: str, ask: Ask, text: str, today: dt.date | None) -> Any:
         value = inputs.read(ask.expect, text, today=today, options=ask.options)
         if value is None:
             return None
-        if ask.pattern is not None and not re.search(ask.pattern, str(value)):
+        if ask.pattern is not None and not patterns.search(
+            ask.pattern, str(value), where=f"the input of state {state_id!r}"
+        ):
             return None
         if ask.expect == "number":
             if ask.least is not None and value < ask.least:
@@ -292,16 +304,19 @@ class Engine:
     # --- entering states -------------------------------------------------------------
 
     def _enter(self, turn: Turn, state_id: str, *, can_offload: bool) -> None:
-        """Enter a state and follow where it leads (at most MAX_HOPS states)."""
+        """Enter a state and follow where it leads (at most MAX_HOPS states: TooManyHops)."""
         next_id: str | None = state_id
-        for _ in range(MAX_HOPS):
-            node = self.program.states.get(next_id or "")
-            if node is None:
-                return
+        visited: list[str] = []
+        while (node := self.program.states.get(next_id or "")) is not None:
+            if len(visited) == MAX_HOPS:
+                last = " -> ".join([*visited[-_HOPS_NAMED:], node.id])
+                raise TooManyHops(
+                    f"the message led through more than {MAX_HOPS} states without waiting "
+                    f"for the user (a loop?); the last ones: ... -> {last}"
+                )
+            visited.append(node.id)
             turn.memory.state = node.id
             next_id = self._run(turn, node, can_offload=can_offload)
-            if next_id is None:
-                return
 
     def _run(self, turn: Turn, node: Node, *, can_offload: bool) -> str | None:
         """A state's steps, then what follows them: the next state's id, or None to stop."""
@@ -481,6 +496,10 @@ def _text_of(message: dict[str, Any], variables: dict[str, Any]) -> str:
 
 
 def _matches(route: dict[str, Any], text: str) -> bool:
+    """Whether the text is the route's keyword (`exact`) or holds it as whole words: `hi`
+    is in "hi there" and "say hi!", not in "which one"."""
     wanted = str(route["match"]).casefold()
     said = text.strip().casefold()
-    return said == wanted if route.get("exact") else wanted in said
+    if route.get("exact"):
+        return said == wanted
+    return re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", said) is not None

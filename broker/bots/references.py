@@ -4,11 +4,11 @@ their faults even where its shape has others."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from broker.bots import patterns
 from broker.bots.entities import BUILT_IN
 from broker.bots.faults import Fault, join
 from broker.bots.rendering import PLACEHOLDER, placeholders, render_value
@@ -164,8 +164,8 @@ def _regex_faults(condition: Any, at: str, names: _Names) -> None:
 
 def _regex(pattern: str, at: str, names: _Names) -> None:
     try:
-        re.compile(pattern)
-    except re.error as exc:
+        patterns.check(pattern)
+    except patterns.error as exc:
         names.faults.append(Fault(at, f"is not a valid regex: {exc}"))
 
 

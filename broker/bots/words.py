@@ -7,6 +7,9 @@ import unicodedata
 
 _NOT_A_WORD = re.compile(r"[^0-9a-z@]+")
 _APOSTROPHES = re.compile(r"['\u2019]")
+#: A longer word is taken only as it is: no word is that long, and its typos would cost time
+#: and memory that grow with its length cubed (`deletions`).
+TYPO_MAX_LETTERS = 30
 
 
 def fold(text: str) -> str:
@@ -40,6 +43,8 @@ def distance(a: str, b: str) -> int:
 
 def typo_budget(word: str) -> int:
     """How many edits a word of this length may carry and still be recognised."""
+    if len(word) > TYPO_MAX_LETTERS:
+        return 0
     if len(word) >= 8:
         return 2
     return 1 if len(word) >= 4 else 0

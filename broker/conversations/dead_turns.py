@@ -1,6 +1,7 @@
 """Dead letters of turns: nothing fails a bot turn forever.
 
-A turn that raises (for a reason of its own, not Redis's) is tried again after
+A turn that raises (for a reason of its own, not Redis's), or that loses its conversation's
+lock while it runs (it outlived its lease: nothing of it is saved), is tried again after
 SWITCHBOARD_TURN_RETRY_DELAY, one item at a time: the conversation's first waiting signal,
 or else its first waiting message. When the same item has failed
 SWITCHBOARD_TURN_ATTEMPTS times, it is parked here with the error of its last failure,
@@ -146,6 +147,42 @@ def failed(
         {conversation.key: clock.now() + settings.turn_retry_delay},
     )
     return False
+
+
+def lost(r: Redis, settings: Settings, meta: ConversationMeta, item: Item | None) -> None:
+    """Count a turn that lost its conversation's lock while it ran (it ran past its lease, as
+    a worker held up by a slow regex does): nothing of it was saved. Without the lock it
+    cannot park its item; the next turn that takes the conversation does (`park_exhausted`).
+    Another worker may hold the conversation by now: should its turn succeed meanwhile, it
+    clears this count, or a later success does."""
+    conversation = meta.conversation
+    log.warning(
+        "conversation %s: the bot turn lost its lock while it ran (longer than its lease of "
+        "%s s); nothing was saved",
+        conversation.key,
+        settings.claim_lease,
+    )
+    if item is None:
+        meta.failures, meta.failed_on = 1, ""
+    else:
+        meta.failures = meta.failures + 1 if meta.failed_on == item.blame else 1
+        meta.failed_on = item.blame
+    r.hset(keys.conversation_meta(conversation.key), mapping=meta.failure_fields())
+
+
+def park_exhausted(
+    r: Redis, settings: Settings, lock_token: str, meta: ConversationMeta, item: Item | None
+) -> bool:
+    """Park `item` before its turn runs when it already failed SWITCHBOARD_TURN_ATTEMPTS
+    times without being parked (its last turns lost their lock: `lost`); True when it was."""
+    if item is None or meta.failed_on != item.blame or meta.failures < settings.turn_attempts:
+        return False
+    error = (
+        f"LeaseLost: the turn ran longer than its lease ({settings.claim_lease} s) and lost "
+        "its lock; nothing of it was saved"
+    )
+    _park(r, settings, lock_token, meta, item, error, meta.failures)
+    return True
 
 
 def _park(

@@ -299,6 +299,11 @@ class _Batch:
             self._forget(conversation_key, work)
             self.used[conversation_key] = len(work.messages)
             return
+        if dead_turns.park_exhausted(
+            self.r, self.settings, self.lock_token, work.meta, work.single_item
+        ):
+            self.failed_again.append(conversation_key)
+            return
         started = time.monotonic()
         try:
             used = self._turn(work.meta, work)
@@ -372,19 +377,25 @@ class _Batch:
 
     def commit(self, claim_token: str) -> dict[str, Committed]:
         """Save every turn of the pass at once. Should that fail for a reason other than
-        Redis's, each is saved alone, and a turn that cannot be is counted as failed."""
+        Redis's, each is saved alone, and a turn that cannot be is counted as failed; so is
+        one whose lock was lost while it ran."""
         self.changes.write_adds(self.r)
+        saved: dict[str, Committed] = {}
         try:
-            return self._commit(list(self.commits.values()), claim_token)
+            saved = self._commit(list(self.commits.values()), claim_token)
         except Exception as exc:
             if unavailable_reason(exc) is not None:
                 raise
-        saved: dict[str, Committed] = {}
-        for key, commit in self.commits.items():
-            try:
-                saved.update(self._commit([commit], claim_token))
-            except Exception as exc:
-                self._failed(key, self.works[key], exc)
+            for key, commit in self.commits.items():
+                try:
+                    saved.update(self._commit([commit], claim_token))
+                except Exception as exc:
+                    self._failed(key, self.works[key], exc)
+        for key, done in saved.items():
+            work = self.works[key]
+            if done.lost and work.meta is not None:
+                # Counted, so that a turn that always outlives its lease ends parked.
+                dead_turns.lost(self.r, self.settings, work.meta, work.single_item)
         return saved
 
     def _commit(self, commits: list[TurnCommit], claim_token: str) -> dict[str, Committed]:

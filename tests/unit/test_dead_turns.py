@@ -152,6 +152,41 @@ def test_a_turn_that_lost_its_lock_saves_nothing(
     assert r.zcard(keys.DUE) == 0  # the queue it would have claimed is not left listed
 
 
+def test_a_message_whose_turn_keeps_outliving_its_lease_is_parked(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn that loses its lock while it runs (its worker was held up past the lease) saves
+    nothing, and counts as a failed try: the message ends parked rather than run forever."""
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings)
+    user_says(r, settings, sender, channel, "slow")
+    user_says(r, settings, sender, channel, "after")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    real_commit = fanout.commit_turns
+
+    def outlived_its_lease(
+        r: Redis, settings: Settings, commits: list[TurnCommit], **kw: Any
+    ) -> Any:
+        if any("You said: slow" in d.body for c in commits for d in c.deliveries):
+            r.delete(keys.conversation_lock(key))  # the lease ran out while the turn ran
+        return real_commit(r, settings, commits, **kw)
+
+    monkeypatch.setattr(fanout, "commit_turns", outlived_its_lease)
+    # Both messages, then "slow" alone: the loss is pinned on it as a failure is.
+    for _ in range(settings.turn_attempts + 1):
+        assert turns.run_pending(r, settings, sender, key) == 0
+        assert r.llen(keys.conversation_inbox(key)) == 2
+        assert _replies(r, key, channel.id) == []
+    meta = read_meta(r, key)
+    assert meta.failures == settings.turn_attempts and meta.failed_on.startswith("message:")
+    turns.run_pending(r, settings, sender, key)
+    assert _replies(r, key, channel.id) == ["You said: after"]
+    assert r.llen(keys.conversation_inbox(key)) == 0 and read_meta(r, key).failures == 0
+    (dead,) = dead_turns.list_page(r, offset=0, limit=10)[0]
+    assert dead["item"]["text"] == "slow" and dead["attempts"] == settings.turn_attempts
+    assert dead["error"].startswith("LeaseLost: the turn ran longer than its lease")
+
+
 def test_a_turn_stops_when_its_lock_is_lost_between_passes(
     fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

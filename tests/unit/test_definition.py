@@ -149,8 +149,7 @@ def test_a_definition_with_twenty_mistakes_gets_twenty_precise_faults() -> None:
         'states.size.next: unknown state "x"',
         'states.check.else: unknown state "nowhere"',
         "states.call.request.url: an API URL is http:// or https://",
-        "states.regex.pattern: is not a valid regex: missing ), unterminated subpattern at "
-        "position 0",
+        "states.regex.pattern: is not a valid regex: missing ) at position 1",
         'states.listen.intents.nope: unknown intent "nope"',
     ]
 

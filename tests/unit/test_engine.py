@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from broker.bots import definition
-from broker.bots.engine import Engine, Memory, absorb
+from broker.bots.engine import MAX_HOPS, Engine, Memory, TooManyHops, absorb
+from broker.bots.patterns import PatternTooSlow
 from broker.bots.payloads import decode_payload, encode_payload
 from broker.core.errors import ValidationFailed
 
@@ -153,7 +154,7 @@ def test_echo_template_answers() -> None:
     ]
 
 
-def test_a_state_that_loops_through_next_stops() -> None:
+def test_a_state_that_loops_through_next_fails_the_turn_naming_the_states() -> None:
     looping = {
         "startState": "a",
         "states": [
@@ -161,8 +162,23 @@ def test_a_state_that_loops_through_next_stops() -> None:
             {"id": "b", "messages": [{"text": "b"}], "next": "a"},
         ],
     }
-    turn = Engine(definition.validate(looping)).step(Memory(), {"kind": "intro"}, can_offload=False)
-    assert 0 < len(turn.outputs) <= 25
+    engine = Engine(definition.validate(looping))
+    with pytest.raises(TooManyHops, match=f"more than {MAX_HOPS} states.* -> a -> b -> a$"):
+        engine.step(Memory(), {"kind": "intro"}, can_offload=False)
+
+
+def test_a_chain_of_fifty_states_without_a_loop_is_followed_to_its_end() -> None:
+    chain = {
+        "version": 2,
+        "startState": "c0",
+        "states": {
+            **{f"c{n}": {"type": "goto", "next": f"c{n + 1}"} for n in range(50)},
+            "c50": {"say": "at the end"},
+        },
+    }
+    turn = Engine(definition.validate(chain)).step(Memory(), {"kind": "intro"}, can_offload=False)
+    assert texts(turn) == ["at the end"]
+    assert turn.memory.state == "c50"
 
 
 def test_payloads_round_trip_and_foreign_ones_are_not_ours() -> None:
@@ -246,3 +262,79 @@ def test_within_one_message_the_order_of_session_data_keys_does_not_matter(
 ) -> None:
     memory = absorb(Memory(variables={"a.old": 0}), {"kind": "text", "sessionData": given})
     assert memory.variables == {"a": 1, "a.b": 2, "a..c": 3}
+
+
+ROUTES: dict[str, Any] = {
+    "version": 2,
+    "startState": "w",
+    "fallbackState": "fallback",
+    "routes": [
+        {"match": "hi", "next": "greet"},
+        {"match": "no", "next": "cancel"},
+        {"match": "gift card", "next": "gift"},
+    ],
+    "states": {
+        "w": {"say": "welcome"},
+        "greet": {"say": "hello"},
+        "cancel": {"say": "cancelled"},
+        "gift": {"say": "gift"},
+        "fallback": {"say": "fallback"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        ("hi", "hello"),
+        ("Hi, there!", "hello"),
+        ("oh HI", "hello"),
+        ("which pizzas do you sell?", "fallback"),
+        ("I know what I want", "fallback"),
+        ("nothing", "fallback"),
+        ("no.", "cancelled"),
+        ("no\u00e9l", "fallback"),  # a letter with an accent is part of the word
+        ("a Gift Card please", "gift"),
+        ("gift cards", "fallback"),
+    ],
+)
+def test_a_route_matches_its_keyword_as_whole_words(text: str, reply: str) -> None:
+    engine = Engine(definition.validate(ROUTES))
+    turn = engine.step(Memory("w"), {"kind": "text", "text": text}, can_offload=False)
+    assert texts(turn) == [reply]
+
+
+#: Exponential for `re` on "aaa...a!": thirty-odd letters hold a worker for minutes.
+CATASTROPHIC = "^(a|aa)+$"
+
+
+def test_a_regex_that_runs_past_its_time_limit_fails_the_turn() -> None:
+    slow = {
+        "version": 2,
+        "startState": "ask",
+        "states": {
+            "ask": {
+                "type": "input",
+                "say": "code?",
+                "variable": "code",
+                "expect": "text",
+                "pattern": CATASTROPHIC,
+                "next": "check",
+            },
+            "check": {
+                "type": "condition",
+                "branches": [{"if": {"var": "ref", "matches": CATASTROPHIC}, "next": "ok"}],
+                "else": "ok",
+            },
+            "ok": {"say": "ok"},
+        },
+    }
+    engine = Engine(definition.validate(slow))
+    awaiting = Memory("ask", awaiting={"state": "ask", "tries": 0})
+    said = {"kind": "text", "text": "aa"}
+    assert texts(engine.step(awaiting.copy(), said, can_offload=False)) == ["ok"]
+    with pytest.raises(PatternTooSlow, match="of the input of state 'ask' took more than"):
+        engine.step(awaiting.copy(), {"kind": "text", "text": "a" * 40 + "!"}, can_offload=False)
+    slow_data = {**said, "sessionData": {"ref": "a" * 40 + "!"}}
+    with pytest.raises(PatternTooSlow, match="of a condition on 'ref' took more than"):
+        engine.step(awaiting.copy(), slow_data, can_offload=False)

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from broker.bots import definition
+from broker.bots import matcher as matcher_module
 from broker.bots.engine import Engine, Memory
 from broker.bots.matcher import Matcher
-from broker.bots.words import distance, fold
+from broker.bots.words import TYPO_MAX_LETTERS, deletions, distance, fold
 
 INTENTS = {
     "order": ["I want to order a pizza", "can I get a pizza", "pizza delivery"],
@@ -149,3 +150,27 @@ def test_scoped_intents_and_the_fallback() -> None:
 def test_the_threshold_is_the_bot_s() -> None:
     assert say(engine(threshold=0.3), "help", "talk to someone") == ["agent"]
     assert say(engine(threshold=0.95), "help", "talk to someone") == ["fallback"]
+
+
+def test_a_very_long_word_is_taken_as_it_is_at_a_cost_linear_in_its_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its typos would be quadratic in number (cubic in letters): a word longer than
+    TYPO_MAX_LETTERS, in an example or a message, gets none, so a 10,000-letter word costs
+    what reading it does."""
+    made: list[int] = []
+
+    def counted(word: str, depth: int) -> set[str]:
+        found = deletions(word, depth)
+        made.append(len(found) if len(word) > TYPO_MAX_LETTERS else 0)
+        return found
+
+    monkeypatch.setattr(matcher_module, "deletions", counted)
+    long_example = "".join(chr(ord("a") + (i * 7) % 26) for i in range(500))
+    matcher = Matcher({**INTENTS, "long": [f"{long_example} code"]})
+    assert made and max(made) <= 1  # the long example word: itself only
+    long_said = "".join(chr(ord("a") + (i * 11) % 26) for i in range(10_000))
+    assert matcher.rank(long_said) == []
+    assert max(made) <= 1
+    best = matcher.best(f"{long_example} code")
+    assert best is not None and best.intent == "long" and best.confidence == 1.0
