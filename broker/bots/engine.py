@@ -29,7 +29,7 @@ from broker.bots import conditions, entities, inputs, patterns
 from broker.bots.actions import Actions, ApiAnswer, ApiRequest, NoActions
 from broker.bots.botmessages import BotMessage
 from broker.bots.custom_actions import ActionContext
-from broker.bots.payloads import decode_payload
+from broker.bots.payloads import PayloadKey, is_ours
 from broker.bots.program import (
     Ask,
     Branch,
@@ -151,18 +151,26 @@ def absorb(memory: Memory, message: dict[str, Any]) -> Memory:
 class Engine:
     """Runs one bot definition (already validated), or its compiled program."""
 
-    def __init__(self, definition: dict[str, Any] | Program, actions: Actions | None = None):
+    def __init__(
+        self,
+        definition: dict[str, Any] | Program,
+        actions: Actions | None = None,
+        payloads: PayloadKey | None = None,
+    ):
         self.program = (
             definition if isinstance(definition, Program) else compile_definition(definition)
         )
         self.actions: Actions = actions or NoActions()
+        #: Seals the payloads of the buttons the bot sends, and opens those pressed: the
+        #: conversation's key (`PayloadKey.for_conversation`), else one of this engine's own.
+        self.payloads = payloads or PayloadKey.random()
 
     @property
     def states(self) -> dict[str, Node]:
         return self.program.states
 
     def step(self, memory: Memory, message: dict[str, Any], *, can_offload: bool) -> Turn:
-        turn = Turn(absorb(memory, message), today=_day_of(message))
+        turn = Turn(self._with_constants(absorb(memory, message)), today=_day_of(message))
         target = self._target(turn, message)
         if target is not None:
             self._enter(turn, target, can_offload=can_offload)
@@ -170,16 +178,29 @@ class Engine:
 
     def offload_failed(self, memory: Memory) -> Turn:
         """The offload of an earlier turn was refused or could not be delivered."""
-        turn = Turn(memory.copy())
+        turn = Turn(self._with_constants(memory.copy()))
         failed = self._offload_failed_state(memory.state)
         if failed:
             self._enter(turn, failed, can_offload=False)
         return turn
 
     def go_to(self, memory: Memory, state_id: str, *, can_offload: bool) -> Turn:
-        turn = Turn(Memory(memory.state, dict(memory.variables), None))
+        turn = Turn(self._with_constants(Memory(memory.state, dict(memory.variables), None)))
         self._enter(turn, state_id, can_offload=can_offload)
         return turn
+
+    def _with_constants(self, memory: Memory) -> Memory:
+        """`memory` with the definition's `variables` as this version has them: the bot's
+        constants, which no input overrides. What holds one of them inside (an object
+        `kitchen` for the constant `kitchen.url`) goes."""
+        constants = self.program.variables
+        if constants:
+            variables = memory.variables
+            for outer in [name for name in variables if _holds_constant(name, constants)]:
+                del variables[outer]
+            for name, value in sorted(constants.items(), key=lambda item: item[0].count(".")):
+                assign(variables, name, value)
+        return memory
 
     # --- where a message leads -------------------------------------------------------
 
@@ -208,28 +229,35 @@ class Engine:
         return self._understood(turn, text, listen) or self.program.fallback
 
     def _begin(self, memory: Memory) -> None:
-        """A conversation (re)starting: it is waiting for nothing, with the bot's variables."""
+        """A conversation (re)starting: it is waiting for nothing."""
         memory.awaiting = None
         memory.ended = False
-        for name, value in self.program.variables.items():
-            memory.variables.setdefault(name, value)
 
     def _pressed(self, memory: Memory, message: dict[str, Any]) -> str | None:
-        """Where a button press leads: its `nextDialogstateId`, or our payload's target.
-        A payload that is not ours, or a target this version has no state for (a button of
-        an older version, say), is read as text (None)."""
-        for item in message.get("sessionDataToSet") or []:
-            assign(memory.variables, item["key"], item.get("value"))
+        """Where a button press leads: its `nextDialogstateId`, or the target of a payload
+        this conversation's key opens; its `sessionDataToSet` and the payload's params are
+        set then, but not over the bot's constants. A payload that is not ours or does not
+        open (forged, another conversation's, unsigned `sb1.`), or a target this version
+        has no state for (a button of an older version, say), is read as text (None), and
+        sets nothing."""
         if message.get("nextDialogstateId"):
-            named = str(message["nextDialogstateId"])
-            return named if named in self.program.states else None
-        decoded = decode_payload(message.get("payload") or "")
-        if decoded is None:
+            target: str | None = str(message["nextDialogstateId"])
+            params: list[dict[str, Any]] = []
+        else:
+            opened = self.payloads.open(message.get("payload") or "")
+            if opened is None:
+                return None
+            target, params = opened
+        if target not in self.program.states:
             return None
-        goto, params = decoded
-        for param in params:
-            assign(memory.variables, param["key"], param.get("value"))
-        return goto if goto in self.program.states else None
+        constants = self.program.variables
+        for item in [*params, *(message.get("sessionDataToSet") or [])]:
+            name = item["key"]
+            if _is_constant(name, constants):
+                log.info("a press would set the bot's constant %r: not set", name)
+            else:
+                assign(memory.variables, name, item.get("value"))
+        return target
 
     def _answered(self, turn: Turn, text: str) -> str | None:
         """The answer to an input: stored and on to `next`, or asked again, or given up on."""
@@ -373,7 +401,7 @@ class Engine:
         variables = turn.memory.variables
         locale = lookup(variables, "locale") or lookup(variables, "user.preferredLanguage")
         for message in say.pick(locale, self.program.language):
-            _send(turn, message)
+            self._send(turn, message)
 
     def _time_for(self, turn: Turn, wanted: float) -> float:
         granted = min(wanted, turn.budget)
@@ -447,10 +475,19 @@ class Engine:
                 _variable_room(name).take_value(value)
                 memory.variables[name] = value
         for message in messages:
-            _send(turn, message)
+            self._send(turn, message)
         if result.next is not None and result.next in self.program.states:
             return result.next
         return run.next
+
+    def _send(self, turn: Turn, message: dict[str, Any]) -> None:
+        """A message of the bot, filled in, among the turn's outputs; a text with nothing to
+        say is left out. One that is no BotMessage once filled in raises Unsendable."""
+        rendered = render_message(message, turn.memory.variables, self.payloads, turn.room)
+        if rendered is None:
+            log.info("state %r: a text is empty once filled in, not sent", turn.memory.state)
+            return
+        turn.outputs.append(Output("message", rendered))
 
     def _offload_failed_state(self, state_id: str | None) -> str | None:
         node = self.program.states.get(state_id or "")
@@ -461,14 +498,18 @@ class Engine:
         return self.program.offload_failed
 
 
-def _send(turn: Turn, message: dict[str, Any]) -> None:
-    """A message of the bot, filled in, among the turn's outputs; a text with nothing to say is
-    left out. One that is no BotMessage once filled in raises Unsendable."""
-    rendered = render_message(message, turn.memory.variables, turn.room)
-    if rendered is None:
-        log.info("state %r: a text is empty once filled in, not sent", turn.memory.state)
-        return
-    turn.outputs.append(Output("message", rendered))
+def _is_constant(name: str, constants: dict[str, Any]) -> bool:
+    """Whether setting `name` would set a constant or a name under one, or hold one inside."""
+    return (
+        name in constants
+        or any(name.startswith(constant + ".") for constant in constants)
+        or _holds_constant(name, constants)
+    )
+
+
+def _holds_constant(name: str, constants: dict[str, Any]) -> bool:
+    prefix = name + "."
+    return name not in constants and any(constant.startswith(prefix) for constant in constants)
 
 
 def _variable_room(name: str) -> Room:
@@ -486,7 +527,9 @@ def _day_of(message: dict[str, Any]) -> dt.date | None:
 def _text_of(message: dict[str, Any], variables: dict[str, Any]) -> str:
     """What a message says, as text for routes and input; a location is also stored."""
     if message["kind"] == "postback":
-        return str(message.get("payload") or message.get("title") or "")
+        # A payload of ours is no one's words (a button it cannot lead by): its title is.
+        payload = message.get("payload")
+        return str(payload if payload and not is_ours(payload) else message.get("title") or "")
     if message["kind"] == "location":
         coordinates = message["coordinates"]
         variables["location.lat"] = coordinates["lat"]

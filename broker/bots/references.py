@@ -1,6 +1,6 @@
 """Checks of a definition across its parts: every state, intent and entity it names exists, its
-regexes compile, its API URLs are allowed. They read the raw document, so that they find
-their faults even where its shape has others."""
+regexes compile, its `{{placeholders}}` are well formed, its API URLs are allowed. They read
+the raw document, so that they find their faults even where its shape has others."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ from broker.bots.variables import lookup
 UrlCheck = Callable[[str], str | None]
 
 _SCHEMES = ("http://", "https://")
+#: The keys of a state, or of a version 1 state, whose strings are filled in.
+_FILLED_IN = ("say", "retry", "set", "request", "data", "payload", "branches")
+_V1_FILLED_IN = ("messages", "actions")
+#: Regexes, which a `{{` may belong to, are no templates.
+_NOT_FILLED_IN = ("matches", "pattern")
 #: What stands for a variable the conversation fills in, when an API URL is checked.
 _FROM_CONVERSATION = "conversationvariable"
 
@@ -48,6 +53,8 @@ def v1_faults(definition: dict[str, Any], prefix: str) -> list[Fault]:
             names.state(route.get("next"), join(join(join(at, "routes"), r_index), "next"))
         for target, path in _gotos(state.get("messages"), join(at, "messages")):
             names.state(target, path)
+        for key in _V1_FILLED_IN:
+            _template_faults(state.get(key), join(at, key), faults)
     return faults
 
 
@@ -116,6 +123,8 @@ def _state_faults(
     for key in ("say", "retry"):
         for target, path in _gotos(state.get(key), join(at, key)):
             names.state(target, path)
+    for key in _FILLED_IN:
+        _template_faults(state.get(key), join(at, key), names.faults)
     request = state.get("request")
     if isinstance(request, dict) and isinstance(request.get("url"), str):
         refusal = _url_refusal(request["url"], variables, check_url)
@@ -149,6 +158,27 @@ def _url_refusal(url: str, variables: dict[str, Any], check_url: UrlCheck | None
     if _FROM_CONVERSATION in parts.netloc:
         return None
     return check_url(f"{parts.scheme}://{parts.netloc}/")
+
+
+def _template_faults(value: Any, at: str, faults: list[Fault]) -> None:
+    """A fault for each string with a `{{` that starts no placeholder (`{{name`,
+    `{{ name | upper }}`, `{{a b}}`): it would go out as written."""
+    if isinstance(value, str):
+        if "{{" in PLACEHOLDER.sub("", value):
+            faults.append(
+                Fault(
+                    at,
+                    "holds a `{{` that is no placeholder: a placeholder is `{{name}}`, the "
+                    "name of letters, digits, `_`, `.` and `-`",
+                )
+            )
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _template_faults(item, join(at, index), faults)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and key not in _NOT_FILLED_IN:
+                _template_faults(item, join(at, key), faults)
 
 
 def _regex_faults(condition: Any, at: str, names: _Names) -> None:

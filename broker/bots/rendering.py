@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from broker.bots.botmessages import SENT, TEXT_MAX, TITLE_MAX, BotMessage, with_wire_defaults
-from broker.bots.payloads import encode_payload
+from broker.bots.payloads import PayloadKey
 from broker.bots.variables import compact_json, lookup, text_size
 from broker.core.defaults import ANSWER_MAX_BYTES
 from broker.core.validation import first_fault
@@ -122,15 +122,18 @@ def _text(value: Any) -> str:
 
 
 def render_message(
-    message: dict[str, Any], variables: dict[str, Any], room: Room | None = None
+    message: dict[str, Any],
+    variables: dict[str, Any],
+    payloads: PayloadKey,
+    room: Room | None = None,
 ) -> dict[str, Any] | None:
-    """A BotMessage as it goes out: variables filled in, button targets turned into payloads,
-    and the fields §3 always has that its author may leave out. None for a text message that
-    is empty or blank once filled in: there is nothing to say. Unsendable for one that is no
-    BotMessage any more, so that it never reaches an endpoint."""
+    """A BotMessage as it goes out: variables filled in, button targets turned into payloads
+    sealed with `payloads`, and the fields §3 always has that its author may leave out. None
+    for a text message that is empty or blank once filled in: there is nothing to say.
+    Unsendable for one that is no BotMessage any more, so that it never reaches an endpoint."""
     event = message.get("type") == "event"
     out: dict[str, Any] = with_wire_defaults(
-        _rendered(message, variables, room or answer_room(), cut=not event)
+        _Renderer(variables, payloads, room or answer_room(), cut=not event).message(message)
     )
     if out.keys() == {"text"} and not out["text"].strip():
         return None
@@ -162,25 +165,35 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
 
 
-def _rendered(message: Any, variables: dict[str, Any], room: Room, *, cut: bool) -> Any:
-    if isinstance(message, list):
-        return [_rendered(item, variables, room, cut=cut) for item in message]
-    if not isinstance(message, dict):
-        return message
-    out: dict[str, Any] = {}
-    for key, value in message.items():
-        if key in ("goto", "params"):
-            continue
-        if key in _RENDERED_FIELDS:
-            filled = render_value(value, variables, room)
-            limit = _CUT_AT.get(key) if cut else None
-            out[key] = _cut(filled, limit) if limit and isinstance(filled, str) else filled
-        else:
-            out[key] = _rendered(value, variables, room, cut=cut)
-    if "goto" in message or "params" in message:
-        params = [
-            {**param, "value": render_json(param.get("value"), variables, room)}
-            for param in message.get("params") or []
-        ]
-        out["payload"] = encode_payload(message.get("goto"), params)
-    return out
+class _Renderer:
+    def __init__(
+        self, variables: dict[str, Any], payloads: PayloadKey, room: Room, *, cut: bool
+    ) -> None:
+        self.variables = variables
+        self.payloads = payloads
+        self.room = room
+        self.cut = cut
+
+    def message(self, message: Any) -> Any:
+        if isinstance(message, list):
+            return [self.message(item) for item in message]
+        if not isinstance(message, dict):
+            return message
+        variables, room = self.variables, self.room
+        out: dict[str, Any] = {}
+        for key, value in message.items():
+            if key in ("goto", "params"):
+                continue
+            if key in _RENDERED_FIELDS:
+                filled = render_value(value, variables, room)
+                limit = _CUT_AT.get(key) if self.cut else None
+                out[key] = _cut(filled, limit) if limit and isinstance(filled, str) else filled
+            else:
+                out[key] = self.message(value)
+        if "goto" in message or "params" in message:
+            params = [
+                {**param, "value": render_json(param.get("value"), variables, room)}
+                for param in message.get("params") or []
+            ]
+            out["payload"] = self.payloads.seal(message.get("goto"), params)
+        return out

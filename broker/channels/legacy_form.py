@@ -15,12 +15,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from broker.bots import bot_store
-from broker.bots.payloads import decode_payload
+from broker.bots.payloads import is_ours
 from broker.channels import channel_store
 from broker.channels.channel import Channel
 from broker.core import ids, strict_json
 from broker.core.connection import Redis
 from broker.core.errors import NotFound, Unauthorized, ValidationFailed
+from broker.core.validation import variable_key
 
 
 class Sender(BaseModel):
@@ -73,7 +74,7 @@ def normalize(body: LegacyMessage) -> dict[str, Any]:
 
 
 def _button_press(text: str) -> dict[str, Any] | None:
-    if decode_payload(text) is not None:
+    if is_ours(text):
         return {"kind": "postback", "title": None, "payload": text}
     if not text.lstrip().startswith("{"):
         return None
@@ -103,6 +104,13 @@ def _button_press(text: str) -> dict[str, Any] | None:
         for p in (given if isinstance(given, list) else [])
         if isinstance(p, dict) and isinstance(p.get("key"), str) and p["key"]
     ]
+    for index, param in enumerate(params):
+        try:
+            variable_key(param["key"])
+        except ValueError as exc:
+            raise ValidationFailed(
+                f"the button press in text: params[{index}].key: {exc}", field="text"
+            ) from None
     if params:
         out["sessionDataToSet"] = params
     return out

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from broker.core.defaults import SESSION_DATA_BYTES, SESSION_DATA_KEYS
+from broker.core.validation import VariableKey, variable_key
 
 _ID = Field(min_length=1, max_length=256)
 
@@ -56,7 +57,7 @@ class TextMessage(_Strict):
 
 
 class KeyValue(BaseModel):
-    key: StrictStr = Field(min_length=1, max_length=256)
+    key: VariableKey = Field(min_length=1, max_length=256)
     value: Any = None
 
 
@@ -155,6 +156,13 @@ class InboundMessage(BaseModel):
         "past them.",
     )
     messageId: StrictStr | None = Field(default=None, min_length=1, max_length=256)
+
+    @field_validator("sessionData")
+    @classmethod
+    def _variable_keys(cls, data: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key in data or {}:
+            variable_key(key)
+        return data
 
     @field_validator("conversationId")
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.bots import bot_store
+from broker.bots import bot_store, payload_secret
 from broker.bots.engine import Engine
 from broker.bots.program import Offload
 from broker.channels import channel_store
@@ -102,7 +102,10 @@ def _engine_for(r: Redis, conversation: Conversation, go_to: str | None) -> Engi
     """The engine of the conversation's bot version, when a hand-back names a state; checks it."""
     if go_to is None:
         return None
-    engine = Engine(bot_store.definition_of(r, conversation.bot_id, conversation.version))
+    engine = Engine(
+        bot_store.definition_of(r, conversation.bot_id, conversation.version),
+        payloads=payload_secret.key_for(r, conversation.key),
+    )
     if go_to not in engine.states:
         raise ValidationFailed(
             f"the {conversation.version} version of the bot has no state {go_to!r}",

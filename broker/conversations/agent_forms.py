@@ -9,8 +9,9 @@ Chatlayer's example agent server sends each message in a "conversation action" f
   the last text carries the buttons or quick replies, the ones before it go first.
 - `urlButton` -> `web_url`, `phoneNumberButton` -> `phone_number` (the number is the
   payload), `postBackButton` -> `postback`. A postback payload that is an object
-  (`{"nextDialogstateId", "sessionDataToSet"}`) becomes an opaque payload that leads
-  there when pressed, as the bot's own buttons do; a string payload is kept as it is.
+  (`{"nextDialogstateId", "sessionDataToSet"}`) becomes an opaque payload, sealed with the
+  conversation's key, that leads there when pressed, as the bot's own buttons do; a string
+  payload is kept as it is.
 - `carouselTemplate` -> a generic template; `listTemplate` -> a list template, each
   element's `button` becoming its one button and the top `button` the list's button
   (`size` has no counterpart and is dropped); `subTitle` -> `subtitle`,
@@ -29,9 +30,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
 from broker.bots.botmessages import SENT, AttachmentMessage, EventMessage, TextMessage
-from broker.bots.payloads import encode_payload
+from broker.bots.payloads import PayloadKey
 from broker.core.errors import ValidationFailed
-from broker.core.validation import first_fault, parse
+from broker.core.validation import VariableKey, first_fault, parse
 
 _TITLE = Field(min_length=1, max_length=640)
 _URL = Field(min_length=1, max_length=2048, pattern=r"^https?://")
@@ -47,7 +48,7 @@ class Text(_Form):
 
 
 class KeyValue(_Form):
-    key: StrictStr = Field(min_length=1, max_length=256)
+    key: VariableKey = Field(min_length=1, max_length=256)
     value: Any = None
 
 
@@ -139,11 +140,16 @@ class ListTemplate(_Form):
     elements: list[ListElement] = Field(min_length=2, max_length=4)
 
 
-def _payload(payload: str | PostbackTarget) -> str:
-    if isinstance(payload, str):
-        return payload
-    params = [item.model_dump() for item in payload.sessionDataToSet or []]
-    return encode_payload(payload.nextDialogstateId, params)
+def _sealed(message: Any, payloads: PayloadKey) -> Any:
+    """`message` with each target a form gave (a PostbackTarget) sealed as a payload."""
+    if isinstance(message, PostbackTarget):
+        params = [item.model_dump() for item in message.sessionDataToSet or []]
+        return payloads.seal(message.nextDialogstateId, params)
+    if isinstance(message, list):
+        return [_sealed(item, payloads) for item in message]
+    if isinstance(message, dict):
+        return {key: _sealed(value, payloads) for key, value in message.items()}
+    return message
 
 
 def _button(button: ActionButton) -> dict[str, Any]:
@@ -154,7 +160,7 @@ def _button(button: ActionButton) -> dict[str, Any]:
         return {"type": "phone_number", "title": phone.title, "payload": phone.phoneNumber}
     postback = button.postBackButton
     assert postback is not None  # one of the three, by ActionButton's validator
-    return {"type": "postback", "title": postback.title, "payload": _payload(postback.payload)}
+    return {"type": "postback", "title": postback.title, "payload": postback.payload}
 
 
 def _texts(texts: list[Text]) -> list[dict[str, Any]]:
@@ -198,7 +204,7 @@ def _from_quick_replies(form: QuickReplyTemplate) -> list[dict[str, Any]]:
         item: dict[str, Any] = {
             "content_type": "text",
             "title": reply.title,
-            "payload": _payload(reply.payload),
+            "payload": reply.payload,
         }
         if reply.imageUrl is not None:
             item["image_url"] = reply.imageUrl
@@ -242,8 +248,9 @@ FORMS: dict[str, tuple[type[BaseModel], _Converter]] = {
 }
 
 
-def to_bot_messages(item: Any, path: str) -> list[dict[str, Any]]:
-    """One item of `sendMessages` as the BotMessages it stands for, validated.
+def to_bot_messages(item: Any, path: str, payloads: PayloadKey) -> list[dict[str, Any]]:
+    """One item of `sendMessages` as the BotMessages it stands for, validated; the payloads
+    it makes are sealed with the conversation's key, `payloads`.
 
     Faults raise ValidationFailed naming their path under `path` (e.g. `sendMessages[0]`).
     """
@@ -260,6 +267,7 @@ def to_bot_messages(item: Any, path: str) -> list[dict[str, Any]]:
         model, convert = FORMS[named[0]]
         form_path = f"{path}.{named[0]}"
         converted = convert(parse(model, item[named[0]], prefix=form_path))
+        converted = [_sealed(message, payloads) for message in converted]
         try:
             for message in converted:
                 _check(message, "")

@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker.bots import payload_secret
 from broker.bots.actions import Actions
 from broker.bots.bot import Bot, Version
 from broker.bots.engine import Engine, Turn, absorb
-from broker.bots.program import compile_text
+from broker.bots.payloads import PayloadKey
+from broker.bots.program import Program, compile_text
 from broker.channels.channel import Channel
 from broker.conversations import dead_turns, transcript
 from broker.conversations.conversation import NO_FAILURES, ConversationMeta
@@ -244,6 +246,8 @@ class _Known:
     definitions: dict[tuple[str, Version], str | None] = field(default_factory=dict)
     offloading: dict[str, str | None] = field(default_factory=dict)
     channels: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The secret that signs button payloads (`broker.bots.payload_secret`), once read.
+    payload_secret: str | None = None
 
 
 class _KnownByProcess:
@@ -286,7 +290,7 @@ class _Batch:
         self.changes = IndexChanges()
         self.scheduled_until: dict[str, float] = {}
         self.known = known
-        self._engines: dict[tuple[str, Version], Engine | None] = {}
+        self._programs: dict[tuple[str, Version], Program | None] = {}
         self._channels: dict[str, Channel | None] = {}
 
     def run(self, conversation_key: str, work: _Work) -> None:
@@ -333,7 +337,7 @@ class _Batch:
             self.r,
             self.settings,
             meta,
-            self._engine(conversation.bot_id, conversation.version),
+            self._engine(conversation.bot_id, conversation.version, conversation.key),
             self._offloading_endpoint(conversation.bot_id),
             self._channel,
         )
@@ -440,8 +444,18 @@ class _Batch:
         for channel_id in channels:
             known.channels[channel_id] = next(answers)
 
-    def _engine(self, bot_id: str, version: Version) -> Engine | None:
-        if (bot_id, version) not in self._engines:
+    def _engine(self, bot_id: str, version: Version, conversation_key: str) -> Engine | None:
+        """The conversation's engine: its bot version's program, its own payload key."""
+        program = self._program(bot_id, version)
+        if program is None:
+            return None
+        if self.known.payload_secret is None:
+            self.known.payload_secret = payload_secret.read(self.r)
+        payloads = PayloadKey.for_conversation(self.known.payload_secret, conversation_key)
+        return Engine(program, self.actions, payloads)
+
+    def _program(self, bot_id: str, version: Version) -> Program | None:
+        if (bot_id, version) not in self._programs:
             if (bot_id, version) not in self.known.definitions:
                 definition_field = Bot.definition_field(version)
                 text = self.r.hget(keys.bot(bot_id), definition_field)
@@ -451,9 +465,8 @@ class _Batch:
                 log.warning(
                     "bot %s is gone; the messages of its conversations are not answered", bot_id
                 )
-            engine = None if text is None else Engine(compile_text(text), self.actions)
-            self._engines[(bot_id, version)] = engine
-        return self._engines[(bot_id, version)]
+            self._programs[(bot_id, version)] = None if text is None else compile_text(text)
+        return self._programs[(bot_id, version)]
 
     def _offloading_endpoint(self, bot_id: str) -> str | None:
         if bot_id not in self.known.offloading:
@@ -520,7 +533,11 @@ class _BotTurn:
         """One user message: answered by the bot, or only kept while an agent has the
         conversation (it still reaches the offloading webhook)."""
         self.outbox.received_at = message["receivedAt"]
-        user_item = transcript.user_message(message, self.meta.conversation.bot_id)
+        user_item = transcript.user_message(
+            message,
+            self.meta.conversation.bot_id,
+            None if self.engine is None else self.engine.payloads,
+        )
         self.outbox.note(transcript.item("user", message["receivedAt"], user_item))
         handover = self.meta.handover
         if handover.agent_messages:

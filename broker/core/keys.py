@@ -59,6 +59,9 @@ REMOVING_ENDPOINTS = f"{PREFIX}:removing-endpoints"
 TIMERS = f"{PREFIX}:timers"
 #: string written by /readyz to learn whether Redis takes writes (expires in 10 s).
 READY_PROBE = f"{PREFIX}:ready-probe"
+#: string, the deployment's secret that signs bots' button payloads (`broker.bots.payloads`),
+#: made by whoever needs it first; without it, every payload sent so far reads as text.
+PAYLOAD_SECRET = f"{PREFIX}:payload-secret"
 
 
 # --- the scheduler's indexes, in shards -----------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, StrictStr, ValidationError
@@ -29,8 +30,25 @@ def a_name(name: str) -> str:
     return one_line(name)
 
 
+def variable_key(key: str) -> str:
+    """`key`, which must name a variable (ValueError): not blank, no control or invisible
+    formatting characters (U+200B, U+202E, ...), and dots only between parts (`order.size`,
+    not `.`, `a.` or `a..b`)."""
+    if not key.strip():
+        raise ValueError("a variable's name is more than white space")
+    if CONTROL.search(key) or any(unicodedata.category(c) == "Cf" for c in key):
+        raise ValueError(
+            f"a variable's name holds no control or formatting characters: {key!r} does"
+        )
+    if "" in key.split("."):
+        raise ValueError(f"a variable's name has dots only between its parts: {key!r} has not")
+    return key
+
+
 #: A name (a bot's, a definition's): one line, not blank.
 OneLineName = Annotated[StrictStr, AfterValidator(a_name)]
+#: The name of a variable a message or an agent sets (`variable_key`).
+VariableKey = Annotated[StrictStr, AfterValidator(variable_key)]
 #: A description: one line.
 OneLine = Annotated[StrictStr, AfterValidator(one_line)]
 

@@ -10,6 +10,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from broker.bots.botmessages import SENT, BotMessage
+from broker.bots.payloads import PayloadKey
 from broker.bots.rendering import render_message
 from broker.core.validation import first_fault
 from tests.wire_fixtures import BOT_MESSAGE_KINDS, bot_message
@@ -199,10 +200,12 @@ def test_what_goes_out_has_the_fields_an_author_may_leave_out() -> None:
         },
     ]
 
-    reply, image, kept = [render_message(message, {}) or {} for message in written]
+    reply, image, kept = [
+        render_message(message, {}, PayloadKey.random()) or {} for message in written
+    ]
 
     assert reply["quick_replies"][0]["content_type"] == "text"
-    assert reply["quick_replies"][0]["payload"].startswith("sb1.")
+    assert reply["quick_replies"][0]["payload"].startswith("sb2.")
     assert image["attachment"]["payload"] == {
         "url": "https://e.example/a.png",
         "is_reusable": False,

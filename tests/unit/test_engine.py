@@ -9,7 +9,7 @@ import pytest
 from broker.bots import definition
 from broker.bots.engine import MAX_HOPS, Engine, Memory, TooManyHops, absorb
 from broker.bots.patterns import PatternTooSlow
-from broker.bots.payloads import decode_payload, encode_payload
+from broker.bots.payloads import PayloadKey
 from broker.core.errors import ValidationFailed
 
 PIZZA: dict[str, Any] = {
@@ -48,6 +48,9 @@ PIZZA: dict[str, Any] = {
         {"id": "sorry", "messages": [{"text": "Sorry, I did not get that."}]},
     ],
 }
+
+
+KEY = PayloadKey.random()
 
 
 def texts(turn: Any) -> list[str]:
@@ -113,11 +116,11 @@ def test_postback_with_next_dialogstate_and_variables_to_set() -> None:
     "pressed",
     [
         {"title": "Ghost", "nextDialogstateId": "no_such_state"},
-        {"title": "Ghost", "payload": encode_payload("no_such_state", [])},
+        {"title": "Ghost", "payload": KEY.seal("no_such_state", [])},
     ],
 )
 def test_a_press_whose_state_this_version_lacks_is_read_as_text(pressed: dict[str, Any]) -> None:
-    engine = Engine(definition.validate(PIZZA))
+    engine = Engine(definition.validate(PIZZA), payloads=KEY)
     turn = engine.step(Memory("bye"), {"kind": "postback", **pressed}, can_offload=False)
     assert texts(turn) == ["Sorry, I did not get that."]
     assert turn.memory.state == "sorry"
@@ -182,10 +185,10 @@ def test_a_chain_of_fifty_states_without_a_loop_is_followed_to_its_end() -> None
 
 
 def test_payloads_round_trip_and_foreign_ones_are_not_ours() -> None:
-    payload = encode_payload("size", [{"key": "pizza", "value": 1}])
-    assert decode_payload(payload) == ("size", [{"key": "pizza", "value": 1}])
-    assert decode_payload("SOME_CLIENT_PAYLOAD") is None
-    assert decode_payload("sb1.!!notbase64") is None
+    payload = KEY.seal("size", [{"key": "pizza", "value": 1}])
+    assert KEY.open(payload) == ("size", [{"key": "pizza", "value": 1}])
+    assert KEY.open("SOME_CLIENT_PAYLOAD") is None
+    assert KEY.open("sb1.!!notbase64") is None
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from broker.bots.payloads import encode_payload
+from broker.bots.payloads import PayloadKey
 from broker.channels import legacy_form
+
+SEALED = PayloadKey.random().seal("s3", [{"key": "a", "value": 1}])
 
 
 def _body(text: str) -> legacy_form.LegacyMessage:
@@ -30,12 +32,12 @@ def _body(text: str) -> legacy_form.LegacyMessage:
             {"kind": "postback", "title": "Go", "payload": "OPAQUE"},
         ),
         (
-            encode_payload("s3", [{"key": "a", "value": 1}]),
-            {
-                "kind": "postback",
-                "title": None,
-                "payload": encode_payload("s3", [{"key": "a", "value": 1}]),
-            },
+            SEALED,
+            {"kind": "postback", "title": None, "payload": SEALED},
+        ),
+        (
+            "sb1.eyJnIjoiczMiLCJwIjpbXX0",
+            {"kind": "postback", "title": None, "payload": "sb1.eyJnIjoiczMiLCJwIjpbXX0"},
         ),
     ],
 )

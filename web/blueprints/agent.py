@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from broker.bots import payload_secret
 from broker.conversations import agent_actions, conversation_store
 from broker.conversations.agent_forms import to_bot_messages
 from broker.core.errors import ValidationFailed
@@ -54,8 +55,10 @@ def conversation_action(bot_id: str, session_id: str) -> tuple[Response, int]:
             field="sendMessages",
         )
     messages: list[dict[str, Any]] = []
-    for index, item in enumerate(body.sendMessages or []):
-        messages += to_bot_messages(item, f"sendMessages[{index}]")
+    if body.sendMessages:
+        payloads = payload_secret.key_for(s.redis, conversation.key)
+        for index, item in enumerate(body.sendMessages):
+            messages += to_bot_messages(item, f"sendMessages[{index}]", payloads)
     done = agent_actions.act(
         s.redis,
         s.settings,
