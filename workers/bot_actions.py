@@ -11,7 +11,7 @@ from broker import __version__
 from broker.bots import custom_actions
 from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
 from broker.bots.custom_actions import ActionContext
-from broker.core import defaults
+from broker.core import defaults, strict_json
 from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
 from broker.delivery.http_client import HttpClient, RequestFailed
@@ -63,9 +63,11 @@ class WorkerActions:
         if not answer.complete:
             return ApiAnswer(None, error=f"answer over {MAX_ANSWER_BYTES} bytes")
         try:
-            parsed = json.loads(answer.body) if answer.body else None
-        except ValueError:
-            parsed = None
+            parsed = strict_json.loads(answer.body) if answer.body else None
+        except json.JSONDecodeError:
+            parsed = None  # not JSON at all: `save` finds nothing in it
+        except ValueError as exc:  # JSON that cannot be kept: NaN, too deep, not Unicode
+            return ApiAnswer(None, error=f"the answer cannot be used: {exc}")
         return ApiAnswer(answer.status, parsed)
 
     def run_action(self, name: str, context: ActionContext, timeout: float) -> ActionOutcome:

@@ -4,7 +4,8 @@ Measured with `python -m bench`, four runners taking turns side by side cost abo
 more worker CPU per message than one: each takes a smaller share of the ready list, so
 batches are smaller, and the threads contend for the GIL. So they take turns one at a time;
 a runner about to wait on something outside (a bot's API call, a custom action) lets the
-next one go and finishes its batch beside it: a slow API holds back only its own batch.
+next one go, and hands the rest of its batch to a new runner (`workers/turn_runners.py`):
+a slow API holds back only the conversation that calls it.
 """
 
 from __future__ import annotations

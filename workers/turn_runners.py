@@ -2,6 +2,11 @@
 the ready list, many at a time, and run their turns together (`turns.run_batch`), one
 runner at a time unless one waits on a bot's API call (`workers/runner_lock.py`).
 
+A runner about to wait on a bot's API call or a custom action goes away: a new runner takes
+its place, first running the rest of its batch (`turns.GoAway`), so that the ready list is
+still served whatever the bots' APIs do; the runner that went away ends once its turn is
+committed. At most TURN_RUNNERS_AWAY of them are away at once.
+
 The web process puts a conversation on the ready list when its first waiting message
 arrives, so a turn starts at once, without a task of its own; what a runner misses (it
 dies with conversations in hand) is on the turn schedule, and the scheduler brings it back.
@@ -12,11 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.conversations import turns
 from broker.core import ids, keys
 from broker.core.connection import REDIS_TROUBLE, Redis
+from broker.core.defaults import TURN_RUNNERS_AWAY
 from workers import runner_lock
 from workers.process import Process
 
@@ -28,30 +35,68 @@ BATCH = 64
 _WAIT = 1.0
 
 
+_local = threading.local()
+
+
 @dataclass
 class Runners:
     """The running turn runners of a process."""
 
+    process: Process
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    #: Taken by each runner away on something outside.
+    away: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(TURN_RUNNERS_AWAY)
+    )
+    _started: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def stop(self, timeout: float) -> None:
         """Take no more conversations; wait up to `timeout` seconds for the batches being
         run to commit (their deliveries then go to the delivery loop)."""
         self.stopping.set()
         deadline = time.monotonic() + timeout
-        for thread in self.threads:
-            thread.join(max(deadline - time.monotonic(), 0.0))
+        while time.monotonic() < deadline:
+            with self._lock:
+                running = [thread for thread in self.threads if thread.is_alive()]
+            if not running:
+                return
+            running[0].join(max(deadline - time.monotonic(), 0.0))
+
+    def start_runner(self, first: Callable[[], int] | None = None) -> None:
+        """A new runner, which runs `first` (the rest of a batch) before it takes turns."""
+        with self._lock:
+            self.threads[:] = [thread for thread in self.threads if thread.is_alive()]
+            thread = threading.Thread(
+                target=_run, args=(self, first), name=f"turns-{self._started}", daemon=True
+            )
+            self._started += 1
+            self.threads.append(thread)
+        thread.start()
+
+    def go_away(self, split: Callable[[], Callable[[], int]]) -> bool:
+        """`turns.GoAway`: this runner is about to wait outside; unless it is away already,
+        or too many are, a new runner takes its place with the rest of its batch."""
+        if getattr(_local, "away", False) or not self.away.acquire(blocking=False):
+            return False
+        _local.away = True
+        self.start_runner(split())
+        return True
+
+    def came_back(self) -> bool:
+        """Whether this runner went away (it was replaced, so it ends)."""
+        if not getattr(_local, "away", False):
+            return False
+        _local.away = False
+        self.away.release()
+        return True
 
 
 def start(process: Process, runners: int) -> Runners:
-    started = Runners()
-    for number in range(runners):
-        thread = threading.Thread(
-            target=_run, args=(process, started.stopping), name=f"turns-{number}", daemon=True
-        )
-        thread.start()
-        started.threads.append(thread)
+    started = Runners(process)
+    for _ in range(runners):
+        started.start_runner()
     return started
 
 
@@ -66,14 +111,26 @@ class _Held:
     until: float
 
 
-def _run(process: Process, stop: threading.Event) -> None:
+def _run(runners: Runners, first: Callable[[], int] | None) -> None:
+    process, stop = runners.process, runners.stopping
     r = process.redis
     held: _Held | None = None
+    replaced = False
+    if first is not None:
+        try:
+            with runner_lock.running_turns():
+                first()
+        except Exception:
+            # Their claims run out, and the scheduler brings them back.
+            log.exception("turn runner: the rest of a batch failed")
+        replaced = runners.came_back()
     while not stop.is_set():
         try:
             if held is not None and time.monotonic() < held.until:
                 turns.hand_back(r, held.conversation_keys, held.token)
             held = None
+            if replaced:
+                return
             with runner_lock.running_turns():
                 # The lock is kept from batch to batch until a wait outside lets it go:
                 # let go after each batch, it woke a waiting runner for nothing, at light
@@ -91,11 +148,14 @@ def _run(process: Process, stop: threading.Event) -> None:
                                 actions=process.actions,
                                 hand_off=process.deliveries.offer_claimed,
                                 token=token,
+                                go_away=runners.go_away,
                             )
                         except REDIS_TROUBLE:
                             until = time.monotonic() + process.settings.claim_lease
                             held = _Held(taken, token, until)
                             raise
+                        finally:
+                            replaced = runners.came_back()
         except REDIS_TROUBLE as exc:
             if held is None:
                 log.warning("turn runner: Redis failed, trying again: %s", exc)

@@ -4,14 +4,16 @@ Pure: no Redis, Celery or network. API calls and custom actions go through the `
 object it is given (`broker.bots.actions`), each with a hard time limit; a turn's calls
 together have at most CALL_BUDGET seconds of limits.
 
-A value over VARIABLE_MAX_BYTES given to a variable (filled in by a `set`, saved from an API
-answer, set by a custom action), or an answer that fills in more than ANSWER_MAX_BYTES,
-raises TooLarge (`broker.bots.rendering`): the turn fails as any other that raises, and its
-message ends as a dead letter of turns. So does a message that is no BotMessage once its
-variables are filled in (Unsendable: a `{{link}}` URL a user set to `javascript:...`, say),
-a definition's regex that runs past its time limit (PatternTooSlow, `broker.bots.patterns`),
-and a message that leads through more than MAX_HOPS states without waiting for the user
-(TooManyHops: a loop of states, most likely).
+A value over VARIABLE_MAX_BYTES that a `set` fills in, or an answer that fills in more than
+ANSWER_MAX_BYTES, raises TooLarge (`broker.bots.rendering`): the turn fails as any other that
+raises, and its message ends as a dead letter of turns. So does a message that is no
+BotMessage once its variables are filled in (Unsendable: a `{{link}}` URL a user set to
+`javascript:...`, say), a definition's regex that runs past its time limit (PatternTooSlow,
+`broker.bots.patterns`), and a message that leads through more than MAX_HOPS states without
+waiting for the user (TooManyHops: a loop of states, most likely).
+What comes from outside is no fault of the definition: an API answer whose `save` is over
+VARIABLE_MAX_BYTES takes the call's `onError`, and a custom action's result that is too
+large, not JSON (NaN, say) or more than ANSWER_MAX_MESSAGES messages takes the action's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pydantic import TypeAdapter, ValidationError
 from broker.bots import conditions, entities, inputs, patterns
 from broker.bots.actions import Actions, ApiAnswer, ApiRequest, NoActions
 from broker.bots.botmessages import BotMessage
-from broker.bots.custom_actions import ActionContext
+from broker.bots.custom_actions import ActionContext, ActionResult
 from broker.bots.payloads import PayloadKey, is_ours
 from broker.bots.program import (
     Ask,
@@ -49,13 +51,15 @@ from broker.bots.program import (
 )
 from broker.bots.rendering import (
     Room,
+    TooLarge,
     answer_room,
     render_json,
     render_message,
     render_value,
 )
 from broker.bots.variables import assign, lookup, path, unset
-from broker.core.defaults import VARIABLE_MAX_BYTES
+from broker.core import strict_json
+from broker.core.defaults import ANSWER_MAX_MESSAGES, VARIABLE_MAX_BYTES
 
 #: States one message may lead through without waiting for the user; past them the turn
 #: fails (TooManyHops).
@@ -130,6 +134,9 @@ class Turn:
     #: What may still be filled in for this answer: its messages, events, offload and API
     #: requests (TooLarge past it).
     room: Room = field(default_factory=answer_room)
+    #: The message answered, whose id names the turn's API calls (`Idempotency-Key`).
+    message_id: str | None = None
+    calls: int = 0
 
 
 def absorb(memory: Memory, message: dict[str, Any]) -> Memory:
@@ -170,7 +177,11 @@ class Engine:
         return self.program.states
 
     def step(self, memory: Memory, message: dict[str, Any], *, can_offload: bool) -> Turn:
-        turn = Turn(self._with_constants(absorb(memory, message)), today=_day_of(message))
+        turn = Turn(
+            self._with_constants(absorb(memory, message)),
+            today=_day_of(message),
+            message_id=message.get("messageId"),
+        )
         target = self._target(turn, message)
         if target is not None:
             self._enter(turn, target, can_offload=can_offload)
@@ -414,13 +425,18 @@ class Engine:
         if limit <= 0:
             answer = ApiAnswer(None, error="this message's time for calls is used up")
         else:
-            headers = call.request.get("headers", {})
+            headers = {
+                name: str(render_value(v, variables, turn.room))
+                for name, v in call.request.get("headers", {}).items()
+            }
+            turn.calls += 1
+            if turn.message_id is not None:
+                # The same on a turn run again (after a crash): the API can tell a repeat.
+                headers.setdefault("Idempotency-Key", f"{turn.message_id}-{turn.calls}")
             request = ApiRequest(
                 method=call.request.get("method", "GET"),
                 url=str(render_value(call.request["url"], variables, turn.room)),
-                headers={
-                    name: str(render_value(v, variables, turn.room)) for name, v in headers.items()
-                },
+                headers=headers,
                 body=render_json(call.request.get("body"), variables, turn.room),
                 timeout=limit,
             )
@@ -433,11 +449,16 @@ class Engine:
         if answer.status is None:
             return call.on_error or self.program.fallback
         if 200 <= answer.status < 300:
+            saved = {}
             for name, where in call.save.items():
                 value = answer.status if where == "$status" else path(answer.body, where)
                 if value is not None:
-                    _variable_room(name).take_value(value)
-                    variables[name] = value
+                    saved[name] = value
+            error = _too_large(saved)
+            if error is not None:
+                variables["api.error"] = error
+                return call.on_error or self.program.fallback
+            variables.update(saved)
             return call.next
         return call.on.get(f"{answer.status // 100}xx") or call.on_error or self.program.fallback
 
@@ -456,7 +477,9 @@ class Engine:
         result = outcome.result
         messages: list[dict[str, Any]] = []
         error = outcome.error
-        if result is not None:
+        if result is not None and error is None:
+            error = _result_fault(run.action, result, len(turn.outputs))
+        if result is not None and error is None:
             try:
                 for message in result.messages:
                     given = {"text": message} if isinstance(message, str) else message
@@ -472,18 +495,19 @@ class Engine:
             if value is None:
                 unset(memory.variables, name)
             else:
-                _variable_room(name).take_value(value)
                 memory.variables[name] = value
         for message in messages:
-            self._send(turn, message)
+            self._send(turn, message, fill=False)
         if result.next is not None and result.next in self.program.states:
             return result.next
         return run.next
 
-    def _send(self, turn: Turn, message: dict[str, Any]) -> None:
-        """A message of the bot, filled in, among the turn's outputs; a text with nothing to
-        say is left out. One that is no BotMessage once filled in raises Unsendable."""
-        rendered = render_message(message, turn.memory.variables, self.payloads, turn.room)
+    def _send(self, turn: Turn, message: dict[str, Any], *, fill: bool = True) -> None:
+        """A message of the bot, filled in (unless `fill` is False: a custom action's is sent
+        as it made it), among the turn's outputs; a text with nothing to say is left out. One
+        that is no BotMessage once filled in raises Unsendable."""
+        variables = turn.memory.variables if fill else None
+        rendered = render_message(message, variables, self.payloads, turn.room)
         if rendered is None:
             log.info("state %r: a text is empty once filled in, not sent", turn.memory.state)
             return
@@ -510,6 +534,33 @@ def _is_constant(name: str, constants: dict[str, Any]) -> bool:
 def _holds_constant(name: str, constants: dict[str, Any]) -> bool:
     prefix = name + "."
     return name not in constants and any(constant.startswith(prefix) for constant in constants)
+
+
+def _too_large(values: dict[str, Any]) -> str | None:
+    """Why one of the values a call or an action gives variables cannot be kept, or None."""
+    try:
+        for name, value in values.items():
+            _variable_room(name).take_value(value)
+    except TooLarge as exc:
+        return str(exc)
+    return None
+
+
+def _result_fault(action: str, result: ActionResult, sent: int) -> str | None:
+    """Why a custom action's result cannot be used, or None: more messages than one answer
+    may send (`sent` are out already), or variables or messages that are too large or not
+    JSON that others can read (NaN, Infinity, a set, text that is not valid Unicode)."""
+    if sent + len(result.messages) > ANSWER_MAX_MESSAGES:
+        return (
+            f"{action} returned {len(result.messages)} messages: an answer sends at most "
+            f"{ANSWER_MAX_MESSAGES}"
+        )
+    try:
+        strict_json.loads(json.dumps([result.variables, result.messages], allow_nan=False))
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"{action} returned what is not JSON: {exc}"
+    kept = {name: value for name, value in result.variables.items() if value is not None}
+    return _too_large(kept)
 
 
 def _variable_room(name: str) -> Room:

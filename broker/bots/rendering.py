@@ -75,13 +75,15 @@ def answer_room() -> Room:
     return Room(ANSWER_MAX_BYTES, "what the bot filled in for one message")
 
 
-def render_value(value: Any, variables: dict[str, Any], room: Room | None = None) -> Any:
+def render_value(value: Any, variables: dict[str, Any] | None, room: Room | None = None) -> Any:
+    """`value` with its variables filled in; None fills in nothing (the text is taken as it
+    is), as for what a custom action made."""
     if not isinstance(value, str):
         return value
     room = room or answer_room()
     # The template's own text first; each placeholder's is given back for its value.
     room.take(value)
-    if "{{" not in value:
+    if variables is None or "{{" not in value:
         return value
 
     def fill(match: re.Match[str]) -> str:
@@ -92,13 +94,13 @@ def render_value(value: Any, variables: dict[str, Any], room: Room | None = None
     return PLACEHOLDER.sub(fill, value)
 
 
-def render_json(value: Any, variables: dict[str, Any], room: Room | None = None) -> Any:
-    """A JSON value with every string's variables filled in; a string that is one placeholder
-    alone becomes the variable's value as it is (a number stays a number)."""
+def render_json(value: Any, variables: dict[str, Any] | None, room: Room | None = None) -> Any:
+    """A JSON value with every string's variables filled in (None: none is); a string that
+    is one placeholder alone becomes the variable's value as it is (a number stays a number)."""
     room = room or answer_room()
     if isinstance(value, str):
         alone = PLACEHOLDER.fullmatch(value.strip())
-        if alone:
+        if alone and variables is not None:
             found = lookup(variables, alone.group(1))
             room.take_value(found)
             return found
@@ -123,7 +125,7 @@ def _text(value: Any) -> str:
 
 def render_message(
     message: dict[str, Any],
-    variables: dict[str, Any],
+    variables: dict[str, Any] | None,
     payloads: PayloadKey,
     room: Room | None = None,
 ) -> dict[str, Any] | None:
@@ -167,7 +169,7 @@ def _cut(text: str, limit: int) -> str:
 
 class _Renderer:
     def __init__(
-        self, variables: dict[str, Any], payloads: PayloadKey, room: Room, *, cut: bool
+        self, variables: dict[str, Any] | None, payloads: PayloadKey, room: Room, *, cut: bool
     ) -> None:
         self.variables = variables
         self.payloads = payloads

@@ -15,13 +15,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from broker.bots import payload_secret
-from broker.bots.actions import Actions
+from broker.bots.actions import ActionOutcome, Actions, ApiAnswer, ApiRequest
 from broker.bots.bot import Bot, Version
+from broker.bots.custom_actions import ActionContext
 from broker.bots.engine import Engine, Turn, absorb
 from broker.bots.payloads import PayloadKey
 from broker.bots.program import Program, compile_text
@@ -67,6 +69,14 @@ def run_pending(
     return run_batch(r, settings, sender, [conversation_key], actions=actions)
 
 
+#: Given by a turn runner, called when a turn of its batch is about to wait on something
+#: outside (a bot's API call, a custom action) with `split`: the runner either calls it,
+#: which takes the rest of the batch (its other conversations, run or not) out and returns
+#: them to be run and committed, runs that in another thread and returns True; or returns
+#: False, and this thread runs the rest after the wait.
+GoAway = Callable[[Callable[[], Callable[[], int]]], bool]
+
+
 def run_batch(
     r: Redis,
     settings: Settings,
@@ -76,6 +86,7 @@ def run_batch(
     actions: Actions | None = None,
     hand_off: HandOff | None = None,
     token: str | None = None,
+    go_away: GoAway | None = None,
 ) -> int:
     """Work through everything waiting for several conversations at once, a round trip per
     step for all of them; returns messages processed. The conversations are held with
@@ -85,34 +96,65 @@ def run_batch(
     go. The queues that were empty before a turn are claimed, for `hand_off` when one is
     given, and otherwise handed to the workers through `sender`.
 
+    Before each wait on something outside, the batch's locks are renewed (a conversation
+    whose lock was lost is left at once, its call not made) and, through `go_away`, the
+    rest of the batch may go on in another thread, so that a slow API holds back only the
+    conversation that calls it.
+
     A turn that raises is tried again after SWITCHBOARD_TURN_RETRY_DELAY, one message (or
     signal) at a time, and what keeps failing is parked (`dead_turns`) so that the
-    conversation goes on. A conversation whose lock was lost is left at once.
+    conversation goes on.
     """
-    token = token or ids.random_hex(8)
-    remaining = list(dict.fromkeys(conversation_keys))
-    held: set[str] = set()
-    processed = 0
-    while remaining:
-        reads, known = _read(r, settings, remaining, token, held)
-        held.update(reads)
-        batch = _Batch(r, settings, actions, token, known)
-        batch.prefetch(reads)
-        for conversation_key, work in reads.items():
-            batch.run(conversation_key, work)
-        # A claim token of its own per pass: a queue claimed in an earlier pass may be in
-        # a worker's hands, its entry on `sb:due` named by that pass's token.
-        claim_token = ids.random_hex(8)
-        committed = batch.commit(claim_token)
-        processed += sum(batch.used[key] for key, done in committed.items() if not done.lost)
-        ended = [key for key, done in committed.items() if done.ended]
-        remaining = [
-            *(key for key, done in committed.items() if not done.ended and not done.lost),
-            *batch.failed_again,
-        ]
-        held.intersection_update(remaining)
-        _after(r, settings, sender, batch, committed, ended, claim_token, hand_off)
-    return processed
+    passes = _Passes(r, settings, sender, actions, hand_off, token or ids.random_hex(8), go_away)
+    return passes.run(list(dict.fromkeys(conversation_keys)), set())
+
+
+@dataclass(frozen=True)
+class _Passes:
+    """What the passes over one batch's conversations share."""
+
+    r: Redis
+    settings: Settings
+    sender: TaskSender
+    actions: Actions | None
+    hand_off: HandOff | None
+    token: str
+    go_away: GoAway | None
+
+    def run(self, remaining: list[str], held: set[str], batch: _Batch | None = None) -> int:
+        """Pass after pass until nothing is left for `remaining`, whose locks `held` are
+        ours; `batch` is a pass already begun (the rest of a batch split off)."""
+        processed = 0
+        while remaining or batch is not None:
+            if batch is None:
+                reads, known = _read(self.r, self.settings, remaining, self.token, held)
+                held.update(reads)
+                batch = _Batch(self, known, list(reads.items()))
+                batch.prefetch(reads)
+            batch.run_all()
+            # A claim token of its own per pass: a queue claimed in an earlier pass may be
+            # in a worker's hands, its entry on `sb:due` named by that pass's token.
+            claim_token = ids.random_hex(8)
+            committed = batch.commit(claim_token)
+            processed += sum(batch.used[key] for key, done in committed.items() if not done.lost)
+            ended = [key for key, done in committed.items() if done.ended]
+            remaining = [
+                *(key for key, done in committed.items() if not done.ended and not done.lost),
+                *batch.failed_again,
+            ]
+            held.intersection_update(remaining)
+            _after(
+                self.r,
+                self.settings,
+                self.sender,
+                batch,
+                committed,
+                ended,
+                claim_token,
+                self.hand_off,
+            )
+            batch = None
+        return processed
 
 
 def hand_back(r: Redis, conversation_keys: Sequence[str], token: str) -> None:
@@ -267,21 +309,22 @@ class _KnownByProcess:
 _KNOWN = _KnownByProcess()
 
 
+class _LeaseLost(Exception):
+    """The turn's conversation is another's now: the turn stops, saving nothing."""
+
+
 class _Batch:
     """The turns of one pass over several conversations, gathered for one commit."""
 
-    def __init__(
-        self,
-        r: Redis,
-        settings: Settings,
-        actions: Actions | None,
-        lock_token: str,
-        known: _Known,
-    ) -> None:
-        self.r = r
-        self.settings = settings
-        self.actions = actions
-        self.lock_token = lock_token
+    def __init__(self, passes: _Passes, known: _Known, todo: list[tuple[str, _Work]]) -> None:
+        self.passes = passes
+        self.r = passes.r
+        self.settings = passes.settings
+        self.actions = None if passes.actions is None else _Outside(passes.actions, self)
+        self.lock_token = passes.token
+        #: The turns not run yet, and the one running.
+        self.todo = todo
+        self.running: str | None = None
         self.commits: dict[str, TurnCommit] = {}
         self.works: dict[str, _Work] = {}
         self.used: dict[str, int] = {}
@@ -289,15 +332,102 @@ class _Batch:
         self.failed_again: list[str] = []
         self.changes = IndexChanges()
         self.scheduled_until: dict[str, float] = {}
+        #: Where `before_wait` last moved the batch's time on the schedule.
+        self.renewed_until = 0.0
         self.known = known
         self._programs: dict[tuple[str, Version], Program | None] = {}
         self._channels: dict[str, Channel | None] = {}
+
+    def run_all(self) -> None:
+        """Run the turns of the pass, one after another, until none is left in this batch
+        (the rest may go to another thread, `before_wait`)."""
+        while self.todo:
+            conversation_key, work = self.todo.pop(0)
+            self.running = conversation_key
+            try:
+                self.run(conversation_key, work)
+            finally:
+                self.running = None
+
+    def before_wait(self) -> None:
+        """The running turn is about to wait on something outside: renew the locks of the
+        batch's conversations and their time on the schedule, and offer the rest of the
+        batch to another thread. _LeaseLost when the running turn's lock is not ours."""
+        if not self.renew():
+            raise _LeaseLost(self.running)
+        if self.passes.go_away is not None:
+            self.passes.go_away(self._split)
+
+    def renew(self) -> bool:
+        """Renew the locks of the batch's conversations and their time on the schedule;
+        whether the running turn's lock is still ours."""
+        running = self.running
+        assert running is not None
+        held = [running, *self.works.keys() - {running}, *(key for key, _ in self.todo)]
+        until = clock.now() + self.settings.claim_lease
+        lease_ms = clock.ms(self.settings.claim_lease)
+        schedule = keys.by_shard(keys.TURNS, held, index_shards(self.r))
+
+        def build(pipe: Pipeline) -> None:
+            for key in held:
+                lock = keys.conversation_lock(key)
+                scripts.add(pipe, "lock_extend", [lock], [self.lock_token, lease_ms])
+            for shard, members in schedule.items():
+                pipe.zadd(shard, dict.fromkeys(members, until), xx=True, gt=True)
+
+        renewed = scripts.execute(self.r, build)[: len(held)]
+        for key in self.scheduled_until:
+            self.scheduled_until[key] = until
+        self.renewed_until = until
+        return bool(renewed[0])
+
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """While inside (a wait outside, which may outlast a claim lease), the batch's locks
+        are renewed every third of a lease."""
+        done = threading.Event()
+
+        def keep() -> None:
+            while not done.wait(self.settings.claim_lease / 3):
+                try:
+                    self.renew()
+                except Exception as exc:  # the commit finds the lock lost, if it is
+                    log.warning("renewing the locks of a waiting turn failed: %s", exc)
+
+        keeper = threading.Thread(target=keep, name="turn-locks", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
+
+    def _split(self) -> Callable[[], int]:
+        """Take every conversation but the running one out of this batch, into one that
+        goes on from where this one is: returns what runs and commits it."""
+        running = self.running
+        if not self.todo and self.works.keys() <= {running}:
+            return lambda: 0
+        rest = _Batch(self.passes, self.known, self.todo)
+        self.todo = []
+        for key in [key for key in self.works if key != running]:
+            rest.works[key] = self.works.pop(key)
+            rest.scheduled_until[key] = self.scheduled_until.pop(key)
+            if key in self.commits:
+                rest.commits[key] = self.commits.pop(key)
+            if key in self.used:
+                rest.used[key] = self.used.pop(key)
+        rest.failed_again, self.failed_again = self.failed_again, []
+        rest.changes, self.changes = self.changes, IndexChanges()
+        rest.renewed_until = self.renewed_until
+        held = {*rest.works, *(key for key, _ in rest.todo)}
+        return lambda: self.passes.run([], held, rest)
 
     def run(self, conversation_key: str, work: _Work) -> None:
         """One conversation's turn (`used` holds the messages it took). A turn that fails for a
         reason of its own is counted (`dead_turns.failed`), its messages left for the next
         try; Redis's trouble is raised."""
-        self.scheduled_until[conversation_key] = work.scheduled_until
+        self.scheduled_until[conversation_key] = max(work.scheduled_until, self.renewed_until)
         self.works[conversation_key] = work
         if work.meta is None:
             self._forget(conversation_key, work)
@@ -311,6 +441,10 @@ class _Batch:
         started = time.monotonic()
         try:
             used = self._turn(work.meta, work)
+        except _LeaseLost:
+            log.info("session %s: its lock was lost; the turn is left", conversation_key)
+            del self.works[conversation_key]
+            return
         except Exception as exc:
             self._failed(conversation_key, work, exc)
             return
@@ -485,6 +619,25 @@ class _Batch:
                     "channel %s is gone; the replies to its messages are not sent", channel_id
                 )
         return self._channels[channel_id]
+
+
+@dataclass(frozen=True)
+class _Outside:
+    """The action interface of a batch's engines: each call first renews the batch's locks
+    and may hand the rest of the batch on (`_Batch.before_wait`)."""
+
+    actions: Actions
+    batch: _Batch
+
+    def call_api(self, request: ApiRequest) -> ApiAnswer:
+        self.batch.before_wait()
+        with self.batch.kept():
+            return self.actions.call_api(request)
+
+    def run_action(self, name: str, context: ActionContext, timeout: float) -> ActionOutcome:
+        self.batch.before_wait()
+        with self.batch.kept():
+            return self.actions.run_action(name, context, timeout)
 
 
 class _BotTurn:

@@ -73,6 +73,10 @@ DELIVERY_CONCURRENCY = 512
 ENDPOINT_CONCURRENCY = 64
 #: Threads of a worker process that run bot turns, each a batch of conversations at once.
 TURN_RUNNERS = 4
+#: Turn runners of a worker process that may wait on bots' API calls or custom actions at
+#: once, each replaced meanwhile by a new runner so that the ready list is still served;
+#: past it a runner waits in place, as the rest of its batch then does.
+TURN_RUNNERS_AWAY = 128
 
 #: Idempotency keys are remembered this long (seconds).
 IDEMPOTENCY_TTL = 24 * 3600
@@ -121,6 +125,10 @@ VARIABLE_MAX_BYTES = 64 * 1024
 #: offload and API requests (the same bytes; the same failure past them). As large as a
 #: request body the web takes; far past what any channel shows.
 ANSWER_MAX_BYTES = 1024 * 1024
+#: Messages one answer of the bot may send, those of its custom actions with them; an
+#: action whose messages would go past it takes its `onError` branch. Far past what any
+#: channel shows in a row; each is a delivery of its own.
+ANSWER_MAX_MESSAGES = 100
 
 #: A conversation idle this long (seconds) is forgotten, with its transcript, variables
 #: and index entries.

@@ -14,6 +14,7 @@
 -- Returns {-1} when the lock is not ours any more (nothing is written), else {1 if the
 --   turn ended else 0, the 1-based positions of queues that were empty, those of them
 --   claimed}.
+-- include: chunked
 if redis.call('GET', KEYS[6]) ~= ARGV[4] then
   return {-1}
 end
@@ -38,7 +39,7 @@ if used_signals > 0 then
 end
 first, n = take()
 if n > 0 then
-  local length = redis.call('RPUSH', KEYS[3], unpack(ARGV, first, first + n - 1))
+  local length = chunked('RPUSH', KEYS[3], first, first + n - 1)
   local keep = tonumber(ARGV[3])
   if keep > 0 and length > keep then
     redis.call('LTRIM', KEYS[3], -keep, -1)
@@ -53,7 +54,7 @@ at = at + 1
 local pushed = {}
 for q = 1, queues do
   first, n = take()
-  local length = redis.call('RPUSH', KEYS[6 + 2 * q], unpack(ARGV, first, first + n - 1))
+  local length = chunked('RPUSH', KEYS[6 + 2 * q], first, first + n - 1)
   pushed[q] = {length == n, n}
 end
 local fresh, claimed = {}, {}
@@ -75,7 +76,7 @@ end
 first, n = take()
 if n > 0 then
   local index = KEYS[#KEYS]
-  redis.call('ZADD', index, unpack(ARGV, first, first + n - 1))
+  chunked('ZADD', index, first, first + n - 1)
   redis.call('ZREMRANGEBYRANK', index, 0, -1 - tonumber(ARGV[at]))
   redis.call('EXPIRE', index, ARGV[7])
 end

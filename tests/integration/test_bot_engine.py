@@ -149,3 +149,33 @@ def test_a_slow_api_call_holds_back_no_other_conversation(
     assert not answered.is_set()
     released.set()
     assert texts(wait_delivered(receiver, 2))[1] == "answered"
+
+
+def test_slow_api_calls_of_more_conversations_than_runners_hold_back_no_other_bot(
+    api: Api, receiver: Receiver, make_receiver: ReceiverFactory
+) -> None:
+    """Each runner waiting on an API call is replaced by a new one: another bot's answer
+    does not wait for the calls, and each message makes exactly one call."""
+    conversations = 6  # more than the worker's 4 turn runners
+    calls, released = [], threading.Event()
+
+    def slow(hit: Hit) -> Answer:
+        calls.append(hit.headers.get("idempotency-key"))
+        released.wait(8)  # within the call's 9 s limit
+        return Answer(200, {"Content-Type": "application/json"}, b"{}")
+
+    kitchen = make_receiver(slow)
+    definition = calling(kitchen.url)
+    definition["states"]["call"]["request"]["timeout"] = 9
+    waiting = channel_of(api, definition, receiver.url)
+    for n in range(conversations):
+        api.send(waiting, f"waits-{n}")
+    wait_until(lambda: len(calls) == conversations, what="every conversation's API call")
+    echo = api.echo_channel(receiver.url)
+    api.send(echo, "other", "hi")
+    assert texts(wait_delivered(receiver, 1)) == ["You said: hi"]
+    assert not released.is_set()
+    released.set()
+    replies = texts(wait_delivered(receiver, conversations + 1))
+    assert sorted(replies) == ["You said: hi", *["answered"] * conversations]
+    assert len(calls) == conversations and len(set(calls)) == conversations

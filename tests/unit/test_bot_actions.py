@@ -55,6 +55,10 @@ def kitchen() -> Iterator[Receiver]:
             return Answer(200, body=b"{}", delay=3)
         if hit.path == "/text":
             return Answer(200, body=b"not json")
+        if hit.path == "/nan":
+            return Answer(200, body=b'{"v": NaN}')
+        if hit.path == "/deep":
+            return Answer(200, body=b"[" * 100_000 + b"]" * 100_000)
         if hit.path == "/huge":
             return Answer(200, body=b"[" + b"1," * 200_000 + b"1]")
         order = json.loads(hit.raw)
@@ -93,6 +97,22 @@ def test_an_answer_that_is_not_json_has_no_body(
 ) -> None:
     answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}/text"))
     assert (answer.status, answer.body) == (200, None)
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("/nan", "the answer cannot be used: NaN is not a JSON value"),
+        ("/deep", "the answer cannot be used: nested more than 100 deep"),
+    ],
+)
+def test_an_answer_that_is_json_no_one_could_read_fails_the_call(
+    kitchen: Receiver, actions: Callable[..., WorkerActions], path: str, error: str
+) -> None:
+    """So the state takes `onError`: NaN would make every document that carries it invalid
+    JSON; a deep one would fail the turn (and the call be made again) on each try."""
+    answer = actions().call_api(request(f"http://127.0.0.1:{kitchen.port}{path}"))
+    assert (answer.status, answer.body, answer.error) == (None, None, error)
 
 
 def test_an_api_call_ends_at_its_hard_time_limit(

@@ -18,7 +18,7 @@ from broker.bots.rendering import TooLarge
 from broker.conversations import dead_turns, turns
 from broker.core import ids
 from broker.core.connection import Redis
-from broker.core.defaults import ANSWER_MAX_BYTES, VARIABLE_MAX_BYTES
+from broker.core.defaults import ANSWER_MAX_BYTES, ANSWER_MAX_MESSAGES, VARIABLE_MAX_BYTES
 from broker.core.settings import Settings
 from tests.conversations import new_channel, queued_bodies, user_says
 from tests.fakes import RecordingSender
@@ -72,29 +72,58 @@ def test_messages_of_one_answer_are_bounded_together() -> None:
         intro(Engine(bot(states)), sessionData={"big": big})
 
 
-def test_what_an_api_call_saves_is_bounded() -> None:
+def test_what_an_api_call_saves_is_bounded_and_too_much_takes_its_error_branch() -> None:
     states = {
         "start": {
             "type": "api",
             "request": {"url": "https://api.example/x"},
-            "save": {"x": "data"},
+            "save": {"x": "data", "y": "other"},
             "next": "n",
+            "onError": "e",
         },
         "n": {"say": "saved"},
+        "e": {"say": "{{api.error}}"},
     }
     fits = FakeActions(ApiAnswer(200, {"data": {"list": ["a"] * 100}}))
     assert texts(intro(Engine(bot(states), fits))) == ["saved"]
-    too_large = FakeActions(ApiAnswer(200, {"data": ["a"] * VARIABLE_MAX_BYTES}))
-    with pytest.raises(TooLarge, match=_LIMIT):
-        intro(Engine(bot(states), too_large))
+    too_large = FakeActions(ApiAnswer(200, {"data": ["a"] * VARIABLE_MAX_BYTES, "other": 1}))
+    turn = intro(Engine(bot(states), too_large))
+    assert texts(turn) == ["the value of the variable 'x' is over its limit of 65536 bytes"]
+    assert "x" not in turn.memory.variables and "y" not in turn.memory.variables
 
 
-def test_what_a_custom_action_sets_is_bounded() -> None:
+def test_what_a_custom_action_sets_is_bounded_and_too_much_takes_its_error_branch() -> None:
     states = {"start": {"type": "action", "action": "shop.actions:price", "next": "n"}}
+    states["start"]["onError"] = "e"
     states["n"] = {"say": "done"}
+    states["e"] = {"say": "{{action.error}}"}
     result = ActionOutcome(ActionResult(variables={"x": "a" * (VARIABLE_MAX_BYTES + 1)}))
-    with pytest.raises(TooLarge, match=_LIMIT):
-        intro(Engine(bot(states), FakeActions(result=result)))
+    turn = intro(Engine(bot(states), FakeActions(result=result)))
+    assert texts(turn) == ["the value of the variable 'x' is over its limit of 65536 bytes"]
+    assert "x" not in turn.memory.variables
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        ActionResult(variables={"x": float("nan")}),
+        ActionResult(variables={"x": {1, 2}}),
+        ActionResult(messages=[{"text": "t", "quickReplies": [{"title": float("inf")}]}]),
+        ActionResult(messages=["hi"] * (ANSWER_MAX_MESSAGES + 1)),
+    ],
+)
+def test_a_custom_action_result_that_is_not_json_or_too_many_messages_is_an_error(
+    result: ActionResult,
+) -> None:
+    states: dict[str, Any] = {
+        "start": {"type": "action", "action": "shop.actions:f", "next": "n", "onError": "e"},
+        "n": {"say": "done"},
+        "e": {"say": "failed"},
+    }
+    turn = intro(Engine(bot(states), FakeActions(result=ActionOutcome(result))))
+    assert texts(turn) == ["failed"]
+    assert turn.memory.variables["action.error"].startswith("shop.actions:f returned")
+    assert "x" not in turn.memory.variables
 
 
 def test_a_conversation_test_that_goes_past_a_limit_fails_its_step() -> None:

@@ -290,6 +290,26 @@ def test_an_api_call_is_templated_mapped_and_branches_by_outcome() -> None:
     assert texts(intro(engine)) == ["failed: refused by outbound safety: resolves to 10.0.0.1"]
 
 
+def test_an_api_call_names_its_message_and_its_place_in_the_answer_for_the_api() -> None:
+    """`Idempotency-Key`: the same when the turn runs again, so that the API can tell."""
+    a = "https://a.example/"
+    states: dict[str, Any] = {
+        "start": {"type": "api", "request": {"url": a, "timeout": 1}, "next": "two"},
+        "two": {
+            "type": "api",
+            "request": {"url": a, "timeout": 1, "headers": {"Idempotency-Key": "mine"}},
+            "next": "three",
+        },
+        "three": {"type": "api", "request": {"url": a, "timeout": 1}, "next": "end"},
+        "end": {"say": "done"},
+    }
+    for _ in range(2):
+        actions = FakeActions()
+        intro(Engine(bot(states), actions), messageId="m1")
+        keys = [request.headers.get("Idempotency-Key") for request in actions.requests]
+        assert keys == ["m1-1", "mine", "m1-3"]
+
+
 def test_without_an_action_interface_an_api_call_takes_its_error_branch() -> None:
     engine = Engine(
         bot(
@@ -328,6 +348,8 @@ def test_calls_of_one_message_share_a_time_budget() -> None:
 
 
 def test_a_custom_action_gets_variables_and_gives_variables_messages_and_a_next() -> None:
+    """Its messages go out as it made them: one that echoes what a user wrote fills in no
+    variable."""
     actions = FakeActions(
         result=ActionOutcome(
             ActionResult(
@@ -343,7 +365,7 @@ def test_a_custom_action_gets_variables_and_gives_variables_messages_and_a_next(
         "n": {"say": "next"},
     }
     turn = intro(Engine(bot(states), actions), sessionData={"size": "L", "draft": 1})
-    assert texts(turn) == ["That is 12.5.", "Pay now?", "paying"]
+    assert texts(turn) == ["That is {{price}}.", "Pay now?", "paying"]
     assert "draft" not in turn.memory.variables
     ((name, context, timeout),) = actions.actions
     assert (name, context.state, timeout, context.variables["size"]) == (

@@ -209,3 +209,96 @@ def test_the_turn_hands_the_engine_its_action_interface_and_commits_before_the_l
     bodies = queued_bodies(fake_redis, conversation_key, channel.id)
     assert [body["message"]["text"] for body in bodies] == ["Order K1", "Order K2", "Order K3"]
     assert commits == [1, 1, 1]  # each slow message committed alone, the lock renewed between
+
+
+class LeaseEatingActions(KitchenActions):
+    """Each call takes more than half a claim lease off every lock of the conversations it
+    is given, as that much time would; notes whether each call's conversations were all
+    still held."""
+
+    def __init__(self, r: Redis, conversation_keys: list[str], lease: float) -> None:
+        super().__init__([0.0], took=0.0)
+        self.r = r
+        self.conversation_keys = conversation_keys
+        self.eaten_ms = int(lease * 1000 / 2) + 1000
+        self.all_held: list[bool] = []
+
+    def call_api(self, request: ApiRequest) -> ApiAnswer:
+        locks = [keys.conversation_lock(key) for key in self.conversation_keys]
+        self.all_held.append(all(self.r.exists(lock) for lock in locks))
+        for lock in locks:
+            left = self.r.pttl(lock)
+            if left > self.eaten_ms:
+                self.r.pexpire(lock, left - self.eaten_ms)
+            else:
+                self.r.delete(lock)
+        return super().call_api(request)
+
+
+def test_a_batch_renews_its_locks_before_each_wait_outside_so_no_call_is_made_twice(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """Without the renewal, the third conversation's lease ran out while the first two
+    called their API: another runner would take it and call again."""
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings, ORDERING)
+    for user in ("u1", "u2", "u3"):
+        user_says(fake_redis, settings, sender, channel, "pizza", conversation_id=user)
+    conversation_keys = [
+        ids.conversation_key(channel.bot_id, "LIVE", channel.id, user)
+        for user in ("u1", "u2", "u3")
+    ]
+    actions = LeaseEatingActions(fake_redis, conversation_keys, settings.claim_lease)
+
+    assert turns.run_batch(fake_redis, settings, sender, conversation_keys, actions=actions) == 3
+
+    assert actions.all_held == [True, True, True]
+    for key in conversation_keys:
+        (body,) = queued_bodies(fake_redis, key, channel.id)
+        assert body["message"]["text"].startswith("Order K")
+
+
+def test_a_turn_that_waits_outside_hands_the_rest_of_its_batch_on(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """`go_away`: what follows the waiting turn, and what ran before it, is committed by
+    whoever the runner gives it to, without waiting for the call."""
+    sender = RecordingSender()
+    echo = new_channel(fake_redis, settings)
+    ordering = new_channel(fake_redis, settings, ORDERING)
+    user_says(fake_redis, settings, sender, echo, "before", conversation_id="a")
+    user_says(fake_redis, settings, sender, ordering, "pizza", conversation_id="b")
+    user_says(fake_redis, settings, sender, echo, "after", conversation_id="c")
+    before, waits, after = (
+        ids.conversation_key(echo.bot_id, "LIVE", echo.id, "a"),
+        ids.conversation_key(ordering.bot_id, "LIVE", ordering.id, "b"),
+        ids.conversation_key(echo.bot_id, "LIVE", echo.id, "c"),
+    )
+    handed: list[int] = []
+
+    class Waiting(KitchenActions):
+        def call_api(self, request: ApiRequest) -> ApiAnswer:
+            # The rest was committed while this call still waits.
+            assert [b["message"]["text"] for b in queued_bodies(fake_redis, before, echo.id)] == [
+                "You said: before"
+            ]
+            assert [b["message"]["text"] for b in queued_bodies(fake_redis, after, echo.id)] == [
+                "You said: after"
+            ]
+            return super().call_api(request)
+
+    def go_away(split: Any) -> bool:
+        handed.append(split()())
+        return True
+
+    processed = turns.run_batch(
+        fake_redis,
+        settings,
+        sender,
+        [before, waits, after],
+        actions=Waiting([0.0], took=0.0),
+        go_away=go_away,
+    )
+    assert (processed, handed) == (1, [2])
+    (body,) = queued_bodies(fake_redis, waits, ordering.id)
+    assert body["message"]["text"] == "Order K1"
