@@ -81,6 +81,18 @@ def refusals_are_connection_trouble() -> None:
         transport.connection_errors = (*transport.connection_errors, redis.ResponseError)
 
 
+def no_restore_when_the_connection_is_lost() -> None:
+    """Keep kombu's Redis transport from putting the tasks it holds unacknowledged back on
+    their queue when its channel closes. After a lost connection (a Sentinel failover) that
+    restore needs the connection already let go of, and its AttributeError ended the worker
+    ("Unrecoverable error"). Nothing is lost without it: a task only says "look at these
+    queues now", and the queues stay on `sb:due`, where the scheduler hands them out again
+    once their claim runs out."""
+    from kombu.transport import redis as kombu_redis
+
+    kombu_redis.Channel.do_restore = False
+
+
 def check_broker(app: Celery) -> None:
     """ConfigError for a broker that will never take us (a wrong login, an unknown vhost),
     at start rather than at the first task; one that is only away is logged: everything

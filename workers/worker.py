@@ -18,6 +18,7 @@ from workers.celery_app import (
     DELIVERY_QUEUE,
     check_broker,
     make_celery,
+    no_restore_when_the_connection_is_lost,
     refusals_are_connection_trouble,
 )
 from workers.process import process
@@ -82,6 +83,7 @@ def run(
     app = make_celery(settings)
     check_broker(app)
     refusals_are_connection_trouble()
+    no_restore_when_the_connection_is_lost()
     try:
         app.worker_main(
             [
