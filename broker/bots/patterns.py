@@ -23,8 +23,23 @@ class PatternTooSlow(Exception):
     """A definition's regex took longer than PATTERN_SECONDS on a text."""
 
 
+#: The most copies of its parts a regex's counted repeats may make, multiplied together
+#: (`(?:a{100}){100}` makes 10,000): the `regex` module compiles each copy, and
+#: `(?:a{100010}){100}` took it seconds and gigabytes, past any time limit of a search.
+REPEAT_COPIES = 10_000
+_COUNTED = regex.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
+
+
 def check(pattern: str) -> None:
-    """Raises `error` when `pattern` is not a regex."""
+    """Raises `error` when `pattern` is not a regex, or one whose counted repeats could make
+    more than REPEAT_COPIES copies (counted as if each held the ones after it)."""
+    copies = 1
+    for low, high in _COUNTED.findall(pattern):
+        copies *= max(int(high or low), 1)  # {n} and {n,} make n, {n,m} m
+        if copies > REPEAT_COPIES:
+            raise error(
+                f"its counted repeats ({{n}}, {{n,m}}) make more than {REPEAT_COPIES:,} copies"
+            )
     regex.compile(pattern)
 
 

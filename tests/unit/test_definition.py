@@ -242,3 +242,18 @@ def test_the_example_bots_and_the_echo_template_validate_against_the_schema(path
 
 def test_the_echo_template_validates_against_the_schema() -> None:
     jsonschema_rs.validator_for(definition_v2.schema()).validate(TEMPLATES["echo"])
+
+
+@pytest.mark.parametrize("pattern", [r"(?:a{100010}){100}", r"^a{2,20000}$", r"(a{200}){60}"])
+def test_a_regex_whose_counted_repeats_make_too_many_copies_is_refused(pattern: str) -> None:
+    # The regex module compiles every copy: (?:a{100010}){100} took seconds and gigabytes.
+    states = {
+        "a": {"say": "hi", "next": "b"},
+        "b": {"type": "input", "variable": "v", "expect": "text", "pattern": pattern, "next": "a"},
+    }
+    assert faults_of(v2(states=states)) == [
+        "states.b.pattern: is not a valid regex: its counted repeats ({n}, {n,m}) make more "
+        "than 10,000 copies"
+    ]
+    states["b"]["pattern"] = r"(?:a{100}){100}"
+    definition.validate(v2(states=states))
