@@ -444,6 +444,8 @@ class Engine:
         variables["api.status"] = answer.status
         if answer.error is not None:
             variables["api.error"] = answer.error
+        elif answer.status is not None and not 200 <= answer.status < 300:
+            variables["api.error"] = f"HTTP {answer.status}"
         else:
             variables.pop("api.error", None)
         if answer.status is None:

@@ -285,7 +285,7 @@ def test_an_api_call_is_templated_mapped_and_branches_by_outcome() -> None:
     actions.answer = ApiAnswer(404, None)
     assert texts(intro(engine)) == ["refused"]
     actions.answer = ApiAnswer(503, None)
-    assert texts(intro(engine)) == ["failed: "]
+    assert texts(intro(engine)) == ["failed: HTTP 503"]
     actions.answer = ApiAnswer(None, error="refused by outbound safety: resolves to 10.0.0.1")
     assert texts(intro(engine)) == ["failed: refused by outbound safety: resolves to 10.0.0.1"]
 
