@@ -118,8 +118,10 @@ def _run(runners: Runners, first: Callable[[], int] | None) -> None:
     replaced = False
     if first is not None:
         try:
-            with runner_lock.running_turns():
-                first()
+            # Beside the runner that takes turns, not after it: waiting for the runner lock,
+            # the rest of a batch could wait behind batch after batch of others, its
+            # conversations held all the while, until their claims ran out.
+            first()
         except Exception:
             # Their claims run out, and the scheduler brings them back.
             log.exception("turn runner: the rest of a batch failed")

@@ -156,7 +156,7 @@ def test_slow_api_calls_of_more_conversations_than_runners_hold_back_no_other_bo
 ) -> None:
     """Each runner waiting on an API call is replaced by a new one: another bot's answer
     does not wait for the calls, and each message makes exactly one call."""
-    conversations = 6  # more than the worker's 4 turn runners
+    conversations = 16  # four times the worker's 4 turn runners
     calls, released = [], threading.Event()
 
     def slow(hit: Hit) -> Answer:
