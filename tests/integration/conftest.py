@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from broker.core.connection import Redis
+from broker.core.connection import Redis, connect
 from switchboard.embedded_redis import free_port
 from switchboard.stack import Stack
 from tests.integration.stacks import ADMIN, Api, stack_env
@@ -54,3 +54,13 @@ def data(stack: Stack) -> Iterator[Redis]:
 @pytest.fixture
 def api(stack: Stack, data: Redis) -> Api:
     return Api(stack.url, ADMIN)
+
+
+@pytest.fixture
+def r() -> Iterator[Redis]:
+    """The real Redis's app database, as the core's own client, flushed around each test."""
+    require_redis()
+    client = connect(url(db("app")))
+    client.flushdb()
+    yield client
+    client.flushdb()

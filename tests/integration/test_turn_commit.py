@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from broker.core import keys
-from broker.core.connection import Redis, connect
+from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery import fanout
 from broker.delivery.fanout import TurnCommit
-from tests import redis_databases
-from tests.prerequisites import require_redis
-
-
-@pytest.fixture
-def r() -> Iterator[Redis]:
-    require_redis()
-    client = connect(redis_databases.url(redis_databases.db("app")))
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 def test_a_turn_with_thousands_of_transcript_items_commits_whole(r: Redis) -> None:

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from broker.core import keys
-from broker.core.connection import Redis, connect
-from tests import redis_databases
-from tests.prerequisites import require_redis
+from broker.core.connection import Redis
 from workers import turn_runners
-
-
-@pytest.fixture
-def r() -> Iterator[Redis]:
-    require_redis()
-    client = connect(redis_databases.url(redis_databases.db("app")))
-    client.flushdb()
-    yield client
-    client.flushdb()
 
 
 def test_a_runner_takes_a_batch_at_most_and_leaves_the_rest(r: Redis) -> None:
