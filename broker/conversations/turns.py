@@ -355,8 +355,14 @@ class _Batch:
         batch to another thread. _LeaseLost when the running turn's lock is not ours."""
         if not self.renew():
             raise _LeaseLost(self.running)
-        if self.passes.go_away is not None:
-            self.passes.go_away(self._split)
+        if self.passes.go_away is None or self.passes.go_away(self._split):
+            return
+        if self.todo:
+            # No runner can take the rest now (too many are away): the turns not begun go
+            # back to the ready list, for whichever runner is free, rather than wait here.
+            waiting = [key for key, _ in self.todo]
+            self.todo = []
+            hand_back(self.r, waiting, self.lock_token)
 
     def renew(self) -> bool:
         """Renew the locks of the batch's conversations and their time on the schedule;

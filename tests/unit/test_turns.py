@@ -302,3 +302,40 @@ def test_a_turn_that_waits_outside_hands_the_rest_of_its_batch_on(
     assert (processed, handed) == (1, [2])
     (body,) = queued_bodies(fake_redis, waits, ordering.id)
     assert body["message"]["text"] == "Order K1"
+
+
+def test_a_turn_that_waits_outside_with_no_runner_to_take_the_rest_hands_it_back(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """`go_away` refused (too many runners away): the turns not begun go back to the ready
+    list, let go, for a free runner; what already ran commits with the waiting turn."""
+    sender = RecordingSender()
+    echo = new_channel(fake_redis, settings)
+    ordering = new_channel(fake_redis, settings, ORDERING)
+    user_says(fake_redis, settings, sender, echo, "before", conversation_id="a")
+    user_says(fake_redis, settings, sender, ordering, "pizza", conversation_id="b")
+    user_says(fake_redis, settings, sender, echo, "after", conversation_id="c")
+    before, waits, after = (
+        ids.conversation_key(echo.bot_id, "LIVE", echo.id, "a"),
+        ids.conversation_key(ordering.bot_id, "LIVE", ordering.id, "b"),
+        ids.conversation_key(echo.bot_id, "LIVE", echo.id, "c"),
+    )
+    fake_redis.delete(keys.READY)
+
+    processed = turns.run_batch(
+        fake_redis,
+        settings,
+        sender,
+        [before, waits, after],
+        actions=KitchenActions([0.0], took=0.0),
+        go_away=lambda split: False,
+    )
+
+    assert processed == 2
+    assert fake_redis.lrange(keys.READY, 0, -1) == [after]
+    assert not fake_redis.exists(keys.conversation_lock(after))
+    assert queued_bodies(fake_redis, after, echo.id) == []
+    assert [b["message"]["text"] for b in queued_bodies(fake_redis, before, echo.id)] == [
+        "You said: before"
+    ]
+    assert turns.run_batch(fake_redis, settings, sender, [after]) == 1
