@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StrictStr,
     Tag,
+    TypeAdapter,
     ValidationInfo,
     model_validator,
 )
@@ -258,6 +259,8 @@ BotMessage = Annotated[
     | Annotated[EventMessage, Tag("Event")],
     Discriminator(_message_kind),
 ]
+#: Validates one BotMessage; with `context=SENT`, as it goes out.
+BOT_MESSAGE: TypeAdapter[Any] = TypeAdapter(BotMessage)
 
 
 _MEDIA = ("image", "video", "audio", "file")

@@ -25,11 +25,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from broker.bots import conditions, entities, inputs, patterns
 from broker.bots.actions import Actions, ApiAnswer, ApiRequest, NoActions
-from broker.bots.botmessages import BotMessage
+from broker.bots.botmessages import BOT_MESSAGE, SENT
 from broker.bots.custom_actions import ActionContext, ActionResult
 from broker.bots.payloads import PayloadKey, is_ours
 from broker.bots.program import (
@@ -68,8 +68,6 @@ MAX_HOPS = 100
 _HOPS_NAMED = 8
 #: Seconds of time limits that one message's API calls and custom actions may use up.
 CALL_BUDGET = 10.0
-
-_BOT_MESSAGE: TypeAdapter[Any] = TypeAdapter(BotMessage)
 
 log = logging.getLogger(__name__)
 
@@ -485,7 +483,8 @@ class Engine:
             try:
                 for message in result.messages:
                     given = {"text": message} if isinstance(message, str) else message
-                    _BOT_MESSAGE.validate_python(given)
+                    # As it will be sent: it is not filled in (`_send`, fill=False).
+                    BOT_MESSAGE.validate_python(given, context=SENT)
                     messages.append(given)
             except ValidationError as exc:
                 error = f"{run.action} returned a message that is not a BotMessage: {exc}"

@@ -16,9 +16,9 @@ import json
 import re
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from broker.bots.botmessages import SENT, TEXT_MAX, TITLE_MAX, BotMessage, with_wire_defaults
+from broker.bots.botmessages import BOT_MESSAGE, SENT, TEXT_MAX, TITLE_MAX, with_wire_defaults
 from broker.bots.payloads import PayloadKey
 from broker.bots.variables import compact_json, lookup, text_size
 from broker.core.defaults import ANSWER_MAX_BYTES
@@ -32,8 +32,6 @@ _RENDERED_FIELDS = ("text", "title", "subtitle", "url", "image_url", "item_url")
 #: The longest each rendered text field of a message may be: a longer one is cut.
 _CUT_AT = {"text": TEXT_MAX, "title": TITLE_MAX, "subtitle": TITLE_MAX}
 _ELLIPSIS = "\u2026"
-
-_BOT_MESSAGE: TypeAdapter[Any] = TypeAdapter(BotMessage)
 
 
 class TooLarge(ValueError):
@@ -140,7 +138,7 @@ def render_message(
     if out.keys() == {"text"} and not out["text"].strip():
         return None
     try:
-        _BOT_MESSAGE.validate_python(out, context=SENT)
+        BOT_MESSAGE.validate_python(out, context=SENT)
     except ValidationError as exc:
         fault = _fault(exc, message)
         raise Unsendable(f"a message is no BotMessage once filled in: {fault}") from exc

@@ -110,6 +110,8 @@ def test_what_a_custom_action_sets_is_bounded_and_too_much_takes_its_error_branc
         ActionResult(variables={"x": {1, 2}}),
         ActionResult(messages=[{"text": "t", "quickReplies": [{"title": float("inf")}]}]),
         ActionResult(messages=["hi"] * (ANSWER_MAX_MESSAGES + 1)),
+        # Sent as it is made, so `{{...}}` is no URL: an error, not a turn that fails.
+        ActionResult(messages=[{"attachment": {"type": "image", "payload": {"url": "{{x}}"}}}]),
     ],
 )
 def test_a_custom_action_result_that_is_not_json_or_too_many_messages_is_an_error(
