@@ -388,9 +388,10 @@ class _Batch:
         return bool(renewed[0])
 
     @contextmanager
-    def kept(self) -> Iterator[None]:
-        """While inside (a wait outside, which may outlast a claim lease), the batch's locks
-        are renewed every third of a lease."""
+    def outside(self) -> Iterator[None]:
+        """Around a wait on something outside, which may outlast a claim lease: first
+        `before_wait`, then the batch's locks are renewed every third of a lease inside."""
+        self.before_wait()
         done = threading.Event()
 
         def keep() -> None:
@@ -629,20 +630,18 @@ class _Batch:
 
 @dataclass(frozen=True)
 class _Outside:
-    """The action interface of a batch's engines: each call first renews the batch's locks
-    and may hand the rest of the batch on (`_Batch.before_wait`)."""
+    """The action interface of a batch's engines: each call is a wait outside
+    (`_Batch.outside`)."""
 
     actions: Actions
     batch: _Batch
 
     def call_api(self, request: ApiRequest) -> ApiAnswer:
-        self.batch.before_wait()
-        with self.batch.kept():
+        with self.batch.outside():
             return self.actions.call_api(request)
 
     def run_action(self, name: str, context: ActionContext, timeout: float) -> ActionOutcome:
-        self.batch.before_wait()
-        with self.batch.kept():
+        with self.batch.outside():
             return self.actions.run_action(name, context, timeout)
 
 
