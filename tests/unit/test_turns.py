@@ -9,6 +9,7 @@ import pytest
 
 from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
 from broker.bots.custom_actions import ActionContext
+from broker.channels.channel import Channel
 from broker.conversations import conversation_store, turns
 from broker.core import ids, keys
 from broker.core.connection import Redis
@@ -258,22 +259,34 @@ def test_a_batch_renews_its_locks_before_each_wait_outside_so_no_call_is_made_tw
         assert body["message"]["text"].startswith("Order K")
 
 
+def _one_waits_between_two(
+    r: Redis, settings: Settings, sender: RecordingSender
+) -> tuple[Channel, Channel, tuple[str, str, str]]:
+    """An echo conversation, one whose turn calls the kitchen's API, and another echo one,
+    each with a message waiting: their channels, and their keys in that order."""
+    echo = new_channel(r, settings)
+    ordering = new_channel(r, settings, ORDERING)
+    user_says(r, settings, sender, echo, "before", conversation_id="a")
+    user_says(r, settings, sender, ordering, "pizza", conversation_id="b")
+    user_says(r, settings, sender, echo, "after", conversation_id="c")
+    return (
+        echo,
+        ordering,
+        (
+            ids.conversation_key(echo.bot_id, "LIVE", echo.id, "a"),
+            ids.conversation_key(ordering.bot_id, "LIVE", ordering.id, "b"),
+            ids.conversation_key(echo.bot_id, "LIVE", echo.id, "c"),
+        ),
+    )
+
+
 def test_a_turn_that_waits_outside_hands_the_rest_of_its_batch_on(
     fake_redis: Redis, settings: Settings
 ) -> None:
     """`go_away`: what follows the waiting turn, and what ran before it, is committed by
     whoever the runner gives it to, without waiting for the call."""
     sender = RecordingSender()
-    echo = new_channel(fake_redis, settings)
-    ordering = new_channel(fake_redis, settings, ORDERING)
-    user_says(fake_redis, settings, sender, echo, "before", conversation_id="a")
-    user_says(fake_redis, settings, sender, ordering, "pizza", conversation_id="b")
-    user_says(fake_redis, settings, sender, echo, "after", conversation_id="c")
-    before, waits, after = (
-        ids.conversation_key(echo.bot_id, "LIVE", echo.id, "a"),
-        ids.conversation_key(ordering.bot_id, "LIVE", ordering.id, "b"),
-        ids.conversation_key(echo.bot_id, "LIVE", echo.id, "c"),
-    )
+    echo, ordering, (before, waits, after) = _one_waits_between_two(fake_redis, settings, sender)
     handed: list[int] = []
 
     class Waiting(KitchenActions):
@@ -310,16 +323,7 @@ def test_a_turn_that_waits_outside_with_no_runner_to_take_the_rest_hands_it_back
     """`go_away` refused (too many runners away): the turns not begun go back to the ready
     list, let go, for a free runner; what already ran commits with the waiting turn."""
     sender = RecordingSender()
-    echo = new_channel(fake_redis, settings)
-    ordering = new_channel(fake_redis, settings, ORDERING)
-    user_says(fake_redis, settings, sender, echo, "before", conversation_id="a")
-    user_says(fake_redis, settings, sender, ordering, "pizza", conversation_id="b")
-    user_says(fake_redis, settings, sender, echo, "after", conversation_id="c")
-    before, waits, after = (
-        ids.conversation_key(echo.bot_id, "LIVE", echo.id, "a"),
-        ids.conversation_key(ordering.bot_id, "LIVE", ordering.id, "b"),
-        ids.conversation_key(echo.bot_id, "LIVE", echo.id, "c"),
-    )
+    echo, _, (before, waits, after) = _one_waits_between_two(fake_redis, settings, sender)
     fake_redis.delete(keys.READY)
 
     processed = turns.run_batch(
