@@ -313,6 +313,12 @@ class _LeaseLost(Exception):
     """The turn's conversation is another's now: the turn stops, saving nothing."""
 
 
+class _SaveFirst(Exception):
+    """The running turn is about to wait outside while it holds answers to earlier messages
+    (or signals): it stops before the message that waits, so that those answers are saved
+    and sent now rather than after the wait; its next pass begins with that message."""
+
+
 class _Batch:
     """The turns of one pass over several conversations, gathered for one commit."""
 
@@ -325,6 +331,8 @@ class _Batch:
         #: The turns not run yet, and the one running.
         self.todo = todo
         self.running: str | None = None
+        #: Whether the running turn has answered something not saved yet (`_SaveFirst`).
+        self.running_answered = False
         self.commits: dict[str, TurnCommit] = {}
         self.works: dict[str, _Work] = {}
         self.used: dict[str, int] = {}
@@ -352,7 +360,10 @@ class _Batch:
     def before_wait(self) -> None:
         """The running turn is about to wait on something outside: renew the locks of the
         batch's conversations and their time on the schedule, and offer the rest of the
-        batch to another thread. _LeaseLost when the running turn's lock is not ours."""
+        batch to another thread. _LeaseLost when the running turn's lock is not ours;
+        _SaveFirst when it has answers to save first."""
+        if self.running_answered:
+            raise _SaveFirst(self.running)
         if not self.renew():
             raise _LeaseLost(self.running)
         if self.passes.go_away is None or self.passes.go_away(self._split):
@@ -492,7 +503,11 @@ class _Batch:
                 break  # the rest wait for the offload's answer, in the inbox
             if time.monotonic() - started > self.settings.claim_lease / 2:
                 break  # slow API calls: commit, and renew the lock before the rest
-            turn.take(json.loads(message))
+            self.running_answered = bool(used or work.signals)
+            try:
+                turn.take(json.loads(message))
+            except _SaveFirst:
+                break
             used += 1
         commit = turn.finish(trim=used, trim_signals=len(work.signals))
         self.commits[conversation.key] = commit
@@ -689,7 +704,14 @@ class _BotTurn:
 
     def take(self, message: dict[str, Any]) -> None:
         """One user message: answered by the bot, or only kept while an agent has the
-        conversation (it still reaches the offloading webhook)."""
+        conversation (it still reaches the offloading webhook). The engine runs first: should
+        it stop at a wait outside (`_SaveFirst`), the turn is as it was."""
+        handover = self.meta.handover
+        answer = None
+        if self.engine is not None and not handover.paused and not handover.agent_messages:
+            answer = self.engine.step(
+                self.meta.memory, message, can_offload=self.outbox.can_offload
+            )
         self.outbox.received_at = message["receivedAt"]
         user_item = transcript.user_message(
             message,
@@ -697,14 +719,11 @@ class _BotTurn:
             None if self.engine is None else self.engine.payloads,
         )
         self.outbox.note(transcript.item("user", message["receivedAt"], user_item))
-        handover = self.meta.handover
+        if answer is not None:
+            self._apply(answer)
+            return
         if handover.agent_messages:
             handover.agent_messages -= 1  # it came while the agent had the conversation
-        elif self.engine is not None and not handover.paused:
-            self._apply(
-                self.engine.step(self.meta.memory, message, can_offload=self.outbox.can_offload)
-            )
-            return
         self.meta.memory = absorb(self.meta.memory, message)
 
     def _apply(self, turn: Turn) -> None:

@@ -212,6 +212,51 @@ def test_the_turn_hands_the_engine_its_action_interface_and_commits_before_the_l
     assert commits == [1, 1, 1]  # each slow message committed alone, the lock renewed between
 
 
+class WatchingKitchen(KitchenActions):
+    """Notes, at each call, the replies the conversation had saved for sending."""
+
+    def __init__(self, r: Redis, conversation_key: str, channel_id: str) -> None:
+        super().__init__([0.0], took=0.0)
+        self.r = r
+        self.conversation_key = conversation_key
+        self.channel_id = channel_id
+        self.saved_before: list[list[str]] = []
+
+    def call_api(self, request: ApiRequest) -> ApiAnswer:
+        bodies = queued_bodies(self.r, self.conversation_key, self.channel_id)
+        self.saved_before.append([body["message"]["text"] for body in bodies])
+        return super().call_api(request)
+
+
+ORDERING_OR_GREETING: dict[str, Any] = {
+    **ORDERING,
+    "fallbackState": "greet",
+    "routes": [{"match": "pizza", "next": "order"}],
+    "states": {**ORDERING["states"], "greet": {"say": "Hi"}},
+}
+
+
+def test_answers_to_earlier_messages_are_saved_before_a_later_one_waits_on_its_api(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """Without it, the greeting waited in the turn until the kitchen had answered the order."""
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings, ORDERING_OR_GREETING)
+    for text in ("hello", "hi again", "pizza", "pizza"):
+        user_says(fake_redis, settings, sender, channel, text)
+    conversation_key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    kitchen = WatchingKitchen(fake_redis, conversation_key, channel.id)
+
+    assert turns.run_pending(fake_redis, settings, sender, conversation_key, kitchen) == 4
+
+    assert kitchen.saved_before == [["Hi", "Hi"], ["Hi", "Hi", "Order K1"]]
+    bodies = queued_bodies(fake_redis, conversation_key, channel.id)
+    assert [body["message"]["text"] for body in bodies] == ["Hi", "Hi", "Order K1", "Order K2"]
+    assert [body["messageCounter"] for body in bodies] == [1, 2, 3, 4]
+    transcript = fake_redis.lrange(keys.conversation_transcript(conversation_key), 0, -1)
+    assert len(transcript) == 8  # each user message once, with its answer
+
+
 class LeaseEatingActions(KitchenActions):
     """Each call takes more than half a claim lease off every lock of the conversations it
     is given, as that much time would; notes whether each call's conversations were all
