@@ -18,7 +18,7 @@ from typing import Any
 from broker.bots import custom_actions
 from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
 from broker.bots.custom_actions import ActionContext
-from broker.bots.engine import Engine, Memory, Output, TooManyHops, Turn
+from broker.bots.engine import Engine, Memory, Output, TooManyHops, Turn, check_variables
 from broker.bots.patterns import PatternTooSlow
 from broker.bots.program import Program
 from broker.bots.rendering import TooLarge, Unsendable
@@ -165,6 +165,7 @@ class _Run:
         self._apply(self.engine.step(self.memory, message, can_offload=self.can_offload))
 
     def _apply(self, turn: Turn) -> None:
+        check_variables(self.memory, turn.memory)
         self.memory = turn.memory
         self.last = turn.outputs
 

@@ -14,6 +14,12 @@ waiting for the user (TooManyHops: a loop of states, most likely).
 What comes from outside is no fault of the definition: an API answer whose `save` is over
 VARIABLE_MAX_BYTES takes the call's `onError`, and a custom action's result that is too
 large, not JSON (NaN, say) or more than ANSWER_MAX_MESSAGES messages takes the action's.
+
+The variables together are held to a limit too (CONVERSATION_VARIABLES_BYTES by default), by
+whoever runs the engine, once as its turn ends (`check_variables`): measuring them takes
+serializing them all, too much for every write or state. Past it the turn fails (TooLarge)
+whichever step grew them, an API call's `save` or a custom action's as much as a `set`: the
+total is the definition's doing, what it keeps and never unsets, not one answer's.
 """
 
 from __future__ import annotations
@@ -57,9 +63,13 @@ from broker.bots.rendering import (
     render_message,
     render_value,
 )
-from broker.bots.variables import assign, lookup, path, unset
+from broker.bots.variables import assign, lookup, path, total_size, unset
 from broker.core import strict_json
-from broker.core.defaults import ANSWER_MAX_MESSAGES, VARIABLE_MAX_BYTES
+from broker.core.defaults import (
+    ANSWER_MAX_MESSAGES,
+    CONVERSATION_VARIABLES_BYTES,
+    VARIABLE_MAX_BYTES,
+)
 
 #: States one message may lead through without waiting for the user; past them the turn
 #: fails (TooManyHops).
@@ -521,6 +531,21 @@ class Engine:
                 if isinstance(step, Offload) and step.on_fail:
                     return step.on_fail
         return self.program.offload_failed
+
+
+def check_variables(
+    before: Memory, after: Memory, limit: int = CONVERSATION_VARIABLES_BYTES
+) -> None:
+    """TooLarge when a turn left the variables taking more than `limit` bytes together, and
+    more than they took before it; one that does not grow them passes, so that a
+    conversation over the limit (it was lowered) can go on and shrink."""
+    if after.variables is before.variables:
+        return
+    size = total_size(after.variables)
+    if size > limit and size > total_size(before.variables):
+        raise TooLarge(
+            f"the session's variables would take {size} bytes together, over their limit of {limit}"
+        )
 
 
 def _is_constant(name: str, constants: dict[str, Any]) -> bool:

@@ -23,6 +23,11 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def total_size(variables: dict[str, Any]) -> int:
+    """The bytes of all the variables together, as one compact JSON object, names included."""
+    return text_size(compact_json(variables))
+
+
 def lookup(variables: dict[str, Any], name: str, default: Any = None) -> Any:
     """The value of `name`: its own entry, else the path into an object an outer name holds."""
     if name in variables:

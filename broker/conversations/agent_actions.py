@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from broker.bots import bot_store, payload_secret
-from broker.bots.engine import Engine
+from broker.bots.engine import Engine, Memory, Turn, check_variables
 from broker.bots.program import Offload
+from broker.bots.rendering import TooLarge
 from broker.channels import channel_store
 from broker.conversations import conversation_store, transcript
 from broker.conversations.conversation import Conversation
@@ -67,7 +68,7 @@ def act(
                 meta.handover.agent_messages = waiting
             handover.resume()
             if engine is not None and go_to is not None:
-                turn = engine.go_to(meta.memory, go_to, can_offload=False)
+                turn = _run_from(engine, meta.memory, go_to, settings)
                 meta.memory = turn.memory
                 for output in turn.outputs:
                     if output.kind == "message":
@@ -118,3 +119,14 @@ def _engine_for(r: Redis, conversation: Conversation, go_to: str | None) -> Engi
             field="goToDialogstate",
         )
     return engine
+
+
+def _run_from(engine: Engine, memory: Memory, go_to: str, settings: Settings) -> Turn:
+    """The dialogue moved to `go_to`; Conflict, with nothing sent, when it fills in too much
+    (a value, or the variables together past SWITCHBOARD_CONVERSATION_VARIABLES_BYTES)."""
+    try:
+        turn = engine.go_to(memory, go_to, can_offload=False)
+        check_variables(memory, turn.memory, settings.conversation_variables_bytes)
+    except TooLarge as exc:
+        raise Conflict(f"the state {go_to!r} cannot be run: {exc}") from None
+    return turn

@@ -24,7 +24,7 @@ from broker.bots import payload_secret
 from broker.bots.actions import ActionOutcome, Actions, ApiAnswer, ApiRequest
 from broker.bots.bot import Bot, Version
 from broker.bots.custom_actions import ActionContext
-from broker.bots.engine import Engine, Turn, absorb
+from broker.bots.engine import Engine, Turn, absorb, check_variables
 from broker.bots.payloads import PayloadKey
 from broker.bots.program import Program, compile_text
 from broker.channels.channel import Channel
@@ -675,6 +675,8 @@ class _BotTurn:
         self.r = r
         self.settings = settings
         self.meta = meta
+        #: What the conversation remembered before the turn (no step changes it in place).
+        self.memory_before = meta.memory
         self.engine = engine
         self.outbox = Outbox.for_conversation(meta, offloading_endpoint)
         self.handover = Handover(settings, meta.conversation, meta.handover)
@@ -747,7 +749,11 @@ class _BotTurn:
                 self.handover.offload_sent(delivery_id, now)
 
     def finish(self, *, trim: int, trim_signals: int) -> TurnCommit:
-        """What the turn saves; its index changes are in `handover.changes`."""
+        """What the turn saves; its index changes are in `handover.changes`. TooLarge when
+        it grew the variables past their limit (`check_variables`)."""
+        check_variables(
+            self.memory_before, self.meta.memory, self.settings.conversation_variables_bytes
+        )
         self.outbox.flush()
         self.meta.counters = self.outbox.counters
         self.meta.last_activity_at = clock.now()

@@ -121,6 +121,15 @@ CONVERSATION_DATA_BYTES = 256 * 1024
 #: six times its longest text; without it a `set` that doubles a value in a loop of states
 #: grows it past any memory within one message.
 VARIABLE_MAX_BYTES = 64 * 1024
+#: A conversation's variables together (all of them: what its messages set, the bot's
+#: constants, what the bot set) may take this many bytes, as one compact UTF-8 JSON object,
+#: names included. Measured once per bot turn, as it ends: a turn that leaves them over it,
+#: and larger than it found them, fails as an oversized value does (its message, after its
+#: tries, is parked as a dead letter of turns); one that does not grow them is let be, so
+#: that a conversation over it (the limit was lowered) can still shrink. Four times what the
+#: messages' `sessionData` may add up to, so that the rest is the bot's own; `switchboard bot
+#: test` holds to this default.
+CONVERSATION_VARIABLES_BYTES = 1024 * 1024
 #: What the engine fills in for one message's answer, together: its messages, events,
 #: offload and API requests (the same bytes; the same failure past them). As large as a
 #: request body the web takes; far past what any channel shows.

@@ -198,6 +198,7 @@ class Settings:
     session_data_bytes: int = defaults.SESSION_DATA_BYTES
     conversation_data_keys: int = defaults.CONVERSATION_DATA_KEYS
     conversation_data_bytes: int = defaults.CONVERSATION_DATA_BYTES
+    conversation_variables_bytes: int = defaults.CONVERSATION_VARIABLES_BYTES
     conversation_ttl: float = defaults.CONVERSATION_TTL
     turn_attempts: int = defaults.TURN_ATTEMPTS
     turn_retry_delay: float = defaults.TURN_RETRY_DELAY

@@ -1,7 +1,8 @@
 """Bot definitions through the real processes: the pizza bot orders a pizza over the Webhook
 channel, its API call answered by a local kitchen; an API call to an unsafe address is refused
 when the definition is saved, and again at call time; a slow API call holds back no other
-conversation."""
+conversation; a bot that keeps a growing log in a variable has the message that takes the
+conversation's variables past their limit parked, and the conversation goes on."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from broker.bots import documents
-from tests.integration.stacks import Api
+from tests.integration.stacks import Api, own_stack
 from tests.polling import wait_until
+from tests.prerequisites import require_redis
 from tests.receivers import Answer, Hit, Receiver, ReceiverFactory, texts, wait_delivered
 
 PIZZA = Path(__file__).parents[2] / "examples" / "bots" / "pizza.yaml"
@@ -179,3 +182,53 @@ def test_slow_api_calls_of_more_conversations_than_runners_hold_back_no_other_bo
     replies = texts(wait_delivered(receiver, conversations + 1))
     assert sorted(replies) == ["You said: hi", *["answered"] * conversations]
     assert len(calls) == conversations and len(set(calls)) == conversations
+
+
+#: Adds a kilobyte to `log` at each `grow`; `forget` unsets it.
+GROWS_A_LOG: dict[str, Any] = {
+    "version": 2,
+    "startState": "grow",
+    "routes": [
+        {"match": "grow", "exact": True, "next": "grow"},
+        {"match": "forget", "exact": True, "next": "forget"},
+    ],
+    "states": {
+        "grow": {"type": "set", "set": {"log": "{{log}}" + "x" * 1000}, "next": "grown"},
+        "grown": {"say": "grown"},
+        "forget": {"type": "set", "unset": ["log"], "next": "forgot"},
+        "forgot": {"say": "forgot"},
+    },
+}
+
+
+def test_a_message_that_grows_the_variables_past_their_limit_is_parked(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Receiver
+) -> None:
+    require_redis()
+    log: Path = tmp_path_factory.mktemp("variables") / "stack.log"
+    with own_stack(log) as own:
+        env = own.env(
+            SWITCHBOARD_TURN_RETRY_DELAY="0.2", SWITCHBOARD_CONVERSATION_VARIABLES_BYTES="2500"
+        )
+        for role in ("web", "worker", "scheduler"):
+            own.start(role, env)
+        own.wait_ready()
+        api = own.api
+        channel = channel_of(api, GROWS_A_LOG, receiver.url)
+        for count in (1, 2):
+            assert api.send(channel, "u1", "grow").status_code == 202
+            wait_delivered(receiver, count)
+        assert api.send(channel, "u1", "grow").status_code == 202
+        (dead,) = wait_until(
+            lambda: api.get("/v1/turn-dead-letters").json()["items"], what="the parked message"
+        )
+        assert dead["item"]["text"] == "grow" and dead["attempts"] == 3
+        assert dead["error"].startswith("TooLarge: the session's variables would take 30")
+        assert dead["error"].endswith("over their limit of 2500")
+        for text in ("forget", "grow"):
+            assert api.send(channel, "u1", text).status_code == 202
+        assert texts(wait_delivered(receiver, 4)) == ["grown", "grown", "forgot", "grown"]
+        variables = api.get(f"/v1/bots/{channel['botId']}/conversations/u1/session-data").json()[
+            "sessionData"
+        ]
+        assert variables["log"] == "x" * 1000

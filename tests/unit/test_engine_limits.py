@@ -12,15 +12,22 @@ import pytest
 from broker.bots import conversation_tests, definition
 from broker.bots.actions import ActionOutcome, ApiAnswer
 from broker.bots.custom_actions import ActionResult
-from broker.bots.engine import Engine, Memory
+from broker.bots.engine import Engine, Memory, check_variables
 from broker.bots.program import compile_definition
 from broker.bots.rendering import TooLarge
+from broker.bots.variables import total_size
+from broker.channels.channel import Channel
 from broker.conversations import dead_turns, turns
 from broker.core import ids
 from broker.core.connection import Redis
-from broker.core.defaults import ANSWER_MAX_BYTES, ANSWER_MAX_MESSAGES, VARIABLE_MAX_BYTES
+from broker.core.defaults import (
+    ANSWER_MAX_BYTES,
+    ANSWER_MAX_MESSAGES,
+    CONVERSATION_VARIABLES_BYTES,
+    VARIABLE_MAX_BYTES,
+)
 from broker.core.settings import Settings
-from tests.conversations import new_channel, queued_bodies, user_says
+from tests.conversations import new_channel, queued_bodies, read_meta, user_says
 from tests.fakes import RecordingSender
 from tests.unit.test_engine_states import FakeActions, bot, intro, texts
 
@@ -161,3 +168,128 @@ def test_a_message_past_the_limit_is_parked_and_the_next_answered(
     (dead,) = dead_turns.list_page(r, offset=0, limit=10)[0]
     assert dead["item"]["text"] == "grow"
     assert dead["error"] == f"TooLarge: {_LIMIT}"
+
+
+def test_a_turn_that_grows_the_variables_past_their_limit_together_fails() -> None:
+    small, large = Memory(variables={"a": "x" * 10}), Memory(variables={"a": "x" * 100})
+    with pytest.raises(TooLarge) as raised:
+        check_variables(small, large, limit=50)
+    size = total_size(large.variables)
+    assert size == len('{"a":""}') + 100
+    assert str(raised.value) == (
+        f"the session's variables would take {size} bytes together, over their limit of 50"
+    )
+    check_variables(small, large, limit=size)  # at the limit: kept
+    # Over a limit lowered since, a turn that does not grow them goes on, and one that shrinks.
+    check_variables(large, Memory(variables={"a": "y" * 100}), limit=50)
+    check_variables(large, small, limit=50)
+
+
+def test_a_conversation_test_whose_variables_grow_past_their_limit_fails_its_step() -> None:
+    big = "x" * (VARIABLE_MAX_BYTES - 100)
+    names = [f"v{n}" for n in range(CONVERSATION_VARIABLES_BYTES // VARIABLE_MAX_BYTES + 1)]
+    states = {"start": {"type": "set", "set": dict.fromkeys(names, "{{big}}"), "next": "n"}}
+    states["n"] = {"say": "set"}
+    program = compile_definition(bot(states))
+    document = {"conversations": [{"sessionData": {"big": big}, "steps": ["intro"]}]}
+    (outcome,) = conversation_tests.run_file(program, document)
+    (failure,) = outcome.failures
+    assert failure.startswith("step 1: the session's variables would take ")
+    assert failure.endswith(f"over their limit of {CONVERSATION_VARIABLES_BYTES}")
+    fewer = dict.fromkeys(names[:-2], "{{big}}")
+    states["start"]["set"] = fewer
+    (outcome,) = conversation_tests.run_file(compile_definition(bot(states)), document)
+    assert outcome.failures == []
+
+
+#: Adds a kilobyte to `log` at each `grow`; `forget` unsets it.
+GROWS_A_LOG: dict[str, Any] = {
+    "version": 2,
+    "startState": "start",
+    "fallbackState": "echo",
+    "routes": [
+        {"match": "grow", "exact": True, "next": "grow"},
+        {"match": "forget", "exact": True, "next": "forget"},
+    ],
+    "states": {
+        "start": {"say": "hi"},
+        "grow": {"type": "set", "set": {"log": "{{log}}" + "x" * 1000}, "next": "grown"},
+        "grown": {"say": "grown"},
+        "forget": {"type": "set", "unset": ["log"], "next": "forgot"},
+        "forgot": {"say": "forgot"},
+        "echo": {"say": "You said: {{lastMessage}}"},
+    },
+}
+
+
+def _answer_one_by_one(
+    r: Redis, settings: Settings, channel: Channel, *said: str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Each text said and its turn run (and run again until it is parked) before the next;
+    the bot's replies and the dead letters of turns."""
+    sender = RecordingSender()
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    for text in said:
+        user_says(r, settings, sender, channel, text)
+        for _ in range(settings.turn_attempts):
+            turns.run_pending(r, settings, sender, key)
+    replies = [body["message"]["text"] for body in queued_bodies(r, key, channel.id)]
+    return replies, dead_turns.list_page(r, offset=0, limit=10)[0]
+
+
+def test_a_message_that_grows_the_variables_past_their_limit_is_parked(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    settings = settings.with_changes(conversation_variables_bytes=2500)
+    channel = new_channel(fake_redis, settings, GROWS_A_LOG)
+    replies, dead = _answer_one_by_one(
+        fake_redis, settings, channel, "grow", "grow", "grow", "forget", "grow"
+    )
+    assert replies == ["grown", "grown", "forgot", "grown"]
+    (parked,) = dead
+    assert parked["item"]["text"] == "grow"
+    assert parked["error"].startswith("TooLarge: the session's variables would take 30")
+    assert parked["error"].endswith("bytes together, over their limit of 2500")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    assert len(read_meta(fake_redis, key).memory.variables["log"]) == 1000
+
+
+@pytest.mark.parametrize(
+    ("state", "actions"),
+    [
+        (
+            {"type": "api", "request": {"url": "https://api.example/x"}, "save": {"a": "a"}},
+            FakeActions(ApiAnswer(200, {"a": "x" * 3000})),
+        ),
+        (
+            {"type": "action", "action": "shop.actions:remember"},
+            FakeActions(result=ActionOutcome(ActionResult(variables={"a": "x" * 3000}))),
+        ),
+    ],
+    ids=["api-save", "custom-action"],
+)
+def test_what_an_api_call_or_a_custom_action_keeps_counts_toward_the_limit(
+    fake_redis: Redis, settings: Settings, state: dict[str, Any], actions: FakeActions
+) -> None:
+    """What they give that takes the variables past their limit together takes no `onError`:
+    the total is what the definition keeps, not one answer; the message is parked."""
+    r, sender = fake_redis, RecordingSender()
+    settings = settings.with_changes(conversation_variables_bytes=2500)
+    states = {
+        "start": {"say": "hi"},
+        "keep": {**state, "next": "kept", "onError": "failed"},
+        "kept": {"say": "kept"},
+        "failed": {"say": "failed"},
+    }
+    routes = [{"match": "keep", "exact": True, "next": "keep"}]
+    channel = new_channel(r, settings, bot(states, routes=routes, fallbackState="start"))
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    user_says(r, settings, sender, channel, "keep")
+    for _ in range(settings.turn_attempts):
+        turns.run_pending(r, settings, sender, key, actions)
+    user_says(r, settings, sender, channel, "hello")
+    turns.run_pending(r, settings, sender, key, actions)
+    assert [body["message"]["text"] for body in queued_bodies(r, key, channel.id)] == ["hi"]
+    (parked,) = dead_turns.list_page(r, offset=0, limit=10)[0]
+    assert parked["item"]["text"] == "keep"
+    assert parked["error"].endswith("over their limit of 2500")
