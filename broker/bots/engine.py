@@ -58,6 +58,7 @@ from broker.bots.program import (
 from broker.bots.rendering import (
     Room,
     TooLarge,
+    Unsendable,
     answer_room,
     render_json,
     render_message,
@@ -84,6 +85,12 @@ log = logging.getLogger(__name__)
 
 class TooManyHops(ValueError):
     """One message led through more than MAX_HOPS states without waiting for the user."""
+
+
+#: What running a definition may fail with, by the definition's doing rather than the code's:
+#: a bot turn that raises one fails (its message parked after its tries); a hand-back to a
+#: state is refused.
+RUN_FAULTS = (TooManyHops, TooLarge, Unsendable, patterns.PatternTooSlow)
 
 
 @dataclass

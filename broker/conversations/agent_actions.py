@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from broker.bots import bot_store, payload_secret
-from broker.bots.engine import Engine, Memory, Turn, check_variables
+from broker.bots.engine import RUN_FAULTS, Engine, Memory, Turn, check_variables
 from broker.bots.program import Offload
-from broker.bots.rendering import TooLarge
 from broker.channels import channel_store
 from broker.conversations import conversation_store, transcript
 from broker.conversations.conversation import Conversation
@@ -122,11 +121,13 @@ def _engine_for(r: Redis, conversation: Conversation, go_to: str | None) -> Engi
 
 
 def _run_from(engine: Engine, memory: Memory, go_to: str, settings: Settings) -> Turn:
-    """The dialogue moved to `go_to`; Conflict, with nothing sent, when it fills in too much
-    (a value, or the variables together past SWITCHBOARD_CONVERSATION_VARIABLES_BYTES)."""
+    """The dialogue moved to `go_to`; Conflict, with nothing sent, when running it fails
+    (`RUN_FAULTS`: it fills in too much, a value or the variables together past
+    SWITCHBOARD_CONVERSATION_VARIABLES_BYTES; a message that cannot be sent; a loop of
+    states)."""
     try:
         turn = engine.go_to(memory, go_to, can_offload=False)
         check_variables(memory, turn.memory, settings.conversation_variables_bytes)
-    except TooLarge as exc:
+    except RUN_FAULTS as exc:
         raise Conflict(f"the state {go_to!r} cannot be run: {exc}") from None
     return turn

@@ -160,6 +160,42 @@ def test_hand_back_to_a_state_that_grows_the_variables_past_their_limit_is_refus
     assert "log" not in read_meta(fake_redis, conversation.key).memory.variables
 
 
+@pytest.mark.parametrize(
+    ("state", "fault"),
+    [
+        ({"type": "goto", "next": "again"}, "without waiting for the user"),
+        ({"say": [{"attachment": {"type": "image", "payload": {"url": "{{pic}}"}}}]}, "url"),
+    ],
+    ids=["a loop of states", "a message that cannot be sent"],
+)
+def test_hand_back_to_a_state_that_cannot_be_run_is_refused_with_nothing_sent(
+    fake_redis: Redis, settings: Settings, state: dict[str, Any], fault: str
+) -> None:
+    """Without it, the route answered these with a 500."""
+    definition = {
+        "version": 2,
+        "startState": "welcome",
+        "variables": {"pic": "not a url"},
+        "states": {"welcome": {"say": "Hi"}, "again": state},
+    }
+    channel, conversation = _talked(fake_redis, settings, definition)
+    pause(fake_redis, conversation.key)
+    with pytest.raises(Conflict) as raised:
+        agent_actions.act(
+            fake_redis,
+            settings,
+            RecordingSender(),
+            conversation,
+            messages=[{"text": "x"}],
+            resume=True,
+            go_to="again",
+        )
+    assert "the state 'again' cannot be run" in str(raised.value)
+    assert fault in str(raised.value)
+    assert len(queued_bodies(fake_redis, conversation.key, channel.id)) == 1
+    assert read_meta(fake_redis, conversation.key).handover.paused
+
+
 def test_a_conversation_held_by_a_bot_turn_is_busy(
     fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
