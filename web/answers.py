@@ -38,6 +38,8 @@ class Readiness(_Answer):
 
     status: Literal["ready", "not ready"]
     checks: dict[str, Any]
+    #: When not ready: `{"code": "unavailable", "message": <the reason>}`.
+    error: dict[str, str] | None = None
 
 
 class Bot(_Answer):

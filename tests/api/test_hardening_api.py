@@ -227,6 +227,7 @@ def test_readyz_says_redis_is_unreachable_without_quoting_redis(unreachable: Web
     assert answer.get_json() == {
         "status": "not ready",
         "checks": {"redis": "unreachable", "reason": "Redis does not answer"},
+        "error": {"code": "unavailable", "message": "Redis does not answer"},
     }
 
 

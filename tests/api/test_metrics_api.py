@@ -134,6 +134,10 @@ def test_readiness_says_what_is_missing_from_the_heartbeat_index(beating: WebApp
         "schedulers": 0,
         "reason": "no worker has a fresh heartbeat; no scheduler has a fresh heartbeat",
     }
+    assert answer.get_json()["error"] == {
+        "code": "unavailable",
+        "message": "no worker has a fresh heartbeat; no scheduler has a fresh heartbeat",
+    }
     heartbeats.beat(web.redis, "worker", "w:1")
     assert web.client.get("/readyz").get_json()["checks"]["reason"] == (
         "no scheduler has a fresh heartbeat"

@@ -12,6 +12,7 @@ from broker.core.connection import REDIS_TROUBLE, availability, unavailable_reas
 from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
 from web.answers import Health, Readiness
 from web.apidoc import documented
+from web.errors import error_document
 from web.services import services
 
 bp = Blueprint("health", __name__)
@@ -31,7 +32,7 @@ def healthz() -> Response:
     answers={200: Readiness, 503: Readiness},
     description="`checks` holds `redis` (`ok` or why not), how many `workers` and "
     "`schedulers` beat in the last 15 s (read from their heartbeat index, no key scan), and, "
-    "when not ready, `reason` in words.",
+    "when not ready, `reason` in words, also as the `error` of every 503 (code `unavailable`).",
     tags=["health"],
 )
 def readyz() -> tuple[Response, int]:
@@ -57,7 +58,10 @@ def readyz() -> tuple[Response, int]:
     ]
     if missing:
         checks["reason"] = "; ".join(missing)
-    answer = jsonify({"status": "not ready" if missing else "ready", "checks": checks})
+    document: dict[str, object] = {"status": "not ready" if missing else "ready", "checks": checks}
+    if missing:
+        document.update(error_document("unavailable", str(checks["reason"])))
+    answer = jsonify(document)
     if not redis_ok:
         answer.headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     return answer, 503 if missing else 200
