@@ -28,6 +28,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from werkzeug.routing import Rule
 
 from broker import __version__
+from broker.core.defaults import IDEMPOTENCY_KEY_MAX
 
 #: Who may call a route; `_AUTH` says what each one means.
 Auth = Literal[
@@ -63,10 +64,10 @@ class Header:
 #: The header of the two message routes that makes a retry safe (docs/wire-contract.md §1a).
 IDEMPOTENCY_KEY = Header(
     "Idempotency-Key",
-    "Any string naming this message: a repeat with the same key in the next 24 h is "
-    "acknowledged again and not processed twice; the same key with another message is "
-    "`422`.",
-    {"type": "string"},
+    f"Any string of at most {IDEMPOTENCY_KEY_MAX} characters naming this message: a repeat "
+    "with the same key in the next 24 h is acknowledged again and not processed twice; the "
+    "same key with another message is `422`.",
+    {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX},
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -18,13 +18,13 @@ from pydantic import (
 
 from broker.bots.templates import TEMPLATES
 from broker.conversations.conversation_store import SCAN_LIMIT
-from broker.core.defaults import VERIFY_TOKEN_MIN_LENGTH
 from broker.core.settings import starts_at_once
 from broker.core.validation import OneLine, OneLineName
 from web.queries import Pagination, TimeText, time_bound
 
-#: A verify token: long enough that it cannot be guessed in the attempts throttling allows.
-VerifyToken = Annotated[StrictStr, Field(min_length=VERIFY_TOKEN_MIN_LENGTH, max_length=256)]
+#: A channel's verify token: whatever the customer chose (a short one is easier to guess on
+#: the legacy route, where it alone lets messages in: leave it out to have one made).
+VerifyToken = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 
 # The `json_schema_extra` and `description` below only shape /openapi.json; what validates
 # is the same as without them.
@@ -201,8 +201,7 @@ class ConfigureOffloading(_Body):
     apiUrl: StrictStr = Field(
         min_length=1, max_length=2048, description=URL_DESCRIPTION, json_schema_extra=URL_SCHEMA
     )
-    # The platform's own token, sent to it: whatever it chose. A channel's, which lets
-    # messages in by the legacy form, must be long (VerifyToken).
+    # The platform's own token, sent to it: whatever it chose.
     verifyToken: StrictStr = Field(min_length=1, max_length=256)
 
 

@@ -120,9 +120,14 @@ def view(
         "retrySchedule": list(endpoint.schedule(settings)),
         "connectTimeout": connect,
         "totalTimeout": total,
-        "rateLimit": rate_limit.limits(settings, channel)[0],
+        "rateLimit": _as_given(rate_limit.limits(settings, channel)[0]),
         "createdAt": clock.iso(channel.created_at),
     }
+
+
+def _as_given(number: float) -> float:
+    """A whole number as an integer (`2`, not `2.0`), as it was most likely given."""
+    return int(number) if float(number).is_integer() else number
 
 
 def read(pipe: Pipeline, channel_id: str) -> None:

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from broker.core.defaults import SESSION_DATA_BYTES, SESSION_DATA_KEYS
+from broker.core.defaults import IDEMPOTENCY_KEY_MAX, SESSION_DATA_BYTES, SESSION_DATA_KEYS
 from broker.core.validation import VariableKey, variable_key
 
 _ID = Field(min_length=1, max_length=256)
@@ -155,7 +155,7 @@ class InboundMessage(BaseModel):
         "`sessionDataToSet`, and what the conversation holds within its own limits: `422` "
         "past them.",
     )
-    messageId: StrictStr | None = Field(default=None, min_length=1, max_length=256)
+    messageId: StrictStr | None = Field(default=None, min_length=1, max_length=IDEMPOTENCY_KEY_MAX)
 
     @field_validator("sessionData")
     @classmethod

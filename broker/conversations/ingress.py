@@ -20,7 +20,7 @@ from broker.channels.channel import Channel
 from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys, logs, schedules, scripts
 from broker.core.connection import Pipeline, Redis
-from broker.core.defaults import IDEMPOTENCY_TTL
+from broker.core.defaults import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_TTL
 from broker.core.errors import ValidationFailed
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -78,6 +78,11 @@ def accept(
     queued, when it does not hold.
     """
     sizes = _checked_data_sizes(settings, message)
+    if idempotency_key is not None and len(idempotency_key) > IDEMPOTENCY_KEY_MAX:
+        raise ValidationFailed(
+            f"the Idempotency-Key header has more than {IDEMPOTENCY_KEY_MAX} characters",
+            field="Idempotency-Key",
+        )
     conversation = Conversation.of(channel.bot_id, channel.version, channel.id, conversation_id)
     # A repeat may carry the header, the messageId or both: each is a key of its own.
     given = [key for key in (idempotency_key, message_id) if key]

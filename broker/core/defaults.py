@@ -80,6 +80,9 @@ TURN_RUNNERS_AWAY = 128
 
 #: Idempotency keys are remembered this long (seconds).
 IDEMPOTENCY_TTL = 24 * 3600
+#: The longest `Idempotency-Key` header or `messageId` a message may carry (characters): each
+#: is part of a Redis key's name.
+IDEMPOTENCY_KEY_MAX = 256
 
 #: Largest request body the ingress accepts, in bytes.
 MAX_BODY_BYTES = 1024 * 1024
@@ -158,11 +161,10 @@ AUTH_FAILURES = 20
 AUTH_FAILURES_PER_TARGET = 0
 AUTH_FAILURE_WINDOW = 60.0
 
-#: Shortest admin token the web process starts with, and shortest verify token a channel
-#: may have (it alone lets messages in on the legacy route; an offloading integration's is
-#: the platform's own, of any length).
+#: Shortest admin token the web process starts with. A channel's verify token may be of
+#: any length, as on the hosted platform, where the customer chose it: a migrating
+#: integration keeps its own. Left out, one of 16 random characters is made.
 ADMIN_TOKEN_MIN_LENGTH = 32
-VERIFY_TOKEN_MIN_LENGTH = 16
 #: The lock on a bot's verify tokens while one is checked and written (`channel_store`):
 #: how long it lasts should its holder die, and how long another call waits for it (s).
 VERIFY_TOKENS_LOCK_LEASE = 10.0

@@ -168,7 +168,7 @@ def test_message_routes_declare_the_idempotency_key_header(web: WebApp) -> None:
     for path in ("/v1/channels/webhook/{channelId}/messages", "/api/webhookMessage/{botId}"):
         headers = [p for p in paths[path]["post"]["parameters"] if p["in"] == "header"]
         assert [(h["name"], h["required"], h["schema"]) for h in headers] == [
-            ("Idempotency-Key", False, {"type": "string"})
+            ("Idempotency-Key", False, {"type": "string", "maxLength": 256})
         ]
 
 

@@ -133,6 +133,24 @@ def test_a_key_used_again_for_another_message_is_refused(
     assert [queued["text"] for queued in web.inbox(channel, "c1")] == ["one"]
 
 
+@pytest.mark.parametrize("how", ["header", "messageId"])
+def test_a_key_longer_than_256_characters_is_refused(
+    web: WebApp, channel: dict[str, Any], how: str
+) -> None:
+    """Each is part of a Redis key's name: without the limit, a header of 8,000 characters
+    was taken, and kept so for a day."""
+    body: dict[str, Any] = {"conversationId": "c1", "message": {"textMessage": {"text": "hi"}}}
+    headers = {"Idempotency-Key": "k" * 257} if how == "header" else {}
+    if how == "messageId":
+        body["messageId"] = "k" * 257
+    field = "Idempotency-Key" if how == "header" else "messageId"
+    api_error(web.post_message(channel, body, headers), 422, "validation_failed", field)
+    assert web.inbox(channel, "c1") == []
+    headers = {"Idempotency-Key": "k" * 256} if how == "header" else {}
+    body["messageId"] = "k" * 256
+    assert web.post_message(channel, body, headers).status_code == 202
+
+
 def test_a_key_used_again_with_another_message_id_is_refused(
     web: WebApp, channel: dict[str, Any]
 ) -> None:
