@@ -245,6 +245,7 @@ class Engine:
             pressed = self._pressed(memory, message)
             if pressed is not None:
                 memory.awaiting = None
+                memory.variables["lastMessage"] = str(message.get("title") or "")
                 return pressed
         text = _text_of(message, memory.variables)
         memory.variables["lastMessage"] = text

@@ -157,6 +157,16 @@ def test_echo_template_answers() -> None:
     ]
 
 
+def test_a_pressed_button_s_title_is_the_last_message() -> None:
+    """Without it, the echo bot answered a press with the text before it."""
+    engine = Engine(definition.validate({"template": "echo"}))
+    said = engine.step(Memory(), {"kind": "text", "text": "hi"}, can_offload=False).memory
+    pressed = {"kind": "postback", "title": "Large", "nextDialogstateId": "echo"}
+    turn = engine.step(said, pressed, can_offload=False)
+    assert texts(turn) == ["You said: Large"]
+    assert turn.memory.variables["lastMessage"] == "Large"
+
+
 def test_a_state_that_loops_through_next_fails_the_turn_naming_the_states() -> None:
     looping = {
         "startState": "a",
