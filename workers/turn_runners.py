@@ -5,7 +5,8 @@ runner at a time unless one waits on a bot's API call (`workers/runner_lock.py`)
 A runner about to wait on a bot's API call or a custom action goes away: a new runner takes
 its place, first running the rest of its batch (`turns.GoAway`), so that the ready list is
 still served whatever the bots' APIs do; the runner that went away ends once its turn is
-committed. At most TURN_RUNNERS_AWAY of them are away at once.
+committed. At most SWITCHBOARD_TURN_RUNNERS_AWAY of them are away at once; past it, a turn
+about to wait is put off for a moment (`turns.TooManyAway`).
 
 The web process puts a conversation on the ready list when its first waiting message
 arrives, so a turn starts at once, without a task of its own; what a runner misses (it
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 from broker.conversations import turns
 from broker.core import ids, keys
 from broker.core.connection import REDIS_TROUBLE, Redis
-from broker.core.defaults import TURN_RUNNERS_AWAY
 from workers import runner_lock
 from workers.process import Process
 
@@ -43,12 +43,10 @@ class Runners:
     """The running turn runners of a process."""
 
     process: Process
+    #: Taken by each runner away on something outside.
+    away: threading.BoundedSemaphore
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
-    #: Taken by each runner away on something outside.
-    away: threading.BoundedSemaphore = field(
-        default_factory=lambda: threading.BoundedSemaphore(TURN_RUNNERS_AWAY)
-    )
     _started: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -77,9 +75,12 @@ class Runners:
 
     def go_away(self, split: Callable[[], Callable[[], int]]) -> bool:
         """`turns.GoAway`: this runner is about to wait outside; unless it is away already,
-        or too many are, a new runner takes its place with the rest of its batch."""
-        if getattr(_local, "away", False) or not self.away.acquire(blocking=False):
+        a new runner takes its place with the rest of its batch. TooManyAway when too many
+        are away."""
+        if getattr(_local, "away", False):
             return False
+        if not self.away.acquire(blocking=False):
+            raise turns.TooManyAway()
         _local.away = True
         self.start_runner(split())
         return True
@@ -93,8 +94,9 @@ class Runners:
         return True
 
 
-def start(process: Process, runners: int) -> Runners:
-    started = Runners(process)
+def start(process: Process, runners: int, away: int) -> Runners:
+    """`runners` runners, of which `away` at most may wait outside at once."""
+    started = Runners(process, threading.BoundedSemaphore(away))
     for _ in range(runners):
         started.start_runner()
     return started

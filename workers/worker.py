@@ -43,7 +43,7 @@ def _start(sender: Any, instance: Any, **_: Any) -> None:
     settings: Settings = instance.app.conf.switchboard_settings
     shared = process()
     _heartbeat.append(heartbeats.start_thread(shared.redis, "worker"))
-    _runners.append(turn_runners.start(shared, settings.turn_runners))
+    _runners.append(turn_runners.start(shared, settings.turn_runners, settings.turn_runners_away))
 
 
 @worker_shutting_down.connect

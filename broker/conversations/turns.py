@@ -41,7 +41,7 @@ from broker.conversations.handover import (
 from broker.conversations.outbox import Outbox
 from broker.core import clock, generation, ids, keys, logs, metrics, scripts
 from broker.core.connection import Pipeline, Redis, index_shards, unavailable_reason
-from broker.core.defaults import TURN_BATCH
+from broker.core.defaults import TURN_BATCH, TURN_PUT_OFF
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import fanout, health, offloading
@@ -73,8 +73,13 @@ def run_pending(
 #: outside (a bot's API call, a custom action) with `split`: the runner either calls it,
 #: which takes the rest of the batch (its other conversations, run or not) out and returns
 #: them to be run and committed, runs that in another thread and returns True; or returns
-#: False, and this thread runs the rest after the wait.
+#: False when it went away already (it has nothing else of the batch), and waits; or raises
+#: TooManyAway, and the turn is put off.
 GoAway = Callable[[Callable[[], Callable[[], int]]], bool]
+
+
+class TooManyAway(Exception):
+    """Raised by a `GoAway` whose runner cannot go away: too many wait outside already."""
 
 
 def run_batch(
@@ -138,11 +143,20 @@ class _Passes:
             committed = batch.commit(claim_token)
             processed += sum(batch.used[key] for key, done in committed.items() if not done.lost)
             ended = [key for key, done in committed.items() if done.ended]
+            put_off = [
+                key for key in batch.put_off if key not in committed or not committed[key].lost
+            ]
             remaining = [
-                *(key for key, done in committed.items() if not done.ended and not done.lost),
+                *(
+                    key
+                    for key, done in committed.items()
+                    if not done.ended and not done.lost and key not in put_off
+                ),
                 *batch.failed_again,
             ]
             held.intersection_update(remaining)
+            if put_off:
+                _put_off(self.r, self.settings, put_off, self.token)
             _after(
                 self.r,
                 self.settings,
@@ -167,6 +181,26 @@ def hand_back(r: Redis, conversation_keys: Sequence[str], token: str) -> None:
         for key in conversation_keys:
             scripts.add(pipe, "lock_release", [keys.conversation_lock(key)], [token])
         pipe.rpush(keys.READY, *conversation_keys)
+
+    scripts.execute(r, build)
+
+
+def _put_off(r: Redis, settings: Settings, conversation_keys: list[str], token: str) -> None:
+    """Let go of conversations whose turn was put off (`_PutOff`), due again on the turn
+    schedule in TURN_PUT_OFF seconds."""
+    log.info(
+        "%d turn(s) put off for %s s: too many wait outside already",
+        len(conversation_keys),
+        TURN_PUT_OFF,
+    )
+    metrics.count(metrics.BOT_TURNS, "put_off", n=len(conversation_keys))
+    due = clock.now() + TURN_PUT_OFF
+
+    def build(pipe: Pipeline) -> None:
+        for shard, members in keys.by_shard(keys.TURNS, conversation_keys, index_shards(r)).items():
+            pipe.zadd(shard, dict.fromkeys(members, due))
+        for key in conversation_keys:
+            scripts.add(pipe, "lock_release", [keys.conversation_lock(key)], [token])
 
     scripts.execute(r, build)
 
@@ -313,6 +347,12 @@ class _LeaseLost(Exception):
     """The turn's conversation is another's now: the turn stops, saving nothing."""
 
 
+class _PutOff(Exception):
+    """The running turn is about to wait outside while no runner can be spared to wait: it
+    stops before that message, and its conversation comes back after TURN_PUT_OFF seconds,
+    rather than hold up the ready list for every other conversation during the wait."""
+
+
 class _SaveFirst(Exception):
     """The running turn is about to wait outside while it holds answers to earlier messages
     (or signals): it stops before the message that waits, so that those answers are saved
@@ -338,6 +378,8 @@ class _Batch:
         self.used: dict[str, int] = {}
         #: Conversations whose turn failed and may go on at once, one item at a time.
         self.failed_again: list[str] = []
+        #: Conversations whose turn was put off (`_PutOff`).
+        self.put_off: list[str] = []
         self.changes = IndexChanges()
         self.scheduled_until: dict[str, float] = {}
         #: Where `before_wait` last moved the batch's time on the schedule.
@@ -361,19 +403,17 @@ class _Batch:
         """The running turn is about to wait on something outside: renew the locks of the
         batch's conversations and their time on the schedule, and offer the rest of the
         batch to another thread. _LeaseLost when the running turn's lock is not ours;
-        _SaveFirst when it has answers to save first."""
+        _SaveFirst when it has answers to save first; _PutOff when no runner can wait."""
         if self.running_answered:
             raise _SaveFirst(self.running)
         if not self.renew():
             raise _LeaseLost(self.running)
-        if self.passes.go_away is None or self.passes.go_away(self._split):
+        if self.passes.go_away is None:
             return
-        if self.todo:
-            # No runner can take the rest now (too many are away): the turns not begun go
-            # back to the ready list, for whichever runner is free, rather than wait here.
-            waiting = [key for key, _ in self.todo]
-            self.todo = []
-            hand_back(self.r, waiting, self.lock_token)
+        try:
+            self.passes.go_away(self._split)
+        except TooManyAway:
+            raise _PutOff(self.running) from None
 
     def renew(self) -> bool:
         """Renew the locks of the batch's conversations and their time on the schedule;
@@ -436,6 +476,7 @@ class _Batch:
             if key in self.used:
                 rest.used[key] = self.used.pop(key)
         rest.failed_again, self.failed_again = self.failed_again, []
+        rest.put_off, self.put_off = self.put_off, []
         rest.changes, self.changes = self.changes, IndexChanges()
         rest.renewed_until = self.renewed_until
         held = {*rest.works, *(key for key, _ in rest.todo)}
@@ -507,6 +548,11 @@ class _Batch:
             try:
                 turn.take(json.loads(message))
             except _SaveFirst:
+                break
+            except _PutOff:
+                self.put_off.append(conversation.key)
+                if not used and not work.signals:
+                    return 0  # nothing to save
                 break
             used += 1
         commit = turn.finish(trim=used, trim_signals=len(work.signals))

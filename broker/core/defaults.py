@@ -74,9 +74,12 @@ ENDPOINT_CONCURRENCY = 64
 #: Threads of a worker process that run bot turns, each a batch of conversations at once.
 TURN_RUNNERS = 4
 #: Turn runners of a worker process that may wait on bots' API calls or custom actions at
-#: once, each replaced meanwhile by a new runner so that the ready list is still served;
-#: past it a runner waits in place, as the rest of its batch then does.
+#: once, each replaced meanwhile by a new runner so that the ready list is still served.
+#: Past it, a turn about to wait is put off: it stops before the message that waits, and
+#: its conversation comes back TURN_PUT_OFF seconds later, so that the ready list is still
+#: served (a waiting runner would hold up every conversation behind it).
 TURN_RUNNERS_AWAY = 128
+TURN_PUT_OFF = 1.0
 
 #: Idempotency keys are remembered this long (seconds).
 IDEMPOTENCY_TTL = 24 * 3600

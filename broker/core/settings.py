@@ -48,6 +48,7 @@ _AT_LEAST_ONE = (
     "delivery_concurrency",
     "endpoint_concurrency",
     "turn_runners",
+    "turn_runners_away",
     "turn_attempts",
     "circuit_threshold",
     "max_body_bytes",
@@ -182,6 +183,7 @@ class Settings:
     delivery_concurrency: int = defaults.DELIVERY_CONCURRENCY
     endpoint_concurrency: int = defaults.ENDPOINT_CONCURRENCY
     turn_runners: int = defaults.TURN_RUNNERS
+    turn_runners_away: int = defaults.TURN_RUNNERS_AWAY
     max_body_bytes: int = defaults.MAX_BODY_BYTES
     offload_timeout: float = defaults.OFFLOAD_TIMEOUT
     resume_after: float = defaults.RESUME_AFTER

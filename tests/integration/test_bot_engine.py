@@ -184,6 +184,47 @@ def test_slow_api_calls_of_more_conversations_than_runners_hold_back_no_other_bo
     assert len(calls) == conversations and len(set(calls)) == conversations
 
 
+def test_past_the_runners_that_may_wait_a_turn_about_to_wait_is_put_off(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Receiver, make_receiver: ReceiverFactory
+) -> None:
+    """With every runner that may wait already waiting on an API, the next turn that would
+    wait is put off instead of its runner waiting in place: another bot's answer does not
+    wait for the calls, and each message still makes exactly one call."""
+    require_redis()
+    conversations = 6  # three times the runners that may wait
+    calls: list[str | None] = []
+    released, answered = threading.Event(), threading.Event()
+
+    def slow(hit: Hit) -> Answer:
+        calls.append(hit.headers.get("idempotency-key"))
+        released.wait(8)  # within the call's 9 s limit
+        answered.set()
+        return Answer(200, {"Content-Type": "application/json"}, b"{}")
+
+    kitchen = make_receiver(slow)
+    log: Path = tmp_path_factory.mktemp("away") / "stack.log"
+    with own_stack(log) as own:
+        env = own.env(SWITCHBOARD_TURN_RUNNERS_AWAY="2")
+        for role in ("web", "worker", "scheduler"):
+            own.start(role, env)
+        own.wait_ready()
+        api = own.api
+        definition = calling(kitchen.url)
+        definition["states"]["call"]["request"]["timeout"] = 9
+        waiting = channel_of(api, definition, receiver.url)
+        for n in range(conversations):
+            api.send(waiting, f"waits-{n}")
+        wait_until(lambda: len(calls) >= 2, what="two conversations' API calls")
+        echo = api.echo_channel(receiver.url)
+        api.send(echo, "other", "hi")
+        assert texts(wait_delivered(receiver, 1)) == ["You said: hi"]
+        assert not answered.is_set() and len(calls) == 2
+        released.set()
+        replies = texts(wait_delivered(receiver, conversations + 1))
+        assert sorted(replies) == ["You said: hi", *["answered"] * conversations]
+        assert len(calls) == conversations and len(set(calls)) == conversations
+
+
 #: Adds a kilobyte to `log` at each `grow`; `forget` unsets it.
 GROWS_A_LOG: dict[str, Any] = {
     "version": 2,

@@ -49,6 +49,7 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_DELIVERY_CONCURRENCY", "delivery_concurrency", "16", 16),
     ("SWITCHBOARD_ENDPOINT_CONCURRENCY", "endpoint_concurrency", " 8 ", 8),
     ("SWITCHBOARD_TURN_RUNNERS", "turn_runners", "2", 2),
+    ("SWITCHBOARD_TURN_RUNNERS_AWAY", "turn_runners_away", "16", 16),
     ("SWITCHBOARD_MAX_BODY_BYTES", "max_body_bytes", "2048", 2048),
     ("SWITCHBOARD_OFFLOAD_TIMEOUT", "offload_timeout", "30", 30.0),
     ("SWITCHBOARD_RESUME_AFTER", "resume_after", "1.5", 1.5),
@@ -188,6 +189,7 @@ def test_a_count_that_is_not_a_whole_number_of_0_or_more_is_a_config_error(
     "name",
     [
         "SWITCHBOARD_TURN_RUNNERS",
+        "SWITCHBOARD_TURN_RUNNERS_AWAY",
         "SWITCHBOARD_DELIVERY_CONCURRENCY",
         "SWITCHBOARD_ENDPOINT_CONCURRENCY",
         "SWITCHBOARD_TURN_ATTEMPTS",

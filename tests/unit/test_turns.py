@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import types
 from typing import Any
 
@@ -13,6 +14,7 @@ from broker.channels.channel import Channel
 from broker.conversations import conversation_store, turns
 from broker.core import ids, keys
 from broker.core.connection import Redis
+from broker.core.defaults import TURN_PUT_OFF
 from broker.core.settings import Settings
 from broker.delivery import fanout
 from broker.delivery.records import queue_ref, split_due_member
@@ -362,29 +364,35 @@ def test_a_turn_that_waits_outside_hands_the_rest_of_its_batch_on(
     assert body["message"]["text"] == "Order K1"
 
 
-def test_a_turn_that_waits_outside_with_no_runner_to_take_the_rest_hands_it_back(
+def test_a_turn_about_to_wait_outside_with_no_runner_to_spare_is_put_off(
     fake_redis: Redis, settings: Settings
 ) -> None:
-    """`go_away` refused (too many runners away): the turns not begun go back to the ready
-    list, let go, for a free runner; what already ran commits with the waiting turn."""
+    """`go_away` refused (too many runners away): the waiting turn stops before its call and
+    comes back a moment later, let go; the rest of the batch goes on at once. Before, the
+    runner waited in place, and every conversation behind it on the ready list with it."""
     sender = RecordingSender()
-    echo, _, (before, waits, after) = _one_waits_between_two(fake_redis, settings, sender)
-    fake_redis.delete(keys.READY)
+    echo, ordering, (before, waits, after) = _one_waits_between_two(fake_redis, settings, sender)
+    kitchen = KitchenActions([0.0], took=0.0)
 
+    def too_many(split: Any) -> bool:
+        raise turns.TooManyAway()
+
+    started = time.time()
     processed = turns.run_batch(
-        fake_redis,
-        settings,
-        sender,
-        [before, waits, after],
-        actions=KitchenActions([0.0], took=0.0),
-        go_away=lambda split: False,
+        fake_redis, settings, sender, [before, waits, after], actions=kitchen, go_away=too_many
     )
 
-    assert processed == 2
-    assert fake_redis.lrange(keys.READY, 0, -1) == [after]
-    assert not fake_redis.exists(keys.conversation_lock(after))
-    assert queued_bodies(fake_redis, after, echo.id) == []
-    assert [b["message"]["text"] for b in queued_bodies(fake_redis, before, echo.id)] == [
-        "You said: before"
-    ]
-    assert turns.run_batch(fake_redis, settings, sender, [after]) == 1
+    assert processed == 2 and kitchen.calls == []
+    for key, said in ((before, "before"), (after, "after")):
+        assert [b["message"]["text"] for b in queued_bodies(fake_redis, key, echo.id)] == [
+            f"You said: {said}"
+        ]
+    assert queued_bodies(fake_redis, waits, ordering.id) == []
+    assert fake_redis.llen(keys.conversation_inbox(waits)) == 1
+    assert not fake_redis.exists(keys.conversation_lock(waits))
+    due = fake_redis.zscore(keys.TURNS, waits)
+    assert due is not None and started + TURN_PUT_OFF <= due <= time.time() + TURN_PUT_OFF
+
+    assert turns.run_batch(fake_redis, settings, sender, [waits], actions=kitchen) == 1
+    (body,) = queued_bodies(fake_redis, waits, ordering.id)
+    assert body["message"]["text"] == "Order K1"
