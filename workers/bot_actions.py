@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
 
 from broker import __version__
 from broker.bots import custom_actions
-from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
+from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest, has_header
 from broker.bots.custom_actions import ActionContext
 from broker.core import defaults, strict_json
 from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
 from broker.delivery.http_client import HttpClient, RequestFailed
 from workers import runner_lock
+
+log = logging.getLogger(__name__)
 
 #: An API answer past this is not used: the call fails.
 MAX_ANSWER_BYTES = 256 * 1024
@@ -46,9 +49,12 @@ class WorkerActions:
 
     async def _call(self, request: ApiRequest) -> ApiAnswer:
         body = b"" if request.body is None else json.dumps(request.body).encode()
-        headers = {"Accept": "application/json", **request.headers}
-        if request.body is not None:
-            headers.setdefault("Content-Type", "application/json")
+        headers = dict(request.headers)
+        # The definition's own, in whatever case it wrote them, are sent in their place.
+        if not has_header(headers, "Accept"):
+            headers["Accept"] = "application/json"
+        if request.body is not None and not has_header(headers, "Content-Type"):
+            headers["Content-Type"] = "application/json"
         try:
             answer = await self._client.request(
                 request.method,
@@ -67,6 +73,7 @@ class WorkerActions:
         except json.JSONDecodeError:
             parsed = None  # not JSON at all: `save` finds nothing in it
         except ValueError as exc:  # JSON that cannot be kept: NaN, too deep, not Unicode
+            log.info("an API answer cannot be used: %r", exc.__cause__ or exc)
             return ApiAnswer(None, error=f"the answer cannot be used: {exc}")
         return ApiAnswer(answer.status, parsed)
 

@@ -124,10 +124,11 @@ def _run(runners: Runners, first: Callable[[], int] | None) -> None:
             # the rest of a batch could wait behind batch after batch of others, its
             # conversations held all the while, until their claims ran out.
             first()
-        except Exception:
+        except BaseException:
             # Their claims run out, and the scheduler brings them back.
             log.exception("turn runner: the rest of a batch failed")
-        replaced = runners.came_back()
+        finally:
+            replaced = runners.came_back()
     while not stop.is_set():
         try:
             if held is not None and time.monotonic() < held.until:
@@ -171,7 +172,9 @@ def _run(runners: Runners, first: Callable[[], int] | None) -> None:
                     exc,
                 )
             stop.wait(1.0)
-        except Exception:
+        except BaseException:
+            # Whatever a batch raises (SystemExit too), the runner goes on: a thread that
+            # ended would leave the ready list to fewer runners, one by one to none.
             held = None
             log.exception("turn runner failed; going on")
 

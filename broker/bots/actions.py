@@ -8,6 +8,7 @@ Each call has a hard time limit: the engine gets an answer, or a failure, by the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +24,12 @@ class ApiRequest:
     body: Any
     #: The hard limit of the whole call, in seconds.
     timeout: float
+
+
+def has_header(headers: Mapping[str, str], name: str) -> bool:
+    """Whether `headers` has `name`, in any case: HTTP's header names are not case-sensitive."""
+    wanted = name.lower()
+    return any(given.lower() == wanted for given in headers)
 
 
 @dataclass(frozen=True)

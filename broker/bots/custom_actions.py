@@ -16,8 +16,10 @@ runs the action. The result's `variables` are set (None unsets one), its `messag
 state, is where the dialogue goes (else the state's `next`). Returning None changes nothing.
 
 An action has a time limit (the state's `timeout`, 2 s by default, at most 10 s): past it,
-or if it raises, the state's `onError` branch is taken. Python cannot stop a thread, so an
-action that overruns goes on in the background until it returns; its result is dropped.
+or if it raises (SystemExit too), the state's `onError` branch is taken. An action still
+waiting for a thread of the pool at its limit never runs; Python cannot stop a thread, so
+one that started and overruns goes on in the background until it returns; its result is
+dropped.
 Workers run only the actions of the modules that `SWITCHBOARD_ACTION_MODULES` names.
 """
 
@@ -25,9 +27,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib
+import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Threads that run custom actions in one process.
 _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="bot-action")
@@ -79,13 +84,27 @@ def run(
         return None, str(exc)
     future = _POOL.submit(action, context)
     try:
-        result = future.result(timeout=timeout)
+        # What the action raised, not raised here: SystemExit and KeyboardInterrupt too (a
+        # library that calls `sys.exit()`) are its failure, while a KeyboardInterrupt of the
+        # thread that waits goes on up.
+        raised = future.exception(timeout=timeout)
     except concurrent.futures.TimeoutError:
+        # One still queued behind others never starts: it is no use once its turn went on.
+        future.cancel()
         return None, f"{name} did not finish within {timeout:g} s"
-    except Exception as exc:
-        return None, f"{name} raised {type(exc).__name__}: {exc}"
+    if raised is not None:
+        log.info("custom action %s raised", name, exc_info=raised)
+        return None, _raised(name, raised)
+    result = future.result()
     if result is None:
         return ActionResult(), None
     if not isinstance(result, ActionResult):
         return None, f"{name} returned {type(result).__name__}, not an ActionResult"
     return result, None
+
+
+def _raised(name: str, exc: BaseException) -> str:
+    if not isinstance(exc, Exception):  # SystemExit (`sys.exit()`), KeyboardInterrupt
+        detail = f": {exc}" if str(exc) else ""
+        return f"{name} tried to exit ({type(exc).__name__}{detail}) instead of returning"
+    return f"{name} raised {type(exc).__name__}: {exc}"

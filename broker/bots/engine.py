@@ -12,8 +12,9 @@ BotMessage once its variables are filled in (Unsendable: a `{{link}}` URL a user
 `broker.bots.patterns`), and a message that leads through more than MAX_HOPS states without
 waiting for the user (TooManyHops: a loop of states, most likely).
 What comes from outside is no fault of the definition: an API answer whose `save` is over
-VARIABLE_MAX_BYTES takes the call's `onError`, and a custom action's result that is too
-large, not JSON (NaN, say) or more than ANSWER_MAX_MESSAGES messages takes the action's.
+VARIABLE_MAX_BYTES takes the call's `onError`, and a custom action's result that is not of
+its types (`messages` a string), too large, not JSON (NaN, say) or more than
+ANSWER_MAX_MESSAGES messages takes the action's.
 
 The variables together are held to a limit too (CONVERSATION_VARIABLES_BYTES by default), by
 whoever runs the engine, once as its turn ends (`check_variables`): measuring them takes
@@ -34,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from broker.bots import conditions, entities, inputs, patterns
-from broker.bots.actions import Actions, ApiAnswer, ApiRequest, NoActions
+from broker.bots.actions import Actions, ApiAnswer, ApiRequest, NoActions, has_header
 from broker.bots.botmessages import BOT_MESSAGE, SENT
 from broker.bots.custom_actions import ActionContext, ActionResult
 from broker.bots.payloads import PayloadKey, is_ours
@@ -71,6 +72,7 @@ from broker.core.defaults import (
     CONVERSATION_VARIABLES_BYTES,
     VARIABLE_MAX_BYTES,
 )
+from broker.core.validation import first_fault
 
 #: States one message may lead through without waiting for the user; past them the turn
 #: fails (TooManyHops).
@@ -446,9 +448,9 @@ class Engine:
                 for name, v in call.request.get("headers", {}).items()
             }
             turn.calls += 1
-            if turn.message_id is not None:
+            if turn.message_id is not None and not has_header(headers, "Idempotency-Key"):
                 # The same on a turn run again (after a crash): the API can tell a repeat.
-                headers.setdefault("Idempotency-Key", f"{turn.message_id}-{turn.calls}")
+                headers["Idempotency-Key"] = f"{turn.message_id}-{turn.calls}"
             request = ApiRequest(
                 method=call.request.get("method", "GET"),
                 url=str(render_value(call.request["url"], variables, turn.room)),
@@ -498,14 +500,7 @@ class Engine:
         if result is not None and error is None:
             error = _result_fault(run.action, result, len(turn.outputs))
         if result is not None and error is None:
-            try:
-                for message in result.messages:
-                    given = {"text": message} if isinstance(message, str) else message
-                    # As it will be sent: it is not filled in (`_send`, fill=False).
-                    BOT_MESSAGE.validate_python(given, context=SENT)
-                    messages.append(given)
-            except ValidationError as exc:
-                error = f"{run.action} returned a message that is not a BotMessage: {exc}"
+            messages, error = _action_messages(run.action, result.messages)
         if result is None or error is not None:
             memory.variables["action.error"] = error or "no result"
             return failure
@@ -581,9 +576,13 @@ def _too_large(values: dict[str, Any]) -> str | None:
 
 
 def _result_fault(action: str, result: ActionResult, sent: int) -> str | None:
-    """Why a custom action's result cannot be used, or None: more messages than one answer
-    may send (`sent` are out already), or variables or messages that are too large or not
-    JSON that others can read (NaN, Infinity, a set, text that is not valid Unicode)."""
+    """Why a custom action's result cannot be used, or None: a part of it not of its type
+    (`messages` a string, not a list), more messages than one answer may send (`sent` are
+    out already), or variables or messages that are too large or not JSON that others can
+    read (NaN, Infinity, a set, a number too large, text that is not valid Unicode)."""
+    shape = _shape_fault(result)
+    if shape is not None:
+        return f"{action} returned {shape}"
     if sent + len(result.messages) > ANSWER_MAX_MESSAGES:
         return (
             f"{action} returned {len(result.messages)} messages: an answer sends at most "
@@ -592,9 +591,53 @@ def _result_fault(action: str, result: ActionResult, sent: int) -> str | None:
     try:
         strict_json.loads(json.dumps([result.variables, result.messages], allow_nan=False))
     except (TypeError, ValueError, RecursionError) as exc:
-        return f"{action} returned what is not JSON: {exc}"
+        log.info("custom action %s: its result is not JSON: %r", action, exc)
+        return f"{action} returned what is not JSON: {_not_json(exc)}"
     kept = {name: value for name, value in result.variables.items() if value is not None}
     return _too_large(kept)
+
+
+def _action_messages(action: str, given: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
+    """A custom action's messages as they will be sent (a string is a text), or why one of
+    them is no BotMessage."""
+    messages: list[dict[str, Any]] = []
+    for index, message in enumerate(given):
+        body = {"text": message} if isinstance(message, str) else message
+        try:
+            # As it will be sent: it is not filled in (`_send`, fill=False).
+            BOT_MESSAGE.validate_python(body, context=SENT)
+        except ValidationError as exc:
+            log.info("custom action %s: messages[%d]: %s", action, index, exc)
+            fault = first_fault(exc, f"messages[{index}]")
+            return [], f"{action} returned an invalid message at {fault.field}: {fault.message}"
+        messages.append(body)
+    return messages, None
+
+
+def _shape_fault(result: ActionResult) -> str | None:
+    """What in a custom action's result is not of its type (the dataclass checks none), or
+    None."""
+    if not isinstance(result.variables, dict):
+        return f"variables that are not a dict: {type(result.variables).__name__}"
+    if not all(isinstance(name, str) for name in result.variables):
+        return "a variable whose name is not a string"
+    if not isinstance(result.messages, list):
+        return f"messages that are not a list: {type(result.messages).__name__}"
+    for index, message in enumerate(result.messages):
+        if not isinstance(message, (str, dict)):
+            return f"messages[{index}] that is neither a text nor a message object"
+    if result.next is not None and not isinstance(result.next, str):
+        return f"a next state that is not a string: {type(result.next).__name__}"
+    return None
+
+
+def _not_json(exc: Exception) -> str:
+    """Why a value is not JSON, in words for the bot's users rather than Python's."""
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    if isinstance(exc, ValueError) and strict_json.is_number_too_large(exc):
+        return strict_json.NUMBER_TOO_LARGE
+    return str(exc)
 
 
 def _variable_room(name: str) -> Room:

@@ -6,6 +6,8 @@ the rest of the system could not carry, is refused as it is read.
   is not valid Unicode (below), named by its path; elsewhere, a document that is not JSON.
 - `NaN`, `Infinity` and numbers too large for a float (`1e999`) are refused: they would come
   out again as `Infinity`, which is not JSON, in a delivery's body or an API answer.
+- An integer of more digits than Python converts (`sys.get_int_max_str_digits()`, 4300 by
+  default) is refused, in words for whoever reads them (NUMBER_TOO_LARGE).
 - At most MAX_DEPTH arrays and objects inside one another: deeper, the recursive code that
   reads documents (templates, renderers) would run out of stack.
 - Every string, key or value, must be valid Unicode: a lone surrogate (`"\\udc00"`) cannot
@@ -27,6 +29,9 @@ from typing import Any
 from broker.core.defaults import JSON_MAX_DEPTH
 
 MAX_DEPTH = JSON_MAX_DEPTH
+
+#: Why a number is refused that has more digits than Python converts to text or from it.
+NUMBER_TOO_LARGE = "a number is too large"
 
 #: Text that is not valid Unicode: a surrogate on its own cannot be encoded as UTF-8.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -72,8 +77,18 @@ def loads(raw: str | bytes, *, unique_keys: bool = False) -> Any:
         )
     except RecursionError:
         raise TooDeep(f"nested more than {MAX_DEPTH} deep") from None
+    except ValueError as exc:
+        if is_number_too_large(exc):
+            raise ValueError(NUMBER_TOO_LARGE) from exc
+        raise
     check(document, twice)
     return document
+
+
+def is_number_too_large(exc: ValueError) -> bool:
+    """Whether `exc` is Python's refusal to convert an integer of too many digits to text or
+    from it (its words name `sys.set_int_max_str_digits()`, nothing for a user)."""
+    return type(exc) is ValueError and "integer string conversion" in str(exc)
 
 
 def check(document: Any, twice: Mapping[int, str] | None = None) -> None:

@@ -254,9 +254,7 @@ class HttpClient:
             except (ConnectionError, asyncio.IncompleteReadError) as exc:
                 if reused and reading.status is None and not getattr(exc, "partial", b""):
                     raise _Reusable() from exc
-                raise RequestFailed(
-                    f"connection error: {_describe(exc)}", partial=reading.answer()
-                ) from exc
+                raise RequestFailed(_cut_off(exc, reading), partial=reading.answer()) from exc
             except asyncio.LimitOverrunError as exc:
                 raise RequestFailed("invalid HTTP answer: a line over 16 KiB") from exc
             return answer
@@ -331,6 +329,16 @@ class HttpClient:
 
 def _address(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%")[0])
+
+
+def _cut_off(exc: ConnectionError | asyncio.IncompleteReadError, reading: _Reading) -> str:
+    """Why an exchange ended early, in words that an attempt log or a bot's user can read:
+    an IncompleteReadError says "0 bytes read on a total of undefined expected bytes"."""
+    if not isinstance(exc, asyncio.IncompleteReadError):
+        return f"connection error: {_describe(exc)}"
+    if reading.status is None:
+        return "connection closed before an answer"
+    return "connection closed before the end of the answer"
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -3,20 +3,26 @@ and custom actions from allowed modules within theirs."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 
 from broker.bots import custom_actions
 from broker.bots.actions import ApiRequest
 from broker.bots.custom_actions import ActionContext, ActionResult
+from broker.bots.engine import Engine
 from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
+from broker.delivery.http_client import Answer as HttpAnswer
 from tests.receivers import Answer, Hit, Receiver
 from tests.settings import LOOPBACK
+from tests.unit.test_engine_states import bot, intro, texts
 from workers.bot_actions import WorkerActions
 
 CONTEXT = ActionContext({"size": "L"}, "en", "price")
@@ -41,6 +47,23 @@ def wrong(context: ActionContext) -> str:
     return "not a result"
 
 
+def exits(context: ActionContext) -> ActionResult:
+    sys.exit(2)  # as argparse or click do inside a library
+
+
+def interrupted(context: ActionContext) -> ActionResult:
+    raise KeyboardInterrupt
+
+
+#: What `records` did, in order.
+RECORDED: list[str] = []
+
+
+def records(context: ActionContext) -> ActionResult:
+    RECORDED.append(context.state)
+    return ActionResult()
+
+
 @pytest.fixture(scope="module")
 def loop() -> Iterator[LoopThread]:
     thread = LoopThread("bot-api")
@@ -59,6 +82,8 @@ def kitchen() -> Iterator[Receiver]:
             return Answer(200, body=b'{"v": NaN}')
         if hit.path == "/deep":
             return Answer(200, body=b"[" * 100_000 + b"]" * 100_000)
+        if hit.path == "/long-number":
+            return Answer(200, body=b'{"n": 1' + b"0" * 5000 + b"}")
         if hit.path == "/huge":
             return Answer(200, body=b"[" + b"1," * 200_000 + b"1]")
         order = json.loads(hit.raw)
@@ -104,6 +129,7 @@ def test_an_answer_that_is_not_json_has_no_body(
     [
         ("/nan", "the answer cannot be used: NaN is not a JSON value"),
         ("/deep", "the answer cannot be used: nested more than 100 deep"),
+        ("/long-number", "the answer cannot be used: a number is too large"),
     ],
 )
 def test_an_answer_that_is_json_no_one_could_read_fails_the_call(
@@ -156,6 +182,8 @@ def test_custom_actions_run_from_allowed_modules_only(
         (f"{__name__}:slow", f"{__name__}:slow did not finish within 0.2 s"),
         (f"{__name__}:broken", f"{__name__}:broken raised RuntimeError: out of dough"),
         (f"{__name__}:wrong", f"{__name__}:wrong returned str, not an ActionResult"),
+        (f"{__name__}:exits", f"{__name__}:exits tried to exit (SystemExit: 2) instead of"),
+        (f"{__name__}:interrupted", f"{__name__}:interrupted tried to exit (KeyboardInterrupt)"),
         (f"{__name__}:missing", f"{__name__!r} has no function 'missing'"),
         ("no_such_module:f", "cannot import 'no_such_module'"),
     ],
@@ -166,3 +194,56 @@ def test_a_custom_action_that_fails_says_why(name: str, error: str) -> None:
     finally:
         RELEASE.set()
     assert result is None and why is not None and why.startswith(error)
+
+
+def test_an_action_that_exits_takes_its_error_branch(
+    actions: Callable[..., WorkerActions],
+) -> None:
+    """Not a turn that fails (or a turn runner that ends) on each try."""
+    states: dict[str, Any] = {
+        "start": {"type": "action", "action": f"{__name__}:exits", "next": "n", "onError": "e"},
+        "n": {"say": "done"},
+        "e": {"say": "{{action.error}}"},
+    }
+    turn = intro(Engine(bot(states), actions(action_modules=__name__)))
+    assert texts(turn) == [f"{__name__}:exits tried to exit (SystemExit: 2) instead of returning"]
+
+
+def test_an_action_still_waiting_for_a_thread_at_its_limit_never_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its turn took `onError` already: run later, it would do what the user was told failed."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(custom_actions, "_POOL", pool)
+    busy = threading.Event()
+    pool.submit(busy.wait, 10)  # an action that overruns, holding the only thread
+    RECORDED.clear()
+    result, why = custom_actions.run(f"{__name__}:records", CONTEXT, 0.1)
+    busy.set()
+    pool.submit(lambda: None).result(timeout=5)  # what was queued before it has run
+    assert result is None and why == f"{__name__}:records did not finish within 0.1 s"
+    assert RECORDED == []
+    assert custom_actions.run(f"{__name__}:records", CONTEXT, 1) == (ActionResult(), None)
+    assert RECORDED == ["price"]
+    pool.shutdown()
+
+
+def test_the_definitions_own_headers_stand_in_any_case(
+    actions: Callable[..., WorkerActions], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP's header names are not case-sensitive: ours beside them would send each twice."""
+    sent: list[dict[str, str]] = []
+
+    async def request(
+        method: str, url: str, body: bytes, headers: Mapping[str, str], **_: float
+    ) -> HttpAnswer:
+        sent.append(dict(headers))
+        return HttpAnswer(200, {}, b"{}")
+
+    worker = actions()
+    monkeypatch.setattr(worker._client, "request", request)
+    own = {"content-type": "application/vnd.kitchen+json", "accept": "*/*"}
+    answer = worker.call_api(ApiRequest("POST", "https://kitchen.example/", own, {"n": 1}, 1.0))
+    assert answer.status == 200 and sent == [own]
+    worker.call_api(ApiRequest("POST", "https://kitchen.example/", {}, {"n": 1}, 1.0))
+    assert sent[1] == {"Accept": "application/json", "Content-Type": "application/json"}

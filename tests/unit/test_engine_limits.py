@@ -119,6 +119,15 @@ def test_what_a_custom_action_sets_is_bounded_and_too_much_takes_its_error_branc
         ActionResult(messages=["hi"] * (ANSWER_MAX_MESSAGES + 1)),
         # Sent as it is made, so `{{...}}` is no URL: an error, not a turn that fails.
         ActionResult(messages=[{"attachment": {"type": "image", "payload": {"url": "{{x}}"}}}]),
+        # Not of the result's types (the dataclass checks none): not one message a letter,
+        # nor a turn that fails on each try.
+        ActionResult(messages="hello"),  # type: ignore[arg-type]
+        ActionResult(messages=[1]),
+        ActionResult(variables=[1, 2]),  # type: ignore[arg-type]
+        ActionResult(variables={1: "x"}),  # type: ignore[dict-item]
+        ActionResult(next=["n"]),  # type: ignore[arg-type]
+        ActionResult(next=5),  # type: ignore[arg-type]
+        ActionResult(variables={"x": 10**5000}),
     ],
 )
 def test_a_custom_action_result_that_is_not_json_or_too_many_messages_is_an_error(
@@ -133,6 +142,32 @@ def test_a_custom_action_result_that_is_not_json_or_too_many_messages_is_an_erro
     assert texts(turn) == ["failed"]
     assert turn.memory.variables["action.error"].startswith("shop.actions:f returned")
     assert "x" not in turn.memory.variables
+
+
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        (ActionResult(messages="hello"), "messages that are not a list: str"),  # type: ignore[arg-type]
+        (ActionResult(variables=[1, 2]), "variables that are not a dict: list"),  # type: ignore[arg-type]
+        (ActionResult(next=["n"]), "a next state that is not a string: list"),  # type: ignore[arg-type]
+        (ActionResult(variables={"x": 10**5000}), "what is not JSON: a number is too large"),
+        (
+            ActionResult(messages=["hi", {"text": "t", "colour": "red"}]),
+            "an invalid message at messages[1].colour: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_why_a_custom_action_result_cannot_be_used_is_told_in_a_few_plain_words(
+    result: ActionResult, error: str
+) -> None:
+    """`{{action.error}}` may be shown to the user: no validation dump, link or Python advice."""
+    states: dict[str, Any] = {
+        "start": {"type": "action", "action": "shop.actions:f", "next": "n", "onError": "e"},
+        "n": {"say": "done"},
+        "e": {"say": "{{action.error}}"},
+    }
+    turn = intro(Engine(bot(states), FakeActions(result=ActionOutcome(result))))
+    assert texts(turn) == [f"shop.actions:f returned {error}"]
 
 
 def test_a_conversation_test_that_goes_past_a_limit_fails_its_step() -> None:

@@ -310,6 +310,16 @@ def test_an_api_call_names_its_message_and_its_place_in_the_answer_for_the_api()
         assert keys == ["m1-1", "mine", "m1-3"]
 
 
+def test_a_key_the_definition_writes_in_lower_case_stands_instead_of_ours() -> None:
+    """HTTP's header names are not case-sensitive: ours beside it would send the key twice."""
+    request = {"url": "https://a.example/", "headers": {"idempotency-key": "{{order.id}}"}}
+    states: dict[str, Any] = {"start": {"type": "api", "request": request, "next": "end"}}
+    states["end"] = {"say": "done"}
+    actions = FakeActions()
+    intro(Engine(bot(states), actions), messageId="m1", sessionData={"order.id": "o7"})
+    assert [request.headers for request in actions.requests] == [{"idempotency-key": "o7"}]
+
+
 def test_without_an_action_interface_an_api_call_takes_its_error_branch() -> None:
     engine = Engine(
         bot(

@@ -240,7 +240,7 @@ def test_what_is_read_of_an_answer_is_capped(
         (b"HTTP/1.1 200 OK\r\nContent-Length: lots\r\n\r\n", "Content-Length 'lots'"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
         (b"HTTP/1.1 200 OK\r\nX: " + b"h" * 20000 + b"\r\n\r\n", "a line over 16 KiB"),
-        (b"", "connection error"),
+        (b"", "connection closed before an answer"),
     ],
     ids=["not-http", "bad-length", "bad-chunk", "huge-head", "nothing"],
 )

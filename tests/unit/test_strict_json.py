@@ -74,3 +74,12 @@ def test_a_key_given_twice_is_named_by_its_path_when_asked(text: str, field: str
     assert refused.value.field == field
     assert str(refused.value) == f"{field}: is given twice"
     assert strict_json.loads('{"a": {"a": 1}, "b": {"a": 2}}', unique_keys=True)
+
+
+def test_a_number_of_more_digits_than_python_converts_is_refused_in_plain_words() -> None:
+    """Not Python's advice to call `sys.set_int_max_str_digits()`: the reason may reach a
+    bot's user (`{{api.error}}`)."""
+    with pytest.raises(ValueError) as refused:
+        strict_json.loads('{"n": 1' + "0" * 5000 + "}")
+    assert str(refused.value) == strict_json.NUMBER_TOO_LARGE
+    assert strict_json.loads("1" + "0" * 4000) == 10**4000
