@@ -18,7 +18,7 @@ from pydantic import (
 
 from broker.bots.templates import TEMPLATES
 from broker.conversations.conversation_store import SCAN_LIMIT
-from broker.core.settings import starts_at_once
+from broker.core.settings import rate_or_off, starts_at_once
 from broker.core.validation import OneLine, OneLineName
 from web.queries import Pagination, TimeText, time_bound
 
@@ -108,12 +108,12 @@ class PatchChannel(_Body):
     )
     verifyToken: VerifyToken | None = None
     version: Literal["DRAFT", "LIVE"] | None = None
-    rateLimit: float | None = Field(
+    rateLimit: Annotated[float, AfterValidator(rate_or_off)] | None = Field(
         default=None,
         ge=0,
         le=1_000_000,
-        description="Inbound messages per second for this channel (0: no limit); its burst "
-        "keeps the proportion of the defaults'.",
+        description="Inbound messages per second for this channel (0: no limit, else at "
+        "least 0.001); its burst keeps the proportion of the defaults'.",
     )
     retrySchedule: Annotated[list[Delay], AfterValidator(starts_at_once)] | None = Field(
         default=None, min_length=1, max_length=50

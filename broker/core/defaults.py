@@ -104,6 +104,9 @@ CHANNEL_CACHE_SIZE = 10_000
 #: burst then keeps the same proportion.
 RATE_LIMIT_PER_SECOND = 1000
 RATE_LIMIT_BURST = 2000
+#: The lowest rate limit a channel may have (messages/s), but 0 (none): one message in
+#: about 17 minutes.
+RATE_LIMIT_MIN = 0.001
 #: A web process takes a channel's tokens from the shared bucket this many at a time at
 #: most (one per 1/RATE_LIMIT_LEASE_SHARE of the rate, so slow channels are counted one
 #: by one), and spends them within RATE_LIMIT_LEASE_SECONDS or lets them go: one round

@@ -109,6 +109,16 @@ def starts_at_once(schedule: S) -> S:
     return schedule
 
 
+def rate_or_off(rate: float | None) -> float | None:
+    """`rate`, a rate limit (messages/s): 0 (no limit) or at least RATE_LIMIT_MIN
+    (ValueError otherwise)."""
+    if rate is not None and 0 < rate < defaults.RATE_LIMIT_MIN:
+        raise ValueError(
+            f"a rate limit is 0 (no limit) or at least {defaults.RATE_LIMIT_MIN} messages/s"
+        )
+    return rate
+
+
 def parse_allowlist(text: str) -> tuple[Network, ...]:
     """Parse comma-separated CIDRs, such as "127.0.0.0/8,::1/128"; ValueError if it is not that."""
     parts = (part.strip() for part in text.split(","))

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from broker.channels import channel_store, rate_limit
-from broker.core import keys
+from broker.core import keys, scripts
 from broker.core.connection import connect
 from tests.fakes import RecordingSender
-from tests.web_app import ADMIN, WebApp, web_app
+from tests.web_app import ADMIN, WebApp, api_error, web_app
 from web import create_app
 from web.services import Services
 
@@ -90,6 +90,28 @@ def test_a_channel_s_own_rate_limit_overrides_the_default(web: WebApp) -> None:
     off = web.client.patch(path, json={"rateLimit": 0}, headers=ADMIN).get_json()
     assert off["rateLimit"] == 0
     assert all(web.send(roomy, "c", "hi").status_code == 202 for _ in range(20))
+
+
+def test_a_rate_limit_too_low_to_mean_anything_is_refused(web: WebApp) -> None:
+    """Without it, a rate of 1e-300 took the bucket's expiry past what EXPIRE takes, and
+    every message of the channel was answered 500."""
+    channel = web.channel()
+    path = f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}"
+    refused = web.client.patch(path, json={"rateLimit": 1e-300}, headers=ADMIN)
+    assert "at least 0.001" in api_error(refused, 422, "validation_failed", "rateLimit")
+    assert web.client.patch(path, json={"rateLimit": 0.001}, headers=ADMIN).status_code == 200
+    assert web.send(channel, "c", "hi").status_code == 202
+    assert web.send(channel, "c", "hi").status_code == 429
+
+
+def test_the_bucket_of_a_rate_set_absurdly_low_still_answers(web: WebApp) -> None:
+    """As with SWITCHBOARD_RATE_LIMIT=1e-300: the bucket's expiry and the wait are a day at
+    most, not an error of EXPIRE."""
+    granted, wait = scripts.run(web.redis, "rate_limit", [keys.rate_limit("ch_x")], [1e-300, 1, 1])
+    assert (granted, wait) == (1, 0)
+    assert 0 < web.redis.ttl(keys.rate_limit("ch_x")) <= 86400
+    granted, wait = scripts.run(web.redis, "rate_limit", [keys.rate_limit("ch_x")], [1e-300, 1, 1])
+    assert (granted, wait) == (0, 86400)
 
 
 def test_by_default_a_burst_of_500_messages_from_8_threads_is_taken() -> None:
