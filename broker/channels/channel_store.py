@@ -236,14 +236,14 @@ def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, An
     return view(r, settings, channel_id, endpoint_store.rotate_secret(r, channel_id))
 
 
-def delete(r: Redis, channel_id: str) -> None:
-    """Remove the channel (its access token stops working first), then its endpoint with
-    its deliveries. Its conversations go with `bot_removal.remove_channel`."""
-    channel = get(r, channel_id)
+def delete(r: Redis, bot_id: str, channel_id: str) -> None:
+    """Remove the bot's channel (its access token stops working first), then its endpoint
+    with its deliveries; done again, it finishes a removal that was cut short. Its
+    conversations go with `bot_removal.remove_channel`."""
     r.delete(keys.channel(channel_id), keys.rate_limit(channel_id))
     generation.move_on(r)
     endpoint_store.delete(r, channel_id)
-    r.srem(keys.bot_channels(channel.bot_id), channel_id)
+    r.srem(keys.bot_channels(bot_id), channel_id)
 
 
 def list_page(

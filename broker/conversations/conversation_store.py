@@ -27,7 +27,8 @@ from broker.core.errors import AmbiguousConversation, Conflict, NotFound
 from broker.core.locks import Lock
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
-from broker.delivery import offloading
+from broker.delivery import endpoint_store, offloading
+from broker.delivery.records import queue_ref
 
 #: A listing of one channel's conversations reads at most this many index entries, in chunks
 #: (the most recently active conversations of the bot version); its answer says when it stopped
@@ -419,9 +420,9 @@ def _give_back(
 
 def remove_all(r: Redis, bot_id: str, version: Version) -> None:
     """Remove every conversation of a bot version with its keys, queues, schedules and index
-    entries, a chunk at a time; the index entries go last, so a cut-short pass resumes.
-    (A queue's entries on `sb:due` are named by claims not known here: each goes when it
-    comes due and its worker finds the queue empty.)"""
+    entries, and the deliveries their queues hold, a chunk at a time; the index entries go
+    last, so a cut-short pass resumes. (A queue's entries on `sb:due` are named by claims not
+    known here: each goes when it comes due and its worker finds the queue empty.)"""
     index = keys.bot_conversations(bot_id, version)
     while chunk := r.zrange(index, 0, _CHUNK - 1):
         _remove(r, bot_id, version, chunk)
@@ -437,26 +438,34 @@ def remove_of_channel(r: Redis, bot_id: str, channel_id: str) -> None:
 
 
 def _remove(r: Redis, bot_id: str, version: Version, members: list[str]) -> None:
-    """Remove these conversations (index members) with their keys, queues and schedules;
-    their index entries go last."""
+    """Remove these conversations (index members) with their keys, schedules and queues (with
+    the deliveries they hold). Their keys go first: a turn still under way then loses its
+    lock, and adds nothing to their queues; their index entries go last."""
     offloading_endpoint = offloading.endpoint_id(bot_id)
+    conversations = [
+        (ids.conversation_key(bot_id, version, channel_id, conversation_id), channel_id)
+        for channel_id, conversation_id in map(split_index_member, members)
+    ]
     pipe = r.pipeline(transaction=False)
-    for member in members:
-        channel_id, conversation_id = split_index_member(member)
-        key = ids.conversation_key(bot_id, version, channel_id, conversation_id)
-        queues = (channel_id, offloading_endpoint)
+    for key, _ in conversations:
         # One DEL a key: a Redis Cluster's pipeline takes no DEL of several keys.
-        for name in (
-            *keys.conversation_keys(key),
-            *(keys.fifo(key, endpoint) for endpoint in queues),
-            *(keys.fifo_lock(key, endpoint) for endpoint in queues),
-        ):
+        for name in keys.conversation_keys(key):
             pipe.delete(name)
         pipe.zrem(keys.turns(key, index_shards(r)), key)
         pipe.zrem(
             keys.shard_of(keys.TIMERS, key, index_shards(r)),
             *(timer_member(key, name) for name in TIMER_NAMES),
         )
+    pipe.execute()
+    endpoint_store.remove_queues(
+        r,
+        [
+            queue_ref(key, endpoint_id)
+            for key, channel_id in conversations
+            for endpoint_id in (channel_id, offloading_endpoint)
+        ],
+    )
+    pipe = r.pipeline(transaction=False)
     pipe.zrem(keys.bot_paused(bot_id, version), *members)
     pipe.zrem(keys.bot_conversations(bot_id, version), *members)
     pipe.execute()

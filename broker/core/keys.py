@@ -53,6 +53,8 @@ DEAD_TURNS = f"{PREFIX}:dead-turns"
 #: sets: bots and endpoints being removed; housekeeping finishes a removal that was cut short.
 REMOVING_BOTS = f"{PREFIX}:removing-bots"
 REMOVING_ENDPOINTS = f"{PREFIX}:removing-endpoints"
+#: hash: id of a channel being removed -> its bot's id; housekeeping finishes as above.
+REMOVING_CHANNELS = f"{PREFIX}:removing-channels"
 #: zset of conversation timers ("<conversation key>|offload" or "<conversation key>|resume") by
 #: when they fire: an offload answer that is late, an agent who has been silent too long. In
 #: shards (`shard_of`).

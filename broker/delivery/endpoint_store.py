@@ -1,4 +1,5 @@
-"""Endpoints in Redis: save, load, delete, list."""
+"""Endpoints in Redis: save, load, delete, list; and removing delivery queues with what they
+hold."""
 
 from __future__ import annotations
 
@@ -97,6 +98,35 @@ def _remove_parked_queues(r: Redis, endpoint_id: str) -> None:
         r.delete(fifo)
         r.srem(parked, ref)  # last: a cut-short pass finds it again
     r.delete(parked)
+
+
+def remove_queues(r: Redis, refs: Sequence[str]) -> None:
+    """Remove these delivery queues (`records.queue_ref`) with the deliveries they hold and
+    those deliveries' index entries: their conversations go. The records go before their
+    queues, so that a cut-short pass finds them again. An attempt under way records nothing
+    (`attempt_record.lua` finds its claim or its record gone); a queue's entry on `sb:due`
+    goes when it comes due and a worker finds the queue empty."""
+    pipe = r.pipeline(transaction=False)
+    for ref in refs:
+        pipe.lrange(keys.fifo(*split_ref(ref)), 0, -1)
+    held: dict[str, list[str]] = {}
+    for ref, delivery_ids in zip(refs, pipe.execute(), strict=True):
+        held.setdefault(split_ref(ref)[1], []).extend(delivery_ids)
+    for endpoint_id, delivery_ids in held.items():
+        for start in range(0, len(delivery_ids), _REMOVAL_CHUNK):
+            chunk = delivery_ids[start : start + _REMOVAL_CHUNK]
+            _remove_deliveries(r, chunk)
+            pipe = r.pipeline(transaction=False)
+            pipe.zrem(keys.endpoint_deliveries(endpoint_id), *chunk)
+            pipe.zrem(keys.endpoint_dead(endpoint_id), *chunk)
+            pipe.execute()
+    pipe = r.pipeline(transaction=False)
+    for ref in refs:
+        conversation_key, endpoint_id = split_ref(ref)
+        pipe.delete(keys.fifo(conversation_key, endpoint_id))
+        pipe.delete(keys.fifo_lock(conversation_key, endpoint_id))
+        pipe.srem(keys.endpoint_parked(endpoint_id), ref)
+    pipe.execute()
 
 
 def _remove_deliveries(r: Redis, delivery_ids: Sequence[str]) -> list[str]:

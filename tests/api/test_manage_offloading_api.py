@@ -205,6 +205,32 @@ def test_deleting_the_bot_removes_its_integration(web: WebApp, agent_server: Rec
     api_error(web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN), 404, "not_found")
 
 
+def test_removing_a_channel_removes_what_its_conversations_queued_for_the_desk(
+    web: WebApp, agent_server: Receiver
+) -> None:
+    bot = web.bot()
+    web.client.put(
+        f"/v1/bots/{bot['id']}/offloading",
+        json={"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt"},
+        headers=ADMIN,
+    )
+    channel = web.channel(bot["id"])
+    for n in range(20):
+        web.say(channel, f"user-{n}", "hi")  # a `messages` event each, that no worker takes
+    desk = f"/v1/deliveries?endpointId=off_{bot['id']}"
+    listed = web.client.get(desk, headers=ADMIN).get_json()
+    assert listed["total"] == 20 and {i["status"] for i in listed["items"]} == {"queued"}
+
+    answer = web.client.delete(
+        f"/v1/bots/{bot['id']}/channels/webhook/{channel['id']}", headers=ADMIN
+    )
+
+    assert answer.status_code == 204
+    assert web.client.get(desk, headers=ADMIN).get_json()["total"] == 0
+    assert [k for k in web.redis.scan_iter("sb:{c:*", count=1000) if ":idem:" not in k] == []
+    assert web.client.get(f"/v1/endpoints/off_{bot['id']}", headers=ADMIN).status_code == 200
+
+
 def test_other_errors(web: WebApp, agent_server: Receiver) -> None:
     body = {"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt"}
     api_error(

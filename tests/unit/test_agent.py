@@ -212,7 +212,7 @@ def test_a_conversation_whose_channel_was_removed_is_a_conflict(
     fake_redis: Redis, settings: Settings
 ) -> None:
     channel, conversation = _talked(fake_redis, settings, MENU)
-    channel_store.delete(fake_redis, channel.id)
+    channel_store.delete(fake_redis, channel.bot_id, channel.id)
     with pytest.raises(Conflict):
         agent_actions.act(
             fake_redis, settings, RecordingSender(), conversation, messages=[{"text": "x"}]

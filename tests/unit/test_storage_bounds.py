@@ -4,6 +4,8 @@ removing a bot or an endpoint removes what hangs off it (and resumes when cut sh
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from broker import bot_removal
@@ -18,9 +20,11 @@ from broker.core.errors import NotFound, ValidationFailed
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, offloading
 from broker.delivery import scheduler as delivery_scheduler
-from broker.delivery.records import split_due_member, split_ref
+from broker.delivery.http_client import AttemptResult
+from broker.delivery.records import queue_ref, split_due_member, split_ref
 from tests.conversations import new_channel, park_head, user_says
-from tests.fakes import RecordingSender
+from tests.delivery_work import due_members, work_due, work_queue
+from tests.fakes import RecordingSender, ScriptedClient
 
 
 def _keys_naming(r: Redis, *names: str) -> list[str]:
@@ -110,7 +114,7 @@ def test_removing_an_endpoint_removes_its_deliveries_and_index(
     turns.run_pending(r, settings, sender, key)
     (delivery_id,) = r.zrange(keys.endpoint_deliveries(channel.id), 0, -1)
     r.sadd(keys.endpoint_parked(channel.id), "a queue")
-    channel_store.delete(r, channel.id)
+    channel_store.delete(r, channel.bot_id, channel.id)
     assert _keys_naming(r, f"{{e:{channel.id}}}") == []
     assert not r.exists(keys.delivery(key, delivery_id))
     assert r.zscore(keys.DELIVERIES, delivery_id) is None
@@ -279,3 +283,161 @@ def test_a_refused_message_leaves_no_index_entry_for_a_conversation_it_would_sta
     key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "new")
     assert not r.exists(keys.conversation_inbox(key), keys.conversation_meta(key))
     assert sender.turns == []
+
+
+def _handing_over(r: Redis, settings: Settings, conversations: int) -> tuple[Channel, list[str]]:
+    """A channel of a bot with an offloading integration, and conversations answered on it:
+    each has its reply queued for the channel and a `messages` event for the desk, and no
+    worker takes them. Returns the channel and the conversations' keys."""
+    sender = RecordingSender()
+    channel = new_channel(r, settings)
+    offloading.configure(r, settings, channel.bot_id, "http://127.0.0.1:9/desk", "v" * 16)
+    conversation_keys = []
+    for n in range(conversations):
+        user_says(r, settings, sender, channel, "hi", conversation_id=f"u{n}")
+        key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, f"u{n}")
+        turns.run_pending(r, settings, sender, key)
+        conversation_keys.append(key)
+    desk = offloading.endpoint_id(channel.bot_id)
+    assert all(r.llen(keys.fifo(key, desk)) for key in conversation_keys)
+    return channel, conversation_keys
+
+
+def test_removing_a_channel_removes_what_its_conversations_queued_for_the_desk(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    r = fake_redis
+    channel, conversation_keys = _handing_over(r, settings, 3)
+    desk = offloading.endpoint_id(channel.bot_id)
+    queued = r.zrange(keys.endpoint_deliveries(desk), 0, -1)
+    assert len(queued) == 3
+
+    bot_removal.remove_channel(r, channel.bot_id, channel.id)
+
+    assert [k for k in _keys_naming(r, *conversation_keys) if ":idem:" not in k] == []
+    for index in (keys.DELIVERIES, keys.endpoint_deliveries(desk)):
+        assert not set(r.zrange(index, 0, -1)) & set(queued)
+    assert endpoint_store.load(r, desk)  # the bot's desk stays
+    assert not r.hgetall(keys.REMOVING_CHANNELS)
+
+
+def test_a_conversation_removed_while_its_queue_is_worked_leaves_nothing(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    r = fake_redis
+    channel, (key,) = _handing_over(r, settings, 1)
+    desk_queue = queue_ref(key, offloading.endpoint_id(channel.bot_id))
+
+    class RemovedMeanwhile(ScriptedClient):
+        """The channel goes while the desk's event is being sent, which then fails."""
+
+        async def post(self, *args: Any, **kwargs: Any) -> AttemptResult:
+            bot_removal.remove_channel(r, channel.bot_id, channel.id)
+            await super().post(*args, **kwargs)
+            return AttemptResult(500, 3)
+
+    assert work_queue(r, settings, RemovedMeanwhile(), desk_queue).attempts == 1
+    # A retry would have brought the record back, with no expiry: nothing was recorded.
+    assert [k for k in _keys_naming(r, key) if ":idem:" not in k] == []
+    # What the turn put on sb:due finds the queues empty, and goes.
+    work_due(r, settings, ScriptedClient())
+    assert due_members(r) == {}
+    assert [k for k in _keys_naming(r, key) if ":idem:" not in k] == []
+
+
+def test_a_bot_removal_cut_short_after_a_channel_went_is_finished(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    r = fake_redis
+    bot_id, conversation_keys = _busy_bot(r, settings)
+    # As a removal that died in its first channel's removal, the record gone.
+    r.sadd(keys.REMOVING_BOTS, bot_id)
+    first = sorted(r.smembers(keys.bot_channels(bot_id)))[0]
+    r.delete(keys.channel(first))
+
+    bot_removal.resume_removals(r)
+
+    assert [k for k in _keys_naming(r, bot_id, *conversation_keys) if ":idem:" not in k] == []
+    assert not r.smembers(keys.REMOVING_BOTS)
+    assert not r.exists(keys.endpoint(first))
+
+
+def test_deleting_a_bot_again_finishes_its_removal_cut_short(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    r = fake_redis
+    bot_id, conversation_keys = _busy_bot(r, settings)
+    r.sadd(keys.REMOVING_BOTS, bot_id)
+    for channel_id in r.smembers(keys.bot_channels(bot_id)):
+        r.delete(keys.channel(channel_id))
+
+    bot_removal.remove_bot(r, bot_id)
+
+    assert [k for k in _keys_naming(r, bot_id, *conversation_keys) if ":idem:" not in k] == []
+
+
+def test_a_removal_that_fails_does_not_hold_up_the_others(
+    fake_redis: Redis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    r = fake_redis
+    stuck, _ = _busy_bot(r, settings)
+    other, other_keys = _busy_bot(r, settings)
+    r.sadd(keys.REMOVING_BOTS, stuck, other)
+    delete = bot_store.delete
+
+    def fails_for_one(client: Redis, bot_id: str) -> None:
+        if bot_id == stuck:
+            raise RuntimeError("a bug")
+        delete(client, bot_id)
+
+    monkeypatch.setattr(bot_store, "delete", fails_for_one)
+    bot_removal.resume_removals(r)
+
+    assert r.smembers(keys.REMOVING_BOTS) == {stuck}
+    assert [k for k in _keys_naming(r, other, *other_keys) if ":idem:" not in k] == []
+    assert f"bot {stuck}" in caplog.text and "a bug" in caplog.text
+
+
+def test_a_channel_removal_cut_short_is_finished_by_housekeeping(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = fake_redis
+    channel, conversation_keys = _handing_over(r, settings, 2)
+
+    def crash(*args: object) -> None:
+        raise ConnectionError("the process died here")
+
+    monkeypatch.setattr(conversation_store, "remove_of_channel", crash)
+    with pytest.raises(ConnectionError):
+        bot_removal.remove_channel(r, channel.bot_id, channel.id)
+    monkeypatch.undo()
+    assert r.hgetall(keys.REMOVING_CHANNELS) == {channel.id: channel.bot_id}
+    assert not r.exists(keys.channel(channel.id))
+
+    bot_removal.resume_removals(r)
+
+    assert [k for k in _keys_naming(r, *conversation_keys) if ":idem:" not in k] == []
+    assert conversation_store.list_page(r, channel.bot_id, "LIVE", 0, 10).total == 0
+    assert not r.hgetall(keys.REMOVING_CHANNELS)
+
+
+def test_removing_a_channel_again_finishes_its_removal_cut_short(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    r = fake_redis
+    channel, conversation_keys = _handing_over(r, settings, 1)
+    r.hset(keys.REMOVING_CHANNELS, channel.id, channel.bot_id)
+    channel_store.delete(r, channel.bot_id, channel.id)
+
+    bot_removal.remove_channel(r, channel.bot_id, channel.id)
+
+    assert [k for k in _keys_naming(r, *conversation_keys) if ":idem:" not in k] == []
+    with pytest.raises(NotFound):
+        bot_removal.remove_channel(r, channel.bot_id, channel.id)
+    other = new_channel(r, settings)
+    with pytest.raises(NotFound, match="has no channel"):
+        bot_removal.remove_channel(r, channel.bot_id, other.id)
+    assert r.exists(keys.channel(other.id))

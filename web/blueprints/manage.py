@@ -181,7 +181,6 @@ def patch_channel(bot_id: str, channel_id: str) -> Response:
 @bp.delete("/v1/bots/<bot_id>/channels/webhook/<channel_id>")
 @documented("Remove a Webhook channel", auth="admin", answers={204: None}, tags=["channels"])
 def delete_channel(bot_id: str, channel_id: str) -> tuple[str, int]:
-    _channel_of(bot_id, channel_id)
     remove_channel(services().redis, bot_id, channel_id)
     return "", 204
 
