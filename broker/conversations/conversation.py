@@ -3,7 +3,8 @@ hash `sb:{c:<conversation key>}:meta`.
 
 Who writes which fields: the ingress sets the conversation's identity and its channel
 (`arrival_fields`) and `dataBytes`, through `ingress.lua`; a bot turn or an agent action
-sets the rest (`turn_fields`, through `turn_commit.lua`); a failed turn its failures
+sets the rest (`turn_fields`, through `turn_commit.lua`, which keeps `transcriptBytes`, the
+bytes of the transcript's items); a failed turn its failures
 (`failure_fields`, `turn_park.lua`). `turn_finish.lua` reads `offloadPending`.
 """
 

@@ -18,6 +18,7 @@ from broker.channels.channel import Channel
 from broker.conversations import documents, transcript
 from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids
+from broker.core.defaults import TRANSCRIPT_MAX
 from broker.delivery.records import Delivery, DeliveryKind
 
 Actor = Literal["user", "bot", "agent"]
@@ -83,19 +84,26 @@ class Outbox:
     def offload(
         self,
         payload: dict[str, Any],
-        history: Callable[[], list[dict[str, Any]]],
+        history: Callable[[int, int], list[dict[str, Any]]],
         *,
+        transcript_bytes: int,
         expires_at: float,
     ) -> str:
         """Ask the offloading webhook to take the conversation over; returns the delivery's
-        id, whose end (the answer) the conversation's next bot turn is told of. `history` gives
-        the transcript items committed before this turn."""
+        id, whose end (the answer) the conversation's next bot turn is told of. The event's
+        transcript is what the conversation's keeps with this turn's items: at most
+        TRANSCRIPT_MAX items and `transcript_bytes` bytes, the newest. `history(items, bytes)`
+        gives the newest transcript items committed before this turn within those limits."""
         assert self.offloading_endpoint is not None, "an offload needs an offloading endpoint"
         self.flush()
         now = clock.now()
+        kept = transcript.newest_within(self.transcript, TRANSCRIPT_MAX, transcript_bytes)
+        if len(kept) == len(self.transcript):
+            room = transcript_bytes - sum(transcript.size(item) for item in kept)
+            kept = [*history(TRANSCRIPT_MAX - len(kept), room), *kept]
         body = documents.offload_event(
             payload=payload,
-            transcript=[*history(), *self.transcript],
+            transcript=kept,
             conversation_id=self.conversation.conversation_id,
             channel_id=self.conversation.channel_id,
             version=self.conversation.version,

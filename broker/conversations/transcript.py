@@ -1,7 +1,14 @@
-"""Transcript items: `{"actor", "timestamp", "message"}`, as the offloading webhook sends them."""
+"""Transcript items: `{"actor", "timestamp", "message"}`, as the offloading webhook sends them.
+
+A conversation's transcript keeps its newest items within two limits, TRANSCRIPT_MAX items
+and SWITCHBOARD_TRANSCRIPT_BYTES bytes (`turn_commit.lua` drops the oldest as a commit goes
+past either); `newest_within` keeps the same items of a list.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from broker.bots.payloads import PayloadKey
@@ -41,3 +48,22 @@ def user_message(
 
 def item(actor: str, timestamp: float, message: dict[str, Any]) -> dict[str, Any]:
     return {"actor": actor, "timestamp": clock.iso(timestamp), "message": message}
+
+
+def size(item: dict[str, Any]) -> int:
+    """The bytes an item takes in the transcript: UTF-8 JSON, as `fanout` stores it."""
+    return len(json.dumps(item, ensure_ascii=False).encode())
+
+
+def newest_within(
+    items: Sequence[dict[str, Any]], max_items: int, max_bytes: int
+) -> list[dict[str, Any]]:
+    """The newest of `items` (oldest first) that a transcript of these limits keeps: as many
+    as fit, from the newest back to the first that does not."""
+    kept, total = 0, 0
+    for found in reversed(items):
+        total += size(found)
+        if kept == max_items or total > max_bytes:
+            break
+        kept += 1
+    return list(items[len(items) - kept :])

@@ -51,6 +51,10 @@ from broker.delivery.records import Delivery, due_member
 
 log = logging.getLogger(__name__)
 
+#: Transcript items an offload's first read of the history takes from its tail: the whole
+#: of most conversations, in one round trip.
+_HISTORY_PAGE = 256
+
 
 #: Gives the queues a batch claimed (their claim token, and each queue's deliveries in
 #: order) to whoever works them in this process: the worker's delivery loop.
@@ -790,6 +794,7 @@ class _BotTurn:
                 delivery_id = self.outbox.offload(
                     output.body["payload"],
                     self._history,
+                    transcript_bytes=self.settings.transcript_bytes,
                     expires_at=now + self.settings.offload_timeout,
                 )
                 self.handover.offload_sent(delivery_id, now)
@@ -816,7 +821,23 @@ class _BotTurn:
         endpoint_id = self.outbox.offloading_endpoint
         return endpoint_id is not None and health.is_disabled(self.r, endpoint_id)
 
-    def _history(self) -> list[dict[str, Any]]:
-        """The transcript committed before this turn."""
-        items = self.r.lrange(keys.conversation_transcript(self.meta.conversation.key), 0, -1)
-        return [json.loads(item) for item in items]
+    def _history(self, max_items: int, max_bytes: int) -> list[dict[str, Any]]:
+        """The newest items of the transcript committed before this turn, oldest first, as
+        many as take at most `max_items` items and `max_bytes` bytes. Read from the tail a
+        page at a time, each twice the last, so at most about twice what is kept is read."""
+        key = keys.conversation_transcript(self.meta.conversation.key)
+        kept: list[dict[str, Any]] = []
+        total, page = 0, _HISTORY_PAGE
+        while len(kept) < max_items:
+            page = min(page, max_items - len(kept))
+            end = -len(kept) - 1
+            entries = self.r.lrange(key, end - page + 1, end)
+            for entry in reversed(entries):
+                total += len(entry.encode())
+                if total > max_bytes:
+                    return kept[::-1]
+                kept.append(json.loads(entry))
+            if len(entries) < page:
+                break
+            page *= 2
+        return kept[::-1]

@@ -236,6 +236,12 @@ ACTION_MODULES = ""
 
 #: A conversation's transcript keeps this many items, the newest.
 TRANSCRIPT_MAX = 5000
+#: ... and its items together take at most this many bytes (each as stored, UTF-8 JSON); a
+#: commit that takes it past either limit drops the oldest items until it is within both,
+#: and an item larger than this alone is not kept. An `offload` event carries what the
+#: transcript keeps, so this bounds its body too (with the action's payload). A thousand
+#: items of 1 KB; about a hundred of the longest (10,000-character) user messages.
+TRANSCRIPT_BYTES = 1024 * 1024
 #: A listing of deliveries by session finds this many of each conversation's, the newest
 #: (older ones are still listed by endpoint, status and time, and read by id).
 SESSION_DELIVERIES = 1000

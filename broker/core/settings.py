@@ -211,6 +211,7 @@ class Settings:
     conversation_data_keys: int = defaults.CONVERSATION_DATA_KEYS
     conversation_data_bytes: int = defaults.CONVERSATION_DATA_BYTES
     conversation_variables_bytes: int = defaults.CONVERSATION_VARIABLES_BYTES
+    transcript_bytes: int = defaults.TRANSCRIPT_BYTES
     conversation_ttl: float = defaults.CONVERSATION_TTL
     turn_attempts: int = defaults.TURN_ATTEMPTS
     turn_retry_delay: float = defaults.TURN_RETRY_DELAY

@@ -78,7 +78,14 @@ def commit_turns(
     if not commits:
         return []
     lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
-    head = [lock_token, claim_token, lease_ms, math.ceil(settings.conversation_ttl), int(end_turns)]
+    head = [
+        lock_token,
+        claim_token,
+        lease_ms,
+        math.ceil(settings.conversation_ttl),
+        int(end_turns),
+        settings.transcript_bytes,
+    ]
 
     def indexes(pipe: Pipeline) -> None:
         _add_indexes(pipe, settings, commits, claim_token)

@@ -7,10 +7,13 @@
 -- ARGV[1] inbox messages used, ARGV[2] signals used, ARGV[3] transcript items kept,
 --   ARGV[4] the turn's lock token, ARGV[5] the token to claim the queues that were empty
 --   with, ARGV[6] the claim's lease (ms), ARGV[7] seconds an idle conversation is kept,
---   ARGV[8] 1 to end the turn when nothing is left for it, then counted lists, each a
---   count and its items: meta fields and values; transcript entries; per queue the ids
---   pushed on it; per delivery (in the queues' order) its record's fields and values;
---   the delivery index's entries (when made in ms, id, ...), then how many it keeps.
+--   ARGV[8] 1 to end the turn when nothing is left for it, ARGV[9] the transcript's bytes
+--   kept (its items' lengths together, counted in the meta's `transcriptBytes`: what is
+--   pushed is added, what is popped taken off, so no commit reads the whole list), then
+--   counted lists, each a count and its items: meta fields and values; transcript
+--   entries; per queue the ids pushed on it; per delivery (in the queues' order) its
+--   record's fields and values; the delivery index's entries (when made in ms, id, ...),
+--   then how many it keeps.
 -- Returns {-1} when the lock is not ours any more (nothing is written), else {1 if the
 --   turn ended else 0, the 1-based positions of queues that were empty, those of them
 --   claimed}.
@@ -18,7 +21,30 @@
 if redis.call('GET', KEYS[6]) ~= ARGV[4] then
   return {-1}
 end
-local at = 9
+local at = 10
+
+-- A transcript kept before its bytes were counted: its newest items within the limits are
+-- counted from the tail, a page at a time, and the rest dropped at once. Returns their bytes.
+local function keep_newest(key, length, keep, budget)
+  local total, kept, full = 0, 0, false
+  while not full and kept < length do
+    local page = redis.call('LRANGE', key, -kept - 100, -kept - 1)
+    for i = #page, 1, -1 do
+      if kept == keep or total + #page[i] > budget then
+        full = true
+        break
+      end
+      total, kept = total + #page[i], kept + 1
+    end
+  end
+  if kept == 0 then
+    redis.call('DEL', key)
+  elseif kept < length then
+    redis.call('LTRIM', key, -kept, -1)
+  end
+  return total
+end
+
 local function take()
   local n = tonumber(ARGV[at])
   local first = at + 1
@@ -39,11 +65,26 @@ if used_signals > 0 then
 end
 first, n = take()
 if n > 0 then
-  local length = chunked('RPUSH', KEYS[3], first, first + n - 1)
-  local keep = tonumber(ARGV[3])
-  if keep > 0 and length > keep then
-    redis.call('LTRIM', KEYS[3], -keep, -1)
+  local added = 0
+  for i = first, first + n - 1 do
+    added = added + #ARGV[i]
   end
+  local length = chunked('RPUSH', KEYS[3], first, first + n - 1)
+  local keep, budget = tonumber(ARGV[3]), tonumber(ARGV[9])
+  local counted = redis.call('HGET', KEYS[1], 'transcriptBytes')
+  local total
+  if length == n then
+    total = added -- a new list (the count of one that expired is stale)
+  elseif counted then
+    total = tonumber(counted) + added
+  else
+    total, length = keep_newest(KEYS[3], length, keep, budget), 0
+  end
+  while length > 0 and (length > keep or total > budget) do
+    total = total - #redis.call('LPOP', KEYS[3])
+    length = length - 1
+  end
+  redis.call('HSET', KEYS[1], 'transcriptBytes', total)
 end
 for _, key in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]}) do
   redis.call('EXPIRE', key, ARGV[7])

@@ -64,6 +64,7 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_CONVERSATION_DATA_KEYS", "conversation_data_keys", "20", 20),
     ("SWITCHBOARD_CONVERSATION_DATA_BYTES", "conversation_data_bytes", "4096", 4096),
     ("SWITCHBOARD_CONVERSATION_VARIABLES_BYTES", "conversation_variables_bytes", "8192", 8192),
+    ("SWITCHBOARD_TRANSCRIPT_BYTES", "transcript_bytes", "65536", 65536),
     ("SWITCHBOARD_CONVERSATION_TTL", "conversation_ttl", "86400", 86400.0),
     ("SWITCHBOARD_TURN_ATTEMPTS", "turn_attempts", "5", 5),
     ("SWITCHBOARD_TURN_RETRY_DELAY", "turn_retry_delay", "0.5", 0.5),
