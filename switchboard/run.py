@@ -127,8 +127,9 @@ def run_all(port: int, data_path: str | None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # A hang-up (its terminal closed) stops it as TERM and Ctrl-C do, roles before Redis.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     if os.environ.get("REDIS_URL"):
         log.info("Redis: %s (from REDIS_URL)", Settings.from_env().redis_url)
         return _run_stack(port, {}, stopping)

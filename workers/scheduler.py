@@ -48,8 +48,9 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         def on_signal(signum: int, frame: FrameType | None) -> None:
             stop.set()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        # A hang-up too: else it ends at once, its heartbeat left alive for a while.
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
     r = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
     app = make_celery(settings)
     check_broker(app)

@@ -16,9 +16,10 @@ import psutil
 import pytest
 import requests
 
+from broker.core import heartbeats
 from switchboard.embedded_redis import free_port
 from tests.command_line import switchboard
-from tests.integration.stacks import STACK_SETTINGS
+from tests.integration.stacks import STACK_SETTINGS, own_stack
 from tests.polling import wait_until
 
 
@@ -122,19 +123,32 @@ def _embedded_redis(process: subprocess.Popen[bytes]) -> psutil.Process:
     return server
 
 
-def test_ctrl_c_stops_the_roles_then_redis(
-    running: tuple[subprocess.Popen[bytes], int, Path], tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "hang-up"])
+def test_ctrl_c_or_a_hang_up_stops_the_roles_then_redis(
+    running: tuple[subprocess.Popen[bytes], int, Path], tmp_path: Path, signum: int
 ) -> None:
     """Ctrl-C sends SIGINT to the terminal's whole process group: the roles and the embedded
-    Redis must not take it themselves, or Redis stops under roles still at work."""
+    Redis must not take it themselves, or Redis stops under roles still at work. Closing the
+    terminal sends SIGHUP, which ended the run at once."""
     process, _, folder = running
     children = psutil.Process(process.pid).children(recursive=True)
-    os.killpg(process.pid, signal.SIGINT)
+    os.killpg(process.pid, signum)
     assert process.wait(timeout=60) == 0
     assert not any(child.is_running() and child.status() != "zombie" for child in children)
     redis_log = (folder / "redis" / "redis.log").read_text()
     assert "Received SIGTERM" in redis_log and "Received SIGINT" not in redis_log
     assert "Traceback" not in (tmp_path / "run.log").read_text()
+
+
+def test_the_scheduler_stops_cleanly_on_a_hang_up(tmp_path: Path) -> None:
+    """Before, a hang-up ended it at once: no "scheduler stopped", exit 129."""
+    log = tmp_path / "scheduler.log"
+    with own_stack(log, SWITCHBOARD_LOG_LEVEL="INFO") as own:
+        scheduler = own.start("scheduler").processes["scheduler"]
+        wait_until(lambda: heartbeats.alive(own.data, "scheduler"), what="the scheduler")
+        scheduler.send_signal(signal.SIGHUP)
+        assert scheduler.wait(timeout=30) == 0
+    assert "scheduler stopped" in log.read_text()
 
 
 def test_an_embedded_redis_that_dies_is_started_again(

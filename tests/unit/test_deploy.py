@@ -18,6 +18,7 @@ from broker import overview
 from broker.core import metrics
 from broker.core.connection import Redis, sentinel_hosts
 from broker.core.settings import Settings
+from broker.delivery.delivery_loop import DRAIN_WRITE_TIMEOUT
 from web.blueprints.metrics import SwitchboardMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +96,18 @@ def test_the_monitoring_profile_starts_prometheus_and_grafana_with_deploy_s_file
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["web:8080"]
     assert "profiles" not in services["web"]
+
+
+def test_every_worker_is_given_the_time_its_stop_takes() -> None:
+    """A worker told to stop lets its turns commit and its attempts end for up to
+    SWITCHBOARD_SHUTDOWN_GRACE, then writes what it gathered: past Docker's default 10 s,
+    a rolling update killed it mid-way, and its conversations waited out their claims."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    workers = [s for s in services.values() if s.get("command", [None, None])[1] == "worker"]
+    assert len(workers) == 4
+    needed = Settings().shutdown_grace + DRAIN_WRITE_TIMEOUT
+    for worker in workers:
+        assert float(worker["stop_grace_period"].removesuffix("s")) > needed
 
 
 def _profile(services: dict[str, Any], profile: str) -> dict[str, Any]:
