@@ -211,9 +211,13 @@ def _deliveries(
     queues: dict[str, int],
     oldest: dict[str, float],
 ) -> None:
+    # A queue may have two entries for a moment (one claim ending, the next begun), in
+    # different chunks: it is counted once.
+    seen: set[str] = set()
     for chunk in _sharded_chunks(r, keys.DUE):
-        # A queue may have two entries for a moment (one claim ending, the next begun).
-        refs = [split_ref(ref) for ref in dict.fromkeys(split_due_member(m)[0] for m, _ in chunk)]
+        fresh = dict.fromkeys(split_due_member(m)[0] for m, _ in chunk).keys() - seen
+        seen |= fresh
+        refs = [split_ref(ref) for ref in fresh]
         pipe = r.pipeline(transaction=False)
         for conversation_key, endpoint_id in refs:
             pipe.llen(keys.fifo(conversation_key, endpoint_id))

@@ -7,6 +7,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from broker.bots.bot import Version
 from broker.core.validation import parse
 from web.queries import Pagination
 from web.request_body import form_fields
@@ -58,7 +59,10 @@ class DeliveryPage(DeadLetterPage):
 
 
 class TranscriptQuery(Pagination):
-    version: Literal["DRAFT", "LIVE"] = "LIVE"
+    version: Version | None = Field(
+        default=None,
+        description="The conversation's bot version; without it, its channel's, else the other.",
+    )
     channelId: str | None = Field(
         default=None,
         max_length=256,

@@ -42,6 +42,11 @@ def replay(r: Redis, delivery_id: str, *, dead_only: bool = False) -> bool:
     """Send a delivered or dead-lettered delivery again, or make the next attempt of one
     waiting for it now; False if it is already under way. With `dead_only`, Conflict for a
     delivery that is not a dead letter."""
+    return replay_one(r, delivery_id, dead_only=dead_only) is not Outcome.UNDER_WAY
+
+
+def replay_one(r: Redis, delivery_id: str, *, dead_only: bool = False) -> Outcome:
+    """`replay`, saying what was done: REPLAYED, RETRIED_NOW or UNDER_WAY."""
     outcome, found = _queue_again(r, [delivery_id], dead_only=dead_only)[0]
     if outcome is Outcome.MISSING or found is None:
         raise NotFound(f"no delivery {delivery_id!r}")
@@ -61,9 +66,9 @@ def replay(r: Redis, delivery_id: str, *, dead_only: bool = False) -> bool:
                 f"delivery {delivery_id!r} is not a dead letter (it was delivered, or is on its "
                 "way): it is not sent again"
             )
-        return False
+        return outcome
     health.probe_soon(r, found.endpoint_id)
-    return True
+    return outcome
 
 
 def replay_many(r: Redis, delivery_ids: Sequence[str]) -> int:

@@ -285,7 +285,10 @@ def test_the_deliveries_listing_marks_failures_only(
     web.deliver_due()
     signed_in(web)
     page = web.client.get("/dashboard/deliveries").get_data(as_text=True)
-    assert '<td data-label="Last outcome" class="error-text">HTTP 500: db down</td>' in page
+    assert (
+        '<td data-label="Last outcome" class="error-text">'
+        '<span class="clamp" title="HTTP 500: db down">HTTP 500: db down</span></td>'
+    ) in page
     assert '<td data-label="Last outcome">200</td>' in page
     page = web.client.get(f"/dashboard/deliveries?endpointId={delivered['id']}").get_data(
         as_text=True
@@ -438,3 +441,158 @@ def test_an_endpoint_removed_while_a_page_is_made_is_left_out(
     channel = web.channel(webhookUrl=make_receiver().url)
     views = dashboard._endpoint_views(web.redis, [channel["id"], "ch_gone"])
     assert [view["id"] for view in views] == [channel["id"]]
+
+
+def conversation_links(page: str) -> list[str]:
+    return [
+        link.replace("&amp;", "&")
+        for link in re.findall(r'href="(/dashboard/conversations/[^"]+)"', page)
+    ]
+
+
+def test_a_draft_conversation_opens_from_its_delivery_and_its_failed_turn(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    url = make_receiver(always(500, body=b"db down")).url
+    channel = web.channel(webhookUrl=url, version="DRAFT")
+    web.say(channel, "u0", "hi")
+    web.deliver_due()
+    (delivery_id,) = web.redis.zrange(keys.DEAD, 0, -1)
+    web.send(channel, "u1", "poison")
+    park_head(web.redis, web.settings, web.conversation_key(channel, "u1"), RuntimeError("x"))
+    signed_in(web)
+    (from_turn,) = conversation_links(
+        web.client.get("/dashboard/dead-turns").get_data(as_text=True)
+    )
+    assert "version=DRAFT" in from_turn
+    assert web.client.get(from_turn).status_code == 200
+    page = web.client.get(f"/dashboard/deliveries/{delivery_id}").get_data(as_text=True)
+    (from_delivery,) = conversation_links(page)
+    opened = web.client.get(from_delivery).get_data(as_text=True)
+    assert "You said: hi<" in opened and "· DRAFT ·" in opened
+    # Its channel talks to LIVE since: the delivery's link still finds the conversation.
+    moved = web.client.patch(
+        f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}",
+        json={"version": "LIVE"},
+        headers=ADMIN,
+    )
+    assert moved.status_code == 200
+    assert "You said: hi<" in web.client.get(from_delivery).get_data(as_text=True)
+    api_error(web.client.get(from_delivery.replace("u0", "u9")), 404, "not_found")
+
+
+def test_enabling_or_disabling_an_endpoint_goes_back_to_the_page_it_was_on(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    for _ in range(3):
+        web.channel(webhookUrl=make_receiver().url)
+    csrf = signed_in(web)
+    page = web.client.get("/dashboard/endpoints?page=2&limit=2").get_data(as_text=True)
+    action, back = re.findall(
+        r'action="([^"]+/disable)">.*?name="back" value="([^"]*)"', page, re.S
+    )[0]
+    assert back == "/dashboard/endpoints?page=2&amp;limit=2"
+    answer = web.client.post(action, data={"csrf": csrf, "back": back.replace("&amp;", "&")})
+    assert answer.headers["Location"] == "/dashboard/endpoints?page=2&limit=2&done=disabled"
+    page = web.client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "Endpoint disabled" in page and ">Enable<" in page
+    action = re.findall(r'action="([^"]+/enable)"', page)[0]
+    elsewhere = web.client.post(action, data={"csrf": csrf, "back": "https://evil.example/x"})
+    assert elsewhere.headers["Location"] == "/dashboard?done=enabled"
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"n": "<b>all</b> of your", "m": "1"},
+        {"n": "1", "m": "every"},
+        {"n": "-1", "m": "1"},
+        {"n": "1e3", "m": "1"},
+        {"n": "\uff11", "m": "1"},  # a full-width digit
+        {"n": "1", "m": "1" * 10},
+    ],
+)
+def test_a_notice_says_counts_only(web: WebApp, counts: dict[str, str]) -> None:
+    signed_in(web)
+    page = web.client.get(
+        "/dashboard/dead-letters", query_string={"done": "replayed", **counts}
+    ).get_data(as_text=True)
+    assert 'class="notice"' not in page and "queued again" not in page
+    page = web.client.get("/dashboard/dead-letters?done=replayed&n=2&m=3").get_data(as_text=True)
+    assert '<p class="notice" role="status">2 of 3 delivery(ies) queued again.</p>' in page
+
+
+def test_a_conversation_s_id_is_shown_with_only_what_is_not_printable_escaped(
+    web: WebApp,
+) -> None:
+    from markupsafe import escape
+
+    channel = web.channel()
+    shown = {
+        "ctl\x01\x07bell": r"'ctl\x01\x07bell'",
+        "  ": "'  '",
+        "会話-é": "会話-é",
+        "会話\x07é": r"'会話\x07é'",
+        "a\u202eb": r"'a\u202eb'",
+    }
+    signed_in(web)
+    for session_id, text in shown.items():
+        web.say(channel, session_id, "hi")
+        with web.app.test_request_context():
+            link = url_for("dashboard.conversation", bot_id=channel["botId"], session_id=session_id)
+        page = web.client.get(link).get_data(as_text=True)
+        assert f"<title>{escape(text)} · Switchboard</title>" in page
+        assert f"<h1>Conversation <code><bdi>{escape(text)}</bdi></code>" in page
+    listed = web.client.get("/dashboard/deliveries").get_data(as_text=True)
+    assert all(f"<bdi>{escape(text)}</bdi></a>" in listed for text in shown.values())
+
+
+def test_the_pager_links_first_last_and_back_from_past_the_end(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    for _ in range(3):
+        web.channel(webhookUrl=make_receiver().url)
+    signed_in(web)
+
+    def pager(query: str) -> dict[str, str]:
+        page = web.client.get(f"/dashboard/endpoints?{query}").get_data(as_text=True)
+        nav = page[page.index('<nav class="pages"') :]
+        nav = nav[: nav.index("</nav>")]
+        found = re.findall(
+            r'<a href="/dashboard/endpoints\?page=(\d+)&amp;limit=\d+">([^<]+)</a>', nav
+        )
+        assert "<span>page " in nav
+        return {label: number for number, label in found}
+
+    assert pager("page=99999&limit=1") == {"« first": "1", "← newer": "3"}
+    assert pager("page=2&limit=1") == {
+        "« first": "1",
+        "← newer": "1",
+        "older →": "3",
+        "last »": "3",
+    }
+    assert pager("page=1&limit=1") == {"older →": "2", "last »": "3"}
+    assert pager("page=5&limit=50") == {"« first": "1", "← newer": "1"}  # a single page
+
+
+def test_a_delivery_waiting_for_its_retry_is_retried_now(make_receiver: ReceiverFactory) -> None:
+    with web_app(retry_schedule=(0.0, 3600.0)) as web:
+        channel = web.channel(webhookUrl=make_receiver(always(500, body=b"db down")).url)
+        web.say(channel, "u0", "hi")
+        web.deliver_due()
+        csrf = signed_in(web)
+        (item,) = web.client.get("/v1/deliveries", headers=ADMIN).get_json()["items"]
+        assert item["status"] == "queued" and "nextAttemptAt" in item
+        page = web.client.get(f"/dashboard/deliveries/{item['id']}").get_data(as_text=True)
+        assert ">Retry now<" in page and ">Replay<" not in page
+        answer = web.client.post(f"/dashboard/deliveries/{item['id']}/replay", data={"csrf": csrf})
+        assert answer.headers["Location"] == f"/dashboard/deliveries/{item['id']}?done=retried"
+        page = web.client.get(answer.headers["Location"]).get_data(as_text=True)
+        assert "Its next attempt is made now." in page and ">Retry now<" not in page
+        web.deliver_due()
+        assert (
+            len(
+                web.client.get(f"/v1/deliveries/{item['id']}", headers=ADMIN).get_json()["attempts"]
+            )
+            == 2
+        )

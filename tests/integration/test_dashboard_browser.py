@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from switchboard.stack import Stack
 from tests.integration.stacks import ADMIN_TOKEN, Api
+from tests.polling import wait_until
 from tests.prerequisites import require_chromium
 from tests.receivers import Answer, Hit, Receiver, ReceiverFactory, always, wait_delivered
 
@@ -22,8 +23,11 @@ from tests.receivers import Answer, Hit, Receiver, ReceiverFactory, always, wait
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
+SMALL_PHONE = {"width": 375, "height": 667}
 #: The live parts of a page are fetched again every 5 s: a change shows within this.
 SEEN_WITHIN_MS = 20_000
+#: How often the page asks again (REFRESH_MS in web/static/dashboard.js).
+REFRESH_MS = 5000
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +134,74 @@ def test_the_overview_under_load_on_a_laptop_and_on_a_phone(
     button = phone.locator("#endpoints button").first
     assert button.bounding_box() is not None
     phone.screenshot(path=ARTIFACTS / "dashboard-phone.png", full_page=True)
+
+
+def test_a_page_whose_session_ends_says_so_and_stops_asking(browser: Browser, stack: Stack) -> None:
+    page = signed_in(browser, stack, LAPTOP)
+    page.clock.install()  # the page's timers run when the test says
+    page.goto(f"{stack.url}/dashboard/deliveries?status=dead")
+    page.context.clear_cookies()  # as a sign-out in another tab, or a revoked token, ends it
+    page.clock.run_for(REFRESH_MS)
+    notice = page.locator("#signed-out")
+    expect(notice).to_contain_text("Signed out")
+    link = notice.get_by_role("link", name="sign in again")
+    expect(link).to_have_attribute(
+        "href", "/dashboard/login?next=%2Fdashboard%2Fdeliveries%3Fstatus%3Ddead"
+    )
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.clock.run_for(4 * REFRESH_MS)
+    # A request of the test's own, after any the page would have made.
+    assert page.evaluate("fetch('/dashboard/login').then((answer) => answer.status)") == 200
+    assert asked == [f"{stack.url}/dashboard/login"]
+    expect(notice).to_have_count(1)
+    link.click()
+    page.fill("#token", ADMIN_TOKEN)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{stack.url}/dashboard/deliveries?status=dead")
+
+
+def test_long_ids_and_errors_fit_a_phone_and_keep_rows_short(
+    browser: Browser, stack: Stack, api: Api, make_receiver: ReceiverFactory
+) -> None:
+    failing = api.echo_channel(make_receiver(always(500, body=b"x" * 4000)).url)
+    for n in range(2):
+        assert api.send(failing, f"long-{n}", "hi").status_code == 202
+    dead = wait_dead_letters(api, failing["id"], 2)
+    phone = signed_in(browser, stack, SMALL_PHONE)
+    pages = {
+        "dead letters": f"{stack.url}/dashboard/dead-letters",
+        "a delivery": f"{stack.url}/dashboard/deliveries/{dead[0]}",
+        "an error": f"{stack.url}/dashboard/deliveries/msg_{'0' * 300}",
+    }
+    for what, url in pages.items():
+        phone.goto(url)
+        overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{what}: the page is {overflow} px wider than a phone"
+        spilling = phone.evaluate(
+            "[...document.querySelectorAll('td, dd, h1, .notice')]"
+            ".filter((e) => e.scrollWidth > e.clientWidth).map((e) => e.textContent.slice(0, 40))"
+        )
+        assert spilling == [], f"{what}: wider than their card: {spilling}"
+    laptop = signed_in(browser, stack, {"width": 1280, "height": 800})
+    for path, tallest in (
+        ("/dashboard/dead-letters", 100),
+        (f"/dashboard/deliveries/{dead[0]}", 250),
+    ):
+        laptop.goto(stack.url + path)
+        heights = laptop.eval_on_selector_all(
+            "tbody tr", "(rows) => rows.map((row) => row.getBoundingClientRect().height)"
+        )
+        assert heights and max(heights) < tallest, f"{path}: rows {heights} px tall"
+    error = laptop.locator("#delivery td[data-label=Error]").first
+    expect(error).to_contain_text("x" * 190)  # all of it, on the delivery's own page
+
+
+def wait_dead_letters(api: Api, endpoint_id: str, count: int) -> list[str]:
+    """The endpoint's dead letters' ids, once it has `count`."""
+
+    def found() -> list[str]:
+        items = api.get(f"/v1/dead-letters?endpointId={endpoint_id}").json()["items"]
+        return [item["id"] for item in items] if len(items) == count else []
+
+    return wait_until(found, SEEN_WITHIN_MS / 1000, 0.1, f"{count} dead letters")

@@ -8,11 +8,12 @@ import pytest
 from broker import overview
 from broker.conversations import turns
 from broker.core import clock, heartbeats, keys
-from broker.core.connection import Redis
+from broker.core.connection import Redis, index_shards
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store, health, offloading
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.http_client import AttemptResult
+from broker.delivery.records import due_member
 from tests.conversations import new_channel, user_says
 from tests.delivery_work import work_queue
 from tests.fakes import RecordingSender, ScriptedClient
@@ -171,3 +172,24 @@ def test_a_queue_held_by_an_open_circuit_is_not_counted_as_ready_work(
     found = overview.take(r)
     assert (found.queues["deliveries"], found.queues["retries"]) == (1, 1)
     assert found.oldest_age["deliveries"] == 0.0
+
+
+def test_a_queue_with_two_entries_chunks_apart_is_counted_once(
+    r: Redis, settings: Settings
+) -> None:
+    fan_out(r, settings, "c" * 20, ["one", "two"])
+    ref = f"{'c' * 20}|{EP}"
+    due = keys.due(ref, index_shards(r))
+    ((_, score),) = r.zrange(due, 0, -1, withscores=True)
+    # The next claim's entry, with more than a chunk of other queues' entries between.
+    others = [due_member(f"{n:020d}|{EP}", "t") for n in range(overview._CHUNK + 5)]
+    r.zadd(due, dict.fromkeys(others, score + 1))
+    r.zadd(due, {due_member(ref, "next"): score + 2})
+    assert r.zcard(due) > overview._CHUNK + 2
+    found = overview.take(r)
+    assert found.queues["deliveries"] == 2
+    r.hset(
+        keys.endpoint_health(EP),
+        mapping={"state": "circuit_open", "circuitOpenUntil": clock.now() + 60},
+    )
+    assert overview.take(r).queues["retries"] == 1

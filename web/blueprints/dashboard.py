@@ -10,8 +10,9 @@ What the pages show comes from the indexes and counters the work keeps (`broker.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
@@ -19,7 +20,10 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from broker import history, overview
+from broker.bots.bot import Version
+from broker.channels import channel_store
 from broker.conversations import conversation_store, dead_turns
+from broker.conversations.conversation import Conversation
 from broker.core import keys
 from broker.core.connection import Redis
 from broker.core.errors import (
@@ -60,9 +64,12 @@ _NOTICES = {
     "enabled": "Endpoint enabled; its queues go on.",
     "disabled": "Endpoint disabled; its deliveries wait until it is enabled.",
     "replayed": "{n} of {m} delivery(ies) queued again.",
+    "retried": "Its next attempt is made now.",
     "turns_replayed": "{n} of {m} message(s) back in their conversation's inbox.",
     "turns_discarded": "{n} of {m} dead letter(s) of turns discarded.",
 }
+#: A count a notice says: a non-negative integer, in ASCII digits.
+_COUNT = re.compile(r"[0-9]{1,9}")
 #: A page asked for without a login is sent to the login form.
 _REDIRECT = {303: None}
 #: Endpoints the overview shows, those in trouble first; the endpoints page has them all.
@@ -74,16 +81,23 @@ _TAGS = ["dashboard"]
 
 def _page(template: str, **context: Any) -> str:
     session = dashboard_session.current()
-    notice = _NOTICES.get(request.args.get("done", ""), "")
-    if notice:
-        notice = notice.format(n=request.args.get("n", "0"), m=request.args.get("m", "0"))
     return render_template(
         template,
         csrf=session.csrf if session else "",
         by_header=bool(session and session.by_header),
-        notice=notice,
+        notice=_notice(),
         **context,
     )
+
+
+def _notice() -> str:
+    """What the redirect after an action says was done; nothing for a query string that was
+    not ours (its counts are not numbers: a link must not put words on the page)."""
+    notice = _NOTICES.get(request.args.get("done", ""), "")
+    counts = {name: request.args.get(name, "0") for name in ("n", "m")}
+    if not all(_COUNT.fullmatch(count) for count in counts.values()):
+        return ""
+    return notice.format(**counts)
 
 
 def _back(default: str, **done: str | int) -> Response:
@@ -452,7 +466,7 @@ def delivery(delivery_id: str) -> str:
 
 @bp.post("/deliveries/<delivery_id>/replay")
 @documented(
-    "Send a delivery again",
+    "Send a delivery again; one waiting for its next retry is tried now",
     auth="dashboard",
     body=ActionForm,
     body_media_type=FORM,
@@ -463,9 +477,11 @@ def delivery(delivery_id: str) -> str:
 )
 def replay_delivery(delivery_id: str) -> Response:
     form(ActionForm)
-    replayed = replay.replay(services().redis, delivery_id)
+    outcome = replay.replay_one(services().redis, delivery_id)
     back = url_for("dashboard.delivery", delivery_id=delivery_id)
-    return _back(back, done="replayed", n=int(replayed), m=1)
+    if outcome is replay.Outcome.RETRIED_NOW:
+        return _back(back, done="retried")
+    return _back(back, done="replayed", n=int(outcome is replay.Outcome.REPLAYED), m=1)
 
 
 # --- conversations -----------------------------------------------------------------------
@@ -482,13 +498,31 @@ def replay_delivery(delivery_id: str) -> Response:
 def conversation(bot_id: str, session_id: str) -> str:
     r = services().redis
     query = query_args(TranscriptQuery)
-    found = conversation_store.find(r, bot_id, query.version, session_id, query.channelId)
+    found = _conversation(r, bot_id, session_id, query)
     items, total = conversation_store.transcript_page(r, found, query.offset, query.limit)
     return _page(
         "dashboard_conversation.html",
         bot_id=bot_id,
         session_id=session_id,
+        version=found.version,
         items=items,
         total=total,
         query=query,
     )
+
+
+def _conversation(r: Redis, bot_id: str, session_id: str, query: TranscriptQuery) -> Conversation:
+    """The conversation a link names. A delivery does not say its bot version: without one,
+    its channel's version is tried first, then the other (the channel may have changed
+    version since)."""
+    if query.version:
+        return conversation_store.find(r, bot_id, query.version, session_id, query.channelId)
+    first: Version = "LIVE"
+    if query.channelId:
+        with contextlib.suppress(NotFound):
+            first = channel_store.get(r, query.channelId).version
+    versions = [first, *(v for v in get_args(Version) if v != first)]
+    for version in versions[:-1]:
+        with contextlib.suppress(NotFound):
+            return conversation_store.find(r, bot_id, version, session_id, query.channelId)
+    return conversation_store.find(r, bot_id, versions[-1], session_id, query.channelId)

@@ -18,6 +18,7 @@ const Dashboard = (() => {
   };
   let samples = [];
   let latest = null;
+  let timer = null;
 
   function findDelivery(form) {
     const id = form.elements.id.value.trim();
@@ -29,6 +30,42 @@ const Dashboard = (() => {
     box.closest("table").querySelectorAll("tbody input[type=checkbox]").forEach((each) => {
       each.checked = box.checked;
     });
+  }
+
+  // --- the session: once it has ended, the page says so and stops asking ------------------
+
+  // Whether the answer says the session has ended (logged out elsewhere, token revoked):
+  // 401, or a redirect to the login form.
+  function signedOut(answer) {
+    const login = document.body.dataset.login || "/dashboard/login";
+    return answer.status === 401 || (answer.redirected && new URL(answer.url).pathname === login);
+  }
+
+  function stopAsSignedOut() {
+    window.clearInterval(timer);
+    if (document.getElementById("signed-out")) return;
+    const login = new URL(document.body.dataset.login || "/dashboard/login", window.location.href);
+    login.searchParams.set("next", window.location.pathname + window.location.search);
+    const notice = document.createElement("p");
+    notice.id = "signed-out";
+    notice.className = "notice error";
+    notice.setAttribute("role", "alert");
+    const link = document.createElement("a");
+    link.href = login.pathname + login.search;
+    link.textContent = "sign in again";
+    notice.append("Signed out: this page no longer updates; ", link, ".");
+    const main = document.querySelector("main") || document.body;
+    main.prepend(notice);
+  }
+
+  // The answer to a live request, or null (after saying so) when the session has ended.
+  async function live(url) {
+    const answer = await fetch(url, { credentials: "same-origin" });
+    if (signedOut(answer)) {
+      stopAsSignedOut();
+      return null;
+    }
+    return answer.ok && !answer.redirected ? answer : null;
   }
 
   // --- live regions: server-rendered parts of the page, fetched again and swapped ---------
@@ -43,8 +80,8 @@ const Dashboard = (() => {
   async function refreshRegions() {
     const regions = [...document.querySelectorAll("[data-live][id]")];
     if (!regions.length || document.hidden) return;
-    const answer = await fetch(window.location.href, { credentials: "same-origin" });
-    if (!answer.ok || answer.redirected) return;
+    const answer = await live(window.location.href);
+    if (!answer) return;
     const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
     for (const region of regions) {
       const replacement = fresh.getElementById(region.id);
@@ -146,10 +183,8 @@ const Dashboard = (() => {
   async function refreshCharts() {
     if (!document.getElementById("chart-depths") || document.hidden) return;
     const since = samples.length ? samples[samples.length - 1].at : 0;
-    const answer = await fetch(`${document.body.dataset.live || "/dashboard/live"}?since=${since}`, {
-      credentials: "same-origin",
-    });
-    if (!answer.ok || answer.redirected) return;
+    const answer = await live(`${document.body.dataset.live || "/dashboard/live"}?since=${since}`);
+    if (!answer) return;
     const data = await answer.json();
     samples = samples.concat(data.series).filter((p) => p.at >= Date.now() - WINDOW_MS);
     latest = data.now;
@@ -167,8 +202,8 @@ const Dashboard = (() => {
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    timer = window.setInterval(tick, REFRESH_MS);
     tick();
-    window.setInterval(tick, REFRESH_MS);
   });
 
   return { findDelivery, selectAll };
