@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -48,6 +49,25 @@ Locale = Annotated[
     ),
 ]
 Seconds = Annotated[float, Field(gt=0, le=10)]
+#: Headers that frame the request or its connection: the HTTP client writes them itself, and
+#: a second one beside its own could make a proxy and the API read two different requests.
+FRAMING_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
+    | {"te", "trailer", "expect", "proxy-connection"}
+)
+
+
+def _header_name(name: str) -> str:
+    if name.lower() in FRAMING_HEADERS:
+        raise ValueError(f"the {name} header is the HTTP client's own: leave it out")
+    return name
+
+
+HeaderName = Annotated[
+    StrictStr,
+    Field(pattern=r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,256}$", description="An HTTP header's name."),
+    AfterValidator(_header_name),
+]
 #: Values, or each value with its synonyms: `[small, large]`, `{large: [big, xl]}`.
 Options = list[Annotated[StrictStr, Field(min_length=1)]] | dict[StrictStr, list[StrictStr]]
 
@@ -234,7 +254,7 @@ class SetState(_State):
 class ApiRequest(_Model):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     url: StrictStr = Field(min_length=1, max_length=2048, description="May hold {{variables}}.")
-    headers: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+    headers: dict[HeaderName, StrictStr] = Field(default_factory=dict)
     body: Any = Field(default=None, description="JSON; strings may hold {{variables}}.")
     timeout: Seconds = Field(default=5.0, description="The hard limit of the whole call.")
 

@@ -197,10 +197,13 @@ class HttpClient:
         if ":" in host:
             host = f"[{host}]"
         default_port = port == (443 if parts.scheme == "https" else 80)
+        given = {name.lower() for name in headers}
+        if framing := sorted(given & {"host", "content-length", "transfer-encoding"}):
+            raise RequestFailed(f"the {framing[0]} header is the client's own")
         head = [
             f"{method} {target} HTTP/1.1",
             f"Host: {host if default_port else f'{host}:{port}'}",
-            f"User-Agent: {self._user_agent}",
+            *([] if "user-agent" in given else [f"User-Agent: {self._user_agent}"]),
             f"Content-Length: {len(body)}",
             *(f"{name}: {value}" for name, value in headers.items()),
         ]

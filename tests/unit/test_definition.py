@@ -118,6 +118,31 @@ TWENTY_MISTAKES: dict[str, Any] = {
 }
 
 
+@pytest.mark.parametrize(
+    ("header", "fault"),
+    [
+        ("Content-Length", "the Content-Length header is the HTTP client's own"),
+        ("transfer-encoding", "the transfer-encoding header is the HTTP client's own"),
+        ("HOST", "the HOST header is the HTTP client's own"),
+        ("X-A: b", "String should match pattern"),
+        ("", "String should match pattern"),
+    ],
+)
+def test_an_api_call_may_not_set_a_header_that_frames_the_request(header: str, fault: str) -> None:
+    """The client writes them itself: a second Content-Length beside its own could make a
+    proxy and the API read two different requests."""
+    call = {"type": "api", "request": {"url": "https://x.example/", "headers": {header: "1"}}}
+    faults = faults_of(v2(states={"a": {"say": "hi"}, "call": {**call, "next": "a"}}))
+    assert len(faults) == 1 and fault in faults[0]
+    assert "states.call.request.headers" in faults[0]
+    allowed = {
+        "type": "api",
+        "request": {"url": "https://x.example/", "headers": {"User-Agent": "pizza/1"}},
+        "next": "a",
+    }
+    definition.validate(v2(states={"a": {"say": "hi"}, "call": allowed}))
+
+
 @pytest.mark.parametrize("name", ["a\tb", "a\nb", "\x01", "a\u2028b", "  "])
 def test_a_definition_s_name_is_one_line_as_a_bot_s_is(name: str) -> None:
     with pytest.raises(ValidationFailed) as raised:

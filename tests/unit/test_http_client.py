@@ -37,6 +37,8 @@ class RawServer:
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.connections = 0
+        #: What each connection's first read brought.
+        self.received: list[bytes] = []
         self._handler = handler
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -52,7 +54,7 @@ class RawServer:
     def _handle(self, connection: socket.socket) -> None:
         with connection:
             try:
-                connection.recv(65536)
+                self.received.append(connection.recv(65536))
                 self._handler(connection)
             except OSError:
                 pass
@@ -273,6 +275,34 @@ def test_a_chunked_answer_is_read_and_the_connection_kept(
     results = asyncio.run(twice())
     assert [(r.status_code, r.response) for r in results] == [(201, "abcde")] * 2
     assert server.connections == 1
+
+
+def test_a_user_agent_given_stands_and_framing_headers_are_the_client_s_own(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer],
+) -> None:
+    """A bot's API call may name its User-Agent (sent instead of ours, not beside it); a
+    second Content-Length or Host beside the client's own could make a proxy and the API
+    read two different requests."""
+    server = raw_server(lambda c: c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+    client = _client()
+    answer = asyncio.run(
+        client.request(
+            "GET", server.url, b"", {"user-agent": "pizza/1"}, connect_timeout=1, total_timeout=1
+        )
+    )
+    assert answer.status == 200
+    (head,) = server.received
+    assert [line for line in head.lower().split(b"\r\n") if line.startswith(b"user-agent")] == [
+        b"user-agent: pizza/1"
+    ]
+    for framing in ("Content-Length", "host", "Transfer-Encoding"):
+        with pytest.raises(RequestFailed, match=f"the {framing.lower()} header is the client"):
+            asyncio.run(
+                client.request(
+                    "POST", server.url, b"{}", {framing: "2"}, connect_timeout=1, total_timeout=1
+                )
+            )
+    assert len(server.received) == 1
 
 
 def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(receiver: Receiver) -> None:
