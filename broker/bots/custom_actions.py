@@ -65,6 +65,11 @@ def resolve(name: str, allowed_modules: Collection[str] | None) -> Callable[[Act
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import {module_name!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # its own code failed as it was imported
+        log.warning("importing custom action module %s failed", module_name, exc_info=exc)
+        raise ValueError(
+            f"cannot import {module_name!r}: it raised {type(exc).__name__}: {exc}"
+        ) from None
     found = getattr(module, function, None)
     if not callable(found):
         raise ValueError(f"{module_name!r} has no function {function!r}")

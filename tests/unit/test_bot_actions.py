@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,6 +195,19 @@ def test_a_custom_action_that_fails_says_why(name: str, error: str) -> None:
     finally:
         RELEASE.set()
     assert result is None and why is not None and why.startswith(error)
+
+
+@pytest.mark.parametrize("raised", ["RuntimeError('no config')", "SystemExit(3)", "1 +"])
+def test_an_action_whose_module_fails_as_it_is_imported_says_why(
+    raised: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a turn that fails on each try."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = f"failing_actions_{abs(hash(raised))}"
+    (tmp_path / f"{module}.py").write_text(f"raise {raised}\n" if raised != "1 +" else "1 +\n")
+    result, why = custom_actions.run(f"{module}:f", CONTEXT, 1)
+    assert result is None and why is not None
+    assert why.startswith(f"cannot import {module!r}: ")
 
 
 def test_an_action_that_exits_takes_its_error_branch(
