@@ -134,14 +134,14 @@ def failed(
     log.warning("conversation %s: the bot turn failed: %s", conversation.key, error, exc_info=exc)
     if item is None:
         meta.failures, meta.failed_on = 1, ""
-        r.hset(keys.conversation_meta(conversation.key), mapping=meta.failure_fields())
+        _write_failures(r, meta)
         return True
     failures = meta.failures + 1 if meta.failed_on == item.blame else 1
     if failures >= settings.turn_attempts:
         _park(r, settings, lock_token, meta, item, error, failures)
         return True
     meta.failures, meta.failed_on = failures, item.blame
-    r.hset(keys.conversation_meta(conversation.key), mapping=meta.failure_fields())
+    _write_failures(r, meta)
     r.zadd(
         keys.turns(conversation.key, index_shards(r)),
         {conversation.key: clock.now() + settings.turn_retry_delay},
@@ -167,7 +167,13 @@ def lost(r: Redis, settings: Settings, meta: ConversationMeta, item: Item | None
     else:
         meta.failures = meta.failures + 1 if meta.failed_on == item.blame else 1
         meta.failed_on = item.blame
-    r.hset(keys.conversation_meta(conversation.key), mapping=meta.failure_fields())
+    _write_failures(r, meta)
+
+
+def _write_failures(r: Redis, meta: ConversationMeta) -> None:
+    """Save the meta's failure count, unless the conversation is gone (`meta_update`)."""
+    fields = [part for pair in meta.failure_fields().items() for part in pair]
+    scripts.run(r, "meta_update", [keys.conversation_meta(meta.conversation.key)], fields)
 
 
 def park_exhausted(

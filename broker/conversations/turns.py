@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from broker.bots import payload_secret
@@ -159,8 +159,6 @@ class _Passes:
                 *batch.failed_again,
             ]
             held.intersection_update(remaining)
-            if put_off:
-                _put_off(self.r, self.settings, put_off, self.token)
             _after(
                 self.r,
                 self.settings,
@@ -171,6 +169,8 @@ class _Passes:
                 claim_token,
                 self.hand_off,
             )
+            if put_off:
+                _put_off(self.r, put_off, self.token)
             batch = None
         return processed
 
@@ -189,7 +189,7 @@ def hand_back(r: Redis, conversation_keys: Sequence[str], token: str) -> None:
     scripts.execute(r, build)
 
 
-def _put_off(r: Redis, settings: Settings, conversation_keys: list[str], token: str) -> None:
+def _put_off(r: Redis, conversation_keys: list[str], token: str) -> None:
     """Let go of conversations whose turn was put off (`_PutOff`), due again on the turn
     schedule in TURN_PUT_OFF seconds."""
     log.info(
@@ -377,6 +377,8 @@ class _Batch:
         self.running: str | None = None
         #: Whether the running turn has answered something not saved yet (`_SaveFirst`).
         self.running_answered = False
+        #: Whether the running turn is settling its signals: one may not stop half-way.
+        self.settling = False
         self.commits: dict[str, TurnCommit] = {}
         self.works: dict[str, _Work] = {}
         self.used: dict[str, int] = {}
@@ -417,6 +419,9 @@ class _Batch:
         try:
             self.passes.go_away(self._split)
         except TooManyAway:
+            if self.settling:
+                # A signal has moved the handover on already: its wait is made here.
+                return
             raise _PutOff(self.running) from None
 
     def renew(self) -> bool:
@@ -512,6 +517,8 @@ class _Batch:
             self._failed(conversation_key, work, exc)
             return
         self.used[conversation_key] = used
+        if conversation_key in self.put_off:
+            return
         metrics.count(metrics.BOT_TURNS, "ok")
         metrics.observe(metrics.BOT_TURN_DURATION, time.monotonic() - started)
         metrics.count(metrics.BOT_TURN_MESSAGES, n=used)
@@ -539,8 +546,12 @@ class _Batch:
             self._channel,
         )
         turn.give_back_if_no_agent()
+        # A signal's wait outside (an offload-failed state calling an API) is made where it
+        # comes: the signal has moved the handover on by then.
+        self.running_answered, self.settling = False, True
         for signal in work.signals:
             turn.settle(json.loads(signal))
+        self.settling = False
         used = 0
         started = time.monotonic()
         for message in work.messages:
@@ -553,11 +564,9 @@ class _Batch:
                 turn.take(json.loads(message))
             except _SaveFirst:
                 break
-            except _PutOff:
+            except _PutOff:  # only ever before a turn's first answer: nothing to save
                 self.put_off.append(conversation.key)
-                if not used and not work.signals:
-                    return 0  # nothing to save
-                break
+                return 0
             used += 1
         commit = turn.finish(trim=used, trim_signals=len(work.signals))
         self.commits[conversation.key] = commit
@@ -737,7 +746,7 @@ class _BotTurn:
         now = clock.now()
         settled = self.handover.settle(signal, now)
         if settled is Settled.OFFLOAD_FAILED and self.engine is not None:
-            self._apply(self.engine.offload_failed(self.meta.memory))
+            self._apply(self._answer(self.engine.offload_failed(self.meta.memory)))
         elif settled is Settled.RESUMED:
             notice = resumed_notice("timeout", self.settings.resume_after)
             self.outbox.note(transcript.item("bot", now, notice))
@@ -761,8 +770,8 @@ class _BotTurn:
         handover = self.meta.handover
         answer = None
         if self.engine is not None and not handover.paused and not handover.agent_messages:
-            answer = self.engine.step(
-                self.meta.memory, message, can_offload=self.outbox.can_offload
+            answer = self._answer(
+                self.engine.step(self.meta.memory, message, can_offload=self.outbox.can_offload)
             )
         self.outbox.received_at = message["receivedAt"]
         user_item = transcript.user_message(
@@ -778,6 +787,18 @@ class _BotTurn:
             handover.agent_messages -= 1  # it came while the agent had the conversation
         self.meta.memory = absorb(self.meta.memory, message)
 
+    def _answer(self, turn: Turn) -> Turn:
+        """`turn`, gone on to the offload-failed state where it hands the conversation to a
+        disabled offloading endpoint: no one takes it until an operator enables it. What
+        that state waits on outside (an API call) is made here, before anything of the
+        turn changes (`_SaveFirst`)."""
+        for index, output in enumerate(turn.outputs):
+            if output.kind == "offload" and self._offloading_disabled():
+                assert self.engine is not None
+                failed = self._answer(self.engine.offload_failed(turn.memory))
+                return replace(failed, outputs=[*turn.outputs[:index], *failed.outputs])
+        return turn
+
     def _apply(self, turn: Turn) -> None:
         self.meta.memory = turn.memory
         channel = self._channel(self.meta.channel_id)
@@ -785,11 +806,6 @@ class _BotTurn:
             if output.kind == "message":
                 self.outbox.send(channel, output.body)
             elif output.kind == "offload":
-                if self._offloading_disabled():
-                    # No one takes it until an operator enables the endpoint: fail now.
-                    assert self.engine is not None
-                    self._apply(self.engine.offload_failed(self.meta.memory))
-                    return
                 now = clock.now()
                 delivery_id = self.outbox.offload(
                     output.body["payload"],

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from broker import bot_removal
 from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
 from broker.bots.custom_actions import ActionContext
 from broker.channels.channel import Channel
@@ -16,7 +17,7 @@ from broker.core import ids, keys
 from broker.core.connection import Redis
 from broker.core.defaults import TURN_PUT_OFF
 from broker.core.settings import Settings
-from broker.delivery import fanout
+from broker.delivery import fanout, health, offloading
 from broker.delivery.records import queue_ref, split_due_member
 from tests.conversations import new_channel, queued_bodies, user_says
 from tests.fakes import RecordingSender
@@ -396,3 +397,113 @@ def test_a_turn_about_to_wait_outside_with_no_runner_to_spare_is_put_off(
     assert turns.run_batch(fake_redis, settings, sender, [waits], actions=kitchen) == 1
     (body,) = queued_bodies(fake_redis, waits, ordering.id)
     assert body["message"]["text"] == "Order K1"
+
+
+#: Hands a conversation to an agent on "human"; when that fails, opens a ticket through an
+#: API instead.
+HANDOVER_OR_TICKET: dict[str, Any] = {
+    "version": 2,
+    "startState": "greet",
+    "fallbackState": "greet",
+    "offloadFailedState": "ticket",
+    "routes": [{"match": "human", "exact": True, "next": "human"}],
+    "states": {
+        "greet": {"say": "Hi"},
+        "human": {"type": "offload", "say": "Connecting you", "payload": {}},
+        "ticket": {
+            "type": "api",
+            "request": {"method": "POST", "url": "https://desk.example/tickets"},
+            "save": {"ticket": "id"},
+            "next": "opened",
+        },
+        "opened": {"say": "Ticket {{ticket}}"},
+    },
+}
+
+
+def _handing_over(
+    r: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Channel, RecordingSender]:
+    monkeypatch.setattr(offloading, "health_check", lambda *args: None)
+    channel = new_channel(r, settings, HANDOVER_OR_TICKET)
+    offloading.configure(r, settings, channel.bot_id, "http://127.0.0.1:9/desk", "vt-123")
+    return channel, RecordingSender()
+
+
+def test_a_later_message_whose_failed_handover_calls_an_api_is_answered_once(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offload to a disabled endpoint fails at once, to a state that calls an API: the
+    call is made before anything of the message is kept, so that the answers before it
+    are saved first and the message is answered once. Before, its "Connecting you" and its
+    transcript items were saved twice."""
+    channel, sender = _handing_over(fake_redis, settings, monkeypatch)
+    health.disable(fake_redis, offloading.endpoint_id(channel.bot_id))
+    for text in ("hello", "human"):
+        user_says(fake_redis, settings, sender, channel, text)
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    kitchen = KitchenActions([0.0], took=0.0)
+
+    assert turns.run_pending(fake_redis, settings, sender, key, kitchen) == 2
+
+    texts = [body["message"]["text"] for body in queued_bodies(fake_redis, key, channel.id)]
+    assert texts == ["Hi", "Connecting you", "Ticket K1"] and len(kitchen.calls) == 1
+    assert len(fake_redis.lrange(keys.conversation_transcript(key), 0, -1)) == 5
+
+
+@pytest.mark.parametrize("too_many_away", [False, True])
+def test_a_signal_whose_failed_handover_calls_an_api_is_settled_in_any_batch(
+    fake_redis: Redis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    too_many_away: bool,
+) -> None:
+    """An offload with no answer in time fails, to a state that calls an API. Before, the
+    call failed the turn when the batch's conversation before it had answered two messages
+    (or when no runner could wait), and the signal ended parked."""
+    settings = settings.with_changes(offload_timeout=0.5)
+    channel, sender = _handing_over(fake_redis, settings, monkeypatch)
+    user_says(fake_redis, settings, sender, channel, "human")
+    waiting = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    assert turns.run_pending(fake_redis, settings, sender, waiting) == 1
+    conversation_store.give_signal(
+        fake_redis, settings, sender, waiting, {"kind": "timer", "name": "offload"}
+    )
+    for text in ("a", "b"):
+        user_says(fake_redis, settings, sender, channel, text, conversation_id="u2")
+    talking = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u2")
+    kitchen = KitchenActions([0.0], took=0.0)
+
+    def go_away(split: Any) -> bool:
+        if too_many_away:
+            raise turns.TooManyAway()
+        return False
+
+    turns.run_batch(
+        fake_redis, settings, sender, [talking, waiting], actions=kitchen, go_away=go_away
+    )
+
+    assert len(kitchen.calls) == 1
+    texts = [body["message"]["text"] for body in queued_bodies(fake_redis, waiting, channel.id)]
+    assert texts == ["Connecting you", "Ticket K1"]
+    assert fake_redis.zcard(keys.DEAD_TURNS) == 0
+
+
+def test_a_turn_whose_conversation_is_removed_under_it_leaves_nothing_behind(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """Its commit finds the lock gone and counts the turn as lost: before, that count
+    brought the conversation's meta back, alone and with no expiry."""
+    channel = new_channel(fake_redis, settings, ORDERING)
+    sender = RecordingSender()
+    user_says(fake_redis, settings, sender, channel, "pizza")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+
+    class Removing(KitchenActions):
+        def call_api(self, request: ApiRequest) -> ApiAnswer:
+            bot_removal.remove_channel(fake_redis, channel.bot_id, channel.id)
+            return super().call_api(request)
+
+    turns.run_pending(fake_redis, settings, sender, key, Removing([0.0], took=0.0))
+
+    assert list(fake_redis.scan_iter(f"sb:{{c:{key}}}*")) == []
