@@ -193,15 +193,18 @@ class Engine:
     def states(self) -> dict[str, Node]:
         return self.program.states
 
+    # Each entry point runs within a budget of regex time (`patterns.budget`).
+
     def step(self, memory: Memory, message: dict[str, Any], *, can_offload: bool) -> Turn:
         turn = Turn(
             self._with_constants(absorb(memory, message)),
             today=_day_of(message),
             message_id=message.get("messageId"),
         )
-        target = self._target(turn, message)
-        if target is not None:
-            self._enter(turn, target, can_offload=can_offload)
+        with patterns.budget():
+            target = self._target(turn, message)
+            if target is not None:
+                self._enter(turn, target, can_offload=can_offload)
         return turn
 
     def offload_failed(self, memory: Memory) -> Turn:
@@ -209,12 +212,14 @@ class Engine:
         turn = Turn(self._with_constants(memory.copy()))
         failed = self._offload_failed_state(memory.state)
         if failed:
-            self._enter(turn, failed, can_offload=False)
+            with patterns.budget():
+                self._enter(turn, failed, can_offload=False)
         return turn
 
     def go_to(self, memory: Memory, state_id: str, *, can_offload: bool) -> Turn:
         turn = Turn(self._with_constants(Memory(memory.state, dict(memory.variables), None)))
-        self._enter(turn, state_id, can_offload=can_offload)
+        with patterns.budget():
+            self._enter(turn, state_id, can_offload=can_offload)
         return turn
 
     def _with_constants(self, memory: Memory) -> Memory:

@@ -388,8 +388,9 @@ class _Batch:
         self.put_off: list[str] = []
         self.changes = IndexChanges()
         self.scheduled_until: dict[str, float] = {}
-        #: Where `before_wait` last moved the batch's time on the schedule.
+        #: Where `renew` last moved the batch's time on the schedule, and when (monotonic).
         self.renewed_until = 0.0
+        self.renewed_at = time.monotonic()
         self.known = known
         self._programs: dict[tuple[str, Version], Program | None] = {}
         self._channels: dict[str, Channel | None] = {}
@@ -398,6 +399,10 @@ class _Batch:
         """Run the turns of the pass, one after another, until none is left in this batch
         (the rest may go to another thread, `before_wait`)."""
         while self.todo:
+            if time.monotonic() - self.renewed_at > self.settings.claim_lease / 3:
+                # Turns that ran long (regexes at their limits, say) must not let the locks
+                # of the conversations after them run out.
+                self.renew()
             conversation_key, work = self.todo.pop(0)
             self.running = conversation_key
             try:
@@ -426,10 +431,12 @@ class _Batch:
 
     def renew(self) -> bool:
         """Renew the locks of the batch's conversations and their time on the schedule;
-        whether the running turn's lock is still ours."""
+        whether the running turn's lock (if one runs) is still ours."""
         running = self.running
-        assert running is not None
-        held = [running, *self.works.keys() - {running}, *(key for key, _ in self.todo)]
+        ran = self.works.keys() - {running}
+        held = [*([running] if running else []), *ran, *(key for key, _ in self.todo)]
+        if not held:
+            return True
         until = clock.now() + self.settings.claim_lease
         lease_ms = clock.ms(self.settings.claim_lease)
         schedule = keys.by_shard(keys.TURNS, held, index_shards(self.r))
@@ -444,8 +451,8 @@ class _Batch:
         renewed = scripts.execute(self.r, build)[: len(held)]
         for key in self.scheduled_until:
             self.scheduled_until[key] = until
-        self.renewed_until = until
-        return bool(renewed[0])
+        self.renewed_until, self.renewed_at = until, time.monotonic()
+        return running is None or bool(renewed[0])
 
     @contextmanager
     def outside(self) -> Iterator[None]:
@@ -487,7 +494,7 @@ class _Batch:
         rest.failed_again, self.failed_again = self.failed_again, []
         rest.put_off, self.put_off = self.put_off, []
         rest.changes, self.changes = self.changes, IndexChanges()
-        rest.renewed_until = self.renewed_until
+        rest.renewed_until, rest.renewed_at = self.renewed_until, self.renewed_at
         held = {*rest.works, *(key for key, _ in rest.todo)}
         return lambda: self.passes.run([], held, rest)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from broker.bots import definition
+from broker.bots import definition, patterns
 from broker.bots.engine import MAX_HOPS, Engine, Memory, TooManyHops, absorb
 from broker.bots.patterns import PatternTooSlow
 from broker.bots.payloads import PayloadKey
@@ -351,3 +352,43 @@ def test_a_regex_that_runs_past_its_time_limit_fails_the_turn() -> None:
     slow_data = {**said, "sessionData": {"ref": "a" * 40 + "!"}}
     with pytest.raises(PatternTooSlow, match="of a condition on 'ref' took more than"):
         engine.step(awaiting.copy(), slow_data, can_offload=False)
+
+
+def test_the_searches_for_one_message_share_a_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each search just under its own limit, a chain of conditions held a worker for minutes:
+    together they may take MESSAGE_PATTERN_SECONDS. Here each search takes 0.3 s of a clock
+    the test moves."""
+    clock = [0.0]
+
+    def perf_counter() -> float:
+        clock[0] += 0.3
+        return clock[0]
+
+    monkeypatch.setattr(patterns, "time", SimpleNamespace(perf_counter=perf_counter))
+    chain: dict[str, Any] = {
+        f"c{n}": {
+            "type": "condition",
+            "branches": [{"if": {"var": "ref", "matches": "^z"}, "next": "ok"}],
+            "else": f"c{n + 1}",
+        }
+        for n in range(4)
+    }
+    chained: dict[str, Any] = {
+        "version": 2,
+        "startState": "c0",
+        "fallbackState": "c0",
+        "states": {**chain, "c4": {"say": "four"}, "ok": {"say": "ok"}},
+    }
+    four = Engine(definition.validate(chained))
+    said = {"kind": "text", "text": "hi", "sessionData": {"ref": "a"}}
+    # The fourth search begins with 0.1 s of the budget left.
+    assert texts(four.step(Memory(), said, can_offload=False)) == ["four"]
+    five = Engine(
+        definition.validate(
+            {**chained, "states": {**chained["states"], "c4": {**chain["c0"], "else": "ok"}}}
+        )
+    )
+    with pytest.raises(PatternTooSlow, match=r"took more than 1\.0 s together for one message"):
+        five.step(Memory(), said, can_offload=False)
+    # The next message has a budget of its own.
+    assert texts(four.step(Memory(), said, can_offload=False)) == ["four"]

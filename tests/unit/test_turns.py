@@ -507,3 +507,42 @@ def test_a_turn_whose_conversation_is_removed_under_it_leaves_nothing_behind(
     turns.run_pending(fake_redis, settings, sender, key, Removing([0.0], took=0.0))
 
     assert list(fake_redis.scan_iter(f"sb:{{c:{key}}}*")) == []
+
+
+def test_a_batch_renews_its_locks_between_turns_that_ran_long(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn that holds the runner without waiting outside (a definition's regexes at their
+    limits) must not let the locks of the conversations after it run out: before, the
+    others of its batch lost theirs, each loss counted against their messages."""
+    clock = [0.0]
+    monkeypatch.setattr(
+        "broker.conversations.turns.time", types.SimpleNamespace(monotonic=lambda: clock[0])
+    )
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings)
+    for user in ("u1", "u2"):
+        user_says(fake_redis, settings, sender, channel, "hi", conversation_id=user)
+    first, second = (
+        ids.conversation_key(channel.bot_id, "LIVE", channel.id, user) for user in ("u1", "u2")
+    )
+    second_lock = keys.conversation_lock(second)
+    nearly_out_ms = int(settings.claim_lease * 1000 / 10)
+    left_ms: list[int] = []
+    run = turns._Batch.run
+
+    def timed(batch: Any, conversation_key: str, work: Any) -> None:
+        if conversation_key == first:
+            clock[0] += settings.claim_lease / 2  # the turn took half a lease ...
+            fake_redis.pexpire(second_lock, nearly_out_ms)  # ... the next one's nearly ran out
+        else:
+            left_ms.append(fake_redis.pttl(second_lock))
+        run(batch, conversation_key, work)
+
+    monkeypatch.setattr(turns._Batch, "run", timed)
+
+    assert turns.run_batch(fake_redis, settings, sender, [first, second]) == 2
+
+    assert left_ms and left_ms[0] > nearly_out_ms
+    (body,) = queued_bodies(fake_redis, second, channel.id)
+    assert body["message"]["text"] == "You said: hi"
