@@ -118,8 +118,9 @@ class PatchChannel(_Body):
     retrySchedule: Annotated[list[Delay], AfterValidator(starts_at_once)] | None = Field(
         default=None, min_length=1, max_length=50
     )
-    connectTimeout: float | None = Field(default=None, gt=0, le=60)
-    totalTimeout: float | None = Field(default=None, gt=0, le=300)
+    # At least 0.1 s: one of 5e-324 s made every attempt fail.
+    connectTimeout: float | None = Field(default=None, ge=0.1, le=60)
+    totalTimeout: float | None = Field(default=None, ge=0.1, le=300)
 
 
 class DeadLetterReplay(_Body):

@@ -493,6 +493,7 @@ def replay_delivery(delivery_id: str) -> Response:
     auth="dashboard",
     query=TranscriptQuery,
     answers={200: HTML, **_REDIRECT},
+    errors=[409],
     tags=_TAGS,
 )
 def conversation(bot_id: str, session_id: str) -> str:
