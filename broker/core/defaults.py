@@ -52,6 +52,9 @@ CLAIM_LEASE = 30.0
 #: end, for up to this long (seconds), and hands its other delivery queues back at once;
 #: what is still running then is left to the claims' end, as if it had been killed.
 SHUTDOWN_GRACE = 8.0
+#: How long Celery may take, once a worker is told to stop, to begin its shutdown, before the
+#: worker's watchdog stops Switchboard's part without it (seconds; `workers.worker`).
+CELERY_STOP_WAIT = 5.0
 
 #: Celery's broker is shown as failing for this long after it last refused a task (seconds).
 BROKER_TROUBLE_SHOWN = 60

@@ -17,6 +17,7 @@ from prometheus_client.registry import CollectorRegistry
 from broker import overview
 from broker.core import metrics
 from broker.core.connection import Redis, sentinel_hosts
+from broker.core.defaults import CELERY_STOP_WAIT
 from broker.core.settings import Settings
 from broker.delivery.delivery_loop import DRAIN_WRITE_TIMEOUT
 from web.blueprints.metrics import SwitchboardMetrics
@@ -105,7 +106,7 @@ def test_every_worker_is_given_the_time_its_stop_takes() -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     workers = [s for s in services.values() if s.get("command", [None, None])[1] == "worker"]
     assert len(workers) == 4
-    needed = Settings().shutdown_grace + DRAIN_WRITE_TIMEOUT
+    needed = Settings().shutdown_grace + DRAIN_WRITE_TIMEOUT + CELERY_STOP_WAIT
     for worker in workers:
         assert float(worker["stop_grace_period"].removesuffix("s")) > needed
 
