@@ -91,12 +91,9 @@ def _remove_parked_queues(r: Redis, endpoint_id: str) -> None:
     longer than the log retention are no longer in its index of deliveries, and no worker
     looks at a parked queue."""
     parked = keys.endpoint_parked(endpoint_id)
-    for ref in r.smembers(parked):
-        conversation_key, _ = split_ref(ref)
-        fifo = keys.fifo(conversation_key, endpoint_id)
-        _remove_deliveries(r, r.lrange(fifo, 0, -1))
-        r.delete(fifo)
-        r.srem(parked, ref)  # last: a cut-short pass finds it again
+    refs = sorted(r.smembers(parked))
+    for start in range(0, len(refs), _REMOVAL_CHUNK):
+        remove_queues(r, refs[start : start + _REMOVAL_CHUNK])
     r.delete(parked)
 
 
