@@ -89,21 +89,27 @@ def test_agent_messages_are_agent_items_in_the_transcript(
     assert items[2]["message"] == {"text": "Agent here"}
 
 
+def _hand_back(
+    r: Redis,
+    settings: Settings,
+    conversation: Conversation,
+    go_to: str,
+    messages: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The agent's hand-back to `go_to`, with its messages (by default one)."""
+    sent = [{"text": "x"}] if messages is None else messages
+    return agent_actions.act(
+        r, settings, RecordingSender(), conversation, messages=sent, resume=True, go_to=go_to
+    )
+
+
 def test_hand_back_to_a_state_unpauses_and_sends_its_messages(
     fake_redis: Redis, settings: Settings
 ) -> None:
     channel, conversation = _talked(fake_redis, settings, MENU)
     pause(fake_redis, conversation.key)
 
-    answer = agent_actions.act(
-        fake_redis,
-        settings,
-        RecordingSender(),
-        conversation,
-        messages=[],
-        resume=True,
-        go_to="menu",
-    )
+    answer = _hand_back(fake_redis, settings, conversation, "menu", messages=[])
 
     assert answer["paused"] is False
     bodies = queued_bodies(fake_redis, conversation.key, channel.id)
@@ -119,15 +125,7 @@ def test_hand_back_to_an_unknown_state_is_refused_before_anything_is_sent(
 ) -> None:
     channel, conversation = _talked(fake_redis, settings, MENU)
     with pytest.raises(ValidationFailed) as raised:
-        agent_actions.act(
-            fake_redis,
-            settings,
-            RecordingSender(),
-            conversation,
-            messages=[{"text": "x"}],
-            resume=True,
-            go_to="nowhere",
-        )
+        _hand_back(fake_redis, settings, conversation, "nowhere")
     assert raised.value.field == "goToDialogstate"
     assert len(queued_bodies(fake_redis, conversation.key, channel.id)) == 1
 
@@ -155,15 +153,7 @@ def test_hand_back_to_a_state_that_cannot_be_run_is_refused_with_nothing_sent(
     channel, conversation = _talked(fake_redis, settings, definition)
     pause(fake_redis, conversation.key)
     with pytest.raises(Conflict) as raised:
-        agent_actions.act(
-            fake_redis,
-            settings,
-            RecordingSender(),
-            conversation,
-            messages=[{"text": "x"}],
-            resume=True,
-            go_to="again",
-        )
+        _hand_back(fake_redis, settings, conversation, "again")
     assert "the state 'again' cannot be run" in str(raised.value)
     assert fault in str(raised.value)
     assert len(queued_bodies(fake_redis, conversation.key, channel.id)) == 1
