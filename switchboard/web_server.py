@@ -35,7 +35,19 @@ def answered_inline(method: str, target: bytes) -> bool:
         return (
             path.startswith(b"/v1/channels/webhook/") and path.endswith(b"/messages")
         ) or path.startswith(b"/api/webhookMessage/")
+    return liveness(method, target)
+
+
+def liveness(method: str, target: bytes) -> bool:
     return method == "GET" and target == b"/healthz"
+
+
+def inline_routes(settings: Settings) -> Callable[[str, bytes], bool]:
+    """Which requests the event loop answers itself. With SWITCHBOARD_INGRESS_REPLICAS a
+    message waits for the replicas' copies (the whole SWITCHBOARD_INGRESS_REPLICA_WAIT while
+    they are away): the message routes then take a pool thread, so the wait never holds the
+    loop."""
+    return liveness if settings.ingress_replicas else answered_inline
 
 
 def answered_directly(services: Services) -> Callable[[Incoming], Outgoing | None]:
@@ -71,7 +83,7 @@ class EventLoopWorker(Worker):  # type: ignore[misc]
             site = Site(
                 self.wsgi,
                 limits,
-                answered_inline,
+                inline_routes(self.app.settings_),
                 pool,
                 str(host),
                 str(port),

@@ -20,8 +20,8 @@ from broker.channels.channel import Channel
 from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys, logs, schedules, scripts
 from broker.core.connection import Pipeline, Redis
-from broker.core.defaults import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_TTL
-from broker.core.errors import ValidationFailed
+from broker.core.defaults import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_TTL, UNAVAILABLE_RETRY_AFTER
+from broker.core.errors import Unavailable, ValidationFailed
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 
@@ -112,6 +112,7 @@ def accept(
     # net (the turn's schedule, the listing), whose failure (Redis full, say) must not turn
     # a queued message into a refusal.
     (queued, *answer), *nets = scripts.execute(r, queue, must=1)
+    copies = nets.pop() if settings.ingress_replicas else None
     for failed in (net for net in nets if isinstance(net, Exception)):
         log.warning("message queued, but its turn's schedule or listing was not: %s", failed)
     if queued < 0:
@@ -148,9 +149,30 @@ def accept(
         channelId=channel.id,
         botId=channel.bot_id,
     )
+    if copies is not None:
+        _check_copied(settings, copies)
     return Accepted(
         message_id=str(recorded_id), conversation_id=conversation_id, queued=bool(queued)
     )
+
+
+def _check_copied(settings: Settings, copies: int | Exception) -> None:
+    """Unavailable unless `copies`, WAIT's answer, says that the replicas asked for have the
+    message."""
+    if isinstance(copies, Exception):
+        raise copies
+    if copies < settings.ingress_replicas:
+        log.warning(
+            "message queued on the master, but %d of the %d replicas asked for had it in "
+            "time: answered 503",
+            copies,
+            settings.ingress_replicas,
+        )
+        raise Unavailable(
+            "the service's storage could not copy the message in time; try again shortly "
+            "with the same Idempotency-Key",
+            retry_after=UNAVAILABLE_RETRY_AFTER,
+        )
 
 
 def _key_field(seen: int, idempotency_key: str | None, message_id: str | None) -> str:
@@ -267,3 +289,7 @@ def _queue(
         keys.bot_conversations(conversation.bot_id, conversation.version),
         {conversation.index_member: clock.ms(now)},
     )
+    if settings.ingress_replicas:
+        # Last, on the same connection: WAIT counts the replicas that have every write of
+        # this connection so far (the index's score is new, so a repeat writes too).
+        pipe.wait(settings.ingress_replicas, math.ceil(settings.ingress_replica_wait * 1000))

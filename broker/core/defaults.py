@@ -90,6 +90,13 @@ IDEMPOTENCY_TTL = 24 * 3600
 #: is part of a Redis key's name.
 IDEMPOTENCY_KEY_MAX = 256
 
+#: Replicas that must have a message before the ingress acknowledges it: Redis's `WAIT`,
+#: sent after the message's write in the same round trip. 0: acknowledged once the master
+#: has it (replication is asynchronous, and a failover can lose what the replicas lacked) ...
+INGRESS_REPLICAS = 0
+#: ... and how long the ingress waits for them (seconds) before it answers 503.
+INGRESS_REPLICA_WAIT = 0.5
+
 #: Largest request body the ingress accepts, in bytes.
 MAX_BODY_BYTES = 1024 * 1024
 

@@ -65,7 +65,8 @@ class AmbiguousConversation(Conflict):
 
 
 class Unavailable(SwitchboardError):
-    """Redis is unreachable, read-only or out of memory: try again shortly."""
+    """Redis is unreachable, read-only or out of memory, or fewer of its replicas than
+    SWITCHBOARD_INGRESS_REPLICAS took a message in time: try again shortly."""
 
     status = 503
     code = "unavailable"

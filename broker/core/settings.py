@@ -64,6 +64,8 @@ _MORE_THAN_ZERO = (
     "log_retention",
     "dead_retention",
     "conversation_ttl",
+    # WAIT's timeout of 0 waits for ever.
+    "ingress_replica_wait",
 )
 
 
@@ -195,6 +197,10 @@ class Settings:
     turn_runners: int = defaults.TURN_RUNNERS
     turn_runners_away: int = defaults.TURN_RUNNERS_AWAY
     max_body_bytes: int = defaults.MAX_BODY_BYTES
+    #: Replicas that must have a message before it is acknowledged (0: none), and how long
+    #: the ingress waits for them.
+    ingress_replicas: int = defaults.INGRESS_REPLICAS
+    ingress_replica_wait: float = defaults.INGRESS_REPLICA_WAIT
     offload_timeout: float = defaults.OFFLOAD_TIMEOUT
     resume_after: float = defaults.RESUME_AFTER
     rate_limit_per_second: float = defaults.RATE_LIMIT_PER_SECOND
@@ -234,6 +240,11 @@ class Settings:
             raise ConfigError(
                 "SWITCHBOARD_BROKER_URL cannot be a Redis Cluster: use RabbitMQ (amqp://...) "
                 "or a single Redis"
+            )
+        if is_cluster(self.redis_url) and self.ingress_replicas:
+            raise ConfigError(
+                "SWITCHBOARD_INGRESS_REPLICAS must be 0 with a Redis Cluster: WAIT names no "
+                "key, so the cluster client cannot send it to the master that took the message"
             )
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:

@@ -51,6 +51,8 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_TURN_RUNNERS", "turn_runners", "2", 2),
     ("SWITCHBOARD_TURN_RUNNERS_AWAY", "turn_runners_away", "16", 16),
     ("SWITCHBOARD_MAX_BODY_BYTES", "max_body_bytes", "2048", 2048),
+    ("SWITCHBOARD_INGRESS_REPLICAS", "ingress_replicas", "1", 1),
+    ("SWITCHBOARD_INGRESS_REPLICA_WAIT", "ingress_replica_wait", "0.25", 0.25),
     ("SWITCHBOARD_OFFLOAD_TIMEOUT", "offload_timeout", "30", 30.0),
     ("SWITCHBOARD_RESUME_AFTER", "resume_after", "1.5", 1.5),
     ("SWITCHBOARD_RATE_LIMIT", "rate_limit_per_second", "0", 0.0),
@@ -216,6 +218,7 @@ def test_a_count_that_would_leave_work_undone_must_be_1_or_more(name: str) -> No
         "SWITCHBOARD_LOG_RETENTION",
         "SWITCHBOARD_DEAD_RETENTION",
         "SWITCHBOARD_CONVERSATION_TTL",
+        "SWITCHBOARD_INGRESS_REPLICA_WAIT",
     ],
 )
 def test_seconds_that_would_end_spin_or_drop_everything_must_be_more_than_0(name: str) -> None:
@@ -223,6 +226,22 @@ def test_seconds_that_would_end_spin_or_drop_everything_must_be_more_than_0(name
         Settings.from_env({name: "0"})
     assert caught.value.message == f"{name} must be more than 0 seconds"
     assert Settings.from_env({name: "0.5"})
+
+
+def test_waiting_for_replicas_is_refused_on_a_redis_cluster() -> None:
+    """WAIT names no key: the cluster client cannot send it where the message went."""
+    cluster = {
+        "REDIS_URL": "redis+cluster://node1:6379/0",
+        "SWITCHBOARD_BROKER_URL": "amqp://guest:guest@rabbit:5672//",
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**cluster, "SWITCHBOARD_INGRESS_REPLICAS": "1"})
+    assert caught.value.message.startswith(
+        "SWITCHBOARD_INGRESS_REPLICAS must be 0 with a Redis Cluster"
+    )
+    assert Settings.from_env({**cluster, "SWITCHBOARD_INGRESS_REPLICAS": "0"})
+    sentinel = "redis+sentinel://s1:26379,s2:26379/0"
+    assert Settings.from_env({"REDIS_URL": sentinel, "SWITCHBOARD_INGRESS_REPLICAS": "2"})
 
 
 @pytest.mark.parametrize(

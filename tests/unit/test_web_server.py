@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from switchboard.web_server import answered_inline
+from broker.core.settings import Settings
+from switchboard.web_server import answered_inline, inline_routes
 
 
 @pytest.mark.parametrize(
@@ -36,3 +37,12 @@ def test_the_message_routes_and_liveness_are_answered_on_the_loop(
 )
 def test_every_other_route_takes_a_thread(method: str, target: bytes) -> None:
     assert not answered_inline(method, target)
+
+
+def test_messages_that_wait_for_replicas_take_a_thread() -> None:
+    """WAIT may hold a message for SWITCHBOARD_INGRESS_REPLICA_WAIT: never on the loop."""
+    assert inline_routes(Settings()) is answered_inline
+    waiting = inline_routes(Settings(ingress_replicas=1))
+    assert not waiting("POST", b"/v1/channels/webhook/ch_1/messages")
+    assert not waiting("POST", b"/api/webhookMessage/bot_1")
+    assert waiting("GET", b"/healthz")

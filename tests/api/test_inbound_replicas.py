@@ -1,0 +1,70 @@
+"""SWITCHBOARD_INGRESS_REPLICAS on both message routes, in-process on the test Redis, which has
+no replica: WAIT answers 0 once its time is up. (tests/integration/test_ingress_replicas.py
+runs a real master and replica.)"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from werkzeug.test import TestResponse
+
+from broker.core import scripts
+from broker.core.connection import Pipeline, Redis
+from tests.app_redis import ON_CLUSTER
+from tests.web_app import WebApp, api_error, web_app
+
+pytestmark = [
+    pytest.mark.usefixtures("served_by"),
+    pytest.mark.skipif(ON_CLUSTER, reason="a Redis Cluster refuses SWITCHBOARD_INGRESS_REPLICAS"),
+]
+
+
+@pytest.fixture
+def web() -> Iterator[WebApp]:
+    with web_app(ingress_replicas=1, ingress_replica_wait=0.05) as made:
+        yield made
+
+
+def current(web: WebApp, channel: dict[str, Any], key: str) -> TestResponse:
+    body = {"conversationId": "user-1", "message": {"textMessage": {"text": "hello"}}}
+    return web.post_message(channel, body, {"Idempotency-Key": key})
+
+
+def legacy(web: WebApp, channel: dict[str, Any], key: str) -> TestResponse:
+    return web.client.post(
+        f"/api/webhookMessage/{channel['botId']}",
+        json={"text": "hello", "sender": {"id": "user-1"}, "verifyToken": channel["verifyToken"]},
+        headers={"Idempotency-Key": key},
+    )
+
+
+@pytest.mark.parametrize("send", [current, legacy])
+def test_a_message_no_replica_has_is_503_kept_on_the_master_and_not_queued_twice(
+    web: WebApp, send: Callable[[WebApp, dict[str, Any], str], TestResponse]
+) -> None:
+    channel = web.channel(verifyToken="verify-token-one")
+    for _ in range(2):
+        answer = send(web, channel, "key-1")
+        api_error(answer, 503, "unavailable")
+        assert answer.headers["Retry-After"] == "5"
+    assert [queued["text"] for queued in web.inbox(channel, "user-1")] == ["hello"]
+
+
+def test_without_replicas_asked_for_no_wait_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[str] = []
+    execute = scripts.execute
+
+    def recorded(r: Redis, build: Callable[[Pipeline], None], **options: Any) -> list[Any]:
+        def build_and_record(pipe: Pipeline) -> None:
+            build(pipe)
+            sent.extend(str(args[0]) for args, _ in pipe.command_stack)
+
+        return execute(r, build_and_record, **options)
+
+    monkeypatch.setattr(scripts, "execute", recorded)
+    with web_app() as web:
+        channel = web.channel()
+        assert web.send(channel, "user-1", "hello").status_code == 202
+    assert "EVALSHA" in sent and "WAIT" not in sent
