@@ -230,7 +230,8 @@ def _verify_token_free(
 
 
 def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
-    """A new signing secret; the old one keeps signing beside it for a day."""
+    """A new signing secret; the old one keeps signing beside it for
+    SECRET_ROTATION_OVERLAP."""
     get(r, channel_id)
     # What this rotation wrote: read again, it could be another's made meanwhile.
     return view(r, settings, channel_id, endpoint_store.rotate_secret(r, channel_id))

@@ -23,7 +23,9 @@ def housekeep(r: Redis, settings: Settings) -> None:
 
 
 def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
-    """Wake the bot turns whose claim ran out; returns how many."""
+    """Wake the bot turns that are due on their schedule: those whose claim ran out (their
+    worker died, or no task was sent for them), and retries of failed turns and turns put
+    off that are due; returns how many."""
     conversation_keys = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
     for conversation_key in conversation_keys:
         sender.bot_turn(conversation_key)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EndpointHealth:
-    """An endpoint's health hash (`sb:endpoint:<id>:health`), kept by `endpoint_outcome.lua`
+    """An endpoint's health hash (`keys.endpoint_health`), kept by `endpoint_outcome.lua`
     and `endpoint_gate.lua` as attempts end, and by operators' switches."""
 
     state: EndpointState = "healthy"
