@@ -8,12 +8,12 @@ from broker.conversations import conversation_store, dead_turns
 from broker.conversations.handover import split_timer
 from broker.core import keys, schedules
 from broker.core.connection import Redis
-from broker.core.defaults import SCHEDULER_BATCH
+from broker.core.defaults import SCHEDULER_BATCH, SCHEDULER_PASS_BATCHES
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 
-#: At most this many turns or timers are handed out in one pass.
-_PER_PASS = SCHEDULER_BATCH * 20
+#: At most this many turns or timers (of each shard) are handed out in one pass.
+_PER_PASS = SCHEDULER_BATCH * SCHEDULER_PASS_BATCHES
 
 
 def housekeep(r: Redis, settings: Settings) -> None:

@@ -61,8 +61,13 @@ BROKER_TROUBLE_SHOWN = 60
 
 #: How often the scheduler looks for due retries and expired claims (seconds).
 SCHEDULER_INTERVAL = 0.2
-#: How many due queues the scheduler hands to one delivery task.
+#: The scheduler hands out due work in batches of this many: due delivery queues taken from
+#: one index shard at once, and sent to one delivery task ...
 SCHEDULER_BATCH = 50
+#: ... and at most this many batches of each kind of work in one pass: delivery queues (of
+#: each index shard), bot turns and timers (SCHEDULER_BATCH * SCHEDULER_PASS_BATCHES of each
+#: shard); what is left waits for the next pass.
+SCHEDULER_PASS_BATCHES = 20
 
 #: A bot turn reads at most this many waiting messages of its conversation at once.
 TURN_BATCH = 50

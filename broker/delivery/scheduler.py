@@ -7,14 +7,14 @@ import functools
 
 from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Pipeline, Redis, index_shards
-from broker.core.defaults import SCHEDULER_BATCH
+from broker.core.defaults import SCHEDULER_BATCH, SCHEDULER_PASS_BATCHES
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 
 
 def hand_out_queues(
-    r: Redis, settings: Settings, sender: TaskSender, *, max_batches: int = 20
+    r: Redis, settings: Settings, sender: TaskSender, *, max_batches: int = SCHEDULER_PASS_BATCHES
 ) -> int:
     """Send the due delivery queues to the workers; returns how many."""
     handed = 0
