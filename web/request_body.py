@@ -47,7 +47,7 @@ def json_document(raw: bytes, content_type: str | None, *, unique_keys: bool = F
         return strict_json.loads(raw, unique_keys=unique_keys)
     except strict_json.InvalidText as exc:
         raise ValidationFailed(str(exc), field=exc.field) from None
-    except strict_json.KeyTwice as exc:
+    except strict_json.DuplicateKey as exc:
         if exc.field == "definition" or exc.field.startswith(("definition.", "definition[")):
             # As every other fault of a definition: listed in `errors` too.
             raise DefinitionInvalid([Fault(exc.field, "is given twice")]) from None
