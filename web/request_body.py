@@ -30,11 +30,6 @@ class UnsupportedMediaType(SwitchboardError):
 _BODY_READ = "switchboard.body_read"
 
 
-def json_body() -> Any:
-    """The request's JSON body (`json_document`); 413 when it is over the limit."""
-    return json_document(body_bytes(), request.content_type)
-
-
 def json_document(raw: bytes, content_type: str | None, *, unique_keys: bool = False) -> Any:
     """A JSON body, read strictly (`broker.core.strict_json`): 415 when it is not JSON, 400
     when it does not parse (NaN, Infinity, a number out of range, bytes that are not UTF-8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from broker.core import scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import Redis
 
 
 class Lock:
@@ -17,17 +17,6 @@ class Lock:
 
     def acquire(self) -> bool:
         return bool(self._r.set(self.key, self.token, nx=True, px=int(self.lease * 1000)))
-
-    def extend(self, lease: float | None = None) -> bool:
-        self.lease = lease or self.lease
-        return bool(
-            scripts.run(self._r, "lock_extend", [self.key], [self.token, int(self.lease * 1000)])
-        )
-
-    def extend_on(self, pipe: Pipeline, lease: float) -> None:
-        """Queue the extension on a pipeline; its answer is 1 while the lock is still ours."""
-        self.lease = lease
-        scripts.add(pipe, "lock_extend", [self.key], [self.token, int(self.lease * 1000)])
 
     def release(self) -> None:
         scripts.run(self._r, "lock_release", [self.key], [self.token])

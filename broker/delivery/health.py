@@ -76,11 +76,6 @@ def load_health(r: Redis, endpoint_id: str) -> EndpointHealth:
     return EndpointHealth.from_redis(r.hgetall(keys.endpoint_health(endpoint_id)))
 
 
-def add_state_read(pipe: Pipeline, endpoint_id: str) -> None:
-    """Queue a read of the endpoint's state (None when it has no health yet) on a pipeline."""
-    pipe.hget(*state_read(endpoint_id))
-
-
 def state_read(endpoint_id: str) -> tuple[str, str]:
     """The key and field of the endpoint's state (HGET)."""
     return keys.endpoint_health(endpoint_id), _STATE
