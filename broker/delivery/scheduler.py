@@ -11,6 +11,7 @@ from broker.core.defaults import SCHEDULER_BATCH, SCHEDULER_PASS_BATCHES
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
+from broker.delivery.endpoint import delivery_lease
 
 
 def hand_out_queues(
@@ -36,7 +37,7 @@ def hand_out_queues(
 
 def _hand_out(settings: Settings, shards: list[str], pipe: Pipeline) -> None:
     now = clock.now()
-    lease_end = now + settings.claim_lease + settings.total_timeout
+    lease_end = now + delivery_lease(settings)
     for shard in shards:
         args = [now, lease_end, SCHEDULER_BATCH, ids.random_hex(6)]
         scripts.add(pipe, "due_hand_out", [shard], args)
