@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -86,11 +85,8 @@ def locked(
     again on the way out if messages wait.
     """
     lock = Lock(r, keys.conversation_lock(conversation.key), max(settings.claim_lease, LOCK_WAIT))
-    deadline = time.monotonic() + LOCK_WAIT
-    while not lock.acquire():
-        if time.monotonic() > deadline:
-            raise Conflict(f"session {conversation.conversation_id!r} is busy; try again")
-        time.sleep(_LOCK_POLL)
+    if not lock.acquire_within(LOCK_WAIT, _LOCK_POLL):
+        raise Conflict(f"session {conversation.conversation_id!r} is busy; try again")
     try:
         raw = r.hgetall(keys.conversation_meta(conversation.key))
         if not raw:
