@@ -186,7 +186,8 @@ class HttpClient:
             raise RequestFailed(f"not an http(s) URL: {url}")
         if given_port == 0:
             raise RequestFailed("not a valid URL: port 0")
-        port = given_port or (443 if parts.scheme == "https" else 80)
+        scheme_port = 443 if parts.scheme == "https" else 80
+        port = given_port or scheme_port
         # Text beyond ASCII goes as its UTF-8, percent-encoded, as a browser sends it.
         target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), _SAFE)
         try:
@@ -196,7 +197,7 @@ class HttpClient:
         origin = self._origin(parts.scheme, parts.hostname, port)
         if ":" in host:
             host = f"[{host}]"
-        default_port = port == (443 if parts.scheme == "https" else 80)
+        default_port = port == scheme_port
         given = {name.lower() for name in headers}
         if framing := sorted(given & {"host", "content-length", "transfer-encoding"}):
             raise RequestFailed(f"the {framing[0]} header is the client's own")
