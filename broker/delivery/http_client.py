@@ -28,8 +28,6 @@ from broker.delivery.netsafety import IPAddress, is_forbidden
 #: What a request target keeps as it is: every printable ASCII character but the space.
 _SAFE = string.punctuation
 
-#: At most this much of an answer is read; past it the connection is closed.
-MAX_READ_BYTES = 64 * 1024
 #: An idle kept-alive connection older than this is not used again (seconds).
 _IDLE_SECONDS = 30.0
 #: Idle connections kept per origin, at most.
@@ -115,7 +113,7 @@ class HttpClient:
     """One per process (per event loop); safe for many concurrent requests on its loop."""
 
     def __init__(
-        self, allowlist: Sequence[Network], user_agent: str, read_cap: int = MAX_READ_BYTES
+        self, allowlist: Sequence[Network], user_agent: str, read_cap: int = defaults.MAX_READ_BYTES
     ) -> None:
         self._allowlist = tuple(allowlist)
         self._user_agent = user_agent
