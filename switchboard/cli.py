@@ -64,9 +64,9 @@ def _operator_settings() -> Settings:
         )
     url = running.read_text().strip()
     click.echo(f"switchboard: REDIS_URL is not set: using {url}, from {running}", err=True)
-    # Celery's transport is that Redis too, as for the roles `switchboard run` started.
-    broker_url = os.environ.get("SWITCHBOARD_BROKER_URL", "")
-    return settings.with_changes(redis_url=url, broker_url=broker_url)
+    # Celery's transport is that Redis too (unless SWITCHBOARD_BROKER_URL says otherwise), as
+    # for the roles `switchboard run` started with this REDIS_URL.
+    return Settings.from_env({**os.environ, "REDIS_URL": url})
 
 
 def _redis() -> Redis:

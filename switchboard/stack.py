@@ -12,6 +12,7 @@ from typing import IO
 
 import requests
 
+from broker.core import defaults
 from switchboard.orphans import die_with_parent
 
 
@@ -94,4 +95,7 @@ class Stack:
 
 
 def data_dir(path: str | None) -> Path:
-    return Path(path or os.environ.get("SWITCHBOARD_DATA_DIR") or "switchboard-data").resolve()
+    # Not one of the roles' Settings: only `switchboard run` and the commands that look for
+    # the Redis it embeds read it.
+    folder = path or os.environ.get("SWITCHBOARD_DATA_DIR") or defaults.DATA_DIR
+    return Path(folder).resolve()

@@ -30,11 +30,6 @@ class UnsupportedMediaType(SwitchboardError):
 _BODY_READ = "switchboard.body_read"
 
 
-def json_body() -> Any:
-    """The request's JSON body (`json_document`); 413 when it is over the limit."""
-    return json_document(body_bytes(), request.content_type)
-
-
 def json_document(raw: bytes, content_type: str | None, *, unique_keys: bool = False) -> Any:
     """A JSON body, read strictly (`broker.core.strict_json`): 415 when it is not JSON, 400
     when it does not parse (NaN, Infinity, a number out of range, bytes that are not UTF-8
@@ -47,7 +42,7 @@ def json_document(raw: bytes, content_type: str | None, *, unique_keys: bool = F
         return strict_json.loads(raw, unique_keys=unique_keys)
     except strict_json.InvalidText as exc:
         raise ValidationFailed(str(exc), field=exc.field) from None
-    except strict_json.KeyTwice as exc:
+    except strict_json.DuplicateKey as exc:
         if exc.field == "definition" or exc.field.startswith(("definition.", "definition[")):
             # As every other fault of a definition: listed in `errors` too.
             raise DefinitionInvalid([Fault(exc.field, "is given twice")]) from None

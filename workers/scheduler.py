@@ -13,16 +13,13 @@ from broker import bot_removal, history
 from broker.conversations import scheduler as conversation_scheduler
 from broker.core import heartbeats
 from broker.core.connection import REDIS_TROUBLE, Redis, connect
-from broker.core.defaults import METRICS_SAMPLE_INTERVAL
+from broker.core.defaults import HOUSEKEEPING_INTERVAL, METRICS_SAMPLE_INTERVAL
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import scheduler as delivery_scheduler
 from workers.celery_app import CelerySender, check_broker, make_celery
 
 log = logging.getLogger(__name__)
-
-#: Seconds between two housekeeping passes.
-HOUSEKEEPING_INTERVAL = 300.0
 
 
 def tick(r: Redis, settings: Settings, sender: TaskSender) -> None:

@@ -66,7 +66,7 @@ def parse(text: str, name: str) -> Any:
             document = loader.get_single_data()
         finally:
             loader.dispose()
-    except strict_json.KeyTwice as exc:
+    except strict_json.DuplicateKey as exc:
         raise KeyTwice(f"{name}: {exc}", field=exc.field) from None
     except RecursionError:
         raise ValidationFailed(f"{name} is nested too deeply") from None
@@ -74,7 +74,7 @@ def parse(text: str, name: str) -> Any:
         raise ValidationFailed(f"{name} is not valid {_kind(name)}: {exc}") from None
     try:
         strict_json.check(document, loader.twice)
-    except strict_json.KeyTwice as exc:
+    except strict_json.DuplicateKey as exc:
         raise KeyTwice(f"{name}: {exc}", field=exc.field) from None
     except ValueError as exc:
         raise ValidationFailed(f"{name}: {exc}") from None

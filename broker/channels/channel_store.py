@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -217,11 +216,8 @@ def _verify_token_free(
         yield
         return
     lock = Lock(r, keys.bot_verify_tokens_lock(bot_id), VERIFY_TOKENS_LOCK_LEASE)
-    deadline = time.monotonic() + VERIFY_TOKENS_LOCK_WAIT
-    while not lock.acquire():
-        if time.monotonic() > deadline:
-            raise Conflict("another change to this bot's channels is under way: try again")
-        time.sleep(0.01)
+    if not lock.acquire_within(VERIFY_TOKENS_LOCK_WAIT):
+        raise Conflict("another change to this bot's channels is under way: try again")
     try:
         _check_verify_token_free(r, bot_id, verify_token, channel_id)
         yield
@@ -230,7 +226,8 @@ def _verify_token_free(
 
 
 def rotate_secret(r: Redis, settings: Settings, channel_id: str) -> dict[str, Any]:
-    """A new signing secret; the old one keeps signing beside it for a day."""
+    """A new signing secret; the old one keeps signing beside it for
+    SECRET_ROTATION_OVERLAP."""
     get(r, channel_id)
     # What this rotation wrote: read again, it could be another's made meanwhile.
     return view(r, settings, channel_id, endpoint_store.rotate_secret(r, channel_id))

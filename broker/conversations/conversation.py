@@ -22,8 +22,6 @@ _COUNTER = "counter:"
 #: What a bot turn that succeeded writes: its conversation has no failures to count.
 NO_FAILURES: HashFields = {"turnFailures": 0, "turnFailedOn": ""}
 OFFLOAD_PENDING_FIELD = "offloadPending"
-#: The bytes the `sessionData` of the conversation's messages add up to; `ingress.lua` keeps it.
-DATA_BYTES_FIELD = "dataBytes"
 
 
 @dataclass(frozen=True)

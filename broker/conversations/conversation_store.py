@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -23,6 +22,7 @@ from broker.conversations.handover import TIMER_NAMES, Handover, timer_member
 from broker.conversations.ingress import data_sizes
 from broker.core import clock, ids, keys, schedules, scripts
 from broker.core.connection import Pipeline, Redis, index_shards
+from broker.core.defaults import CONVERSATION_LOCK_WAIT
 from broker.core.errors import AmbiguousConversation, Conflict, NotFound
 from broker.core.locks import Lock
 from broker.core.sender import TaskSender
@@ -35,8 +35,6 @@ from broker.delivery.records import queue_ref
 #: there with more behind (`scanLimited`).
 SCAN_LIMIT = 20_000
 _CHUNK = 500
-#: How long a management request waits for a bot turn to let go of its conversation.
-LOCK_WAIT = 5.0
 _LOCK_POLL = 0.02
 #: How often forgetting the variables reads the waiting messages again, as more come in.
 _DATA_SIZES_TRIES = 10
@@ -81,16 +79,15 @@ def locked(
     """Hold the conversation's lock, as a bot turn does, and yield its meta read under it,
     with the lock (a commit checks that it still holds it).
 
-    Waits up to LOCK_WAIT for a running turn; after that the conversation is busy (409).
+    Waits up to CONVERSATION_LOCK_WAIT for a running turn; after that the conversation is
+    busy (409).
     A bot turn woken meanwhile found the conversation held and gave up, so one is woken
     again on the way out if messages wait.
     """
-    lock = Lock(r, keys.conversation_lock(conversation.key), max(settings.claim_lease, LOCK_WAIT))
-    deadline = time.monotonic() + LOCK_WAIT
-    while not lock.acquire():
-        if time.monotonic() > deadline:
-            raise Conflict(f"session {conversation.conversation_id!r} is busy; try again")
-        time.sleep(_LOCK_POLL)
+    lease = max(settings.claim_lease, CONVERSATION_LOCK_WAIT)
+    lock = Lock(r, keys.conversation_lock(conversation.key), lease)
+    if not lock.acquire_within(CONVERSATION_LOCK_WAIT, _LOCK_POLL):
+        raise Conflict(f"session {conversation.conversation_id!r} is busy; try again")
     try:
         raw = r.hgetall(keys.conversation_meta(conversation.key))
         if not raw:

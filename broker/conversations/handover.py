@@ -28,8 +28,8 @@ from typing import Any
 from broker.conversations.conversation import Conversation, HandoverState
 from broker.core import clock, keys
 from broker.core.connection import Pipeline, Redis, index_shards
+from broker.core.defaults import MAX_READ_BYTES
 from broker.core.settings import Settings
-from broker.delivery.http_client import MAX_READ_BYTES
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from broker.auth import throttle
 from broker.bots.variables import compact_json, text_size
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 
 #: What `ingress.lua` says of the bot turn: to be woken here (it may have pushed it itself).
 _WAKE_NEEDED = 1
-#: What `ingress.lua` answers, queueing nothing, when its guard does not hold.
+#: What `ingress.lua` answers first when it queues nothing: the message is over a limit of
+#: the conversation's, the guard does not hold (the generation moved on, a counter is at its
+#: limit), or its key was seen with another message.
 _OVER_LIMIT, _CHANGED, _THROTTLED, _KEY_REUSED = -1, -2, -3, -4
 
 
@@ -55,6 +58,72 @@ class Accepted:
     conversation_id: str
     #: False when the idempotency key was seen before and nothing new was queued.
     queued: bool
+
+
+@dataclass(frozen=True)
+class Queued:
+    """The message was queued under `message_id`."""
+
+    message_id: str
+    #: The bot turn is to be woken by the caller (the script did not push it itself).
+    wake_needed: bool
+
+
+@dataclass(frozen=True)
+class Repeated:
+    """The message's key was seen with this same message, recorded as `message_id`: nothing
+    was queued."""
+
+    message_id: str
+    #: Which of the two idempotency keys was seen (1: the header's, 2: the messageId's).
+    seen_key: int
+
+
+@dataclass(frozen=True)
+class KeyReused:
+    """The message's key was seen with another message, recorded as `message_id`."""
+
+    message_id: str
+    seen_key: int
+
+
+@dataclass(frozen=True)
+class OverLimit:
+    """With this message the conversation's sessionData would hold `amount` of `what`."""
+
+    what: Literal["keys", "bytes"]
+    amount: int
+
+
+@dataclass(frozen=True)
+class GuardChanged:
+    """The settings generation moved on since the guarded channel was read."""
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """A failed-authentication counter of the guard is at its limit for this much longer."""
+
+    retry_after_ms: int
+
+
+ScriptAnswer = Queued | Repeated | KeyReused | OverLimit | GuardChanged | Throttled
+
+
+def decode_answer(answer: Sequence[Any]) -> ScriptAnswer:
+    """What `ingress.lua` answered, as one of its outcomes."""
+    outcome, *rest = answer
+    if outcome == _OVER_LIMIT:
+        return OverLimit("keys" if rest[0] == "keys" else "bytes", int(rest[1]))
+    if outcome == _CHANGED:
+        return GuardChanged()
+    if outcome == _THROTTLED:
+        return Throttled(int(rest[0]))
+    if outcome == _KEY_REUSED:
+        return KeyReused(str(rest[0]), int(rest[1]))
+    if outcome == 0:
+        return Repeated(str(rest[0]), int(rest[2]))
+    return Queued(str(rest[0]), rest[1] == _WAKE_NEEDED)
 
 
 def accept(
@@ -111,54 +180,62 @@ def accept(
     # The script's answer says what happened; what follows it on the pipeline is a safety
     # net (the turn's schedule, the listing), whose failure (Redis full, say) must not turn
     # a queued message into a refusal.
-    (queued, *answer), *nets = scripts.execute(r, queue, must=1)
+    answer, *nets = scripts.execute(r, queue, must=1)
     copies = nets.pop() if settings.ingress_replicas else None
     for failed in (net for net in nets if isinstance(net, Exception)):
         log.warning("message queued, but its turn's schedule or listing was not: %s", failed)
-    if queued < 0:
+    outcome = decode_answer(answer)
+    if not isinstance(outcome, Queued | Repeated):
         _unlist_if_new(r, conversation)
-    if queued == _CHANGED:
-        raise ChannelChanged(channel.id)
-    if queued == _THROTTLED:
-        raise throttle.refusal(int(answer[0]))
-    if queued == _KEY_REUSED:
-        raise _key_reused(str(answer[0]), _key_field(int(answer[1]), idempotency_key, given_id))
-    recorded_id, wake, *seen = answer
-    if seen and given_id and str(recorded_id) != given_id:
-        # A key was seen with a message the client named otherwise.
-        raise _key_reused(str(recorded_id), _key_field(int(seen[0]), idempotency_key, given_id))
-    if queued == _OVER_LIMIT:
-        limit = (
-            settings.conversation_data_keys
-            if recorded_id == "keys"
-            else settings.conversation_data_bytes
-        )
-        raise ValidationFailed(
-            f"with this message the session's sessionData would hold {wake} {recorded_id}, "
-            f"over the limit of {limit} per session",
-            field="sessionData",
-        )
-    if wake == _WAKE_NEEDED:
-        sender.bot_turn(conversation.key)
+    match outcome:
+        case GuardChanged():
+            raise ChannelChanged(channel.id)
+        case Throttled(retry_after_ms):
+            raise throttle.refusal(retry_after_ms)
+        case KeyReused(recorded_id, seen_key):
+            raise _key_reused(recorded_id, _key_field(seen_key, idempotency_key, given_id))
+        case Repeated(recorded_id, seen_key) if given_id and recorded_id != given_id:
+            # A key was seen with a message the client named otherwise.
+            raise _key_reused(recorded_id, _key_field(seen_key, idempotency_key, given_id))
+        case OverLimit(what, amount):
+            limit = (
+                settings.conversation_data_keys
+                if what == "keys"
+                else settings.conversation_data_bytes
+            )
+            raise ValidationFailed(
+                f"with this message the session's sessionData would hold {amount} {what}, "
+                f"over the limit of {limit} per session",
+                field="sessionData",
+            )
+        case Queued(recorded_id, wake_needed):
+            if wake_needed:
+                sender.bot_turn(conversation.key)
+            _check_copied(settings, copies)
+            return _accepted(channel, conversation_id, recorded_id, queued=True)
+        case Repeated(recorded_id):
+            _check_copied(settings, copies)
+            return _accepted(channel, conversation_id, recorded_id, queued=False)
+
+
+def _accepted(channel: Channel, conversation_id: str, message_id: str, *, queued: bool) -> Accepted:
     logs.event(
         log,
         logging.INFO,
         "message queued" if queued else "message repeated: not queued again",
-        messageId=str(recorded_id),
+        messageId=message_id,
         sessionId=conversation_id,
         channelId=channel.id,
         botId=channel.bot_id,
     )
-    if copies is not None:
-        _check_copied(settings, copies)
-    return Accepted(
-        message_id=str(recorded_id), conversation_id=conversation_id, queued=bool(queued)
-    )
+    return Accepted(message_id=message_id, conversation_id=conversation_id, queued=queued)
 
 
-def _check_copied(settings: Settings, copies: int | Exception) -> None:
-    """Unavailable unless `copies`, WAIT's answer, says that the replicas asked for have the
-    message."""
+def _check_copied(settings: Settings, copies: int | Exception | None) -> None:
+    """Unavailable unless `copies`, WAIT's answer (None when none was asked), says that the
+    replicas asked for have the message."""
+    if copies is None:
+        return
     if isinstance(copies, Exception):
         raise copies
     if copies < settings.ingress_replicas:
@@ -185,8 +262,8 @@ def _key_field(seen: int, idempotency_key: str | None, message_id: str | None) -
 
 def _key_reused(recorded_id: str, field: str) -> ValidationFailed:
     return ValidationFailed(
-        f"this key was used in the last day for another message ({recorded_id}): a repeat "
-        "must be the same message, and a new message needs a new key",
+        f"this key was used in the last {IDEMPOTENCY_TTL / 3600:g} hours for another message "
+        f"({recorded_id}): a repeat must be the same message, and a new message needs a new key",
         field=field,
     )
 

@@ -8,12 +8,12 @@ from broker.conversations import conversation_store, dead_turns
 from broker.conversations.handover import split_timer
 from broker.core import keys, schedules
 from broker.core.connection import Redis
-from broker.core.defaults import SCHEDULER_BATCH
+from broker.core.defaults import SCHEDULER_BATCH, SCHEDULER_PASS_BATCHES
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 
-#: At most this many turns or timers are handed out in one pass.
-_PER_PASS = SCHEDULER_BATCH * 20
+#: At most this many turns or timers (of each shard) are handed out in one pass.
+_PER_PASS = SCHEDULER_BATCH * SCHEDULER_PASS_BATCHES
 
 
 def housekeep(r: Redis, settings: Settings) -> None:
@@ -23,7 +23,9 @@ def housekeep(r: Redis, settings: Settings) -> None:
 
 
 def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
-    """Wake the bot turns whose claim ran out; returns how many."""
+    """Wake the bot turns that are due on their schedule: those whose claim ran out (their
+    worker died, or no task was sent for them), and retries of failed turns and turns put
+    off that are due; returns how many."""
     conversation_keys = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
     for conversation_key in conversation_keys:
         sender.bot_turn(conversation_key)

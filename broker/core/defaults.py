@@ -26,6 +26,9 @@ TOTAL_TIMEOUT = 10.0
 
 #: How much of an endpoint's answer the attempt log keeps, in bytes.
 RESPONSE_EXCERPT_BYTES = 4096
+#: The outbound HTTP client reads at most this much of an answer (bytes); past it the
+#: connection is closed (an offloading integration's answer that long is refused).
+MAX_READ_BYTES = 64 * 1024
 
 #: An endpoint that fails this long without a single success is disabled (seconds).
 DISABLE_AFTER = 24 * 3600.0
@@ -48,6 +51,10 @@ DEAD_RETENTION = 30 * 24 * 3600.0
 #: scheduler assumes it died and hands the work to another; renewed while it works.
 CLAIM_LEASE = 30.0
 
+#: How long a management request waits for a bot turn to let go of its conversation
+#: (seconds), before it answers that the conversation is busy (409).
+CONVERSATION_LOCK_WAIT = 5.0
+
 #: A worker told to stop (SIGTERM) lets its running turns commit and its attempts in flight
 #: end, for up to this long (seconds), and hands its other delivery queues back at once;
 #: what is still running then is left to the claims' end, as if it had been killed.
@@ -61,8 +68,16 @@ BROKER_TROUBLE_SHOWN = 60
 
 #: How often the scheduler looks for due retries and expired claims (seconds).
 SCHEDULER_INTERVAL = 0.2
-#: How many due queues the scheduler hands to one delivery task.
+#: How often the scheduler drops index entries of what expired and finishes removals that
+#: were cut short (seconds).
+HOUSEKEEPING_INTERVAL = 300.0
+#: The scheduler hands out due work in batches of this many: due delivery queues taken from
+#: one index shard at once, and sent to one delivery task ...
 SCHEDULER_BATCH = 50
+#: ... and at most this many batches of each kind of work in one pass: delivery queues (of
+#: each index shard), bot turns and timers (SCHEDULER_BATCH * SCHEDULER_PASS_BATCHES of each
+#: shard); what is left waits for the next pass.
+SCHEDULER_PASS_BATCHES = 20
 
 #: A bot turn reads at most this many waiting messages of its conversation at once.
 TURN_BATCH = 50

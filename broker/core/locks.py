@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 from broker.core import scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import Redis
+
+#: How often a lock that is held is tried again while waiting for it (seconds).
+_RETRY_EVERY = 0.01
 
 
 class Lock:
@@ -18,16 +22,15 @@ class Lock:
     def acquire(self) -> bool:
         return bool(self._r.set(self.key, self.token, nx=True, px=int(self.lease * 1000)))
 
-    def extend(self, lease: float | None = None) -> bool:
-        self.lease = lease or self.lease
-        return bool(
-            scripts.run(self._r, "lock_extend", [self.key], [self.token, int(self.lease * 1000)])
-        )
-
-    def extend_on(self, pipe: Pipeline, lease: float) -> None:
-        """Queue the extension on a pipeline; its answer is 1 while the lock is still ours."""
-        self.lease = lease
-        scripts.add(pipe, "lock_extend", [self.key], [self.token, int(self.lease * 1000)])
+    def acquire_within(self, wait: float, retry_every: float = _RETRY_EVERY) -> bool:
+        """Acquire the lock, trying again every `retry_every` seconds while another holds it;
+        False when it is still held `wait` seconds on."""
+        deadline = time.monotonic() + wait
+        while not self.acquire():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(retry_every)
+        return True
 
     def release(self) -> None:
         scripts.run(self._r, "lock_release", [self.key], [self.token])

@@ -49,7 +49,7 @@ class InvalidText(ValueError):
         self.field = field
 
 
-class KeyTwice(ValueError):
+class DuplicateKey(ValueError):
     """An object that holds a key twice; `field` is the key's path in the document."""
 
     def __init__(self, field: str) -> None:
@@ -60,7 +60,7 @@ class KeyTwice(ValueError):
 def loads(raw: str | bytes, *, unique_keys: bool = False) -> Any:
     """The document `raw` holds. ValueError when it is not JSON (json.JSONDecodeError for
     its syntax, plain ValueError for a number out of range or a constant such as NaN),
-    TooDeep, InvalidText, or (with `unique_keys`) KeyTwice."""
+    TooDeep, InvalidText, or (with `unique_keys`) DuplicateKey."""
     # Each byte that is not UTF-8 becomes a lone surrogate, which `check` finds.
     text = (
         raw.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
@@ -92,7 +92,7 @@ def is_number_too_large(exc: ValueError) -> bool:
 
 
 def check(document: Any, twice: Mapping[int, str] | None = None) -> None:
-    """TooDeep or InvalidText for a document that has either; KeyTwice for an object of it
+    """TooDeep or InvalidText for a document that has either; DuplicateKey for an object of it
     that `twice` names (by its id, with a key it was given twice)."""
     stack: list[tuple[str, Any, int]] = [("", document, 0)]
     while stack:
@@ -110,7 +110,7 @@ def check(document: Any, twice: Mapping[int, str] | None = None) -> None:
             continue
         if twice and id(value) in twice:
             key = twice[id(value)]
-            raise KeyTwice(_SURROGATE.sub("\ufffd", f"{path}.{key}" if path else key))
+            raise DuplicateKey(_SURROGATE.sub("\ufffd", f"{path}.{key}" if path else key))
         for key, item in value.items():
             inner = f"{path}.{key}" if path else str(key)
             if isinstance(key, str) and _SURROGATE.search(key):  # YAML keys may be numbers

@@ -58,9 +58,8 @@ class Endpoint:
         )
 
     def claim_lease(self, settings: Settings) -> float:
-        """How long a worker's claim on one of its queues must last at an attempt (s): the
-        attempt may take the endpoint's whole time limit."""
-        return settings.claim_lease + self.timeouts(settings)[1]
+        """How long a worker's claim on one of its queues must last at an attempt (s)."""
+        return delivery_lease(settings, self.total_timeout)
 
     def to_redis(self) -> HashFields:
         return {
@@ -102,6 +101,13 @@ def _previous_secrets(raw: dict[str, str]) -> tuple[tuple[str, float], ...]:
     if raw.get("previousSecret"):
         return ((raw["previousSecret"], float(raw.get("previousSecretUntil") or 0)),)
     return ()
+
+
+def delivery_lease(settings: Settings, total_timeout: float = 0.0) -> float:
+    """How long a claim on a delivery queue must last at an attempt (s): the attempt may take
+    the endpoint's whole time limit, `total_timeout` (0: the settings' default, as where no
+    endpoint is at hand)."""
+    return settings.claim_lease + (total_timeout or settings.total_timeout)
 
 
 def with_challenge(url: str, verify_token: str) -> str:

@@ -38,7 +38,8 @@ def change(r: Redis, endpoint_id: str, how: Callable[[Endpoint], Endpoint]) -> E
 
 
 def rotate_secret(r: Redis, endpoint_id: str) -> Endpoint:
-    """A new signing secret; the old one keeps signing beside it for a day."""
+    """A new signing secret; the old one keeps signing beside it for
+    SECRET_ROTATION_OVERLAP."""
     secret, now = ids.new_signing_secret(), clock.now()
     return change(r, endpoint_id, lambda read: read.rotated(secret, now))
 

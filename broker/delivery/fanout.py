@@ -19,6 +19,7 @@ from broker.core.defaults import SESSION_DELIVERIES, TRANSCRIPT_MAX
 from broker.core.errors import LockLost
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
+from broker.delivery.endpoint import delivery_lease
 from broker.delivery.records import Delivery, due_member, queue_ref
 
 
@@ -77,7 +78,7 @@ def commit_turns(
     """
     if not commits:
         return []
-    lease_ms = clock.ms(settings.claim_lease + settings.total_timeout)
+    lease_ms = clock.ms(delivery_lease(settings))
     head = [
         lock_token,
         claim_token,
@@ -160,7 +161,7 @@ def _add_indexes(
     pipe.zadd(keys.DELIVERIES, created)
     for endpoint_id, entries in by_endpoint.items():
         pipe.zadd(keys.endpoint_deliveries(endpoint_id), entries)
-    lease_end = clock.now() + settings.claim_lease + settings.total_timeout
+    lease_end = clock.now() + delivery_lease(settings)
     for shard, queued in keys.by_shard(keys.DUE, members, index_shards(pipe)).items():
         pipe.zadd(shard, dict.fromkeys(queued, lease_end))
 

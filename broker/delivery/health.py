@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EndpointHealth:
-    """An endpoint's health hash (`sb:endpoint:<id>:health`), kept by `endpoint_outcome.lua`
+    """An endpoint's health hash (`keys.endpoint_health`), kept by `endpoint_outcome.lua`
     and `endpoint_gate.lua` as attempts end, and by operators' switches."""
 
     state: EndpointState = "healthy"
@@ -74,11 +74,6 @@ class EndpointHealth:
 
 def load_health(r: Redis, endpoint_id: str) -> EndpointHealth:
     return EndpointHealth.from_redis(r.hgetall(keys.endpoint_health(endpoint_id)))
-
-
-def add_state_read(pipe: Pipeline, endpoint_id: str) -> None:
-    """Queue a read of the endpoint's state (None when it has no health yet) on a pipeline."""
-    pipe.hget(*state_read(endpoint_id))
 
 
 def state_read(endpoint_id: str) -> tuple[str, str]:

@@ -28,8 +28,6 @@ from broker.delivery.netsafety import IPAddress, is_forbidden
 #: What a request target keeps as it is: every printable ASCII character but the space.
 _SAFE = string.punctuation
 
-#: At most this much of an answer is read; past it the connection is closed.
-MAX_READ_BYTES = 64 * 1024
 #: An idle kept-alive connection older than this is not used again (seconds).
 _IDLE_SECONDS = 30.0
 #: Idle connections kept per origin, at most.
@@ -115,7 +113,7 @@ class HttpClient:
     """One per process (per event loop); safe for many concurrent requests on its loop."""
 
     def __init__(
-        self, allowlist: Sequence[Network], user_agent: str, read_cap: int = MAX_READ_BYTES
+        self, allowlist: Sequence[Network], user_agent: str, read_cap: int = defaults.MAX_READ_BYTES
     ) -> None:
         self._allowlist = tuple(allowlist)
         self._user_agent = user_agent
@@ -186,7 +184,8 @@ class HttpClient:
             raise RequestFailed(f"not an http(s) URL: {url}")
         if given_port == 0:
             raise RequestFailed("not a valid URL: port 0")
-        port = given_port or (443 if parts.scheme == "https" else 80)
+        scheme_port = 443 if parts.scheme == "https" else 80
+        port = given_port or scheme_port
         # Text beyond ASCII goes as its UTF-8, percent-encoded, as a browser sends it.
         target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), _SAFE)
         try:
@@ -196,7 +195,7 @@ class HttpClient:
         origin = self._origin(parts.scheme, parts.hostname, port)
         if ":" in host:
             host = f"[{host}]"
-        default_port = port == (443 if parts.scheme == "https" else 80)
+        default_port = port == scheme_port
         given = {name.lower() for name in headers}
         if framing := sorted(given & {"host", "content-length", "transfer-encoding"}):
             raise RequestFailed(f"the {framing[0]} header is the client's own")

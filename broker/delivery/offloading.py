@@ -183,7 +183,7 @@ def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
 
 def rotate_secret(r: Redis, bot_id: str) -> dict[str, Any]:
     """A new signing secret for the integration's endpoint; the old one keeps signing beside
-    it for a day."""
+    it for SECRET_ROTATION_OVERLAP."""
     integration = _existing(r, bot_id)
     # What this rotation wrote: read again, it could be another's made meanwhile.
     return _view(integration, endpoint_store.rotate_secret(r, integration.endpoint_id))

@@ -27,7 +27,7 @@ from broker.core.slots import Slots
 from broker.delivery import attempt_log, health, retry, signing
 from broker.delivery.attempt_log import Ending
 from broker.delivery.bookkeeping import Bookkeeping
-from broker.delivery.endpoint import Endpoint
+from broker.delivery.endpoint import Endpoint, delivery_lease
 from broker.delivery.endpoint_cache import EndpointCache
 from broker.delivery.http_client import AttemptResult, HttpClient
 from broker.delivery.records import Delivery, due_member, split_ref
@@ -124,7 +124,7 @@ class _QueueWork:
         self.conversation_key, self.endpoint_id = conversation_key, endpoint_id
         self.fifo = keys.fifo(conversation_key, endpoint_id)
         self.lock = keys.fifo_lock(conversation_key, endpoint_id)
-        self.lease_ms = clock.ms(d.settings.claim_lease + d.settings.total_timeout)
+        self.lease_ms = clock.ms(delivery_lease(d.settings))
         self.run = QueueRun()
 
     async def claim(self) -> Delivery | None:

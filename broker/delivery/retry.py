@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from broker.core.defaults import RETRY_AFTER_CAP
+
 #: RFC 9110's delta-seconds: ASCII digits only (str.isdigit also takes superscripts and
 #: other scripts' digits).
 _DELTA_SECONDS = re.compile(r"[0-9]+")
@@ -71,7 +73,7 @@ def decide(
     schedule: Sequence[float],
     jitter: float,
     retry_after: float | None = None,
-    retry_after_cap: float = 3600.0,
+    retry_after_cap: float = RETRY_AFTER_CAP,
     now: float = 0.0,
     deadline: float | None = None,
     rng: random.Random | None = None,

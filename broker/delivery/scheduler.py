@@ -7,14 +7,15 @@ import functools
 
 from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Pipeline, Redis, index_shards
-from broker.core.defaults import SCHEDULER_BATCH
+from broker.core.defaults import SCHEDULER_BATCH, SCHEDULER_PASS_BATCHES
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
+from broker.delivery.endpoint import delivery_lease
 
 
 def hand_out_queues(
-    r: Redis, settings: Settings, sender: TaskSender, *, max_batches: int = 20
+    r: Redis, settings: Settings, sender: TaskSender, *, max_batches: int = SCHEDULER_PASS_BATCHES
 ) -> int:
     """Send the due delivery queues to the workers; returns how many."""
     handed = 0
@@ -36,7 +37,7 @@ def hand_out_queues(
 
 def _hand_out(settings: Settings, shards: list[str], pipe: Pipeline) -> None:
     now = clock.now()
-    lease_end = now + settings.claim_lease + settings.total_timeout
+    lease_end = now + delivery_lease(settings)
     for shard in shards:
         args = [now, lease_end, SCHEDULER_BATCH, ids.random_hex(6)]
         scripts.add(pipe, "due_hand_out", [shard], args)

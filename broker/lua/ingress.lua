@@ -1,5 +1,5 @@
--- Queue one inbound message, unless its idempotency key was seen in the last day, or its
--- sessionData would take the conversation past its limits.
+-- Queue one inbound message, unless its idempotency key was seen within its TTL (ARGV[3]), or
+-- its sessionData would take the conversation past its limits.
 -- KEYS: the two idempotency keys (the Idempotency-Key header's and the messageId's; the same
 --   key twice when the message has one only), inbox, pending flag, conversation meta,
 --   sessionData sizes,

@@ -422,7 +422,7 @@ def test_a_conversation_held_by_a_bot_turn_is_409(
 ) -> None:
     channel = web.channel()
     web.say(channel, "bob", "hi")
-    monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)
+    monkeypatch.setattr(conversation_store, "CONVERSATION_LOCK_WAIT", 0.05)
     conversation_key = ids.conversation_key(channel["botId"], "LIVE", channel["id"], "bob")
     assert Lock(web.redis, keys.conversation_lock(conversation_key), 10).acquire()
     base = f"/v1/bots/{channel['botId']}/conversations/bob"

@@ -165,7 +165,7 @@ def test_a_conversation_held_by_a_bot_turn_is_busy(
     fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, conversation = _talked(fake_redis, settings, MENU)
-    monkeypatch.setattr(conversation_store, "LOCK_WAIT", 0.05)
+    monkeypatch.setattr(conversation_store, "CONVERSATION_LOCK_WAIT", 0.05)
     assert Lock(fake_redis, keys.conversation_lock(conversation.key), 10).acquire()
     with pytest.raises(Conflict):
         agent_actions.act(

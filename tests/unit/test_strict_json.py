@@ -69,7 +69,7 @@ def test_text_that_is_not_valid_unicode_is_named_by_its_path(text: str, field: s
 )
 def test_a_key_given_twice_is_named_by_its_path_when_asked(text: str, field: str) -> None:
     assert strict_json.loads(text) == json.loads(text)  # not asked: the last wins
-    with pytest.raises(strict_json.KeyTwice) as refused:
+    with pytest.raises(strict_json.DuplicateKey) as refused:
         strict_json.loads(text, unique_keys=True)
     assert refused.value.field == field
     assert str(refused.value) == f"{field}: is given twice"

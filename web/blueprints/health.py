@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from broker import __version__
 from broker.core import heartbeats
 from broker.core.connection import REDIS_TROUBLE, availability, unavailable_reason
-from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
+from broker.core.defaults import HEARTBEAT_TTL, UNAVAILABLE_RETRY_AFTER
 from web.answers import Health, Readiness
 from web.apidoc import documented
 from web.errors import error_document
@@ -31,8 +31,9 @@ def healthz() -> Response:
     auth="none",
     answers={200: Readiness, 503: Readiness},
     description="`checks` holds `redis` (`ok` or why not), how many `workers` and "
-    "`schedulers` beat in the last 15 s (read from their heartbeat index, no key scan), and, "
-    "when not ready, `reason` in words, also as the `error` of every 503 (code `unavailable`).",
+    f"`schedulers` beat in the last {HEARTBEAT_TTL} s (read from their heartbeat index, no "
+    "key scan), and, when not ready, `reason` in words, also as the `error` of every 503 "
+    "(code `unavailable`).",
     tags=["health"],
 )
 def readyz() -> tuple[Response, int]:
