@@ -166,15 +166,19 @@ def accept(
         "channelId": channel.id,
         "receivedAt": now,
     }
+    entry_json = json.dumps(entry)
     queue = partial(
         _queue,
         settings,
         conversation,
         entry,
+        entry_json,
         sizes,
         dedupe_keys,
         now,
-        sender.ready_list,
+        # Waiting for replicas, the turn is woken once they answered: a turn that took the
+        # message meanwhile would keep it from being taken back.
+        None if settings.ingress_replicas else sender.ready_list,
         guard,
     )
     # The script's answer says what happened; what follows it on the pipeline is a safety
@@ -209,12 +213,19 @@ def accept(
                 field="sessionData",
             )
         case Queued(recorded_id, wake_needed):
+            taken_back = not _copied(settings, copies) and _take_back(
+                r, conversation, dedupe_keys, entry_json, recorded_id
+            )
             if wake_needed:
+                # Taken back too: the pending flag it set goes with the turn.
                 sender.bot_turn(conversation.key)
-            _check_copied(settings, copies)
+            if taken_back:
+                raise _uncopied()
             return _accepted(channel, conversation_id, recorded_id, queued=True)
         case Repeated(recorded_id):
-            _check_copied(settings, copies)
+            if not _copied(settings, copies):
+                # Kept by an earlier request: whether its replicas have it is not known.
+                raise _uncopied()
             return _accepted(channel, conversation_id, recorded_id, queued=False)
 
 
@@ -231,25 +242,55 @@ def _accepted(channel: Channel, conversation_id: str, message_id: str, *, queued
     return Accepted(message_id=message_id, conversation_id=conversation_id, queued=queued)
 
 
-def _check_copied(settings: Settings, copies: int | Exception | None) -> None:
-    """Unavailable unless `copies`, WAIT's answer (None when none was asked), says that the
-    replicas asked for have the message."""
+def _copied(settings: Settings, copies: int | Exception | None) -> bool:
+    """Whether `copies`, WAIT's answer (None when none was asked), says that the replicas
+    asked for have the message."""
     if copies is None:
-        return
+        return True
     if isinstance(copies, Exception):
         raise copies
     if copies < settings.ingress_replicas:
         log.warning(
-            "message queued on the master, but %d of the %d replicas asked for had it in "
-            "time: answered 503",
+            "%d of the %d replicas asked for had the message in time: answered 503",
             copies,
             settings.ingress_replicas,
         )
-        raise Unavailable(
-            "the service's storage could not copy the message in time; try again shortly "
-            "with the same Idempotency-Key",
-            retry_after=UNAVAILABLE_RETRY_AFTER,
+        return False
+    return True
+
+
+def _take_back(
+    r: Redis,
+    conversation: Conversation,
+    dedupe_keys: tuple[str, str] | None,
+    entry_json: str,
+    message_id: str,
+) -> bool:
+    """Take the message back from the inbox, unless a turn that was running for the
+    conversation has it already: then it is acknowledged (answered 503, it would be queued
+    twice by a retry without a key)."""
+    taken_back = bool(
+        scripts.run(
+            r,
+            "ingress_retract",
+            [
+                *(keys.idempotency(conversation.key, key) for key in dedupe_keys or ("", "")),
+                keys.conversation_inbox(conversation.key),
+            ],
+            [entry_json, message_id],
         )
+    )
+    if not taken_back:
+        log.warning("a turn took the message before its replicas had it: acknowledged")
+    return taken_back
+
+
+def _uncopied() -> Unavailable:
+    return Unavailable(
+        "the service's storage could not copy the message to its replicas in time; nothing "
+        "was queued: try again shortly",
+        retry_after=UNAVAILABLE_RETRY_AFTER,
+    )
 
 
 def _key_field(seen: int, idempotency_key: str | None, message_id: str | None) -> str:
@@ -315,6 +356,7 @@ def _queue(
     settings: Settings,
     conversation: Conversation,
     entry: dict[str, Any],
+    entry_json: str,
     sizes: dict[str, int],
     dedupe_keys: tuple[str, str] | None,
     now: float,
@@ -348,7 +390,7 @@ def _queue(
         ],
         [
             entry["messageId"],
-            json.dumps(entry),
+            entry_json,
             IDEMPOTENCY_TTL if keyed else 0,
             math.ceil(settings.conversation_ttl),
             settings.conversation_data_keys,

@@ -41,7 +41,7 @@ def legacy(web: WebApp, channel: dict[str, Any], key: str) -> TestResponse:
 
 
 @pytest.mark.parametrize("send", [current, legacy])
-def test_a_message_no_replica_has_is_503_kept_on_the_master_and_not_queued_twice(
+def test_a_message_no_replica_has_is_503_and_taken_back(
     web: WebApp, send: Callable[[WebApp, dict[str, Any], str], TestResponse]
 ) -> None:
     channel = web.channel(verifyToken="verify-token-one")
@@ -49,7 +49,23 @@ def test_a_message_no_replica_has_is_503_kept_on_the_master_and_not_queued_twice
         answer = send(web, channel, "key-1")
         api_error(answer, 503, "unavailable")
         assert answer.headers["Retry-After"] == "5"
-    assert [queued["text"] for queued in web.inbox(channel, "user-1")] == ["hello"]
+        assert web.inbox(channel, "user-1") == []
+
+
+def test_a_message_a_turn_took_before_the_replicas_had_it_is_acknowledged(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = scripts.run
+
+    def taken_already(r: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+        if name == "ingress_retract":
+            r.delete(keys[-1])  # the turn took the inbox meanwhile
+        return run(r, name, keys, args)
+
+    monkeypatch.setattr(scripts, "run", taken_already)
+    channel = web.channel()
+
+    assert current(web, channel, "key-2").status_code == 202
 
 
 def test_without_replicas_asked_for_no_wait_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
