@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import itertools
 import json
 import logging
 import os
@@ -55,8 +56,18 @@ class Metric:
     kind: Literal["counter", "histogram"]
     labels: tuple[str, ...] = ()
     buckets: tuple[float, ...] = ()
+    #: The values each label takes, when every label's are a closed set (outcomes, endpoint
+    #: kinds; () for no label); None when a label's are open (channel ids). See
+    #: `known_series`.
+    label_values: tuple[tuple[str, ...], ...] | None = ()
+
+    def __post_init__(self) -> None:
+        if self.label_values is not None and len(self.label_values) != len(self.labels):
+            raise ValueError(f"{self.name}: the values of each label, or None")
 
 
+#: The values of the `endpoint_kind` label (`attempt_log.endpoint_kind`).
+ENDPOINT_KINDS = ("channel", "offloading")
 #: The channel label of inbound messages whose channel was not authenticated.
 UNKNOWN_CHANNEL = "unknown"
 INBOUND_MESSAGES = Metric(
@@ -65,12 +76,15 @@ INBOUND_MESSAGES = Metric(
     "before), unauthorized, invalid, rate_limited, unknown_channel, error.",
     "counter",
     ("channel", "outcome"),
+    label_values=None,
 )
 BOT_TURNS = Metric(
     "switchboard_bot_turns",
-    "Bot turns by outcome: ok, or error (the turn raised; it is tried again).",
+    "Bot turns by outcome: ok, error (the turn raised; it is tried again), or put_off (it "
+    "was about to wait outside while too many turns did: its conversation comes back soon).",
     "counter",
     ("outcome",),
+    label_values=(("ok", "error", "put_off"),),
 )
 BOT_TURN_MESSAGES = Metric(
     "switchboard_bot_turn_messages", "User messages that bot turns processed.", "counter"
@@ -87,12 +101,14 @@ DELIVERY_ATTEMPTS = Metric(
     "not_sent: used up while the endpoint's circuit breaker was open).",
     "counter",
     ("endpoint_kind", "outcome"),
+    label_values=(ENDPOINT_KINDS, ("success", "failure", "not_sent")),
 )
 DELIVERIES = Metric(
     "switchboard_deliveries",
     "Deliveries that ended, by endpoint kind and outcome: delivered, or dead (dead-lettered).",
     "counter",
     ("endpoint_kind", "outcome"),
+    label_values=(ENDPOINT_KINDS, ("delivered", "dead")),
 )
 ATTEMPT_DURATION = Metric(
     "switchboard_delivery_attempt_duration_seconds",
@@ -100,6 +116,7 @@ ATTEMPT_DURATION = Metric(
     "histogram",
     ("endpoint_kind",),
     _DURATION_BUCKETS,
+    label_values=(ENDPOINT_KINDS,),
 )
 DELIVERY_LATENCY = Metric(
     "switchboard_delivery_latency_seconds",
@@ -108,6 +125,7 @@ DELIVERY_LATENCY = Metric(
     "histogram",
     ("endpoint_kind",),
     _LATENCY_BUCKETS,
+    label_values=(ENDPOINT_KINDS,),
 )
 
 ALL: tuple[Metric, ...] = (
@@ -121,6 +139,16 @@ ALL: tuple[Metric, ...] = (
     DELIVERY_LATENCY,
 )
 _BY_NAME = {metric.name: metric for metric in ALL}
+
+
+def known_series(metric: Metric) -> list[tuple[str, ...]]:
+    """The label values of every series `metric` has before anything is counted: each
+    combination of its labels' closed sets (the one series of a metric without labels);
+    none when a label is open. Exposed at 0 from the first scrape, because Prometheus's
+    `increase()` needs a sample before the first event to count it."""
+    if metric.label_values is None:
+        return []
+    return list(itertools.product(*metric.label_values))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from prometheus_client.openmetrics import parser as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker.core import heartbeats, keys
@@ -90,6 +91,56 @@ def test_metrics_count_known_traffic(web: WebApp, make_receiver: ReceiverFactory
     assert ("switchboard_redis_memory_bytes", (("kind", "max"),)) in samples
 
 
+def test_the_first_scrape_has_the_series_of_known_labels_at_0(web: WebApp) -> None:
+    """Prometheus's `increase()` counts from a series' first sample: a series that appeared
+    with the first dead letter after a deploy would never count that one."""
+    samples = scrape(web)
+    for kind in ("channel", "offloading"):
+        for outcome in ("delivered", "dead"):
+            labels = (("endpoint_kind", kind), ("outcome", outcome))
+            assert samples[("switchboard_deliveries_total", labels)] == 0
+        for outcome in ("success", "failure", "not_sent"):
+            labels = (("endpoint_kind", kind), ("outcome", outcome))
+            assert samples[("switchboard_delivery_attempts_total", labels)] == 0
+        for histogram in ("delivery_attempt_duration", "delivery_latency"):
+            count = f"switchboard_{histogram}_seconds_count"
+            assert samples[(count, (("endpoint_kind", kind),))] == 0
+    for outcome in ("ok", "error", "put_off"):
+        assert samples[("switchboard_bot_turns_total", (("outcome", outcome),))] == 0
+    assert samples[("switchboard_bot_turn_messages_total", ())] == 0
+    assert samples[("switchboard_bot_turn_duration_seconds_count", ())] == 0
+    assert not any(name.startswith("switchboard_inbound") for name, _ in samples)  # channels
+
+
+def test_an_openmetrics_scraper_is_answered_in_openmetrics(web: WebApp) -> None:
+    channel = web.channel()
+    web.say(channel, "a", "hello")
+    answer = web.client.get(
+        "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert answer.status_code == 200
+    assert answer.content_type.startswith("application/openmetrics-text; version=1.0.0")
+    text = answer.get_data(as_text=True)
+    assert text.endswith("# EOF\n")
+    families = openmetrics.text_string_to_metric_families(text)  # type: ignore[no-untyped-call]
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families
+        for sample in family.samples
+    }
+    inbound = (("channel", channel["id"]), ("outcome", "queued"))
+    assert found[("switchboard_inbound_messages_total", inbound)] == 1
+    assert found[("switchboard_queue_depth", (("queue", "deliveries"),))] == 1
+    for accept in (
+        "",
+        "text/plain; version=0.0.4",
+        "*/*",
+        "application/openmetrics-text; version=1.x",
+    ):
+        classic = scrape(web, Accept=accept)  # the text format, unless OpenMetrics is asked
+        assert classic.keys() == found.keys()
+
+
 def test_the_metrics_token_guards_metrics_when_it_is_set() -> None:
     with web_app(metrics_token="scrape-me") as web:
         api_error(web.client.get("/metrics"), 401, "unauthorized")
@@ -114,6 +165,7 @@ def test_metrics_off_still_gives_the_gauges() -> None:
         web.say(channel, "a", "hi")
         samples = scrape(web)
         assert not any(name == "switchboard_inbound_messages_total" for name, _ in samples)
+        assert not any(name == "switchboard_deliveries_total" for name, _ in samples)
         assert samples[("switchboard_queue_depth", (("queue", "deliveries"),))] == 1
 
 

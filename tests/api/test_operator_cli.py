@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -79,6 +80,24 @@ def test_endpoints_are_listed_disabled_and_enabled(
     ]
     code, _, err = run_cli(capsys, "endpoints", "enable", "ep_none")
     assert code == 2 and "no endpoint 'ep_none'" in err
+
+
+def test_enabling_and_disabling_each_log_their_event_beside_the_output(
+    cli: WebApp,
+    make_receiver: ReceiverFactory,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Both are events of the log (README, Logs), which goes to standard error: one line
+    each, never in the output."""
+    endpoint_id, _ = failed_delivery(cli, make_receiver)
+    caplog.set_level(logging.INFO, logger="broker.delivery.health")
+    for command, event in [("disable", "endpoint disabled"), ("enable", "endpoint enabled")]:
+        caplog.clear()
+        code, out, _ = run_cli(capsys, "endpoints", command, endpoint_id)
+        assert code == 0 and out.startswith(f"{endpoint_id} {command}d;") and "{" not in out
+        logged = [r for r in caplog.records if r.name == "broker.delivery.health"]
+        assert [record.getMessage() for record in logged] == [event]
 
 
 def test_a_delivery_is_shown_with_its_attempts(

@@ -40,6 +40,13 @@ def test_metrics_of_real_processes_count_known_traffic(
         for role in ("web", "worker", "scheduler"):
             own.start(role, env)
         own.wait_ready()
+        # Before any event, the series of known labels are there at 0 (increase() needs it).
+        first = scrape(own.api.base)
+        for name, labels in [
+            ("switchboard_deliveries_total", {"endpoint_kind": "channel", "outcome": "dead"}),
+            ("switchboard_bot_turns_total", {"outcome": "error"}),
+        ]:
+            assert first[(name, frozenset(labels.items()))] == 0
         good = own.api.echo_channel(make_receiver(always(200)).url)
         bad = own.api.echo_channel(make_receiver(always(500, body=b"no")).url)
         for conversation in ("a", "b", "c"):

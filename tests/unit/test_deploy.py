@@ -38,7 +38,7 @@ def exposed(fake_redis: Redis) -> set[str]:
             buckets = [1] * (len(metric.buckets) + 1)
             counts.histograms[metric.name] = {labels: metrics.Histogram(buckets, 1.0, 1)}
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SwitchboardMetrics(counts, overview.take(fake_redis)))
+    registry.register(SwitchboardMetrics(counts, overview.take(fake_redis), counting=True))
     text = generate_latest(registry).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
@@ -55,6 +55,19 @@ def test_rules_and_dashboard_name_only_exposed_metrics(fake_redis: Redis) -> Non
     names = exposed(fake_redis)
     used = {name for expr in expressions() for name in METRIC.findall(expr)}
     assert used and used <= names, used - names
+
+
+#: What comes before a series folded over the web processes scraped: `max` (or `max by`,
+#: `max without`) of it, or of its rate or increase.
+FOLDED = re.compile(r"\bmax(\s+(by|without)\s*\([a-z_, ]*\))?\s*\(\s*((rate|increase)\(\s*)?$")
+
+
+def test_every_series_is_folded_with_max_before_it_is_summed() -> None:
+    """Each scraped web process gives the whole deployment's series: a `sum` over the raw
+    series counts them once per process scraped."""
+    for expr in expressions():
+        for name in METRIC.finditer(expr):
+            assert FOLDED.search(expr[: name.start()]), expr
 
 
 def test_the_alerts_the_operators_need_are_there() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import fakeredis
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from broker.core import keys, metrics
 from broker.core.connection import Redis
 from broker.core.settings import Settings
+from broker.delivery.endpoint import EndpointKind
 
 
 @pytest.fixture
@@ -132,3 +133,15 @@ def test_counts_wait_for_redis_when_it_is_away() -> None:
 def test_fields_of_unknown_metrics_are_passed_over(recording: Redis) -> None:
     recording.hset(keys.METRICS, mapping={'["gone",[],""]': 3, "not json": 1})
     assert metrics.read(recording).counters == {}
+
+
+def test_the_known_series_are_those_of_closed_label_sets() -> None:
+    assert metrics.known_series(metrics.DELIVERIES) == [
+        ("channel", "delivered"),
+        ("channel", "dead"),
+        ("offloading", "delivered"),
+        ("offloading", "dead"),
+    ]
+    assert metrics.known_series(metrics.BOT_TURN_DURATION) == [()]
+    assert metrics.known_series(metrics.INBOUND_MESSAGES) == []  # channel ids are open
+    assert set(metrics.ENDPOINT_KINDS) == set(get_args(EndpointKind))

@@ -1,23 +1,26 @@
-"""`GET /metrics`: Prometheus's text format (docs/wire-contract.md §6).
+"""`GET /metrics`: Prometheus's text format, or OpenMetrics for a scraper that asks for it
+(docs/wire-contract.md §6).
 
 Counters and histograms are every process's counts, added up in Redis
-(`broker.core.metrics`); gauges are read from the indexes when asked (`broker.overview`).
+(`broker.core.metrics`), with the series of their closed label sets at 0 until counted;
+gauges are read from the indexes when asked (`broker.overview`).
 Open, unless SWITCHBOARD_METRICS_TOKEN is set: then only that bearer token.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import Blueprint, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from broker import overview
@@ -35,11 +38,13 @@ PROMETHEUS_TEXT = Content(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus's text 
 
 
 class SwitchboardMetrics(Collector):
-    """Every metric, read from Redis at each scrape."""
+    """Every metric, read from Redis at each scrape. While events are `counting`, the known
+    series (`metrics.known_series`) are there at 0 before their first event."""
 
-    def __init__(self, counts: metrics.Counts, now: overview.Overview) -> None:
+    def __init__(self, counts: metrics.Counts, now: overview.Overview, *, counting: bool) -> None:
         self.counts = counts
         self.now = now
+        self.counting = counting
 
     def collect(self) -> Iterator[Metric]:
         yield from self._counted()
@@ -47,15 +52,19 @@ class SwitchboardMetrics(Collector):
 
     def _counted(self) -> Iterator[Metric]:
         for metric in metrics.ALL:
+            known = metrics.known_series(metric) if self.counting else []
             if metric.kind == "counter":
                 counter = CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
-                for labels, value in sorted(self.counts.counters.get(metric.name, {}).items()):
+                values = dict.fromkeys(known, 0.0) | self.counts.counters.get(metric.name, {})
+                for labels, value in sorted(values.items()):
                     counter.add_metric(list(labels), value)
                 yield counter
             else:
                 histogram = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
                 bounds = [*map(str, metric.buckets), "+Inf"]
-                for labels, found in sorted(self.counts.histograms.get(metric.name, {}).items()):
+                empty = metrics.Histogram([0] * len(bounds))
+                series = dict.fromkeys(known, empty) | self.counts.histograms.get(metric.name, {})
+                for labels, found in sorted(series.items()):
                     histogram.add_metric(
                         list(labels), list(zip(bounds, found.buckets, strict=True)), found.sum
                     )
@@ -127,6 +136,15 @@ def _require_metrics_token() -> None:
             raise Unauthorized("that metrics token is not valid")
 
 
+def _encoder(accept: str) -> tuple[Callable[[CollectorRegistry], bytes], str]:
+    """OpenMetrics when the scraper's Accept header asks for it, else the text format: also
+    for a version prometheus-client cannot compare (`version=1.x` raises there)."""
+    try:
+        return choose_encoder(accept)
+    except (TypeError, ValueError):
+        return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+
+
 @bp.get("/metrics")
 @documented(
     "Prometheus metrics",
@@ -135,7 +153,8 @@ def _require_metrics_token() -> None:
     errors=[401, 429],
     description="Inbound messages, bot turns, deliveries and attempts counted by every "
     "process; queue depths and ages, endpoints by state, paused conversations and live "
-    "processes read from Redis at each scrape.",
+    "processes read from Redis at each scrape. OpenMetrics (`application/openmetrics-text`) "
+    "when the Accept header asks for it.",
     tags=["health"],
 )
 def metrics_text() -> Response:
@@ -145,5 +164,7 @@ def metrics_text() -> Response:
     counts = metrics.read(r)
     metrics.forget_gone_channels(r, counts, set(endpoint_store.all_ids(r)))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SwitchboardMetrics(counts, overview.take(r)))
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    counting = services().settings.metrics
+    registry.register(SwitchboardMetrics(counts, overview.take(r), counting=counting))
+    encode, content_type = _encoder(request.headers.get("Accept", ""))
+    return Response(encode(registry), content_type=content_type)
