@@ -72,13 +72,20 @@ class Bookkeeping:
         self._timer = loop.call_at(at, self._start_flush)
 
     def _start_flush(self) -> None:
-        self._writing = asyncio.get_running_loop().create_task(self.flush())
+        self._timer = None
+        self._writing = asyncio.get_running_loop().create_task(self._write_gathered())
 
     async def flush(self) -> None:
-        """Write what was gathered now."""
+        """Write what was gathered now, once a write under way has ended (at shutdown, the
+        loop must not stop with it unfinished)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._writing is not None:
+            await self._writing
+        await self._write_gathered()
+
+    async def _write_gathered(self) -> None:
         outcomes, self._outcomes = self._outcomes, {}
         due, self._due = self._due, {}
         done, self._done = self._done, set()

@@ -56,3 +56,38 @@ def test_a_failure_or_a_queue_due_again_brings_the_write_forward(settings: Setti
             book._timer.cancel()  # type: ignore[union-attr]
 
     asyncio.run(check())
+
+
+class _SlowRedis:
+    """Writes that end only once `go` is set."""
+
+    index_shards = 1
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.written: list[tuple[Any, ...]] = []
+
+    async def call(self, *command: Any) -> int:
+        await self.go.wait()
+        self.written.append(command)
+        return 1
+
+
+def test_a_flush_ends_only_once_the_write_under_way_has(settings: Settings) -> None:
+    async def check() -> None:
+        redis = _SlowRedis()
+        book = Bookkeeping(settings, redis, lambda endpoint_id, state: None)  # type: ignore[arg-type]
+        book.done("q1|ch_1#t")
+        assert book._timer is not None
+        book._timer.cancel()
+        book._start_flush()  # as when its time comes
+        await asyncio.sleep(0)
+        flushing = asyncio.create_task(book.flush())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not flushing.done()
+        redis.go.set()
+        await flushing
+        assert redis.written == [("ZREM", "sb:due", "q1|ch_1#t")]
+
+    asyncio.run(check())
