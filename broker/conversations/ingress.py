@@ -6,6 +6,7 @@ meta; a channel only authenticates the message and says which bot version it is 
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ from broker.bots.variables import compact_json, text_size
 from broker.channels.channel import Channel
 from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys, logs, schedules, scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import REDIS_TROUBLE, Pipeline, Redis
 from broker.core.defaults import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_TTL, UNAVAILABLE_RETRY_AFTER
 from broker.core.errors import Unavailable, ValidationFailed
 from broker.core.sender import TaskSender
@@ -213,19 +214,23 @@ def accept(
                 field="sessionData",
             )
         case Queued(recorded_id, wake_needed):
-            taken_back = not _copied(settings, copies) and _take_back(
-                r, conversation, dedupe_keys, entry_json, recorded_id
+            taken_back = (
+                TakenBack.NOT_ASKED
+                if _copied(settings, copies)
+                else _take_back(r, conversation, dedupe_keys, entry_json, recorded_id)
             )
             if wake_needed:
                 # Taken back too: the pending flag it set goes with the turn.
                 sender.bot_turn(conversation.key)
-            if taken_back:
-                raise _uncopied()
+            if taken_back is TakenBack.YES:
+                raise _uncopied("nothing was queued")
+            if taken_back is TakenBack.UNKNOWN:
+                raise _uncopied("it may have been queued: send it again with the same key")
             return _accepted(channel, conversation_id, recorded_id, queued=True)
         case Repeated(recorded_id):
             if not _copied(settings, copies):
                 # Kept by an earlier request: whether its replicas have it is not known.
-                raise _uncopied()
+                raise _uncopied("it was queued before: send it again with the same key")
             return _accepted(channel, conversation_id, recorded_id, queued=False)
 
 
@@ -259,18 +264,29 @@ def _copied(settings: Settings, copies: int | Exception | None) -> bool:
     return True
 
 
+class TakenBack(enum.Enum):
+    """What became of a message that its replicas did not have in time."""
+
+    #: They had it: nothing was asked.
+    NOT_ASKED = "not asked"
+    #: Taken back: not queued.
+    YES = "yes"
+    #: A turn that was running for the conversation had it already: acknowledged (answered
+    #: 503, it would be queued twice by a retry without a key).
+    TURN_HAS_IT = "turn has it"
+    #: Redis refused the take-back (without replicas, it refuses every write): it stays.
+    UNKNOWN = "unknown"
+
+
 def _take_back(
     r: Redis,
     conversation: Conversation,
     dedupe_keys: tuple[str, str] | None,
     entry_json: str,
     message_id: str,
-) -> bool:
-    """Take the message back from the inbox, unless a turn that was running for the
-    conversation has it already: then it is acknowledged (answered 503, it would be queued
-    twice by a retry without a key)."""
-    taken_back = bool(
-        scripts.run(
+) -> TakenBack:
+    try:
+        taken_back = scripts.run(
             r,
             "ingress_retract",
             [
@@ -279,16 +295,19 @@ def _take_back(
             ],
             [entry_json, message_id],
         )
-    )
+    except REDIS_TROUBLE as exc:
+        log.warning("the message could not be taken back (%s): it stays queued", exc)
+        return TakenBack.UNKNOWN
     if not taken_back:
         log.warning("a turn took the message before its replicas had it: acknowledged")
-    return taken_back
+        return TakenBack.TURN_HAS_IT
+    return TakenBack.YES
 
 
-def _uncopied() -> Unavailable:
+def _uncopied(what_became_of_it: str) -> Unavailable:
     return Unavailable(
-        "the service's storage could not copy the message to its replicas in time; nothing "
-        "was queued: try again shortly",
+        "the service's storage could not copy the message to its replicas in time; "
+        + what_became_of_it,
         retry_after=UNAVAILABLE_RETRY_AFTER,
     )
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from werkzeug.test import TestResponse
 
 from broker.core import scripts
@@ -84,3 +85,23 @@ def test_without_replicas_asked_for_no_wait_is_sent(monkeypatch: pytest.MonkeyPa
         channel = web.channel()
         assert web.send(channel, "user-1", "hello").status_code == 202
     assert "EVALSHA" in sent and "WAIT" not in sent
+
+
+def test_a_message_redis_would_not_let_be_taken_back_is_503_and_left_queued(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without replicas for too long, a master refuses every write: the take-back too."""
+    run = scripts.run
+
+    def refused(r: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+        if name == "ingress_retract":
+            raise redis.ResponseError("NOREPLICAS Not enough good replicas to write.")
+        return run(r, name, keys, args)
+
+    monkeypatch.setattr(scripts, "run", refused)
+    channel = web.channel()
+
+    message = api_error(current(web, channel, "key-3"), 503, "unavailable")
+
+    assert "may have been queued" in message
+    assert [queued["text"] for queued in web.inbox(channel, "user-1")] == ["hello"]
