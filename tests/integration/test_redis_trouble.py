@@ -20,12 +20,14 @@ import redis
 import requests
 
 from broker.core.connection import Redis
+from broker.core.settings import Settings
 from switchboard.embedded_redis import free_port
 from switchboard.stack import Stack
 from tests.integration.stacks import ADMIN, STACK_SETTINGS, Api
 from tests.polling import wait_until
 from tests.prerequisites import require_redis_server
 from tests.receivers import Answer, ReceiverFactory, texts, wait_delivered
+from workers.celery_app import make_celery
 
 PASSWORD = "pw-that-must-not-be-logged"
 
@@ -346,3 +348,26 @@ def test_a_worker_outlives_a_redis_that_refuses_writes(
             assert texts(wait_delivered(receiver, 1)) == ["You said: after"]
         finally:
             stack.stop()
+
+
+def test_a_worker_logs_its_restarts_under_a_refusing_redis_as_a_warning(
+    own_redis: OwnRedis, tmp_path: Path, make_receiver: ReceiverFactory
+) -> None:
+    """A failover's old master refuses writes (NOREPLICAS, READONLY) for a moment: Celery's
+    consumer restarts more than 5 times a second, which it logged as CRITICAL with a
+    traceback ("Frequent restarts detected") while the worker recovered on its own."""
+    receiver = make_receiver()
+    log = tmp_path / "run.log"
+    with switchboard_run(own_redis, log) as api:
+        channel = api.echo_channel(receiver.url)
+        r = own_redis.client()
+        r.config_set("min-replicas-to-write", 1)
+        _until_logged(log, "Frequent restarts detected", "the consumer's restarts")
+        r.config_set("min-replicas-to-write", 0)
+        celery = make_celery(Settings.from_env({**STACK_SETTINGS, "REDIS_URL": own_redis.url}))
+        wait_until(lambda: celery.control.ping(timeout=0.5), timeout=30, what="a worker's pong")
+        assert api.send(channel, "u1", "after").status_code == 202
+        assert texts(wait_delivered(receiver, 1)) == ["You said: after"]
+    logged = log.read_text(errors="replace")
+    assert '"level": "CRITICAL"' not in logged
+    assert "Frequent restarts detected (5 in 1s) after the broker connection was lost" in logged
