@@ -1,4 +1,4 @@
-"""Celery's "Frequent restarts detected" (`workers.worker.LostConnectionRestarts`): after lost
+"""Celery's "Frequent restarts detected" (`workers.celery_logs.LostConnectionRestarts`): after lost
 broker connections, as in a Redis failover, one WARNING without a traceback; after anything
 else, Celery's CRITICAL as it is."""
 
@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import pytest
 import redis
 from billiard.exceptions import RestartFreqExceeded
+from celery.exceptions import CPendingDeprecationWarning
 from celery.worker.consumer.consumer import CONNECTION_ERROR, CONNECTION_RETRY
 
 from broker.core import logs
-from workers.worker import (
+from workers.celery_logs import (
     CELERY_RESTART_WINDOW,
     CONSUMER_LOGGER,
     LostConnectionRestarts,
-    restarts_after_a_lost_connection_are_warnings,
+    tame_celery_logs,
 )
 
 NOREPLICAS = redis.ResponseError("NOREPLICAS Not enough good replicas to write.")
@@ -90,8 +92,8 @@ def test_the_filter_sees_the_lost_connections_that_repeats_leaves_out(
     in 30 s is not logged, yet the restarts that follow it are still about it."""
     consumer = logging.getLogger(CONSUMER_LOGGER)
     monkeypatch.setattr(consumer, "filters", [logs.Repeats()])
-    restarts_after_a_lost_connection_are_warnings()
-    restarts_after_a_lost_connection_are_warnings()
+    tame_celery_logs()
+    tame_celery_logs()
     assert [type(f) for f in consumer.filters] == [LostConnectionRestarts, logs.Repeats]
     with caplog.at_level(logging.WARNING, logger=CONSUMER_LOGGER):
         consumer.handle(line("%s (%r)", CONNECTION_RETRY, NOREPLICAS, at=10.0))
@@ -101,3 +103,26 @@ def test_the_filter_sees_the_lost_connections_that_repeats_leaves_out(
         ("WARNING", 10.0),
         ("WARNING", 100.5),
     ]
+
+
+def test_celerys_notice_on_cancelling_tasks_is_left_out_after_its_log_setup(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with warnings.catch_warnings():
+        # What Celery's log setup does at a worker's start (celery/app/log.py).
+        warnings.filterwarnings("always", category=CPendingDeprecationWarning)
+        logging.captureWarnings(True)
+        try:
+            tame_celery_logs()
+            with caplog.at_level(logging.WARNING, logger="py.warnings"):
+                warnings.warn(
+                    CPendingDeprecationWarning("\nIn Celery 5.1 we introduced an optional ..."),
+                    stacklevel=1,
+                )
+                warnings.warn(CPendingDeprecationWarning("another notice"), stacklevel=1)
+        finally:
+            logging.captureWarnings(False)
+    assert [
+        record.getMessage() for record in caplog.records if "Celery" in record.getMessage()
+    ] == []
+    assert any("another notice" in record.getMessage() for record in caplog.records)
