@@ -26,7 +26,6 @@ from broker.core.errors import Conflict, NotFound, ValidationFailed
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import fanout, offloading
-from broker.delivery.fanout import TurnCommit
 
 
 def act(
@@ -69,19 +68,9 @@ def act(
             if engine is not None and go_to is not None:
                 turn = _run_from(engine, meta.memory, go_to, settings)
                 meta.memory = turn.memory
-                for output in turn.outputs:
-                    if output.kind == "message":
-                        outbox.send(channel, output.body)
-        outbox.flush()
-        meta.counters = outbox.counters
-        meta.last_activity_at = now
+                outbox.send_outputs(channel, turn.outputs)
+        commit = outbox.close(meta, now)
         handover.changes.write_adds(r)
-        commit = TurnCommit(
-            conversation.key,
-            meta=meta.turn_fields(),
-            transcript=outbox.transcript,
-            deliveries=outbox.deliveries,
-        )
         fanout.commit_turn(r, settings, sender, commit, lock.token)
         handover.changes.write_removes(r)
         if waiting:

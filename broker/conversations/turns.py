@@ -29,7 +29,7 @@ from broker.bots.payloads import PayloadKey
 from broker.bots.program import Program, compile_text
 from broker.channels.channel import Channel
 from broker.conversations import dead_turns, transcript
-from broker.conversations.conversation import NO_FAILURES, ConversationMeta
+from broker.conversations.conversation import ConversationMeta
 from broker.conversations.handover import (
     TIMER_NAMES,
     Handover,
@@ -808,19 +808,17 @@ class _BotTurn:
 
     def _apply(self, turn: Turn) -> None:
         self.meta.memory = turn.memory
-        channel = self._channel(self.meta.channel_id)
-        for output in turn.outputs:
-            if output.kind == "message":
-                self.outbox.send(channel, output.body)
-            elif output.kind == "offload":
-                now = clock.now()
-                delivery_id = self.outbox.offload(
-                    output.body["payload"],
-                    self._history,
-                    transcript_bytes=self.settings.transcript_bytes,
-                    expires_at=now + self.settings.offload_timeout,
-                )
-                self.handover.offload_sent(delivery_id, now)
+        self.outbox.send_outputs(self._channel(self.meta.channel_id), turn.outputs, self._offload)
+
+    def _offload(self, body: dict[str, Any]) -> None:
+        now = clock.now()
+        delivery_id = self.outbox.offload(
+            body["payload"],
+            self._history,
+            transcript_bytes=self.settings.transcript_bytes,
+            expires_at=now + self.settings.offload_timeout,
+        )
+        self.handover.offload_sent(delivery_id, now)
 
     def finish(self, *, trim: int, trim_signals: int) -> TurnCommit:
         """What the turn saves; its index changes are in `handover.changes`. TooLarge when
@@ -828,16 +826,8 @@ class _BotTurn:
         check_variables(
             self.memory_before, self.meta.memory, self.settings.conversation_variables_bytes
         )
-        self.outbox.flush()
-        self.meta.counters = self.outbox.counters
-        self.meta.last_activity_at = clock.now()
-        return TurnCommit(
-            self.meta.conversation.key,
-            trim=trim,
-            trim_signals=trim_signals,
-            meta={**self.meta.turn_fields(), **NO_FAILURES},
-            transcript=self.outbox.transcript,
-            deliveries=self.outbox.deliveries,
+        return self.outbox.close(
+            self.meta, clock.now(), trim=trim, trim_signals=trim_signals, clear_failures=True
         )
 
     def _offloading_disabled(self) -> bool:
