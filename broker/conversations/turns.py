@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -132,30 +132,15 @@ class _Passes:
         processed = 0
         while remaining or batch is not None:
             if batch is None:
-                reads, known = _read(self.r, self.settings, remaining, self.token, held)
-                held.update(reads)
-                batch = _Batch(self, known, list(reads.items()))
-                batch.loader.prefetch(
-                    work.meta.conversation for work in reads.values() if work.meta is not None
-                )
+                batch = self._begin(remaining, held)
             batch.run_all()
             # A claim token of its own per pass: a queue claimed in an earlier pass may be
             # in a worker's hands, its entry on `sb:due` named by that pass's token.
             claim_token = ids.random_hex(8)
             committed = batch.commit(claim_token)
-            processed += sum(batch.used[key] for key, done in committed.items() if not done.lost)
-            ended = [key for key, done in committed.items() if done.ended]
-            put_off = [
-                key for key in batch.put_off if key not in committed or not committed[key].lost
-            ]
-            remaining = [
-                *(
-                    key
-                    for key, done in committed.items()
-                    if not done.ended and not done.lost and key not in put_off
-                ),
-                *batch.failed_again,
-            ]
+            outcome = _PassOutcome.of(committed, batch.used, batch.put_off, batch.failed_again)
+            processed += outcome.processed
+            remaining = outcome.remaining
             held.intersection_update(remaining)
             _after(
                 self.r,
@@ -163,14 +148,64 @@ class _Passes:
                 self.sender,
                 batch,
                 committed,
-                ended,
+                outcome.ended,
                 claim_token,
                 self.hand_off,
             )
-            if put_off:
-                _put_off(self.r, put_off, self.token)
+            if outcome.put_off:
+                _put_off(self.r, outcome.put_off, self.token)
             batch = None
         return processed
+
+    def _begin(self, conversation_keys: list[str], held: set[str]) -> _Batch:
+        """A pass over `conversation_keys`: their locks taken (or kept) and what waits for
+        them read, with what their turns need that this process does not know yet."""
+        reads, known = _read(self.r, self.settings, conversation_keys, self.token, held)
+        held.update(reads)
+        batch = _Batch(self, known, list(reads.items()))
+        batch.loader.prefetch(
+            work.meta.conversation for work in reads.values() if work.meta is not None
+        )
+        return batch
+
+
+@dataclass(frozen=True)
+class _PassOutcome:
+    """Where a pass leaves its conversations."""
+
+    #: Messages the turns saved took.
+    processed: int
+    #: Conversations whose turn ended: they leave the turn schedule.
+    ended: list[str]
+    #: Conversations whose turn was put off (`_PutOff`), and not lost meanwhile.
+    put_off: list[str]
+    #: Conversations with more to do at once: the next pass's.
+    remaining: list[str]
+
+    @classmethod
+    def of(
+        cls,
+        committed: Mapping[str, Committed],
+        used: Mapping[str, int],
+        put_off: Sequence[str],
+        failed_again: Sequence[str],
+    ) -> _PassOutcome:
+        """Sorted from what the commit said of each turn (`committed`), the messages each took
+        (`used`), and the turns put off or failed again that the pass gathered."""
+        kept_off = [key for key in put_off if key not in committed or not committed[key].lost]
+        return cls(
+            processed=sum(used[key] for key, done in committed.items() if not done.lost),
+            ended=[key for key, done in committed.items() if done.ended],
+            put_off=kept_off,
+            remaining=[
+                *(
+                    key
+                    for key, done in committed.items()
+                    if not done.ended and not done.lost and key not in kept_off
+                ),
+                *failed_again,
+            ],
+        )
 
 
 def hand_back(r: Redis, conversation_keys: Sequence[str], token: str) -> None:
