@@ -114,11 +114,44 @@ class _Held:
 
 
 def _run(runners: Runners, first: Callable[[], int] | None) -> None:
-    process, stop = runners.process, runners.stopping
-    r = process.redis
-    held: _Held | None = None
-    replaced = False
-    if first is not None:
+    """A runner's thread: `first`, then batch after batch."""
+    _Runner(runners).run(first)
+
+
+class _Runner:
+    """One turn runner: it runs batch after batch until the process stops, or until it went
+    away and a new runner took its place."""
+
+    def __init__(self, runners: Runners) -> None:
+        self.runners = runners
+        self.process = runners.process
+        #: The last batch Redis failed under, handed back once it answers.
+        self.held: _Held | None = None
+        #: Whether its last batch went away (`Runners.came_back`): the runner ends.
+        self.replaced = False
+
+    def run(self, first: Callable[[], int] | None) -> None:
+        """`first` (the rest of a batch), then batch after batch, through Redis's trouble and
+        whatever a batch raises."""
+        stop = self.runners.stopping
+        if first is not None:
+            self._run_rest(first)
+        while not stop.is_set():
+            try:
+                self._hand_back()
+                if self.replaced:
+                    return
+                self._take_turns()
+            except REDIS_TROUBLE as exc:
+                self._log_redis_trouble(exc)
+                stop.wait(1.0)
+            except BaseException:
+                # Whatever a batch raises (SystemExit too), the runner goes on: a thread that
+                # ended would leave the ready list to fewer runners, one by one to none.
+                self.held = None
+                log.exception("turn runner failed; going on")
+
+    def _run_rest(self, first: Callable[[], int]) -> None:
         try:
             # Beside the runner that takes turns, not after it: waiting for the runner lock,
             # the rest of a batch could wait behind batch after batch of others, its
@@ -128,55 +161,57 @@ def _run(runners: Runners, first: Callable[[], int] | None) -> None:
             # Their claims run out, and the scheduler brings them back.
             log.exception("turn runner: the rest of a batch failed")
         finally:
-            replaced = runners.came_back()
-    while not stop.is_set():
+            self.replaced = self.runners.came_back()
+
+    def _hand_back(self) -> None:
+        """Hand back the batch Redis failed under, unless its claims ran out meanwhile."""
+        held = self.held
+        if held is not None and time.monotonic() < held.until:
+            turns.hand_back(self.process.redis, held.conversation_keys, held.token)
+        self.held = None
+
+    def _take_turns(self) -> None:
+        """Take and run batches while this runner holds the runner lock."""
+        with runner_lock.running_turns():
+            # The lock is kept from batch to batch until a wait outside lets it go:
+            # let go after each batch, it woke a waiting runner for nothing, at light
+            # load once for every message.
+            while runner_lock.holding() and not self.runners.stopping.is_set():
+                taken = _take(self.process.redis)
+                if taken:
+                    self._run_one_batch(taken)
+
+    def _run_one_batch(self, taken: list[str]) -> None:
+        """Run the turns of `taken`; should Redis fail under them, they are `held`."""
+        process, token = self.process, ids.random_hex(8)
         try:
-            if held is not None and time.monotonic() < held.until:
-                turns.hand_back(r, held.conversation_keys, held.token)
-            held = None
-            if replaced:
-                return
-            with runner_lock.running_turns():
-                # The lock is kept from batch to batch until a wait outside lets it go:
-                # let go after each batch, it woke a waiting runner for nothing, at light
-                # load once for every message.
-                while runner_lock.holding() and not stop.is_set():
-                    taken = _take(r)
-                    if taken:
-                        token = ids.random_hex(8)
-                        try:
-                            turns.run_batch(
-                                r,
-                                process.settings,
-                                process.sender,
-                                taken,
-                                actions=process.actions,
-                                hand_off=process.deliveries.offer_claimed,
-                                token=token,
-                                go_away=runners.go_away,
-                            )
-                        except REDIS_TROUBLE:
-                            until = time.monotonic() + process.settings.claim_lease
-                            held = _Held(taken, token, until)
-                            raise
-                        finally:
-                            replaced = runners.came_back()
-        except REDIS_TROUBLE as exc:
-            if held is None:
-                log.warning("turn runner: Redis failed, trying again: %s", exc)
-            else:
-                log.warning(
-                    "turn runner: Redis failed under a batch of %d conversation(s), handed "
-                    "back once it answers: %s",
-                    len(held.conversation_keys),
-                    exc,
-                )
-            stop.wait(1.0)
-        except BaseException:
-            # Whatever a batch raises (SystemExit too), the runner goes on: a thread that
-            # ended would leave the ready list to fewer runners, one by one to none.
-            held = None
-            log.exception("turn runner failed; going on")
+            turns.run_batch(
+                process.redis,
+                process.settings,
+                process.sender,
+                taken,
+                actions=process.actions,
+                hand_off=process.deliveries.offer_claimed,
+                token=token,
+                go_away=self.runners.go_away,
+            )
+        except REDIS_TROUBLE:
+            until = time.monotonic() + process.settings.claim_lease
+            self.held = _Held(taken, token, until)
+            raise
+        finally:
+            self.replaced = self.runners.came_back()
+
+    def _log_redis_trouble(self, exc: BaseException) -> None:
+        if self.held is None:
+            log.warning("turn runner: Redis failed, trying again: %s", exc)
+        else:
+            log.warning(
+                "turn runner: Redis failed under a batch of %d conversation(s), handed "
+                "back once it answers: %s",
+                len(self.held.conversation_keys),
+                exc,
+            )
 
 
 def _take(r: Redis) -> list[str]:

@@ -40,13 +40,9 @@ def get(r: Redis, bot_id: str) -> dict[str, Any]:
     return load(r, bot_id).view()
 
 
-def definition_of(r: Redis, bot_id: str, version: Version) -> dict[str, Any]:
-    """One version's definition, read alone (every bot turn does)."""
-    text = r.hget(keys.bot(bot_id), Bot.definition_field(version))
-    if text is None:
-        raise NotFound(f"no bot {bot_id!r}")
-    found: dict[str, Any] = json.loads(text)
-    return found
+def definition_location(bot_id: str, version: Version) -> tuple[str, str]:
+    """The hash and field of one version's definition's JSON text, which a bot turn reads."""
+    return keys.bot(bot_id), Bot.definition_field(version)
 
 
 def exists(r: Redis, bot_id: str) -> bool:

@@ -12,21 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from broker.bots import bot_store, payload_secret
 from broker.bots.engine import RUN_FAULTS, Engine, Memory, Turn, check_variables
 from broker.bots.program import Offload
 from broker.channels import channel_store
 from broker.conversations import conversation_store, transcript
 from broker.conversations.conversation import Conversation
 from broker.conversations.handover import Handover, resumed_notice
+from broker.conversations.loading import Loader
 from broker.conversations.outbox import Outbox
 from broker.core import clock, keys
 from broker.core.connection import Redis
 from broker.core.errors import Conflict, NotFound, ValidationFailed
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
-from broker.delivery import fanout, offloading
-from broker.delivery.fanout import TurnCommit
+from broker.delivery import fanout
 
 
 def act(
@@ -41,7 +40,8 @@ def act(
 ) -> dict[str, Any]:
     """Send `messages` (BotMessages) to the user; then, if asked, give the conversation back
     to the bot and move the dialogue to `go_to`, sending that state's messages."""
-    engine = _engine_for(r, conversation, go_to)
+    loader = Loader(r)
+    engine = _engine_for(loader, conversation, go_to)
     with conversation_store.locked(r, settings, sender, conversation) as (meta, lock):
         try:
             channel = channel_store.get(r, meta.channel_id)
@@ -51,7 +51,7 @@ def act(
                 "was removed"
             ) from None
         now = clock.now()
-        outbox = Outbox.for_conversation(meta, offloading.endpoint_of(r, conversation.bot_id))
+        outbox = Outbox.for_conversation(meta, loader.offloading_endpoint(conversation.bot_id))
         handover = Handover(settings, conversation, meta.handover)
         for message in messages:
             # As the agent wrote it: `{{...}}` is no placeholder here, and what the route
@@ -69,19 +69,9 @@ def act(
             if engine is not None and go_to is not None:
                 turn = _run_from(engine, meta.memory, go_to, settings)
                 meta.memory = turn.memory
-                for output in turn.outputs:
-                    if output.kind == "message":
-                        outbox.send(channel, output.body)
-        outbox.flush()
-        meta.counters = outbox.counters
-        meta.last_activity_at = now
+                outbox.send_outputs(channel, turn.outputs)
+        commit = outbox.close(meta, now)
         handover.changes.write_adds(r)
-        commit = TurnCommit(
-            conversation.key,
-            meta=meta.turn_fields(),
-            transcript=outbox.transcript,
-            deliveries=outbox.deliveries,
-        )
         fanout.commit_turn(r, settings, sender, commit, lock.token)
         handover.changes.write_removes(r)
         if waiting:
@@ -98,14 +88,13 @@ def act(
     }
 
 
-def _engine_for(r: Redis, conversation: Conversation, go_to: str | None) -> Engine | None:
+def _engine_for(loader: Loader, conversation: Conversation, go_to: str | None) -> Engine | None:
     """The engine of the conversation's bot version, when a hand-back names a state; checks it."""
     if go_to is None:
         return None
-    engine = Engine(
-        bot_store.definition_of(r, conversation.bot_id, conversation.version),
-        payloads=payload_secret.key_for(r, conversation.key),
-    )
+    engine = loader.engine(conversation)
+    if engine is None:
+        raise NotFound(f"no bot {conversation.bot_id!r}")
     if go_to not in engine.states:
         raise ValidationFailed(
             f"the {conversation.version} version of the bot has no state {go_to!r}",

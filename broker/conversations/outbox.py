@@ -10,15 +10,17 @@ dialogue asks for an offload, just before the `offload` event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from broker.bots.engine import Output
 from broker.channels.channel import Channel
 from broker.conversations import documents, transcript
-from broker.conversations.conversation import Conversation, ConversationMeta
+from broker.conversations.conversation import NO_FAILURES, Conversation, ConversationMeta
 from broker.core import clock, ids
 from broker.core.defaults import TRANSCRIPT_MAX
+from broker.delivery.fanout import TurnCommit
 from broker.delivery.records import Delivery, DeliveryKind
 
 Actor = Literal["user", "bot", "agent"]
@@ -81,6 +83,20 @@ class Outbox:
         )
         self._add(channel.id, "message", body, now)
 
+    def send_outputs(
+        self,
+        channel: Channel | None,
+        outputs: Iterable[Output],
+        offload: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """A dialogue's outputs, in order: its messages sent as the bot's, each offload it asks
+        for given to `offload` (none: there is none, the dialogue ran without offloading)."""
+        for output in outputs:
+            if output.kind == "message":
+                self.send(channel, output.body)
+            elif output.kind == "offload" and offload is not None:
+                offload(output.body)
+
     def offload(
         self,
         payload: dict[str, Any],
@@ -130,6 +146,31 @@ class Outbox:
         )
         self._add(self.offloading_endpoint, "messages", body, now)
         self._unsent = []
+
+    def close(
+        self,
+        meta: ConversationMeta,
+        at: float,
+        *,
+        trim: int = 0,
+        trim_signals: int = 0,
+        clear_failures: bool = False,
+    ) -> TurnCommit:
+        """End the turn: the transcript items not sent yet go to the offloading webhook, `meta`
+        takes the counters on and its last activity at `at`, and what the turn saves is
+        gathered (with the failures counted so far cleared, when `clear_failures`)."""
+        self.flush()
+        meta.counters = self.counters
+        meta.last_activity_at = at
+        fields = meta.turn_fields()
+        return TurnCommit(
+            meta.conversation.key,
+            trim=trim,
+            trim_signals=trim_signals,
+            meta={**fields, **NO_FAILURES} if clear_failures else fields,
+            transcript=self.transcript,
+            deliveries=self.deliveries,
+        )
 
     def _add(
         self,

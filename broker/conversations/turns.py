@@ -17,19 +17,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from broker.bots import payload_secret
 from broker.bots.actions import ActionOutcome, Actions, ApiAnswer, ApiRequest
-from broker.bots.bot import Bot, Version
 from broker.bots.custom_actions import ActionContext
 from broker.bots.engine import Engine, Turn, absorb, check_variables
-from broker.bots.payloads import PayloadKey
-from broker.bots.program import Program, compile_text
 from broker.channels.channel import Channel
 from broker.conversations import dead_turns, transcript
-from broker.conversations.conversation import NO_FAILURES, ConversationMeta
+from broker.conversations.conversation import ConversationMeta
 from broker.conversations.handover import (
     TIMER_NAMES,
     Handover,
@@ -38,15 +34,15 @@ from broker.conversations.handover import (
     resumed_notice,
     timer_member,
 )
+from broker.conversations.loading import KNOWN, Known, Loader
 from broker.conversations.outbox import Outbox
 from broker.core import clock, generation, ids, keys, logs, metrics, scripts
 from broker.core.connection import Pipeline, Redis, index_shards, unavailable_reason
 from broker.core.defaults import TURN_BATCH, TURN_PUT_OFF
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
-from broker.delivery import fanout, health, offloading
+from broker.delivery import fanout, health
 from broker.delivery.fanout import Committed, TurnCommit
-from broker.delivery.offloading import Offloading
 from broker.delivery.records import Delivery, due_member
 
 log = logging.getLogger(__name__)
@@ -136,28 +132,15 @@ class _Passes:
         processed = 0
         while remaining or batch is not None:
             if batch is None:
-                reads, known = _read(self.r, self.settings, remaining, self.token, held)
-                held.update(reads)
-                batch = _Batch(self, known, list(reads.items()))
-                batch.prefetch(reads)
+                batch = self._begin(remaining, held)
             batch.run_all()
             # A claim token of its own per pass: a queue claimed in an earlier pass may be
             # in a worker's hands, its entry on `sb:due` named by that pass's token.
             claim_token = ids.random_hex(8)
             committed = batch.commit(claim_token)
-            processed += sum(batch.used[key] for key, done in committed.items() if not done.lost)
-            ended = [key for key, done in committed.items() if done.ended]
-            put_off = [
-                key for key in batch.put_off if key not in committed or not committed[key].lost
-            ]
-            remaining = [
-                *(
-                    key
-                    for key, done in committed.items()
-                    if not done.ended and not done.lost and key not in put_off
-                ),
-                *batch.failed_again,
-            ]
+            outcome = _PassOutcome.of(committed, batch.used, batch.put_off, batch.failed_again)
+            processed += outcome.processed
+            remaining = outcome.remaining
             held.intersection_update(remaining)
             _after(
                 self.r,
@@ -165,14 +148,64 @@ class _Passes:
                 self.sender,
                 batch,
                 committed,
-                ended,
+                outcome.ended,
                 claim_token,
                 self.hand_off,
             )
-            if put_off:
-                _put_off(self.r, put_off, self.token)
+            if outcome.put_off:
+                _put_off(self.r, outcome.put_off, self.token)
             batch = None
         return processed
+
+    def _begin(self, conversation_keys: list[str], held: set[str]) -> _Batch:
+        """A pass over `conversation_keys`: their locks taken (or kept) and what waits for
+        them read, with what their turns need that this process does not know yet."""
+        reads, known = _read(self.r, self.settings, conversation_keys, self.token, held)
+        held.update(reads)
+        batch = _Batch(self, known, list(reads.items()))
+        batch.loader.prefetch(
+            work.meta.conversation for work in reads.values() if work.meta is not None
+        )
+        return batch
+
+
+@dataclass(frozen=True)
+class _PassOutcome:
+    """Where a pass leaves its conversations."""
+
+    #: Messages the turns saved took.
+    processed: int
+    #: Conversations whose turn ended: they leave the turn schedule.
+    ended: list[str]
+    #: Conversations whose turn was put off (`_PutOff`), and not lost meanwhile.
+    put_off: list[str]
+    #: Conversations with more to do at once: the next pass's.
+    remaining: list[str]
+
+    @classmethod
+    def of(
+        cls,
+        committed: Mapping[str, Committed],
+        used: Mapping[str, int],
+        put_off: Sequence[str],
+        failed_again: Sequence[str],
+    ) -> _PassOutcome:
+        """Sorted from what the commit said of each turn (`committed`), the messages each took
+        (`used`), and the turns put off or failed again that the pass gathered."""
+        kept_off = [key for key in put_off if key not in committed or not committed[key].lost]
+        return cls(
+            processed=sum(used[key] for key, done in committed.items() if not done.lost),
+            ended=[key for key, done in committed.items() if done.ended],
+            put_off=kept_off,
+            remaining=[
+                *(
+                    key
+                    for key, done in committed.items()
+                    if not done.ended and not done.lost and key not in kept_off
+                ),
+                *failed_again,
+            ],
+        )
 
 
 def hand_back(r: Redis, conversation_keys: Sequence[str], token: str) -> None:
@@ -238,7 +271,7 @@ class _Work:
 
 def _read(
     r: Redis, settings: Settings, conversation_keys: list[str], token: str, held: set[str]
-) -> tuple[dict[str, _Work], _Known]:
+) -> tuple[dict[str, _Work], Known]:
     """Take (or keep) each conversation's lock and read what waits for it, in one round
     trip; conversations another worker holds are left out. With it, what this process
     knows of the bots and channels, current as of that round trip."""
@@ -280,7 +313,7 @@ def _read(
         work = _Work(meta, signals, messages, until)
         # After a failure, one item at a time, so that the next failure names its cause.
         reads[key] = work.first_item() if meta is not None and meta.failures else work
-    return reads, _KNOWN.of(seen_generation)
+    return reads, KNOWN.of(seen_generation)
 
 
 def _after(
@@ -317,36 +350,6 @@ def _after(
         scripts.execute(r, build)
 
 
-@dataclass
-class _Known:
-    """What bot turns read of bots, offloading endpoints and channels, as of one generation
-    of them (`broker.core.generation`); None where there was none."""
-
-    generation: str | None
-    definitions: dict[tuple[str, Version], str | None] = field(default_factory=dict)
-    offloading: dict[str, str | None] = field(default_factory=dict)
-    channels: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: The secret that signs button payloads (`broker.bots.payload_secret`), once read.
-    payload_secret: str | None = None
-
-
-class _KnownByProcess:
-    """The process's `_Known`, started again when the generation moves on."""
-
-    def __init__(self) -> None:
-        self._known = _Known(None)
-        self._lock = threading.Lock()
-
-    def of(self, seen_generation: str | None) -> _Known:
-        with self._lock:
-            if self._known.generation != seen_generation:
-                self._known = _Known(seen_generation)
-            return self._known
-
-
-_KNOWN = _KnownByProcess()
-
-
 class _LeaseLost(Exception):
     """The turn's conversation is another's now: the turn stops, saving nothing."""
 
@@ -366,7 +369,7 @@ class _SaveFirst(Exception):
 class _Batch:
     """The turns of one pass over several conversations, gathered for one commit."""
 
-    def __init__(self, passes: _Passes, known: _Known, todo: list[tuple[str, _Work]]) -> None:
+    def __init__(self, passes: _Passes, known: Known, todo: list[tuple[str, _Work]]) -> None:
         self.passes = passes
         self.r = passes.r
         self.settings = passes.settings
@@ -391,9 +394,7 @@ class _Batch:
         #: Where `renew` last moved the batch's time on the schedule, and when (monotonic).
         self.renewed_until = 0.0
         self.renewed_at = time.monotonic()
-        self.known = known
-        self._programs: dict[tuple[str, Version], Program | None] = {}
-        self._channels: dict[str, Channel | None] = {}
+        self.loader = Loader(self.r, known)
 
     def run_all(self) -> None:
         """Run the turns of the pass, one after another, until none is left in this batch
@@ -482,7 +483,7 @@ class _Batch:
         running = self.running
         if not self.todo and self.works.keys() <= {running}:
             return lambda: 0
-        rest = _Batch(self.passes, self.known, self.todo)
+        rest = _Batch(self.passes, self.loader.known, self.todo)
         self.todo = []
         for key in [key for key in self.works if key != running]:
             rest.works[key] = self.works.pop(key)
@@ -548,9 +549,9 @@ class _Batch:
             self.r,
             self.settings,
             meta,
-            self._engine(conversation.bot_id, conversation.version, conversation.key),
-            self._offloading_endpoint(conversation.bot_id),
-            self._channel,
+            self.loader.engine(conversation, self.actions),
+            self.loader.offloading_endpoint(conversation.bot_id),
+            self.loader.channel,
         )
         turn.give_back_if_no_agent()
         # A signal's wait outside (an offload-failed state calling an API) is made where it
@@ -636,77 +637,6 @@ class _Batch:
         return {
             commit.conversation_key: result for commit, result in zip(commits, done, strict=True)
         }
-
-    def prefetch(self, reads: Mapping[str, _Work]) -> None:
-        """Read the bots, offloading endpoints and channels of the pass's conversations that
-        this process does not know yet, in one round trip for all of them."""
-        known = self.known
-        seen = [work.meta.conversation for work in reads.values() if work.meta is not None]
-        versions = [
-            key
-            for key in dict.fromkeys((c.bot_id, c.version) for c in seen)
-            if key not in known.definitions
-        ]
-        bots = [b for b in dict.fromkeys(c.bot_id for c in seen) if b not in known.offloading]
-        channels = [c for c in dict.fromkeys(c.channel_id for c in seen) if c not in known.channels]
-        if not (versions or bots or channels):
-            return
-        pipe = self.r.pipeline(transaction=False)
-        for bot_id, version in versions:
-            pipe.hget(keys.bot(bot_id), Bot.definition_field(version))
-        for bot_id in bots:
-            pipe.hget(keys.bot_offloading(bot_id), Offloading.endpoint_field())
-        for channel_id in channels:
-            pipe.hgetall(keys.channel(channel_id))
-        answers = iter(pipe.execute())
-        for key in versions:
-            known.definitions[key] = next(answers)
-        for bot_id in bots:
-            known.offloading[bot_id] = next(answers)
-        for channel_id in channels:
-            known.channels[channel_id] = next(answers)
-
-    def _engine(self, bot_id: str, version: Version, conversation_key: str) -> Engine | None:
-        """The conversation's engine: its bot version's program, its own payload key."""
-        program = self._program(bot_id, version)
-        if program is None:
-            return None
-        if self.known.payload_secret is None:
-            self.known.payload_secret = payload_secret.read(self.r)
-        payloads = PayloadKey.for_conversation(self.known.payload_secret, conversation_key)
-        return Engine(program, self.actions, payloads)
-
-    def _program(self, bot_id: str, version: Version) -> Program | None:
-        if (bot_id, version) not in self._programs:
-            if (bot_id, version) not in self.known.definitions:
-                definition_field = Bot.definition_field(version)
-                text = self.r.hget(keys.bot(bot_id), definition_field)
-                self.known.definitions[(bot_id, version)] = text
-            text = self.known.definitions[(bot_id, version)]
-            if text is None:
-                log.warning(
-                    "bot %s is gone; the messages of its conversations are not answered", bot_id
-                )
-            self._programs[(bot_id, version)] = None if text is None else compile_text(text)
-        return self._programs[(bot_id, version)]
-
-    def _offloading_endpoint(self, bot_id: str) -> str | None:
-        if bot_id not in self.known.offloading:
-            self.known.offloading[bot_id] = offloading.endpoint_of(self.r, bot_id)
-        return self.known.offloading[bot_id]
-
-    def _channel(self, channel_id: str) -> Channel | None:
-        """A channel of the batch's conversations, or None (logged) when it was removed."""
-        if channel_id not in self._channels:
-            if channel_id not in self.known.channels:
-                self.known.channels[channel_id] = self.r.hgetall(keys.channel(channel_id))
-            raw = self.known.channels[channel_id]
-            self._channels[channel_id] = Channel.from_redis(raw) if raw else None
-            if not raw:
-                log.warning(
-                    "channel %s is gone; the replies to its messages are not sent", channel_id
-                )
-        return self._channels[channel_id]
 
 
 @dataclass(frozen=True)
@@ -808,19 +738,17 @@ class _BotTurn:
 
     def _apply(self, turn: Turn) -> None:
         self.meta.memory = turn.memory
-        channel = self._channel(self.meta.channel_id)
-        for output in turn.outputs:
-            if output.kind == "message":
-                self.outbox.send(channel, output.body)
-            elif output.kind == "offload":
-                now = clock.now()
-                delivery_id = self.outbox.offload(
-                    output.body["payload"],
-                    self._history,
-                    transcript_bytes=self.settings.transcript_bytes,
-                    expires_at=now + self.settings.offload_timeout,
-                )
-                self.handover.offload_sent(delivery_id, now)
+        self.outbox.send_outputs(self._channel(self.meta.channel_id), turn.outputs, self._offload)
+
+    def _offload(self, body: dict[str, Any]) -> None:
+        now = clock.now()
+        delivery_id = self.outbox.offload(
+            body["payload"],
+            self._history,
+            transcript_bytes=self.settings.transcript_bytes,
+            expires_at=now + self.settings.offload_timeout,
+        )
+        self.handover.offload_sent(delivery_id, now)
 
     def finish(self, *, trim: int, trim_signals: int) -> TurnCommit:
         """What the turn saves; its index changes are in `handover.changes`. TooLarge when
@@ -828,16 +756,8 @@ class _BotTurn:
         check_variables(
             self.memory_before, self.meta.memory, self.settings.conversation_variables_bytes
         )
-        self.outbox.flush()
-        self.meta.counters = self.outbox.counters
-        self.meta.last_activity_at = clock.now()
-        return TurnCommit(
-            self.meta.conversation.key,
-            trim=trim,
-            trim_signals=trim_signals,
-            meta={**self.meta.turn_fields(), **NO_FAILURES},
-            transcript=self.outbox.transcript,
-            deliveries=self.outbox.deliveries,
+        return self.outbox.close(
+            self.meta, clock.now(), trim=trim, trim_signals=trim_signals, clear_failures=True
         )
 
     def _offloading_disabled(self) -> bool:

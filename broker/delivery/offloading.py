@@ -145,7 +145,12 @@ def configure(
 
 def endpoint_of(r: Redis, bot_id: str) -> str | None:
     """The id of the bot's offloading endpoint, or None when the bot hands over to no one."""
-    return r.hget(keys.bot_offloading(bot_id), Offloading.endpoint_field())
+    return r.hget(*endpoint_location(bot_id))
+
+
+def endpoint_location(bot_id: str) -> tuple[str, str]:
+    """The hash and field of the id of the bot's offloading endpoint (`endpoint_of`)."""
+    return keys.bot_offloading(bot_id), Offloading.endpoint_field()
 
 
 def _load(r: Redis, bot_id: str) -> Offloading | None:

@@ -161,8 +161,7 @@ class _QueueWork:
     async def deliver(self, delivery: Delivery) -> Delivery | None:
         """Deal with the head; returns the next delivery, or None when the queue waits, is
         let go, or is no longer ours."""
-        d = self.d
-        endpoint, state = await d.endpoints.get(self.endpoint_id)
+        endpoint, state = await self.d.endpoints.get(self.endpoint_id)
         if endpoint is None:
             return await self._dead_letter(delivery, "the endpoint was removed")
         now = clock.now()
@@ -172,32 +171,40 @@ class _QueueWork:
             await self.wait(delivery.next_attempt_at)
             return None
         if state in ("disabled", "circuit_open"):
-            # The gate may make this attempt the circuit's probe.
-            call = health.gate_call(
-                d.settings, self.endpoint_id, now, endpoint.claim_lease(d.settings)
-            )
-            gate = health.read_gate(await d.redis.script("endpoint_gate", *call))
-            if gate.verdict == "disabled":
-                if delivery.expires_at:
-                    # Its answer is awaited now, not whenever an operator enables it.
-                    return await self._dead_letter(delivery, "the endpoint is disabled")
-                await self._park()
-                return None
-            if gate.verdict == "probing":
-                # The probe's outcome is moments away: wait for it without a count.
-                await self.wait(gate.until)
-                return None
-            if gate.verdict == "wait" and not retry.is_last(
-                delivery.attempts_since_replay, endpoint.schedule(d.settings)
-            ):
-                if delivery.retry_now:
-                    # An operator asked for this attempt: it waits for the circuit, uncounted.
-                    await self.wait(gate.until)
-                    return None
-                return await self._held_by_circuit(endpoint, delivery, gate.until)
+            return await self._through_gate(endpoint, delivery, now)
+        return await self._attempt(endpoint, delivery)
+
+    async def _through_gate(
+        self, endpoint: Endpoint, delivery: Delivery, now: float
+    ) -> Delivery | None:
+        """The endpoint is disabled or its circuit open: the head goes out as its gate says
+        (`deliver`'s answer)."""
+        d = self.d
+        # The gate may make this attempt the circuit's probe.
+        call = health.gate_call(d.settings, self.endpoint_id, now, endpoint.claim_lease(d.settings))
+        gate = health.read_gate(await d.redis.script("endpoint_gate", *call))
+        if gate.verdict == "go":
+            return await self._attempt(endpoint, delivery)
+        if gate.verdict == "disabled":
+            if delivery.expires_at:
+                # Its answer is awaited now, not whenever an operator enables it.
+                return await self._dead_letter(delivery, "the endpoint is disabled")
+            await self._park()
+            return None
+        if gate.verdict == "probing":
+            # The probe's outcome is moments away: wait for it without a count.
+            await self.wait(gate.until)
+            return None
+        # "wait": the circuit is open, and this attempt is not its probe.
+        if retry.is_last(delivery.attempts_since_replay, endpoint.schedule(d.settings)):
             # Its last attempt goes out, open circuit or not: no delivery is dead-lettered
             # without one request to its endpoint.
-        return await self._attempt(endpoint, delivery)
+            return await self._attempt(endpoint, delivery)
+        if delivery.retry_now:
+            # An operator asked for this attempt: it waits for the circuit, uncounted.
+            await self.wait(gate.until)
+            return None
+        return await self._held_by_circuit(endpoint, delivery, gate.until)
 
     async def _held_by_circuit(
         self, endpoint: Endpoint, delivery: Delivery, until: float

@@ -4,7 +4,7 @@ change at the first turn after it."""
 from __future__ import annotations
 
 from broker.bots import bot_store
-from broker.conversations import turns
+from broker.conversations import loading, turns
 from broker.core import generation, keys
 from broker.core.connection import Redis
 from broker.core.settings import Settings
@@ -25,10 +25,10 @@ def test_every_change_of_a_bot_gives_a_new_generation(fake_redis: Redis) -> None
 
 
 def test_what_a_process_knows_lasts_as_long_as_its_generation() -> None:
-    known = turns._KNOWN.of("a")
+    known = loading.KNOWN.of("a")
     known.offloading["bot_x"] = "ep_1"
-    assert turns._KNOWN.of("a").offloading == {"bot_x": "ep_1"}
-    assert turns._KNOWN.of("b").offloading == {}
+    assert loading.KNOWN.of("a").offloading == {"bot_x": "ep_1"}
+    assert loading.KNOWN.of("b").offloading == {}
 
 
 def test_the_generation_is_read_on_a_pipeline(fake_redis: Redis) -> None:

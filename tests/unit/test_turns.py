@@ -546,3 +546,24 @@ def test_a_batch_renews_its_locks_between_turns_that_ran_long(
     assert left_ms and left_ms[0] > nearly_out_ms
     (body,) = queued_bodies(fake_redis, second, channel.id)
     assert body["message"]["text"] == "You said: hi"
+
+
+def test_a_pass_sorts_its_conversations_by_what_their_commit_said() -> None:
+    def done(*, lost: bool = False, ended: bool = False) -> fanout.Committed:
+        return fanout.Committed(lost=lost, ended=ended, claimed={}, stale=[])
+
+    committed = {
+        "ended": done(ended=True),
+        "more": done(),
+        "lost": done(lost=True),
+        "put_off": done(),
+        "lost_put_off": done(lost=True),
+    }
+    used = {"ended": 2, "more": 3, "lost": 5, "put_off": 0, "lost_put_off": 0}
+    outcome = turns._PassOutcome.of(
+        committed, used, ["put_off", "lost_put_off", "unsaved"], ["failed"]
+    )
+    assert outcome.processed == 5  # a lost turn's messages wait for the next try
+    assert outcome.ended == ["ended"]
+    assert outcome.put_off == ["put_off", "unsaved"]
+    assert outcome.remaining == ["more", "failed"]
