@@ -53,17 +53,27 @@ def test_a_message_no_replica_has_is_503_and_taken_back(
         assert web.inbox(channel, "user-1") == []
 
 
+def before_the_take_back(
+    monkeypatch: pytest.MonkeyPatch, happens: Callable[[Redis, list[str]], None]
+) -> None:
+    """`happens` (given Redis and the take-back's keys) just before the take-back runs."""
+    run = scripts.run
+
+    def then_run(r: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+        if name == "ingress_retract":
+            happens(r, keys)
+        return run(r, name, keys, args)
+
+    monkeypatch.setattr(scripts, "run", then_run)
+
+
 def test_a_message_a_turn_took_before_the_replicas_had_it_is_acknowledged(
     web: WebApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = scripts.run
+    def the_turn_takes_the_inbox(r: Redis, keys: list[str]) -> None:
+        r.delete(keys[-1])
 
-    def taken_already(r: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
-        if name == "ingress_retract":
-            r.delete(keys[-1])  # the turn took the inbox meanwhile
-        return run(r, name, keys, args)
-
-    monkeypatch.setattr(scripts, "run", taken_already)
+    before_the_take_back(monkeypatch, the_turn_takes_the_inbox)
     channel = web.channel()
 
     assert current(web, channel, "key-2").status_code == 202
@@ -91,14 +101,11 @@ def test_a_message_redis_would_not_let_be_taken_back_is_503_and_left_queued(
     web: WebApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without replicas for too long, a master refuses every write: the take-back too."""
-    run = scripts.run
 
-    def refused(r: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
-        if name == "ingress_retract":
-            raise redis.ResponseError("NOREPLICAS Not enough good replicas to write.")
-        return run(r, name, keys, args)
+    def redis_refuses(r: Redis, keys: list[str]) -> None:
+        raise redis.ResponseError("NOREPLICAS Not enough good replicas to write.")
 
-    monkeypatch.setattr(scripts, "run", refused)
+    before_the_take_back(monkeypatch, redis_refuses)
     channel = web.channel()
 
     message = api_error(current(web, channel, "key-3"), 503, "unavailable")
