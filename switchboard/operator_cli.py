@@ -45,14 +45,13 @@ def _cut(text: str, width: int = _ERROR_WIDTH) -> str:
 def status(r: Redis, as_json: bool) -> int:
     """Print the overview; 1 when no worker or no scheduler is alive, as /readyz says."""
     from broker import overview
-    from broker.delivery import endpoint_store, health
+    from broker.delivery import health
 
     now = overview.take(r)
-    troubled = [
-        view
-        for view in (health.view(r, endpoint_store.load(r, e)) for e in endpoint_store.all_ids(r))
-        if view["state"] != "healthy"
-    ]
+    # Those the overview found in trouble, so that the list agrees with the counts above it.
+    troubled = health.views(
+        r, [e for e, state in now.endpoint_states.items() if state != "healthy"]
+    )
     ready = bool(now.workers and now.schedulers)
     if as_json:
         _echo_json({**now.as_json(), "troubledEndpoints": troubled})
@@ -111,8 +110,11 @@ def _endpoint_row(view: dict[str, Any]) -> list[str]:
 def list_endpoints(r: Redis, state: str | None, as_json: bool) -> None:
     from broker.delivery import endpoint_store, health
 
-    views = [health.view(r, endpoint_store.load(r, e)) for e in endpoint_store.all_ids(r)]
-    views = [v for v in views if state is None or v["state"] == state]
+    views = [
+        view
+        for view in health.views(r, endpoint_store.all_ids(r))
+        if state is None or view["state"] == state
+    ]
     if as_json:
         _echo_json(views)
         return

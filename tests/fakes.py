@@ -7,8 +7,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
+from broker.core.connection import Redis
 from broker.core.settings import Settings
 from broker.delivery.http_client import AttemptResult, HttpClient
+
+
+class RoundTrips:
+    """Counts a client's round trips to Redis: each command, and each pipeline (its one
+    `execute`)."""
+
+    def __init__(self, r: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        for name in ("pipeline", "execute_command"):
+            real = getattr(r, name)
+
+            def counted(*args: Any, real: Any = real, **kwargs: Any) -> Any:
+                self.count += 1
+                return real(*args, **kwargs)
+
+            monkeypatch.setattr(r, name, counted)
 
 
 class RecordingSender:

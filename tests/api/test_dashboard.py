@@ -439,10 +439,10 @@ def test_many_endpoints_the_overview_shows_those_in_trouble_and_links_the_rest(
 def test_an_endpoint_removed_while_a_page_is_made_is_left_out(
     web: WebApp, make_receiver: ReceiverFactory
 ) -> None:
-    from web.blueprints import dashboard
+    from broker.delivery import health
 
     channel = web.channel(webhookUrl=make_receiver().url)
-    views = dashboard._endpoint_views(web.redis, [channel["id"], "ch_gone"])
+    views = health.views(web.redis, [channel["id"], "ch_gone"])
     assert [view["id"] for view in views] == [channel["id"]]
 
 

@@ -18,7 +18,7 @@ from broker.delivery.endpoint import Endpoint
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import Delivery, queue_ref
 from tests.delivery_work import due_entries, work_due, work_queue
-from tests.fakes import RecordingSender, ScriptedClient
+from tests.fakes import RecordingSender, RoundTrips, ScriptedClient
 
 EP = "ch_core"
 
@@ -343,19 +343,9 @@ def test_a_bulk_replay_takes_a_few_round_trips_per_chunk_not_per_letter(
         for delivery_id in fan_out(r, settings, conversation_key, ["one", "two", "three"]):
             r.hset(keys.delivery(conversation_key, delivery_id), "status", "dead")
             dead.append(delivery_id)
-    round_trips = 0
-    for name in ("pipeline", "execute_command"):
-        real = getattr(r, name)
-
-        def counted(*args: Any, real: Any = real, **kwargs: Any) -> Any:
-            nonlocal round_trips
-            round_trips += 1
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(r, name, counted)
-
+    round_trips = RoundTrips(r, monkeypatch)
     assert replay.replay_many(r, [*dead, dead[0]]) == 450
-    assert round_trips <= 20  # 3 chunks of 200 at most, 4 round trips each, and the probe
+    assert round_trips.count <= 20  # 3 chunks of 200 at most, 4 round trips each, and the probe
     queued = [r.hget(keys.delivery(ids.conversation_of_delivery(d), d), "status") for d in dead]
     assert set(queued) == {"queued"}
 

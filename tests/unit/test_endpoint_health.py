@@ -199,3 +199,8 @@ def test_a_switch_that_a_removal_overtook_leaves_no_health_behind(
     with pytest.raises(NotFound):
         health.disable(r, EP)
     assert not r.exists(keys.endpoint_health(EP))
+
+
+def test_views_show_each_endpoint_as_view_does_and_leave_out_one_that_went(r: Redis) -> None:
+    fail(r, 100, "HTTP 502")
+    assert health.views(r, [EP, "ch_gone", EP]) == [health.view(r, endpoint_store.load(r, EP))] * 2

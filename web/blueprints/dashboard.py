@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Sequence
 from typing import Any, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -212,7 +211,7 @@ def home() -> str:
     rank = {state: n for n, state in enumerate(overview.ENDPOINT_STATES[1:])}
     states = now.endpoint_states
     shown = sorted(states, key=lambda e: rank.get(states[e], len(rank)))[:OVERVIEW_ENDPOINTS]
-    endpoints = _endpoint_views(r, shown)
+    endpoints = health.views(r, shown)
     newest_dead = records.views(r, r.zrevrange(keys.DEAD, 0, 9))
     return _page(
         "dashboard_home.html",
@@ -263,17 +262,8 @@ def endpoints() -> str:
     query = query_args(Pagination)
     found, total = endpoint_store.list_ids(r, query.offset, query.limit)
     return _page(
-        "dashboard_endpoints.html", endpoints=_endpoint_views(r, found), total=total, query=query
+        "dashboard_endpoints.html", endpoints=health.views(r, found), total=total, query=query
     )
-
-
-def _endpoint_views(r: Redis, endpoint_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The endpoints with their health; one removed since its id was read is left out."""
-    views = []
-    for endpoint_id in endpoint_ids:
-        with contextlib.suppress(NotFound):
-            views.append(health.view(r, endpoint_store.load(r, endpoint_id)))
-    return views
 
 
 @bp.post("/endpoints/<endpoint_id>/enable")

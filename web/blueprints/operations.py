@@ -38,7 +38,7 @@ def list_endpoints() -> Response:
     r = services().redis
     query = query_args(Pagination)
     endpoint_ids, total = endpoint_store.list_ids(r, query.offset, query.limit)
-    items = [health.view(r, endpoint_store.load(r, e)) for e in endpoint_ids]
+    items = health.views(r, endpoint_ids)
     return jsonify(query.listing(items, total))
 
 
