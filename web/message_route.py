@@ -61,7 +61,7 @@ def answer(
     except Exception as exc:
         refused = error_answer(exc)
         answered = _json(refused.status, refused.document, list(refused.headers.items()))
-    count.answered(answered[0])
+    count.answered(answered[0], per_channel=s.settings.metrics_per_channel)
     return answered
 
 

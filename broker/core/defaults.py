@@ -220,6 +220,9 @@ HEARTBEAT_TTL = 15
 
 #: Whether processes count events for /metrics (SWITCHBOARD_METRICS=0 turns it off).
 METRICS = True
+#: Whether inbound messages are counted by channel id (SWITCHBOARD_METRICS_PER_CHANNEL=0
+#: counts every channel's as channel="all").
+METRICS_PER_CHANNEL = True
 #: Each process adds what it counted to Redis this often (seconds), in one round trip.
 METRICS_FLUSH_INTERVAL = 1.0
 #: The scheduler keeps a sample of the queues and counters this often (seconds) ...

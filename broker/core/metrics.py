@@ -70,6 +70,19 @@ class Metric:
 ENDPOINT_KINDS = ("channel", "offloading")
 #: The channel label of inbound messages whose channel was not authenticated.
 UNKNOWN_CHANNEL = "unknown"
+#: The channel label of every channel's inbound messages when
+#: SWITCHBOARD_METRICS_PER_CHANNEL is off.
+ALL_CHANNELS = "all"
+#: The outcomes of inbound messages (`web.inbound_counts`).
+INBOUND_OUTCOMES = (
+    "queued",
+    "duplicate",
+    "unauthorized",
+    "invalid",
+    "rate_limited",
+    "unknown_channel",
+    "error",
+)
 INBOUND_MESSAGES = Metric(
     "switchboard_inbound_messages",
     "Inbound messages by channel and outcome: queued, duplicate (an idempotency key seen "
@@ -141,14 +154,25 @@ ALL: tuple[Metric, ...] = (
 _BY_NAME = {metric.name: metric for metric in ALL}
 
 
-def known_series(metric: Metric) -> list[tuple[str, ...]]:
+def known_series(metric: Metric, *, per_channel: bool) -> list[tuple[str, ...]]:
     """The label values of every series `metric` has before anything is counted: each
     combination of its labels' closed sets (the one series of a metric without labels);
     none when a label is open. Exposed at 0 from the first scrape, because Prometheus's
-    `increase()` needs a sample before the first event to count it."""
-    if metric.label_values is None:
+    `increase()` needs a sample before the first event to count it. Without `per_channel`
+    (`channel_label`), the inbound messages' channels are a closed set too."""
+    label_values = metric.label_values
+    if metric is INBOUND_MESSAGES and not per_channel:
+        label_values = ((ALL_CHANNELS, UNKNOWN_CHANNEL), INBOUND_OUTCOMES)
+    if label_values is None:
         return []
-    return list(itertools.product(*metric.label_values))
+    return list(itertools.product(*label_values))
+
+
+def channel_label(channel: str, *, per_channel: bool) -> str:
+    """The channel label of an inbound message from `channel` (an id, or UNKNOWN_CHANNEL):
+    the id itself, or ALL_CHANNELS without `per_channel` (SWITCHBOARD_METRICS_PER_CHANNEL),
+    which spares Prometheus up to 7 series a channel."""
+    return channel if per_channel or channel == UNKNOWN_CHANNEL else ALL_CHANNELS
 
 
 @functools.lru_cache(maxsize=4096)
@@ -324,10 +348,13 @@ def forget_gone_channels(r: Redis, counts: Counts, channels: set[str]) -> None:
     """Drop the inbound series of channels not in `channels` from `counts` and from Redis.
     Those of a removed channel were forgotten with it, but a process that counted one of
     its messages just before adds the series again at its next flush. `channels` must be
-    read after `counts`: a channel made meanwhile has no series yet."""
+    read after `counts`: a channel made meanwhile has no series yet. With no `channels`,
+    only the series of no channel's id are kept (`channel_label` without `per_channel`)."""
     series = counts.counters.get(INBOUND_MESSAGES.name, {})
     gone = [
-        labels for labels in series if labels[0] != UNKNOWN_CHANNEL and labels[0] not in channels
+        labels
+        for labels in series
+        if labels[0] not in (UNKNOWN_CHANNEL, ALL_CHANNELS) and labels[0] not in channels
     ]
     for labels in gone:
         del series[labels]

@@ -208,6 +208,8 @@ class Settings:
     action_modules: str = defaults.ACTION_MODULES
     #: Count events for /metrics and the dashboard.
     metrics: bool = defaults.METRICS
+    #: Label inbound messages' series with their channel's id (else channel="all").
+    metrics_per_channel: bool = defaults.METRICS_PER_CHANNEL
     #: "json" (one object a line) or "text".
     log_format: str = defaults.LOG_FORMAT
     #: DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case.

@@ -112,6 +112,62 @@ def test_the_first_scrape_has_the_series_of_known_labels_at_0(web: WebApp) -> No
     assert not any(name.startswith("switchboard_inbound") for name, _ in samples)  # channels
 
 
+def inbound_series(samples: Samples) -> dict[tuple[str, str], float]:
+    """The inbound messages' samples by (channel, outcome)."""
+    return {
+        (dict(labels)["channel"], dict(labels)["outcome"]): value
+        for (name, labels), value in samples.items()
+        if name == "switchboard_inbound_messages_total"
+    }
+
+
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_inbound_series_are_per_channel_unless_turned_off(per_channel: bool) -> None:
+    with web_app(metrics_per_channel=per_channel) as web:
+        channels = [web.channel() for _ in range(3)]
+        for channel in channels:
+            web.say(channel, "a", "hi")
+        assert web.post_message({"id": "ch_nope", "accessToken": "x"}, {}).status_code == 404
+        counted = {labels: n for labels, n in inbound_series(scrape(web)).items() if n}
+    if per_channel:
+        queued = {(channel["id"], "queued"): 1.0 for channel in channels}
+        assert counted == {**queued, ("unknown", "unknown_channel"): 1.0}
+    else:
+        assert counted == {("all", "queued"): 3.0, ("unknown", "unknown_channel"): 1.0}
+
+
+def test_without_per_channel_series_the_inbound_ones_are_known_from_the_first_scrape() -> None:
+    with web_app(metrics_per_channel=False) as web:
+        found = inbound_series(scrape(web))
+    assert found == {
+        (channel, outcome): 0.0
+        for channel in ("all", "unknown")
+        for outcome in (
+            "queued",
+            "duplicate",
+            "unauthorized",
+            "invalid",
+            "rate_limited",
+            "unknown_channel",
+            "error",
+        )
+    }
+
+
+def test_turning_per_channel_series_off_drops_those_counted_before() -> None:
+    from broker.core import metrics
+
+    with web_app(metrics_per_channel=False) as web:
+        channel = web.channel()
+        before = metrics._field(metrics.INBOUND_MESSAGES, (channel["id"], "queued"), "")
+        web.redis.hincrby(keys.METRICS, before, 5)  # counted while it was on
+        web.say(channel, "a", "hi")
+        found = inbound_series(scrape(web))
+        assert not web.redis.hexists(keys.METRICS, before)
+    assert found[("all", "queued")] == 1
+    assert not any(channel_id == channel["id"] for channel_id, _ in found)
+
+
 def test_an_openmetrics_scraper_is_answered_in_openmetrics(web: WebApp) -> None:
     channel = web.channel()
     web.say(channel, "a", "hello")

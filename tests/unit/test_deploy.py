@@ -38,7 +38,9 @@ def exposed(fake_redis: Redis) -> set[str]:
             buckets = [1] * (len(metric.buckets) + 1)
             counts.histograms[metric.name] = {labels: metrics.Histogram(buckets, 1.0, 1)}
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SwitchboardMetrics(counts, overview.take(fake_redis), counting=True))
+    registry.register(
+        SwitchboardMetrics(counts, overview.take(fake_redis), counting=True, per_channel=True)
+    )
     text = generate_latest(registry).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 

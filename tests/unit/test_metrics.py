@@ -136,12 +136,29 @@ def test_fields_of_unknown_metrics_are_passed_over(recording: Redis) -> None:
 
 
 def test_the_known_series_are_those_of_closed_label_sets() -> None:
-    assert metrics.known_series(metrics.DELIVERIES) == [
+    assert metrics.known_series(metrics.DELIVERIES, per_channel=True) == [
         ("channel", "delivered"),
         ("channel", "dead"),
         ("offloading", "delivered"),
         ("offloading", "dead"),
     ]
-    assert metrics.known_series(metrics.BOT_TURN_DURATION) == [()]
-    assert metrics.known_series(metrics.INBOUND_MESSAGES) == []  # channel ids are open
+    assert metrics.known_series(metrics.BOT_TURN_DURATION, per_channel=True) == [()]
+    # Channel ids are open; without them the channels are "all" and "unknown".
+    assert metrics.known_series(metrics.INBOUND_MESSAGES, per_channel=True) == []
+    folded = metrics.known_series(metrics.INBOUND_MESSAGES, per_channel=False)
+    assert len(folded) == 2 * 7 and {channel for channel, _ in folded} == {"all", "unknown"}
     assert set(metrics.ENDPOINT_KINDS) == set(get_args(EndpointKind))
+
+
+def test_without_per_channel_series_every_channel_is_all_but_the_unknown_one() -> None:
+    assert metrics.channel_label("ch_1", per_channel=True) == "ch_1"
+    assert metrics.channel_label("ch_1", per_channel=False) == "all"
+    for per_channel in (True, False):
+        assert metrics.channel_label("unknown", per_channel=per_channel) == "unknown"
+
+
+def test_every_inbound_outcome_counted_is_one_of_the_known_ones() -> None:
+    from web import inbound_counts
+
+    assert set(inbound_counts._REFUSALS.values()) < set(metrics.INBOUND_OUTCOMES)
+    assert {"queued", "duplicate", "invalid", "error"} < set(metrics.INBOUND_OUTCOMES)

@@ -59,6 +59,7 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_RATE_LIMIT_BURST", "rate_limit_burst", "50", 50.0),
     ("SWITCHBOARD_ACTION_MODULES", "action_modules", "shop.actions", "shop.actions"),
     ("SWITCHBOARD_METRICS", "metrics", "off", False),
+    ("SWITCHBOARD_METRICS_PER_CHANNEL", "metrics_per_channel", "no", False),
     ("SWITCHBOARD_LOG_FORMAT", "log_format", "text", "text"),
     ("SWITCHBOARD_LOG_LEVEL", "log_level", "warning", "WARNING"),
     ("SWITCHBOARD_SESSION_DATA_KEYS", "session_data_keys", "10", 10),
@@ -280,11 +281,12 @@ def test_a_flag_is_one_of_its_words(raw: str, expected: bool) -> None:
 
 
 @pytest.mark.parametrize("raw", ["2", "enabled", "-"])
-def test_a_flag_that_is_not_one_of_its_words_is_a_config_error(raw: str) -> None:
+@pytest.mark.parametrize("name", ["SWITCHBOARD_METRICS", "SWITCHBOARD_METRICS_PER_CHANNEL"])
+def test_a_flag_that_is_not_one_of_its_words_is_a_config_error(name: str, raw: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env({"SWITCHBOARD_METRICS": raw})
+        Settings.from_env({name: raw})
     assert caught.value.message == (
-        f"SWITCHBOARD_METRICS must be 1 or 0 (true or false, on or off, yes or no), not {raw!r}"
+        f"{name} must be 1 or 0 (true or false, on or off, yes or no), not {raw!r}"
     )
 
 

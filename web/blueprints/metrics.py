@@ -25,8 +25,10 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from broker import overview
 from broker.core import metrics
+from broker.core.connection import Redis
 from broker.core.errors import Unauthorized
 from broker.core.heartbeats import ROLES
+from broker.core.settings import Settings
 from broker.delivery import endpoint_store
 from web.apidoc import Content, documented
 from web.auth import bearer_token, throttled
@@ -41,10 +43,19 @@ class SwitchboardMetrics(Collector):
     """Every metric, read from Redis at each scrape. While events are `counting`, the known
     series (`metrics.known_series`) are there at 0 before their first event."""
 
-    def __init__(self, counts: metrics.Counts, now: overview.Overview, *, counting: bool) -> None:
+    def __init__(
+        self,
+        counts: metrics.Counts,
+        now: overview.Overview,
+        *,
+        counting: bool,
+        per_channel: bool,
+    ) -> None:
         self.counts = counts
         self.now = now
         self.counting = counting
+        #: SWITCHBOARD_METRICS_PER_CHANNEL (`metrics.channel_label`).
+        self.per_channel = per_channel
 
     def collect(self) -> Iterator[Metric]:
         yield from self._counted()
@@ -52,7 +63,9 @@ class SwitchboardMetrics(Collector):
 
     def _counted(self) -> Iterator[Metric]:
         for metric in metrics.ALL:
-            known = metrics.known_series(metric) if self.counting else []
+            known = (
+                metrics.known_series(metric, per_channel=self.per_channel) if self.counting else []
+            )
             if metric.kind == "counter":
                 counter = CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
                 values = dict.fromkeys(known, 0.0) | self.counts.counters.get(metric.name, {})
@@ -145,6 +158,13 @@ def _encoder(accept: str) -> tuple[Callable[[CollectorRegistry], bytes], str]:
         return generate_latest, CONTENT_TYPE_PLAIN_0_0_4
 
 
+def _channels_with_series(r: Redis, settings: Settings) -> set[str]:
+    """The channels whose inbound messages have series of their own: every channel, or
+    none when SWITCHBOARD_METRICS_PER_CHANNEL is off (those counted before it was turned
+    off then go; their messages count under channel="all" from then on)."""
+    return set(endpoint_store.all_ids(r)) if settings.metrics_per_channel else set()
+
+
 @bp.get("/metrics")
 @documented(
     "Prometheus metrics",
@@ -162,9 +182,15 @@ def metrics_text() -> Response:
     r = services().redis
     metrics.flush()  # this process's latest counts, so that a scrape sees its own
     counts = metrics.read(r)
-    metrics.forget_gone_channels(r, counts, set(endpoint_store.all_ids(r)))
+    settings = services().settings
+    metrics.forget_gone_channels(r, counts, _channels_with_series(r, settings))
     registry = CollectorRegistry(auto_describe=False)
-    counting = services().settings.metrics
-    registry.register(SwitchboardMetrics(counts, overview.take(r), counting=counting))
+    collector = SwitchboardMetrics(
+        counts,
+        overview.take(r),
+        counting=settings.metrics,
+        per_channel=settings.metrics_per_channel,
+    )
+    registry.register(collector)
     encode, content_type = _encoder(request.headers.get("Accept", ""))
     return Response(encode(registry), content_type=content_type)
