@@ -10,7 +10,7 @@ import redis
 from prometheus_client.openmetrics import parser as openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.core import heartbeats, keys
+from broker.core import heartbeats, keys, metrics
 from broker.core.connection import Redis, index_shards
 from broker.delivery.records import split_due_member, split_ref
 from tests.delivery_work import due_members
@@ -142,21 +142,11 @@ def test_without_per_channel_series_the_inbound_ones_are_known_from_the_first_sc
     assert found == {
         (channel, outcome): 0.0
         for channel in ("all", "unknown")
-        for outcome in (
-            "queued",
-            "duplicate",
-            "unauthorized",
-            "invalid",
-            "rate_limited",
-            "unknown_channel",
-            "error",
-        )
+        for outcome in metrics.INBOUND_OUTCOMES
     }
 
 
 def test_turning_per_channel_series_off_drops_those_counted_before() -> None:
-    from broker.core import metrics
-
     with web_app(metrics_per_channel=False) as web:
         channel = web.channel()
         before = metrics._field(metrics.INBOUND_MESSAGES, (channel["id"], "queued"), "")
@@ -275,8 +265,6 @@ def test_readiness_says_redis_is_unreachable_without_its_error_text() -> None:
 def test_a_removed_channel_s_series_do_not_come_back(web: WebApp, receiver: Receiver) -> None:
     """A process that counted a channel's message just before its removal adds the series
     again at its next flush: the scrape drops it."""
-    from broker.core import metrics
-
     channel = web.channel(webhookUrl=receiver.url)
     web.say(channel, "u1", "hello")
     removed = web.client.delete(
