@@ -290,7 +290,7 @@ def _take_back(
             r,
             "ingress_retract",
             [
-                *(keys.idempotency(conversation.key, key) for key in dedupe_keys or ("", "")),
+                *_idempotency_keys(conversation, dedupe_keys),
                 keys.conversation_inbox(conversation.key),
             ],
             [entry_json, message_id],
@@ -302,6 +302,13 @@ def _take_back(
         log.warning("a turn took the message before its replicas had it: acknowledged")
         return TakenBack.TURN_HAS_IT
     return TakenBack.YES
+
+
+def _idempotency_keys(conversation: Conversation, dedupe_keys: tuple[str, str] | None) -> list[str]:
+    """The two idempotency keys that `ingress.lua` and `ingress_retract.lua` take first. A
+    message without a key still names two (unread) so that the scripts' keys keep their
+    places."""
+    return [keys.idempotency(conversation.key, key) for key in dedupe_keys or ("", "")]
 
 
 def _uncopied(what_became_of_it: str) -> Unavailable:
@@ -397,9 +404,7 @@ def _queue(
         pipe,
         "ingress",
         [
-            # A message without a key still names two keys (unread) so that the script's
-            # keys keep their places.
-            *(keys.idempotency(key, dedupe_key) for dedupe_key in dedupe_keys or ("", "")),
+            *_idempotency_keys(conversation, dedupe_keys),
             keys.conversation_inbox(key),
             keys.conversation_pending(key),
             keys.conversation_meta(key),
