@@ -397,12 +397,12 @@ def _print_replies(
     return delivered, failed, sum(1 for d in fresh if d["id"] not in seen)
 
 
-#: Characters that move a terminal's cursor or change its state, other than a line break.
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-
-
 def _printable(text: str) -> str:
-    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)
+    """A reply's text as a terminal can show it: its line breaks kept, its other control
+    and format characters escaped."""
+    from switchboard.listing import printable
+
+    return printable(text, keep_newlines=True)
 
 
 def _shown(message: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from broker.core import defaults, logs, redaction
 from broker.core.errors import Conflict, NotFound, SwitchboardError
 from broker.core.settings import Settings
 from switchboard import admin_cli, bot_cli, operator_cli
+from switchboard.listing import printable
 
 if TYPE_CHECKING:
     from broker.core.connection import Redis
@@ -351,7 +352,7 @@ def cmd_dlq_replay(
             except (NotFound, Conflict) as exc:
                 refused.append(exc.message)
     for reason in refused:
-        click.echo(f"switchboard: {reason}", err=True)
+        click.echo(f"switchboard: {printable(reason)}", err=True)
     click.echo(f"{replayed} of {len(found)} deliveries queued again")
     if refused:
         raise click.exceptions.Exit(1)
@@ -425,10 +426,10 @@ def _each(ids: Sequence[str], act: Callable[[str], object], done: str) -> None:
         try:
             act(one)
         except (NotFound, Conflict) as exc:
-            click.echo(f"switchboard: {exc.message}", err=True)
+            click.echo(f"switchboard: {printable(exc.message)}", err=True)
             refused += 1
             continue
-        click.echo(f"{one} {done}")
+        click.echo(f"{printable(one)} {done}")
     if refused:
         raise click.exceptions.Exit(1)
 
@@ -468,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except SwitchboardError as exc:
-        click.echo(f"switchboard: {exc.message}", err=True)
+        click.echo(f"switchboard: {printable(exc.message)}", err=True)
         return 2
     except click.Abort:
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,9 +40,20 @@ def show(columns: Sequence[Column], rows: Sequence[Sequence[str]], summary: str)
     click.echo(summary)
 
 
-def printable(value: str) -> str:
-    """`value` with its control characters and line breaks written as escapes."""
-    return CONTROL.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), value)
+def printable(value: str, *, keep_newlines: bool = False) -> str:
+    """`value` with its control characters, line breaks and format characters (Unicode's Cf:
+    bidi overrides such as U+202E reorder what a terminal shows) written as escapes;
+    `keep_newlines` leaves "\\n" as it is, for text shown on lines of its own."""
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if _unprintable(char) and not (keep_newlines and char == "\n")
+        else char
+        for char in value
+    )
+
+
+def _unprintable(char: str) -> bool:
+    return bool(CONTROL.match(char)) or unicodedata.category(char) == "Cf"
 
 
 def _print_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import click
 
 from broker.core import clock
-from switchboard.listing import Column, show
+from switchboard.listing import Column, printable, show
 
 if TYPE_CHECKING:
     from broker.core.connection import Redis
@@ -75,7 +75,7 @@ def status(r: Redis, as_json: bool) -> int:
     if now.broker_trouble:
         click.echo(
             f"Celery's broker refused a task at {now.broker_trouble['at']} "
-            f"({_cut(now.broker_trouble['error'])}): retries wait for it"
+            f"({printable(_cut(now.broker_trouble['error']))}): retries wait for it"
         )
     show(
         _ENDPOINT_COLUMNS,
@@ -126,10 +126,10 @@ def switch_endpoint(r: Redis, endpoint_id: str, enable: bool) -> None:
 
     if enable:
         woken = health.enable(r, endpoint_id)
-        click.echo(f"{endpoint_id} enabled; {woken} queue(s) resumed")
+        click.echo(f"{printable(endpoint_id)} enabled; {woken} queue(s) resumed")
     else:
         health.disable(r, endpoint_id)
-        click.echo(f"{endpoint_id} disabled; its deliveries wait until it is enabled")
+        click.echo(f"{printable(endpoint_id)} disabled; its deliveries wait until it is enabled")
     view = health.view(r, endpoint_store.load(r, endpoint_id))
     click.echo(f"state: {view['state']}")
 
@@ -141,12 +141,14 @@ def show_delivery(r: Redis, delivery_id: str, as_json: bool) -> None:
     if as_json:
         _echo_json(view)
         return
+    # Values are data (a sessionId is the channel's): each is one line, escaped as in `show`.
     for name in ("id", "status", "kind", "endpointId", "botId", "sessionId", "createdAt"):
-        click.echo(f"{name + ':':<14}{view[name]}")
+        click.echo(f"{name + ':':<14}{printable(str(view[name]))}")
     for name in ("deliveredAt", "nextAttemptAt", "deadAt"):
         if name in view:
-            click.echo(f"{name + ':':<14}{view[name]}")
-    click.echo(f"{'body:':<14}{json.dumps(view['body'], ensure_ascii=False)}")
+            click.echo(f"{name + ':':<14}{printable(str(view[name]))}")
+    body = json.dumps(view["body"], ensure_ascii=False)
+    click.echo(f"{'body:':<14}{printable(body)}")
     show(
         [
             Column("#"),

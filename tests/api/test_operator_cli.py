@@ -116,6 +116,23 @@ def test_a_delivery_is_shown_with_its_attempts(
     assert code == 2 and "no delivery 'msg_nope'" in err
 
 
+def test_a_delivery_shows_its_values_escaped(
+    cli: WebApp, make_receiver: ReceiverFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    channel = cli.channel(webhookUrl=make_receiver(always(500)).url)
+    forged = "u1\x1b[2J\r\nstatus:       delivered\u202e\x9b"
+    cli.say(channel, forged, "hi\u2028there\u200f")
+    cli.deliver_due()
+    (delivery_id,) = cli.redis.zrange(keys.DELIVERIES, 0, -1)
+    code, out, _ = run_cli(capsys, "deliveries", "show", delivery_id)
+    assert code == 0
+    shown = "u1\\x1b[2J\\r\\nstatus:       delivered\\u202e\\x9b"
+    assert f"sessionId:    {shown}" in out.splitlines()
+    (body,) = [line for line in out.splitlines() if line.startswith("body:")]
+    assert "\\u2028" in body and "\\u200f" in body and "\\x9b" in body
+    assert not any(c in out for c in "\x1b\r\u202e\u200f\u2028\x9b")
+
+
 def test_a_broker_that_refuses_tasks_is_shown_for_a_minute(
     cli: WebApp, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -278,8 +278,8 @@ def test_send_tells_a_reply_that_was_not_delivered_and_exits_1(
     channel = cli_env.echo_channel(broken.url, retrySchedule=[0])
     code, out, err = run_cli(
         capsys,
-        *("send", channel["botId"], channel["id"], "hi \x1b]0;title\x07"),
+        *("send", channel["botId"], channel["id"], "hi \x1b]0;title\x07\u202e"),
         *("--access-token", channel["accessToken"], "--wait", "0.5"),
     )
     assert code == 1, err
-    assert out == "bot (not delivered: HTTP 500: db down): You said: hi \\x1b]0;title\\x07\n"
+    assert out == "bot (not delivered: HTTP 500: db down): You said: hi \\x1b]0;title\\x07\\u202e\n"

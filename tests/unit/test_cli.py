@@ -136,6 +136,15 @@ def test_a_listing_writes_control_characters_in_values_as_escapes(
     ]
 
 
+def test_a_listing_writes_format_characters_in_values_as_escapes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    show(COLUMNS, [["bot_3", "\u202eevil\u202c\u200f\u200bé", "2026-11-21T08:00:00Z"]], "1 bot(s)")
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "bot_3  \\u202eevil\\u202c\\u200f\\u200bé  published 2026-11-21T08:00:00Z"
+    )
+
+
 def test_a_token_description_on_more_than_one_line_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
