@@ -86,7 +86,7 @@ def take_legacy(s: Services, post: MessagePost, count: InboundCount) -> ingress.
         s.sender,
         channel=channel,
         conversation_id=body.sender.id,
-        message=legacy_form.normalize(body),
+        message=legacy_form.normalize(s.redis, channel, body),
         idempotency_key=post.idempotency_key or None,
     )
     count.queued = accepted.queued

@@ -4,7 +4,8 @@ normal form.
 Existing clients post `{"text", "sender": {"id"}, "verifyToken", "locale"?}` to
 `/api/webhookMessage/{botId}`. A button press arrives as `text` holding a JSON string
 (`params`, `nextDialogstateId`, `type`, `caption`), or as the opaque payload of one
-of our buttons; both become postbacks.
+of our buttons that opens in the conversation; both become postbacks. Any other text,
+however much it looks like JSON or like a payload, is the user's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from broker.bots import bot_store
+from broker.bots import bot_store, payload_secret
 from broker.bots.payloads import is_ours
 from broker.channels import channel_store
 from broker.channels.channel import Channel
@@ -65,25 +66,40 @@ def find_channel(r: Redis, bot_id: str, verify_token: str | None) -> Channel:
     return found
 
 
-def normalize(body: LegacyMessage) -> dict[str, Any]:
+def normalize(r: Redis, channel: Channel, body: LegacyMessage) -> dict[str, Any]:
     """The message in Switchboard's own form (see `broker.channels.message_form.normalize`)."""
-    out = _button_press(body.text) or {"kind": "text", "text": body.text}
+    out = (
+        _our_button(r, channel, body)
+        or _button_press(body.text)
+        or {"kind": "text", "text": body.text}
+    )
     if body.locale is not None:
         out["sessionData"] = {"locale": body.locale}
     return out
 
 
+def _our_button(r: Redis, channel: Channel, body: LegacyMessage) -> dict[str, Any] | None:
+    """The payload of one of our buttons that the conversation's key opens. One that does not
+    open is not told from a user's words (`sb2.hello.world`), and stays theirs."""
+    if not is_ours(body.text):
+        return None
+    conversation_key = ids.conversation_key(
+        channel.bot_id, channel.version, channel.id, body.sender.id
+    )
+    if payload_secret.key_for(r, conversation_key).open(body.text) is None:
+        return None
+    return {"kind": "postback", "title": None, "payload": body.text}
+
+
 def _button_press(text: str) -> dict[str, Any] | None:
-    if is_ours(text):
-        return {"kind": "postback", "title": None, "payload": text}
     if not text.lstrip().startswith("{"):
         return None
     try:
-        pressed = strict_json.loads(text)
-    except json.JSONDecodeError:
-        return None  # a text that starts with a brace
-    except ValueError as exc:  # JSON, but with invalid text, out of range or too deep
-        raise ValidationFailed(f"the button press in text: {exc}", field="text") from None
+        # Read leniently (NaN, lone surrogates, any depth Python reaches) to tell a press
+        # from a text that only looks like JSON; a press is then read strictly.
+        pressed = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
     if not isinstance(pressed, dict):
         return None
     target = pressed.get("nextDialogstateId")
@@ -94,6 +110,10 @@ def _button_press(text: str) -> dict[str, Any] | None:
         payload = None
     if target is None and payload is None:
         return None
+    try:
+        strict_json.loads(text)
+    except ValueError as exc:  # a press, but with invalid text, out of range or too deep
+        raise ValidationFailed(f"the button press in text: {exc}", field="text") from None
     caption = pressed.get("caption") if isinstance(pressed.get("caption"), str) else None
     out: dict[str, Any] = {"kind": "postback", "title": caption, "payload": payload}
     if target is not None:

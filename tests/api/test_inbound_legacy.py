@@ -123,3 +123,25 @@ def test_the_idempotency_key_header_also_works_on_the_legacy_route(web: WebApp) 
         )
         assert answer.status_code == 200
     assert len(web.inbox(channel, "s1")) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"x":NaN}',
+        '{"x":"\\udc00"}',
+        '{"x": ' + "[" * 150 + "]" * 150 + "}",
+        '{"nextDialogstateId": "s", "x": ' + "[" * 3000 + "]" * 3000 + "}",
+        "sb2.hello.world",
+        "sb1.eyJnIjoiczMiLCJwIjpbXX0",
+    ],
+)
+def test_text_that_is_no_button_press_is_the_users_words(web: WebApp, text: str) -> None:
+    channel = web.channel()
+    answer = web.client.post(
+        f"/api/webhookMessage/{channel['botId']}",
+        json={"text": text, "sender": {"id": "s1"}, "verifyToken": channel["verifyToken"]},
+    )
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    [queued] = web.inbox(channel, "s1")
+    assert (queued["kind"], queued["text"]) == ("text", text)
