@@ -68,6 +68,12 @@ class TranscriptQuery(Pagination):
         max_length=256,
         description="The conversation's channel, where the bot has one of that id on several.",
     )
+    sessionId: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The conversation's id, on the path without it (for `.` and `..`).",
+    )
 
 
 class LiveQuery(BaseModel):

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from redis.exceptions import RedisClusterException, RedisError
 from werkzeug.exceptions import HTTPException
 
@@ -88,6 +88,18 @@ def error_answer(exc: Exception) -> ErrorAnswer:
     return ErrorAnswer(exc.status, document, headers)
 
 
+def http_error_answer(exc: HTTPException) -> ErrorAnswer:
+    """The answer to Werkzeug's own refusals: no such route, a method it does not take, ..."""
+    status = exc.code or 500
+    message = exc.description or exc.name
+    if status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        message = f"the request body is larger than the limit of {limit} bytes"
+    allow = exc.get_response().headers.get("Allow") if status == 405 else None
+    document = error_document(_CODES.get(status, "http_error"), message)
+    return ErrorAnswer(status, document, {"Allow": allow} if allow else {})
+
+
 def _flask_answer(exc: Exception) -> Response:
     return json_response(error_answer(exc))
 
@@ -106,14 +118,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        message = exc.description or exc.name
-        if status == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"the request body is larger than the limit of {limit} bytes"
-        allow = exc.get_response().headers.get("Allow") if status == 405 else None
-        document = error_document(_CODES.get(status, "http_error"), message)
-        return json_response(ErrorAnswer(status, document, {"Allow": allow} if allow else {}))
+        return json_response(http_error_answer(exc))
 
     app.register_error_handler(Exception, _flask_answer)
 

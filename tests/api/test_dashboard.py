@@ -279,6 +279,15 @@ def test_a_delivery_shows_its_attempts_and_a_conversation_its_transcript(
     assert web.client.get("/dashboard/deliveries/msg_nope").status_code == 404
 
 
+def test_a_nul_in_the_transcript_is_shown_escaped(web: WebApp) -> None:
+    channel = web.channel()
+    web.say(channel, "u0", "a\x00b <\\x00>")
+    signed_in(web)
+    page = web.client.get(f"/dashboard/conversations/{channel['botId']}/u0").get_data(as_text=True)
+    assert '<p>a<code class="escaped">\\x00</code>b &lt;\\x00&gt;</p>' in page
+    assert "\x00" not in page
+
+
 def test_the_deliveries_listing_marks_failures_only(
     web: WebApp, make_receiver: ReceiverFactory
 ) -> None:
@@ -389,6 +398,37 @@ def test_a_conversation_id_is_one_segment_in_the_dashboard_s_links(web: WebApp) 
     assert link.endswith("/a%2F.%2Fb")
     signed_in(web)
     assert "You said: hi" in web.client.get(link).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("session_id", [".", ".."])
+def test_a_conversation_whose_id_is_a_dot_segment_is_linked_in_the_query(
+    web: WebApp, session_id: str
+) -> None:
+    channel = web.channel()
+    web.say(channel, session_id, "hi")
+    with web.app.test_request_context():
+        link = url_for("dashboard.conversation", bot_id=channel["botId"], session_id=session_id)
+    assert link == f"/dashboard/conversations/{channel['botId']}?sessionId={session_id}"
+    signed_in(web)
+    page = web.client.get(link).get_data(as_text=True)
+    assert "You said: hi" in page
+    assert f"<h1>Conversation <code><bdi>{session_id}</bdi></code>" in page
+    (listed,) = conversation_links(web.client.get("/dashboard/deliveries").get_data(as_text=True))
+    assert listed.startswith(f"/dashboard/conversations/{channel['botId']}?")
+    assert "You said: hi" in web.client.get(listed).get_data(as_text=True)
+
+
+def test_a_dashboard_path_no_route_takes_is_a_page_for_a_browser(web: WebApp) -> None:
+    signed_in(web)
+    for path in ("/dashboard/conversations/", "/dashboard/nowhere"):
+        page = web.client.get(path, headers=BROWSER)
+        assert page.status_code == 404 and page.mimetype == "text/html"
+        script = web.client.get(path)
+        assert script.status_code == 404 and script.get_json()["error"]["code"] == "not_found"
+    unnamed = web.client.get("/dashboard/conversations/bot_1", headers=BROWSER)
+    assert unnamed.status_code == 404 and "name the conversation" in unnamed.get_data(as_text=True)
+    elsewhere = web.client.get("/v1/nowhere", headers=BROWSER)
+    assert elsewhere.status_code == 404 and elsewhere.get_json()["error"]["code"] == "not_found"
 
 
 def test_the_overview_says_when_celery_s_broker_refuses_tasks(web: WebApp) -> None:

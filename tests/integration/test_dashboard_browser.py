@@ -94,6 +94,26 @@ def test_a_dead_letter_appears_is_replayed_and_is_delivered(
     expect(page.locator(".transcript .actor-bot")).to_contain_text("You said: hello")
 
 
+def test_a_conversation_whose_id_is_a_dot_segment_opens_from_its_link(
+    browser: Browser, stack: Stack, api: Api, make_receiver: ReceiverFactory
+) -> None:
+    receiver = make_receiver(always(200))
+    channel = api.echo_channel(receiver.url)
+    for session_id in (".", ".."):
+        assert api.send(channel, session_id, f"hello {session_id}").status_code == 202
+    wait_delivered(receiver, 2)
+    page = signed_in(browser, stack, LAPTOP)
+    for session_id in (".", ".."):
+        page.goto(f"{stack.url}/dashboard/deliveries?endpointId={channel['id']}")
+        page.get_by_role("link", name=session_id, exact=True).first.click()
+        expect(page.locator("h1")).to_contain_text(f"Conversation {session_id}")
+        expect(page.locator(".transcript .actor-bot")).to_contain_text(
+            f"You said: hello {session_id}"
+        )
+    page.goto(f"{stack.url}/dashboard/conversations/")
+    expect(page.locator(".notice.error")).to_be_visible()  # a page, not a JSON error
+
+
 def test_the_overview_under_load_on_a_laptop_and_on_a_phone(
     browser: Browser, stack: Stack, api: Api, make_receiver: ReceiverFactory
 ) -> None:

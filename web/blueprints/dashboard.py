@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 from redis.exceptions import RedisError
+from werkzeug.exceptions import NotFound as NoSuchRoute
 from werkzeug.wrappers import Response
 
 from broker import history, overview
@@ -48,7 +49,7 @@ from web.dashboard_forms import (
     TranscriptQuery,
     form,
 )
-from web.errors import error_answer, json_response
+from web.errors import ErrorAnswer, error_answer, http_error_answer, json_response
 from web.queries import DeadTurnFilter, Pagination
 from web.request_body import form_fields, query_args
 from web.services import services
@@ -162,7 +163,10 @@ def login() -> Response:
 
 def _error_page(exc: Exception) -> Response:
     """An error of a dashboard route: a page for a browser, the JSON error for a script."""
-    answer = error_answer(exc)
+    return _answer_page(error_answer(exc))
+
+
+def _answer_page(answer: ErrorAnswer) -> Response:
     if not dashboard_session.wants_html():
         return json_response(answer)
     page = render_template(
@@ -175,6 +179,16 @@ def _error_page(exc: Exception) -> Response:
 
 bp.register_error_handler(SwitchboardError, _error_page)
 bp.register_error_handler(RedisError, _error_page)
+
+
+@bp.app_errorhandler(NoSuchRoute)
+def _no_such_page(exc: NoSuchRoute) -> Response:
+    """A path under /dashboard that no route takes is a page for a browser too: no
+    blueprint's handler sees a refusal made before a route is found."""
+    answer = http_error_answer(exc)
+    if request.path == bp.url_prefix or request.path.startswith(f"{bp.url_prefix}/"):
+        return _answer_page(answer)
+    return json_response(answer)
 
 
 @bp.post("/logout")
@@ -478,17 +492,23 @@ def replay_delivery(delivery_id: str) -> Response:
 
 
 @bp.get("/conversations/<bot_id>/<conversation:session_id>")
+@bp.get("/conversations/<bot_id>")
 @documented(
     "A conversation's transcript: what the user, the bot and agents said",
     auth="dashboard",
     query=TranscriptQuery,
     answers={200: HTML, **_REDIRECT},
     errors=[409],
+    description="The conversation id is the path's last segment, or `sessionId` in the "
+    "query where a path cannot hold it: a browser takes `.` and `..` out of a path.",
     tags=_TAGS,
 )
-def conversation(bot_id: str, session_id: str) -> str:
+def conversation(bot_id: str, session_id: str | None = None) -> str:
     r = services().redis
     query = query_args(TranscriptQuery)
+    session_id = session_id if session_id is not None else query.sessionId
+    if session_id is None:
+        raise NotFound("name the conversation: /dashboard/conversations/<bot>/<conversation>")
     found = _conversation(r, bot_id, session_id, query)
     items, total = conversation_store.transcript_page(r, found, query.offset, query.limit)
     return _page(
@@ -500,6 +520,14 @@ def conversation(bot_id: str, session_id: str) -> str:
         total=total,
         query=query,
     )
+
+
+@bp.url_defaults
+def _dot_segment_in_query(endpoint: str, values: dict[str, Any]) -> None:
+    """A conversation whose id is a dot segment is linked with the id in the query: a
+    browser would take it out of the path, and open another page or none."""
+    if endpoint == "dashboard.conversation" and values.get("session_id") in (".", ".."):
+        values["sessionId"] = values.pop("session_id")
 
 
 def _conversation(r: Redis, bot_id: str, session_id: str, query: TranscriptQuery) -> Conversation:
