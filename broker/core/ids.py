@@ -49,9 +49,33 @@ def random_hex(nbytes: int) -> str:
     return _entropy.hex(nbytes)
 
 
+class _Clock:
+    """Milliseconds and a count of the ids made in the same millisecond by this process, so
+    that ids made one after another sort in that order, not by their random bits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._count = 0
+
+    def tick(self) -> tuple[int, int]:
+        ms = int(time.time() * 1000)
+        with self._lock:
+            if ms == self._ms:
+                self._count = min(self._count + 1, 0xFFFF)
+            else:
+                self._ms, self._count = ms, 0
+            return ms, self._count
+
+
+_clock = _Clock()
+
+
 def new_id(prefix: str) -> str:
-    """A sortable, unguessable id: milliseconds in hex, then 64 random bits."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{random_hex(8)}"
+    """A sortable, unguessable id: milliseconds in hex, the count within that millisecond,
+    then 48 random bits."""
+    ms, count = _clock.tick()
+    return f"{prefix}_{ms:012x}{count:04x}{random_hex(6)}"
 
 
 def conversation_key(bot_id: str, version: str, channel_id: str, conversation_id: str) -> str:
