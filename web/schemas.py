@@ -102,7 +102,28 @@ class CreateChannel(_Body):
 Delay = Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
 
 
-class PatchChannel(_Body):
+class _DeliverySettings(_Body):
+    """An endpoint's own retry schedule and timeouts (`broker.delivery.endpoint.OVERRIDES`)."""
+
+    retrySchedule: Annotated[list[Delay], AfterValidator(starts_at_once)] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="Seconds before each attempt, after the one before; the first is 0.",
+    )
+    # At least 0.1 s: one of 5e-324 s made every attempt fail.
+    connectTimeout: float | None = Field(
+        default=None,
+        ge=0.1,
+        le=60,
+        description="Seconds to connect; longer than the total timeout that applies is `422`.",
+    )
+    totalTimeout: float | None = Field(
+        default=None, ge=0.1, le=300, description="Seconds for the whole request."
+    )
+
+
+class PatchChannel(_DeliverySettings):
     webhookUrl: Annotated[StrictStr, Field(json_schema_extra=URL_SCHEMA)] | None = Field(
         default=None, min_length=1, max_length=2048, description=URL_DESCRIPTION
     )
@@ -115,12 +136,6 @@ class PatchChannel(_Body):
         description="Inbound messages per second for this channel (0: no limit, else at "
         "least 0.001); its burst keeps the proportion of the defaults'.",
     )
-    retrySchedule: Annotated[list[Delay], AfterValidator(starts_at_once)] | None = Field(
-        default=None, min_length=1, max_length=50
-    )
-    # At least 0.1 s: one of 5e-324 s made every attempt fail.
-    connectTimeout: float | None = Field(default=None, ge=0.1, le=60)
-    totalTimeout: float | None = Field(default=None, ge=0.1, le=300)
 
 
 class DeadLetterReplay(_Body):
@@ -198,7 +213,9 @@ class ConversationAction(_Body):
     goToDialogstate: StrictStr | None = Field(default=None, min_length=1, max_length=256)
 
 
-class ConfigureOffloading(_Body):
+class ConfigureOffloading(_DeliverySettings):
+    """Those of the delivery settings left out are the defaults."""
+
     apiUrl: StrictStr = Field(
         min_length=1, max_length=2048, description=URL_DESCRIPTION, json_schema_extra=URL_SCHEMA
     )
@@ -288,6 +305,9 @@ class Offloading(_Answer):
     verifyToken: str
     endpointId: str
     signingSecret: str
+    retrySchedule: list[float]
+    connectTimeout: float
+    totalTimeout: float
     createdAt: str
     updatedAt: str
 

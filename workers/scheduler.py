@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def tick(r: Redis, settings: Settings, sender: TaskSender) -> None:
-    """One pass: due delivery queues, stalled bot turns, due conversation timers."""
+    """One pass: due delivery queues, stalled bot turns, due conversation timers, and the
+    listings of deliveries whose records expired."""
     queues = delivery_scheduler.hand_out_queues(r, settings, sender)
+    delivery_scheduler.forget_expired(r)
     turns = conversation_scheduler.hand_out_turns(r, settings, sender)
     timers = conversation_scheduler.fire_timers(r, settings, sender)
     if queues or turns or timers:

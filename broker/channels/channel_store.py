@@ -17,11 +17,11 @@ from broker.channels.channel import Channel
 from broker.core import clock, generation, ids, keys, record_change
 from broker.core.connection import Pipeline, Redis
 from broker.core.defaults import VERIFY_TOKENS_LOCK_LEASE, VERIFY_TOKENS_LOCK_WAIT
-from broker.core.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from broker.core.errors import Conflict, NotFound, Unauthorized
 from broker.core.locks import Lock
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
-from broker.delivery.endpoint import Endpoint
+from broker.delivery.endpoint import OVERRIDES, Endpoint
 from broker.delivery.netsafety import check_url
 
 
@@ -107,7 +107,6 @@ def view(
     channel = get(r, channel_id)
     if endpoint is None:
         endpoint = endpoint_store.load(r, channel_id)
-    connect, total = endpoint.timeouts(settings)
     return {
         "id": channel_id,
         "botId": channel.bot_id,
@@ -116,9 +115,7 @@ def view(
         "signingSecret": endpoint.secret,
         "version": channel.version,
         "messagesUrl": f"{settings.public_url}/v1/channels/webhook/{channel_id}/messages",
-        "retrySchedule": list(endpoint.schedule(settings)),
-        "connectTimeout": connect,
-        "totalTimeout": total,
+        **endpoint.overrides_view(settings),
         "rateLimit": _as_given(rate_limit.limits(settings, channel)[0]),
         "createdAt": clock.iso(channel.created_at),
     }
@@ -165,15 +162,10 @@ def update(
         endpoint_changes["url"] = check_url(
             changes["webhookUrl"], settings.outbound_allowlist, field="webhookUrl"
         )
-    if changes.get("retrySchedule") is not None:
-        endpoint_changes["retry_schedule"] = tuple(changes["retrySchedule"])
-    if changes.get("connectTimeout") is not None:
-        endpoint_changes["connect_timeout"] = float(changes["connectTimeout"])
-    if changes.get("totalTimeout") is not None:
-        endpoint_changes["total_timeout"] = float(changes["totalTimeout"])
+    overrides = {name: changes[name] for name in OVERRIDES if changes.get(name) is not None}
 
     def changed_endpoint(read: Endpoint) -> Endpoint:
-        return _timeouts_checked(replace(read, **endpoint_changes), endpoint_changes)
+        return replace(read, **endpoint_changes).with_overrides(settings, overrides)
 
     # Checked first, so that nothing is written of a change that is refused.
     changed_endpoint(endpoint_store.load(r, channel_id))
@@ -187,22 +179,9 @@ def update(
         if written is None:
             raise NotFound(f"no channel {channel_id!r}")
         generation.move_on(r)
-    if endpoint_changes:
+    if endpoint_changes or overrides:
         endpoint_store.change(r, channel_id, changed_endpoint)
     return view(r, settings, channel_id)
-
-
-def _timeouts_checked(endpoint: Endpoint, changes: dict[str, Any]) -> Endpoint:
-    # Both the channel's own: a default connect time longer than the channel's total is
-    # simply cut short by it.
-    connect, total = endpoint.connect_timeout, endpoint.total_timeout
-    if connect and total and connect > total:
-        raise ValidationFailed(
-            f"connectTimeout ({connect:g} s) would be longer than totalTimeout ({total:g} s), "
-            "the limit of the whole request",
-            field="connectTimeout" if "connect_timeout" in changes else "totalTimeout",
-        )
-    return endpoint
 
 
 @contextmanager

@@ -36,6 +36,9 @@ ENDPOINT_CHANGES = f"{PREFIX}:endpoint-changes"
 #: bot turns keep what they read of those until it changes (`broker.core.generation`).
 SETTINGS_GENERATION = f"{PREFIX}:settings-generation"
 DELIVERIES = f"{PREFIX}:deliveries"  # zset: delivery id -> created (ms)
+#: zset: "<delivery id>|<endpoint id>" of a delivery whose record has a time to live -> when
+#: it expires (ms): the delivery then leaves `DELIVERIES` and its endpoint's index.
+EXPIRING = f"{PREFIX}:deliveries:expiring"
 DEAD = f"{PREFIX}:dead"  # zset: delivery id -> dead-lettered at (ms)
 #: string, JSON {"at", "error"}: Celery's broker refused a task lately (it expires a minute
 #: after the last refusal); operators see it in `switchboard status` and on the dashboard.

@@ -254,6 +254,13 @@ class Settings:
         for name in _MORE_THAN_ZERO:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"SWITCHBOARD_{name.upper()} must be more than 0 seconds")
+        if not 0 <= self.retry_jitter < 1:
+            # A delay moves by up to this fraction of itself either way: 1 or more could
+            # make it 0 or less.
+            raise ConfigError(
+                "SWITCHBOARD_RETRY_JITTER must be a fraction from 0 up to, not including, 1, "
+                f"not {self.retry_jitter:g}"
+            )
         if not _base_url(self.public_url):
             raise ConfigError(
                 "SWITCHBOARD_PUBLIC_URL must be an http:// or https:// URL with a host and no "

@@ -13,6 +13,7 @@ from typing import Literal
 from broker.core import clock, keys, logs, metrics
 from broker.core.autopipe import AutoPipeline
 from broker.core.settings import Settings
+from broker.delivery import delivery_index
 from broker.delivery.http_client import AttemptResult
 from broker.delivery.records import Attempt, Delivery
 
@@ -136,6 +137,18 @@ async def record(
         keys.fifo(conversation_key, delivery.endpoint_id),
         keys.fifo_lock(conversation_key, delivery.endpoint_id),
     ]
+    if ending.ttl:
+        # Listed first (it is not in the conversation's hash slot): should we die before the
+        # record, or the queue not be ours, the entry finds the record without an expiry
+        # and goes.
+        expiring = redis.call(
+            "ZADD",
+            keys.EXPIRING,
+            clock.ms(clock.now() + int(ending.ttl)),
+            delivery_index.expiring_entry(delivery.id, delivery.endpoint_id),
+        )
+        if redis.on_cluster:
+            await expiring
     signal = ""
     if ending.fate == "leaves" and delivery.notify:
         signal = _end_signal(delivery, result)

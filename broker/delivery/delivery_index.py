@@ -2,11 +2,16 @@
 
 Every delivery is on `sb:deliveries` and its endpoint's index, and on its conversation's
 (the newest SESSION_DELIVERIES of each); a dead one also on `sb:dead` and its endpoint's dead
-index. A listing by one of those indexes reads only its page. A listing by session reads the
-index of every conversation of that id (one per channel and version). A listing by status
-(other than dead) walks an index newest first, reading one field list per entry and whole
-records only for the page, and stops counting after SCAN_LIMIT entries: its answer then says
-so (`scanLimited`).
+index. A delivery stays on the first two for as long as its record is kept: a record that
+is given a time to live (delivered or dead) is first put on `sb:deliveries:expiring` at its
+end (`expiring_entry`), and `forget_expired` takes it off them once that time has come and
+the record is gone.
+
+A listing by one of those indexes reads only its page. A listing by session reads the index
+of every conversation of that id (one per channel and version). A listing by status (other
+than dead) walks an index newest first, reading one field list per entry and whole records
+only for the page, and stops counting after SCAN_LIMIT entries: its answer then says so
+(`scanLimited`).
 """
 
 from __future__ import annotations
@@ -113,8 +118,13 @@ def list_page(
         return dead_letter_page(r, offset=offset, limit=limit, endpoint_id=endpoint_id)
     index = keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES
     if not status:
-        chosen = r.zrevrange(index, offset, offset + limit - 1)
-        return Page(records.views(r, chosen), int(r.zcard(index)))
+        # The count is the index's: those whose record has just expired go first.
+        forget_expired(r, max_chunks=1)
+        pipe = r.pipeline(transaction=False)
+        pipe.zrevrange(index, offset, offset + limit - 1)
+        pipe.zcard(index)
+        chosen, total = pipe.execute()
+        return Page(records.views(r, chosen), int(total))
     return _filtered(r, _newest_first(r, index), offset, limit, status=status, scan=True)
 
 
@@ -250,6 +260,47 @@ def dead_letter_ids(
     return chosen
 
 
+def expiring_entry(delivery_id: str, endpoint_id: str) -> str:
+    """A delivery's entry on `sb:deliveries:expiring`, which names the listings it is on."""
+    return f"{delivery_id}|{endpoint_id}"
+
+
+def forget_expired(r: Redis, *, max_chunks: int) -> int:
+    """Take the deliveries whose record has expired off `sb:deliveries` and their endpoints'
+    indexes, from the entries of `sb:deliveries:expiring` that have come due, at most
+    `max_chunks` round trips of them; returns how many went. An entry whose record is still
+    there moves to the record's time to live, or goes when it has none (replayed: its next
+    end writes one again)."""
+    forgotten = 0
+    for _ in range(max_chunks):
+        now_ms = clock.now_ms()
+        due = r.zrangebyscore(keys.EXPIRING, "-inf", now_ms, start=0, num=_CHUNK, withscores=True)
+        if not due:
+            break
+        named = [entry.partition("|")[::2] for entry, _ in due]
+        pipe = r.pipeline(transaction=False)
+        for delivery_id, _ in named:
+            pipe.pttl(keys.delivery(ids.conversation_of_delivery(delivery_id), delivery_id))
+        ttls = pipe.execute()
+        gone: dict[str, list[str]] = {}
+        settled: list[str | float] = []
+        for (entry, at), (delivery_id, endpoint_id), ttl in zip(due, named, ttls, strict=True):
+            if ttl == -2:
+                gone.setdefault(endpoint_id, []).append(delivery_id)
+            settled += [entry, at, now_ms + ttl if ttl >= 0 else ""]
+        pipe = r.pipeline(transaction=False)
+        for endpoint_id, delivery_ids in gone.items():
+            pipe.zrem(keys.DELIVERIES, *delivery_ids)
+            pipe.zrem(keys.endpoint_deliveries(endpoint_id), *delivery_ids)
+        pipe.execute()
+        # Last: should we stop before, the next pass finds these entries again.
+        scripts.run(r, "index_settle", [keys.EXPIRING], settled)
+        forgotten += sum(len(delivery_ids) for delivery_ids in gone.values())
+        if len(due) < _CHUNK:
+            break
+    return forgotten
+
+
 def _forget_stale(r: Redis, read: str, stale: Sequence[tuple[str, float, str | None]]) -> None:
     """Drop the dead-index entries (id, time, endpoint if known), read from index `read`, of
     deliveries that turned out delivered, or gone: a replay cut short leaves them. One
@@ -260,10 +311,10 @@ def _forget_stale(r: Redis, read: str, stale: Sequence[tuple[str, float, str | N
     for delivery_id, at, endpoint_id in stale:
         indexes = {read, keys.DEAD, *([keys.endpoint_dead(endpoint_id)] if endpoint_id else [])}
         for index in indexes:
-            by_index.setdefault(index, []).extend((delivery_id, at))
+            by_index.setdefault(index, []).extend((delivery_id, at, ""))
 
     def build(pipe: Pipeline) -> None:
         for index, entries in by_index.items():
-            scripts.add(pipe, "dead_index_forget", [index], entries)
+            scripts.add(pipe, "index_settle", [index], entries)
 
     scripts.execute(r, build)

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from broker.core import clock
 from broker.core.connection import HashFields
 from broker.core.defaults import ROTATED_SECRETS_KEPT, SECRET_ROTATION_OVERLAP
+from broker.core.errors import ValidationFailed
 from broker.core.settings import Settings
 
 EndpointKind = Literal["channel", "offloading"]
+
+#: The API's names of an endpoint's own delivery settings, with the fields that keep them.
+OVERRIDES = {
+    "retrySchedule": "retry_schedule",
+    "connectTimeout": "connect_timeout",
+    "totalTimeout": "total_timeout",
+}
 
 
 @dataclass(frozen=True)
@@ -52,10 +61,41 @@ class Endpoint:
         return self.retry_schedule or settings.retry_schedule
 
     def timeouts(self, settings: Settings) -> tuple[float, float]:
-        return (
-            self.connect_timeout or settings.connect_timeout,
-            self.total_timeout or settings.total_timeout,
-        )
+        """The connect and total timeouts that apply; a connect timeout is cut short by the
+        total one, which limits the whole request, connecting included."""
+        total = self.total_timeout or settings.total_timeout
+        return min(self.connect_timeout or settings.connect_timeout, total), total
+
+    def with_overrides(self, settings: Settings, given: Mapping[str, Any]) -> Endpoint:
+        """This endpoint with its own delivery settings that `given` names (by their API
+        names, OVERRIDES); ValidationFailed when its own connect timeout would be longer than
+        the total timeout that applies, as it would never apply. A default connect timeout
+        longer than its own total timeout is simply cut short by it (`timeouts`)."""
+        changes: dict[str, Any] = {
+            OVERRIDES[name]: float(value) if name.endswith("Timeout") else tuple(value)
+            for name, value in given.items()
+            if name in OVERRIDES
+        }
+        changed = replace(self, **changes)
+        connect, total = changed.connect_timeout, changed.total_timeout or settings.total_timeout
+        if connect > total:
+            whose = "the endpoint's own" if changed.total_timeout else "the default"
+            raise ValidationFailed(
+                f"connectTimeout ({connect:g} s) would be longer than totalTimeout ({total:g} s, "
+                f"{whose}), the limit of the whole request, connecting included: it would "
+                "never apply",
+                field="connectTimeout" if "connect_timeout" in changes else "totalTimeout",
+            )
+        return changed
+
+    def overrides_view(self, settings: Settings) -> dict[str, Any]:
+        """The delivery settings that apply, by their API names."""
+        connect, total = self.timeouts(settings)
+        return {
+            "retrySchedule": list(self.schedule(settings)),
+            "connectTimeout": connect,
+            "totalTimeout": total,
+        }
 
     def claim_lease(self, settings: Settings) -> float:
         """How long a worker's claim on one of its queues must last at an attempt (s)."""

@@ -88,9 +88,8 @@ def delete(r: Redis, endpoint_id: str) -> list[str]:
 
 
 def _remove_parked_queues(r: Redis, endpoint_id: str) -> None:
-    """The queues held while the endpoint was disabled, with what they hold: those held
-    longer than the log retention are no longer in its index of deliveries, and no worker
-    looks at a parked queue."""
+    """The queues held while the endpoint was disabled, with what they hold: no worker looks
+    at a parked queue, and its index of deliveries names what they hold, not the queues."""
     parked = keys.endpoint_parked(endpoint_id)
     refs = sorted(r.smembers(parked))
     for start in range(0, len(refs), _REMOVAL_CHUNK):

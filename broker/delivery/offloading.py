@@ -21,7 +21,7 @@ from broker.core.connection import HashFields, Redis
 from broker.core.errors import NotFound, ValidationFailed
 from broker.core.settings import Settings
 from broker.delivery import endpoint_store
-from broker.delivery.endpoint import Endpoint, with_challenge
+from broker.delivery.endpoint import OVERRIDES, Endpoint, with_challenge
 from broker.delivery.http_client import Answer, HttpClient, RequestFailed
 from broker.delivery.netsafety import check_url
 
@@ -34,11 +34,15 @@ def endpoint_id(bot_id: str) -> str:
     return f"off_{bot_id}"
 
 
-def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
+def health_check(
+    settings: Settings, api_url: str, verify_token: str, timeouts: tuple[float, float]
+) -> None:
     """GET the API URL with the challenge; anything but 200 with a JSON object whose `status`
     is "ok" (other fields may come with it) raises
     ValidationFailed (field `apiUrl`) quoting the endpoint's answer. Like every outbound
-    request, it is done within the total timeout, reading at most a capped answer."""
+    request, it is done within the endpoint's `timeouts` (connect, total), reading at most
+    a capped answer."""
+    connect_timeout, total_timeout = timeouts
 
     async def check() -> Answer:
         client = HttpClient(settings.outbound_allowlist, USER_AGENT)
@@ -48,8 +52,8 @@ def health_check(settings: Settings, api_url: str, verify_token: str) -> None:
                 with_challenge(api_url, verify_token),
                 b"",
                 {"Accept": "application/json"},
-                connect_timeout=settings.connect_timeout,
-                total_timeout=settings.total_timeout,
+                connect_timeout=connect_timeout,
+                total_timeout=total_timeout,
             )
         finally:
             await client.close()
@@ -110,37 +114,46 @@ def configure(
     bot_id: str,
     api_url: str,
     verify_token: str,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Save (or replace) the bot's offloading integration once its health check passes."""
+    """Save (or replace) the bot's offloading integration once its health check passes.
+    `overrides` are the endpoint's own retry schedule and timeouts (`endpoint.OVERRIDES`);
+    those it leaves out are the defaults."""
     if not bot_store.exists(r, bot_id):
         raise NotFound(f"no bot {bot_id!r}")
     check_url(api_url, settings.outbound_allowlist, field="apiUrl")
-    health_check(settings, api_url, verify_token)
     now = clock.now()
+    fresh = Endpoint(
+        id=endpoint_id(bot_id),
+        kind="offloading",
+        bot_id=bot_id,
+        url=api_url,
+        secret=ids.new_signing_secret(),
+        created_at=now,
+        verify_token=verify_token,
+    ).with_overrides(settings, overrides or {})
+    health_check(settings, api_url, verify_token, fresh.timeouts(settings))
     try:
         # Only the fields it sets: a rotation of its secret meanwhile stays.
         endpoint = endpoint_store.change(
             r,
             endpoint_id(bot_id),
-            lambda read: replace(read, url=api_url, verify_token=verify_token),
+            lambda read: replace(
+                read,
+                url=api_url,
+                verify_token=verify_token,
+                **{field: getattr(fresh, field) for field in OVERRIDES.values()},
+            ),
         )
     except NotFound:
-        endpoint = Endpoint(
-            id=endpoint_id(bot_id),
-            kind="offloading",
-            bot_id=bot_id,
-            url=api_url,
-            secret=ids.new_signing_secret(),
-            created_at=now,
-            verify_token=verify_token,
-        )
+        endpoint = fresh
         endpoint_store.save(r, endpoint)
     existing = _load(r, bot_id)
     created = existing.created_at if existing else now
     integration = Offloading(bot_id, endpoint.id, created, now)
     r.hset(keys.bot_offloading(bot_id), mapping=integration.to_redis())
     generation.move_on(r)
-    return _view(integration, endpoint)
+    return _view(settings, integration, endpoint)
 
 
 def endpoint_of(r: Redis, bot_id: str) -> str | None:
@@ -158,9 +171,9 @@ def _load(r: Redis, bot_id: str) -> Offloading | None:
     return Offloading.from_redis(raw) if raw else None
 
 
-def view(r: Redis, bot_id: str) -> dict[str, Any]:
+def view(r: Redis, settings: Settings, bot_id: str) -> dict[str, Any]:
     integration = _existing(r, bot_id)
-    return _view(integration, endpoint_store.load(r, integration.endpoint_id))
+    return _view(settings, integration, endpoint_store.load(r, integration.endpoint_id))
 
 
 def _existing(r: Redis, bot_id: str) -> Offloading:
@@ -173,7 +186,7 @@ def _existing(r: Redis, bot_id: str) -> Offloading:
     return integration
 
 
-def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
+def _view(settings: Settings, integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
     """The integration as the management API shows it."""
     return {
         "botId": integration.bot_id,
@@ -181,23 +194,24 @@ def _view(integration: Offloading, endpoint: Endpoint) -> dict[str, Any]:
         "verifyToken": endpoint.verify_token,
         "endpointId": endpoint.id,
         "signingSecret": endpoint.secret,
+        **endpoint.overrides_view(settings),
         "createdAt": clock.iso(integration.created_at),
         "updatedAt": clock.iso(integration.updated_at),
     }
 
 
-def rotate_secret(r: Redis, bot_id: str) -> dict[str, Any]:
+def rotate_secret(r: Redis, settings: Settings, bot_id: str) -> dict[str, Any]:
     """A new signing secret for the integration's endpoint; the old one keeps signing beside
     it for SECRET_ROTATION_OVERLAP."""
     integration = _existing(r, bot_id)
     # What this rotation wrote: read again, it could be another's made meanwhile.
-    return _view(integration, endpoint_store.rotate_secret(r, integration.endpoint_id))
+    return _view(settings, integration, endpoint_store.rotate_secret(r, integration.endpoint_id))
 
 
 def remove(r: Redis, bot_id: str) -> list[str]:
     """Remove the integration with its endpoint; returns the offloads whose answer was still
     awaited (`endpoint_store.delete`)."""
-    view(r, bot_id)
+    _existing(r, bot_id)
     r.delete(keys.bot_offloading(bot_id))
     generation.move_on(r)
     return endpoint_store.delete(r, endpoint_id(bot_id))

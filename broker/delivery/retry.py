@@ -8,6 +8,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from broker.core.defaults import RETRY_AFTER_CAP
@@ -55,10 +56,17 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if _DELTA_SECONDS.fullmatch(value):
         return float(value) if len(value) <= _DELTA_DIGITS else float("9" * _DELTA_DIGITS)
     try:
-        seconds = parsedate_to_datetime(value).timestamp() - now
+        seconds = _http_date(value).timestamp() - now
     except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
     return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _http_date(value: str) -> datetime:
+    """An HTTP date, which is always GMT (RFC 9110 §5.6.7): the asctime form and a "-0000"
+    zone, which name no zone, parse to a naive time, and are GMT too, not the host's."""
+    moment = parsedate_to_datetime(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def is_last(attempts_made: int, schedule: Sequence[float]) -> bool:

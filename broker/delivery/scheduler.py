@@ -10,7 +10,7 @@ from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.defaults import SCHEDULER_BATCH, SCHEDULER_PASS_BATCHES
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
-from broker.delivery import endpoint_store
+from broker.delivery import delivery_index, endpoint_store
 from broker.delivery.endpoint import delivery_lease
 
 
@@ -43,21 +43,17 @@ def _hand_out(settings: Settings, shards: list[str], pipe: Pipeline) -> None:
         scripts.add(pipe, "due_hand_out", [shard], args)
 
 
+def forget_expired(r: Redis, *, max_batches: int = SCHEDULER_PASS_BATCHES) -> int:
+    """Take the deliveries whose record has just expired off the delivery listings, at each
+    pass, so that a listing's count agrees with what it finds."""
+    return delivery_index.forget_expired(r, max_chunks=max_batches)
+
+
 def housekeep(r: Redis, settings: Settings) -> None:
-    """Drop index entries of records that have expired; finish endpoint removals that were
-    cut short."""
+    """Drop the dead-letter index entries of records that have expired; finish endpoint
+    removals that were cut short."""
     endpoint_store.resume_removals(r)
-    now_ms = clock.now_ms()
-    pipe = r.pipeline(transaction=False)
-    pipe.zremrangebyscore(keys.DELIVERIES, "-inf", now_ms - settings.log_retention * 1000)
-    pipe.zremrangebyscore(keys.DEAD, "-inf", now_ms - settings.dead_retention * 1000)
-    pipe.execute()
+    oldest = clock.now_ms() - settings.dead_retention * 1000
+    r.zremrangebyscore(keys.DEAD, "-inf", oldest)
     for endpoint_id in r.zrange(keys.ENDPOINTS, 0, -1):
-        pipe = r.pipeline(transaction=False)
-        pipe.zremrangebyscore(
-            keys.endpoint_deliveries(endpoint_id), "-inf", now_ms - settings.log_retention * 1000
-        )
-        pipe.zremrangebyscore(
-            keys.endpoint_dead(endpoint_id), "-inf", now_ms - settings.dead_retention * 1000
-        )
-        pipe.execute()
+        r.zremrangebyscore(keys.endpoint_dead(endpoint_id), "-inf", oldest)

@@ -11,6 +11,8 @@ import pytest
 
 from broker.core import keys
 from broker.delivery import delivery_index, endpoint_store, fanout, replay
+from broker.delivery import scheduler as delivery_scheduler
+from tests.polling import wait_until
 from tests.receivers import ReceiverFactory, always
 from tests.web_app import ADMIN, WebApp, web_app
 
@@ -44,8 +46,8 @@ def test_an_endpoint_s_dead_letters_are_its_own_index(
     assert web.redis.zcard(mine) == 2  # it left the index with sb:dead
     assert len(delivery_index.dead_letter_ids(web.redis, endpoint_id=failing["id"])) == 2
 
-    # Dead letters outlive the index of the endpoint's deliveries (log retention): removing
-    # the endpoint finds them by its dead index.
+    # Removing the endpoint finds its dead letters by its dead index too, should its index
+    # of deliveries have lost them.
     web.redis.delete(keys.endpoint_deliveries(failing["id"]))
     endpoint_store.delete(web.redis, failing["id"])
     assert not web.redis.exists(mine)
@@ -110,3 +112,52 @@ def test_a_session_s_deliveries_are_found_past_any_walk(
     web.client.delete(f"/v1/bots/{ok['botId']}/channels/webhook/{ok['id']}", headers=ADMIN)
     left = listed("limit=10")
     assert left["total"] == 1 and "scanLimited" not in left
+
+
+def test_a_delivery_is_listed_for_as_long_as_its_record_is_kept(
+    make_receiver: ReceiverFactory,
+) -> None:
+    """Past the log retention, a delivery that waits (for its endpoint, or for a retry far
+    off) or is dead (kept the dead retention) is still listed; only the delivered one,
+    whose record that retention ends, leaves the listings, and no count counts it
+    meanwhile."""
+    with web_app(log_retention=1.0, retry_schedule=(0.0,)) as web:
+        delivered = web.channel(webhookUrl=make_receiver(always(200)).url)
+        dead = web.channel(webhookUrl=make_receiver(always(500)).url)
+        retried = web.channel(webhookUrl=make_receiver(always(500)).url)
+        path = f"/v1/bots/{retried['botId']}/channels/webhook/{retried['id']}"
+        web.client.patch(path, json={"retrySchedule": [0, 3600]}, headers=ADMIN)
+        held = web.channel(webhookUrl=make_receiver(always(200)).url)
+        web.client.post(f"/v1/endpoints/{held['id']}/disable", headers=ADMIN)
+        for channel in (delivered, dead, retried, held):
+            web.say(channel, "u", "hi")
+        web.deliver_due()
+        (gone,) = web.redis.zrange(keys.endpoint_deliveries(delivered["id"]), 0, -1)
+
+        wait_until(
+            lambda: web.client.get(f"/v1/deliveries/{gone}", headers=ADMIN).status_code == 404,
+            what="the delivered one's record to expire",
+        )
+
+        def listed(query: str = "") -> dict[str, Any]:
+            page: dict[str, Any] = web.client.get(
+                f"/v1/deliveries{query}", headers=ADMIN
+            ).get_json()
+            assert page["total"] == len(page["items"]), page
+            return page
+
+        # Before the scheduler's next pass, and after its pass and its housekeeping.
+        for _ in range(2):
+            everything = listed()
+            assert sorted(i["endpointId"] for i in everything["items"]) == sorted(
+                [dead["id"], retried["id"], held["id"]]
+            )
+            assert listed(f"?endpointId={delivered['id']}")["total"] == 0
+            for channel, status in ((dead, "dead"), (retried, "queued"), (held, "waiting")):
+                (item,) = listed(f"?endpointId={channel['id']}")["items"]
+                assert item["status"] == status
+            (waiting,) = listed("?status=waiting")["items"]
+            assert waiting["endpointId"] == held["id"]
+            delivery_scheduler.forget_expired(web.redis)
+            delivery_scheduler.housekeep(web.redis, web.settings)
+        assert web.redis.zcard(keys.EXPIRING) == 1  # the dead one's, for its 30 days

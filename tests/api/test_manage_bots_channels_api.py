@@ -228,6 +228,38 @@ def test_patching_a_channel(web: WebApp) -> None:
     )
 
 
+def test_a_connect_timeout_longer_than_the_default_total_is_refused() -> None:
+    """The total timeout limits the whole request, connecting included: a connect timeout
+    longer than the total that applies, the default one here, would never apply."""
+    with web_app(connect_timeout=3.0, total_timeout=3.0) as web:
+        channel = web.channel()
+        path = f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}"
+        message = api_error(
+            web.client.patch(path, json={"connectTimeout": 5}, headers=ADMIN),
+            422,
+            "validation_failed",
+            "connectTimeout",
+        )
+        assert "longer than totalTimeout (3 s, the default)" in message
+        assert "never apply" in message
+        shown = web.client.get(path, headers=ADMIN).get_json()
+        assert (shown["connectTimeout"], shown["totalTimeout"]) == (3, 3)
+        assert endpoint_store.load(web.redis, channel["id"]).connect_timeout == 0.0
+
+
+def test_a_default_connect_timeout_is_shown_cut_short_by_a_shorter_total() -> None:
+    """A channel's own total below the default connect timeout is taken, and the connect
+    timeout shown is the one that applies: the total."""
+    with web_app(connect_timeout=3.0, total_timeout=10.0) as web:
+        channel = web.channel()
+        path = f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}"
+        answer = web.client.patch(path, json={"totalTimeout": 2}, headers=ADMIN)
+        assert answer.status_code == 200, answer.get_json()
+        assert (answer.get_json()["connectTimeout"], answer.get_json()["totalTimeout"]) == (2, 2)
+        endpoint = endpoint_store.load(web.redis, channel["id"])
+        assert endpoint.timeouts(web.settings) == (2.0, 2.0)
+
+
 def test_rotating_the_secret_keeps_the_old_one_signing(web: WebApp) -> None:
     channel = web.channel()
     path = f"/v1/bots/{channel['botId']}/channels/webhook/{channel['id']}/rotate-secret"

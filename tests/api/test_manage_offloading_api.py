@@ -38,6 +38,9 @@ def test_configuring_runs_the_health_check_and_makes_an_endpoint(
         "verifyToken",
         "endpointId",
         "signingSecret",
+        "retrySchedule",
+        "connectTimeout",
+        "totalTimeout",
         "createdAt",
         "updatedAt",
     }
@@ -252,3 +255,86 @@ def test_other_errors(web: WebApp, agent_server: Receiver) -> None:
     )
     api_error(web.client.post(path, json=body, headers=ADMIN), 405, "method_not_allowed")
     assert agent_server.hits == []
+
+
+def test_the_integration_takes_its_own_retry_schedule_and_timeouts(
+    web: WebApp, agent_server: Receiver
+) -> None:
+    """As a channel's, by the same names; a PUT that leaves them out goes back to the
+    defaults."""
+    bot = web.bot()
+    path = f"/v1/bots/{bot['id']}/offloading"
+    own = {"retrySchedule": [0, 60, 3600], "connectTimeout": 1.5, "totalTimeout": 30}
+
+    saved = web.client.put(
+        path,
+        json={"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt", **own},
+        headers=ADMIN,
+    )
+
+    assert saved.status_code == 200, saved.get_json()
+    assert {name: saved.get_json()[name] for name in own} == own
+    assert web.client.get(path, headers=ADMIN).get_json() == saved.get_json()
+    endpoint = endpoint_store.load(web.redis, saved.get_json()["endpointId"])
+    assert endpoint.schedule(web.settings) == (0, 60, 3600)
+    assert endpoint.timeouts(web.settings) == (1.5, 30)
+    again = web.client.put(
+        path, json={"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt"}, headers=ADMIN
+    ).get_json()
+    assert (again["retrySchedule"], again["connectTimeout"], again["totalTimeout"]) == (
+        list(web.settings.retry_schedule),
+        web.settings.connect_timeout,
+        web.settings.total_timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("own", "field"),
+    [
+        ({"connectTimeout": 5, "totalTimeout": 3}, "connectTimeout"),
+        ({"connectTimeout": 11}, "connectTimeout"),  # the default total is 10 s
+        ({"retrySchedule": [5, 30]}, "retrySchedule"),
+        ({"retrySchedule": []}, "retrySchedule"),
+        ({"totalTimeout": 0}, "totalTimeout"),
+        ({"connectTimeout": "3"}, "connectTimeout"),
+    ],
+)
+def test_its_own_delivery_settings_are_checked_as_a_channels(
+    web: WebApp, agent_server: Receiver, own: dict[str, object], field: str
+) -> None:
+    bot = web.bot()
+    path = f"/v1/bots/{bot['id']}/offloading"
+    answer = web.client.put(
+        path,
+        json={"apiUrl": agent_server.url, "verifyToken": "verify-token-ttttt", **own},
+        headers=ADMIN,
+    )
+    api_error(answer, 422, "validation_failed", field)
+    assert agent_server.hits == []  # refused before its health check
+    api_error(web.client.get(path, headers=ADMIN), 404, "not_found")
+
+
+def test_its_deliveries_go_by_its_own_retry_schedule(
+    web: WebApp, make_receiver: ReceiverFactory
+) -> None:
+    """Its health check passes, its deliveries fail: the next attempt comes by its own
+    schedule (an hour, ±20 %), not the default one (5 s)."""
+    desk = make_receiver(
+        lambda hit: HEALTHY(hit) if hit.method == "GET" else Answer(500, body=b"down")
+    )
+    bot = web.bot()
+    saved = web.client.put(
+        f"/v1/bots/{bot['id']}/offloading",
+        json={"apiUrl": desk.url, "verifyToken": "verify-token-ttttt", "retrySchedule": [0, 3600]},
+        headers=ADMIN,
+    )
+    assert saved.status_code == 200, saved.get_json()
+    web.say(web.channel(bot["id"]), "user-1", "hi")
+
+    web.deliver_due()
+
+    assert [hit.method for hit in desk.hits] == ["GET", "POST"]
+    listed = web.client.get(f"/v1/deliveries?endpointId=off_{bot['id']}", headers=ADMIN).get_json()
+    (delivery,) = listed["items"]
+    wait = clock.parse_iso(delivery["nextAttemptAt"]) - desk.hits[-1].at
+    assert 0.8 * 3600 - 5 <= wait <= 1.2 * 3600 + 5

@@ -381,5 +381,32 @@ def test_dead_index_entries_a_cut_short_replay_left_are_dropped_when_found(
     r.zadd(keys.DEAD, {delivered: 6000})
     found = r.zrange(keys.DEAD, 0, -1, withscores=True)
     # As if read at time 5000, before it died again at 6000.
-    scripts.run(r, "dead_index_forget", [keys.DEAD], [delivered, 5000])
+    scripts.run(r, "index_settle", [keys.DEAD], [delivered, 5000, ""])
     assert r.zrange(keys.DEAD, 0, -1, withscores=True) == found
+
+
+def test_deliveries_leave_the_listings_when_their_record_expires(
+    r: Redis, settings: Settings
+) -> None:
+    """A delivery whose record is given a time to live is put on `sb:deliveries:expiring` at
+    its end; when that comes due, one whose record is gone leaves the listings, one
+    replayed meanwhile (no time to live) stays listed without an entry, and one whose record
+    lives on (its entry was early) stays with its entry moved to the record's expiry."""
+    conversation_key = "e" * 20
+    replayed, gone, kept = fan_out(r, settings, conversation_key, ["one", "two", "three"])
+    work_queue(r, settings, ScriptedClient(), queue_ref(conversation_key, EP))
+    entries = {i: delivery_index.expiring_entry(i, EP) for i in (replayed, gone, kept)}
+    expires = clock.now_ms() + settings.log_retention * 1000
+    for entry in entries.values():
+        assert abs((r.zscore(keys.EXPIRING, entry) or 0) - expires) < 5000
+    assert replay.replay(r, replayed)
+    r.delete(keys.delivery(conversation_key, gone))
+    r.zadd(keys.EXPIRING, dict.fromkeys(entries.values(), 0))
+
+    assert delivery_index.forget_expired(r, max_chunks=1) == 1
+
+    for index in (keys.DELIVERIES, keys.endpoint_deliveries(EP)):
+        assert set(r.zrange(index, 0, -1)) == {replayed, kept}
+    assert r.zrange(keys.EXPIRING, 0, -1) == [entries[kept]]
+    assert abs((r.zscore(keys.EXPIRING, entries[kept]) or 0) - expires) < 5000
+    assert delivery_index.forget_expired(r, max_chunks=1) == 0

@@ -99,16 +99,18 @@ def test_a_timeout_checked_against_the_total_still_holds_when_written(
     r.hset(keys.bot("bot_1"), mapping={"id": "bot_1"})
     channel = channel_store.create(r, settings, "bot_1", "http://127.0.0.1:9/hook")
     channel_store.update(r, settings, channel["id"], {"totalTimeout": 10.0})
-    checked = channel_store._timeouts_checked
+    checked = Endpoint.with_overrides
     calls: list[Endpoint] = []
 
-    def total_changed_meanwhile(endpoint: Endpoint, changes: dict[str, Any]) -> Endpoint:
+    def total_changed_meanwhile(
+        endpoint: Endpoint, settings: Settings, given: dict[str, Any]
+    ) -> Endpoint:
         calls.append(endpoint)
         if len(calls) == 2:  # after the first check, before the write
             r.hset(keys.endpoint(channel["id"]), "totalTimeout", "5.0")
-        return checked(endpoint, changes)
+        return checked(endpoint, settings, given)
 
-    monkeypatch.setattr(channel_store, "_timeouts_checked", total_changed_meanwhile)
+    monkeypatch.setattr(Endpoint, "with_overrides", total_changed_meanwhile)
     with pytest.raises(ValidationFailed) as refused:
         channel_store.update(r, settings, channel["id"], {"connectTimeout": 9.0})
     assert refused.value.field == "connectTimeout"

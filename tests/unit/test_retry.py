@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import random
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -83,6 +85,33 @@ def test_retry_after_http_date_is_parsed() -> None:
     assert retry.parse_retry_after(later, now) == 90.0
     earlier = format_datetime(datetime(2026, 11, 21, 7, 0, 0, tzinfo=UTC), usegmt=True)
     assert retry.parse_retry_after(earlier, now) == 0.0
+
+
+@pytest.fixture
+def host_far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The host's local time zone is 9 hours east of UTC."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    assert time.timezone == -9 * 3600
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("host_far_from_utc")
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sat, 21 Nov 2026 08:01:30 GMT",
+        # asctime, and an RFC 5322 date whose "-0000" zone says nothing of where it was
+        # written: both parse without a zone, and an HTTP date is GMT all the same.
+        "Sat Nov 21 08:01:30 2026",
+        "Sat, 21 Nov 2026 08:01:30 -0000",
+    ],
+)
+def test_an_http_date_without_a_zone_is_gmt_not_the_hosts_time(value: str) -> None:
+    now = datetime(2026, 11, 21, 8, 0, 0, tzinfo=UTC).timestamp()
+    assert retry.parse_retry_after(value, now) == 90.0
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,6 @@ def test_the_offloading_rotation_answers_its_own_secret(
     offloading.configure(fake_redis, settings, channel.bot_id, "http://127.0.0.1:9/desk", "vt")
     made = _another_rotation_right_after(monkeypatch, fake_redis)
 
-    answer = offloading.rotate_secret(fake_redis, channel.bot_id)
+    answer = offloading.rotate_secret(fake_redis, settings, channel.bot_id)
 
     assert answer["signingSecret"] == made[0]

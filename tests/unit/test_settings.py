@@ -308,3 +308,15 @@ def test_a_bad_allowlist_is_a_config_error(raw: str) -> None:
         "SWITCHBOARD_OUTBOUND_ALLOWLIST must be networks separated by commas, "
         f"such as '127.0.0.0/8,::1/128', not {raw!r}"
     )
+
+
+@pytest.mark.parametrize("raw", ["1", "1.5", "20"])
+def test_a_retry_jitter_of_1_or_more_is_a_config_error(raw: str) -> None:
+    """It is a fraction of each delay, either way: 1 or more could make a delay 0 or less."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SWITCHBOARD_RETRY_JITTER": raw})
+    assert caught.value.message == (
+        "SWITCHBOARD_RETRY_JITTER must be a fraction from 0 up to, not including, 1, "
+        f"not {float(raw):g}"
+    )
+    assert Settings.from_env({"SWITCHBOARD_RETRY_JITTER": "0.99"}).retry_jitter == 0.99

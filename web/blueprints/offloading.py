@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify
 from broker.conversations import conversation_store
 from broker.core.validation import parse
 from broker.delivery import offloading
+from broker.delivery.endpoint import OVERRIDES
 from web.apidoc import documented
 from web.auth import require_admin
 from web.request_body import json_object
@@ -25,14 +26,19 @@ bp.before_request(require_admin)
     answers={200: Offloading},
     description=(
         "Sends `GET <apiUrl>?challenge.verifyToken=<verifyToken>` and expects `200` with "
-        '`{"status": "ok"}`. The API URL becomes an endpoint of kind `offloading`.'
+        '`{"status": "ok"}`. The API URL becomes an endpoint of kind `offloading`, with '
+        "its own retry schedule and timeouts when given (as a channel's; those left out are "
+        "the defaults)."
     ),
     tags=["offloading"],
 )
 def configure(bot_id: str) -> Response:
     body = parse(ConfigureOffloading, json_object())
     s = services()
-    return jsonify(offloading.configure(s.redis, s.settings, bot_id, body.apiUrl, body.verifyToken))
+    overrides = body.model_dump(include=set(OVERRIDES), exclude_none=True)
+    return jsonify(
+        offloading.configure(s.redis, s.settings, bot_id, body.apiUrl, body.verifyToken, overrides)
+    )
 
 
 @bp.get("/v1/bots/<bot_id>/offloading")
@@ -40,7 +46,8 @@ def configure(bot_id: str) -> Response:
     "Read the offloading integration", auth="admin", answers={200: Offloading}, tags=["offloading"]
 )
 def get_offloading(bot_id: str) -> Response:
-    return jsonify(offloading.view(services().redis, bot_id))
+    s = services()
+    return jsonify(offloading.view(s.redis, s.settings, bot_id))
 
 
 @bp.post("/v1/bots/<bot_id>/offloading/rotate-secret")
@@ -51,7 +58,8 @@ def get_offloading(bot_id: str) -> Response:
     tags=["offloading"],
 )
 def rotate_offloading_secret(bot_id: str) -> Response:
-    return jsonify(offloading.rotate_secret(services().redis, bot_id))
+    s = services()
+    return jsonify(offloading.rotate_secret(s.redis, s.settings, bot_id))
 
 
 @bp.delete("/v1/bots/<bot_id>/offloading")
