@@ -18,12 +18,15 @@ from redis.exceptions import RedisClusterException, RedisError
 from werkzeug.exceptions import HTTPException
 
 from broker.bots.faults import DefinitionInvalid
+from broker.core import logs
 from broker.core.connection import unavailable_reason
 from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
 from broker.core.errors import RateLimited, SwitchboardError, Unavailable
 from web.request_body import body_was_read
 
 log = logging.getLogger(__name__)
+#: Says when Redis answers again after the trouble logged here.
+redis_outage = logs.RedisOutage(log)
 
 _CODES = {
     400: "bad_request",
@@ -71,6 +74,7 @@ def error_answer(exc: Exception) -> ErrorAnswer:
             # The reason in the text, not a value: each reason is a kind of line of its own
             # where repeats are thinned out (`logs.Repeats`).
             log.warning(f"Redis is {reason}: %s", type(exc).__name__)
+            redis_outage.began()
             exc = Unavailable(
                 f"the service's storage is {reason}; try again shortly",
                 retry_after=UNAVAILABLE_RETRY_AFTER,

@@ -17,6 +17,7 @@ from broker.conversations import ingress
 from broker.core.errors import RateLimited
 from broker.core.validation import parse
 from web.auth import bearer_of, channel_of, channel_read, throttled_for
+from web.errors import redis_outage
 from web.inbound_counts import InboundCount
 from web.request_body import json_object_of
 from web.services import Services
@@ -69,6 +70,7 @@ def take(s: Services, post: MessagePost, count: InboundCount) -> ingress.Accepte
         rate_limit.check(s.redis, s.settings, channel)
         accepted = accept(channel=channel)
     count.queued = accepted.queued
+    redis_outage.ended()
     return accepted
 
 
@@ -90,6 +92,7 @@ def take_legacy(s: Services, post: MessagePost, count: InboundCount) -> ingress.
         idempotency_key=post.idempotency_key or None,
     )
     count.queued = accepted.queued
+    redis_outage.ended()
     return accepted
 
 

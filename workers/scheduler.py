@@ -11,7 +11,7 @@ from types import FrameType
 
 from broker import bot_removal, history
 from broker.conversations import scheduler as conversation_scheduler
-from broker.core import heartbeats
+from broker.core import heartbeats, logs
 from broker.core.connection import REDIS_TROUBLE, Redis, connect
 from broker.core.defaults import HOUSEKEEPING_INTERVAL, METRICS_SAMPLE_INTERVAL
 from broker.core.sender import TaskSender
@@ -20,6 +20,8 @@ from broker.delivery import scheduler as delivery_scheduler
 from workers.celery_app import CelerySender, check_broker, make_celery
 
 log = logging.getLogger(__name__)
+#: Says when Redis answers again after the trouble logged here.
+redis_outage = logs.RedisOutage(log)
 
 
 def tick(r: Redis, settings: Settings, sender: TaskSender) -> None:
@@ -61,6 +63,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
         while not stop.is_set():
             try:
                 tick(r, settings, sender)
+                redis_outage.ended()
                 if time.monotonic() >= next_housekeeping:
                     housekeep(r, settings)
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
@@ -69,6 +72,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
                     next_sample = time.monotonic() + METRICS_SAMPLE_INTERVAL
             except REDIS_TROUBLE as exc:
                 log.warning("scheduler pass failed, trying again: %s", exc)
+                redis_outage.began()
                 stop.wait(1.0)
             stop.wait(settings.scheduler_interval)
     finally:

@@ -22,12 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.conversations import turns
-from broker.core import ids, keys
+from broker.core import ids, keys, logs
 from broker.core.connection import REDIS_TROUBLE, Redis
 from workers import runner_lock
 from workers.process import Process
 
 log = logging.getLogger(__name__)
+#: Says when Redis answers again after the trouble logged here.
+redis_outage = logs.RedisOutage(log)
 
 #: Conversations one runner takes from the ready list at once, at most.
 BATCH = 64
@@ -178,6 +180,7 @@ class _Runner:
             # load once for every message.
             while runner_lock.holding() and not self.runners.stopping.is_set():
                 taken = _take(self.process.redis)
+                redis_outage.ended()
                 if taken:
                     self._run_one_batch(taken)
 
@@ -203,6 +206,7 @@ class _Runner:
             self.replaced = self.runners.came_back()
 
     def _log_redis_trouble(self, exc: BaseException) -> None:
+        redis_outage.began()
         if self.held is None:
             log.warning("turn runner: Redis failed, trying again: %s", exc)
         else:

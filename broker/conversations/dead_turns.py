@@ -23,10 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from broker.bots.engine import RUN_FAULTS
 from broker.conversations.conversation import ConversationMeta
-from broker.core import clock, ids, keys, schedules, scripts
+from broker.core import clock, ids, keys, logs, schedules, scripts
 from broker.core.connection import HashFields, Pipeline, Redis, index_shards
-from broker.core.errors import NotFound
+from broker.core.errors import NotFound, SwitchboardError
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 ItemKind = Literal["message", "signal"]
 
+#: What a turn fails with by a limit or a rule it broke, not by a bug: its text says all.
+EXPECTED = (*RUN_FAULTS, SwitchboardError)
 #: How much of a failure's text a dead letter keeps.
 _ERROR_CHARS = 2000
 #: Dead letters removed per round trip when their bot goes.
@@ -51,6 +54,16 @@ class Item:
     def blame(self) -> str:
         """What a failure is counted against: the item itself, whatever it holds."""
         return f"{self.kind}:{hashlib.sha256(self.raw.encode()).hexdigest()[:16]}"
+
+    def ids(self) -> dict[str, str]:
+        """The ids the item holds (`messageId`, a signal's `deliveryId`), as far as it parses."""
+        try:
+            found = json.loads(self.raw)
+        except ValueError:
+            return {}
+        if not isinstance(found, dict):
+            return {}
+        return {name: str(found[name]) for name in ("messageId", "deliveryId") if name in found}
 
 
 @dataclass(frozen=True)
@@ -131,12 +144,21 @@ def failed(
     """
     conversation = meta.conversation
     error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
-    log.warning("conversation %s: the bot turn failed: %s", conversation.key, error, exc_info=exc)
+    failures = 1 if item is None or meta.failed_on != item.blame else meta.failures + 1
+    logs.event(
+        log,
+        logging.WARNING,
+        "bot turn failed",
+        **_ids(meta, item),
+        attempt=failures,
+        error=error,
+        # A limit of the definition's or a refusal of ours says all in its text.
+        exc_info=None if isinstance(exc, EXPECTED) else exc,
+    )
     if item is None:
         meta.failures, meta.failed_on = 1, ""
         _write_failures(r, meta)
         return True
-    failures = meta.failures + 1 if meta.failed_on == item.blame else 1
     if failures >= settings.turn_attempts:
         _park(r, settings, lock_token, meta, item, error, failures)
         return True
@@ -155,12 +177,12 @@ def lost(r: Redis, settings: Settings, meta: ConversationMeta, item: Item | None
     cannot park its item; the next turn that takes the conversation does (`park_exhausted`).
     Another worker may hold the conversation by now: should its turn succeed meanwhile, it
     clears this count, or a later success does."""
-    conversation = meta.conversation
-    log.warning(
-        "conversation %s: the bot turn lost its lock while it ran (longer than its lease of "
-        "%s s); nothing was saved",
-        conversation.key,
-        settings.claim_lease,
+    logs.event(
+        log,
+        logging.WARNING,
+        "bot turn lost its lock while it ran (longer than its lease): nothing was saved",
+        **_ids(meta, item),
+        leaseSeconds=settings.claim_lease,
     )
     if item is None:
         meta.failures, meta.failed_on = 1, ""
@@ -242,13 +264,28 @@ def _park(
         ],
     )
     if parked:
-        log.error(
-            "conversation %s: a %s failed %d times and is parked as %s",
-            conversation.key,
-            item.kind,
-            attempts,
-            dead.id,
+        logs.event(
+            log,
+            logging.ERROR,
+            f"bot turn: a {item.kind} failed {attempts} times and is parked",
+            **_ids(meta, item),
+            deadTurnId=dead.id,
+            error=error,
         )
+
+
+def _ids(meta: ConversationMeta, item: Item | None) -> dict[str, Any]:
+    """The ids a line about a turn names: its conversation's, and its item's when it took
+    one thing only (a message's id, or the delivery a signal is about)."""
+    conversation = meta.conversation
+    named = item.ids() if item is not None else {}
+    return {
+        "sessionId": conversation.conversation_id,
+        "botId": conversation.bot_id,
+        "channelId": conversation.channel_id,
+        "messageId": named.get("messageId"),
+        "deliveryId": named.get("deliveryId"),
+    }
 
 
 def load(r: Redis, dead_turn_id: str) -> DeadTurn:

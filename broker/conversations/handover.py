@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from broker.conversations.conversation import Conversation, HandoverState
-from broker.core import clock, keys
+from broker.core import clock, keys, logs
 from broker.core.connection import Pipeline, Redis, index_shards
 from broker.core.defaults import MAX_READ_BYTES
 from broker.core.settings import Settings
@@ -167,7 +167,7 @@ class Handover:
             return self._offload_timer(now)
         if signal.get("kind") == "timer" and signal.get("name") == RESUME_TIMER:
             return self._resume_timer(now)
-        log.warning("session %s: unknown signal %r ignored", self.conversation.key, signal)
+        self._log(logging.WARNING, "handover: unknown signal ignored", signal=signal)
         return Settled.NOTHING
 
     def _delivery_ended(self, signal: dict[str, Any], now: float) -> Settled:
@@ -177,11 +177,11 @@ class Handover:
         self._offload_settled()
         answer = read_answer(signal)
         if not answer.success:
-            log.info(
-                "offload %s of session %s failed: %s",
-                signal.get("deliveryId"),
-                self.conversation.key,
-                answer.reason,
+            self._log(
+                logging.INFO,
+                "offload failed",
+                deliveryId=signal.get("deliveryId"),
+                reason=answer.reason,
             )
             return Settled.OFFLOAD_FAILED
         if answer.pause:
@@ -196,10 +196,8 @@ class Handover:
         if now + _CLOCK_SLACK < due:
             self._set_timer(OFFLOAD_TIMER, due)
             return Settled.NOTHING
-        log.info(
-            "offload %s of session %s has no answer in time",
-            self.state.offload_pending,
-            self.conversation.key,
+        self._log(
+            logging.INFO, "offload has no answer in time", deliveryId=self.state.offload_pending
         )
         self._offload_settled()
         return Settled.OFFLOAD_FAILED
@@ -241,6 +239,18 @@ class Handover:
 
     def _paused_index(self) -> str:
         return keys.bot_paused(self.conversation.bot_id, self.conversation.version)
+
+    def _log(self, level: int, what: str, **fields: Any) -> None:
+        conversation = self.conversation
+        logs.event(
+            log,
+            level,
+            what,
+            sessionId=conversation.conversation_id,
+            botId=conversation.bot_id,
+            channelId=conversation.channel_id,
+            **fields,
+        )
 
     def _timer(self, name: str) -> str:
         return timer_member(self.conversation.key, name)

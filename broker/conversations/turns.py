@@ -518,7 +518,15 @@ class _Batch:
         try:
             used = self._turn(work.meta, work)
         except _LeaseLost:
-            log.info("session %s: its lock was lost; the turn is left", conversation_key)
+            conversation = work.meta.conversation
+            logs.event(
+                log,
+                logging.INFO,
+                "bot turn left: its lock was lost",
+                sessionId=conversation.conversation_id,
+                botId=conversation.bot_id,
+                channelId=conversation.channel_id,
+            )
             del self.works[conversation_key]
             return
         except Exception as exc:
@@ -693,9 +701,14 @@ class _BotTurn:
         conversation an agent had is the bot's again, and so are its waiting messages."""
         handover = self.meta.handover
         if (handover.paused or handover.agent_messages) and not self.outbox.can_offload:
-            log.info(
-                "session %s: no offloading integration, the bot answers again",
-                self.meta.conversation.key,
+            conversation = self.meta.conversation
+            logs.event(
+                log,
+                logging.INFO,
+                "handover: no offloading integration, the bot answers again",
+                sessionId=conversation.conversation_id,
+                botId=conversation.bot_id,
+                channelId=conversation.channel_id,
             )
             self.handover.resume()
             handover.agent_messages = 0

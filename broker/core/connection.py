@@ -100,12 +100,12 @@ def is_sentinel(url: str) -> bool:
     return url.startswith(SENTINEL_SCHEMES)
 
 
-def check_url(url: str) -> None:
-    """ConfigError when `url` is not a Redis URL of a kind `connect` takes; nothing is
-    connected."""
+def check_url(url: str, variable: str = "REDIS_URL") -> None:
+    """ConfigError, naming `variable`, when `url` is not a Redis URL of a kind `connect`
+    takes; nothing is connected."""
     if is_sentinel(url) or is_cluster(url):
-        _hosts(url, 6379)
-        _database(url)
+        _hosts(url, 6379, variable)
+        _database(url, variable)
         if is_cluster(url):
             _cluster_options(url)
         return
@@ -113,14 +113,14 @@ def check_url(url: str) -> None:
         # redis-py takes `redis://` for localhost and drops a database that is not a number.
         parsed = redis.connection.parse_url(url)
     except ValueError as exc:
-        raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc
+        raise ConfigError(f"{variable} is not a Redis URL: {exc}") from exc
     if url.startswith("unix://"):
         if not parsed.get("path"):
-            raise ConfigError("REDIS_URL names no socket: unix:///path/to/redis.sock")
+            raise ConfigError(f"{variable} names no socket: unix:///path/to/redis.sock")
         return
     if not parsed.get("host"):
-        raise ConfigError("REDIS_URL names no host: redis://host:6379/0")
-    _database(url)
+        raise ConfigError(f"{variable} names no host: redis://host:6379/0")
+    _database(url, variable)
 
 
 def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
@@ -226,21 +226,21 @@ class _Cluster(_ClusterBase):
         return pipe
 
 
-def _hosts(url: str, default_port: int) -> list[tuple[str, int]]:
+def _hosts(url: str, default_port: int, variable: str = "REDIS_URL") -> list[tuple[str, int]]:
     """The hosts of a `scheme://[user:password@]h1:port,h2:port/0` URL."""
     hosts = []
     for item in urlsplit(url).netloc.split("@")[-1].split(","):
         host, _, port = item.partition(":")
         if not host or not (port or str(default_port)).isdigit() or not 0 < int(port or 1) < 65536:
-            raise ConfigError(f"REDIS_URL names no host and port in {item!r}")
+            raise ConfigError(f"{variable} names no host and port in {item!r}")
         hosts.append((host, int(port or default_port)))
     return hosts
 
 
-def _database(url: str) -> int:
+def _database(url: str, variable: str = "REDIS_URL") -> int:
     number = urlsplit(url).path.strip("/") or "0"
     if not number.isdigit():
-        raise ConfigError(f"REDIS_URL names no database number in {number!r}")
+        raise ConfigError(f"{variable} names no database number in {number!r}")
     return int(number)
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from broker.core import clock
+from broker.core import clock, escapes, redaction
 from broker.core.errors import ConfigError
 from broker.core.redaction import redact
 
@@ -35,17 +35,27 @@ _THINNED = (
     "broker.core.metrics",
     "celery.worker.consumer.consumer",
 )
+#: A line that `Repeats` lets through whatever came before it.
+_NEVER_THINNED = "switchboard_never_thinned"
 #: One line of a kind from a thinned logger at most this often (seconds).
 REPEATS_EVERY = 30.0
 #: Kinds of line a `Repeats` remembers at most.
 _KINDS = 256
 
 
-def event(log: logging.Logger, level: int, what: str, **fields: Any) -> None:
-    """Log one event, with the ids it concerns as fields of its line (None ones left out)."""
+def event(
+    log: logging.Logger,
+    level: int,
+    what: str,
+    *,
+    exc_info: BaseException | None = None,
+    **fields: Any,
+) -> None:
+    """Log one event, with the ids it concerns as fields of its line (None ones left out),
+    and the traceback of `exc_info` if given."""
     if log.isEnabledFor(level):
         given = {name: value for name, value in fields.items() if value is not None}
-        log.log(level, what, extra={_FIELDS: given})
+        log.log(level, what, exc_info=exc_info, extra={_FIELDS: given})
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,21 +73,38 @@ class JsonFormatter(logging.Formatter):
             line[name] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, ensure_ascii=False, default=str)
+        # One event a line for every reader: U+2028 or NEL ends a line for some.
+        return escapes.json_line(json.dumps(line, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
-    """Plain lines for people, with the event's fields as name=value, secrets masked."""
+    """Plain lines for people, with the event's fields as name=value, secrets masked. The
+    text and the values are written on one line (`escapes.one_line`), a value holding a
+    space, a quote or `=` in quotes: what a user sent cannot make a line or a field look
+    like ours. A traceback follows on lines of its own."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = escapes.one_line(redact(super().formatMessage(record).rstrip()))
         fields = getattr(record, _FIELDS, {})
-        if fields:
-            text += " " + " ".join(f"{name}={value}" for name, value in fields.items())
-        return redact(text)
+        return " ".join([text, *(f"{name}={_text_value(value)}" for name, value in fields.items())])
+
+    def formatException(self, ei: Any) -> str:
+        # Its lines stay lines; what they hold is escaped all the same.
+        lines = super().formatException(ei).split("\n")
+        return "\n".join(escapes.one_line(line) for line in lines)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _text_value(value: Any) -> str:
+    text = escapes.one_line(redact(str(value)))
+    if text and not any(c in text for c in ' "='):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class Repeats(logging.Filter):
@@ -95,7 +122,13 @@ class Repeats(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        kind = (record.levelno, str(record.msg)[:200], _error_of(record))
+        if getattr(record, _NEVER_THINNED, False):
+            return True
+        template, value_types = getattr(record, redaction.LOGGED_AS, None) or (
+            str(record.msg),
+            redaction.value_types(record.args),
+        )
+        kind = (record.levelno, template[:200], _error_of(record, value_types))
         now = self._now()
         with self._lock:
             last, left_out = self._kinds.get(kind, (float("-inf"), 0))
@@ -110,14 +143,44 @@ class Repeats(logging.Filter):
         return True
 
 
-def _error_of(record: logging.LogRecord) -> str:
+def _error_of(record: logging.LogRecord, value_types: tuple[type, ...]) -> str:
     """The error a line carries, as far as it makes the line's kind: a traceback's exception
     whole, an exception among the values by its type (its text names a command, a key)."""
     if record.exc_info and record.exc_info[1]:
         error = record.exc_info[1]
         return f"{type(error).__name__}: {error}"[:200]
-    values = record.args if isinstance(record.args, tuple) else ()
-    return " ".join(type(v).__name__ for v in values if isinstance(v, BaseException))
+    return " ".join(kind.__name__ for kind in value_types if issubclass(kind, BaseException))
+
+
+class RedisOutage:
+    """The Redis trouble one role logged (`began`), so that the role says when Redis answers
+    it again (`ended`) and after how long: else the last line an operator sees of it is the
+    trouble. One per role and process."""
+
+    def __init__(self, log: logging.Logger, now: Callable[[], float] = time.monotonic) -> None:
+        self.log = log
+        self._now = now
+        #: When the trouble began; None while there is none.
+        self._since: float | None = None
+        self._lock = threading.Lock()
+
+    def began(self) -> None:
+        with self._lock:
+            if self._since is None:
+                self._since = self._now()
+
+    def ended(self) -> None:
+        """Redis answered the role: one line if it had trouble."""
+        if self._since is None:  # nearly always: no lock taken
+            return
+        with self._lock:
+            since, self._since = self._since, None
+        if since is not None:
+            self.log.warning(
+                "Redis reachable again after %.0f s",
+                self._now() - since,
+                extra={_NEVER_THINNED: True},
+            )
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]

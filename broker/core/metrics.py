@@ -31,12 +31,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from broker.core import keys
+from broker.core import keys, logs
 from broker.core.connection import Redis
 from broker.core.defaults import METRICS_FLUSH_INTERVAL
 from broker.core.settings import Settings
 
 log = logging.getLogger(__name__)
+#: Says when Redis answers again after the trouble logged here.
+redis_outage = logs.RedisOutage(log)
 
 #: Seconds: from a few ms (a Redis round trip) to the 10 s an attempt may take by default.
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -257,10 +259,12 @@ class _Recorder:
             for name, amount in sums.items():
                 pipe.hincrbyfloat(keys.METRICS, name, amount)
             pipe.execute()
+            redis_outage.ended()
         except Exception as exc:  # the flushing thread must live on, whatever happens
             # Kept for the next flush: a Redis outage (or a client closed under us) loses
             # no count.
             log.warning("metrics not flushed, trying again: %s", exc)
+            redis_outage.began()
             with self._lock:
                 self._counts.update(counts)
                 for name, amount in sums.items():

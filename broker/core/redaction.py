@@ -30,6 +30,11 @@ _SECRETS = [
 ]
 
 
+#: Where a masked record keeps what it was logged with before masking put its values into
+#: its text: that text (masked) and its values' types. A line's kind is made of them where
+#: repeats are thinned out (`logs.Repeats`): each retry's values are not another kind.
+LOGGED_AS = "switchboard_logged_as"
+
 #: Text without any of these holds none of the secrets above: most lines are passed as they are.
 _MARKERS = ("bearer", "whsec_", "sbadm_", "sbapi_", "sbat_", "://", "token", "secret", "password")
 
@@ -58,8 +63,15 @@ def install() -> None:
             return record
         masked_text = redact(text)
         if masked_text != text:
+            logged_as = (redact(str(record.msg)), value_types(record.args))
+            setattr(record, LOGGED_AS, logged_as)
             record.msg, record.args = masked_text, None
         return record
 
     masked.masks_secrets = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(masked)
+
+
+def value_types(args: object) -> tuple[type, ...]:
+    """The types of a log record's values (none when they are a mapping)."""
+    return tuple(type(value) for value in args) if isinstance(args, tuple) else ()

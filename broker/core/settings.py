@@ -11,7 +11,7 @@ from typing import Any, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
 from broker.core import defaults
-from broker.core.connection import CLUSTER_SCHEMES, SENTINEL_SCHEMES, is_cluster
+from broker.core.connection import CLUSTER_SCHEMES, SENTINEL_SCHEMES, check_url, is_cluster
 from broker.core.errors import ConfigError
 from broker.core.redaction import redact
 
@@ -42,6 +42,9 @@ _BROKER_SCHEMES = (
     *SENTINEL_SCHEMES,
     *CLUSTER_SCHEMES,
 )
+
+#: RabbitMQ's schemes among them.
+_AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 #: Counts of which 0 would leave work undone (no turn runner, no delivery) or refuse all.
 _AT_LEAST_ONE = (
@@ -243,6 +246,8 @@ class Settings:
                 "SWITCHBOARD_BROKER_URL cannot be a Redis Cluster: use RabbitMQ (amqp://...) "
                 "or a single Redis"
             )
+        if self.broker_url:
+            _check_broker_url(self.broker_url)
         if is_cluster(self.redis_url) and self.ingress_replicas:
             raise ConfigError(
                 "SWITCHBOARD_INGRESS_REPLICAS must be 0 with a Redis Cluster: WAIT names no "
@@ -290,3 +295,20 @@ class Settings:
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _check_broker_url(url: str) -> None:
+    """ConfigError when Celery could not use `url` as it is written (a port that is no number,
+    no host): a Redis URL is checked as REDIS_URL is, RabbitMQ's for its host and port."""
+    if not url.startswith(_AMQP_SCHEMES):
+        check_url(url, "SWITCHBOARD_BROKER_URL")
+        return
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (reading it checks it)
+    except ValueError as exc:
+        raise ConfigError(f"SWITCHBOARD_BROKER_URL names no usable port: {exc}") from None
+    if not parts.hostname:
+        raise ConfigError(
+            "SWITCHBOARD_BROKER_URL names no host: amqp://user:password@host:5672/vhost"
+        )

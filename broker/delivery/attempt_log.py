@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from broker.core import clock, keys, logs, metrics
+from broker.core import clock, escapes, keys, logs, metrics
 from broker.core.autopipe import AutoPipeline
 from broker.core.settings import Settings
 from broker.delivery import delivery_index
@@ -69,12 +69,14 @@ class Recorded:
 def error_text(result: AttemptResult) -> str | None:
     """Why an attempt failed, in words: the client's reason (a timeout, a refused
     connection, a TLS failure, an unsafe address), or the status and first bytes of an
-    answer that is not 2xx. None for a success."""
+    answer that is not 2xx, on one line and without control characters (it is shown in
+    logs and terminals). None for a success."""
     if result.error or result.ok:
         return result.error
     excerpt = " ".join((result.response or "").split())
     if len(excerpt) > _ERROR_EXCERPT:
         excerpt = excerpt[: _ERROR_EXCERPT - 3] + "..."
+    excerpt = escapes.one_line(excerpt)
     return f"HTTP {result.status_code}" + (f": {excerpt}" if excerpt else "")
 
 

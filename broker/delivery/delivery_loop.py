@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 
 from broker import __version__
-from broker.core import ids, keys
+from broker.core import ids, keys, logs
 from broker.core.autopipe import AutoPipeline
 from broker.core.connection import connect_async, unavailable_reason
 from broker.core.loop_thread import LoopThread
@@ -28,6 +28,8 @@ from broker.delivery.http_client import HttpClient
 from broker.delivery.records import Delivery, split_due_member
 
 log = logging.getLogger(__name__)
+#: Says when Redis answers again after the trouble logged here.
+redis_outage = logs.RedisOutage(log)
 
 USER_AGENT = f"Switchboard-Webhooks/{__version__}"
 #: While draining, how often it looks whether the queues have ended (seconds) ...
@@ -114,6 +116,7 @@ class DeliveryLoop:
             await asyncio.sleep(pause)
             try:
                 await queues.hand_back(self.deliverer, ref, token)
+                redis_outage.ended()
                 return
             except Exception as exc:
                 if unavailable_reason(exc) is None:
@@ -136,6 +139,7 @@ class DeliveryLoop:
             while True:
                 try:
                     await queues.work_queue(self.deliverer, ref, token, head, claimed_at)
+                    redis_outage.ended()
                 except Exception as exc:
                     # Its claim runs out on sb:due and the scheduler hands the queue on again.
                     reason = unavailable_reason(exc)
@@ -144,6 +148,7 @@ class DeliveryLoop:
                     else:
                         # The reason in the text: a kind of line of its own (`logs.Repeats`).
                         log.warning(f"delivery queue %s left for now: Redis is {reason}", ref)
+                        redis_outage.began()
                         await self._hand_back(ref, token)
                 waiting = self._next.get(ref)
                 if not waiting:

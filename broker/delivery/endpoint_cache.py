@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 import redis.asyncio.cluster
 
-from broker.core import keys
+from broker.core import keys, logs
 from broker.core.autopipe import AutoPipeline
 from broker.core.connection import REDIS_TROUBLE, AsyncRedis
 from broker.delivery import health
 from broker.delivery.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
+#: Says when Redis answers again after the trouble logged here.
+redis_outage = logs.RedisOutage(log)
 
 #: How long an endpoint's record and state are used before they are read again (seconds).
 FRESH_FOR = 1.0
@@ -56,11 +58,13 @@ class EndpointCache:
                     await r.initialize()
                 async with r.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(keys.ENDPOINT_CHANGES)
+                    redis_outage.ended()
                     self._seen.clear()  # what changed while we were not listening
                     async for message in pubsub.listen():
                         self._seen.pop(str(message["data"]), None)
             except REDIS_TROUBLE as exc:
                 log.warning("not following endpoint changes for now: %s", exc)
+                redis_outage.began()
                 await asyncio.sleep(1.0)
 
     def state_changed(self, endpoint_id: str, state: str) -> None:

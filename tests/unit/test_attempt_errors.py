@@ -32,6 +32,10 @@ REF = f"{KEY}|{EP}"
             "HTTP 500: oops: database down",
         ),
         (AttemptResult(404, 5, response="x" * 500), "HTTP 404: " + "x" * 197 + "..."),
+        (
+            AttemptResult(500, 5, response="\x1b[31mred\x9b2J\u202eevil\x00"),
+            "HTTP 500: \\x1b[31mred\\x9b2J\\u202eevil\\x00",
+        ),
         (AttemptResult(None, 3000, error="connect timeout after 3 s"), "connect timeout after 3 s"),
         (AttemptResult(302, 5, error="redirect to /x not followed"), "redirect to /x not followed"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import click
 import pytest
 
 from switchboard.listing import Column, show
-from tests.command_line import run_cli
+from tests.command_line import run_cli, switchboard
 
 OUT_OF_REACH = "127.0.0.1:1"
 
@@ -97,6 +98,31 @@ def test_redis_out_of_reach_is_a_message(
     assert (code, out) == (2, "")
     assert err.startswith("switchboard: cannot reach Redis (REDIS_URL): ")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "message"),
+    [
+        (
+            "amqp://u:pw@127.0.0.1:notaport/v",
+            "SWITCHBOARD_BROKER_URL names no usable port: Port could not be cast to integer "
+            "value as 'notaport'",
+        ),
+        (
+            "redis://:pw@127.0.0.1:notaport/0",
+            "SWITCHBOARD_BROKER_URL is not a Redis URL: Port could not be cast to integer value "
+            "as 'notaport'",
+        ),
+    ],
+)
+@pytest.mark.parametrize("role", ["run", "web", "worker", "scheduler"])
+def test_a_malformed_broker_url_stops_every_role_at_once(
+    role: str, broker_url: str, message: str
+) -> None:
+    env = {**os.environ, "REDIS_URL": f"redis://{OUT_OF_REACH}/0"}
+    env["SWITCHBOARD_BROKER_URL"] = broker_url
+    done = switchboard(role, env=env)
+    assert (done.returncode, done.stderr) == (2, f"switchboard: {message}\n")
 
 
 COLUMNS = [Column("id"), Column("name"), Column("published", "published ")]

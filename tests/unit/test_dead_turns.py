@@ -3,6 +3,7 @@ error, and its conversation goes on; a turn that lost its lock saves nothing."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -207,3 +208,81 @@ def test_a_turn_stops_when_its_lock_is_lost_between_passes(
     assert turns.run_pending(r, settings, sender, key) == 1
     assert r.llen(keys.conversation_inbox(key)) == 1
     assert _replies(r, key, channel.id) == ["You said: one"]
+
+
+def test_a_turn_that_lost_its_lock_waiting_outside_is_logged_with_its_ids(
+    fake_redis: Redis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings)
+    user_says(r, settings, sender, channel, "one")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+
+    def lost_before_its_wait(batch: Any, *args: Any) -> int:
+        raise turns._LeaseLost(key)  # as `_Batch.before_wait` raises it
+
+    monkeypatch.setattr(turns._Batch, "_turn", lost_before_its_wait)
+    with caplog.at_level(logging.INFO, logger=turns.__name__):
+        turns.run_pending(r, settings, sender, key)
+    (left,) = [line for line in caplog.records if "lock was lost" in line.getMessage()]
+    fields = left.__dict__["switchboard_fields"]
+    assert (fields["sessionId"], fields["botId"], fields["channelId"]) == (
+        "u1",
+        channel.bot_id,
+        channel.id,
+    )
+    assert key not in left.getMessage()
+
+
+def _turn_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == dead_turns.__name__]
+
+
+def test_a_turn_past_a_limit_logs_one_line_with_its_ids_and_no_traceback(
+    fake_redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    r, sender = fake_redis, RecordingSender()
+    settings = settings.with_changes(conversation_variables_bytes=300)
+    channel = new_channel(r, settings)
+    accepted = user_says(r, settings, sender, channel, "hi", sessionData={"blob": "x" * 400})
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    with caplog.at_level(logging.INFO):
+        for _ in range(settings.turn_attempts):
+            turns.run_pending(r, settings, sender, key)
+    *failures, parked = _turn_lines(caplog)
+    assert [line.levelno for line in failures] == [logging.WARNING] * settings.turn_attempts
+    assert parked.levelno == logging.ERROR
+    for line in [*failures, parked]:
+        assert line.exc_info is None
+        fields = line.__dict__["switchboard_fields"]
+        assert fields["error"].startswith("TooLarge: ")
+        assert (fields["sessionId"], fields["botId"], fields["channelId"]) == (
+            "u1",
+            channel.bot_id,
+            channel.id,
+        )
+        assert fields["messageId"] == accepted.message_id
+        assert key not in line.getMessage()
+
+
+@pytest.mark.usefixtures("poisoned")
+def test_a_turn_failing_by_a_bug_logs_its_traceback(
+    fake_redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings)
+    accepted = user_says(r, settings, sender, channel, "poison")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    with caplog.at_level(logging.WARNING):
+        turns.run_pending(r, settings, sender, key)
+    (failed,) = _turn_lines(caplog)
+    assert failed.exc_info is not None and isinstance(failed.exc_info[1], RuntimeError)
+    fields = failed.__dict__["switchboard_fields"]
+    assert (fields["sessionId"], fields["messageId"], fields["attempt"]) == (
+        "u1",
+        accepted.message_id,
+        1,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,12 @@ import pytest
 
 from broker.channels.channel import Channel
 from broker.conversations import agent_actions, conversation_store, handover, scheduler, turns
-from broker.conversations.conversation import Conversation, ConversationMeta, index_member
+from broker.conversations.conversation import (
+    Conversation,
+    ConversationMeta,
+    HandoverState,
+    index_member,
+)
 from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import Conflict
@@ -534,3 +540,27 @@ def test_an_answer_cut_at_the_read_cap_says_so() -> None:
     assert handover.read_answer({"delivered": True, "response": "<html>"}).reason == (
         "the answer is not JSON"
     )
+
+
+def test_handover_lines_name_the_session_bot_and_channel_not_the_conversation_key(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    conversation = Conversation.of("bot_1", "LIVE", "ch_1", "u1")
+    state = HandoverState(offload_pending="msg_9", offload_pending_at=clock.now() - 10**6)
+    said = handover.Handover(settings, conversation, state)
+    with caplog.at_level(logging.INFO, logger=handover.__name__):
+        said.settle({"kind": "delivery", "deliveryId": "msg_9", "delivered": False}, clock.now())
+        said.state.offload_pending = "msg_10"
+        said.settle({"kind": "timer", "name": handover.OFFLOAD_TIMER}, clock.now())
+        said.settle({"kind": "bogus"}, clock.now())
+    failed, late, unknown = caplog.records
+    for line in (failed, late, unknown):
+        fields = line.__dict__["switchboard_fields"]
+        assert (fields["sessionId"], fields["botId"], fields["channelId"]) == (
+            "u1",
+            "bot_1",
+            "ch_1",
+        )
+        assert conversation.key not in line.getMessage()
+    assert failed.__dict__["switchboard_fields"]["deliveryId"] == "msg_9"
+    assert late.__dict__["switchboard_fields"]["deliveryId"] == "msg_10"

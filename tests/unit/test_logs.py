@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -149,3 +150,124 @@ def test_an_exception_among_the_values_makes_the_kind_by_its_type() -> None:
     assert repeats.filter(failed(ConnectionError("Command # 1 (BLPOP) failed")))
     assert not repeats.filter(failed(ConnectionError("Command # 2 (LPOP) failed")))
     assert repeats.filter(failed(TimeoutError("no answer")))
+
+
+FORGED = (
+    "u1\n2026-12-02 10:00:00,000 ERROR broker: forged\x1b[2J\x85\x9b\u2028\u2029\u202e\U000e0001"
+)
+
+
+def forged_event(error: str = "HTTP 500: boom") -> logging.LogRecord:
+    log = logging.getLogger("switchboard.test")
+    return log.makeRecord(
+        log.name,
+        logging.WARNING,
+        __file__,
+        1,
+        "delivery attempt: failure",
+        (),
+        None,
+        extra={"switchboard_fields": {"sessionId": FORGED, "error": error, "attempt": 2}},
+    )
+
+
+def test_a_text_line_writes_what_a_user_sent_as_escapes() -> None:
+    text = logs.TextFormatter().format(forged_event())
+    assert text.isprintable()  # one line, nothing for a terminal to act on
+    assert (
+        "sessionId=u1\\n2026-12-02 10:00:00,000 ERROR broker: forged"
+        "\\x1b[2J\\x85\\x9b\\u2028\\u2029\\u202e\\U000e0001"
+    ) not in text  # quoted: it holds spaces
+    assert text.endswith(
+        'sessionId="u1\\\\n2026-12-02 10:00:00,000 ERROR broker: forged'
+        '\\\\x1b[2J\\\\x85\\\\x9b\\\\u2028\\\\u2029\\\\u202e\\\\U000e0001"'
+        ' error="HTTP 500: boom" attempt=2'
+    )
+
+
+def test_a_text_value_cannot_forge_a_field() -> None:
+    text = logs.TextFormatter().format(forged_event(error='HTTP 500: x" sessionId=admin'))
+    assert ' error="HTTP 500: x\\" sessionId=admin" ' in text
+
+
+def test_a_text_line_s_message_is_one_line_and_its_traceback_escaped() -> None:
+    log = logging.getLogger("switchboard.test")
+    try:
+        raise ValueError("bad \x1b[2J value")
+    except ValueError:
+        record = log.makeRecord(
+            log.name, logging.ERROR, __file__, 1, "got %s\n", ("a\nb",), sys.exc_info()
+        )
+    head, *traceback = logs.TextFormatter().format(record).split("\n")
+    assert head.endswith("ERROR switchboard.test: got a\\nb")
+    assert traceback[-1] == "ValueError: bad \\x1b[2J value"
+
+
+def test_a_json_line_escapes_every_line_break_and_control_character() -> None:
+    line = logs.JsonFormatter().format(forged_event())
+    assert line.isprintable()
+    assert "\\u0085\\u009b\\u2028\\u2029\\u202e\\udb40\\udc01" in line
+    assert json.loads(line)["sessionId"] == FORGED
+
+
+def test_a_role_says_once_when_redis_answers_again_and_after_how_long(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [100.0]
+    log = logging.getLogger("switchboard.test.outage")
+    outage = logs.RedisOutage(log, now=lambda: clock[0])
+    repeats = logs.Repeats(every=30.0, now=lambda: clock[0])
+    log.addFilter(repeats)
+    try:
+        with caplog.at_level(logging.INFO, logger=log.name):
+            outage.ended()  # no trouble: nothing to say
+            for _ in range(2):  # trouble that comes back within the thinning's 30 s
+                outage.began()
+                clock[0] += 7.4
+                outage.began()  # still the same trouble
+                clock[0] += 5.0
+                outage.ended()
+                outage.ended()
+    finally:
+        log.removeFilter(repeats)
+    said = [(line.levelno, line.getMessage()) for line in caplog.records]
+    assert said == [(logging.WARNING, "Redis reachable again after 12 s")] * 2
+
+
+def consumer_line(attempt: int, error: Exception) -> logging.LogRecord:
+    """Celery's consumer's line at each try to reach its broker, made as `logging` makes it
+    (the secrets masked, `redaction.install`)."""
+    return logging.getLogRecordFactory()(
+        "celery.worker.consumer.consumer",
+        logging.ERROR,
+        __file__,
+        1,
+        "consumer: Cannot connect to %s: %s.\n%s\n",
+        (
+            "redis://:hunter2@cache:6379/0",
+            error,
+            f"Trying again in {2 * attempt:.2f} seconds... ({attempt}/100)",
+        ),
+        None,
+    )
+
+
+@pytest.fixture
+def masking() -> Iterator[None]:
+    """Records made as `redaction.install` has them made, during the test only."""
+    made = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(logging.LogRecord)
+    redaction.install()
+    yield
+    logging.setLogRecordFactory(made)
+
+
+@pytest.mark.usefixtures("masking")
+def test_a_line_whose_secret_was_masked_keeps_its_kind() -> None:
+    repeats = logs.Repeats(every=30.0, now=lambda: 0.0)
+    refused = ConnectionError("Error 111 connecting to cache:6379. Connection refused.")
+    first = consumer_line(1, refused)
+    assert "hunter2" not in first.getMessage()
+    assert repeats.filter(first)
+    assert not any(repeats.filter(consumer_line(attempt, refused)) for attempt in range(2, 6))
+    assert repeats.filter(consumer_line(6, TimeoutError("timed out")))  # another error

@@ -320,3 +320,22 @@ def test_a_retry_jitter_of_1_or_more_is_a_config_error(raw: str) -> None:
         f"not {float(raw):g}"
     )
     assert Settings.from_env({"SWITCHBOARD_RETRY_JITTER": "0.99"}).retry_jitter == 0.99
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("amqp://u:secret@127.0.0.1:notaport/v", "names no usable port"),
+        ("amqps://u:secret@rabbit:99999/v", "names no usable port"),
+        ("amqp://u:secret@:5672/v", "names no host"),
+        ("redis://:secret@127.0.0.1:notaport/0", "is not a Redis URL"),
+        ("redis://:secret@/0", "names no host"),
+        ("redis://:secret@queue:6379/one", "names no database number"),
+        ("redis+sentinel://:secret@s1:26379,s2:x/0", "names no host and port"),
+    ],
+)
+def test_a_broker_url_without_a_usable_host_or_port_is_a_config_error(raw: str, says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"SWITCHBOARD_BROKER_URL": raw})
+    assert caught.value.message.startswith(f"SWITCHBOARD_BROKER_URL {says}")
+    assert "secret" not in caught.value.message

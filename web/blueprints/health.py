@@ -12,7 +12,7 @@ from broker.core.connection import REDIS_TROUBLE, availability, unavailable_reas
 from broker.core.defaults import HEARTBEAT_TTL, UNAVAILABLE_RETRY_AFTER
 from web.answers import Health, Readiness
 from web.apidoc import documented
-from web.errors import error_document
+from web.errors import error_document, redis_outage
 from web.services import services
 
 bp = Blueprint("health", __name__)
@@ -48,6 +48,8 @@ def readyz() -> tuple[Response, int]:
         except REDIS_TROUBLE as exc:
             checks["redis"] = unavailable_reason(exc) or "failing"
     redis_ok = checks["redis"] == "ok"
+    if redis_ok:
+        redis_outage.ended()
     missing = [
         why
         for why, bad in (
