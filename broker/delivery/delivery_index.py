@@ -20,9 +20,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, get_args
 
+from redis.exceptions import ResponseError
+
 from broker.bots.bot import Version
 from broker.core import clock, ids, keys, scripts
-from broker.core.connection import Pipeline, Redis
+from broker.core.connection import Pipeline, Redis, unavailable_reason
 from broker.core.defaults import SESSION_DELIVERIES
 from broker.core.errors import ValidationFailed
 from broker.delivery import records
@@ -118,8 +120,13 @@ def list_page(
         return dead_letter_page(r, offset=offset, limit=limit, endpoint_id=endpoint_id)
     index = keys.endpoint_deliveries(endpoint_id) if endpoint_id else keys.DELIVERIES
     if not status:
-        # The count is the index's: those whose record has just expired go first.
-        forget_expired(r, max_chunks=1)
+        # The count is the index's: those whose record has just expired go first, unless
+        # Redis takes no writes now (out of memory, a replica): a listing still answers.
+        try:
+            forget_expired(r, max_chunks=1)
+        except ResponseError as exc:
+            if unavailable_reason(exc) not in ("out of memory", "read-only"):
+                raise
         pipe = r.pipeline(transaction=False)
         pipe.zrevrange(index, offset, offset + limit - 1)
         pipe.zcard(index)

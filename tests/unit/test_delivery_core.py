@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from broker.core import clock, ids, keys, scripts
 from broker.core.connection import Redis
@@ -410,3 +411,19 @@ def test_deliveries_leave_the_listings_when_their_record_expires(
     assert r.zrange(keys.EXPIRING, 0, -1) == [entries[kept]]
     assert abs((r.zscore(keys.EXPIRING, entries[kept]) or 0) - expires) < 5000
     assert delivery_index.forget_expired(r, max_chunks=1) == 0
+
+
+def test_a_listing_answers_while_redis_takes_no_writes(
+    r: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing first takes expired deliveries off the index, a write: out of memory, it
+    lists what the index holds instead of failing."""
+    (delivered,) = fan_out(r, settings, "f" * 20, ["one"])
+
+    def out_of_memory(*_: Any, **__: Any) -> None:
+        # As a script's refusal comes: a plain ResponseError.
+        raise ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(delivery_index, "forget_expired", out_of_memory)
+    page = delivery_index.list_page(r, offset=0, limit=10)
+    assert [view["id"] for view in page.items] == [delivered]
