@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from broker.bots.bot import Version, as_version
 from broker.bots.engine import Memory
@@ -22,6 +23,12 @@ _COUNTER = "counter:"
 #: What a bot turn that succeeded writes: its conversation has no failures to count.
 NO_FAILURES: HashFields = {"turnFailures": 0, "turnFailedOn": ""}
 OFFLOAD_PENDING_FIELD = "offloadPending"
+
+
+class LogFields(TypedDict):
+    sessionId: str
+    botId: str
+    channelId: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,12 @@ class Conversation:
     ) -> Conversation:
         key = ids.conversation_key(bot_id, version, channel_id, conversation_id)
         return cls(bot_id, version, channel_id, conversation_id, key)
+
+    def log_fields(self) -> LogFields:
+        """The ids a log line about the conversation names (`logs.event`)."""
+        return LogFields(
+            sessionId=self.conversation_id, botId=self.bot_id, channelId=self.channel_id
+        )
 
     @property
     def index_member(self) -> str:

@@ -277,12 +277,9 @@ def _park(
 def _ids(meta: ConversationMeta, item: Item | None) -> dict[str, Any]:
     """The ids a line about a turn names: its conversation's, and its item's when it took
     one thing only (a message's id, or the delivery a signal is about)."""
-    conversation = meta.conversation
     named = item.ids() if item is not None else {}
     return {
-        "sessionId": conversation.conversation_id,
-        "botId": conversation.bot_id,
-        "channelId": conversation.channel_id,
+        **meta.conversation.log_fields(),
         "messageId": named.get("messageId"),
         "deliveryId": named.get("deliveryId"),
     }

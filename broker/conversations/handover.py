@@ -241,16 +241,7 @@ class Handover:
         return keys.bot_paused(self.conversation.bot_id, self.conversation.version)
 
     def _log(self, level: int, what: str, **fields: Any) -> None:
-        conversation = self.conversation
-        logs.event(
-            log,
-            level,
-            what,
-            sessionId=conversation.conversation_id,
-            botId=conversation.bot_id,
-            channelId=conversation.channel_id,
-            **fields,
-        )
+        logs.event(log, level, what, **self.conversation.log_fields(), **fields)
 
     def _timer(self, name: str) -> str:
         return timer_member(self.conversation.key, name)

@@ -518,14 +518,11 @@ class _Batch:
         try:
             used = self._turn(work.meta, work)
         except _LeaseLost:
-            conversation = work.meta.conversation
             logs.event(
                 log,
                 logging.INFO,
                 "bot turn left: its lock was lost",
-                sessionId=conversation.conversation_id,
-                botId=conversation.bot_id,
-                channelId=conversation.channel_id,
+                **work.meta.conversation.log_fields(),
             )
             del self.works[conversation_key]
             return
@@ -701,14 +698,11 @@ class _BotTurn:
         conversation an agent had is the bot's again, and so are its waiting messages."""
         handover = self.meta.handover
         if (handover.paused or handover.agent_messages) and not self.outbox.can_offload:
-            conversation = self.meta.conversation
             logs.event(
                 log,
                 logging.INFO,
                 "handover: no offloading integration, the bot answers again",
-                sessionId=conversation.conversation_id,
-                botId=conversation.bot_id,
-                channelId=conversation.channel_id,
+                **self.meta.conversation.log_fields(),
             )
             self.handover.resume()
             handover.agent_messages = 0
