@@ -6,7 +6,6 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -26,27 +25,33 @@ class LuaScript:
 _INCLUDE = re.compile(r"^-- include: (\w+)\n", re.MULTILINE)
 
 
-@cache
-def lua(name: str) -> LuaScript:
+def _read_all() -> dict[str, LuaScript]:
     folder = resources.files("broker").joinpath("lua")
-    source = _INCLUDE.sub(
-        lambda line: folder.joinpath("lib", f"{line[1]}.lua").read_text(),
-        folder.joinpath(f"{name}.lua").read_text(),
-    )
-    return LuaScript(source, hashlib.sha1(source.encode()).hexdigest())
+    found = {}
+    for item in folder.iterdir():
+        if item.name.endswith(".lua"):
+            source = _INCLUDE.sub(
+                lambda line: folder.joinpath("lib", f"{line[1]}.lua").read_text(),
+                item.read_text(),
+            )
+            found[item.name.removesuffix(".lua")] = LuaScript(
+                source, hashlib.sha1(source.encode()).hexdigest()
+            )
+    return found
 
 
-@cache
+#: Every script, read once at import: a process at its open-files limit still runs them (a
+#: worker read a script on its first use, and then could not claim a delivery queue).
+_SCRIPTS = _read_all()
+
+
+def lua(name: str) -> LuaScript:
+    return _SCRIPTS[name]
+
+
 def names() -> tuple[str, ...]:
     """Every script's name."""
-    folder = resources.files("broker").joinpath("lua")
-    return tuple(
-        sorted(
-            item.name.removesuffix(".lua")
-            for item in folder.iterdir()
-            if item.name.endswith(".lua")
-        )
-    )
+    return tuple(sorted(_SCRIPTS))
 
 
 def slots(keys: Sequence[str]) -> set[int]:

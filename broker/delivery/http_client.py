@@ -28,10 +28,17 @@ from broker.delivery.netsafety import IPAddress, is_forbidden
 #: What a request target keeps as it is: every printable ASCII character but the space.
 _SAFE = string.punctuation
 
-#: An idle kept-alive connection older than this is not used again (seconds).
+#: An idle kept-alive connection is closed after this long (seconds) ...
 _IDLE_SECONDS = 30.0
-#: Idle connections kept per origin, at most.
+#: ... by a sweep this often, while any are kept (seconds).
+_SWEEP_SECONDS = 5.0
+#: Idle connections kept per origin, at most (as many as defaults.ENDPOINT_CONCURRENCY) ...
 _IDLE_PER_ORIGIN = 64
+#: ... and in all: past it, the longest idle is closed. The sockets a worker holds idle stay
+#: bounded however many endpoints it delivered to (a worker with 1,000 receivers behind it
+#: held as many sockets, and at its open-files limit could connect to none), while four
+#: endpoints at their full concurrency keep all their connections.
+_IDLE_KEPT = 256
 #: Origins kept, at most, before those holding no idle connection are let go: the hosts a
 #: bot's API calls take from conversations' variables may be many.
 _ORIGINS_KEPT = 1024
@@ -104,9 +111,16 @@ class _Origin:
     scheme: str
     host: str
     port: int
-    idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = field(
-        default_factory=deque
-    )
+    #: Its idle connections, the longest idle first.
+    idle: deque[_Idle] = field(default_factory=deque)
+
+
+@dataclass(eq=False)
+class _Idle:
+    origin: _Origin
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    since: float
 
 
 class HttpClient:
@@ -119,6 +133,9 @@ class HttpClient:
         self._user_agent = user_agent
         self._read_cap = read_cap
         self._origins: dict[tuple[str, str, int], _Origin] = {}
+        #: Every origin's idle connections (a dict for its order), the longest idle first.
+        self._idle: dict[_Idle, None] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self._tls = ssl.create_default_context()
 
     async def post(
@@ -264,19 +281,42 @@ class HttpClient:
             # An origin let go meanwhile (`_origin`) keeps no connection: none would close it.
             kept = self._origins.get((origin.scheme, origin.host, origin.port)) is origin
             if keep and kept and len(origin.idle) < _IDLE_PER_ORIGIN:
-                origin.idle.append((reader, writer, time.monotonic()))
+                self._keep_idle(_Idle(origin, reader, writer, time.monotonic()))
             else:
                 writer.close()
+
+    def _keep_idle(self, idle: _Idle) -> None:
+        idle.origin.idle.append(idle)
+        self._idle[idle] = None
+        if len(self._idle) > _IDLE_KEPT:
+            self._drop(next(iter(self._idle)))
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    def _drop(self, idle: _Idle) -> None:
+        del self._idle[idle]
+        idle.origin.idle.remove(idle)
+        idle.writer.close()
+
+    async def _sweep(self) -> None:
+        """Close the connections idle past their time, or closed by the other end, whether
+        or not their origins are used again; ends when none is left."""
+        while self._idle:
+            await asyncio.sleep(_SWEEP_SECONDS)
+            expired = time.monotonic() - _IDLE_SECONDS
+            for idle in [i for i in self._idle if i.since <= expired or i.reader.at_eof()]:
+                self._drop(idle)
 
     async def _connection(
         self, origin: _Origin, connect_timeout: float, reuse: bool
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
         now = time.monotonic()
         while reuse and origin.idle:
-            reader, writer, since = origin.idle.pop()
-            if now - since < _IDLE_SECONDS and not reader.at_eof():
-                return reader, writer, True
-            writer.close()
+            idle = origin.idle.pop()
+            del self._idle[idle]
+            if now - idle.since < _IDLE_SECONDS and not idle.reader.at_eof():
+                return idle.reader, idle.writer, True
+            idle.writer.close()
         try:
             async with asyncio.timeout(connect_timeout):
                 reader, writer = await self._connect(origin)
@@ -312,8 +352,8 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise RequestFailed(f"cannot resolve {host}: {exc.strerror}") from exc
+        except OSError as exc:  # a gaierror, or a system error (EMFILE) as it resolved
+            raise RequestFailed(f"cannot resolve {host}: {exc.strerror or exc}") from exc
         found: list[tuple[socket.AddressFamily, IPAddress]] = [
             (socket.AddressFamily(family), _address(str(sockaddr[0])))
             for family, _, _, _, sockaddr in infos
@@ -324,9 +364,10 @@ class HttpClient:
         return found
 
     async def close(self) -> None:
-        for origin in self._origins.values():
-            while origin.idle:
-                origin.idle.pop()[1].close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for idle in list(self._idle):
+            self._drop(idle)
 
 
 def _address(text: str) -> IPAddress:

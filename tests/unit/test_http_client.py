@@ -4,6 +4,8 @@ limit on the whole request, a cap on what is read, keep-alive."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 import threading
 import time
@@ -74,6 +76,29 @@ def raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], RawServ
     yield start
     for server in servers:
         server.stop()
+
+
+class KeepAlive:
+    """A handler that answers every request of its connection until the client closes it, and
+    notes when that was."""
+
+    def __init__(self) -> None:
+        self.closed_at: float | None = None
+
+    def __call__(self, connection: socket.socket) -> None:
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        connection.sendall(answer)  # to the request RawServer read
+        while connection.recv(65536):
+            connection.sendall(answer)
+        self.closed_at = time.monotonic()
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """`wait_until` on the event loop, which must go on meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s"
+        await asyncio.sleep(0.02)
 
 
 def _resolve_name(monkeypatch: pytest.MonkeyPatch, name: str, answers: list[str]) -> list[str]:
@@ -342,6 +367,67 @@ def test_origins_of_many_hosts_are_let_go_when_they_hold_no_connection(
         post(client, f"http://127.0.0.{n + 1}:9/x", connect_timeout=0.2)
     assert len(client._origins) <= 3
     assert post(client, receiver.url).status_code == 200
+
+
+def test_idle_connections_are_closed_after_the_idle_time_though_never_used_again(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http_client, "_IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(http_client, "_SWEEP_SECONDS", 0.05)
+    handlers = [KeepAlive() for _ in range(3)]
+    servers = [raw_server(handler) for handler in handlers]
+    client = _client()
+
+    async def deliver_once_each() -> list[float]:
+        answered = []
+        for server in servers:
+            assert (await client.post(server.url, b"{}", {})).ok
+            answered.append(time.monotonic())
+        await until(lambda: all(handler.closed_at for handler in handlers))
+        assert client._idle == {} and all(not origin.idle for origin in client._origins.values())
+        return answered
+
+    answered = asyncio.run(deliver_once_each())
+    for handler, at in zip(handlers, answered, strict=True):
+        assert handler.closed_at is not None and handler.closed_at - at > 0.4
+    assert [server.connections for server in servers] == [1, 1, 1]
+
+
+def test_idle_connections_are_capped_in_all_and_the_longest_idle_closed_first(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http_client, "_IDLE_KEPT", 4)
+    handlers = [KeepAlive() for _ in range(12)]
+    servers = [raw_server(handler) for handler in handlers]
+    client = _client()
+
+    async def deliver_once_each() -> None:
+        for server in servers:
+            assert (await client.post(server.url, b"{}", {})).ok
+            assert sum(len(origin.idle) for origin in client._origins.values()) <= 4
+        await until(lambda: all(handler.closed_at for handler in handlers[:8]))
+        assert [handler.closed_at is None for handler in handlers] == [False] * 8 + [True] * 4
+        # The four kept are used again: no new connection.
+        for server in servers[8:]:
+            assert (await client.post(server.url, b"{}", {})).ok
+        await client.close()
+
+    asyncio.run(deliver_once_each())
+    assert [server.connections for server in servers] == [1] * 12
+
+
+def test_a_system_error_as_the_name_resolves_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At the open-files limit, resolving a name fails with EMFILE, not a gaierror."""
+
+    def no_more_files(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_more_files)
+    result = post(_client(), "http://hooks.example.com/hook")
+    assert result.status_code is None
+    assert result.error == "cannot resolve hooks.example.com: Too many open files"
 
 
 def test_a_closed_port_is_a_connection_error() -> None:
