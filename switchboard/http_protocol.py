@@ -103,15 +103,19 @@ class Site:
 class ErrorAnswer(Exception):
     """A JSON error the server answers itself, closing the connection after it."""
 
-    def __init__(self, status: int, reason: str, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, reason: str, code: str, message: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.reason, self.code, self.message = status, reason, code, message
+        self.retry_after = retry_after
 
     def answer(self) -> bytes:
         """The JSON error, on a connection that closes after it."""
         body = json.dumps({"error": {"code": self.code, "message": self.message}}).encode()
+        retry = "" if self.retry_after is None else f"Retry-After: {self.retry_after}\r\n"
         return (
-            f"HTTP/1.1 {self.status} {self.reason}\r\nConnection: close\r\n"
+            f"HTTP/1.1 {self.status} {self.reason}\r\nConnection: close\r\n{retry}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1") + body
 
@@ -168,6 +172,10 @@ class HttpProtocol(asyncio.Protocol):
         #: every request before it is.
         self.refusal: ErrorAnswer | None = None
         self.closing = False
+        #: When the server began to close the connection (monotonic seconds), and whether it
+        #: is closed: one closing still holds its socket until its answers are written.
+        self.closing_since = 0.0
+        self.lost = False
         #: When the connection was made or last read from (monotonic seconds), and whether a
         #: request is part-way in: what the worker's sweep of idle and stalled connections
         #: looks at.
@@ -182,6 +190,16 @@ class HttpProtocol(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_bytes = 0
 
+    @property
+    def idle(self) -> bool:
+        """Kept alive between requests: nothing asked, nothing to answer."""
+        return (
+            self.transport is not None
+            and not (self.closing or self.busy or self.in_request or self.writing_paused)
+            and not self.ready
+            and self.refusal is None
+        )
+
     # asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -193,6 +211,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.lost = True
         self.ready.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -392,10 +411,30 @@ class HttpProtocol(asyncio.Protocol):
         self._answer_ready()
 
     def close_when_idle(self) -> None:
-        """Close a connection between requests (kept alive too long, or shutting down)."""
-        self.closing = True
-        if self.transport is not None:
+        """Close a connection between requests (kept alive too long, or shutting down), or
+        one whose client stopped taking its answers: that one is reset, since a close waits
+        for the answers to be written, for ever if the client never reads them."""
+        self._begin_closing()
+        if self.transport is None:
+            return
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
             self.transport.close()
+
+    def abort_unwritten(self, limits: Limits) -> None:
+        """Reset a closing connection whose answers its client has not taken in the time
+        `limits` give it to read."""
+        if (
+            self.transport is not None
+            and self.transport.get_write_buffer_size()
+            and time.monotonic() - self.closing_since > limits.read_timeout_seconds
+        ):
+            self.transport.abort()
+
+    def _begin_closing(self) -> None:
+        if not self.closing:
+            self.closing, self.closing_since = True, time.monotonic()
 
     def refuse_stalled(self) -> None:
         self._refuse(
@@ -407,7 +446,7 @@ class HttpProtocol(asyncio.Protocol):
     def _close(self) -> None:
         """Close once the answer is written; the client may still be sending a body that was
         refused, so what it sends meanwhile is read and dropped rather than met with a reset."""
-        self.closing = True
+        self._begin_closing()
         self.ready.clear()
         if self.transport is not None:
             self.transport.resume_reading()  # to drop what comes, not leave it to a reset
@@ -584,7 +623,8 @@ def _header_fields(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def sweep(connections: set[HttpProtocol], limits: Limits) -> None:
-    """Forget closed connections; close idle kept-alive ones and refuse stalled requests."""
+    """Forget closed connections; close idle kept-alive ones, refuse stalled requests, and
+    reset connections whose clients do not read their answers."""
     now = time.monotonic()
     for protocol in list(connections):
         quiet = now - protocol.last_active
@@ -592,9 +632,13 @@ def sweep(connections: set[HttpProtocol], limits: Limits) -> None:
             # Made, and connected on the loop's next turn; one that never was is forgotten.
             if quiet > limits.keepalive_seconds:
                 connections.discard(protocol)
-        elif protocol.transport.is_closing():
+        elif protocol.lost:
             connections.discard(protocol)
-        elif protocol.closing or protocol.busy:
+        elif protocol.closing or protocol.transport.is_closing():
+            # Kept until closed for good: a socket waiting for its client to read the last
+            # answers is still an open connection.
+            protocol.abort_unwritten(limits)
+        elif protocol.busy:
             continue
         elif protocol.writing_paused or protocol.ready:
             if quiet > limits.read_timeout_seconds:  # a client that stopped reading answers

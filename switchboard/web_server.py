@@ -19,6 +19,7 @@ from gunicorn.workers.base import Worker
 
 from broker.core.connection import connect
 from broker.core.settings import Settings
+from switchboard.connection_cap import ConnectionCap, connection_cap, raise_fd_limit
 from switchboard.http_protocol import HttpProtocol, Incoming, Limits, Outgoing, Site, sweep
 from web import Services, check_settings, create_app, message_route
 
@@ -77,6 +78,7 @@ class EventLoopWorker(Worker):  # type: ignore[misc]
         limits = Limits(body_bytes=self.app.settings_.max_body_bytes)
         pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="web")
         connections: set[HttpProtocol] = set()
+        cap = ConnectionCap(connections, connection_cap(raise_fd_limit(), self.cfg.threads))
         servers = []
         for listener in self.sockets:
             host, port = listener.sock.getsockname()[:2]
@@ -90,10 +92,8 @@ class EventLoopWorker(Worker):  # type: ignore[misc]
                 direct=answered_directly(self.wsgi.extensions["switchboard"]),
             )
 
-            def made(site: Site = site) -> HttpProtocol:
-                protocol = HttpProtocol(site)
-                connections.add(protocol)
-                return protocol
+            def made(site: Site = site) -> asyncio.Protocol:
+                return cap.admit(HttpProtocol(site))
 
             servers.append(await loop.create_server(made, sock=listener.sock))
         while self.alive and self.ppid == os.getppid():

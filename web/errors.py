@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from broker.bots.faults import DefinitionInvalid
 from broker.core import logs
-from broker.core.connection import unavailable_reason
+from broker.core.connection import SHORT_HERE, unavailable_reason
 from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
 from broker.core.errors import RateLimited, SwitchboardError, Unavailable
 from web.request_body import body_was_read
@@ -68,17 +68,19 @@ def error_document(
 def error_answer(exc: Exception) -> ErrorAnswer:
     """The answer to `exc`: ours as it says; Redis that cannot serve us 503 with
     `Retry-After`; anything else a bug, logged, 500."""
-    if isinstance(exc, RedisError | RedisClusterException):  # the latter is not a RedisError
-        reason = unavailable_reason(exc)
-        if reason is not None:
-            # The reason in the text, not a value: each reason is a kind of line of its own
-            # where repeats are thinned out (`logs.Repeats`).
-            log.warning(f"Redis is {reason}: %s", type(exc).__name__)
+    # Any error: a bare OSError too, which is how this process's own shortage of file
+    # descriptors can reach us from redis-py.
+    reason = unavailable_reason(exc)
+    if reason is not None:
+        # The reason in the text, not a value: each reason is a kind of line of its own
+        # where repeats are thinned out (`logs.Repeats`).
+        log.warning(f"Redis is {reason}: %s", type(exc).__name__)
+        if reason != SHORT_HERE:  # Redis itself is well: no "reachable again" to say
             redis_outage.began()
-            exc = Unavailable(
-                f"the service's storage is {reason}; try again shortly",
-                retry_after=UNAVAILABLE_RETRY_AFTER,
-            )
+        exc = Unavailable(
+            f"the service's storage is {reason}; try again shortly",
+            retry_after=UNAVAILABLE_RETRY_AFTER,
+        )
     if not isinstance(exc, SwitchboardError):
         log.error("unhandled error", exc_info=exc)
         return ErrorAnswer(

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Mapping
 from typing import Any, TypeAlias, cast
@@ -17,6 +18,7 @@ import redis.cluster
 from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePolicy
 from redis.backoff import ExponentialBackoff
 from redis.commands.policies import BasePolicyResolver, PolicyResolver, StaticPolicyResolver
+from redis.driver_info import DriverInfo
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -71,11 +73,19 @@ _UNAVAILABLE_WORDS = {
     "TRYAGAIN": "busy",
 }
 _UNAVAILABLE_REPLY = re.compile(r"(?:^|[\s:])-?(" + "|".join(_UNAVAILABLE_WORDS) + r")\b")
+#: This process short of what a connection takes (a file descriptor, socket buffers,
+#: memory): Redis may be well, but cannot be reached from here for now. redis-py raises it
+#: as a ConnectionError when the socket cannot be made, and bare when anything else made
+#: with the connection fails.
+_SHORT_HERE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+SHORT_HERE = "unreachable from here, out of file descriptors or memory"
 
 
 def unavailable_reason(exc: BaseException) -> str | None:
     """Why Redis cannot serve us now ("unreachable", "read-only", "out of memory", ...), or
     None when `exc` is no such trouble. The reason never quotes Redis or its URL."""
+    if _short_here(exc):
+        return SHORT_HERE
     for kind, reason in _UNAVAILABLE:
         if isinstance(exc, kind):
             return reason
@@ -86,6 +96,18 @@ def unavailable_reason(exc: BaseException) -> str | None:
         if found:
             return _UNAVAILABLE_WORDS[found.group(1)]
     return None
+
+
+def _short_here(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is this process's own shortage."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # a chain is short; a cycle ends here too
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in _SHORT_HERE:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 SENTINEL_SCHEMES = ("redis+sentinel://", "sentinel://")
@@ -155,6 +177,10 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
             timeout=REDIS_CONNECTION_WAIT,
             decode_responses=True,
             health_check_interval=30,
+            # Read once: else each new connection reads redis-py's version from its package
+            # files, which fails once the process is out of file descriptors, and a pool
+            # that fails to make a connection never makes that one again.
+            driver_info=DriverInfo(),
         )
         return cast("Redis", LeanRedis(connection_pool=pool))  # the pool decodes
     except ValueError as exc:

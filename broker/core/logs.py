@@ -34,6 +34,7 @@ _THINNED = (
     "broker.delivery.endpoint_cache",
     "broker.core.metrics",
     "celery.worker.consumer.consumer",
+    "switchboard.connection_cap",
 )
 #: A line that `Repeats` lets through whatever came before it.
 _NEVER_THINNED = "switchboard_never_thinned"

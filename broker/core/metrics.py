@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from broker.core import keys, logs
-from broker.core.connection import Redis
+from broker.core.connection import SHORT_HERE, Redis, unavailable_reason
 from broker.core.defaults import METRICS_FLUSH_INTERVAL
 from broker.core.settings import Settings
 
@@ -264,7 +264,8 @@ class _Recorder:
             # Kept for the next flush: a Redis outage (or a client closed under us) loses
             # no count.
             log.warning("metrics not flushed, trying again: %s", exc)
-            redis_outage.began()
+            if unavailable_reason(exc) != SHORT_HERE:  # else Redis itself was well
+                redis_outage.began()
             with self._lock:
                 self._counts.update(counts)
                 for name, amount in sums.items():

@@ -19,6 +19,9 @@ from tests.integration.raw_http import Reply, read_reply, request
 from tests.loop_server import LoopServer
 from tests.polling import wait_until
 
+#: The state of a TCP socket reset by its peer (linux/tcp_states.h).
+_TCP_CLOSE = 7
+
 LIMITS = Limits(
     body_bytes=1000, keepalive_seconds=0.3, read_timeout_seconds=0.3, request_seconds=0.8
 )
@@ -351,3 +354,33 @@ def test_a_sweep_keeps_a_connection_made_but_not_yet_connected(app: App) -> None
         made.last_active -= LIMITS.keepalive_seconds + 1  # never connected: forgotten
         sweep(connections, LIMITS)
         assert connections == set()
+
+
+def test_a_client_that_never_reads_its_answers_is_cut_off_in_time(server: LoopServer) -> None:
+    """It pipelines requests and reads nothing: its answers fill the socket, and a close
+    would wait for them for ever. After `read_timeout_seconds` the connection is reset, and
+    the server keeps it among its connections until it is closed for good."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.setblocking(False)
+        pipeline = _get("/healthz") * 20_000
+        with contextlib.suppress(BlockingIOError):
+            while pipeline:
+                pipeline = pipeline[sock.send(pipeline) :]
+        seen: set[HttpProtocol] = set()
+
+        def swept() -> set[HttpProtocol]:
+            server.sweep()
+            tracked = set(list(server.connections))
+            seen.update(tracked)
+            assert all(p.lost for p in seen - tracked)  # forgotten only once closed for good
+            return tracked
+
+        def reset() -> bool:
+            swept()
+            # tcp_info's first byte: the state the client's socket is in.
+            return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == _TCP_CLOSE
+
+        wait_until(reset, timeout=5, interval=0.1)
+        wait_until(lambda: seen and not swept(), timeout=5, interval=0.1)

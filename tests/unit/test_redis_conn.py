@@ -3,10 +3,13 @@ Redis is in (unreachable, read-only, out of memory) is told from other errors.""
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 import redis
 
 from broker.core.connection import (
+    SHORT_HERE,
     check_url,
     connect,
     connect_async,
@@ -66,12 +69,33 @@ def test_a_url_that_is_not_redis_is_a_config_error() -> None:
         (redis.ResponseError("WRONGTYPE Operation against a key"), None),
         (redis.ResponseError("ERR Error running script: attempt to index a nil value"), None),
         (ValueError("not Redis at all"), None),
+        (OSError(errno.ENOENT, "No such file or directory"), None),
     ],
 )
 def test_the_trouble_redis_is_in_is_named_without_quoting_it(
     error: Exception, reason: str | None
 ) -> None:
     assert unavailable_reason(error) == reason
+
+
+def _raised_from(cause: OSError) -> Exception:
+    """A ConnectionError raised from `cause`, as redis-py raises one."""
+    try:
+        try:
+            raise cause
+        except OSError as error:
+            raise redis.ConnectionError(f"Error {error.errno} connecting to Redis") from error
+    except redis.ConnectionError as wrapped:
+        return wrapped
+
+
+@pytest.mark.parametrize("number", [errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM])
+def test_a_process_out_of_descriptors_or_memory_cannot_reach_redis_for_now(number: int) -> None:
+    """Bare, as redis-py raises it when what it makes with a connection fails (reading its
+    own version from its package files), or inside the ConnectionError of a socket it could
+    not make: either way Redis is out of reach, not this a bug."""
+    assert unavailable_reason(OSError(number, "Too many open files")) == SHORT_HERE
+    assert unavailable_reason(_raised_from(OSError(number, "Too many open files"))) == SHORT_HERE
 
 
 @pytest.mark.parametrize(

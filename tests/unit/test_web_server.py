@@ -3,9 +3,12 @@ the bulk of the traffic and a round trip or two each; everything else goes to it
 
 from __future__ import annotations
 
+import resource
+
 import pytest
 
 from broker.core.settings import Settings
+from switchboard.connection_cap import RESERVED_FDS, connection_cap, raise_fd_limit
 from switchboard.web_server import answered_inline, inline_routes
 
 
@@ -46,3 +49,20 @@ def test_messages_that_wait_for_replicas_take_a_thread() -> None:
     assert not waiting("POST", b"/v1/channels/webhook/ch_1/messages")
     assert not waiting("POST", b"/api/webhookMessage/bot_1")
     assert waiting("GET", b"/healthz")
+
+
+def test_a_web_process_takes_every_file_descriptor_it_may() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("no hard limit of open files to raise to")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 256), hard))
+        assert raise_fd_limit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_client_connections_leave_descriptors_for_redis_and_files() -> None:
+    assert connection_cap(1024, 8) == 1024 - RESERVED_FDS - 16
+    assert connection_cap(100, 8) == 50  # half at least, however few
