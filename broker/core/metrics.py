@@ -251,6 +251,7 @@ class _Recorder:
             if r is None or not (counts or sums):
                 return
             self._counts, self._sums = Counter(), defaultdict(float)
+        began = time.monotonic()
         try:
             # One key, so one transaction: it goes in whole or not at all.
             pipe = r.pipeline(transaction=True)
@@ -264,7 +265,7 @@ class _Recorder:
             # Kept for the next flush: a Redis outage (or a client closed under us) loses
             # no count.
             log.warning("metrics not flushed, trying again: %s", exc)
-            redis_outage.began()
+            redis_outage.began(since=began)
             with self._lock:
                 self._counts.update(counts)
                 for name, amount in sums.items():
