@@ -14,7 +14,14 @@ from celery import Celery
 from kombu.exceptions import KombuError
 
 from broker.core import clock, keys
-from broker.core.connection import REDIS_TROUBLE, Redis, is_sentinel, on_cluster, sentinel_hosts
+from broker.core.connection import (
+    REDIS_TROUBLE,
+    Redis,
+    is_sentinel,
+    on_cluster,
+    sentinel_hosts,
+    socket_options,
+)
 from broker.core.defaults import BROKER_TROUBLE_SHOWN, SCHEDULER_BATCH
 from broker.core.errors import ConfigError
 from broker.core.settings import Settings
@@ -38,7 +45,8 @@ BROKER_CONNECT_TIMEOUT = 2.0
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("switchboard", broker=kombu_url(settings.broker_url), include=["workers.tasks"])
+    broker = kombu_url(settings.broker_url)
+    app = Celery("switchboard", broker=broker, include=["workers.tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -50,7 +58,7 @@ def make_celery(settings: Settings) -> Celery:
         # again the claims and locks it takes find nothing left to do.
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_timeout=BROKER_CONNECT_TIMEOUT,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options=transport_options(broker),
         broker_pool_limit=16,
         task_default_queue=DELIVERY_QUEUE,
         task_serializer="json",
@@ -59,6 +67,7 @@ def make_celery(settings: Settings) -> Celery:
         # Task events, so that Flower (and `celery events`) can follow the workers. The web
         # process sends no "task-sent" events: each would cost the ingress a round trip to
         # the broker for every new conversation; Flower shows a task from its receipt on.
+        # Like every publish, an event waits no longer than the transport's socket timeout.
         worker_send_task_events=True,
         task_send_sent_event=False,
     )
@@ -66,6 +75,19 @@ def make_celery(settings: Settings) -> Celery:
         app.conf.broker_transport_options["master_name"] = settings.sentinel_master
     app.conf.switchboard_settings = settings
     return app
+
+
+def transport_options(broker: str) -> dict[str, Any]:
+    """kombu's options for Celery's broker at kombu URL `broker`. On Redis, the timeouts,
+    health checks and keepalive of our own connections (`socket_options`), connecting
+    within BROKER_CONNECT_TIMEOUT: without them a publish (a task, an event, Celery's
+    worker heartbeat) on a connection that Redis left without closing waited for ever, the
+    worker's consumer or the scheduler's loop with it. RabbitMQ's connections have
+    heartbeats (Celery's `broker_heartbeat`) and py-amqp's keepalive instead."""
+    options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    if broker.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
+        options.update(socket_options(broker), socket_connect_timeout=BROKER_CONNECT_TIMEOUT)
+    return options
 
 
 def refusals_are_connection_trouble() -> None:

@@ -13,7 +13,7 @@ from broker import bot_removal, history
 from broker.conversations import scheduler as conversation_scheduler
 from broker.core import heartbeats, logs
 from broker.core.connection import REDIS_TROUBLE, Redis, connect
-from broker.core.defaults import HOUSEKEEPING_INTERVAL, METRICS_SAMPLE_INTERVAL
+from broker.core.defaults import HOUSEKEEPING_INTERVAL, LOOP_STUCK_AFTER, METRICS_SAMPLE_INTERVAL
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
 from broker.delivery import scheduler as delivery_scheduler
@@ -56,11 +56,16 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
     app = make_celery(settings)
     check_broker(app)
     sender = CelerySender(app, r)
-    beating = heartbeats.start_thread(r, "scheduler")
+    # Its heartbeat says it is alive only while its passes go on.
+    progress = heartbeats.Progress(max(LOOP_STUCK_AFTER, 5 * settings.scheduler_interval))
+    progress.mark("scheduler")
+    beating = heartbeats.start_thread(r, "scheduler", progress)
     log.info("scheduler started (every %.2f s)", settings.scheduler_interval)
     next_housekeeping = next_sample = time.monotonic()
     try:
         while not stop.is_set():
+            progress.mark("scheduler")
+            began = time.monotonic()
             try:
                 tick(r, settings, sender)
                 redis_outage.ended()
@@ -72,7 +77,7 @@ def run(settings: Settings, stop: threading.Event | None = None) -> None:
                     next_sample = time.monotonic() + METRICS_SAMPLE_INTERVAL
             except REDIS_TROUBLE as exc:
                 log.warning("scheduler pass failed, trying again: %s", exc)
-                redis_outage.began()
+                redis_outage.began(since=began)
                 stop.wait(1.0)
             stop.wait(settings.scheduler_interval)
     finally:

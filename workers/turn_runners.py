@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from broker.conversations import turns
-from broker.core import ids, keys, logs
+from broker.core import heartbeats, ids, keys, logs
 from broker.core.connection import REDIS_TROUBLE, Redis
 from workers import runner_lock
 from workers.process import Process
@@ -49,6 +49,8 @@ class Runners:
     away: threading.BoundedSemaphore
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    #: Marked at each pass, for the heartbeat (`heartbeats.Progress`).
+    progress: heartbeats.Progress | None = None
     _started: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -96,9 +98,12 @@ class Runners:
         return True
 
 
-def start(process: Process, runners: int, away: int) -> Runners:
-    """`runners` runners, of which `away` at most may wait outside at once."""
-    started = Runners(process, threading.BoundedSemaphore(away))
+def start(
+    process: Process, runners: int, away: int, progress: heartbeats.Progress | None = None
+) -> Runners:
+    """`runners` runners, of which `away` at most may wait outside at once; each marks
+    `progress` at each pass."""
+    started = Runners(process, threading.BoundedSemaphore(away), progress=progress)
     for _ in range(runners):
         started.start_runner()
     return started
@@ -131,6 +136,8 @@ class _Runner:
         self.held: _Held | None = None
         #: Whether its last batch went away (`Runners.came_back`): the runner ends.
         self.replaced = False
+        #: When its current pass (a hand-back, a take and its batch) began.
+        self.pass_began = time.monotonic()
 
     def run(self, first: Callable[[], int] | None) -> None:
         """`first` (the rest of a batch), then batch after batch, through Redis's trouble and
@@ -139,6 +146,7 @@ class _Runner:
         if first is not None:
             self._run_rest(first)
         while not stop.is_set():
+            self._next_pass()
             try:
                 self._hand_back()
                 if self.replaced:
@@ -179,6 +187,7 @@ class _Runner:
             # let go after each batch, it woke a waiting runner for nothing, at light
             # load once for every message.
             while runner_lock.holding() and not self.runners.stopping.is_set():
+                self._next_pass()
                 taken = _take(self.process.redis)
                 redis_outage.ended()
                 if taken:
@@ -205,8 +214,13 @@ class _Runner:
         finally:
             self.replaced = self.runners.came_back()
 
+    def _next_pass(self) -> None:
+        self.pass_began = time.monotonic()
+        if self.runners.progress is not None:
+            self.runners.progress.mark("turn runners")
+
     def _log_redis_trouble(self, exc: BaseException) -> None:
-        redis_outage.began()
+        redis_outage.began(since=self.pass_began)
         if self.held is None:
             log.warning("turn runner: Redis failed, trying again: %s", exc)
         else:

@@ -13,7 +13,7 @@ from typing import Any
 from celery.signals import celeryd_after_setup, worker_shutdown, worker_shutting_down
 
 from broker.core import heartbeats, metrics
-from broker.core.defaults import CELERY_STOP_WAIT
+from broker.core.defaults import CELERY_STOP_WAIT, LOOP_STUCK_AFTER
 from broker.core.settings import Settings
 from broker.delivery.delivery_loop import DRAIN_WRITE_TIMEOUT
 from workers import turn_runners
@@ -45,8 +45,12 @@ def _start(sender: Any, instance: Any, **_: Any) -> None:
     (RabbitMQ restarting) must not hold them up."""
     settings: Settings = instance.app.conf.switchboard_settings
     shared = process()
-    _heartbeat.append(heartbeats.start_thread(shared.redis, "worker"))
-    _runners.append(turn_runners.start(shared, settings.turn_runners, settings.turn_runners_away))
+    # Its heartbeat says it is alive only while its turn runners go round.
+    progress = heartbeats.Progress(LOOP_STUCK_AFTER)
+    _runners.append(
+        turn_runners.start(shared, settings.turn_runners, settings.turn_runners_away, progress)
+    )
+    _heartbeat.append(heartbeats.start_thread(shared.redis, "worker", progress))
 
 
 @worker_shutting_down.connect

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import re
+import socket
 from collections.abc import Mapping
 from typing import Any, TypeAlias, cast
 from urllib.parse import urlsplit
@@ -26,8 +27,12 @@ from broker.core import keys
 from broker.core.defaults import (
     CLUSTER_INDEX_SHARDS,
     CLUSTER_RETRIES,
+    REDIS_CONNECT_TIMEOUT,
     REDIS_CONNECTION_WAIT,
     REDIS_CONNECTIONS,
+    REDIS_HEALTH_CHECK_INTERVAL,
+    REDIS_KEEPALIVE,
+    REDIS_SOCKET_TIMEOUT,
     SENTINEL_MASTER,
 )
 from broker.core.errors import ConfigError
@@ -81,6 +86,11 @@ _SHORT_HERE = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM
 SHORT_HERE = "unreachable from here, out of file descriptors or memory"
 
 
+#: What uvloop raises when a command is written on a connection whose transport closed
+#: under it (the peer reset it); redis-py lets it through as it is.
+_CLOSED_TRANSPORT = re.compile(r"^unable to perform operation on <\w*Transport closed=True")
+
+
 def unavailable_reason(exc: BaseException) -> str | None:
     """Why Redis cannot serve us now ("unreachable", "read-only", "out of memory", ...), or
     None when `exc` is no such trouble. The reason never quotes Redis or its URL."""
@@ -89,6 +99,8 @@ def unavailable_reason(exc: BaseException) -> str | None:
     for kind, reason in _UNAVAILABLE:
         if isinstance(exc, kind):
             return reason
+    if isinstance(exc, RuntimeError) and _CLOSED_TRANSPORT.match(str(exc)):
+        return "unreachable"
     if isinstance(exc, redis.exceptions.RedisClusterException) and "connect" in str(exc):
         return "unreachable"
     if isinstance(exc, redis.ResponseError):
@@ -149,7 +161,7 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
     """A client answering strings, of whatever Redis `url` names."""
     if is_sentinel(url):
         parts = urlsplit(url)
-        sentinel = Sentinel(sentinel_hosts(url), socket_timeout=5, password=parts.password)
+        sentinel = Sentinel(sentinel_hosts(url), password=parts.password, **socket_options(url))
         return sentinel.master_for(
             sentinel_master,
             db=_database(url),
@@ -176,11 +188,11 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
             max_connections=REDIS_CONNECTIONS,
             timeout=REDIS_CONNECTION_WAIT,
             decode_responses=True,
-            health_check_interval=30,
             # Read once: else each new connection reads redis-py's version from its package
             # files, which fails once the process is out of file descriptors, and a pool
             # that fails to make a connection never makes that one again.
             driver_info=DriverInfo(),
+            **socket_options(url),
         )
         return cast("Redis", LeanRedis(connection_pool=pool))  # the pool decodes
     except ValueError as exc:
@@ -192,7 +204,7 @@ def connect_async(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> AsyncR
     if is_sentinel(url):
         parts = urlsplit(url)
         sentinel = redis.asyncio.sentinel.Sentinel(
-            sentinel_hosts(url), socket_timeout=5, password=parts.password
+            sentinel_hosts(url), password=parts.password, **socket_options(url)
         )
         return cast(
             "AsyncRedis",
@@ -215,9 +227,28 @@ def connect_async(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> AsyncR
         )
     check_url(url)
     try:
-        return redis.asyncio.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        return redis.asyncio.Redis.from_url(url, decode_responses=True, **socket_options(url))
     except ValueError as exc:
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc
+
+
+def socket_options(url: str) -> dict[str, Any]:
+    """The timeouts, health checks and TCP keepalive of every connection to the Redis `url`
+    names, as redis-py and kombu's Redis transport take them (a Unix socket has no
+    keepalive). Said, not left to redis-py's defaults, which wait for ever."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL,
+    }
+    if not url.startswith(("unix://", "redis+socket://")):
+        options["socket_keepalive"] = True
+        options["socket_keepalive_options"] = {
+            getattr(socket, name): value
+            for name, value in REDIS_KEEPALIVE.items()
+            if hasattr(socket, name)  # those the platform has
+        }
+    return options
 
 
 def sentinel_hosts(url: str) -> list[tuple[str, int]]:
@@ -287,6 +318,7 @@ def _cluster_options(url: str) -> dict[str, Any]:
         # commands wait for that (retries with backoff, a few seconds in all) rather than
         # fail at once.
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), CLUSTER_RETRIES),
+        **socket_options(url),
     }
 
 

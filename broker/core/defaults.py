@@ -217,6 +217,9 @@ PORT = 8080
 
 #: Heartbeats older than this (seconds) mean the process is gone, for /readyz.
 HEARTBEAT_TTL = 15
+#: A role's loop that has not gone round for this long (seconds) is stuck: its heartbeat
+#: stops, so /readyz does not count it. Longer than a command that times out, and its pause.
+LOOP_STUCK_AFTER = 30.0
 
 #: Whether processes count events for /metrics (SWITCHBOARD_METRICS=0 turns it off).
 METRICS = True
@@ -242,6 +245,19 @@ DASHBOARD_SESSION_TTL = 12 * 3600
 REDIS_CONNECTIONS = 512
 #: ... this long (seconds) for a free one before it fails.
 REDIS_CONNECTION_WAIT = 20.0
+#: Every Redis connection (ours and Celery's) gives up connecting after this long
+#: (seconds) ...
+REDIS_CONNECT_TIMEOUT = 5.0
+#: ... and waiting for an answer after this long: a Redis gone without closing the
+#: connection (a failover, a NAT or firewall that forgot it) fails the command instead of
+#: holding its thread for ever. Above the turn runners' BLPOP wait (1 s).
+REDIS_SOCKET_TIMEOUT = 10.0
+#: An idle connection is checked with a PING before its next command after this long
+#: (seconds) ...
+REDIS_HEALTH_CHECK_INTERVAL = 10
+#: ... and by TCP keepalive probes, a connection no longer answering dropped within about
+#: 25 s: first probe after 10 idle seconds, then every 5 s, 3 unanswered ones.
+REDIS_KEEPALIVE = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
 #: Shards of the scheduler's indexes on a Redis Cluster (on a single Redis there is one):
 #: enough to spread them over the masters of a large cluster.
 CLUSTER_INDEX_SHARDS = 16

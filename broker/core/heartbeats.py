@@ -4,14 +4,21 @@ scheduler are alive.
 Each role has one index, `sb:heartbeats:<role>`: process name -> time of its last beat. A
 beat writes its own entry and drops those that stopped beating, so reading who is alive is
 one `ZRANGEBYSCORE`, never a walk over the keyspace.
+
+The beats come from a thread of their own, which would go on beating for a process whose
+loops are stuck; so each loop marks its passes (`Progress`), and the thread stops beating
+while one has not gone round for a while.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -19,6 +26,8 @@ from redis.exceptions import RedisError
 from broker.core import clock, keys
 from broker.core.connection import Redis
 from broker.core.defaults import HEARTBEAT_TTL
+
+log = logging.getLogger(__name__)
 
 ROLES = ("worker", "scheduler")
 
@@ -61,16 +70,52 @@ def alive(r: Redis, role: str) -> int:
     return int(r.zcount(keys.heartbeats(role), clock.now() - HEARTBEAT_TTL, "+inf"))
 
 
-def start_thread(r: Redis, role: str) -> threading.Event:
-    """Beat every few seconds in a daemon thread; set the returned event to stop."""
+class Progress:
+    """When each of a process's loops last went round (`mark`, by name), so that its
+    heartbeat stops while one has not for `stuck_after` seconds (`stuck`)."""
+
+    def __init__(self, stuck_after: float, now: Callable[[], float] = time.monotonic) -> None:
+        self.stuck_after = stuck_after
+        self._now = now
+        self._marks: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def mark(self, loop: str) -> None:
+        with self._lock:
+            self._marks[loop] = self._now()
+
+    def stuck(self) -> list[str]:
+        """The loops that have not gone round for `stuck_after` seconds."""
+        now = self._now()
+        with self._lock:
+            return [loop for loop, at in self._marks.items() if now - at > self.stuck_after]
+
+
+def start_thread(r: Redis, role: str, progress: Progress | None = None) -> threading.Event:
+    """Beat every few seconds in a daemon thread, while no loop of `progress` is stuck; set
+    the returned event to stop."""
     stop_beating = threading.Event()
     name = process_name()
+    watched = progress or Progress(0.0)  # no loop marks it: never stuck
 
     def loop() -> None:
+        withheld = False
         while not stop_beating.is_set():
-            # Redis is away: readiness says so, and the thread beats again once it is back.
-            with contextlib.suppress(OSError, RedisError):
-                beat(r, role, name)
+            stuck = watched.stuck()
+            if stuck and not withheld:
+                log.error(
+                    "%s heartbeat withheld: its %s loop has not gone round for %g s",
+                    role,
+                    ", ".join(stuck),
+                    watched.stuck_after,
+                )
+            elif withheld and not stuck:
+                log.warning("%s heartbeat beats again: its loops go round", role)
+            withheld = bool(stuck)
+            if not stuck:
+                # Redis is away: readiness says so, and the thread beats again once it is back.
+                with contextlib.suppress(OSError, RedisError):
+                    beat(r, role, name)
             stop_beating.wait(HEARTBEAT_TTL / 3)
         with contextlib.suppress(OSError, RedisError):
             stop(r, role, name)

@@ -161,14 +161,19 @@ class RedisOutage:
     def __init__(self, log: logging.Logger, now: Callable[[], float] = time.monotonic) -> None:
         self.log = log
         self._now = now
-        #: When the trouble began; None while there is none.
+        #: When the trouble began; None while there is none ...
         self._since: float | None = None
+        #: ... and whether that is when a call that failed was made, or only when the trouble
+        #: was noticed (a call that hangs is noticed when it times out).
+        self._from_a_call = False
         self._lock = threading.Lock()
 
-    def began(self) -> None:
+    def began(self, since: float | None = None) -> None:
+        """Trouble, in a call made at `since` (this clock's time) when the caller knows it."""
+        at = self._now() if since is None else since
         with self._lock:
-            if self._since is None:
-                self._since = self._now()
+            if self._since is None or at < self._since:
+                self._since, self._from_a_call = at, since is not None
 
     def ended(self) -> None:
         """Redis answered the role: one line if it had trouble."""
@@ -176,10 +181,17 @@ class RedisOutage:
             return
         with self._lock:
             since, self._since = self._since, None
-        if since is not None:
+        if since is None:
+            return
+        took = self._now() - since
+        if self._from_a_call:
             self.log.warning(
-                "Redis reachable again after %.0f s",
-                self._now() - since,
+                "Redis reachable again after %.0f s", took, extra={_NEVER_THINNED: True}
+            )
+        else:
+            self.log.warning(
+                "Redis reachable again; its trouble was noticed %.0f s ago",
+                took,
                 extra={_NEVER_THINNED: True},
             )
 

@@ -251,6 +251,7 @@ class _Recorder:
             if r is None or not (counts or sums):
                 return
             self._counts, self._sums = Counter(), defaultdict(float)
+        began = time.monotonic()
         try:
             # One key, so one transaction: it goes in whole or not at all.
             pipe = r.pipeline(transaction=True)
@@ -265,7 +266,7 @@ class _Recorder:
             # no count.
             log.warning("metrics not flushed, trying again: %s", exc)
             if unavailable_reason(exc) != SHORT_HERE:  # else Redis itself was well
-                redis_outage.began()
+                redis_outage.began(since=began)
             with self._lock:
                 self._counts.update(counts)
                 for name, amount in sums.items():

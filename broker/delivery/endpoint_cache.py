@@ -76,4 +76,7 @@ class EndpointCache:
 async def _read(redis: AutoPipeline, endpoint_id: str) -> tuple[dict[str, str], str]:
     raw = redis.call("HGETALL", keys.endpoint(endpoint_id))
     state = redis.call("HGET", *health.state_read(endpoint_id))
-    return await raw, (await state) or "healthy"
+    # Together: should the first fail, the second's error is still taken (asyncio logs an
+    # error no one took as "Future exception was never retrieved").
+    fields, found = await asyncio.gather(raw, state)
+    return fields, found or "healthy"

@@ -222,16 +222,32 @@ def test_a_role_says_once_when_redis_answers_again_and_after_how_long(
         with caplog.at_level(logging.INFO, logger=log.name):
             outage.ended()  # no trouble: nothing to say
             for _ in range(2):  # trouble that comes back within the thinning's 30 s
-                outage.began()
+                outage.began(since=clock[0] - 10.0)  # a call made 10 s ago failed
                 clock[0] += 7.4
-                outage.began()  # still the same trouble
+                outage.began(since=clock[0] - 1.0)  # still the same trouble
                 clock[0] += 5.0
                 outage.ended()
                 outage.ended()
     finally:
         log.removeFilter(repeats)
     said = [(line.levelno, line.getMessage()) for line in caplog.records]
-    assert said == [(logging.WARNING, "Redis reachable again after 12 s")] * 2
+    assert said == [(logging.WARNING, "Redis reachable again after 22 s")] * 2
+
+
+def test_a_role_that_only_noticed_the_trouble_says_when_it_noticed_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [100.0]
+    log = logging.getLogger("switchboard.test.noticed")
+    outage = logs.RedisOutage(log, now=lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger=log.name):
+        outage.began()
+        clock[0] += 3.0
+        outage.began(since=clock[0] - 1.0)  # later than when it was first noticed
+        clock[0] += 2.0
+        outage.ended()
+    said = [line.getMessage() for line in caplog.records]
+    assert said == ["Redis reachable again; its trouble was noticed 5 s ago"]
 
 
 def consumer_line(attempt: int, error: Exception) -> logging.LogRecord:

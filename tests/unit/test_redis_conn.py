@@ -4,12 +4,14 @@ Redis is in (unreachable, read-only, out of memory) is told from other errors.""
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 import pytest
 import redis
 
 from broker.core.connection import (
     SHORT_HERE,
+    Redis,
     check_url,
     connect,
     connect_async,
@@ -18,6 +20,7 @@ from broker.core.connection import (
     sentinel_hosts,
     unavailable_reason,
 )
+from broker.core.defaults import REDIS_SOCKET_TIMEOUT
 from broker.core.errors import ConfigError
 from broker.core.settings import Settings
 from workers.celery_app import kombu_url
@@ -66,6 +69,15 @@ def test_a_url_that_is_not_redis_is_a_config_error() -> None:
             ),
             "read-only",
         ),
+        (
+            # uvloop's, from redis-py writing on a connection that was reset under it.
+            RuntimeError(
+                "unable to perform operation on <TCPTransport closed=True reading=False "
+                "0x563e380b73c0>; the handler is closed"
+            ),
+            "unreachable",
+        ),
+        (RuntimeError("unable to perform operation on <Task>; it is done"), None),
         (redis.ResponseError("WRONGTYPE Operation against a key"), None),
         (redis.ResponseError("ERR Error running script: attempt to index a nil value"), None),
         (ValueError("not Redis at all"), None),
@@ -153,3 +165,33 @@ def test_a_cluster_needs_celery_s_transport_elsewhere() -> None:
     with pytest.raises(ConfigError, match="cannot be a Redis Cluster"):
         Settings(redis_url="redis://127.0.0.1:6379/0", broker_url=cluster)
     assert Settings(redis_url=cluster, broker_url="amqp://h//").broker_url == "amqp://h//"
+
+
+def options_of(client: object) -> dict[str, object]:
+    return dict(client.connection_pool.connection_kwargs)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:1/0", "rediss://127.0.0.1:1/0", "redis+sentinel://h:1,g/0"]
+)
+def test_every_connection_to_redis_times_out_and_keeps_alive(url: str) -> None:
+    """A Redis gone without closing the connection fails a command within the socket timeout
+    instead of holding its thread for ever; keepalive drops the connection sooner."""
+    for client in (connect(url), connect_async(url)):
+        options = options_of(client)
+        assert options["socket_timeout"] == REDIS_SOCKET_TIMEOUT
+        assert options["socket_connect_timeout"]
+        assert options["health_check_interval"]
+        assert options["socket_keepalive"] is True
+        assert options["socket_keepalive_options"]
+    if url.startswith("redis+sentinel"):
+        pool: Any = connect(url).connection_pool
+        sentinel = pool.sentinel_manager.sentinels[0]
+        assert options_of(sentinel)["socket_timeout"] == REDIS_SOCKET_TIMEOUT
+
+
+def test_a_unix_socket_times_out_without_keepalive() -> None:
+    client: Redis = connect("unix:///tmp/none.sock")
+    options = options_of(client)
+    assert options["socket_timeout"] == REDIS_SOCKET_TIMEOUT
+    assert "socket_keepalive" not in options
