@@ -123,8 +123,14 @@ def check_url(url: str, variable: str = "REDIS_URL") -> None:
     _database(url, variable)
 
 
-def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
-    """A client answering strings, of whatever Redis `url` names."""
+def connect(
+    url: str, *, sentinel_master: str = SENTINEL_MASTER, timeout: float | None = None
+) -> Redis:
+    """A client answering strings, of whatever Redis `url` names; `timeout`: how long it
+    waits for Redis to connect or answer a command (seconds; None: redis-py's 5 s)."""
+    timeouts: dict[str, Any] = (
+        {} if timeout is None else {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    )
     if is_sentinel(url):
         parts = urlsplit(url)
         sentinel = Sentinel(sentinel_hosts(url), socket_timeout=5, password=parts.password)
@@ -134,6 +140,7 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
             decode_responses=True,
             password=parts.password,
             max_connections=REDIS_CONNECTIONS,
+            **timeouts,
         )
     if is_cluster(url):
         # Typed as a single Redis: the commands we send are the same, routed by key.
@@ -143,6 +150,7 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
                 startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in _hosts(url, 6379)],
                 policy_resolver=_ScriptsAreKeyed(),
                 **_cluster_options(url),
+                **timeouts,
             ),
         )
     check_url(url)
@@ -155,6 +163,7 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
             timeout=REDIS_CONNECTION_WAIT,
             decode_responses=True,
             health_check_interval=30,
+            **timeouts,
         )
         return cast("Redis", LeanRedis(connection_pool=pool))  # the pool decodes
     except ValueError as exc:
