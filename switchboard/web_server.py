@@ -135,7 +135,11 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         from workers.celery_app import CelerySender, make_celery
 
         settings = self.settings_
-        redis = connect(settings.redis_url, sentinel_master=settings.sentinel_master)
+        redis = connect(
+            settings.redis_url,
+            sentinel_master=settings.sentinel_master,
+            timeout=settings.web_redis_timeout,
+        )
         sender = CelerySender(make_celery(settings), redis)
         return create_app(Services(settings, redis, sender))
 
@@ -155,6 +159,8 @@ def serve(settings: Settings, *, host: str, port: int, workers: int, threads: in
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
+        # A process that does not report in for this long is killed. A stalled Redis holds
+        # the loop for at most SWITCHBOARD_WEB_REDIS_TIMEOUT at a time (`web/redis_gate.py`).
         "timeout": 30,
     }
     _Gunicorn(options, settings).run()

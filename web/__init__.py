@@ -8,7 +8,7 @@ from broker.core import metrics as broker_metrics
 from broker.core.defaults import ADMIN_TOKEN_MIN_LENGTH
 from broker.core.errors import ConfigError
 from broker.core.settings import Settings
-from web import errors
+from web import errors, redis_gate
 from web.request_body import refuse_large_bodies
 from web.routing import ConversationIdConverter
 from web.services import Services
@@ -54,6 +54,7 @@ def create_app(services: Services) -> Flask:
     # hold slashes, sent as %2F.
     app.url_map.merge_slashes = False
     errors.register(app)
+    redis_gate.guard_flask_routes(app, services.redis_gate)
     app.before_request(refuse_large_bodies)
     app.register_blueprint(health.bp)
     app.register_blueprint(inbound.bp)

@@ -22,6 +22,7 @@ from broker.core import logs
 from broker.core.connection import SHORT_HERE, unavailable_reason
 from broker.core.defaults import UNAVAILABLE_RETRY_AFTER
 from broker.core.errors import RateLimited, SwitchboardError, Unavailable
+from web.redis_gate import remember_error
 from web.request_body import body_was_read
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def http_error_answer(exc: HTTPException) -> ErrorAnswer:
 
 
 def _flask_answer(exc: Exception) -> Response:
+    remember_error(exc)
     return json_response(error_answer(exc))
 
 

@@ -16,6 +16,7 @@ from web.client_address import client_of
 from web.errors import error_answer
 from web.inbound_counts import InboundCount
 from web.message_intake import EVENT_RECEIVED, MessagePost
+from web.redis_gate import refusal
 from web.services import Services
 
 _CURRENT = re.compile(r"/v1/channels/webhook/([^/]+)/messages")
@@ -52,6 +53,17 @@ def answer(
         body=lambda: body,
     )
     count = InboundCount()
+    if s.redis_gate.admits():
+        answered = _taken(s, post, count, legacy=legacy is not None)
+    else:
+        answered = _refused(refusal())
+    count.answered(answered[0], per_channel=s.settings.metrics_per_channel)
+    return answered
+
+
+def _taken(s: Services, post: MessagePost, count: InboundCount, *, legacy: bool) -> Answer:
+    """The message taken in, or the error answer; the gate is told how it went."""
+    error: Exception | None = None
     try:
         if legacy:
             message_intake.take_legacy(s, post, count)
@@ -59,10 +71,15 @@ def answer(
         else:
             answered = _json(202, message_intake.queued(message_intake.take(s, post, count)))
     except Exception as exc:
-        refused = error_answer(exc)
-        answered = _json(refused.status, refused.document, list(refused.headers.items()))
-    count.answered(answered[0], per_channel=s.settings.metrics_per_channel)
+        error = exc
+        answered = _refused(exc)
+    s.redis_gate.settle(error)
     return answered
+
+
+def _refused(exc: Exception) -> Answer:
+    refused = error_answer(exc)
+    return _json(refused.status, refused.document, list(refused.headers.items()))
 
 
 def _json(status: int, document: Any, headers: list[tuple[str, str]] | None = None) -> Answer:

@@ -157,11 +157,16 @@ def check_url(url: str, variable: str = "REDIS_URL") -> None:
     _database(url, variable)
 
 
-def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
-    """A client answering strings, of whatever Redis `url` names."""
+def connect(
+    url: str, *, sentinel_master: str = SENTINEL_MASTER, timeout: float | None = None
+) -> Redis:
+    """A client answering strings, of whatever Redis `url` names; `timeout`: how long it
+    waits for Redis to connect or answer a command (seconds; None: `socket_options`')."""
     if is_sentinel(url):
         parts = urlsplit(url)
-        sentinel = Sentinel(sentinel_hosts(url), password=parts.password, **socket_options(url))
+        sentinel = Sentinel(
+            sentinel_hosts(url), password=parts.password, **socket_options(url, timeout)
+        )
         return sentinel.master_for(
             sentinel_master,
             db=_database(url),
@@ -176,7 +181,7 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
             _Cluster(
                 startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in _hosts(url, 6379)],
                 policy_resolver=_ScriptsAreKeyed(),
-                **_cluster_options(url),
+                **_cluster_options(url, timeout),
             ),
         )
     check_url(url)
@@ -192,7 +197,7 @@ def connect(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> Redis:
             # files, which fails once the process is out of file descriptors, and a pool
             # that fails to make a connection never makes that one again.
             driver_info=DriverInfo(),
-            **socket_options(url),
+            **socket_options(url, timeout),
         )
         return cast("Redis", LeanRedis(connection_pool=pool))  # the pool decodes
     except ValueError as exc:
@@ -232,13 +237,14 @@ def connect_async(url: str, *, sentinel_master: str = SENTINEL_MASTER) -> AsyncR
         raise ConfigError(f"REDIS_URL is not a Redis URL: {exc}") from exc
 
 
-def socket_options(url: str) -> dict[str, Any]:
+def socket_options(url: str, timeout: float | None = None) -> dict[str, Any]:
     """The timeouts, health checks and TCP keepalive of every connection to the Redis `url`
     names, as redis-py and kombu's Redis transport take them (a Unix socket has no
-    keepalive). Said, not left to redis-py's defaults, which wait for ever."""
+    keepalive). Said, not left to redis-py's defaults, which wait for ever. `timeout`, where
+    given, bounds both connecting and each command."""
     options: dict[str, Any] = {
-        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
-        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": REDIS_CONNECT_TIMEOUT if timeout is None else timeout,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT if timeout is None else timeout,
         "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL,
     }
     if not url.startswith(("unix://", "redis+socket://")):
@@ -301,7 +307,7 @@ def _database(url: str, variable: str = "REDIS_URL") -> int:
     return int(number)
 
 
-def _cluster_options(url: str) -> dict[str, Any]:
+def _cluster_options(url: str, timeout: float | None = None) -> dict[str, Any]:
     """What the cluster clients share; a cluster has one database, 0."""
     if _database(url) != 0:
         raise ConfigError("REDIS_URL: a Redis Cluster has only database 0")
@@ -318,7 +324,7 @@ def _cluster_options(url: str) -> dict[str, Any]:
         # commands wait for that (retries with backoff, a few seconds in all) rather than
         # fail at once.
         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), CLUSTER_RETRIES),
-        **socket_options(url),
+        **socket_options(url, timeout),
     }
 
 

@@ -69,17 +69,22 @@ class _KeptConnections:
         says) when the connection fails."""
         connection = self._take()
         try:
-            return connection.retry.call_with_retry(
+            answer = connection.retry.call_with_retry(
                 lambda: exchange(connection), lambda _error: connection.disconnect()
             )
         except redis.ResponseError:
+            self._idle.append(connection)
             raise  # Redis's own error answer: every answer was read
         except BaseException:
-            # Anything else may leave answers unread, still on their way: start afresh.
+            # Anything else may leave answers unread, still on their way: start afresh, on
+            # a connection the pool connects as it hands it out. (Kept, a closed connection
+            # would be connected twice, and a Redis that does not answer waited for twice:
+            # once to see whether it can be read, once to send.)
             connection.disconnect()
+            self._pool.release(connection)
             raise
-        finally:
-            self._idle.append(connection)
+        self._idle.append(connection)
+        return answer
 
     def _take(self) -> AbstractConnection:
         if self._pid != os.getpid():

@@ -69,6 +69,7 @@ _MORE_THAN_ZERO = (
     "conversation_ttl",
     # WAIT's timeout of 0 waits for ever.
     "ingress_replica_wait",
+    "web_redis_timeout",
 )
 
 
@@ -204,6 +205,8 @@ class Settings:
     #: the ingress waits for them.
     ingress_replicas: int = defaults.INGRESS_REPLICAS
     ingress_replica_wait: float = defaults.INGRESS_REPLICA_WAIT
+    #: How long a web process waits for Redis to connect or answer a command.
+    web_redis_timeout: float = defaults.WEB_REDIS_TIMEOUT
     offload_timeout: float = defaults.OFFLOAD_TIMEOUT
     resume_after: float = defaults.RESUME_AFTER
     rate_limit_per_second: float = defaults.RATE_LIMIT_PER_SECOND
@@ -252,6 +255,12 @@ class Settings:
             raise ConfigError(
                 "SWITCHBOARD_INGRESS_REPLICAS must be 0 with a Redis Cluster: WAIT names no "
                 "key, so the cluster client cannot send it to the master that took the message"
+            )
+        if self.ingress_replicas and self.web_redis_timeout <= self.ingress_replica_wait:
+            raise ConfigError(
+                "SWITCHBOARD_WEB_REDIS_TIMEOUT must be longer than "
+                "SWITCHBOARD_INGRESS_REPLICA_WAIT: the ingress waits that long for a reply to "
+                "its WAIT for the replicas"
             )
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:

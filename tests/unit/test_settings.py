@@ -53,6 +53,7 @@ READS: list[tuple[str, str, str, object]] = [
     ("SWITCHBOARD_MAX_BODY_BYTES", "max_body_bytes", "2048", 2048),
     ("SWITCHBOARD_INGRESS_REPLICAS", "ingress_replicas", "1", 1),
     ("SWITCHBOARD_INGRESS_REPLICA_WAIT", "ingress_replica_wait", "0.25", 0.25),
+    ("SWITCHBOARD_WEB_REDIS_TIMEOUT", "web_redis_timeout", "1.5", 1.5),
     ("SWITCHBOARD_OFFLOAD_TIMEOUT", "offload_timeout", "30", 30.0),
     ("SWITCHBOARD_RESUME_AFTER", "resume_after", "1.5", 1.5),
     ("SWITCHBOARD_RATE_LIMIT", "rate_limit_per_second", "0", 0.0),
@@ -107,6 +108,14 @@ def test_each_variable_sets_its_setting(name: str, field: str, raw: str, expecte
     value = getattr(Settings.from_env({name: raw}), field)
     assert value == expected
     assert type(value) is type(expected)
+
+
+def test_the_web_s_redis_timeout_outlasts_the_wait_for_replicas() -> None:
+    replicas = {"SWITCHBOARD_INGRESS_REPLICAS": "1", "SWITCHBOARD_INGRESS_REPLICA_WAIT": "2"}
+    with pytest.raises(ConfigError, match="SWITCHBOARD_WEB_REDIS_TIMEOUT must be longer"):
+        Settings.from_env(replicas)
+    assert Settings.from_env({**replicas, "SWITCHBOARD_WEB_REDIS_TIMEOUT": "3"})
+    assert Settings.from_env({"SWITCHBOARD_INGRESS_REPLICA_WAIT": "2"})
 
 
 def test_no_variables_give_the_defaults_of_the_defaults_module() -> None:
@@ -220,6 +229,7 @@ def test_a_count_that_would_leave_work_undone_must_be_1_or_more(name: str) -> No
         "SWITCHBOARD_DEAD_RETENTION",
         "SWITCHBOARD_CONVERSATION_TTL",
         "SWITCHBOARD_INGRESS_REPLICA_WAIT",
+        "SWITCHBOARD_WEB_REDIS_TIMEOUT",
     ],
 )
 def test_seconds_that_would_end_spin_or_drop_everything_must_be_more_than_0(name: str) -> None:
