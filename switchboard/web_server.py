@@ -138,7 +138,7 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         redis = connect(
             settings.redis_url,
             sentinel_master=settings.sentinel_master,
-            timeout=settings.web_redis_timeout,
+            timeout=settings.web_redis_wait,
         )
         sender = CelerySender(make_celery(settings), redis)
         return create_app(Services(settings, redis, sender))

@@ -205,7 +205,8 @@ class Settings:
     #: the ingress waits for them.
     ingress_replicas: int = defaults.INGRESS_REPLICAS
     ingress_replica_wait: float = defaults.INGRESS_REPLICA_WAIT
-    #: How long a web process waits for Redis to connect or answer a command.
+    #: How long a web process waits for Redis to connect or answer a command (see
+    #: `web_redis_wait`).
     web_redis_timeout: float = defaults.WEB_REDIS_TIMEOUT
     offload_timeout: float = defaults.OFFLOAD_TIMEOUT
     resume_after: float = defaults.RESUME_AFTER
@@ -233,6 +234,15 @@ class Settings:
     auth_failures_per_target: int = defaults.AUTH_FAILURES_PER_TARGET
     auth_failure_window: float = defaults.AUTH_FAILURE_WINDOW
 
+    @property
+    def web_redis_wait(self) -> float:
+        """How long a web process waits for Redis: `web_redis_timeout`, and with ingress
+        replicas a second longer than the wait for them at least, since the answer to the
+        ingress's WAIT comes only then."""
+        if self.ingress_replicas:
+            return max(self.web_redis_timeout, self.ingress_replica_wait + 1.0)
+        return self.web_redis_timeout
+
     def __post_init__(self) -> None:
         if is_cluster(self.redis_url) and not self.broker_url:
             raise ConfigError(
@@ -255,12 +265,6 @@ class Settings:
             raise ConfigError(
                 "SWITCHBOARD_INGRESS_REPLICAS must be 0 with a Redis Cluster: WAIT names no "
                 "key, so the cluster client cannot send it to the master that took the message"
-            )
-        if self.ingress_replicas and self.web_redis_timeout <= self.ingress_replica_wait:
-            raise ConfigError(
-                "SWITCHBOARD_WEB_REDIS_TIMEOUT must be longer than "
-                "SWITCHBOARD_INGRESS_REPLICA_WAIT: the ingress waits that long for a reply to "
-                "its WAIT for the replicas"
             )
         for name in _AT_LEAST_ONE:
             if getattr(self, name) < 1:
