@@ -3,7 +3,11 @@ scheduler are alive.
 
 Each role has one index, `sb:heartbeats:<role>`: process name -> time of its last beat. A
 beat writes its own entry and drops those that stopped beating, so reading who is alive is
-one `ZRANGEBYSCORE`, never a walk over the keyspace.
+one read of a small index, never a walk over the keyspace. The times are Redis's (`TIME`),
+not the processes': one host's clock off by more than HEARTBEAT_TTL made its process, or
+every other, look dead. A process whose clock is off from Redis's by more than
+CLOCK_SKEW_WARNING says so in its log: the times it writes elsewhere (retries due, the
+signatures' `webhook-timestamp`) are its own clock's.
 
 The beats come from a thread of their own, which would go on beating for a process whose
 loops are stuck; so each loop marks its passes (`Progress`), and the thread stops beating
@@ -23,9 +27,9 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
-from broker.core import clock, keys
+from broker.core import clock, keys, scripts
 from broker.core.connection import Redis
-from broker.core.defaults import HEARTBEAT_TTL
+from broker.core.defaults import CLOCK_SKEW_WARNING, HEARTBEAT_TTL
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +49,10 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def beat(r: Redis, role: str, name: str) -> None:
-    now = clock.now()
-    pipe = r.pipeline(transaction=False)
-    pipe.zadd(keys.heartbeats(role), {name: now})
-    pipe.zremrangebyscore(keys.heartbeats(role), "-inf", now - HEARTBEAT_TTL)
-    pipe.execute()
+def beat(r: Redis, role: str, name: str) -> float:
+    """Beat; how far this process's clock is ahead of Redis's (s, negative when behind)."""
+    redis_now = float(scripts.run(r, "heartbeat", [keys.heartbeats(role)], [name, HEARTBEAT_TTL]))
+    return clock.now() - redis_now
 
 
 def stop(r: Redis, role: str, name: str) -> None:
@@ -58,16 +60,20 @@ def stop(r: Redis, role: str, name: str) -> None:
 
 
 def live(r: Redis, role: str) -> list[Beat]:
-    """The processes of a role that beat recently, the latest beat first."""
-    found = r.zrevrangebyscore(
-        keys.heartbeats(role), "+inf", clock.now() - HEARTBEAT_TTL, withscores=True
-    )
-    return [Beat(role, name, at) for name, at in found]
+    """The processes of a role that beat recently, the latest beat first; `at` on this
+    process's clock."""
+    pipe = r.pipeline(transaction=False)
+    pipe.time()
+    pipe.zrevrange(keys.heartbeats(role), 0, -1, withscores=True)
+    (seconds, micros), found = pipe.execute()
+    redis_now = seconds + micros / 1_000_000
+    ahead = clock.now() - redis_now
+    return [Beat(role, name, at + ahead) for name, at in found if at >= redis_now - HEARTBEAT_TTL]
 
 
 def alive(r: Redis, role: str) -> int:
     """How many processes of a role have beaten recently."""
-    return int(r.zcount(keys.heartbeats(role), clock.now() - HEARTBEAT_TTL, "+inf"))
+    return len(live(r, role))
 
 
 class Progress:
@@ -91,6 +97,23 @@ class Progress:
             return [loop for loop, at in self._marks.items() if now - at > self.stuck_after]
 
 
+def _say_skew(role: str, ahead: float, skewed: bool) -> bool:
+    """Log when this process's clock goes off from Redis's by more than CLOCK_SKEW_WARNING,
+    and when it comes back; whether it is off now."""
+    off = abs(ahead) > CLOCK_SKEW_WARNING
+    if off and not skewed:
+        log.warning(
+            "%s clock is %.1f s %s Redis's: retries and signatures' webhook-timestamp follow "
+            "this clock; keep the hosts' clocks in sync (NTP)",
+            role,
+            abs(ahead),
+            "ahead of" if ahead > 0 else "behind",
+        )
+    elif skewed and not off:
+        log.warning("%s clock agrees with Redis's again", role)
+    return off
+
+
 def start_thread(r: Redis, role: str, progress: Progress | None = None) -> threading.Event:
     """Beat every few seconds in a daemon thread, while no loop of `progress` is stuck; set
     the returned event to stop."""
@@ -99,7 +122,7 @@ def start_thread(r: Redis, role: str, progress: Progress | None = None) -> threa
     watched = progress or Progress(0.0)  # no loop marks it: never stuck
 
     def loop() -> None:
-        withheld = False
+        withheld = skewed = False
         while not stop_beating.is_set():
             stuck = watched.stuck()
             if stuck and not withheld:
@@ -115,7 +138,7 @@ def start_thread(r: Redis, role: str, progress: Progress | None = None) -> threa
             if not stuck:
                 # Redis is away: readiness says so, and the thread beats again once it is back.
                 with contextlib.suppress(OSError, RedisError):
-                    beat(r, role, name)
+                    skewed = _say_skew(role, beat(r, role, name), skewed)
             stop_beating.wait(HEARTBEAT_TTL / 3)
         with contextlib.suppress(OSError, RedisError):
             stop(r, role, name)
