@@ -62,13 +62,12 @@ def stop(r: Redis, role: str, name: str) -> None:
 def live(r: Redis, role: str) -> list[Beat]:
     """The processes of a role that beat recently, the latest beat first; `at` on this
     process's clock."""
-    pipe = r.pipeline(transaction=False)
-    pipe.time()
-    pipe.zrevrange(keys.heartbeats(role), 0, -1, withscores=True)
-    (seconds, micros), found = pipe.execute()
-    redis_now = seconds + micros / 1_000_000
-    ahead = clock.now() - redis_now
-    return [Beat(role, name, at + ahead) for name, at in found if at >= redis_now - HEARTBEAT_TTL]
+    redis_now, *found = scripts.run(r, "heartbeats_live", [keys.heartbeats(role)], [HEARTBEAT_TTL])
+    ahead = clock.now() - float(redis_now)
+    return [
+        Beat(role, name, float(at) + ahead)
+        for name, at in zip(found[::2], found[1::2], strict=True)
+    ]
 
 
 def alive(r: Redis, role: str) -> int:
