@@ -99,7 +99,11 @@ def test_a_path_that_is_not_utf8_is_a_json_400_on_every_route(api: Api, receiver
     channel = api.echo_channel(receiver.url)
     assert api.send(channel, "\ufffd", "hi", sessionData={"kept": "yes"}).status_code == 202
     data = f"/v1/bots/{channel['botId']}/conversations/%EF%BF%BD/session-data"
-    wait_until(lambda: api.get(data).status_code == 200, what="the conversation")
+    # Its session data is merged by the bot turn, after the conversation is first readable.
+    wait_until(
+        lambda: api.get(data).json().get("sessionData", {}).get("kept") == "yes",
+        what="the conversation's session data",
+    )
     admin = f"Authorization: Bearer {ADMIN_TOKEN}"
     for line in (
         f"GET /v1/bots/{channel['botId']}/conversations/%ff/session-data",
