@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from broker.core.validation import CONTROL
+from broker.core.escapes import one_line
 
 
 @dataclass(frozen=True)
@@ -42,18 +41,12 @@ def show(columns: Sequence[Column], rows: Sequence[Sequence[str]], summary: str)
 
 def printable(value: str, *, keep_newlines: bool = False) -> str:
     """`value` with its control characters, line breaks and format characters (Unicode's Cf:
-    bidi overrides such as U+202E reorder what a terminal shows) written as escapes;
-    `keep_newlines` leaves "\\n" as it is, for text shown on lines of its own."""
-    return "".join(
-        char.encode("unicode_escape").decode("ascii")
-        if _unprintable(char) and not (keep_newlines and char == "\n")
-        else char
-        for char in value
-    )
-
-
-def _unprintable(char: str) -> bool:
-    return bool(CONTROL.match(char)) or unicodedata.category(char) == "Cf"
+    bidi overrides such as U+202E reorder what a terminal shows) written as escapes
+    (`escapes.one_line`); `keep_newlines` leaves "\\n" as it is, for text shown on lines of
+    its own."""
+    if keep_newlines:
+        return "\n".join(one_line(line) for line in value.split("\n"))
+    return one_line(value)
 
 
 def _print_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> bool:

@@ -204,7 +204,7 @@ VERIFY_TOKENS_LOCK_WAIT = 5.0
 #: What a 503 answer's `Retry-After` says when Redis is unreachable, read-only or full (s).
 UNAVAILABLE_RETRY_AFTER = 5
 #: A web process waits this long (s) for Redis to connect or answer a command, before it
-#: answers 503 (the other roles keep redis-py's 5 s): a web process answers its message
+#: answers 503 (the other roles wait REDIS_SOCKET_TIMEOUT): a web process answers its message
 #: routes on one event loop, which a command waiting for a stalled Redis holds.
 WEB_REDIS_TIMEOUT = 2.0
 #: Once a web process finds Redis unreachable, it answers the requests that need Redis 503

@@ -183,17 +183,12 @@ class RedisOutage:
             since, self._since = self._since, None
         if since is None:
             return
-        took = self._now() - since
-        if self._from_a_call:
-            self.log.warning(
-                "Redis reachable again after %.0f s", took, extra={_NEVER_THINNED: True}
-            )
-        else:
-            self.log.warning(
-                "Redis reachable again; its trouble was noticed %.0f s ago",
-                took,
-                extra={_NEVER_THINNED: True},
-            )
+        said = (
+            "Redis reachable again after %.0f s"
+            if self._from_a_call
+            else "Redis reachable again; its trouble was noticed %.0f s ago"
+        )
+        self.log.warning(said, self._now() - since, extra={_NEVER_THINNED: True})
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]

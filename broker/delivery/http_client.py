@@ -122,6 +122,11 @@ class _Idle:
     writer: asyncio.StreamWriter
     since: float
 
+    def fresh(self, now: float) -> bool:
+        """Whether it may be used again: idle for less than _IDLE_SECONDS, and not closed by
+        the other end."""
+        return now - self.since < _IDLE_SECONDS and not self.reader.at_eof()
+
 
 class HttpClient:
     """One per process (per event loop); safe for many concurrent requests on its loop."""
@@ -303,8 +308,8 @@ class HttpClient:
         or not their origins are used again; ends when none is left."""
         while self._idle:
             await asyncio.sleep(_SWEEP_SECONDS)
-            expired = time.monotonic() - _IDLE_SECONDS
-            for idle in [i for i in self._idle if i.since <= expired or i.reader.at_eof()]:
+            now = time.monotonic()
+            for idle in [i for i in self._idle if not i.fresh(now)]:
                 self._drop(idle)
 
     async def _connection(
@@ -314,7 +319,7 @@ class HttpClient:
         while reuse and origin.idle:
             idle = origin.idle.pop()
             del self._idle[idle]
-            if now - idle.since < _IDLE_SECONDS and not idle.reader.at_eof():
+            if idle.fresh(now):
                 return idle.reader, idle.writer, True
             idle.writer.close()
         try:
