@@ -21,8 +21,13 @@ from broker.bots.variables import compact_json, text_size
 from broker.channels.channel import Channel
 from broker.conversations.conversation import Conversation, ConversationMeta
 from broker.core import clock, ids, keys, logs, schedules, scripts
-from broker.core.connection import REDIS_TROUBLE, Pipeline, Redis
-from broker.core.defaults import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_TTL, UNAVAILABLE_RETRY_AFTER
+from broker.core.connection import REDIS_TROUBLE, Pipeline, Redis, on_cluster
+from broker.core.defaults import (
+    CLUSTER_RESEND_WINDOW,
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_TTL,
+    UNAVAILABLE_RETRY_AFTER,
+)
 from broker.core.errors import Unavailable, ValidationFailed
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -97,6 +102,30 @@ class OverLimit:
 
 
 @dataclass(frozen=True)
+class Dedupe:
+    """What `ingress.lua` and `ingress_retract.lua` find a repeat by: two keys (the same one
+    twice when there is one), and how long they are kept (s; 0: not looked for nor kept)."""
+
+    keys: tuple[str, str]
+    ttl: int
+
+    @classmethod
+    def of(cls, r: Redis, conversation: Conversation, given: list[str], message_id: str) -> Dedupe:
+        """For a message sent with the keys `given` (the Idempotency-Key header's, the
+        messageId's), and given `message_id`."""
+        if given:
+            first, last = (keys.idempotency(conversation.key, key) for key in (given[0], given[-1]))
+            return cls((first, last), IDEMPOTENCY_TTL)
+        if on_cluster(r):
+            # The cluster's client sends the script again when its answer was lost (a master
+            # failing over): the message's own id finds that it was queued.
+            key = keys.resend_guard(conversation.key, message_id)
+            return cls((key, key), CLUSTER_RESEND_WINDOW)
+        unread = keys.idempotency(conversation.key, "")
+        return cls((unread, unread), 0)
+
+
+@dataclass(frozen=True)
 class GuardChanged:
     """The settings generation moved on since the guarded channel was read."""
 
@@ -158,7 +187,7 @@ def accept(
     given = [key for key in (idempotency_key, message_id) if key]
     given_id = message_id
     message_id = message_id or ids.new_id("in")
-    dedupe_keys = (given[0], given[-1]) if given else None
+    dedupe = Dedupe.of(r, conversation, given, message_id)
     now = clock.now()
     entry = {
         **message,
@@ -175,7 +204,7 @@ def accept(
         entry,
         entry_json,
         sizes,
-        dedupe_keys,
+        dedupe,
         now,
         # Waiting for replicas, the turn is woken once they answered: a turn that took the
         # message meanwhile would keep it from being taken back.
@@ -217,7 +246,7 @@ def accept(
             taken_back = (
                 TakenBack.NOT_ASKED
                 if _copied(settings, copies)
-                else _take_back(r, conversation, dedupe_keys, entry_json, recorded_id)
+                else _take_back(r, conversation, dedupe, entry_json, recorded_id)
             )
             if wake_needed:
                 # Taken back too: the pending flag it set goes with the turn.
@@ -226,6 +255,11 @@ def accept(
                 raise _uncopied("nothing was queued")
             if taken_back is TakenBack.UNKNOWN:
                 raise _uncopied("it may have been queued: send it again with the same key")
+            return _accepted(channel, conversation_id, recorded_id, queued=True)
+        case Repeated(recorded_id) if not given and recorded_id == message_id:
+            # Sent again by the cluster's client: the first run queued it, and its answer,
+            # which said whether to wake the turn, was lost.
+            sender.bot_turn(conversation.key)
             return _accepted(channel, conversation_id, recorded_id, queued=True)
         case Repeated(recorded_id):
             if not _copied(settings, copies):
@@ -281,7 +315,7 @@ class TakenBack(enum.Enum):
 def _take_back(
     r: Redis,
     conversation: Conversation,
-    dedupe_keys: tuple[str, str] | None,
+    dedupe: Dedupe,
     entry_json: str,
     message_id: str,
 ) -> TakenBack:
@@ -290,7 +324,7 @@ def _take_back(
             r,
             "ingress_retract",
             [
-                *_idempotency_keys(conversation, dedupe_keys),
+                *dedupe.keys,
                 keys.conversation_inbox(conversation.key),
             ],
             [entry_json, message_id],
@@ -302,13 +336,6 @@ def _take_back(
         log.warning("a turn took the message before its replicas had it: acknowledged")
         return TakenBack.TURN_HAS_IT
     return TakenBack.YES
-
-
-def _idempotency_keys(conversation: Conversation, dedupe_keys: tuple[str, str] | None) -> list[str]:
-    """The two idempotency keys that `ingress.lua` and `ingress_retract.lua` take first. A
-    message without a key still names two (unread) so that the scripts' keys keep their
-    places."""
-    return [keys.idempotency(conversation.key, key) for key in dedupe_keys or ("", "")]
 
 
 def _uncopied(what_became_of_it: str) -> Unavailable:
@@ -384,7 +411,7 @@ def _queue(
     entry: dict[str, Any],
     entry_json: str,
     sizes: dict[str, int],
-    dedupe_keys: tuple[str, str] | None,
+    dedupe: Dedupe,
     now: float,
     ready_list: str | None,
     guard: Guard | None,
@@ -394,7 +421,6 @@ def _queue(
     conversation's place in the bot's index on a pipeline. With a `ready_list`, the script
     wakes the turn itself: one round trip less for the request."""
     key = conversation.key
-    keyed = dedupe_keys is not None
     guard_keys: list[str] = []
     guard_args: list[Any] = ["", 0, 0]
     if guard:
@@ -404,7 +430,7 @@ def _queue(
         pipe,
         "ingress",
         [
-            *_idempotency_keys(conversation, dedupe_keys),
+            *dedupe.keys,
             keys.conversation_inbox(key),
             keys.conversation_pending(key),
             keys.conversation_meta(key),
@@ -415,13 +441,13 @@ def _queue(
         [
             entry["messageId"],
             entry_json,
-            IDEMPOTENCY_TTL if keyed else 0,
+            dedupe.ttl,
             math.ceil(settings.conversation_ttl),
             settings.conversation_data_keys,
             settings.conversation_data_bytes,
             json.dumps(sizes),
             key,
-            fingerprint(entry) if keyed else "",
+            fingerprint(entry) if dedupe.ttl else "",
             *guard_args,
             *ConversationMeta.arrival_fields(conversation),
         ],

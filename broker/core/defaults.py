@@ -273,6 +273,10 @@ CLUSTER_INDEX_SHARDS = 16
 #: Tries of a Redis Cluster command that finds a node down or a slot moving, with backoff
 #: up to a second between them: long enough for a replica to take over a failed master.
 CLUSTER_RETRIES = 10
+#: How long a message with no idempotency key is remembered by its own id on a Redis Cluster
+#: (seconds): the cluster's client sends a command again when its answer was lost, and the
+#: resend must find the message queued. Longer than CLUSTER_RETRIES' backoff in all.
+CLUSTER_RESEND_WINDOW = 60
 
 #: An offload that has no answer this long after the dialogue asked for it has failed
 #: (seconds): the user gets the bot's "offloading failed" state, and the offload, if it

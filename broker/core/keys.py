@@ -228,6 +228,7 @@ def conversation_keys(conversation_key: str) -> list[str]:
         conversation_transcript(conversation_key),
         conversation_data_sizes(conversation_key),
         conversation_deliveries(conversation_key),
+        conversation_last_commit(conversation_key),
     ]
 
 
@@ -272,12 +273,24 @@ def dead_turn(conversation_key: str, dead_turn_id: str) -> str:
     return f"{_conversation(conversation_key)}:dead-turn:{dead_turn_id}"
 
 
+def conversation_last_commit(conversation_key: str) -> str:
+    """string: the claim token of the conversation's last turn commit and its answer, kept
+    for a claim's lease, so that the same commit sent again is answered, not made twice."""
+    return f"{_conversation(conversation_key)}:last-commit"
+
+
 def conversation_transcript(conversation_key: str) -> str:
     return f"{_conversation(conversation_key)}:transcript"
 
 
 def idempotency(conversation_key: str, key: str) -> str:
     return f"{_conversation(conversation_key)}:idem:{key}"
+
+
+def resend_guard(conversation_key: str, message_id: str) -> str:
+    """On a Redis Cluster, a message with no idempotency key, by the id ingress gave it: kept
+    as an idempotency key is, for CLUSTER_RESEND_WINDOW."""
+    return f"{_conversation(conversation_key)}:sent:{message_id}"
 
 
 def fifo(conversation_key: str, endpoint_id: str) -> str:

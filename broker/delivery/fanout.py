@@ -75,6 +75,10 @@ def commit_turns(
     Every queue a turn adds to is first put on `sb:due` under the claim, a lease ahead: a
     crash before the worker takes it leaves it to the scheduler. The entries of queues that
     someone else has are the caller's to remove (`Committed.stale`).
+
+    `claim_token` also names the commits: one sent again with it within a lease (redis-py
+    sends a command again when its answer was lost, as when a master fails over) is
+    answered as it was the first time, and written once.
     """
     if not commits:
         return []
@@ -214,6 +218,11 @@ def _add_commit(pipe: Pipeline, commit: TurnCommit, head: list[Any]) -> None:
     scripts.add(
         pipe,
         "turn_commit",
-        [*script_keys, *record_keys, keys.conversation_deliveries(key)],
+        [
+            *script_keys,
+            *record_keys,
+            keys.conversation_deliveries(key),
+            keys.conversation_last_commit(key),
+        ],
         [*args, *records, len(index), *index, SESSION_DELIVERIES],
     )

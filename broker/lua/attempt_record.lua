@@ -23,8 +23,13 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[4])
   return {-1}
 end
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'attemptCount', 1)
+-- The same attempt sent again (a cluster's client does when an answer was lost) is counted
+-- once; the rest is the same either way.
+local resent = redis.call('LINDEX', KEYS[2], -1) == ARGV[2]
+if not resent then
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'attemptCount', 1)
+end
 redis.call('HDEL', KEYS[1], 'retryNow')
 if #ARGV > 8 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 9))
@@ -42,11 +47,13 @@ if ARGV[3] == 'leaves' then
   if redis.call('LINDEX', KEYS[3], 0) == ARGV[1] then
     redis.call('LPOP', KEYS[3])
   end
-  if ARGV[5] ~= '' then
+  if ARGV[5] ~= '' and not resent then
     redis.call('RPUSH', KEYS[5], ARGV[5])
     if redis.call('SET', KEYS[6], '1', 'NX') then
       wake = 1
     end
+  elseif ARGV[5] ~= '' then
+    wake = 1  -- whether the first one woke the turn was lost with its answer
   end
   while true do
     local id = redis.call('LINDEX', KEYS[3], 0)

@@ -1,7 +1,9 @@
 -- Queue one inbound message, unless its idempotency key was seen within its TTL (ARGV[3]), or
 -- its sessionData would take the conversation past its limits.
 -- KEYS: the two idempotency keys (the Idempotency-Key header's and the messageId's; the same
---   key twice when the message has one only), inbox, pending flag, conversation meta,
+--   key twice when the message has one only; on a Redis Cluster, a message with neither has
+--   one by the id ingress gave it, to find the cluster client's resends), inbox, pending
+--   flag, conversation meta,
 --   sessionData sizes,
 --   then, on a single Redis only (other slots: a Cluster cannot take them): with a guard,
 --   the settings generation and the two failed-authentication counters; the ready list

@@ -3,7 +3,7 @@
 -- KEYS[1] meta, KEYS[2] inbox, KEYS[3] transcript, KEYS[4] signals, KEYS[5] turn-pending
 --   flag, KEYS[6] the conversation's lock, KEYS[7] its sessionData sizes, then per queue
 --   its key and its lock's key, then per delivery its record's key, then the
---   conversation's delivery index.
+--   conversation's delivery index, then its last commit's key.
 -- ARGV[1] inbox messages used, ARGV[2] signals used, ARGV[3] transcript items kept,
 --   ARGV[4] the turn's lock token, ARGV[5] the token to claim the queues that were empty
 --   with, ARGV[6] the claim's lease (ms), ARGV[7] seconds an idle conversation is kept,
@@ -17,7 +17,16 @@
 -- Returns {-1} when the lock is not ours any more (nothing is written), else {1 if the
 --   turn ended else 0, the 1-based positions of queues that were empty, those of them
 --   claimed}.
+-- The claim token names the commit: the same commit sent again (a client tries a command
+-- again when its answer was lost, as on a failover) gets the first answer, and nothing is
+-- written twice. Written again, a turn would trim its inbox twice, and its queues, no longer
+-- empty, would not be the worker's that had claimed them: no one would work them.
 -- include: chunked
+local last_commit = KEYS[#KEYS]
+local before = redis.call('GET', last_commit)
+if before and string.sub(before, 1, #ARGV[5] + 1) == ARGV[5] .. ' ' then
+  return cjson.decode(string.sub(before, #ARGV[5] + 2))
+end
 if redis.call('GET', KEYS[6]) ~= ARGV[4] then
   return {-1}
 end
@@ -116,7 +125,7 @@ end
 
 first, n = take()
 if n > 0 then
-  local index = KEYS[#KEYS]
+  local index = KEYS[#KEYS - 1]
   chunked('ZADD', index, first, first + n - 1)
   redis.call('ZREMRANGEBYRANK', index, 0, -1 - tonumber(ARGV[at]))
   redis.call('EXPIRE', index, ARGV[7])
@@ -130,4 +139,6 @@ if ARGV[8] == '1' and redis.call('LLEN', KEYS[4]) == 0 then
     ended = 1
   end
 end
-return {ended, fresh, claimed}
+local answer = {ended, fresh, claimed}
+redis.call('SET', last_commit, ARGV[5] .. ' ' .. cjson.encode(answer), 'PX', ARGV[6])
+return answer

@@ -40,7 +40,7 @@ def test_a_transcript_keeps_its_newest_items_within_its_bytes(r: Redis) -> None:
             settings,
             [TurnCommit(conversation, transcript=items)],
             lock_token="t",
-            claim_token="c",
+            claim_token=f"c{turn}",
             end_turns=False,
         )
     kept = r.lrange(keys.conversation_transcript(conversation), 0, -1)

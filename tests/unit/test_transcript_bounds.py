@@ -30,7 +30,7 @@ def _commit(r: Redis, settings: Settings, items: list[dict[str, Any]]) -> None:
         settings,
         [TurnCommit(CONVERSATION, meta={"state": "s"}, transcript=items)],
         lock_token="t",
-        claim_token="c",
+        claim_token=ids.random_hex(8),
         end_turns=False,
     )
     assert not done.lost
