@@ -1,17 +1,38 @@
-"""Time, in one place, so that tests can reason about it."""
+"""Time, in one place, so that tests can reason about it.
+
+`now` is this host's clock, or Redis's while the two are more than CLOCK_SKEW_WARNING apart
+(`follow`, from the heartbeats): the times a process writes for the others to read (when a
+retry is due, when a claim ends) and the signatures' `webhook-timestamp` then agree with the
+other processes' however far off this host's clock is.
+"""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 
+#: Added to this host's clock (s): Redis's clock minus it, while they are far apart. (A
+#: float is replaced whole, which is safe across threads.)
+_offset = 0.0
+
 
 def now() -> float:
-    return time.time()
+    return time.time() + _offset
 
 
 def now_ms() -> int:
-    return ms(time.time())
+    return ms(now())
+
+
+def host_now() -> float:
+    """This host's own clock, whatever `follow` said."""
+    return time.time()
+
+
+def follow(offset: float) -> None:
+    """From now on, `now` is this host's clock plus `offset` seconds (0: the host's own)."""
+    global _offset
+    _offset = offset
 
 
 def ms(ts: float) -> int:

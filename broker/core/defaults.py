@@ -224,7 +224,8 @@ PORT = 8080
 
 #: Heartbeats older than this (seconds) mean the process is gone, for /readyz.
 HEARTBEAT_TTL = 15
-#: A process whose clock is further than this from Redis's (seconds) says so in its log.
+#: A process whose clock is further than this from Redis's (seconds) says so in its log, and
+#: goes by Redis's clock (`clock.follow`).
 CLOCK_SKEW_WARNING = 2.0
 #: A role's loop that has not gone round for this long (seconds) is stuck: its heartbeat
 #: stops, so /readyz does not count it. Longer than a command that times out, and its pause.

@@ -6,8 +6,10 @@ beat writes its own entry and drops those that stopped beating, so reading who i
 one read of a small index, never a walk over the keyspace. The times are Redis's (`TIME`),
 not the processes': one host's clock off by more than HEARTBEAT_TTL made its process, or
 every other, look dead. A process whose clock is off from Redis's by more than
-CLOCK_SKEW_WARNING says so in its log: the times it writes elsewhere (retries due, the
-signatures' `webhook-timestamp`) are its own clock's.
+CLOCK_SKEW_WARNING says so in its log and goes by Redis's clock from then on
+(`clock.follow`): the times it writes elsewhere (retries due, claims' ends, the signatures'
+`webhook-timestamp`) are then the others'. A worker ten minutes ahead held every worker's
+retries back by ten minutes, and receivers refused its signatures.
 
 The beats come from a thread of their own, which would go on beating for a process whose
 loops are stuck; so each loop marks its passes (`Progress`), and the thread stops beating
@@ -50,9 +52,9 @@ def process_name() -> str:
 
 
 def beat(r: Redis, role: str, name: str) -> float:
-    """Beat; how far this process's clock is ahead of Redis's (s, negative when behind)."""
+    """Beat; how far this host's clock is ahead of Redis's (s, negative when behind)."""
     redis_now = float(scripts.run(r, "heartbeat", [keys.heartbeats(role)], [name, HEARTBEAT_TTL]))
-    return clock.now() - redis_now
+    return clock.host_now() - redis_now
 
 
 def stop(r: Redis, role: str, name: str) -> None:
@@ -96,20 +98,22 @@ class Progress:
             return [loop for loop, at in self._marks.items() if now - at > self.stuck_after]
 
 
-def _say_skew(role: str, ahead: float, skewed: bool) -> bool:
-    """Log when this process's clock goes off from Redis's by more than CLOCK_SKEW_WARNING,
-    and when it comes back; whether it is off now."""
+def follow_redis(role: str, ahead: float, skewed: bool) -> bool:
+    """Go by Redis's clock while this host's is more than CLOCK_SKEW_WARNING `ahead` of it
+    (or behind), by the host's own otherwise, and log when that changes; whether it is off
+    now."""
     off = abs(ahead) > CLOCK_SKEW_WARNING
+    clock.follow(-ahead if off else 0.0)
     if off and not skewed:
         log.warning(
-            "%s clock is %.1f s %s Redis's: retries and signatures' webhook-timestamp follow "
-            "this clock; keep the hosts' clocks in sync (NTP)",
+            "%s clock is %.1f s %s Redis's: this process goes by Redis's clock; keep the "
+            "hosts' clocks in sync (NTP)",
             role,
             abs(ahead),
             "ahead of" if ahead > 0 else "behind",
         )
     elif skewed and not off:
-        log.warning("%s clock agrees with Redis's again", role)
+        log.warning("%s clock agrees with Redis's again: this process goes by its own", role)
     return off
 
 
@@ -137,7 +141,7 @@ def start_thread(r: Redis, role: str, progress: Progress | None = None) -> threa
             if not stuck:
                 # Redis is away: readiness says so, and the thread beats again once it is back.
                 with contextlib.suppress(OSError, RedisError):
-                    skewed = _say_skew(role, beat(r, role, name), skewed)
+                    skewed = follow_redis(role, beat(r, role, name), skewed)
             stop_beating.wait(HEARTBEAT_TTL / 3)
         with contextlib.suppress(OSError, RedisError):
             stop(r, role, name)
