@@ -45,8 +45,9 @@ def _start(sender: Any, instance: Any, **_: Any) -> None:
     (RabbitMQ restarting) must not hold them up."""
     settings: Settings = instance.app.conf.switchboard_settings
     shared = process()
-    # Its heartbeat says it is alive only while its turn runners go round.
+    # Its heartbeat says it is alive only while its turn runners and its event loop go round.
     progress = heartbeats.Progress(LOOP_STUCK_AFTER)
+    shared.deliveries.report_to(progress)
     _runners.append(
         turn_runners.start(shared, settings.turn_runners, settings.turn_runners_away, progress)
     )

@@ -230,6 +230,8 @@ CLOCK_SKEW_WARNING = 2.0
 #: A role's loop that has not gone round for this long (seconds) is stuck: its heartbeat
 #: stops, so /readyz does not count it. Longer than a command that times out, and its pause.
 LOOP_STUCK_AFTER = 30.0
+#: How often a worker's event loop (deliveries, bots' API calls) marks that it goes round (s).
+LOOP_MARK_EVERY = 5.0
 
 #: Whether processes count events for /metrics (SWITCHBOARD_METRICS=0 turns it off).
 METRICS = True

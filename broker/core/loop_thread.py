@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 
 import uvloop
 
+from broker.core.defaults import LOOP_MARK_EVERY
+from broker.core.heartbeats import Progress
+
 T = TypeVar("T")
 
 
@@ -27,6 +30,17 @@ class LoopThread:
 
     def call_soon(self, function: Callable[..., object], *args: Any) -> None:
         self.loop.call_soon_threadsafe(function, *args)
+
+    def report_to(self, progress: Progress, every: float = LOOP_MARK_EVERY) -> None:
+        """Mark `progress` with the thread's name every `every` seconds while the loop goes
+        round: a loop held up by a call that blocks stops its process's heartbeat."""
+
+        async def marking() -> None:
+            while True:
+                progress.mark(self._thread.name)
+                await asyncio.sleep(every)
+
+        self._marking = asyncio.run_coroutine_threadsafe(marking(), self.loop)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -19,6 +19,7 @@ from broker import __version__
 from broker.core import ids, keys, logs
 from broker.core.autopipe import AutoPipeline
 from broker.core.connection import connect_async, unavailable_reason
+from broker.core.heartbeats import Progress
 from broker.core.loop_thread import LoopThread
 from broker.core.settings import Settings
 from broker.delivery import queues
@@ -58,6 +59,10 @@ class DeliveryLoop:
             self._thread.run(self._drain(grace), timeout=grace + DRAIN_WRITE_TIMEOUT)
         except TimeoutError:
             log.warning("the delivery loop did not drain within %g s", grace)
+
+    def report_to(self, progress: Progress) -> None:
+        """Mark `progress` while the loop goes round (`LoopThread.report_to`)."""
+        self._thread.report_to(progress)
 
     def stop_taking(self) -> None:
         """Begin to drain (from any thread, a signal handler's too): the queues' next
