@@ -26,17 +26,19 @@ def hand_out_turns(r: Redis, settings: Settings, sender: TaskSender) -> int:
     """Wake the bot turns that are due on their schedule: those whose claim ran out (their
     worker died, or no task was sent for them), and retries of failed turns and turns put
     off that are due; returns how many."""
-    conversation_keys = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
-    for conversation_key in conversation_keys:
+    taken = schedules.claim(r, keys.TURNS, settings.claim_lease, _PER_PASS)
+    for conversation_key in taken.members:
         sender.bot_turn(conversation_key)
-    return len(conversation_keys)
+    taken.raise_error()
+    return len(taken.members)
 
 
 def fire_timers(r: Redis, settings: Settings, sender: TaskSender) -> int:
     """Give each due timer's conversation a signal and wake its bot turn; returns how many."""
-    members = schedules.claim(r, keys.TIMERS, settings.claim_lease, _PER_PASS)
-    for member in members:
+    taken = schedules.claim(r, keys.TIMERS, settings.claim_lease, _PER_PASS)
+    for member in taken.members:
         conversation_key, name = split_timer(member)
         signal = {"kind": "timer", "name": name}
         conversation_store.give_signal(r, settings, sender, conversation_key, signal)
-    return len(members)
+    taken.raise_error()
+    return len(taken.members)

@@ -68,6 +68,12 @@ def run(client: Redis, name: str, keys: list[str], args: list[Any]) -> Any:
         return client.execute_command("EVAL", script.source, len(keys), *keys, *args)
 
 
+def load_all(r: Redis) -> None:
+    """Load every script where Redis lost them (a restart), on every master of a cluster."""
+    for name in names():
+        r.script_load(lua(name).source)  # type: ignore[no-untyped-call]  # typed in redis-py
+
+
 def add(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
     """Queue script `name` on a pipeline that `execute` will send."""
     # As a plain command: redis-py's cluster pipeline refuses `evalsha()` but routes this
@@ -108,9 +114,7 @@ def execute(r: Redis, build: Callable[[Pipeline], None], *, must: int | None = N
         answers = pipe.execute(raise_on_error=False)
         errors = [answer for answer in answers if isinstance(answer, Exception)]
         if any(isinstance(error, NoScriptError) for error in errors):
-            for name in names():
-                # On every master of a cluster (typed in redis-py, not the stubs).
-                r.script_load(lua(name).source)  # type: ignore[no-untyped-call]
+            load_all(r)
             continue
         fatal = [a for a in answers[:must] if isinstance(a, Exception)] if must else errors
         if fatal:

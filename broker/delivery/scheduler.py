@@ -3,10 +3,8 @@ drop index entries of records that expired."""
 
 from __future__ import annotations
 
-import functools
-
-from broker.core import clock, ids, keys, scripts
-from broker.core.connection import Pipeline, Redis, index_shards
+from broker.core import clock, ids, keys, schedules
+from broker.core.connection import Redis, index_shards
 from broker.core.defaults import SCHEDULER_BATCH, SCHEDULER_PASS_BATCHES
 from broker.core.sender import TaskSender
 from broker.core.settings import Settings
@@ -23,24 +21,20 @@ def hand_out_queues(
     for _ in range(max_batches):
         if not busy:
             break
-        answers = scripts.execute(r, functools.partial(_hand_out, settings, busy))
-        members = [member for answer in answers for member in answer]
-        if members:
-            sender.deliver(members)
-            handed += len(members)
+        now = clock.now()
+        args = [now, now + delivery_lease(settings), SCHEDULER_BATCH, ids.random_hex(6)]
+        taken = schedules.take_due(r, "due_hand_out", busy, args)
+        if taken.members:
+            sender.deliver(taken.members)
+            handed += len(taken.members)
+        taken.raise_error()
         # A shard that had fewer than a batch due has no more.
         busy = [
-            shard for shard, got in zip(busy, answers, strict=True) if len(got) == SCHEDULER_BATCH
+            shard
+            for shard, got in zip(busy, taken.by_shard, strict=True)
+            if len(got) == SCHEDULER_BATCH
         ]
     return handed
-
-
-def _hand_out(settings: Settings, shards: list[str], pipe: Pipeline) -> None:
-    now = clock.now()
-    lease_end = now + delivery_lease(settings)
-    for shard in shards:
-        args = [now, lease_end, SCHEDULER_BATCH, ids.random_hex(6)]
-        scripts.add(pipe, "due_hand_out", [shard], args)
 
 
 def forget_expired(r: Redis, *, max_batches: int = SCHEDULER_PASS_BATCHES) -> int:
