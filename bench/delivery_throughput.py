@@ -98,7 +98,7 @@ def _load(
         conversation_key = ids.conversation_key("bench", "LIVE", endpoint_id, f"{endpoint_id}-{s}")
         new = [
             Delivery.new(
-                id=ids.delivery_id(conversation_key),
+                id=ids.delivery_id(conversation_key, ids.random_hex(8), 1),
                 endpoint_id=endpoint_id,
                 kind="message",
                 bot_id="bench",

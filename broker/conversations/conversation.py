@@ -98,6 +98,10 @@ class ConversationMeta:
     #: signal's digest); see `broker.conversations.dead_turns`.
     failures: int = 0
     failed_on: str = ""
+    #: What its delivery ids are made from, and how many it made (`ids.delivery_id`); ""
+    #: until its first turn.
+    delivery_epoch: str = ""
+    deliveries_made: int = 0
 
     @classmethod
     def from_redis(cls, key: str, raw: Mapping[str, str]) -> ConversationMeta:
@@ -125,6 +129,8 @@ class ConversationMeta:
             last_activity_at=float(raw.get("lastActivityAt") or 0),
             failures=int(raw.get("turnFailures") or 0),
             failed_on=raw.get("turnFailedOn", ""),
+            delivery_epoch=raw.get("deliveryEpoch", ""),
+            deliveries_made=int(raw.get("deliveriesMade") or 0),
         )
 
     @property
@@ -143,6 +149,8 @@ class ConversationMeta:
             "offloadPendingAt": repr(handover.offload_pending_at),
             "agentActiveAt": repr(handover.agent_active_at),
             "agentMessages": handover.agent_messages,
+            "deliveryEpoch": self.delivery_epoch,
+            "deliveriesMade": self.deliveries_made,
             **{f"{_COUNTER}{channel_id}": count for channel_id, count in self.counters.items()},
         }
 

@@ -38,6 +38,10 @@ class Outbox:
     #: When the user message being answered arrived (0: none, for an agent's action or a
     #: timer): the start of its replies' end-to-end latency.
     received_at: float = 0.0
+    #: What the delivery ids are made from, and how many the conversation made so far
+    #: (`ids.delivery_id`).
+    epoch: str = ""
+    made: int = 0
     #: Transcript items not yet in a `messages` event.
     _unsent: list[dict[str, Any]] = field(default_factory=list)
 
@@ -46,7 +50,13 @@ class Outbox:
         cls, meta: ConversationMeta, offloading_endpoint: str | None = None
     ) -> Outbox:
         """An empty outbox, counting on from the conversation's counters."""
-        return cls(meta.conversation, offloading_endpoint, dict(meta.counters))
+        return cls(
+            meta.conversation,
+            offloading_endpoint,
+            dict(meta.counters),
+            epoch=meta.delivery_epoch or ids.delivery_epoch(None),
+            made=meta.deliveries_made,
+        )
 
     @property
     def can_offload(self) -> bool:
@@ -161,6 +171,7 @@ class Outbox:
         gathered (with the failures counted so far cleared, when `clear_failures`)."""
         self.flush()
         meta.counters = self.counters
+        meta.delivery_epoch, meta.deliveries_made = self.epoch, self.made
         meta.last_activity_at = at
         fields = meta.turn_fields()
         return TurnCommit(
@@ -182,8 +193,11 @@ class Outbox:
         notify: bool = False,
         expires_at: float = 0.0,
     ) -> str:
+        if not self.epoch:
+            self.epoch = ids.delivery_epoch(None)
+        self.made += 1
         delivery = Delivery.new(
-            id=ids.delivery_id(self.conversation.key),
+            id=ids.delivery_id(self.conversation.key, self.epoch, self.made),
             endpoint_id=endpoint_id,
             kind=kind,
             bot_id=self.conversation.bot_id,

@@ -550,6 +550,9 @@ class _Batch:
 
     def _turn(self, meta: ConversationMeta, work: _Work) -> int:
         conversation = meta.conversation
+        if not meta.delivery_epoch:
+            # Of the first message: a turn run again from the same state makes the same ids.
+            meta.delivery_epoch = ids.delivery_epoch(work.messages[0] if work.messages else None)
         turn = _BotTurn(
             self.r,
             self.settings,

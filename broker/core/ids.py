@@ -87,9 +87,24 @@ def conversation_key(bot_id: str, version: str, channel_id: str, conversation_id
     return hashlib.sha256(raw).hexdigest()[:20]
 
 
-def delivery_id(conversation_key_: str) -> str:
-    """A delivery id names its conversation, so the id alone finds the delivery's keys."""
-    return f"{_DELIVERY_PREFIX}{conversation_key_}{random_hex(8)}"
+def delivery_id(conversation_key_: str, epoch: str, number: int) -> str:
+    """The `number`th delivery a conversation made since `epoch` (`delivery_epoch`). It names
+    its conversation, so the id alone finds the delivery's keys; and it is the same however
+    often a turn is run from the same state: a turn run again because Redis lost its commit
+    (a master that failed over) sends its replies under the ids they had, which receivers
+    know (`webhook-id`)."""
+    digest = hashlib.blake2b(f"{epoch}:{number}".encode(), digest_size=8).hexdigest()
+    return f"{_DELIVERY_PREFIX}{conversation_key_}{digest}"
+
+
+def delivery_epoch(first_message: str | None) -> str:
+    """What a new conversation's delivery ids are made from: the first inbox message its first
+    turn takes (as stored: its id and when it came make it unique), or, for a turn with no
+    message, chance."""
+    if first_message is None:
+        return random_hex(8)
+    raw = first_message.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
 
 
 def conversation_of_delivery(delivery_id_: str) -> str:

@@ -155,7 +155,7 @@ def test_a_message_without_a_key_is_queued_once_on_a_cluster(
 
 def _reply(conversation: str, text: str) -> Delivery:
     return Delivery.new(
-        id=ids.delivery_id(conversation),
+        id=ids.delivery_id(conversation, ids.random_hex(8), 1),
         endpoint_id=EP,
         kind="message",
         bot_id="b",

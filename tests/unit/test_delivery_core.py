@@ -36,7 +36,7 @@ def r(fake_redis: Redis) -> Iterator[Redis]:
 def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str]) -> list[str]:
     new = [
         Delivery.new(
-            id=ids.delivery_id(conversation_key),
+            id=ids.delivery_id(conversation_key, ids.random_hex(8), 1),
             endpoint_id=EP,
             kind="message",
             bot_id="b",
@@ -62,7 +62,7 @@ def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str
 def test_a_turn_whose_lock_was_lost_lists_no_delivery(r: Redis, settings: Settings) -> None:
     conversation_key = "c" * 20
     lost = Delivery.new(
-        id=ids.delivery_id(conversation_key),
+        id=ids.delivery_id(conversation_key, ids.random_hex(8), 1),
         endpoint_id=EP,
         kind="message",
         bot_id="b",
@@ -210,7 +210,7 @@ def test_410_disables_and_holds_the_queue_until_enabled(r: Redis, settings: Sett
 
 
 def test_replay_of_a_record_that_expired_is_passed_over(r: Redis, settings: Settings) -> None:
-    assert replay.replay_many(r, [ids.delivery_id("e" * 20)]) == 0
+    assert replay.replay_many(r, [ids.delivery_id("e" * 20, ids.random_hex(8), 1)]) == 0
 
 
 class RemovingClient(ScriptedClient):
@@ -360,7 +360,7 @@ def test_dead_index_entries_a_cut_short_replay_left_are_dropped_when_found(
     delivered, queued, dead = fan_out(r, settings, conversation_key, ["a", "b", "c"])
     for delivery_id, status in ((delivered, "delivered"), (queued, "queued"), (dead, "dead")):
         r.hset(keys.delivery(conversation_key, delivery_id), "status", status)
-    gone = ids.delivery_id(conversation_key)  # its record expired
+    gone = ids.delivery_id(conversation_key, ids.random_hex(8), 1)  # its record expired
     for n, delivery_id in enumerate((delivered, queued, dead, gone)):
         r.zadd(keys.DEAD, {delivery_id: 1000 + n})
         r.zadd(keys.endpoint_dead(EP), {delivery_id: 1000 + n})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 import types
-from typing import Any
+from typing import Any, cast
 
+import fakeredis
 import pytest
 
 from broker import bot_removal
@@ -567,3 +568,59 @@ def test_a_pass_sorts_its_conversations_by_what_their_commit_said() -> None:
     assert outcome.ended == ["ended"]
     assert outcome.put_off == ["put_off", "unsaved"]
     assert outcome.remaining == ["more", "failed"]
+
+
+def test_a_turn_run_again_from_the_same_state_makes_the_same_delivery_ids(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """A master that fails over may lose a turn's commit after its replies went out: the
+    turn runs again, and its replies go under the ids they had, which receivers know."""
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings)
+    for text in ("one", "two"):
+        user_says(fake_redis, settings, sender, channel, text)
+    conversation_key = sender.turns[0]
+    # The replica that takes over: what the master held before the turn.
+    replica = cast(Redis, fakeredis.FakeRedis(decode_responses=True))
+    copy_all(fake_redis, replica)
+
+    def ids_of_a_turn(r: Redis) -> list[str]:
+        turns.run_pending(r, settings, RecordingSender(), conversation_key)
+        return r.lrange(keys.fifo(conversation_key, channel.id), 0, -1)
+
+    first = ids_of_a_turn(fake_redis)
+    assert len(first) == 2
+    assert ids_of_a_turn(replica) == first
+    # The next turn makes new ones.
+    user_says(fake_redis, settings, sender, channel, "three")
+    later = ids_of_a_turn(fake_redis)
+    assert len(later) == 3 and later[:2] == first
+
+
+def test_two_conversations_that_began_alike_make_other_delivery_ids(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings)
+    made = []
+    for conversation in ("u1", "u2"):
+        user_says(fake_redis, settings, sender, channel, "hi", conversation_id=conversation)
+        key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, conversation)
+        turns.run_pending(fake_redis, settings, sender, key)
+        made.append(fake_redis.lrange(keys.fifo(key, channel.id), 0, -1)[0][-16:])
+    assert made[0] != made[1]
+
+
+def copy_all(source: Redis, target: Redis) -> None:
+    for key in source.keys("*"):
+        kind = source.execute_command("TYPE", key)
+        if kind == "string":
+            target.set(key, source.get(key) or "")
+        elif kind == "hash":
+            target.hset(key, mapping=dict(source.hgetall(key).items()))
+        elif kind == "list":
+            target.rpush(key, *source.lrange(key, 0, -1))
+        elif kind == "set":
+            target.sadd(key, *source.smembers(key))
+        else:
+            target.zadd(key, dict(source.zrange(key, 0, -1, withscores=True)))
