@@ -30,5 +30,6 @@ def test_a_receiver_that_hangs_for_channel_a_does_not_slow_channel_b(
     for n in range(5):
         assert api.send(channel_b, f"b-{n}", "hello").status_code == 202
     wait_delivered(quick, 5, "B's replies")
-    assert max(hit.at for hit in quick.delivered()) - started < 1.0
+    # Within moments (a loaded machine's), while A's attempts hang for 6 s each.
+    assert max(hit.at for hit in quick.delivered()) - started < 2.0
     assert hanging.hits == []  # A still hangs

@@ -84,7 +84,9 @@ def test_a_trickling_answer_is_cut_at_the_time_limit_recorded_and_retried_on_sch
     assert len(attempts) == 3
     for attempt in attempts:
         assert attempt["error"] == "timeout after 1 s", attempt
-        assert 900 <= attempt["durationMs"] <= 1500, attempt
+        # Cut at the limit, however late a loaded machine's loop noticed: the whole answer
+        # would take 28 s.
+        assert 900 <= attempt["durationMs"] <= 3000, attempt
     # Three cut attempts and their waits, nowhere near the 28 s a whole answer takes.
     assert took < 10
     with trickler.lock:

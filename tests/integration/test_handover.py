@@ -223,7 +223,8 @@ def test_a_silent_agent_hands_the_conversation_back_by_itself(
     live_chat = make_receiver(desk())
     log: Path = tmp_path_factory.mktemp("resume") / "stack.log"
     with own_stack(log) as own:
-        env = own.env(SWITCHBOARD_RESUME_AFTER="1.5")
+        # Long enough for a loaded machine's test to see the pause before it ends.
+        env = own.env(SWITCHBOARD_RESUME_AFTER="3")
         for role in ("web", "worker", "scheduler"):
             own.start(role, env)
         own.wait_ready()
@@ -248,7 +249,7 @@ def test_a_silent_agent_hands_the_conversation_back_by_itself(
             {
                 "type": "event",
                 "name": "bot_resumed",
-                "data": {"by": "timeout", "agentSilentSeconds": 1.5},
+                "data": {"by": "timeout", "agentSilentSeconds": 3},
             }
         ]
         own.api.send(channel, "dee", "anyone?")

@@ -176,7 +176,8 @@ def _unpause_once_waited_on(replicated: Replicated, answered: threading.Event) -
                 for client in master.client_list()
             )
         ),
-        timeout=REPLICA_WAIT,
+        # From before the request is sent: a loaded machine may take a while to get there.
+        timeout=REPLICA_WAIT * 10,
         what="the web process to wait for the replica",
     )
     replicated.replica.client().execute_command("CLIENT UNPAUSE")
