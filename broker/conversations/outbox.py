@@ -54,7 +54,7 @@ class Outbox:
             meta.conversation,
             offloading_endpoint,
             dict(meta.counters),
-            epoch=meta.delivery_epoch or ids.delivery_epoch(None),
+            epoch=meta.delivery_epoch,
             made=meta.deliveries_made,
         )
 
@@ -193,7 +193,7 @@ class Outbox:
         notify: bool = False,
         expires_at: float = 0.0,
     ) -> str:
-        if not self.epoch:
+        if not self.epoch:  # a conversation with no bot turn yet, that an agent writes in
             self.epoch = ids.delivery_epoch(None)
         self.made += 1
         delivery = Delivery.new(
