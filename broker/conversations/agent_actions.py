@@ -20,7 +20,7 @@ from broker.conversations.conversation import Conversation
 from broker.conversations.handover import Handover, resumed_notice
 from broker.conversations.loading import Loader
 from broker.conversations.outbox import Outbox
-from broker.core import clock, keys
+from broker.core import clock, ids, keys
 from broker.core.connection import Redis
 from broker.core.errors import Conflict, NotFound, ValidationFailed
 from broker.core.sender import TaskSender
@@ -52,6 +52,9 @@ def act(
             ) from None
         now = clock.now()
         outbox = Outbox.for_conversation(meta, loader.offloading_endpoint(conversation.bot_id))
+        # Each request is an action of its own, never run again: its deliveries' ids are
+        # its own too, even after a failover lost an earlier action from the same state.
+        outbox.cause = ids.random_hex(8)
         handover = Handover(settings, conversation, meta.handover)
         for message in messages:
             # As the agent wrote it: `{{...}}` is no placeholder here, and what the route

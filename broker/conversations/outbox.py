@@ -42,6 +42,8 @@ class Outbox:
     #: (`ids.delivery_id`).
     epoch: str = ""
     made: int = 0
+    #: The inbox message or signal being answered, as stored (part of the delivery ids).
+    cause: str = ""
     #: Transcript items not yet in a `messages` event.
     _unsent: list[dict[str, Any]] = field(default_factory=list)
 
@@ -197,7 +199,7 @@ class Outbox:
             self.epoch = ids.delivery_epoch(None)
         self.made += 1
         delivery = Delivery.new(
-            id=ids.delivery_id(self.conversation.key, self.epoch, self.made),
+            id=ids.delivery_id(self.conversation.key, self.epoch, self.made, self.cause),
             endpoint_id=endpoint_id,
             kind=kind,
             bot_id=self.conversation.bot_id,

@@ -566,6 +566,7 @@ class _Batch:
         # comes: the signal has moved the handover on by then.
         self.running_answered, self.settling = False, True
         for signal in work.signals:
+            turn.outbox.cause = signal
             turn.settle(json.loads(signal))
         self.settling = False
         used = 0
@@ -576,6 +577,7 @@ class _Batch:
             if time.monotonic() - started > self.settings.claim_lease / 2:
                 break  # slow API calls: commit, and renew the lock before the rest
             self.running_answered = bool(used or work.signals)
+            turn.outbox.cause = message
             try:
                 turn.take(json.loads(message))
             except _SaveFirst:

@@ -87,14 +87,16 @@ def conversation_key(bot_id: str, version: str, channel_id: str, conversation_id
     return hashlib.sha256(raw).hexdigest()[:20]
 
 
-def delivery_id(conversation_key_: str, epoch: str, number: int) -> str:
-    """The `number`th delivery a conversation made since `epoch` (`delivery_epoch`). It names
-    its conversation, so the id alone finds the delivery's keys; and it is the same however
-    often a turn is run from the same state: a turn run again because Redis lost its commit
-    (a master that failed over) sends its replies under the ids they had, which receivers
-    know (`webhook-id`)."""
-    digest = hashlib.blake2b(f"{epoch}:{number}".encode(), digest_size=8).hexdigest()
-    return f"{_DELIVERY_PREFIX}{conversation_key_}{digest}"
+def delivery_id(conversation_key_: str, epoch: str, number: int, cause: str = "") -> str:
+    """The `number`th delivery a conversation made since `epoch` (`delivery_epoch`), made
+    as it took `cause` (the inbox message or signal it answers, as stored). It names its
+    conversation, so the id alone finds the delivery's keys. It is the same whenever a turn
+    takes the same message from the same state: a turn run again because Redis lost its
+    commit (a master that failed over) sends its replies under the ids they had, which
+    receivers know (`webhook-id`); and a reply to another message (the first one was lost
+    with that master) has another id, however the counts were rolled back."""
+    raw = f"{epoch}:{number}:{cause}".encode("utf-8", "surrogatepass")
+    return f"{_DELIVERY_PREFIX}{conversation_key_}{hashlib.blake2b(raw, digest_size=8).hexdigest()}"
 
 
 def delivery_epoch(first_message: str | None) -> str:

@@ -597,6 +597,32 @@ def test_a_turn_run_again_from_the_same_state_makes_the_same_delivery_ids(
     assert len(later) == 3 and later[:2] == first
 
 
+def test_a_reply_to_another_message_from_the_same_state_has_another_id(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """The master acknowledged a message, answered it, and was replaced before its replica
+    had any of it: the next message's reply, made from the same state, must not take the
+    lost one's id, or receivers that saw that id would drop it."""
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings)
+    user_says(fake_redis, settings, sender, channel, "one")
+    conversation_key = sender.turns[0]
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
+    replica = cast(Redis, fakeredis.FakeRedis(decode_responses=True))
+    copy_all(fake_redis, replica)
+    fifo = keys.fifo(conversation_key, channel.id)
+    fake_redis.delete(fifo)
+    replica.delete(fifo)
+
+    user_says(fake_redis, settings, sender, channel, "lost with the master")
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
+    user_says(replica, settings, sender, channel, "sent after the failover")
+    turns.run_pending(replica, settings, sender, conversation_key)
+    (lost,) = fake_redis.lrange(fifo, 0, -1)
+    (later,) = replica.lrange(fifo, 0, -1)
+    assert lost != later
+
+
 def test_two_conversations_that_began_alike_make_other_delivery_ids(
     fake_redis: Redis, settings: Settings
 ) -> None:
