@@ -334,6 +334,9 @@ def _after(
             hand_off(claim_token, claimed)
         else:
             sender.deliver([due_member(ref, claim_token) for ref in claimed])
+    unheld = [member for done in committed.values() for member in done.unheld]
+    if unheld:
+        sender.deliver(unheld)  # claimed by the worker, which reads the head
     stale = [member for done in committed.values() for member in done.stale]
     shards = index_shards(r)
 

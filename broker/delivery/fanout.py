@@ -57,6 +57,10 @@ class Committed:
     #: Entries on `sb:due` written for queues that were not empty (someone else has them)
     #: or not written to at all (the lock was lost).
     stale: list[str]
+    #: Entries on `sb:due` of queues that were not empty, that no one held, and whose head is
+    #: due: a failover may have lost the write that had them looked at (their entry went with
+    #: the queue left as it was). The caller hands them to a worker, which claims them.
+    unheld: list[str] = field(default_factory=list)
 
 
 def commit_turns(
@@ -90,6 +94,7 @@ def commit_turns(
         math.ceil(settings.conversation_ttl),
         int(end_turns),
         settings.transcript_bytes,
+        clock.now(),
     ]
 
     def indexes(pipe: Pipeline) -> None:
@@ -114,7 +119,7 @@ def _committed(commit: TurnCommit, answer: list[Any], claim_token: str) -> Commi
     queues = list(commit.queues().items())
     if answer[0] == -1:
         return Committed(True, False, {}, [due_member(ref, claim_token) for ref, _ in queues])
-    ended, fresh, claimed = answer
+    ended, fresh, claimed, unheld = answer
     return Committed(
         False,
         bool(ended),
@@ -122,8 +127,9 @@ def _committed(commit: TurnCommit, answer: list[Any], claim_token: str) -> Commi
         [
             due_member(ref, claim_token)
             for position, (ref, _) in enumerate(queues, 1)
-            if position not in fresh
+            if position not in fresh and position not in unheld
         ],
+        [due_member(queues[position - 1][0], claim_token) for position in unheld],
     )
 
 
@@ -143,8 +149,8 @@ def commit_turn(
         raise LockLost(
             f"the lock of conversation {commit.conversation_key} was lost; nothing was saved"
         )
-    if committed.claimed:
-        sender.deliver([due_member(ref, token) for ref in committed.claimed])
+    if committed.claimed or committed.unheld:
+        sender.deliver([*(due_member(ref, token) for ref in committed.claimed), *committed.unheld])
 
 
 def _add_indexes(
@@ -198,7 +204,13 @@ def _add_commit(pipe: Pipeline, commit: TurnCommit, head: list[Any]) -> None:
         keys.conversation_lock(key),
         keys.conversation_data_sizes(key),
     ]
-    args: list[Any] = [commit.trim, commit.trim_signals, TRANSCRIPT_MAX, *head]
+    args: list[Any] = [
+        commit.trim,
+        commit.trim_signals,
+        TRANSCRIPT_MAX,
+        *head,
+        keys.delivery_prefix(key),
+    ]
     meta = [str(part) for pair in commit.meta.items() for part in pair]
     entries = [json.dumps(item, ensure_ascii=False) for item in commit.transcript]
     args += [len(meta), *meta, len(entries), *entries, len(queues)]

@@ -9,14 +9,15 @@
 --   with, ARGV[6] the claim's lease (ms), ARGV[7] seconds an idle conversation is kept,
 --   ARGV[8] 1 to end the turn when nothing is left for it, ARGV[9] the transcript's bytes
 --   kept (its items' lengths together, counted in the meta's `transcriptBytes`: what is
---   pushed is added, what is popped taken off, so no commit reads the whole list), then
+--   pushed is added, what is popped taken off, so no commit reads the whole list),
+--   ARGV[10] now (s), ARGV[11] the prefix of the conversation's delivery records, then
 --   counted lists, each a count and its items: meta fields and values; transcript
 --   entries; per queue the ids pushed on it; per delivery (in the queues' order) its
 --   record's fields and values; the delivery index's entries (when made in ms, id, ...),
 --   then how many it keeps.
 -- Returns {-1} when the lock is not ours any more (nothing is written), else {1 if the
 --   turn ended else 0, the 1-based positions of queues that were empty, those of them
---   claimed}.
+--   claimed, those that were not empty, no one held, and whose head is due}.
 -- The claim token names the commit: the same commit sent again (a client tries a command
 -- again when its answer was lost, as on a failover) gets the first answer, and nothing is
 -- written twice. Written again, a turn would trim its inbox twice, and its queues, no longer
@@ -30,7 +31,7 @@ end
 if redis.call('GET', KEYS[6]) ~= ARGV[4] then
   return {-1}
 end
-local at = 10
+local at = 12
 
 -- A transcript kept before its bytes were counted: its newest items within the limits are
 -- counted from the tail, a page at a time, and the rest dropped at once. Returns their bytes.
@@ -107,7 +108,7 @@ for q = 1, queues do
   local length = chunked('RPUSH', KEYS[6 + 2 * q], first, first + n - 1)
   pushed[q] = {length == n, n}
 end
-local fresh, claimed = {}, {}
+local fresh, claimed, unheld = {}, {}, {}
 local record = 7 + 2 * queues
 for q = 1, queues do
   for _ = 1, pushed[q][2] do
@@ -119,6 +120,15 @@ for q = 1, queues do
     table.insert(fresh, q)
     if redis.call('SET', KEYS[7 + 2 * q], ARGV[5], 'NX', 'PX', ARGV[6]) then
       table.insert(claimed, q)
+    end
+  elseif redis.call('EXISTS', KEYS[7 + 2 * q]) == 0 then
+    -- Not empty and held by no one: it waits on sb:due for a retry, or is parked, or a
+    -- failover lost the write that had emptied it and its entry is gone. A head that is
+    -- due is looked at now.
+    local head = redis.call('LINDEX', KEYS[6 + 2 * q], 0)
+    local due = redis.call('HGET', ARGV[11] .. head, 'nextAttemptAt')
+    if tonumber(due or '0') <= tonumber(ARGV[10]) then
+      table.insert(unheld, q)
     end
   end
 end
@@ -139,6 +149,6 @@ if ARGV[8] == '1' and redis.call('LLEN', KEYS[4]) == 0 then
     ended = 1
   end
 end
-local answer = {ended, fresh, claimed}
+local answer = {ended, fresh, claimed, unheld}
 redis.call('SET', last_commit, ARGV[5] .. ' ' .. cjson.encode(answer), 'PX', ARGV[6])
 return answer

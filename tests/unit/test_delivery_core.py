@@ -108,9 +108,10 @@ def test_a_queue_already_waiting_keeps_its_time_when_more_arrives(
 ) -> None:
     conversation_key = "b" * 20
     ref = queue_ref(conversation_key, EP)
-    fan_out(r, settings, conversation_key, ["one"])
+    (head,) = fan_out(r, settings, conversation_key, ["one"])
     (member,) = due_entries(r, ref)
     r.zadd(keys.DUE, {member: 5e9})  # a retry far ahead
+    r.hset(keys.delivery(conversation_key, head), "nextAttemptAt", 5e9)
     r.delete(keys.fifo_lock(conversation_key, EP))  # let go until then
     fan_out(r, settings, conversation_key, ["two"])
     assert due_entries(r, ref) == {member: 5e9}

@@ -650,3 +650,45 @@ def copy_all(source: Redis, target: Redis) -> None:
             target.sadd(key, *source.smembers(key))
         else:
             target.zadd(key, dict(source.zrange(key, 0, -1, withscores=True)))
+
+
+def test_a_queue_left_with_no_entry_and_no_holder_goes_to_a_worker_at_the_next_turn(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    """A failover lost the write that had emptied a queue (its head was delivered, and the
+    worker let go and took its entry off `sb:due`): the queue holds deliveries that no one
+    holds or will look at. The next turn that adds to it hands it to a worker."""
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings)
+    user_says(fake_redis, settings, sender, channel, "one")
+    conversation_key = sender.turns[0]
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
+    ref = queue_ref(conversation_key, channel.id)
+    fake_redis.delete(keys.fifo_lock(conversation_key, channel.id))
+    fake_redis.delete(keys.DUE)
+    sender.deliveries.clear()
+
+    user_says(fake_redis, settings, sender, channel, "two")
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
+    assert [split_due_member(member)[0] for member in sender.deliveries] == [ref]
+    assert [split_due_member(m)[0] for m in fake_redis.zrange(keys.DUE, 0, -1)] == [ref]
+
+
+def test_a_queue_waiting_for_a_retry_is_left_to_its_entry(
+    fake_redis: Redis, settings: Settings
+) -> None:
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings)
+    user_says(fake_redis, settings, sender, channel, "one")
+    conversation_key = sender.turns[0]
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
+    (head,) = fake_redis.lrange(keys.fifo(conversation_key, channel.id), 0, -1)
+    fake_redis.hset(keys.delivery(conversation_key, head), "nextAttemptAt", time.time() + 60)
+    fake_redis.delete(keys.fifo_lock(conversation_key, channel.id))
+    entries = fake_redis.zrange(keys.DUE, 0, -1)
+    sender.deliveries.clear()
+
+    user_says(fake_redis, settings, sender, channel, "two")
+    turns.run_pending(fake_redis, settings, sender, conversation_key)
+    assert sender.deliveries == []
+    assert fake_redis.zrange(keys.DUE, 0, -1) == entries
