@@ -36,7 +36,7 @@ from broker.conversations.handover import (
 )
 from broker.conversations.loading import KNOWN, Known, Loader
 from broker.conversations.outbox import Outbox
-from broker.core import clock, generation, ids, keys, logs, metrics, scripts
+from broker.core import clock, generation, ids, keys, logs, metrics, schedules, scripts
 from broker.core.connection import Pipeline, Redis, index_shards, unavailable_reason
 from broker.core.defaults import TURN_BATCH, TURN_PUT_OFF
 from broker.core.sender import TaskSender
@@ -618,7 +618,8 @@ class _Batch:
     def commit(self, claim_token: str) -> dict[str, Committed]:
         """Save every turn of the pass at once. Should that fail for a reason other than
         Redis's, each is saved alone, and a turn that cannot be is counted as failed; so is
-        one whose lock was lost while it ran."""
+        one whose lock ran out while it ran. One whose lock went while its lease held (Redis
+        lost it: a failover) runs again at once, uncounted."""
         self.changes.write_adds(self.r)
         saved: dict[str, Committed] = {}
         try:
@@ -631,11 +632,24 @@ class _Batch:
                     saved.update(self._commit([commit], claim_token))
                 except Exception as exc:
                     self._failed(key, self.works[key], exc)
-        for key, done in saved.items():
-            work = self.works[key]
-            if done.lost and work.meta is not None:
+        within_lease = time.monotonic() - self.renewed_at < self.settings.claim_lease * 0.9
+        lost = [key for key, done in saved.items() if done.lost and self.works[key].meta]
+        for key in lost:
+            meta = self.works[key].meta
+            assert meta is not None
+            if within_lease:
+                logs.event(
+                    log,
+                    logging.WARNING,
+                    "bot turn's lock went within its lease (Redis lost it: a failover?): "
+                    "nothing was saved, and it runs again now",
+                    **meta.conversation.log_fields(),
+                )
+            else:
                 # Counted, so that a turn that always outlives its lease ends parked.
-                dead_turns.lost(self.r, self.settings, work.meta, work.single_item)
+                dead_turns.lost(self.r, self.settings, meta, self.works[key].single_item)
+        if lost and within_lease:
+            schedules.make_due(self.r, keys.TURNS, lost, clock.now())
         return saved
 
     def _commit(self, commits: list[TurnCommit], claim_token: str) -> dict[str, Committed]:

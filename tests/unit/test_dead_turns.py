@@ -4,6 +4,8 @@ error, and its conversation goes on; a turn that lost its lock saves nothing."""
 from __future__ import annotations
 
 import logging
+import time
+import types
 from typing import Any
 
 import pytest
@@ -164,12 +166,17 @@ def test_a_message_whose_turn_keeps_outliving_its_lease_is_parked(
     user_says(r, settings, sender, channel, "after")
     key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
     real_commit = fanout.commit_turns
+    late = [0.0]
+    monkeypatch.setattr(
+        turns, "time", types.SimpleNamespace(monotonic=lambda: time.monotonic() + late[0])
+    )
 
     def outlived_its_lease(
         r: Redis, settings: Settings, commits: list[TurnCommit], **kw: Any
     ) -> Any:
         if any("You said: slow" in d.body for c in commits for d in c.deliveries):
-            r.delete(keys.conversation_lock(key))  # the lease ran out while the turn ran
+            late[0] += settings.claim_lease  # the turn ran that long,
+            r.delete(keys.conversation_lock(key))  # and its lease ran out meanwhile
         return real_commit(r, settings, commits, **kw)
 
     monkeypatch.setattr(fanout, "commit_turns", outlived_its_lease)
@@ -186,6 +193,32 @@ def test_a_message_whose_turn_keeps_outliving_its_lease_is_parked(
     (dead,) = dead_turns.list_page(r, offset=0, limit=10)[0]
     assert dead["item"]["text"] == "slow" and dead["attempts"] == settings.turn_attempts
     assert dead["error"].startswith("LeaseLost: the turn ran longer than its lease")
+
+
+def test_a_turn_whose_lock_redis_lost_within_its_lease_runs_again_at_once_uncounted(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failover lost the lock the turn had just taken (it was written to the old master
+    only): that is no fault of the message, and the turn is due again at once rather than
+    when its claim on the turn schedule runs out."""
+    r, sender = fake_redis, RecordingSender()
+    channel = new_channel(r, settings)
+    user_says(r, settings, sender, channel, "hi")
+    key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
+    real_commit = fanout.commit_turns
+
+    def lock_lost(*args: Any, **kwargs: Any) -> Any:
+        r.delete(keys.conversation_lock(key))
+        return real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(fanout, "commit_turns", lock_lost)
+    assert turns.run_pending(r, settings, sender, key) == 0
+    assert read_meta(r, key).failures == 0
+    due = r.zscore(keys.TURNS, key)
+    assert due is not None and due <= clock.now()
+    monkeypatch.undo()
+    assert turns.run_pending(r, settings, sender, key) == 1
+    assert _replies(r, key, channel.id) == ["You said: hi"]
 
 
 def test_a_turn_stops_when_its_lock_is_lost_between_passes(
