@@ -11,7 +11,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 
-from broker.core import keys
+from broker.core import ids, keys
 from broker.core.autopipe import AutoPipeline
 from broker.core.connection import AsyncRedis, Redis, index_shards
 from broker.core.settings import Settings
@@ -19,7 +19,7 @@ from broker.delivery import queues
 from broker.delivery.bookkeeping import Bookkeeping
 from broker.delivery.endpoint_cache import EndpointCache
 from broker.delivery.http_client import HttpClient
-from broker.delivery.records import split_due_member
+from broker.delivery.records import Delivery, split_due_member
 
 
 def due_members(r: Redis) -> dict[str, float]:
@@ -92,3 +92,18 @@ def _async_twin(r: Redis) -> AsyncRedis:
     if isinstance(r, fakeredis.FakeRedis):
         return fakeredis.FakeAsyncRedis(**where, decode_responses=True)
     return redis.asyncio.Redis(**where, decode_responses=True)
+
+
+def new_delivery(
+    conversation_key: str, endpoint_id: str, text: str, at: float = 1000.0
+) -> Delivery:
+    """A bot's message `{"text": text}` for `endpoint_id`, made at `at`, not yet saved."""
+    return Delivery.new(
+        id=ids.delivery_id(conversation_key, ids.random_hex(8), 1),
+        endpoint_id=endpoint_id,
+        kind="message",
+        bot_id="b",
+        conversation_id="user",
+        body={"text": text},
+        created_at=at,
+    )

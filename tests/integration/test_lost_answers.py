@@ -15,7 +15,7 @@ from redis.retry import Retry
 
 from broker.conversations import ingress
 from broker.conversations.conversation import Conversation
-from broker.core import ids, keys, scripts
+from broker.core import keys, scripts
 from broker.core.connection import Redis
 from broker.core.lean_redis import LeanPipeline, LeanRedis
 from broker.core.settings import Settings
@@ -23,6 +23,7 @@ from broker.delivery import attempt_log, fanout
 from broker.delivery.fanout import TurnCommit
 from broker.delivery.records import Attempt, Delivery, queue_ref
 from tests.conversations import new_channel, user_says
+from tests.delivery_work import new_delivery
 from tests.fakes import RecordingSender
 
 EP = "ch_commit"
@@ -154,12 +155,4 @@ def test_a_message_without_a_key_is_queued_once_on_a_cluster(
 
 
 def _reply(conversation: str, text: str) -> Delivery:
-    return Delivery.new(
-        id=ids.delivery_id(conversation, ids.random_hex(8), 1),
-        endpoint_id=EP,
-        kind="message",
-        bot_id="b",
-        conversation_id="user",
-        body={"text": text},
-        created_at=1000.0,
-    )
+    return new_delivery(conversation, EP, text)

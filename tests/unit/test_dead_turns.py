@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import types
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -141,13 +142,8 @@ def test_a_turn_that_lost_its_lock_saves_nothing(
     channel = new_channel(r, settings)
     user_says(r, settings, sender, channel, "hi")
     key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
-    real_commit = fanout.commit_turns
-
-    def taken_over(*args: Any, **kwargs: Any) -> Any:
-        r.set(keys.conversation_lock(key), "another worker's")  # while the turn worked
-        return real_commit(*args, **kwargs)
-
-    monkeypatch.setattr(fanout, "commit_turns", taken_over)
+    # While the turn worked:
+    _before_commit(monkeypatch, lambda: r.set(keys.conversation_lock(key), "another worker's"))
     assert turns.run_pending(r, settings, sender, key) == 0
     assert r.llen(keys.conversation_inbox(key)) == 1
     assert _replies(r, key, channel.id) == []
@@ -205,13 +201,7 @@ def test_a_turn_whose_lock_redis_lost_within_its_lease_runs_again_at_once_uncoun
     channel = new_channel(r, settings)
     user_says(r, settings, sender, channel, "hi")
     key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, "u1")
-    real_commit = fanout.commit_turns
-
-    def lock_lost(*args: Any, **kwargs: Any) -> Any:
-        r.delete(keys.conversation_lock(key))
-        return real_commit(*args, **kwargs)
-
-    monkeypatch.setattr(fanout, "commit_turns", lock_lost)
+    _before_commit(monkeypatch, lambda: r.delete(keys.conversation_lock(key)))
     assert turns.run_pending(r, settings, sender, key) == 0
     assert read_meta(r, key).failures == 0
     due = r.zscore(keys.TURNS, key)
@@ -319,3 +309,14 @@ def test_a_turn_failing_by_a_bug_logs_its_traceback(
         accepted.message_id,
         1,
     )
+
+
+def _before_commit(monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]) -> None:
+    """`change` happens to Redis while each turn works, just before it commits."""
+    real_commit = fanout.commit_turns
+
+    def changed_first(*args: Any, **kwargs: Any) -> Any:
+        change()
+        return real_commit(*args, **kwargs)
+
+    monkeypatch.setattr(fanout, "commit_turns", changed_first)

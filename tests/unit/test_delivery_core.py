@@ -17,8 +17,8 @@ from broker.core.settings import Settings
 from broker.delivery import delivery_index, endpoint_store, fanout, health, records, replay
 from broker.delivery.endpoint import Endpoint
 from broker.delivery.http_client import AttemptResult
-from broker.delivery.records import Delivery, queue_ref
-from tests.delivery_work import due_entries, work_due, work_queue
+from broker.delivery.records import queue_ref
+from tests.delivery_work import due_entries, new_delivery, work_due, work_queue
 from tests.fakes import RecordingSender, RoundTrips, ScriptedClient
 
 EP = "ch_core"
@@ -34,18 +34,7 @@ def r(fake_redis: Redis) -> Iterator[Redis]:
 
 
 def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str]) -> list[str]:
-    new = [
-        Delivery.new(
-            id=ids.delivery_id(conversation_key, ids.random_hex(8), 1),
-            endpoint_id=EP,
-            kind="message",
-            bot_id="b",
-            conversation_id="user",
-            body={"text": text},
-            created_at=1000.0 + i,
-        )
-        for i, text in enumerate(texts)
-    ]
+    new = [new_delivery(conversation_key, EP, text, 1000.0 + i) for i, text in enumerate(texts)]
     lock = Lock(r, keys.conversation_lock(conversation_key), settings.claim_lease)
     assert lock.acquire()
     fanout.commit_turn(
@@ -61,15 +50,7 @@ def fan_out(r: Redis, settings: Settings, conversation_key: str, texts: list[str
 
 def test_a_turn_whose_lock_was_lost_lists_no_delivery(r: Redis, settings: Settings) -> None:
     conversation_key = "c" * 20
-    lost = Delivery.new(
-        id=ids.delivery_id(conversation_key, ids.random_hex(8), 1),
-        endpoint_id=EP,
-        kind="message",
-        bot_id="b",
-        conversation_id="user",
-        body={"text": "unsaved"},
-        created_at=1000.0,
-    )
+    lost = new_delivery(conversation_key, EP, "unsaved")
     commit = fanout.TurnCommit(conversation_key, meta={"state": "x"}, deliveries=[lost])
     (done,) = fanout.commit_turns(
         r, settings, [commit], lock_token="not-held", claim_token="t", end_turns=True

@@ -6,6 +6,7 @@ had just been given (40 s for a delivery queue)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 from redis.exceptions import ResponseError
@@ -37,26 +38,37 @@ def test_what_the_other_shards_took_comes_back_with_the_failure(fake_redis: Redi
         taken.raise_error()
 
 
-def test_due_delivery_queues_are_handed_out_though_a_shard_failed(
-    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    two_shards_the_second_failing(fake_redis, keys.DUE, monkeypatch)
-    fake_redis.zadd(f"{keys.DUE}:0", {"conv|ch_1#old": time.time() - 1})
-    sender = RecordingSender()
-    with pytest.raises(ResponseError):
-        delivery_scheduler.hand_out_queues(fake_redis, settings, sender)
-    assert [split_due_member(member)[0] for member in sender.deliveries] == ["conv|ch_1"]
+HandOut = Callable[[Redis, Settings, RecordingSender], int]
 
 
-def test_due_turns_are_handed_out_though_a_shard_failed(
-    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("index", "member", "hand_out", "handed"),
+    [
+        (
+            keys.DUE,
+            "conv|ch_1#old",
+            delivery_scheduler.hand_out_queues,
+            lambda sender: [split_due_member(member)[0] for member in sender.deliveries],
+        ),
+        (keys.TURNS, "conv", conversation_scheduler.hand_out_turns, lambda sender: sender.turns),
+    ],
+    ids=["delivery queues", "turns"],
+)
+def test_due_work_is_handed_out_though_a_shard_failed(
+    fake_redis: Redis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    index: str,
+    member: str,
+    hand_out: HandOut,
+    handed: Callable[[RecordingSender], list[str]],
 ) -> None:
-    two_shards_the_second_failing(fake_redis, keys.TURNS, monkeypatch)
-    fake_redis.zadd(f"{keys.TURNS}:0", {"conv": time.time() - 1})
+    two_shards_the_second_failing(fake_redis, index, monkeypatch)
+    fake_redis.zadd(f"{index}:0", {member: time.time() - 1})
     sender = RecordingSender()
     with pytest.raises(ResponseError):
-        conversation_scheduler.hand_out_turns(fake_redis, settings, sender)
-    assert sender.turns == ["conv"]
+        hand_out(fake_redis, settings, sender)
+    assert handed(sender) == [member.partition("#")[0]]
 
 
 def test_a_redis_that_lost_its_scripts_is_taken_from_once(fake_redis: Redis) -> None:

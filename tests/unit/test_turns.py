@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import types
+from dataclasses import dataclass
 from typing import Any, cast
 
 import fakeredis
@@ -580,9 +581,7 @@ def test_a_turn_run_again_from_the_same_state_makes_the_same_delivery_ids(
     for text in ("one", "two"):
         user_says(fake_redis, settings, sender, channel, text)
     conversation_key = sender.turns[0]
-    # The replica that takes over: what the master held before the turn.
-    replica = cast(Redis, fakeredis.FakeRedis(decode_responses=True))
-    copy_all(fake_redis, replica)
+    replica = _replica_of(fake_redis)  # what the master held before the turn
 
     def ids_of_a_turn(r: Redis) -> list[str]:
         turns.run_pending(r, settings, RecordingSender(), conversation_key)
@@ -603,23 +602,14 @@ def test_a_reply_to_another_message_from_the_same_state_has_another_id(
     """The master acknowledged a message, answered it, and was replaced before its replica
     had any of it: the next message's reply, made from the same state, must not take the
     lost one's id, or receivers that saw that id would drop it."""
-    sender = RecordingSender()
-    channel = new_channel(fake_redis, settings)
-    user_says(fake_redis, settings, sender, channel, "one")
-    conversation_key = sender.turns[0]
-    turns.run_pending(fake_redis, settings, sender, conversation_key)
-    replica = cast(Redis, fakeredis.FakeRedis(decode_responses=True))
-    copy_all(fake_redis, replica)
-    fifo = keys.fifo(conversation_key, channel.id)
-    fake_redis.delete(fifo)
-    replica.delete(fifo)
-
-    user_says(fake_redis, settings, sender, channel, "lost with the master")
-    turns.run_pending(fake_redis, settings, sender, conversation_key)
-    user_says(replica, settings, sender, channel, "sent after the failover")
-    turns.run_pending(replica, settings, sender, conversation_key)
-    (lost,) = fake_redis.lrange(fifo, 0, -1)
-    (later,) = replica.lrange(fifo, 0, -1)
+    conversation = _answered(fake_redis, settings)
+    replica = _replica_of(fake_redis)
+    for r in (fake_redis, replica):
+        r.delete(conversation.fifo)
+    conversation.say(fake_redis, settings, "lost with the master")
+    conversation.say(replica, settings, "sent after the failover")
+    (lost,) = fake_redis.lrange(conversation.fifo, 0, -1)
+    (later,) = replica.lrange(conversation.fifo, 0, -1)
     assert lost != later
 
 
@@ -658,37 +648,62 @@ def test_a_queue_left_with_no_entry_and_no_holder_goes_to_a_worker_at_the_next_t
     """A failover lost the write that had emptied a queue (its head was delivered, and the
     worker let go and took its entry off `sb:due`): the queue holds deliveries that no one
     holds or will look at. The next turn that adds to it hands it to a worker."""
-    sender = RecordingSender()
-    channel = new_channel(fake_redis, settings)
-    user_says(fake_redis, settings, sender, channel, "one")
-    conversation_key = sender.turns[0]
-    turns.run_pending(fake_redis, settings, sender, conversation_key)
-    ref = queue_ref(conversation_key, channel.id)
-    fake_redis.delete(keys.fifo_lock(conversation_key, channel.id))
+    conversation = _answered(fake_redis, settings)
+    ref = queue_ref(conversation.conversation_key, conversation.channel.id)
+    fake_redis.delete(keys.fifo_lock(conversation.conversation_key, conversation.channel.id))
     fake_redis.delete(keys.DUE)
-    sender.deliveries.clear()
+    conversation.sender.deliveries.clear()
 
-    user_says(fake_redis, settings, sender, channel, "two")
-    turns.run_pending(fake_redis, settings, sender, conversation_key)
-    assert [split_due_member(member)[0] for member in sender.deliveries] == [ref]
+    conversation.say(fake_redis, settings, "two")
+    assert [split_due_member(member)[0] for member in conversation.sender.deliveries] == [ref]
     assert [split_due_member(m)[0] for m in fake_redis.zrange(keys.DUE, 0, -1)] == [ref]
 
 
 def test_a_queue_waiting_for_a_retry_is_left_to_its_entry(
     fake_redis: Redis, settings: Settings
 ) -> None:
-    sender = RecordingSender()
-    channel = new_channel(fake_redis, settings)
-    user_says(fake_redis, settings, sender, channel, "one")
-    conversation_key = sender.turns[0]
-    turns.run_pending(fake_redis, settings, sender, conversation_key)
-    (head,) = fake_redis.lrange(keys.fifo(conversation_key, channel.id), 0, -1)
-    fake_redis.hset(keys.delivery(conversation_key, head), "nextAttemptAt", time.time() + 60)
-    fake_redis.delete(keys.fifo_lock(conversation_key, channel.id))
+    conversation = _answered(fake_redis, settings)
+    key = conversation.conversation_key
+    (head,) = fake_redis.lrange(conversation.fifo, 0, -1)
+    fake_redis.hset(keys.delivery(key, head), "nextAttemptAt", time.time() + 60)
+    fake_redis.delete(keys.fifo_lock(key, conversation.channel.id))
     entries = fake_redis.zrange(keys.DUE, 0, -1)
-    sender.deliveries.clear()
+    conversation.sender.deliveries.clear()
 
-    user_says(fake_redis, settings, sender, channel, "two")
-    turns.run_pending(fake_redis, settings, sender, conversation_key)
-    assert sender.deliveries == []
+    conversation.say(fake_redis, settings, "two")
+    assert conversation.sender.deliveries == []
     assert fake_redis.zrange(keys.DUE, 0, -1) == entries
+
+
+@dataclass
+class _Answered:
+    """A channel whose user (u1) said something, and whose turn answered it."""
+
+    sender: RecordingSender
+    channel: Channel
+    conversation_key: str
+
+    @property
+    def fifo(self) -> str:
+        return keys.fifo(self.conversation_key, self.channel.id)
+
+    def say(self, r: Redis, settings: Settings, text: str) -> None:
+        """`text` from the user, and the turn that answers it, on `r`."""
+        user_says(r, settings, self.sender, self.channel, text)
+        turns.run_pending(r, settings, self.sender, self.conversation_key)
+
+
+def _answered(r: Redis, settings: Settings, text: str = "one") -> _Answered:
+    sender = RecordingSender()
+    channel = new_channel(r, settings)
+    user_says(r, settings, sender, channel, text)
+    answered = _Answered(sender, channel, sender.turns[0])
+    turns.run_pending(r, settings, sender, answered.conversation_key)
+    return answered
+
+
+def _replica_of(r: Redis) -> Redis:
+    """Another Redis holding what `r` holds: the replica that takes over."""
+    replica = cast(Redis, fakeredis.FakeRedis(decode_responses=True))
+    copy_all(r, replica)
+    return replica
