@@ -53,7 +53,8 @@ _HISTORY_PAGE = 256
 
 
 #: Gives the queues a batch claimed (their claim token, and each queue's deliveries in
-#: order) to whoever works them in this process: the worker's delivery loop.
+#: order; none for a queue whose head the worker must read) to whoever works them in this
+#: process: the worker's delivery loop.
 HandOff = Callable[[str, dict[str, list[Delivery]]], None]
 
 
@@ -329,14 +330,13 @@ def _after(
     """What follows a commit: the queues go to be worked, ended turns leave the schedule,
     and index entries the turns no longer need go."""
     claimed = {ref: queue for done in committed.values() for ref, queue in done.claimed.items()}
+    for done in committed.values():
+        claimed.update((ref, []) for ref in done.unheld)  # the worker reads their head
     if claimed:
         if hand_off is not None:
             hand_off(claim_token, claimed)
         else:
             sender.deliver([due_member(ref, claim_token) for ref in claimed])
-    unheld = [member for done in committed.values() for member in done.unheld]
-    if unheld:
-        sender.deliver(unheld)  # claimed by the worker, which reads the head
     stale = [member for done in committed.values() for member in done.stale]
     shards = index_shards(r)
 

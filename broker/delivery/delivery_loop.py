@@ -83,8 +83,9 @@ class DeliveryLoop:
         self._thread.call_soon(self._start_all, list(members))
 
     def offer_claimed(self, token: str, claimed: dict[str, list[Delivery]]) -> None:
-        """Work these queues, claimed with `token`, from their first delivery (any thread)."""
-        heads = {ref: deliveries[0] for ref, deliveries in claimed.items()}
+        """Work these queues, claimed with `token`, from their first delivery (any thread);
+        a queue given none is claimed with `token` and its head read."""
+        heads = {ref: deliveries[0] if deliveries else None for ref, deliveries in claimed.items()}
         self._thread.call_soon(self._start_claimed, token, heads, time.monotonic())
 
     def _start_all(self, members: list[str]) -> None:
@@ -92,7 +93,9 @@ class DeliveryLoop:
             ref, token = split_due_member(member)
             self._start(ref, token or ids.random_hex(8))
 
-    def _start_claimed(self, token: str, heads: dict[str, Delivery], claimed_at: float) -> None:
+    def _start_claimed(
+        self, token: str, heads: dict[str, Delivery | None], claimed_at: float
+    ) -> None:
         for ref, head in heads.items():
             self._start(ref, token, head, claimed_at)
 

@@ -57,9 +57,10 @@ class Committed:
     #: Entries on `sb:due` written for queues that were not empty (someone else has them)
     #: or not written to at all (the lock was lost).
     stale: list[str]
-    #: Entries on `sb:due` of queues that were not empty, that no one held, and whose head is
-    #: due: a failover may have lost the write that had them looked at (their entry went with
-    #: the queue left as it was). The caller hands them to a worker, which claims them.
+    #: Queues that were not empty, that no one held, and whose head is due: a failover may
+    #: have lost the write that had them looked at (their entry went, the queue was left as
+    #: it was). Their entries on `sb:due` stay; the caller hands them to a worker, which
+    #: claims them with the claim token and reads their head.
     unheld: list[str] = field(default_factory=list)
 
 
@@ -129,7 +130,7 @@ def _committed(commit: TurnCommit, answer: list[Any], claim_token: str) -> Commi
             for position, (ref, _) in enumerate(queues, 1)
             if position not in fresh and position not in unheld
         ],
-        [due_member(queues[position - 1][0], claim_token) for position in unheld],
+        [queues[position - 1][0] for position in unheld],
     )
 
 
@@ -150,7 +151,7 @@ def commit_turn(
             f"the lock of conversation {commit.conversation_key} was lost; nothing was saved"
         )
     if committed.claimed or committed.unheld:
-        sender.deliver([*(due_member(ref, token) for ref in committed.claimed), *committed.unheld])
+        sender.deliver([due_member(ref, token) for ref in [*committed.claimed, *committed.unheld]])
 
 
 def _add_indexes(
