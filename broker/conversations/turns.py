@@ -155,6 +155,8 @@ class _Passes:
             )
             if outcome.put_off:
                 _put_off(self.r, outcome.put_off, self.token)
+            if batch.unavailable is not None:
+                raise batch.unavailable
             batch = None
         return processed
 
@@ -397,6 +399,9 @@ class _Batch:
         #: Where `renew` last moved the batch's time on the schedule, and when (monotonic).
         self.renewed_until = 0.0
         self.renewed_at = time.monotonic()
+        #: Redis failed under some of the pass's commits, not all (`commit`): raised once
+        #: the pass has handed on what the others saved.
+        self.unavailable: Exception | None = None
         self.loader = Loader(self.r, known)
 
     def run_all(self) -> None:
@@ -619,19 +624,29 @@ class _Batch:
         """Save every turn of the pass at once. Should that fail for a reason other than
         Redis's, each is saved alone, and a turn that cannot be is counted as failed; so is
         one whose lock ran out while it ran. One whose lock went while its lease held (Redis
-        lost it: a failover) runs again at once, uncounted."""
+        lost it: a failover) runs again at once, uncounted. Should Redis fail under some
+        (their node of a cluster is down), what the others saved is kept, and the failure
+        raised once the pass has handed it on (`unavailable`)."""
         self.changes.write_adds(self.r)
+        commits = list(self.commits.values())
         saved: dict[str, Committed] = {}
         try:
-            saved = self._commit(list(self.commits.values()), claim_token)
+            saved = self._commit(commits, claim_token)
+        except fanout.PartlyCommitted as partly:
+            saved = {
+                commit.conversation_key: done
+                for commit, done in zip(commits, partly.done, strict=True)
+                if done is not None
+            }
+            if unavailable_reason(partly.error) is not None:
+                self.unavailable = partly.error
+            else:
+                unsaved = [c for c in commits if c.conversation_key not in saved]
+                saved.update(self._commit_each(unsaved, claim_token))
         except Exception as exc:
             if unavailable_reason(exc) is not None:
                 raise
-            for key, commit in self.commits.items():
-                try:
-                    saved.update(self._commit([commit], claim_token))
-                except Exception as exc:
-                    self._failed(key, self.works[key], exc)
+            saved = self._commit_each(commits, claim_token)
         within_lease = time.monotonic() - self.renewed_at < self.settings.claim_lease * 0.9
         lost = [key for key, done in saved.items() if done.lost and self.works[key].meta]
         for key in lost:
@@ -650,6 +665,17 @@ class _Batch:
                 dead_turns.lost(self.r, self.settings, meta, self.works[key].single_item)
         if lost and within_lease:
             schedules.make_due(self.r, keys.TURNS, lost, clock.now())
+        return saved
+
+    def _commit_each(self, commits: list[TurnCommit], claim_token: str) -> dict[str, Committed]:
+        """Save each turn alone; one that cannot be is counted as failed."""
+        saved: dict[str, Committed] = {}
+        for commit in commits:
+            key = commit.conversation_key
+            try:
+                saved.update(self._commit([commit], claim_token))
+            except Exception as exc:
+                self._failed(key, self.works[key], exc)
         return saved
 
     def _commit(self, commits: list[TurnCommit], claim_token: str) -> dict[str, Committed]:

@@ -83,20 +83,31 @@ def add(pipe: Pipeline, name: str, keys: list[str], args: list[Any]) -> None:
 
 
 def execute_in_order(
-    r: Redis, first: Callable[[Pipeline], None], then: Callable[[Pipeline], None]
+    r: Redis,
+    first: Callable[[Pipeline], None],
+    then: Callable[[Pipeline], None],
+    *,
+    answered: int = 0,
 ) -> list[Any]:
     """Send what `first` queues, then what `then` queues: in one round trip on a single
     Redis, which runs a pipeline's commands in order; on a Redis Cluster, whose pipeline
     sends each node its part on its own, `then` only once `first` has been taken. For an
-    index entry (in another slot) that must exist before a conversation's script runs."""
+    index entry (in another slot) that must exist before a conversation's script runs.
+    An error raises, but those of the last `answered` commands, which are answered in their
+    places (each stands alone: on a cluster, a node that is down fails its own only)."""
     if on_cluster(r):
-        return execute(r, first) + execute(r, then)
+        answers = execute(r, first) + execute(r, then, must=0)
+    else:
 
-    def both(pipe: Pipeline) -> None:
-        first(pipe)
-        then(pipe)
+        def both(pipe: Pipeline) -> None:
+            first(pipe)
+            then(pipe)
 
-    return execute(r, both)
+        answers = execute(r, both, must=0)
+    errors = [a for a in answers[: len(answers) - answered] if isinstance(a, Exception)]
+    if errors:
+        raise errors[0]
+    return answers
 
 
 def execute(r: Redis, build: Callable[[Pipeline], None], *, must: int | None = None) -> list[Any]:
@@ -116,7 +127,8 @@ def execute(r: Redis, build: Callable[[Pipeline], None], *, must: int | None = N
         if any(isinstance(error, NoScriptError) for error in errors):
             load_all(r)
             continue
-        fatal = [a for a in answers[:must] if isinstance(a, Exception)] if must else errors
+        checked = answers if must is None else answers[:must]
+        fatal = [answer for answer in checked if isinstance(answer, Exception)]
         if fatal:
             raise fatal[0]
         return list(answers)

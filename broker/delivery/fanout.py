@@ -105,15 +105,31 @@ def commit_turns(
         for commit in commits:
             _add_commit(pipe, commit, head)
 
-    answers = scripts.execute_in_order(r, indexes, scripts_of_turns)[-len(commits) :]
+    answers = scripts.execute_in_order(r, indexes, scripts_of_turns, answered=len(commits))
     committed = [
-        _committed(commit, answer, claim_token)
-        for commit, answer in zip(commits, answers, strict=True)
+        None if isinstance(answer, Exception) else _committed(commit, answer, claim_token)
+        for commit, answer in zip(commits, answers[-len(commits) :], strict=True)
     ]
-    lost = [commit for commit, done in zip(commits, committed, strict=True) if done.lost]
+    lost = [commit for commit, done in zip(commits, committed, strict=True) if done and done.lost]
     if lost:
         _forget_listings(r, lost)
-    return committed
+    errors = [answer for answer in answers[-len(commits) :] if isinstance(answer, Exception)]
+    if not errors:
+        return [done for done in committed if done is not None]
+    if len(errors) == len(commits):
+        raise errors[0]
+    raise PartlyCommitted(errors[0], committed)
+
+
+class PartlyCommitted(Exception):
+    """Some turns of a batch were saved and others were not (their node of a cluster is down,
+    or their script failed): `done` holds each turn's `Committed`, None for those not
+    saved, and `error` the first failure."""
+
+    def __init__(self, error: Exception, done: list[Committed | None]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.done = done
 
 
 def _committed(commit: TurnCommit, answer: list[Any], claim_token: str) -> Committed:

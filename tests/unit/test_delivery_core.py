@@ -66,8 +66,8 @@ def test_a_crash_right_after_the_turn_still_leaves_the_queue_to_the_scheduler(
 ) -> None:
     real = scripts.execute
 
-    def dies_after_the_turn(client: Redis, build: Any) -> Any:
-        real(client, build)
+    def dies_after_the_turn(client: Redis, build: Any, **options: Any) -> Any:
+        real(client, build, **options)
         raise ConnectionError("the worker died here")
 
     monkeypatch.setattr(scripts, "execute", dies_after_the_turn)

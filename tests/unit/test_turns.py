@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import fakeredis
 import pytest
+from redis.exceptions import ReadOnlyError
 
 from broker import bot_removal
 from broker.bots.actions import ActionOutcome, ApiAnswer, ApiRequest
@@ -707,3 +708,32 @@ def _replica_of(r: Redis) -> Redis:
     replica = cast(Redis, fakeredis.FakeRedis(decode_responses=True))
     copy_all(r, replica)
     return replica
+
+
+def test_what_a_batch_saved_is_handed_on_though_redis_failed_under_another_turn(
+    fake_redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster, the node of one conversation of a batch is down: the others' commits
+    were saved, and their queues go to the workers before the batch says Redis failed
+    (else they waited out their claim, 40 s)."""
+    sender = RecordingSender()
+    channel = new_channel(fake_redis, settings)
+    for conversation in ("up", "down"):
+        user_says(fake_redis, settings, sender, channel, "hi", conversation_id=conversation)
+    up, down = (
+        ids.conversation_key(channel.bot_id, "LIVE", channel.id, name) for name in ("up", "down")
+    )
+    real = fanout._add_commit
+
+    def down_node(pipe: Any, commit: fanout.TurnCommit, head: list[Any]) -> None:
+        if commit.conversation_key != down:
+            real(pipe, commit, head)
+        else:
+            pipe.execute_command("EVAL", "return redis.error_reply('READONLY replica')", 0)
+
+    monkeypatch.setattr(fanout, "_add_commit", down_node)
+    with pytest.raises(ReadOnlyError):
+        turns.run_batch(fake_redis, settings, sender, [up, down])
+    assert [split_due_member(m)[0] for m in sender.deliveries] == [queue_ref(up, channel.id)]
+    assert fake_redis.llen(keys.conversation_inbox(up)) == 0
+    assert fake_redis.llen(keys.conversation_inbox(down)) == 1
