@@ -36,7 +36,7 @@ from broker.conversations.handover import (
 )
 from broker.conversations.loading import KNOWN, Known, Loader
 from broker.conversations.outbox import Outbox
-from broker.core import clock, generation, ids, keys, logs, metrics, schedules, scripts
+from broker.core import clock, generation, ids, keys, logs, metrics, scripts
 from broker.core.connection import Pipeline, Redis, index_shards, unavailable_reason
 from broker.core.defaults import TURN_BATCH, TURN_PUT_OFF
 from broker.core.sender import TaskSender
@@ -624,9 +624,10 @@ class _Batch:
         """Save every turn of the pass at once. Should that fail for a reason other than
         Redis's, each is saved alone, and a turn that cannot be is counted as failed; so is
         one whose lock ran out while it ran. One whose lock went while its lease held (Redis
-        lost it: a failover) runs again at once, uncounted. Should Redis fail under some
-        (their node of a cluster is down), what the others saved is kept, and the failure
-        raised once the pass has handed it on (`unavailable`)."""
+        lost it: a failover) is handed back to run again at once (`hand_back`), uncounted.
+        Should Redis fail under some (their node of a cluster is down), what the others
+        saved is kept, and the failure raised once the pass has handed it on
+        (`unavailable`)."""
         self.changes.write_adds(self.r)
         commits = list(self.commits.values())
         saved: dict[str, Committed] = {}
@@ -664,7 +665,7 @@ class _Batch:
                 # Counted, so that a turn that always outlives its lease ends parked.
                 dead_turns.lost(self.r, self.settings, meta, self.works[key].single_item)
         if lost and within_lease:
-            schedules.make_due(self.r, keys.TURNS, lost, clock.now())
+            hand_back(self.r, lost, self.lock_token)
         return saved
 
     def _commit_each(self, commits: list[TurnCommit], claim_token: str) -> dict[str, Committed]:

@@ -16,14 +16,6 @@ def add_turn(pipe: Pipeline, conversation_key: str, at: float) -> None:
     pipe.zadd(keys.turns(conversation_key, index_shards(pipe)), {conversation_key: at}, nx=True)
 
 
-def make_due(r: Redis, schedule: str, members: list[str], at: float) -> None:
-    """Put `members` of a schedule (TURNS or TIMERS) on it, due at `at`, in one round trip."""
-    pipe = r.pipeline(transaction=False)
-    for shard, found in keys.by_shard(schedule, members, index_shards(r)).items():
-        pipe.zadd(shard, dict.fromkeys(found, at))
-    pipe.execute()
-
-
 @dataclass(frozen=True)
 class Taken:
     """What a taking script took from each shard of a schedule (nothing from one that

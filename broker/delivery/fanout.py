@@ -106,14 +106,15 @@ def commit_turns(
             _add_commit(pipe, commit, head)
 
     answers = scripts.execute_in_order(r, indexes, scripts_of_turns, answered=len(commits))
+    answers = answers[-len(commits) :]  # the turns' own
     committed = [
         None if isinstance(answer, Exception) else _committed(commit, answer, claim_token)
-        for commit, answer in zip(commits, answers[-len(commits) :], strict=True)
+        for commit, answer in zip(commits, answers, strict=True)
     ]
     lost = [commit for commit, done in zip(commits, committed, strict=True) if done and done.lost]
     if lost:
         _forget_listings(r, lost)
-    errors = [answer for answer in answers[-len(commits) :] if isinstance(answer, Exception)]
+    errors = [answer for answer in answers if isinstance(answer, Exception)]
     if not errors:
         return [done for done in committed if done is not None]
     if len(errors) == len(commits):
