@@ -213,9 +213,7 @@ def test_a_json_line_escapes_every_line_break_and_control_character() -> None:
 def test_a_role_says_once_when_redis_answers_again_and_after_how_long(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = [100.0]
-    log = logging.getLogger("switchboard.test.outage")
-    outage = logs.RedisOutage(log, now=lambda: clock[0])
+    clock, log, outage = _outage_on_a_clock("switchboard.test.outage")
     repeats = logs.Repeats(every=30.0, now=lambda: clock[0])
     log.addFilter(repeats)
     try:
@@ -237,9 +235,7 @@ def test_a_role_says_once_when_redis_answers_again_and_after_how_long(
 def test_a_role_that_only_noticed_the_trouble_says_when_it_noticed_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = [100.0]
-    log = logging.getLogger("switchboard.test.noticed")
-    outage = logs.RedisOutage(log, now=lambda: clock[0])
+    clock, log, outage = _outage_on_a_clock("switchboard.test.noticed")
     with caplog.at_level(logging.INFO, logger=log.name):
         outage.began()
         clock[0] += 3.0
@@ -248,6 +244,13 @@ def test_a_role_that_only_noticed_the_trouble_says_when_it_noticed_it(
         outage.ended()
     said = [line.getMessage() for line in caplog.records]
     assert said == ["Redis reachable again; its trouble was noticed 5 s ago"]
+
+
+def _outage_on_a_clock(logger: str) -> tuple[list[float], logging.Logger, logs.RedisOutage]:
+    """A RedisOutage logging to `logger`, on a clock the test moves (its one item)."""
+    clock = [100.0]
+    log = logging.getLogger(logger)
+    return clock, log, logs.RedisOutage(log, now=lambda: clock[0])
 
 
 def consumer_line(attempt: int, error: Exception) -> logging.LogRecord:

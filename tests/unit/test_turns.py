@@ -22,7 +22,7 @@ from broker.core.defaults import TURN_PUT_OFF
 from broker.core.settings import Settings
 from broker.delivery import fanout, health, offloading
 from broker.delivery.records import queue_ref, split_due_member
-from tests.conversations import new_channel, queued_bodies, user_says
+from tests.conversations import ECHO, new_channel, queued_bodies, user_says
 from tests.fakes import RecordingSender
 
 
@@ -292,14 +292,9 @@ def test_a_batch_renews_its_locks_before_each_wait_outside_so_no_call_is_made_tw
 ) -> None:
     """Without the renewal, the third conversation's lease ran out while the first two
     called their API: another runner would take it and call again."""
-    sender = RecordingSender()
-    channel = new_channel(fake_redis, settings, ORDERING)
-    for user in ("u1", "u2", "u3"):
-        user_says(fake_redis, settings, sender, channel, "pizza", conversation_id=user)
-    conversation_keys = [
-        ids.conversation_key(channel.bot_id, "LIVE", channel.id, user)
-        for user in ("u1", "u2", "u3")
-    ]
+    sender, channel, conversation_keys = _said_by(
+        fake_redis, settings, ["u1", "u2", "u3"], "pizza", ORDERING
+    )
     actions = LeaseEatingActions(fake_redis, conversation_keys, settings.claim_lease)
 
     assert turns.run_batch(fake_redis, settings, sender, conversation_keys, actions=actions) == 3
@@ -522,13 +517,7 @@ def test_a_batch_renews_its_locks_between_turns_that_ran_long(
     monkeypatch.setattr(
         "broker.conversations.turns.time", types.SimpleNamespace(monotonic=lambda: clock[0])
     )
-    sender = RecordingSender()
-    channel = new_channel(fake_redis, settings)
-    for user in ("u1", "u2"):
-        user_says(fake_redis, settings, sender, channel, "hi", conversation_id=user)
-    first, second = (
-        ids.conversation_key(channel.bot_id, "LIVE", channel.id, user) for user in ("u1", "u2")
-    )
+    sender, channel, (first, second) = _said_by(fake_redis, settings, ["u1", "u2"])
     second_lock = keys.conversation_lock(second)
     nearly_out_ms = int(settings.claim_lease * 1000 / 10)
     left_ms: list[int] = []
@@ -617,12 +606,9 @@ def test_a_reply_to_another_message_from_the_same_state_has_another_id(
 def test_two_conversations_that_began_alike_make_other_delivery_ids(
     fake_redis: Redis, settings: Settings
 ) -> None:
-    sender = RecordingSender()
-    channel = new_channel(fake_redis, settings)
+    sender, channel, conversation_keys = _said_by(fake_redis, settings, ["u1", "u2"])
     made = []
-    for conversation in ("u1", "u2"):
-        user_says(fake_redis, settings, sender, channel, "hi", conversation_id=conversation)
-        key = ids.conversation_key(channel.bot_id, "LIVE", channel.id, conversation)
+    for key in conversation_keys:
         turns.run_pending(fake_redis, settings, sender, key)
         made.append(fake_redis.lrange(keys.fifo(key, channel.id), 0, -1)[0][-16:])
     assert made[0] != made[1]
@@ -703,6 +689,26 @@ def _answered(r: Redis, settings: Settings, text: str = "one") -> _Answered:
     return answered
 
 
+def _said_by(
+    r: Redis,
+    settings: Settings,
+    users: list[str],
+    text: str = "hi",
+    definition: dict[str, Any] = ECHO,
+) -> tuple[RecordingSender, Channel, list[str]]:
+    """A channel of a new bot on which each of `users` said `text`, not answered yet: the
+    sender the messages went through, the channel, and the users' conversation keys."""
+    sender = RecordingSender()
+    channel = new_channel(r, settings, definition)
+    for user in users:
+        user_says(r, settings, sender, channel, text, conversation_id=user)
+    return (
+        sender,
+        channel,
+        [ids.conversation_key(channel.bot_id, "LIVE", channel.id, user) for user in users],
+    )
+
+
 def _replica_of(r: Redis) -> Redis:
     """Another Redis holding what `r` holds: the replica that takes over."""
     replica = cast(Redis, fakeredis.FakeRedis(decode_responses=True))
@@ -716,13 +722,7 @@ def test_what_a_batch_saved_is_handed_on_though_redis_failed_under_another_turn(
     """On a cluster, the node of one conversation of a batch is down: the others' commits
     were saved, and their queues go to the workers before the batch says Redis failed
     (else they waited out their claim, 40 s)."""
-    sender = RecordingSender()
-    channel = new_channel(fake_redis, settings)
-    for conversation in ("up", "down"):
-        user_says(fake_redis, settings, sender, channel, "hi", conversation_id=conversation)
-    up, down = (
-        ids.conversation_key(channel.bot_id, "LIVE", channel.id, name) for name in ("up", "down")
-    )
+    sender, channel, (up, down) = _said_by(fake_redis, settings, ["up", "down"])
     real = fanout._add_commit
 
     def down_node(pipe: Any, commit: fanout.TurnCommit, head: list[Any]) -> None:
